@@ -1,0 +1,70 @@
+//! The sync link's driver: QUIC (quinn) with mutual TLS (rustls), the hub's certificate
+//! authority, and site enrollment.
+//!
+//! - The hub owns a CA ([`ca::HubCa`]) created on first start. A site is enrolled with a
+//!   one-time code; it receives a certificate whose subject names its site id, and from then
+//!   on every connection presents it.
+//! - [`server::serve`] accepts sites, checks the certificate chain and the site id, then
+//!   pumps frames between the connection and a [`HubStore`].
+//! - [`client::run`] keeps one appliance connected, reconnecting with backoff, and pumps
+//!   frames between the connection and a [`SiteStore`].
+//!
+//! The stores are the only place state lives: this crate commits nothing itself, and it
+//! acknowledges an entry only after the store's call that commits it has returned.
+
+use sync_protocol::{DownEntry, SiteId, UpEntry};
+
+/// What the appliance's store offers the link.
+pub trait SiteStore: Send + Sync + 'static {
+    /// The store's epoch and the last down-log entry it committed.
+    fn sync_position(&self) -> StoreResult<(u64, u64)>;
+    /// Outbox entries after `after_seq` of the current epoch, oldest first, at most `limit`.
+    fn outbox_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<UpEntry>>;
+    /// HQ committed everything up to `seq` of `epoch`: the store may drop those entries.
+    fn outbox_acked(&self, epoch: u64, seq: u64) -> StoreResult<()>;
+    /// Apply one down-log entry and record `entry.seq` as applied, in one transaction.
+    /// Applying an entry at or below the recorded position must change nothing.
+    fn apply_down(&self, entry: &DownEntry) -> StoreResult<()>;
+    /// Wakes the link when the outbox has something new (polled after each notification).
+    fn outbox_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+}
+
+/// What the hub's store offers the link.
+pub trait HubStore: Send + Sync + 'static {
+    /// Whether the site may connect (enrolled and not disabled).
+    fn site_allowed(&self, site: SiteId) -> StoreResult<bool>;
+    /// The highest outbox seq of `epoch` committed for this site, if any.
+    fn up_committed(&self, site: SiteId, epoch: u64) -> StoreResult<Option<u64>>;
+    /// Apply one outbox entry idempotently (unique on `(site, epoch, seq)`), committing it
+    /// before returning. An entry already applied with the same content is a no-op; one
+    /// already applied with *different* content is [`StoreError::Conflict`].
+    fn apply_up(&self, site: SiteId, entry: &UpEntry) -> StoreResult<()>;
+    /// Down-log entries for `site` after `after_seq`, oldest first, at most `limit`.
+    fn down_after(&self, site: SiteId, after_seq: u64, limit: usize) -> StoreResult<Vec<DownEntry>>;
+    /// The site committed everything up to `seq`.
+    fn down_acked(&self, site: SiteId, seq: u64) -> StoreResult<()>;
+    /// Wakes the link for `site` when its down log grows.
+    fn down_notify(&self, site: SiteId) -> std::sync::Arc<tokio::sync::Notify>;
+    /// The site's link came up or went down (for monitoring).
+    fn link_state(&self, site: SiteId, online: bool);
+    /// Consume a one-time enrollment code: the site it was issued for, or `None` if the code
+    /// is unknown, already used or expired. A code works once, even if enrollment then fails.
+    fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>>;
+}
+
+/// Errors a store reports to the link.
+mod store_error {
+    /// A store call's failure.
+    #[derive(Debug, thiserror::Error)]
+    pub enum StoreError {
+        /// The same `(site, epoch, seq)` arrived with different content: the site was
+        /// probably restored from an old backup. Raised as an alarm, never merged.
+        #[error("outbox entry {epoch}/{seq} conflicts with what HQ already holds")]
+        Conflict { epoch: u64, seq: u64 },
+        /// Anything else (disk, SQLite); the link closes and retries later.
+        #[error("{0}")]
+        Other(String),
+    }
+    pub type StoreResult<T> = std::result::Result<T, StoreError>;
+}
+pub use store_error::{StoreError, StoreResult};
