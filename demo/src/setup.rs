@@ -1,0 +1,106 @@
+//! Seeding the demo through the products' own JSON APIs, as HQ staff and a site admin would.
+//!
+//! Everything here goes over HTTP to the running hub and appliance: the demo proves the
+//! same path a person's browser takes, and a rerun on the same data directory finds what
+//! the first run created instead of creating it twice.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+/// A logged-in JSON API client (the session cookie is kept).
+pub struct Api {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    pub async fn login(base: &str, username: &str, password: &str) -> anyhow::Result<Api> {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let api = Api { base: base.trim_end_matches('/').to_string(), client };
+        api.post::<Value>("/api/login", &json!({"username": username, "password": password}))
+            .await
+            .with_context(|| format!("logging in to {base} as {username}"))?;
+        Ok(api)
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        decode(path, response).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
+        let response = self.client.post(format!("{}{path}", self.base)).json(body).send().await?;
+        decode(path, response).await
+    }
+
+    pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: &Path) -> anyhow::Result<T> {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name)
+            .mime_str("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")?;
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let response = self.client.post(format!("{}{path}", self.base)).multipart(form).send().await?;
+        decode(path, response).await
+    }
+}
+
+async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) -> anyhow::Result<T> {
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{path}: {status}: {text}");
+    }
+    // Endpoints that answer with no body decode as JSON null.
+    let text = if text.trim().is_empty() { "null" } else { text.as_str() };
+    serde_json::from_str(text).with_context(|| format!("{path}: unexpected answer {text}"))
+}
+
+/// Customer-field and business-record definitions of the demo project.
+pub fn demo_project(category_id: u64) -> Value {
+    json!({
+        "category_id": category_id,
+        "name": "5G畅享套餐升级",
+        "script": "您好，我是中国电信客服代表。您当前的套餐可以免费升级为5G畅享套餐，月费不变，流量增加20GB。请问您是否有兴趣了解一下？",
+        "hide_middle_digits": true,
+        "customer_fields": [
+            {"key": "name", "title": "客户姓名", "kind": "text", "options": []},
+            {"key": "plan", "title": "推荐套餐", "kind": "text", "options": []}
+        ],
+        "record_fields": [
+            {"key": "result", "title": "本次业务结果", "kind": "single_choice",
+             "options": ["成功办理", "有意向", "无意向", "预约回访"], "required": true}
+        ]
+    })
+}
+
+/// Writes the demo call list: `n_rows` mobile numbers in the carrier's test range with a
+/// name and a recommended plan, the way an HQ operator's spreadsheet looks.
+pub fn write_demo_sheet(path: &Path, n_rows: u32) -> anyhow::Result<()> {
+    let surnames = ["张", "王", "李", "赵", "陈", "刘", "杨", "黄", "周", "吴"];
+    let given = ["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军"];
+    let plans = ["5G畅享129元", "5G畅享169元", "融合宽带199元", "流量包30元"];
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "手机号码")?;
+    sheet.write_string(0, 1, "客户姓名")?;
+    sheet.write_string(0, 2, "推荐套餐")?;
+    let mut rng = rand::rng();
+    for row in 1..=n_rows {
+        let phone = format!("1380013{:04}", row);
+        let name = format!("{}{}", surnames[rng.random_range(0..surnames.len())], given[rng.random_range(0..given.len())]);
+        sheet.write_string(row, 0, &phone)?;
+        sheet.write_string(row, 1, &name)?;
+        sheet.write_string(row, 2, plans[rng.random_range(0..plans.len())])?;
+    }
+    workbook.save(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
