@@ -1,0 +1,676 @@
+//! SIP messages: parsing from bytes, building, and serializing back to bytes.
+//!
+//! A [`Message`] is either a [`Request`] or a [`Response`]; both carry [`Headers`] (an ordered
+//! list, names normalised so compact forms like `v:` read as `Via`) and a raw body. Parsing
+//! checks what every later step relies on (start line, the mandatory headers, a sane
+//! `Content-Length`) and returns a [`ParseError`] naming the defect; it never panics, whatever
+//! the bytes. Helpers parse the structured headers the stack needs: [`Via`], [`NameAddr`]
+//! (From/To/Contact), [`SipUri`] and [`CSeq`].
+
+use std::fmt;
+use std::net::SocketAddr;
+
+/// Largest message accepted; a UDP datagram cannot be larger and a bigger TCP frame is abuse.
+pub const MAX_MESSAGE_BYTES: usize = 65_535;
+
+/// A SIP request method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Method {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Register,
+    Options,
+    Info,
+    Update,
+    Prack,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    /// Any other token; kept so a proxy-like peer's methods can be answered with 501.
+    Other(String),
+}
+
+impl Method {
+    /// The method token as written on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Register => "REGISTER",
+            Method::Options => "OPTIONS",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Other(token) => token,
+        }
+    }
+
+    /// Parses a method token; methods are case-sensitive (RFC 3261 section 7.1).
+    pub fn from_token(token: &str) -> Method {
+        match token {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "REGISTER" => Method::Register,
+            "OPTIONS" => Method::Options,
+            "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            other => Method::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One header line, name normalised to its long canonical form when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// The ordered header list of a message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<Header>);
+
+impl Headers {
+    /// The first value of `name` (case-insensitive), if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value.as_str())
+    }
+
+    /// Appends a header line.
+    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.push(Header { name: name.into(), value: value.into() });
+    }
+
+    /// Removes every line named `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|header| !header.name.eq_ignore_ascii_case(name));
+    }
+
+    /// Replaces every line named `name` with one line.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.remove(name);
+        self.push(name, value);
+    }
+}
+
+/// A SIP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: Method,
+    pub uri: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// A SIP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Headers,
+    pub body: Vec<u8>,
+}
+
+/// A parsed SIP message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+impl Message {
+    /// The message's headers, whichever kind it is.
+    pub fn headers(&self) -> &Headers {
+        match self {
+            Message::Request(request) => &request.headers,
+            Message::Response(response) => &response.headers,
+        }
+    }
+}
+
+/// Why bytes are not a SIP message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing but whitespace (a keep-alive CRLF is reported this way so callers can skip it).
+    #[error("empty packet (keep-alive or stray whitespace)")]
+    Empty,
+    /// Larger than any SIP datagram may be.
+    #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// No blank line separates the headers from the body.
+    #[error("no end of headers (CRLF CRLF) found; the message is truncated or not SIP")]
+    NoHeaderEnd,
+    /// The header section is not UTF-8 text.
+    #[error("header section is not UTF-8 text")]
+    NotText,
+    /// The first line is neither `METHOD uri SIP/2.0` nor `SIP/2.0 code reason`.
+    #[error("bad start line {0:?}: expected `METHOD uri SIP/2.0` or `SIP/2.0 CODE reason`")]
+    StartLine(String),
+    /// A header line without a colon or with an empty name.
+    #[error("bad header line {0:?}: expected `Name: value`")]
+    HeaderLine(String),
+    /// A header every SIP message must carry is absent.
+    #[error("missing mandatory header {0}")]
+    MissingHeader(&'static str),
+    /// Content-Length is not a number.
+    #[error("Content-Length {0:?} is not a number")]
+    ContentLength(String),
+    /// Content-Length promises more body than arrived.
+    #[error("Content-Length says {declared} bytes but only {available} arrived")]
+    Truncated { declared: usize, available: usize },
+    /// CSeq is not `number METHOD`.
+    #[error("bad CSeq {0:?}: expected `number METHOD`")]
+    CSeq(String),
+}
+
+/// Header long names for the compact forms of RFC 3261 section 7.3.3 (and common extensions).
+fn canonical_name(name: &str) -> String {
+    let long = match name.to_ascii_lowercase().as_str() {
+        "i" | "call-id" => "Call-ID",
+        "m" | "contact" => "Contact",
+        "e" | "content-encoding" => "Content-Encoding",
+        "l" | "content-length" => "Content-Length",
+        "c" | "content-type" => "Content-Type",
+        "f" | "from" => "From",
+        "k" | "supported" => "Supported",
+        "s" | "subject" => "Subject",
+        "t" | "to" => "To",
+        "v" | "via" => "Via",
+        "cseq" => "CSeq",
+        "www-authenticate" => "WWW-Authenticate",
+        "proxy-authenticate" => "Proxy-Authenticate",
+        "authorization" => "Authorization",
+        "proxy-authorization" => "Proxy-Authorization",
+        "expires" => "Expires",
+        "max-forwards" => "Max-Forwards",
+        _ => return name.to_string(),
+    };
+    long.to_string()
+}
+
+/// Splits a header value at commas that are outside quotes and angle brackets.
+pub fn split_top_level_commas(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut in_quotes = false;
+    let mut angle_depth = 0u32;
+    let mut escaped = false;
+    let mut start = 0;
+    for (idx, ch) in value.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match ch {
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            '<' if !in_quotes => angle_depth += 1,
+            '>' if !in_quotes => angle_depth = angle_depth.saturating_sub(1),
+            ',' if !in_quotes && angle_depth == 0 => {
+                parts.push(value[start..idx].trim());
+                start = idx + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim());
+    parts.into_iter().filter(|part| !part.is_empty()).collect()
+}
+
+fn find_header_end(bytes: &[u8]) -> Option<(usize, usize)> {
+    // Accept bare LF line endings too: some broken UAs send them and RFC 3261 asks for leniency.
+    let crlf = bytes.windows(4).position(|window| window == b"\r\n\r\n").map(|pos| (pos, pos + 4));
+    let lf = bytes.windows(2).position(|window| window == b"\n\n").map(|pos| (pos, pos + 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Parses one SIP message from a datagram (or a framed stream chunk).
+pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError::TooLarge(bytes.len()));
+    }
+    let leading = bytes.iter().take_while(|byte| byte.is_ascii_whitespace()).count();
+    let bytes = &bytes[leading..];
+    if bytes.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let (head_end, body_start) = find_header_end(bytes).ok_or(ParseError::NoHeaderEnd)?;
+    let head = std::str::from_utf8(&bytes[..head_end]).map_err(|_| ParseError::NotText)?;
+
+    let mut lines: Vec<String> = Vec::new();
+    for raw_line in head.split('\n') {
+        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
+        // Header folding: a line starting with whitespace continues the previous one.
+        if (line.starts_with(' ') || line.starts_with('\t')) && !lines.is_empty() {
+            if let Some(last) = lines.last_mut() {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            continue;
+        }
+        lines.push(line.to_string());
+    }
+    let mut line_iter = lines.into_iter();
+    let start_line = line_iter.next().unwrap_or_default();
+    let start = parse_start_line(&start_line)?;
+
+    let mut headers = Headers::default();
+    for line in line_iter {
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(ParseError::HeaderLine(line));
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(' ') {
+            return Err(ParseError::HeaderLine(line));
+        }
+        let name = canonical_name(name);
+        let value = value.trim();
+        if name == "Via" {
+            // One Via line may carry several hops; store one entry per hop so the top one is first.
+            for hop in split_top_level_commas(value) {
+                headers.push("Via", hop);
+            }
+        } else {
+            headers.push(name, value);
+        }
+    }
+
+    for mandatory in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if headers.get(mandatory).is_none() {
+            return Err(ParseError::MissingHeader(mandatory));
+        }
+    }
+    if let Some(cseq) = headers.get("CSeq") {
+        CSeq::parse(cseq)?;
+    }
+
+    let rest = &bytes[body_start..];
+    let body = match headers.get("Content-Length") {
+        Some(text) => {
+            let declared: usize =
+                text.trim().parse().map_err(|_| ParseError::ContentLength(text.to_string()))?;
+            if declared > rest.len() {
+                return Err(ParseError::Truncated { declared, available: rest.len() });
+            }
+            rest[..declared].to_vec()
+        }
+        None => rest.to_vec(),
+    };
+
+    Ok(match start {
+        StartLine::Response { status, reason } => Message::Response(Response { status, reason, headers, body }),
+        StartLine::Request { method, uri } => Message::Request(Request { method, uri, headers, body }),
+    })
+}
+
+enum StartLine {
+    Request { method: Method, uri: String },
+    Response { status: u16, reason: String },
+}
+
+fn parse_start_line(start_line: &str) -> Result<StartLine, ParseError> {
+    let err = || ParseError::StartLine(start_line.to_string());
+    if let Some(after_version) = start_line.strip_prefix("SIP/2.0 ") {
+        let (code, reason) = after_version.split_once(' ').unwrap_or((after_version, ""));
+        let status: u16 = code.parse().map_err(|_| err())?;
+        if !(100..=699).contains(&status) {
+            return Err(err());
+        }
+        return Ok(StartLine::Response { status, reason: reason.to_string() });
+    }
+    let mut parts = start_line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(err());
+    };
+    let method_is_token = !method.is_empty()
+        && method.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte));
+    if version != "SIP/2.0" || !method_is_token || uri.is_empty() || !uri.contains(':') {
+        return Err(err());
+    }
+    Ok(StartLine::Request { method: Method::from_token(method), uri: uri.to_string() })
+}
+
+fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
+    for header in &headers.0 {
+        if header.name.eq_ignore_ascii_case("Content-Length") {
+            continue;
+        }
+        out.extend_from_slice(header.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(header.value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // Content-Length is always computed here so it can never disagree with the body.
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+}
+
+impl Request {
+    /// A request with no headers yet.
+    pub fn new(method: Method, uri: impl Into<String>) -> Request {
+        Request { method, uri: uri.into(), headers: Headers::default(), body: Vec::new() }
+    }
+
+    /// Builder-style header append.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Request {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Serializes to wire bytes with a correct Content-Length.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("{} {} SIP/2.0\r\n", self.method, self.uri).into_bytes();
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
+    }
+
+    /// The parsed CSeq.
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        CSeq::parse(self.headers.get("CSeq").unwrap_or_default())
+    }
+
+    /// The Call-ID value (empty if absent; [`parse`] guarantees presence).
+    pub fn call_id(&self) -> &str {
+        self.headers.get("Call-ID").unwrap_or_default()
+    }
+
+    /// The topmost Via, parsed.
+    pub fn top_via(&self) -> Option<Via> {
+        self.headers.get("Via").and_then(|value| Via::parse(value).ok())
+    }
+}
+
+impl Response {
+    /// A response with no headers.
+    pub fn new(status: u16, reason: impl Into<String>) -> Response {
+        Response { status, reason: reason.into(), headers: Headers::default(), body: Vec::new() }
+    }
+
+    /// A response to `request` with the headers RFC 3261 section 8.2.6 copies (all Vias,
+    /// From, To, Call-ID, CSeq); `to_tag` is added to To when the request's To has none.
+    pub fn to_request(request: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+        let mut response = Response::new(status, reason);
+        for via in request.headers.get_all("Via") {
+            response.headers.push("Via", via);
+        }
+        for name in ["From", "To", "Call-ID", "CSeq"] {
+            if let Some(value) = request.headers.get(name) {
+                let mut value = value.to_string();
+                if name == "To" {
+                    let has_tag = NameAddr::parse(&value).map(|addr| addr.tag().is_some()).unwrap_or(false);
+                    if let (false, Some(tag)) = (has_tag, to_tag) {
+                        value = format!("{value};tag={tag}");
+                    }
+                }
+                response.headers.push(name, value);
+            }
+        }
+        response
+    }
+
+    /// Builder-style header append.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Serializes to wire bytes with a correct Content-Length.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!("SIP/2.0 {} {}\r\n", self.status, self.reason).into_bytes();
+        write_headers_and_body(&mut out, &self.headers, &self.body);
+        out
+    }
+
+    /// The parsed CSeq.
+    pub fn cseq(&self) -> Result<CSeq, ParseError> {
+        CSeq::parse(self.headers.get("CSeq").unwrap_or_default())
+    }
+
+    /// The Call-ID value.
+    pub fn call_id(&self) -> &str {
+        self.headers.get("Call-ID").unwrap_or_default()
+    }
+
+    /// The topmost Via, parsed.
+    pub fn top_via(&self) -> Option<Via> {
+        self.headers.get("Via").and_then(|value| Via::parse(value).ok())
+    }
+}
+
+/// A parsed CSeq header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub number: u32,
+    pub method: Method,
+}
+
+impl CSeq {
+    /// Parses `number METHOD`.
+    pub fn parse(value: &str) -> Result<CSeq, ParseError> {
+        let mut parts = value.split_whitespace();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(number), Some(method), None) => {
+                let number = number.parse().map_err(|_| ParseError::CSeq(value.to_string()))?;
+                Ok(CSeq { number, method: Method::from_token(method) })
+            }
+            _ => Err(ParseError::CSeq(value.to_string())),
+        }
+    }
+}
+
+/// Why a structured header value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A Via is not `SIP/2.0/TRANSPORT host[:port][;params]`.
+    #[error("bad Via {0:?}: expected `SIP/2.0/UDP host:port;branch=...`")]
+    Via(String),
+    /// A URI is not `sip:[user@]host[:port][;params]`.
+    #[error("bad SIP URI {0:?}: expected `sip:user@host:port`")]
+    Uri(String),
+    /// A From/To/Contact value has no URI.
+    #[error("bad address {0:?}: expected `\"Name\" <sip:...>;params` or `sip:...`")]
+    NameAddr(String),
+}
+
+fn parse_params(text: &str) -> Vec<(String, Option<String>)> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|param| !param.is_empty())
+        .map(|param| match param.split_once('=') {
+            Some((key, value)) => (key.trim().to_ascii_lowercase(), Some(value.trim().trim_matches('"').to_string())),
+            None => (param.to_ascii_lowercase(), None),
+        })
+        .collect()
+}
+
+fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_deref().unwrap_or(""))
+}
+
+/// One Via hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    pub transport: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl Via {
+    /// Parses one hop (`SIP/2.0/UDP host:port;branch=...`).
+    pub fn parse(value: &str) -> Result<Via, HeaderError> {
+        let err = || HeaderError::Via(value.to_string());
+        let (protocol, rest) = value.trim().split_once(char::is_whitespace).ok_or_else(err)?;
+        let mut protocol_parts = protocol.split('/');
+        let (Some(name), Some(version), Some(transport), None) =
+            (protocol_parts.next(), protocol_parts.next(), protocol_parts.next(), protocol_parts.next())
+        else {
+            return Err(err());
+        };
+        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
+            return Err(err());
+        }
+        let rest = rest.trim();
+        let (sent_by, params) = rest.split_once(';').unwrap_or((rest, ""));
+        let (host, port) = split_host_port(sent_by.trim()).ok_or_else(err)?;
+        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params: parse_params(params) })
+    }
+
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&str> {
+        find_param(&self.params, "branch")
+    }
+
+    /// Any parameter by name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+}
+
+/// Splits `host[:port]`, including bracketed IPv6 literals.
+fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
+    if text.is_empty() {
+        return None;
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => Some(port.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() => Some((host.to_string(), Some(port.parse().ok()?))),
+        Some(_) => None,
+        None => Some((text.to_string(), None)),
+    }
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    pub scheme: String,
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl SipUri {
+    /// Parses `sip:[user[:password]@]host[:port][;params][?headers]`.
+    pub fn parse(text: &str) -> Result<SipUri, HeaderError> {
+        let err = || HeaderError::Uri(text.to_string());
+        let text_trimmed = text.trim();
+        let (scheme, rest) = text_trimmed.split_once(':').ok_or_else(err)?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "sip" && scheme != "sips" {
+            return Err(err());
+        }
+        let rest = rest.split_once('?').map(|(before, _)| before).unwrap_or(rest);
+        let (address, params) = rest.split_once(';').unwrap_or((rest, ""));
+        let (user, host_port) = match address.rsplit_once('@') {
+            Some((user_info, host_port)) => {
+                let user = user_info.split_once(':').map(|(user, _)| user).unwrap_or(user_info);
+                (Some(user.to_string()), host_port)
+            }
+            None => (None, address),
+        };
+        let (host, port) = split_host_port(host_port).ok_or_else(err)?;
+        Ok(SipUri { scheme, user, host, port, params: parse_params(params) })
+    }
+
+    /// `host:port` as a socket address when the host is an IP literal.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        let ip = self.host.parse().ok()?;
+        Some(SocketAddr::new(ip, self.port.unwrap_or(5060)))
+    }
+}
+
+/// A From/To/Contact value: optional display name, URI, header parameters (tag, expires...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    pub display_name: Option<String>,
+    pub uri: String,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+impl NameAddr {
+    /// Parses `"Name" <uri>;params` or a bare `uri;params`.
+    pub fn parse(value: &str) -> Result<NameAddr, HeaderError> {
+        let err = || HeaderError::NameAddr(value.to_string());
+        let value = value.trim();
+        if let Some(open) = value.find('<') {
+            let close_rel = value[open..].find('>').ok_or_else(err)?;
+            let close = open + close_rel;
+            let display = value[..open].trim().trim_matches('"').trim();
+            let uri = value[open + 1..close].trim();
+            if uri.is_empty() {
+                return Err(err());
+            }
+            let params = value[close + 1..].trim_start_matches(';');
+            Ok(NameAddr {
+                display_name: (!display.is_empty()).then(|| display.to_string()),
+                uri: uri.to_string(),
+                params: parse_params(params),
+            })
+        } else {
+            // Without angle brackets, parameters after the URI belong to the header (RFC 3261 20.10).
+            let (uri, params) = value.split_once(';').unwrap_or((value, ""));
+            if uri.trim().is_empty() || !uri.contains(':') {
+                return Err(err());
+            }
+            Ok(NameAddr { display_name: None, uri: uri.trim().to_string(), params: parse_params(params) })
+        }
+    }
+
+    /// The tag parameter.
+    pub fn tag(&self) -> Option<&str> {
+        find_param(&self.params, "tag")
+    }
+
+    /// Any header parameter by name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+}
