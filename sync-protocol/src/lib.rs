@@ -12,6 +12,9 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod enroll;
+pub mod framing;
 pub mod messages;
+pub mod session;
 
 pub use messages::*;

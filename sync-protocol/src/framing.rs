@@ -1,0 +1,441 @@
+//! Length-prefixed postcard frames: how [`Frame`]s and other wire messages become bytes.
+//!
+//! A frame on the wire is a `u32` little-endian length followed by that many bytes of
+//! postcard. The length is capped at [`MAX_FRAME_LEN`] so that a hostile or confused peer
+//! cannot make the other side buffer without bound.
+//!
+//! - [`encode_frame`] / [`encode_message`] turn a value into one framed byte vector.
+//! - [`FrameDecoder`] accepts bytes as they arrive (any split) and yields whole values or a
+//!   [`FrameError`]. It never panics on input; the proptests in this module feed it random
+//!   bytes to hold it to that.
+//!
+//! After [`FrameError::Oversized`] the stream has lost its framing and the decoder stays
+//! poisoned. After [`FrameError::UnknownVariant`] or [`FrameError::Malformed`] the bad frame
+//! has been consumed (its length was sound), so a caller could go on; the link closes
+//! instead, because skipping an entry would leave a hole in a sequence.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::messages::{Frame, MAX_FRAME_LEN};
+
+/// Bytes in the length prefix.
+pub const LEN_PREFIX: usize = 4;
+
+/// Why a value could not be framed.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The encoded value is larger than [`MAX_FRAME_LEN`]; the sender must split it
+    /// (batch chunks are sized well below the cap for this reason).
+    #[error("frame of {len} bytes exceeds the {max}-byte limit; send smaller chunks")]
+    Oversized { len: usize, max: usize },
+    /// postcard could not serialize the value (a bug in a `Serialize` impl, not input).
+    #[error("could not encode frame: {0}")]
+    Postcard(#[from] postcard::Error),
+}
+
+/// Why received bytes are not a valid frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended inside a frame: {have} of {need} bytes received")]
+    Truncated { have: usize, need: usize },
+    /// The length prefix announces more than [`MAX_FRAME_LEN`] bytes: the peer is broken or
+    /// hostile, and the stream cannot be resynchronised.
+    #[error("peer announced a {len}-byte frame, over the {max}-byte limit")]
+    Oversized { len: usize, max: usize },
+    /// The frame names a message kind this build does not know: the peer runs newer
+    /// software. Upgrade this side.
+    #[error("peer sent a message kind this version does not know ({detail}); upgrade this side")]
+    UnknownVariant { detail: String },
+    /// The frame's bytes do not decode as the expected message.
+    #[error("malformed frame: {detail}")]
+    Malformed { detail: String },
+}
+
+/// Encode a [`Frame`] with its length prefix.
+pub fn encode_frame(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
+    encode_message(frame)
+}
+
+/// Encode any wire message (for instance an enrollment message) with its length prefix.
+pub fn encode_message<T: Serialize>(message: &T) -> Result<Vec<u8>, EncodeError> {
+    // Reserve the prefix first and patch it in afterwards, so the body is written once.
+    let mut out = vec![0u8; LEN_PREFIX];
+    let mut out = postcard::to_extend(message, std::mem::take(&mut out))?;
+    let body_len = out.len() - LEN_PREFIX;
+    if body_len > MAX_FRAME_LEN {
+        return Err(EncodeError::Oversized { len: body_len, max: MAX_FRAME_LEN });
+    }
+    // MAX_FRAME_LEN fits in u32, checked just above.
+    let prefix = (body_len as u32).to_le_bytes();
+    out[..LEN_PREFIX].copy_from_slice(&prefix);
+    Ok(out)
+}
+
+/// Decode one frame body (without its prefix) as `T`.
+pub fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+    match postcard::take_from_bytes::<T>(body) {
+        Ok((value, [])) => Ok(value),
+        Ok((_, rest)) => Err(FrameError::Malformed {
+            detail: format!("{} unexpected trailing bytes", rest.len()),
+        }),
+        // serde's derived enum visitor reports an out-of-range variant index as a custom
+        // error, and postcard maps indices above u32 to `DeserializeBadEnum`.
+        Err(postcard::Error::SerdeDeCustom) | Err(postcard::Error::DeserializeBadEnum) => {
+            Err(FrameError::UnknownVariant { detail: "unknown enum variant".to_owned() })
+        }
+        Err(other) => Err(FrameError::Malformed { detail: other.to_string() }),
+    }
+}
+
+/// Incremental decoder: push bytes as they arrive, pull whole messages out.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    buffer: Vec<u8>,
+    /// Set after an oversized prefix: nothing after it can be trusted.
+    poisoned: Option<FrameError>,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        FrameDecoder { buffer: Vec::new(), poisoned: None }
+    }
+
+    /// Append received bytes.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.poisoned.is_none() {
+            self.buffer.extend_from_slice(bytes);
+        }
+    }
+
+    /// The next whole [`Frame`], `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        self.next_message::<Frame>()
+    }
+
+    /// The next whole message of type `T`, `Ok(None)` if more bytes are needed.
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        let Some(prefix) = self.buffer.get(..LEN_PREFIX) else {
+            return Ok(None);
+        };
+        let mut prefix_bytes = [0u8; LEN_PREFIX];
+        prefix_bytes.copy_from_slice(prefix);
+        let body_len = u32::from_le_bytes(prefix_bytes) as usize;
+        if body_len > MAX_FRAME_LEN {
+            let error = FrameError::Oversized { len: body_len, max: MAX_FRAME_LEN };
+            self.poisoned = Some(error.clone());
+            self.buffer = Vec::new();
+            return Err(error);
+        }
+        let frame_end = LEN_PREFIX + body_len;
+        if self.buffer.len() < frame_end {
+            return Ok(None);
+        }
+        let result = decode_body::<T>(&self.buffer[LEN_PREFIX..frame_end]);
+        self.buffer.drain(..frame_end);
+        result.map(Some)
+    }
+
+    /// Bytes held that do not yet make a whole frame.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The stream ended: an error if it ended inside a frame.
+    pub fn finish(&self) -> Result<(), FrameError> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let need = match self.buffer.get(..LEN_PREFIX) {
+            Some(prefix) => {
+                let mut prefix_bytes = [0u8; LEN_PREFIX];
+                prefix_bytes.copy_from_slice(prefix);
+                LEN_PREFIX + u32::from_le_bytes(prefix_bytes) as usize
+            }
+            None => LEN_PREFIX,
+        };
+        Err(FrameError::Truncated { have: self.buffer.len(), need })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::messages::*;
+
+    fn check(frame: Frame, expected: Expect) {
+        let bytes = encode_frame(&frame).unwrap();
+        expected.assert_eq(&hex::encode(&bytes));
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&bytes);
+        assert_eq!(decoder.next_frame().unwrap(), Some(frame));
+        decoder.finish().unwrap();
+    }
+
+    fn sample_project() -> ProjectDef {
+        ProjectDef {
+            project_id: 7,
+            category: "保险".into(),
+            name: "p".into(),
+            script: "hi".into(),
+            hide_middle_digits: true,
+            customer_fields: vec![FieldDef {
+                key: "name".into(),
+                title: "姓名".into(),
+                kind: FieldKind::Text,
+                required: true,
+                read_only: false,
+                hidden: false,
+            }],
+            record_fields: vec![FieldDef {
+                key: "intent".into(),
+                title: "意向".into(),
+                kind: FieldKind::SingleChoice(vec!["yes".into(), "no".into()]),
+                required: false,
+                read_only: false,
+                hidden: false,
+            }],
+            params: ProjectParams {
+                dial_mode: Some(DialMode::Predictive),
+                ring_seconds: Some(30),
+                ratio: None,
+                max_concurrency: Some(4),
+            },
+            version: 3,
+        }
+    }
+
+    // Golden vectors: postcard encodes enum variants by index and integers as varints, so
+    // a reordered variant or a changed field type shows up here before it reaches a site.
+    #[test]
+    fn golden_control_frames() {
+        check(
+            Frame::ClientHello(ClientHello {
+                protocol_version: 1,
+                site_id: 42,
+                epoch: 3,
+                down_applied: 300,
+                software: "a".into(),
+            }),
+            expect!["0800000000012a03ac020161"],
+        );
+        check(
+            Frame::ServerHello(ServerHello {
+                protocol_version: 1,
+                up_committed: Some(5),
+                software: "h".into(),
+            }),
+            expect!["06000000010101050168"],
+        );
+        check(Frame::Refused { reason: "no".into() }, expect!["0400000002026e6f"]);
+        check(Frame::UpAck { epoch: 2, seq: 129 }, expect!["0400000004028101"]);
+        check(Frame::DownAck { seq: 1 }, expect!["020000000601"]);
+        check(Frame::Ping, expect!["0100000007"]);
+    }
+
+    #[test]
+    fn golden_up_frames() {
+        check(
+            Frame::Up(UpEntry {
+                epoch: 1,
+                seq: 2,
+                event: UpEvent::CallAttempt(CallAttempt {
+                    attempt_id: 9,
+                    batch_id: 8,
+                    row_id: 7,
+                    started_at: 100,
+                    answered_at: Some(105),
+                    ended_at: 160,
+                    outcome: Outcome::Connected,
+                    hangup_side: Some(HangupSide::Agent),
+                    agent: Some("1001".into()),
+                    talk_seconds: 55,
+                    recording_sha256: None,
+                }),
+            }),
+            expect!["1900000003010200090807c80101d201c0020001010104313030313700"],
+        );
+        check(
+            Frame::Up(UpEntry {
+                epoch: 1,
+                seq: 3,
+                event: UpEvent::BusinessRecord(BusinessRecord {
+                    attempt_id: 9,
+                    batch_id: 8,
+                    row_id: 7,
+                    agent: "1001".into(),
+                    saved_at: -1,
+                    values: vec![("intent".into(), "yes".into())],
+                }),
+            }),
+            expect!["19000000030103010908070431303031010106696e74656e7403796573"],
+        );
+    }
+
+    #[test]
+    fn golden_down_frames() {
+        check(Frame::Down(DownEntry { seq: 1, event: DownEvent::Project(sample_project()) }), expect!["450000000501000706e4bf9de999a901700268690101046e616d6506e5a793e5908d000100000106696e74656e7406e6848fe59091010203796573026e6f0000000100011e00010403"]);
+        check(
+            Frame::Down(DownEntry {
+                seq: 2,
+                event: DownEvent::BatchChunk(BatchChunk {
+                    batch_id: 5,
+                    chunk_idx: 0,
+                    rows: vec![CustomerRow {
+                        row_id: 1,
+                        phone: "13800138000".into(),
+                        fields: vec![("name".into(), "张三".into())],
+                    }],
+                }),
+            }),
+            expect!["20000000050201050001010b313338303031333830303001046e616d6506e5bca0e4b889"],
+        );
+        check(
+            Frame::Down(DownEntry {
+                seq: 3,
+                event: DownEvent::BatchManifest(BatchManifest {
+                    batch_id: 5,
+                    project_id: 7,
+                    name: "b".into(),
+                    priority: 50,
+                    imported_at: 1_700_000_000,
+                    n_rows: 1,
+                    n_chunks: 1,
+                    rows_hash: [0xab; 32],
+                }),
+            }),
+            expect!["2f000000050302050701623280c49fd50c0101abababababababababababababababababababababababababababababababab"],
+        );
+        check(
+            Frame::Down(DownEntry {
+                seq: 4,
+                event: DownEvent::BatchControl(BatchControl { batch_id: 5, version: 2, priority: 0 }),
+            }),
+            expect!["06000000050403050200"],
+        );
+    }
+
+    #[test]
+    fn split_anywhere_decodes_the_same() {
+        let frames = vec![
+            Frame::Ping,
+            Frame::DownAck { seq: 77 },
+            Frame::Refused { reason: "site 3 is disabled".into() },
+        ];
+        let mut bytes = Vec::new();
+        for frame in &frames {
+            bytes.extend(encode_frame(frame).unwrap());
+        }
+        for split in 0..=bytes.len() {
+            let mut decoder = FrameDecoder::new();
+            let mut got = Vec::new();
+            for piece in [&bytes[..split], &bytes[split..]] {
+                decoder.push(piece);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    got.push(frame);
+                }
+            }
+            assert_eq!(got, frames, "split at {split}");
+            decoder.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn truncated_stream_is_reported() {
+        let bytes = encode_frame(&Frame::DownAck { seq: 1 }).unwrap();
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&bytes[..bytes.len() - 1]);
+        assert_eq!(decoder.next_frame(), Ok(None));
+        assert_eq!(
+            decoder.finish(),
+            Err(FrameError::Truncated { have: bytes.len() - 1, need: bytes.len() })
+        );
+        let mut short_prefix = FrameDecoder::new();
+        short_prefix.push(&[1, 0]);
+        assert_eq!(short_prefix.finish(), Err(FrameError::Truncated { have: 2, need: 4 }));
+    }
+
+    #[test]
+    fn oversized_prefix_poisons_the_decoder() {
+        let mut decoder = FrameDecoder::new();
+        let len = (MAX_FRAME_LEN as u32 + 1).to_le_bytes();
+        decoder.push(&len);
+        let expected = FrameError::Oversized { len: MAX_FRAME_LEN + 1, max: MAX_FRAME_LEN };
+        assert_eq!(decoder.next_frame(), Err(expected.clone()));
+        decoder.push(&encode_frame(&Frame::Ping).unwrap());
+        assert_eq!(decoder.next_frame(), Err(expected));
+    }
+
+    #[test]
+    fn oversized_value_is_not_encoded() {
+        let frame = Frame::Refused { reason: "x".repeat(MAX_FRAME_LEN + 1) };
+        assert!(matches!(encode_frame(&frame), Err(EncodeError::Oversized { .. })));
+    }
+
+    #[test]
+    fn unknown_variant_is_reported_and_consumed() {
+        // Variant index 200 does not exist in this version's `Frame`.
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[2, 0, 0, 0, 0xc8, 0x01]);
+        decoder.push(&encode_frame(&Frame::Ping).unwrap());
+        assert!(matches!(decoder.next_frame(), Err(FrameError::UnknownVariant { .. })));
+        assert_eq!(decoder.next_frame(), Ok(Some(Frame::Ping)));
+    }
+
+    #[test]
+    fn malformed_body_is_reported() {
+        // `DownAck` with a varint that never terminates, then trailing garbage after a Ping.
+        let mut decoder = FrameDecoder::new();
+        decoder.push(&[3, 0, 0, 0, 6, 0xff, 0xff]);
+        assert!(matches!(decoder.next_frame(), Err(FrameError::Malformed { .. })));
+        decoder.push(&[2, 0, 0, 0, 7, 0]);
+        assert!(matches!(decoder.next_frame(), Err(FrameError::Malformed { .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut decoder = FrameDecoder::new();
+            for chunk in &chunks {
+                decoder.push(chunk);
+                // Drain until the decoder needs more bytes or reports an error it keeps
+                // reporting (a poisoned stream); either way, no panic.
+                for _ in 0..64 {
+                    match decoder.next_frame() {
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break,
+                        Err(FrameError::Oversized { .. }) => break,
+                        Err(_) => continue,
+                    }
+                }
+            }
+            let _ = decoder.finish();
+        }
+
+        #[test]
+        fn random_bodies_behind_a_valid_prefix_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut decoder = FrameDecoder::new();
+            decoder.push(&(body.len() as u32).to_le_bytes());
+            decoder.push(&body);
+            let outcome = decoder.next_frame();
+            prop_assert!(!matches!(outcome, Ok(None)), "a whole frame must decode or fail");
+            prop_assert_eq!(decoder.buffered(), 0);
+        }
+    }
+}

@@ -1,0 +1,779 @@
+//! The sans-IO sync session: the site's and the hub's state machines for one connection.
+//!
+//! Neither machine does I/O or touches a store. The driver (sync-link) feeds them and
+//! carries out what they ask:
+//!
+//! - [`SiteSession::handle_frame`] / [`HubSession::handle_frame`] take a received [`Frame`]
+//!   and the current time;
+//! - `poll_transmit()` yields frames to send, `poll_event()` yields work for the driver
+//!   (fetch entries from a store, apply an entry, record an acknowledgement, or the session
+//!   closed and why), `poll_timeout()` / `handle_timeout()` drive the hello deadline;
+//! - the driver reports store results back: `outbox_fetched`, `down_committed`, `accept`,
+//!   `up_committed`, `down_fetched`, and the "log grew" nudges `outbox_changed` /
+//!   `down_changed`.
+//!
+//! Both directions share one shape. The owner of a log ships entries in sequence order with
+//! at most `window` unacknowledged ([`Outgoing`]); the receiver delivers them to its store in
+//! order exactly once per session, parks early arrivals, ignores duplicates, and acknowledges
+//! cumulatively what the store has *committed* ([`Incoming`]). Sequence numbers are
+//! consecutive from 1 in each log (the site's per-epoch outbox, the hub's per-site down log),
+//! so a hole is a store fault that closes the session with [`SessionError::LogGap`] instead
+//! of stalling silently.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::messages::{
+    ClientHello, DownEntry, Frame, PROTOCOL_VERSION, ServerHello, SiteId, UpEntry,
+};
+
+/// QUIC application close codes used by the link, so both ends' logs agree on why.
+pub mod close_code {
+    /// Orderly close (shutdown, or the peer went away).
+    pub const NORMAL: u32 = 0;
+    /// The hub refused the session (version, identity, disabled site, bad enrollment code).
+    pub const REFUSED: u32 = 1;
+    /// The peer broke the protocol (unexpected or undecodable frame, bad ack).
+    pub const PROTOCOL: u32 = 2;
+    /// An outbox entry conflicts with what HQ holds: raised as an alarm, never merged.
+    pub const CONFLICT: u32 = 3;
+    /// A store call failed or a log has a hole; retried after a reconnect.
+    pub const STORE: u32 = 4;
+}
+
+/// Tuning of a session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Most entries sent and not yet acknowledged, per direction.
+    pub window: u64,
+    /// How long the hub waits for the site's hello, and the site for the hub's answer.
+    pub hello_timeout: Duration,
+    /// How far past its position a receiver parks early entries before calling the peer
+    /// broken. A correct sender never gets further ahead than its window.
+    pub max_ahead: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { window: 64, hello_timeout: Duration::from_secs(10), max_ahead: 4096 }
+    }
+}
+
+/// Which log an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log {
+    /// The site's outbox (entries going up).
+    Up,
+    /// The hub's per-site down log.
+    Down,
+}
+
+impl std::fmt::Display for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Log::Up => f.write_str("site outbox"),
+            Log::Down => f.write_str("hub down log"),
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The peers speak different protocol versions; upgrade the older one.
+    #[error(
+        "protocol version mismatch: this side speaks {ours}, the peer {theirs}; upgrade the older of hub and appliance"
+    )]
+    VersionMismatch { ours: u32, theirs: u32 },
+    /// The hello names a different site than the certificate the connection presented.
+    #[error(
+        "hello claims site {hello} but the certificate belongs to site {certificate}; re-enroll the appliance"
+    )]
+    SiteMismatch { certificate: SiteId, hello: SiteId },
+    /// The hub refused the session; `reason` comes from the hub.
+    #[error("hub refused the session: {reason}")]
+    Refused { reason: String },
+    /// No hello within the configured time.
+    #[error("no hello within {0:?}; the peer is not speaking the sync protocol")]
+    HelloTimeout(Duration),
+    /// A frame that has no place in the session's current state.
+    #[error("unexpected {frame} frame while {state}")]
+    UnexpectedFrame { frame: &'static str, state: &'static str },
+    /// An entry or acknowledgement for another epoch than the session's.
+    #[error("{log} entry of epoch {got} in a session of epoch {expected}")]
+    WrongEpoch { log: Log, expected: u64, got: u64 },
+    /// The peer acknowledged an entry never sent to it.
+    #[error("{log}: peer acknowledged seq {acked} but only {sent} was sent")]
+    AckBeyondSent { log: Log, acked: u64, sent: u64 },
+    /// The sending store skipped a sequence number (pruned too early, or restored from an
+    /// old backup); the receiver could never catch up past the hole.
+    #[error("{log} has a hole: expected seq {expected}, the store returned {found}")]
+    LogGap { log: Log, expected: u64, found: u64 },
+    /// The peer sent an entry far beyond anything it could have in flight.
+    #[error("{log}: peer sent seq {seq} while this side is at {position}")]
+    TooFarAhead { log: Log, seq: u64, position: u64 },
+    /// The driver reported a commit for an entry the session never delivered (a driver bug).
+    #[error("{log}: store committed seq {seq} but only {delivered} was delivered")]
+    CommitBeyondDelivered { log: Log, seq: u64, delivered: u64 },
+}
+
+impl SessionError {
+    /// The QUIC application close code for this error ([`close_code`]).
+    pub fn close_code(&self) -> u32 {
+        match self {
+            SessionError::VersionMismatch { .. }
+            | SessionError::SiteMismatch { .. }
+            | SessionError::Refused { .. } => close_code::REFUSED,
+            SessionError::LogGap { .. } => close_code::STORE,
+            SessionError::HelloTimeout(_)
+            | SessionError::UnexpectedFrame { .. }
+            | SessionError::WrongEpoch { .. }
+            | SessionError::AckBeyondSent { .. }
+            | SessionError::TooFarAhead { .. }
+            | SessionError::CommitBeyondDelivered { .. } => close_code::PROTOCOL,
+        }
+    }
+}
+
+/// A short name of a frame's kind, for logs.
+pub fn frame_kind(frame: &Frame) -> &'static str {
+    match frame {
+        Frame::ClientHello(_) => "ClientHello",
+        Frame::ServerHello(_) => "ServerHello",
+        Frame::Refused { .. } => "Refused",
+        Frame::Up(_) => "Up",
+        Frame::UpAck { .. } => "UpAck",
+        Frame::Down(_) => "Down",
+        Frame::DownAck { .. } => "DownAck",
+        Frame::Ping => "Ping",
+    }
+}
+
+/// The sending half of a log: what was sent, what was acknowledged, whether to fetch more.
+#[derive(Debug)]
+struct Outgoing {
+    log: Log,
+    acked: u64,
+    sent: u64,
+    window: u64,
+    /// A fetch was requested and its result has not come back.
+    fetch_limit: Option<u64>,
+    /// The store may hold entries after `sent`.
+    more_available: bool,
+    /// The store signalled growth while a fetch was out: its result may be stale.
+    changed_during_fetch: bool,
+}
+
+impl Outgoing {
+    fn new(log: Log, start: u64, window: u64) -> Self {
+        Outgoing {
+            log,
+            acked: start,
+            sent: start,
+            window: window.max(1),
+            fetch_limit: None,
+            more_available: true,
+            changed_during_fetch: false,
+        }
+    }
+
+    /// `(after_seq, limit)` of the next store fetch, if one is due.
+    fn want_fetch(&mut self) -> Option<(u64, usize)> {
+        let in_flight = self.sent - self.acked;
+        if self.fetch_limit.is_some() || !self.more_available || in_flight >= self.window {
+            return None;
+        }
+        let limit = self.window - in_flight;
+        self.fetch_limit = Some(limit);
+        self.changed_during_fetch = false;
+        Some((self.sent, usize::try_from(limit).unwrap_or(usize::MAX)))
+    }
+
+    /// Record fetched seqs (already checked for order by the caller through `next_seq`).
+    fn fetched(&mut self, seqs: &[u64]) -> Result<(), SessionError> {
+        let limit = self.fetch_limit.take().unwrap_or(0);
+        for &seq in seqs {
+            if seq != self.sent + 1 {
+                return Err(SessionError::LogGap { log: self.log, expected: self.sent + 1, found: seq });
+            }
+            self.sent = seq;
+        }
+        self.more_available = seqs.len() as u64 >= limit || self.changed_during_fetch;
+        Ok(())
+    }
+
+    fn changed(&mut self) {
+        self.more_available = true;
+        if self.fetch_limit.is_some() {
+            self.changed_during_fetch = true;
+        }
+    }
+
+    /// A cumulative ack: the new position if it moved.
+    fn ack(&mut self, seq: u64) -> Result<Option<u64>, SessionError> {
+        if seq > self.sent {
+            return Err(SessionError::AckBeyondSent { log: self.log, acked: seq, sent: self.sent });
+        }
+        if seq <= self.acked {
+            return Ok(None);
+        }
+        self.acked = seq;
+        Ok(Some(seq))
+    }
+}
+
+/// The receiving half of a log: delivers in order once, acknowledges what is committed.
+#[derive(Debug)]
+struct Incoming<T> {
+    log: Log,
+    delivered: u64,
+    committed: u64,
+    ahead: BTreeMap<u64, T>,
+    max_ahead: u64,
+    ack_due: bool,
+}
+
+impl<T> Incoming<T> {
+    fn new(log: Log, start: u64, max_ahead: u64) -> Self {
+        Incoming { log, delivered: start, committed: start, ahead: BTreeMap::new(), max_ahead, ack_due: false }
+    }
+
+    /// Take an arriving entry; returns the entries now deliverable, in order.
+    fn receive(&mut self, seq: u64, item: T) -> Result<Vec<T>, SessionError> {
+        if seq <= self.delivered {
+            // A duplicate: the sender may be behind on acks, so repeat the position.
+            if self.committed > 0 {
+                self.ack_due = true;
+            }
+            return Ok(Vec::new());
+        }
+        if seq - self.delivered > self.max_ahead {
+            return Err(SessionError::TooFarAhead { log: self.log, seq, position: self.delivered });
+        }
+        self.ahead.insert(seq, item);
+        let mut ready = Vec::new();
+        while let Some(next) = self.ahead.remove(&(self.delivered + 1)) {
+            self.delivered += 1;
+            ready.push(next);
+        }
+        Ok(ready)
+    }
+
+    fn committed(&mut self, seq: u64) -> Result<(), SessionError> {
+        if seq > self.delivered {
+            return Err(SessionError::CommitBeyondDelivered { log: self.log, seq, delivered: self.delivered });
+        }
+        if seq > self.committed {
+            self.committed = seq;
+            self.ack_due = true;
+        }
+        Ok(())
+    }
+
+    fn poll_ack(&mut self) -> Option<u64> {
+        if !self.ack_due {
+            return None;
+        }
+        self.ack_due = false;
+        Some(self.committed)
+    }
+}
+
+/// What a [`SiteSession`] asks of its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SiteEvent {
+    /// The hub accepted the hello.
+    Established { up_committed: Option<u64> },
+    /// Read outbox entries after `after_seq` (at most `limit`) and hand them to
+    /// [`SiteSession::outbox_fetched`].
+    FetchOutbox { after_seq: u64, limit: usize },
+    /// Apply this down entry and report [`SiteSession::down_committed`] once committed.
+    ApplyDown(DownEntry),
+    /// HQ committed the outbox up to `seq` of `epoch`; the store may drop those entries.
+    UpAcked { epoch: u64, seq: u64 },
+    /// The session is over; send what `poll_transmit` still yields, then close with
+    /// [`SessionError::close_code`].
+    Closed(SessionError),
+}
+
+/// What a [`HubSession`] asks of its driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HubEvent {
+    /// A well-formed hello for the certificate's site: check the site is allowed, look up
+    /// what HQ holds of its outbox, then call [`HubSession::accept`] or [`HubSession::refuse`].
+    Hello { site_id: SiteId, epoch: u64, down_applied: u64, software: String },
+    /// Read down-log entries after `after_seq` (at most `limit`) and hand them to
+    /// [`HubSession::down_fetched`].
+    FetchDown { after_seq: u64, limit: usize },
+    /// Apply this outbox entry and report [`HubSession::up_committed`] once committed.
+    ApplyUp(UpEntry),
+    /// The site committed the down log up to `seq`.
+    DownAcked { seq: u64 },
+    /// The session is over; send what `poll_transmit` still yields, then close with
+    /// [`SessionError::close_code`].
+    Closed(SessionError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitingHello,
+    AwaitingAccept,
+    Established,
+    Closed,
+}
+
+impl Phase {
+    fn describe(self) -> &'static str {
+        match self {
+            Phase::AwaitingHello => "waiting for the hello",
+            Phase::AwaitingAccept => "checking the hello",
+            Phase::Established => "established",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
+/// Where the site's store stands when a connection starts.
+#[derive(Debug, Clone)]
+pub struct SiteStart {
+    pub site_id: SiteId,
+    pub epoch: u64,
+    pub down_applied: u64,
+    pub software: String,
+}
+
+/// The appliance's side of one connection.
+#[derive(Debug)]
+pub struct SiteSession {
+    config: SessionConfig,
+    epoch: u64,
+    phase: Phase,
+    hello_deadline: Option<Instant>,
+    up: Option<Outgoing>,
+    down: Incoming<DownEntry>,
+    transmits: VecDeque<Frame>,
+    events: VecDeque<SiteEvent>,
+    error: Option<SessionError>,
+}
+
+impl SiteSession {
+    /// A new session; its first transmit is the [`ClientHello`].
+    pub fn new(now: Instant, start: SiteStart, config: SessionConfig) -> Self {
+        let mut transmits = VecDeque::new();
+        transmits.push_back(Frame::ClientHello(ClientHello {
+            protocol_version: PROTOCOL_VERSION,
+            site_id: start.site_id,
+            epoch: start.epoch,
+            down_applied: start.down_applied,
+            software: start.software,
+        }));
+        SiteSession {
+            hello_deadline: Some(now + config.hello_timeout),
+            down: Incoming::new(Log::Down, start.down_applied, config.max_ahead),
+            config,
+            epoch: start.epoch,
+            phase: Phase::AwaitingHello,
+            up: None,
+            transmits,
+            events: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    pub fn handle_frame(&mut self, _now: Instant, frame: Frame) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Err(error) = self.on_frame(frame) {
+            self.fail(error);
+        }
+        self.pump();
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), SessionError> {
+        match (self.phase, frame) {
+            (_, Frame::Ping) => Ok(()),
+            (_, Frame::Refused { reason }) => Err(SessionError::Refused { reason }),
+            (Phase::AwaitingHello, Frame::ServerHello(hello)) => self.on_server_hello(hello),
+            (Phase::Established, Frame::UpAck { epoch, seq }) => {
+                if epoch != self.epoch {
+                    return Err(SessionError::WrongEpoch { log: Log::Up, expected: self.epoch, got: epoch });
+                }
+                let Some(up) = self.up.as_mut() else {
+                    return Err(SessionError::UnexpectedFrame { frame: "UpAck", state: "established" });
+                };
+                if let Some(acked) = up.ack(seq)? {
+                    self.events.push_back(SiteEvent::UpAcked { epoch, seq: acked });
+                }
+                Ok(())
+            }
+            (Phase::Established, Frame::Down(entry)) => {
+                for ready in self.down.receive(entry.seq, entry)? {
+                    self.events.push_back(SiteEvent::ApplyDown(ready));
+                }
+                Ok(())
+            }
+            (phase, other) => {
+                Err(SessionError::UnexpectedFrame { frame: frame_kind(&other), state: phase.describe() })
+            }
+        }
+    }
+
+    fn on_server_hello(&mut self, hello: ServerHello) -> Result<(), SessionError> {
+        if hello.protocol_version != PROTOCOL_VERSION {
+            return Err(SessionError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: hello.protocol_version });
+        }
+        self.phase = Phase::Established;
+        self.hello_deadline = None;
+        self.up = Some(Outgoing::new(Log::Up, hello.up_committed.unwrap_or(0), self.config.window));
+        self.events.push_back(SiteEvent::Established { up_committed: hello.up_committed });
+        if let Some(seq) = hello.up_committed {
+            // The ack of a previous connection may have been lost with it.
+            self.events.push_back(SiteEvent::UpAcked { epoch: self.epoch, seq });
+        }
+        Ok(())
+    }
+
+    /// The outbox entries a [`SiteEvent::FetchOutbox`] asked for.
+    pub fn outbox_fetched(&mut self, _now: Instant, entries: Vec<UpEntry>) {
+        if self.phase != Phase::Established {
+            return;
+        }
+        if let Some(wrong) = entries.iter().find(|entry| entry.epoch != self.epoch) {
+            let error = SessionError::WrongEpoch { log: Log::Up, expected: self.epoch, got: wrong.epoch };
+            self.fail(error);
+            return;
+        }
+        let seqs: Vec<u64> = entries.iter().map(|entry| entry.seq).collect();
+        let Some(up) = self.up.as_mut() else { return };
+        if let Err(error) = up.fetched(&seqs) {
+            self.fail(error);
+            return;
+        }
+        self.transmits.extend(entries.into_iter().map(Frame::Up));
+        self.pump();
+    }
+
+    /// The outbox grew (the store's notify fired).
+    pub fn outbox_changed(&mut self) {
+        if let Some(up) = self.up.as_mut() {
+            up.changed();
+        }
+        self.pump();
+    }
+
+    /// The store committed the down log up to `seq`.
+    pub fn down_committed(&mut self, seq: u64) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        if let Err(error) = self.down.committed(seq) {
+            self.fail(error);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.hello_deadline
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.hello_deadline
+            && now >= deadline
+            && self.phase == Phase::AwaitingHello
+        {
+            self.fail(SessionError::HelloTimeout(self.config.hello_timeout));
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        if let Some(frame) = self.transmits.pop_front() {
+            return Some(frame);
+        }
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        self.down.poll_ack().map(|seq| Frame::DownAck { seq })
+    }
+
+    pub fn poll_event(&mut self) -> Option<SiteEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Why the session closed, if it did.
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
+    fn pump(&mut self) {
+        if self.phase != Phase::Established {
+            return;
+        }
+        if let Some(up) = self.up.as_mut()
+            && let Some((after_seq, limit)) = up.want_fetch()
+        {
+            self.events.push_back(SiteEvent::FetchOutbox { after_seq, limit });
+        }
+    }
+
+    fn fail(&mut self, error: SessionError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.hello_deadline = None;
+        self.transmits.clear();
+        self.events.push_back(SiteEvent::Closed(error.clone()));
+        self.error = Some(error);
+    }
+}
+
+/// The hub's side of one connection, for the site named by the peer's certificate.
+#[derive(Debug)]
+pub struct HubSession {
+    config: SessionConfig,
+    certificate_site: SiteId,
+    software: String,
+    phase: Phase,
+    epoch: u64,
+    hello_deadline: Option<Instant>,
+    down_start: u64,
+    up: Option<Incoming<UpEntry>>,
+    down: Option<Outgoing>,
+    transmits: VecDeque<Frame>,
+    events: VecDeque<HubEvent>,
+    error: Option<SessionError>,
+}
+
+impl HubSession {
+    /// A new session for a connection whose certificate names `certificate_site`.
+    pub fn new(now: Instant, certificate_site: SiteId, software: String, config: SessionConfig) -> Self {
+        HubSession {
+            hello_deadline: Some(now + config.hello_timeout),
+            config,
+            certificate_site,
+            software,
+            phase: Phase::AwaitingHello,
+            epoch: 0,
+            down_start: 0,
+            up: None,
+            down: None,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            error: None,
+        }
+    }
+
+    /// The site this session is for (from its certificate).
+    pub fn site_id(&self) -> SiteId {
+        self.certificate_site
+    }
+
+    /// The epoch the site announced (0 before the hello).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn handle_frame(&mut self, _now: Instant, frame: Frame) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        match self.on_frame(frame) {
+            Ok(()) => {}
+            // A bad hello is answered in words before the close, so that the technician
+            // reading the appliance's log learns what to fix.
+            Err(error @ (SessionError::VersionMismatch { .. } | SessionError::SiteMismatch { .. })) => {
+                self.refuse_with(error)
+            }
+            Err(error) => self.fail(error),
+        }
+        self.pump();
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), SessionError> {
+        match (self.phase, frame) {
+            (_, Frame::Ping) => Ok(()),
+            (Phase::AwaitingHello, Frame::ClientHello(hello)) => {
+                if hello.protocol_version != PROTOCOL_VERSION {
+                    return Err(SessionError::VersionMismatch {
+                        ours: PROTOCOL_VERSION,
+                        theirs: hello.protocol_version,
+                    });
+                }
+                if hello.site_id != self.certificate_site {
+                    return Err(SessionError::SiteMismatch {
+                        certificate: self.certificate_site,
+                        hello: hello.site_id,
+                    });
+                }
+                self.phase = Phase::AwaitingAccept;
+                self.hello_deadline = None;
+                self.epoch = hello.epoch;
+                self.down_start = hello.down_applied;
+                self.events.push_back(HubEvent::Hello {
+                    site_id: hello.site_id,
+                    epoch: hello.epoch,
+                    down_applied: hello.down_applied,
+                    software: hello.software,
+                });
+                Ok(())
+            }
+            (Phase::Established, Frame::Up(entry)) => {
+                if entry.epoch != self.epoch {
+                    return Err(SessionError::WrongEpoch { log: Log::Up, expected: self.epoch, got: entry.epoch });
+                }
+                let Some(up) = self.up.as_mut() else {
+                    return Err(SessionError::UnexpectedFrame { frame: "Up", state: "established" });
+                };
+                for ready in up.receive(entry.seq, entry)? {
+                    self.events.push_back(HubEvent::ApplyUp(ready));
+                }
+                Ok(())
+            }
+            (Phase::Established, Frame::DownAck { seq }) => {
+                let Some(down) = self.down.as_mut() else {
+                    return Err(SessionError::UnexpectedFrame { frame: "DownAck", state: "established" });
+                };
+                if let Some(acked) = down.ack(seq)? {
+                    self.events.push_back(HubEvent::DownAcked { seq: acked });
+                }
+                Ok(())
+            }
+            (phase, other) => {
+                Err(SessionError::UnexpectedFrame { frame: frame_kind(&other), state: phase.describe() })
+            }
+        }
+    }
+
+    /// The site may connect; `up_committed` is what HQ holds of its outbox in this epoch.
+    pub fn accept(&mut self, _now: Instant, up_committed: Option<u64>) {
+        if self.phase != Phase::AwaitingAccept {
+            return;
+        }
+        self.phase = Phase::Established;
+        self.transmits.push_back(Frame::ServerHello(ServerHello {
+            protocol_version: PROTOCOL_VERSION,
+            up_committed,
+            software: self.software.clone(),
+        }));
+        self.up = Some(Incoming::new(Log::Up, up_committed.unwrap_or(0), self.config.max_ahead));
+        self.down = Some(Outgoing::new(Log::Down, self.down_start, self.config.window));
+        if self.down_start > 0 {
+            // The site's ack may have been lost with the previous connection; its hello
+            // says where it stands, which is as good as an ack.
+            self.events.push_back(HubEvent::DownAcked { seq: self.down_start });
+        }
+        self.pump();
+    }
+
+    /// The site may not connect (disabled, unknown): tell it why, then close.
+    pub fn refuse(&mut self, _now: Instant, reason: String) {
+        self.refuse_with(SessionError::Refused { reason });
+    }
+
+    fn refuse_with(&mut self, error: SessionError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let reason = error.to_string();
+        self.fail(error);
+        self.transmits.push_back(Frame::Refused { reason });
+    }
+
+    /// The down-log entries a [`HubEvent::FetchDown`] asked for.
+    pub fn down_fetched(&mut self, _now: Instant, entries: Vec<DownEntry>) {
+        if self.phase != Phase::Established {
+            return;
+        }
+        let seqs: Vec<u64> = entries.iter().map(|entry| entry.seq).collect();
+        let Some(down) = self.down.as_mut() else { return };
+        if let Err(error) = down.fetched(&seqs) {
+            self.fail(error);
+            return;
+        }
+        self.transmits.extend(entries.into_iter().map(Frame::Down));
+        self.pump();
+    }
+
+    /// The site's down log grew.
+    pub fn down_changed(&mut self) {
+        if let Some(down) = self.down.as_mut() {
+            down.changed();
+        }
+        self.pump();
+    }
+
+    /// The store committed the site's outbox up to `seq`.
+    pub fn up_committed(&mut self, seq: u64) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let Some(up) = self.up.as_mut() else { return };
+        if let Err(error) = up.committed(seq) {
+            self.fail(error);
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.hello_deadline
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.hello_deadline
+            && now >= deadline
+            && self.phase == Phase::AwaitingHello
+        {
+            self.fail(SessionError::HelloTimeout(self.config.hello_timeout));
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
+        if let Some(frame) = self.transmits.pop_front() {
+            return Some(frame);
+        }
+        if self.phase == Phase::Closed {
+            return None;
+        }
+        let epoch = self.epoch;
+        let up = self.up.as_mut()?;
+        up.poll_ack().map(|seq| Frame::UpAck { epoch, seq })
+    }
+
+    pub fn poll_event(&mut self) -> Option<HubEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Why the session closed, if it did.
+    pub fn error(&self) -> Option<&SessionError> {
+        self.error.as_ref()
+    }
+
+    fn pump(&mut self) {
+        if self.phase != Phase::Established {
+            return;
+        }
+        if let Some(down) = self.down.as_mut()
+            && let Some((after_seq, limit)) = down.want_fetch()
+        {
+            self.events.push_back(HubEvent::FetchDown { after_seq, limit });
+        }
+    }
+
+    fn fail(&mut self, error: SessionError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.hello_deadline = None;
+        self.transmits.clear();
+        self.events.push_back(HubEvent::Closed(error.clone()));
+        self.error = Some(error);
+    }
+}
