@@ -1,0 +1,386 @@
+//! xlsx import (导入外呼数据): reads the first sheet of an uploaded workbook with calamine,
+//! finds the phone column and the sub-project's custom customer fields by header, and splits
+//! the rows into good ones and a report of bad ones.
+//!
+//! - Only `.xlsx` is accepted (the manual's rule); anything else, or a damaged workbook, is
+//!   one clear [`ImportError`] and nothing is stored.
+//! - The header row is the first non-empty row. The phone column is found by its header
+//!   (手机 / 电话 / 号码 / phone …); custom fields match on title or variable name.
+//! - Every bad row is reported with its row number, column and reason; good rows are kept.
+//!   Blank rows (including the trailing ones spreadsheets often carry) are ignored.
+//! - Duplicate phones within the file: the first occurrence is kept, later ones are reported.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xlsx};
+
+use crate::phone::{self, PhoneError};
+use crate::store::{BadRow, FieldSpecKind, GoodRow, ImportReport, Project};
+
+/// Most data rows one file may carry (keeps a single upload from exhausting the hub).
+pub const MAX_ROWS: usize = 500_000;
+
+/// Longest value a customer field may hold, in characters.
+const MAX_FIELD_CHARS: usize = 1000;
+
+/// Why a file could not be imported at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file name does not end in `.xlsx`.
+    #[error("{file_name:?} is not an .xlsx file: only .xlsx workbooks can be imported (save it as \"Excel Workbook (*.xlsx)\")")]
+    NotXlsx { file_name: String },
+    /// The bytes are not a readable xlsx workbook.
+    #[error("{file_name:?} cannot be read as an xlsx workbook ({detail}): open it in Excel or WPS and save it again as .xlsx")]
+    Unreadable { file_name: String, detail: String },
+    /// The workbook has no sheet.
+    #[error("{file_name:?} has no worksheet: put the numbers on the first sheet")]
+    NoSheet { file_name: String },
+    /// The first sheet has no data at all.
+    #[error("the first sheet of {file_name:?} is empty: put a header row and the numbers on the first sheet")]
+    Empty { file_name: String },
+    /// No header looks like a phone column.
+    #[error("no phone column found in the header row (row {header_row}; headers: {headers}): name the phone column 手机号码, 电话 or phone")]
+    NoPhoneColumn { header_row: u32, headers: String },
+    /// More rows than [`MAX_ROWS`].
+    #[error("the sheet has {n_rows} rows, more than the {MAX_ROWS} one file may hold: split it into several files")]
+    TooManyRows { n_rows: usize },
+}
+
+impl ImportError {
+    /// The message in Simplified Chinese, for the console.
+    pub fn zh(&self) -> String {
+        match self {
+            ImportError::NotXlsx { file_name } => format!("“{file_name}”不是 xlsx 文件：导入的数据文件格式仅支持 xlsx，请另存为“Excel 工作簿 (*.xlsx)”"),
+            ImportError::Unreadable { file_name, detail } => {
+                format!("“{file_name}”无法作为 xlsx 工作簿读取（{detail}）：请用 Excel 或 WPS 打开后重新保存为 xlsx")
+            }
+            ImportError::NoSheet { file_name } => format!("“{file_name}”没有工作表：请把号码放在第一个工作表"),
+            ImportError::Empty { file_name } => format!("“{file_name}”的第一个工作表为空：请填写标题行和号码"),
+            ImportError::NoPhoneColumn { header_row, headers } => {
+                format!("标题行（第 {header_row} 行：{headers}）中没有号码列：请把号码列的标题改为“手机号码”、“电话”或“phone”")
+            }
+            ImportError::TooManyRows { n_rows } => format!("工作表有 {n_rows} 行，超过单个文件上限 {MAX_ROWS} 行：请拆分为多个文件"),
+        }
+    }
+}
+
+/// The rows worth keeping and the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedImport {
+    pub rows: Vec<GoodRow>,
+    pub report: ImportReport,
+}
+
+/// Headers that name the phone column outright (compared after [`header_key`]).
+const PHONE_HEADERS: &[&str] = &[
+    "手机", "手机号", "手机号码", "电话", "电话号", "电话号码", "号码", "联系电话", "联系方式", "客户电话", "客户号码",
+    "phone", "phonenumber", "phone_number", "mobile", "mobilephone", "tel", "telephone",
+];
+
+/// Words that mark a phone column inside a longer header.
+const PHONE_WORDS: &[&str] = &["手机", "电话", "号码", "phone", "mobile"];
+
+/// A header as compared: trimmed, lower case, without spaces and the `*` marking required columns.
+fn header_key(header: &str) -> String {
+    header
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '*' && *c != '＊')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// A cell's text as a value (numbers without Excel's float noise).
+fn cell_text(cell: &Data) -> Result<String, &'static str> {
+    match cell {
+        Data::Empty => Ok(String::new()),
+        Data::String(s) => Ok(s.trim().to_string()),
+        Data::Int(i) => Ok(i.to_string()),
+        Data::Float(f) => Ok(phone::float_to_digits(*f).unwrap_or_else(|| f.to_string())),
+        Data::Bool(b) => Ok(if *b { "TRUE" } else { "FALSE" }.to_string()),
+        Data::DateTime(dt) => {
+            let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
+            if (h, mi, s) == (0, 0, 0) {
+                Ok(format!("{y:04}-{mo:02}-{d:02}"))
+            } else {
+                Ok(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
+            }
+        }
+        Data::DateTimeIso(s) | Data::DurationIso(s) => Ok(s.clone()),
+        Data::Error(_) => Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
+    }
+}
+
+fn is_blank(cell: &Data) -> bool {
+    match cell {
+        Data::Empty => true,
+        Data::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// The phone cell as a dialable number.
+fn phone_from_cell(cell: &Data) -> Result<String, PhoneError> {
+    match cell {
+        Data::Float(_) | Data::Int(_) => {
+            let digits = cell_text(cell).unwrap_or_default();
+            match phone::normalize(&digits) {
+                Ok(number) => Ok(number),
+                // Excel drops a landline's leading zero when the cell is a number.
+                Err(err) => phone::normalize(&format!("0{digits}")).map_err(|_| err),
+            }
+        }
+        Data::String(s) => phone::normalize(s),
+        Data::Empty => Err(PhoneError::Empty),
+        other => Err(PhoneError::NotDigits(cell_text(other).unwrap_or_else(|_| "#ERROR".to_string()))),
+    }
+}
+
+/// Reads `bytes` (an uploaded file called `file_name`) for `project`.
+pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<ParsedImport, ImportError> {
+    let file_name_owned = file_name.to_string();
+    if !file_name.to_lowercase().ends_with(".xlsx") {
+        return Err(ImportError::NotXlsx { file_name: file_name_owned });
+    }
+    let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(unreadable("it is not a zip container, which every xlsx file is".to_string()));
+    }
+    let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
+    let range = match workbook.worksheet_range_at(0) {
+        None => return Err(ImportError::NoSheet { file_name: file_name_owned }),
+        Some(Err(e)) => return Err(unreadable(e.to_string())),
+        Some(Ok(range)) => range,
+    };
+    let first_row = range.start().map(|(row, _)| row).unwrap_or(0);
+    let rows: Vec<&[Data]> = range.rows().collect();
+    let Some(header_idx) = rows.iter().position(|row| !row.iter().all(is_blank)) else {
+        return Err(ImportError::Empty { file_name: file_name_owned });
+    };
+    let header_row_number = first_row + header_idx as u32 + 1;
+    let headers: Vec<String> = rows[header_idx]
+        .iter()
+        .map(|cell| match cell {
+            Data::String(s) => s.trim().to_string(),
+            other => cell_text(other).unwrap_or_default(),
+        })
+        .collect();
+    let keys: Vec<String> = headers.iter().map(|h| header_key(h)).collect();
+
+    // Custom fields first, so a field titled "身份证号码" is not mistaken for the phone column.
+    let mut field_columns: Vec<Option<usize>> = Vec::with_capacity(project.customer_fields.len());
+    for field in &project.customer_fields {
+        let title = header_key(&field.title);
+        let key = header_key(&field.key);
+        field_columns.push(keys.iter().position(|k| *k == title).or_else(|| keys.iter().position(|k| *k == key)));
+    }
+    let taken = |idx: usize| field_columns.contains(&Some(idx));
+    let phone_col = keys
+        .iter()
+        .enumerate()
+        .find(|(idx, k)| !taken(*idx) && PHONE_HEADERS.contains(&k.as_str()))
+        .or_else(|| keys.iter().enumerate().find(|(idx, k)| !taken(*idx) && PHONE_WORDS.iter().any(|w| k.contains(w))))
+        .map(|(idx, _)| idx);
+    let Some(phone_col) = phone_col else {
+        let shown: Vec<String> = headers.iter().filter(|h| !h.is_empty()).map(|h| format!("{h:?}")).collect();
+        return Err(ImportError::NoPhoneColumn {
+            header_row: header_row_number,
+            headers: if shown.is_empty() { "none".to_string() } else { shown.join(", ") },
+        });
+    };
+
+    let data_rows = &rows[header_idx + 1..];
+    let last_non_blank = data_rows.iter().rposition(|row| !row.iter().all(is_blank)).map(|idx| idx + 1).unwrap_or(0);
+    let data_rows = &data_rows[..last_non_blank];
+    if data_rows.len() > MAX_ROWS {
+        return Err(ImportError::TooManyRows { n_rows: data_rows.len() });
+    }
+
+    let phone_header = headers[phone_col].clone();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let mut first_seen: HashMap<String, u32> = HashMap::new();
+    let mut n_rows: u64 = 0;
+    let empty = Data::Empty;
+    for (offset, row) in data_rows.iter().enumerate() {
+        if row.iter().all(is_blank) {
+            continue;
+        }
+        n_rows += 1;
+        let row_number = header_row_number + offset as u32 + 1;
+        let mut problems: Vec<BadRow> = Vec::new();
+        let phone = match phone_from_cell(row.get(phone_col).unwrap_or(&empty)) {
+            Ok(number) => Some(number),
+            Err(err) => {
+                problems.push(BadRow { row: row_number, column: phone_header.clone(), reason: err.to_string(), reason_zh: err.zh() });
+                None
+            }
+        };
+        let mut fields = Vec::with_capacity(project.customer_fields.len());
+        for (field, column) in project.customer_fields.iter().zip(&field_columns) {
+            let Some(column) = column else {
+                fields.push((field.key.clone(), String::new()));
+                continue;
+            };
+            let header = headers[*column].clone();
+            let value = match cell_text(row.get(*column).unwrap_or(&empty)) {
+                Ok(value) => value,
+                Err(reason) => {
+                    problems.push(BadRow {
+                        row: row_number,
+                        column: header,
+                        reason: reason.to_string(),
+                        reason_zh: "单元格是 Excel 错误值（#N/A、#VALUE! 等）：请修正公式或直接填写内容".to_string(),
+                    });
+                    continue;
+                }
+            };
+            if value.chars().count() > MAX_FIELD_CHARS {
+                problems.push(BadRow {
+                    row: row_number,
+                    column: header,
+                    reason: format!("value is longer than {MAX_FIELD_CHARS} characters: shorten it"),
+                    reason_zh: format!("内容超过 {MAX_FIELD_CHARS} 个字符：请缩短"),
+                });
+                continue;
+            }
+            if field.kind == FieldSpecKind::SingleChoice && !value.is_empty() && !field.options.contains(&value) {
+                let options = field.options.join(" / ");
+                problems.push(BadRow {
+                    row: row_number,
+                    column: header,
+                    reason: format!("{value:?} is not one of the options ({options}): use one of them"),
+                    reason_zh: format!("“{value}”不是可选项（{options}）之一：请填写其中一项"),
+                });
+                continue;
+            }
+            fields.push((field.key.clone(), value));
+        }
+        if let (Some(number), true) = (&phone, problems.is_empty()) {
+            if let Some(first_row) = first_seen.get(number) {
+                problems.push(BadRow {
+                    row: row_number,
+                    column: phone_header.clone(),
+                    reason: format!("{number} repeats row {first_row}: the number is imported once, delete this row"),
+                    reason_zh: format!("{number} 与第 {first_row} 行重复：同一号码只导入一次，请删除该行"),
+                });
+            }
+        }
+        match phone {
+            Some(number) if problems.is_empty() => {
+                first_seen.insert(number.clone(), row_number);
+                good.push(GoodRow { row_number, phone: number, fields });
+            }
+            _ => bad.extend(problems),
+        }
+    }
+    let unmatched_fields = project
+        .customer_fields
+        .iter()
+        .zip(&field_columns)
+        .filter(|(_, column)| column.is_none())
+        .map(|(field, _)| field.title.clone())
+        .collect();
+    let report = ImportReport { n_rows, n_good: good.len() as u64, bad, phone_column: phone_header, unmatched_fields };
+    Ok(ParsedImport { rows: good, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_xlsxwriter::Workbook;
+
+    use super::*;
+    use crate::store::FieldSpec;
+
+    fn project() -> Project {
+        Project {
+            id: 1,
+            category_id: 1,
+            category_name: "套餐类".into(),
+            name: "流量包".into(),
+            script: String::new(),
+            hide_middle_digits: true,
+            customer_fields: vec![
+                FieldSpec { key: "name".into(), title: "姓名".into(), kind: FieldSpecKind::Text, options: vec![] },
+                FieldSpec {
+                    key: "level".into(),
+                    title: "客户等级".into(),
+                    kind: FieldSpecKind::SingleChoice,
+                    options: vec!["A".into(), "B".into()],
+                },
+            ],
+            record_fields: vec![],
+            version: 1,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn numbers_dates_and_trailing_blank_rows() {
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write(0, 0, "level").unwrap();
+        sheet.write(0, 1, "电话号码").unwrap();
+        sheet.write(0, 2, "姓名").unwrap();
+        sheet.write(1, 1, 13800138000.0).unwrap();
+        sheet.write(1, 2, "张三").unwrap();
+        sheet.write(1, 0, "A").unwrap();
+        // A landline typed as a number loses its leading zero in Excel.
+        sheet.write(2, 1, 1062345678.0).unwrap();
+        sheet.write(2, 0, "C").unwrap();
+        sheet.write(3, 1, "+86 139 0013 9000").unwrap();
+        sheet.write(3, 2, 42.0).unwrap();
+        // Trailing rows that only look empty.
+        sheet.write(6, 1, "  ").unwrap();
+        let bytes = workbook.save_to_buffer().unwrap();
+        let parsed = parse_xlsx("名单.XLSX", &bytes, &project()).unwrap();
+        assert_eq!(
+            parsed.rows,
+            vec![
+                GoodRow {
+                    row_number: 2,
+                    phone: "13800138000".into(),
+                    fields: vec![("name".into(), "张三".into()), ("level".into(), "A".into())]
+                },
+                GoodRow {
+                    row_number: 4,
+                    phone: "13900139000".into(),
+                    fields: vec![("name".into(), "42".into()), ("level".into(), "".into())]
+                },
+            ]
+        );
+        assert_eq!(parsed.report.n_rows, 3);
+        assert_eq!(parsed.report.bad.len(), 1, "{:?}", parsed.report.bad);
+        assert_eq!(parsed.report.bad[0].row, 3);
+        assert_eq!(parsed.report.bad[0].column, "level");
+        assert_eq!(parsed.report.bad[0].reason, "\"C\" is not one of the options (A / B): use one of them");
+        assert_eq!(parsed.report.phone_column, "电话号码");
+    }
+
+    #[test]
+    fn file_level_errors() {
+        let err = parse_xlsx("list.xls", b"whatever", &project()).unwrap_err();
+        assert!(matches!(err, ImportError::NotXlsx { .. }), "{err}");
+        let err = parse_xlsx("list.xlsx", b"not a zip", &project()).unwrap_err();
+        assert!(err.to_string().contains("not a zip container"), "{err}");
+        let err = parse_xlsx("list.xlsx", b"PK\x03\x04 broken", &project()).unwrap_err();
+        assert!(matches!(err, ImportError::Unreadable { .. }), "{err}");
+
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write(0, 0, "姓名").unwrap();
+        sheet.write(0, 1, "地址").unwrap();
+        sheet.write(1, 0, "张三").unwrap();
+        let bytes = workbook.save_to_buffer().unwrap();
+        let err = parse_xlsx("list.xlsx", &bytes, &project()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no phone column found in the header row (row 1; headers: \"姓名\", \"地址\"): name the phone column 手机号码, 电话 or phone"
+        );
+
+        let mut workbook = Workbook::new();
+        workbook.add_worksheet();
+        let bytes = workbook.save_to_buffer().unwrap();
+        assert!(matches!(parse_xlsx("empty.xlsx", &bytes, &project()), Err(ImportError::Empty { .. })));
+    }
+}

@@ -1,0 +1,277 @@
+//! Phone numbers as they come out of spreadsheets, made dialable.
+//!
+//! People paste numbers in every shape: Excel turns long numbers into floats
+//! (`1.3800138E10`), some cells carry spaces, dashes, brackets, a `+86` / `0086` prefix or
+//! full-width digits typed with a Chinese input method. [`normalize`] turns all of those into
+//! one canonical form, or says precisely why it cannot:
+//! - a Chinese mobile number: 11 digits, `1[3-9]…`;
+//! - a landline with its area code: `010`/`02x` + 8 digits, or a 4-digit area code
+//!   (`0[3-9]xx`) + 7 or 8 digits, local part starting with 2-9.
+
+/// Why a cell is not a dialable number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    /// The cell is empty.
+    #[error("phone is empty: fill in the number or delete the row")]
+    Empty,
+    /// Letters or symbols other than spaces, dashes, brackets and a leading +.
+    #[error("{0:?} contains characters that are not digits: keep only the number")]
+    NotDigits(String),
+    /// Digits, but neither a mobile nor a landline with area code.
+    #[error("{0:?} is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)")]
+    NotDialable(String),
+}
+
+impl PhoneError {
+    /// The reason in Simplified Chinese, for the console's import report.
+    pub fn zh(&self) -> String {
+        match self {
+            PhoneError::Empty => "号码为空：请填写号码或删除该行".to_string(),
+            PhoneError::NotDigits(raw) => format!("“{raw}”含有非数字字符：只保留号码"),
+            PhoneError::NotDialable(raw) => {
+                format!("“{raw}”不是可拨打的号码：请填写 11 位手机号（1[3-9]开头）或带区号的固话（如 010-62345678）")
+            }
+        }
+    }
+}
+
+/// Turns a cell's text into a dialable number.
+pub fn normalize(raw: &str) -> Result<String, PhoneError> {
+    let shown = raw.trim().to_string();
+    let mut text = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        // Full-width forms (U+FF01..U+FF5E) map onto ASCII by a fixed offset.
+        let c = match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            other => other,
+        };
+        text.push(c);
+    }
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(PhoneError::Empty);
+    }
+    if let Some(from_float) = scientific_to_digits(text) {
+        return classify(&from_float, &shown);
+    }
+    let mut digits = String::with_capacity(text.len());
+    let mut plus = false;
+    for c in text.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            '+' if digits.is_empty() && !plus => plus = true,
+            ' ' | '\u{3000}' | '\u{A0}' | '\t' | '-' | '\u{2013}' | '\u{2014}' | '(' | ')' | '.' => {}
+            _ => return Err(PhoneError::NotDigits(shown)),
+        }
+    }
+    // An Excel number stored as text sometimes keeps its ".0"; the loop above dropped the
+    // dot, so drop the zero that followed it.
+    if text.ends_with(".0") && !digits.is_empty() {
+        digits.pop();
+    }
+    let national = if let Some(rest) = digits.strip_prefix("0086") {
+        Some(rest.to_string())
+    } else if plus {
+        match digits.strip_prefix("86") {
+            Some(rest) => Some(rest.to_string()),
+            None => return Err(PhoneError::NotDialable(shown)),
+        }
+    } else if digits.len() == 13 && digits.starts_with("86") && is_mobile(&digits[2..]) {
+        Some(digits[2..].to_string())
+    } else {
+        None
+    };
+    match national {
+        // After a country code, a landline loses its leading 0 (+86 10 1234 5678).
+        Some(rest) if is_mobile(&rest) => Ok(rest),
+        Some(rest) => classify(&format!("0{}", rest.trim_start_matches('0')), &shown),
+        None => classify(&digits, &shown),
+    }
+}
+
+/// `1.3800138E10` (or `13800138000.0`) as Excel exports a number: the integer digits, if it
+/// is a whole number.
+fn scientific_to_digits(text: &str) -> Option<String> {
+    if !text.contains(['e', 'E']) {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    float_to_digits(value)
+}
+
+/// A whole, positive float as its digits (Excel keeps numbers as f64).
+pub fn float_to_digits(value: f64) -> Option<String> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < 1e15 {
+        Some(format!("{value:.0}"))
+    } else {
+        None
+    }
+}
+
+fn is_mobile(digits: &str) -> bool {
+    let bytes = digits.as_bytes();
+    bytes.len() == 11 && bytes[0] == b'1' && (b'3'..=b'9').contains(&bytes[1]) && bytes.iter().all(u8::is_ascii_digit)
+}
+
+fn is_landline(digits: &str) -> bool {
+    let bytes = digits.as_bytes();
+    if !bytes.iter().all(u8::is_ascii_digit) || bytes.len() < 10 || bytes[0] != b'0' {
+        return false;
+    }
+    // Beijing (010) and the 02x cities have 3-digit area codes and 8-digit local numbers;
+    // everywhere else has a 4-digit area code and a 7- or 8-digit local number.
+    let (area_len, local_lens): (usize, &[usize]) = match bytes[1] {
+        b'1' if bytes[2] == b'0' => (3, &[8]),
+        b'2' => (3, &[8]),
+        b'3'..=b'9' => (4, &[7, 8]),
+        _ => return false,
+    };
+    let local = &bytes[area_len..];
+    local_lens.contains(&local.len()) && (b'2'..=b'9').contains(&local[0])
+}
+
+fn classify(digits: &str, shown: &str) -> Result<String, PhoneError> {
+    if is_mobile(digits) || is_landline(digits) {
+        Ok(digits.to_string())
+    } else {
+        Err(PhoneError::NotDialable(shown.to_string()))
+    }
+}
+
+/// Hides the middle four digits (隐藏电话号码中间四位): `138****8000`. Numbers too short to
+/// keep three digits before and four after the hidden part are hidden entirely.
+pub fn mask_middle(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 11 {
+        return "*".repeat(chars.len());
+    }
+    // Keep the head, hide the four digits that precede the last four.
+    let hide_from = chars.len() - 8;
+    let mut masked: String = chars[..hide_from].iter().collect();
+    masked.push_str("****");
+    masked.extend(&chars[chars.len() - 4..]);
+    masked
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{expect, Expect};
+
+    use super::*;
+
+    fn check(inputs: &[&str], expect: Expect) {
+        let mut out = String::new();
+        for input in inputs {
+            let result = match normalize(input) {
+                Ok(number) => format!("ok {number}"),
+                Err(err) => format!("err {err}"),
+            };
+            out.push_str(&format!("{input:?} => {result}\n"));
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn mobiles() {
+        check(
+            &[
+                "13800138000",
+                "1.3800138E10",
+                "1.3800138e+10",
+                "13800138000.0",
+                " 138 0013 8000 ",
+                "138-0013-8000",
+                "+86 138 0013 8000",
+                "+8613800138000",
+                "008613800138000",
+                "8613800138000",
+                "１３８００１３８０００",
+                "＋８６　１３８００１３８０００",
+                "(+86) 13800138000",
+                "19912345678",
+            ],
+            expect![[r#"
+                "13800138000" => ok 13800138000
+                "1.3800138E10" => ok 13800138000
+                "1.3800138e+10" => ok 13800138000
+                "13800138000.0" => ok 13800138000
+                " 138 0013 8000 " => ok 13800138000
+                "138-0013-8000" => ok 13800138000
+                "+86 138 0013 8000" => ok 13800138000
+                "+8613800138000" => ok 13800138000
+                "008613800138000" => ok 13800138000
+                "8613800138000" => ok 13800138000
+                "１３８００１３８０００" => ok 13800138000
+                "＋８６\u{3000}１３８００１３８０００" => ok 13800138000
+                "(+86) 13800138000" => ok 13800138000
+                "19912345678" => ok 19912345678
+            "#]],
+        );
+    }
+
+    #[test]
+    fn landlines() {
+        check(
+            &[
+                "010-62345678",
+                "(010) 6234 5678",
+                "021 62345678",
+                "0755-2345678",
+                "0755-23456789",
+                "+86 10 62345678",
+                "0086-755-23456789",
+                "01062345678",
+            ],
+            expect![[r#"
+                "010-62345678" => ok 01062345678
+                "(010) 6234 5678" => ok 01062345678
+                "021 62345678" => ok 02162345678
+                "0755-2345678" => ok 07552345678
+                "0755-23456789" => ok 075523456789
+                "+86 10 62345678" => ok 01062345678
+                "0086-755-23456789" => ok 075523456789
+                "01062345678" => ok 01062345678
+            "#]],
+        );
+    }
+
+    #[test]
+    fn rejected() {
+        check(
+            &[
+                "",
+                "   ",
+                "13x",
+                "1380013800",
+                "138001380001",
+                "12800138000",
+                "1.38E10",
+                "010-0234567",
+                "12345",
+                "+1 415 555 0100",
+                "A207A92E2B93892F5F4C",
+                "138 0013 8000 转 2",
+            ],
+            expect![[r#"
+                "" => err phone is empty: fill in the number or delete the row
+                "   " => err phone is empty: fill in the number or delete the row
+                "13x" => err "13x" contains characters that are not digits: keep only the number
+                "1380013800" => err "1380013800" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "138001380001" => err "138001380001" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "12800138000" => err "12800138000" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "1.38E10" => ok 13800000000
+                "010-0234567" => err "010-0234567" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "12345" => err "12345" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "+1 415 555 0100" => err "+1 415 555 0100" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
+                "A207A92E2B93892F5F4C" => err "A207A92E2B93892F5F4C" contains characters that are not digits: keep only the number
+                "138 0013 8000 转 2" => err "138 0013 8000 转 2" contains characters that are not digits: keep only the number
+            "#]],
+        );
+    }
+
+    #[test]
+    fn masking() {
+        let out: Vec<String> = ["13800138000", "075523456789", "12345", ""].iter().map(|p| mask_middle(p)).collect();
+        expect![[r#"["138****8000", "0755****6789", "*****", ""]"#]].assert_eq(&format!("{out:?}"));
+    }
+}

@@ -1,0 +1,190 @@
+//! Uploaded files (文件管理) and their imported rows.
+//!
+//! The uploaded bytes are kept under `data_dir/files/<id>.xlsx`; the file's row, its good
+//! rows and the import report are written in one transaction, so a failed import leaves
+//! nothing behind (the stored copy is removed again if the transaction does not commit).
+
+use std::path::PathBuf;
+
+use rusqlite::{params, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::{now_unix, DbError, Store};
+
+/// One row the import rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BadRow {
+    /// The spreadsheet's row number (1 is the header row).
+    pub row: u32,
+    /// The column's header text.
+    pub column: String,
+    /// What is wrong and how to fix it (English).
+    pub reason: String,
+    /// The same in Simplified Chinese, for the console.
+    pub reason_zh: String,
+}
+
+/// The outcome of importing one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Data rows in the sheet (trailing empty rows not counted).
+    pub n_rows: u64,
+    /// Rows kept.
+    pub n_good: u64,
+    pub bad: Vec<BadRow>,
+    /// The header of the column used for phone numbers.
+    pub phone_column: String,
+    /// Titles of the project's custom customer fields that no column matched (their values
+    /// are left empty).
+    pub unmatched_fields: Vec<String>,
+}
+
+/// A row that passed the import.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoodRow {
+    pub row_number: u32,
+    pub phone: String,
+    /// Custom field values by key, in the project's field order.
+    pub fields: Vec<(String, String)>,
+}
+
+/// A file in the file list.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub id: i64,
+    pub project_id: i64,
+    pub project_name: String,
+    pub file_name: String,
+    /// `upload` (本地上传), later also `system` (系统生成).
+    pub source: String,
+    /// `unprocessed` (未处理) or `done` (完成, dispatched at least once).
+    pub status: String,
+    pub created_at: i64,
+    pub creator: String,
+    pub n_rows: i64,
+    pub n_good: i64,
+}
+
+/// Failure to store an import.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveImportError {
+    /// The project does not exist.
+    #[error("sub-project {0} does not exist: choose an existing sub-project")]
+    UnknownProject(i64),
+    /// The uploaded copy could not be written.
+    #[error("cannot store the uploaded file at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+const FILE_SELECT: &str = "SELECT f.id, f.project_id, p.name, f.file_name, f.source, f.status, f.created_at,
+        f.creator, f.n_rows, f.n_good, f.report FROM files f JOIN projects p ON p.id = f.project_id";
+
+fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileSummary> {
+    Ok(FileSummary {
+        id: r.get(0)?,
+        project_id: r.get(1)?,
+        project_name: r.get(2)?,
+        file_name: r.get(3)?,
+        source: r.get(4)?,
+        status: r.get(5)?,
+        created_at: r.get(6)?,
+        creator: r.get(7)?,
+        n_rows: r.get(8)?,
+        n_good: r.get(9)?,
+    })
+}
+
+impl Store {
+    /// Stores an uploaded file, its good rows and its report; returns the file id.
+    pub fn save_import(
+        &self,
+        project_id: i64,
+        file_name: &str,
+        bytes: &[u8],
+        creator: &str,
+        rows: &[GoodRow],
+        report: &ImportReport,
+    ) -> Result<i64, SaveImportError> {
+        let report_json = serde_json::to_string(report).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(DbError)?;
+        let project_exists =
+            tx.query_row("SELECT 1 FROM projects WHERE id = ?1", [project_id], |_| Ok(())).optional().map_err(DbError)?;
+        if project_exists.is_none() {
+            return Err(SaveImportError::UnknownProject(project_id));
+        }
+        tx.execute(
+            "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report)
+             VALUES (?1, ?2, '', 'upload', 'unprocessed', ?3, ?4, ?5, ?6, ?7)",
+            params![project_id, file_name, now_unix(), creator, report.n_rows as i64, report.n_good as i64, report_json],
+        )
+        .map_err(DbError)?;
+        let file_id = tx.last_insert_rowid();
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(DbError)?;
+            for row in rows {
+                let fields = serde_json::to_string(&row.fields)
+                    .map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+                insert.execute(params![file_id, row.row_number, row.phone, fields]).map_err(DbError)?;
+            }
+        }
+        let stored_name = format!("{file_id}.xlsx");
+        tx.execute("UPDATE files SET stored_path = ?1 WHERE id = ?2", params![stored_name, file_id]).map_err(DbError)?;
+        let path = self.files_dir.join(&stored_name);
+        let temp = self.files_dir.join(format!("{file_id}.xlsx.part"));
+        let write = std::fs::write(&temp, bytes)
+            .and_then(|()| std::fs::File::open(&temp)?.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &path));
+        if let Err(source) = write {
+            let _ = std::fs::remove_file(&temp);
+            return Err(SaveImportError::Io { path, source });
+        }
+        if let Err(e) = tx.commit() {
+            // The row never became visible, so neither may its copy.
+            let _ = std::fs::remove_file(&path);
+            return Err(DbError(e).into());
+        }
+        Ok(file_id)
+    }
+
+    /// Files, newest first; only those of `project_id` if given.
+    pub fn list_files(&self, project_id: Option<i64>) -> Result<Vec<FileSummary>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "{FILE_SELECT} WHERE ?1 IS NULL OR f.project_id = ?1 ORDER BY f.id DESC"
+        ))?;
+        let rows = stmt.query_map([project_id], file_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// One file with its import report.
+    pub fn file(&self, id: i64) -> Result<Option<(FileSummary, ImportReport)>, DbError> {
+        let conn = self.conn();
+        let found = conn
+            .query_row(&format!("{FILE_SELECT} WHERE f.id = ?1"), [id], |r| {
+                let summary = file_from_row(r)?;
+                let report: String = r.get(10)?;
+                Ok((summary, report))
+            })
+            .optional()?;
+        let Some((summary, report_json)) = found else {
+            return Ok(None);
+        };
+        let report = serde_json::from_str(&report_json).map_err(|e| {
+            DbError(rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))
+        })?;
+        Ok(Some((summary, report)))
+    }
+
+    /// Number of files and imported rows (for tests and the status page).
+    pub fn count_files_and_rows(&self) -> Result<(i64, i64), DbError> {
+        let conn = self.conn();
+        let files = conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0))?;
+        let rows = conn.query_row("SELECT COUNT(*) FROM import_rows", [], |r| r.get(0))?;
+        Ok((files, rows))
+    }
+}
