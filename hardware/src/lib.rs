@@ -13,16 +13,114 @@
 //!   decides to queue (hold audio) or to [`Telephony::bridge`] to a registered extension.
 //! - Bridged calls relay RTP both ways and are recorded to a two-channel WAV file; the
 //!   recording's path, size, duration and hash come with [`LineEvent::Ended`].
+//! - [`Telephony::set_extensions`] provisions agent phones; only those may REGISTER (digest,
+//!   realm `outpost`). Inbound INVITEs are refused with 403: the box never relays calls.
+//!
+//! Inside: one driver task owns the SIP socket (UDP) and all call legs; each call's media
+//! (RTP relay, hold audio, recording) runs in its own task. SIP parsing, SDP and digest come
+//! from the sans-IO `sip-core` crate.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod driver;
+pub mod g711;
+mod hold;
+mod media;
+mod recording;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// The appliance's handle on its lines. Cheap to clone.
+use tokio::sync::mpsc;
+
+use crate::driver::{Command, Driver, DriverSetup, Shared};
+
+/// The appliance's handle on its lines. Cheap to clone; the driver stops (hanging up every
+/// call) when the last clone is dropped.
 #[derive(Clone)]
 pub struct Telephony {
     // The driver's command inbox; private so no SIP type leaks.
-    _private: (),
+    commands: mpsc::UnboundedSender<Command>,
+    local_sip: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Telephony {
+    /// Binds the SIP socket, prepares the recordings directory and hold audio, and starts the
+    /// driver. Events arrive on the returned receiver.
+    pub async fn start(config: TelephonyConfig) -> Result<(Telephony, mpsc::UnboundedReceiver<LineEvent>), StartError> {
+        std::fs::create_dir_all(&config.recordings_dir)
+            .map_err(|source| StartError::Recordings { path: config.recordings_dir.clone(), source })?;
+        let socket = tokio::net::UdpSocket::bind(config.sip_bind)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.sip_bind, source })?;
+        let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: config.sip_bind, source })?;
+        let local_sip = SocketAddr::new(config.public_ip, bound.port());
+        let hold_audio = Arc::new(hold::load(config.hold_audio.as_deref()));
+        let shared = Arc::new(Shared::default());
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let (events, event_receiver) = mpsc::unbounded_channel();
+        let driver = Driver::new(DriverSetup {
+            socket,
+            local: local_sip,
+            rtp_bind_ip: config.sip_bind.ip(),
+            rtp_ports: config.rtp_ports,
+            trunks: config.trunks,
+            extensions: config.extensions,
+            recordings_dir: config.recordings_dir,
+            hold_audio,
+            shared: shared.clone(),
+            events,
+        });
+        tokio::spawn(driver.run(inbox));
+        Ok((Telephony { commands, local_sip, shared }, event_receiver))
+    }
+
+    /// The SIP address peers reach (public IP, bound port).
+    pub fn local_sip_addr(&self) -> SocketAddr {
+        self.local_sip
+    }
+
+    fn send(&self, command: Command) {
+        if self.commands.send(command).is_err() {
+            tracing::warn!("telephony driver has stopped; command dropped");
+        }
+    }
+
+    /// Rings a customer through a trunk (INVITE; CANCEL after the ring timeout).
+    pub fn dial(&self, request: DialRequest) {
+        self.send(Command::Dial(request));
+    }
+
+    /// Offers an answered call to a registered extension; on answer the legs are bridged and
+    /// recorded. `auto_answer` adds the Call-Info/Alert-Info hints phones use to pick up by
+    /// themselves.
+    pub fn bridge(&self, call: CallId, extension: &str, ring_timeout: Duration, auto_answer: bool) {
+        self.send(Command::Bridge { call, extension: extension.to_string(), ring_timeout, auto_answer });
+    }
+
+    /// Plays hold audio to an answered customer who is waiting for an agent.
+    pub fn hold(&self, call: CallId) {
+        self.send(Command::Hold(call));
+    }
+
+    /// Ends the call from the system side (CANCEL or BYE on every leg).
+    pub fn hangup(&self, call: CallId) {
+        self.send(Command::Hangup(call));
+    }
+
+    /// Replaces the provisioned extensions; registrations of removed ones are dropped.
+    pub fn set_extensions(&self, extensions: Vec<ExtensionConfig>) {
+        self.send(Command::SetExtensions(extensions));
+    }
+
+    /// Extensions registered right now, sorted.
+    pub fn registered_extensions(&self) -> Vec<String> {
+        let registered = self.shared.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        registered.keys().cloned().collect()
+    }
 }
 
 /// Everything the lines need to start.
@@ -32,7 +130,8 @@ pub struct TelephonyConfig {
     pub sip_bind: SocketAddr,
     /// Address written into SDP and Via/Contact (the LAN address phones and trunks reach).
     pub public_ip: IpAddr,
-    /// RTP ports are taken from this range, two per leg.
+    /// RTP ports are taken from this range (even ports; the odd one above is left for RTCP).
+    /// `(0, 0)` lets the kernel choose, for tests.
     pub rtp_ports: (u16, u16),
     pub trunks: Vec<TrunkConfig>,
     pub extensions: Vec<ExtensionConfig>,

@@ -1,0 +1,1077 @@
+//! The SIP driver: one tokio task owning the SIP socket, every call leg and the registrar.
+//!
+//! - [`crate::Telephony`] sends [`Command`]s into the inbox; the task applies them, sends SIP,
+//!   and reports [`LineEvent`]s.
+//! - Datagrams are parsed with `sip-core`; garbage is logged with its source and dropped.
+//! - Every outgoing INVITE is a [`Leg`] keyed by its SIP Call-ID. A leg belongs to a call
+//!   (customer or agent side) until the call ends; then it lingers for 32 s, detached, so
+//!   late responses are still ACKed and late BYEs answered.
+//! - A 50 ms tick drives retransmissions (RFC 3261 timers A/B/E/F), ring timeouts and
+//!   registration expiry.
+//! - Each call's media runs in its own task ([`crate::media`]); the driver only tells it where
+//!   to send and when to bridge, hold or finish.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sip_core::auth::{self, Authorization, Challenge, Credentials, NonceCheck, NonceIssuer};
+use sip_core::sdp::{self, Codec, SessionDescription, TELEPHONE_EVENT_PT};
+use sip_core::transaction::{new_branch, new_call_id, new_tag, RetransmitTimer, TimerAction, TRANSACTION_TIMEOUT};
+use sip_core::{Message, Method, NameAddr, ParseError, Request, Response, SipUri};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::media::{self, MediaCommand, MediaHandle};
+use crate::{CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, Outcome, TrunkConfig};
+
+/// The registrar's digest realm.
+const REALM: &str = "outpost";
+/// Registrar nonces are good for this long; older ones get `stale=true`.
+const NONCE_MAX_AGE_SECS: u64 = 300;
+/// Longest registration granted; phones asking for more are told this.
+const MAX_REGISTRATION_SECS: u32 = 3600;
+/// Tick of the driver's timers.
+const TICK: Duration = Duration::from_millis(50);
+
+/// What the handle asks the driver to do.
+pub(crate) enum Command {
+    Dial(DialRequest),
+    Bridge { call: CallId, extension: String, ring_timeout: Duration, auto_answer: bool },
+    Hold(CallId),
+    Hangup(CallId),
+    SetExtensions(Vec<ExtensionConfig>),
+}
+
+/// State the handle reads synchronously.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub(crate) registered: Mutex<BTreeMap<String, SocketAddr>>,
+}
+
+/// Everything the driver needs, from [`crate::Telephony::start`].
+pub(crate) struct DriverSetup {
+    pub(crate) socket: UdpSocket,
+    pub(crate) local: SocketAddr,
+    pub(crate) rtp_bind_ip: IpAddr,
+    pub(crate) rtp_ports: (u16, u16),
+    pub(crate) trunks: Vec<TrunkConfig>,
+    pub(crate) extensions: Vec<ExtensionConfig>,
+    pub(crate) recordings_dir: PathBuf,
+    pub(crate) hold_audio: Arc<Vec<i16>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) events: mpsc::UnboundedSender<LineEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Customer,
+    Agent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    /// INVITE sent, nothing heard yet.
+    Calling,
+    /// A provisional response arrived.
+    Proceeding,
+    /// 2xx received and ACKed.
+    Confirmed,
+    /// CANCEL sent; waiting for the INVITE's final response.
+    Cancelling,
+    /// Over (final response, BYE sent or received).
+    Terminated,
+}
+
+struct PendingRequest {
+    branch: String,
+    bytes: Vec<u8>,
+    timer: RetransmitTimer,
+}
+
+/// One outgoing INVITE dialog.
+struct Leg {
+    owner: Option<(CallId, Side)>,
+    sip_call_id: String,
+    peer: SocketAddr,
+    request_uri: String,
+    remote_target: Option<String>,
+    from: String,
+    to: String,
+    remote_tag: Option<String>,
+    cseq: u32,
+    invite: Request,
+    invite_timer: Option<RetransmitTimer>,
+    state: LegState,
+    /// Ring timeout while ringing; the give-up time for the final response while cancelling.
+    deadline: Instant,
+    linger_until: Option<Instant>,
+    credentials: Option<Credentials>,
+    auth_attempted: bool,
+    ack: Option<Vec<u8>>,
+    local_sdp: Vec<u8>,
+    extra_headers: Vec<(String, String)>,
+    pending: Vec<PendingRequest>,
+}
+
+struct AgentLeg {
+    sip_call_id: String,
+    extension: String,
+    socket: Option<UdpSocket>,
+    ringing_reported: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    Dialing,
+    Answered,
+    Bridged { extension: String },
+}
+
+struct Call {
+    trunk: String,
+    customer: String,
+    agent: Option<AgentLeg>,
+    stage: Stage,
+    ringing_reported: bool,
+    codec: Option<Codec>,
+    media: MediaHandle,
+}
+
+struct Registration {
+    contact_uri: String,
+    target: SocketAddr,
+    expires_at: Instant,
+}
+
+struct CachedResponse {
+    bytes: Vec<u8>,
+    expires_at: Instant,
+}
+
+/// Hands out RTP ports from the configured range (even ports, as RTP convention wants).
+struct PortPool {
+    low: u16,
+    high: u16,
+    next: u16,
+}
+
+impl PortPool {
+    fn new((low, high): (u16, u16)) -> PortPool {
+        let low = low.saturating_add(low % 2);
+        PortPool { low, high, next: low }
+    }
+
+    fn bind(&mut self, ip: IpAddr) -> std::io::Result<(UdpSocket, u16)> {
+        let bind_std = |port: u16| -> std::io::Result<UdpSocket> {
+            let socket = std::net::UdpSocket::bind((ip, port))?;
+            socket.set_nonblocking(true)?;
+            UdpSocket::from_std(socket)
+        };
+        if self.low == 0 || self.high < self.low {
+            // No range configured: let the kernel pick (tests and development).
+            let socket = bind_std(0)?;
+            let port = socket.local_addr()?.port();
+            return Ok((socket, port));
+        }
+        let n_slots = u32::from((self.high - self.low) / 2) + 1;
+        for _ in 0..n_slots {
+            let port = self.next;
+            self.next = if port.saturating_add(2) > self.high { self.low } else { port + 2 };
+            if let Ok(socket) = bind_std(port) {
+                return Ok((socket, port));
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!("no free RTP port in {}..={}; widen rtp_ports", self.low, self.high),
+        ))
+    }
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+}
+
+fn unix_millis() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis()).unwrap_or(0)
+}
+
+pub(crate) struct Driver {
+    socket: UdpSocket,
+    local: SocketAddr,
+    rtp_bind_ip: IpAddr,
+    rtp_ports: PortPool,
+    trunks: HashMap<String, TrunkConfig>,
+    extensions: HashMap<String, String>,
+    registrations: HashMap<String, Registration>,
+    shared: Arc<Shared>,
+    calls: HashMap<CallId, Call>,
+    legs: HashMap<String, Leg>,
+    responses: HashMap<String, CachedResponse>,
+    nonces: NonceIssuer,
+    events: mpsc::UnboundedSender<LineEvent>,
+    recordings_dir: PathBuf,
+    hold_audio: Arc<Vec<i16>>,
+}
+
+impl Driver {
+    pub(crate) fn new(setup: DriverSetup) -> Driver {
+        Driver {
+            socket: setup.socket,
+            local: setup.local,
+            rtp_bind_ip: setup.rtp_bind_ip,
+            rtp_ports: PortPool::new(setup.rtp_ports),
+            trunks: setup.trunks.into_iter().map(|trunk| (trunk.name.clone(), trunk)).collect(),
+            extensions: setup.extensions.into_iter().map(|ext| (ext.extension, ext.password)).collect(),
+            registrations: HashMap::new(),
+            shared: setup.shared,
+            calls: HashMap::new(),
+            legs: HashMap::new(),
+            responses: HashMap::new(),
+            nonces: NonceIssuer::new(),
+            events: setup.events,
+            recordings_dir: setup.recordings_dir,
+            hold_audio: setup.hold_audio,
+        }
+    }
+
+    /// Runs until every [`crate::Telephony`] handle is dropped.
+    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut buffer = vec![0u8; 65_536];
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        self.shut_down();
+                        return;
+                    }
+                },
+                received = self.socket.recv_from(&mut buffer) => match received {
+                    Ok((n_bytes, source)) => {
+                        let packet = buffer[..n_bytes].to_vec();
+                        self.on_packet(&packet, source);
+                    }
+                    // ICMP port-unreachable from an earlier send can surface here; not fatal.
+                    Err(error) => debug!(%error, "SIP socket receive error"),
+                },
+                _ = tick.tick() => self.on_tick(Instant::now()),
+            }
+        }
+    }
+
+    fn emit(&self, event: LineEvent) {
+        // The appliance may have stopped listening during shutdown; events are then moot.
+        let _ = self.events.send(event);
+    }
+
+    fn send_to(&self, bytes: &[u8], destination: SocketAddr) {
+        if let Err(error) = self.socket.try_send_to(bytes, destination) {
+            warn!(%destination, %error, "SIP send failed");
+        }
+    }
+
+    fn shut_down(&mut self) {
+        let call_ids: Vec<CallId> = self.calls.keys().copied().collect();
+        for call_id in call_ids {
+            self.hang_up(call_id);
+        }
+    }
+
+    // ---- commands -------------------------------------------------------------------------
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial(request) => self.dial(request),
+            Command::Bridge { call, extension, ring_timeout, auto_answer } => {
+                self.bridge(call, extension, ring_timeout, auto_answer)
+            }
+            Command::Hold(call_id) => match self.calls.get(&call_id) {
+                Some(call) if call.stage == Stage::Answered => call.media.send(MediaCommand::Hold),
+                Some(_) => warn!(call = call_id.0, "hold ignored: the call is not answered and waiting"),
+                None => warn!(call = call_id.0, "hold ignored: no such call"),
+            },
+            Command::Hangup(call_id) => self.hang_up(call_id),
+            Command::SetExtensions(extensions) => self.set_extensions(extensions),
+        }
+    }
+
+    fn dial(&mut self, request: DialRequest) {
+        let call_id = request.call;
+        if self.calls.contains_key(&call_id) {
+            warn!(call = call_id.0, "dial ignored: the call id is already in use");
+            return;
+        }
+        let failed = |driver: &Driver, status: u16| {
+            driver.emit(LineEvent::Ended { call: call_id, outcome: Outcome::Failed { status }, hangup_side: None, recording: None });
+        };
+        let Some(trunk) = self.trunks.get(&request.trunk).cloned() else {
+            warn!(call = call_id.0, trunk = %request.trunk, "dial failed: no trunk by that name is configured");
+            failed(self, 0);
+            return;
+        };
+        let n_active = self.calls.values().filter(|call| call.trunk == trunk.name).count();
+        if n_active >= trunk.channels as usize {
+            warn!(call = call_id.0, trunk = %trunk.name, channels = trunk.channels, "dial refused: every channel of the trunk is busy");
+            failed(self, 503);
+            return;
+        }
+        let (rtp_socket, rtp_port) = match self.rtp_ports.bind(self.rtp_bind_ip) {
+            Ok(bound) => bound,
+            Err(error) => {
+                warn!(call = call_id.0, %error, "dial failed: no RTP port");
+                failed(self, 0);
+                return;
+            }
+        };
+        let sip_call_id = new_call_id(&self.local.ip().to_string());
+        let credentials = match (&trunk.username, &trunk.password) {
+            (Some(username), Some(password)) => Some(Credentials { username: username.clone(), password: password.clone() }),
+            _ => None,
+        };
+        let now = Instant::now();
+        let mut leg = Leg {
+            owner: Some((call_id, Side::Customer)),
+            sip_call_id: sip_call_id.clone(),
+            peer: trunk.address,
+            request_uri: format!("sip:{}@{}", request.number, trunk.domain),
+            remote_target: None,
+            from: format!("<sip:{}@{}>;tag={}", request.caller_id, trunk.domain, new_tag()),
+            to: format!("<sip:{}@{}>", request.number, trunk.domain),
+            remote_tag: None,
+            cseq: 1,
+            invite: Request::new(Method::Invite, ""),
+            invite_timer: None,
+            state: LegState::Calling,
+            deadline: now + request.ring_timeout,
+            linger_until: None,
+            credentials,
+            auth_attempted: false,
+            ack: None,
+            local_sdp: sdp::build_offer(self.local.ip(), rtp_port, u64::from(rand::random::<u32>())),
+            extra_headers: Vec::new(),
+            pending: Vec::new(),
+        };
+        self.send_invite(&mut leg, None, now);
+        let media = media::spawn(call_id, rtp_socket, self.hold_audio.clone());
+        info!(call = call_id.0, trunk = %trunk.name, number = %request.number, "dialing");
+        self.legs.insert(sip_call_id.clone(), leg);
+        self.calls.insert(
+            call_id,
+            Call {
+                trunk: trunk.name,
+                customer: sip_call_id,
+                agent: None,
+                stage: Stage::Dialing,
+                ringing_reported: false,
+                codec: None,
+                media,
+            },
+        );
+    }
+
+    fn bridge(&mut self, call_id: CallId, extension: String, ring_timeout: Duration, auto_answer: bool) {
+        let missed = |driver: &Driver, reason: &str| {
+            warn!(call = call_id.0, %extension, reason, "bridge refused");
+            driver.emit(LineEvent::AgentMissed { call: call_id, extension: extension.clone() });
+        };
+        let Some(call) = self.calls.get(&call_id) else {
+            missed(self, "no such call");
+            return;
+        };
+        if call.stage != Stage::Answered || call.agent.is_some() {
+            missed(self, "the call is not answered and waiting, or an agent is already being rung");
+            return;
+        }
+        let Some(codec) = call.codec else {
+            missed(self, "the customer leg has no negotiated codec");
+            return;
+        };
+        let Some(registration) = self.registrations.get(&extension) else {
+            missed(self, "the extension is not registered");
+            return;
+        };
+        let (contact_uri, target) = (registration.contact_uri.clone(), registration.target);
+        let (rtp_socket, rtp_port) = match self.rtp_ports.bind(self.rtp_bind_ip) {
+            Ok(bound) => bound,
+            Err(error) => {
+                missed(self, &error.to_string());
+                return;
+            }
+        };
+        let mut extra_headers = Vec::new();
+        if auto_answer {
+            // Phones differ in which hint they honour: Call-Info (Snom, Yealink, Grandstream,
+            // baresip) and Alert-Info (Polycom, Cisco SPA); sending both covers the field.
+            extra_headers.push(("Call-Info".to_string(), format!("<sip:{}>;answer-after=0", self.local.ip())));
+            extra_headers.push(("Alert-Info".to_string(), format!("<sip:{}>;info=alert-autoanswer;delay=0", self.local.ip())));
+        }
+        let sip_call_id = new_call_id(&self.local.ip().to_string());
+        let now = Instant::now();
+        let mut leg = Leg {
+            owner: Some((call_id, Side::Agent)),
+            sip_call_id: sip_call_id.clone(),
+            peer: target,
+            request_uri: contact_uri,
+            remote_target: None,
+            from: format!("\"Outpost\" <sip:outpost@{}>;tag={}", self.local, new_tag()),
+            to: format!("<sip:{extension}@{}>", self.local.ip()),
+            remote_tag: None,
+            cseq: 1,
+            invite: Request::new(Method::Invite, ""),
+            invite_timer: None,
+            state: LegState::Calling,
+            deadline: now + ring_timeout,
+            linger_until: None,
+            credentials: None,
+            auth_attempted: false,
+            ack: None,
+            local_sdp: sdp::build_audio(self.local.ip(), rtp_port, &[codec], Some(TELEPHONE_EVENT_PT), u64::from(rand::random::<u32>())),
+            extra_headers,
+            pending: Vec::new(),
+        };
+        self.send_invite(&mut leg, None, now);
+        info!(call = call_id.0, %extension, %target, "ringing agent");
+        self.legs.insert(sip_call_id.clone(), leg);
+        if let Some(call) = self.calls.get_mut(&call_id) {
+            call.agent = Some(AgentLeg { sip_call_id, extension, socket: Some(rtp_socket), ringing_reported: false });
+        }
+    }
+
+    fn hang_up(&mut self, call_id: CallId) {
+        let Some(call) = self.calls.get(&call_id) else {
+            debug!(call = call_id.0, "hangup ignored: no such call (already ended)");
+            return;
+        };
+        let outcome = match call.stage {
+            Stage::Dialing => Outcome::NoAnswer,
+            Stage::Answered => Outcome::Abandoned,
+            Stage::Bridged { .. } => Outcome::Answered,
+        };
+        self.end_call(call_id, outcome, Some(HangupSide::System));
+    }
+
+    fn set_extensions(&mut self, extensions: Vec<ExtensionConfig>) {
+        self.extensions = extensions.into_iter().map(|ext| (ext.extension, ext.password)).collect();
+        let removed: Vec<String> =
+            self.registrations.keys().filter(|extension| !self.extensions.contains_key(*extension)).cloned().collect();
+        for extension in removed {
+            info!(%extension, "extension no longer provisioned; registration dropped");
+            self.unregister(&extension);
+        }
+    }
+
+    // ---- building requests --------------------------------------------------------------------
+
+    fn via(&self, branch: &str) -> String {
+        format!("SIP/2.0/UDP {};branch={branch};rport", self.local)
+    }
+
+    /// Sends (or re-sends with new CSeq/credentials) the leg's INVITE and arms timer A/B.
+    fn send_invite(&self, leg: &mut Leg, authorization: Option<(&str, String)>, now: Instant) {
+        let mut invite = Request::new(Method::Invite, leg.request_uri.clone())
+            .with_header("Via", self.via(&new_branch()))
+            .with_header("Max-Forwards", "70")
+            .with_header("From", leg.from.clone())
+            .with_header("To", leg.to.clone())
+            .with_header("Call-ID", leg.sip_call_id.clone())
+            .with_header("CSeq", format!("{} INVITE", leg.cseq))
+            .with_header("Contact", format!("<sip:outpost@{}>", self.local))
+            .with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
+            .with_header("User-Agent", "Outpost");
+        for (name, value) in &leg.extra_headers {
+            invite.headers.push(name.clone(), value.clone());
+        }
+        if let Some((name, value)) = authorization {
+            invite.headers.push(name, value);
+        }
+        invite.headers.push("Content-Type", "application/sdp");
+        invite.body = leg.local_sdp.clone();
+        self.send_to(&invite.to_bytes(), leg.peer);
+        leg.invite = invite;
+        leg.invite_timer = Some(RetransmitTimer::new(now, true));
+    }
+
+    fn to_with_remote_tag(leg: &Leg) -> String {
+        match &leg.remote_tag {
+            Some(tag) => format!("{};tag={tag}", leg.to),
+            None => leg.to.clone(),
+        }
+    }
+
+    fn send_ack_for_2xx(&self, leg: &mut Leg) {
+        let ack = Request::new(Method::Ack, leg.remote_target.clone().unwrap_or_else(|| leg.request_uri.clone()))
+            .with_header("Via", self.via(&new_branch()))
+            .with_header("Max-Forwards", "70")
+            .with_header("From", leg.from.clone())
+            .with_header("To", Self::to_with_remote_tag(leg))
+            .with_header("Call-ID", leg.sip_call_id.clone())
+            .with_header("CSeq", format!("{} ACK", leg.cseq));
+        let bytes = ack.to_bytes();
+        self.send_to(&bytes, leg.peer);
+        leg.ack = Some(bytes);
+    }
+
+    /// The hop-by-hop ACK for a non-2xx final response: same branch as the INVITE, the
+    /// response's To (RFC 3261 section 17.1.1.3). Built from the response itself so
+    /// retransmitted finals of older INVITEs (before digest) are ACKed correctly too.
+    fn send_ack_for_failure(&self, leg: &Leg, response: &Response) {
+        let mut ack = Request::new(Method::Ack, leg.request_uri.clone());
+        if let Some(via) = response.headers.get("Via") {
+            ack.headers.push("Via", via);
+        }
+        ack.headers.push("Max-Forwards", "70");
+        ack.headers.push("From", leg.from.clone());
+        ack.headers.push("To", response.headers.get("To").unwrap_or_default());
+        ack.headers.push("Call-ID", leg.sip_call_id.clone());
+        let cseq_number = response.cseq().map(|cseq| cseq.number).unwrap_or(leg.cseq);
+        ack.headers.push("CSeq", format!("{cseq_number} ACK"));
+        self.send_to(&ack.to_bytes(), leg.peer);
+    }
+
+    fn send_non_invite(&self, leg: &mut Leg, request: Request, now: Instant) {
+        let branch = request.top_via().and_then(|via| via.branch().map(str::to_string)).unwrap_or_default();
+        let bytes = request.to_bytes();
+        self.send_to(&bytes, leg.peer);
+        leg.pending.push(PendingRequest { branch, bytes, timer: RetransmitTimer::new(now, false) });
+    }
+
+    fn send_cancel(&self, leg: &mut Leg, now: Instant) {
+        let mut cancel = Request::new(Method::Cancel, leg.invite.uri.clone());
+        // CANCEL must match the INVITE's transaction: same Via (branch), From, To, Call-ID, CSeq number.
+        if let Some(via) = leg.invite.headers.get("Via") {
+            cancel.headers.push("Via", via);
+        }
+        cancel.headers.push("Max-Forwards", "70");
+        cancel.headers.push("From", leg.from.clone());
+        cancel.headers.push("To", leg.to.clone());
+        cancel.headers.push("Call-ID", leg.sip_call_id.clone());
+        cancel.headers.push("CSeq", format!("{} CANCEL", leg.cseq));
+        self.send_non_invite(leg, cancel, now);
+        leg.state = LegState::Cancelling;
+        leg.deadline = now + TRANSACTION_TIMEOUT;
+    }
+
+    fn send_bye(&self, leg: &mut Leg, now: Instant) {
+        leg.cseq += 1;
+        let bye = Request::new(Method::Bye, leg.remote_target.clone().unwrap_or_else(|| leg.request_uri.clone()))
+            .with_header("Via", self.via(&new_branch()))
+            .with_header("Max-Forwards", "70")
+            .with_header("From", leg.from.clone())
+            .with_header("To", Self::to_with_remote_tag(leg))
+            .with_header("Call-ID", leg.sip_call_id.clone())
+            .with_header("CSeq", format!("{} BYE", leg.cseq))
+            .with_header("User-Agent", "Outpost");
+        self.send_non_invite(leg, bye, now);
+        leg.state = LegState::Terminated;
+    }
+
+    /// Ends a leg from our side in whatever way its state calls for, and detaches it.
+    fn release_leg(&mut self, sip_call_id: &str, now: Instant) {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        match leg.state {
+            LegState::Calling | LegState::Proceeding => self.send_cancel(&mut leg, now),
+            LegState::Confirmed => self.send_bye(&mut leg, now),
+            LegState::Cancelling | LegState::Terminated => {}
+        }
+        leg.owner = None;
+        leg.linger_until = Some(now + TRANSACTION_TIMEOUT);
+        self.legs.insert(sip_call_id.to_string(), leg);
+    }
+
+    // ---- call endings -------------------------------------------------------------------------
+
+    /// Releases every leg of the call, finishes its media and reports [`LineEvent::Ended`]
+    /// once the recording (if any) is written.
+    fn end_call(&mut self, call_id: CallId, outcome: Outcome, hangup_side: Option<HangupSide>) {
+        let Some(call) = self.calls.remove(&call_id) else { return };
+        let now = Instant::now();
+        self.release_leg(&call.customer, now);
+        if let Some(agent) = &call.agent {
+            self.release_leg(&agent.sip_call_id, now);
+        }
+        let recording_path = matches!(call.stage, Stage::Bridged { .. })
+            .then(|| self.recordings_dir.join(format!("call-{}-{}.wav", call_id.0, unix_millis())));
+        let (reply, recording) = oneshot::channel();
+        call.media.send(MediaCommand::Finish { recording_path, reply });
+        info!(call = call_id.0, ?outcome, ?hangup_side, "call ended");
+        let events = self.events.clone();
+        tokio::spawn(async move {
+            let recording = recording.await.ok().flatten();
+            let _ = events.send(LineEvent::Ended { call: call_id, outcome, hangup_side, recording });
+        });
+    }
+
+    /// The agent leg did not become a bridge: tell the appliance and keep the customer.
+    fn agent_missed(&mut self, call_id: CallId) {
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some(agent) = call.agent.take() else { return };
+        let now = Instant::now();
+        self.release_leg(&agent.sip_call_id, now);
+        info!(call = call_id.0, extension = %agent.extension, "agent missed the call");
+        self.emit(LineEvent::AgentMissed { call: call_id, extension: agent.extension });
+    }
+
+    // ---- incoming packets ---------------------------------------------------------------------
+
+    fn on_packet(&mut self, bytes: &[u8], source: SocketAddr) {
+        match sip_core::parse(bytes) {
+            Ok(Message::Request(request)) => self.on_request(request, source),
+            Ok(Message::Response(response)) => self.on_response(response, source),
+            Err(ParseError::Empty) => {}
+            Err(reason) => warn!(%source, %reason, n_bytes = bytes.len(), "ignoring a packet on the SIP port that is not valid SIP"),
+        }
+    }
+
+    fn on_response(&mut self, response: Response, source: SocketAddr) {
+        let Ok(cseq) = response.cseq() else { return };
+        let sip_call_id = response.call_id().to_string();
+        let Some(leg) = self.legs.get_mut(&sip_call_id) else {
+            debug!(%source, status = response.status, "response for no known call dropped");
+            return;
+        };
+        if cseq.method != Method::Invite {
+            if response.status >= 200 {
+                let branch = response.top_via().and_then(|via| via.branch().map(str::to_string));
+                leg.pending.retain(|pending| Some(&pending.branch) != branch.as_ref());
+            }
+            return;
+        }
+        if cseq.number != leg.cseq {
+            // A retransmitted final answer to an INVITE we already replaced (after a digest challenge).
+            if response.status >= 300 {
+                let leg = &self.legs[&sip_call_id];
+                self.send_ack_for_failure(leg, &response);
+            }
+            return;
+        }
+        leg.invite_timer = None;
+        match response.status {
+            100..=199 => self.on_provisional(&sip_call_id, &response),
+            200..=299 => self.on_invite_success(&sip_call_id, &response),
+            _ => self.on_invite_failure(&sip_call_id, &response),
+        }
+    }
+
+    fn on_provisional(&mut self, sip_call_id: &str, response: &Response) {
+        let Some(leg) = self.legs.get_mut(sip_call_id) else { return };
+        if leg.state == LegState::Calling {
+            leg.state = LegState::Proceeding;
+        }
+        if !matches!(response.status, 180 | 183) {
+            return;
+        }
+        let Some((call_id, side)) = leg.owner else { return };
+        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let event = match side {
+            Side::Customer if !call.ringing_reported => {
+                call.ringing_reported = true;
+                LineEvent::Ringing { call: call_id }
+            }
+            Side::Agent => match call.agent.as_mut() {
+                Some(agent) if !agent.ringing_reported => {
+                    agent.ringing_reported = true;
+                    LineEvent::AgentRinging { call: call_id, extension: agent.extension.clone() }
+                }
+                _ => return,
+            },
+            Side::Customer => return,
+        };
+        self.emit(event);
+    }
+
+    fn on_invite_success(&mut self, sip_call_id: &str, response: &Response) {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        let now = Instant::now();
+        if leg.ack.is_some() {
+            // 2xx retransmission: our ACK was lost.
+            if let Some(ack) = &leg.ack {
+                self.send_to(ack, leg.peer);
+            }
+            self.legs.insert(sip_call_id.to_string(), leg);
+            return;
+        }
+        leg.remote_tag = response.headers.get("To").and_then(|to| NameAddr::parse(to).ok()).and_then(|to| to.tag().map(str::to_string));
+        leg.remote_target = response.headers.get("Contact").and_then(|contact| NameAddr::parse(contact).ok()).map(|contact| contact.uri);
+        self.send_ack_for_2xx(&mut leg);
+        let was_cancelling = leg.state == LegState::Cancelling;
+        leg.state = LegState::Confirmed;
+        let owner = leg.owner;
+        let answer = SessionDescription::parse(&response.body);
+        self.legs.insert(sip_call_id.to_string(), leg);
+
+        let Some((call_id, side)) = owner.filter(|_| !was_cancelling) else {
+            // Answered after we gave up on it: hang up the answer right away.
+            self.release_leg(sip_call_id, now);
+            return;
+        };
+        match side {
+            Side::Customer => {
+                let path = answer.and_then(|answer| answer.audio_path(&[Codec::Pcmu, Codec::Pcma]));
+                match path {
+                    Ok(path) => {
+                        if let Some(call) = self.calls.get_mut(&call_id) {
+                            call.codec = Some(path.codec);
+                            call.stage = Stage::Answered;
+                            call.media.send(MediaCommand::CustomerAnswered { remote: path.remote, codec: path.codec });
+                        }
+                        info!(call = call_id.0, codec = ?path.codec, remote = %path.remote, "customer answered");
+                        self.emit(LineEvent::Answered { call: call_id });
+                    }
+                    Err(error) => {
+                        warn!(call = call_id.0, %error, "customer answered with unusable SDP; hanging up");
+                        self.end_call(call_id, Outcome::Failed { status: 488 }, Some(HangupSide::System));
+                    }
+                }
+            }
+            Side::Agent => {
+                let codec = self.calls.get(&call_id).and_then(|call| call.codec);
+                let path = answer.and_then(|answer| answer.audio_path(&codec.into_iter().collect::<Vec<_>>()));
+                match path {
+                    Ok(path) => {
+                        let Some(call) = self.calls.get_mut(&call_id) else { return };
+                        let Some(agent) = call.agent.as_mut() else { return };
+                        let Some(agent_socket) = agent.socket.take() else { return };
+                        let extension = agent.extension.clone();
+                        call.media.send(MediaCommand::Bridge { agent_socket, agent_remote: path.remote });
+                        call.stage = Stage::Bridged { extension: extension.clone() };
+                        info!(call = call_id.0, %extension, "bridged");
+                        self.emit(LineEvent::Bridged { call: call_id, extension });
+                    }
+                    Err(error) => {
+                        warn!(call = call_id.0, %error, "agent answered with unusable SDP");
+                        self.agent_missed(call_id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_invite_failure(&mut self, sip_call_id: &str, response: &Response) {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        self.send_ack_for_failure(&leg, response);
+        if leg.state == LegState::Terminated || leg.state == LegState::Confirmed {
+            self.legs.insert(sip_call_id.to_string(), leg);
+            return;
+        }
+        let now = Instant::now();
+        if matches!(response.status, 401 | 407) && leg.state != LegState::Cancelling && !leg.auth_attempted {
+            if let Some(credentials) = leg.credentials.clone() {
+                let (challenge_header, answer_header) = if response.status == 401 {
+                    ("WWW-Authenticate", "Authorization")
+                } else {
+                    ("Proxy-Authenticate", "Proxy-Authorization")
+                };
+                match response.headers.get(challenge_header).map(Challenge::parse) {
+                    Some(Ok(challenge)) => {
+                        leg.auth_attempted = true;
+                        leg.cseq += 1;
+                        let value = challenge.answer(&credentials, "INVITE", &leg.request_uri, &new_tag(), 1);
+                        self.send_invite(&mut leg, Some((answer_header, value)), now);
+                        leg.state = LegState::Calling;
+                        self.legs.insert(sip_call_id.to_string(), leg);
+                        return;
+                    }
+                    Some(Err(error)) => warn!(%error, "cannot answer the carrier's digest challenge"),
+                    None => warn!(status = response.status, "challenge without a {challenge_header} header"),
+                }
+            }
+        }
+        let was_cancelling = leg.state == LegState::Cancelling;
+        leg.state = LegState::Terminated;
+        let owner = leg.owner.take();
+        leg.linger_until = Some(now + TRANSACTION_TIMEOUT);
+        self.legs.insert(sip_call_id.to_string(), leg);
+        match owner {
+            None => {}
+            Some((call_id, Side::Customer)) => {
+                let outcome = match response.status {
+                    486 | 600 => Outcome::Busy,
+                    603 => Outcome::Rejected,
+                    408 | 480 => Outcome::NoAnswer,
+                    487 if was_cancelling => Outcome::NoAnswer,
+                    status => Outcome::Failed { status },
+                };
+                let hangup_side = (outcome == Outcome::NoAnswer && was_cancelling).then_some(HangupSide::System);
+                self.end_call(call_id, outcome, hangup_side);
+            }
+            Some((call_id, Side::Agent)) => {
+                info!(call = call_id.0, status = response.status, "agent leg refused");
+                self.agent_missed(call_id);
+            }
+        }
+    }
+
+    fn on_request(&mut self, request: Request, source: SocketAddr) {
+        let branch = request.top_via().and_then(|via| via.branch().map(str::to_string)).unwrap_or_default();
+        let cache_key = format!("{branch}|{}|{}", request.method, request.call_id());
+        if request.method != Method::Ack {
+            if let Some(cached) = self.responses.get(&cache_key) {
+                // A retransmitted request: repeat our answer instead of acting twice.
+                self.send_to(&cached.bytes, source);
+                return;
+            }
+        }
+        let in_dialog = self.legs.contains_key(request.call_id());
+        let response = match request.method {
+            Method::Register => Some(self.on_register(&request, source)),
+            _ if in_dialog => self.on_in_dialog(&request, source),
+            Method::Ack => None,
+            Method::Invite => {
+                warn!(%source, uri = %request.uri, "refusing an inbound INVITE: this box places calls only (no open relay)");
+                Some(Response::to_request(&request, 403, "Forbidden", Some(&new_tag())))
+            }
+            Method::Options => Some(
+                Response::to_request(&request, 200, "OK", Some(&new_tag())).with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"),
+            ),
+            _ => Some(Response::to_request(&request, 481, "Call/Transaction Does Not Exist", None)),
+        };
+        if let Some(response) = response {
+            let bytes = response.to_bytes();
+            self.send_to(&bytes, source);
+            self.responses.insert(cache_key, CachedResponse { bytes, expires_at: Instant::now() + TRANSACTION_TIMEOUT });
+        }
+    }
+
+    fn on_in_dialog(&mut self, request: &Request, source: SocketAddr) -> Option<Response> {
+        let sip_call_id = request.call_id().to_string();
+        let leg = self.legs.get_mut(&sip_call_id)?;
+        let from_tag = request.headers.get("From").and_then(|from| NameAddr::parse(from).ok()).and_then(|from| from.tag().map(str::to_string));
+        if request.method != Method::Ack && leg.remote_tag.is_some() && from_tag != leg.remote_tag {
+            warn!(%source, method = %request.method, "in-dialog request with a foreign From tag refused");
+            return Some(Response::to_request(request, 481, "Call/Transaction Does Not Exist", None));
+        }
+        match request.method {
+            Method::Ack => None,
+            Method::Bye => {
+                let owner = leg.owner.take();
+                leg.state = LegState::Terminated;
+                leg.linger_until = Some(Instant::now() + TRANSACTION_TIMEOUT);
+                let response = Response::to_request(request, 200, "OK", None);
+                if let Some((call_id, side)) = owner {
+                    self.on_remote_bye(call_id, side);
+                }
+                Some(response)
+            }
+            Method::Invite => {
+                // A re-INVITE (session refresh, hold by the far end): keep our media as it is.
+                let mut response = Response::to_request(request, 200, "OK", None)
+                    .with_header("Contact", format!("<sip:outpost@{}>", self.local))
+                    .with_header("Content-Type", "application/sdp");
+                response.body = leg.local_sdp.clone();
+                Some(response)
+            }
+            Method::Options | Method::Info | Method::Update | Method::Notify => Some(Response::to_request(request, 200, "OK", None)),
+            Method::Cancel => Some(Response::to_request(request, 481, "Call/Transaction Does Not Exist", None)),
+            _ => Some(Response::to_request(request, 501, "Not Implemented", None)),
+        }
+    }
+
+    fn on_remote_bye(&mut self, call_id: CallId, side: Side) {
+        let Some(call) = self.calls.get(&call_id) else { return };
+        match (side, &call.stage) {
+            (Side::Customer, Stage::Bridged { .. }) => self.end_call(call_id, Outcome::Answered, Some(HangupSide::Customer)),
+            (Side::Customer, _) => self.end_call(call_id, Outcome::Abandoned, Some(HangupSide::Customer)),
+            (Side::Agent, Stage::Bridged { .. }) => self.end_call(call_id, Outcome::Answered, Some(HangupSide::Agent)),
+            (Side::Agent, _) => self.agent_missed(call_id),
+        }
+    }
+
+    // ---- registrar ----------------------------------------------------------------------------
+
+    fn challenge(&self, request: &Request, stale: bool) -> Response {
+        let nonce = self.nonces.issue(unix_secs());
+        Response::to_request(request, 401, "Unauthorized", Some(&new_tag()))
+            .with_header("WWW-Authenticate", auth::challenge_header(REALM, &nonce, auth::Algorithm::Md5, stale))
+    }
+
+    fn on_register(&mut self, request: &Request, source: SocketAddr) -> Response {
+        let to_user = request
+            .headers
+            .get("To")
+            .and_then(|to| NameAddr::parse(to).ok())
+            .and_then(|to| SipUri::parse(&to.uri).ok())
+            .and_then(|uri| uri.user);
+        let Some(extension) = to_user else {
+            warn!(%source, "REGISTER without a user in To refused");
+            return Response::to_request(request, 400, "Bad Request (To has no extension)", Some(&new_tag()));
+        };
+        let Some(authorization) = request.headers.get("Authorization") else {
+            return self.challenge(request, false);
+        };
+        let authorization = match Authorization::parse(authorization) {
+            Ok(authorization) => authorization,
+            Err(error) => {
+                warn!(%source, %extension, %error, "REGISTER with an unusable Authorization header");
+                return self.challenge(request, false);
+            }
+        };
+        match self.nonces.check(&authorization.nonce, unix_secs(), NONCE_MAX_AGE_SECS) {
+            NonceCheck::Valid => {}
+            NonceCheck::Stale => return self.challenge(request, true),
+            NonceCheck::Invalid => return self.challenge(request, false),
+        }
+        // Unknown extensions and wrong passwords get the same answer, so the registrar does
+        // not reveal which extensions exist.
+        let verified = self.extensions.get(&extension).is_some_and(|password| {
+            authorization.username == extension && authorization.realm == REALM && authorization.verify("REGISTER", password)
+        });
+        if !verified {
+            warn!(%source, %extension, "REGISTER refused: unknown extension or wrong password");
+            return Response::to_request(request, 403, "Forbidden", Some(&new_tag()));
+        }
+
+        let contacts: Vec<&str> = request.headers.get_all("Contact").flat_map(sip_core::message::split_top_level_commas).collect();
+        let header_expires = request.headers.get("Expires").and_then(|value| value.trim().parse::<u32>().ok());
+        let ok = Response::to_request(request, 200, "OK", Some(&new_tag()));
+        if contacts.first() == Some(&"*") {
+            self.unregister(&extension);
+            return ok;
+        }
+        let Some(contact) = contacts.first().and_then(|contact| NameAddr::parse(contact).ok()) else {
+            // A query: report the current binding.
+            return match self.registrations.get(&extension) {
+                Some(registration) => {
+                    let remaining = registration.expires_at.saturating_duration_since(Instant::now()).as_secs();
+                    ok.with_header("Contact", format!("<{}>;expires={remaining}", registration.contact_uri))
+                }
+                None => ok,
+            };
+        };
+        let expires = contact
+            .param("expires")
+            .and_then(|value| value.parse::<u32>().ok())
+            .or(header_expires)
+            .unwrap_or(MAX_REGISTRATION_SECS)
+            .min(MAX_REGISTRATION_SECS);
+        if expires == 0 {
+            self.unregister(&extension);
+            return ok;
+        }
+        // Route to the Contact when it names an address; otherwise (a hostname) to where the
+        // REGISTER came from.
+        let target = SipUri::parse(&contact.uri).ok().and_then(|uri| uri.socket_addr()).unwrap_or(source);
+        self.registrations.insert(
+            extension.clone(),
+            Registration {
+                contact_uri: contact.uri.clone(),
+                target,
+                expires_at: Instant::now() + Duration::from_secs(u64::from(expires)),
+            },
+        );
+        self.publish_registrations();
+        info!(%extension, %target, expires, "extension registered");
+        self.emit(LineEvent::ExtensionRegistered { extension, contact: target });
+        ok.with_header("Contact", format!("<{}>;expires={expires}", contact.uri))
+    }
+
+    fn unregister(&mut self, extension: &str) {
+        if self.registrations.remove(extension).is_some() {
+            self.publish_registrations();
+            info!(%extension, "extension unregistered");
+            self.emit(LineEvent::ExtensionUnregistered { extension: extension.to_string() });
+        }
+    }
+
+    fn publish_registrations(&self) {
+        let snapshot: BTreeMap<String, SocketAddr> =
+            self.registrations.iter().map(|(extension, registration)| (extension.clone(), registration.target)).collect();
+        // A poisoned lock only means another thread panicked mid-read; the map is still whole.
+        *self.shared.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+    }
+
+    // ---- timers -------------------------------------------------------------------------------
+
+    fn on_tick(&mut self, now: Instant) {
+        let sip_call_ids: Vec<String> = self.legs.keys().cloned().collect();
+        for sip_call_id in sip_call_ids {
+            self.tick_leg(&sip_call_id, now);
+        }
+        let expired: Vec<String> =
+            self.registrations.iter().filter(|(_, registration)| registration.expires_at <= now).map(|(extension, _)| extension.clone()).collect();
+        for extension in expired {
+            self.unregister(&extension);
+        }
+        self.responses.retain(|_, cached| cached.expires_at > now);
+    }
+
+    fn tick_leg(&mut self, sip_call_id: &str, now: Instant) {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        // Retransmit BYE/CANCEL until answered (timer E), give up at timer F.
+        let peer = leg.peer;
+        leg.pending.retain_mut(|pending| match pending.timer.poll(now) {
+            TimerAction::Retransmit => {
+                let _ = self.socket.try_send_to(&pending.bytes, peer);
+                true
+            }
+            TimerAction::WaitUntil(_) => true,
+            TimerAction::GiveUp => false,
+        });
+        let mut invite_gave_up = false;
+        if let Some(timer) = leg.invite_timer.as_mut() {
+            match timer.poll(now) {
+                TimerAction::Retransmit => self.send_to(&leg.invite.to_bytes(), leg.peer),
+                TimerAction::WaitUntil(_) => {}
+                TimerAction::GiveUp => invite_gave_up = true,
+            }
+        }
+        if invite_gave_up {
+            leg.invite_timer = None;
+            leg.state = LegState::Terminated;
+            let owner = leg.owner.take();
+            leg.linger_until = Some(now);
+            self.legs.insert(sip_call_id.to_string(), leg);
+            match owner {
+                Some((call_id, Side::Customer)) => {
+                    warn!(call = call_id.0, "no response from the trunk within 32 s");
+                    self.end_call(call_id, Outcome::Failed { status: 0 }, None);
+                }
+                Some((call_id, Side::Agent)) => self.agent_missed(call_id),
+                None => {}
+            }
+            return;
+        }
+        let owner = leg.owner;
+        let deadline_passed = now >= leg.deadline;
+        let state = leg.state;
+        if let Some(linger_until) = leg.linger_until {
+            if now >= linger_until && leg.pending.is_empty() {
+                return; // dropped: nothing more can arrive that needs an answer
+            }
+        }
+        self.legs.insert(sip_call_id.to_string(), leg);
+        let Some((call_id, side)) = owner else { return };
+        if !deadline_passed {
+            return;
+        }
+        match (state, side) {
+            (LegState::Calling, Side::Customer) => {
+                warn!(call = call_id.0, "ring timeout without any response from the trunk");
+                self.end_call(call_id, Outcome::Failed { status: 0 }, None);
+            }
+            (LegState::Proceeding, Side::Customer) => {
+                if let Some(leg) = self.legs.remove(sip_call_id) {
+                    let mut leg = leg;
+                    info!(call = call_id.0, "ring timeout; cancelling");
+                    self.send_cancel(&mut leg, now);
+                    self.legs.insert(sip_call_id.to_string(), leg);
+                }
+            }
+            (LegState::Cancelling, Side::Customer) => {
+                warn!(call = call_id.0, "no final response to our CANCEL; giving up on the call");
+                self.end_call(call_id, Outcome::NoAnswer, Some(HangupSide::System));
+            }
+            (LegState::Calling | LegState::Proceeding, Side::Agent) => {
+                info!(call = call_id.0, "agent ring timeout");
+                self.agent_missed(call_id);
+            }
+            _ => {}
+        }
+    }
+}
