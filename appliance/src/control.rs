@@ -1,0 +1,96 @@
+//! The messages the web sends to the dialer driver, and what the driver reports back.
+//!
+//! Kept apart from the driver itself so that the web only knows a channel: the web never
+//! touches telephony, and the driver never parses a request.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::desk::AgentLive;
+
+/// The dialer driver's inbox.
+#[derive(Debug)]
+pub enum DriverMsg {
+    /// An agent changed work state (the desk already holds the new state).
+    AgentState { agent: AgentLive },
+    /// A task was started, restarted with new parameters, or stopped: re-read the store.
+    TasksChanged,
+    /// An agent saved a business record: their after-call work may be over.
+    RecordSaved { agent_id: u64 },
+    /// Extensions were added or changed: push them to the registrar.
+    ExtensionsChanged,
+    /// Report the lines' live figures.
+    Status { reply: oneshot::Sender<LineStatus> },
+}
+
+/// Live figures of the lines, for the status page and the panel.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LineStatus {
+    /// Dialed, not answered yet.
+    pub ringing: u32,
+    /// Answered, waiting for an agent (hearing hold audio).
+    pub queued: u32,
+    /// Offered to an agent's phone, which is ringing.
+    pub offered: u32,
+    /// Customer and agent talking.
+    pub talking: u32,
+    /// Extensions whose phones are registered now.
+    pub registered_extensions: Vec<String>,
+    /// Tasks the driver is dialing.
+    pub running_tasks: Vec<u64>,
+    /// Why the lines are not working, if they are not.
+    pub problem: Option<String>,
+}
+
+/// The web's handle on the driver. Sending never blocks; when the driver is not running
+/// (telephony failed to start), messages are dropped and status says why.
+#[derive(Clone, Debug)]
+pub struct DriverHandle {
+    sender: Option<mpsc::UnboundedSender<DriverMsg>>,
+    problem: Option<String>,
+}
+
+impl DriverHandle {
+    /// A handle on a running driver.
+    pub fn new(sender: mpsc::UnboundedSender<DriverMsg>) -> DriverHandle {
+        DriverHandle { sender: Some(sender), problem: None }
+    }
+
+    /// A handle for a box whose lines are down; `problem` is shown on the status page.
+    pub fn without_lines(problem: String) -> DriverHandle {
+        DriverHandle { sender: None, problem: Some(problem) }
+    }
+
+    pub fn send(&self, message: DriverMsg) {
+        if let Some(sender) = &self.sender {
+            // A closed inbox means the driver is shutting down; nothing left to tell it.
+            let _ = sender.send(message);
+        }
+    }
+
+    /// The lines' figures, or the reason there are none.
+    pub async fn status(&self) -> LineStatus {
+        let down = |problem: String| LineStatus { problem: Some(problem), ..LineStatus::default() };
+        let Some(sender) = &self.sender else {
+            return down(self.problem.clone().unwrap_or_default());
+        };
+        let (reply, answer) = oneshot::channel();
+        if sender.send(DriverMsg::Status { reply }).is_err() {
+            return down("the dialer has stopped".to_string());
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(2), answer).await {
+            Ok(Ok(status)) => status,
+            _ => down("the dialer did not answer within 2 s".to_string()),
+        }
+    }
+}
+
+/// The HQ link as the site's pages show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LinkView {
+    /// The box has no site identity; run `appliance enroll`.
+    NotEnrolled,
+    Connecting,
+    Online { since: i64 },
+    Offline { since: i64, reason: String },
+}

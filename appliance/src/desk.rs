@@ -1,0 +1,141 @@
+//! Live agent desk state shared by the web and the dialer driver: each agent's work state
+//! (可回接, 不可回接, ...) and the popup streams of the agents' open browsers.
+//!
+//! - The web sets states ([`Desk::set_state`]) and opens popup streams ([`Desk::subscribe`]).
+//! - The dialer driver pushes a [`Popup`] to an agent when a call is put through to them.
+//!
+//! States live in memory: after a restart every agent is signed out and signs in again,
+//! which is what a site expects of a rebooted box.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+use crate::store::Popup;
+
+/// An agent's work state (工号状态), as the manual names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// 签出: not working.
+    SignedOut,
+    /// 可回接: receives predictive calls.
+    Available,
+    /// 不可回接: signed in, works one-click only; no predictive calls.
+    OneClickOnly,
+    /// 小休.
+    Break,
+    /// 离开.
+    Away,
+}
+
+impl AgentState {
+    /// Every state, in the order the desk shows them.
+    pub const ALL: [AgentState; 5] = [
+        AgentState::Available,
+        AgentState::OneClickOnly,
+        AgentState::Break,
+        AgentState::Away,
+        AgentState::SignedOut,
+    ];
+
+    /// The stable name used in JSON and forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::SignedOut => "signed_out",
+            AgentState::Available => "available",
+            AgentState::OneClickOnly => "one_click_only",
+            AgentState::Break => "break",
+            AgentState::Away => "away",
+        }
+    }
+
+    /// Parses the stable name.
+    pub fn parse(name: &str) -> Option<AgentState> {
+        AgentState::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+}
+
+/// One agent as the desk knows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentLive {
+    pub agent_id: u64,
+    pub username: String,
+    pub extension: String,
+    pub state: AgentState,
+}
+
+#[derive(Default)]
+struct DeskInner {
+    agents: HashMap<u64, AgentLive>,
+    streams: HashMap<u64, Vec<mpsc::UnboundedSender<Popup>>>,
+}
+
+/// See the module doc.
+#[derive(Default)]
+pub struct Desk {
+    inner: Mutex<DeskInner>,
+}
+
+impl Desk {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeskInner> {
+        // The maps stay consistent across a panic (each update is one insert), so a poisoned
+        // lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records an agent's new state; returns the previous one.
+    pub fn set_state(&self, agent: AgentLive) -> AgentState {
+        let mut inner = self.lock();
+        let previous = inner
+            .agents
+            .get(&agent.agent_id)
+            .map(|known| known.state)
+            .unwrap_or(AgentState::SignedOut);
+        inner.agents.insert(agent.agent_id, agent);
+        previous
+    }
+
+    /// An agent's current state (signed out if never seen).
+    pub fn state(&self, agent_id: u64) -> AgentState {
+        self.lock().agents.get(&agent_id).map(|agent| agent.state).unwrap_or(AgentState::SignedOut)
+    }
+
+    /// One agent, if they ever set a state since start.
+    pub fn agent(&self, agent_id: u64) -> Option<AgentLive> {
+        self.lock().agents.get(&agent_id).cloned()
+    }
+
+    /// Every agent seen since start.
+    pub fn agents(&self) -> Vec<AgentLive> {
+        let mut agents: Vec<AgentLive> = self.lock().agents.values().cloned().collect();
+        agents.sort_by_key(|agent| agent.agent_id);
+        agents
+    }
+
+    /// How many agents are in each state.
+    pub fn counts(&self) -> HashMap<AgentState, usize> {
+        let mut counts = HashMap::new();
+        for agent in self.lock().agents.values() {
+            *counts.entry(agent.state).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Opens a popup stream for one of the agent's browser tabs.
+    pub fn subscribe(&self, agent_id: u64) -> mpsc::UnboundedReceiver<Popup> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        self.lock().streams.entry(agent_id).or_default().push(sender);
+        receiver
+    }
+
+    /// Sends a popup to every open browser of the agent; returns how many received it.
+    pub fn push_popup(&self, agent_id: u64, popup: &Popup) -> usize {
+        let mut inner = self.lock();
+        let Some(streams) = inner.streams.get_mut(&agent_id) else { return 0 };
+        // Closed tabs are dropped here rather than tracked on disconnect.
+        streams.retain(|stream| stream.send(popup.clone()).is_ok());
+        streams.len()
+    }
+}
