@@ -1,1 +1,48 @@
-//! placeholder
+//! Harness for the end-to-end scenarios: free ports, SIPp peers, a real headless browser and
+//! bounded polling.
+//!
+//! Everything here drives real programs on 127.0.0.1 and owns them: every spawned process is
+//! killed when its handle is dropped, and every wait takes a timeout, so a failing scenario
+//! ends with an error that says what it was waiting for instead of hanging the test run.
+//!
+//! - [`free_udp_port`], [`free_tcp_port`]: loopback ports for servers the test starts.
+//! - [`Sipp`] / [`SippBuilder`]: run `/usr/bin/sipp` with a scenario from `tests/sipp/` or
+//!   a built-in one; [`Sipp::wait`] returns a [`SippResult`] (exit code, stderr, error log,
+//!   final statistics screen).
+//! - [`Browser`]: chromedriver plus headless Debian Chromium through fantoccini, with
+//!   [`Browser::goto`], [`Browser::wait_for`] and [`Browser::screenshot`].
+//! - [`wait_until`], [`wait_for_some`]: poll an async condition until it holds or time runs out.
+
+mod browser;
+mod ports;
+mod sipp;
+mod wait;
+
+pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
+pub use ports::{free_tcp_port, free_udp_port};
+pub use sipp::{SIPP, Sipp, SippBuilder, SippResult, sipp_scenario_dir};
+pub use wait::{WaitTimedOut, wait_for_some, wait_until};
+
+/// The last `max_bytes` or so of a log (cut at a character boundary).
+pub(crate) fn tail(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut start = text.len() - max_bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_cuts_at_character_boundaries() {
+        assert_eq!(tail("abc", 10), "abc");
+        assert_eq!(tail("abcdef", 3), "def");
+        assert_eq!(tail("呼叫失败", 4), "败");
+    }
+}
