@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the programs the end-to-end tests drive, from Debian's packages, and only those
+# that are missing: SIPp (sip-tester), Chromium and chromedriver, baresip.
+# Idempotent: on a machine that has them all it touches nothing and needs no network.
+set -euo pipefail
+
+packages=(sip-tester chromium chromium-driver baresip)
+
+missing=()
+for package in "${packages[@]}"; do
+    # dpkg-query fails for a package it has never heard of; that is "missing" too.
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    if [[ "$status" != "install ok installed" ]]; then
+        missing+=("$package")
+    fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+    echo "install-test-deps: all present (${packages[*]})"
+    exit 0
+fi
+
+# CI and developer machines run as root; elsewhere fall back to sudo.
+if [[ $(id -u) -eq 0 ]]; then
+    as_root=()
+elif command -v sudo >/dev/null; then
+    as_root=(sudo)
+else
+    echo "install-test-deps: need root (or sudo) to install: ${missing[*]}" >&2
+    exit 1
+fi
+
+echo "install-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+
+# Fail here, with the name, rather than later in a test with a spawn error.
+for binary in /usr/bin/sipp /usr/bin/chromium /usr/bin/chromedriver /usr/bin/baresip; do
+    if [[ ! -x "$binary" ]]; then
+        echo "install-test-deps: $binary is still missing after installing ${missing[*]}" >&2
+        exit 1
+    fi
+done
+echo "install-test-deps: done"
