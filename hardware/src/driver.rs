@@ -761,8 +761,8 @@ impl Driver {
             return;
         }
         let now = Instant::now();
-        if matches!(response.status, 401 | 407) && leg.state != LegState::Cancelling && !leg.auth_attempted {
-            if let Some(credentials) = leg.credentials.clone() {
+        if matches!(response.status, 401 | 407) && leg.state != LegState::Cancelling && !leg.auth_attempted
+            && let Some(credentials) = leg.credentials.clone() {
                 let (challenge_header, answer_header) = if response.status == 401 {
                     ("WWW-Authenticate", "Authorization")
                 } else {
@@ -782,7 +782,6 @@ impl Driver {
                     None => warn!(status = response.status, "challenge without a {challenge_header} header"),
                 }
             }
-        }
         let was_cancelling = leg.state == LegState::Cancelling;
         leg.state = LegState::Terminated;
         let owner = leg.owner.take();
@@ -811,13 +810,12 @@ impl Driver {
     fn on_request(&mut self, request: Request, source: SocketAddr) {
         let branch = request.top_via().and_then(|via| via.branch().map(str::to_string)).unwrap_or_default();
         let cache_key = format!("{branch}|{}|{}", request.method, request.call_id());
-        if request.method != Method::Ack {
-            if let Some(cached) = self.responses.get(&cache_key) {
+        if request.method != Method::Ack
+            && let Some(cached) = self.responses.get(&cache_key) {
                 // A retransmitted request: repeat our answer instead of acting twice.
                 self.send_to(&cached.bytes, source);
                 return;
             }
-        }
         let in_dialog = self.legs.contains_key(request.call_id());
         let response = match request.method {
             Method::Register => Some(self.on_register(&request, source)),
@@ -1040,11 +1038,10 @@ impl Driver {
         let owner = leg.owner;
         let deadline_passed = now >= leg.deadline;
         let state = leg.state;
-        if let Some(linger_until) = leg.linger_until {
-            if now >= linger_until && leg.pending.is_empty() {
+        if let Some(linger_until) = leg.linger_until
+            && now >= linger_until && leg.pending.is_empty() {
                 return; // dropped: nothing more can arrive that needs an answer
             }
-        }
         self.legs.insert(sip_call_id.to_string(), leg);
         let Some((call_id, side)) = owner else { return };
         if !deadline_passed {

@@ -154,11 +154,10 @@ async fn run(call: CallId, customer_socket: UdpSocket, hold_audio: Arc<Vec<i16>>
                 }
             },
             _ = hold_tick.tick(), if holding && agent.is_none() && customer_remote.is_some() => {
-                if let Some(remote) = customer_remote {
-                    if let Some(packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
+                if let Some(remote) = customer_remote
+                    && let Some(packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
                         let _ = customer_socket.try_send_to(&packet, remote);
                     }
-                }
             },
         }
     }
@@ -166,11 +165,10 @@ async fn run(call: CallId, customer_socket: UdpSocket, hold_audio: Arc<Vec<i16>>
 
 /// Follows a peer's RTP source port, but only from the IP its SDP named.
 fn latch(remote: &mut Option<SocketAddr>, source: SocketAddr) {
-    if let Some(current) = remote {
-        if current.ip() == source.ip() && current.port() != source.port() {
+    if let Some(current) = remote
+        && current.ip() == source.ip() && current.port() != source.port() {
             *current = source;
         }
-    }
 }
 
 fn next_hold_packet(hold: &mut HoldState, audio: &[i16], codec: Codec) -> Option<Vec<u8>> {

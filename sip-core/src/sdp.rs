@@ -157,11 +157,10 @@ impl SessionDescription {
                     });
                 }
                 ("a", Some(media)) => {
-                    if let Some(map) = value.strip_prefix("rtpmap:") {
-                        if let Some(rtpmap) = parse_rtpmap(map) {
+                    if let Some(map) = value.strip_prefix("rtpmap:")
+                        && let Some(rtpmap) = parse_rtpmap(map) {
                             media.rtpmaps.push(rtpmap);
                         }
-                    }
                 }
                 _ => {}
             }
@@ -184,12 +183,11 @@ impl SessionDescription {
         let ip = audio.connection.or(self.connection).ok_or(SdpError::NoConnection)?;
         let mut chosen = None;
         for format in &audio.formats {
-            if let Some(codec) = audio.codec_for(*format) {
-                if acceptable.contains(&codec) {
+            if let Some(codec) = audio.codec_for(*format)
+                && acceptable.contains(&codec) {
                     chosen = Some(codec);
                     break;
                 }
-            }
         }
         let codec = chosen.ok_or_else(|| SdpError::NoCommonCodec(audio.formats.clone()))?;
         let telephone_event = audio
