@@ -23,7 +23,9 @@
 pub mod config;
 pub mod control;
 pub mod desk;
+pub mod driver;
 pub mod store;
+pub mod sync;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -37,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ApplianceConfig;
 
-use crate::control::{DriverHandle, LinkView};
+use crate::control::LinkView;
 use crate::desk::Desk;
 use crate::store::{Role, Store};
 
@@ -117,37 +119,13 @@ fn random_password(len: usize) -> String {
     (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
-mod driver {
-    //! Placeholder wiring until the lines land: the web runs, the desk runs, no calls.
-    use super::*;
-
-    pub async fn spawn(
-        config: &ApplianceConfig,
-        _store: Arc<Store>,
-        _desk: Arc<Desk>,
-        _shutdown: CancellationToken,
-        _tasks: &mut JoinSet<()>,
-    ) -> (DriverHandle, SocketAddr) {
-        (DriverHandle::without_lines("telephony is not built yet".to_string()), config.sip_bind)
-    }
-}
-
-mod sync {
-    //! Placeholder wiring until the sync client lands.
-    use super::*;
-
-    pub fn spawn(
-        _data_dir: &Path,
-        _store: Arc<Store>,
-        _link: watch::Sender<LinkView>,
-        _shutdown: CancellationToken,
-        _tasks: &mut JoinSet<()>,
-    ) {
-    }
-}
-
 /// Enrolls this box with HQ using a one-time code; the site identity is written to
 /// `data_dir` and the link starts with the next [`start`].
 pub async fn enroll(data_dir: &Path, hub: &str, code: &str) -> anyhow::Result<()> {
-    anyhow::bail!("enrollment against {hub} with code {code} into {} is not available yet", data_dir.display())
+    let dir = sync::identity_dir(data_dir);
+    let identity = sync_link::client::enroll(hub, code, &dir)
+        .await
+        .with_context(|| format!("enrolling with HQ at {hub}"))?;
+    tracing::info!(site = identity.site_id, hub, "enrolled");
+    Ok(())
 }
