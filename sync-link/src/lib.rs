@@ -4,15 +4,42 @@
 //! - The hub owns a CA ([`ca::HubCa`]) created on first start. A site is enrolled with a
 //!   one-time code; it receives a certificate whose subject names its site id, and from then
 //!   on every connection presents it.
-//! - [`server::serve`] accepts sites, checks the certificate chain and the site id, then
+//! - [`server::bind`] / [`server::Server::run`] accept sites, checks the certificate chain and the site id, then
 //!   pumps frames between the connection and a [`HubStore`].
 //! - [`client::run`] keeps one appliance connected, reconnecting with backoff, and pumps
 //!   frames between the connection and a [`SiteStore`].
 //!
 //! The stores are the only place state lives: this crate commits nothing itself, and it
 //! acknowledges an entry only after the store's call that commits it has returned.
+//!
+//! Log sequence numbers are consecutive from 1: the site's outbox within each epoch, and
+//! the hub's down log per site. A hole closes the session with a store error (see
+//! `sync_protocol::session`), because the receiver could never move past it.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 use sync_protocol::{DownEntry, SiteId, UpEntry};
+
+pub mod ca;
+pub mod client;
+pub mod server;
+mod tls;
+mod wire;
+
+/// Name the hub's server certificate carries; the appliance checks it whatever address
+/// it dials, since sites reach HQ by IP, NAT or DNS alike.
+pub const HUB_SERVER_NAME: &str = "outpost-hub";
+
+/// Why the hub's server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The UDP socket could not be bound (port in use, no permission).
+    #[error("cannot bind the sync link on {addr}: {source}; pick a free port or stop the other process")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    /// The TLS configuration could not be built from the hub's CA.
+    #[error("cannot build the link's TLS configuration: {0}")]
+    Tls(String),
+}
 
 /// What the appliance's store offers the link.
 pub trait SiteStore: Send + Sync + 'static {
@@ -50,6 +77,22 @@ pub trait HubStore: Send + Sync + 'static {
     /// Consume a one-time enrollment code: the site it was issued for, or `None` if the code
     /// is unknown, already used or expired. A code works once, even if enrollment then fails.
     fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>>;
+
+    /// Consume the one pending enrollment code for which `proof_matches(code)` is true: the
+    /// site it was issued for, or `None` if no unused, unexpired code matches.
+    ///
+    /// This is what enrollment calls. The appliance never sends its code, only an HMAC
+    /// keyed by it (see `sync_protocol::enroll`), so the store offers each pending code to
+    /// `proof_matches` and consumes the first that matches, exactly as
+    /// [`HubStore::redeem_enrollment_code`] would. The default cannot see the pending
+    /// codes and reports that the store must implement this method.
+    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
+        let _ = proof_matches;
+        Err(StoreError::Other(
+            "this hub store does not implement HubStore::redeem_enrollment_proof, so it cannot check enrollment codes"
+                .to_owned(),
+        ))
+    }
 }
 
 /// Errors a store reports to the link.

@@ -1,0 +1,398 @@
+//! The hub's side of the link: one QUIC endpoint serving enrollment and sync.
+//!
+//! - [`bind`] opens the UDP socket with the TLS configuration built from the hub's CA.
+//! - [`Server::run`] accepts connections until cancelled; each runs in its own task:
+//!   - on `ENROLL_ALPN`: read the appliance's request, find the code its proof matches
+//!     (`HubStore::redeem_enrollment_proof`), issue `site-<id>`, answer with both
+//!     certificates and the hub's own proof;
+//!   - on `SYNC_ALPN`: read the site id from the verified client certificate, then pump
+//!     frames between one bidirectional stream, a [`HubSession`] and the [`HubStore`].
+//! - Store calls block (SQLite), so each runs on `spawn_blocking`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
+use sync_protocol::session::{HubEvent, HubSession, SessionConfig, SessionError, close_code};
+use sync_protocol::{ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use tokio_util::sync::CancellationToken;
+
+use crate::ca::{HubCa, site_of_cert};
+use crate::wire::FrameStream;
+use crate::{HubStore, LinkError, StoreError};
+
+const SOFTWARE: &str = concat!("outpost-hub/", env!("CARGO_PKG_VERSION"));
+const ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub ca: Arc<HubCa>,
+}
+
+/// A bound, not yet running, sync server.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    ca: Arc<HubCa>,
+    accept: Arc<dyn Fn(quinn::Incoming, Arc<HubCa>, CancellationToken) + Send + Sync>,
+}
+
+/// Open the hub's endpoint. Nothing is accepted until [`Server::run`].
+pub async fn bind<S: HubStore>(config: ServerConfig, store: Arc<S>) -> Result<Server, LinkError> {
+    let server_config = crate::tls::server_config(&config.ca).map_err(LinkError::Tls)?;
+    let endpoint = quinn::Endpoint::server(server_config, config.bind)
+        .map_err(|source| LinkError::Bind { addr: config.bind, source })?;
+    let accept = Arc::new(move |incoming: quinn::Incoming, ca: Arc<HubCa>, shutdown: CancellationToken| {
+        let store = store.clone();
+        tokio::spawn(async move { handle_connection(incoming, ca, store, shutdown).await });
+    });
+    Ok(Server { endpoint, ca: config.ca, accept })
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound endpoint always has a local address; fall back to unspecified if the
+        // OS cannot say (it only fails for a closed socket).
+        self.endpoint.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Accept sites until `shutdown`, then close every connection and wait for them.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(addr = %self.local_addr(), ca = %self.ca.fingerprint(), "sync link listening");
+        loop {
+            tokio::select! {
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    (self.accept)(incoming, self.ca.clone(), shutdown.child_token());
+                }
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        shutdown.cancel();
+        self.endpoint.close(close_code::NORMAL.into(), b"hub shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.endpoint.wait_idle()).await;
+        tracing::info!("sync link stopped");
+    }
+}
+
+async fn blocking<S: HubStore, T: Send + 'static>(
+    store: &Arc<S>,
+    call: impl FnOnce(&S) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || call(&store)).await {
+        Ok(result) => result,
+        Err(join) => Err(StoreError::Other(format!("store call panicked: {join}"))),
+    }
+}
+
+async fn handle_connection<S: HubStore>(
+    incoming: quinn::Incoming,
+    ca: Arc<HubCa>,
+    store: Arc<S>,
+    shutdown: CancellationToken,
+) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(
+                %remote,
+                %error,
+                "handshake failed; this hub speaks {} and {} and accepts only certificates of its own CA",
+                String::from_utf8_lossy(SYNC_ALPN),
+                String::from_utf8_lossy(ENROLL_ALPN),
+            );
+            return;
+        }
+    };
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol);
+    match alpn.as_deref() {
+        Some(protocol) if protocol == ENROLL_ALPN => enroll_site(connection, ca, store).await,
+        Some(protocol) if protocol == SYNC_ALPN => sync_site(connection, store, shutdown).await,
+        other => {
+            tracing::warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "connection without a known ALPN");
+            connection.close(close_code::PROTOCOL.into(), b"unknown ALPN");
+        }
+    }
+}
+
+fn refuse_enrollment(reason: String) -> EnrollResponse {
+    EnrollResponse::Refused { reason }
+}
+
+async fn enroll_site<S: HubStore>(connection: quinn::Connection, ca: Arc<HubCa>, store: Arc<S>) {
+    let remote = connection.remote_address();
+    let outcome = tokio::time::timeout(ENROLL_TIMEOUT, enroll_exchange(&connection, &ca, &store)).await;
+    match outcome {
+        Ok(Ok(Some(site))) => {
+            tracing::info!(%remote, site, "site enrolled");
+            // Let the appliance read the answer and close; it closes first when done.
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+        }
+        Ok(Ok(None)) => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection.closed()).await;
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(%remote, %error, "enrollment failed");
+            connection.close(close_code::PROTOCOL.into(), b"enrollment failed");
+        }
+        Err(_) => {
+            tracing::warn!(%remote, "enrollment timed out");
+            connection.close(close_code::PROTOCOL.into(), b"enrollment timed out");
+        }
+    }
+}
+
+/// The enrollment exchange; `Some(site)` when a certificate was issued.
+async fn enroll_exchange<S: HubStore>(
+    connection: &quinn::Connection,
+    ca: &Arc<HubCa>,
+    store: &Arc<S>,
+) -> Result<Option<SiteId>, String> {
+    let mut binding = [0u8; enroll::CHANNEL_BINDING_LEN];
+    connection
+        .export_keying_material(&mut binding, enroll::CHANNEL_BINDING_LABEL, b"")
+        .map_err(|_| "cannot derive the channel binding".to_owned())?;
+    let (send, recv) = connection.accept_bi().await.map_err(|error| error.to_string())?;
+    let mut stream = FrameStream::new(send, recv);
+    let request = stream
+        .recv::<EnrollRequest>()
+        .await
+        .map_err(|error| error.to_string())?
+        .ok_or("the appliance closed the stream before its request")?;
+    let EnrollRequest::Csr { protocol_version, csr_der, proof } = request else {
+        let reason = "unknown enrollment request; upgrade the hub".to_owned();
+        stream.send(&refuse_enrollment(reason.clone())).await.map_err(|error| error.to_string())?;
+        stream.finish();
+        return Err(reason);
+    };
+    if protocol_version != PROTOCOL_VERSION {
+        let reason = format!(
+            "protocol version mismatch: the hub speaks {PROTOCOL_VERSION}, the appliance {protocol_version}; upgrade the older one"
+        );
+        stream.send(&refuse_enrollment(reason.clone())).await.map_err(|error| error.to_string())?;
+        stream.finish();
+        return Err(reason);
+    }
+    let matched_code: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let redeemed = {
+        let matched_code = matched_code.clone();
+        let csr_der = csr_der.clone();
+        blocking(store, move |store| {
+            store.redeem_enrollment_proof(&|code| {
+                let matches = enroll::verify_request_proof(code, &binding, &csr_der, &proof);
+                if matches && let Ok(mut slot) = matched_code.lock() {
+                    *slot = Some(code.to_owned());
+                }
+                matches
+            })
+        })
+        .await
+    };
+    let code = matched_code.lock().ok().and_then(|slot| slot.clone());
+    let (site, code) = match (redeemed, code) {
+        (Ok(Some(site)), Some(code)) => (site, code),
+        (Ok(_), _) => {
+            let reason = "the enrollment code is unknown, already used or expired; ask HQ for a new code".to_owned();
+            stream.send(&refuse_enrollment(reason)).await.map_err(|error| error.to_string())?;
+            stream.finish();
+            tracing::warn!(remote = %connection.remote_address(), "enrollment refused: no pending code matches");
+            return Ok(None);
+        }
+        (Err(error), _) => {
+            let reason = format!("the hub could not check the code: {error}");
+            stream.send(&refuse_enrollment(reason.clone())).await.map_err(|error| error.to_string())?;
+            stream.finish();
+            return Err(reason);
+        }
+    };
+    let site_cert = match ca.issue_site_cert(site, &csr_der) {
+        Ok(cert) => cert,
+        Err(error) => {
+            stream.send(&refuse_enrollment(error.to_string())).await.map_err(|error| error.to_string())?;
+            stream.finish();
+            return Err(format!("site {site}: {error} (the code is used up; issue a new one)"));
+        }
+    };
+    let ca_der = ca.ca_cert_der().to_vec();
+    let answer = enroll::response_proof(&code, &binding, &ca_der, &site_cert);
+    let response = EnrollResponse::Issued { site_id: site, site_cert_der: site_cert.to_vec(), ca_cert_der: ca_der, proof: answer };
+    stream.send(&response).await.map_err(|error| error.to_string())?;
+    stream.finish();
+    Ok(Some(site))
+}
+
+/// The site a verified sync connection belongs to, from its certificate.
+fn peer_site(connection: &quinn::Connection) -> Option<SiteId> {
+    let identity = connection.peer_identity()?;
+    let chain = identity.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok()?;
+    site_of_cert(chain.first()?)
+}
+
+async fn sync_site<S: HubStore>(connection: quinn::Connection, store: Arc<S>, shutdown: CancellationToken) {
+    let remote = connection.remote_address();
+    let Some(site) = peer_site(&connection) else {
+        tracing::warn!(%remote, "sync connection without a site certificate refused; enroll the appliance first");
+        connection.close(close_code::REFUSED.into(), b"no site certificate; enroll first");
+        return;
+    };
+    let session = HubSession::new(Instant::now(), site, SOFTWARE.to_owned(), SessionConfig::default());
+    let (online, outcome) = pump(&connection, session, &store, &shutdown).await;
+    if online {
+        let store_for_state = store.clone();
+        let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site, false)).await;
+    }
+    let (code, reason) = match &outcome {
+        Outcome::Closed(error) => {
+            tracing::warn!(%remote, site, %error, "sync session refused or broken");
+            (error.close_code(), error.to_string())
+        }
+        Outcome::Conflict(error) => {
+            tracing::error!(%remote, site, %error, "ALARM: outbox conflict; the site may run from an old backup, nothing was merged");
+            (close_code::CONFLICT, error.to_string())
+        }
+        Outcome::Store(error) => {
+            tracing::error!(%remote, site, %error, "store failed during sync; the site will retry");
+            (close_code::STORE, error.to_string())
+        }
+        Outcome::Transport(error) => {
+            tracing::info!(%remote, site, %error, "site disconnected");
+            (close_code::NORMAL, error.clone())
+        }
+        Outcome::Shutdown => (close_code::NORMAL, "hub shutting down".to_owned()),
+    };
+    let mut reason = reason.into_bytes();
+    reason.truncate(200);
+    connection.close(code.into(), &reason);
+}
+
+enum Outcome {
+    Closed(SessionError),
+    Conflict(StoreError),
+    Store(StoreError),
+    Transport(String),
+    Shutdown,
+}
+
+/// Pump frames until the session ends; returns whether the site came online.
+async fn pump<S: HubStore>(
+    connection: &quinn::Connection,
+    mut session: HubSession,
+    store: &Arc<S>,
+    shutdown: &CancellationToken,
+) -> (bool, Outcome) {
+    let site = session.site_id();
+    let mut online = false;
+    let accepted = tokio::select! {
+        accepted = connection.accept_bi() => accepted,
+        _ = tokio::time::sleep(SessionConfig::default().hello_timeout) => {
+            return (false, Outcome::Closed(SessionError::HelloTimeout(SessionConfig::default().hello_timeout)));
+        }
+        _ = shutdown.cancelled() => return (false, Outcome::Shutdown),
+    };
+    let mut stream = match accepted {
+        Ok((send, recv)) => FrameStream::new(send, recv),
+        Err(error) => return (false, Outcome::Transport(error.to_string())),
+    };
+    let notify = store.down_notify(site);
+    let mut notified = Box::pin(notify.notified());
+    notified.as_mut().enable();
+    loop {
+        while let Some(event) = session.poll_event() {
+            match event {
+                HubEvent::Hello { site_id, epoch, software, .. } => {
+                    match blocking(store, move |store| store.site_allowed(site_id)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            session.refuse(
+                                Instant::now(),
+                                format!("site {site_id} is disabled or not enrolled at HQ; enable it on the hub console"),
+                            );
+                            continue;
+                        }
+                        Err(error) => return (online, Outcome::Store(error)),
+                    }
+                    match blocking(store, move |store| store.up_committed(site_id, epoch)).await {
+                        Ok(committed) => session.accept(Instant::now(), committed),
+                        Err(error) => return (online, Outcome::Store(error)),
+                    }
+                    tracing::info!(site, epoch, software, "site online");
+                    online = true;
+                    let store_for_state = store.clone();
+                    let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site_id, true)).await;
+                }
+                HubEvent::FetchDown { after_seq, limit } => {
+                    match blocking(store, move |store| store.down_after(site, after_seq, limit)).await {
+                        Ok(entries) => session.down_fetched(Instant::now(), entries),
+                        Err(error) => return (online, Outcome::Store(error)),
+                    }
+                }
+                HubEvent::ApplyUp(entry) => {
+                    let seq = entry.seq;
+                    match blocking(store, move |store| store.apply_up(site, &entry)).await {
+                        Ok(()) => session.up_committed(seq),
+                        Err(error @ StoreError::Conflict { .. }) => return (online, Outcome::Conflict(error)),
+                        Err(error) => return (online, Outcome::Store(error)),
+                    }
+                }
+                HubEvent::DownAcked { seq } => {
+                    if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
+                        return (online, Outcome::Store(error));
+                    }
+                }
+                HubEvent::Closed(error) => {
+                    // Send the Refused frame (if any) before closing.
+                    while let Some(frame) = session.poll_transmit() {
+                        let _ = stream.send(&frame).await;
+                    }
+                    stream.finish();
+                    // Give the frame a moment to leave before the close discards it.
+                    let _ = tokio::time::timeout(Duration::from_millis(500), stream_drained(connection)).await;
+                    return (online, Outcome::Closed(error));
+                }
+            }
+        }
+        while let Some(frame) = session.poll_transmit() {
+            if let Err(error) = stream.send::<Frame>(&frame).await {
+                return (online, Outcome::Transport(error.to_string()));
+            }
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            received = stream.recv::<Frame>() => match received {
+                Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
+                Ok(None) => return (online, Outcome::Transport("the site finished the stream".to_owned())),
+                Err(error) => {
+                    if let crate::wire::WireError::Frame(frame_error) = &error {
+                        tracing::warn!(site, %frame_error, "undecodable frame from the site");
+                        return (online, Outcome::Closed(SessionError::UnexpectedFrame { frame: "undecodable", state: "established" }));
+                    }
+                    return (online, Outcome::Transport(error.to_string()));
+                }
+            },
+            _ = &mut notified => {
+                notified = Box::pin(notify.notified());
+                notified.as_mut().enable();
+                session.down_changed();
+            }
+            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = shutdown.cancelled() => return (online, Outcome::Shutdown),
+        }
+    }
+}
+
+/// Waits until the peer closes or a short while passes: lets a final frame reach the site.
+async fn stream_drained(connection: &quinn::Connection) {
+    connection.closed().await;
+}
+
+pub(crate) async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
