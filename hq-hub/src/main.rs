@@ -1,1 +1,101 @@
-fn main() {}
+//! `hq-hub`: the HQ hub's command line. `init-admin` creates the first admin and prints its
+//! one-time password; `serve` runs the console and the sync link until Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use hq_hub::HubConfig;
+
+#[derive(Parser)]
+#[command(name = "hq-hub", about = "Outpost HQ hub: console, xlsx import, dispatch and the sync server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the first admin account and print its one-time password.
+    InitAdmin {
+        /// Data directory (database, uploaded files, CA).
+        #[arg(long, env = "HQ_HUB_DATA")]
+        data: PathBuf,
+        #[arg(long, default_value = "admin")]
+        username: String,
+    },
+    /// Run the console and the sync link.
+    Serve {
+        #[arg(long, env = "HQ_HUB_DATA")]
+        data: PathBuf,
+        /// Console (HTTP) address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: SocketAddr,
+        /// Sync link (QUIC/UDP) address.
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        sync: SocketAddr,
+    },
+}
+
+fn print_password(username: &str, password: &str) {
+    println!("First admin account created. This password is shown only once:");
+    println!("  username: {username}");
+    println!("  password: {password}");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::InitAdmin { data, username } => {
+            let password = hq_hub::init_admin(&data, &username)?;
+            print_password(&username, &password);
+        }
+        Command::Serve { data, http, sync } => {
+            if let Some(password) = hq_hub::ensure_admin(&data, "admin")? {
+                print_password("admin", &password);
+            }
+            let shutdown = CancellationToken::new();
+            let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync }, shutdown.clone())
+                .await?;
+            println!("console: http://{}  sync link: {}  CA fingerprint: {}", hub.http_addr, hub.sync_addr, hub.ca_fingerprint);
+            let signal = shutdown.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                signal.cancel();
+            });
+            hub.wait().await;
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -263,6 +263,11 @@ impl HubStore for Store {
         let site = self.redeem_code(code).map_err(other)?;
         Ok(site.map(|id| id as u64))
     }
+
+    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
+        let site = self.redeem_code_by_proof(proof_matches).map_err(other)?;
+        Ok(site.map(|id| id as u64))
+    }
 }
 
 #[cfg(test)]

@@ -181,6 +181,12 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 2: enrollment proves knowledge of the code with an HMAC keyed by it, so the hub needs
+    // the code itself while it is pending; it is erased when used (expired ones are never
+    // offered).
+    r#"
+    ALTER TABLE enrollment_codes ADD COLUMN pending_code TEXT;
+    "#,
 ];
 
 /// Failure to open the store.

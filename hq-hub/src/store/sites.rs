@@ -1,6 +1,7 @@
 //! Sites (职场) and their one-time enrollment codes.
 //!
-//! A code is shown once when generated and stored only as its SHA-256; it expires after
+//! A code is shown once when generated and looked up by its SHA-256; its plain form is kept
+//! only while pending (the enrollment proof is an HMAC keyed by it). It expires after
 //! [`ENROLLMENT_CODE_SECONDS`] and works once, even if the enrollment then fails.
 
 use rand::Rng;
@@ -54,13 +55,21 @@ pub enum EnrollmentCodeError {
     Db(#[from] DbError),
 }
 
-/// Codes are typed by a technician: uppercase, no look-alike characters, dashes ignored.
+/// Codes are typed by a technician: case, spaces and dashes carry no meaning (the same
+/// normalisation the enrollment proof uses).
 fn canonical_code(code: &str) -> String {
-    code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect()
+    sync_protocol::enroll::normalize_code(code)
 }
 
 pub(super) fn is_unique_violation(err: &rusqlite::Error) -> bool {
     matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// Marks a code used (erasing its plain form) and the site enrolled.
+fn consume_code(tx: &rusqlite::Transaction<'_>, code_hash: &str, site_id: i64, now: i64) -> rusqlite::Result<()> {
+    tx.execute("UPDATE enrollment_codes SET used_at = ?1, pending_code = NULL WHERE code_hash = ?2", params![now, code_hash])?;
+    tx.execute("UPDATE sites SET enrolled_at = COALESCE(enrolled_at, ?1) WHERE id = ?2", params![now, site_id])?;
+    Ok(())
 }
 
 impl Store {
@@ -117,8 +126,8 @@ impl Store {
             return Err(EnrollmentCodeError::UnknownSite(site_id));
         }
         conn.execute(
-            "INSERT INTO enrollment_codes (code_hash, site_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![sha256_hex(canonical_code(&code).as_bytes()), site_id, now, expires_at],
+            "INSERT INTO enrollment_codes (code_hash, site_id, created_at, expires_at, pending_code) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![sha256_hex(canonical_code(&code).as_bytes()), site_id, now, expires_at, canonical_code(&code)],
         )
         .map_err(DbError)?;
         Ok(EnrollmentCode { code, expires_at })
@@ -143,10 +152,32 @@ impl Store {
         if used_at.is_some() || expires_at <= now {
             return Ok(None);
         }
-        tx.execute("UPDATE enrollment_codes SET used_at = ?1 WHERE code_hash = ?2", params![now, hash])?;
-        tx.execute("UPDATE sites SET enrolled_at = COALESCE(enrolled_at, ?1) WHERE id = ?2", params![now, site_id])?;
+        consume_code(&tx, &hash, site_id, now)?;
         tx.commit()?;
         Ok(Some(site_id))
+    }
+
+    /// Consumes the one pending, unexpired code that `proof_matches`: the site it was issued
+    /// for, or `None`. Each pending code is offered in turn (there are only ever a few).
+    pub fn redeem_code_by_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> Result<Option<i64>, DbError> {
+        let now = now_unix();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let pending: Vec<(String, i64, String)> = {
+            let mut stmt = tx.prepare(
+                "SELECT code_hash, site_id, pending_code FROM enrollment_codes
+                 WHERE used_at IS NULL AND expires_at > ?1 AND pending_code IS NOT NULL",
+            )?;
+            stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<Vec<_>, _>>()?
+        };
+        for (hash, site_id, code) in pending {
+            if proof_matches(&code) {
+                consume_code(&tx, &hash, site_id, now)?;
+                tx.commit()?;
+                return Ok(Some(site_id));
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a site may hold a link: enrolled and not disabled.
@@ -195,9 +226,17 @@ mod tests {
         assert_eq!(store.redeem_code(&code.code).unwrap(), None);
         assert!(store.site_may_connect(site).unwrap());
 
+        let by_proof = store.create_enrollment_code(site).unwrap();
+        let expected = sync_protocol::enroll::normalize_code(&by_proof.code);
+        assert_eq!(store.redeem_code_by_proof(&|code| code == "WRONG").unwrap(), None);
+        assert_eq!(store.redeem_code_by_proof(&|code| code == expected).unwrap(), Some(site));
+        assert_eq!(store.redeem_code_by_proof(&|code| code == expected).unwrap(), None);
+        assert_eq!(store.redeem_code(&by_proof.code).unwrap(), None);
+
         let second = store.create_enrollment_code(site).unwrap();
         store.expire_codes_for_test();
         assert_eq!(store.redeem_code(&second.code).unwrap(), None);
+        assert_eq!(store.redeem_code_by_proof(&|_| true).unwrap(), None);
         assert!(matches!(store.create_enrollment_code(999), Err(EnrollmentCodeError::UnknownSite(999))));
     }
 }

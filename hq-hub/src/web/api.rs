@@ -1,0 +1,322 @@
+//! The JSON API (`/api/...`): what the demo and the end-to-end tests drive the hub with.
+//! Same session cookie as the pages; errors are `{"error": "..."}` with a 4xx.
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{blocking, cookie, session_cookie, ApiError, ApiUser, AppState, SESSION_COOKIE};
+use crate::import::{parse_xlsx, ImportError};
+use crate::store::{
+    CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchRequest, EnrollmentCodeError,
+    ImportReport, LoginError, NewProject, SaveImportError,
+};
+
+impl From<LoginError> for ApiError {
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, err.to_string()),
+            LoginError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateSiteError> for ApiError {
+    fn from(err: CreateSiteError) -> Self {
+        match err {
+            CreateSiteError::EmptyName => ApiError::bad_request(err.to_string()),
+            CreateSiteError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+            CreateSiteError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<EnrollmentCodeError> for ApiError {
+    fn from(err: EnrollmentCodeError) -> Self {
+        match err {
+            EnrollmentCodeError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            EnrollmentCodeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateCategoryError> for ApiError {
+    fn from(err: CreateCategoryError) -> Self {
+        match err {
+            CreateCategoryError::EmptyName => ApiError::bad_request(err.to_string()),
+            CreateCategoryError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+            CreateCategoryError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<CreateProjectError> for ApiError {
+    fn from(err: CreateProjectError) -> Self {
+        match err {
+            CreateProjectError::UnknownCategory(_) => ApiError::not_found(err.to_string()),
+            CreateProjectError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+            CreateProjectError::EmptyName | CreateProjectError::InvalidField { .. } => ApiError::bad_request(err.to_string()),
+            CreateProjectError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(err: ImportError) -> Self {
+        match err {
+            ImportError::NotXlsx { .. } => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, err.to_string()),
+            _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string()),
+        }
+    }
+}
+
+impl From<SaveImportError> for ApiError {
+    fn from(err: SaveImportError) -> Self {
+        match err {
+            SaveImportError::UnknownProject(_) => ApiError::not_found(err.to_string()),
+            SaveImportError::Io { .. } => ApiError::internal(err),
+            SaveImportError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<DispatchError> for ApiError {
+    fn from(err: DispatchError) -> Self {
+        match err {
+            DispatchError::UnknownFile(_) | DispatchError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            DispatchError::EmptyName | DispatchError::Priority(_) | DispatchError::NoSites | DispatchError::NoRows(_) => {
+                ApiError::bad_request(err.to_string())
+            }
+            DispatchError::Encode(_) => ApiError::internal(err),
+            DispatchError::Db(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    username: String,
+    password: String,
+}
+
+pub async fn login(State(state): State<AppState>, Json(body): Json<LoginBody>) -> Result<Response, ApiError> {
+    let (token, account) = blocking(&state, move |store| store.login(&body.username, &body.password)).await??;
+    Ok((
+        [(header::SET_COOKIE, session_cookie(&token))],
+        Json(json!({ "id": account.id, "username": account.username })),
+    )
+        .into_response())
+}
+
+pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_string) {
+        blocking(&state, move |store| store.logout(&token)).await??;
+    }
+    Ok(([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; Max-Age=0"))], Json(json!({}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct NameBody {
+    name: String,
+}
+
+pub async fn create_site(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    let id = blocking(&state, move |store| store.create_site(&body.name)).await??;
+    Ok(Json(json!({ "id": id })))
+}
+
+pub async fn list_sites(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let sites = blocking(&state, |store| store.list_sites()).await??;
+    Ok(Json(json!(sites)))
+}
+
+pub async fn enrollment_code(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let code = blocking(&state, move |store| store.create_enrollment_code(id)).await??;
+    Ok(Json(json!(code)))
+}
+
+pub async fn create_category(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    let id = blocking(&state, move |store| store.create_category(&body.name)).await??;
+    Ok(Json(json!({ "id": id })))
+}
+
+pub async fn list_categories(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let categories = blocking(&state, |store| store.list_categories()).await??;
+    Ok(Json(json!(categories)))
+}
+
+pub async fn create_project(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NewProject>) -> Result<Json<Value>, ApiError> {
+    let id = blocking(&state, move |store| store.create_project(&body)).await??;
+    Ok(Json(json!({ "id": id })))
+}
+
+pub async fn list_projects(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let projects = blocking(&state, |store| store.list_projects()).await??;
+    Ok(Json(json!(projects)))
+}
+
+/// The uploaded file's name and bytes from a multipart form's `file` field.
+pub async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>), ApiError> {
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("the upload is not a valid multipart form ({e}): send the file in a field named \"file\"")))?
+    {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let file_name = field.file_name().unwrap_or("upload.xlsx").to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request(format!("the upload of {file_name:?} broke off ({e}): upload it again")))?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request(format!("{file_name:?} is empty: choose the xlsx file to import")));
+        }
+        return Ok((file_name, bytes.to_vec()));
+    }
+    Err(ApiError::bad_request("no file in the upload: send the xlsx in a multipart field named \"file\""))
+}
+
+/// Parses and stores an upload for `project_id`; the import report on success.
+pub async fn import_upload(
+    state: &AppState,
+    project_id: i64,
+    creator: String,
+    file_name: String,
+    bytes: Vec<u8>,
+) -> Result<Result<(i64, ImportReport), ImportError>, ApiError> {
+    blocking(state, move |store| -> Result<Result<(i64, ImportReport), ImportError>, ApiError> {
+        let project = store
+            .project(project_id)?
+            .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")))?;
+        let parsed = match parse_xlsx(&file_name, &bytes, &project) {
+            Ok(parsed) => parsed,
+            Err(err) => return Ok(Err(err)),
+        };
+        let file_id = store.save_import(project_id, &file_name, &bytes, &creator, &parsed.rows, &parsed.report)?;
+        Ok(Ok((file_id, parsed.report)))
+    })
+    .await?
+}
+
+fn report_json(file_id: i64, report: &ImportReport) -> Value {
+    let bad: Vec<Value> =
+        report.bad.iter().map(|b| json!({ "row": b.row, "column": b.column, "reason": b.reason })).collect();
+    json!({
+        "file_id": file_id,
+        "n_rows": report.n_rows,
+        "n_good": report.n_good,
+        "bad": bad,
+        "phone_column": report.phone_column,
+        "unmatched_fields": report.unmatched_fields,
+    })
+}
+
+pub async fn upload_file(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(project_id): Path<i64>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let (file_name, bytes) = read_upload(multipart).await?;
+    let (file_id, report) = import_upload(&state, project_id, user.username, file_name, bytes).await??;
+    Ok(Json(report_json(file_id, &report)))
+}
+
+pub async fn list_files(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let files = blocking(&state, |store| store.list_files(None)).await??;
+    Ok(Json(json!(files)))
+}
+
+pub async fn get_file(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let (summary, report) = blocking(&state, move |store| store.file(id))
+        .await??
+        .ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
+    Ok(Json(json!({ "file": summary, "report": report_json(id, &report) })))
+}
+
+#[derive(Deserialize)]
+pub struct DispatchBody {
+    name: String,
+    priority: i64,
+    site_ids: Vec<i64>,
+}
+
+pub async fn dispatch(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(file_id): Path<i64>,
+    Json(body): Json<DispatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    let request = DispatchRequest {
+        file_id,
+        name: body.name,
+        priority: body.priority,
+        site_ids: body.site_ids,
+        creator: user.username,
+    };
+    let batch_ids = blocking(&state, move |store| store.dispatch(&request)).await??;
+    Ok(Json(json!({ "batch_ids": batch_ids })))
+}
+
+pub async fn list_batches(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let batches = blocking(&state, |store| store.list_batches()).await??;
+    let out: Vec<Value> = batches
+        .iter()
+        .map(|b| {
+            json!({
+                "id": b.id,
+                "name": b.name,
+                "project_id": b.project_id,
+                "site_id": b.site_id,
+                "site_name": b.site_name,
+                "numbers": b.numbers,
+                "dialed": b.dialed,
+                "connected": b.connected,
+                "not_connected": b.not_connected(),
+                "agent_missed": b.agent_missed,
+                "agent_connected": b.agent_connected,
+                "priority": b.priority,
+                "creator": b.creator,
+                "created_at": b.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+pub async fn batch_records(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let (batch, records) = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        Ok((store.batch(id)?, store.batch_records(id)?))
+    })
+    .await??;
+    if batch.is_none() {
+        return Err(ApiError::not_found(format!("batch {id} does not exist")));
+    }
+    let out: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let values: serde_json::Map<String, Value> =
+                r.values.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            json!({
+                "attempt_id": r.attempt_id,
+                "site_id": r.site_id,
+                "row_id": r.row_id,
+                "phone": r.phone,
+                "agent": r.agent,
+                "saved_at": r.saved_at,
+                "values": values,
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(out)))
+}
+
+pub async fn list_alarms(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+    let alarms = blocking(&state, |store| store.list_alarms()).await??;
+    Ok(Json(json!(alarms)))
+}

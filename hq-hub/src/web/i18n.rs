@@ -1,0 +1,195 @@
+//! The console's message catalogue: Simplified Chinese by default, English when the `lang`
+//! cookie says `en`. Wording follows the operator manual's chapter 一 (总控).
+
+/// A UI language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Zh,
+    En,
+}
+
+impl Lang {
+    /// From the `lang` cookie's value; anything unknown is Chinese.
+    pub fn from_cookie(value: Option<&str>) -> Lang {
+        match value {
+            Some("en") => Lang::En,
+            _ => Lang::Zh,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Zh => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// `(key, Chinese, English)`.
+const CATALOGUE: &[(&str, &str, &str)] = &[
+    ("app.title", "外呼总控", "Outpost HQ"),
+    ("nav.sites", "职场管理", "Sites"),
+    ("nav.projects", "职场数据管理", "Projects"),
+    ("nav.files", "文件管理", "Files"),
+    ("nav.batches", "下发任务管理", "Batches"),
+    ("nav.logout", "退出", "Log out"),
+    ("nav.lang_other", "English", "中文"),
+    ("login.title", "总控登录", "HQ login"),
+    ("login.username", "账号", "Username"),
+    ("login.password", "密码", "Password"),
+    ("login.submit", "登录", "Log in"),
+    ("common.id", "编号", "No."),
+    ("common.name", "名称", "Name"),
+    ("common.actions", "操作", "Actions"),
+    ("common.submit", "提交", "Submit"),
+    ("common.confirm", "确定", "OK"),
+    ("common.back", "返回", "Back"),
+    ("common.failed", "操作失败", "Failed"),
+    ("common.none", "暂无数据", "Nothing yet"),
+    ("common.created_at", "创建时间", "Created"),
+    ("sites.title", "职场", "Sites"),
+    ("sites.new", "新增职场", "New site"),
+    ("sites.name", "职场名称", "Site name"),
+    ("sites.status", "连接状态", "Link"),
+    ("sites.online", "在线", "online"),
+    ("sites.offline", "离线", "offline"),
+    ("sites.since", "自", "since"),
+    ("sites.never", "从未连接", "never connected"),
+    ("sites.enrolled", "已接入", "Enrolled"),
+    ("sites.not_enrolled", "未接入", "Not enrolled"),
+    ("sites.gen_code", "生成接入码", "Generate enrollment code"),
+    ("sites.code_title", "一次性接入码", "One-time enrollment code"),
+    ("sites.code_note", "接入码只显示这一次，只能使用一次。请在有效期内交给技术员在设备上输入。", "This code is shown only once and works once. Give it to the technician to type on the box before it expires."),
+    ("sites.code_expires", "有效期至", "Valid until"),
+    ("projects.categories", "项目分类", "Project categories"),
+    ("projects.add_category", "添加", "Add"),
+    ("projects.category_prompt", "请输入新的项目分类名称", "New category name"),
+    ("projects.category_note", "项目分类仅支持添加，已创建的分类不支持修改名称、删除等操作。", "Categories can only be added; once created they cannot be renamed or deleted."),
+    ("projects.list", "子项目", "Sub-projects"),
+    ("projects.new", "创建项目", "Create sub-project"),
+    ("projects.category", "项目分类", "Category"),
+    ("projects.name", "任务名称", "Name"),
+    ("projects.script", "话术说明", "Script"),
+    ("projects.script_hint", "填写展示给职场坐席的话术内容", "What agents see as their script"),
+    ("projects.hide", "隐藏电话号码中间四位", "Hide the middle four digits"),
+    ("projects.hide_hint", "勾选后，展示的客户号码将被隐藏中间4位，未勾选则默认展示完整号码", "When ticked, customer numbers are shown with the middle four digits hidden"),
+    ("projects.customer_fields", "客户资料设置", "Customer fields"),
+    ("projects.record_fields", "业务记录设置", "Business-record fields"),
+    ("projects.field_title", "标题", "Title"),
+    ("projects.field_key", "变量名称", "Variable name"),
+    ("projects.field_kind", "字段类型", "Type"),
+    ("projects.kind_text", "文本框", "Text"),
+    ("projects.kind_choice", "单项选择", "Single choice"),
+    ("projects.field_options", "选项（一个选项内容为一行）", "Options (one per line)"),
+    ("projects.fields_hint", "空行将被忽略。变量名称只用小写字母、数字和下划线，以字母开头。", "Empty rows are ignored. Variable names use lower-case letters, digits and '_', starting with a letter."),
+    ("projects.manage", "项目管理", "Manage"),
+    ("projects.system_field", "系统字段", "System field"),
+    ("projects.custom_field", "自定义字段", "Custom field"),
+    ("projects.phone", "电话号码", "Phone"),
+    ("projects.yes", "是", "yes"),
+    ("projects.no", "否", "no"),
+    ("files.title", "文件管理", "Files"),
+    ("files.upload", "上传", "Upload"),
+    ("files.upload_hint", "导入的数据文件格式仅支持xlsx", "Only .xlsx files can be imported"),
+    ("files.import", "导入", "Import"),
+    ("files.file_name", "文件名", "File name"),
+    ("files.project", "子项目", "Sub-project"),
+    ("files.source", "来源", "Source"),
+    ("files.source_upload", "本地上传", "Local upload"),
+    ("files.source_system", "系统生成", "System generated"),
+    ("files.status", "状态", "Status"),
+    ("files.status_unprocessed", "未处理", "Unprocessed"),
+    ("files.status_done", "完成", "Done"),
+    ("files.time", "导入时间", "Imported"),
+    ("files.creator", "创建人", "Creator"),
+    ("files.dispatch", "数据下发", "Dispatch"),
+    ("files.report", "导入结果", "Import report"),
+    ("files.n_rows", "数据行数", "Rows"),
+    ("files.n_good", "成功导入", "Imported"),
+    ("files.n_bad", "错误行", "Bad rows"),
+    ("files.phone_column", "号码列", "Phone column"),
+    ("files.unmatched", "未匹配的客户资料字段（内容留空）", "Customer fields no column matched (left empty)"),
+    ("files.row", "行号", "Row"),
+    ("files.column", "列", "Column"),
+    ("files.reason", "原因", "Reason"),
+    ("dispatch.title", "数据下发", "Dispatch"),
+    ("dispatch.shared", "共享批次：所选职场同时外呼该文件的全部数据", "Shared batch: the chosen sites dial all of this file's rows"),
+    ("dispatch.name", "批次名称", "Batch name"),
+    ("dispatch.priority", "优先级", "Priority"),
+    ("dispatch.priority_hint", "0~100，数字越大优先级越高；1 为暂停", "0-100, higher dials first; 1 pauses"),
+    ("dispatch.sites", "参与职场", "Sites"),
+    ("dispatch.submit", "导入生成下发任务", "Create and dispatch"),
+    ("dispatch.done", "下发成功", "Dispatched"),
+    ("batches.title", "下发任务管理", "Batches"),
+    ("batches.batch", "批次", "Batch"),
+    ("batches.numbers", "号码总数", "Numbers"),
+    ("batches.dialed", "呼出量", "Dialed"),
+    ("batches.connected", "接通量 (率)", "Connected (rate)"),
+    ("batches.not_connected", "未接量 (率)", "Not connected (rate)"),
+    ("batches.agent_missed", "坐席未接量 (率)", "Agent missed (rate)"),
+    ("batches.agent_connected", "坐席接通量 (率)", "Agent connected (rate)"),
+    ("batches.account", "下发账号", "Dispatched by"),
+    ("batches.site", "下发职场", "Site"),
+    ("batches.priority", "优先级", "Priority"),
+    ("batches.records", "业务记录", "Business records"),
+    ("records.title", "业务记录", "Business records"),
+    ("records.attempt", "通话编号", "Call"),
+    ("records.phone", "电话号码", "Phone"),
+    ("records.agent", "提交人", "Submitted by"),
+    ("records.saved_at", "提交时间", "Submitted at"),
+];
+
+/// Looks up UI strings for one language.
+#[derive(Debug, Clone, Copy)]
+pub struct Tr {
+    pub lang: Lang,
+}
+
+impl Tr {
+    /// The text for `key`; an unknown key shows itself, which the catalogue test forbids.
+    pub fn t(&self, key: &str) -> &'static str {
+        for (k, zh, en) in CATALOGUE {
+            if *k == key {
+                return match self.lang {
+                    Lang::Zh => zh,
+                    Lang::En => en,
+                };
+            }
+        }
+        tracing::warn!(key, "missing UI string");
+        "??"
+    }
+
+    pub fn is_en(&self) -> bool {
+        self.lang == Lang::En
+    }
+
+    pub fn html_lang(&self) -> &'static str {
+        self.lang.code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `tr.t("…")` in a template names a catalogue entry, and keys are unique.
+    #[test]
+    fn templates_use_only_known_keys() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let mut n_uses = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for piece in text.split("tr.t(\"").skip(1) {
+                let key = piece.split('"').next().unwrap();
+                assert!(CATALOGUE.iter().any(|(k, _, _)| *k == key), "{}: unknown key {key:?}", path.display());
+                n_uses += 1;
+            }
+        }
+        assert!(n_uses > 50, "only {n_uses} catalogue uses found");
+        for (idx, (key, _, _)) in CATALOGUE.iter().enumerate() {
+            assert!(!CATALOGUE[..idx].iter().any(|(k, _, _)| k == key), "duplicate key {key}");
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The console's HTML pages (askama templates under `templates/`), plain forms without
+//! scripts. View structs hold display-ready strings: masking and formatting happen here and
+//! in the store, never in a template.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Form, Multipart, Path, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::api::{import_upload, read_upload};
+use super::{blocking, cookie, format_time, session_cookie, with_rate, ApiError, AppState, PageLang, PageUser, Tr, SESSION_COOKIE};
+use crate::store::{
+    BatchSummary, Category, DispatchRequest, FieldSpec, FieldSpecKind, FileSummary, ImportReport, NewProject, Project, Site,
+};
+
+/// How many empty field rows the create-project form offers per list.
+const FORM_FIELD_ROWS: usize = 4;
+
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(err) => ApiError::internal(err).into_response(),
+    }
+}
+
+/// A page that reports a failure (or a one-off result) with a link back.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    tr: Tr,
+    user: String,
+    title: String,
+    message: String,
+    back: String,
+}
+
+fn message(tr: Tr, user: &str, title: &str, message: impl Into<String>, back: &str) -> Response {
+    render(&MessagePage { tr, user: user.to_string(), title: title.to_string(), message: message.into(), back: back.to_string() })
+}
+
+/// Turns a failed action into a message page; a success passes through.
+fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Result<T, Response> {
+    result.map_err(|err| {
+        if err.status.is_server_error() {
+            err.into_response()
+        } else {
+            message(user.tr, &user.account.username, user.tr.t("common.failed"), err.message, back)
+        }
+    })
+}
+
+pub async fn set_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
+    let value = if code == "en" { "en" } else { "zh" };
+    // Only a same-site path is followed back, never an absolute URL from the header.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
+        .and_then(|rest| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_else(|| "/".to_string());
+    ([(header::SET_COOKIE, format!("lang={value}; Path=/; Max-Age=31536000; SameSite=Lax"))], Redirect::to(&back))
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    tr: Tr,
+    user: String,
+    error: String,
+}
+
+pub async fn login_page(PageLang(tr): PageLang) -> Response {
+    render(&LoginPage { tr, user: String::new(), error: String::new() })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+pub async fn login_submit(State(state): State<AppState>, PageLang(tr): PageLang, Form(form): Form<LoginForm>) -> Response {
+    match blocking(&state, move |store| store.login(&form.username, &form.password)).await {
+        Ok(Ok((token, _))) => ([(header::SET_COOKIE, session_cookie(&token))], Redirect::to("/batches")).into_response(),
+        Ok(Err(crate::store::LoginError::BadCredentials)) => {
+            let error = if tr.is_en() { "Wrong username or password." } else { "账号或密码错误。" };
+            render(&LoginPage { tr, user: String::new(), error: error.to_string() })
+        }
+        Ok(Err(err)) => ApiError::internal(err).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_string) {
+        if let Err(err) = blocking(&state, move |store| store.logout(&token)).await {
+            return err.into_response();
+        }
+    }
+    ([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; Max-Age=0"))], Redirect::to("/login")).into_response()
+}
+
+struct SiteRow {
+    id: i64,
+    name: String,
+    enrolled: bool,
+    online: bool,
+    since: String,
+}
+
+#[derive(Template)]
+#[template(path = "sites.html")]
+struct SitesPage {
+    tr: Tr,
+    user: String,
+    sites: Vec<SiteRow>,
+}
+
+fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
+    sites
+        .into_iter()
+        .map(|s| SiteRow {
+            id: s.id,
+            name: s.name,
+            enrolled: s.enrolled,
+            online: s.online,
+            since: s.link_since.map(format_time).unwrap_or_default(),
+        })
+        .collect()
+}
+
+pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Response {
+    let sites = match blocking(&state, |store| store.list_sites()).await {
+        Ok(Ok(sites)) => sites,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites) })
+}
+
+#[derive(Deserialize)]
+pub struct NameForm {
+    name: String,
+}
+
+pub async fn create_site(State(state): State<AppState>, user: PageUser, Form(form): Form<NameForm>) -> Response {
+    let result = blocking(&state, move |store| store.create_site(&form.name).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, "/sites") {
+        Ok(_) => Redirect::to("/sites").into_response(),
+        Err(page) => page,
+    }
+}
+
+pub async fn site_code(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+    let result = blocking(&state, move |store| store.create_enrollment_code(id).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, "/sites") {
+        Ok(code) => {
+            let text = format!(
+                "{}\n\n{}: {}\n\n{}",
+                code.code,
+                user.tr.t("sites.code_expires"),
+                format_time(code.expires_at),
+                user.tr.t("sites.code_note")
+            );
+            message(user.tr, &user.account.username, user.tr.t("sites.code_title"), text, "/sites")
+        }
+        Err(page) => page,
+    }
+}
+
+struct ProjectRow {
+    id: i64,
+    category: String,
+    name: String,
+    n_customer_fields: usize,
+    n_record_fields: usize,
+    hide: bool,
+}
+
+#[derive(Template)]
+#[template(path = "projects.html")]
+struct ProjectsPage {
+    tr: Tr,
+    user: String,
+    categories: Vec<Category>,
+    projects: Vec<ProjectRow>,
+    field_rows: Vec<usize>,
+    field_lists: [FieldList; 2],
+}
+
+/// One of the two field tables of the create-project form.
+struct FieldList {
+    /// Form-name prefix: `cf` customer fields, `rf` business-record fields.
+    prefix: &'static str,
+    customer: bool,
+}
+
+pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Response {
+    let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
+        Ok((store.list_categories()?, store.list_projects()?))
+    })
+    .await;
+    let (categories, projects) = match loaded {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let projects = projects
+        .into_iter()
+        .map(|p| ProjectRow {
+            id: p.id,
+            category: p.category_name,
+            name: p.name,
+            n_customer_fields: p.customer_fields.len(),
+            n_record_fields: p.record_fields.len(),
+            hide: p.hide_middle_digits,
+        })
+        .collect();
+    render(&ProjectsPage {
+        tr: user.tr,
+        user: user.account.username,
+        categories,
+        projects,
+        field_rows: (0..FORM_FIELD_ROWS).collect(),
+        field_lists: [FieldList { prefix: "cf", customer: true }, FieldList { prefix: "rf", customer: false }],
+    })
+}
+
+pub async fn create_category(State(state): State<AppState>, user: PageUser, Form(form): Form<NameForm>) -> Response {
+    let result = blocking(&state, move |store| store.create_category(&form.name).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, "/projects") {
+        Ok(_) => Redirect::to("/projects").into_response(),
+        Err(page) => page,
+    }
+}
+
+/// Reads the `prefix_key_N`, `prefix_title_N`, `prefix_kind_N`, `prefix_options_N` rows of
+/// the create-project form; rows with neither key nor title are skipped.
+fn fields_from_form(form: &HashMap<String, String>, prefix: &str) -> Vec<FieldSpec> {
+    let get = |name: &str, idx: usize| form.get(&format!("{prefix}_{name}_{idx}")).map(|v| v.trim().to_string()).unwrap_or_default();
+    let mut fields = Vec::new();
+    for idx in 0..FORM_FIELD_ROWS {
+        let key = get("key", idx);
+        let title = get("title", idx);
+        if key.is_empty() && title.is_empty() {
+            continue;
+        }
+        let kind = if get("kind", idx) == "single_choice" { FieldSpecKind::SingleChoice } else { FieldSpecKind::Text };
+        let options = get("options", idx).lines().map(str::to_string).collect();
+        fields.push(FieldSpec { key, title, kind, options });
+    }
+    fields
+}
+
+pub async fn create_project(State(state): State<AppState>, user: PageUser, Form(form): Form<HashMap<String, String>>) -> Response {
+    let category_id = form.get("category_id").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let new = NewProject {
+        category_id,
+        name: form.get("name").cloned().unwrap_or_default(),
+        script: form.get("script").cloned().unwrap_or_default(),
+        hide_middle_digits: form.contains_key("hide_middle_digits"),
+        customer_fields: fields_from_form(&form, "cf"),
+        record_fields: fields_from_form(&form, "rf"),
+    };
+    let result = blocking(&state, move |store| store.create_project(&new).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, "/projects") {
+        Ok(id) => Redirect::to(&format!("/projects/{id}")).into_response(),
+        Err(page) => page,
+    }
+}
+
+struct FileRow {
+    id: i64,
+    file_name: String,
+    project_name: String,
+    source: String,
+    status: String,
+    time: String,
+    creator: String,
+    n_rows: i64,
+    n_good: i64,
+}
+
+fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
+    files
+        .into_iter()
+        .map(|f| FileRow {
+            id: f.id,
+            source: tr.t(if f.source == "upload" { "files.source_upload" } else { "files.source_system" }).to_string(),
+            status: tr.t(if f.status == "done" { "files.status_done" } else { "files.status_unprocessed" }).to_string(),
+            time: format_time(f.created_at),
+            file_name: f.file_name,
+            project_name: f.project_name,
+            creator: f.creator,
+            n_rows: f.n_rows,
+            n_good: f.n_good,
+        })
+        .collect()
+}
+
+struct FieldRow {
+    title: String,
+    key: String,
+    kind: String,
+    options: String,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct ProjectPage {
+    tr: Tr,
+    user: String,
+    project: Project,
+    customer_fields: Vec<FieldRow>,
+    record_fields: Vec<FieldRow>,
+    files: Vec<FileRow>,
+}
+
+fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
+    fields
+        .iter()
+        .map(|f| FieldRow {
+            title: f.title.clone(),
+            key: f.key.clone(),
+            kind: tr.t(match f.kind {
+                FieldSpecKind::Text => "projects.kind_text",
+                FieldSpecKind::SingleChoice => "projects.kind_choice",
+            })
+            .to_string(),
+            options: f.options.join(" / "),
+        })
+        .collect()
+}
+
+pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        Ok((store.project(id)?, store.list_files(Some(id))?))
+    })
+    .await;
+    let (project, files) = match loaded {
+        Ok(Ok((Some(project), files))) => (project, files),
+        Ok(Ok((None, _))) => {
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("sub-project {id} does not exist"), "/projects")
+        }
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    render(&ProjectPage {
+        tr: user.tr,
+        customer_fields: field_rows(user.tr, &project.customer_fields),
+        record_fields: field_rows(user.tr, &project.record_fields),
+        files: file_rows(user.tr, files),
+        user: user.account.username,
+        project,
+    })
+}
+
+pub async fn upload_file(State(state): State<AppState>, user: PageUser, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
+    let back = format!("/projects/{project_id}");
+    let upload = match or_message(read_upload(multipart).await, &user, &back) {
+        Ok(upload) => upload,
+        Err(page) => return page,
+    };
+    let (file_name, bytes) = upload;
+    match import_upload(&state, project_id, user.account.username.clone(), file_name, bytes).await {
+        Ok(Ok((file_id, _))) => Redirect::to(&format!("/files/{file_id}")).into_response(),
+        Ok(Err(err)) => {
+            let text = if user.tr.is_en() { err.to_string() } else { err.zh() };
+            message(user.tr, &user.account.username, user.tr.t("common.failed"), text, &back)
+        }
+        Err(err) => or_message::<()>(Err(err), &user, &back).err().unwrap_or_else(|| Redirect::to(&back).into_response()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "files.html")]
+struct FilesPage {
+    tr: Tr,
+    user: String,
+    files: Vec<FileRow>,
+}
+
+pub async fn files_page(State(state): State<AppState>, user: PageUser) -> Response {
+    match blocking(&state, |store| store.list_files(None)).await {
+        Ok(Ok(files)) => render(&FilesPage { tr: user.tr, files: file_rows(user.tr, files), user: user.account.username }),
+        Ok(Err(err)) => ApiError::from(err).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+struct BadRowView {
+    row: u32,
+    column: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "file.html")]
+struct FilePage {
+    tr: Tr,
+    user: String,
+    file: FileRow,
+    report: ImportReport,
+    bad: Vec<BadRowView>,
+    sites: Vec<SiteRow>,
+    default_name: String,
+}
+
+pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.file(id)?, store.list_sites()?)) }).await;
+    let ((summary, report), sites) = match loaded {
+        Ok(Ok((Some(file), sites))) => (file, sites),
+        Ok(Ok((None, _))) => {
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("file {id} does not exist"), "/files")
+        }
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let bad = report
+        .bad
+        .iter()
+        .map(|b| BadRowView {
+            row: b.row,
+            column: b.column.clone(),
+            reason: if user.tr.is_en() { b.reason.clone() } else { b.reason_zh.clone() },
+        })
+        .collect();
+    let default_name = summary.file_name.trim_end_matches(".xlsx").trim_end_matches(".XLSX").to_string();
+    let file = file_rows(user.tr, vec![summary]).remove(0);
+    render(&FilePage { tr: user.tr, user: user.account.username, file, report, bad, sites: site_rows(sites), default_name })
+}
+
+pub async fn dispatch_file(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
+    let back = format!("/files/{id}");
+    let site_ids: Vec<i64> = form.keys().filter_map(|k| k.strip_prefix("site_")).filter_map(|v| v.parse().ok()).collect();
+    let request = DispatchRequest {
+        file_id: id,
+        name: form.get("name").cloned().unwrap_or_default(),
+        priority: form.get("priority").and_then(|p| p.trim().parse().ok()).unwrap_or(-1),
+        site_ids,
+        creator: user.account.username.clone(),
+    };
+    let result = blocking(&state, move |store| store.dispatch(&request).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, &back) {
+        Ok(_) => Redirect::to("/batches").into_response(),
+        Err(page) => page,
+    }
+}
+
+struct BatchRow {
+    id: i64,
+    name: String,
+    project_name: String,
+    numbers: i64,
+    dialed: i64,
+    connected: String,
+    not_connected: String,
+    agent_missed: String,
+    agent_connected: String,
+    creator: String,
+    site: String,
+    priority: i64,
+}
+
+fn batch_row(b: &BatchSummary) -> BatchRow {
+    BatchRow {
+        id: b.id,
+        name: b.name.clone(),
+        project_name: b.project_name.clone(),
+        numbers: b.numbers,
+        dialed: b.dialed,
+        connected: with_rate(b.connected, b.dialed),
+        not_connected: with_rate(b.not_connected(), b.dialed),
+        agent_missed: with_rate(b.agent_missed, b.dialed),
+        agent_connected: with_rate(b.agent_connected, b.dialed),
+        creator: b.creator.clone(),
+        site: b.site_name.clone(),
+        priority: b.priority,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "batches.html")]
+struct BatchesPage {
+    tr: Tr,
+    user: String,
+    batches: Vec<BatchRow>,
+}
+
+pub async fn batches_page(State(state): State<AppState>, user: PageUser) -> Response {
+    match blocking(&state, |store| store.list_batches()).await {
+        Ok(Ok(batches)) => {
+            render(&BatchesPage { tr: user.tr, user: user.account.username, batches: batches.iter().map(batch_row).collect() })
+        }
+        Ok(Err(err)) => ApiError::from(err).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+struct RecordRow {
+    attempt_id: i64,
+    phone: String,
+    agent: String,
+    saved_at: String,
+    values: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "records.html")]
+struct RecordsPage {
+    tr: Tr,
+    user: String,
+    batch: BatchRow,
+    columns: Vec<String>,
+    records: Vec<RecordRow>,
+}
+
+pub async fn records_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        let Some(batch) = store.batch(id)? else { return Ok(None) };
+        let project = store.project(batch.project_id)?;
+        Ok(Some((batch, project, store.batch_records(id)?)))
+    })
+    .await;
+    let (batch, project, records) = match loaded {
+        Ok(Ok(Some(found))) => found,
+        Ok(Ok(None)) => {
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("batch {id} does not exist"), "/batches")
+        }
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let record_fields = project.map(|p| p.record_fields).unwrap_or_default();
+    let columns = record_fields.iter().map(|f| f.title.clone()).collect();
+    let records = records
+        .into_iter()
+        .map(|r| RecordRow {
+            attempt_id: r.attempt_id,
+            values: record_fields
+                .iter()
+                .map(|f| r.values.iter().find(|(k, _)| *k == f.key).map(|(_, v)| v.clone()).unwrap_or_default())
+                .collect(),
+            phone: r.phone,
+            agent: r.agent,
+            saved_at: format_time(r.saved_at),
+        })
+        .collect();
+    render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records })
+}
