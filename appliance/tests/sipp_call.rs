@@ -1,0 +1,296 @@
+//! The whole site path against real SIP peers: SIPp plays the carrier and the agent's phone.
+//!
+//! The site admin starts a task over the API; the dialer places a real INVITE to the
+//! carrier; the answered call is put through to the agent's registered extension; the popup
+//! reaches the agent's event stream; the attempt (with its recording's hash) and then the
+//! saved business record land in the outbox. A busy carrier is classified busy.
+//! Scenarios: `tests/sipp/` at the workspace root. Every wait is bounded.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use appliance::{Appliance, ApplianceConfig};
+use serde_json::{Value, json};
+use sync_link::SiteStore;
+use sync_protocol::{CallAttempt, Outcome, UpEvent};
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use common::*;
+
+const EXTENSION: &str = "1001";
+const SIP_PASSWORD: &str = "s3cret-1001";
+
+fn free_udp_port() -> u16 {
+    let socket = StdUdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    socket.local_addr().expect("local addr").port()
+}
+
+fn scenario_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp").join(name)
+}
+
+/// One SIPp process running one scenario once; killed on drop.
+struct Sipp {
+    name: String,
+    child: Child,
+    log_dir: PathBuf,
+}
+
+impl Sipp {
+    fn start(name: &str, scenario: &str, port: u16, extra: &[String], log_dir: &Path) -> anyhow::Result<Sipp> {
+        let mut command = Command::new("/usr/bin/sipp");
+        command
+            .arg("-sf")
+            .arg(scenario_path(scenario))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mi", "127.0.0.1"])
+            .args(["-mp", &free_udp_port().to_string()])
+            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
+            .arg("-error_file")
+            .arg(log_dir.join(format!("{name}.errors")))
+            .arg("-message_file")
+            .arg(log_dir.join(format!("{name}.messages")))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(log_dir.join(format!("{name}.out")))?)
+            .stderr(std::fs::File::create(log_dir.join(format!("{name}.stderr")))?)
+            .kill_on_drop(true);
+        let child = command.spawn().context("start /usr/bin/sipp (Debian package sip-tester)")?;
+        Ok(Sipp { name: name.to_string(), child, log_dir: log_dir.to_path_buf() })
+    }
+
+    fn logs(&self) -> String {
+        let mut text = String::new();
+        for suffix in ["errors", "stderr", "messages"] {
+            let path = self.log_dir.join(format!("{}.{suffix}", self.name));
+            if let Ok(content) = std::fs::read_to_string(&path) {
+                let tail: String = content.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect();
+                text.push_str(&format!("--- {} ---\n{tail}\n", path.display()));
+            }
+        }
+        text
+    }
+
+    async fn finish(mut self, timeout: Duration) -> anyhow::Result<()> {
+        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => bail!("sipp {} still running after {timeout:?}\n{}", self.name, self.logs()),
+        };
+        if !status.success() {
+            bail!("sipp {} failed ({status})\n{}", self.name, self.logs());
+        }
+        Ok(())
+    }
+}
+
+struct Site {
+    url: String,
+    appliance: Appliance,
+    admin: reqwest::Client,
+    agent: reqwest::Client,
+    shutdown: CancellationToken,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(60)).build()?)
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(&url).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// An appliance with one trunk to `carrier_port`, an admin, and agent1 on extension 1001,
+/// holding a verified batch 77 of `n_rows` numbers.
+async fn start_site(carrier_port: u16, n_rows: u64) -> anyhow::Result<Site> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=debug,hardware=info").try_init();
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let config = ApplianceConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "carrier".into(),
+            address: SocketAddr::new(localhost, carrier_port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels: 4,
+        }],
+        hold_audio: None,
+    };
+    let shutdown = CancellationToken::new();
+    let appliance = appliance::start(config, shutdown.clone()).await?;
+    let url = format!("http://{}", appliance.http_addr);
+    for entry in entries(1, batch_events(77, &rows(77, n_rows), 10, 50, 1)) {
+        appliance.store.apply_down(&entry)?;
+    }
+    let admin = client()?;
+    post(&admin, format!("{url}/api/login"), json!({"username": "siteadmin", "password": admin_password})).await?;
+    post(&admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+    post(
+        &admin,
+        format!("{url}/api/agents"),
+        json!({"username": "agent1", "password": "agent-pass", "name": "小王", "extension": EXTENSION}),
+    )
+    .await?;
+    let agent = client()?;
+    post(&agent, format!("{url}/api/login"), json!({"username": "agent1", "password": "agent-pass"})).await?;
+    Ok(Site { url, appliance, admin, agent, shutdown, dir })
+}
+
+/// Waits until the outbox holds an entry `pick` accepts.
+async fn outbox_entry<T>(site: &Site, timeout: Duration, pick: impl Fn(&UpEvent) -> Option<T>) -> anyhow::Result<T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        for entry in site.appliance.store.outbox_after(0, 100)? {
+            if let Some(found) = pick(&entry.event) {
+                return Ok(found);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("outbox after {timeout:?}: {:?}", site.appliance.store.outbox_after(0, 100)?);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn attempt(event: &UpEvent) -> Option<CallAttempt> {
+    match event {
+        UpEvent::CallAttempt(attempt) => Some(attempt.clone()),
+        _ => None,
+    }
+}
+
+async fn next_popup(response: &mut reqwest::Response, buffer: &mut String, timeout: Duration) -> anyhow::Result<Value> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(start) = buffer.find("event: popup\n")
+            && let Some(end) = buffer[start..].find("\n\n")
+        {
+            let block = buffer[start..start + end].to_string();
+            buffer.drain(..start + end + 2);
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+            return Ok(serde_json::from_str(&data)?);
+        }
+        let chunk = tokio::time::timeout_at(deadline, response.chunk())
+            .await
+            .context("no popup in time")??
+            .context("event stream closed")?;
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+#[tokio::test]
+async fn answered_call_reaches_the_agent_phone_and_popup_and_goes_up() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site(carrier_port, 1).await?;
+    let logs = site.dir.path().to_path_buf();
+
+    // The agent's phone: one SIPp answers on agent_port, another registers that contact.
+    let agent_port = free_udp_port();
+    let phone = Sipp::start("agent", "agent_answer.xml", agent_port, &[], &logs)?;
+    let register_args: Vec<String> = vec![
+        site.appliance.sip_addr.to_string(),
+        "-s".into(),
+        EXTENSION.into(),
+        "-au".into(),
+        EXTENSION.into(),
+        "-ap".into(),
+        SIP_PASSWORD.into(),
+        "-key".into(),
+        "contact_port".into(),
+        agent_port.to_string(),
+    ];
+    Sipp::start("register", "agent_register.xml", free_udp_port(), &register_args, &logs)?
+        .finish(Duration::from_secs(15))
+        .await?;
+    let status: Value = site.admin.get(format!("{}/api/status", site.url)).send().await?.json().await?;
+    assert_eq!(status["lines"]["registered_extensions"], json!([EXTENSION]), "{status}");
+
+    let carrier = Sipp::start("carrier", "carrier_answer.xml", carrier_port, &["-d".into(), "3000".into()], &logs)?;
+
+    // The agent goes 可回接 and opens the desk's event stream; the admin starts the task.
+    post(&site.agent, format!("{}/api/agent/state", site.url), json!({"state": "available"})).await?;
+    let mut events = site.agent.get(format!("{}/api/agent/events", site.url)).send().await?;
+    let started = post(
+        &site.admin,
+        format!("{}/api/tasks/77/start", site.url),
+        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20}),
+    )
+    .await?;
+    assert_eq!(started["status"], "running");
+
+    let mut buffer = String::new();
+    let popup = next_popup(&mut events, &mut buffer, Duration::from_secs(20)).await?;
+    assert_eq!(popup["phone"], "138****7700", "{popup}");
+    assert_eq!(popup["fields"][0]["value"], "客户0");
+
+    let attempt = outbox_entry(&site, Duration::from_secs(20), attempt).await?;
+    assert_eq!(attempt.outcome, Outcome::Connected, "{attempt:?}");
+    assert_eq!(attempt.agent.as_deref(), Some("agent1"));
+    assert_eq!(attempt.row_id, 77_000);
+    assert!(attempt.answered_at.is_some());
+    let sha = attempt.recording_sha256.clone().context("a connected call is recorded")?;
+    let recordings: Vec<_> = std::fs::read_dir(site.dir.path().join("recordings"))?.collect::<Result<_, _>>()?;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    use sha2::Digest as _;
+    assert_eq!(hex::encode(sha2::Sha256::digest(std::fs::read(recordings[0].path())?)), sha);
+
+    let attempt_id = popup["attempt_id"].as_u64().context("attempt id")?;
+    assert_eq!(attempt_id, attempt.attempt_id);
+    post(
+        &site.agent,
+        format!("{}/api/attempts/{attempt_id}/record", site.url),
+        json!({"values": {"result": "成功", "note": "客户同意办理"}}),
+    )
+    .await?;
+    let record = outbox_entry(&site, Duration::from_secs(2), |event| match event {
+        UpEvent::BusinessRecord(record) => Some(record.clone()),
+        _ => None,
+    })
+    .await?;
+    assert_eq!((record.attempt_id, record.row_id, record.agent.as_str()), (attempt_id, 77_000, "agent1"));
+
+    let tasks: Value = site.admin.get(format!("{}/api/tasks", site.url)).send().await?.json().await?;
+    assert_eq!((tasks[0]["dialed"].as_u64(), tasks[0]["connected"].as_u64()), (Some(1), Some(1)), "{tasks}");
+    carrier.finish(Duration::from_secs(15)).await?;
+    phone.finish(Duration::from_secs(15)).await
+}
+
+#[tokio::test]
+async fn busy_customer_is_classified_busy() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site(carrier_port, 1).await?;
+    let carrier = Sipp::start("carrier", "carrier_busy.xml", carrier_port, &[], site.dir.path())?;
+    // Pacing dials only for available agents; this one has no phone and takes no call.
+    post(&site.agent, format!("{}/api/agent/state", site.url), json!({"state": "available"})).await?;
+    post(&site.admin, format!("{}/api/tasks/77/start", site.url), json!({"ratio": 1, "max_concurrency": 1})).await?;
+    let attempt = outbox_entry(&site, Duration::from_secs(15), attempt).await?;
+    assert_eq!((attempt.outcome, attempt.agent, attempt.talk_seconds), (Outcome::Busy, None, 0));
+    assert!(attempt.recording_sha256.is_none());
+    let tasks: Value = site.admin.get(format!("{}/api/tasks", site.url)).send().await?.json().await?;
+    assert_eq!((tasks[0]["dialed"].as_u64(), tasks[0]["connected"].as_u64()), (Some(1), Some(0)), "{tasks}");
+    carrier.finish(Duration::from_secs(10)).await
+}
