@@ -308,6 +308,15 @@ async fn raw_sync_connection(
     trust_ca_pem: &str,
     identity_dir: &Path,
 ) -> Result<(quinn::Endpoint, quinn::Connection)> {
+    raw_connection(addr, trust_ca_pem, identity_dir, SYNC_ALPN).await
+}
+
+async fn raw_connection(
+    addr: SocketAddr,
+    trust_ca_pem: &str,
+    identity_dir: &Path,
+    alpn: &[u8],
+) -> Result<(quinn::Endpoint, quinn::Connection)> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
@@ -319,7 +328,7 @@ async fn raw_sync_connection(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_client_auth_cert(vec![cert], key)?;
-    tls.alpn_protocols = vec![SYNC_ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse()?)?;
     endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
@@ -499,6 +508,31 @@ async fn hello_with_another_protocol_version_gets_a_clear_refusal() -> Result<()
     let closed = tokio::time::timeout(Duration::from_secs(10), connection.closed()).await?;
     let quinn::ConnectionError::ApplicationClosed(close) = closed else { bail!("unexpected close {closed:?}") };
     assert_eq!(close.error_code, session::close_code::REFUSED.into());
+    assert!(hub.link_events.lock().unwrap().is_empty());
+
+    hub_shutdown.cancel();
+    hub_task.await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn another_alpn_version_fails_the_handshake_clearly() -> Result<()> {
+    init_logs();
+    let dirs = tempfile::tempdir()?;
+    let ca = Arc::new(HubCa::load_or_create(&dirs.path().join("ca"))?);
+    let hub = TestHub::with_code("A", 2);
+    let (addr, hub_shutdown, hub_task) = start_hub(ca.clone(), hub.clone(), LOCAL.parse()?).await?;
+    let identity_dir = dirs.path().join("id");
+    client::enroll(&addr.to_string(), "A", &identity_dir).await?;
+
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(10),
+        raw_connection(addr, &ca.ca_cert_pem(), &identity_dir, b"outpost-sync/2"),
+    )
+    .await?;
+    let error = attempt.expect_err("a hub speaking outpost-sync/1 must refuse outpost-sync/2");
+    let text = format!("{error:#}");
+    assert!(text.contains("no_application_protocol") || text.contains("120"), "{text}");
     assert!(hub.link_events.lock().unwrap().is_empty());
 
     hub_shutdown.cancel();
