@@ -256,15 +256,17 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
             }
             fields.push((field.key.clone(), value));
         }
-        if let (Some(number), true) = (&phone, problems.is_empty()) {
-            if let Some(first_row) = first_seen.get(number) {
-                problems.push(BadRow {
-                    row: row_number,
-                    column: phone_header.clone(),
-                    reason: format!("{number} repeats row {first_row}: the number is imported once, delete this row"),
-                    reason_zh: format!("{number} 与第 {first_row} 行重复：同一号码只导入一次，请删除该行"),
-                });
-            }
+        let repeats = match (&phone, problems.is_empty()) {
+            (Some(number), true) => first_seen.get(number).map(|first_row| (number, first_row)),
+            _ => None,
+        };
+        if let Some((number, first_row)) = repeats {
+            problems.push(BadRow {
+                row: row_number,
+                column: phone_header.clone(),
+                reason: format!("{number} repeats row {first_row}: the number is imported once, delete this row"),
+                reason_zh: format!("{number} 与第 {first_row} 行重复：同一号码只导入一次，请删除该行"),
+            });
         }
         match phone {
             Some(number) if problems.is_empty() => {

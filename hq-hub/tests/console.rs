@@ -35,6 +35,8 @@ impl Harness {
             sync_bind: "127.0.0.1:0".parse()?,
         };
         let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
+        assert_ne!(hub.sync_addr.port(), 0, "the sync link is bound");
+        assert!(!hub.ca_fingerprint.is_empty());
         let base = format!("http://{}", hub.http_addr);
         let client = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
         Ok(Harness { hub: Some(hub), shutdown, client, base, password, _dir: dir })

@@ -154,7 +154,9 @@ impl Store {
                 return Err(DispatchError::UnknownSite(*site_id));
             }
         }
-        let mut import_rows: Vec<(i64, String, Vec<(String, String)>)> = Vec::new();
+        // (import row id, phone, field values by key)
+        type ImportRow = (i64, String, Vec<(String, String)>);
+        let mut import_rows: Vec<ImportRow> = Vec::new();
         {
             let mut stmt = tx.prepare("SELECT id, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
             let mut rows = stmt.query([request.file_id])?;

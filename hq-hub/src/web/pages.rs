@@ -42,6 +42,7 @@ fn message(tr: Tr, user: &str, title: &str, message: impl Into<String>, back: &s
 }
 
 /// Turns a failed action into a message page; a success passes through.
+#[allow(clippy::result_large_err)] // the error is the page to send, built once per request
 fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Result<T, Response> {
     result.map_err(|err| {
         if err.status.is_server_error() {
@@ -96,10 +97,11 @@ pub async fn login_submit(State(state): State<AppState>, PageLang(tr): PageLang,
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, SESSION_COOKIE).map(str::to_string) {
-        if let Err(err) = blocking(&state, move |store| store.logout(&token)).await {
-            return err.into_response();
-        }
+    let token = cookie(&headers, SESSION_COOKIE).map(str::to_string);
+    if let Some(token) = token
+        && let Err(err) = blocking(&state, move |store| store.logout(&token)).await
+    {
+        return err.into_response();
     }
     ([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; Max-Age=0"))], Redirect::to("/login")).into_response()
 }
