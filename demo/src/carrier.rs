@@ -58,7 +58,11 @@ impl Default for CarrierConfig {
 }
 
 fn random_between(range: (Duration, Duration)) -> Duration {
-    let (low, high) = if range.0 <= range.1 { range } else { (range.1, range.0) };
+    let (low, high) = if range.0 <= range.1 {
+        range
+    } else {
+        (range.1, range.0)
+    };
     if low == high {
         return low;
     }
@@ -88,7 +92,9 @@ struct CarrierCall {
 
 /// Runs the carrier until `shutdown` is cancelled.
 pub async fn run_carrier(config: CarrierConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(config.bind).await.with_context(|| format!("carrier cannot bind SIP on {}", config.bind))?;
+    let socket = UdpSocket::bind(config.bind)
+        .await
+        .with_context(|| format!("carrier cannot bind SIP on {}", config.bind))?;
     let local = socket.local_addr()?;
     info!(%local, "simulated carrier listening");
     let mut calls: HashMap<String, CarrierCall> = HashMap::new();
@@ -147,7 +153,11 @@ fn on_request(
                 Plan::RingForever
             };
             let to_tag = new_tag();
-            send(socket, &Response::to_request(&request, 100, "Trying", None).to_bytes(), source);
+            send(
+                socket,
+                &Response::to_request(&request, 100, "Trying", None).to_bytes(),
+                source,
+            );
             let mut call = CarrierCall {
                 invite: request,
                 source,
@@ -161,15 +171,17 @@ fn on_request(
                 done_at: None,
             };
             if plan == Plan::Busy {
-                let busy = Response::to_request(&call.invite, 486, "Busy Here", Some(&call.to_tag)).to_bytes();
+                let busy = Response::to_request(&call.invite, 486, "Busy Here", Some(&call.to_tag))
+                    .to_bytes();
                 send(socket, &busy, source);
                 call.unacked = Some((busy.clone(), Instant::now() + Duration::from_millis(500), 6));
                 call.last_response = busy;
                 call.done_at = Some(Instant::now() + Duration::from_secs(32));
             } else {
-                let ringing = Response::to_request(&call.invite, 180, "Ringing", Some(&call.to_tag))
-                    .with_header("Contact", format!("<sip:carrier@{local}>"))
-                    .to_bytes();
+                let ringing =
+                    Response::to_request(&call.invite, 180, "Ringing", Some(&call.to_tag))
+                        .with_header("Contact", format!("<sip:carrier@{local}>"))
+                        .to_bytes();
                 send(socket, &ringing, source);
                 call.last_response = ringing;
                 if plan == Plan::Answer {
@@ -185,19 +197,38 @@ fn on_request(
             }
         }
         Method::Cancel => {
-            send(socket, &Response::to_request(&request, 200, "OK", None).to_bytes(), source);
+            send(
+                socket,
+                &Response::to_request(&request, 200, "OK", None).to_bytes(),
+                source,
+            );
             if let Some(call) = calls.get_mut(&call_id)
-                && (call.answer_at.is_some() || call.plan == Plan::RingForever) {
-                    call.answer_at = None;
-                    let terminated = Response::to_request(&call.invite, 487, "Request Terminated", Some(&call.to_tag)).to_bytes();
-                    send(socket, &terminated, call.source);
-                    call.unacked = Some((terminated.clone(), Instant::now() + Duration::from_millis(500), 6));
-                    call.last_response = terminated;
-                    call.done_at = Some(Instant::now() + Duration::from_secs(32));
-                }
+                && (call.answer_at.is_some() || call.plan == Plan::RingForever)
+            {
+                call.answer_at = None;
+                let terminated = Response::to_request(
+                    &call.invite,
+                    487,
+                    "Request Terminated",
+                    Some(&call.to_tag),
+                )
+                .to_bytes();
+                send(socket, &terminated, call.source);
+                call.unacked = Some((
+                    terminated.clone(),
+                    Instant::now() + Duration::from_millis(500),
+                    6,
+                ));
+                call.last_response = terminated;
+                call.done_at = Some(Instant::now() + Duration::from_secs(32));
+            }
         }
         Method::Bye => {
-            send(socket, &Response::to_request(&request, 200, "OK", None).to_bytes(), source);
+            send(
+                socket,
+                &Response::to_request(&request, 200, "OK", None).to_bytes(),
+                source,
+            );
             if let Some(call) = calls.get_mut(&call_id) {
                 call.hangup_at = None;
                 if let Some(stop) = call.media_stop.take() {
@@ -206,28 +237,49 @@ fn on_request(
                 call.done_at = Some(Instant::now() + Duration::from_secs(5));
             }
         }
-        Method::Options => send(socket, &Response::to_request(&request, 200, "OK", Some(&new_tag())).to_bytes(), source),
-        _ => send(socket, &Response::to_request(&request, 501, "Not Implemented", None).to_bytes(), source),
+        Method::Options => send(
+            socket,
+            &Response::to_request(&request, 200, "OK", Some(&new_tag())).to_bytes(),
+            source,
+        ),
+        _ => send(
+            socket,
+            &Response::to_request(&request, 501, "Not Implemented", None).to_bytes(),
+            source,
+        ),
     }
 }
 
-async fn on_tick(socket: &UdpSocket, local: SocketAddr, config: &CarrierConfig, calls: &mut HashMap<String, CarrierCall>) {
+async fn on_tick(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    config: &CarrierConfig,
+    calls: &mut HashMap<String, CarrierCall>,
+) {
     let now = Instant::now();
     let mut finished = Vec::new();
     for (call_id, call) in calls.iter_mut() {
         if let Some((bytes, resend_at, resends_left)) = call.unacked.as_mut()
-            && now >= *resend_at && *resends_left > 0 {
-                send(socket, bytes, call.source);
-                *resend_at = now + Duration::from_millis(500);
-                *resends_left -= 1;
-            }
+            && now >= *resend_at
+            && *resends_left > 0
+        {
+            send(socket, bytes, call.source);
+            *resend_at = now + Duration::from_millis(500);
+            *resends_left -= 1;
+        }
         if call.answer_at.is_some_and(|answer_at| now >= answer_at) {
             call.answer_at = None;
             match answer(socket, local, config, call).await {
                 Ok(()) => call.hangup_at = Some(now + random_between(config.talk)),
                 Err(error) => {
                     warn!(%call_id, %error, "carrier cannot answer; refusing with 488");
-                    let refusal = Response::to_request(&call.invite, 488, "Not Acceptable Here", Some(&call.to_tag)).to_bytes();
+                    let refusal = Response::to_request(
+                        &call.invite,
+                        488,
+                        "Not Acceptable Here",
+                        Some(&call.to_tag),
+                    )
+                    .to_bytes();
                     send(socket, &refusal, call.source);
                     call.last_response = refusal;
                     call.done_at = Some(now + Duration::from_secs(32));
@@ -251,7 +303,12 @@ async fn on_tick(socket: &UdpSocket, local: SocketAddr, config: &CarrierConfig, 
     }
 }
 
-async fn answer(socket: &UdpSocket, local: SocketAddr, config: &CarrierConfig, call: &mut CarrierCall) -> anyhow::Result<()> {
+async fn answer(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    config: &CarrierConfig,
+    call: &mut CarrierCall,
+) -> anyhow::Result<()> {
     let offer = SessionDescription::parse(&call.invite.body)?;
     let path = offer.audio_path(&[Codec::Pcmu, Codec::Pcma])?;
     let rtp = UdpSocket::bind((local.ip(), 0)).await?;
@@ -259,12 +316,24 @@ async fn answer(socket: &UdpSocket, local: SocketAddr, config: &CarrierConfig, c
     let mut ok = Response::to_request(&call.invite, 200, "OK", Some(&call.to_tag))
         .with_header("Contact", format!("<sip:carrier@{local}>"))
         .with_header("Content-Type", "application/sdp");
-    ok.body = sdp::build_audio(local.ip(), rtp_port, &[path.codec], path.telephone_event, u64::from(rand::random::<u32>()));
+    ok.body = sdp::build_audio(
+        local.ip(),
+        rtp_port,
+        &[path.codec],
+        path.telephone_event,
+        u64::from(rand::random::<u32>()),
+    );
     let bytes = ok.to_bytes();
     send(socket, &bytes, call.source);
     call.last_response = bytes;
     let stop = CancellationToken::new();
-    tokio::spawn(send_audio(rtp, path.remote, path.codec, config.tone_hz, stop.clone()));
+    tokio::spawn(send_audio(
+        rtp,
+        path.remote,
+        path.codec,
+        config.tone_hz,
+        stop.clone(),
+    ));
     call.media_stop = Some(stop);
     Ok(())
 }
@@ -280,9 +349,19 @@ fn bye_for(call: &CarrierCall, local: SocketAddr) -> Request {
         .unwrap_or_else(|| format!("sip:{}", call.source));
     let cseq = invite.cseq().map(|cseq| cseq.number).unwrap_or(1) + 1;
     Request::new(Method::Bye, target)
-        .with_header("Via", format!("SIP/2.0/UDP {local};branch={}", new_branch()))
+        .with_header(
+            "Via",
+            format!("SIP/2.0/UDP {local};branch={}", new_branch()),
+        )
         .with_header("Max-Forwards", "70")
-        .with_header("From", format!("{};tag={}", invite.headers.get("To").unwrap_or_default(), call.to_tag))
+        .with_header(
+            "From",
+            format!(
+                "{};tag={}",
+                invite.headers.get("To").unwrap_or_default(),
+                call.to_tag
+            ),
+        )
         .with_header("To", invite.headers.get("From").unwrap_or_default())
         .with_header("Call-ID", invite.call_id())
         .with_header("CSeq", format!("{cseq} BYE"))
@@ -290,7 +369,13 @@ fn bye_for(call: &CarrierCall, local: SocketAddr) -> Request {
 
 /// Sends a tone with a little noise as G.711 RTP every 20 ms until `stop`; drains whatever
 /// the other side sends so the socket buffer never fills.
-pub(crate) async fn send_audio(socket: UdpSocket, remote: SocketAddr, codec: Codec, tone_hz: f64, stop: CancellationToken) {
+pub(crate) async fn send_audio(
+    socket: UdpSocket,
+    remote: SocketAddr,
+    codec: Codec,
+    tone_hz: f64,
+    stop: CancellationToken,
+) {
     let ssrc: u32 = rand::random();
     let mut sequence: u16 = rand::random();
     let mut timestamp: u32 = rand::random();

@@ -81,7 +81,9 @@ struct Registration {
 
 /// Runs the phone until `shutdown` is cancelled.
 pub async fn run_phone(config: PhoneConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind(config.bind).await.with_context(|| format!("phone {} cannot bind {}", config.extension, config.bind))?;
+    let socket = UdpSocket::bind(config.bind)
+        .await
+        .with_context(|| format!("phone {} cannot bind {}", config.extension, config.bind))?;
     let local = socket.local_addr()?;
     info!(extension = %config.extension, %local, "simulated phone started");
     let mut registration = Registration {
@@ -149,13 +151,25 @@ fn send(socket: &UdpSocket, bytes: &[u8], destination: SocketAddr) {
     }
 }
 
-fn register_request(config: &PhoneConfig, local: SocketAddr, registration: &Registration, expires: Duration, authorization: Option<String>) -> Request {
+fn register_request(
+    config: &PhoneConfig,
+    local: SocketAddr,
+    registration: &Registration,
+    expires: Duration,
+    authorization: Option<String>,
+) -> Request {
     let uri = format!("sip:{}", config.registrar);
     let address_of_record = format!("<sip:{}@{}>", config.extension, config.registrar.ip());
     let mut request = Request::new(Method::Register, uri)
-        .with_header("Via", format!("SIP/2.0/UDP {local};branch={};rport", new_branch()))
+        .with_header(
+            "Via",
+            format!("SIP/2.0/UDP {local};branch={};rport", new_branch()),
+        )
         .with_header("Max-Forwards", "70")
-        .with_header("From", format!("{address_of_record};tag={}", registration.from_tag))
+        .with_header(
+            "From",
+            format!("{address_of_record};tag={}", registration.from_tag),
+        )
         .with_header("To", address_of_record)
         .with_header("Call-ID", registration.call_id.clone())
         .with_header("CSeq", format!("{} REGISTER", registration.cseq))
@@ -168,9 +182,18 @@ fn register_request(config: &PhoneConfig, local: SocketAddr, registration: &Regi
     request
 }
 
-fn on_response(socket: &UdpSocket, local: SocketAddr, config: &PhoneConfig, registration: &mut Registration, response: &Response) {
+fn on_response(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    config: &PhoneConfig,
+    registration: &mut Registration,
+    response: &Response,
+) {
     let Ok(cseq) = response.cseq() else { return };
-    if cseq.method != Method::Register || response.call_id() != registration.call_id || cseq.number != registration.cseq {
+    if cseq.method != Method::Register
+        || response.call_id() != registration.call_id
+        || cseq.number != registration.cseq
+    {
         return;
     }
     match response.status {
@@ -180,29 +203,55 @@ fn on_response(socket: &UdpSocket, local: SocketAddr, config: &PhoneConfig, regi
                 .headers
                 .get("Contact")
                 .and_then(|contact| sip_core::NameAddr::parse(contact).ok())
-                .and_then(|contact| contact.param("expires").and_then(|expires| expires.parse::<u64>().ok()))
+                .and_then(|contact| {
+                    contact
+                        .param("expires")
+                        .and_then(|expires| expires.parse::<u64>().ok())
+                })
                 .unwrap_or(config.register_expires.as_secs());
             registration.next_at = Instant::now() + Duration::from_secs((granted / 2).max(1));
             info!(extension = %config.extension, granted, "phone registered");
         }
         401 if registration.answered_cseq != Some(cseq.number) => {
-            let Some(challenge) = response.headers.get("WWW-Authenticate").and_then(|value| Challenge::parse(value).ok()) else {
+            let Some(challenge) = response
+                .headers
+                .get("WWW-Authenticate")
+                .and_then(|value| Challenge::parse(value).ok())
+            else {
                 warn!(extension = %config.extension, "registrar challenge unusable");
                 return;
             };
             registration.cseq += 1;
             registration.answered_cseq = Some(registration.cseq);
-            let credentials = Credentials { username: config.extension.clone(), password: config.password.clone() };
+            let credentials = Credentials {
+                username: config.extension.clone(),
+                password: config.password.clone(),
+            };
             let uri = format!("sip:{}", config.registrar);
             let authorization = challenge.answer(&credentials, "REGISTER", &uri, &new_tag(), 1);
-            let request = register_request(config, local, registration, config.register_expires, Some(authorization));
+            let request = register_request(
+                config,
+                local,
+                registration,
+                config.register_expires,
+                Some(authorization),
+            );
             send(socket, &request.to_bytes(), config.registrar);
         }
-        status => warn!(extension = %config.extension, status, "registration refused; retrying in 10 s"),
+        status => {
+            warn!(extension = %config.extension, status, "registration refused; retrying in 10 s")
+        }
     }
 }
 
-fn on_request(socket: &UdpSocket, local: SocketAddr, answer_delay: Duration, calls: &mut HashMap<String, PhoneCall>, request: Request, source: SocketAddr) {
+fn on_request(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    answer_delay: Duration,
+    calls: &mut HashMap<String, PhoneCall>,
+    request: Request,
+    source: SocketAddr,
+) {
     let call_id = request.call_id().to_string();
     match request.method {
         Method::Invite => {
@@ -231,7 +280,11 @@ fn on_request(socket: &UdpSocket, local: SocketAddr, answer_delay: Duration, cal
         }
         Method::Ack => {}
         Method::Bye => {
-            send(socket, &Response::to_request(&request, 200, "OK", None).to_bytes(), source);
+            send(
+                socket,
+                &Response::to_request(&request, 200, "OK", None).to_bytes(),
+                source,
+            );
             if let Some(call) = calls.get_mut(&call_id) {
                 if let Some(stop) = call.media_stop.take() {
                     stop.cancel();
@@ -240,20 +293,40 @@ fn on_request(socket: &UdpSocket, local: SocketAddr, answer_delay: Duration, cal
             }
         }
         Method::Cancel => {
-            send(socket, &Response::to_request(&request, 200, "OK", None).to_bytes(), source);
+            send(
+                socket,
+                &Response::to_request(&request, 200, "OK", None).to_bytes(),
+                source,
+            );
             if let Some(call) = calls.get_mut(&call_id)
-                && call.answer_at.take().is_some() {
-                    let terminated = Response::to_request(&call.invite, 487, "Request Terminated", Some(&call.to_tag)).to_bytes();
-                    send(socket, &terminated, call.source);
-                    call.last_response = terminated;
-                    call.forget_at = Some(Instant::now() + Duration::from_secs(32));
-                }
+                && call.answer_at.take().is_some()
+            {
+                let terminated = Response::to_request(
+                    &call.invite,
+                    487,
+                    "Request Terminated",
+                    Some(&call.to_tag),
+                )
+                .to_bytes();
+                send(socket, &terminated, call.source);
+                call.last_response = terminated;
+                call.forget_at = Some(Instant::now() + Duration::from_secs(32));
+            }
         }
-        _ => send(socket, &Response::to_request(&request, 200, "OK", None).to_bytes(), source),
+        _ => send(
+            socket,
+            &Response::to_request(&request, 200, "OK", None).to_bytes(),
+            source,
+        ),
     }
 }
 
-async fn answer(socket: &UdpSocket, local: SocketAddr, config: &PhoneConfig, call: &mut PhoneCall) -> anyhow::Result<()> {
+async fn answer(
+    socket: &UdpSocket,
+    local: SocketAddr,
+    config: &PhoneConfig,
+    call: &mut PhoneCall,
+) -> anyhow::Result<()> {
     let offer = SessionDescription::parse(&call.invite.body)?;
     let path = offer.audio_path(&[Codec::Pcmu, Codec::Pcma])?;
     let rtp = UdpSocket::bind((local.ip(), 0)).await?;
@@ -261,12 +334,24 @@ async fn answer(socket: &UdpSocket, local: SocketAddr, config: &PhoneConfig, cal
     let mut ok = Response::to_request(&call.invite, 200, "OK", Some(&call.to_tag))
         .with_header("Contact", format!("<sip:{}@{local}>", config.extension))
         .with_header("Content-Type", "application/sdp");
-    ok.body = sdp::build_audio(local.ip(), rtp_port, &[path.codec], path.telephone_event, u64::from(rand::random::<u32>()));
+    ok.body = sdp::build_audio(
+        local.ip(),
+        rtp_port,
+        &[path.codec],
+        path.telephone_event,
+        u64::from(rand::random::<u32>()),
+    );
     let bytes = ok.to_bytes();
     send(socket, &bytes, call.source);
     call.last_response = bytes;
     let stop = CancellationToken::new();
-    tokio::spawn(send_audio(rtp, path.remote, path.codec, config.tone_hz, stop.clone()));
+    tokio::spawn(send_audio(
+        rtp,
+        path.remote,
+        path.codec,
+        config.tone_hz,
+        stop.clone(),
+    ));
     call.media_stop = Some(stop);
     Ok(())
 }

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sip_core::auth::{self, Authorization, Challenge, Credentials, NonceCheck, NonceIssuer};
 use sip_core::sdp::{self, Codec, SessionDescription, TELEPHONE_EVENT_PT};
-use sip_core::transaction::{new_branch, new_call_id, new_tag, RetransmitTimer, TimerAction, TRANSACTION_TIMEOUT};
+use sip_core::transaction::{
+    RetransmitTimer, TRANSACTION_TIMEOUT, TimerAction, new_branch, new_call_id, new_tag,
+};
 use sip_core::{Message, Method, NameAddr, ParseError, Request, Response, SipUri};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -40,7 +42,12 @@ const TICK: Duration = Duration::from_millis(50);
 /// What the handle asks the driver to do.
 pub(crate) enum Command {
     Dial(DialRequest),
-    Bridge { call: CallId, extension: String, ring_timeout: Duration, auto_answer: bool },
+    Bridge {
+        call: CallId,
+        extension: String,
+        ring_timeout: Duration,
+        auto_answer: bool,
+    },
     Hold(CallId),
     Hangup(CallId),
     SetExtensions(Vec<ExtensionConfig>),
@@ -162,7 +169,11 @@ struct PortPool {
 impl PortPool {
     fn new((low, high): (u16, u16)) -> PortPool {
         let low = low.saturating_add(low % 2);
-        PortPool { low, high, next: low }
+        PortPool {
+            low,
+            high,
+            next: low,
+        }
     }
 
     fn bind(&mut self, ip: IpAddr) -> std::io::Result<(UdpSocket, u16)> {
@@ -180,24 +191,37 @@ impl PortPool {
         let n_slots = u32::from((self.high - self.low) / 2) + 1;
         for _ in 0..n_slots {
             let port = self.next;
-            self.next = if port.saturating_add(2) > self.high { self.low } else { port + 2 };
+            self.next = if port.saturating_add(2) > self.high {
+                self.low
+            } else {
+                port + 2
+            };
             if let Ok(socket) = bind_std(port) {
                 return Ok((socket, port));
             }
         }
         Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
-            format!("no free RTP port in {}..={}; widen rtp_ports", self.low, self.high),
+            format!(
+                "no free RTP port in {}..={}; widen rtp_ports",
+                self.low, self.high
+            ),
         ))
     }
 }
 
 fn unix_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or(0)
 }
 
 fn unix_millis() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0)
 }
 
 pub(crate) struct Driver {
@@ -225,8 +249,16 @@ impl Driver {
             local: setup.local,
             rtp_bind_ip: setup.rtp_bind_ip,
             rtp_ports: PortPool::new(setup.rtp_ports),
-            trunks: setup.trunks.into_iter().map(|trunk| (trunk.name.clone(), trunk)).collect(),
-            extensions: setup.extensions.into_iter().map(|ext| (ext.extension, ext.password)).collect(),
+            trunks: setup
+                .trunks
+                .into_iter()
+                .map(|trunk| (trunk.name.clone(), trunk))
+                .collect(),
+            extensions: setup
+                .extensions
+                .into_iter()
+                .map(|ext| (ext.extension, ext.password))
+                .collect(),
             registrations: HashMap::new(),
             shared: setup.shared,
             calls: HashMap::new(),
@@ -289,12 +321,18 @@ impl Driver {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Dial(request) => self.dial(request),
-            Command::Bridge { call, extension, ring_timeout, auto_answer } => {
-                self.bridge(call, extension, ring_timeout, auto_answer)
-            }
+            Command::Bridge {
+                call,
+                extension,
+                ring_timeout,
+                auto_answer,
+            } => self.bridge(call, extension, ring_timeout, auto_answer),
             Command::Hold(call_id) => match self.calls.get(&call_id) {
                 Some(call) if call.stage == Stage::Answered => call.media.send(MediaCommand::Hold),
-                Some(_) => warn!(call = call_id.0, "hold ignored: the call is not answered and waiting"),
+                Some(_) => warn!(
+                    call = call_id.0,
+                    "hold ignored: the call is not answered and waiting"
+                ),
                 None => warn!(call = call_id.0, "hold ignored: no such call"),
             },
             Command::Hangup(call_id) => self.hang_up(call_id),
@@ -305,18 +343,30 @@ impl Driver {
     fn dial(&mut self, request: DialRequest) {
         let call_id = request.call;
         if self.calls.contains_key(&call_id) {
-            warn!(call = call_id.0, "dial ignored: the call id is already in use");
+            warn!(
+                call = call_id.0,
+                "dial ignored: the call id is already in use"
+            );
             return;
         }
         let failed = |driver: &Driver, status: u16| {
-            driver.emit(LineEvent::Ended { call: call_id, outcome: Outcome::Failed { status }, hangup_side: None, recording: None });
+            driver.emit(LineEvent::Ended {
+                call: call_id,
+                outcome: Outcome::Failed { status },
+                hangup_side: None,
+                recording: None,
+            });
         };
         let Some(trunk) = self.trunks.get(&request.trunk).cloned() else {
             warn!(call = call_id.0, trunk = %request.trunk, "dial failed: no trunk by that name is configured");
             failed(self, 0);
             return;
         };
-        let n_active = self.calls.values().filter(|call| call.trunk == trunk.name).count();
+        let n_active = self
+            .calls
+            .values()
+            .filter(|call| call.trunk == trunk.name)
+            .count();
         if n_active >= trunk.channels as usize {
             warn!(call = call_id.0, trunk = %trunk.name, channels = trunk.channels, "dial refused: every channel of the trunk is busy");
             failed(self, 503);
@@ -332,7 +382,10 @@ impl Driver {
         };
         let sip_call_id = new_call_id(&self.local.ip().to_string());
         let credentials = match (&trunk.username, &trunk.password) {
-            (Some(username), Some(password)) => Some(Credentials { username: username.clone(), password: password.clone() }),
+            (Some(username), Some(password)) => Some(Credentials {
+                username: username.clone(),
+                password: password.clone(),
+            }),
             _ => None,
         };
         let now = Instant::now();
@@ -342,7 +395,12 @@ impl Driver {
             peer: trunk.address,
             request_uri: format!("sip:{}@{}", request.number, trunk.domain),
             remote_target: None,
-            from: format!("<sip:{}@{}>;tag={}", request.caller_id, trunk.domain, new_tag()),
+            from: format!(
+                "<sip:{}@{}>;tag={}",
+                request.caller_id,
+                trunk.domain,
+                new_tag()
+            ),
             to: format!("<sip:{}@{}>", request.number, trunk.domain),
             remote_tag: None,
             cseq: 1,
@@ -354,7 +412,11 @@ impl Driver {
             credentials,
             auth_attempted: false,
             ack: None,
-            local_sdp: sdp::build_offer(self.local.ip(), rtp_port, u64::from(rand::random::<u32>())),
+            local_sdp: sdp::build_offer(
+                self.local.ip(),
+                rtp_port,
+                u64::from(rand::random::<u32>()),
+            ),
             extra_headers: Vec::new(),
             pending: Vec::new(),
         };
@@ -376,17 +438,29 @@ impl Driver {
         );
     }
 
-    fn bridge(&mut self, call_id: CallId, extension: String, ring_timeout: Duration, auto_answer: bool) {
+    fn bridge(
+        &mut self,
+        call_id: CallId,
+        extension: String,
+        ring_timeout: Duration,
+        auto_answer: bool,
+    ) {
         let missed = |driver: &Driver, reason: &str| {
             warn!(call = call_id.0, %extension, reason, "bridge refused");
-            driver.emit(LineEvent::AgentMissed { call: call_id, extension: extension.clone() });
+            driver.emit(LineEvent::AgentMissed {
+                call: call_id,
+                extension: extension.clone(),
+            });
         };
         let Some(call) = self.calls.get(&call_id) else {
             missed(self, "no such call");
             return;
         };
         if call.stage != Stage::Answered || call.agent.is_some() {
-            missed(self, "the call is not answered and waiting, or an agent is already being rung");
+            missed(
+                self,
+                "the call is not answered and waiting, or an agent is already being rung",
+            );
             return;
         }
         let Some(codec) = call.codec else {
@@ -409,8 +483,14 @@ impl Driver {
         if auto_answer {
             // Phones differ in which hint they honour: Call-Info (Snom, Yealink, Grandstream,
             // baresip) and Alert-Info (Polycom, Cisco SPA); sending both covers the field.
-            extra_headers.push(("Call-Info".to_string(), format!("<sip:{}>;answer-after=0", self.local.ip())));
-            extra_headers.push(("Alert-Info".to_string(), format!("<sip:{}>;info=alert-autoanswer;delay=0", self.local.ip())));
+            extra_headers.push((
+                "Call-Info".to_string(),
+                format!("<sip:{}>;answer-after=0", self.local.ip()),
+            ));
+            extra_headers.push((
+                "Alert-Info".to_string(),
+                format!("<sip:{}>;info=alert-autoanswer;delay=0", self.local.ip()),
+            ));
         }
         let sip_call_id = new_call_id(&self.local.ip().to_string());
         let now = Instant::now();
@@ -432,7 +512,13 @@ impl Driver {
             credentials: None,
             auth_attempted: false,
             ack: None,
-            local_sdp: sdp::build_audio(self.local.ip(), rtp_port, &[codec], Some(TELEPHONE_EVENT_PT), u64::from(rand::random::<u32>())),
+            local_sdp: sdp::build_audio(
+                self.local.ip(),
+                rtp_port,
+                &[codec],
+                Some(TELEPHONE_EVENT_PT),
+                u64::from(rand::random::<u32>()),
+            ),
             extra_headers,
             pending: Vec::new(),
         };
@@ -440,13 +526,21 @@ impl Driver {
         info!(call = call_id.0, %extension, %target, "ringing agent");
         self.legs.insert(sip_call_id.clone(), leg);
         if let Some(call) = self.calls.get_mut(&call_id) {
-            call.agent = Some(AgentLeg { sip_call_id, extension, socket: Some(rtp_socket), ringing_reported: false });
+            call.agent = Some(AgentLeg {
+                sip_call_id,
+                extension,
+                socket: Some(rtp_socket),
+                ringing_reported: false,
+            });
         }
     }
 
     fn hang_up(&mut self, call_id: CallId) {
         let Some(call) = self.calls.get(&call_id) else {
-            debug!(call = call_id.0, "hangup ignored: no such call (already ended)");
+            debug!(
+                call = call_id.0,
+                "hangup ignored: no such call (already ended)"
+            );
             return;
         };
         let outcome = match call.stage {
@@ -458,9 +552,16 @@ impl Driver {
     }
 
     fn set_extensions(&mut self, extensions: Vec<ExtensionConfig>) {
-        self.extensions = extensions.into_iter().map(|ext| (ext.extension, ext.password)).collect();
-        let removed: Vec<String> =
-            self.registrations.keys().filter(|extension| !self.extensions.contains_key(*extension)).cloned().collect();
+        self.extensions = extensions
+            .into_iter()
+            .map(|ext| (ext.extension, ext.password))
+            .collect();
+        let removed: Vec<String> = self
+            .registrations
+            .keys()
+            .filter(|extension| !self.extensions.contains_key(*extension))
+            .cloned()
+            .collect();
         for extension in removed {
             info!(%extension, "extension no longer provisioned; registration dropped");
             self.unregister(&extension);
@@ -506,13 +607,18 @@ impl Driver {
     }
 
     fn send_ack_for_2xx(&self, leg: &mut Leg) {
-        let ack = Request::new(Method::Ack, leg.remote_target.clone().unwrap_or_else(|| leg.request_uri.clone()))
-            .with_header("Via", self.via(&new_branch()))
-            .with_header("Max-Forwards", "70")
-            .with_header("From", leg.from.clone())
-            .with_header("To", Self::to_with_remote_tag(leg))
-            .with_header("Call-ID", leg.sip_call_id.clone())
-            .with_header("CSeq", format!("{} ACK", leg.cseq));
+        let ack = Request::new(
+            Method::Ack,
+            leg.remote_target
+                .clone()
+                .unwrap_or_else(|| leg.request_uri.clone()),
+        )
+        .with_header("Via", self.via(&new_branch()))
+        .with_header("Max-Forwards", "70")
+        .with_header("From", leg.from.clone())
+        .with_header("To", Self::to_with_remote_tag(leg))
+        .with_header("Call-ID", leg.sip_call_id.clone())
+        .with_header("CSeq", format!("{} ACK", leg.cseq));
         let bytes = ack.to_bytes();
         self.send_to(&bytes, leg.peer);
         leg.ack = Some(bytes);
@@ -528,7 +634,8 @@ impl Driver {
         }
         ack.headers.push("Max-Forwards", "70");
         ack.headers.push("From", leg.from.clone());
-        ack.headers.push("To", response.headers.get("To").unwrap_or_default());
+        ack.headers
+            .push("To", response.headers.get("To").unwrap_or_default());
         ack.headers.push("Call-ID", leg.sip_call_id.clone());
         let cseq_number = response.cseq().map(|cseq| cseq.number).unwrap_or(leg.cseq);
         ack.headers.push("CSeq", format!("{cseq_number} ACK"));
@@ -536,10 +643,17 @@ impl Driver {
     }
 
     fn send_non_invite(&self, leg: &mut Leg, request: Request, now: Instant) {
-        let branch = request.top_via().and_then(|via| via.branch().map(str::to_string)).unwrap_or_default();
+        let branch = request
+            .top_via()
+            .and_then(|via| via.branch().map(str::to_string))
+            .unwrap_or_default();
         let bytes = request.to_bytes();
         self.send_to(&bytes, leg.peer);
-        leg.pending.push(PendingRequest { branch, bytes, timer: RetransmitTimer::new(now, false) });
+        leg.pending.push(PendingRequest {
+            branch,
+            bytes,
+            timer: RetransmitTimer::new(now, false),
+        });
     }
 
     fn send_cancel(&self, leg: &mut Leg, now: Instant) {
@@ -560,21 +674,28 @@ impl Driver {
 
     fn send_bye(&self, leg: &mut Leg, now: Instant) {
         leg.cseq += 1;
-        let bye = Request::new(Method::Bye, leg.remote_target.clone().unwrap_or_else(|| leg.request_uri.clone()))
-            .with_header("Via", self.via(&new_branch()))
-            .with_header("Max-Forwards", "70")
-            .with_header("From", leg.from.clone())
-            .with_header("To", Self::to_with_remote_tag(leg))
-            .with_header("Call-ID", leg.sip_call_id.clone())
-            .with_header("CSeq", format!("{} BYE", leg.cseq))
-            .with_header("User-Agent", "Outpost");
+        let bye = Request::new(
+            Method::Bye,
+            leg.remote_target
+                .clone()
+                .unwrap_or_else(|| leg.request_uri.clone()),
+        )
+        .with_header("Via", self.via(&new_branch()))
+        .with_header("Max-Forwards", "70")
+        .with_header("From", leg.from.clone())
+        .with_header("To", Self::to_with_remote_tag(leg))
+        .with_header("Call-ID", leg.sip_call_id.clone())
+        .with_header("CSeq", format!("{} BYE", leg.cseq))
+        .with_header("User-Agent", "Outpost");
         self.send_non_invite(leg, bye, now);
         leg.state = LegState::Terminated;
     }
 
     /// Ends a leg from our side in whatever way its state calls for, and detaches it.
     fn release_leg(&mut self, sip_call_id: &str, now: Instant) {
-        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
+            return;
+        };
         match leg.state {
             LegState::Calling | LegState::Proceeding => self.send_cancel(&mut leg, now),
             LegState::Confirmed => self.send_bye(&mut leg, now),
@@ -590,32 +711,51 @@ impl Driver {
     /// Releases every leg of the call, finishes its media and reports [`LineEvent::Ended`]
     /// once the recording (if any) is written.
     fn end_call(&mut self, call_id: CallId, outcome: Outcome, hangup_side: Option<HangupSide>) {
-        let Some(call) = self.calls.remove(&call_id) else { return };
+        let Some(call) = self.calls.remove(&call_id) else {
+            return;
+        };
         let now = Instant::now();
         self.release_leg(&call.customer, now);
         if let Some(agent) = &call.agent {
             self.release_leg(&agent.sip_call_id, now);
         }
-        let recording_path = matches!(call.stage, Stage::Bridged { .. })
-            .then(|| self.recordings_dir.join(format!("call-{}-{}.wav", call_id.0, unix_millis())));
+        let recording_path = matches!(call.stage, Stage::Bridged { .. }).then(|| {
+            self.recordings_dir
+                .join(format!("call-{}-{}.wav", call_id.0, unix_millis()))
+        });
         let (reply, recording) = oneshot::channel();
-        call.media.send(MediaCommand::Finish { recording_path, reply });
+        call.media.send(MediaCommand::Finish {
+            recording_path,
+            reply,
+        });
         info!(call = call_id.0, ?outcome, ?hangup_side, "call ended");
         let events = self.events.clone();
         tokio::spawn(async move {
             let recording = recording.await.ok().flatten();
-            let _ = events.send(LineEvent::Ended { call: call_id, outcome, hangup_side, recording });
+            let _ = events.send(LineEvent::Ended {
+                call: call_id,
+                outcome,
+                hangup_side,
+                recording,
+            });
         });
     }
 
     /// The agent leg did not become a bridge: tell the appliance and keep the customer.
     fn agent_missed(&mut self, call_id: CallId) {
-        let Some(call) = self.calls.get_mut(&call_id) else { return };
-        let Some(agent) = call.agent.take() else { return };
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let Some(agent) = call.agent.take() else {
+            return;
+        };
         let now = Instant::now();
         self.release_leg(&agent.sip_call_id, now);
         info!(call = call_id.0, extension = %agent.extension, "agent missed the call");
-        self.emit(LineEvent::AgentMissed { call: call_id, extension: agent.extension });
+        self.emit(LineEvent::AgentMissed {
+            call: call_id,
+            extension: agent.extension,
+        });
     }
 
     // ---- incoming packets ---------------------------------------------------------------------
@@ -625,7 +765,9 @@ impl Driver {
             Ok(Message::Request(request)) => self.on_request(request, source),
             Ok(Message::Response(response)) => self.on_response(response, source),
             Err(ParseError::Empty) => {}
-            Err(reason) => warn!(%source, %reason, n_bytes = bytes.len(), "ignoring a packet on the SIP port that is not valid SIP"),
+            Err(reason) => {
+                warn!(%source, %reason, n_bytes = bytes.len(), "ignoring a packet on the SIP port that is not valid SIP")
+            }
         }
     }
 
@@ -638,8 +780,11 @@ impl Driver {
         };
         if cseq.method != Method::Invite {
             if response.status >= 200 {
-                let branch = response.top_via().and_then(|via| via.branch().map(str::to_string));
-                leg.pending.retain(|pending| Some(&pending.branch) != branch.as_ref());
+                let branch = response
+                    .top_via()
+                    .and_then(|via| via.branch().map(str::to_string));
+                leg.pending
+                    .retain(|pending| Some(&pending.branch) != branch.as_ref());
             }
             return;
         }
@@ -660,15 +805,21 @@ impl Driver {
     }
 
     fn on_provisional(&mut self, sip_call_id: &str, response: &Response) {
-        let Some(leg) = self.legs.get_mut(sip_call_id) else { return };
+        let Some(leg) = self.legs.get_mut(sip_call_id) else {
+            return;
+        };
         if leg.state == LegState::Calling {
             leg.state = LegState::Proceeding;
         }
         if !matches!(response.status, 180 | 183) {
             return;
         }
-        let Some((call_id, side)) = leg.owner else { return };
-        let Some(call) = self.calls.get_mut(&call_id) else { return };
+        let Some((call_id, side)) = leg.owner else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_id) else {
+            return;
+        };
         let event = match side {
             Side::Customer if !call.ringing_reported => {
                 call.ringing_reported = true;
@@ -677,7 +828,10 @@ impl Driver {
             Side::Agent => match call.agent.as_mut() {
                 Some(agent) if !agent.ringing_reported => {
                     agent.ringing_reported = true;
-                    LineEvent::AgentRinging { call: call_id, extension: agent.extension.clone() }
+                    LineEvent::AgentRinging {
+                        call: call_id,
+                        extension: agent.extension.clone(),
+                    }
                 }
                 _ => return,
             },
@@ -687,7 +841,9 @@ impl Driver {
     }
 
     fn on_invite_success(&mut self, sip_call_id: &str, response: &Response) {
-        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
+            return;
+        };
         let now = Instant::now();
         if leg.ack.is_some() {
             // 2xx retransmission: our ACK was lost.
@@ -697,8 +853,16 @@ impl Driver {
             self.legs.insert(sip_call_id.to_string(), leg);
             return;
         }
-        leg.remote_tag = response.headers.get("To").and_then(|to| NameAddr::parse(to).ok()).and_then(|to| to.tag().map(str::to_string));
-        leg.remote_target = response.headers.get("Contact").and_then(|contact| NameAddr::parse(contact).ok()).map(|contact| contact.uri);
+        leg.remote_tag = response
+            .headers
+            .get("To")
+            .and_then(|to| NameAddr::parse(to).ok())
+            .and_then(|to| to.tag().map(str::to_string));
+        leg.remote_target = response
+            .headers
+            .get("Contact")
+            .and_then(|contact| NameAddr::parse(contact).ok())
+            .map(|contact| contact.uri);
         self.send_ack_for_2xx(&mut leg);
         let was_cancelling = leg.state == LegState::Cancelling;
         leg.state = LegState::Confirmed;
@@ -719,30 +883,52 @@ impl Driver {
                         if let Some(call) = self.calls.get_mut(&call_id) {
                             call.codec = Some(path.codec);
                             call.stage = Stage::Answered;
-                            call.media.send(MediaCommand::CustomerAnswered { remote: path.remote, codec: path.codec });
+                            call.media.send(MediaCommand::CustomerAnswered {
+                                remote: path.remote,
+                                codec: path.codec,
+                            });
                         }
                         info!(call = call_id.0, codec = ?path.codec, remote = %path.remote, "customer answered");
                         self.emit(LineEvent::Answered { call: call_id });
                     }
                     Err(error) => {
                         warn!(call = call_id.0, %error, "customer answered with unusable SDP; hanging up");
-                        self.end_call(call_id, Outcome::Failed { status: 488 }, Some(HangupSide::System));
+                        self.end_call(
+                            call_id,
+                            Outcome::Failed { status: 488 },
+                            Some(HangupSide::System),
+                        );
                     }
                 }
             }
             Side::Agent => {
                 let codec = self.calls.get(&call_id).and_then(|call| call.codec);
-                let path = answer.and_then(|answer| answer.audio_path(&codec.into_iter().collect::<Vec<_>>()));
+                let path = answer
+                    .and_then(|answer| answer.audio_path(&codec.into_iter().collect::<Vec<_>>()));
                 match path {
                     Ok(path) => {
-                        let Some(call) = self.calls.get_mut(&call_id) else { return };
-                        let Some(agent) = call.agent.as_mut() else { return };
-                        let Some(agent_socket) = agent.socket.take() else { return };
+                        let Some(call) = self.calls.get_mut(&call_id) else {
+                            return;
+                        };
+                        let Some(agent) = call.agent.as_mut() else {
+                            return;
+                        };
+                        let Some(agent_socket) = agent.socket.take() else {
+                            return;
+                        };
                         let extension = agent.extension.clone();
-                        call.media.send(MediaCommand::Bridge { agent_socket, agent_remote: path.remote });
-                        call.stage = Stage::Bridged { extension: extension.clone() };
+                        call.media.send(MediaCommand::Bridge {
+                            agent_socket,
+                            agent_remote: path.remote,
+                        });
+                        call.stage = Stage::Bridged {
+                            extension: extension.clone(),
+                        };
                         info!(call = call_id.0, %extension, "bridged");
-                        self.emit(LineEvent::Bridged { call: call_id, extension });
+                        self.emit(LineEvent::Bridged {
+                            call: call_id,
+                            extension,
+                        });
                     }
                     Err(error) => {
                         warn!(call = call_id.0, %error, "agent answered with unusable SDP");
@@ -754,34 +940,43 @@ impl Driver {
     }
 
     fn on_invite_failure(&mut self, sip_call_id: &str, response: &Response) {
-        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
+            return;
+        };
         self.send_ack_for_failure(&leg, response);
         if leg.state == LegState::Terminated || leg.state == LegState::Confirmed {
             self.legs.insert(sip_call_id.to_string(), leg);
             return;
         }
         let now = Instant::now();
-        if matches!(response.status, 401 | 407) && leg.state != LegState::Cancelling && !leg.auth_attempted
-            && let Some(credentials) = leg.credentials.clone() {
-                let (challenge_header, answer_header) = if response.status == 401 {
-                    ("WWW-Authenticate", "Authorization")
-                } else {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
-                };
-                match response.headers.get(challenge_header).map(Challenge::parse) {
-                    Some(Ok(challenge)) => {
-                        leg.auth_attempted = true;
-                        leg.cseq += 1;
-                        let value = challenge.answer(&credentials, "INVITE", &leg.request_uri, &new_tag(), 1);
-                        self.send_invite(&mut leg, Some((answer_header, value)), now);
-                        leg.state = LegState::Calling;
-                        self.legs.insert(sip_call_id.to_string(), leg);
-                        return;
-                    }
-                    Some(Err(error)) => warn!(%error, "cannot answer the carrier's digest challenge"),
-                    None => warn!(status = response.status, "challenge without a {challenge_header} header"),
+        if matches!(response.status, 401 | 407)
+            && leg.state != LegState::Cancelling
+            && !leg.auth_attempted
+            && let Some(credentials) = leg.credentials.clone()
+        {
+            let (challenge_header, answer_header) = if response.status == 401 {
+                ("WWW-Authenticate", "Authorization")
+            } else {
+                ("Proxy-Authenticate", "Proxy-Authorization")
+            };
+            match response.headers.get(challenge_header).map(Challenge::parse) {
+                Some(Ok(challenge)) => {
+                    leg.auth_attempted = true;
+                    leg.cseq += 1;
+                    let value =
+                        challenge.answer(&credentials, "INVITE", &leg.request_uri, &new_tag(), 1);
+                    self.send_invite(&mut leg, Some((answer_header, value)), now);
+                    leg.state = LegState::Calling;
+                    self.legs.insert(sip_call_id.to_string(), leg);
+                    return;
                 }
+                Some(Err(error)) => warn!(%error, "cannot answer the carrier's digest challenge"),
+                None => warn!(
+                    status = response.status,
+                    "challenge without a {challenge_header} header"
+                ),
             }
+        }
         let was_cancelling = leg.state == LegState::Cancelling;
         leg.state = LegState::Terminated;
         let owner = leg.owner.take();
@@ -797,25 +992,34 @@ impl Driver {
                     487 if was_cancelling => Outcome::NoAnswer,
                     status => Outcome::Failed { status },
                 };
-                let hangup_side = (outcome == Outcome::NoAnswer && was_cancelling).then_some(HangupSide::System);
+                let hangup_side =
+                    (outcome == Outcome::NoAnswer && was_cancelling).then_some(HangupSide::System);
                 self.end_call(call_id, outcome, hangup_side);
             }
             Some((call_id, Side::Agent)) => {
-                info!(call = call_id.0, status = response.status, "agent leg refused");
+                info!(
+                    call = call_id.0,
+                    status = response.status,
+                    "agent leg refused"
+                );
                 self.agent_missed(call_id);
             }
         }
     }
 
     fn on_request(&mut self, request: Request, source: SocketAddr) {
-        let branch = request.top_via().and_then(|via| via.branch().map(str::to_string)).unwrap_or_default();
+        let branch = request
+            .top_via()
+            .and_then(|via| via.branch().map(str::to_string))
+            .unwrap_or_default();
         let cache_key = format!("{branch}|{}|{}", request.method, request.call_id());
         if request.method != Method::Ack
-            && let Some(cached) = self.responses.get(&cache_key) {
-                // A retransmitted request: repeat our answer instead of acting twice.
-                self.send_to(&cached.bytes, source);
-                return;
-            }
+            && let Some(cached) = self.responses.get(&cache_key)
+        {
+            // A retransmitted request: repeat our answer instead of acting twice.
+            self.send_to(&cached.bytes, source);
+            return;
+        }
         let in_dialog = self.legs.contains_key(request.call_id());
         let response = match request.method {
             Method::Register => Some(self.on_register(&request, source)),
@@ -823,27 +1027,53 @@ impl Driver {
             Method::Ack => None,
             Method::Invite => {
                 warn!(%source, uri = %request.uri, "refusing an inbound INVITE: this box places calls only (no open relay)");
-                Some(Response::to_request(&request, 403, "Forbidden", Some(&new_tag())))
+                Some(Response::to_request(
+                    &request,
+                    403,
+                    "Forbidden",
+                    Some(&new_tag()),
+                ))
             }
             Method::Options => Some(
-                Response::to_request(&request, 200, "OK", Some(&new_tag())).with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"),
+                Response::to_request(&request, 200, "OK", Some(&new_tag()))
+                    .with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"),
             ),
-            _ => Some(Response::to_request(&request, 481, "Call/Transaction Does Not Exist", None)),
+            _ => Some(Response::to_request(
+                &request,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+            )),
         };
         if let Some(response) = response {
             let bytes = response.to_bytes();
             self.send_to(&bytes, source);
-            self.responses.insert(cache_key, CachedResponse { bytes, expires_at: Instant::now() + TRANSACTION_TIMEOUT });
+            self.responses.insert(
+                cache_key,
+                CachedResponse {
+                    bytes,
+                    expires_at: Instant::now() + TRANSACTION_TIMEOUT,
+                },
+            );
         }
     }
 
     fn on_in_dialog(&mut self, request: &Request, source: SocketAddr) -> Option<Response> {
         let sip_call_id = request.call_id().to_string();
         let leg = self.legs.get_mut(&sip_call_id)?;
-        let from_tag = request.headers.get("From").and_then(|from| NameAddr::parse(from).ok()).and_then(|from| from.tag().map(str::to_string));
+        let from_tag = request
+            .headers
+            .get("From")
+            .and_then(|from| NameAddr::parse(from).ok())
+            .and_then(|from| from.tag().map(str::to_string));
         if request.method != Method::Ack && leg.remote_tag.is_some() && from_tag != leg.remote_tag {
             warn!(%source, method = %request.method, "in-dialog request with a foreign From tag refused");
-            return Some(Response::to_request(request, 481, "Call/Transaction Does Not Exist", None));
+            return Some(Response::to_request(
+                request,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+            ));
         }
         match request.method {
             Method::Ack => None,
@@ -865,18 +1095,33 @@ impl Driver {
                 response.body = leg.local_sdp.clone();
                 Some(response)
             }
-            Method::Options | Method::Info | Method::Update | Method::Notify => Some(Response::to_request(request, 200, "OK", None)),
-            Method::Cancel => Some(Response::to_request(request, 481, "Call/Transaction Does Not Exist", None)),
+            Method::Options | Method::Info | Method::Update | Method::Notify => {
+                Some(Response::to_request(request, 200, "OK", None))
+            }
+            Method::Cancel => Some(Response::to_request(
+                request,
+                481,
+                "Call/Transaction Does Not Exist",
+                None,
+            )),
             _ => Some(Response::to_request(request, 501, "Not Implemented", None)),
         }
     }
 
     fn on_remote_bye(&mut self, call_id: CallId, side: Side) {
-        let Some(call) = self.calls.get(&call_id) else { return };
+        let Some(call) = self.calls.get(&call_id) else {
+            return;
+        };
         match (side, &call.stage) {
-            (Side::Customer, Stage::Bridged { .. }) => self.end_call(call_id, Outcome::Answered, Some(HangupSide::Customer)),
-            (Side::Customer, _) => self.end_call(call_id, Outcome::Abandoned, Some(HangupSide::Customer)),
-            (Side::Agent, Stage::Bridged { .. }) => self.end_call(call_id, Outcome::Answered, Some(HangupSide::Agent)),
+            (Side::Customer, Stage::Bridged { .. }) => {
+                self.end_call(call_id, Outcome::Answered, Some(HangupSide::Customer))
+            }
+            (Side::Customer, _) => {
+                self.end_call(call_id, Outcome::Abandoned, Some(HangupSide::Customer))
+            }
+            (Side::Agent, Stage::Bridged { .. }) => {
+                self.end_call(call_id, Outcome::Answered, Some(HangupSide::Agent))
+            }
             (Side::Agent, _) => self.agent_missed(call_id),
         }
     }
@@ -885,8 +1130,10 @@ impl Driver {
 
     fn challenge(&self, request: &Request, stale: bool) -> Response {
         let nonce = self.nonces.issue(unix_secs());
-        Response::to_request(request, 401, "Unauthorized", Some(&new_tag()))
-            .with_header("WWW-Authenticate", auth::challenge_header(REALM, &nonce, auth::Algorithm::Md5, stale))
+        Response::to_request(request, 401, "Unauthorized", Some(&new_tag())).with_header(
+            "WWW-Authenticate",
+            auth::challenge_header(REALM, &nonce, auth::Algorithm::Md5, stale),
+        )
     }
 
     fn on_register(&mut self, request: &Request, source: SocketAddr) -> Response {
@@ -898,7 +1145,12 @@ impl Driver {
             .and_then(|uri| uri.user);
         let Some(extension) = to_user else {
             warn!(%source, "REGISTER without a user in To refused");
-            return Response::to_request(request, 400, "Bad Request (To has no extension)", Some(&new_tag()));
+            return Response::to_request(
+                request,
+                400,
+                "Bad Request (To has no extension)",
+                Some(&new_tag()),
+            );
         };
         let Some(authorization) = request.headers.get("Authorization") else {
             return self.challenge(request, false);
@@ -910,7 +1162,10 @@ impl Driver {
                 return self.challenge(request, false);
             }
         };
-        match self.nonces.check(&authorization.nonce, unix_secs(), NONCE_MAX_AGE_SECS) {
+        match self
+            .nonces
+            .check(&authorization.nonce, unix_secs(), NONCE_MAX_AGE_SECS)
+        {
             NonceCheck::Valid => {}
             NonceCheck::Stale => return self.challenge(request, true),
             NonceCheck::Invalid => return self.challenge(request, false),
@@ -918,26 +1173,44 @@ impl Driver {
         // Unknown extensions and wrong passwords get the same answer, so the registrar does
         // not reveal which extensions exist.
         let verified = self.extensions.get(&extension).is_some_and(|password| {
-            authorization.username == extension && authorization.realm == REALM && authorization.verify("REGISTER", password)
+            authorization.username == extension
+                && authorization.realm == REALM
+                && authorization.verify("REGISTER", password)
         });
         if !verified {
             warn!(%source, %extension, "REGISTER refused: unknown extension or wrong password");
             return Response::to_request(request, 403, "Forbidden", Some(&new_tag()));
         }
 
-        let contacts: Vec<&str> = request.headers.get_all("Contact").flat_map(sip_core::message::split_top_level_commas).collect();
-        let header_expires = request.headers.get("Expires").and_then(|value| value.trim().parse::<u32>().ok());
+        let contacts: Vec<&str> = request
+            .headers
+            .get_all("Contact")
+            .flat_map(sip_core::message::split_top_level_commas)
+            .collect();
+        let header_expires = request
+            .headers
+            .get("Expires")
+            .and_then(|value| value.trim().parse::<u32>().ok());
         let ok = Response::to_request(request, 200, "OK", Some(&new_tag()));
         if contacts.first() == Some(&"*") {
             self.unregister(&extension);
             return ok;
         }
-        let Some(contact) = contacts.first().and_then(|contact| NameAddr::parse(contact).ok()) else {
+        let Some(contact) = contacts
+            .first()
+            .and_then(|contact| NameAddr::parse(contact).ok())
+        else {
             // A query: report the current binding.
             return match self.registrations.get(&extension) {
                 Some(registration) => {
-                    let remaining = registration.expires_at.saturating_duration_since(Instant::now()).as_secs();
-                    ok.with_header("Contact", format!("<{}>;expires={remaining}", registration.contact_uri))
+                    let remaining = registration
+                        .expires_at
+                        .saturating_duration_since(Instant::now())
+                        .as_secs();
+                    ok.with_header(
+                        "Contact",
+                        format!("<{}>;expires={remaining}", registration.contact_uri),
+                    )
                 }
                 None => ok,
             };
@@ -954,7 +1227,10 @@ impl Driver {
         }
         // Route to the Contact when it names an address; otherwise (a hostname) to where the
         // REGISTER came from.
-        let target = SipUri::parse(&contact.uri).ok().and_then(|uri| uri.socket_addr()).unwrap_or(source);
+        let target = SipUri::parse(&contact.uri)
+            .ok()
+            .and_then(|uri| uri.socket_addr())
+            .unwrap_or(source);
         self.registrations.insert(
             extension.clone(),
             Registration {
@@ -965,7 +1241,10 @@ impl Driver {
         );
         self.publish_registrations();
         info!(%extension, %target, expires, "extension registered");
-        self.emit(LineEvent::ExtensionRegistered { extension, contact: target });
+        self.emit(LineEvent::ExtensionRegistered {
+            extension,
+            contact: target,
+        });
         ok.with_header("Contact", format!("<{}>;expires={expires}", contact.uri))
     }
 
@@ -973,15 +1252,24 @@ impl Driver {
         if self.registrations.remove(extension).is_some() {
             self.publish_registrations();
             info!(%extension, "extension unregistered");
-            self.emit(LineEvent::ExtensionUnregistered { extension: extension.to_string() });
+            self.emit(LineEvent::ExtensionUnregistered {
+                extension: extension.to_string(),
+            });
         }
     }
 
     fn publish_registrations(&self) {
-        let snapshot: BTreeMap<String, SocketAddr> =
-            self.registrations.iter().map(|(extension, registration)| (extension.clone(), registration.target)).collect();
+        let snapshot: BTreeMap<String, SocketAddr> = self
+            .registrations
+            .iter()
+            .map(|(extension, registration)| (extension.clone(), registration.target))
+            .collect();
         // A poisoned lock only means another thread panicked mid-read; the map is still whole.
-        *self.shared.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+        *self
+            .shared
+            .registered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
     }
 
     // ---- timers -------------------------------------------------------------------------------
@@ -991,8 +1279,12 @@ impl Driver {
         for sip_call_id in sip_call_ids {
             self.tick_leg(&sip_call_id, now);
         }
-        let expired: Vec<String> =
-            self.registrations.iter().filter(|(_, registration)| registration.expires_at <= now).map(|(extension, _)| extension.clone()).collect();
+        let expired: Vec<String> = self
+            .registrations
+            .iter()
+            .filter(|(_, registration)| registration.expires_at <= now)
+            .map(|(extension, _)| extension.clone())
+            .collect();
         for extension in expired {
             self.unregister(&extension);
         }
@@ -1000,17 +1292,20 @@ impl Driver {
     }
 
     fn tick_leg(&mut self, sip_call_id: &str, now: Instant) {
-        let Some(mut leg) = self.legs.remove(sip_call_id) else { return };
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
+            return;
+        };
         // Retransmit BYE/CANCEL until answered (timer E), give up at timer F.
         let peer = leg.peer;
-        leg.pending.retain_mut(|pending| match pending.timer.poll(now) {
-            TimerAction::Retransmit => {
-                let _ = self.socket.try_send_to(&pending.bytes, peer);
-                true
-            }
-            TimerAction::WaitUntil(_) => true,
-            TimerAction::GiveUp => false,
-        });
+        leg.pending
+            .retain_mut(|pending| match pending.timer.poll(now) {
+                TimerAction::Retransmit => {
+                    let _ = self.socket.try_send_to(&pending.bytes, peer);
+                    true
+                }
+                TimerAction::WaitUntil(_) => true,
+                TimerAction::GiveUp => false,
+            });
         let mut invite_gave_up = false;
         if let Some(timer) = leg.invite_timer.as_mut() {
             match timer.poll(now) {
@@ -1039,9 +1334,11 @@ impl Driver {
         let deadline_passed = now >= leg.deadline;
         let state = leg.state;
         if let Some(linger_until) = leg.linger_until
-            && now >= linger_until && leg.pending.is_empty() {
-                return; // dropped: nothing more can arrive that needs an answer
-            }
+            && now >= linger_until
+            && leg.pending.is_empty()
+        {
+            return; // dropped: nothing more can arrive that needs an answer
+        }
         self.legs.insert(sip_call_id.to_string(), leg);
         let Some((call_id, side)) = owner else { return };
         if !deadline_passed {
@@ -1049,7 +1346,10 @@ impl Driver {
         }
         match (state, side) {
             (LegState::Calling, Side::Customer) => {
-                warn!(call = call_id.0, "ring timeout without any response from the trunk");
+                warn!(
+                    call = call_id.0,
+                    "ring timeout without any response from the trunk"
+                );
                 self.end_call(call_id, Outcome::Failed { status: 0 }, None);
             }
             (LegState::Proceeding, Side::Customer) => {
@@ -1061,7 +1361,10 @@ impl Driver {
                 }
             }
             (LegState::Cancelling, Side::Customer) => {
-                warn!(call = call_id.0, "no final response to our CANCEL; giving up on the call");
+                warn!(
+                    call = call_id.0,
+                    "no final response to our CANCEL; giving up on the call"
+                );
                 self.end_call(call_id, Outcome::NoAnswer, Some(HangupSide::System));
             }
             (LegState::Calling | LegState::Proceeding, Side::Agent) => {

@@ -11,7 +11,11 @@ pub fn ulaw_to_linear(encoded: u8) -> i16 {
     let inverted = !encoded;
     let mut magnitude = ((i32::from(inverted & 0x0F)) << 3) + BIAS;
     magnitude <<= (inverted & 0x70) >> 4;
-    let sample = if inverted & 0x80 != 0 { BIAS - magnitude } else { magnitude - BIAS };
+    let sample = if inverted & 0x80 != 0 {
+        BIAS - magnitude
+    } else {
+        magnitude - BIAS
+    };
     // The largest magnitude is (15 << 3 + 132) << 7 - 132 = 32124, inside i16.
     sample as i16
 }
@@ -50,7 +54,11 @@ pub fn alaw_to_linear(encoded: u8) -> i16 {
         }
     }
     // The largest magnitude is (0xF0 + 0x108) << 6 = 32256, inside i16.
-    (if value & 0x80 != 0 { magnitude } else { -magnitude }) as i16
+    (if value & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }) as i16
 }
 
 /// Encodes one sample as A-law.
@@ -63,12 +71,19 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
         value = -value - 1;
         0x55
     };
-    let segment = SEGMENT_ENDS.iter().position(|end| value <= *end).unwrap_or(8);
+    let segment = SEGMENT_ENDS
+        .iter()
+        .position(|end| value <= *end)
+        .unwrap_or(8);
     if segment >= 8 {
         return 0x7F ^ mask;
     }
     let mut encoded = (segment as i32) << 4;
-    encoded |= if segment < 2 { (value >> 1) & 0x0F } else { (value >> segment) & 0x0F };
+    encoded |= if segment < 2 {
+        (value >> 1) & 0x0F
+    } else {
+        (value >> segment) & 0x0F
+    };
     (encoded as u8) ^ mask
 }
 
@@ -93,11 +108,20 @@ mod tests {
             let tolerance = (i32::from(sample).abs() / 16).max(16);
             let via_ulaw = i32::from(ulaw_to_linear(linear_to_ulaw(sample)));
             let via_alaw = i32::from(alaw_to_linear(linear_to_alaw(sample)));
-            assert!((via_ulaw - i32::from(sample)).abs() <= tolerance, "µ-law {sample} -> {via_ulaw}");
-            assert!((via_alaw - i32::from(sample)).abs() <= tolerance, "A-law {sample} -> {via_alaw}");
+            assert!(
+                (via_ulaw - i32::from(sample)).abs() <= tolerance,
+                "µ-law {sample} -> {via_ulaw}"
+            );
+            assert!(
+                (via_alaw - i32::from(sample)).abs() <= tolerance,
+                "A-law {sample} -> {via_alaw}"
+            );
         }
         for byte in 0..=255u8 {
-            assert!(linear_to_ulaw(ulaw_to_linear(byte)) == byte || ulaw_to_linear(byte) == 0, "µ-law {byte:#x}");
+            assert!(
+                linear_to_ulaw(ulaw_to_linear(byte)) == byte || ulaw_to_linear(byte) == 0,
+                "µ-law {byte:#x}"
+            );
             assert_eq!(linear_to_alaw(alaw_to_linear(byte)), byte);
         }
     }

@@ -17,10 +17,16 @@ pub(crate) fn load(path: Option<&Path>) -> Vec<i16> {
         match std::fs::read(path) {
             Ok(bytes) => match decode_wav(&bytes) {
                 Ok(samples) if samples.len() >= 160 => return samples,
-                Ok(_) => warn!(path = %path.display(), "hold audio is shorter than 20 ms; using the built-in tone"),
-                Err(reason) => warn!(path = %path.display(), %reason, "hold audio unusable; using the built-in tone"),
+                Ok(_) => {
+                    warn!(path = %path.display(), "hold audio is shorter than 20 ms; using the built-in tone")
+                }
+                Err(reason) => {
+                    warn!(path = %path.display(), %reason, "hold audio unusable; using the built-in tone")
+                }
             },
-            Err(error) => warn!(path = %path.display(), %error, "cannot read hold audio; using the built-in tone"),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "cannot read hold audio; using the built-in tone")
+            }
         }
     }
     tone()
@@ -44,7 +50,12 @@ fn decode_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
     let mut format: Option<(u16, u16, u32, u16)> = None;
     while offset + 8 <= bytes.len() {
         let id = &bytes[offset..offset + 4];
-        let size = u32::from_le_bytes([bytes[offset + 4], bytes[offset + 5], bytes[offset + 6], bytes[offset + 7]]) as usize;
+        let size = u32::from_le_bytes([
+            bytes[offset + 4],
+            bytes[offset + 5],
+            bytes[offset + 6],
+            bytes[offset + 7],
+        ]) as usize;
         let body_start = offset + 8;
         let body_end = body_start.saturating_add(size).min(bytes.len());
         let body = &bytes[body_start..body_end];
@@ -58,13 +69,26 @@ fn decode_wav(bytes: &[u8]) -> Result<Vec<i16>, String> {
         } else if id == b"data" {
             let (tag, channels, rate, bits) = format.ok_or("data chunk before fmt chunk")?;
             if channels != 1 || rate != 8000 {
-                return Err(format!("{channels} channel(s) at {rate} Hz; hold audio must be mono 8000 Hz"));
+                return Err(format!(
+                    "{channels} channel(s) at {rate} Hz; hold audio must be mono 8000 Hz"
+                ));
             }
             return match (tag, bits) {
-                (7, 8) => Ok(body.iter().map(|byte| g711::ulaw_to_linear(*byte)).collect()),
-                (6, 8) => Ok(body.iter().map(|byte| g711::alaw_to_linear(*byte)).collect()),
-                (1, 16) => Ok(body.chunks_exact(2).map(|pair| i16::from_le_bytes([pair[0], pair[1]])).collect()),
-                _ => Err(format!("WAV format {tag} with {bits} bits; use G.711 µ-law (7), A-law (6) or 16-bit PCM (1)")),
+                (7, 8) => Ok(body
+                    .iter()
+                    .map(|byte| g711::ulaw_to_linear(*byte))
+                    .collect()),
+                (6, 8) => Ok(body
+                    .iter()
+                    .map(|byte| g711::alaw_to_linear(*byte))
+                    .collect()),
+                (1, 16) => Ok(body
+                    .chunks_exact(2)
+                    .map(|pair| i16::from_le_bytes([pair[0], pair[1]]))
+                    .collect()),
+                _ => Err(format!(
+                    "WAV format {tag} with {bits} bits; use G.711 µ-law (7), A-law (6) or 16-bit PCM (1)"
+                )),
             };
         }
         // Chunks are padded to even sizes.

@@ -50,13 +50,25 @@ pub struct Telephony {
 impl Telephony {
     /// Binds the SIP socket, prepares the recordings directory and hold audio, and starts the
     /// driver. Events arrive on the returned receiver.
-    pub async fn start(config: TelephonyConfig) -> Result<(Telephony, mpsc::UnboundedReceiver<LineEvent>), StartError> {
-        std::fs::create_dir_all(&config.recordings_dir)
-            .map_err(|source| StartError::Recordings { path: config.recordings_dir.clone(), source })?;
+    pub async fn start(
+        config: TelephonyConfig,
+    ) -> Result<(Telephony, mpsc::UnboundedReceiver<LineEvent>), StartError> {
+        std::fs::create_dir_all(&config.recordings_dir).map_err(|source| {
+            StartError::Recordings {
+                path: config.recordings_dir.clone(),
+                source,
+            }
+        })?;
         let socket = tokio::net::UdpSocket::bind(config.sip_bind)
             .await
-            .map_err(|source| StartError::Bind { addr: config.sip_bind, source })?;
-        let bound = socket.local_addr().map_err(|source| StartError::Bind { addr: config.sip_bind, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.sip_bind,
+                source,
+            })?;
+        let bound = socket.local_addr().map_err(|source| StartError::Bind {
+            addr: config.sip_bind,
+            source,
+        })?;
         let local_sip = SocketAddr::new(config.public_ip, bound.port());
         let hold_audio = Arc::new(hold::load(config.hold_audio.as_deref()));
         let shared = Arc::new(Shared::default());
@@ -75,7 +87,14 @@ impl Telephony {
             events,
         });
         tokio::spawn(driver.run(inbox));
-        Ok((Telephony { commands, local_sip, shared }, event_receiver))
+        Ok((
+            Telephony {
+                commands,
+                local_sip,
+                shared,
+            },
+            event_receiver,
+        ))
     }
 
     /// The SIP address peers reach (public IP, bound port).
@@ -98,7 +117,12 @@ impl Telephony {
     /// recorded. `auto_answer` adds the Call-Info/Alert-Info hints phones use to pick up by
     /// themselves.
     pub fn bridge(&self, call: CallId, extension: &str, ring_timeout: Duration, auto_answer: bool) {
-        self.send(Command::Bridge { call, extension: extension.to_string(), ring_timeout, auto_answer });
+        self.send(Command::Bridge {
+            call,
+            extension: extension.to_string(),
+            ring_timeout,
+            auto_answer,
+        });
     }
 
     /// Plays hold audio to an answered customer who is waiting for an agent.
@@ -118,7 +142,11 @@ impl Telephony {
 
     /// Extensions registered right now, sorted.
     pub fn registered_extensions(&self) -> Vec<String> {
-        let registered = self.shared.registered.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registered = self
+            .shared
+            .registered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         registered.keys().cloned().collect()
     }
 }
@@ -236,7 +264,10 @@ pub enum LineEvent {
         recording: Option<Recording>,
     },
     /// An extension registered (or refreshed) from this contact.
-    ExtensionRegistered { extension: String, contact: SocketAddr },
+    ExtensionRegistered {
+        extension: String,
+        contact: SocketAddr,
+    },
     /// An extension's registration expired or was removed.
     ExtensionUnregistered { extension: String },
 }
@@ -246,8 +277,14 @@ pub enum LineEvent {
 pub enum StartError {
     /// The SIP port could not be bound.
     #[error("cannot bind SIP on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     /// The recordings directory cannot be created or written.
     #[error("recordings directory {path}: {source}")]
-    Recordings { path: PathBuf, source: std::io::Error },
+    Recordings {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -30,10 +30,19 @@ use crate::{CallId, Recording};
 
 /// What the driver asks of a call's media.
 pub(crate) enum MediaCommand {
-    CustomerAnswered { remote: SocketAddr, codec: Codec },
+    CustomerAnswered {
+        remote: SocketAddr,
+        codec: Codec,
+    },
     Hold,
-    Bridge { agent_socket: UdpSocket, agent_remote: SocketAddr },
-    Finish { recording_path: Option<PathBuf>, reply: oneshot::Sender<Option<Recording>> },
+    Bridge {
+        agent_socket: UdpSocket,
+        agent_remote: SocketAddr,
+    },
+    Finish {
+        recording_path: Option<PathBuf>,
+        reply: oneshot::Sender<Option<Recording>>,
+    },
 }
 
 /// The driver's handle on a media task.
@@ -49,13 +58,20 @@ impl MediaHandle {
 }
 
 /// Starts the media task for `call` owning the customer leg's RTP socket.
-pub(crate) fn spawn(call: CallId, customer_socket: UdpSocket, hold_audio: Arc<Vec<i16>>) -> MediaHandle {
+pub(crate) fn spawn(
+    call: CallId,
+    customer_socket: UdpSocket,
+    hold_audio: Arc<Vec<i16>>,
+) -> MediaHandle {
     let (commands, inbox) = mpsc::unbounded_channel();
     tokio::spawn(run(call, customer_socket, hold_audio, inbox));
     MediaHandle { commands }
 }
 
-async fn recv_optional(socket: Option<&UdpSocket>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn recv_optional(
+    socket: Option<&UdpSocket>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(socket) => socket.recv_from(buffer).await,
         None => std::future::pending().await,
@@ -70,11 +86,22 @@ struct HoldState {
     first: bool,
 }
 
-async fn run(call: CallId, customer_socket: UdpSocket, hold_audio: Arc<Vec<i16>>, mut inbox: mpsc::UnboundedReceiver<MediaCommand>) {
+async fn run(
+    call: CallId,
+    customer_socket: UdpSocket,
+    hold_audio: Arc<Vec<i16>>,
+    mut inbox: mpsc::UnboundedReceiver<MediaCommand>,
+) {
     let mut customer_remote: Option<SocketAddr> = None;
     let mut codec = Codec::Pcmu;
     let mut holding = false;
-    let mut hold = HoldState { position: 0, sequence: rand::random(), timestamp: rand::random(), ssrc: rand::random(), first: true };
+    let mut hold = HoldState {
+        position: 0,
+        sequence: rand::random(),
+        timestamp: rand::random(),
+        ssrc: rand::random(),
+        first: true,
+    };
     let mut agent: Option<(UdpSocket, SocketAddr)> = None;
     let mut recorder: Option<Recorder> = None;
     let mut hold_tick = tokio::time::interval(Duration::from_millis(20));
@@ -166,9 +193,11 @@ async fn run(call: CallId, customer_socket: UdpSocket, hold_audio: Arc<Vec<i16>>
 /// Follows a peer's RTP source port, but only from the IP its SDP named.
 fn latch(remote: &mut Option<SocketAddr>, source: SocketAddr) {
     if let Some(current) = remote
-        && current.ip() == source.ip() && current.port() != source.port() {
-            *current = source;
-        }
+        && current.ip() == source.ip()
+        && current.port() != source.port()
+    {
+        *current = source;
+    }
 }
 
 fn next_hold_packet(hold: &mut HoldState, audio: &[i16], codec: Codec) -> Option<Vec<u8>> {

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use sha2::{Digest as _, Sha256};
 
-use crate::g711;
 use crate::Recording;
+use crate::g711;
 
 /// Samples per second of the recording.
 pub(crate) const SAMPLE_RATE: u32 = 8000;
@@ -47,22 +47,37 @@ pub(crate) enum RecordError {
     #[error("writing recording {path}: {source}")]
     Wav { path: PathBuf, source: hound::Error },
     #[error("reading back recording {path} to hash it: {source}")]
-    Hash { path: PathBuf, source: std::io::Error },
+    Hash {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Recorder {
     pub(crate) fn new(now: Instant) -> Recorder {
-        Recorder { started: now, tracks: [Track::default(), Track::default()] }
+        Recorder {
+            started: now,
+            tracks: [Track::default(), Track::default()],
+        }
     }
 
     /// Adds one RTP packet's payload; non-G.711 payloads (telephone-event, comfort noise) are skipped.
-    pub(crate) fn push(&mut self, channel: Channel, now: Instant, ssrc: u32, timestamp: u32, payload_type: u8, payload: &[u8]) {
+    pub(crate) fn push(
+        &mut self,
+        channel: Channel,
+        now: Instant,
+        ssrc: u32,
+        timestamp: u32,
+        payload_type: u8,
+        payload: &[u8],
+    ) {
         let decode: fn(u8) -> i16 = match payload_type {
             0 => g711::ulaw_to_linear,
             8 => g711::alaw_to_linear,
             _ => return,
         };
-        let wall_position = (now.duration_since(self.started).as_millis() as i64) * i64::from(SAMPLE_RATE) / 1000;
+        let wall_position =
+            (now.duration_since(self.started).as_millis() as i64) * i64::from(SAMPLE_RATE) / 1000;
         let track = &mut self.tracks[channel as usize];
         let mut position = match track.anchor {
             Some((anchor_ssrc, anchor_timestamp, anchor_position)) if anchor_ssrc == ssrc => {
@@ -96,17 +111,28 @@ impl Recorder {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let wav_error = |source| RecordError::Wav { path: path.to_path_buf(), source };
+        let wav_error = |source| RecordError::Wav {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut writer = hound::WavWriter::create(path, spec).map_err(wav_error)?;
-        let n_frames = self.tracks[0].samples.len().max(self.tracks[1].samples.len());
+        let n_frames = self.tracks[0]
+            .samples
+            .len()
+            .max(self.tracks[1].samples.len());
         for frame_idx in 0..n_frames {
             for track in &self.tracks {
-                writer.write_sample(track.samples.get(frame_idx).copied().unwrap_or(0)).map_err(wav_error)?;
+                writer
+                    .write_sample(track.samples.get(frame_idx).copied().unwrap_or(0))
+                    .map_err(wav_error)?;
             }
         }
         writer.finalize().map_err(wav_error)?;
 
-        let hash_error = |source| RecordError::Hash { path: path.to_path_buf(), source };
+        let hash_error = |source| RecordError::Hash {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut file = std::fs::File::open(path).map_err(hash_error)?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 64 * 1024];
@@ -141,13 +167,30 @@ mod tests {
         let loud = [0x00u8; 160]; // µ-law 0x00 is the most negative sample
         recorder.push(Channel::Customer, start, 1, 1000, 0, &loud);
         // Packet 2 lost; packet 3 arrives 40 ms later with timestamp +320.
-        recorder.push(Channel::Customer, start + Duration::from_millis(40), 1, 1320, 0, &loud);
+        recorder.push(
+            Channel::Customer,
+            start + Duration::from_millis(40),
+            1,
+            1320,
+            0,
+            &loud,
+        );
         // The agent starts 100 ms into the call.
-        recorder.push(Channel::Agent, start + Duration::from_millis(100), 9, 77, 8, &[0xAA; 160]);
+        recorder.push(
+            Channel::Agent,
+            start + Duration::from_millis(100),
+            9,
+            77,
+            8,
+            &[0xAA; 160],
+        );
         let customer = &recorder.tracks[0].samples;
         assert_eq!(customer.len(), 480);
         assert!(customer[..160].iter().all(|sample| *sample == -32124));
-        assert!(customer[160..320].iter().all(|sample| *sample == 0), "the lost packet is silence");
+        assert!(
+            customer[160..320].iter().all(|sample| *sample == 0),
+            "the lost packet is silence"
+        );
         let agent = &recorder.tracks[1].samples;
         assert_eq!(agent.len(), 800 + 160);
         assert!(agent[..800].iter().all(|sample| *sample == 0));
@@ -156,7 +199,10 @@ mod tests {
         let path = dir.path().join("call.wav");
         let recording = recorder.finish(&path).expect("written");
         assert_eq!(recording.duration_ms, 120);
-        assert_eq!(recording.bytes, std::fs::metadata(&path).expect("file").len());
+        assert_eq!(
+            recording.bytes,
+            std::fs::metadata(&path).expect("file").len()
+        );
         let reader = hound::WavReader::open(&path).expect("valid wav");
         assert_eq!(reader.spec().channels, 2);
         assert_eq!(reader.len(), 960 * 2);
@@ -167,7 +213,14 @@ mod tests {
         let start = Instant::now();
         let mut recorder = Recorder::new(start);
         recorder.push(Channel::Agent, start, 5, 0, 0, &[0u8; 160]);
-        recorder.push(Channel::Agent, start + Duration::from_millis(20), 5, 4_000_000, 0, &[0u8; 160]);
+        recorder.push(
+            Channel::Agent,
+            start + Duration::from_millis(20),
+            5,
+            4_000_000,
+            0,
+            &[0u8; 160],
+        );
         assert_eq!(recorder.tracks[1].samples.len(), 320);
     }
 }

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use hardware::{
-    CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, Outcome, Telephony, TelephonyConfig, TrunkConfig,
+    CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, Outcome, Telephony,
+    TelephonyConfig, TrunkConfig,
 };
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -26,7 +27,9 @@ fn free_udp_port() -> u16 {
 }
 
 fn scenario_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/sipp")
+        .join(name)
 }
 
 /// One SIPp process running one scenario once.
@@ -38,15 +41,42 @@ struct Sipp {
 
 impl Sipp {
     /// Starts SIPp on `port` (media on `media_port`); `extra` adds e.g. the remote address.
-    fn start(name: &str, scenario: &str, port: u16, media_port: u16, extra: &[String], log_dir: &Path) -> Sipp {
-        let stdout = std::fs::File::create(log_dir.join(format!("{name}.out"))).expect("sipp stdout file");
-        let stderr = std::fs::File::create(log_dir.join(format!("{name}.stderr"))).expect("sipp stderr file");
+    fn start(
+        name: &str,
+        scenario: &str,
+        port: u16,
+        media_port: u16,
+        extra: &[String],
+        log_dir: &Path,
+    ) -> Sipp {
+        let stdout =
+            std::fs::File::create(log_dir.join(format!("{name}.out"))).expect("sipp stdout file");
+        let stderr = std::fs::File::create(log_dir.join(format!("{name}.stderr")))
+            .expect("sipp stderr file");
         let mut command = Command::new("/usr/bin/sipp");
         command
             .arg("-sf")
             .arg(scenario_path(scenario))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-mi", "127.0.0.1", "-mp", &media_port.to_string()])
-            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin", "-trace_err", "-trace_msg"])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-mi",
+                "127.0.0.1",
+                "-mp",
+                &media_port.to_string(),
+            ])
+            .args([
+                "-m",
+                "1",
+                "-timeout",
+                "30s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-trace_msg",
+            ])
             .arg("-error_file")
             .arg(log_dir.join(format!("{name}.errors")))
             .arg("-message_file")
@@ -56,8 +86,14 @@ impl Sipp {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
-        let child = command.spawn().expect("start /usr/bin/sipp (Debian package sip-tester)");
-        Sipp { name: name.to_string(), child, log_dir: log_dir.to_path_buf() }
+        let child = command
+            .spawn()
+            .expect("start /usr/bin/sipp (Debian package sip-tester)");
+        Sipp {
+            name: name.to_string(),
+            child,
+            log_dir: log_dir.to_path_buf(),
+        }
     }
 
     fn logs(&self) -> String {
@@ -65,7 +101,14 @@ impl Sipp {
         for suffix in ["errors", "stderr", "messages"] {
             let path = self.log_dir.join(format!("{}.{suffix}", self.name));
             if let Ok(content) = std::fs::read_to_string(&path) {
-                let tail: String = content.chars().rev().take(4000).collect::<String>().chars().rev().collect();
+                let tail: String = content
+                    .chars()
+                    .rev()
+                    .take(4000)
+                    .collect::<String>()
+                    .chars()
+                    .rev()
+                    .collect();
                 text.push_str(&format!("--- {} ---\n{tail}\n", path.display()));
             }
         }
@@ -76,7 +119,11 @@ impl Sipp {
     async fn finish(mut self, timeout: Duration) -> anyhow::Result<()> {
         let status = match tokio::time::timeout(timeout, self.child.wait()).await {
             Ok(status) => status.context("waiting for sipp")?,
-            Err(_) => bail!("sipp {} still running after {timeout:?}\n{}", self.name, self.logs()),
+            Err(_) => bail!(
+                "sipp {} still running after {timeout:?}\n{}",
+                self.name,
+                self.logs()
+            ),
         };
         if !status.success() {
             bail!("sipp {} failed ({status})\n{}", self.name, self.logs());
@@ -93,7 +140,10 @@ struct Harness {
 }
 
 async fn start_telephony() -> anyhow::Result<Harness> {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("hardware=debug").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("hardware=debug")
+        .try_init();
     let dir = tempfile::tempdir()?;
     let carrier_port = free_udp_port();
     let config = TelephonyConfig {
@@ -108,12 +158,20 @@ async fn start_telephony() -> anyhow::Result<Harness> {
             password: None,
             channels: 4,
         }],
-        extensions: vec![ExtensionConfig { extension: EXTENSION.into(), password: PASSWORD.into() }],
+        extensions: vec![ExtensionConfig {
+            extension: EXTENSION.into(),
+            password: PASSWORD.into(),
+        }],
         recordings_dir: dir.path().join("recordings"),
         hold_audio: None,
     };
     let (telephony, events) = Telephony::start(config).await?;
-    Ok(Harness { telephony, events, carrier_port, dir })
+    Ok(Harness {
+        telephony,
+        events,
+        carrier_port,
+        dir,
+    })
 }
 
 impl Harness {
@@ -128,7 +186,11 @@ impl Harness {
     }
 
     /// Events until (and including) the first one `stop` accepts.
-    async fn events_until(&mut self, timeout: Duration, stop: impl Fn(&LineEvent) -> bool) -> anyhow::Result<Vec<LineEvent>> {
+    async fn events_until(
+        &mut self,
+        timeout: Duration,
+        stop: impl Fn(&LineEvent) -> bool,
+    ) -> anyhow::Result<Vec<LineEvent>> {
         let mut seen = Vec::new();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -160,11 +222,20 @@ impl Harness {
             self.sipp_dir(),
         );
         register.finish(Duration::from_secs(15)).await?;
-        let events = self.events_until(Duration::from_secs(5), |event| matches!(event, LineEvent::ExtensionRegistered { .. })).await?;
-        let Some(LineEvent::ExtensionRegistered { extension, contact }) = events.last() else { unreachable!("stop condition") };
+        let events = self
+            .events_until(Duration::from_secs(5), |event| {
+                matches!(event, LineEvent::ExtensionRegistered { .. })
+            })
+            .await?;
+        let Some(LineEvent::ExtensionRegistered { extension, contact }) = events.last() else {
+            unreachable!("stop condition")
+        };
         assert_eq!(extension, EXTENSION);
         assert_eq!(*contact, SocketAddr::from(([127, 0, 0, 1], contact_port)));
-        assert_eq!(self.telephony.registered_extensions(), vec![EXTENSION.to_string()]);
+        assert_eq!(
+            self.telephony.registered_extensions(),
+            vec![EXTENSION.to_string()]
+        );
         Ok(())
     }
 }
@@ -192,7 +263,10 @@ fn ended(event: &LineEvent) -> bool {
 fn channel_peaks(path: &Path) -> anyhow::Result<(i32, i32)> {
     let mut reader = hound::WavReader::open(path)?;
     let spec = reader.spec();
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
     let mut peaks = (0i32, 0i32);
     for (idx, sample) in reader.samples::<i16>().enumerate() {
         let magnitude = i32::from(sample?).abs();
@@ -208,11 +282,29 @@ fn channel_peaks(path: &Path) -> anyhow::Result<(i32, i32)> {
 #[tokio::test]
 async fn busy_customer_ends_busy_and_is_acked() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start("carrier", "carrier_busy.xml", harness.carrier_port, free_udp_port(), &[], harness.sipp_dir());
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_busy.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
     harness.dial(1, Duration::from_secs(20));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
-    let Some(LineEvent::Ended { call, outcome, hangup_side, recording }) = events.last() else { unreachable!() };
-    assert_eq!((*call, *outcome, *hangup_side), (CallId(1), Outcome::Busy, None));
+    let Some(LineEvent::Ended {
+        call,
+        outcome,
+        hangup_side,
+        recording,
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*call, *outcome, *hangup_side),
+        (CallId(1), Outcome::Busy, None)
+    );
     assert!(recording.is_none());
     carrier.finish(Duration::from_secs(10)).await
 }
@@ -220,12 +312,32 @@ async fn busy_customer_ends_busy_and_is_acked() -> anyhow::Result<()> {
 #[tokio::test]
 async fn unanswered_customer_is_cancelled_at_ring_timeout() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start("carrier", "carrier_noanswer.xml", harness.carrier_port, free_udp_port(), &[], harness.sipp_dir());
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_noanswer.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
     harness.dial(2, Duration::from_millis(1500));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
-    assert!(matches!(events.first(), Some(LineEvent::Ringing { call: CallId(2) })), "{events:?}");
-    let Some(LineEvent::Ended { outcome, hangup_side, .. }) = events.last() else { unreachable!() };
-    assert_eq!((*outcome, *hangup_side), (Outcome::NoAnswer, Some(HangupSide::System)));
+    assert!(
+        matches!(events.first(), Some(LineEvent::Ringing { call: CallId(2) })),
+        "{events:?}"
+    );
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::NoAnswer, Some(HangupSide::System))
+    );
     carrier.finish(Duration::from_secs(10)).await
 }
 
@@ -234,7 +346,14 @@ async fn answered_call_is_bridged_to_registered_agent_and_recorded() -> anyhow::
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start("agent", "agent_answer.xml", agent_port, free_udp_port(), &[], harness.sipp_dir());
+    let agent = Sipp::start(
+        "agent",
+        "agent_answer.xml",
+        agent_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
     let carrier = Sipp::start(
         "carrier",
         "carrier_answer.xml",
@@ -244,23 +363,58 @@ async fn answered_call_is_bridged_to_registered_agent_and_recorded() -> anyhow::
         harness.sipp_dir(),
     );
     harness.dial(3, Duration::from_secs(20));
-    let before_answer = harness.events_until(Duration::from_secs(15), |event| matches!(event, LineEvent::Answered { .. })).await?;
-    assert!(matches!(before_answer.first(), Some(LineEvent::Ringing { call: CallId(3) })), "{before_answer:?}");
-    harness.telephony.bridge(CallId(3), EXTENSION, Duration::from_secs(10), true);
+    let before_answer = harness
+        .events_until(Duration::from_secs(15), |event| {
+            matches!(event, LineEvent::Answered { .. })
+        })
+        .await?;
+    assert!(
+        matches!(
+            before_answer.first(),
+            Some(LineEvent::Ringing { call: CallId(3) })
+        ),
+        "{before_answer:?}"
+    );
+    harness
+        .telephony
+        .bridge(CallId(3), EXTENSION, Duration::from_secs(10), true);
     let events = harness.events_until(Duration::from_secs(20), ended).await?;
     assert!(events.iter().any(|event| matches!(event, LineEvent::AgentRinging { call: CallId(3), extension } if extension == EXTENSION)), "{events:?}");
     assert!(events.iter().any(|event| matches!(event, LineEvent::Bridged { call: CallId(3), extension } if extension == EXTENSION)), "{events:?}");
-    let Some(LineEvent::Ended { outcome, hangup_side, recording, .. }) = events.last() else { unreachable!() };
-    assert_eq!((*outcome, *hangup_side), (Outcome::Answered, Some(HangupSide::Customer)));
-    let recording = recording.as_ref().context("a bridged call has a recording")?;
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        recording,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::Answered, Some(HangupSide::Customer))
+    );
+    let recording = recording
+        .as_ref()
+        .context("a bridged call has a recording")?;
     let bytes = std::fs::read(&recording.path)?;
     assert_eq!(recording.bytes, bytes.len() as u64);
     use sha2::Digest as _;
     assert_eq!(recording.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
-    assert!(recording.duration_ms >= 1500, "about 3 s of talk, got {} ms", recording.duration_ms);
+    assert!(
+        recording.duration_ms >= 1500,
+        "about 3 s of talk, got {} ms",
+        recording.duration_ms
+    );
     let (customer_peak, agent_peak) = channel_peaks(&recording.path)?;
-    assert!(customer_peak > 1000, "customer channel is silent (peak {customer_peak})");
-    assert!(agent_peak > 1000, "agent channel is silent (peak {agent_peak})");
+    assert!(
+        customer_peak > 1000,
+        "customer channel is silent (peak {customer_peak})"
+    );
+    assert!(
+        agent_peak > 1000,
+        "agent channel is silent (peak {agent_peak})"
+    );
     carrier.finish(Duration::from_secs(15)).await?;
     agent.finish(Duration::from_secs(15)).await
 }
@@ -270,22 +424,81 @@ async fn busy_agent_is_missed_and_the_waiting_customer_can_be_hung_up() -> anyho
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start("agent", "agent_busy.xml", agent_port, free_udp_port(), &[], harness.sipp_dir());
-    let carrier = Sipp::start("carrier", "carrier_answer_wait.xml", harness.carrier_port, free_udp_port(), &[], harness.sipp_dir());
+    let agent = Sipp::start(
+        "agent",
+        "agent_busy.xml",
+        agent_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_answer_wait.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
     harness.dial(4, Duration::from_secs(20));
-    harness.events_until(Duration::from_secs(15), |event| matches!(event, LineEvent::Answered { .. })).await?;
+    harness
+        .events_until(Duration::from_secs(15), |event| {
+            matches!(event, LineEvent::Answered { .. })
+        })
+        .await?;
     harness.telephony.hold(CallId(4));
-    harness.telephony.bridge(CallId(4), EXTENSION, Duration::from_secs(10), false);
-    let events = harness.events_until(Duration::from_secs(15), |event| matches!(event, LineEvent::AgentMissed { .. } | LineEvent::Ended { .. })).await?;
-    assert!(matches!(events.last(), Some(LineEvent::AgentMissed { call: CallId(4), .. })), "{events:?}");
+    harness
+        .telephony
+        .bridge(CallId(4), EXTENSION, Duration::from_secs(10), false);
+    let events = harness
+        .events_until(Duration::from_secs(15), |event| {
+            matches!(
+                event,
+                LineEvent::AgentMissed { .. } | LineEvent::Ended { .. }
+            )
+        })
+        .await?;
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::AgentMissed {
+                call: CallId(4),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
     // An extension nobody registered is missed at once.
-    harness.telephony.bridge(CallId(4), "1999", Duration::from_secs(10), false);
-    let events = harness.events_until(Duration::from_secs(5), |event| matches!(event, LineEvent::AgentMissed { .. } | LineEvent::Ended { .. })).await?;
-    assert!(matches!(events.last(), Some(LineEvent::AgentMissed { extension, .. }) if extension == "1999"), "{events:?}");
+    harness
+        .telephony
+        .bridge(CallId(4), "1999", Duration::from_secs(10), false);
+    let events = harness
+        .events_until(Duration::from_secs(5), |event| {
+            matches!(
+                event,
+                LineEvent::AgentMissed { .. } | LineEvent::Ended { .. }
+            )
+        })
+        .await?;
+    assert!(
+        matches!(events.last(), Some(LineEvent::AgentMissed { extension, .. }) if extension == "1999"),
+        "{events:?}"
+    );
     harness.telephony.hangup(CallId(4));
     let events = harness.events_until(Duration::from_secs(10), ended).await?;
-    let Some(LineEvent::Ended { outcome, hangup_side, recording, .. }) = events.last() else { unreachable!() };
-    assert_eq!((*outcome, *hangup_side), (Outcome::Abandoned, Some(HangupSide::System)));
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        recording,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::Abandoned, Some(HangupSide::System))
+    );
     assert!(recording.is_none());
     carrier.finish(Duration::from_secs(10)).await?;
     agent.finish(Duration::from_secs(10)).await
@@ -299,23 +512,37 @@ async fn registrar_refuses_wrong_password_and_unprovisioned_extension() -> anyho
         "agent_register_refused.xml",
         free_udp_port(),
         free_udp_port(),
-        &registration_args(harness.telephony.local_sip_addr(), "not-the-password", free_udp_port()),
+        &registration_args(
+            harness.telephony.local_sip_addr(),
+            "not-the-password",
+            free_udp_port(),
+        ),
         harness.sipp_dir(),
     );
     refused.finish(Duration::from_secs(15)).await?;
     // Deprovision 1001: even the right password is refused now.
-    harness.telephony.set_extensions(vec![ExtensionConfig { extension: "2002".into(), password: "x".into() }]);
+    harness.telephony.set_extensions(vec![ExtensionConfig {
+        extension: "2002".into(),
+        password: "x".into(),
+    }]);
     let refused = Sipp::start(
         "unprovisioned",
         "agent_register_refused.xml",
         free_udp_port(),
         free_udp_port(),
-        &registration_args(harness.telephony.local_sip_addr(), PASSWORD, free_udp_port()),
+        &registration_args(
+            harness.telephony.local_sip_addr(),
+            PASSWORD,
+            free_udp_port(),
+        ),
         harness.sipp_dir(),
     );
     refused.finish(Duration::from_secs(15)).await?;
     assert!(harness.telephony.registered_extensions().is_empty());
-    assert!(harness.events.try_recv().is_err(), "no registration event for refused phones");
+    assert!(
+        harness.events.try_recv().is_err(),
+        "no registration event for refused phones"
+    );
     Ok(())
 }
 
@@ -337,25 +564,48 @@ async fn garbage_and_inbound_invites_leave_the_driver_working() -> anyhow::Resul
     }
     // An INVITE from outside (toll-fraud attempt) is refused with 403.
     let attacker_addr = attacker.local_addr()?;
-    let invite = sip_core::Request::new(sip_core::Method::Invite, format!("sip:0085212345678@{sip}"))
-        .with_header("Via", format!("SIP/2.0/UDP {attacker_addr};branch=z9hG4bKfraud1"))
-        .with_header("From", format!("<sip:fraud@{attacker_addr}>;tag=f1"))
-        .with_header("To", "<sip:0085212345678@outpost>")
-        .with_header("Call-ID", "fraud-1")
-        .with_header("CSeq", "1 INVITE")
-        .with_header("Max-Forwards", "70");
+    let invite =
+        sip_core::Request::new(sip_core::Method::Invite, format!("sip:0085212345678@{sip}"))
+            .with_header(
+                "Via",
+                format!("SIP/2.0/UDP {attacker_addr};branch=z9hG4bKfraud1"),
+            )
+            .with_header("From", format!("<sip:fraud@{attacker_addr}>;tag=f1"))
+            .with_header("To", "<sip:0085212345678@outpost>")
+            .with_header("Call-ID", "fraud-1")
+            .with_header("CSeq", "1 INVITE")
+            .with_header("Max-Forwards", "70");
     attacker.send_to(&invite.to_bytes(), sip).await?;
     let mut buffer = [0u8; 4096];
-    let (n_bytes, _) = tokio::time::timeout(Duration::from_secs(3), attacker.recv_from(&mut buffer))
-        .await
-        .context("no answer to the inbound INVITE within 3 s")??;
-    let Ok(sip_core::Message::Response(response)) = sip_core::parse(&buffer[..n_bytes]) else { bail!("not a SIP response") };
+    let (n_bytes, _) =
+        tokio::time::timeout(Duration::from_secs(3), attacker.recv_from(&mut buffer))
+            .await
+            .context("no answer to the inbound INVITE within 3 s")??;
+    let Ok(sip_core::Message::Response(response)) = sip_core::parse(&buffer[..n_bytes]) else {
+        bail!("not a SIP response")
+    };
     assert_eq!(response.status, 403);
 
     // The driver still places calls.
-    let carrier = Sipp::start("carrier", "carrier_busy.xml", harness.carrier_port, free_udp_port(), &[], harness.sipp_dir());
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_busy.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
     harness.dial(6, Duration::from_secs(20));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
-    assert!(matches!(events.last(), Some(LineEvent::Ended { outcome: Outcome::Busy, .. })), "{events:?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                outcome: Outcome::Busy,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
     carrier.finish(Duration::from_secs(10)).await
 }

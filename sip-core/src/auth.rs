@@ -80,7 +80,10 @@ fn parse_digest_params(value: &str) -> Result<Vec<(String, String)>, AuthError> 
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    params
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
 }
 
 /// A server's challenge.
@@ -116,11 +119,20 @@ struct DigestInput<'a> {
 }
 
 fn digest_response(input: &DigestInput<'_>) -> String {
-    let ha1 = input.algorithm.hash_hex(&format!("{}:{}:{}", input.username, input.realm, input.password));
-    let ha2 = input.algorithm.hash_hex(&format!("{}:{}", input.method, input.uri));
+    let ha1 = input.algorithm.hash_hex(&format!(
+        "{}:{}:{}",
+        input.username, input.realm, input.password
+    ));
+    let ha2 = input
+        .algorithm
+        .hash_hex(&format!("{}:{}", input.method, input.uri));
     match input.qop {
-        Some((nc, cnonce)) => input.algorithm.hash_hex(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", input.nonce)),
-        None => input.algorithm.hash_hex(&format!("{ha1}:{}:{ha2}", input.nonce)),
+        Some((nc, cnonce)) => input
+            .algorithm
+            .hash_hex(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", input.nonce)),
+        None => input
+            .algorithm
+            .hash_hex(&format!("{ha1}:{}:{ha2}", input.nonce)),
     }
 }
 
@@ -128,15 +140,22 @@ impl Challenge {
     /// Parses a `WWW-Authenticate` or `Proxy-Authenticate` value.
     pub fn parse(value: &str) -> Result<Challenge, AuthError> {
         let params = parse_digest_params(value)?;
-        let realm = param(&params, "realm").ok_or(AuthError::MissingParam("realm"))?.to_string();
-        let nonce = param(&params, "nonce").ok_or(AuthError::MissingParam("nonce"))?.to_string();
+        let realm = param(&params, "realm")
+            .ok_or(AuthError::MissingParam("realm"))?
+            .to_string();
+        let nonce = param(&params, "nonce")
+            .ok_or(AuthError::MissingParam("nonce"))?
+            .to_string();
         let algorithm = match param(&params, "algorithm") {
             Some(token) => Algorithm::parse(token)?,
             None => Algorithm::Md5,
         };
         let qop_auth = match param(&params, "qop") {
             Some(qop) => {
-                if qop.split(',').any(|option| option.trim().eq_ignore_ascii_case("auth")) {
+                if qop
+                    .split(',')
+                    .any(|option| option.trim().eq_ignore_ascii_case("auth"))
+                {
                     true
                 } else {
                     return Err(AuthError::UnsupportedQop(qop.to_string()));
@@ -157,7 +176,14 @@ impl Challenge {
     /// The `Authorization` / `Proxy-Authorization` value answering this challenge.
     ///
     /// `cnonce` should be fresh per request; `nc` counts uses of this nonce, starting at 1.
-    pub fn answer(&self, credentials: &Credentials, method: &str, uri: &str, cnonce: &str, nc: u32) -> String {
+    pub fn answer(
+        &self,
+        credentials: &Credentials,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
         let nc_text = format!("{nc:08x}");
         let response = digest_response(&DigestInput {
             algorithm: self.algorithm,
@@ -203,7 +229,11 @@ impl Authorization {
     /// Parses an `Authorization` / `Proxy-Authorization` value.
     pub fn parse(value: &str) -> Result<Authorization, AuthError> {
         let params = parse_digest_params(value)?;
-        let get = |name: &'static str| param(&params, name).map(str::to_string).ok_or(AuthError::MissingParam(name));
+        let get = |name: &'static str| {
+            param(&params, name)
+                .map(str::to_string)
+                .ok_or(AuthError::MissingParam(name))
+        };
         let algorithm = match param(&params, "algorithm") {
             Some(token) => Algorithm::parse(token)?,
             None => Algorithm::Md5,
@@ -234,9 +264,15 @@ impl Authorization {
             method,
             uri: &self.uri,
             nonce: &self.nonce,
-            qop: self.qop.as_ref().map(|(nc, cnonce)| (nc.as_str(), cnonce.as_str())),
+            qop: self
+                .qop
+                .as_ref()
+                .map(|(nc, cnonce)| (nc.as_str(), cnonce.as_str())),
         });
-        constant_time_eq(expected.as_bytes(), self.response.to_ascii_lowercase().as_bytes())
+        constant_time_eq(
+            expected.as_bytes(),
+            self.response.to_ascii_lowercase().as_bytes(),
+        )
     }
 }
 
@@ -245,7 +281,10 @@ fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     if left.len() != right.len() {
         return false;
     }
-    left.iter().zip(right).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    left.iter()
+        .zip(right)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 /// Builds a `WWW-Authenticate` value with `qop="auth"`.
@@ -280,7 +319,9 @@ pub struct NonceIssuer {
 impl NonceIssuer {
     /// A new issuer with a random secret.
     pub fn new() -> NonceIssuer {
-        NonceIssuer { secret: rand::random() }
+        NonceIssuer {
+            secret: rand::random(),
+        }
     }
 
     fn mac(&self, timestamp: u64) -> String {
@@ -307,7 +348,9 @@ impl NonceIssuer {
         if !constant_time_eq(self.mac(timestamp).as_bytes(), mac.as_bytes()) {
             return NonceCheck::Invalid;
         }
-        if now_secs.saturating_sub(timestamp) > max_age_secs || timestamp > now_secs.saturating_add(5) {
+        if now_secs.saturating_sub(timestamp) > max_age_secs
+            || timestamp > now_secs.saturating_add(5)
+        {
             NonceCheck::Stale
         } else {
             NonceCheck::Valid

@@ -40,4 +40,7 @@ pub mod message;
 pub mod sdp;
 pub mod transaction;
 
-pub use message::{parse, CSeq, Header, Headers, Message, Method, NameAddr, ParseError, Request, Response, SipUri, Via};
+pub use message::{
+    CSeq, Header, Headers, Message, Method, NameAddr, ParseError, Request, Response, SipUri, Via,
+    parse,
+};

@@ -111,12 +111,16 @@ impl Headers {
 
     /// Appends a header line.
     pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.0.push(Header { name: name.into(), value: value.into() });
+        self.0.push(Header {
+            name: name.into(),
+            value: value.into(),
+        });
     }
 
     /// Removes every line named `name`.
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|header| !header.name.eq_ignore_ascii_case(name));
+        self.0
+            .retain(|header| !header.name.eq_ignore_ascii_case(name));
     }
 
     /// Replaces every line named `name` with one line.
@@ -251,8 +255,14 @@ pub fn split_top_level_commas(value: &str) -> Vec<&str> {
 
 fn find_header_end(bytes: &[u8]) -> Option<(usize, usize)> {
     // Accept bare LF line endings too: some broken UAs send them and RFC 3261 asks for leniency.
-    let crlf = bytes.windows(4).position(|window| window == b"\r\n\r\n").map(|pos| (pos, pos + 4));
-    let lf = bytes.windows(2).position(|window| window == b"\n\n").map(|pos| (pos, pos + 2));
+    let crlf = bytes
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|pos| (pos, pos + 4));
+    let lf = bytes
+        .windows(2)
+        .position(|window| window == b"\n\n")
+        .map(|pos| (pos, pos + 2));
     match (crlf, lf) {
         (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
         (a, b) => a.or(b),
@@ -264,7 +274,10 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(ParseError::TooLarge(bytes.len()));
     }
-    let leading = bytes.iter().take_while(|byte| byte.is_ascii_whitespace()).count();
+    let leading = bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_whitespace())
+        .count();
     let bytes = &bytes[leading..];
     if bytes.is_empty() {
         return Err(ParseError::Empty);
@@ -322,10 +335,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     let rest = &bytes[body_start..];
     let body = match headers.get("Content-Length") {
         Some(text) => {
-            let declared: usize =
-                text.trim().parse().map_err(|_| ParseError::ContentLength(text.to_string()))?;
+            let declared: usize = text
+                .trim()
+                .parse()
+                .map_err(|_| ParseError::ContentLength(text.to_string()))?;
             if declared > rest.len() {
-                return Err(ParseError::Truncated { declared, available: rest.len() });
+                return Err(ParseError::Truncated {
+                    declared,
+                    available: rest.len(),
+                });
             }
             rest[..declared].to_vec()
         }
@@ -333,8 +351,18 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     };
 
     Ok(match start {
-        StartLine::Response { status, reason } => Message::Response(Response { status, reason, headers, body }),
-        StartLine::Request { method, uri } => Message::Request(Request { method, uri, headers, body }),
+        StartLine::Response { status, reason } => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
+        StartLine::Request { method, uri } => Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        }),
     })
 }
 
@@ -351,19 +379,28 @@ fn parse_start_line(start_line: &str) -> Result<StartLine, ParseError> {
         if !(100..=699).contains(&status) {
             return Err(err());
         }
-        return Ok(StartLine::Response { status, reason: reason.to_string() });
+        return Ok(StartLine::Response {
+            status,
+            reason: reason.to_string(),
+        });
     }
     let mut parts = start_line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(err());
     };
     let method_is_token = !method.is_empty()
-        && method.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte));
+        && method
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte));
     if version != "SIP/2.0" || !method_is_token || uri.is_empty() || !uri.contains(':') {
         return Err(err());
     }
-    Ok(StartLine::Request { method: Method::from_token(method), uri: uri.to_string() })
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: uri.to_string(),
+    })
 }
 
 fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
@@ -384,7 +421,12 @@ fn write_headers_and_body(out: &mut Vec<u8>, headers: &Headers, body: &[u8]) {
 impl Request {
     /// A request with no headers yet.
     pub fn new(method: Method, uri: impl Into<String>) -> Request {
-        Request { method, uri: uri.into(), headers: Headers::default(), body: Vec::new() }
+        Request {
+            method,
+            uri: uri.into(),
+            headers: Headers::default(),
+            body: Vec::new(),
+        }
     }
 
     /// Builder-style header append.
@@ -412,19 +454,31 @@ impl Request {
 
     /// The topmost Via, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        self.headers.get("Via").and_then(|value| Via::parse(value).ok())
+        self.headers
+            .get("Via")
+            .and_then(|value| Via::parse(value).ok())
     }
 }
 
 impl Response {
     /// A response with no headers.
     pub fn new(status: u16, reason: impl Into<String>) -> Response {
-        Response { status, reason: reason.into(), headers: Headers::default(), body: Vec::new() }
+        Response {
+            status,
+            reason: reason.into(),
+            headers: Headers::default(),
+            body: Vec::new(),
+        }
     }
 
     /// A response to `request` with the headers RFC 3261 section 8.2.6 copies (all Vias,
     /// From, To, Call-ID, CSeq); `to_tag` is added to To when the request's To has none.
-    pub fn to_request(request: &Request, status: u16, reason: &str, to_tag: Option<&str>) -> Response {
+    pub fn to_request(
+        request: &Request,
+        status: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Response {
         let mut response = Response::new(status, reason);
         for via in request.headers.get_all("Via") {
             response.headers.push("Via", via);
@@ -433,7 +487,9 @@ impl Response {
             if let Some(value) = request.headers.get(name) {
                 let mut value = value.to_string();
                 if name == "To" {
-                    let has_tag = NameAddr::parse(&value).map(|addr| addr.tag().is_some()).unwrap_or(false);
+                    let has_tag = NameAddr::parse(&value)
+                        .map(|addr| addr.tag().is_some())
+                        .unwrap_or(false);
                     if let (false, Some(tag)) = (has_tag, to_tag) {
                         value = format!("{value};tag={tag}");
                     }
@@ -469,7 +525,9 @@ impl Response {
 
     /// The topmost Via, parsed.
     pub fn top_via(&self) -> Option<Via> {
-        self.headers.get("Via").and_then(|value| Via::parse(value).ok())
+        self.headers
+            .get("Via")
+            .and_then(|value| Via::parse(value).ok())
     }
 }
 
@@ -486,8 +544,13 @@ impl CSeq {
         let mut parts = value.split_whitespace();
         match (parts.next(), parts.next(), parts.next()) {
             (Some(number), Some(method), None) => {
-                let number = number.parse().map_err(|_| ParseError::CSeq(value.to_string()))?;
-                Ok(CSeq { number, method: Method::from_token(method) })
+                let number = number
+                    .parse()
+                    .map_err(|_| ParseError::CSeq(value.to_string()))?;
+                Ok(CSeq {
+                    number,
+                    method: Method::from_token(method),
+                })
             }
             _ => Err(ParseError::CSeq(value.to_string())),
         }
@@ -513,7 +576,10 @@ fn parse_params(text: &str) -> Vec<(String, Option<String>)> {
         .map(str::trim)
         .filter(|param| !param.is_empty())
         .map(|param| match param.split_once('=') {
-            Some((key, value)) => (key.trim().to_ascii_lowercase(), Some(value.trim().trim_matches('"').to_string())),
+            Some((key, value)) => (
+                key.trim().to_ascii_lowercase(),
+                Some(value.trim().trim_matches('"').to_string()),
+            ),
             None => (param.to_ascii_lowercase(), None),
         })
         .collect()
@@ -539,11 +605,17 @@ impl Via {
     /// Parses one hop (`SIP/2.0/UDP host:port;branch=...`).
     pub fn parse(value: &str) -> Result<Via, HeaderError> {
         let err = || HeaderError::Via(value.to_string());
-        let (protocol, rest) = value.trim().split_once(char::is_whitespace).ok_or_else(err)?;
+        let (protocol, rest) = value
+            .trim()
+            .split_once(char::is_whitespace)
+            .ok_or_else(err)?;
         let mut protocol_parts = protocol.split('/');
-        let (Some(name), Some(version), Some(transport), None) =
-            (protocol_parts.next(), protocol_parts.next(), protocol_parts.next(), protocol_parts.next())
-        else {
+        let (Some(name), Some(version), Some(transport), None) = (
+            protocol_parts.next(),
+            protocol_parts.next(),
+            protocol_parts.next(),
+            protocol_parts.next(),
+        ) else {
             return Err(err());
         };
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
@@ -552,7 +624,12 @@ impl Via {
         let rest = rest.trim();
         let (sent_by, params) = rest.split_once(';').unwrap_or((rest, ""));
         let (host, port) = split_host_port(sent_by.trim()).ok_or_else(err)?;
-        Ok(Via { transport: transport.to_ascii_uppercase(), host, port, params: parse_params(params) })
+        Ok(Via {
+            transport: transport.to_ascii_uppercase(),
+            host,
+            port,
+            params: parse_params(params),
+        })
     }
 
     /// The branch parameter.
@@ -581,7 +658,9 @@ fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
         return Some((host.to_string(), port));
     }
     match text.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host.to_string(), Some(port.parse().ok()?))),
+        Some((host, port)) if !host.is_empty() => {
+            Some((host.to_string(), Some(port.parse().ok()?)))
+        }
         Some(_) => None,
         None => Some((text.to_string(), None)),
     }
@@ -607,17 +686,29 @@ impl SipUri {
         if scheme != "sip" && scheme != "sips" {
             return Err(err());
         }
-        let rest = rest.split_once('?').map(|(before, _)| before).unwrap_or(rest);
+        let rest = rest
+            .split_once('?')
+            .map(|(before, _)| before)
+            .unwrap_or(rest);
         let (address, params) = rest.split_once(';').unwrap_or((rest, ""));
         let (user, host_port) = match address.rsplit_once('@') {
             Some((user_info, host_port)) => {
-                let user = user_info.split_once(':').map(|(user, _)| user).unwrap_or(user_info);
+                let user = user_info
+                    .split_once(':')
+                    .map(|(user, _)| user)
+                    .unwrap_or(user_info);
                 (Some(user.to_string()), host_port)
             }
             None => (None, address),
         };
         let (host, port) = split_host_port(host_port).ok_or_else(err)?;
-        Ok(SipUri { scheme, user, host, port, params: parse_params(params) })
+        Ok(SipUri {
+            scheme,
+            user,
+            host,
+            port,
+            params: parse_params(params),
+        })
     }
 
     /// `host:port` as a socket address when the host is an IP literal.
@@ -660,7 +751,11 @@ impl NameAddr {
             if uri.trim().is_empty() || !uri.contains(':') {
                 return Err(err());
             }
-            Ok(NameAddr { display_name: None, uri: uri.trim().to_string(), params: parse_params(params) })
+            Ok(NameAddr {
+                display_name: None,
+                uri: uri.trim().to_string(),
+                params: parse_params(params),
+            })
         }
     }
 

@@ -115,7 +115,9 @@ fn parse_connection(value: &str) -> Result<IpAddr, SdpError> {
         (Some("IN"), Some("IP4" | "IP6"), Some(address)) => {
             // Multicast forms carry a `/ttl` suffix; strip it.
             let address = address.split('/').next().unwrap_or(address);
-            address.parse().map_err(|_| SdpError::Connection(value.to_string()))
+            address
+                .parse()
+                .map_err(|_| SdpError::Connection(value.to_string()))
         }
         _ => Err(SdpError::Connection(value.to_string())),
     }
@@ -125,7 +127,10 @@ impl SessionDescription {
     /// Parses an SDP body.
     pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
         let text = std::str::from_utf8(body).map_err(|_| SdpError::NotText)?;
-        let mut session = SessionDescription { connection: None, media: Vec::new() };
+        let mut session = SessionDescription {
+            connection: None,
+            media: Vec::new(),
+        };
         for raw_line in text.lines() {
             let line = raw_line.trim_end_matches('\r');
             if line.trim().is_empty() {
@@ -143,7 +148,12 @@ impl SessionDescription {
                     let media = parts.next().ok_or_else(err)?.to_string();
                     let port_text = parts.next().ok_or_else(err)?;
                     // `port/count` is allowed; only the first port matters for one stream.
-                    let port = port_text.split('/').next().unwrap_or("").parse().map_err(|_| err())?;
+                    let port = port_text
+                        .split('/')
+                        .next()
+                        .unwrap_or("")
+                        .parse()
+                        .map_err(|_| err())?;
                     let proto = parts.next().ok_or_else(err)?.to_string();
                     // Non-numeric formats belong to non-RTP protocols; skip them instead of failing.
                     let formats = parts.filter_map(|format| format.parse().ok()).collect();
@@ -158,9 +168,10 @@ impl SessionDescription {
                 }
                 ("a", Some(media)) => {
                     if let Some(map) = value.strip_prefix("rtpmap:")
-                        && let Some(rtpmap) = parse_rtpmap(map) {
-                            media.rtpmaps.push(rtpmap);
-                        }
+                        && let Some(rtpmap) = parse_rtpmap(map)
+                    {
+                        media.rtpmaps.push(rtpmap);
+                    }
                 }
                 _ => {}
             }
@@ -170,7 +181,9 @@ impl SessionDescription {
 
     /// The first audio stream with a usable port.
     pub fn audio(&self) -> Option<&MediaDescription> {
-        self.media.iter().find(|media| media.media == "audio" && media.port != 0)
+        self.media
+            .iter()
+            .find(|media| media.media == "audio" && media.port != 0)
     }
 
     /// The audio path an answer (or offer) describes: where to send and in which codec,
@@ -180,29 +193,44 @@ impl SessionDescription {
             return Err(SdpError::NoAudio);
         }
         let audio = self.audio().ok_or(SdpError::NoAudio)?;
-        let ip = audio.connection.or(self.connection).ok_or(SdpError::NoConnection)?;
+        let ip = audio
+            .connection
+            .or(self.connection)
+            .ok_or(SdpError::NoConnection)?;
         let mut chosen = None;
         for format in &audio.formats {
             if let Some(codec) = audio.codec_for(*format)
-                && acceptable.contains(&codec) {
-                    chosen = Some(codec);
-                    break;
-                }
+                && acceptable.contains(&codec)
+            {
+                chosen = Some(codec);
+                break;
+            }
         }
         let codec = chosen.ok_or_else(|| SdpError::NoCommonCodec(audio.formats.clone()))?;
         let telephone_event = audio
             .rtpmaps
             .iter()
-            .find(|map| map.encoding.eq_ignore_ascii_case("telephone-event") && audio.formats.contains(&map.payload_type))
+            .find(|map| {
+                map.encoding.eq_ignore_ascii_case("telephone-event")
+                    && audio.formats.contains(&map.payload_type)
+            })
             .map(|map| map.payload_type);
-        Ok(AudioPath { remote: SocketAddr::new(ip, audio.port), codec, telephone_event })
+        Ok(AudioPath {
+            remote: SocketAddr::new(ip, audio.port),
+            codec,
+            telephone_event,
+        })
     }
 }
 
 impl MediaDescription {
     /// What codec a payload type means in this stream (rtpmap wins over the static table).
     pub fn codec_for(&self, payload_type: u8) -> Option<Codec> {
-        if let Some(map) = self.rtpmaps.iter().find(|map| map.payload_type == payload_type) {
+        if let Some(map) = self
+            .rtpmaps
+            .iter()
+            .find(|map| map.payload_type == payload_type)
+        {
             if map.clock_rate != 8000 {
                 return None;
             }
@@ -221,7 +249,11 @@ fn parse_rtpmap(value: &str) -> Option<RtpMap> {
     let mut parts = encoding.trim().split('/');
     let name = parts.next()?.to_string();
     let clock_rate = parts.next()?.parse().ok()?;
-    Some(RtpMap { payload_type: payload_type.trim().parse().ok()?, encoding: name, clock_rate })
+    Some(RtpMap {
+        payload_type: payload_type.trim().parse().ok()?,
+        encoding: name,
+        clock_rate,
+    })
 }
 
 /// Builds an audio session description (used for both offers and answers).
@@ -235,20 +267,34 @@ pub fn build_audio(
     session_id: u64,
 ) -> Vec<u8> {
     let ip_kind = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let mut formats: Vec<String> = codecs.iter().map(|codec| codec.payload_type().to_string()).collect();
+    let mut formats: Vec<String> = codecs
+        .iter()
+        .map(|codec| codec.payload_type().to_string())
+        .collect();
     if let Some(payload_type) = telephone_event {
         formats.push(payload_type.to_string());
     }
     let mut text = String::new();
     // Writing to a String cannot fail; the results are ignored for that reason.
-    let _ = write!(text, "v=0\r\no=outpost {session_id} {session_id} IN {ip_kind} {ip}\r\ns=outpost\r\n");
+    let _ = write!(
+        text,
+        "v=0\r\no=outpost {session_id} {session_id} IN {ip_kind} {ip}\r\ns=outpost\r\n"
+    );
     let _ = write!(text, "c=IN {ip_kind} {ip}\r\nt=0 0\r\n");
     let _ = write!(text, "m=audio {rtp_port} RTP/AVP {}\r\n", formats.join(" "));
     for codec in codecs {
-        let _ = write!(text, "a=rtpmap:{} {}/8000\r\n", codec.payload_type(), codec.encoding_name());
+        let _ = write!(
+            text,
+            "a=rtpmap:{} {}/8000\r\n",
+            codec.payload_type(),
+            codec.encoding_name()
+        );
     }
     if let Some(payload_type) = telephone_event {
-        let _ = write!(text, "a=rtpmap:{payload_type} telephone-event/8000\r\na=fmtp:{payload_type} 0-16\r\n");
+        let _ = write!(
+            text,
+            "a=rtpmap:{payload_type} telephone-event/8000\r\na=fmtp:{payload_type} 0-16\r\n"
+        );
     }
     let _ = write!(text, "a=ptime:20\r\na=sendrecv\r\n");
     text.into_bytes()
@@ -256,5 +302,11 @@ pub fn build_audio(
 
 /// The standard offer: PCMU, PCMA and telephone-event 101.
 pub fn build_offer(ip: IpAddr, rtp_port: u16, session_id: u64) -> Vec<u8> {
-    build_audio(ip, rtp_port, &[Codec::Pcmu, Codec::Pcma], Some(TELEPHONE_EVENT_PT), session_id)
+    build_audio(
+        ip,
+        rtp_port,
+        &[Codec::Pcmu, Codec::Pcma],
+        Some(TELEPHONE_EVENT_PT),
+        session_id,
+    )
 }

@@ -61,7 +61,12 @@ pub struct RetransmitTimer {
 impl RetransmitTimer {
     /// Starts the timer when the request is first sent at `now`.
     pub fn new(now: Instant, invite: bool) -> RetransmitTimer {
-        RetransmitTimer { invite, started: now, next_at: now + T1, interval: T1 }
+        RetransmitTimer {
+            invite,
+            started: now,
+            next_at: now + T1,
+            interval: T1,
+        }
     }
 
     /// The interval after `n_sent` transmissions: INVITE doubles without cap (A), non-INVITE
@@ -79,7 +84,11 @@ impl RetransmitTimer {
         if now < self.next_at {
             return TimerAction::WaitUntil(self.next_at);
         }
-        self.interval = if self.invite { self.interval * 2 } else { (self.interval * 2).min(T2) };
+        self.interval = if self.invite {
+            self.interval * 2
+        } else {
+            (self.interval * 2).min(T2)
+        };
         self.next_at = now + self.interval;
         TimerAction::Retransmit
     }

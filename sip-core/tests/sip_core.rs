@@ -2,12 +2,14 @@
 
 use std::time::{Duration, Instant};
 
-use expect_test::{expect, Expect};
+use expect_test::{Expect, expect};
 use proptest::prelude::*;
-use sip_core::auth::{challenge_header, Algorithm, Authorization, Challenge, Credentials, NonceCheck, NonceIssuer};
+use sip_core::auth::{
+    Algorithm, Authorization, Challenge, Credentials, NonceCheck, NonceIssuer, challenge_header,
+};
 use sip_core::sdp::{self, Codec, SessionDescription};
-use sip_core::transaction::{RetransmitTimer, TimerAction, T1, T2};
-use sip_core::{parse, Message, NameAddr, SipUri, Via};
+use sip_core::transaction::{RetransmitTimer, T1, T2, TimerAction};
+use sip_core::{Message, NameAddr, SipUri, Via, parse};
 
 /// Parses `input` and renders what the parser saw, compared inline.
 fn check(input: &str, expect: Expect) {
@@ -17,7 +19,10 @@ fn check(input: &str, expect: Expect) {
             for header in &request.headers.0 {
                 out.push_str(&format!("  {}: {}\n", header.name, header.value));
             }
-            out.push_str(&format!("  body {:?}\n", String::from_utf8_lossy(&request.body)));
+            out.push_str(&format!(
+                "  body {:?}\n",
+                String::from_utf8_lossy(&request.body)
+            ));
             out
         }
         Ok(Message::Response(response)) => {
@@ -25,7 +30,10 @@ fn check(input: &str, expect: Expect) {
             for header in &response.headers.0 {
                 out.push_str(&format!("  {}: {}\n", header.name, header.value));
             }
-            out.push_str(&format!("  body {:?}\n", String::from_utf8_lossy(&response.body)));
+            out.push_str(&format!(
+                "  body {:?}\n",
+                String::from_utf8_lossy(&response.body)
+            ));
             out
         }
         Err(error) => format!("error: {error}\n"),
@@ -81,36 +89,61 @@ fn parses_response_and_folded_header() {
 
 #[test]
 fn rejects_malformed_messages_with_reasons() {
-    check("", expect![[r#"
+    check(
+        "",
+        expect![[r#"
         error: empty packet (keep-alive or stray whitespace)
-    "#]]);
-    check("hello world", expect![[r#"
+    "#]],
+    );
+    check(
+        "hello world",
+        expect![[r#"
         error: no end of headers (CRLF CRLF) found; the message is truncated or not SIP
-    "#]]);
-    check("INVITE sip:a@b HTTP/1.1\r\nVia: x\r\n\r\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "INVITE sip:a@b HTTP/1.1\r\nVia: x\r\n\r\n",
+        expect![[r#"
         error: bad start line "INVITE sip:a@b HTTP/1.1": expected `METHOD uri SIP/2.0` or `SIP/2.0 CODE reason`
-    "#]]);
-    check("BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCSeq: 1 BYE\r\n\r\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCSeq: 1 BYE\r\n\r\n",
+        expect![[r#"
         error: missing mandatory header Call-ID
-    "#]]);
-    check("BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: one BYE\r\n\r\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: one BYE\r\n\r\n",
+        expect![[r#"
         error: bad CSeq "one BYE": expected `number METHOD`
-    "#]]);
-    check("BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 50\r\n\r\nshort", expect![[r#"
+    "#]],
+    );
+    check(
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 50\r\n\r\nshort",
+        expect![[r#"
         error: Content-Length says 50 bytes but only 5 arrived
-    "#]]);
-    check("SIP/2.0 99 Odd\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n", expect![[r#"
+    "#]],
+    );
+    check(
+        "SIP/2.0 99 Odd\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
+        expect![[r#"
         error: bad start line "SIP/2.0 99 Odd": expected `METHOD uri SIP/2.0` or `SIP/2.0 CODE reason`
-    "#]]);
+    "#]],
+    );
 }
 
 #[test]
 fn serialize_round_trips_and_fixes_content_length() {
     let text = "OPTIONS sip:box SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:box>\r\nCall-ID: c\r\nCSeq: 2 OPTIONS\r\nContent-Length: 0\r\n\r\n";
-    let Ok(Message::Request(mut request)) = parse(text.as_bytes()) else { panic!("valid request") };
+    let Ok(Message::Request(mut request)) = parse(text.as_bytes()) else {
+        panic!("valid request")
+    };
     request.body = b"abc".to_vec();
     let bytes = request.to_bytes();
-    let Ok(Message::Request(again)) = parse(&bytes) else { panic!("serialized request parses") };
+    let Ok(Message::Request(again)) = parse(&bytes) else {
+        panic!("serialized request parses")
+    };
     assert_eq!(again.body, b"abc");
     assert_eq!(again.headers.get("Content-Length"), Some("3"));
     assert_eq!(again.cseq().map(|cseq| cseq.number), Ok(2));
@@ -119,19 +152,31 @@ fn serialize_round_trips_and_fixes_content_length() {
 #[test]
 fn structured_headers() {
     let via = Via::parse("SIP/2.0/udp 127.0.0.1:5070;branch=z9hG4bKabc;rport").expect("via");
-    assert_eq!((via.transport.as_str(), via.host.as_str(), via.port), ("UDP", "127.0.0.1", Some(5070)));
+    assert_eq!(
+        (via.transport.as_str(), via.host.as_str(), via.port),
+        ("UDP", "127.0.0.1", Some(5070))
+    );
     assert_eq!(via.branch(), Some("z9hG4bKabc"));
     assert_eq!(via.param("rport"), Some(""));
-    let addr = NameAddr::parse("\"Agent 1001\" <sip:1001@192.0.2.5:5062;transport=udp>;tag=xyz;expires=60").expect("addr");
+    let addr = NameAddr::parse(
+        "\"Agent 1001\" <sip:1001@192.0.2.5:5062;transport=udp>;tag=xyz;expires=60",
+    )
+    .expect("addr");
     assert_eq!(addr.display_name.as_deref(), Some("Agent 1001"));
     assert_eq!(addr.tag(), Some("xyz"));
     assert_eq!(addr.param("expires"), Some("60"));
     let uri = SipUri::parse(&addr.uri).expect("uri");
     assert_eq!(uri.user.as_deref(), Some("1001"));
-    assert_eq!(uri.socket_addr(), Some("192.0.2.5:5062".parse().expect("addr")));
+    assert_eq!(
+        uri.socket_addr(),
+        Some("192.0.2.5:5062".parse().expect("addr"))
+    );
     let bare = NameAddr::parse("sip:1002@[::1]:5080;expires=30").expect("bare");
     assert_eq!(bare.param("expires"), Some("30"));
-    assert_eq!(SipUri::parse(&bare.uri).expect("uri").socket_addr(), Some("[::1]:5080".parse().expect("addr")));
+    assert_eq!(
+        SipUri::parse(&bare.uri).expect("uri").socket_addr(),
+        Some("[::1]:5080".parse().expect("addr"))
+    );
     assert!(SipUri::parse("http://x").is_err());
     assert!(Via::parse("SIP/2.0 nohost").is_err());
 }
@@ -140,19 +185,34 @@ fn structured_headers() {
 fn sdp_offer_and_answer() {
     let offer = sdp::build_offer("127.0.0.1".parse().expect("ip"), 40000, 7);
     let parsed = SessionDescription::parse(&offer).expect("own offer parses");
-    let path = parsed.audio_path(&[Codec::Pcma, Codec::Pcmu]).expect("path");
+    let path = parsed
+        .audio_path(&[Codec::Pcma, Codec::Pcmu])
+        .expect("path");
     assert_eq!(path.codec, Codec::Pcmu, "the offerer's order wins");
     assert_eq!(path.remote, "127.0.0.1:40000".parse().expect("addr"));
     assert_eq!(path.telephone_event, Some(101));
 
     let answer = b"v=0\r\no=- 1 1 IN IP4 10.1.1.1\r\ns=-\r\nc=IN IP4 10.1.1.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 101\r\nc=IN IP4 10.1.1.2\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
-    let path = SessionDescription::parse(answer).expect("answer").audio_path(&[Codec::Pcmu, Codec::Pcma]).expect("path");
+    let path = SessionDescription::parse(answer)
+        .expect("answer")
+        .audio_path(&[Codec::Pcmu, Codec::Pcma])
+        .expect("path");
     assert_eq!(path.codec, Codec::Pcma);
-    assert_eq!(path.remote, "10.1.1.2:6000".parse().expect("addr"), "media-level c= wins");
+    assert_eq!(
+        path.remote,
+        "10.1.1.2:6000".parse().expect("addr"),
+        "media-level c= wins"
+    );
 
     let g729 = b"v=0\r\nc=IN IP4 10.1.1.1\r\nm=audio 6000 RTP/AVP 18\r\n";
-    let error = SessionDescription::parse(g729).expect("parses").audio_path(&[Codec::Pcmu]).expect_err("no codec");
-    expect![[r#"SDP audio offers none of PCMU/PCMA (formats [18]); answer 488 Not Acceptable Here"#]].assert_eq(&error.to_string());
+    let error = SessionDescription::parse(g729)
+        .expect("parses")
+        .audio_path(&[Codec::Pcmu])
+        .expect_err("no codec");
+    expect![[
+        r#"SDP audio offers none of PCMU/PCMA (formats [18]); answer 488 Not Acceptable Here"#
+    ]]
+    .assert_eq(&error.to_string());
     assert!(SessionDescription::parse(b"v=0\r\nc=IN IP4 nonsense\r\n").is_err());
 }
 
@@ -162,9 +222,15 @@ fn digest_md5_matches_rfc2617_vector() {
         "Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
     )
     .expect("challenge");
-    let credentials = Credentials { username: "Mufasa".into(), password: "Circle Of Life".into() };
+    let credentials = Credentials {
+        username: "Mufasa".into(),
+        password: "Circle Of Life".into(),
+    };
     let value = challenge.answer(&credentials, "GET", "/dir/index.html", "0a4f113b", 1);
-    assert!(value.contains("response=\"6629fae49393a05397450978507c4ef1\""), "{value}");
+    assert!(
+        value.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+        "{value}"
+    );
     let authorization = Authorization::parse(&value).expect("own answer parses");
     assert!(authorization.verify("GET", "Circle Of Life"));
     assert!(!authorization.verify("GET", "wrong"));
@@ -178,10 +244,28 @@ fn digest_sha256_matches_rfc7616_vector() {
     )
     .expect("challenge");
     assert_eq!(challenge.algorithm, Algorithm::Sha256);
-    let credentials = Credentials { username: "Mufasa".into(), password: "Circle of Life".into() };
-    let value = challenge.answer(&credentials, "GET", "/dir/index.html", "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ", 1);
-    assert!(value.contains("response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""), "{value}");
-    assert!(Authorization::parse(&value).expect("parses").verify("GET", "Circle of Life"));
+    let credentials = Credentials {
+        username: "Mufasa".into(),
+        password: "Circle of Life".into(),
+    };
+    let value = challenge.answer(
+        &credentials,
+        "GET",
+        "/dir/index.html",
+        "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
+        1,
+    );
+    assert!(
+        value.contains(
+            "response=\"753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1\""
+        ),
+        "{value}"
+    );
+    assert!(
+        Authorization::parse(&value)
+            .expect("parses")
+            .verify("GET", "Circle of Life")
+    );
     assert!(Challenge::parse("Basic realm=x").is_err());
     assert!(Challenge::parse("Digest realm=\"x\", nonce=\"y\", algorithm=MD5-sess").is_err());
 }
@@ -192,8 +276,14 @@ fn registrar_nonces_expire_and_resist_forgery() {
     let nonce = issuer.issue(1_000);
     assert_eq!(issuer.check(&nonce, 1_010, 300), NonceCheck::Valid);
     assert_eq!(issuer.check(&nonce, 2_000, 300), NonceCheck::Stale);
-    assert_eq!(NonceIssuer::new().check(&nonce, 1_010, 300), NonceCheck::Invalid);
-    assert_eq!(issuer.check("3e8.deadbeef", 1_010, 300), NonceCheck::Invalid);
+    assert_eq!(
+        NonceIssuer::new().check(&nonce, 1_010, 300),
+        NonceCheck::Invalid
+    );
+    assert_eq!(
+        issuer.check("3e8.deadbeef", 1_010, 300),
+        NonceCheck::Invalid
+    );
     let header = challenge_header("outpost", &nonce, Algorithm::Md5, true);
     let parsed = Challenge::parse(&header).expect("own challenge parses");
     assert!(parsed.stale && parsed.qop_auth);
@@ -208,7 +298,10 @@ fn retransmission_timers_follow_rfc3261() {
     let mut timer = RetransmitTimer::new(start, false);
     assert_eq!(timer.poll(start), TimerAction::WaitUntil(start + T1));
     assert_eq!(timer.poll(start + T1), TimerAction::Retransmit);
-    assert_eq!(timer.poll(start + T1), TimerAction::WaitUntil(start + T1 * 3));
+    assert_eq!(
+        timer.poll(start + T1),
+        TimerAction::WaitUntil(start + T1 * 3)
+    );
     let mut n_retransmits = 1; // the one at T1 above
     let mut now = start;
     loop {
@@ -220,7 +313,10 @@ fn retransmission_timers_follow_rfc3261() {
         }
     }
     assert_eq!(now - start, Duration::from_secs(32));
-    assert_eq!(n_retransmits, 10, "E doubles to T2 then repeats every 4 s until F");
+    assert_eq!(
+        n_retransmits, 10,
+        "E doubles to T2 then repeats every 4 s until F"
+    );
 }
 
 proptest! {
