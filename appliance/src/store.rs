@@ -679,7 +679,9 @@ impl Store {
             )));
         }
         let conn = self.lock();
-        let found: Option<(Option<u64>, bool, Option<String>, Option<u8>, Option<u8>)> = conn
+        // (project, verified, why not, HQ's control priority, the manifest's priority)
+        type BatchGate = (Option<u64>, bool, Option<String>, Option<u8>, Option<u8>);
+        let found: Option<BatchGate> = conn
             .query_row(
                 "SELECT project_id, verified, verify_error, control_priority, manifest_priority
                  FROM batches WHERE batch_id = ?1",

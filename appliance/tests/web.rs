@@ -182,7 +182,7 @@ async fn agent_states_show_in_the_status() -> anyhow::Result<()> {
 }
 
 /// Reads the event stream until a `popup` event arrives.
-async fn next_popup(response: &mut reqwest::Response, buffer: &mut String) -> anyhow::Result<Value> {
+async fn next_popup(response: &mut reqwest::Response, buffer: &mut String, timeout: Duration) -> anyhow::Result<Value> {
     loop {
         if let Some(start) = buffer.find("event: popup\n") {
             let rest = &buffer[start..];
@@ -197,9 +197,9 @@ async fn next_popup(response: &mut reqwest::Response, buffer: &mut String) -> an
                 return Ok(serde_json::from_str(&data)?);
             }
         }
-        let chunk = tokio::time::timeout(Duration::from_secs(5), response.chunk())
+        let chunk = tokio::time::timeout(timeout, response.chunk())
             .await
-            .context("no popup within 5 s")??
+            .context("no popup in time")??
             .context("event stream closed")?;
         buffer.push_str(&String::from_utf8_lossy(&chunk));
     }
@@ -225,7 +225,7 @@ async fn popup_reaches_only_its_agent_and_the_saved_record_goes_to_the_outbox() 
     let mut events = agent1.get(format!("{}/api/agent/events", site.url)).send().await?;
     assert_eq!(events.status(), StatusCode::OK);
     let mut buffer = String::new();
-    let popup = next_popup(&mut events, &mut buffer).await?;
+    let popup = next_popup(&mut events, &mut buffer, Duration::from_secs(5)).await?;
     assert_eq!(popup["attempt_id"], claimed.attempt_id);
     assert_eq!(popup["phone"], "138****9000", "the project hides the middle digits");
     assert_eq!(popup["fields"], json!([{"key": "name", "title": "姓名", "value": "客户0"}]));
@@ -236,7 +236,7 @@ async fn popup_reaches_only_its_agent_and_the_saved_record_goes_to_the_outbox() 
     // agent2's stream carries no popup of agent1's.
     let mut other = agent2.get(format!("{}/api/agent/events", site.url)).send().await?;
     let mut other_buffer = String::new();
-    assert!(next_popup(&mut other, &mut other_buffer).await.is_err(), "agent2 must not see agent1's popup");
+    assert!(next_popup(&mut other, &mut other_buffer, Duration::from_millis(1500)).await.is_err(), "agent2 must not see agent1's popup");
 
     let record_url = format!("{}/api/attempts/{}/record", site.url, claimed.attempt_id);
     let (status, _) = post(&agent2, record_url.clone(), json!({"values": {"result": "成功"}})).await?;
@@ -260,7 +260,7 @@ async fn popup_reaches_only_its_agent_and_the_saved_record_goes_to_the_outbox() 
     // Saved: a reconnecting desk gets no popup for it again.
     let mut again = agent1.get(format!("{}/api/agent/events", site.url)).send().await?;
     let mut again_buffer = String::new();
-    assert!(next_popup(&mut again, &mut again_buffer).await.is_err());
+    assert!(next_popup(&mut again, &mut again_buffer, Duration::from_millis(1500)).await.is_err());
     Ok(())
 }
 
