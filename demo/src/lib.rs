@@ -37,7 +37,7 @@ pub struct DemoConfig {
     pub site_http: SocketAddr,
     pub site_sip: SocketAddr,
     pub carrier_sip: SocketAddr,
-    /// First RTP port of the appliance; the carrier and phones take ranges above it.
+    /// First RTP port of the appliance (it takes 2,000 from there).
     pub rtp_base: u16,
     pub n_agents: u32,
     pub n_rows: u32,
@@ -168,7 +168,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
             carrier::CarrierConfig {
                 bind: config.carrier_sip,
                 answer_share: config.answer_share,
-                ..carrier::CarrierConfig::demo(config.rtp_base + 2000)
+                ..carrier::CarrierConfig::default()
             },
             shutdown.clone(),
         ),
@@ -218,12 +218,9 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     // Every extension gets a phone, the browser agent's too: a person watching popups in the
     // browser needs no softphone of their own.
     for (idx, agent) in all_agents.iter().enumerate() {
-        let phone_config = phone::PhoneConfig {
-            registrar: site.sip_addr,
-            extension: agent.extension.clone(),
-            password: agent.sip_password.clone(),
-            ..phone::PhoneConfig::demo(config.rtp_base + 3000 + 10 * idx as u16)
-        };
+        let mut phone_config = phone::PhoneConfig::new(site.sip_addr, &agent.extension, &agent.sip_password);
+        // Tones a little apart so a listener can tell the agents apart in recordings.
+        phone_config.tone_hz = 440.0 + 40.0 * idx as f64;
         tasks.spawn(log_errors("phone", phone::run_phone(phone_config, shutdown.clone())));
     }
     for agent in &credentials.sim_agents {
