@@ -45,7 +45,9 @@ pub(crate) fn wants_dial(dialer: &Dialer, now: Time, abandon_cap: f64) -> bool {
         safety = safety.max(OVER_CAP_SAFETY);
     }
     let answer_probability = dialer.answer_rate.estimate();
-    let post_call = dialer.after_call.mean();
+    // The typical after-call span; the median, since agents back from a break that began
+    // in wrap-up put a few very long samples in the window.
+    let post_call = dialer.after_call.quantile(0.5);
 
     let mut demand_mean = [0.0; HORIZONS.len()];
     let mut demand_var = [0.0; HORIZONS.len()];
@@ -87,7 +89,7 @@ pub(crate) fn wants_dial(dialer: &Dialer, now: Time, abandon_cap: f64) -> bool {
                 AgentCall::Offered(_) => 0.0,
                 AgentCall::Talking { since, .. } => {
                     let talked = now.saturating_sub(since).as_secs_f64();
-                    dialer.talk.ends_within(talked, horizon - post_call)
+                    dialer.talk.ends_within(talked, horizon - post_call, true)
                 }
                 AgentCall::None if state.available => {
                     if state.cool_until <= now + Time::from_secs_f64(*horizon) { 1.0 } else { 0.0 }
@@ -95,7 +97,7 @@ pub(crate) fn wants_dial(dialer: &Dialer, now: Time, abandon_cap: f64) -> bool {
                 AgentCall::None => match state.wrapping_since {
                     Some(ended) => {
                         let wrapped = now.saturating_sub(ended).as_secs_f64();
-                        dialer.after_call.ends_within(wrapped, *horizon)
+                        dialer.after_call.ends_within(wrapped, *horizon, false)
                     }
                     None => 0.0,
                 },

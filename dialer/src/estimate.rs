@@ -77,6 +77,21 @@ impl Distribution {
         self.window.iter().sum::<f64>() / self.window.len() as f64
     }
 
+    /// The `share` quantile (0.5 = median), to a bin's width.
+    pub(crate) fn quantile(&self, share: f64) -> f64 {
+        let total = self.cumulative[self.counts.len()];
+        if total == 0 {
+            return 0.0;
+        }
+        let wanted = share.clamp(0.0, 1.0) * f64::from(total);
+        for bin in 0..self.counts.len() {
+            if f64::from(self.cumulative[bin + 1]) >= wanted {
+                return (bin as f64 + 0.5) * self.bin_width;
+            }
+        }
+        self.counts.len() as f64 * self.bin_width
+    }
+
     /// `P(X > seconds)`, linear within a bin.
     pub(crate) fn survival(&self, seconds: f64) -> f64 {
         let total = self.cumulative[self.counts.len()];
@@ -98,13 +113,18 @@ impl Distribution {
 
     /// `P(X <= elapsed + horizon | X > elapsed)`: the chance something that has lasted
     /// `elapsed` seconds is over within `horizon` more. Past the window's longest sample
-    /// there is no data, so an exponential tail with the window's mean stands in.
-    pub(crate) fn ends_within(&self, elapsed: f64, horizon: f64) -> f64 {
+    /// there is no data: with `tail`, an exponential tail with the window's mean stands in
+    /// (a long talk does end); without, the answer is 0 (an agent away far longer than
+    /// any after-call work ever seen is on a break, not about to return).
+    pub(crate) fn ends_within(&self, elapsed: f64, horizon: f64, tail: bool) -> f64 {
         if horizon <= 0.0 {
             return 0.0;
         }
         let alive = self.survival(elapsed);
         if alive < 1e-6 {
+            if !tail {
+                return 0.0;
+            }
             let mean = self.mean().max(1.0);
             return 1.0 - (-horizon / mean).exp();
         }
@@ -156,7 +176,7 @@ mod tests {
         assert_eq!(distribution.survival(0.0), 1.0);
         assert_eq!(distribution.survival(150.0), 0.0);
         // Lasted 50 s, uniform on 0..100: half of what is left ends in the next 25 s.
-        assert!((distribution.ends_within(50.0, 25.0) - 0.5).abs() < 0.02);
+        assert!((distribution.ends_within(50.0, 25.0, true) - 0.5).abs() < 0.02);
     }
 
     #[test]
@@ -167,6 +187,10 @@ mod tests {
             distribution.push(10.5);
         }
         assert!(distribution.survival(50.0) < 0.01);
+        assert!((distribution.quantile(0.5) - 10.5).abs() < 1e-9);
+        // Past every sample: a talk gets an exponential tail, an absence gets nothing.
+        assert!(distribution.ends_within(60.0, 10.0, true) > 0.5);
+        assert_eq!(distribution.ends_within(60.0, 10.0, false), 0.0);
         assert!((distribution.mean() - 10.5).abs() < 1e-9);
     }
 

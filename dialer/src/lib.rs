@@ -35,6 +35,9 @@ use std::time::Duration;
 
 mod adaptive;
 mod estimate;
+pub mod sim;
+pub mod vicidial;
+pub mod erlang;
 #[cfg(test)]
 mod tests;
 
@@ -278,6 +281,11 @@ impl Dialer {
     pub fn numbers_available(&mut self, now: Time) {
         self.now = now;
         self.no_number_until = now;
+    }
+
+    /// Whether the agent has a call offered or bridged (a desk asks before a break).
+    pub fn agent_has_call(&self, agent: AgentId) -> bool {
+        self.agents.get(&agent).is_some_and(|state| state.call != AgentCall::None)
     }
 
     /// The agent signed in as 可回接 and is free (or went back to 可回接).
@@ -678,7 +686,7 @@ impl Dialer {
             if state.abandoned || matches!(state.phase, Phase::Talking(_) | Phase::Ringing) {
                 continue;
             }
-            if state.answered_at.is_some_and(|answered_at| answered_at + threshold < now) {
+            if state.answered_at.is_some_and(|answered_at| answered_at + threshold <= now) {
                 state.abandoned = true;
                 newly += 1;
             }
