@@ -257,3 +257,42 @@ fn customer_hanging_up_in_queue_is_abandoned_and_agent_returns_after_cool_down()
     dialer.call_ended(secs(64.5), next[0]);
     assert_eq!(dialer.stats().abandoned, 1, "hung up before any agent took it");
 }
+
+#[test]
+fn adaptive_slows_down_at_once_when_today_is_over_the_cap() {
+    let adaptive = config(PacingMode::Adaptive { abandon_cap: 0.03 }, 1000);
+    // Two identical floors of 40 talking agents with long talks under way; one has had a
+    // day of 60 answered calls with 6 abandoned (10 %), the other none abandoned.
+    let floor = |abandon: bool| {
+        let mut dialer = Dialer::new(adaptive.clone(), secs(0.0));
+        let mut agent = 0;
+        for round in 0..60 {
+            let now = secs(round as f64 * 10.0);
+            dialer.agent_available(now, 1000 + round);
+            let call = dials(&drain(&mut dialer, now)).first().copied();
+            let Some(call) = call else { continue };
+            dialer.call_answered(now, call);
+            if abandon && round % 10 == 0 {
+                dialer.call_ended(now + secs(5.0), call);
+            } else {
+                for action in drain(&mut dialer, now) {
+                    if let Action::Route { call, agent: to } = action {
+                        dialer.call_bridged(now, call, to);
+                        dialer.call_ended(now + secs(1.0), call);
+                    }
+                }
+            }
+            agent += 1;
+        }
+        assert_eq!(agent, 60);
+        dialer
+    };
+    let now = secs(700.0);
+    let mut calm = floor(false);
+    let mut over = floor(true);
+    assert!(over.stats().abandon_rate_today > 0.03);
+    assert!(calm.stats().abandon_rate_today < 0.03);
+    let calm_dials = dials(&drain(&mut calm, now)).len();
+    let over_dials = dials(&drain(&mut over, now)).len();
+    assert!(over_dials < calm_dials, "over the cap {over_dials} dials, under it {calm_dials}");
+}
