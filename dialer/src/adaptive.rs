@@ -35,7 +35,11 @@ pub(crate) fn feedback(dialer: &mut Dialer, abandoned: bool) {
     let target = (abandon_cap * TARGET_SHARE).clamp(0.0005, 0.5);
     // Up by STEP_UP per abandon, down by STEP_UP x target/(1-target) per good call: the
     // two balance exactly when the abandon rate equals the target.
-    let step = if abandoned { STEP_UP } else { -STEP_UP * target / (1.0 - target) };
+    let step = if abandoned {
+        STEP_UP
+    } else {
+        -STEP_UP * target / (1.0 - target)
+    };
     dialer.safety = (dialer.safety + step).clamp(SAFETY_MIN, SAFETY_MAX);
 }
 
@@ -92,7 +96,11 @@ pub(crate) fn wants_dial(dialer: &Dialer, now: Time, abandon_cap: f64) -> bool {
                     dialer.talk.ends_within(talked, horizon - post_call, true)
                 }
                 AgentCall::None if state.available => {
-                    if state.cool_until <= now + Time::from_secs_f64(*horizon) { 1.0 } else { 0.0 }
+                    if state.cool_until <= now + Time::from_secs_f64(*horizon) {
+                        1.0
+                    } else {
+                        0.0
+                    }
                 }
                 AgentCall::None => match state.wrapping_since {
                     Some(ended) => {
@@ -109,7 +117,8 @@ pub(crate) fn wants_dial(dialer: &Dialer, now: Time, abandon_cap: f64) -> bool {
 
     for (index, horizon) in HORIZONS.iter().enumerate() {
         let new_answers = answer_probability * (1.0 - dialer.ring_to_answer.survival(*horizon));
-        let spread = (demand_var[index] + supply_var[index] + new_answers * (1.0 - new_answers)).sqrt();
+        let spread =
+            (demand_var[index] + supply_var[index] + new_answers * (1.0 - new_answers)).sqrt();
         if demand_mean[index] + new_answers + safety * spread > supply_mean[index] {
             return false;
         }

@@ -26,16 +26,27 @@ pub fn erlang_c(servers: u32, offered_erlangs: f64) -> f64 {
 }
 
 /// `P(wait > threshold)` in an M/M/N queue with mean service `service_seconds`.
-pub fn wait_exceeds(servers: u32, offered_erlangs: f64, service_seconds: f64, threshold_seconds: f64) -> f64 {
+pub fn wait_exceeds(
+    servers: u32,
+    offered_erlangs: f64,
+    service_seconds: f64,
+    threshold_seconds: f64,
+) -> f64 {
     let n = f64::from(servers);
     if offered_erlangs >= n {
         return 1.0;
     }
-    erlang_c(servers, offered_erlangs) * (-(n - offered_erlangs) * threshold_seconds / service_seconds).exp()
+    erlang_c(servers, offered_erlangs)
+        * (-(n - offered_erlangs) * threshold_seconds / service_seconds).exp()
 }
 
 /// The most load (erlangs) `servers` agents carry with `P(wait > threshold) <= cap`.
-pub fn max_load_under_cap(servers: u32, service_seconds: f64, threshold_seconds: f64, cap: f64) -> f64 {
+pub fn max_load_under_cap(
+    servers: u32,
+    service_seconds: f64,
+    threshold_seconds: f64,
+    cap: f64,
+) -> f64 {
     let (mut low, mut high) = (0.0, f64::from(servers));
     for _ in 0..60 {
         let middle = (low + high) / 2.0;

@@ -47,11 +47,11 @@ impl Distribution {
         let bin = self.bin_of(seconds);
         self.counts[bin] += 1;
         self.window.push_back(seconds);
-        if self.window.len() > self.window_len {
-            if let Some(oldest) = self.window.pop_front() {
-                let old_bin = self.bin_of(oldest);
-                self.counts[old_bin] -= 1;
-            }
+        if self.window.len() > self.window_len
+            && let Some(oldest) = self.window.pop_front()
+        {
+            let old_bin = self.bin_of(oldest);
+            self.counts[old_bin] -= 1;
         }
     }
 
@@ -142,7 +142,11 @@ pub(crate) struct AnswerRate {
 
 impl AnswerRate {
     pub(crate) fn new(window_len: usize) -> Self {
-        AnswerRate { window: VecDeque::with_capacity(window_len + 1), window_len, answered: 0 }
+        AnswerRate {
+            window: VecDeque::with_capacity(window_len + 1),
+            window_len,
+            answered: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, answered: bool) {
@@ -150,10 +154,10 @@ impl AnswerRate {
         if answered {
             self.answered += 1;
         }
-        if self.window.len() > self.window_len {
-            if let Some(true) = self.window.pop_front() {
-                self.answered -= 1;
-            }
+        if self.window.len() > self.window_len
+            && let Some(true) = self.window.pop_front()
+        {
+            self.answered -= 1;
         }
     }
 

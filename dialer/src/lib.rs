@@ -34,12 +34,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 mod adaptive;
+pub mod erlang;
 mod estimate;
 pub mod sim;
-pub mod vicidial;
-pub mod erlang;
 #[cfg(test)]
 mod tests;
+pub mod vicidial;
 
 use estimate::{AnswerRate, Distribution};
 
@@ -249,9 +249,19 @@ impl Dialer {
             // Priors, pushed out by real samples: rings answered within ~5-25 s, failures
             // either quick (busy, rejected) or at a ring timeout, talks of a minute or
             // three, after-call work of a few seconds.
-            ring_to_answer: Distribution::new(0.5, 240, 300, &[5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0]),
+            ring_to_answer: Distribution::new(
+                0.5,
+                240,
+                300,
+                &[5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0],
+            ),
             ring_to_failure: Distribution::new(0.5, 240, 300, &[3.0, 6.0, 30.0, 35.0, 35.0, 40.0]),
-            talk: Distribution::new(2.0, 900, 300, &[40.0, 70.0, 100.0, 120.0, 150.0, 200.0, 300.0]),
+            talk: Distribution::new(
+                2.0,
+                900,
+                300,
+                &[40.0, 70.0, 100.0, 120.0, 150.0, 200.0, 300.0],
+            ),
             after_call: Distribution::new(0.5, 600, 300, &[3.0, 5.0, 8.0, 10.0, 12.0, 15.0]),
             safety: adaptive::INITIAL_SAFETY,
         }
@@ -285,7 +295,9 @@ impl Dialer {
 
     /// Whether the agent has a call offered or bridged (a desk asks before a break).
     pub fn agent_has_call(&self, agent: AgentId) -> bool {
-        self.agents.get(&agent).is_some_and(|state| state.call != AgentCall::None)
+        self.agents
+            .get(&agent)
+            .is_some_and(|state| state.call != AgentCall::None)
     }
 
     /// The agent signed in as 可回接 and is free (or went back to 可回接).
@@ -344,13 +356,13 @@ impl Dialer {
     /// few seconds (or until [`Dialer::numbers_available`] / [`Dialer::set_config`]).
     pub fn call_no_number(&mut self, now: Time, call: CallKey) {
         self.now = now;
-        if let Some(state) = self.calls.get(&call) {
-            if state.phase == Phase::Ringing {
-                self.calls.remove(&call);
-                self.counters.dialed = self.counters.dialed.saturating_sub(1);
-                self.counters.no_number += 1;
-                self.no_number_until = now + NO_NUMBER_BACKOFF;
-            }
+        if let Some(state) = self.calls.get(&call)
+            && state.phase == Phase::Ringing
+        {
+            self.calls.remove(&call);
+            self.counters.dialed = self.counters.dialed.saturating_sub(1);
+            self.counters.no_number += 1;
+            self.no_number_until = now + NO_NUMBER_BACKOFF;
         }
     }
 
@@ -412,12 +424,11 @@ impl Dialer {
             state.abandoned = true;
         }
         self.queue.retain(|&queued| queued != call);
-        if let Some(offered_to) = previous_agent.filter(|&offered_to| offered_to != agent) {
-            if let Some(other) = self.agents.get_mut(&offered_to) {
-                if other.call == AgentCall::Offered(call) {
-                    other.call = AgentCall::None;
-                }
-            }
+        if let Some(offered_to) = previous_agent.filter(|&offered_to| offered_to != agent)
+            && let Some(other) = self.agents.get_mut(&offered_to)
+            && other.call == AgentCall::Offered(call)
+        {
+            other.call = AgentCall::None;
         }
         let state = self.agents.entry(agent).or_insert(AgentState {
             available: false,
@@ -448,11 +459,11 @@ impl Dialer {
             state.available = false;
             state.wrapping_since = None;
         }
-        if let Some(state) = self.calls.get_mut(&call) {
-            if state.phase == Phase::Offered(agent) {
-                state.phase = Phase::Queued;
-                self.queue.push_front(call);
-            }
+        if let Some(state) = self.calls.get_mut(&call)
+            && state.phase == Phase::Offered(agent)
+        {
+            state.phase = Phase::Queued;
+            self.queue.push_front(call);
         }
     }
 
@@ -467,32 +478,33 @@ impl Dialer {
         match state.phase {
             Phase::Ringing => self.call_failed(now, call),
             Phase::Queued | Phase::Offered(_) => {
-                if let Phase::Offered(agent) = state.phase {
-                    if let Some(agent_state) = self.agents.get_mut(&agent) {
-                        if agent_state.call == AgentCall::Offered(call) {
-                            agent_state.call = AgentCall::None;
-                        }
-                    }
+                if let Phase::Offered(agent) = state.phase
+                    && let Some(agent_state) = self.agents.get_mut(&agent)
+                    && agent_state.call == AgentCall::Offered(call)
+                {
+                    agent_state.call = AgentCall::None;
                 }
                 self.remove_unconnected(now, call);
             }
             Phase::Talking(agent) => {
                 self.calls.remove(&call);
                 let cool_down = self.config.cool_down;
-                if let Some(agent_state) = self.agents.get_mut(&agent) {
-                    if let AgentCall::Talking { call: talking, since } = agent_state.call {
-                        if talking == call {
-                            self.talk.push(now.saturating_sub(since).as_secs_f64());
-                            agent_state.call = AgentCall::None;
-                            agent_state.cool_until = now + cool_down;
-                            agent_state.idle_since = now + cool_down;
-                            if agent_state.available {
-                                agent_state.wrapping_since = None;
-                                self.after_call.push(cool_down.as_secs_f64());
-                            } else {
-                                agent_state.wrapping_since = Some(now);
-                            }
-                        }
+                if let Some(agent_state) = self.agents.get_mut(&agent)
+                    && let AgentCall::Talking {
+                        call: talking,
+                        since,
+                    } = agent_state.call
+                    && talking == call
+                {
+                    self.talk.push(now.saturating_sub(since).as_secs_f64());
+                    agent_state.call = AgentCall::None;
+                    agent_state.cool_until = now + cool_down;
+                    agent_state.idle_since = now + cool_down;
+                    if agent_state.available {
+                        agent_state.wrapping_since = None;
+                        self.after_call.push(cool_down.as_secs_f64());
+                    } else {
+                        agent_state.wrapping_since = Some(now);
                     }
                 }
             }
@@ -518,17 +530,17 @@ impl Dialer {
         }
 
         // Routing: the front of the queue to the longest-idle free agent.
-        if let Some(&call) = self.queue.front() {
-            if let Some(agent) = self.longest_idle_free_agent(now) {
-                self.queue.pop_front();
-                if let Some(state) = self.calls.get_mut(&call) {
-                    state.phase = Phase::Offered(agent);
-                }
-                if let Some(state) = self.agents.get_mut(&agent) {
-                    state.call = AgentCall::Offered(call);
-                }
-                return Some(Action::Route { call, agent });
+        if let Some(&call) = self.queue.front()
+            && let Some(agent) = self.longest_idle_free_agent(now)
+        {
+            self.queue.pop_front();
+            if let Some(state) = self.calls.get_mut(&call) {
+                state.phase = Phase::Offered(agent);
             }
+            if let Some(state) = self.agents.get_mut(&agent) {
+                state.call = AgentCall::Offered(call);
+            }
+            return Some(Action::Route { call, agent });
         }
 
         if self.wants_dial(now) {
@@ -536,7 +548,12 @@ impl Dialer {
             self.next_call += 1;
             self.calls.insert(
                 call,
-                CallState { dialed_at: now, answered_at: None, phase: Phase::Ringing, abandoned: false },
+                CallState {
+                    dialed_at: now,
+                    answered_at: None,
+                    phase: Phase::Ringing,
+                    abandoned: false,
+                },
             );
             self.counters.dialed += 1;
             return Some(Action::Dial { call });
@@ -556,9 +573,11 @@ impl Dialer {
             }
         }
         for state in self.calls.values() {
-            if let (Some(answered_at), false, false) =
-                (state.answered_at, state.abandoned, matches!(state.phase, Phase::Talking(_)))
-            {
+            if let (Some(answered_at), false, false) = (
+                state.answered_at,
+                state.abandoned,
+                matches!(state.phase, Phase::Talking(_)),
+            ) {
                 consider(answered_at + self.config.abandon_threshold);
             }
         }
@@ -673,7 +692,9 @@ impl Dialer {
     fn longest_idle_free_agent(&self, now: Time) -> Option<AgentId> {
         self.agents
             .iter()
-            .filter(|(_, state)| state.available && state.call == AgentCall::None && state.cool_until <= now)
+            .filter(|(_, state)| {
+                state.available && state.call == AgentCall::None && state.cool_until <= now
+            })
             .min_by_key(|(id, state)| (state.idle_since, **id))
             .map(|(id, _)| *id)
     }
@@ -686,7 +707,10 @@ impl Dialer {
             if state.abandoned || matches!(state.phase, Phase::Talking(_) | Phase::Ringing) {
                 continue;
             }
-            if state.answered_at.is_some_and(|answered_at| answered_at + threshold <= now) {
+            if state
+                .answered_at
+                .is_some_and(|answered_at| answered_at + threshold <= now)
+            {
                 state.abandoned = true;
                 newly += 1;
             }
@@ -699,10 +723,11 @@ impl Dialer {
     /// Forgets a call that was answered and never bridged (dropped or hung up).
     fn remove_unconnected(&mut self, now: Time, call: CallKey) {
         self.queue.retain(|&queued| queued != call);
-        if let Some(state) = self.calls.remove(&call) {
-            if !state.abandoned && state.answered_at.is_some() {
-                self.count_abandoned(now);
-            }
+        if let Some(state) = self.calls.remove(&call)
+            && !state.abandoned
+            && state.answered_at.is_some()
+        {
+            self.count_abandoned(now);
         }
     }
 
@@ -715,9 +740,17 @@ impl Dialer {
     fn day_tally(&mut self, now: Time) -> &mut DayTally {
         let today = now.as_secs() / 86_400;
         if self.days.back().is_none_or(|tally| tally.day != today) {
-            self.days.push_back(DayTally { day: today, answered: 0, abandoned: 0 });
+            self.days.push_back(DayTally {
+                day: today,
+                answered: 0,
+                abandoned: 0,
+            });
         }
-        while self.days.front().is_some_and(|tally| tally.day + ROLLING_DAYS <= today) {
+        while self
+            .days
+            .front()
+            .is_some_and(|tally| tally.day + ROLLING_DAYS <= today)
+        {
             self.days.pop_front();
         }
         // The push above leaves today's tally last.
@@ -727,5 +760,9 @@ impl Dialer {
 }
 
 fn ratio(numerator: u64, denominator: u64) -> f64 {
-    if denominator == 0 { 0.0 } else { numerator as f64 / denominator as f64 }
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
 }

@@ -37,21 +37,33 @@ impl AnswerCurve {
     /// A day whose list answers 15 % in the morning, 35 % late morning, 20 % over lunch,
     /// and climbs to 40 % in the evening.
     pub fn drifting_day() -> AnswerCurve {
-        AnswerCurve::Drifting(vec![(0.0, 0.15), (2.0, 0.35), (3.5, 0.20), (5.0, 0.30), (8.0, 0.40)])
+        AnswerCurve::Drifting(vec![
+            (0.0, 0.15),
+            (2.0, 0.35),
+            (3.5, 0.20),
+            (5.0, 0.30),
+            (8.0, 0.40),
+        ])
     }
 
     pub fn at(&self, hours: f64) -> f64 {
         match self {
             AnswerCurve::Constant(probability) => *probability,
             AnswerCurve::Drifting(points) => {
-                let Some(first) = points.first() else { return 0.0 };
+                let Some(first) = points.first() else {
+                    return 0.0;
+                };
                 if hours <= first.0 {
                     return first.1;
                 }
                 for pair in points.windows(2) {
                     let ((h0, p0), (h1, p1)) = (pair[0], pair[1]);
                     if hours <= h1 {
-                        let share = if h1 > h0 { (hours - h0) / (h1 - h0) } else { 1.0 };
+                        let share = if h1 > h0 {
+                            (hours - h0) / (h1 - h0)
+                        } else {
+                            1.0
+                        };
                         return p0 + share * (p1 - p0);
                     }
                 }
@@ -225,9 +237,12 @@ pub fn run(config: &SimConfig) -> SimReport {
     loop {
         let next_event = world.events.peek().map(|Reverse((at, _, _))| *at);
         let mut next = next_event;
-        for candidate in [world.dialer.poll_timeout(), vicidial.as_ref().map(AdaptAverage::next_tick)]
-            .into_iter()
-            .flatten()
+        for candidate in [
+            world.dialer.poll_timeout(),
+            vicidial.as_ref().map(AdaptAverage::next_tick),
+        ]
+        .into_iter()
+        .flatten()
         {
             next = Some(next.map_or(candidate, |current| current.min(candidate)));
         }
@@ -236,15 +251,15 @@ pub fn run(config: &SimConfig) -> SimReport {
             break;
         }
         world.now = world.now.max(next);
-        if next_event == Some(next) {
-            if let Some(Reverse((_, _, event))) = world.events.pop() {
-                world.handle(event);
-            }
+        if next_event == Some(next)
+            && let Some(Reverse((_, _, event))) = world.events.pop()
+        {
+            world.handle(event);
         }
-        if let Some(adapt) = vicidial.as_mut() {
-            if adapt.next_tick() <= world.now {
-                adapt.tick(world.now, &mut world.dialer);
-            }
+        if let Some(adapt) = vicidial.as_mut()
+            && adapt.next_tick() <= world.now
+        {
+            adapt.tick(world.now, &mut world.dialer);
         }
         world.drain_actions();
     }
@@ -254,7 +269,8 @@ pub fn run(config: &SimConfig) -> SimReport {
 impl World {
     fn at(&mut self, after: Duration, event: Event) {
         self.sequence += 1;
-        self.events.push(Reverse((self.now + after, self.sequence, event)));
+        self.events
+            .push(Reverse((self.now + after, self.sequence, event)));
     }
 
     fn uniform(&mut self, low: f64, high: f64) -> f64 {
@@ -279,7 +295,12 @@ impl World {
         for agent in 0..u64::from(self.config.agents) {
             self.agents.insert(
                 agent,
-                SimAgent { desk: Desk::SignedOut, break_due: false, signed_out_for_good: false, available_since: None },
+                SimAgent {
+                    desk: Desk::SignedOut,
+                    break_due: false,
+                    signed_out_for_good: false,
+                    available_since: None,
+                },
             );
             let sign_in = self.uniform(0.0, 600.0);
             self.at(Duration::from_secs_f64(sign_in), Event::SignIn(agent));
@@ -299,7 +320,9 @@ impl World {
 
     fn set_desk(&mut self, agent: AgentId, desk: Desk) {
         let now = self.now;
-        let Some(state) = self.agents.get_mut(&agent) else { return };
+        let Some(state) = self.agents.get_mut(&agent) else {
+            return;
+        };
         let was_available = state.desk == Desk::Available;
         state.desk = desk;
         if was_available && desk != Desk::Available {
@@ -315,7 +338,9 @@ impl World {
 
     /// The agent is between calls and off wrap-up: take the break if one is due.
     fn back_to_desk(&mut self, agent: AgentId) {
-        let Some(state) = self.agents.get(&agent) else { return };
+        let Some(state) = self.agents.get(&agent) else {
+            return;
+        };
         if state.signed_out_for_good {
             self.set_desk(agent, Desk::SignedOut);
         } else if state.break_due {
@@ -324,12 +349,16 @@ impl World {
             }
             self.set_desk(agent, Desk::OnBreak);
             // 15-minute breaks, a 45-minute lunch, give or take.
-            let minutes = if self.now.as_secs_f64() > 3.0 * 3600.0 && self.now.as_secs_f64() < 5.0 * 3600.0 {
-                self.uniform(35.0, 55.0)
-            } else {
-                self.uniform(10.0, 20.0)
-            };
-            self.at(Duration::from_secs_f64(minutes * 60.0), Event::BreakOver(agent));
+            let minutes =
+                if self.now.as_secs_f64() > 3.0 * 3600.0 && self.now.as_secs_f64() < 5.0 * 3600.0 {
+                    self.uniform(35.0, 55.0)
+                } else {
+                    self.uniform(10.0, 20.0)
+                };
+            self.at(
+                Duration::from_secs_f64(minutes * 60.0),
+                Event::BreakOver(agent),
+            );
         } else {
             self.set_desk(agent, Desk::Available);
         }
@@ -360,7 +389,10 @@ impl World {
             }
             Event::LeaveAnyway(agent) => {
                 let desk = self.agents.get(&agent).map(|state| state.desk);
-                let pending = self.agents.get(&agent).is_some_and(|state| state.break_due || state.signed_out_for_good);
+                let pending = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|state| state.break_due || state.signed_out_for_good);
                 if pending && desk == Some(Desk::Available) && !self.dialer.agent_has_call(agent) {
                     self.back_to_desk(agent);
                 }
@@ -373,8 +405,12 @@ impl World {
                     self.dialer.call_answered(now, call);
                     // Nobody hangs up in the first seconds of "hello?"; after that, waiting
                     // customers give up at random.
-                    let patience = 3.0 + self.exponential(self.config.customer_patience_mean.as_secs_f64());
-                    self.at(Duration::from_secs_f64(patience), Event::CustomerGivesUp(call));
+                    let patience =
+                        3.0 + self.exponential(self.config.customer_patience_mean.as_secs_f64());
+                    self.at(
+                        Duration::from_secs_f64(patience),
+                        Event::CustomerGivesUp(call),
+                    );
                 }
             }
             Event::Fail(call) => {
@@ -384,46 +420,54 @@ impl World {
                 }
             }
             Event::CustomerGivesUp(call) => {
-                if let Some(state) = self.calls.get_mut(&call) {
-                    if !state.bridged && !state.over {
-                        state.over = true;
-                        self.dialer.call_ended(now, call);
-                    }
+                if let Some(state) = self.calls.get_mut(&call)
+                    && !state.bridged
+                    && !state.over
+                {
+                    state.over = true;
+                    self.dialer.call_ended(now, call);
                 }
             }
             Event::PickUp(call, agent) => {
-                let live = self.calls.get(&call).is_some_and(|state| !state.over && !state.bridged);
+                let live = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|state| !state.over && !state.bridged);
                 if live && self.dialer.agent_has_call(agent) {
                     if let Some(state) = self.calls.get_mut(&call) {
                         state.bridged = true;
                         state.bridged_at = Some(now);
-                        if let Some(answered_at) = state.answered_at {
-                            if now - answered_at > Duration::from_secs(2) {
-                                self.report.abandoned += 1;
-                            }
+                        if let Some(answered_at) = state.answered_at
+                            && now - answered_at > Duration::from_secs(2)
+                        {
+                            self.report.abandoned += 1;
                         }
                     }
                     self.dialer.call_bridged(now, call, agent);
                     let talk = self.lognormal_median(
-                        self.config.talk_mean.as_secs_f64() * (-self.config.talk_sigma.powi(2) / 2.0).exp(),
+                        self.config.talk_mean.as_secs_f64()
+                            * (-self.config.talk_sigma.powi(2) / 2.0).exp(),
                         self.config.talk_sigma,
                     );
                     self.at(Duration::from_secs_f64(talk), Event::TalkOver(call, agent));
                 }
             }
             Event::MissTimeout(call, agent) => {
-                let live = self.calls.get(&call).is_some_and(|state| !state.over && !state.bridged);
+                let live = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|state| !state.over && !state.bridged);
                 if live {
                     self.dialer.call_agent_missed(now, call, agent);
                 }
                 // The desk shows the agent away; they come back after a minute.
-                if let Some(state) = self.agents.get_mut(&agent) {
-                    if state.desk == Desk::Available {
-                        if let Some(since) = state.available_since.take() {
-                            self.report.available_seconds += (now - since).as_secs_f64();
-                        }
-                        state.desk = Desk::SittingOut;
+                if let Some(state) = self.agents.get_mut(&agent)
+                    && state.desk == Desk::Available
+                {
+                    if let Some(since) = state.available_since.take() {
+                        self.report.available_seconds += (now - since).as_secs_f64();
                     }
+                    state.desk = Desk::SittingOut;
                 }
                 if !live {
                     self.dialer.agent_unavailable(now, agent);
@@ -478,7 +522,15 @@ impl World {
 
     fn dial(&mut self, call: CallKey) {
         self.report.dials += 1;
-        self.calls.insert(call, SimCall { answered_at: None, bridged_at: None, bridged: false, over: false });
+        self.calls.insert(
+            call,
+            SimCall {
+                answered_at: None,
+                bridged_at: None,
+                bridged: false,
+                over: false,
+            },
+        );
         let hours = self.now.as_secs_f64() / 3600.0;
         let answer_probability = self.config.answer.at(hours);
         let timeout = self.config.ring_timeout.as_secs_f64();
@@ -503,10 +555,10 @@ impl World {
         }
         // Calls still unbridged at the end of the day: count those past the 2 s mark.
         for state in self.calls.values() {
-            if let (Some(answered_at), false) = (state.answered_at, state.bridged) {
-                if end - answered_at > Duration::from_secs(2) || state.over {
-                    self.report.abandoned += 1;
-                }
+            if let (Some(answered_at), false) = (state.answered_at, state.bridged)
+                && (end - answered_at > Duration::from_secs(2) || state.over)
+            {
+                self.report.abandoned += 1;
             }
         }
         for state in self.calls.values() {
@@ -515,9 +567,16 @@ impl World {
             }
         }
         let mut report = self.report;
-        report.abandon_rate = if report.answered == 0 { 0.0 } else { report.abandoned as f64 / report.answered as f64 };
-        report.occupancy =
-            if report.available_seconds > 0.0 { report.talk_seconds / report.available_seconds } else { 0.0 };
+        report.abandon_rate = if report.answered == 0 {
+            0.0
+        } else {
+            report.abandoned as f64 / report.answered as f64
+        };
+        report.occupancy = if report.available_seconds > 0.0 {
+            report.talk_seconds / report.available_seconds
+        } else {
+            0.0
+        };
         let agent_hours = report.available_seconds / 3600.0;
         if agent_hours > 0.0 {
             report.dials_per_agent_hour = report.dials as f64 / agent_hours;

@@ -59,7 +59,10 @@ fn with_agents(config: PacingConfig, agents: &[AgentId]) -> Dialer {
 #[test]
 fn manual_example_ratio_1_to_3_with_5_agents_keeps_15_calls() {
     // 主叫的固话数量 20，执行任务分机数 5，预测比例 1:3，则最大并发为 15
-    let mut dialer = with_agents(config(PacingMode::FixedRatio { ratio: 3 }, 20), &[1, 2, 3, 4, 5]);
+    let mut dialer = with_agents(
+        config(PacingMode::FixedRatio { ratio: 3 }, 20),
+        &[1, 2, 3, 4, 5],
+    );
     let actions = drain(&mut dialer, secs(0.0));
     assert_eq!(dials(&actions).len(), 15);
     assert_eq!(dialer.stats().in_progress, 15);
@@ -68,7 +71,10 @@ fn manual_example_ratio_1_to_3_with_5_agents_keeps_15_calls() {
 #[test]
 fn manual_example_ratio_1_to_5_with_5_agents_is_capped_at_20_lines() {
     // 预测比例 1:5，则最大并发仅可选择 20
-    let mut dialer = with_agents(config(PacingMode::FixedRatio { ratio: 5 }, 20), &[1, 2, 3, 4, 5]);
+    let mut dialer = with_agents(
+        config(PacingMode::FixedRatio { ratio: 5 }, 20),
+        &[1, 2, 3, 4, 5],
+    );
     let actions = drain(&mut dialer, secs(0.0));
     assert_eq!(dials(&actions).len(), 20);
 }
@@ -83,7 +89,10 @@ fn fixed_ratio_dials_for_idle_agents_only_and_tops_up_after_failures() {
     let routed = routes(&drain(&mut dialer, secs(5.0)));
     assert_eq!(routed, vec![(first[0], 1)]);
     dialer.call_bridged(secs(5.5), first[0], 1);
-    assert!(dials(&drain(&mut dialer, secs(5.5))).is_empty(), "5 unconnected > 3: no dial");
+    assert!(
+        dials(&drain(&mut dialer, secs(5.5))).is_empty(),
+        "5 unconnected > 3: no dial"
+    );
     // Three more fail: 2 unconnected left, one dial tops up to 3.
     for &call in &first[1..4] {
         dialer.call_failed(secs(10.0), call);
@@ -102,12 +111,18 @@ fn progressive_keeps_one_call_per_idle_agent() {
     assert_eq!(dials(&drain(&mut dialer, secs(30.0))).len(), 1);
     dialer.agent_unavailable(secs(31.0), 3);
     dialer.call_failed(secs(32.0), calls[1]);
-    assert!(dials(&drain(&mut dialer, secs(32.0))).is_empty(), "2 ringing for 2 agents");
+    assert!(
+        dials(&drain(&mut dialer, secs(32.0))).is_empty(),
+        "2 ringing for 2 agents"
+    );
 }
 
 #[test]
 fn each_dial_gets_a_fresh_key() {
-    let mut dialer = with_agents(config(PacingMode::FixedRatio { ratio: 10 }, 100), &[1, 2, 3]);
+    let mut dialer = with_agents(
+        config(PacingMode::FixedRatio { ratio: 10 }, 100),
+        &[1, 2, 3],
+    );
     let mut seen = std::collections::BTreeSet::new();
     for round in 0..5 {
         let now = secs(round as f64 * 40.0);
@@ -160,7 +175,10 @@ fn never_routes_to_an_unavailable_agent() {
     dialer.agent_unavailable(secs(1.0), 2);
     dialer.call_answered(secs(5.0), calls[0]);
     assert!(routes(&drain(&mut dialer, secs(5.0))).is_empty());
-    assert!(dials(&drain(&mut dialer, secs(5.0))).is_empty(), "no agents, no dials");
+    assert!(
+        dials(&drain(&mut dialer, secs(5.0))).is_empty(),
+        "no agents, no dials"
+    );
     dialer.agent_available(secs(6.0), 2);
     assert_eq!(routes(&drain(&mut dialer, secs(6.0))), vec![(calls[0], 2)]);
 }
@@ -174,7 +192,11 @@ fn queued_call_is_dropped_at_queue_timeout_and_counts_abandoned() {
     dialer.call_bridged(secs(5.5), calls[0], 1);
     dialer.call_answered(secs(6.0), calls[1]);
     drain(&mut dialer, secs(6.0));
-    assert_eq!(dialer.poll_timeout(), Some(secs(8.0)), "the 2 s abandon mark comes first");
+    assert_eq!(
+        dialer.poll_timeout(),
+        Some(secs(8.0)),
+        "the 2 s abandon mark comes first"
+    );
     drain(&mut dialer, secs(8.5));
     assert_eq!(dialer.stats().abandoned, 1, "counted once past 2 s");
     assert_eq!(dialer.poll_timeout(), Some(secs(41.0)));
@@ -243,10 +265,16 @@ fn customer_hanging_up_in_queue_is_abandoned_and_agent_returns_after_cool_down()
     dialer.call_answered(secs(4.0), calls[0]);
     drain(&mut dialer, secs(4.0));
     dialer.call_bridged(secs(4.2), calls[0], 1);
-    assert!(dials(&drain(&mut dialer, secs(4.2))).is_empty(), "the only agent is talking");
+    assert!(
+        dials(&drain(&mut dialer, secs(4.2))).is_empty(),
+        "the only agent is talking"
+    );
     dialer.call_ended(secs(60.0), calls[0]);
     let stats = dialer.stats();
-    assert_eq!((stats.agents_free, stats.agents_available, stats.talking), (0, 1, 0));
+    assert_eq!(
+        (stats.agents_free, stats.agents_available, stats.talking),
+        (0, 1, 0)
+    );
     // Progressive counts an agent in cool-down as idle: the dial rings longer than 3 s.
     let next = dials(&drain(&mut dialer, secs(60.0)));
     assert_eq!(next.len(), 1);
@@ -255,7 +283,11 @@ fn customer_hanging_up_in_queue_is_abandoned_and_agent_returns_after_cool_down()
     assert_eq!(dialer.stats().agents_free, 1);
     dialer.call_answered(secs(64.0), next[0]);
     dialer.call_ended(secs(64.5), next[0]);
-    assert_eq!(dialer.stats().abandoned, 1, "hung up before any agent took it");
+    assert_eq!(
+        dialer.stats().abandoned,
+        1,
+        "hung up before any agent took it"
+    );
 }
 
 #[test]
@@ -294,5 +326,8 @@ fn adaptive_slows_down_at_once_when_today_is_over_the_cap() {
     assert!(calm.stats().abandon_rate_today < 0.03);
     let calm_dials = dials(&drain(&mut calm, now)).len();
     let over_dials = dials(&drain(&mut over, now)).len();
-    assert!(over_dials < calm_dials, "over the cap {over_dials} dials, under it {calm_dials}");
+    assert!(
+        over_dials < calm_dials,
+        "over the cap {over_dials} dials, under it {calm_dials}"
+    );
 }

@@ -94,7 +94,9 @@ impl AdaptAverage {
 
     /// When the controller next wants to run.
     pub fn next_tick(&self) -> Time {
-        self.next_sample.min(self.next_level).min(self.next_drop_check)
+        self.next_sample
+            .min(self.next_level)
+            .min(self.next_drop_check)
     }
 
     /// Samples the floor, updates the level when due, and sets the dialer's line target.
@@ -113,7 +115,11 @@ impl AdaptAverage {
             self.next_drop_check += DROP_CHECK_EVERY;
         }
         let active = stats.agents_available;
-        let level = if active < self.config.minimum_agents { 1.0 } else { self.level };
+        let level = if active < self.config.minimum_agents {
+            1.0
+        } else {
+            self.level
+        };
         let lines = (f64::from(active) * level).round() as u32;
         dialer.set_lines_target(now, Some(lines));
     }
@@ -145,7 +151,11 @@ impl AdaptAverage {
             return;
         }
         let differential = ready - waiting + self.config.dl_diff_target;
-        let intensity = if differential >= 0.0 { self.config.intensity_up } else { self.config.intensity_down };
+        let intensity = if differential >= 0.0 {
+            self.config.intensity_up
+        } else {
+            self.config.intensity_down
+        };
         self.level *= 1.0 + intensity * differential / active;
         self.level = self.level.clamp(1.0, self.config.maximum_level);
     }
@@ -160,7 +170,9 @@ impl AdaptAverage {
         }
         let today_answered = stats.answered - self.answered_at_midnight;
         let today_dropped = stats.abandoned - self.abandoned_at_midnight;
-        if today_answered > 50 && today_dropped as f64 / today_answered as f64 > self.config.drop_target {
+        if today_answered > 50
+            && today_dropped as f64 / today_answered as f64 > self.config.drop_target
+        {
             // ADAPT_AVERAGE: halve (HARD_LIMIT would set 1.0, TAPERED would scale by the
             // shift time left).
             self.level = (self.level / 2.0).max(1.0);
@@ -174,7 +186,11 @@ mod tests {
     use crate::{PacingConfig, PacingMode};
 
     fn dialer_with_free_agents(count: u64) -> Dialer {
-        let config = PacingConfig { mode: PacingMode::Progressive, max_concurrency: 1000, ..PacingConfig::default() };
+        let config = PacingConfig {
+            mode: PacingMode::Progressive,
+            max_concurrency: 1000,
+            ..PacingConfig::default()
+        };
         let mut dialer = Dialer::new(config, Time::ZERO);
         for agent in 0..count {
             dialer.agent_available(Time::ZERO, agent);

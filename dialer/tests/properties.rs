@@ -45,7 +45,11 @@ fn mode() -> impl Strategy<Value = PacingMode> {
 }
 
 fn pick<T: Copy>(items: &[T], index: usize) -> Option<T> {
-    if items.is_empty() { None } else { Some(items[index % items.len()]) }
+    if items.is_empty() {
+        None
+    } else {
+        Some(items[index % items.len()])
+    }
 }
 
 proptest! {

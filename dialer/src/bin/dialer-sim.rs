@@ -54,7 +54,12 @@ struct Args {
     bench: bool,
 }
 
-fn pacing(mode: PacingMode, max_concurrency: u32, cool_down: u64, queue_timeout: u64) -> PacingConfig {
+fn pacing(
+    mode: PacingMode,
+    max_concurrency: u32,
+    cool_down: u64,
+    queue_timeout: u64,
+) -> PacingConfig {
     PacingConfig {
         mode,
         max_concurrency,
@@ -66,9 +71,9 @@ fn pacing(mode: PacingMode, max_concurrency: u32, cool_down: u64, queue_timeout:
 
 fn parse_mode(mode: &str, cap: f64) -> anyhow::Result<(PacingMode, Policy)> {
     if let Some(ratio) = mode.strip_prefix("ratio:") {
-        let ratio: u32 = ratio
-            .parse()
-            .with_context(|| format!("--mode {mode}: the ratio after \"ratio:\" must be a whole number 1..10"))?;
+        let ratio: u32 = ratio.parse().with_context(|| {
+            format!("--mode {mode}: the ratio after \"ratio:\" must be a whole number 1..10")
+        })?;
         if !(1..=10).contains(&ratio) {
             bail!("--mode {mode}: the manual allows ratios 1:1 to 1:10");
         }
@@ -84,23 +89,38 @@ fn parse_mode(mode: &str, cap: f64) -> anyhow::Result<(PacingMode, Policy)> {
         }
         "vicidial" => Ok((
             PacingMode::Progressive,
-            Policy::VicidialAdaptAverage(AdaptAverageConfig { drop_target: cap, ..AdaptAverageConfig::default() }),
+            Policy::VicidialAdaptAverage(AdaptAverageConfig {
+                drop_target: cap,
+                ..AdaptAverageConfig::default()
+            }),
         )),
         other => bail!("--mode {other}: use ratio:N (1..10), progressive, adaptive or vicidial"),
     }
 }
 
 fn print_report(report: &SimReport) {
-    println!("occupancy (talk / signed-in available time): {:.1} %", report.occupancy * 100.0);
+    println!(
+        "occupancy (talk / signed-in available time): {:.1} %",
+        report.occupancy * 100.0
+    );
     println!(
         "abandon rate (answered, no agent within 2 s):  {:.2} %  ({} of {})",
         report.abandon_rate * 100.0,
         report.abandoned,
         report.answered
     );
-    println!("dials per agent-hour:                        {:.1}", report.dials_per_agent_hour);
-    println!("talk minutes per agent-hour:                 {:.1}", report.talk_minutes_per_agent_hour);
-    println!("dials: {}, answered: {}, peak calls in progress: {}", report.dials, report.answered, report.peak_in_progress);
+    println!(
+        "dials per agent-hour:                        {:.1}",
+        report.dials_per_agent_hour
+    );
+    println!(
+        "talk minutes per agent-hour:                 {:.1}",
+        report.talk_minutes_per_agent_hour
+    );
+    println!(
+        "dials: {}, answered: {}, peak calls in progress: {}",
+        report.dials, report.answered, report.peak_in_progress
+    );
 }
 
 fn main() -> anyhow::Result<()> {
@@ -112,26 +132,44 @@ fn main() -> anyhow::Result<()> {
         bail!("--agents 0: simulate at least one agent");
     }
     if !(args.answer_rate > 0.0 && args.answer_rate <= 1.0) {
-        bail!("--answer-rate {}: give a fraction above 0 and at most 1, e.g. 0.25", args.answer_rate);
+        bail!(
+            "--answer-rate {}: give a fraction above 0 and at most 1, e.g. 0.25",
+            args.answer_rate
+        );
     }
     if !(args.hours > 0.0 && args.hours <= 24.0) {
-        bail!("--hours {}: a working day is between 0 and 24 hours", args.hours);
+        bail!(
+            "--hours {}: a working day is between 0 and 24 hours",
+            args.hours
+        );
     }
     let (mode, policy) = parse_mode(&args.mode, args.cap)?;
-    let answer =
-        if args.drifting { AnswerCurve::drifting_day() } else { AnswerCurve::Constant(args.answer_rate) };
+    let answer = if args.drifting {
+        AnswerCurve::drifting_day()
+    } else {
+        AnswerCurve::Constant(args.answer_rate)
+    };
     let mut config = SimConfig::day(
         args.seed,
         args.agents,
         answer,
-        pacing(mode, args.max_concurrency, args.cool_down, args.queue_timeout),
+        pacing(
+            mode,
+            args.max_concurrency,
+            args.cool_down,
+            args.queue_timeout,
+        ),
     );
     config.day = Duration::from_secs_f64(args.hours * 3600.0);
     config.policy = policy;
     let started = Instant::now();
     let report = sim::run(&config);
     print_report(&report);
-    println!("simulated {:.1} h in {:.2} s", args.hours, started.elapsed().as_secs_f64());
+    println!(
+        "simulated {:.1} h in {:.2} s",
+        args.hours,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -159,11 +197,20 @@ fn bench(seed: u64) -> anyhow::Result<()> {
     ];
     let mut rows = Vec::new();
     for (name, answer) in scenarios {
-        let base = |mode: PacingMode| SimConfig::day(seed, BENCH_AGENTS, answer.clone(), pacing(mode, BENCH_LINES, 3, 35));
+        let base = |mode: PacingMode| {
+            SimConfig::day(
+                seed,
+                BENCH_AGENTS,
+                answer.clone(),
+                pacing(mode, BENCH_LINES, 3, 35),
+            )
+        };
         let mut best_ratio: Option<(u32, SimReport)> = None;
         for ratio in 1..=10 {
             let report = sim::run(&base(PacingMode::FixedRatio { ratio }));
-            let better = best_ratio.as_ref().is_none_or(|(_, best)| report.occupancy > best.occupancy);
+            let better = best_ratio
+                .as_ref()
+                .is_none_or(|(_, best)| report.occupancy > best.occupancy);
             if report.abandon_rate <= BENCH_CAP && better {
                 best_ratio = Some((ratio, report));
             }
@@ -171,7 +218,9 @@ fn bench(seed: u64) -> anyhow::Result<()> {
         let mut vicidial_config = base(PacingMode::Progressive);
         vicidial_config.policy = Policy::VicidialAdaptAverage(AdaptAverageConfig::default());
         let vicidial = sim::run(&vicidial_config);
-        let ours_config = base(PacingMode::Adaptive { abandon_cap: BENCH_CAP });
+        let ours_config = base(PacingMode::Adaptive {
+            abandon_cap: BENCH_CAP,
+        });
         let ours = sim::run(&ours_config);
 
         // Erlang C at the cap, with the agents actually signed in and available on average
@@ -183,7 +232,14 @@ fn bench(seed: u64) -> anyhow::Result<()> {
         let load = erlang::max_load_under_cap(mean_available, service, 2.0, BENCH_CAP);
         let erlang_occupancy = load / f64::from(mean_available) * talk / service;
         let ceiling = talk / service;
-        rows.push(Row { scenario: name.to_string(), best_ratio, vicidial, ours, erlang_occupancy, ceiling });
+        rows.push(Row {
+            scenario: name.to_string(),
+            best_ratio,
+            vicidial,
+            ours,
+            erlang_occupancy,
+            ceiling,
+        });
     }
 
     println!(
@@ -222,7 +278,11 @@ fn bench(seed: u64) -> anyhow::Result<()> {
          cool-down), an agent handed a call the instant they are free."
     );
     println!();
-    println!("({} simulated days in {:.1} s)", rows.len() * 12, started.elapsed().as_secs_f64());
+    println!(
+        "({} simulated days in {:.1} s)",
+        rows.len() * 12,
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
