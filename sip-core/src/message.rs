@@ -198,6 +198,24 @@ pub enum ParseError {
     /// CSeq is not `number METHOD`.
     #[error("bad CSeq {0:?}: expected `number METHOD`")]
     CSeq(String),
+    /// The start line names a SIP version other than 2.0 (a UAS answers 505).
+    #[error("unsupported SIP version {0:?}: only SIP/2.0 is spoken")]
+    Version(String),
+    /// A request's CSeq method differs from its start-line method (RFC 3261 section 8.1.1.5).
+    #[error("CSeq method {cseq} does not match the request method {method}")]
+    CSeqMismatch { method: String, cseq: String },
+    /// A header that may appear only once appears again (RFC 4475 `multi01`, `mcl01`).
+    #[error("header {0} appears more than once but allows one value")]
+    Duplicate(&'static str),
+    /// Max-Forwards is not a number in 0..=255.
+    #[error("Max-Forwards {0:?} is not a number from 0 to 255")]
+    MaxForwards(String),
+    /// A structured header the stack relies on (Via, From, To, Contact) does not parse.
+    #[error("bad {name} header: {reason}")]
+    Header {
+        name: &'static str,
+        reason: HeaderError,
+    },
 }
 
 /// Header long names for the compact forms of RFC 3261 section 7.3.3 (and common extensions).
@@ -328,8 +346,15 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
             return Err(ParseError::MissingHeader(mandatory));
         }
     }
-    if let Some(cseq) = headers.get("CSeq") {
-        CSeq::parse(cseq)?;
+    validate_headers(&headers)?;
+    if let (StartLine::Request { method, .. }, Some(cseq)) = (&start, headers.get("CSeq")) {
+        let cseq = CSeq::parse(cseq)?;
+        if &cseq.method != method {
+            return Err(ParseError::CSeqMismatch {
+                method: method.to_string(),
+                cseq: cseq.method.to_string(),
+            });
+        }
     }
 
     let rest = &bytes[body_start..];
@@ -366,6 +391,78 @@ pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
     })
 }
 
+/// Checks what later layers take for granted: single-valued headers appear once, scalars
+/// are in range, and the structured headers parse (RFC 4475 section 3.1.2).
+fn validate_headers(headers: &Headers) -> Result<(), ParseError> {
+    for single in [
+        "Call-ID",
+        "CSeq",
+        "From",
+        "To",
+        "Max-Forwards",
+        "Content-Length",
+        "Content-Type",
+    ] {
+        if headers.get_all(single).nth(1).is_some() {
+            return Err(ParseError::Duplicate(single));
+        }
+    }
+    if let Some(cseq) = headers.get("CSeq") {
+        CSeq::parse(cseq)?;
+    }
+    if let Some(max_forwards) = headers.get("Max-Forwards")
+        && max_forwards.trim().parse::<u8>().is_err()
+    {
+        return Err(ParseError::MaxForwards(max_forwards.to_string()));
+    }
+    for via in headers.get_all("Via") {
+        Via::parse(via).map_err(|reason| ParseError::Header {
+            name: "Via",
+            reason,
+        })?;
+    }
+    for (name, label) in [("From", "From"), ("To", "To")] {
+        if let Some(value) = headers.get(name) {
+            NameAddr::parse(value).map_err(|reason| ParseError::Header {
+                name: label,
+                reason,
+            })?;
+        }
+    }
+    for contact in headers.get_all("Contact") {
+        if contact.trim() == "*" {
+            continue;
+        }
+        for value in split_top_level_commas(contact) {
+            NameAddr::parse(value).map_err(|reason| ParseError::Header {
+                name: "Contact",
+                reason,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A Request-URI is `scheme:rest` with a token scheme and no brackets or whitespace; a SIP
+/// URI there must not carry `?headers` after the host (RFC 4475 `ltgtruri`, `escruri`).
+fn request_uri_ok(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let scheme_ok = scheme.starts_with(|ch: char| ch.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch));
+    if !scheme_ok || rest.is_empty() || uri.contains(['<', '>']) {
+        return false;
+    }
+    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+        let host_part = rest.rsplit_once('@').map(|(_, host)| host).unwrap_or(rest);
+        return !host_part.contains('?');
+    }
+    true
+}
+
 enum StartLine {
     Request { method: Method, uri: String },
     Response { status: u16, reason: String },
@@ -373,6 +470,10 @@ enum StartLine {
 
 fn parse_start_line(start_line: &str) -> Result<StartLine, ParseError> {
     let err = || ParseError::StartLine(start_line.to_string());
+    if start_line.starts_with("SIP/") && !start_line.starts_with("SIP/2.0 ") {
+        let version = start_line.split(' ').next().unwrap_or_default();
+        return Err(ParseError::Version(version.to_string()));
+    }
     if let Some(after_version) = start_line.strip_prefix("SIP/2.0 ") {
         let (code, reason) = after_version.split_once(' ').unwrap_or((after_version, ""));
         let status: u16 = code.parse().map_err(|_| err())?;
@@ -394,7 +495,10 @@ fn parse_start_line(start_line: &str) -> Result<StartLine, ParseError> {
         && method
             .bytes()
             .all(|byte| byte.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&byte));
-    if version != "SIP/2.0" || !method_is_token || uri.is_empty() || !uri.contains(':') {
+    if version.starts_with("SIP/") && version != "SIP/2.0" && method_is_token {
+        return Err(ParseError::Version(version.to_string()));
+    }
+    if version != "SIP/2.0" || !method_is_token || !request_uri_ok(uri) {
         return Err(err());
     }
     Ok(StartLine::Request {
@@ -585,6 +689,26 @@ fn parse_params(text: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// Header or URI parameters after the first `;`: each one a non-empty token with an
+/// optional value (`;;` and a trailing `;` are malformed, RFC 4475 `badinv01`).
+fn params_well_formed(text: &str) -> bool {
+    let text = text.trim();
+    if text.is_empty() {
+        return true;
+    }
+    text.split(';').all(|param| {
+        let key = param
+            .split_once('=')
+            .map(|(key, _)| key)
+            .unwrap_or(param)
+            .trim();
+        !key.is_empty()
+            && key
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(ch))
+    })
+}
+
 fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -605,25 +729,33 @@ impl Via {
     /// Parses one hop (`SIP/2.0/UDP host:port;branch=...`).
     pub fn parse(value: &str) -> Result<Via, HeaderError> {
         let err = || HeaderError::Via(value.to_string());
-        let (protocol, rest) = value
-            .trim()
-            .split_once(char::is_whitespace)
-            .ok_or_else(err)?;
-        let mut protocol_parts = protocol.split('/');
-        let (Some(name), Some(version), Some(transport), None) = (
-            protocol_parts.next(),
-            protocol_parts.next(),
-            protocol_parts.next(),
-            protocol_parts.next(),
+        // LWS may surround the slashes (`SIP / 2.0 / UDP`, RFC 4475 `wsinv`).
+        let (head, params) = value.trim().split_once(';').unwrap_or((value.trim(), ""));
+        let mut protocol_parts = head.splitn(3, '/');
+        let (Some(name), Some(version), Some(rest)) = (
+            protocol_parts.next().map(str::trim),
+            protocol_parts.next().map(str::trim),
+            protocol_parts.next().map(str::trim),
         ) else {
             return Err(err());
         };
-        if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
+        let mut rest_parts = rest.split_whitespace();
+        let (Some(transport), Some(sent_by), None) =
+            (rest_parts.next(), rest_parts.next(), rest_parts.next())
+        else {
+            return Err(err());
+        };
+        let transport_ok = transport
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(ch));
+        if !name.eq_ignore_ascii_case("SIP")
+            || version != "2.0"
+            || !transport_ok
+            || !params_well_formed(params)
+        {
             return Err(err());
         }
-        let rest = rest.trim();
-        let (sent_by, params) = rest.split_once(';').unwrap_or((rest, ""));
-        let (host, port) = split_host_port(sent_by.trim()).ok_or_else(err)?;
+        let (host, port) = split_host_port(sent_by).ok_or_else(err)?;
         Ok(Via {
             transport: transport.to_ascii_uppercase(),
             host,
@@ -727,36 +859,83 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
-    /// Parses `"Name" <uri>;params` or a bare `uri;params`.
+    /// Parses `"Name" <uri>;params`, `Name <uri>;params` or a bare `uri;params`.
+    ///
+    /// A quoted display name may contain anything but must be closed; an unquoted one is
+    /// tokens only; no whitespace directly inside `<>`; a bare URI cannot carry `?headers`
+    /// (RFC 4475 `quotbal`, `baddn`, `badaspec`, `regbadct`).
     pub fn parse(value: &str) -> Result<NameAddr, HeaderError> {
         let err = || HeaderError::NameAddr(value.to_string());
         let value = value.trim();
-        if let Some(open) = value.find('<') {
-            let close_rel = value[open..].find('>').ok_or_else(err)?;
-            let close = open + close_rel;
-            let display = value[..open].trim().trim_matches('"').trim();
-            let uri = value[open + 1..close].trim();
-            if uri.is_empty() {
+        let (display_name, after_display) = if let Some(quoted) = value.strip_prefix('"') {
+            let mut escaped = false;
+            let mut close = None;
+            for (idx, ch) in quoted.char_indices() {
+                match ch {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        close = Some(idx);
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            let close = close.ok_or_else(err)?;
+            let rest = quoted[close + 1..].trim_start();
+            if !rest.starts_with('<') {
                 return Err(err());
             }
-            let params = value[close + 1..].trim_start_matches(';');
-            Ok(NameAddr {
-                display_name: (!display.is_empty()).then(|| display.to_string()),
-                uri: uri.to_string(),
-                params: parse_params(params),
-            })
+            let display = quoted[..close].trim();
+            ((!display.is_empty()).then(|| display.to_string()), rest)
+        } else if let Some(open) = value.find('<') {
+            let display = value[..open].trim();
+            let is_tokens = display.chars().all(|ch| {
+                ch.is_ascii_alphanumeric() || ch == ' ' || ch == '\t' || "-.!%*_+`'~".contains(ch)
+            });
+            if !is_tokens {
+                return Err(err());
+            }
+            (
+                (!display.is_empty()).then(|| display.to_string()),
+                &value[open..],
+            )
         } else {
             // Without angle brackets, parameters after the URI belong to the header (RFC 3261 20.10).
             let (uri, params) = value.split_once(';').unwrap_or((value, ""));
-            if uri.trim().is_empty() || !uri.contains(':') {
+            let uri = uri.trim();
+            if uri.is_empty() || !uri.contains(':') || uri.contains(['?', ',', ' ', '"']) {
                 return Err(err());
             }
-            Ok(NameAddr {
+            if !params_well_formed(params) {
+                return Err(err());
+            }
+            return Ok(NameAddr {
                 display_name: None,
-                uri: uri.trim().to_string(),
+                uri: uri.to_string(),
                 params: parse_params(params),
-            })
+            });
+        };
+        let inner = after_display.strip_prefix('<').ok_or_else(err)?;
+        let close = inner.find('>').ok_or_else(err)?;
+        let uri = &inner[..close];
+        if uri.is_empty() || uri.trim() != uri || !uri.contains(':') {
+            return Err(err());
         }
+        let rest = inner[close + 1..].trim();
+        let params = match rest.strip_prefix(';') {
+            Some(params) => params,
+            None if rest.is_empty() => "",
+            None => return Err(err()),
+        };
+        if !params_well_formed(params) {
+            return Err(err());
+        }
+        Ok(NameAddr {
+            display_name,
+            uri: uri.to_string(),
+            params: parse_params(params),
+        })
     }
 
     /// The tag parameter.

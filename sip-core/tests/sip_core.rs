@@ -108,25 +108,25 @@ fn rejects_malformed_messages_with_reasons() {
     "#]],
     );
     check(
-        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCSeq: 1 BYE\r\n\r\n",
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCSeq: 1 BYE\r\n\r\n",
         expect![[r#"
         error: missing mandatory header Call-ID
     "#]],
     );
     check(
-        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: one BYE\r\n\r\n",
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: one BYE\r\n\r\n",
         expect![[r#"
         error: bad CSeq "one BYE": expected `number METHOD`
     "#]],
     );
     check(
-        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 50\r\n\r\nshort",
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\nContent-Length: 50\r\n\r\nshort",
         expect![[r#"
         error: Content-Length says 50 bytes but only 5 arrived
     "#]],
     );
     check(
-        "SIP/2.0 99 Odd\r\nVia: SIP/2.0/UDP h\r\nFrom: a\r\nTo: b\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
+        "SIP/2.0 99 Odd\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 BYE\r\n\r\n",
         expect![[r#"
         error: bad start line "SIP/2.0 99 Odd": expected `METHOD uri SIP/2.0` or `SIP/2.0 CODE reason`
     "#]],
