@@ -7,10 +7,14 @@
 //! - [`run`] keeps the box connected: it dials the hub with mutual TLS, pumps frames
 //!   between one stream, a [`SiteSession`] and the [`SiteStore`], reports [`LinkStatus`],
 //!   and reconnects with capped exponential backoff until shut down.
+//! - While online it uploads pending recordings on streams of their own under the cap HQ
+//!   set, at once for one HQ asks for, receives the voice files the hub offers, and sends
+//!   the live figures whenever they change.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use rcgen::{CertificateParams, DnType, KeyPair};
@@ -18,18 +22,22 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{SessionConfig, SessionError, SiteEvent, SiteSession, SiteStart, close_code};
-use sync_protocol::{Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use sync_protocol::{BlobKind, DownEvent, Frame, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::blob::{self, BlobCheck, BlobRef, BlobSink, RateCap, SendOutcome};
 use crate::ca::{cert_from_pem, cert_to_pem, fingerprint_of, site_of_cert, write_private, write_public};
 use crate::server::sleep_until;
-use crate::wire::FrameStream;
-use crate::{HUB_SERVER_NAME, SiteStore, StoreError};
+use crate::wire::{FrameStream, WireError};
+use crate::{HUB_SERVER_NAME, LinkTuning, SiteStore, StoreError, StoreResult};
 
 const SOFTWARE: &str = concat!("outpost-appliance/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const INITIAL_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the link looks at the live figures; a change reaches HQ well within 2 s.
+const LIVE_FIGURES_EVERY: Duration = Duration::from_millis(500);
+/// How often the uploader looks for recordings when nothing woke it.
+const RECORDINGS_RECHECK: Duration = Duration::from_secs(10);
 
 /// Who this appliance is and where its hub is, as enrollment left it on disk.
 #[derive(Clone)]
@@ -131,9 +139,9 @@ impl SiteIdentity {
         Ok(SiteIdentity { site_id: json.site_id, hub: json.hub, key_der: key.serialize_der(), cert, ca_cert })
     }
 
-    fn client_config(&self) -> Result<quinn::ClientConfig, String> {
+    pub(crate) fn client_config(&self, tuning: &LinkTuning) -> Result<quinn::ClientConfig, String> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
-        crate::tls::sync_client_config(self.ca_cert.clone(), vec![self.cert.clone()], key)
+        crate::tls::sync_client_config(self.ca_cert.clone(), vec![self.cert.clone()], key, tuning)
     }
 }
 
@@ -246,16 +254,30 @@ pub async fn run<S: SiteStore>(
     status: tokio::sync::watch::Sender<LinkStatus>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = INITIAL_BACKOFF;
+    run_tuned(identity, store, status, shutdown, LinkTuning::default()).await
+}
+
+/// [`run`] with other timers (tests shorten them).
+pub async fn run_tuned<S: SiteStore>(
+    identity: SiteIdentity,
+    store: Arc<S>,
+    status: tokio::sync::watch::Sender<LinkStatus>,
+    shutdown: CancellationToken,
+    tuning: LinkTuning,
+) {
+    let mut backoff = tuning.initial_backoff;
     let mut endpoint: Option<quinn::Endpoint> = None;
+    // One cap for the appliance's lifetime: it spans reconnects, and settings applied from
+    // the down log update it at once.
+    let cap = RateCap::default();
     while !shutdown.is_cancelled() {
         status.send_replace(LinkStatus::Connecting);
-        let attempt = connect_and_pump(&identity, &store, &status, &shutdown, &mut endpoint).await;
+        let attempt = connect_and_pump(&identity, &store, &status, &shutdown, &mut endpoint, &tuning, &cap).await;
         let reason = match attempt {
             Attempt::Shutdown => break,
             Attempt::Ended { was_online, reason } => {
                 if was_online {
-                    backoff = INITIAL_BACKOFF;
+                    backoff = tuning.initial_backoff;
                 }
                 reason
             }
@@ -269,7 +291,7 @@ pub async fn run<S: SiteStore>(
             _ = tokio::time::sleep(backoff) => {}
             _ = shutdown.cancelled() => break,
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = (backoff * 2).min(tuning.max_backoff);
     }
     if let Some(endpoint) = endpoint {
         endpoint.close(close_code::NORMAL.into(), b"appliance shutting down");
@@ -305,13 +327,15 @@ async fn connect_and_pump<S: SiteStore>(
     status: &tokio::sync::watch::Sender<LinkStatus>,
     shutdown: &CancellationToken,
     endpoint_slot: &mut Option<quinn::Endpoint>,
+    tuning: &LinkTuning,
+    cap: &RateCap,
 ) -> Attempt {
     let remote = match resolve(&identity.hub).await {
         Ok(remote) => remote,
         Err(detail) => return ended(false, format!("cannot resolve {}: {detail}", identity.hub)),
     };
     if endpoint_slot.is_none() {
-        let config = match identity.client_config() {
+        let config = match identity.client_config(tuning) {
             Ok(config) => config,
             Err(detail) => return ended(false, detail),
         };
@@ -328,8 +352,9 @@ async fn connect_and_pump<S: SiteStore>(
         Ok(connecting) => connecting,
         Err(error) => return ended(false, format!("cannot connect to {remote}: {error}")),
     };
+    let connect_timeout = tuning.connect_timeout;
     let connection = tokio::select! {
-        connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match connected {
+        connected = tokio::time::timeout(connect_timeout, connecting) => match connected {
             Ok(Ok(connection)) => connection,
             Ok(Err(error)) => {
                 let reason = format!(
@@ -339,7 +364,7 @@ async fn connect_and_pump<S: SiteStore>(
                 tracing::warn!("{reason}");
                 return ended(false, reason);
             }
-            Err(_) => return ended(false, format!("no answer from {remote} within {CONNECT_TIMEOUT:?}")),
+            Err(_) => return ended(false, format!("no answer from {remote} within {connect_timeout:?}")),
         },
         _ = shutdown.cancelled() => return Attempt::Shutdown,
     };
@@ -350,12 +375,16 @@ async fn connect_and_pump<S: SiteStore>(
             return ended(false, format!("site store: {error}"));
         }
     };
+    match blocking(store, |store| store.link_settings()).await {
+        Ok(settings) => cap.set(settings.and_then(|settings| settings.recording_upload_bytes_per_sec)),
+        Err(error) => tracing::warn!(%error, "cannot read the link settings; keeping the current upload cap"),
+    }
     let session = SiteSession::new(
         Instant::now(),
         SiteStart { site_id: identity.site_id, epoch, down_applied, software: SOFTWARE.to_owned() },
         SessionConfig::default(),
     );
-    let (was_online, outcome) = pump(&connection, session, store, status, shutdown).await;
+    let (was_online, outcome) = pump(&connection, session, store, status, shutdown, cap).await;
     let (code, reason) = match outcome {
         Err(PumpEnd::Shutdown) => {
             connection.close(close_code::NORMAL.into(), b"appliance shutting down");
@@ -385,13 +414,171 @@ enum PumpEnd {
     Transport(String),
 }
 
+/// The site's end of voice-file streams.
+struct SiteVoices<S> {
+    store: Arc<S>,
+}
+
+impl<S: SiteStore> BlobSink for SiteVoices<S> {
+    fn accepts(&self, kind: BlobKind) -> bool {
+        kind == BlobKind::Voice
+    }
+    fn held(&self, sha256: &[u8; 32]) -> StoreResult<u64> {
+        self.store.voice_held(sha256)
+    }
+    fn append(&self, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.store.voice_append(sha256, offset, bytes)
+    }
+    fn finish(&self, sha256: &[u8; 32]) -> StoreResult<BlobCheck> {
+        self.store.voice_finish(sha256)
+    }
+}
+
+/// Upload one recording; `Err` carries why it did not get through.
+async fn upload_recording<S: SiteStore>(
+    connection: &quinn::Connection,
+    store: &Arc<S>,
+    recording: BlobRef,
+    cap: &RateCap,
+) -> Result<(), String> {
+    let sha = recording.sha256;
+    let opener = store.clone();
+    let outcome = blob::send_blob(connection, BlobKind::Recording, recording, move || opener.open_recording(&sha), Some(cap))
+        .await
+        .map_err(|error| error.to_string())?;
+    match outcome {
+        SendOutcome::Accepted { sent } => {
+            tracing::info!(sha = %hex::encode(sha), size = recording.size, sent, "recording uploaded");
+            blocking(store, move |store| store.recording_uploaded(&sha)).await.map_err(|error| error.to_string())
+        }
+        SendOutcome::Rejected { reason } => Err(format!("HQ refused it: {reason}")),
+    }
+}
+
+/// Upload pending recordings one after another, oldest first, and any HQ asks for at once
+/// on a stream of its own. A recording that fails is left for the next connection, so a
+/// bad file never blocks the rest.
+async fn upload_recordings<S: SiteStore>(
+    connection: quinn::Connection,
+    store: Arc<S>,
+    cap: RateCap,
+    mut wanted: mpsc::UnboundedReceiver<[u8; 32]>,
+) {
+    let in_flight: Arc<Mutex<HashSet<[u8; 32]>>> = Arc::default();
+    let claim = |in_flight: &Arc<Mutex<HashSet<[u8; 32]>>>, sha: [u8; 32]| {
+        in_flight.lock().map(|mut set| set.insert(sha)).unwrap_or(false)
+    };
+    let release = |in_flight: &Arc<Mutex<HashSet<[u8; 32]>>>, sha: &[u8; 32]| {
+        if let Ok(mut set) = in_flight.lock() {
+            set.remove(sha);
+        }
+    };
+    let queue = async {
+        let notify = store.outbox_notify();
+        let mut skipped: HashSet<[u8; 32]> = HashSet::new();
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let pending = match blocking(&store, |store| store.pending_recordings(16)).await {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot list pending recordings");
+                    Vec::new()
+                }
+            };
+            let mut progressed = false;
+            for recording in pending {
+                if skipped.contains(&recording.sha256) || !claim(&in_flight, recording.sha256) {
+                    continue;
+                }
+                let result = upload_recording(&connection, &store, recording, &cap).await;
+                release(&in_flight, &recording.sha256);
+                match result {
+                    Ok(()) => progressed = true,
+                    Err(reason) => {
+                        if connection.close_reason().is_some() {
+                            return;
+                        }
+                        tracing::warn!(sha = %hex::encode(recording.sha256), reason, "recording not uploaded; retried after the next reconnect");
+                        skipped.insert(recording.sha256);
+                    }
+                }
+            }
+            if !progressed {
+                tokio::select! {
+                    _ = notified => {}
+                    _ = tokio::time::sleep(RECORDINGS_RECHECK) => {}
+                }
+            }
+        }
+    };
+    let on_demand = async {
+        let mut uploads = tokio::task::JoinSet::new();
+        while let Some(sha) = wanted.recv().await {
+            if !claim(&in_flight, sha) {
+                // Already on its way.
+                continue;
+            }
+            let (connection, store, cap, in_flight) = (connection.clone(), store.clone(), cap.clone(), in_flight.clone());
+            uploads.spawn(async move {
+                let opened = blocking(&store, move |store| store.open_recording(&sha)).await;
+                let result = match opened {
+                    Ok(Some(opened)) => {
+                        let recording = BlobRef { sha256: sha, size: opened.size };
+                        let outcome = blob::send_blob(
+                            &connection,
+                            BlobKind::Recording,
+                            recording,
+                            move || Ok(Some(opened)),
+                            Some(&cap),
+                        )
+                        .await;
+                        match outcome {
+                            Ok(SendOutcome::Accepted { sent }) => {
+                                tracing::info!(sha = %hex::encode(sha), sent, "recording HQ asked for uploaded");
+                                blocking(&store, move |store| store.recording_uploaded(&sha)).await.map_err(|e| e.to_string())
+                            }
+                            Ok(SendOutcome::Rejected { reason }) => Err(format!("HQ refused it: {reason}")),
+                            Err(error) => Err(error.to_string()),
+                        }
+                    }
+                    Ok(None) => Err("this appliance does not have it".to_owned()),
+                    Err(error) => Err(error.to_string()),
+                };
+                if let Ok(mut set) = in_flight.lock() {
+                    set.remove(&sha);
+                }
+                if let Err(reason) = result {
+                    tracing::warn!(sha = %hex::encode(sha), reason, "HQ asked for a recording that could not be sent");
+                }
+            });
+            while uploads.try_join_next().is_some() {}
+        }
+    };
+    tokio::join!(queue, on_demand);
+}
+
+/// The figures without their timestamp: what decides whether they changed.
+fn figures_key(figures: &LiveFigures) -> LiveFigures {
+    LiveFigures { taken_at_ms: 0, ..figures.clone() }
+}
+
 async fn pump<S: SiteStore>(
     connection: &quinn::Connection,
     mut session: SiteSession,
     store: &Arc<S>,
     status: &tokio::sync::watch::Sender<LinkStatus>,
     shutdown: &CancellationToken,
+    cap: &RateCap,
 ) -> (bool, Result<String, PumpEnd>) {
+    // Blob and figure tasks live as long as this session.
+    let mut side_tasks = tokio::task::JoinSet::new();
+    let (wanted_tx, wanted_rx) = mpsc::unbounded_channel();
+    let mut wanted_rx = Some(wanted_rx);
+    let mut live_tick = tokio::time::interval(LIVE_FIGURES_EVERY);
+    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last_figures: Option<LiveFigures> = None;
     let mut online = false;
     let mut stream = match connection.open_bi().await {
         Ok((send, recv)) => FrameStream::new(send, recv),
@@ -407,6 +594,15 @@ async fn pump<S: SiteStore>(
                     tracing::info!(?up_committed, "link online");
                     online = true;
                     status.send_replace(LinkStatus::Online { since: SystemTime::now() });
+                    if let Some(wanted_rx) = wanted_rx.take() {
+                        side_tasks.spawn(upload_recordings(connection.clone(), store.clone(), cap.clone(), wanted_rx));
+                    }
+                    let voices = Arc::new(SiteVoices { store: store.clone() });
+                    side_tasks.spawn(blob::serve_blob_streams(connection.clone(), voices, "hub".to_owned()));
+                }
+                SiteEvent::RecordingWanted { sha256 } => {
+                    tracing::info!(sha = %hex::encode(sha256), "HQ asks for a recording now");
+                    let _ = wanted_tx.send(sha256);
                 }
                 SiteEvent::FetchOutbox { after_seq, limit } => {
                     match blocking(store, move |store| store.outbox_after(after_seq, limit)).await {
@@ -416,9 +612,17 @@ async fn pump<S: SiteStore>(
                 }
                 SiteEvent::ApplyDown(entry) => {
                     let seq = entry.seq;
+                    let settings = match &entry.event {
+                        DownEvent::LinkSettings(settings) => Some(settings.clone()),
+                        _ => None,
+                    };
                     match blocking(store, move |store| store.apply_down(&entry)).await {
                         Ok(()) => session.down_committed(seq),
                         Err(error) => return (online, Err(PumpEnd::Store(error))),
+                    }
+                    if let Some(settings) = settings {
+                        tracing::info!(cap = ?settings.recording_upload_bytes_per_sec, "recording upload cap set by HQ");
+                        cap.set(settings.recording_upload_bytes_per_sec);
                     }
                 }
                 SiteEvent::UpAcked { epoch, seq } => {
@@ -439,6 +643,10 @@ async fn pump<S: SiteStore>(
             received = stream.recv::<Frame>() => match received {
                 Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
                 Ok(None) => return (online, Ok("the hub finished the stream".to_owned())),
+                Err(WireError::Frame(frame_error)) => {
+                    tracing::warn!(%frame_error, "undecodable frame from the hub; closing the connection");
+                    session.bad_frame(frame_error);
+                }
                 Err(error) => {
                     // A close from the hub carries its reason; prefer it to the read error.
                     let reason = match connection.close_reason() {
@@ -454,6 +662,19 @@ async fn pump<S: SiteStore>(
                 session.outbox_changed();
             }
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            _ = live_tick.tick(), if session.is_established() => {
+                match blocking(store, |store| store.live_figures()).await {
+                    Ok(Some(figures)) => {
+                        let key = figures_key(&figures);
+                        if last_figures.as_ref() != Some(&key) {
+                            last_figures = Some(key);
+                            session.send_live_figures(figures);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "cannot read the live figures"),
+                }
+            }
             _ = shutdown.cancelled() => return (online, Err(PumpEnd::Shutdown)),
         }
     }

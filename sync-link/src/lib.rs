@@ -8,6 +8,12 @@
 //!   pumps frames between the connection and a [`HubStore`].
 //! - [`client::run`] keeps one appliance connected, reconnecting with backoff, and pumps
 //!   frames between the connection and a [`SiteStore`].
+//! - Recordings (site to hub) and voice files (hub to site) travel apart from the rows, each
+//!   on a QUIC stream of its own, addressed by SHA-256 and resumed from what the receiver
+//!   already holds ([`blob`]). Recording uploads respect the cap HQ sets in
+//!   [`sync_protocol::LinkSettings`]; HQ can ask for one out of turn
+//!   ([`server::RecordingRequests`]).
+//! - Live figures go up as a latest-value frame, not through the outbox.
 //!
 //! The stores are the only place state lives: this crate commits nothing itself, and it
 //! acknowledges an entry only after the store's call that commits it has returned.
@@ -18,13 +24,46 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-use sync_protocol::{DownEntry, SiteId, UpEntry};
+use std::time::Duration;
 
+use sync_protocol::{DownEntry, LiveFigures, LinkSettings, SiteId, UpEntry};
+
+use crate::blob::{BlobCheck, BlobRef, OpenBlob};
+
+pub mod bench;
+pub mod blob;
 pub mod ca;
 pub mod client;
 pub mod server;
 mod tls;
 mod wire;
+
+/// Timers of the link. The defaults suit a WAN; tests shorten them to see a partition
+/// end a connection within seconds.
+#[derive(Debug, Clone)]
+pub struct LinkTuning {
+    /// QUIC keep-alive interval; well inside `idle_timeout`.
+    pub keep_alive: Duration,
+    /// A connection that hears nothing for this long is dead.
+    pub idle_timeout: Duration,
+    /// The appliance's first wait before reconnecting; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How long the appliance waits for the hub to answer a handshake.
+    pub connect_timeout: Duration,
+}
+
+impl Default for LinkTuning {
+    fn default() -> Self {
+        LinkTuning {
+            keep_alive: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(20),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// Name the hub's server certificate carries; the appliance checks it whatever address
 /// it dials, since sites reach HQ by IP, NAT or DNS alike.
@@ -53,7 +92,53 @@ pub trait SiteStore: Send + Sync + 'static {
     /// Applying an entry at or below the recorded position must change nothing.
     fn apply_down(&self, entry: &DownEntry) -> StoreResult<()>;
     /// Wakes the link when the outbox has something new (polled after each notification).
+    /// The link also looks for new recordings to upload when it fires.
     fn outbox_notify(&self) -> std::sync::Arc<tokio::sync::Notify>;
+
+    /// Recordings HQ does not have yet, oldest first, at most `limit`. The default has
+    /// none, so a store without recordings uploads nothing.
+    fn pending_recordings(&self, limit: usize) -> StoreResult<Vec<BlobRef>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+    /// Open a recording by its SHA-256 for reading; `None` if the store no longer has it.
+    fn open_recording(&self, sha256: &[u8; 32]) -> StoreResult<Option<OpenBlob>> {
+        let _ = sha256;
+        Ok(None)
+    }
+    /// HQ holds this recording and checked its hash: stop offering it.
+    fn recording_uploaded(&self, sha256: &[u8; 32]) -> StoreResult<()> {
+        let _ = sha256;
+        Ok(())
+    }
+    /// The last [`LinkSettings`] applied from the down log (they survive a restart; the
+    /// link also picks up new ones as it applies them). The default has none: no cap.
+    fn link_settings(&self) -> StoreResult<Option<LinkSettings>> {
+        Ok(None)
+    }
+    /// The site's live figures now; the link sends them whenever they change (it looks
+    /// every 500 ms). The default has none and sends nothing.
+    fn live_figures(&self) -> StoreResult<Option<LiveFigures>> {
+        Ok(None)
+    }
+    /// Bytes of the voice file `sha256` the store already holds (its full size once
+    /// complete). The default holds nothing.
+    fn voice_held(&self, sha256: &[u8; 32]) -> StoreResult<u64> {
+        let _ = sha256;
+        Ok(0)
+    }
+    /// Append `bytes` at `offset` (always what [`SiteStore::voice_held`] reported) to the
+    /// partial voice file.
+    fn voice_append(&self, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        let _ = (sha256, offset, bytes);
+        Err(StoreError::Other("this site store does not implement SiteStore::voice_append".to_owned()))
+    }
+    /// All bytes arrived: check the SHA-256 of the whole; keep it only if it matches, and
+    /// discard the partial file if not.
+    fn voice_finish(&self, sha256: &[u8; 32]) -> StoreResult<BlobCheck> {
+        let _ = sha256;
+        Err(StoreError::Other("this site store does not implement SiteStore::voice_finish".to_owned()))
+    }
 }
 
 /// What the hub's store offers the link.
@@ -92,6 +177,41 @@ pub trait HubStore: Send + Sync + 'static {
             "this hub store does not implement HubStore::redeem_enrollment_proof, so it cannot check enrollment codes"
                 .to_owned(),
         ))
+    }
+
+    /// Bytes of `site`'s recording `sha256` HQ already holds (its full size once complete).
+    /// Uploads resume from here. The default holds nothing.
+    fn recording_held(&self, site: SiteId, sha256: &[u8; 32]) -> StoreResult<u64> {
+        let _ = (site, sha256);
+        Ok(0)
+    }
+    /// Append `bytes` at `offset` (always what [`HubStore::recording_held`] reported) to
+    /// the partial recording.
+    fn recording_append(&self, site: SiteId, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        let _ = (site, sha256, offset, bytes);
+        Err(StoreError::Other("this hub store does not implement HubStore::recording_append".to_owned()))
+    }
+    /// All bytes arrived: check the SHA-256 of the whole and keep it only if it matches
+    /// (discarding the partial file if not). [`blob::BlobDir`] does all three.
+    fn recording_finish(&self, site: SiteId, sha256: &[u8; 32]) -> StoreResult<BlobCheck> {
+        let _ = (site, sha256);
+        Err(StoreError::Other("this hub store does not implement HubStore::recording_finish".to_owned()))
+    }
+    /// The site's latest live figures arrived (keep only the latest; not durable).
+    fn live_figures(&self, site: SiteId, figures: LiveFigures) {
+        let _ = (site, figures);
+    }
+    /// Voice files `site` should hold (those its down log names and not deleted). The link
+    /// offers each on connect and when the down log grows; the site answers how much it
+    /// has, so a complete file costs one round trip. The default has none.
+    fn voice_files_for(&self, site: SiteId) -> StoreResult<Vec<BlobRef>> {
+        let _ = site;
+        Ok(Vec::new())
+    }
+    /// Open a voice file by its SHA-256; `None` if HQ no longer has it.
+    fn open_voice(&self, sha256: &[u8; 32]) -> StoreResult<Option<OpenBlob>> {
+        let _ = sha256;
+        Ok(None)
     }
 }
 

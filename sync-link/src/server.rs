@@ -7,20 +7,27 @@
 //!     certificates and the hub's own proof;
 //!   - on `SYNC_ALPN`: read the site id from the verified client certificate, then pump
 //!     frames between one bidirectional stream, a [`HubSession`] and the [`HubStore`].
+//!   Once the session is accepted, every further stream the site opens is a recording
+//!   upload ([`crate::blob`]), and the hub offers the site its voice files on streams of
+//!   its own.
 //! - Store calls block (SQLite), so each runs on `spawn_blocking`.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{HubEvent, HubSession, SessionConfig, SessionError, close_code};
-use sync_protocol::{ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use sync_protocol::{BlobKind, ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::blob::{self, BlobCheck, BlobSink, SendOutcome};
 use crate::ca::{HubCa, site_of_cert};
-use crate::wire::FrameStream;
-use crate::{HubStore, LinkError, StoreError};
+use crate::wire::{FrameStream, WireError};
+use crate::{HubStore, LinkError, LinkTuning, StoreError, StoreResult};
 
 const SOFTWARE: &str = concat!("outpost-hub/", env!("CARGO_PKG_VERSION"));
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,22 +41,80 @@ pub struct ServerConfig {
 pub struct Server {
     endpoint: quinn::Endpoint,
     ca: Arc<HubCa>,
+    requests: RecordingRequests,
     accept: Arc<dyn Fn(quinn::Incoming, Arc<HubCa>, CancellationToken) + Send + Sync>,
+}
+
+/// Asks online sites for a recording before its turn (the console's "fetch now").
+#[derive(Clone, Default)]
+pub struct RecordingRequests {
+    online: Arc<Mutex<HashMap<SiteId, (u64, mpsc::UnboundedSender<[u8; 32]>)>>>,
+    next_session: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RecordingRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingRequests").finish_non_exhaustive()
+    }
+}
+
+impl RecordingRequests {
+    /// Ask `site` to upload the recording `sha256` now. `false` if the site is not online:
+    /// the recording then arrives in its turn once the site reconnects.
+    pub fn request(&self, site: SiteId, sha256: [u8; 32]) -> bool {
+        let Ok(online) = self.online.lock() else { return false };
+        online.get(&site).is_some_and(|(_, sender)| sender.send(sha256).is_ok())
+    }
+
+    fn register(&self, site: SiteId) -> (u64, mpsc::UnboundedReceiver<[u8; 32]>) {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        if let Ok(mut online) = self.online.lock() {
+            online.insert(site, (id, sender));
+        }
+        (id, receiver)
+    }
+
+    fn unregister(&self, site: SiteId, id: u64) {
+        if let Ok(mut online) = self.online.lock()
+            && online.get(&site).is_some_and(|(current, _)| *current == id)
+        {
+            online.remove(&site);
+        }
+    }
 }
 
 /// Open the hub's endpoint. Nothing is accepted until [`Server::run`].
 pub async fn bind<S: HubStore>(config: ServerConfig, store: Arc<S>) -> Result<Server, LinkError> {
-    let server_config = crate::tls::server_config(&config.ca).map_err(LinkError::Tls)?;
+    bind_tuned(config, store, LinkTuning::default()).await
+}
+
+/// [`bind`] with other timers (tests shorten them).
+pub async fn bind_tuned<S: HubStore>(
+    config: ServerConfig,
+    store: Arc<S>,
+    tuning: LinkTuning,
+) -> Result<Server, LinkError> {
+    let server_config = crate::tls::server_config(&config.ca, &tuning).map_err(LinkError::Tls)?;
     let endpoint = quinn::Endpoint::server(server_config, config.bind)
         .map_err(|source| LinkError::Bind { addr: config.bind, source })?;
+    let requests = RecordingRequests::default();
+    let requests_for_accept = requests.clone();
     let accept = Arc::new(move |incoming: quinn::Incoming, ca: Arc<HubCa>, shutdown: CancellationToken| {
         let store = store.clone();
-        tokio::spawn(async move { handle_connection(incoming, ca, store, shutdown).await });
+        let requests = requests_for_accept.clone();
+        tokio::spawn(async move { handle_connection(incoming, ca, store, requests, shutdown).await });
     });
-    Ok(Server { endpoint, ca: config.ca, accept })
+    Ok(Server { endpoint, ca: config.ca, requests, accept })
 }
 
 impl Server {
+    /// The handle that asks online sites for recordings out of turn; take it before
+    /// [`Server::run`] consumes the server.
+    pub fn recording_requests(&self) -> RecordingRequests {
+        self.requests.clone()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         // A bound endpoint always has a local address; fall back to unspecified if the
         // OS cannot say (it only fails for a closed socket).
@@ -90,6 +155,7 @@ async fn handle_connection<S: HubStore>(
     incoming: quinn::Incoming,
     ca: Arc<HubCa>,
     store: Arc<S>,
+    requests: RecordingRequests,
     shutdown: CancellationToken,
 ) {
     let remote = incoming.remote_address();
@@ -112,7 +178,7 @@ async fn handle_connection<S: HubStore>(
         .and_then(|data| data.protocol);
     match alpn.as_deref() {
         Some(protocol) if protocol == ENROLL_ALPN => enroll_site(connection, ca, store).await,
-        Some(protocol) if protocol == SYNC_ALPN => sync_site(connection, store, shutdown).await,
+        Some(protocol) if protocol == SYNC_ALPN => sync_site(connection, store, requests, shutdown).await,
         other => {
             tracing::warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "connection without a known ALPN");
             connection.close(close_code::PROTOCOL.into(), b"unknown ALPN");
@@ -233,7 +299,12 @@ fn peer_site(connection: &quinn::Connection) -> Option<SiteId> {
     site_of_cert(chain.first()?)
 }
 
-async fn sync_site<S: HubStore>(connection: quinn::Connection, store: Arc<S>, shutdown: CancellationToken) {
+async fn sync_site<S: HubStore>(
+    connection: quinn::Connection,
+    store: Arc<S>,
+    requests: RecordingRequests,
+    shutdown: CancellationToken,
+) {
     let remote = connection.remote_address();
     let Some(site) = peer_site(&connection) else {
         tracing::warn!(%remote, "sync connection without a site certificate refused; enroll the appliance first");
@@ -241,7 +312,7 @@ async fn sync_site<S: HubStore>(connection: quinn::Connection, store: Arc<S>, sh
         return;
     };
     let session = HubSession::new(Instant::now(), site, SOFTWARE.to_owned(), SessionConfig::default());
-    let (online, outcome) = pump(&connection, session, &store, &shutdown).await;
+    let (online, outcome) = pump(&connection, session, &store, &requests, &shutdown).await;
     if online {
         let store_for_state = store.clone();
         let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site, false)).await;
@@ -278,12 +349,97 @@ enum Outcome {
     Shutdown,
 }
 
+/// The hub's end of recording streams: one site's recordings in the hub store.
+struct HubRecordings<S> {
+    store: Arc<S>,
+    site: SiteId,
+}
+
+impl<S: HubStore> BlobSink for HubRecordings<S> {
+    fn accepts(&self, kind: BlobKind) -> bool {
+        kind == BlobKind::Recording
+    }
+    fn held(&self, sha256: &[u8; 32]) -> StoreResult<u64> {
+        self.store.recording_held(self.site, sha256)
+    }
+    fn append(&self, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.store.recording_append(self.site, sha256, offset, bytes)
+    }
+    fn finish(&self, sha256: &[u8; 32]) -> StoreResult<BlobCheck> {
+        self.store.recording_finish(self.site, sha256)
+    }
+}
+
+/// Offer the site every voice file it should hold: on connect, and again whenever its down
+/// log grows (a new voice file is announced there).
+async fn push_voice_files<S: HubStore>(connection: quinn::Connection, store: Arc<S>, site: SiteId) {
+    let notify = store.down_notify(site);
+    let mut settled: HashSet<[u8; 32]> = HashSet::new();
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let files = match blocking(&store, move |store| store.voice_files_for(site)).await {
+            Ok(files) => files,
+            Err(error) => {
+                tracing::warn!(site, %error, "cannot list voice files; retrying when the down log grows");
+                Vec::new()
+            }
+        };
+        for file in files {
+            if settled.contains(&file.sha256) {
+                continue;
+            }
+            let store = store.clone();
+            let sha = file.sha256;
+            let open = move || store.open_voice(&sha);
+            match blob::send_blob(&connection, BlobKind::Voice, file, open, None).await {
+                Ok(SendOutcome::Accepted { sent }) => {
+                    tracing::info!(site, sha = %hex::encode(sha), sent, "voice file at the site");
+                    settled.insert(sha);
+                }
+                Ok(SendOutcome::Rejected { reason }) => {
+                    tracing::warn!(site, sha = %hex::encode(sha), reason, "site refused a voice file");
+                    settled.insert(sha);
+                }
+                Err(error) => {
+                    tracing::info!(site, sha = %hex::encode(sha), %error, "voice file transfer stopped");
+                    if connection.close_reason().is_some() {
+                        return;
+                    }
+                }
+            }
+        }
+        notified.await;
+    }
+}
+
 /// Pump frames until the session ends; returns whether the site came online.
 async fn pump<S: HubStore>(
     connection: &quinn::Connection,
     mut session: HubSession,
     store: &Arc<S>,
+    requests: &RecordingRequests,
     shutdown: &CancellationToken,
+) -> (bool, Outcome) {
+    let site = session.site_id();
+    // Blob tasks end with the connection; the guard also stops them if the pump returns
+    // while the connection lingers.
+    let mut side_tasks = tokio::task::JoinSet::new();
+    let (registration, mut wanted) = requests.register(site);
+    let outcome = pump_frames(connection, &mut session, store, shutdown, &mut side_tasks, &mut wanted).await;
+    requests.unregister(site, registration);
+    side_tasks.abort_all();
+    outcome
+}
+
+async fn pump_frames<S: HubStore>(
+    connection: &quinn::Connection,
+    session: &mut HubSession,
+    store: &Arc<S>,
+    shutdown: &CancellationToken,
+    side_tasks: &mut tokio::task::JoinSet<()>,
+    wanted: &mut mpsc::UnboundedReceiver<[u8; 32]>,
 ) -> (bool, Outcome) {
     let site = session.site_id();
     let mut online = false;
@@ -322,6 +478,9 @@ async fn pump<S: HubStore>(
                     }
                     tracing::info!(site, epoch, software, "site online");
                     online = true;
+                    let sink = Arc::new(HubRecordings { store: store.clone(), site });
+                    side_tasks.spawn(blob::serve_blob_streams(connection.clone(), sink, format!("site {site}")));
+                    side_tasks.spawn(push_voice_files(connection.clone(), store.clone(), site));
                     let store_for_state = store.clone();
                     let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site_id, true)).await;
                 }
@@ -343,6 +502,11 @@ async fn pump<S: HubStore>(
                     if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
                         return (online, Outcome::Store(error));
                     }
+                }
+                HubEvent::LiveFigures(figures) => {
+                    let store = store.clone();
+                    // Latest-value data: nothing waits on it, and a failure loses one snapshot.
+                    let _ = tokio::task::spawn_blocking(move || store.live_figures(site, figures)).await;
                 }
                 HubEvent::Closed(error) => {
                     // Send the Refused frame (if any) before closing.
@@ -366,14 +530,13 @@ async fn pump<S: HubStore>(
             received = stream.recv::<Frame>() => match received {
                 Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
                 Ok(None) => return (online, Outcome::Transport("the site finished the stream".to_owned())),
-                Err(error) => {
-                    if let crate::wire::WireError::Frame(frame_error) = &error {
-                        tracing::warn!(site, %frame_error, "undecodable frame from the site");
-                        return (online, Outcome::Closed(SessionError::UnexpectedFrame { frame: "undecodable", state: "established" }));
-                    }
-                    return (online, Outcome::Transport(error.to_string()));
+                Err(WireError::Frame(frame_error)) => {
+                    tracing::warn!(site, %frame_error, "undecodable frame from the site; closing the connection");
+                    session.bad_frame(frame_error);
                 }
+                Err(error) => return (online, Outcome::Transport(error.to_string())),
             },
+            Some(sha256) = wanted.recv() => session.want_recording(sha256),
             _ = &mut notified => {
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();

@@ -11,7 +11,6 @@
 //!   of `sync_protocol::enroll` instead.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -21,6 +20,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use sync_protocol::{ENROLL_ALPN, SYNC_ALPN};
 
+use crate::LinkTuning;
 use crate::ca::HubCa;
 
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -29,17 +29,21 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 /// Keep-alives well inside the idle timeout, so a quiet link stays up through NAT and a
 /// dead one is noticed within the timeout.
-pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+pub(crate) fn transport(tuning: &LinkTuning) -> Arc<quinn::TransportConfig> {
     let mut transport = quinn::TransportConfig::default();
-    transport.keep_alive_interval(Some(Duration::from_secs(5)));
-    // 20 s fits comfortably in a VarInt of milliseconds.
-    if let Ok(idle) = quinn::IdleTimeout::try_from(Duration::from_secs(20)) {
+    transport.keep_alive_interval(Some(tuning.keep_alive));
+    // Falls back to quinn's default only for an idle timeout beyond a VarInt of ms.
+    if let Ok(idle) = quinn::IdleTimeout::try_from(tuning.idle_timeout) {
         transport.max_idle_timeout(Some(idle));
     }
+    // Batch chunks are large frames: a wider stream window keeps a fast link busy.
+    transport.stream_receive_window(quinn::VarInt::from_u32(8 * 1024 * 1024));
+    transport.receive_window(quinn::VarInt::from_u32(16 * 1024 * 1024));
+    transport.send_window(16 * 1024 * 1024);
     Arc::new(transport)
 }
 
-pub(crate) fn server_config(ca: &HubCa) -> Result<quinn::ServerConfig, String> {
+pub(crate) fn server_config(ca: &HubCa, tuning: &LinkTuning) -> Result<quinn::ServerConfig, String> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
     roots.add(ca.ca_cert_der().clone()).map_err(|error| format!("the CA certificate is unusable: {error}"))?;
@@ -57,7 +61,7 @@ pub(crate) fn server_config(ca: &HubCa) -> Result<quinn::ServerConfig, String> {
     tls.alpn_protocols = vec![SYNC_ALPN.to_vec(), ENROLL_ALPN.to_vec()];
     let quic = QuicServerConfig::try_from(tls).map_err(|error| error.to_string())?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(transport());
+    config.transport_config(transport(tuning));
     Ok(config)
 }
 
@@ -65,6 +69,7 @@ pub(crate) fn sync_client_config(
     ca_cert: CertificateDer<'static>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
+    tuning: &LinkTuning,
 ) -> Result<quinn::ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     roots.add(ca_cert).map_err(|error| format!("ca.crt is unusable: {error}"))?;
@@ -75,7 +80,7 @@ pub(crate) fn sync_client_config(
         .with_client_auth_cert(chain, key)
         .map_err(|error| format!("site.crt / site.key are unusable: {error}"))?;
     tls.alpn_protocols = vec![SYNC_ALPN.to_vec()];
-    client_config(tls)
+    client_config(tls, tuning)
 }
 
 pub(crate) fn enroll_client_config() -> Result<quinn::ClientConfig, String> {
@@ -87,13 +92,13 @@ pub(crate) fn enroll_client_config() -> Result<quinn::ClientConfig, String> {
         .with_custom_certificate_verifier(Arc::new(ProofBoundHubCert { provider }))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ENROLL_ALPN.to_vec()];
-    client_config(tls)
+    client_config(tls, &LinkTuning::default())
 }
 
-fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, String> {
+fn client_config(tls: rustls::ClientConfig, tuning: &LinkTuning) -> Result<quinn::ClientConfig, String> {
     let quic = QuicClientConfig::try_from(tls).map_err(|error| error.to_string())?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(transport());
+    config.transport_config(transport(tuning));
     Ok(config)
 }
 

@@ -52,6 +52,25 @@ impl FrameStream {
         }
     }
 
+    /// Write raw bytes (a blob's content after its offer).
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        self.send.write_all(bytes).await?;
+        Ok(())
+    }
+
+    /// The next raw bytes after the frames (first whatever the decoder had read ahead),
+    /// `None` when the peer finished the stream.
+    pub(crate) async fn recv_raw(&mut self) -> Result<Option<Vec<u8>>, WireError> {
+        let ahead = self.decoder.take_buffered();
+        if !ahead.is_empty() {
+            return Ok(Some(ahead));
+        }
+        match self.recv.read(&mut self.buffer).await? {
+            Some(n) => Ok(Some(self.buffer[..n].to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// No more frames from this side.
     pub(crate) fn finish(&mut self) {
         // Finishing a stream the peer already reset is harmless; nothing to report.

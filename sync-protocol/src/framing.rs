@@ -151,6 +151,13 @@ impl FrameDecoder {
         self.buffer.len()
     }
 
+    /// Take the bytes held that are not part of a decoded frame. A stream that switches
+    /// from frames to raw bytes (a blob stream after its offer) uses this so that no byte
+    /// the decoder already read is lost.
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buffer)
+    }
+
     /// The stream ended: an error if it ended inside a frame.
     pub fn finish(&self) -> Result<(), FrameError> {
         if let Some(error) = &self.poisoned {
@@ -329,6 +336,203 @@ mod tests {
             }),
             expect!["06000000050403050200"],
         );
+    }
+
+    fn down(seq: u64, event: DownEvent) -> Frame {
+        Frame::Down(DownEntry { seq, event })
+    }
+
+    fn up(seq: u64, event: UpEvent) -> Frame {
+        Frame::Up(UpEntry { epoch: 1, seq, event })
+    }
+
+    // Appended in the second round of the link; the indices continue the lists above.
+    #[test]
+    fn golden_control_down_frames() {
+        check(
+            down(5, DownEvent::ProjectControl(ProjectControl { project_id: 7, version: 3, state: RunState::Paused })),
+            expect!["06000000050504070301"],
+        );
+        check(
+            down(6, DownEvent::OneClick(OneClickControl { scope: ControlScope::Site, version: 1, start: false })),
+            expect!["06000000050605000100"],
+        );
+        check(
+            down(7, DownEvent::OneClick(OneClickControl { scope: ControlScope::Batch(5), version: 2, start: true })),
+            expect!["0700000005070502050201"],
+        );
+        check(
+            down(
+                8,
+                DownEvent::BlackList(BlackListChange {
+                    phone: "13800138000".into(),
+                    version: 2,
+                    listed: true,
+                    note: "投诉".into(),
+                }),
+            ),
+            expect!["180000000508060b3133383030313338303030020106e68a95e8af89"],
+        );
+        check(
+            down(
+                9,
+                DownEvent::LinkSettings(LinkSettings { version: 4, recording_upload_bytes_per_sec: Some(131_072) }),
+            ),
+            expect!["0800000005090a0401808008"],
+        );
+    }
+
+    #[test]
+    fn golden_content_down_frames() {
+        check(
+            down(
+                10,
+                DownEvent::Announcement(Announcement {
+                    announcement_id: 3,
+                    version: 1,
+                    title: "通知".into(),
+                    body: "b".into(),
+                    published_at: 1_700_000_000,
+                    expires_at: None,
+                    withdrawn: false,
+                }),
+            ),
+            expect!["15000000050a07030106e9809ae79fa5016280c49fd50c0000"],
+        );
+        check(
+            down(
+                11,
+                DownEvent::AttributionRules(AttributionRules {
+                    project_id: 7,
+                    version: 2,
+                    rules: vec![AttributionRule {
+                        conditions: vec![AttributionCondition { field: "city".into(), values: vec!["a".into(), "b".into()] }],
+                        all_match: false,
+                        agent: "1001".into(),
+                    }],
+                }),
+            ),
+            expect!["17000000050b080702010104636974790201610162000431303031"],
+        );
+        check(
+            down(
+                12,
+                DownEvent::VoiceFile(VoiceFile {
+                    voice_id: 2,
+                    version: 1,
+                    name: "hold".into(),
+                    kind: VoiceKind::HoldMusic,
+                    sha256: [0x11; 32],
+                    size: 4096,
+                    deleted: false,
+                }),
+            ),
+            expect!["2e000000050c09020104686f6c64001111111111111111111111111111111111111111111111111111111111111111802000"],
+        );
+    }
+
+    #[test]
+    fn golden_new_up_frames() {
+        check(
+            up(
+                4,
+                UpEvent::CustomerEdit(CustomerEdit {
+                    edit_id: 1,
+                    batch_id: 8,
+                    row_id: 7,
+                    agent: "1001".into(),
+                    edited_at: 100,
+                    changes: vec![("name".into(), "李四".into())],
+                }),
+            ),
+            expect!["1b000000030104020108070431303031c80101046e616d6506e69d8ee59b9b"],
+        );
+        check(
+            up(
+                5,
+                UpEvent::Callback(Callback {
+                    callback_id: 2,
+                    batch_id: 8,
+                    row_id: 7,
+                    agent: Some("1001".into()),
+                    due_at: 200,
+                    note: "n".into(),
+                    state: CallbackState::Scheduled,
+                    changed_at: 100,
+                }),
+            ),
+            expect!["14000000030105030208070104313030319003016e00c801"],
+        );
+        check(
+            up(6, UpEvent::AgentState(AgentStateChange { agent: "1001".into(), state: AgentState::Break("饭".into()), at: 100 })),
+            expect!["100000000301060404313030310503e9a5adc801"],
+        );
+        check(
+            up(
+                7,
+                UpEvent::ControlApplied(ControlApplied {
+                    target: ControlTarget::Batch(5),
+                    version: 2,
+                    applied_at: 100,
+                    dialed_before_applied: 37,
+                    calls_in_progress: 3,
+                    applied: true,
+                }),
+            ),
+            expect!["0c00000003010705000502c801250301"],
+        );
+        check(
+            up(
+                8,
+                UpEvent::ControlApplied(ControlApplied {
+                    target: ControlTarget::OneClick(ControlScope::Project(7)),
+                    version: 1,
+                    applied_at: 100,
+                    dialed_before_applied: 0,
+                    calls_in_progress: 0,
+                    applied: false,
+                }),
+            ),
+            expect!["0d0000000301080502010701c801000000"],
+        );
+    }
+
+    #[test]
+    fn golden_live_figures_and_recording_request() {
+        check(
+            Frame::LiveFigures(LiveFigures {
+                taken_at_ms: 1_700_000_000_000,
+                agents_logged_in: 10,
+                agents_ready: 4,
+                agents_talking: 5,
+                agents_wrap_up: 1,
+                agents_on_break: 0,
+                calls_dialing: 12,
+                calls_queued: 1,
+                calls_today: 300,
+                connected_today: 90,
+                batches_remaining: vec![(5, 1000)],
+            }),
+            expect!["150000000880a0abfef9620a040501000c01ac025a0105e807"],
+        );
+        check(Frame::WantRecording { sha256: [0xcd; 32] }, expect!["2100000009cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"]);
+    }
+
+    #[test]
+    fn golden_blob_messages() {
+        let check_blob = |message: BlobMessage, expected: Expect| {
+            let bytes = encode_message(&message).unwrap();
+            expected.assert_eq(&hex::encode(&bytes));
+            let mut decoder = FrameDecoder::new();
+            decoder.push(&bytes);
+            assert_eq!(decoder.next_message::<BlobMessage>().unwrap(), Some(message));
+        };
+        check_blob(
+            BlobMessage::Offer { kind: BlobKind::Recording, sha256: [0x01; 32], size: 70_000 },
+            expect!["2500000000000101010101010101010101010101010101010101010101010101010101010101f0a204"],
+        );
+        check_blob(BlobMessage::Resume { offset: 65_536 }, expect!["0400000001808004"]);
+        check_blob(BlobMessage::Done { accepted: false, reason: "hash".into() }, expect!["0700000002000468617368"]);
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub enum Frame {
     DownAck { seq: u64 },
     /// Keeps an idle link honest; answered with nothing.
     Ping,
+    /// The site's live figures as of now (site to hub). Not an outbox entry: only the
+    /// latest value matters, so a lost one is simply replaced by the next.
+    LiveFigures(LiveFigures),
+    /// HQ wants this recording (by SHA-256) before its turn in the upload queue (hub to
+    /// site); the site starts it on its own stream at once.
+    WantRecording { sha256: [u8; 32] },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +94,14 @@ pub enum UpEvent {
     CallAttempt(CallAttempt),
     /// An agent saved (or re-saved) the business record of a call.
     BusinessRecord(BusinessRecord),
+    /// An agent edited a customer's data (the editable fields of a row).
+    CustomerEdit(CustomerEdit),
+    /// A callback was scheduled, done or cancelled.
+    Callback(Callback),
+    /// An agent's state changed (logged in, ready, talking, after-call work, break...).
+    AgentState(AgentStateChange),
+    /// What the site actually did about a control change from HQ.
+    ControlApplied(ControlApplied),
 }
 
 /// Things HQ owns and sends to a site.
@@ -102,6 +116,21 @@ pub enum DownEvent {
     BatchManifest(BatchManifest),
     /// A control change on a batch (priority 0 = ended, 1 = paused, 2..=100 = running).
     BatchControl(BatchControl),
+    /// Pause, run or end a whole sub-project, with a per-project version.
+    ProjectControl(ProjectControl),
+    /// HQ's one-click start/stop over a scope (the whole site, a project or a batch).
+    OneClick(OneClickControl),
+    /// Add a number to, or remove it from, the black list, versioned per number.
+    BlackList(BlackListChange),
+    /// Post, edit or withdraw a notice for the site's staff.
+    Announcement(Announcement),
+    /// The attribution rules of a sub-project (which agent a row belongs to).
+    AttributionRules(AttributionRules),
+    /// A voice file (hold music, prompt). Only its hash travels in the log; the content
+    /// follows on its own stream, like a recording.
+    VoiceFile(VoiceFile),
+    /// Link settings HQ sets for the site, such as the recording upload cap.
+    LinkSettings(LinkSettings),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,6 +272,245 @@ pub struct BusinessRecord {
     pub saved_at: i64,
     /// Values by business-record field key.
     pub values: Vec<(String, String)>,
+}
+
+/// Run state of a project, or the target of a one-click control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RunState {
+    Running,
+    Paused,
+    /// Finished for good: nothing more is dialed.
+    Ended,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectControl {
+    pub project_id: u64,
+    /// Per-project version: applied only if newer than the last one applied.
+    pub version: u64,
+    pub state: RunState,
+}
+
+/// What a one-click control covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ControlScope {
+    /// Everything the site dials.
+    Site,
+    Project(u64),
+    Batch(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OneClickControl {
+    pub scope: ControlScope,
+    /// Per-scope version: applied only if newer than the last one applied to that scope.
+    pub version: u64,
+    /// `true` starts dialing in the scope, `false` stops it.
+    pub start: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlackListChange {
+    /// The number as HQ normalised it.
+    pub phone: String,
+    /// Per-number version: a site keeps the newest add or remove it has seen.
+    pub version: u64,
+    /// `true` adds the number (never dialed), `false` removes it.
+    pub listed: bool,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Announcement {
+    pub announcement_id: u64,
+    /// Per-announcement version: an edit replaces the earlier text.
+    pub version: u64,
+    pub title: String,
+    pub body: String,
+    pub published_at: i64,
+    pub expires_at: Option<i64>,
+    /// Withdrawn notices disappear from the site's screens.
+    pub withdrawn: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionRules {
+    pub project_id: u64,
+    /// Per-project version of the whole rule list, which is replaced as one.
+    pub version: u64,
+    /// Rules in order: the first valid rule that matches wins.
+    pub rules: Vec<AttributionRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionRule {
+    /// Conditions: a row's field must hold one of the values.
+    pub conditions: Vec<AttributionCondition>,
+    /// `true`: every condition must hold ("all match"); `false`: any one ("any match").
+    pub all_match: bool,
+    /// The agent (extension) the row goes to.
+    pub agent: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionCondition {
+    pub field: String,
+    /// Any of these values matches.
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum VoiceKind {
+    HoldMusic,
+    Prompt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoiceFile {
+    pub voice_id: u64,
+    /// Per-file version: a replaced file gets a new hash and a higher version.
+    pub version: u64,
+    pub name: String,
+    pub kind: VoiceKind,
+    /// SHA-256 of the content, which travels on a blob stream ([`BlobKind::Voice`]).
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// Deleted at HQ: the site stops using it.
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkSettings {
+    /// Version of the settings, replaced as a whole.
+    pub version: u64,
+    /// Most bytes per second the site spends uploading recordings; `None` is no cap.
+    pub recording_upload_bytes_per_sec: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerEdit {
+    /// The site's own id of the edit; unique per site.
+    pub edit_id: u64,
+    pub batch_id: u64,
+    pub row_id: u64,
+    pub agent: String,
+    pub edited_at: i64,
+    /// New values by customer field key (only the fields that changed).
+    pub changes: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CallbackState {
+    Scheduled,
+    Done,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    /// The site's own id of the callback; a later entry with the same id replaces it.
+    pub callback_id: u64,
+    pub batch_id: u64,
+    pub row_id: u64,
+    /// The agent who should call back; `None` for anyone in the project.
+    pub agent: Option<String>,
+    pub due_at: i64,
+    pub note: String,
+    pub state: CallbackState,
+    pub changed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AgentState {
+    LoggedOut,
+    /// Logged in and ready for a call.
+    Ready,
+    Ringing,
+    Talking,
+    /// After-call work (filling the business record).
+    WrapUp,
+    /// On a break; the reason as the agent chose it.
+    Break(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStateChange {
+    pub agent: String,
+    pub state: AgentState,
+    pub at: i64,
+}
+
+/// Which control change a [`ControlApplied`] reports on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ControlTarget {
+    Batch(u64),
+    Project(u64),
+    OneClick(ControlScope),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlApplied {
+    pub target: ControlTarget,
+    /// The version the site applied.
+    pub version: u64,
+    /// When the site applied it.
+    pub applied_at: i64,
+    /// Numbers of the target dialed since HQ made the change and before it arrived (for
+    /// a pause made while the site was offline: what was dialed anyway).
+    pub dialed_before_applied: u64,
+    /// Calls in progress when it was applied; they finish, none start.
+    pub calls_in_progress: u32,
+    /// `false` if the site skipped it because it had already applied a newer version.
+    pub applied: bool,
+}
+
+/// A small snapshot of what is happening at the site, for HQ's wallboard.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LiveFigures {
+    /// When the site took the snapshot (unix milliseconds).
+    pub taken_at_ms: i64,
+    pub agents_logged_in: u32,
+    pub agents_ready: u32,
+    pub agents_talking: u32,
+    pub agents_wrap_up: u32,
+    pub agents_on_break: u32,
+    pub calls_dialing: u32,
+    pub calls_queued: u32,
+    pub calls_today: u64,
+    pub connected_today: u64,
+    /// Per running batch: `(batch_id, rows left to dial)`.
+    pub batches_remaining: Vec<(u64, u64)>,
+}
+
+/// What a blob stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum BlobKind {
+    /// A call recording, site to hub.
+    Recording,
+    /// A voice file, hub to site.
+    Voice,
+}
+
+/// The framed messages of a blob stream (a QUIC bidirectional stream of its own, apart
+/// from the sync stream). The sender opens it with [`BlobMessage::Offer`]; the receiver
+/// answers [`BlobMessage::Resume`] with how many bytes it already holds; the sender then
+/// writes the raw bytes from that offset to the end and finishes its half; the receiver
+/// checks the SHA-256 of the whole and answers [`BlobMessage::Done`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum BlobMessage {
+    Offer { kind: BlobKind, sha256: [u8; 32], size: u64 },
+    /// Send from `offset`; equal to the size means the receiver already has it all.
+    Resume { offset: u64 },
+    /// The outcome: `accepted` once the hash checked out and the blob is stored.
+    Done { accepted: bool, reason: String },
 }
 
 /// The hash a [`BatchManifest`] carries: SHA-256 over each row's id, phone and field values,

@@ -23,8 +23,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::framing::FrameError;
 use crate::messages::{
-    ClientHello, DownEntry, Frame, PROTOCOL_VERSION, ServerHello, SiteId, UpEntry,
+    ClientHello, DownEntry, Frame, LiveFigures, PROTOCOL_VERSION, ServerHello, SiteId, UpEntry,
 };
 
 /// QUIC application close codes used by the link, so both ends' logs agree on why.
@@ -115,6 +116,10 @@ pub enum SessionError {
     /// The driver reported a commit for an entry the session never delivered (a driver bug).
     #[error("{log}: store committed seq {seq} but only {delivered} was delivered")]
     CommitBeyondDelivered { log: Log, seq: u64, delivered: u64 },
+    /// The peer's bytes are not a valid frame (truncated, oversized, unknown kind,
+    /// malformed). The stream cannot be trusted past it, so the session ends.
+    #[error("bad frame from the peer: {0}")]
+    BadFrame(FrameError),
 }
 
 impl SessionError {
@@ -130,7 +135,8 @@ impl SessionError {
             | SessionError::WrongEpoch { .. }
             | SessionError::AckBeyondSent { .. }
             | SessionError::TooFarAhead { .. }
-            | SessionError::CommitBeyondDelivered { .. } => close_code::PROTOCOL,
+            | SessionError::CommitBeyondDelivered { .. }
+            | SessionError::BadFrame(_) => close_code::PROTOCOL,
         }
     }
 }
@@ -146,6 +152,8 @@ pub fn frame_kind(frame: &Frame) -> &'static str {
         Frame::Down(_) => "Down",
         Frame::DownAck { .. } => "DownAck",
         Frame::Ping => "Ping",
+        Frame::LiveFigures(_) => "LiveFigures",
+        Frame::WantRecording { .. } => "WantRecording",
     }
 }
 
@@ -291,6 +299,8 @@ pub enum SiteEvent {
     ApplyDown(DownEntry),
     /// HQ committed the outbox up to `seq` of `epoch`; the store may drop those entries.
     UpAcked { epoch: u64, seq: u64 },
+    /// HQ wants this recording before its turn: upload it now.
+    RecordingWanted { sha256: [u8; 32] },
     /// The session is over; send what `poll_transmit` still yields, then close with
     /// [`SessionError::close_code`].
     Closed(SessionError),
@@ -309,6 +319,8 @@ pub enum HubEvent {
     ApplyUp(UpEntry),
     /// The site committed the down log up to `seq`.
     DownAcked { seq: u64 },
+    /// The site's latest live figures (replace whatever was shown before).
+    LiveFigures(LiveFigures),
     /// The session is over; send what `poll_transmit` still yields, then close with
     /// [`SessionError::close_code`].
     Closed(SessionError),
@@ -352,6 +364,8 @@ pub struct SiteSession {
     up: Option<Outgoing>,
     down: Incoming<DownEntry>,
     transmits: VecDeque<Frame>,
+    /// The newest live figures not yet sent; a newer snapshot replaces an unsent one.
+    live: Option<LiveFigures>,
     events: VecDeque<SiteEvent>,
     error: Option<SessionError>,
 }
@@ -375,6 +389,7 @@ impl SiteSession {
             phase: Phase::AwaitingHello,
             up: None,
             transmits,
+            live: None,
             events: VecDeque::new(),
             error: None,
         }
@@ -411,6 +426,10 @@ impl SiteSession {
                 for ready in self.down.receive(entry.seq, entry)? {
                     self.events.push_back(SiteEvent::ApplyDown(ready));
                 }
+                Ok(())
+            }
+            (Phase::Established, Frame::WantRecording { sha256 }) => {
+                self.events.push_back(SiteEvent::RecordingWanted { sha256 });
                 Ok(())
             }
             (phase, other) => {
@@ -462,6 +481,24 @@ impl SiteSession {
         self.pump();
     }
 
+    /// Send these live figures as soon as the sync stream is free. Only the latest counts:
+    /// a snapshot still waiting is replaced. Dropped before the hub accepted the hello.
+    pub fn send_live_figures(&mut self, figures: LiveFigures) {
+        if self.phase == Phase::Established {
+            self.live = Some(figures);
+        }
+    }
+
+    /// Whether the hub has accepted the session (entries and figures flow).
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Established
+    }
+
+    /// The driver could not decode the peer's bytes: close as a protocol error.
+    pub fn bad_frame(&mut self, error: FrameError) {
+        self.fail(SessionError::BadFrame(error));
+    }
+
     /// The store committed the down log up to `seq`.
     pub fn down_committed(&mut self, seq: u64) {
         if self.phase == Phase::Closed {
@@ -492,7 +529,10 @@ impl SiteSession {
         if self.phase == Phase::Closed {
             return None;
         }
-        self.down.poll_ack().map(|seq| Frame::DownAck { seq })
+        if let Some(seq) = self.down.poll_ack() {
+            return Some(Frame::DownAck { seq });
+        }
+        self.live.take().map(Frame::LiveFigures)
     }
 
     pub fn poll_event(&mut self) -> Option<SiteEvent> {
@@ -633,6 +673,10 @@ impl HubSession {
                 }
                 Ok(())
             }
+            (Phase::Established, Frame::LiveFigures(figures)) => {
+                self.events.push_back(HubEvent::LiveFigures(figures));
+                Ok(())
+            }
             (Phase::Established, Frame::DownAck { seq }) => {
                 let Some(down) = self.down.as_mut() else {
                     return Err(SessionError::UnexpectedFrame { frame: "DownAck", state: "established" });
@@ -696,6 +740,18 @@ impl HubSession {
         }
         self.transmits.extend(entries.into_iter().map(Frame::Down));
         self.pump();
+    }
+
+    /// Ask the site for this recording before its turn.
+    pub fn want_recording(&mut self, sha256: [u8; 32]) {
+        if self.phase == Phase::Established {
+            self.transmits.push_back(Frame::WantRecording { sha256 });
+        }
+    }
+
+    /// The driver could not decode the peer's bytes: close as a protocol error.
+    pub fn bad_frame(&mut self, error: FrameError) {
+        self.fail(SessionError::BadFrame(error));
     }
 
     /// The site's down log grew.
