@@ -16,7 +16,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, Xlsx};
 
 use crate::phone::{self, PhoneError};
-use crate::store::{BadRow, FieldSpecKind, GoodRow, ImportReport, Project};
+use crate::store::{BadRow, ColumnMatch, GoodRow, ImportReport, PhoneMode, Project};
 
 /// Most data rows one file may carry (keeps a single upload from exhausting the hub).
 pub const MAX_ROWS: usize = 500_000;
@@ -81,13 +81,45 @@ const PHONE_HEADERS: &[&str] = &[
 /// Words that mark a phone column inside a longer header.
 const PHONE_WORDS: &[&str] = &["手机", "电话", "号码", "phone", "mobile"];
 
-/// A header as compared: trimmed, lower case, without spaces and the `*` marking required columns.
+/// Characters spreadsheets smuggle into headers: byte-order marks, zero-width spaces and
+/// joiners, soft hyphens. They are dropped when comparing (and reported).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{feff}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{00ad}') || (c.is_control() && !c.is_whitespace())
+}
+
+/// A header as compared: trimmed, lower case, without spaces (also full-width and line
+/// breaks), invisible characters, the `*` marking required columns and `:`/`：` suffixes.
 fn header_key(header: &str) -> String {
     header
         .chars()
-        .filter(|c| !c.is_whitespace() && *c != '*' && *c != '＊')
+        .filter(|c| !c.is_whitespace() && !is_invisible(*c) && !matches!(c, '*' | '＊' | ':' | '：'))
         .flat_map(char::to_lowercase)
         .collect()
+}
+
+/// Options of an import beyond the file and the project.
+#[derive(Default)]
+pub struct ParseOptions<'a> {
+    /// Take the phone from this column (0-based) instead of detecting it (号码匹配数据第 X 列).
+    pub phone_column: Option<usize>,
+    /// Called with (rows done, rows total) while the rows are checked.
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+}
+
+/// An encrypted dial token: 16 to 64 hex digits, dialed as-is (upper-cased).
+fn token_from_cell(cell: &Data) -> Result<String, (String, String)> {
+    let text = cell_text(cell).unwrap_or_default();
+    let token: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if token.is_empty() {
+        return Err(("dial token is empty: fill it in or delete the row".into(), "加密号码为空：请填写或删除该行".into()));
+    }
+    if !(16..=64).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err((
+            format!("{text:?} is not an encrypted dial token: this project takes 16 to 64 hex digits such as A207A92E2B93892F5F4C"),
+            format!("“{text}”不是加密号码：本项目的号码列应为 16 到 64 位十六进制，如 A207A92E2B93892F5F4C"),
+        ));
+    }
+    Ok(token.to_ascii_uppercase())
 }
 
 /// A cell's text as a value (numbers without Excel's float noise).
@@ -138,6 +170,11 @@ fn phone_from_cell(cell: &Data) -> Result<String, PhoneError> {
 
 /// Reads `bytes` (an uploaded file called `file_name`) for `project`.
 pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<ParsedImport, ImportError> {
+    parse_xlsx_with(file_name, bytes, project, &ParseOptions::default())
+}
+
+/// [`parse_xlsx`] with a chosen phone column and a progress callback.
+pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options: &ParseOptions<'_>) -> Result<ParsedImport, ImportError> {
     let file_name_owned = file_name.to_string();
     if !file_name.to_lowercase().ends_with(".xlsx") {
         return Err(ImportError::NotXlsx { file_name: file_name_owned });
@@ -166,6 +203,21 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
         })
         .collect();
     let keys: Vec<String> = headers.iter().map(|h| header_key(h)).collect();
+    let mut header_warnings = Vec::new();
+    for (idx, cell) in rows[header_idx].iter().enumerate() {
+        let shown = headers[idx].chars().filter(|c| !is_invisible(*c)).collect::<String>();
+        match cell {
+            Data::String(s) if s.chars().any(is_invisible) => header_warnings.push(format!(
+                "column {}: header {shown:?} holds special (invisible) characters; they were ignored (标题含特殊字符，已忽略)",
+                idx + 1
+            )),
+            Data::String(_) | Data::Empty => {}
+            _ => header_warnings.push(format!(
+                "column {}: header {shown:?} is not text (a number or date); it was read as text (标题栏不是文本格式)",
+                idx + 1
+            )),
+        }
+    }
 
     // Custom fields first, so a field titled "身份证号码" is not mistaken for the phone column.
     let mut field_columns: Vec<Option<usize>> = Vec::with_capacity(project.customer_fields.len());
@@ -175,12 +227,13 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
         field_columns.push(keys.iter().position(|k| *k == title).or_else(|| keys.iter().position(|k| *k == key)));
     }
     let taken = |idx: usize| field_columns.contains(&Some(idx));
-    let phone_col = keys
+    let chosen = options.phone_column.filter(|idx| *idx < headers.len());
+    let phone_col = chosen.or_else(|| keys
         .iter()
         .enumerate()
         .find(|(idx, k)| !taken(*idx) && PHONE_HEADERS.contains(&k.as_str()))
         .or_else(|| keys.iter().enumerate().find(|(idx, k)| !taken(*idx) && PHONE_WORDS.iter().any(|w| k.contains(w))))
-        .map(|(idx, _)| idx);
+        .map(|(idx, _)| idx));
     let Some(phone_col) = phone_col else {
         let shown: Vec<String> = headers.iter().filter(|h| !h.is_empty()).map(|h| format!("{h:?}")).collect();
         return Err(ImportError::NoPhoneColumn {
@@ -191,6 +244,7 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
 
     let data_rows = &rows[header_idx + 1..];
     let last_non_blank = data_rows.iter().rposition(|row| !row.iter().all(is_blank)).map(|idx| idx + 1).unwrap_or(0);
+    let trailing_empty_rows = (data_rows.len() - last_non_blank) as u64;
     let data_rows = &data_rows[..last_non_blank];
     if data_rows.len() > MAX_ROWS {
         return Err(ImportError::TooManyRows { n_rows: data_rows.len() });
@@ -202,17 +256,28 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
     let mut first_seen: HashMap<String, u32> = HashMap::new();
     let mut n_rows: u64 = 0;
     let empty = Data::Empty;
+    let total = data_rows.len() as u64;
     for (offset, row) in data_rows.iter().enumerate() {
+        if let Some(progress) = options.progress
+            && offset % 5000 == 0
+        {
+            progress(offset as u64, total);
+        }
         if row.iter().all(is_blank) {
             continue;
         }
         n_rows += 1;
         let row_number = header_row_number + offset as u32 + 1;
         let mut problems: Vec<BadRow> = Vec::new();
-        let phone = match phone_from_cell(row.get(phone_col).unwrap_or(&empty)) {
+        let cell = row.get(phone_col).unwrap_or(&empty);
+        let phone = match project.phone_mode {
+            PhoneMode::Number => phone_from_cell(cell).map_err(|err| (err.to_string(), err.zh())),
+            PhoneMode::Token => token_from_cell(cell),
+        };
+        let phone = match phone {
             Ok(number) => Some(number),
-            Err(err) => {
-                problems.push(BadRow { row: row_number, column: phone_header.clone(), reason: err.to_string(), reason_zh: err.zh() });
+            Err((reason, reason_zh)) => {
+                problems.push(BadRow { row: row_number, column: phone_header.clone(), reason, reason_zh });
                 None
             }
         };
@@ -244,14 +309,8 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
                 });
                 continue;
             }
-            if field.kind == FieldSpecKind::SingleChoice && !value.is_empty() && !field.options.contains(&value) {
-                let options = field.options.join(" / ");
-                problems.push(BadRow {
-                    row: row_number,
-                    column: header,
-                    reason: format!("{value:?} is not one of the options ({options}): use one of them"),
-                    reason_zh: format!("“{value}”不是可选项（{options}）之一：请填写其中一项"),
-                });
+            if let Err((reason, reason_zh)) = field.check_value(&value) {
+                problems.push(BadRow { row: row_number, column: header, reason, reason_zh });
                 continue;
             }
             fields.push((field.key.clone(), value));
@@ -283,7 +342,40 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
         .filter(|(_, column)| column.is_none())
         .map(|(field, _)| field.title.clone())
         .collect();
-    let report = ImportReport { n_rows, n_good: good.len() as u64, bad, phone_column: phone_header, unmatched_fields };
+    let columns = project
+        .customer_fields
+        .iter()
+        .zip(&field_columns)
+        .map(|(field, column)| match column {
+            Some(idx) => ColumnMatch { field_key: field.key.clone(), field_title: field.title.clone(), column: Some(headers[*idx].clone()), reason: None, reason_zh: None },
+            None => ColumnMatch {
+                field_key: field.key.clone(),
+                field_title: field.title.clone(),
+                column: None,
+                reason: Some(format!(
+                    "no column is titled {:?} or {:?}: check that the header is text (retype it), has no special characters, and that the sheet has no trailing empty rows",
+                    field.title, field.key
+                )),
+                reason_zh: Some(format!(
+                    "没有标题为“{}”或“{}”的列：请检查标题栏是否为文本格式（重新手动输入标题文字）、是否存在特殊字符、文档末尾是否存在空行",
+                    field.title, field.key
+                )),
+            },
+        })
+        .collect();
+    if let Some(progress) = options.progress {
+        progress(total, total);
+    }
+    let report = ImportReport {
+        n_rows,
+        n_good: good.len() as u64,
+        bad,
+        phone_column: phone_header,
+        unmatched_fields,
+        columns,
+        trailing_empty_rows,
+        header_warnings,
+    };
     Ok(ParsedImport { rows: good, report })
 }
 
@@ -292,7 +384,7 @@ mod tests {
     use rust_xlsxwriter::Workbook;
 
     use super::*;
-    use crate::store::FieldSpec;
+    use crate::store::{FieldSpec, FieldSpecKind};
 
     fn project() -> Project {
         Project {
@@ -303,17 +395,16 @@ mod tests {
             script: String::new(),
             hide_middle_digits: true,
             customer_fields: vec![
-                FieldSpec { key: "name".into(), title: "姓名".into(), kind: FieldSpecKind::Text, options: vec![] },
-                FieldSpec {
-                    key: "level".into(),
-                    title: "客户等级".into(),
-                    kind: FieldSpecKind::SingleChoice,
-                    options: vec!["A".into(), "B".into()],
-                },
+                FieldSpec::text("name", "姓名"),
+                FieldSpec::new("level", "客户等级", FieldSpecKind::SingleChoice, &["A", "B"]),
             ],
             record_fields: vec![],
             version: 1,
             created_at: 0,
+            settings: Default::default(),
+            phone_mode: PhoneMode::Number,
+            template_id: None,
+            site_ids: vec![],
         }
     }
 

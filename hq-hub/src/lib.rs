@@ -12,6 +12,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod export;
 pub mod import;
 pub mod phone;
 pub mod store;
@@ -72,7 +73,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen for the console on {}; pick a free port", config.http_bind))?;
     let http_addr = listener.local_addr()?;
-    let app = web::router(web::AppState { store: store.clone() });
+    let app = web::router(web::AppState::new(store.clone()));
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await;

@@ -45,7 +45,7 @@ pub enum LoginError {
     Db(#[from] DbError),
 }
 
-fn hash_password(password: &str) -> Result<String, InitAdminError> {
+pub(super) fn hash_password(password: &str) -> Result<String, InitAdminError> {
     let salt_bytes: [u8; 16] = rand::rng().random();
     let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| InitAdminError::Hash(e.to_string()))?;
     let hash = Argon2::default()

@@ -1,23 +1,50 @@
 //! Batches (下发任务): dispatching an imported file to sites, the task list's figures, and
 //! the business records sites sent back.
 //!
+//! Three kinds of dispatch (数据下发): shared (共享批次: every chosen site gets all rows),
+//! exclusive (独享批次: N batches, each a count of rows and one site, renamable) and auto
+//! (自动批次: rows routed by the project's attribution rules, "attributed: N; not found: M").
+//! Blacklisted numbers are removed before any of them, each with its reason.
+//!
 //! A shared batch (共享批次) sent to N sites becomes N batches, one per site, each with its
 //! own hub-wide row ids, so that every attempt and record a site reports names exactly one
 //! batch and one row. Dispatch appends, per site and in one transaction: the project's
 //! definition (only if that site has not been sent this version), the rows in chunks of at
 //! most [`CHUNK_ROWS`], and a manifest carrying the count and `rows_hash` of all rows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, OptionalExtension, Transaction};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEvent};
 
-use super::projects::load_project;
+use super::access::Scope;
+use super::projects::{load_project, push_project};
 use super::{now_unix, DbError, Store};
 
 /// Most rows in one [`BatchChunk`] (well under the frame size cap).
 pub const CHUNK_ROWS: usize = 2000;
+
+/// One exclusive batch (独享批次): the next `count` rows of the file, for one site.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExclusivePart {
+    pub name: String,
+    pub count: u64,
+    pub site_id: i64,
+}
+
+/// The kind of dispatch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "parts")]
+pub enum DispatchKind {
+    /// Every chosen site dials all rows.
+    #[default]
+    Shared,
+    /// Each part is its own batch for one site.
+    Exclusive(Vec<ExclusivePart>),
+    /// Rows routed by the project's attribution rules.
+    Auto,
+}
 
 /// What HQ asks for when dispatching a file.
 #[derive(Debug, Clone)]
@@ -26,9 +53,35 @@ pub struct DispatchRequest {
     pub name: String,
     /// 1..=100 (1 = paused; 0 would end the batch before it started, so it is refused).
     pub priority: i64,
+    /// The sites of a shared batch.
     pub site_ids: Vec<i64>,
     /// The dispatching account (下发账号).
     pub creator: String,
+    pub kind: DispatchKind,
+    /// "Update existing data" (更新已有数据, the default): a number already live in a batch of
+    /// this project at a site is not sent to that site again.
+    pub update_existing: bool,
+    pub description: String,
+}
+
+/// A row left out of a dispatch, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct RemovedRow {
+    pub row: u32,
+    pub phone: String,
+    pub reason: String,
+    pub reason_zh: String,
+}
+
+/// What a dispatch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DispatchOutcome {
+    pub batch_ids: Vec<i64>,
+    /// Rows removed (blacklist) or not sent (already live at the site), with reasons.
+    pub removed: Vec<RemovedRow>,
+    /// Auto batches: rows a rule routed (归属数量) and rows no rule matched (未找到归属数量).
+    pub attributed: u64,
+    pub not_found: u64,
 }
 
 /// Failure to dispatch.
@@ -49,9 +102,27 @@ pub enum DispatchError {
     /// A chosen site does not exist.
     #[error("site {0} does not exist: choose an existing site")]
     UnknownSite(i64),
+    /// A chosen site does not take part in the project.
+    #[error("site {0} does not take part in this sub-project: add it to the participating sites first")]
+    NotParticipating(i64),
+    /// The account may not dispatch to this site.
+    #[error("site {0} is outside your data permission: ask an admin to extend it")]
+    OutsideScope(i64),
     /// The file has no good rows.
     #[error("file {0} has no valid rows to dispatch: fix the rows in its import report and upload it again")]
     NoRows(i64),
+    /// Exclusive batches ask for more rows than there are.
+    #[error("the exclusive batches ask for {asked} rows but only {available} can be dispatched: lower the counts")]
+    TooManyRows { asked: u64, available: u64 },
+    /// An exclusive batch is malformed.
+    #[error("exclusive batch {number}: {reason}")]
+    BadPart { number: usize, reason: String },
+    /// Auto batches need attribution rules.
+    #[error("this sub-project has no attribution rules: set them up (归属设置) before using auto batches")]
+    NoRules,
+    /// Every row was removed.
+    #[error("no row is left to dispatch after removing blacklisted and existing numbers")]
+    NothingLeft,
     /// A down-log event could not be encoded (a bug).
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
@@ -87,6 +158,11 @@ pub struct BatchSummary {
     pub priority: i64,
     pub creator: String,
     pub created_at: i64,
+    pub description: String,
+    /// `shared`, `exclusive` or `auto`.
+    pub kind: String,
+    /// Ended for ever (priority 0).
+    pub ended: bool,
 }
 
 impl BatchSummary {
@@ -108,6 +184,81 @@ pub struct RecordView {
     pub values: Vec<(String, String)>,
 }
 
+/// One imported row on its way into batches.
+#[derive(Debug, Clone)]
+struct SourceRow {
+    import_row_id: i64,
+    row_number: u32,
+    phone: String,
+    fields: Vec<(String, String)>,
+}
+
+/// An attribution rule (归属设置): rows whose `field_key` equals `value` go to `site_id`,
+/// to `agent` if one is named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttributionRule {
+    pub field_key: String,
+    pub value: String,
+    pub site_id: i64,
+    #[serde(default)]
+    pub agent: String,
+}
+
+pub(super) fn attribution_rules(conn: &rusqlite::Connection, project_id: i64) -> rusqlite::Result<Vec<AttributionRule>> {
+    let mut stmt = conn.prepare("SELECT field_key, value, site_id, agent FROM attribution_rules WHERE project_id = ?1 ORDER BY id")?;
+    let rules = stmt
+        .query_map([project_id], |r| Ok(AttributionRule { field_key: r.get(0)?, value: r.get(1)?, site_id: r.get(2)?, agent: r.get(3)? }))?
+        .collect();
+    rules
+}
+
+/// Writes one batch: its row, its rows, chunks and manifest into the site's down log.
+#[allow(clippy::too_many_arguments)] // one call site; the values are all distinct facts of the batch
+fn write_batch(
+    tx: &Transaction<'_>,
+    project: &super::Project,
+    site_id: i64,
+    name: &str,
+    request: &DispatchRequest,
+    kind: &str,
+    rows: &[SourceRow],
+    imported_at: i64,
+    now: i64,
+) -> Result<i64, DispatchError> {
+    tx.execute(
+        "INSERT INTO batches (file_id, project_id, site_id, name, priority, n_rows, created_at, creator, description, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![request.file_id, project.id, site_id, name, request.priority, rows.len() as i64, now, request.creator, request.description, kind],
+    )?;
+    let batch_id = tx.last_insert_rowid();
+    let mut customer_rows = Vec::with_capacity(rows.len());
+    {
+        let mut insert = tx.prepare("INSERT INTO batch_rows (batch_id, import_row_id, phone) VALUES (?1, ?2, ?3)")?;
+        for row in rows {
+            insert.execute(params![batch_id, row.import_row_id, row.phone])?;
+            customer_rows.push(CustomerRow { row_id: tx.last_insert_rowid() as u64, phone: row.phone.clone(), fields: row.fields.clone() });
+        }
+    }
+    let mut n_chunks: u32 = 0;
+    for chunk in customer_rows.chunks(CHUNK_ROWS) {
+        let event = DownEvent::BatchChunk(BatchChunk { batch_id: batch_id as u64, chunk_idx: n_chunks, rows: chunk.to_vec() });
+        append_down(tx, site_id, &event)?;
+        n_chunks += 1;
+    }
+    let manifest = BatchManifest {
+        batch_id: batch_id as u64,
+        project_id: project.id as u64,
+        name: name.to_string(),
+        priority: request.priority.clamp(1, 100) as u8,
+        imported_at,
+        n_rows: customer_rows.len() as u64,
+        n_chunks,
+        rows_hash: sync_protocol::rows_hash(&customer_rows),
+    };
+    append_down(tx, site_id, &DownEvent::BatchManifest(manifest))?;
+    Ok(batch_id)
+}
+
 /// Appends one event to `site_id`'s down log and returns its seq.
 pub(super) fn append_down(tx: &Transaction<'_>, site_id: i64, event: &DownEvent) -> Result<i64, DispatchError> {
     let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM down_log WHERE site_id = ?1", [site_id], |r| r.get(0))?;
@@ -120,141 +271,219 @@ pub(super) fn append_down(tx: &Transaction<'_>, site_id: i64, event: &DownEvent)
 }
 
 impl Store {
-    /// Dispatches a file as a shared batch: one batch per chosen site. Returns the batch ids,
-    /// in the order of the (deduplicated) sites.
-    pub fn dispatch(&self, request: &DispatchRequest) -> Result<Vec<i64>, DispatchError> {
+    /// Dispatches a file (shared, exclusive or auto batches) as `scope` may.
+    pub fn dispatch(&self, request: &DispatchRequest, scope: &Scope) -> Result<DispatchOutcome, DispatchError> {
         let name = request.name.trim();
-        if name.is_empty() {
+        if name.is_empty() && !matches!(request.kind, DispatchKind::Exclusive(_)) {
             return Err(DispatchError::EmptyName);
         }
         if !(1..=100).contains(&request.priority) {
             return Err(DispatchError::Priority(request.priority));
         }
-        let priority = request.priority as u8; // in 1..=100, checked above
-        let mut seen = BTreeSet::new();
-        let site_ids: Vec<i64> = request.site_ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-        if site_ids.is_empty() {
-            return Err(DispatchError::NoSites);
-        }
 
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let file: Option<(i64, i64)> = tx
-            .query_row("SELECT project_id, created_at FROM files WHERE id = ?1", [request.file_id], |r| {
+            .query_row("SELECT project_id, created_at FROM files WHERE id = ?1 AND deleted = 0", [request.file_id], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        let Some((project_id, imported_at)) = file else {
+        let Some((project_id, imported_at)) = file.filter(|(project, _)| scope.project(*project)) else {
             return Err(DispatchError::UnknownFile(request.file_id));
         };
         let project = load_project(&tx, project_id)?.ok_or(DispatchError::UnknownFile(request.file_id))?;
-        for site_id in &site_ids {
+        let check_site = |site_id: i64| -> Result<(), DispatchError> {
             let exists = tx.query_row("SELECT 1 FROM sites WHERE id = ?1", [site_id], |_| Ok(())).optional()?;
             if exists.is_none() {
-                return Err(DispatchError::UnknownSite(*site_id));
+                return Err(DispatchError::UnknownSite(site_id));
             }
-        }
-        // (import row id, phone, field values by key)
-        type ImportRow = (i64, String, Vec<(String, String)>);
-        let mut import_rows: Vec<ImportRow> = Vec::new();
+            if !project.site_ids.is_empty() && !project.site_ids.contains(&site_id) {
+                return Err(DispatchError::NotParticipating(site_id));
+            }
+            if !scope.project_site(project_id, site_id) {
+                return Err(DispatchError::OutsideScope(site_id));
+            }
+            Ok(())
+        };
+
+        // (import row id, row number, phone, field values by key)
+        let mut rows: Vec<SourceRow> = Vec::new();
         {
-            let mut stmt = tx.prepare("SELECT id, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
-            let mut rows = stmt.query([request.file_id])?;
-            while let Some(row) = rows.next()? {
-                let fields_json: String = row.get(2)?;
+            let mut stmt = tx.prepare("SELECT id, row_number, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
+            let mut found = stmt.query([request.file_id])?;
+            while let Some(row) = found.next()? {
+                let fields_json: String = row.get(3)?;
                 let fields: Vec<(String, String)> = serde_json::from_str(&fields_json).map_err(|e| {
-                    DbError(rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e)))
+                    DbError(rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))
                 })?;
-                import_rows.push((row.get(0)?, row.get(1)?, fields));
+                rows.push(SourceRow { import_row_id: row.get(0)?, row_number: row.get(1)?, phone: row.get(2)?, fields });
             }
         }
-        if import_rows.is_empty() {
+        if rows.is_empty() {
             return Err(DispatchError::NoRows(request.file_id));
         }
 
-        let now = now_unix();
-        let mut batch_ids = Vec::with_capacity(site_ids.len());
-        for site_id in &site_ids {
-            let sent_version: Option<i64> = tx
-                .query_row(
-                    "SELECT version FROM sent_projects WHERE site_id = ?1 AND project_id = ?2",
-                    params![site_id, project_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if sent_version != Some(project.version) {
-                append_down(&tx, *site_id, &DownEvent::Project(project.to_wire()))?;
-                tx.execute(
-                    "INSERT INTO sent_projects (site_id, project_id, version) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (site_id, project_id) DO UPDATE SET version = excluded.version",
-                    params![site_id, project_id, project.version],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO batches (file_id, project_id, site_id, name, priority, n_rows, created_at, creator)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![request.file_id, project_id, site_id, name, request.priority, import_rows.len() as i64, now, request.creator],
-            )?;
-            let batch_id = tx.last_insert_rowid();
-            let mut customer_rows = Vec::with_capacity(import_rows.len());
-            {
-                let mut insert =
-                    tx.prepare("INSERT INTO batch_rows (batch_id, import_row_id, phone) VALUES (?1, ?2, ?3)")?;
-                for (import_row_id, phone, fields) in &import_rows {
-                    insert.execute(params![batch_id, import_row_id, phone])?;
-                    customer_rows.push(CustomerRow {
-                        row_id: tx.last_insert_rowid() as u64,
-                        phone: phone.clone(),
-                        fields: fields.clone(),
-                    });
+        // Blacklisted numbers never leave HQ.
+        let mut removed = Vec::new();
+        {
+            let mut black = tx.prepare("SELECT note FROM phone_lists WHERE phone = ?1 AND list = 'black'")?;
+            let mut kept = Vec::with_capacity(rows.len());
+            for row in rows {
+                match black.query_row([&row.phone], |r| r.get::<_, String>(0)).optional()? {
+                    Some(note) => {
+                        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+                        removed.push(RemovedRow {
+                            row: row.row_number,
+                            phone: row.phone.clone(),
+                            reason: format!("the number is on the blacklist{note}"),
+                            reason_zh: format!("号码在黑名单中{note}"),
+                        });
+                    }
+                    None => kept.push(row),
                 }
             }
-            let mut n_chunks: u32 = 0;
-            for chunk in customer_rows.chunks(CHUNK_ROWS) {
-                let event = DownEvent::BatchChunk(BatchChunk {
-                    batch_id: batch_id as u64,
-                    chunk_idx: n_chunks,
-                    rows: chunk.to_vec(),
-                });
-                append_down(&tx, *site_id, &event)?;
-                n_chunks += 1;
+            rows = kept;
+        }
+
+        // Which rows go to which site, as (batch name, site, rows, kind).
+        let mut plans: Vec<(String, i64, Vec<SourceRow>)> = Vec::new();
+        let mut attributed = 0;
+        let mut not_found = 0;
+        let kind = match &request.kind {
+            DispatchKind::Shared => {
+                let mut seen = BTreeSet::new();
+                let site_ids: Vec<i64> = request.site_ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+                if site_ids.is_empty() {
+                    return Err(DispatchError::NoSites);
+                }
+                for site in &site_ids {
+                    check_site(*site)?;
+                    plans.push((name.to_string(), *site, rows.clone()));
+                }
+                "shared"
             }
-            let manifest = BatchManifest {
-                batch_id: batch_id as u64,
-                project_id: project_id as u64,
-                name: name.to_string(),
-                priority,
-                imported_at,
-                n_rows: customer_rows.len() as u64,
-                n_chunks,
-                rows_hash: sync_protocol::rows_hash(&customer_rows),
-            };
-            append_down(&tx, *site_id, &DownEvent::BatchManifest(manifest))?;
-            batch_ids.push(batch_id);
+            DispatchKind::Exclusive(parts) => {
+                if parts.is_empty() {
+                    return Err(DispatchError::NoSites);
+                }
+                let asked: u64 = parts.iter().map(|p| p.count).sum();
+                if asked > rows.len() as u64 {
+                    return Err(DispatchError::TooManyRows { asked, available: rows.len() as u64 });
+                }
+                let mut rest = rows.clone().into_iter();
+                for (idx, part) in parts.iter().enumerate() {
+                    let part_name = part.name.trim();
+                    if part_name.is_empty() {
+                        return Err(DispatchError::BadPart { number: idx + 1, reason: "the name is empty: name each batch".into() });
+                    }
+                    if part.count == 0 {
+                        return Err(DispatchError::BadPart { number: idx + 1, reason: "the count is 0: give it at least one row".into() });
+                    }
+                    check_site(part.site_id)?;
+                    plans.push((part_name.to_string(), part.site_id, rest.by_ref().take(part.count as usize).collect()));
+                }
+                "exclusive"
+            }
+            DispatchKind::Auto => {
+                let rules = attribution_rules(&tx, project_id)?;
+                if rules.is_empty() {
+                    return Err(DispatchError::NoRules);
+                }
+                let mut by_site: BTreeMap<i64, Vec<SourceRow>> = BTreeMap::new();
+                for mut row in rows.clone() {
+                    let rule = rules.iter().find(|rule| {
+                        row.fields.iter().any(|(key, value)| *key == rule.field_key && value.trim() == rule.value)
+                    });
+                    match rule {
+                        Some(rule) => {
+                            attributed += 1;
+                            if !rule.agent.is_empty() {
+                                // The system field 归属座席 (seat): the site hands the row to this agent.
+                                row.fields.retain(|(key, _)| key != "seat");
+                                row.fields.push(("seat".to_string(), rule.agent.clone()));
+                            }
+                            by_site.entry(rule.site_id).or_default().push(row);
+                        }
+                        None => not_found += 1,
+                    }
+                }
+                for (site, site_rows) in by_site {
+                    check_site(site)?;
+                    plans.push((name.to_string(), site, site_rows));
+                }
+                "auto"
+            }
+        };
+
+        // "Update existing data": numbers already live in this project at that site stay there.
+        if request.update_existing {
+            for (_, site, plan_rows) in plans.iter_mut() {
+                let mut live = tx.prepare(
+                    "SELECT 1 FROM batch_rows br JOIN batches b ON b.id = br.batch_id
+                     WHERE br.phone = ?1 AND b.project_id = ?2 AND b.site_id = ?3 AND b.deleted = 0 AND b.priority > 0 LIMIT 1",
+                )?;
+                let mut kept = Vec::with_capacity(plan_rows.len());
+                for row in plan_rows.drain(..) {
+                    if live.query_row(params![row.phone, project_id, *site], |_| Ok(())).optional()?.is_some() {
+                        removed.push(RemovedRow {
+                            row: row.row_number,
+                            phone: row.phone.clone(),
+                            reason: format!("already live at site {site} in this sub-project (update existing data): not sent again"),
+                            reason_zh: format!("该号码已在职场 {site} 的本项目任务中（更新已有数据）：不重复下发"),
+                        });
+                    } else {
+                        kept.push(row);
+                    }
+                }
+                *plan_rows = kept;
+            }
+        }
+        plans.retain(|(_, _, plan_rows)| !plan_rows.is_empty());
+        if plans.is_empty() {
+            return Err(DispatchError::NothingLeft);
+        }
+
+        let now = now_unix();
+        let mut batch_ids = Vec::with_capacity(plans.len());
+        let mut touched = BTreeSet::new();
+        for (batch_name, site_id, plan_rows) in &plans {
+            if !project.site_ids.contains(site_id) {
+                // A site outside the participating list (older set-ups) still needs the definition.
+                tx.execute("INSERT OR IGNORE INTO project_sites (project_id, site_id) VALUES (?1, ?2)", params![project_id, site_id])?;
+            }
+            push_project(&tx, project_id).map_err(|e| DispatchError::Encode(e.to_string()))?;
+            touched.insert(*site_id);
+            batch_ids.push(write_batch(&tx, &project, *site_id, batch_name, request, kind, plan_rows, imported_at, now)?);
         }
         tx.execute("UPDATE files SET status = 'done' WHERE id = ?1", [request.file_id])?;
         tx.commit()?;
         drop(conn);
-        for site_id in &site_ids {
-            self.down_notify_for(*site_id as u64).notify_one();
+        for site_id in touched {
+            self.down_notify_for(site_id as u64).notify_one();
         }
-        Ok(batch_ids)
+        Ok(DispatchOutcome { batch_ids, removed, attributed, not_found })
     }
 
-    /// The task list, newest batch first.
+    /// The task list, newest batch first (deleted batches left out).
     pub fn list_batches(&self) -> Result<Vec<BatchSummary>, DbError> {
-        self.batches_where("1 = 1", None)
+        self.batches_where("b.deleted = 0", None)
+    }
+
+    /// The task list as `scope` may see it.
+    pub fn list_batches_scoped(&self, scope: &Scope) -> Result<Vec<BatchSummary>, DbError> {
+        Ok(self.list_batches()?.into_iter().filter(|b| scope.project_site(b.project_id, b.site_id)).collect())
     }
 
     /// One batch's line of the task list.
     pub fn batch(&self, id: i64) -> Result<Option<BatchSummary>, DbError> {
-        Ok(self.batches_where("b.id = ?1", Some(id))?.pop())
+        Ok(self.batches_where("b.id = ?1 AND b.deleted = 0", Some(id))?.pop())
     }
 
     fn batches_where(&self, condition: &str, id: Option<i64>) -> Result<Vec<BatchSummary>, DbError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT b.id, b.name, b.project_id, p.name, b.site_id, s.name, b.n_rows, b.priority, b.creator, b.created_at,
+                b.description, b.kind,
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.answered_at IS NOT NULL),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'agent_missed'),
@@ -275,10 +504,13 @@ impl Store {
                 priority: r.get(7)?,
                 creator: r.get(8)?,
                 created_at: r.get(9)?,
-                dialed: r.get(10)?,
-                connected: r.get(11)?,
-                agent_missed: r.get(12)?,
-                agent_connected: r.get(13)?,
+                description: r.get(10)?,
+                kind: r.get(11)?,
+                ended: r.get::<_, i64>(7)? == 0,
+                dialed: r.get(12)?,
+                connected: r.get(13)?,
+                agent_missed: r.get(14)?,
+                agent_connected: r.get(15)?,
             })
         };
         let rows = match id {

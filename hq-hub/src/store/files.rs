@@ -24,8 +24,21 @@ pub struct BadRow {
     pub reason_zh: String,
 }
 
-/// The outcome of importing one file.
+/// How a project field was matched to a column (数据匹配), or why it was not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnMatch {
+    pub field_key: String,
+    pub field_title: String,
+    /// The matched column's header, if any.
+    pub column: Option<String>,
+    /// Why no column matched (English and Chinese), following the manual's list: header not
+    /// text, special characters, or simply no such column.
+    pub reason: Option<String>,
+    pub reason_zh: Option<String>,
+}
+
+/// The outcome of importing one file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
     /// Data rows in the sheet (trailing empty rows not counted).
     pub n_rows: u64,
@@ -37,6 +50,15 @@ pub struct ImportReport {
     /// Titles of the project's custom customer fields that no column matched (their values
     /// are left empty).
     pub unmatched_fields: Vec<String>,
+    /// Field-by-field column matching.
+    #[serde(default)]
+    pub columns: Vec<ColumnMatch>,
+    /// Empty rows at the end of the sheet that were ignored (文档末尾空行).
+    #[serde(default)]
+    pub trailing_empty_rows: u64,
+    /// Header cells that were not text or held special characters, and how they were read.
+    #[serde(default)]
+    pub header_warnings: Vec<String>,
 }
 
 /// A row that passed the import.
@@ -63,6 +85,8 @@ pub struct FileSummary {
     pub creator: String,
     pub n_rows: i64,
     pub n_good: i64,
+    /// 备注 (a filter result says where it came from).
+    pub remark: String,
 }
 
 /// Failure to store an import.
@@ -79,7 +103,7 @@ pub enum SaveImportError {
 }
 
 const FILE_SELECT: &str = "SELECT f.id, f.project_id, p.name, f.file_name, f.source, f.status, f.created_at,
-        f.creator, f.n_rows, f.n_good, f.report FROM files f JOIN projects p ON p.id = f.project_id";
+        f.creator, f.n_rows, f.n_good, f.report, f.remark FROM files f JOIN projects p ON p.id = f.project_id";
 
 fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileSummary> {
     Ok(FileSummary {
@@ -93,6 +117,7 @@ fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileSummary> {
         creator: r.get(7)?,
         n_rows: r.get(8)?,
         n_good: r.get(9)?,
+        remark: r.get(11)?,
     })
 }
 
@@ -107,6 +132,22 @@ impl Store {
         rows: &[GoodRow],
         report: &ImportReport,
     ) -> Result<i64, SaveImportError> {
+        self.save_file(project_id, file_name, bytes, creator, rows, report, "upload", "")
+    }
+
+    /// Stores a file of any source (`upload` or `system` for generated ones) with a remark.
+    #[allow(clippy::too_many_arguments)] // mirrors the file list's columns one to one
+    pub fn save_file(
+        &self,
+        project_id: i64,
+        file_name: &str,
+        bytes: &[u8],
+        creator: &str,
+        rows: &[GoodRow],
+        report: &ImportReport,
+        source: &str,
+        remark: &str,
+    ) -> Result<i64, SaveImportError> {
         let report_json = serde_json::to_string(report).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(DbError)?;
@@ -116,9 +157,9 @@ impl Store {
             return Err(SaveImportError::UnknownProject(project_id));
         }
         tx.execute(
-            "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report)
-             VALUES (?1, ?2, '', 'upload', 'unprocessed', ?3, ?4, ?5, ?6, ?7)",
-            params![project_id, file_name, now_unix(), creator, report.n_rows as i64, report.n_good as i64, report_json],
+            "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report, remark)
+             VALUES (?1, ?2, '', ?8, 'unprocessed', ?3, ?4, ?5, ?6, ?7, ?9)",
+            params![project_id, file_name, now_unix(), creator, report.n_rows as i64, report.n_good as i64, report_json, source, remark],
         )
         .map_err(DbError)?;
         let file_id = tx.last_insert_rowid();
@@ -155,7 +196,7 @@ impl Store {
     pub fn list_files(&self, project_id: Option<i64>) -> Result<Vec<FileSummary>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "{FILE_SELECT} WHERE ?1 IS NULL OR f.project_id = ?1 ORDER BY f.id DESC"
+            "{FILE_SELECT} WHERE f.deleted = 0 AND (?1 IS NULL OR f.project_id = ?1) ORDER BY f.id DESC"
         ))?;
         let rows = stmt.query_map([project_id], file_from_row)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -165,7 +206,7 @@ impl Store {
     pub fn file(&self, id: i64) -> Result<Option<(FileSummary, ImportReport)>, DbError> {
         let conn = self.conn();
         let found = conn
-            .query_row(&format!("{FILE_SELECT} WHERE f.id = ?1"), [id], |r| {
+            .query_row(&format!("{FILE_SELECT} WHERE f.id = ?1 AND f.deleted = 0"), [id], |r| {
                 let summary = file_from_row(r)?;
                 let report: String = r.get(10)?;
                 Ok((summary, report))
@@ -178,6 +219,43 @@ impl Store {
             DbError(rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))
         })?;
         Ok(Some((summary, report)))
+    }
+
+    /// The stored bytes of a file.
+    pub fn file_bytes(&self, id: i64) -> Result<Option<Vec<u8>>, SaveImportError> {
+        let stored: Option<String> = self
+            .conn()
+            .query_row("SELECT stored_path FROM files WHERE id = ?1 AND deleted = 0", [id], |r| r.get(0))
+            .optional()
+            .map_err(DbError)?;
+        let Some(stored) = stored else { return Ok(None) };
+        let path = self.files_dir.join(stored);
+        std::fs::read(&path).map(Some).map_err(|source| SaveImportError::Io { path, source })
+    }
+
+    /// Deletes an uploaded file that was never dispatched (its batches keep their rows).
+    pub fn delete_file(&self, id: i64) -> Result<bool, DbError> {
+        let conn = self.conn();
+        Ok(conn.execute("UPDATE files SET deleted = 1 WHERE id = ?1 AND deleted = 0", [id])? > 0)
+    }
+
+    /// Sets a file's remark (备注).
+    pub fn set_file_remark(&self, id: i64, remark: &str) -> Result<bool, DbError> {
+        let conn = self.conn();
+        Ok(conn.execute("UPDATE files SET remark = ?2 WHERE id = ?1 AND deleted = 0", params![id, remark.trim()])? > 0)
+    }
+
+    /// A file's good rows (for filtering and exports).
+    pub fn file_rows(&self, id: i64) -> Result<Vec<GoodRow>, DbError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT row_number, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
+        let rows = stmt
+            .query_map([id], |r| {
+                let fields: String = r.get(2)?;
+                Ok(GoodRow { row_number: r.get(0)?, phone: r.get(1)?, fields: serde_json::from_str(&fields).unwrap_or_default() })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     /// Number of files and imported rows (for tests and the status page).

@@ -9,10 +9,14 @@
 //! - Keeping SQL here and nowhere else is what lets a PostgreSQL store replace this one
 //!   later without touching the web or import code.
 
+mod access;
 mod accounts;
 mod batches;
+mod control;
 mod files;
+mod filter;
 mod link;
+mod lists;
 mod projects;
 mod sites;
 
@@ -23,13 +27,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+pub use access::{AccessError, AccountView, Group, NewAccount, Role, Scope, MODULES};
 pub use accounts::{Account, InitAdminError, LoginError};
-pub use batches::{BatchSummary, DispatchError, DispatchRequest, RecordView};
-pub use files::{BadRow, FileSummary, GoodRow, ImportReport, SaveImportError};
+pub use batches::{
+    AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
+    RecordView, RemovedRow,
+};
+pub use control::{AttributionError, BatchControlError, BatchNumber, OneClickAction};
+pub use files::{BadRow, ColumnMatch, FileSummary, GoodRow, ImportReport, SaveImportError};
+pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
 pub use link::{AlarmView, DownLogEntry};
+pub use lists::{ListError, ListKind, ListedNumber};
 pub use projects::{
-    Category, CreateCategoryError, CreateProjectError, FieldSpec, FieldSpecKind, NewProject,
-    Project,
+    CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
+    NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
+    ProjectStatus,
 };
 pub use sites::{CreateSiteError, EnrollmentCode, EnrollmentCodeError, Site};
 
@@ -186,6 +198,67 @@ const MIGRATIONS: &[&str] = &[
     // offered).
     r#"
     ALTER TABLE enrollment_codes ADD COLUMN pending_code TEXT;
+    "#,
+    // 3: the console proper: project parameters and access, roles and data scopes, file
+    // remarks, batch control, attribution rules, black/white lists, filter settings.
+    r#"
+    ALTER TABLE projects ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE projects ADD COLUMN phone_mode TEXT NOT NULL DEFAULT 'number';
+    ALTER TABLE projects ADD COLUMN template_id INTEGER;
+    CREATE TABLE project_sites (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        PRIMARY KEY (project_id, site_id)
+    );
+    CREATE TABLE project_admins (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        account_id INTEGER NOT NULL REFERENCES accounts(id),
+        site_ids   TEXT NOT NULL,
+        PRIMARY KEY (project_id, account_id)
+    );
+    CREATE TABLE roles (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        modules    TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE account_groups (
+        id         INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE accounts ADD COLUMN role_id INTEGER REFERENCES roles(id);
+    ALTER TABLE accounts ADD COLUMN group_id INTEGER REFERENCES account_groups(id);
+    -- JSON array of site ids; NULL = every site (admins).
+    ALTER TABLE accounts ADD COLUMN scope_sites TEXT;
+    ALTER TABLE files ADD COLUMN remark TEXT NOT NULL DEFAULT '';
+    ALTER TABLE files ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN control_version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE batches ADD COLUMN resume_priority INTEGER;
+    ALTER TABLE batches ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN kind TEXT NOT NULL DEFAULT 'shared';
+    CREATE INDEX batch_rows_phone ON batch_rows(phone);
+    CREATE INDEX call_attempts_started ON call_attempts(started_at);
+    CREATE TABLE attribution_rules (
+        id         INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        field_key  TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        agent      TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE phone_lists (
+        phone      TEXT PRIMARY KEY,
+        list       TEXT NOT NULL CHECK (list IN ('black', 'white')),
+        note       TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        creator    TEXT NOT NULL
+    );
+    CREATE TABLE filter_settings (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
+        settings   TEXT NOT NULL
+    );
     "#,
 ];
 

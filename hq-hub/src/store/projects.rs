@@ -1,10 +1,19 @@
 //! Project categories (项目分类, add only) and sub-projects (子项目) with their custom
-//! customer fields (客户资料字段), business-record fields (业务记录字段), script (话术) and
-//! the "hide middle four digits" setting.
+//! customer fields (客户资料字段), business-record fields (业务记录字段), popup page (script
+//! 话术, "hide middle four digits", per-field default / required / read-only / hidden), project
+//! parameters (项目参数), participating sites and project admins (参与职场, 项目管理员).
+//!
+//! Every change of a definition bumps its `version` and appends a [`DownEvent::Project`] to
+//! the down log of every participating site and every site that was ever sent the project, in
+//! the same transaction as the change.
 
-use rusqlite::{params, OptionalExtension};
+use std::collections::BTreeSet;
+
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
+use sync_protocol::DownEvent;
 
+use super::batches::append_down;
 use super::sites::is_unique_violation;
 use super::{now_unix, DbError, Store};
 
@@ -22,6 +31,17 @@ pub struct Category {
 pub enum FieldSpecKind {
     Text,
     SingleChoice,
+    Number,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// Several options, stored `;`-separated.
+    MultipleChoice,
+}
+
+impl FieldSpecKind {
+    fn has_options(self) -> bool {
+        matches!(self, FieldSpecKind::SingleChoice | FieldSpecKind::MultipleChoice)
+    }
 }
 
 /// A custom field as HQ defines it.
@@ -32,33 +52,204 @@ pub struct FieldSpec {
     /// Title shown to people, also matched against spreadsheet headers.
     pub title: String,
     pub kind: FieldSpecKind,
-    /// Options of a single-choice field, in display order; empty for text.
+    /// Options of a single or multiple choice field, in display order; empty otherwise.
     #[serde(default)]
     pub options: Vec<String>,
+    /// Pre-filled value in the popup (默认值).
+    #[serde(default)]
+    pub default: String,
+    /// The agent must fill it before saving (必填).
+    #[serde(default)]
+    pub required: bool,
+    /// Shown but not editable (只读).
+    #[serde(default)]
+    pub read_only: bool,
+    /// Not shown to agents at all (隐藏); the server leaves it out of every agent response.
+    #[serde(default)]
+    pub hidden: bool,
 }
 
 impl FieldSpec {
-    /// The wire form sent to sites.
-    pub fn to_wire(&self) -> sync_protocol::FieldDef {
-        let kind = match self.kind {
-            FieldSpecKind::Text => sync_protocol::FieldKind::Text,
-            FieldSpecKind::SingleChoice => sync_protocol::FieldKind::SingleChoice(self.options.clone()),
-        };
-        sync_protocol::FieldDef {
-            key: self.key.clone(),
-            title: self.title.clone(),
+    /// A plain text field (tests and templates).
+    pub fn text(key: &str, title: &str) -> FieldSpec {
+        FieldSpec::new(key, title, FieldSpecKind::Text, &[])
+    }
+
+    /// A field of `kind` with `options`, all popup flags off.
+    pub fn new(key: &str, title: &str, kind: FieldSpecKind, options: &[&str]) -> FieldSpec {
+        FieldSpec {
+            key: key.to_string(),
+            title: title.to_string(),
             kind,
+            options: options.iter().map(|o| o.to_string()).collect(),
+            default: String::new(),
             required: false,
             read_only: false,
             hidden: false,
         }
     }
+
+    /// Checks one value of this field; the English and Chinese reason when it is not valid.
+    pub fn check_value(&self, value: &str) -> Result<(), (String, String)> {
+        if value.is_empty() {
+            return Ok(());
+        }
+        match self.kind {
+            FieldSpecKind::Text => Ok(()),
+            FieldSpecKind::Number => {
+                if value.parse::<f64>().map(f64::is_finite).unwrap_or(false) {
+                    Ok(())
+                } else {
+                    Err((format!("{value:?} is not a number: type digits only, such as 12 or 3.5"), format!("“{value}”不是数字：请填写数字，如 12 或 3.5")))
+                }
+            }
+            FieldSpecKind::Date => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                let date = value.get(..10).unwrap_or(value);
+                if time::Date::parse(date, &format).is_ok() {
+                    Ok(())
+                } else {
+                    Err((format!("{value:?} is not a date: write it as 2024-05-31"), format!("“{value}”不是日期：请写成 2024-05-31 的格式")))
+                }
+            }
+            FieldSpecKind::SingleChoice => {
+                if self.options.iter().any(|o| o == value) {
+                    Ok(())
+                } else {
+                    let options = self.options.join(" / ");
+                    Err((format!("{value:?} is not one of the options ({options}): use one of them"), format!("“{value}”不是可选项（{options}）之一：请填写其中一项")))
+                }
+            }
+            FieldSpecKind::MultipleChoice => {
+                for part in value.split([';', '；', ',', '，']).map(str::trim).filter(|p| !p.is_empty()) {
+                    if !self.options.iter().any(|o| o == part) {
+                        let options = self.options.join(" / ");
+                        return Err((format!("{part:?} is not one of the options ({options}): separate chosen options with ';'"), format!("“{part}”不是可选项（{options}）之一：多个选项用“;”分隔")));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl FieldSpec {
+    /// The wire form sent to sites.
+    pub fn to_wire(&self) -> sync_protocol::FieldDef {
+        // The wire knows text and single choice only; number, date and multiple choice go
+        // as text (their values were checked at HQ, and the site shows them verbatim).
+        let kind = match self.kind {
+            FieldSpecKind::SingleChoice => sync_protocol::FieldKind::SingleChoice(self.options.clone()),
+            FieldSpecKind::Text | FieldSpecKind::Number | FieldSpecKind::Date | FieldSpecKind::MultipleChoice => {
+                sync_protocol::FieldKind::Text
+            }
+        };
+        sync_protocol::FieldDef {
+            key: self.key.clone(),
+            title: self.title.clone(),
+            kind,
+            required: self.required,
+            read_only: self.read_only,
+            hidden: self.hidden,
+        }
+    }
+}
+
+/// Dial mode HQ may bind (外呼方式).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialModeSetting {
+    /// 预测外呼
+    Predictive,
+    /// 一键外呼
+    OneClick,
+}
+
+/// When the popup opens (弹屏时机).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PopupTiming {
+    /// 接通弹屏
+    OnAnswer,
+    /// 振铃弹屏: shows only the first 3 and last 4 digits until answered.
+    OnRing,
+}
+
+/// Project status (项目状态).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    Running,
+    Paused,
+}
+
+/// What the phone column of this project's files holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneMode {
+    /// Chinese mobile or landline numbers, normalised.
+    #[default]
+    Number,
+    /// A carrier's encrypted dial token (hex), dialed as-is through the trunk.
+    Token,
+}
+
+/// A daily calling window (定时外呼), `HH:MM`-`HH:MM` China time; outside every window no
+/// number is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallingWindow {
+    pub start: String,
+    pub end: String,
+}
+
+/// Project parameters (项目参数). A value HQ sets binds every site (read-only there); `None`
+/// (or an empty window list) leaves it to each site.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    #[serde(default)]
+    pub dial_mode: Option<DialModeSetting>,
+    #[serde(default)]
+    pub popup_timing: Option<PopupTiming>,
+    #[serde(default)]
+    pub status: Option<ProjectStatus>,
+    /// Ring duration in seconds; 0 or absent = not set by HQ (advice 35-40 s).
+    #[serde(default)]
+    pub ring_seconds: Option<u32>,
+    /// Predictive ratio, calls per available agent (1..=10).
+    #[serde(default)]
+    pub ratio: Option<u32>,
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    #[serde(default)]
+    pub calling_windows: Vec<CallingWindow>,
 }
 
 /// What is needed to create a sub-project.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NewProject {
     pub category_id: i64,
+    pub name: String,
+    /// Clone fields, popup page (script, masking, per-field settings) from this sub-project
+    /// of the same category; the lists and popup given here are then ignored.
+    #[serde(default)]
+    pub template_id: Option<i64>,
+    #[serde(default)]
+    pub script: String,
+    #[serde(default)]
+    pub hide_middle_digits: bool,
+    #[serde(default)]
+    pub customer_fields: Vec<FieldSpec>,
+    #[serde(default)]
+    pub record_fields: Vec<FieldSpec>,
+    #[serde(default)]
+    pub settings: ProjectSettings,
+    #[serde(default)]
+    pub phone_mode: PhoneMode,
+}
+
+/// A full replacement of a sub-project's definition (the category does not change).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProjectEdit {
     pub name: String,
     #[serde(default)]
     pub script: String,
@@ -68,6 +259,17 @@ pub struct NewProject {
     pub customer_fields: Vec<FieldSpec>,
     #[serde(default)]
     pub record_fields: Vec<FieldSpec>,
+    #[serde(default)]
+    pub settings: ProjectSettings,
+    #[serde(default)]
+    pub phone_mode: PhoneMode,
+}
+
+/// A project admin (项目管理员) and the participating sites it manages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectAdmin {
+    pub account_id: i64,
+    pub site_ids: Vec<i64>,
 }
 
 /// A sub-project.
@@ -84,11 +286,19 @@ pub struct Project {
     /// Bumped on every change of the definition; sites keep the newest they were sent.
     pub version: i64,
     pub created_at: i64,
+    pub settings: ProjectSettings,
+    pub phone_mode: PhoneMode,
+    /// The sub-project this one was cloned from, if any.
+    pub template_id: Option<i64>,
+    /// Participating sites (参与职场).
+    pub site_ids: Vec<i64>,
 }
 
 impl Project {
-    /// The definition sent down to sites.
+    /// The definition sent down to sites. Popup timing, status and calling windows have no
+    /// wire field yet; status reaches sites as batch controls (one-click start / pause).
     pub fn to_wire(&self) -> sync_protocol::ProjectDef {
+        let s = &self.settings;
         sync_protocol::ProjectDef {
             project_id: self.id as u64,
             category: self.category_name.clone(),
@@ -97,7 +307,15 @@ impl Project {
             hide_middle_digits: self.hide_middle_digits,
             customer_fields: self.customer_fields.iter().map(FieldSpec::to_wire).collect(),
             record_fields: self.record_fields.iter().map(FieldSpec::to_wire).collect(),
-            params: sync_protocol::ProjectParams::default(),
+            params: sync_protocol::ProjectParams {
+                dial_mode: s.dial_mode.map(|m| match m {
+                    DialModeSetting::Predictive => sync_protocol::DialMode::Predictive,
+                    DialModeSetting::OneClick => sync_protocol::DialMode::OneClick,
+                }),
+                ring_seconds: s.ring_seconds,
+                ratio: s.ratio,
+                max_concurrency: s.max_concurrency,
+            },
             version: self.version as u64,
         }
     }
@@ -131,8 +349,57 @@ pub enum CreateProjectError {
     /// A custom field is not valid.
     #[error("{list} {number}: {reason}")]
     InvalidField { list: &'static str, number: usize, reason: String },
+    /// The template does not exist or belongs to another category.
+    #[error("template sub-project {0} is not in this category: pick a sub-project of the same category as template")]
+    BadTemplate(i64),
+    /// A project parameter is out of range.
+    #[error("project parameter {name}: {reason}")]
+    InvalidSetting { name: &'static str, reason: String },
+    /// The sub-project does not exist (when editing).
+    #[error("sub-project {0} does not exist")]
+    UnknownProject(i64),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for CreateProjectError {
+    fn from(e: rusqlite::Error) -> Self {
+        CreateProjectError::Db(DbError(e))
+    }
+}
+
+/// Failure to set participating sites or project admins.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectAccessError {
+    /// No such sub-project.
+    #[error("sub-project {0} does not exist")]
+    UnknownProject(i64),
+    /// No such site.
+    #[error("site {0} does not exist: pick sites from the site register")]
+    UnknownSite(i64),
+    /// No such account.
+    #[error("account {0} does not exist")]
+    UnknownAccount(i64),
+    /// Step 2 before step 1.
+    #[error("save the participating sites first (step 1), then add project admins (step 2)")]
+    NoParticipatingSites,
+    /// An admin's site is not participating.
+    #[error("site {site} is not a participating site of this sub-project: add it in step 1 first")]
+    NotParticipating { site: i64 },
+    /// An admin's site is outside that account's data permission.
+    #[error("account {account} may not manage site {site}: it is outside that account's data permission")]
+    OutsideScope { account: i64, site: i64 },
+    /// A down-log event could not be encoded.
+    #[error("cannot encode the project definition: {0}")]
+    Encode(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for ProjectAccessError {
+    fn from(e: rusqlite::Error) -> Self {
+        ProjectAccessError::Db(DbError(e))
+    }
 }
 
 fn valid_key(key: &str) -> bool {
@@ -168,11 +435,11 @@ fn clean_fields(list: &'static str, fields: &[FieldSpec], reserved: &[&str]) -> 
             return Err(invalid(format!("title {title:?} is used twice: make it unique")));
         }
         let options: Vec<String> = field.options.iter().map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect();
-        match field.kind {
-            FieldSpecKind::Text => {}
-            FieldSpecKind::SingleChoice => {
+        if field.kind.has_options() {
+            {
                 if options.is_empty() {
-                    return Err(invalid(format!("single choice {title:?} has no options: enter one option per line")));
+                    let what = if field.kind == FieldSpecKind::SingleChoice { "single choice" } else { "multiple choice" };
+                    return Err(invalid(format!("{what} {title:?} has no options: enter one option per line")));
                 }
                 for (option_idx, option) in options.iter().enumerate() {
                     if options[..option_idx].contains(option) {
@@ -181,14 +448,23 @@ fn clean_fields(list: &'static str, fields: &[FieldSpec], reserved: &[&str]) -> 
                 }
             }
         }
-        let options = if field.kind == FieldSpecKind::Text { Vec::new() } else { options };
-        cleaned.push(FieldSpec { key, title, kind: field.kind, options });
+        let options = if field.kind.has_options() { options } else { Vec::new() };
+        let mut spec = FieldSpec { key, title, kind: field.kind, options, ..field.clone() };
+        spec.default = spec.default.trim().to_string();
+        if let Err((reason, _)) = spec.check_value(&spec.default) {
+            return Err(invalid(format!("default value: {reason}")));
+        }
+        if spec.required && spec.hidden {
+            return Err(invalid("a field cannot be both required and hidden: agents could never fill it".to_string()));
+        }
+        cleaned.push(spec);
     }
     Ok(cleaned)
 }
 
 const PROJECT_SELECT: &str = "SELECT p.id, p.category_id, c.name, p.name, p.script, p.hide_middle_digits,
-        p.customer_fields, p.record_fields, p.version, p.created_at
+        p.customer_fields, p.record_fields, p.version, p.created_at, p.settings, p.phone_mode, p.template_id,
+        (SELECT group_concat(site_id) FROM project_sites ps WHERE ps.project_id = p.id)
      FROM projects p JOIN categories c ON c.id = p.category_id";
 
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
@@ -208,11 +484,127 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Project> {
         record_fields: json_column(7)?,
         version: r.get(8)?,
         created_at: r.get(9)?,
+        settings: {
+            let text: String = r.get(10)?;
+            serde_json::from_str(&text)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(10, rusqlite::types::Type::Text, Box::new(e)))?
+        },
+        phone_mode: if r.get::<_, String>(11)? == "token" { PhoneMode::Token } else { PhoneMode::Number },
+        template_id: r.get(12)?,
+        site_ids: {
+            let list: Option<String> = r.get(13)?;
+            let mut ids: Vec<i64> = list.unwrap_or_default().split(',').filter_map(|v| v.parse().ok()).collect();
+            ids.sort_unstable();
+            ids
+        },
     })
+}
+
+/// Checks and tidies project parameters.
+fn clean_settings(settings: &ProjectSettings) -> Result<ProjectSettings, CreateProjectError> {
+    let bad = |name: &'static str, reason: String| CreateProjectError::InvalidSetting { name, reason };
+    let mut s = settings.clone();
+    if s.ring_seconds == Some(0) {
+        s.ring_seconds = None;
+    }
+    if let Some(ring) = s.ring_seconds
+        && !(5..=120).contains(&ring)
+    {
+        return Err(bad("ring_seconds", format!("{ring} s is out of range: use 5 to 120 (35-40 advised), or 0 to leave it to each site")));
+    }
+    if let Some(ratio) = s.ratio
+        && !(1..=10).contains(&ratio)
+    {
+        return Err(bad("ratio", format!("{ratio} is out of range: use 1 to 10 calls per available agent")));
+    }
+    if s.max_concurrency == Some(0) {
+        return Err(bad("max_concurrency", "0 would never dial: leave it unset or use 1 or more".to_string()));
+    }
+    if s.dial_mode == Some(DialModeSetting::Predictive) && s.popup_timing == Some(PopupTiming::OnRing) {
+        return Err(bad("popup_timing", "predictive dialing pops on answer: choose on answer, or one-click dialing".to_string()));
+    }
+    let minutes = |text: &str| -> Option<u32> {
+        let (h, m) = text.trim().split_once(':')?;
+        let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+        (h < 24 && m < 60 && text.trim().len() == 5).then_some(h * 60 + m)
+    };
+    for (idx, window) in s.calling_windows.iter_mut().enumerate() {
+        let (Some(start), Some(end)) = (minutes(&window.start), minutes(&window.end)) else {
+            return Err(bad("calling_windows", format!("window {}: write times as HH:MM, such as 09:00 and 12:00", idx + 1)));
+        };
+        if start >= end {
+            return Err(bad("calling_windows", format!("window {}: {} is not before {}", idx + 1, window.start, window.end)));
+        }
+        window.start = window.start.trim().to_string();
+        window.end = window.end.trim().to_string();
+    }
+    Ok(s)
+}
+
+fn phone_mode_text(mode: PhoneMode) -> &'static str {
+    match mode {
+        PhoneMode::Number => "number",
+        PhoneMode::Token => "token",
+    }
+}
+
+/// Appends the project's current definition to the down log of every participating site and
+/// every site that was sent it before, unless that site already has this version.
+pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<i64>, ProjectAccessError> {
+    let project = load_project(tx, project_id)?.ok_or(ProjectAccessError::UnknownProject(project_id))?;
+    let mut sites: BTreeSet<i64> = project.site_ids.iter().copied().collect();
+    {
+        let mut stmt = tx.prepare("SELECT site_id FROM sent_projects WHERE project_id = ?1")?;
+        for site in stmt.query_map([project_id], |r| r.get::<_, i64>(0))? {
+            sites.insert(site?);
+        }
+    }
+    let mut pushed = Vec::new();
+    for site_id in sites {
+        let sent: Option<i64> = tx
+            .query_row("SELECT version FROM sent_projects WHERE site_id = ?1 AND project_id = ?2", params![site_id, project_id], |r| r.get(0))
+            .optional()?;
+        if sent == Some(project.version) {
+            continue;
+        }
+        append_down(tx, site_id, &DownEvent::Project(project.to_wire())).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO sent_projects (site_id, project_id, version) VALUES (?1, ?2, ?3)
+             ON CONFLICT (site_id, project_id) DO UPDATE SET version = excluded.version",
+            params![site_id, project_id, project.version],
+        )?;
+        pushed.push(site_id);
+    }
+    Ok(pushed)
 }
 
 pub(super) fn load_project(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Project>> {
     conn.query_row(&format!("{PROJECT_SELECT} WHERE p.id = ?1"), [id], project_from_row).optional()
+}
+
+fn ids_json(ids: &[i64]) -> String {
+    serde_json::Value::from(ids.to_vec()).to_string()
+}
+
+fn project_admins(conn: &rusqlite::Connection, project_id: i64) -> rusqlite::Result<Vec<ProjectAdmin>> {
+    let mut stmt = conn.prepare("SELECT account_id, site_ids FROM project_admins WHERE project_id = ?1 ORDER BY account_id")?;
+    let rows = stmt
+        .query_map([project_id], |r| {
+            let text: String = r.get(1)?;
+            Ok(ProjectAdmin { account_id: r.get(0)?, site_ids: serde_json::from_str(&text).unwrap_or_default() })
+        })?
+        .collect();
+    rows
+}
+
+/// Checks both field lists and encodes them for storage.
+fn fields_json(customer: &[FieldSpec], record: &[FieldSpec]) -> Result<(String, String), CreateProjectError> {
+    let customer_fields = clean_fields("customer field", customer, &["phone", "seat", "batch"])?;
+    let record_fields = clean_fields("business-record field", record, &["title"])?;
+    let encode = |list: &'static str, fields: &[FieldSpec]| {
+        serde_json::to_string(fields).map_err(|e| CreateProjectError::InvalidField { list, number: 0, reason: e.to_string() })
+    };
+    Ok((encode("customer field", &customer_fields)?, encode("business-record field", &record_fields)?))
 }
 
 impl Store {
@@ -240,24 +632,29 @@ impl Store {
         Ok(rows)
     }
 
-    /// Creates a sub-project after checking its fields.
+    /// Creates a sub-project after checking its fields; with a template, its fields and popup
+    /// page are cloned from that sub-project (which must be in the same category).
     pub fn create_project(&self, new: &NewProject) -> Result<i64, CreateProjectError> {
         let name = new.name.trim();
         if name.is_empty() {
             return Err(CreateProjectError::EmptyName);
         }
-        let customer_fields = clean_fields("customer field", &new.customer_fields, &["phone", "seat", "batch"])?;
-        let record_fields = clean_fields("business-record field", &new.record_fields, &["title"])?;
-        let customer_json = serde_json::to_string(&customer_fields).map_err(|e| CreateProjectError::InvalidField {
-            list: "customer field",
-            number: 0,
-            reason: e.to_string(),
-        })?;
-        let record_json = serde_json::to_string(&record_fields).map_err(|e| CreateProjectError::InvalidField {
-            list: "business-record field",
-            number: 0,
-            reason: e.to_string(),
-        })?;
+        let settings = clean_settings(&new.settings)?;
+        let mut new = new.clone();
+        if let Some(template_id) = new.template_id {
+            let template = load_project(&self.conn(), template_id)?;
+            match template {
+                Some(t) if t.category_id == new.category_id => {
+                    new.customer_fields = t.customer_fields;
+                    new.record_fields = t.record_fields;
+                    new.script = t.script;
+                    new.hide_middle_digits = t.hide_middle_digits;
+                }
+                _ => return Err(CreateProjectError::BadTemplate(template_id)),
+            }
+        }
+        let (customer_json, record_json) = fields_json(&new.customer_fields, &new.record_fields)?;
+        let settings_json = serde_json::to_string(&settings).map_err(|e| CreateProjectError::InvalidSetting { name: "settings", reason: e.to_string() })?;
         let conn = self.conn();
         let category_exists = conn
             .query_row("SELECT 1 FROM categories WHERE id = ?1", [new.category_id], |_| Ok(()))
@@ -268,15 +665,132 @@ impl Store {
             return Err(CreateProjectError::UnknownCategory(new.category_id));
         }
         let inserted = conn.execute(
-            "INSERT INTO projects (category_id, name, script, hide_middle_digits, customer_fields, record_fields, version, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)",
-            params![new.category_id, name, new.script, new.hide_middle_digits, customer_json, record_json, now_unix()],
+            "INSERT INTO projects (category_id, name, script, hide_middle_digits, customer_fields, record_fields, version, created_at,
+                                   settings, phone_mode, template_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?9, ?10)",
+            params![new.category_id, name, new.script, new.hide_middle_digits, customer_json, record_json, now_unix(),
+                    settings_json, phone_mode_text(new.phone_mode), new.template_id],
         );
         match inserted {
             Ok(_) => Ok(conn.last_insert_rowid()),
             Err(e) if is_unique_violation(&e) => Err(CreateProjectError::Duplicate(name.to_string())),
             Err(e) => Err(DbError(e).into()),
         }
+    }
+
+    /// Replaces a sub-project's definition: a new version, sent down to its sites. Returns the
+    /// ids of the sites it was sent to.
+    pub fn update_project(&self, id: i64, edit: &ProjectEdit) -> Result<Vec<i64>, CreateProjectError> {
+        let name = edit.name.trim();
+        if name.is_empty() {
+            return Err(CreateProjectError::EmptyName);
+        }
+        let settings = clean_settings(&edit.settings)?;
+        let (customer_json, record_json) = fields_json(&edit.customer_fields, &edit.record_fields)?;
+        let settings_json = serde_json::to_string(&settings).map_err(|e| CreateProjectError::InvalidSetting { name: "settings", reason: e.to_string() })?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let updated = tx.execute(
+            "UPDATE projects SET name = ?2, script = ?3, hide_middle_digits = ?4, customer_fields = ?5, record_fields = ?6,
+                settings = ?7, phone_mode = ?8, version = version + 1 WHERE id = ?1",
+            params![id, name, edit.script, edit.hide_middle_digits, customer_json, record_json, settings_json, phone_mode_text(edit.phone_mode)],
+        );
+        match updated {
+            Ok(0) => return Err(CreateProjectError::UnknownProject(id)),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(CreateProjectError::Duplicate(name.to_string())),
+            Err(e) => return Err(DbError(e).into()),
+        }
+        let pushed = push_project(&tx, id).map_err(|e| match e {
+            ProjectAccessError::Db(db) => CreateProjectError::Db(db),
+            other => CreateProjectError::InvalidSetting { name: "definition", reason: other.to_string() },
+        })?;
+        tx.commit()?;
+        drop(conn);
+        for site in &pushed {
+            self.down_notify_for(*site as u64).notify_one();
+        }
+        Ok(pushed)
+    }
+
+    /// Step 1 (参与职场): the sites taking part. Newly added sites are sent the definition;
+    /// project admins lose sites that no longer take part.
+    pub fn set_project_sites(&self, project_id: i64, site_ids: &[i64]) -> Result<(), ProjectAccessError> {
+        let sites: BTreeSet<i64> = site_ids.iter().copied().collect();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        if load_project(&tx, project_id)?.is_none() {
+            return Err(ProjectAccessError::UnknownProject(project_id));
+        }
+        for site in &sites {
+            if tx.query_row("SELECT 1 FROM sites WHERE id = ?1", [site], |_| Ok(())).optional()?.is_none() {
+                return Err(ProjectAccessError::UnknownSite(*site));
+            }
+        }
+        tx.execute("DELETE FROM project_sites WHERE project_id = ?1", [project_id])?;
+        for site in &sites {
+            tx.execute("INSERT INTO project_sites (project_id, site_id) VALUES (?1, ?2)", params![project_id, site])?;
+        }
+        let admins = project_admins(&tx, project_id)?;
+        for admin in admins {
+            let kept: Vec<i64> = admin.site_ids.iter().copied().filter(|s| sites.contains(s)).collect();
+            tx.execute(
+                "UPDATE project_admins SET site_ids = ?3 WHERE project_id = ?1 AND account_id = ?2",
+                params![project_id, admin.account_id, ids_json(&kept)],
+            )?;
+        }
+        let pushed = push_project(&tx, project_id)?;
+        tx.commit()?;
+        drop(conn);
+        for site in pushed {
+            self.down_notify_for(site as u64).notify_one();
+        }
+        Ok(())
+    }
+
+    /// Step 2 (项目管理员): replaces the project admins. Each admin's sites must take part
+    /// in the project and lie inside that account's data permission.
+    pub fn set_project_admins(&self, project_id: i64, admins: &[ProjectAdmin]) -> Result<(), ProjectAccessError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let project = load_project(&tx, project_id)?.ok_or(ProjectAccessError::UnknownProject(project_id))?;
+        if project.site_ids.is_empty() && !admins.is_empty() {
+            return Err(ProjectAccessError::NoParticipatingSites);
+        }
+        tx.execute("DELETE FROM project_admins WHERE project_id = ?1", [project_id])?;
+        for admin in admins {
+            let scope: Option<Option<String>> = tx
+                .query_row("SELECT scope_sites FROM accounts WHERE id = ?1", [admin.account_id], |r| r.get(0))
+                .optional()?;
+            let Some(scope) = scope else {
+                return Err(ProjectAccessError::UnknownAccount(admin.account_id));
+            };
+            let scope: Option<Vec<i64>> = scope.and_then(|s| serde_json::from_str(&s).ok());
+            let mut sites: Vec<i64> = admin.site_ids.clone();
+            sites.sort_unstable();
+            sites.dedup();
+            for site in &sites {
+                if !project.site_ids.contains(site) {
+                    return Err(ProjectAccessError::NotParticipating { site: *site });
+                }
+                if let Some(scope) = &scope
+                    && !scope.contains(site)
+                {
+                    return Err(ProjectAccessError::OutsideScope { account: admin.account_id, site: *site });
+                }
+            }
+            tx.execute(
+                "INSERT INTO project_admins (project_id, account_id, site_ids) VALUES (?1, ?2, ?3)",
+                params![project_id, admin.account_id, ids_json(&sites)],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A sub-project's admins.
+    pub fn project_admins(&self, project_id: i64) -> Result<Vec<ProjectAdmin>, DbError> {
+        Ok(project_admins(&self.conn(), project_id)?)
     }
 
     /// One sub-project.
@@ -298,12 +812,7 @@ mod tests {
     use super::*;
 
     fn field(key: &str, title: &str, kind: FieldSpecKind, options: &[&str]) -> FieldSpec {
-        FieldSpec {
-            key: key.into(),
-            title: title.into(),
-            kind,
-            options: options.iter().map(|o| o.to_string()).collect(),
-        }
+        FieldSpec::new(key, title, kind, options)
     }
 
     #[test]
@@ -321,6 +830,9 @@ mod tests {
             hide_middle_digits: true,
             customer_fields: vec![field("name", "姓名", FieldSpecKind::Text, &[])],
             record_fields: vec![field("result", "营销结果", FieldSpecKind::SingleChoice, &[" 成功 ", "失败", ""])],
+            template_id: None,
+            settings: ProjectSettings::default(),
+            phone_mode: PhoneMode::Number,
         };
         let id = store.create_project(&new).unwrap();
         let project = store.project(id).unwrap().unwrap();

@@ -8,11 +8,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, cookie, session_cookie, ApiError, ApiUser, AppState, SESSION_COOKIE};
+use super::{blocking, cookie, session_cookie, ApiError, ApiScope, ApiUser, AppState, SESSION_COOKIE};
 use crate::import::{parse_xlsx, ImportError};
 use crate::store::{
-    CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchRequest, EnrollmentCodeError,
-    ImportReport, LoginError, NewProject, SaveImportError,
+    CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchKind, DispatchRequest,
+    EnrollmentCodeError, ImportReport, LoginError, NewProject, SaveImportError,
 };
 
 impl From<LoginError> for ApiError {
@@ -56,9 +56,12 @@ impl From<CreateCategoryError> for ApiError {
 impl From<CreateProjectError> for ApiError {
     fn from(err: CreateProjectError) -> Self {
         match err {
-            CreateProjectError::UnknownCategory(_) => ApiError::not_found(err.to_string()),
+            CreateProjectError::UnknownCategory(_) | CreateProjectError::UnknownProject(_) => ApiError::not_found(err.to_string()),
             CreateProjectError::Duplicate(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
-            CreateProjectError::EmptyName | CreateProjectError::InvalidField { .. } => ApiError::bad_request(err.to_string()),
+            CreateProjectError::EmptyName
+            | CreateProjectError::InvalidField { .. }
+            | CreateProjectError::BadTemplate(_)
+            | CreateProjectError::InvalidSetting { .. } => ApiError::bad_request(err.to_string()),
             CreateProjectError::Db(e) => e.into(),
         }
     }
@@ -87,9 +90,16 @@ impl From<DispatchError> for ApiError {
     fn from(err: DispatchError) -> Self {
         match err {
             DispatchError::UnknownFile(_) | DispatchError::UnknownSite(_) => ApiError::not_found(err.to_string()),
-            DispatchError::EmptyName | DispatchError::Priority(_) | DispatchError::NoSites | DispatchError::NoRows(_) => {
-                ApiError::bad_request(err.to_string())
-            }
+            DispatchError::OutsideScope(_) => ApiError::new(StatusCode::FORBIDDEN, err.to_string()),
+            DispatchError::EmptyName
+            | DispatchError::Priority(_)
+            | DispatchError::NoSites
+            | DispatchError::NoRows(_)
+            | DispatchError::NotParticipating(_)
+            | DispatchError::TooManyRows { .. }
+            | DispatchError::BadPart { .. }
+            | DispatchError::NoRules
+            | DispatchError::NothingLeft => ApiError::bad_request(err.to_string()),
             DispatchError::Encode(_) => ApiError::internal(err),
             DispatchError::Db(e) => e.into(),
         }
@@ -123,22 +133,26 @@ pub struct NameBody {
     name: String,
 }
 
-pub async fn create_site(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+pub async fn create_site(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    scope.require_admin()?;
     let id = blocking(&state, move |store| store.create_site(&body.name)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_sites(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
-    let sites = blocking(&state, |store| store.list_sites()).await??;
+pub async fn list_sites(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+    let mut sites = blocking(&state, |store| store.list_sites()).await??;
+    sites.retain(|s| scope.site(s.id));
     Ok(Json(json!(sites)))
 }
 
-pub async fn enrollment_code(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn enrollment_code(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    scope.require_admin()?;
     let code = blocking(&state, move |store| store.create_enrollment_code(id)).await??;
     Ok(Json(json!(code)))
 }
 
-pub async fn create_category(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+pub async fn create_category(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    scope.require_admin()?;
     let id = blocking(&state, move |store| store.create_category(&body.name)).await??;
     Ok(Json(json!({ "id": id })))
 }
@@ -148,13 +162,15 @@ pub async fn list_categories(State(state): State<AppState>, _user: ApiUser) -> R
     Ok(Json(json!(categories)))
 }
 
-pub async fn create_project(State(state): State<AppState>, _user: ApiUser, Json(body): Json<NewProject>) -> Result<Json<Value>, ApiError> {
+pub async fn create_project(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NewProject>) -> Result<Json<Value>, ApiError> {
+    scope.require_admin()?;
     let id = blocking(&state, move |store| store.create_project(&body)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_projects(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
-    let projects = blocking(&state, |store| store.list_projects()).await??;
+pub async fn list_projects(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+    let mut projects = blocking(&state, |store| store.list_projects()).await??;
+    projects.retain(|p| scope.project(p.id));
     Ok(Json(json!(projects)))
 }
 
@@ -203,7 +219,7 @@ pub async fn import_upload(
     .await?
 }
 
-fn report_json(file_id: i64, report: &ImportReport) -> Value {
+pub fn report_json(file_id: i64, report: &ImportReport) -> Value {
     let bad: Vec<Value> =
         report.bad.iter().map(|b| json!({ "row": b.row, "column": b.column, "reason": b.reason })).collect();
     json!({
@@ -213,58 +229,99 @@ fn report_json(file_id: i64, report: &ImportReport) -> Value {
         "bad": bad,
         "phone_column": report.phone_column,
         "unmatched_fields": report.unmatched_fields,
+        "columns": report.columns,
+        "trailing_empty_rows": report.trailing_empty_rows,
+        "header_warnings": report.header_warnings,
     })
 }
 
 pub async fn upload_file(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiScope(scope): ApiScope,
     Path(project_id): Path<i64>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
+    if !scope.project(project_id) || !scope.has_module("data.files") {
+        return Err(ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")));
+    }
     let (file_name, bytes) = read_upload(multipart).await?;
-    let (file_id, report) = import_upload(&state, project_id, user.username, file_name, bytes).await??;
+    let (file_id, report) = import_upload(&state, project_id, scope.account.username.clone(), file_name, bytes).await??;
     Ok(Json(report_json(file_id, &report)))
 }
 
-pub async fn list_files(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
-    let files = blocking(&state, |store| store.list_files(None)).await??;
+pub async fn list_files(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+    let mut files = blocking(&state, |store| store.list_files(None)).await??;
+    files.retain(|f| scope.project(f.project_id));
     Ok(Json(json!(files)))
 }
 
-pub async fn get_file(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_file(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let (summary, report) = blocking(&state, move |store| store.file(id))
         .await??
+        .filter(|(f, _)| scope.project(f.project_id))
         .ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
     Ok(Json(json!({ "file": summary, "report": report_json(id, &report) })))
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// `kind`: `shared` (default, with `site_ids`), `exclusive` (with `parts`) or `auto`.
 #[derive(Deserialize)]
 pub struct DispatchBody {
+    #[serde(default)]
     name: String,
     priority: i64,
+    #[serde(default)]
     site_ids: Vec<i64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    parts: Vec<crate::store::ExclusivePart>,
+    #[serde(default = "yes")]
+    update_existing: bool,
+    #[serde(default)]
+    description: String,
 }
 
 pub async fn dispatch(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiScope(scope): ApiScope,
     Path(file_id): Path<i64>,
     Json(body): Json<DispatchBody>,
 ) -> Result<Json<Value>, ApiError> {
+    if !scope.has_module("data.files") {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "your role does not include the module \"data.files\""));
+    }
+    let kind = match body.kind.as_deref().unwrap_or("shared") {
+        "shared" => DispatchKind::Shared,
+        "exclusive" => DispatchKind::Exclusive(body.parts),
+        "auto" => DispatchKind::Auto,
+        other => return Err(ApiError::bad_request(format!("kind {other:?} is not known: use shared, exclusive or auto"))),
+    };
     let request = DispatchRequest {
         file_id,
         name: body.name,
         priority: body.priority,
         site_ids: body.site_ids,
-        creator: user.username,
+        creator: scope.account.username.clone(),
+        kind,
+        update_existing: body.update_existing,
+        description: body.description,
     };
-    let batch_ids = blocking(&state, move |store| store.dispatch(&request)).await??;
-    Ok(Json(json!({ "batch_ids": batch_ids })))
+    let outcome = blocking(&state, move |store| store.dispatch(&request, &scope)).await??;
+    Ok(Json(json!({
+        "batch_ids": outcome.batch_ids,
+        "removed": outcome.removed,
+        "attributed": outcome.attributed,
+        "not_found": outcome.not_found,
+        "message": format!("归属数量：{}；未找到归属数量：{}", outcome.attributed, outcome.not_found),
+    })))
 }
 
-pub async fn list_batches(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
-    let batches = blocking(&state, |store| store.list_batches()).await??;
+pub async fn list_batches(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+    let batches = blocking(&state, move |store| store.list_batches_scoped(&scope)).await??;
     let out: Vec<Value> = batches
         .iter()
         .map(|b| {
@@ -283,18 +340,22 @@ pub async fn list_batches(State(state): State<AppState>, _user: ApiUser) -> Resu
                 "priority": b.priority,
                 "creator": b.creator,
                 "created_at": b.created_at,
+                "project_name": b.project_name,
+                "description": b.description,
+                "kind": b.kind,
+                "ended": b.ended,
             })
         })
         .collect();
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn batch_records(State(state): State<AppState>, _user: ApiUser, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn batch_records(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let (batch, records) = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         Ok((store.batch(id)?, store.batch_records(id)?))
     })
     .await??;
-    if batch.is_none() {
+    if !batch.is_some_and(|b| scope.project_site(b.project_id, b.site_id)) {
         return Err(ApiError::not_found(format!("batch {id} does not exist")));
     }
     let out: Vec<Value> = records
@@ -316,7 +377,8 @@ pub async fn batch_records(State(state): State<AppState>, _user: ApiUser, Path(i
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn list_alarms(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
-    let alarms = blocking(&state, |store| store.list_alarms()).await??;
+pub async fn list_alarms(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+    let mut alarms = blocking(&state, |store| store.list_alarms()).await??;
+    alarms.retain(|a| a.site_id.is_none_or(|site| scope.site(site)) && (scope.is_admin() || a.site_id.is_some()));
     Ok(Json(json!(alarms)))
 }

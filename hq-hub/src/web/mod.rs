@@ -9,19 +9,22 @@
 //! - The stylesheet is compiled into the binary: the console works with no internet.
 
 mod api;
+mod console;
 mod i18n;
+mod openapi;
 mod pages;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 
-use crate::store::{Account, Store};
+use crate::store::{Account, Scope, Store};
 pub use i18n::{Lang, Tr};
 
 /// Name of the session cookie.
@@ -34,6 +37,14 @@ const MAX_UPLOAD_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
+    /// Background imports the console polls for progress.
+    pub jobs: Arc<Mutex<HashMap<u64, console::ImportJob>>>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<Store>) -> AppState {
+        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())) }
+    }
 }
 
 /// The console's routes.
@@ -41,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/batches") }))
         .route("/static/style.css", get(style_css))
+        .route("/static/console.js", get(console_js))
         .route("/lang/{code}", get(pages::set_lang))
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
@@ -68,12 +80,39 @@ pub fn router(state: AppState) -> Router {
         .route("/api/batches", get(api::list_batches))
         .route("/api/batches/{id}/records", get(api::batch_records))
         .route("/api/alarms", get(api::list_alarms))
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/api/modules", get(console::list_modules))
+        .route("/api/roles", get(console::list_roles).post(console::create_role))
+        .route("/api/groups", get(console::list_groups).post(console::create_group))
+        .route("/api/accounts", get(console::list_accounts).post(console::create_account))
+        .route("/api/projects/{id}", get(console::get_project).put(console::update_project))
+        .route("/api/projects/{id}/sites", put(console::set_project_sites))
+        .route("/api/projects/{id}/admins", get(console::get_project_admins).put(console::set_project_admins))
+        .route("/api/projects/{id}/attribution", get(console::get_attribution).put(console::set_attribution))
+        .route("/api/projects/{id}/imports", post(console::start_import))
+        .route("/api/imports/{job}", get(console::import_progress))
+        .route("/api/files/{id}/bad-rows.xlsx", get(console::bad_rows_sheet))
+        .route("/api/files/{id}/download", get(console::download_file))
+        .route("/api/files/{id}/delete", post(console::delete_file))
+        .route("/api/files/{id}/remark", post(console::set_remark))
+        .route("/api/files/{id}/filter", post(console::filter_file))
+        .route("/api/filter-settings", get(console::filter_settings))
+        .route("/api/batches/{id}/priority", post(console::set_priority))
+        .route("/api/batches/{id}/delete", post(console::delete_batch))
+        .route("/api/batches/{id}/numbers", get(console::batch_numbers))
+        .route("/api/one-click", post(console::one_click))
+        .route("/api/lists/{list}", get(console::list_numbers).post(console::add_numbers))
+        .route("/api/lists/remove", post(console::remove_number))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
 }
 
 async fn style_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
+}
+
+async fn console_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/console.js"))
 }
 
 /// An error leaving the API: a status and a message saying what to fix.
@@ -163,6 +202,38 @@ impl FromRequestParts<AppState> for ApiUser {
     }
 }
 
+/// A logged-in caller of the JSON API with what it may see.
+pub struct ApiScope(pub Scope);
+
+impl FromRequestParts<AppState> for ApiScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let ApiUser(account) = ApiUser::from_request_parts(parts, state).await?;
+        Ok(ApiScope(blocking(state, move |store| store.scope(&account)).await??))
+    }
+}
+
+impl ApiScope {
+    /// Refuses with 403 unless the account's role grants `module`.
+    pub fn require(&self, module: &str) -> Result<(), ApiError> {
+        if self.0.has_module(module) {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, format!("your role does not include the module {module:?}: ask an admin to add it")))
+        }
+    }
+
+    /// Refuses with 403 unless the account is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin account may do this"))
+        }
+    }
+}
+
 /// The UI language of a request, from its `lang` cookie.
 pub struct PageLang(pub Tr);
 
@@ -178,6 +249,8 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
 pub struct PageUser {
     pub account: Account,
     pub tr: Tr,
+    /// What the account may see; every page filters through it.
+    pub scope: Scope,
 }
 
 impl FromRequestParts<AppState> for PageUser {
@@ -186,7 +259,14 @@ impl FromRequestParts<AppState> for PageUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let tr = Tr { lang: Lang::from_cookie(cookie(&parts.headers, "lang")) };
         match account_from(parts, state).await {
-            Ok(Some(account)) => Ok(PageUser { account, tr }),
+            Ok(Some(account)) => {
+                let lookup = account.clone();
+                match blocking(state, move |store| store.scope(&lookup)).await {
+                    Ok(Ok(scope)) => Ok(PageUser { account, tr, scope }),
+                    Ok(Err(err)) => Err(ApiError::from(err).into_response()),
+                    Err(err) => Err(err.into_response()),
+                }
+            }
             Ok(None) => Err(Redirect::to("/login").into_response()),
             Err(err) => Err(err.into_response()),
         }

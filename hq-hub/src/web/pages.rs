@@ -13,11 +13,15 @@ use serde::Deserialize;
 use super::api::{import_upload, read_upload};
 use super::{blocking, cookie, format_time, session_cookie, with_rate, ApiError, AppState, PageLang, PageUser, Tr, SESSION_COOKIE};
 use crate::store::{
-    BatchSummary, Category, DispatchRequest, FieldSpec, FieldSpecKind, FileSummary, ImportReport, NewProject, Project, Site,
+    BatchSummary, Category, DispatchKind, DispatchRequest, ExclusivePart, FieldSpec, FieldSpecKind, FileSummary, ImportReport,
+    NewProject, PhoneMode, Project, Site,
 };
 
 /// How many empty field rows the create-project form offers per list.
 const FORM_FIELD_ROWS: usize = 4;
+
+/// How many exclusive batches the dispatch form offers.
+const EXCLUSIVE_ROWS: usize = 5;
 
 fn render(template: &impl Template) -> Response {
     match template.render() {
@@ -137,7 +141,10 @@ fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
 
 pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Response {
     let sites = match blocking(&state, |store| store.list_sites()).await {
-        Ok(Ok(sites)) => sites,
+        Ok(Ok(mut sites)) => {
+            sites.retain(|s| user.scope.site(s.id));
+            sites
+        }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
@@ -192,6 +199,9 @@ struct ProjectsPage {
     projects: Vec<ProjectRow>,
     field_rows: Vec<usize>,
     field_lists: [FieldList; 2],
+    /// (id, "category / name") of sub-projects usable as templates.
+    templates: Vec<(i64, String)>,
+    is_admin: bool,
 }
 
 /// One of the two field tables of the create-project form.
@@ -211,8 +221,10 @@ pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Res
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    let templates: Vec<(i64, String)> = projects.iter().filter(|p| user.scope.project(p.id)).map(|p| (p.id, format!("{} / {}", p.category_name, p.name))).collect();
     let projects = projects
         .into_iter()
+        .filter(|p| user.scope.project(p.id))
         .map(|p| ProjectRow {
             id: p.id,
             category: p.category_name,
@@ -229,6 +241,8 @@ pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Res
         projects,
         field_rows: (0..FORM_FIELD_ROWS).collect(),
         field_lists: [FieldList { prefix: "cf", customer: true }, FieldList { prefix: "rf", customer: false }],
+        templates,
+        is_admin: user.scope.is_admin(),
     })
 }
 
@@ -251,9 +265,23 @@ fn fields_from_form(form: &HashMap<String, String>, prefix: &str) -> Vec<FieldSp
         if key.is_empty() && title.is_empty() {
             continue;
         }
-        let kind = if get("kind", idx) == "single_choice" { FieldSpecKind::SingleChoice } else { FieldSpecKind::Text };
+        let kind = match get("kind", idx).as_str() {
+            "single_choice" => FieldSpecKind::SingleChoice,
+            "multiple_choice" => FieldSpecKind::MultipleChoice,
+            "number" => FieldSpecKind::Number,
+            "date" => FieldSpecKind::Date,
+            _ => FieldSpecKind::Text,
+        };
         let options = get("options", idx).lines().map(str::to_string).collect();
-        fields.push(FieldSpec { key, title, kind, options });
+        let mut field = FieldSpec { key, title, kind, options, ..FieldSpec::text("", "") };
+        field.default = get("default", idx);
+        match get("mode", idx).as_str() {
+            "required" => field.required = true,
+            "read_only" => field.read_only = true,
+            "hidden" => field.hidden = true,
+            _ => {}
+        }
+        fields.push(field);
     }
     fields
 }
@@ -267,6 +295,9 @@ pub async fn create_project(State(state): State<AppState>, user: PageUser, Form(
         hide_middle_digits: form.contains_key("hide_middle_digits"),
         customer_fields: fields_from_form(&form, "cf"),
         record_fields: fields_from_form(&form, "rf"),
+        template_id: form.get("template_id").and_then(|v| v.parse().ok()),
+        settings: Default::default(),
+        phone_mode: if form.get("phone_mode").map(String::as_str) == Some("token") { PhoneMode::Token } else { PhoneMode::Number },
     };
     let result = blocking(&state, move |store| store.create_project(&new).map_err(ApiError::from)).await;
     match or_message(result.and_then(|r| r), &user, "/projects") {
@@ -285,6 +316,7 @@ struct FileRow {
     creator: String,
     n_rows: i64,
     n_good: i64,
+    remark: String,
 }
 
 fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
@@ -300,6 +332,7 @@ fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
             creator: f.creator,
             n_rows: f.n_rows,
             n_good: f.n_good,
+            remark: f.remark,
         })
         .collect()
 }
@@ -331,6 +364,9 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
             kind: tr.t(match f.kind {
                 FieldSpecKind::Text => "projects.kind_text",
                 FieldSpecKind::SingleChoice => "projects.kind_choice",
+                FieldSpecKind::MultipleChoice => "projects.kind_multi",
+                FieldSpecKind::Number => "projects.kind_number",
+                FieldSpecKind::Date => "projects.kind_date",
             })
             .to_string(),
             options: f.options.join(" / "),
@@ -344,8 +380,8 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
     })
     .await;
     let (project, files) = match loaded {
-        Ok(Ok((Some(project), files))) => (project, files),
-        Ok(Ok((None, _))) => {
+        Ok(Ok((Some(project), files))) if user.scope.project(project.id) => (project, files),
+        Ok(Ok(_)) => {
             return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("sub-project {id} does not exist"), "/projects")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
@@ -363,6 +399,9 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
 
 pub async fn upload_file(State(state): State<AppState>, user: PageUser, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
     let back = format!("/projects/{project_id}");
+    if !user.scope.project(project_id) {
+        return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("sub-project {project_id} does not exist"), "/projects");
+    }
     let upload = match or_message(read_upload(multipart).await, &user, &back) {
         Ok(upload) => upload,
         Err(page) => return page,
@@ -388,7 +427,10 @@ struct FilesPage {
 
 pub async fn files_page(State(state): State<AppState>, user: PageUser) -> Response {
     match blocking(&state, |store| store.list_files(None)).await {
-        Ok(Ok(files)) => render(&FilesPage { tr: user.tr, files: file_rows(user.tr, files), user: user.account.username }),
+        Ok(Ok(mut files)) => {
+            files.retain(|f| user.scope.project(f.project_id));
+            render(&FilesPage { tr: user.tr, files: file_rows(user.tr, files), user: user.account.username })
+        }
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
     }
@@ -410,13 +452,15 @@ struct FilePage {
     bad: Vec<BadRowView>,
     sites: Vec<SiteRow>,
     default_name: String,
+    part_rows: Vec<usize>,
+    filter: crate::store::FilterSettings,
 }
 
 pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.file(id)?, store.list_sites()?)) }).await;
-    let ((summary, report), sites) = match loaded {
-        Ok(Ok((Some(file), sites))) => (file, sites),
-        Ok(Ok((None, _))) => {
+    let ((summary, report), mut sites) = match loaded {
+        Ok(Ok((Some(file), sites))) if user.scope.project(file.0.project_id) => (file, sites),
+        Ok(Ok(_)) => {
             return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("file {id} does not exist"), "/files")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
@@ -431,23 +475,72 @@ pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): 
             reason: if user.tr.is_en() { b.reason.clone() } else { b.reason_zh.clone() },
         })
         .collect();
+    sites.retain(|s| user.scope.project_site(summary.project_id, s.id));
     let default_name = summary.file_name.trim_end_matches(".xlsx").trim_end_matches(".XLSX").to_string();
     let file = file_rows(user.tr, vec![summary]).remove(0);
-    render(&FilePage { tr: user.tr, user: user.account.username, file, report, bad, sites: site_rows(sites), default_name })
+    let account_id = user.account.id;
+    let filter = match blocking(&state, move |store| store.filter_settings(account_id)).await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    render(&FilePage {
+        tr: user.tr,
+        user: user.account.username,
+        file,
+        report,
+        bad,
+        sites: site_rows(sites),
+        default_name,
+        part_rows: (0..EXCLUSIVE_ROWS).collect(),
+        filter,
+    })
 }
 
 pub async fn dispatch_file(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
     let back = format!("/files/{id}");
     let site_ids: Vec<i64> = form.keys().filter_map(|k| k.strip_prefix("site_")).filter_map(|v| v.parse().ok()).collect();
+    // Exclusive parts come as part_name_N / part_count_N / part_site_N.
+    let mut parts = Vec::new();
+    for idx in 0..EXCLUSIVE_ROWS {
+        let get = |name: &str| form.get(&format!("part_{name}_{idx}")).map(|v| v.trim().to_string()).unwrap_or_default();
+        let (name, count, site) = (get("name"), get("count"), get("site"));
+        if count.is_empty() {
+            continue;
+        }
+        parts.push(ExclusivePart { name, count: count.parse().unwrap_or(0), site_id: site.parse().unwrap_or(0) });
+    }
+    let kind = match form.get("kind").map(String::as_str) {
+        Some("exclusive") => DispatchKind::Exclusive(parts),
+        Some("auto") => DispatchKind::Auto,
+        _ => DispatchKind::Shared,
+    };
     let request = DispatchRequest {
         file_id: id,
         name: form.get("name").cloned().unwrap_or_default(),
         priority: form.get("priority").and_then(|p| p.trim().parse().ok()).unwrap_or(-1),
         site_ids,
         creator: user.account.username.clone(),
+        kind,
+        update_existing: form.contains_key("update_existing"),
+        description: form.get("description").cloned().unwrap_or_default(),
     };
-    let result = blocking(&state, move |store| store.dispatch(&request).map_err(ApiError::from)).await;
+    let scope = user.scope.clone();
+    let auto = matches!(request.kind, DispatchKind::Auto);
+    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(ApiError::from)).await;
     match or_message(result.and_then(|r| r), &user, &back) {
+        Ok(outcome) if auto || !outcome.removed.is_empty() => {
+            let mut text = if user.tr.is_en() {
+                format!("attributed: {}; not found: {}; removed: {}", outcome.attributed, outcome.not_found, outcome.removed.len())
+            } else {
+                format!("归属数量：{}；未找到归属数量：{}；剔除：{}", outcome.attributed, outcome.not_found, outcome.removed.len())
+            };
+            for row in &outcome.removed {
+                let reason = if user.tr.is_en() { &row.reason } else { &row.reason_zh };
+                text.push_str(&format!("\n{} {}: {reason}", row.row, row.phone));
+            }
+            message(user.tr, &user.account.username, user.tr.t("dispatch.done"), text, "/batches")
+        }
         Ok(_) => Redirect::to("/batches").into_response(),
         Err(page) => page,
     }
@@ -455,6 +548,8 @@ pub async fn dispatch_file(State(state): State<AppState>, user: PageUser, Path(i
 
 struct BatchRow {
     id: i64,
+    description: String,
+    ended: bool,
     name: String,
     project_name: String,
     numbers: i64,
@@ -471,6 +566,8 @@ struct BatchRow {
 fn batch_row(b: &BatchSummary) -> BatchRow {
     BatchRow {
         id: b.id,
+        description: b.description.clone(),
+        ended: b.ended,
         name: b.name.clone(),
         project_name: b.project_name.clone(),
         numbers: b.numbers,
@@ -491,13 +588,18 @@ struct BatchesPage {
     tr: Tr,
     user: String,
     batches: Vec<BatchRow>,
+    categories: Vec<Category>,
 }
 
 pub async fn batches_page(State(state): State<AppState>, user: PageUser) -> Response {
-    match blocking(&state, |store| store.list_batches()).await {
-        Ok(Ok(batches)) => {
-            render(&BatchesPage { tr: user.tr, user: user.account.username, batches: batches.iter().map(batch_row).collect() })
-        }
+    let scope = user.scope.clone();
+    match blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.list_batches_scoped(&scope)?, store.list_categories()?)) }).await {
+        Ok(Ok((batches, categories))) => render(&BatchesPage {
+            tr: user.tr,
+            user: user.account.username,
+            batches: batches.iter().map(batch_row).collect(),
+            categories,
+        }),
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
     }
@@ -529,8 +631,8 @@ pub async fn records_page(State(state): State<AppState>, user: PageUser, Path(id
     })
     .await;
     let (batch, project, records) = match loaded {
-        Ok(Ok(Some(found))) => found,
-        Ok(Ok(None)) => {
+        Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
+        Ok(Ok(_)) => {
             return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("batch {id} does not exist"), "/batches")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),

@@ -1,0 +1,62 @@
+//! Spreadsheets the hub hands out: the bad-rows sheet of an import (row, column, reason) and
+//! the result file of a data filter (kept rows, and a second sheet with each removed row's
+//! reason).
+
+use rust_xlsxwriter::{Format, Workbook, XlsxError};
+
+use crate::store::{BadRow, GoodRow, Project};
+
+/// The bad rows of an import as an xlsx: 行号 / 列 / 原因 (Chinese and English reasons).
+pub fn bad_rows_xlsx(bad: &[BadRow]) -> Result<Vec<u8>, XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("错误行")?;
+    for (col, title) in ["行号 Row", "列 Column", "原因", "Reason"].iter().enumerate() {
+        sheet.write_with_format(0, col as u16, *title, &bold)?;
+    }
+    for (idx, row) in bad.iter().enumerate() {
+        let line = idx as u32 + 1;
+        sheet.write(line, 0, row.row)?;
+        sheet.write(line, 1, row.column.as_str())?;
+        sheet.write(line, 2, row.reason_zh.as_str())?;
+        sheet.write(line, 3, row.reason.as_str())?;
+    }
+    sheet.set_column_width(2, 60)?;
+    sheet.set_column_width(3, 60)?;
+    workbook.save_to_buffer()
+}
+
+/// A filter's result: sheet 1 the kept rows (phone then the project's customer fields, so it
+/// imports again as is), sheet 2 "过滤原因" the removed rows with their reasons.
+pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow], removed: &[BadRow]) -> Result<Vec<u8>, XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("数据")?;
+    sheet.write_with_format(0, 0, phone_header, &bold)?;
+    for (idx, field) in project.customer_fields.iter().enumerate() {
+        sheet.write_with_format(0, idx as u16 + 1, field.title.as_str(), &bold)?;
+    }
+    for (line, row) in kept.iter().enumerate() {
+        let line = line as u32 + 1;
+        sheet.write(line, 0, row.phone.as_str())?;
+        for (idx, field) in project.customer_fields.iter().enumerate() {
+            let value = row.fields.iter().find(|(k, _)| *k == field.key).map(|(_, v)| v.as_str()).unwrap_or("");
+            sheet.write(line, idx as u16 + 1, value)?;
+        }
+    }
+    let reasons = workbook.add_worksheet();
+    reasons.set_name("过滤原因")?;
+    for (col, title) in ["原行号 Row", "列 Column", "过滤原因", "Reason"].iter().enumerate() {
+        reasons.write_with_format(0, col as u16, *title, &bold)?;
+    }
+    for (idx, row) in removed.iter().enumerate() {
+        let line = idx as u32 + 1;
+        reasons.write(line, 0, row.row)?;
+        reasons.write(line, 1, row.column.as_str())?;
+        reasons.write(line, 2, row.reason_zh.as_str())?;
+        reasons.write(line, 3, row.reason.as_str())?;
+    }
+    workbook.save_to_buffer()
+}
