@@ -11,7 +11,7 @@
 //! - Each call's media runs in its own task ([`crate::media`]); the driver only tells it where
 //!   to send and when to bridge, hold or finish.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -23,12 +23,16 @@ use sip_core::transaction::{
     RetransmitTimer, TRANSACTION_TIMEOUT, TimerAction, new_branch, new_call_id, new_tag,
 };
 use sip_core::{Message, Method, NameAddr, ParseError, Request, Response, SipUri};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::media::{self, MediaCommand, MediaHandle};
-use crate::{CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, Outcome, TrunkConfig};
+use crate::tcp::{self, TcpEvent};
+use crate::{
+    CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, LockoutPolicy, Outcome,
+    SipTransport, TrunkConfig, TrunkOptions, TrunkStatus,
+};
 
 /// The registrar's digest realm.
 const REALM: &str = "outpost";
@@ -57,11 +61,15 @@ pub(crate) enum Command {
 #[derive(Default)]
 pub(crate) struct Shared {
     pub(crate) registered: Mutex<BTreeMap<String, SocketAddr>>,
+    pub(crate) trunks: Mutex<BTreeMap<String, TrunkStatus>>,
 }
 
 /// Everything the driver needs, from [`crate::Telephony::start`].
 pub(crate) struct DriverSetup {
     pub(crate) socket: UdpSocket,
+    pub(crate) tcp_listener: Option<TcpListener>,
+    pub(crate) trunk_options: HashMap<String, TrunkOptions>,
+    pub(crate) lockout: LockoutPolicy,
     pub(crate) local: SocketAddr,
     pub(crate) rtp_bind_ip: IpAddr,
     pub(crate) rtp_ports: (u16, u16),
@@ -140,6 +148,14 @@ enum Stage {
 
 struct Call {
     trunk: String,
+    /// What was asked, kept to re-dial on a failover trunk.
+    request: DialRequest,
+    /// Trunks already tried for this call, in order.
+    tried: Vec<String>,
+    /// The customer-side SDP offer (same RTP port whichever trunk carries the call).
+    offer: Vec<u8>,
+    /// When the ring timeout ends, whichever trunk is ringing.
+    ring_deadline: Instant,
     customer: String,
     agent: Option<AgentLeg>,
     stage: Stage,
@@ -152,6 +168,36 @@ struct Registration {
     contact_uri: String,
     target: SocketAddr,
     expires_at: Instant,
+}
+
+/// Health, registration and bookkeeping of one trunk.
+struct TrunkState {
+    alive: bool,
+    /// The Call-ID of the OPTIONS still unanswered, if any.
+    options_pending: Option<String>,
+    next_check: Option<Instant>,
+    registration: Option<TrunkRegState>,
+}
+
+/// The box's own registration at a trunk.
+struct TrunkRegState {
+    user: String,
+    expires: Duration,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    registered: bool,
+    auth_attempted: bool,
+    next_at: Instant,
+    /// The REGISTER in flight and its retransmission timer.
+    in_flight: Option<(Vec<u8>, RetransmitTimer)>,
+}
+
+/// Failed registrar logins from one address.
+struct AuthFailures {
+    count: u32,
+    window_start: Instant,
+    locked_until: Option<Instant>,
 }
 
 struct CachedResponse {
@@ -224,8 +270,55 @@ fn unix_millis() -> u128 {
         .unwrap_or(0)
 }
 
+async fn accept_optional(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_tcp(inbox: Option<&mut mpsc::UnboundedReceiver<TcpEvent>>) -> Option<TcpEvent> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The challenge to answer: SHA-256 when the server offers it, else the first usable one.
+fn best_challenge(response: &Response, header: &str) -> Option<Result<Challenge, auth::AuthError>> {
+    let mut parsed: Vec<Result<Challenge, auth::AuthError>> = response
+        .headers
+        .get_all(header)
+        .map(Challenge::parse)
+        .collect();
+    if let Some(idx) = parsed.iter().position(|challenge| {
+        challenge
+            .as_ref()
+            .is_ok_and(|challenge| challenge.algorithm == auth::Algorithm::Sha256)
+    }) {
+        return Some(parsed.swap_remove(idx));
+    }
+    if let Some(idx) = parsed.iter().position(Result::is_ok) {
+        return Some(parsed.swap_remove(idx));
+    }
+    parsed.into_iter().next()
+}
+
 pub(crate) struct Driver {
     socket: UdpSocket,
+    tcp_listener: Option<TcpListener>,
+    /// Open TCP connections by peer address; the sender queues bytes to the connection task.
+    tcp_connections: Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    /// Destinations reached over TCP (TCP trunks and their proxies).
+    tcp_destinations: HashSet<SocketAddr>,
+    tcp_events: mpsc::UnboundedSender<TcpEvent>,
+    tcp_inbox: Option<mpsc::UnboundedReceiver<TcpEvent>>,
+    trunk_options: HashMap<String, TrunkOptions>,
+    trunk_states: HashMap<String, TrunkState>,
+    lockout: LockoutPolicy,
+    auth_failures: HashMap<IpAddr, AuthFailures>,
     local: SocketAddr,
     rtp_bind_ip: IpAddr,
     rtp_ports: PortPool,
@@ -244,8 +337,50 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(setup: DriverSetup) -> Driver {
+        let now = Instant::now();
+        let (tcp_events, tcp_inbox) = mpsc::unbounded_channel();
+        let mut tcp_destinations = HashSet::new();
+        let mut trunk_states = HashMap::new();
+        for trunk in &setup.trunks {
+            let options = setup
+                .trunk_options
+                .get(&trunk.name)
+                .cloned()
+                .unwrap_or_default();
+            if options.transport == SipTransport::Tcp {
+                tcp_destinations.insert(options.outbound_proxy.unwrap_or(trunk.address));
+            }
+            trunk_states.insert(
+                trunk.name.clone(),
+                TrunkState {
+                    alive: true,
+                    options_pending: None,
+                    next_check: options.health_check.map(|_| now),
+                    registration: options.register.map(|register| TrunkRegState {
+                        user: register.user,
+                        expires: register.expires,
+                        call_id: new_call_id(&setup.local.ip().to_string()),
+                        from_tag: new_tag(),
+                        cseq: 0,
+                        registered: false,
+                        auth_attempted: false,
+                        next_at: now,
+                        in_flight: None,
+                    }),
+                },
+            );
+        }
         Driver {
             socket: setup.socket,
+            tcp_listener: setup.tcp_listener,
+            tcp_connections: Mutex::new(HashMap::new()),
+            tcp_destinations,
+            tcp_events,
+            tcp_inbox: Some(tcp_inbox),
+            trunk_options: setup.trunk_options,
+            trunk_states,
+            lockout: setup.lockout,
+            auth_failures: HashMap::new(),
             local: setup.local,
             rtp_bind_ip: setup.rtp_bind_ip,
             rtp_ports: PortPool::new(setup.rtp_ports),
@@ -276,8 +411,27 @@ impl Driver {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buffer = vec![0u8; 65_536];
+        let mut tcp_inbox = self.tcp_inbox.take();
+        let listener = self.tcp_listener.take();
+        self.publish_trunks();
         loop {
             tokio::select! {
+                accepted = accept_optional(listener.as_ref()) => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        let (sender, outgoing) = mpsc::unbounded_channel();
+                        self.lock_tcp().insert(peer, sender);
+                        tokio::spawn(tcp::run_connection(stream, peer, outgoing, self.tcp_events.clone()));
+                    }
+                    Err(error) => debug!(%error, "SIP TCP accept failed"),
+                },
+                event = recv_tcp(tcp_inbox.as_mut()) => match event {
+                    Some(TcpEvent::Message { peer, bytes }) => self.on_packet(&bytes, peer),
+                    Some(TcpEvent::Closed { peer }) => {
+                        self.lock_tcp().remove(&peer);
+                    }
+                    None => tcp_inbox = None,
+                },
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => {
@@ -303,7 +457,33 @@ impl Driver {
         let _ = self.events.send(event);
     }
 
+    fn lock_tcp(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>> {
+        // Only this task takes the lock; poisoning cannot leave the map half-written.
+        self.tcp_connections
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn is_tcp(&self, destination: SocketAddr) -> bool {
+        self.tcp_destinations.contains(&destination) || self.lock_tcp().contains_key(&destination)
+    }
+
     fn send_to(&self, bytes: &[u8], destination: SocketAddr) {
+        if self.is_tcp(destination) {
+            let mut connections = self.lock_tcp();
+            let sent = connections
+                .get(&destination)
+                .is_some_and(|sender| sender.send(bytes.to_vec()).is_ok());
+            if !sent {
+                let (sender, outgoing) = mpsc::unbounded_channel();
+                let _ = sender.send(bytes.to_vec());
+                connections.insert(destination, sender);
+                tokio::spawn(tcp::connect(destination, outgoing, self.tcp_events.clone()));
+            }
+            return;
+        }
         if let Err(error) = self.socket.try_send_to(bytes, destination) {
             warn!(%destination, %error, "SIP send failed");
         }
@@ -357,21 +537,19 @@ impl Driver {
                 recording: None,
             });
         };
-        let Some(trunk) = self.trunks.get(&request.trunk).cloned() else {
+        if !self.trunks.contains_key(&request.trunk) {
             warn!(call = call_id.0, trunk = %request.trunk, "dial failed: no trunk by that name is configured");
             failed(self, 0);
             return;
-        };
-        let n_active = self
-            .calls
-            .values()
-            .filter(|call| call.trunk == trunk.name)
-            .count();
-        if n_active >= trunk.channels as usize {
-            warn!(call = call_id.0, trunk = %trunk.name, channels = trunk.channels, "dial refused: every channel of the trunk is busy");
-            failed(self, 503);
-            return;
         }
+        let trunk = match self.pick_trunk(&request.trunk, &[]) {
+            Ok(trunk) => trunk,
+            Err(status) => {
+                warn!(call = call_id.0, trunk = %request.trunk, "dial refused: every channel of the trunk (and its failover trunks) is busy");
+                failed(self, status);
+                return;
+            }
+        };
         let (rtp_socket, rtp_port) = match self.rtp_ports.bind(self.rtp_bind_ip) {
             Ok(bound) => bound,
             Err(error) => {
@@ -380,6 +558,82 @@ impl Driver {
                 return;
             }
         };
+        let now = Instant::now();
+        let offer = sdp::build_offer(self.local.ip(), rtp_port, u64::from(rand::random::<u32>()));
+        let media = media::spawn(call_id, rtp_socket, self.hold_audio.clone());
+        let ring_deadline = now + request.ring_timeout;
+        let sip_call_id =
+            self.start_customer_leg(call_id, &trunk, &request, &offer, ring_deadline, now);
+        info!(call = call_id.0, trunk = %trunk.name, number = %request.number, "dialing");
+        self.calls.insert(
+            call_id,
+            Call {
+                trunk: trunk.name.clone(),
+                request,
+                tried: vec![trunk.name],
+                offer,
+                ring_deadline,
+                customer: sip_call_id,
+                agent: None,
+                stage: Stage::Dialing,
+                ringing_reported: false,
+                codec: None,
+                media,
+            },
+        );
+        self.publish_trunks();
+    }
+
+    fn trunk_options(&self, name: &str) -> TrunkOptions {
+        self.trunk_options.get(name).cloned().unwrap_or_default()
+    }
+
+    fn active_calls_on(&self, trunk: &str) -> usize {
+        self.calls
+            .values()
+            .filter(|call| call.trunk == trunk)
+            .count()
+    }
+
+    /// The trunk to use: `first`, else its failover trunks in order; untried, with a free
+    /// channel, alive preferred. `Err(503)` when none has a free channel.
+    fn pick_trunk(&self, first: &str, tried: &[String]) -> Result<TrunkConfig, u16> {
+        let mut candidates = vec![first.to_string()];
+        candidates.extend(self.trunk_options(first).failover);
+        let usable: Vec<&TrunkConfig> = candidates
+            .iter()
+            .filter(|name| !tried.contains(name))
+            .filter_map(|name| self.trunks.get(name))
+            .filter(|trunk| self.active_calls_on(&trunk.name) < trunk.channels as usize)
+            .collect();
+        let alive = usable.iter().find(|trunk| {
+            self.trunk_states
+                .get(&trunk.name)
+                .is_none_or(|state| state.alive)
+        });
+        alive
+            .or(usable.first())
+            .map(|trunk| (*trunk).clone())
+            .ok_or(503)
+    }
+
+    /// Where requests for `trunk` go: its outbound proxy, else the trunk itself.
+    fn trunk_destination(&self, trunk: &TrunkConfig) -> SocketAddr {
+        self.trunk_options(&trunk.name)
+            .outbound_proxy
+            .unwrap_or(trunk.address)
+    }
+
+    /// Sends the INVITE toward `trunk` and records the leg; returns its SIP Call-ID.
+    fn start_customer_leg(
+        &mut self,
+        call_id: CallId,
+        trunk: &TrunkConfig,
+        request: &DialRequest,
+        offer: &[u8],
+        ring_deadline: Instant,
+        now: Instant,
+    ) -> String {
         let sip_call_id = new_call_id(&self.local.ip().to_string());
         let credentials = match (&trunk.username, &trunk.password) {
             (Some(username), Some(password)) => Some(Credentials {
@@ -388,11 +642,19 @@ impl Driver {
             }),
             _ => None,
         };
-        let now = Instant::now();
+        let options = self.trunk_options(&trunk.name);
+        let mut extra_headers = Vec::new();
+        if let Some(proxy) = options.outbound_proxy {
+            let transport = match options.transport {
+                SipTransport::Udp => "",
+                SipTransport::Tcp => ";transport=tcp",
+            };
+            extra_headers.push(("Route".to_string(), format!("<sip:{proxy};lr{transport}>")));
+        }
         let mut leg = Leg {
             owner: Some((call_id, Side::Customer)),
             sip_call_id: sip_call_id.clone(),
-            peer: trunk.address,
+            peer: self.trunk_destination(trunk),
             request_uri: format!("sip:{}@{}", request.number, trunk.domain),
             remote_target: None,
             from: format!(
@@ -407,35 +669,95 @@ impl Driver {
             invite: Request::new(Method::Invite, ""),
             invite_timer: None,
             state: LegState::Calling,
-            deadline: now + request.ring_timeout,
+            deadline: ring_deadline,
             linger_until: None,
             credentials,
             auth_attempted: false,
             ack: None,
-            local_sdp: sdp::build_offer(
-                self.local.ip(),
-                rtp_port,
-                u64::from(rand::random::<u32>()),
-            ),
-            extra_headers: Vec::new(),
+            local_sdp: offer.to_vec(),
+            extra_headers,
             pending: Vec::new(),
         };
         self.send_invite(&mut leg, None, now);
-        let media = media::spawn(call_id, rtp_socket, self.hold_audio.clone());
-        info!(call = call_id.0, trunk = %trunk.name, number = %request.number, "dialing");
         self.legs.insert(sip_call_id.clone(), leg);
-        self.calls.insert(
-            call_id,
-            Call {
-                trunk: trunk.name,
-                customer: sip_call_id,
-                agent: None,
-                stage: Stage::Dialing,
-                ringing_reported: false,
-                codec: None,
-                media,
-            },
-        );
+        sip_call_id
+    }
+
+    /// After the carrier failed the call with `status`: dials the next failover trunk.
+    /// Returns false when there is none left (the caller then ends the call).
+    fn try_failover(&mut self, call_id: CallId, status: u16) -> bool {
+        let Some(call) = self.calls.get(&call_id) else {
+            return false;
+        };
+        if call.stage != Stage::Dialing {
+            return false;
+        }
+        let first = call.request.trunk.clone();
+        let tried = call.tried.clone();
+        let Ok(trunk) = self.pick_trunk(&first, &tried) else {
+            return false;
+        };
+        let now = Instant::now();
+        let (request, offer, ring_deadline) =
+            (call.request.clone(), call.offer.clone(), call.ring_deadline);
+        if ring_deadline <= now {
+            return false;
+        }
+        info!(call = call_id.0, status, from = %tried.join(","), to = %trunk.name, "failing over to the next trunk");
+        let sip_call_id =
+            self.start_customer_leg(call_id, &trunk, &request, &offer, ring_deadline, now);
+        if let Some(call) = self.calls.get_mut(&call_id) {
+            call.customer = sip_call_id;
+            call.trunk = trunk.name.clone();
+            call.tried.push(trunk.name);
+        }
+        self.publish_trunks();
+        true
+    }
+
+    fn set_trunk_alive(&mut self, name: &str, alive: bool) {
+        if let Some(state) = self.trunk_states.get_mut(name)
+            && state.alive != alive
+        {
+            state.alive = alive;
+            if alive {
+                info!(trunk = %name, "trunk answers again; marked alive");
+            } else {
+                warn!(trunk = %name, "trunk does not answer; marked dead");
+            }
+            self.publish_trunks();
+        }
+    }
+
+    fn trunk_by_peer(&self, peer: SocketAddr) -> Option<String> {
+        self.trunks
+            .values()
+            .find(|trunk| trunk.address == peer || self.trunk_destination(trunk) == peer)
+            .map(|trunk| trunk.name.clone())
+    }
+
+    fn publish_trunks(&self) {
+        let snapshot: BTreeMap<String, TrunkStatus> = self
+            .trunks
+            .values()
+            .map(|trunk| {
+                let state = self.trunk_states.get(&trunk.name);
+                let status = TrunkStatus {
+                    name: trunk.name.clone(),
+                    alive: state.is_none_or(|state| state.alive),
+                    registered: state
+                        .and_then(|state| state.registration.as_ref())
+                        .map(|registration| registration.registered),
+                    active_calls: self.active_calls_on(&trunk.name) as u32,
+                };
+                (trunk.name.clone(), status)
+            })
+            .collect();
+        *self
+            .shared
+            .trunks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
     }
 
     fn bridge(
@@ -570,20 +892,33 @@ impl Driver {
 
     // ---- building requests --------------------------------------------------------------------
 
-    fn via(&self, branch: &str) -> String {
-        format!("SIP/2.0/UDP {};branch={branch};rport", self.local)
+    fn via(&self, destination: SocketAddr, branch: &str) -> String {
+        let transport = if self.is_tcp(destination) {
+            "TCP"
+        } else {
+            "UDP"
+        };
+        format!("SIP/2.0/{transport} {};branch={branch};rport", self.local)
+    }
+
+    fn contact(&self, destination: SocketAddr) -> String {
+        if self.is_tcp(destination) {
+            format!("<sip:outpost@{};transport=tcp>", self.local)
+        } else {
+            format!("<sip:outpost@{}>", self.local)
+        }
     }
 
     /// Sends (or re-sends with new CSeq/credentials) the leg's INVITE and arms timer A/B.
     fn send_invite(&self, leg: &mut Leg, authorization: Option<(&str, String)>, now: Instant) {
         let mut invite = Request::new(Method::Invite, leg.request_uri.clone())
-            .with_header("Via", self.via(&new_branch()))
+            .with_header("Via", self.via(leg.peer, &new_branch()))
             .with_header("Max-Forwards", "70")
             .with_header("From", leg.from.clone())
             .with_header("To", leg.to.clone())
             .with_header("Call-ID", leg.sip_call_id.clone())
             .with_header("CSeq", format!("{} INVITE", leg.cseq))
-            .with_header("Contact", format!("<sip:outpost@{}>", self.local))
+            .with_header("Contact", self.contact(leg.peer))
             .with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO")
             .with_header("User-Agent", "Outpost");
         for (name, value) in &leg.extra_headers {
@@ -613,7 +948,7 @@ impl Driver {
                 .clone()
                 .unwrap_or_else(|| leg.request_uri.clone()),
         )
-        .with_header("Via", self.via(&new_branch()))
+        .with_header("Via", self.via(leg.peer, &new_branch()))
         .with_header("Max-Forwards", "70")
         .with_header("From", leg.from.clone())
         .with_header("To", Self::to_with_remote_tag(leg))
@@ -633,6 +968,9 @@ impl Driver {
             ack.headers.push("Via", via);
         }
         ack.headers.push("Max-Forwards", "70");
+        if let Some(route) = leg.invite.headers.get("Route") {
+            ack.headers.push("Route", route);
+        }
         ack.headers.push("From", leg.from.clone());
         ack.headers
             .push("To", response.headers.get("To").unwrap_or_default());
@@ -663,6 +1001,9 @@ impl Driver {
             cancel.headers.push("Via", via);
         }
         cancel.headers.push("Max-Forwards", "70");
+        if let Some(route) = leg.invite.headers.get("Route") {
+            cancel.headers.push("Route", route);
+        }
         cancel.headers.push("From", leg.from.clone());
         cancel.headers.push("To", leg.to.clone());
         cancel.headers.push("Call-ID", leg.sip_call_id.clone());
@@ -680,7 +1021,7 @@ impl Driver {
                 .clone()
                 .unwrap_or_else(|| leg.request_uri.clone()),
         )
-        .with_header("Via", self.via(&new_branch()))
+        .with_header("Via", self.via(leg.peer, &new_branch()))
         .with_header("Max-Forwards", "70")
         .with_header("From", leg.from.clone())
         .with_header("To", Self::to_with_remote_tag(leg))
@@ -729,6 +1070,7 @@ impl Driver {
             reply,
         });
         info!(call = call_id.0, ?outcome, ?hangup_side, "call ended");
+        self.publish_trunks();
         let events = self.events.clone();
         tokio::spawn(async move {
             let recording = recording.await.ok().flatten();
@@ -774,6 +1116,19 @@ impl Driver {
     fn on_response(&mut self, response: Response, source: SocketAddr) {
         let Ok(cseq) = response.cseq() else { return };
         let sip_call_id = response.call_id().to_string();
+        if (cseq.method == Method::Options || cseq.method == Method::Register)
+            && self.on_trunk_response(&response, &cseq.method)
+        {
+            return;
+        }
+        if cseq.method == Method::Invite
+            && response.status < 200
+            && let Some(leg) = self.legs.get(&sip_call_id)
+            && leg.owner.is_some_and(|(_, side)| side == Side::Customer)
+            && let Some(trunk) = self.trunk_by_peer(leg.peer)
+        {
+            self.set_trunk_alive(&trunk, true);
+        }
         let Some(leg) = self.legs.get_mut(&sip_call_id) else {
             debug!(%source, status = response.status, "response for no known call dropped");
             return;
@@ -940,6 +1295,13 @@ impl Driver {
     }
 
     fn on_invite_failure(&mut self, sip_call_id: &str, response: &Response) {
+        if let Some(leg) = self.legs.get(sip_call_id)
+            && leg.owner.is_some_and(|(_, side)| side == Side::Customer)
+            && let Some(trunk) = self.trunk_by_peer(leg.peer)
+        {
+            // Any answer, even a refusal, shows the trunk is up.
+            self.set_trunk_alive(&trunk, true);
+        }
         let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
@@ -959,7 +1321,7 @@ impl Driver {
             } else {
                 ("Proxy-Authenticate", "Proxy-Authorization")
             };
-            match response.headers.get(challenge_header).map(Challenge::parse) {
+            match best_challenge(response, challenge_header) {
                 Some(Ok(challenge)) => {
                     leg.auth_attempted = true;
                     leg.cseq += 1;
@@ -984,6 +1346,10 @@ impl Driver {
         self.legs.insert(sip_call_id.to_string(), leg);
         match owner {
             None => {}
+            Some((call_id, Side::Customer))
+                if matches!(response.status, 500 | 502 | 503 | 504)
+                    && !was_cancelling
+                    && self.try_failover(call_id, response.status) => {}
             Some((call_id, Side::Customer)) => {
                 let outcome = match response.status {
                     486 | 600 => Outcome::Busy,
@@ -1152,6 +1518,13 @@ impl Driver {
                 Some(&new_tag()),
             );
         };
+        let now = Instant::now();
+        if let Some(failures) = self.auth_failures.get(&source.ip())
+            && failures.locked_until.is_some_and(|until| until > now)
+        {
+            warn!(%source, %extension, "REGISTER refused: this address is locked out after repeated failed logins");
+            return Response::to_request(request, 403, "Forbidden (locked out)", Some(&new_tag()));
+        }
         let Some(authorization) = request.headers.get("Authorization") else {
             return self.challenge(request, false);
         };
@@ -1179,8 +1552,10 @@ impl Driver {
         });
         if !verified {
             warn!(%source, %extension, "REGISTER refused: unknown extension or wrong password");
+            self.note_auth_failure(source.ip(), now);
             return Response::to_request(request, 403, "Forbidden", Some(&new_tag()));
         }
+        self.auth_failures.remove(&source.ip());
 
         let contacts: Vec<&str> = request
             .headers
@@ -1248,6 +1623,26 @@ impl Driver {
         ok.with_header("Contact", format!("<{}>;expires={expires}", contact.uri))
     }
 
+    fn note_auth_failure(&mut self, ip: IpAddr, now: Instant) {
+        let policy = self.lockout;
+        let failures = self.auth_failures.entry(ip).or_insert(AuthFailures {
+            count: 0,
+            window_start: now,
+            locked_until: None,
+        });
+        if now.duration_since(failures.window_start) > policy.window {
+            failures.count = 0;
+            failures.window_start = now;
+        }
+        failures.count += 1;
+        if failures.count >= policy.max_failures {
+            warn!(%ip, failures = failures.count, lockout_secs = policy.lockout.as_secs(), "too many failed registrar logins; locking the address out");
+            failures.locked_until = Some(now + policy.lockout);
+            failures.count = 0;
+            failures.window_start = now;
+        }
+    }
+
     fn unregister(&mut self, extension: &str) {
         if self.registrations.remove(extension).is_some() {
             self.publish_registrations();
@@ -1275,6 +1670,7 @@ impl Driver {
     // ---- timers -------------------------------------------------------------------------------
 
     fn on_tick(&mut self, now: Instant) {
+        self.tick_trunks(now);
         let sip_call_ids: Vec<String> = self.legs.keys().cloned().collect();
         for sip_call_id in sip_call_ids {
             self.tick_leg(&sip_call_id, now);
@@ -1291,16 +1687,274 @@ impl Driver {
         self.responses.retain(|_, cached| cached.expires_at > now);
     }
 
+    /// OPTIONS health checks and REGISTER refreshes toward trunks.
+    fn tick_trunks(&mut self, now: Instant) {
+        self.auth_failures.retain(|_, failures| {
+            failures.locked_until.is_some_and(|until| until > now)
+                || now.duration_since(failures.window_start) <= self.lockout.window
+        });
+        let names: Vec<String> = self.trunk_states.keys().cloned().collect();
+        for name in names {
+            let Some(trunk) = self.trunks.get(&name).cloned() else {
+                continue;
+            };
+            let options = self.trunk_options(&name);
+            let destination = self.trunk_destination(&trunk);
+            if let Some(interval) = options.health_check
+                && let Some(state) = self.trunk_states.get(&name)
+                && state.next_check.is_some_and(|at| at <= now)
+            {
+                if state.options_pending.is_some() {
+                    self.set_trunk_alive(&name, false);
+                }
+                let call_id = new_call_id(&self.local.ip().to_string());
+                let mut options_request =
+                    Request::new(Method::Options, format!("sip:{}", trunk.domain))
+                        .with_header("Via", self.via(destination, &new_branch()))
+                        .with_header("Max-Forwards", "70")
+                        .with_header(
+                            "From",
+                            format!("<sip:outpost@{}>;tag={}", trunk.domain, new_tag()),
+                        )
+                        .with_header("To", format!("<sip:{}>", trunk.domain))
+                        .with_header("Call-ID", call_id.clone())
+                        .with_header("CSeq", "1 OPTIONS")
+                        .with_header("Contact", self.contact(destination))
+                        .with_header("User-Agent", "Outpost");
+                if let Some(proxy) = options.outbound_proxy {
+                    options_request
+                        .headers
+                        .push("Route", format!("<sip:{proxy};lr>"));
+                }
+                self.send_to(&options_request.to_bytes(), destination);
+                if let Some(state) = self.trunk_states.get_mut(&name) {
+                    state.options_pending = Some(call_id);
+                    state.next_check = Some(now + interval);
+                }
+            }
+            self.tick_trunk_registration(&trunk, &options, destination, now);
+        }
+    }
+
+    fn tick_trunk_registration(
+        &mut self,
+        trunk: &TrunkConfig,
+        options: &TrunkOptions,
+        destination: SocketAddr,
+        now: Instant,
+    ) {
+        let reliable = self.is_tcp(destination);
+        let Some(mut registration) = self
+            .trunk_states
+            .get_mut(&trunk.name)
+            .and_then(|state| state.registration.take())
+        else {
+            return;
+        };
+        let mut gave_up = false;
+        if let Some((bytes, timer)) = registration.in_flight.as_mut() {
+            match timer.poll(now) {
+                TimerAction::Retransmit if !reliable => self.send_to(bytes, destination),
+                TimerAction::Retransmit | TimerAction::WaitUntil(_) => {}
+                TimerAction::GiveUp => gave_up = true,
+            }
+        }
+        if gave_up {
+            warn!(trunk = %trunk.name, "no answer to REGISTER within 32 s; retrying in 30 s");
+            registration.in_flight = None;
+            registration.registered = false;
+            registration.next_at = now + Duration::from_secs(30);
+        }
+        if registration.in_flight.is_none() && registration.next_at <= now {
+            registration.auth_attempted = false;
+            self.send_trunk_register(trunk, options, destination, &mut registration, None, now);
+        }
+        if let Some(state) = self.trunk_states.get_mut(&trunk.name) {
+            state.registration = Some(registration);
+        }
+        self.publish_trunks();
+    }
+
+    fn send_trunk_register(
+        &self,
+        trunk: &TrunkConfig,
+        options: &TrunkOptions,
+        destination: SocketAddr,
+        registration: &mut TrunkRegState,
+        authorization: Option<(&str, String)>,
+        now: Instant,
+    ) {
+        registration.cseq += 1;
+        let mut register = Request::new(Method::Register, format!("sip:{}", trunk.domain))
+            .with_header("Via", self.via(destination, &new_branch()))
+            .with_header("Max-Forwards", "70")
+            .with_header(
+                "From",
+                format!(
+                    "<sip:{}@{}>;tag={}",
+                    registration.user, trunk.domain, registration.from_tag
+                ),
+            )
+            .with_header(
+                "To",
+                format!("<sip:{}@{}>", registration.user, trunk.domain),
+            )
+            .with_header("Call-ID", registration.call_id.clone())
+            .with_header("CSeq", format!("{} REGISTER", registration.cseq))
+            .with_header(
+                "Contact",
+                if self.is_tcp(destination) {
+                    format!("<sip:{}@{};transport=tcp>", registration.user, self.local)
+                } else {
+                    format!("<sip:{}@{}>", registration.user, self.local)
+                },
+            )
+            .with_header("Expires", registration.expires.as_secs().to_string())
+            .with_header("User-Agent", "Outpost");
+        if let Some(proxy) = options.outbound_proxy {
+            register.headers.push("Route", format!("<sip:{proxy};lr>"));
+        }
+        if let Some((name, value)) = authorization {
+            register.headers.push(name, value);
+        }
+        let bytes = register.to_bytes();
+        self.send_to(&bytes, destination);
+        registration.in_flight = Some((bytes, RetransmitTimer::new(now, false)));
+    }
+
+    /// Handles a response to a trunk OPTIONS or REGISTER; false if it is not one of ours.
+    fn on_trunk_response(&mut self, response: &Response, method: &Method) -> bool {
+        let call_id = response.call_id();
+        let names: Vec<String> = self.trunk_states.keys().cloned().collect();
+        for name in names {
+            let Some(state) = self.trunk_states.get_mut(&name) else {
+                continue;
+            };
+            if *method == Method::Options && state.options_pending.as_deref() == Some(call_id) {
+                state.options_pending = None;
+                // Any answer (even 404 or 405) proves the trunk is reachable.
+                self.set_trunk_alive(&name, true);
+                return true;
+            }
+            let is_ours = state
+                .registration
+                .as_ref()
+                .is_some_and(|registration| registration.call_id == call_id);
+            if *method != Method::Register || !is_ours {
+                continue;
+            }
+            if response.status < 200 {
+                return true;
+            }
+            let Some(mut registration) = state.registration.take() else {
+                return true;
+            };
+            let Some(trunk) = self.trunks.get(&name).cloned() else {
+                return true;
+            };
+            let options = self.trunk_options(&name);
+            let destination = self.trunk_destination(&trunk);
+            let now = Instant::now();
+            let current = response
+                .cseq()
+                .is_ok_and(|cseq| cseq.number == registration.cseq);
+            if current {
+                registration.in_flight = None;
+                match response.status {
+                    200..=299 => {
+                        let granted = response
+                            .headers
+                            .get_all("Contact")
+                            .flat_map(sip_core::message::split_top_level_commas)
+                            .filter_map(|contact| NameAddr::parse(contact).ok())
+                            .find_map(|contact| {
+                                contact
+                                    .param("expires")
+                                    .and_then(|value| value.parse::<u64>().ok())
+                            })
+                            .or_else(|| {
+                                response
+                                    .headers
+                                    .get("Expires")
+                                    .and_then(|value| value.trim().parse().ok())
+                            })
+                            .unwrap_or(registration.expires.as_secs())
+                            .max(2);
+                        if !registration.registered {
+                            info!(trunk = %name, granted, "registered at the trunk");
+                        }
+                        registration.registered = true;
+                        registration.next_at = now + Duration::from_secs(granted) / 2;
+                    }
+                    401 | 407 if !registration.auth_attempted => {
+                        let (challenge_header, answer_header) = if response.status == 401 {
+                            ("WWW-Authenticate", "Authorization")
+                        } else {
+                            ("Proxy-Authenticate", "Proxy-Authorization")
+                        };
+                        match (
+                            best_challenge(response, challenge_header),
+                            &trunk.username,
+                            &trunk.password,
+                        ) {
+                            (Some(Ok(challenge)), Some(username), Some(password)) => {
+                                registration.auth_attempted = true;
+                                let credentials = Credentials {
+                                    username: username.clone(),
+                                    password: password.clone(),
+                                };
+                                let value = challenge.answer(
+                                    &credentials,
+                                    "REGISTER",
+                                    &format!("sip:{}", trunk.domain),
+                                    &new_tag(),
+                                    1,
+                                );
+                                self.send_trunk_register(
+                                    &trunk,
+                                    &options,
+                                    destination,
+                                    &mut registration,
+                                    Some((answer_header, value)),
+                                    now,
+                                );
+                            }
+                            _ => {
+                                warn!(trunk = %name, status = response.status, "the trunk asks for credentials the configuration does not have (or a challenge we cannot answer); retrying in 60 s");
+                                registration.registered = false;
+                                registration.next_at = now + Duration::from_secs(60);
+                            }
+                        }
+                    }
+                    status => {
+                        warn!(trunk = %name, status, "the trunk refused REGISTER; retrying in 60 s");
+                        registration.registered = false;
+                        registration.next_at = now + Duration::from_secs(60);
+                    }
+                }
+            }
+            if let Some(state) = self.trunk_states.get_mut(&name) {
+                state.registration = Some(registration);
+            }
+            self.publish_trunks();
+            return true;
+        }
+        false
+    }
+
     fn tick_leg(&mut self, sip_call_id: &str, now: Instant) {
         let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
         // Retransmit BYE/CANCEL until answered (timer E), give up at timer F.
         let peer = leg.peer;
+        let reliable = self.is_tcp(peer);
         leg.pending
             .retain_mut(|pending| match pending.timer.poll(now) {
                 TimerAction::Retransmit => {
-                    let _ = self.socket.try_send_to(&pending.bytes, peer);
+                    if !reliable {
+                        let _ = self.socket.try_send_to(&pending.bytes, peer);
+                    }
                     true
                 }
                 TimerAction::WaitUntil(_) => true,
@@ -1309,7 +1963,10 @@ impl Driver {
         let mut invite_gave_up = false;
         if let Some(timer) = leg.invite_timer.as_mut() {
             match timer.poll(now) {
-                TimerAction::Retransmit => self.send_to(&leg.invite.to_bytes(), leg.peer),
+                TimerAction::Retransmit if !reliable => {
+                    self.send_to(&leg.invite.to_bytes(), leg.peer)
+                }
+                TimerAction::Retransmit => {}
                 TimerAction::WaitUntil(_) => {}
                 TimerAction::GiveUp => invite_gave_up = true,
             }
@@ -1323,7 +1980,12 @@ impl Driver {
             match owner {
                 Some((call_id, Side::Customer)) => {
                     warn!(call = call_id.0, "no response from the trunk within 32 s");
-                    self.end_call(call_id, Outcome::Failed { status: 0 }, None);
+                    if let Some(trunk) = self.trunk_by_peer(peer) {
+                        self.set_trunk_alive(&trunk, false);
+                    }
+                    if !self.try_failover(call_id, 0) {
+                        self.end_call(call_id, Outcome::Failed { status: 0 }, None);
+                    }
                 }
                 Some((call_id, Side::Agent)) => self.agent_missed(call_id),
                 None => {}

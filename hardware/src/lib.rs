@@ -27,7 +27,9 @@ pub mod g711;
 mod hold;
 mod media;
 mod recording;
+mod tcp;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +55,20 @@ impl Telephony {
     pub async fn start(
         config: TelephonyConfig,
     ) -> Result<(Telephony, mpsc::UnboundedReceiver<LineEvent>), StartError> {
+        Telephony::start_with(config, TelephonyOptions::default()).await
+    }
+
+    /// [`Telephony::start`] with the optional trunk behaviour (transport, outbound proxy,
+    /// REGISTER, OPTIONS health check, failover) and the registrar's lockout policy.
+    pub async fn start_with(
+        config: TelephonyConfig,
+        options: TelephonyOptions,
+    ) -> Result<(Telephony, mpsc::UnboundedReceiver<LineEvent>), StartError> {
+        for name in options.trunks.keys() {
+            if !config.trunks.iter().any(|trunk| &trunk.name == name) {
+                return Err(StartError::UnknownTrunk { name: name.clone() });
+            }
+        }
         std::fs::create_dir_all(&config.recordings_dir).map_err(|source| {
             StartError::Recordings {
                 path: config.recordings_dir.clone(),
@@ -70,16 +86,27 @@ impl Telephony {
             source,
         })?;
         let local_sip = SocketAddr::new(config.public_ip, bound.port());
+        // SIP over TCP listens on the same port (phones and carriers that prefer TCP).
+        let tcp_listener =
+            tokio::net::TcpListener::bind(SocketAddr::new(config.sip_bind.ip(), bound.port()))
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: SocketAddr::new(config.sip_bind.ip(), bound.port()),
+                    source,
+                })?;
         let hold_audio = Arc::new(hold::load(config.hold_audio.as_deref()));
         let shared = Arc::new(Shared::default());
         let (commands, inbox) = mpsc::unbounded_channel();
         let (events, event_receiver) = mpsc::unbounded_channel();
         let driver = Driver::new(DriverSetup {
             socket,
+            tcp_listener: Some(tcp_listener),
             local: local_sip,
             rtp_bind_ip: config.sip_bind.ip(),
             rtp_ports: config.rtp_ports,
             trunks: config.trunks,
+            trunk_options: options.trunks,
+            lockout: options.lockout,
             extensions: config.extensions,
             recordings_dir: config.recordings_dir,
             hold_audio,
@@ -140,6 +167,16 @@ impl Telephony {
         self.send(Command::SetExtensions(extensions));
     }
 
+    /// Each trunk's health (OPTIONS), registration and calls in progress, sorted by name.
+    pub fn trunk_status(&self) -> Vec<TrunkStatus> {
+        let trunks = self
+            .shared
+            .trunks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        trunks.values().cloned().collect()
+    }
+
     /// Extensions registered right now, sorted.
     pub fn registered_extensions(&self) -> Vec<String> {
         let registered = self
@@ -182,6 +219,80 @@ pub struct TrunkConfig {
     pub password: Option<String>,
     /// Most calls at once on this trunk.
     pub channels: u32,
+}
+
+/// How SIP travels to a trunk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SipTransport {
+    /// One datagram per message (the default; what most carriers and FXO gateways speak).
+    #[default]
+    Udp,
+    /// A TCP connection opened by the box, messages framed by Content-Length (RFC 3261 18.3).
+    Tcp,
+}
+
+/// REGISTER toward a trunk, for carriers that route inbound-capable accounts by registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkRegistration {
+    /// The account (user part of To/From/Contact); digest uses the trunk's credentials.
+    pub user: String,
+    /// Expiry asked for; the box refreshes at half of what the carrier grants.
+    pub expires: Duration,
+}
+
+/// Optional behaviour of one trunk, beside its [`TrunkConfig`].
+#[derive(Debug, Clone, Default)]
+pub struct TrunkOptions {
+    pub transport: SipTransport,
+    /// Every request goes here (with a loose `Route`) instead of straight to the trunk.
+    pub outbound_proxy: Option<SocketAddr>,
+    pub register: Option<TrunkRegistration>,
+    /// Send OPTIONS this often; a trunk that does not answer one before the next is due is
+    /// marked dead and skipped while a failover trunk is alive.
+    pub health_check: Option<Duration>,
+    /// Trunks tried in order when this one answers 500/502/503/504, does not answer at all,
+    /// is dead, or has no free channel.
+    pub failover: Vec<String>,
+}
+
+/// Registrar protection against password guessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// This many failed digest answers from one IP address within `window` ...
+    pub max_failures: u32,
+    pub window: Duration,
+    /// ... lock that address out (every REGISTER answered 403) for this long.
+    pub lockout: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> LockoutPolicy {
+        LockoutPolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Options beyond [`TelephonyConfig`], for [`Telephony::start_with`].
+#[derive(Debug, Clone, Default)]
+pub struct TelephonyOptions {
+    /// By trunk name; trunks without an entry use the defaults (UDP, no proxy, no REGISTER,
+    /// no health check, no failover).
+    pub trunks: HashMap<String, TrunkOptions>,
+    pub lockout: LockoutPolicy,
+}
+
+/// A trunk as the driver sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkStatus {
+    pub name: String,
+    /// False once a health check went unanswered (or an INVITE timed out), until it answers.
+    pub alive: bool,
+    /// `None` when the trunk does not register.
+    pub registered: Option<bool>,
+    pub active_calls: u32,
 }
 
 /// An agent's phone account.
@@ -281,6 +392,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// [`TelephonyOptions::trunks`] names a trunk the configuration does not have.
+    #[error("options given for trunk {name:?}, which is not configured; fix the trunk name")]
+    UnknownTrunk { name: String },
     /// The recordings directory cannot be created or written.
     #[error("recordings directory {path}: {source}")]
     Recordings {

@@ -1,0 +1,486 @@
+//! Trunk behaviour against real SIP peers (SIPp as carrier, proxy and registrar).
+//!
+//! Covers T1: 503 failover, dead-trunk detection by OPTIONS and failover, digest toward the
+//! carrier on 401 and 407, SHA-256 digest, REGISTER with refresh, outbound proxy, early media
+//! (183), SIP over TCP, per-trunk channel limit, and the outcomes of 486/603/404.
+//! Every wait is bounded; SIPp is killed on drop.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::bail;
+use hardware::{
+    CallId, DialRequest, LineEvent, Outcome, SipTransport, Telephony, TelephonyConfig,
+    TelephonyOptions, TrunkConfig, TrunkOptions, TrunkRegistration,
+};
+use sip_core::auth::{Algorithm, Authorization, NonceIssuer, challenge_header};
+use sip_core::{Message, Response};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use common::{Sipp, free_udp_port};
+
+const TRUNK_USER: &str = "outpost-trunk";
+const TRUNK_PASSWORD: &str = "trunk-s3cret";
+
+fn trunk(name: &str, port: u16, domain: &str, channels: u32) -> TrunkConfig {
+    TrunkConfig {
+        name: name.into(),
+        address: SocketAddr::from(([127, 0, 0, 1], port)),
+        domain: domain.into(),
+        username: Some(TRUNK_USER.into()),
+        password: Some(TRUNK_PASSWORD.into()),
+        channels,
+    }
+}
+
+struct Lines {
+    telephony: Telephony,
+    events: UnboundedReceiver<LineEvent>,
+    dir: tempfile::TempDir,
+}
+
+async fn start(
+    trunks: Vec<TrunkConfig>,
+    options: HashMap<String, TrunkOptions>,
+) -> anyhow::Result<Lines> {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("hardware=debug")
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let config = TelephonyConfig {
+        sip_bind: "127.0.0.1:0".parse()?,
+        public_ip: "127.0.0.1".parse()?,
+        rtp_ports: (0, 0),
+        trunks,
+        extensions: Vec::new(),
+        recordings_dir: dir.path().join("recordings"),
+        hold_audio: None,
+    };
+    let (telephony, events) = Telephony::start_with(
+        config,
+        TelephonyOptions {
+            trunks: options,
+            ..TelephonyOptions::default()
+        },
+    )
+    .await?;
+    Ok(Lines {
+        telephony,
+        events,
+        dir,
+    })
+}
+
+impl Lines {
+    fn dial(&self, call: u64, trunk: &str, ring_timeout: Duration) {
+        self.telephony.dial(DialRequest {
+            call: CallId(call),
+            trunk: trunk.into(),
+            number: "13800138000".into(),
+            caller_id: "02155550000".into(),
+            ring_timeout,
+        });
+    }
+
+    async fn next_event(&mut self, timeout: Duration) -> anyhow::Result<LineEvent> {
+        match tokio::time::timeout(timeout, self.events.recv()).await {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => bail!("event channel closed"),
+            Err(_) => bail!("no line event within {timeout:?}"),
+        }
+    }
+
+    /// Events until the first `Ended`, which is returned as (outcome, all events).
+    async fn until_ended(
+        &mut self,
+        timeout: Duration,
+    ) -> anyhow::Result<(Outcome, Vec<LineEvent>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = match self.next_event(left).await {
+                Ok(event) => event,
+                Err(error) => bail!("{error}; seen {seen:?}"),
+            };
+            if let LineEvent::Ended { outcome, .. } = &event {
+                let outcome = *outcome;
+                seen.push(event);
+                return Ok((outcome, seen));
+            }
+            seen.push(event);
+        }
+    }
+
+    async fn until_answered(&mut self, timeout: Duration) -> anyhow::Result<Vec<LineEvent>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let event = match self.next_event(left).await {
+                Ok(event) => event,
+                Err(error) => bail!("{error}; seen {seen:?}"),
+            };
+            let done = matches!(event, LineEvent::Answered { .. });
+            if matches!(event, LineEvent::Ended { .. }) {
+                bail!("ended before answer: {event:?}; seen {seen:?}");
+            }
+            seen.push(event);
+            if done {
+                return Ok(seen);
+            }
+        }
+    }
+
+    fn sipp(&self, name: &str, scenario: &str, port: u16, extra: &[String]) -> Sipp {
+        Sipp::start(
+            name,
+            scenario,
+            port,
+            free_udp_port(),
+            extra,
+            self.dir.path(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn a_503_fails_over_to_the_next_trunk() -> anyhow::Result<()> {
+    let (port_a, port_b) = (free_udp_port(), free_udp_port());
+    let mut options = HashMap::new();
+    options.insert(
+        "primary".to_string(),
+        TrunkOptions {
+            failover: vec!["backup".into()],
+            ..TrunkOptions::default()
+        },
+    );
+    let mut lines = start(
+        vec![
+            trunk("primary", port_a, "127.0.0.1", 4),
+            trunk("backup", port_b, "127.0.0.1", 4),
+        ],
+        options,
+    )
+    .await?;
+    let overloaded = lines.sipp("primary", "carrier_503.xml", port_a, &[]);
+    let busy = lines.sipp("backup", "carrier_busy.xml", port_b, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "primary", Duration::from_secs(10));
+    let (outcome, _) = lines.until_ended(Duration::from_secs(10)).await?;
+    assert_eq!(
+        outcome,
+        Outcome::Busy,
+        "the backup trunk's 486 decides the outcome"
+    );
+    overloaded.finish(Duration::from_secs(5)).await?;
+    busy.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_trunk_is_marked_by_options_and_skipped() -> anyhow::Result<()> {
+    // Nothing listens on the primary's port: its OPTIONS go unanswered.
+    let (port_a, port_b) = (free_udp_port(), free_udp_port());
+    let mut options = HashMap::new();
+    options.insert(
+        "primary".to_string(),
+        TrunkOptions {
+            health_check: Some(Duration::from_millis(300)),
+            failover: vec!["backup".into()],
+            ..TrunkOptions::default()
+        },
+    );
+    let mut lines = start(
+        vec![
+            trunk("primary", port_a, "127.0.0.1", 4),
+            trunk("backup", port_b, "127.0.0.1", 4),
+        ],
+        options,
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = lines.telephony.trunk_status();
+        if status
+            .iter()
+            .any(|trunk| trunk.name == "primary" && !trunk.alive)
+        {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("primary never marked dead: {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let backup = lines.sipp("backup", "carrier_decline.xml", port_b, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "primary", Duration::from_secs(10));
+    let (outcome, _) = lines.until_ended(Duration::from_secs(10)).await?;
+    assert_eq!(outcome, Outcome::Rejected, "603 from the backup: declined");
+    backup.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_answering_trunk_stays_alive_under_health_checks() -> anyhow::Result<()> {
+    // A minimal carrier that answers OPTIONS 200, built from sip-core.
+    let carrier = UdpSocket::bind("127.0.0.1:0").await?;
+    let port = carrier.local_addr()?.port();
+    let mut options = HashMap::new();
+    options.insert(
+        "carrier".to_string(),
+        TrunkOptions {
+            health_check: Some(Duration::from_millis(200)),
+            ..TrunkOptions::default()
+        },
+    );
+    let lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], options).await?;
+    let mut buffer = vec![0u8; 4096];
+    let mut n_answered = 0;
+    while n_answered < 4 {
+        let (n_bytes, source) =
+            tokio::time::timeout(Duration::from_secs(3), carrier.recv_from(&mut buffer)).await??;
+        let Ok(Message::Request(request)) = sip_core::parse(&buffer[..n_bytes]) else {
+            bail!("not a request");
+        };
+        assert_eq!(request.method.as_str(), "OPTIONS");
+        let ok = Response::to_request(&request, 200, "OK", Some("c1"));
+        carrier.send_to(&ok.to_bytes(), source).await?;
+        n_answered += 1;
+    }
+    let status = lines.telephony.trunk_status();
+    assert_eq!(status.len(), 1);
+    assert!(status[0].alive, "{status:?}");
+    assert_eq!(status[0].registered, None);
+    Ok(())
+}
+
+async fn digest_call(challenge_status: &str) -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 4)], HashMap::new()).await?;
+    let carrier = lines.sipp(
+        "carrier_auth",
+        &format!("carrier_auth_{challenge_status}.xml"),
+        port,
+        &[],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(7, "carrier", Duration::from_secs(10));
+    lines.until_answered(Duration::from_secs(10)).await?;
+    lines.telephony.hangup(CallId(7));
+    let (outcome, _) = lines.until_ended(Duration::from_secs(5)).await?;
+    assert_eq!(outcome, Outcome::Abandoned, "answered but never bridged");
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn carrier_digest_on_401_is_answered() -> anyhow::Result<()> {
+    digest_call("401").await
+}
+
+#[tokio::test]
+async fn carrier_digest_on_407_is_answered() -> anyhow::Result<()> {
+    digest_call("407").await
+}
+
+#[tokio::test]
+async fn carrier_sha256_digest_is_preferred_and_verifies() -> anyhow::Result<()> {
+    // SIPp cannot verify SHA-256, so this carrier is sip-core's server side: it offers
+    // SHA-256 and MD5 and accepts only a SHA-256 answer.
+    let carrier = UdpSocket::bind("127.0.0.1:0").await?;
+    let port = carrier.local_addr()?.port();
+    let lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
+    lines.dial(3, "carrier", Duration::from_secs(10));
+    let nonces = NonceIssuer::new();
+    let mut buffer = vec![0u8; 8192];
+    let mut recv = async || -> anyhow::Result<(sip_core::Request, SocketAddr)> {
+        loop {
+            let (n_bytes, source) =
+                tokio::time::timeout(Duration::from_secs(5), carrier.recv_from(&mut buffer))
+                    .await??;
+            if let Ok(Message::Request(request)) = sip_core::parse(&buffer[..n_bytes]) {
+                return Ok((request, source));
+            }
+        }
+    };
+    let (invite, source) = recv().await?;
+    assert_eq!(invite.method.as_str(), "INVITE");
+    let nonce = nonces.issue(1);
+    let challenge = Response::to_request(&invite, 407, "Proxy Authentication Required", Some("c"))
+        .with_header(
+            "Proxy-Authenticate",
+            challenge_header("carrier.example", &nonce, Algorithm::Md5, false),
+        )
+        .with_header(
+            "Proxy-Authenticate",
+            challenge_header("carrier.example", &nonce, Algorithm::Sha256, false),
+        );
+    carrier.send_to(&challenge.to_bytes(), source).await?;
+    let (ack, _) = recv().await?;
+    assert_eq!(ack.method.as_str(), "ACK");
+    let (retry, source) = recv().await?;
+    assert_eq!(retry.method.as_str(), "INVITE");
+    let answer = Authorization::parse(
+        retry
+            .headers
+            .get("Proxy-Authorization")
+            .ok_or_else(|| anyhow::anyhow!("no Proxy-Authorization"))?,
+    )?;
+    assert_eq!(answer.algorithm, Algorithm::Sha256);
+    assert_eq!(answer.username, TRUNK_USER);
+    assert!(
+        answer.verify("INVITE", TRUNK_PASSWORD),
+        "SHA-256 digest verifies"
+    );
+    assert!(
+        !answer.verify("INVITE", "wrong"),
+        "and is not trivially true"
+    );
+    let busy = Response::to_request(&retry, 486, "Busy Here", Some("c2"));
+    carrier.send_to(&busy.to_bytes(), source).await?;
+    drop(lines);
+    Ok(())
+}
+
+#[tokio::test]
+async fn trunk_registers_with_digest_and_refreshes() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut options = HashMap::new();
+    options.insert(
+        "carrier".to_string(),
+        TrunkOptions {
+            register: Some(TrunkRegistration {
+                user: TRUNK_USER.into(),
+                expires: Duration::from_secs(120),
+            }),
+            ..TrunkOptions::default()
+        },
+    );
+    let logs = tempfile::tempdir()?;
+    let registrar = Sipp::start(
+        "trunk_register",
+        "trunk_register.xml",
+        port,
+        free_udp_port(),
+        &[],
+        logs.path(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], options).await?;
+    registrar.finish(Duration::from_secs(10)).await?;
+    let status = lines.telephony.trunk_status();
+    assert_eq!(status[0].registered, Some(true), "{status:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn requests_go_through_the_outbound_proxy_with_a_route() -> anyhow::Result<()> {
+    let proxy_port = free_udp_port();
+    let mut options = HashMap::new();
+    options.insert(
+        "carrier".to_string(),
+        TrunkOptions {
+            outbound_proxy: Some(SocketAddr::from(([127, 0, 0, 1], proxy_port))),
+            ..TrunkOptions::default()
+        },
+    );
+    // The trunk's own address is unused: everything must go to the proxy.
+    let mut lines = start(
+        vec![trunk("carrier", free_udp_port(), "carrier.example", 1)],
+        options,
+    )
+    .await?;
+    let proxy = lines.sipp("proxy", "carrier_proxy_busy.xml", proxy_port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "carrier", Duration::from_secs(10));
+    let (outcome, _) = lines.until_ended(Duration::from_secs(10)).await?;
+    assert_eq!(outcome, Outcome::Busy);
+    proxy.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn early_media_183_then_answer() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
+    let carrier = lines.sipp("early", "carrier_early_media.xml", port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "carrier", Duration::from_secs(10));
+    let seen = lines.until_answered(Duration::from_secs(10)).await?;
+    assert!(
+        matches!(seen[0], LineEvent::Ringing { .. }),
+        "183 reports ringing first: {seen:?}"
+    );
+    lines.telephony.hangup(CallId(1));
+    lines.until_ended(Duration::from_secs(5)).await?;
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn sip_over_tcp_toward_the_carrier() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut options = HashMap::new();
+    options.insert(
+        "carrier".to_string(),
+        TrunkOptions {
+            transport: SipTransport::Tcp,
+            ..TrunkOptions::default()
+        },
+    );
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], options).await?;
+    let carrier = lines.sipp(
+        "tcp",
+        "carrier_answer_wait.xml",
+        port,
+        &["-t".into(), "t1".into()],
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lines.dial(1, "carrier", Duration::from_secs(10));
+    lines.until_answered(Duration::from_secs(10)).await?;
+    lines.telephony.hangup(CallId(1));
+    lines.until_ended(Duration::from_secs(5)).await?;
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_map_to_outcomes_and_channels_are_limited() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
+    for (scenario, expected) in [
+        ("carrier_decline.xml", Outcome::Rejected),
+        ("carrier_404.xml", Outcome::Failed { status: 404 }),
+    ] {
+        let carrier = lines.sipp(scenario, scenario, port, &[]);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        lines.dial(1, "carrier", Duration::from_secs(10));
+        let (outcome, _) = lines.until_ended(Duration::from_secs(10)).await?;
+        assert_eq!(outcome, expected, "{scenario}");
+        carrier.finish(Duration::from_secs(5)).await?;
+    }
+    // One channel: a second call while the first rings is refused with 503 at once.
+    let carrier = lines.sipp("ring", "carrier_noanswer.xml", port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(10, "carrier", Duration::from_secs(2));
+    lines.dial(11, "carrier", Duration::from_secs(2));
+    let mut outcomes = HashMap::new();
+    while outcomes.len() < 2 {
+        if let LineEvent::Ended { call, outcome, .. } =
+            lines.next_event(Duration::from_secs(10)).await?
+        {
+            outcomes.insert(call, outcome);
+        }
+    }
+    assert_eq!(outcomes[&CallId(11)], Outcome::Failed { status: 503 });
+    assert_eq!(outcomes[&CallId(10)], Outcome::NoAnswer);
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
