@@ -26,13 +26,39 @@ function then(target) {
   else window.location.assign(target);
 }
 
+// A form's fields as JSON: numbers as numbers, ticked boxes marked data-array as a list,
+// selects marked data-number as a number (or null when blank), datetime-local fields marked
+// data-unix as unix seconds; data-wrap="values" nests the lot under "values".
 function formBody(form) {
   const body = {};
   for (const element of form.elements) {
     if (!element.name) continue;
-    body[element.name] = element.type === "number" ? Number(element.value) : element.value;
+    if (element.type === "checkbox" && element.dataset.array) {
+      if (!Array.isArray(body[element.name])) body[element.name] = [];
+      if (element.checked) {
+        body[element.name].push(element.dataset.array === "number" ? Number(element.value) : element.value);
+      }
+      continue;
+    }
+    if (element.dataset.number) {
+      body[element.name] = element.value === "" ? null : Number(element.value);
+    } else if (element.dataset.unix) {
+      body[element.name] = Math.floor(new Date(element.value).getTime() / 1000);
+    } else if (element.name === "all_match") {
+      body[element.name] = element.value === "true";
+    } else {
+      body[element.name] = element.type === "number" ? Number(element.value) : element.value;
+    }
   }
-  return body;
+  return form.dataset.wrap ? { [form.dataset.wrap]: body } : body;
+}
+
+// Times travel as unix seconds and are shown in the browser's own time zone.
+function showTimes(root) {
+  for (const node of root.querySelectorAll("time[data-unix]")) {
+    const unix = Number(node.dataset.unix);
+    if (unix > 0) node.textContent = new Date(unix * 1000).toLocaleString();
+  }
 }
 
 function wireForms(root) {
@@ -157,7 +183,55 @@ function wireDesk(desk) {
       }
     });
     body.append(form);
+    body.append(callbackSection(popup));
     overlay.hidden = false;
+  };
+
+  // 回访: call back now, or schedule one (title, planned time, note).
+  const callbackSection = (popup) => {
+    const section = element("div", undefined, "callback");
+    const now = element("button", overlay.dataset.callBackNow, "call-back-now");
+    now.type = "button";
+    const status = element("p", "", "hint");
+    now.addEventListener("click", async () => {
+      try {
+        const started = await postJson("/api/attempts/" + popup.attempt_id + "/call-back-now", {});
+        status.textContent = desk.dataset.calling + " " + started.phone;
+      } catch (failure) {
+        status.textContent = failure.message;
+      }
+    });
+    const schedule = element("form", undefined, "schedule inline");
+    const field = (label, name, type) => {
+      const wrap = element("label", label + " ");
+      const input = document.createElement("input");
+      input.name = name;
+      input.type = type;
+      wrap.append(input);
+      schedule.append(wrap);
+      return input;
+    };
+    const title = field(overlay.dataset.title, "title", "text");
+    title.required = true;
+    const due = field(overlay.dataset.due, "due_at", "datetime-local");
+    due.required = true;
+    const note = field(overlay.dataset.note, "note", "text");
+    const submit = element("button", overlay.dataset.schedule);
+    submit.type = "submit";
+    schedule.append(submit);
+    schedule.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const dueAt = Math.floor(new Date(due.value).getTime() / 1000);
+        await postJson("/api/attempts/" + popup.attempt_id + "/callbacks", { title: title.value, due_at: dueAt, note: note.value });
+        status.textContent = overlay.dataset.saved;
+        schedule.reset();
+      } catch (failure) {
+        status.textContent = failure.message;
+      }
+    });
+    section.append(element("h3", overlay.dataset.schedule), now, schedule, status);
+    return section;
   };
 
   const next = () => {
@@ -176,8 +250,36 @@ function wireDesk(desk) {
     }
   });
 
+  const calling = document.getElementById("calling");
+  const notice = document.getElementById("notice");
+  const dialError = document.getElementById("dial-error");
+  for (const button of document.querySelectorAll("button.one-click")) {
+    button.addEventListener("click", async () => {
+      dialError.hidden = true;
+      try {
+        const started = await postJson(button.dataset.dial, {});
+        calling.textContent = desk.dataset.calling + " " + started.phone;
+        calling.hidden = false;
+      } catch (failure) {
+        dialError.textContent = failure.message;
+        dialError.hidden = false;
+      }
+    });
+  }
+
   const events = new EventSource("/api/agent/events");
   events.addEventListener("state", (event) => showState(JSON.parse(event.data).state));
+  events.addEventListener("ringing", (event) => {
+    const ringing = JSON.parse(event.data);
+    calling.textContent = desk.dataset.calling + " " + ringing.phone;
+    calling.hidden = false;
+  });
+  events.addEventListener("ended", () => { calling.hidden = true; });
+  events.addEventListener("callback", (event) => {
+    const due = JSON.parse(event.data);
+    notice.textContent = desk.dataset.callbackDue + " #" + due.callback_id + (due.phone ? " · " + due.phone : "");
+    notice.hidden = false;
+  });
   events.addEventListener("popup", (event) => {
     const popup = JSON.parse(event.data);
     const known = (open && open.attempt_id === popup.attempt_id) ||
@@ -187,49 +289,98 @@ function wireDesk(desk) {
   });
 }
 
-// ---- live status ----
+// ---- attribution rules ----
+
+function wireRules(section) {
+  let rules = JSON.parse(section.dataset.rules || "[]");
+  const error = section.querySelector(".form-error");
+  const save = async () => {
+    try {
+      await postJson("/api/projects/" + section.dataset.project + "/rules", { rules });
+      window.location.reload();
+    } catch (failure) {
+      error.textContent = failure.message;
+      error.hidden = false;
+    }
+  };
+  for (const button of section.querySelectorAll("button.remove-rule")) {
+    button.addEventListener("click", () => {
+      rules.splice(Number(button.dataset.index), 1);
+      save();
+    });
+  }
+  const form = section.querySelector("form.add-rule");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const values = form.elements.values.value.split(/[,，]/).map((v) => v.trim()).filter((v) => v);
+    rules.push({
+      conditions: [[form.elements.field.value, values]],
+      all_match: form.elements.all_match.value === "true",
+      agent: form.elements.agent.value,
+    });
+    save();
+  });
+  for (const button of document.querySelectorAll("button.allocate")) {
+    button.addEventListener("click", async () => {
+      const out = button.parentElement.querySelector(".allocation");
+      try {
+        const report = await postJson("/api/tasks/" + button.dataset.batch + "/allocate", {});
+        out.textContent = button.dataset.attributed + "：" + report.attributed + "；" + button.dataset.notFound + "：" + report.not_found;
+      } catch (failure) {
+        out.textContent = failure.message;
+      }
+    });
+  }
+}
+
+// ---- live queue monitor (server-sent events, no reloads) ----
 
 function wireStatus(panel) {
   const field = (name) => panel.querySelector('[data-field="' + name + '"]');
-  const refresh = async () => {
-    try {
-      const response = await fetch("/api/status", { credentials: "same-origin" });
-      if (!response.ok) return;
-      const status = await response.json();
-      const link = status.link;
-      let text = {
-        online: panel.dataset.online, offline: panel.dataset.offline,
-        connecting: panel.dataset.connecting, not_enrolled: panel.dataset.notEnrolled,
-      }[link.state] || link.state;
-      if (link.since) text += " (" + panel.dataset.since + " " + new Date(link.since * 1000).toLocaleString() + ")";
-      if (link.reason) text += ": " + link.reason;
-      field("link").textContent = text;
-      field("ringing").textContent = status.lines.ringing;
-      field("queued").textContent = status.lines.queued + status.lines.offered;
-      field("talking").textContent = status.lines.talking;
-      field("outbox").textContent = status.outbox;
-      field("registered").textContent = status.lines.registered_extensions.join(", ") || "-";
-      field("problem").textContent = status.lines.problem || "";
-      const rows = (status.agent_list || []).map((agent) => {
-        const row = document.createElement("tr");
-        for (const value of [agent.username, agent.extension, stateLabel(panel, agent.state)]) {
-          const cell = document.createElement("td");
-          cell.textContent = value;
-          row.append(cell);
-        }
-        return row;
-      });
-      field("agents").replaceChildren(...rows);
-    } catch (_) {
-      // The box may be restarting; the next tick tries again.
+  const cells = (values) => {
+    const row = document.createElement("tr");
+    for (const value of values) {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      row.append(cell);
     }
+    return row;
   };
-  refresh();
-  window.setInterval(refresh, 2000);
+  const source = new EventSource("/api/monitor/events");
+  source.addEventListener("monitor", (event) => {
+    const status = JSON.parse(event.data);
+    const link = status.link;
+    let text = {
+      online: panel.dataset.online, offline: panel.dataset.offline,
+      connecting: panel.dataset.connecting, not_enrolled: panel.dataset.notEnrolled,
+    }[link.state] || link.state;
+    if (link.since) text += " (" + panel.dataset.since + " " + new Date(link.since * 1000).toLocaleString() + ")";
+    if (link.reason) text += ": " + link.reason;
+    field("link").textContent = text;
+    field("ringing").textContent = status.ringing;
+    field("queued").textContent = status.queued;
+    field("offered").textContent = status.offered;
+    field("talking").textContent = status.talking;
+    field("outbox").textContent = status.outbox;
+    field("registered").textContent = status.registered.join(", ") || "-";
+    field("problem").textContent = status.problem || "";
+    field("counts").textContent = Object.entries(status.agents)
+      .map(([state, count]) => stateLabel(panel, state) + " " + count).join(" · ");
+    field("agents").replaceChildren(...status.agent_list.map((agent) => cells([
+      agent.username, agent.extension,
+      stateLabel(panel, agent.state) + (agent.on_call ? " · " + panel.dataset.onCall : ""),
+    ])));
+    field("calls").replaceChildren(...status.calls.map((call) => cells([
+      call.attempt_id, call.state, call.phone, call.agent || "-", call.kind, call.seconds,
+    ])));
+  });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   wireForms(document);
+  showTimes(document);
+  const rules = document.getElementById("rules");
+  if (rules) wireRules(rules);
   const desk = document.getElementById("desk");
   if (desk) wireDesk(desk);
   const status = document.getElementById("live-status");

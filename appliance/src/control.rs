@@ -20,6 +20,43 @@ pub enum DriverMsg {
     ExtensionsChanged,
     /// Report the lines' live figures.
     Status { reply: oneshot::Sender<LineStatus> },
+    /// An agent's own call: one-click, call back now, or a callback from the list.
+    ManualDial { agent: AgentLive, target: ManualTarget, reply: oneshot::Sender<Result<ManualStarted, String>> },
+}
+
+/// What an agent's own call dials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManualTarget {
+    /// 一键外呼: the next number of a one-click project.
+    OneClick { project_id: u64 },
+    /// 当下回访: the customer of one of the agent's calls, now.
+    CallBackNow { attempt_id: u64 },
+    /// A callback from the agent's list.
+    Callback { callback_id: u64 },
+}
+
+/// An agent's own call that is ringing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ManualStarted {
+    pub attempt_id: u64,
+    /// First three and last four digits only.
+    pub phone: String,
+}
+
+/// One call on the lines as the queue monitor shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LiveCall {
+    pub attempt_id: u64,
+    pub batch_id: u64,
+    /// ringing, queued, offered or talking.
+    pub state: &'static str,
+    /// Always first three and last four digits: the monitor is a wallboard.
+    pub phone: String,
+    pub agent: Option<String>,
+    /// Seconds since the call was dialed.
+    pub seconds: u64,
+    /// predictive, or manual (an agent's own call).
+    pub kind: &'static str,
 }
 
 /// Live figures of the lines, for the status page and the panel.
@@ -39,6 +76,8 @@ pub struct LineStatus {
     pub running_tasks: Vec<u64>,
     /// Why the lines are not working, if they are not.
     pub problem: Option<String>,
+    /// Every call on the lines.
+    pub calls: Vec<LiveCall>,
 }
 
 /// The web's handle on the driver. Sending never blocks; when the driver is not running
@@ -58,6 +97,21 @@ impl DriverHandle {
     /// A handle for a box whose lines are down; `problem` is shown on the status page.
     pub fn without_lines(problem: String) -> DriverHandle {
         DriverHandle { sender: None, problem: Some(problem) }
+    }
+
+    /// Asks the driver to place an agent's own call; answers once the number is dialing.
+    pub async fn manual_dial(&self, agent: AgentLive, target: ManualTarget) -> Result<ManualStarted, String> {
+        let Some(sender) = &self.sender else {
+            return Err(self.problem.clone().unwrap_or_else(|| "the lines are down".to_string()));
+        };
+        let (reply, answer) = oneshot::channel();
+        if sender.send(DriverMsg::ManualDial { agent, target, reply }).is_err() {
+            return Err("the dialer has stopped".to_string());
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+            Ok(Ok(result)) => result,
+            _ => Err("the dialer did not answer within 5 s".to_string()),
+        }
     }
 
     pub fn send(&self, message: DriverMsg) {

@@ -2,7 +2,9 @@
 //! (可回接, 不可回接, ...) and the popup streams of the agents' open browsers.
 //!
 //! - The web sets states ([`Desk::set_state`]) and opens popup streams ([`Desk::subscribe`]).
-//! - The dialer driver pushes a [`Popup`] to an agent when a call is put through to them.
+//! - The dialer driver pushes [`DeskEvent`]s to an agent: the popup when a call is put
+//!   through (or while it rings, for agents who pop on ring), the ringing number of their own
+//!   calls, a callback coming due, and the end of a call.
 //!
 //! States live in memory: after a restart every agent is signed out and signs in again,
 //! which is what a site expects of a rebooted box.
@@ -66,10 +68,55 @@ pub struct AgentLive {
     pub state: AgentState,
 }
 
+/// What an agent's open desk is told, as a server-sent event (`name()` is the event name,
+/// `data()` its JSON). Numbers in these events are already masked as the agent may see them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeskEvent {
+    /// The popup: customer fields as permitted, script, business form.
+    Popup(Popup),
+    /// The agent's own call is ringing the customer; the number shows only its first three
+    /// and last four digits.
+    Ringing { attempt_id: u64, phone: String },
+    /// A scheduled callback is due and the system is calling, or waits for the agent to be
+    /// free (`dialing` false).
+    CallbackDue { callback_id: u64, title: String, phone: String, dialing: bool },
+    /// A call of the agent's ended (the desk clears its "calling" line).
+    CallEnded { attempt_id: u64, outcome: String },
+    /// The agent's state was changed by the system (a missed call sets 离开).
+    State { state: AgentState },
+}
+
+impl DeskEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DeskEvent::Popup(_) => "popup",
+            DeskEvent::Ringing { .. } => "ringing",
+            DeskEvent::CallbackDue { .. } => "callback",
+            DeskEvent::CallEnded { .. } => "ended",
+            DeskEvent::State { .. } => "state",
+        }
+    }
+
+    /// The SSE event data (JSON).
+    pub fn data(&self) -> String {
+        let value = match self {
+            DeskEvent::Popup(popup) => serde_json::to_value(popup).unwrap_or_default(),
+            DeskEvent::Ringing { attempt_id, phone } => serde_json::json!({"attempt_id": attempt_id, "phone": phone}),
+            DeskEvent::CallbackDue { callback_id, title, phone, dialing } => {
+                serde_json::json!({"callback_id": callback_id, "title": title, "phone": phone, "dialing": dialing})
+            }
+            DeskEvent::CallEnded { attempt_id, outcome } => serde_json::json!({"attempt_id": attempt_id, "outcome": outcome}),
+            DeskEvent::State { state } => serde_json::json!({"state": state.as_str()}),
+        };
+        value.to_string()
+    }
+}
+
 #[derive(Default)]
 struct DeskInner {
     agents: HashMap<u64, AgentLive>,
-    streams: HashMap<u64, Vec<mpsc::UnboundedSender<Popup>>>,
+    streams: HashMap<u64, Vec<mpsc::UnboundedSender<DeskEvent>>>,
 }
 
 /// See the module doc.
@@ -123,8 +170,8 @@ impl Desk {
         counts
     }
 
-    /// Opens a popup stream for one of the agent's browser tabs.
-    pub fn subscribe(&self, agent_id: u64) -> mpsc::UnboundedReceiver<Popup> {
+    /// Opens an event stream for one of the agent's browser tabs.
+    pub fn subscribe(&self, agent_id: u64) -> mpsc::UnboundedReceiver<DeskEvent> {
         let (sender, receiver) = mpsc::unbounded_channel();
         self.lock().streams.entry(agent_id).or_default().push(sender);
         receiver
@@ -132,10 +179,20 @@ impl Desk {
 
     /// Sends a popup to every open browser of the agent; returns how many received it.
     pub fn push_popup(&self, agent_id: u64, popup: &Popup) -> usize {
+        self.push(agent_id, DeskEvent::Popup(popup.clone()))
+    }
+
+    /// Sends an event to every open browser of the agent; returns how many received it.
+    pub fn push(&self, agent_id: u64, event: DeskEvent) -> usize {
         let mut inner = self.lock();
         let Some(streams) = inner.streams.get_mut(&agent_id) else { return 0 };
         // Closed tabs are dropped here rather than tracked on disconnect.
-        streams.retain(|stream| stream.send(popup.clone()).is_ok());
+        streams.retain(|stream| stream.send(event.clone()).is_ok());
         streams.len()
+    }
+
+    /// The agent by username, if they set a state since start.
+    pub fn agent_by_username(&self, username: &str) -> Option<AgentLive> {
+        self.lock().agents.values().find(|agent| agent.username == username).cloned()
     }
 }

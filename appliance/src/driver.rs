@@ -13,6 +13,10 @@
 //!   `Telephony::dial`; `Route` → `Telephony::bridge` to the agent's extension; `Drop` →
 //!   `Telephony::hangup`. `Ended` → final outcome and its outbox entry in one transaction.
 //!
+//! - Agents' own calls (one-click, call back now, callbacks) skip the cores: the driver
+//!   dials the number the store picked and puts the answered call straight through to that
+//!   agent. A one-second tick executes callbacks that have come due.
+//!
 //! Agents are shared by every running task: when one core routes a call to an agent, the
 //! others are told the agent is unavailable until the agent is free again. An agent whose
 //! call ended is in after-call work (unavailable) until they save the business record.
@@ -30,14 +34,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ApplianceConfig;
-use crate::control::{DriverHandle, DriverMsg, LineStatus};
-use crate::desk::{AgentLive, AgentState, Desk};
-use crate::store::{AttemptEnd, Store, TaskParams};
+use crate::control::{DriverHandle, DriverMsg, LineStatus, LiveCall, ManualStarted, ManualTarget};
+use crate::desk::{AgentLive, AgentState, Desk, DeskEvent};
+use crate::store::{AttemptEnd, ManualClaim, ManualDialError, Store, TaskExtras, TaskParams, mask_phone};
 
 /// How long an agent's phone rings before the call goes back to the queue.
 const AGENT_RING_TIMEOUT: Duration = Duration::from_secs(20);
 /// How often the driver re-reads the dialable tasks from the store.
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often callbacks that came due are looked for.
+const CALLBACKS_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the lines and the driver. If the lines cannot start (SIP port taken), the box
 /// still serves its web UI and the status page says why.
@@ -87,6 +93,7 @@ pub async fn spawn(
         by_key: HashMap::new(),
         next_call: 1,
         agents: HashMap::new(),
+        told_due: std::collections::HashSet::new(),
     };
     tasks.spawn(driver.run(inbox, events, shutdown));
     (DriverHandle::new(sender), sip_addr)
@@ -96,8 +103,17 @@ pub async fn spawn(
 struct TaskRun {
     dialer: Dialer,
     params: TaskParams,
+    extras: TaskExtras,
+    /// The task's agents; empty means every agent.
+    agents: Vec<AgentId>,
     /// Stopped (at the site or by HQ): no new dials; removed once its calls are over.
     stopping: bool,
+}
+
+impl TaskRun {
+    fn takes(&self, agent: AgentId) -> bool {
+        self.agents.is_empty() || self.agents.contains(&agent)
+    }
 }
 
 /// One call on the lines.
@@ -110,6 +126,18 @@ struct CallInfo {
     /// The agent offered or talking, if any.
     agent: Option<AgentId>,
     bridged: bool,
+    /// An agent's own call: it goes to that agent, outside the cores.
+    manual: Option<ManualCall>,
+    phone: String,
+    dialed_at: Instant,
+}
+
+/// What an agent's own call needs on answer.
+struct ManualCall {
+    agent: AgentId,
+    auto_answer: bool,
+    /// The popup was shown while ringing.
+    popped: bool,
 }
 
 /// An agent as the driver needs them.
@@ -141,10 +169,18 @@ struct Driver {
     by_key: HashMap<(u64, CallKey), CallId>,
     next_call: u64,
     agents: HashMap<AgentId, AgentSlot>,
+    /// Callbacks whose agent was told they are due but was not free.
+    told_due: std::collections::HashSet<u64>,
 }
 
 fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The caller id a line presents: its name when that is a number (the site names its
+/// lines by their caller numbers), else none and the carrier's default applies.
+fn caller_id_of(trunk: &str) -> String {
+    if !trunk.is_empty() && trunk.bytes().all(|b| b.is_ascii_digit()) { trunk.to_string() } else { String::new() }
 }
 
 fn sync_outcome(outcome: hardware::Outcome) -> sync_protocol::Outcome {
@@ -180,6 +216,8 @@ impl Driver {
         self.reconcile_tasks();
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut callbacks = tokio::time::interval(CALLBACKS_EVERY);
+        callbacks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain_actions();
             let wake = self
@@ -204,6 +242,7 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = reconcile.tick() => self.reconcile_tasks(),
+                _ = callbacks.tick() => self.run_due_callbacks(),
             }
         }
         for call in self.calls.keys() {
@@ -211,15 +250,20 @@ impl Driver {
         }
     }
 
-    fn pacing(&self, params: TaskParams) -> PacingConfig {
-        // Never more calls than the trunks have channels (S2: "never above the caller's
-        // line count"), or numbers would be wasted on calls that cannot be placed.
-        let channels: u32 = self.trunks.iter().map(|(_, channels)| *channels).sum();
+    fn pacing(&self, params: TaskParams, extras: &TaskExtras) -> PacingConfig {
+        // Never more calls than the caller's lines have channels (S2: "never above the
+        // caller's line count"), or numbers would be wasted on calls that cannot be placed.
+        let channels: u32 = self
+            .trunks
+            .iter()
+            .filter(|(name, _)| extras.caller.is_empty() || *name == extras.caller)
+            .map(|(_, channels)| *channels)
+            .sum();
         PacingConfig {
             mode: PacingMode::FixedRatio { ratio: params.ratio },
             max_concurrency: params.max_concurrency.min(channels.max(1)),
-            cool_down: Duration::from_secs(3),
-            queue_timeout: Duration::from_secs(35),
+            cool_down: Duration::from_secs(u64::from(extras.cool_down)),
+            queue_timeout: Duration::from_secs(u64::from(extras.queue_timeout)),
             abandon_threshold: Duration::from_secs(2),
         }
     }
@@ -235,24 +279,51 @@ impl Driver {
         };
         let now = self.now();
         for (batch_id, params) in &dialable {
-            let pacing = self.pacing(*params);
+            let (extras, task_agents) = match self.store.task_settings(*batch_id) {
+                Ok(Some(settings)) => (settings.extras, settings.agents),
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::error!(%error, batch_id, "cannot read the task's settings");
+                    continue;
+                }
+            };
+            let pacing = self.pacing(*params, &extras);
+            let ready: Vec<AgentId> =
+                self.agents.iter().filter(|(_, agent)| agent.ready()).map(|(id, _)| *id).collect();
             match self.tasks.get_mut(batch_id) {
                 Some(run) => {
-                    if run.params != *params || run.stopping {
+                    if run.params != *params || run.extras != extras || run.stopping {
                         run.dialer.set_config(pacing, now);
                         run.params = *params;
+                        run.extras = extras;
                         run.stopping = false;
+                    }
+                    if run.agents != task_agents {
+                        // Agents joining or leaving the task's queue (S1) while it runs.
+                        let before: Vec<bool> = ready.iter().map(|id| run.takes(*id)).collect();
+                        run.agents = task_agents;
+                        for (agent_id, took) in ready.iter().zip(before) {
+                            match (took, run.takes(*agent_id)) {
+                                (false, true) => run.dialer.agent_available(now, *agent_id),
+                                (true, false) => run.dialer.agent_unavailable(now, *agent_id),
+                                _ => {}
+                            }
+                        }
                     }
                 }
                 None => {
-                    tracing::info!(batch_id, ?params, "task starts dialing");
+                    tracing::info!(batch_id, ?params, ?extras, "task starts dialing");
                     let mut dialer = Dialer::new(pacing, now);
-                    for (agent_id, agent) in &self.agents {
-                        if agent.ready() {
+                    let run_agents = task_agents;
+                    for agent_id in &ready {
+                        if run_agents.is_empty() || run_agents.contains(agent_id) {
                             dialer.agent_available(now, *agent_id);
                         }
                     }
-                    self.tasks.insert(*batch_id, TaskRun { dialer, params: *params, stopping: false });
+                    self.tasks.insert(
+                        *batch_id,
+                        TaskRun { dialer, params: *params, extras, agents: run_agents, stopping: false },
+                    );
                 }
             }
         }
@@ -293,6 +364,160 @@ impl Driver {
             DriverMsg::Status { reply } => {
                 let _ = reply.send(self.status());
             }
+            DriverMsg::ManualDial { agent, target, reply } => {
+                let _ = reply.send(self.manual_dial(agent, target));
+            }
+        }
+    }
+
+    /// Places an agent's own call (one-click, call back now, callback).
+    fn manual_dial(&mut self, agent: AgentLive, target: ManualTarget) -> Result<ManualStarted, String> {
+        let agent_id = agent.agent_id;
+        if !matches!(agent.state, AgentState::Available | AgentState::OneClickOnly) {
+            return Err("sign in first (不可回接 for one-click projects)".to_string());
+        }
+        if self.agents.get(&agent_id).is_some_and(|slot| slot.call.is_some()) {
+            return Err("you are on a call; finish it first".to_string());
+        }
+        let claim = match target {
+            ManualTarget::OneClick { project_id } => self.store.claim_one_click(project_id, agent_id, &agent.username),
+            ManualTarget::CallBackNow { attempt_id } => self.store.claim_call_back_now(attempt_id, agent_id, &agent.username),
+            ManualTarget::Callback { callback_id } => self.store.claim_callback(callback_id, agent_id, &agent.username),
+        };
+        let claim = claim.map_err(|error| match error {
+            ManualDialError::Db(error) => {
+                tracing::error!(%error, "cannot take a number for an agent's call");
+                format!("internal error: {error}")
+            }
+            other => other.to_string(),
+        })?;
+        Ok(self.place_manual(agent, claim))
+    }
+
+    fn place_manual(&mut self, agent: AgentLive, claim: ManualClaim) -> ManualStarted {
+        let agent_id = agent.agent_id;
+        let now = self.now();
+        let attempt_id = claim.claimed.attempt_id;
+        let Some(trunk) = self.free_trunk(&claim.caller) else {
+            // No line free: the attempt is closed as failed so its number is not stuck.
+            let end = AttemptEnd {
+                outcome: sync_protocol::Outcome::Failed,
+                hangup_side: Some(sync_protocol::HangupSide::System),
+                ended_at: unix_now(),
+                recording_path: None,
+                recording_sha256: None,
+            };
+            if let Err(error) = self.store.finish_attempt(attempt_id, &end) {
+                tracing::error!(%error, attempt_id, "cannot close an undialable attempt");
+            }
+            self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id, outcome: "no_line".into() });
+            return ManualStarted { attempt_id, phone: claim.ringing_phone };
+        };
+        let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
+        let slot = self.agents.entry(agent_id).or_insert_with(|| AgentSlot {
+            username: agent.username.clone(),
+            extension: agent.extension.clone(),
+            state: agent.state,
+            call: None,
+            wrap_up: false,
+        });
+        slot.state = agent.state;
+        let call_id = CallId(self.next_call);
+        self.next_call += 1;
+        slot.call = Some(call_id);
+        self.announce(agent_id, was_ready, None);
+        // Agents who pop on ring get the popup now, number first three and last four only.
+        let pops_on_ring = self
+            .store
+            .agent_settings(agent_id)
+            .map(|settings| settings.popup_timing == "ring")
+            .unwrap_or(false);
+        self.desk.push(agent_id, DeskEvent::Ringing { attempt_id, phone: claim.ringing_phone.clone() });
+        let mut popped = false;
+        if pops_on_ring {
+            popped = self.send_popup(agent_id, attempt_id);
+        }
+        tracing::info!(attempt_id, call = call_id.0, %trunk, agent = %agent.username, "agent's own call dialing");
+        self.calls.insert(
+            call_id,
+            CallInfo {
+                batch_id: claim.claimed.batch_id,
+                key: 0,
+                attempt_id,
+                trunk: trunk.clone(),
+                answered: false,
+                agent: Some(agent_id),
+                bridged: false,
+                manual: Some(ManualCall { agent: agent_id, auto_answer: claim.auto_answer, popped }),
+                phone: claim.claimed.phone.clone(),
+                dialed_at: Instant::now(),
+            },
+        );
+        let _ = now;
+        self.telephony.dial(DialRequest {
+            call: call_id,
+            trunk: trunk.clone(),
+            number: claim.claimed.phone,
+            caller_id: caller_id_of(&trunk),
+            ring_timeout: Duration::from_secs(u64::from(claim.ring_seconds)),
+        });
+        ManualStarted { attempt_id, phone: claim.ringing_phone }
+    }
+
+    /// Pushes the popup of `attempt_id` to the agent; true if it was built.
+    fn send_popup(&mut self, agent_id: AgentId, attempt_id: u64) -> bool {
+        match self.store.popup(attempt_id) {
+            Ok(Some(popup)) => {
+                let tabs = self.desk.push_popup(agent_id, &popup);
+                if let Err(error) = self.store.mark_popped(attempt_id) {
+                    tracing::error!(%error, attempt_id, "cannot record the popup");
+                }
+                tracing::info!(attempt_id, agent_id, tabs, "popup sent");
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                tracing::error!(%error, attempt_id, "cannot build the popup");
+                false
+            }
+        }
+    }
+
+    /// Executes armed callbacks whose time has come: the agent's phone gets the call as
+    /// soon as the agent is signed in and free; until then the desk is told once.
+    fn run_due_callbacks(&mut self) {
+        let due = match self.store.due_callbacks(unix_now()) {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::error!(%error, "cannot read due callbacks");
+                return;
+            }
+        };
+        for callback in due {
+            let Some(agent) = self.desk.agent_by_username(&callback.agent) else { continue };
+            let free = matches!(agent.state, AgentState::Available | AgentState::OneClickOnly)
+                && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up);
+            if !free {
+                if self.told_due.insert(callback.callback_id) {
+                    self.desk.push(
+                        agent.agent_id,
+                        DeskEvent::CallbackDue { callback_id: callback.callback_id, title: String::new(), phone: String::new(), dialing: false },
+                    );
+                }
+                continue;
+            }
+            self.told_due.remove(&callback.callback_id);
+            let agent_id = agent.agent_id;
+            match self.manual_dial(agent, ManualTarget::Callback { callback_id: callback.callback_id }) {
+                Ok(started) => {
+                    tracing::info!(callback = callback.callback_id, attempt = started.attempt_id, "callback executed");
+                    self.desk.push(
+                        agent_id,
+                        DeskEvent::CallbackDue { callback_id: callback.callback_id, title: String::new(), phone: started.phone, dialing: true },
+                    );
+                }
+                Err(reason) => tracing::warn!(callback = callback.callback_id, %reason, "callback not executed yet"),
+            }
         }
     }
 
@@ -309,6 +534,37 @@ impl Driver {
             status.offered += stats.offered;
             status.talking += stats.talking;
         }
+        let mut calls: Vec<LiveCall> = self
+            .calls
+            .values()
+            .map(|call| LiveCall {
+                attempt_id: call.attempt_id,
+                batch_id: call.batch_id,
+                state: if call.bridged {
+                    "talking"
+                } else if call.agent.is_some() && call.answered {
+                    "offered"
+                } else if call.answered {
+                    "queued"
+                } else {
+                    "ringing"
+                },
+                phone: mask_phone(&call.phone),
+                agent: call.agent.and_then(|id| self.agents.get(&id)).map(|slot| slot.username.clone()),
+                seconds: call.dialed_at.elapsed().as_secs(),
+                kind: if call.manual.is_some() { "manual" } else { "predictive" },
+            })
+            .collect();
+        calls.sort_by_key(|call| call.attempt_id);
+        // Agents' own calls are outside the cores' figures; count them in too.
+        for call in calls.iter().filter(|call| call.kind == "manual") {
+            match call.state {
+                "talking" => status.talking += 1,
+                "ringing" => status.ringing += 1,
+                _ => status.offered += 1,
+            }
+        }
+        status.calls = calls;
         if self.trunks.is_empty() {
             status.problem = Some("no trunk is configured: add [[trunks]] to appliance.toml".to_string());
         }
@@ -343,7 +599,7 @@ impl Driver {
         }
         let now = self.now();
         for (batch_id, run) in self.tasks.iter_mut() {
-            if Some(*batch_id) == except {
+            if Some(*batch_id) == except || !run.takes(agent_id) {
                 continue;
             }
             if ready {
@@ -381,8 +637,8 @@ impl Driver {
         }
     }
 
-    fn free_trunk(&self) -> Option<String> {
-        self.trunks.iter().find_map(|(name, channels)| {
+    fn free_trunk(&self, caller: &str) -> Option<String> {
+        self.trunks.iter().filter(|(name, _)| caller.is_empty() || name == caller).find_map(|(name, channels)| {
             let in_use = self.calls.values().filter(|call| call.trunk == *name).count() as u32;
             (in_use < *channels).then(|| name.clone())
         })
@@ -396,7 +652,8 @@ impl Driver {
             return;
         }
         let ring_seconds = run.params.ring_seconds;
-        let Some(trunk) = self.free_trunk() else {
+        let caller = run.extras.caller.clone();
+        let Some(trunk) = self.free_trunk(&caller) else {
             if let Some(run) = self.tasks.get_mut(&batch_id) {
                 run.dialer.call_no_number(now, key);
             }
@@ -431,14 +688,17 @@ impl Driver {
                 answered: false,
                 agent: None,
                 bridged: false,
+                manual: None,
+                phone: claimed.phone.clone(),
+                dialed_at: Instant::now(),
             },
         );
         self.by_key.insert((batch_id, key), call_id);
         self.telephony.dial(DialRequest {
             call: call_id,
+            caller_id: caller_id_of(&trunk),
             trunk,
             number: claimed.phone,
-            caller_id: String::new(),
             ring_timeout: Duration::from_secs(u64::from(ring_seconds)),
         });
     }
@@ -463,7 +723,8 @@ impl Driver {
         // The other tasks' cores must not route to this agent meanwhile.
         self.announce(agent_id, was_ready, Some(batch_id));
         tracing::info!(batch_id, call = call_id.0, %extension, "offering the call to an agent");
-        self.telephony.bridge(call_id, &extension, AGENT_RING_TIMEOUT, true);
+        let auto_answer = self.tasks.get(&batch_id).is_none_or(|run| run.extras.answer_mode != "ring");
+        self.telephony.bridge(call_id, &extension, AGENT_RING_TIMEOUT, auto_answer);
     }
 
     fn agent_by_extension(&self, extension: &str) -> Option<AgentId> {
@@ -479,6 +740,16 @@ impl Driver {
                 info.answered = true;
                 if let Err(error) = self.store.mark_answered(info.attempt_id, unix_now()) {
                     tracing::error!(%error, "cannot record the answer");
+                }
+                if let Some(manual) = &info.manual {
+                    // An agent's own call goes straight to that agent's phone.
+                    let extension = self.agents.get(&manual.agent).map(|slot| slot.extension.clone());
+                    let auto_answer = manual.auto_answer;
+                    match extension {
+                        Some(extension) => self.telephony.bridge(call, &extension, AGENT_RING_TIMEOUT, auto_answer),
+                        None => self.telephony.hangup(call),
+                    }
+                    return;
                 }
                 if let Some(run) = self.tasks.get_mut(&info.batch_id) {
                     run.dialer.call_answered(now, info.key);
@@ -499,6 +770,12 @@ impl Driver {
                 info.bridged = true;
                 info.agent = Some(agent_id);
                 let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
+                if let Some(manual) = &info.manual {
+                    if !manual.popped {
+                        self.send_popup(agent_id, attempt_id);
+                    }
+                    return;
+                }
                 if let Some(run) = self.tasks.get_mut(&batch_id) {
                     run.dialer.call_bridged(now, key, agent_id);
                 }
@@ -506,20 +783,19 @@ impl Driver {
                 if let Err(error) = self.store.mark_bridged(attempt_id, &username) {
                     tracing::error!(%error, "cannot record the bridge");
                 }
-                match self.store.popup(attempt_id) {
-                    Ok(Some(popup)) => {
-                        let tabs = self.desk.push_popup(agent_id, &popup);
-                        tracing::info!(attempt_id, agent = %username, tabs, "popup sent");
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::error!(%error, attempt_id, "cannot build the popup"),
-                }
+                self.send_popup(agent_id, attempt_id);
             }
             LineEvent::AgentMissed { call, extension } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
                 let agent_id = info.agent.take().or_else(|| self.agent_by_extension(&extension));
                 let Some(info) = self.calls.get(&call) else { return };
                 let (batch_id, key) = (info.batch_id, info.key);
+                if info.manual.is_some() {
+                    // The agent did not pick up their own call: the customer is let go.
+                    tracing::warn!(call = call.0, %extension, "agent did not take their own call; hanging up");
+                    self.telephony.hangup(call);
+                    return;
+                }
                 let Some(agent_id) = agent_id else { return };
                 tracing::warn!(call = call.0, %extension, "agent did not take the call; agent set to away");
                 if let Some(run) = self.tasks.get_mut(&batch_id) {
@@ -537,6 +813,7 @@ impl Driver {
                         extension: slot.extension.clone(),
                         state: AgentState::Away,
                     });
+                    self.desk.push(agent_id, DeskEvent::State { state: AgentState::Away });
                 }
                 self.announce(agent_id, was_ready, Some(batch_id));
             }
@@ -550,6 +827,10 @@ impl Driver {
                     recording_path: recording.as_ref().map(|r| r.path.clone()),
                     recording_sha256: recording.map(|r| r.sha256),
                 };
+                if let Some(agent_id) = info.agent {
+                    let outcome = if info.bridged { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
+                    self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
+                }
                 match self.store.finish_attempt(info.attempt_id, &end) {
                     Ok(attempt) => tracing::info!(
                         attempt = attempt.attempt_id,
@@ -571,15 +852,20 @@ impl Driver {
                         }
                     }
                     let ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
-                    if let Some(run) = self.tasks.get_mut(&info.batch_id) {
-                        if !ready {
-                            // After-call work, or a state change during the call: reported
-                            // before call_ended, as the core asks.
-                            run.dialer.agent_unavailable(now, agent_id);
+                    if info.manual.is_some() {
+                        // No core knew of this call: every core hears of the agent afresh.
+                        self.announce(agent_id, was_ready, None);
+                    } else {
+                        if let Some(run) = self.tasks.get_mut(&info.batch_id) {
+                            if !ready {
+                                // After-call work, or a state change during the call:
+                                // reported before call_ended, as the core asks.
+                                run.dialer.agent_unavailable(now, agent_id);
+                            }
+                            run.dialer.call_ended(now, info.key);
                         }
-                        run.dialer.call_ended(now, info.key);
+                        self.announce(agent_id, was_ready, Some(info.batch_id));
                     }
-                    self.announce(agent_id, was_ready, Some(info.batch_id));
                 } else if let Some(run) = self.tasks.get_mut(&info.batch_id) {
                     if info.answered {
                         run.dialer.call_ended(now, info.key);

@@ -73,6 +73,13 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     if recovered > 0 {
         tracing::warn!(recovered, "attempts interrupted by the last stop were closed as failed");
     }
+    store.set_lines(
+        config
+            .trunks
+            .iter()
+            .map(|trunk| store::Line { name: trunk.name.clone(), channels: trunk.channels })
+            .collect(),
+    );
     let desk = Arc::new(Desk::default());
     let mut tasks = JoinSet::new();
 

@@ -25,6 +25,10 @@ use sync_protocol::{
 };
 use tokio::sync::Notify;
 
+mod work;
+
+pub use work::*;
+
 /// Schema migrations, applied in order; `user_version` counts how many ran.
 const MIGRATIONS: &[&str] = &[
     // 1: the skeleton's schema.
@@ -107,6 +111,75 @@ const MIGRATIONS: &[&str] = &[
         agent TEXT NOT NULL,
         saved_at INTEGER NOT NULL,
         record_values TEXT NOT NULL
+    );",
+    // 2: the site's working day: task settings and agents, ownership of numbers, site
+    // attribution rules, callbacks, site roles, agents' desk settings, customer edits.
+    "ALTER TABLE batches ADD COLUMN dial_mode TEXT NOT NULL DEFAULT 'predictive';
+    ALTER TABLE batches ADD COLUMN caller TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN cool_down INTEGER NOT NULL DEFAULT 3;
+    ALTER TABLE batches ADD COLUMN queue_timeout INTEGER NOT NULL DEFAULT 35;
+    ALTER TABLE batches ADD COLUMN routing TEXT NOT NULL DEFAULT 'longest_idle';
+    ALTER TABLE batches ADD COLUMN answer_mode TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE batch_rows ADD COLUMN owner TEXT;
+    CREATE INDEX batch_rows_owner ON batch_rows (owner, status);
+    CREATE TABLE task_agents (
+        batch_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        PRIMARY KEY (batch_id, user_id)
+    );
+    CREATE TABLE site_rules (
+        project_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        all_match INTEGER NOT NULL,
+        conditions TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        PRIMARY KEY (project_id, position)
+    );
+    CREATE TABLE hq_rules (
+        project_id INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL,
+        rules BLOB NOT NULL
+    );
+    CREATE TABLE callbacks (
+        callback_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id INTEGER NOT NULL,
+        chunk_idx INTEGER NOT NULL,
+        row_idx INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        phone TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        title TEXT NOT NULL,
+        note TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('new', 'waiting', 'done', 'cancelled')),
+        created_at INTEGER NOT NULL,
+        done_at INTEGER
+    );
+    CREATE INDEX callbacks_due ON callbacks (state, due_at);
+    ALTER TABLE attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'predictive';
+    ALTER TABLE attempts ADD COLUMN callback_id INTEGER;
+    ALTER TABLE attempts ADD COLUMN popped INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE site_roles (
+        role_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        modules TEXT NOT NULL
+    );
+    ALTER TABLE users ADD COLUMN site_role INTEGER REFERENCES site_roles (role_id);
+    CREATE TABLE agent_settings (
+        user_id INTEGER PRIMARY KEY REFERENCES users (user_id),
+        caller TEXT NOT NULL DEFAULT '',
+        popup_timing TEXT NOT NULL DEFAULT 'answer',
+        popup_page TEXT NOT NULL DEFAULT 'default'
+    );
+    CREATE TABLE customer_edits (
+        batch_id INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        edited_at INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, row_id, field)
     );",
 ];
 
@@ -348,6 +421,9 @@ pub struct Store {
     epoch: u64,
     notify: Arc<Notify>,
     path: PathBuf,
+    /// The site's lines (trunks and their channel counts), told by the appliance at start;
+    /// task parameters are checked against them.
+    lines: Mutex<Vec<Line>>,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> DbError {
@@ -424,7 +500,13 @@ impl Store {
             .query_row("SELECT epoch FROM sync_state WHERE id = 1", [], |row| row.get(0))
             .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
-        Ok(Store { conn: Mutex::new(conn), epoch: epoch as u64, notify: Arc::new(Notify::new()), path })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            epoch: epoch as u64,
+            notify: Arc::new(Notify::new()),
+            path,
+            lines: Mutex::new(Vec::new()),
+        })
     }
 
     /// Where the database file lives.
@@ -714,6 +796,20 @@ impl Store {
                 _ => params.ring_seconds,
             },
         };
+        let caller: String =
+            conn.query_row("SELECT caller FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get(0)).map_err(DbError::from)?;
+        // S2: max concurrency never above the caller's line count, or numbers are burnt on
+        // calls no line can carry (数据空跑). A value HQ bound is HQ's to answer for.
+        if def.params.max_concurrency.is_none()
+            && let Some(channels) = self.caller_channels(&caller)
+            && effective.max_concurrency > channels
+        {
+            let which = if caller.is_empty() { "the site's lines".to_string() } else { format!("caller {caller}") };
+            return Err(StartTaskError::Invalid(format!(
+                "max concurrency {} is above the {channels} lines of {which}; choose at most {channels}",
+                effective.max_concurrency
+            )));
+        }
         conn.execute(
             "UPDATE batches SET running = 1, ratio = ?2, max_concurrency = ?3, ring_seconds = ?4
              WHERE batch_id = ?1",
@@ -735,7 +831,7 @@ impl Store {
         let conn = self.lock();
         let mut statement = conn.prepare(
             "SELECT batch_id, ratio, max_concurrency, ring_seconds FROM batches
-             WHERE running = 1 AND verified = 1
+             WHERE running = 1 AND verified = 1 AND dial_mode = 'predictive'
                AND COALESCE(control_priority, manifest_priority, 2) >= 2
              ORDER BY batch_id",
         )?;
@@ -799,6 +895,13 @@ impl Store {
             "UPDATE attempts SET answered_at = ?2 WHERE attempt_id = ?1 AND answered_at IS NULL",
             params![attempt_id, at],
         )?;
+        Ok(())
+    }
+
+    /// The agent's desk was shown the popup of an agent's own call: from now on it stays
+    /// open (and comes back after a reload) until its record is saved.
+    pub fn mark_popped(&self, attempt_id: u64) -> Result<(), DbError> {
+        self.lock().execute("UPDATE attempts SET popped = 1 WHERE attempt_id = ?1", [attempt_id])?;
         Ok(())
     }
 
@@ -915,16 +1018,17 @@ impl Store {
     /// The popup for an attempt, with the project's masking applied.
     pub fn popup(&self, attempt_id: u64) -> Result<Option<Popup>, DbError> {
         let conn = self.lock();
-        let found: Option<(u64, u32, u32, String, Option<u64>)> = conn
+        type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>);
+        let found: Option<Found> = conn
             .query_row(
-                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id
+                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent
                  FROM attempts a JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",
                 [attempt_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
             )
             .optional()?;
-        let Some((batch_id, chunk_idx, row_idx, phone, project_id)) = found else {
+        let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent)) = found else {
             return Ok(None);
         };
         let fields_blob: Vec<u8> = conn.query_row(
@@ -932,14 +1036,19 @@ impl Store {
             params![batch_id, chunk_idx, row_idx],
             |row| row.get(0),
         )?;
-        let values: Vec<(String, String)> =
-            postcard::from_bytes(&fields_blob).map_err(|e| corrupt("customer row", e))?;
+        let values = work::row_values(&conn, batch_id, row_id, &fields_blob)?;
+        // An agent who pops on ring sees the number as first three and last four digits for
+        // the whole call (manual 3.2.1.1), whatever the project says.
+        let ring_mask = match &agent {
+            Some(agent) => work::pops_on_ring(&conn, agent)?,
+            None => false,
+        };
         let def = load_project(&conn, project_id.unwrap_or_default())?;
         let Some(def) = def else {
             // No project definition: show the number and raw values, nothing to mask by.
             return Ok(Some(Popup {
                 attempt_id,
-                phone,
+                phone: if ring_mask { mask_phone(&phone) } else { phone },
                 fields: values
                     .into_iter()
                     .map(|(key, value)| PopupField { title: key.clone(), key, value })
@@ -970,7 +1079,7 @@ impl Store {
             .collect();
         Ok(Some(Popup {
             attempt_id,
-            phone: if def.hide_middle_digits { mask_phone(&phone) } else { phone },
+            phone: if def.hide_middle_digits || ring_mask { mask_phone(&phone) } else { phone },
             fields,
             script: def.script.clone(),
             record_fields,
@@ -982,7 +1091,7 @@ impl Store {
         let conn = self.lock();
         let mut statement = conn.prepare(
             "SELECT a.attempt_id FROM attempts a
-             WHERE a.agent = ?1
+             WHERE a.agent = ?1 AND (a.kind = 'predictive' OR a.popped = 1)
                AND NOT EXISTS (SELECT 1 FROM business_records r WHERE r.attempt_id = a.attempt_id)
              ORDER BY a.attempt_id",
         )?;
@@ -1072,6 +1181,7 @@ impl Store {
             DownEvent::BatchChunk(chunk) => apply_chunk(&tx, chunk)?,
             DownEvent::BatchManifest(manifest) => apply_manifest(&tx, manifest)?,
             DownEvent::BatchControl(control) => apply_control(&tx, control)?,
+            DownEvent::AttributionRules(rules) => work::apply_hq_rules(&tx, rules)?,
             other => {
                 // A newer hub sent something this build does not know; skipping it keeps the
                 // link moving, and the log line tells the technician to upgrade.

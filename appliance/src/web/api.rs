@@ -196,8 +196,11 @@ pub async fn start_task(
     State(state): State<AppState>,
     AdminUser(_): AdminUser,
     Path(batch_id): Path<u64>,
-    Json(form): Json<StartForm>,
+    Json(body): Json<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    let form: StartForm = serde_json::from_value(body.clone()).map_err(ApiError::bad_request)?;
+    // The form may carry the other task parameters too (S2); they are saved first.
+    super::work_api::start_extras(&state, batch_id, super::work_api::extras_of(&body)?)?;
     let params = TaskParams {
         ratio: form.ratio,
         max_concurrency: form.max_concurrency,
@@ -285,8 +288,8 @@ pub async fn agent_events(
         .chain(backlog.iter().map(popup_event))
         .collect();
     let live = futures::stream::unfold(receiver, |mut receiver| async move {
-        let popup = receiver.recv().await?;
-        Some((Ok(popup_event(&popup)), receiver))
+        let event = receiver.recv().await?;
+        Some((Ok(Event::default().event(event.name()).data(event.data())), receiver))
     });
     let stream = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), live);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))

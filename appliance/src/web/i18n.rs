@@ -238,3 +238,137 @@ pub static EN: Text = Text {
     popup_must_save: "Save the result to close this popup",
     bad_login: "Wrong username or password",
 };
+
+/// Defines [`WorkText`] with its Chinese and English values side by side, so a word is
+/// never added to one language and forgotten in the other.
+macro_rules! work_text {
+    ($($name:ident: $zh:expr, $en:expr;)*) => {
+        /// The words of the working-day pages (task settings, attribution, data, desk tools).
+        pub struct WorkText { $(pub $name: &'static str,)* }
+        pub static WORK_ZH: WorkText = WorkText { $($name: $zh,)* };
+        pub static WORK_EN: WorkText = WorkText { $($name: $en,)* };
+    };
+}
+
+work_text! {
+    nav_attribution: "归属分配", "Attribution";
+    nav_data: "项目数据资料", "Project data";
+    nav_roles: "角色权限", "Roles";
+    nav_desk: "坐席工作台", "Desk";
+    nav_settings: "分机设置", "Extension settings";
+    nav_records: "外呼通话记录", "Call records";
+    nav_callbacks: "回访安排", "Callbacks";
+    nav_customers: "客户管理", "My customers";
+    task_settings: "任务参数", "Task parameters";
+    task_agents: "任务坐席", "Task agents";
+    task_agents_hint: "不勾选任何坐席表示全部坐席执行该任务", "No agent ticked means every agent works this task";
+    save_agents: "保存坐席", "Save agents";
+    dial_mode: "外呼方式", "Dial mode";
+    mode_predictive: "预测外呼", "Predictive";
+    mode_one_click: "一键外呼", "One-click";
+    caller: "主叫号码", "Caller number";
+    any_line: "任意线路", "Any line";
+    lines: "线路", "lines";
+    cool_down: "冷却时长(秒)", "Cool-down (s)";
+    queue_timeout: "队列超时(秒)", "Queue timeout (s)";
+    routing: "转接规则", "Routing rule";
+    routing_longest_idle: "最大空闲时间", "Longest idle";
+    answer_mode: "接听方式", "Answer mode";
+    answer_auto: "自动接听", "Auto answer";
+    answer_ring: "振铃接听", "Ring";
+    hq_bound: "总控设定，不可修改", "set by HQ, read-only";
+    suggested: "建议最大并发", "Suggested max concurrency";
+    caller_lines: "主叫线路数", "Caller's lines";
+    settings_link: "参数设置", "Parameters";
+    rules: "归属规则", "Attribution rules";
+    field: "字段", "Field";
+    values: "值(多个用逗号分隔)", "Values (comma separated)";
+    assign_to: "分配于", "Assign to";
+    match_mode: "匹配关系", "Match";
+    match_any: "任意满足关系", "Any match";
+    match_all: "同时满足关系", "All match";
+    add_rule: "新增", "Add";
+    save_rules: "保存设定", "Save rules";
+    allocate: "立即分配", "Allocate now";
+    attributed: "归属数量", "Attributed";
+    not_found: "未找到归属数量", "Not found";
+    rules_hint: "同一台账配置了相同字段的多个值时只需满足任意值；同一字段的相同值赋予不同台账时取第一个有效配置", "Several values of one field: any matches. One value given to several agents: the first valid rule wins";
+    choose_project: "选择项目", "Project";
+    customers: "客户资料", "Customer data";
+    business: "业务资料", "Business data";
+    callbacks: "回访安排", "Callbacks";
+    filter: "查询", "Filter";
+    export_results: "导出业务结果", "Export results";
+    export_recordings: "导出录音", "Export recordings";
+    owner: "归属坐席", "Owner";
+    agent: "坐席", "Agent";
+    time: "时间", "Time";
+    outcome: "结果", "Outcome";
+    talk_seconds: "通话时长(秒)", "Talk (s)";
+    recording: "录音", "Recording";
+    download: "下载", "Download";
+    edit: "编辑", "Edit";
+    phone_tail: "号码后四位", "Last digits";
+    from: "开始时间", "From";
+    to: "结束时间", "To";
+    title: "回访标题", "Title";
+    due_at: "计划执行时间", "Planned time";
+    done_at: "实际执行时间", "Actual time";
+    note: "回访备注", "Note";
+    created_by: "创建人", "Created by";
+    created_at: "创建时间", "Created";
+    cb_state: "进度状态", "Progress";
+    cb_new: "新建未执行", "New";
+    cb_waiting: "等待执行", "Waiting";
+    cb_done: "完成", "Done";
+    cb_cancelled: "已取消", "Cancelled";
+    arm: "定时执行", "Timed execution";
+    dial: "拨打", "Call";
+    call_back_now: "当下回访(拨打)", "Call back now";
+    schedule_callback: "约定回访", "Schedule callback";
+    add_callback: "新增回访", "Add callback";
+    batch_id: "批次", "Batch";
+    row_id: "客户编号", "Customer id";
+    roles: "角色管理", "Roles";
+    role: "角色", "Role";
+    modules: "权限模块", "Modules";
+    staff: "职场账号", "Staff accounts";
+    default_role: "默认权限", "Default";
+    apply_role: "应用角色权限模块", "Apply role";
+    my_projects: "我的项目", "My projects";
+    project_id: "编号", "Id";
+    my_numbers: "我的号码", "My numbers";
+    one_click: "一键外呼", "One-click dial";
+    running: "自动", "Running";
+    paused: "暂停", "Paused";
+    calling: "正在呼叫", "Calling";
+    callback_due: "回访时间到", "Callback due";
+    popup_timing: "弹屏时机", "Popup timing";
+    timing_answer: "接通时", "On answer";
+    timing_ring: "振铃时", "On ring";
+    popup_page: "弹屏设置", "Popup page";
+    page_default: "项目默认弹屏", "Project's default popup";
+    saved_ok: "已保存", "Saved";
+    status: "状态", "Status";
+    st_new: "未呼", "new";
+    st_dialing: "呼叫中", "dialing";
+    st_done: "已呼", "dialed";
+    none: "暂无数据", "Nothing here";
+    calls_now: "当前话务", "Calls now";
+    offered: "转接中", "Offered";
+    kind: "类型", "Kind";
+    seconds: "时长(秒)", "Seconds";
+    on_call: "通话中", "on a call";
+    ringing_title: "振铃弹屏", "Ringing";
+    monitor_hint: "每秒自动刷新，无需重新加载页面", "Updates every second without reloading";
+}
+
+impl Lang {
+    /// The working-day pages' words.
+    pub fn work(self) -> &'static WorkText {
+        match self {
+            Lang::Zh => &WORK_ZH,
+            Lang::En => &WORK_EN,
+        }
+    }
+}

@@ -10,8 +10,11 @@
 //!   look up the session's own agent.
 
 pub mod api;
+pub mod export;
 pub mod i18n;
 pub mod pages;
+pub mod work_api;
+pub mod work_pages;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -93,6 +96,43 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agent/events", get(api::agent_events))
         .route("/api/attempts/{attempt_id}/record", post(api::save_record))
         .route("/api/status", get(api::status))
+        .route("/admin/tasks/{batch_id}", get(work_pages::admin_task))
+        .route("/admin/attribution", get(work_pages::admin_attribution))
+        .route("/admin/data", get(work_pages::admin_data))
+        .route("/admin/roles", get(work_pages::admin_roles))
+        .route("/desk/settings", get(work_pages::desk_settings))
+        .route("/desk/records", get(work_pages::desk_records))
+        .route("/desk/callbacks", get(work_pages::desk_callbacks))
+        .route("/desk/customers", get(work_pages::desk_customers))
+        .route("/desk/numbers", get(work_pages::desk_numbers))
+        .route("/api/lines", get(work_api::lines))
+        .route("/api/tasks/{batch_id}", get(work_api::task_detail))
+        .route("/api/tasks/{batch_id}/settings", post(work_api::save_task_settings))
+        .route("/api/tasks/{batch_id}/agents", post(work_api::save_task_agents))
+        .route("/api/tasks/{batch_id}/allocate", post(work_api::allocate))
+        .route("/api/projects/{project_id}/rules", get(work_api::get_rules).post(work_api::save_rules))
+        .route("/api/roles", get(work_api::list_roles).post(work_api::create_role))
+        .route("/api/accounts/{user_id}/role", post(work_api::assign_role))
+        .route("/api/staff", post(work_api::create_staff))
+        .route("/api/data/customers", get(work_api::data_customers))
+        .route("/api/data/records", get(work_api::data_records))
+        .route("/api/data/records.xlsx", get(work_api::export_records))
+        .route("/api/data/recordings.zip", get(work_api::export_recordings))
+        .route("/api/data/callbacks", get(work_api::data_callbacks).post(work_api::add_callback))
+        .route("/api/monitor/events", get(work_api::monitor_events))
+        .route("/api/agent/settings", get(work_api::get_agent_settings).post(work_api::save_agent_settings))
+        .route("/api/agent/projects", get(work_api::my_projects))
+        .route("/api/agent/projects/{project_id}/dial", post(work_api::one_click))
+        .route("/api/agent/numbers", get(work_api::my_numbers))
+        .route("/api/agent/callbacks", get(work_api::my_callbacks))
+        .route("/api/agent/records", get(work_api::my_records))
+        .route("/api/agent/customers", get(work_api::my_customers))
+        .route("/api/customers/{batch_id}/{row_id}", post(work_api::edit_customer))
+        .route("/api/attempts/{attempt_id}/call-back-now", post(work_api::call_back_now))
+        .route("/api/attempts/{attempt_id}/callbacks", post(work_api::schedule_callback))
+        .route("/api/attempts/{attempt_id}/recording", get(work_api::recording))
+        .route("/api/callbacks/{callback_id}/arm", post(work_api::arm_callback))
+        .route("/api/callbacks/{callback_id}/dial", post(work_api::dial_callback))
         .with_state(state)
 }
 

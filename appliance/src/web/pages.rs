@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::i18n::{Lang, Text};
+use super::i18n::{Lang, Text, WorkText};
 use super::{AdminUser, AgentUser, AppState, CurrentUser, cookie_header};
 use crate::desk::AgentState;
 use crate::store::{Role, TaskStatus};
@@ -16,11 +16,11 @@ use crate::store::{Role, TaskStatus};
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
 
-fn lang(headers: &HeaderMap) -> &'static Text {
+pub(super) fn lang(headers: &HeaderMap) -> &'static Text {
     Lang::from_cookie_header(cookie_header(headers)).text()
 }
 
-fn render(template: impl Template) -> Response {
+pub(super) fn render(template: impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(error) => super::ApiError::internal(error).into_response(),
@@ -44,26 +44,35 @@ struct LoginPage {
 }
 
 /// Which menu the page header shows.
-struct Nav {
-    admin: bool,
-    signed_in: bool,
-    active: &'static str,
-    who: String,
+pub(super) struct Nav {
+    pub(super) admin: bool,
+    pub(super) signed_in: bool,
+    pub(super) active: &'static str,
+    pub(super) who: String,
+    pub(super) w: &'static WorkText,
 }
 
 impl Nav {
-    fn none() -> Nav {
-        Nav { admin: false, signed_in: false, active: "", who: String::new() }
+    fn none(w: &'static WorkText) -> Nav {
+        Nav { admin: false, signed_in: false, active: "", who: String::new(), w }
     }
 
-    fn admin(active: &'static str, who: &str) -> Nav {
-        Nav { admin: true, signed_in: true, active, who: who.to_string() }
+    pub(super) fn admin(active: &'static str, who: &str, w: &'static WorkText) -> Nav {
+        Nav { admin: true, signed_in: true, active, who: who.to_string(), w }
     }
+
+    pub(super) fn desk(active: &'static str, who: &str, w: &'static WorkText) -> Nav {
+        Nav { admin: false, signed_in: true, active, who: who.to_string(), w }
+    }
+}
+
+pub(super) fn work(headers: &HeaderMap) -> &'static WorkText {
+    Lang::from_cookie_header(cookie_header(headers)).work()
 }
 
 /// `GET /login`.
 pub async fn login(headers: HeaderMap) -> Response {
-    render(LoginPage { t: lang(&headers), nav: Nav::none() })
+    render(LoginPage { t: lang(&headers), nav: Nav::none(work(&headers)) })
 }
 
 /// `GET /lang/{code}`: remembers the language and goes back.
@@ -136,7 +145,7 @@ pub async fn admin_tasks(State(state): State<AppState>, AdminUser(user): AdminUs
             problem: task.problem.unwrap_or_default(),
         })
         .collect();
-    render(TasksPage { t, nav: Nav::admin("tasks", &user.username), tasks })
+    render(TasksPage { t, nav: Nav::admin("tasks", &user.username, work(&headers)), tasks })
 }
 
 struct ExtensionRow {
@@ -167,7 +176,7 @@ pub async fn admin_extensions(
         .into_iter()
         .map(|ext| ExtensionRow { registered: registered.contains(&ext.extension), extension: ext.extension })
         .collect();
-    render(ExtensionsPage { t: lang(&headers), nav: Nav::admin("extensions", &user.username), extensions })
+    render(ExtensionsPage { t: lang(&headers), nav: Nav::admin("extensions", &user.username, work(&headers)), extensions })
 }
 
 struct AgentRow {
@@ -214,7 +223,7 @@ pub async fn admin_agents(State(state): State<AppState>, AdminUser(user): AdminU
         })
         .collect();
     let extensions = extensions.into_iter().map(|ext| ext.extension).collect();
-    render(AgentsPage { t, nav: Nav::admin("agents", &user.username), agents, extensions })
+    render(AgentsPage { t, nav: Nav::admin("agents", &user.username, work(&headers)), agents, extensions })
 }
 
 #[derive(Template)]
@@ -226,7 +235,16 @@ struct StatusPage {
 
 /// `GET /admin/status`: filled and refreshed by the page's script from `/api/status`.
 pub async fn admin_status(AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
-    render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username) })
+    render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username, work(&headers)) })
+}
+
+struct ProjectRow {
+    project_id: u64,
+    name: String,
+    one_click: bool,
+    running: bool,
+    created_at: i64,
+    my_numbers: u64,
 }
 
 struct StateButton {
@@ -239,6 +257,7 @@ struct StateButton {
 struct DeskPage {
     t: &'static Text,
     nav: Nav,
+    projects: Vec<ProjectRow>,
     extension: String,
     current_state: &'static str,
     current_label: &'static str,
@@ -259,9 +278,25 @@ pub async fn desk(State(state): State<AppState>, agent: AgentUser, headers: Head
         StateButton { state: "away", label: t.state_away },
         StateButton { state: "signed_out", label: t.sign_out },
     ];
+    let projects = match state.store.my_projects(agent.user.user_id, &agent.user.username) {
+        Ok(projects) => projects,
+        Err(error) => return super::ApiError::from(error).into_response(),
+    };
+    let projects = projects
+        .into_iter()
+        .map(|project| ProjectRow {
+            project_id: project.project_id,
+            name: project.name,
+            one_click: project.dial_mode == crate::store::SiteDialMode::OneClick,
+            running: project.status == "running",
+            created_at: project.created_at,
+            my_numbers: project.my_numbers,
+        })
+        .collect();
     render(DeskPage {
         t,
-        nav: Nav { admin: false, signed_in: true, active: "desk", who: agent.user.username.clone() },
+        projects,
+        nav: Nav::desk("desk", &agent.user.username, work(&headers)),
         extension: agent.extension,
         current_state: current.as_str(),
         current_label: state_label(t, current),

@@ -1,0 +1,798 @@
+//! The JSON API of the site's working day: task settings and agents, attribution and
+//! allocation, roles, project data with exports, queue monitoring (site admin); desk
+//! settings, my projects and one-click dial, callbacks, call records with recordings,
+//! customers (agent).
+//!
+//! Every handler builds its [`Viewer`] from the session and checks the account's modules
+//! before reading anything; masking is done by the store's views, so what is serialised
+//! here is already what the account may see.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::{AdminUser, AgentUser, ApiError, AppState};
+use crate::control::{DriverMsg, ManualTarget};
+use crate::desk::AgentLive;
+use crate::store::{
+    AgentSettings, AttributionError, CallFilter, CallbackError, EditCustomerError, Module, RoleError, SiteDialMode,
+    SiteRule, TaskExtras, TaskSettingsError, User, Viewer, suggested_max_concurrency,
+};
+
+/// The modules of `user` and the viewer its session reads as.
+pub(super) fn access(state: &AppState, user: &User) -> Result<(Viewer, Vec<Module>), ApiError> {
+    let modules = state.store.modules_of(user.user_id)?;
+    let viewer = Viewer { username: user.username.clone(), unmask: modules.contains(&Module::FullNumbers) };
+    Ok((viewer, modules))
+}
+
+/// Refuses with 403 unless `module` is among `modules`.
+pub(super) fn require(modules: &[Module], module: Module) -> Result<(), ApiError> {
+    if modules.contains(&module) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("your role does not include \"{}\"; ask the site admin", module.as_str()),
+        ))
+    }
+}
+
+fn settings_error(error: TaskSettingsError) -> ApiError {
+    match error {
+        TaskSettingsError::NoSuchBatch(batch_id) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site"))
+        }
+        TaskSettingsError::Invalid(message) => ApiError::bad_request(message),
+        TaskSettingsError::Db(error) => error.into(),
+    }
+}
+
+// ---- site admin: tasks ----
+
+/// `GET /api/lines` (site admin): the site's lines for the caller choice.
+pub async fn lines(State(state): State<AppState>, AdminUser(_): AdminUser) -> Json<Value> {
+    Json(json!(state.store.lines()))
+}
+
+/// `GET /api/tasks/{batch_id}` (site admin): a task's settings, what HQ bound, its agents,
+/// the caller's line count and the largest useful max concurrency.
+pub async fn task_detail(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(batch_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Tasks)?;
+    let Some(settings) = state.store.task_settings(batch_id)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
+    };
+    let task = state.store.tasks()?.into_iter().find(|task| task.batch_id == batch_id);
+    let lines = state.store.caller_channels(&settings.extras.caller);
+    let n_agents = if settings.agents.is_empty() {
+        state.store.users()?.iter().filter(|user| user.role == crate::store::Role::Agent).count() as u32
+    } else {
+        settings.agents.len() as u32
+    };
+    let ratio = task.as_ref().map(|task| task.params.ratio).unwrap_or(1);
+    Ok(Json(json!({
+        "batch_id": batch_id,
+        "settings": settings,
+        "lines": lines,
+        "task_agents": n_agents,
+        "suggested_max_concurrency": lines.map(|lines| suggested_max_concurrency(lines, n_agents, ratio)),
+        "ratio": ratio,
+        "max_concurrency": task.as_ref().map(|task| task.params.max_concurrency),
+        "ring_seconds": task.as_ref().map(|task| task.params.ring_seconds),
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ExtrasForm {
+    dial_mode: String,
+    #[serde(default)]
+    caller: String,
+    #[serde(default = "default_cool_down")]
+    cool_down: u32,
+    #[serde(default = "default_queue_timeout")]
+    queue_timeout: u32,
+    #[serde(default = "default_routing")]
+    routing: String,
+    #[serde(default = "default_answer_mode")]
+    answer_mode: String,
+}
+
+fn default_cool_down() -> u32 {
+    3
+}
+fn default_queue_timeout() -> u32 {
+    35
+}
+fn default_routing() -> String {
+    "longest_idle".into()
+}
+fn default_answer_mode() -> String {
+    "auto".into()
+}
+
+impl ExtrasForm {
+    fn extras(&self) -> Result<TaskExtras, ApiError> {
+        let Some(dial_mode) = SiteDialMode::parse(&self.dial_mode) else {
+            return Err(ApiError::bad_request(format!(
+                "dial mode \"{}\" is unknown; use predictive or one_click",
+                self.dial_mode
+            )));
+        };
+        Ok(TaskExtras {
+            dial_mode,
+            caller: self.caller.trim().to_string(),
+            cool_down: self.cool_down,
+            queue_timeout: self.queue_timeout,
+            routing: self.routing.clone(),
+            answer_mode: self.answer_mode.clone(),
+        })
+    }
+}
+
+/// `POST /api/tasks/{batch_id}/settings {dial_mode, caller, cool_down, queue_timeout,
+/// routing, answer_mode}` (site admin).
+pub async fn save_task_settings(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(batch_id): Path<u64>,
+    Json(form): Json<ExtrasForm>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Tasks)?;
+    let saved = state.store.set_task_extras(batch_id, &form.extras()?).map_err(settings_error)?;
+    state.driver.send(DriverMsg::TasksChanged);
+    Ok(Json(json!(saved)))
+}
+
+/// Applies the optional extras of a start request before the task starts.
+pub(super) fn start_extras(state: &AppState, batch_id: u64, form: Option<ExtrasForm>) -> Result<(), ApiError> {
+    if let Some(form) = form {
+        state.store.set_task_extras(batch_id, &form.extras()?).map_err(settings_error)?;
+    }
+    Ok(())
+}
+
+/// The extras part of a start request, when the form carries a dial mode.
+pub(super) fn extras_of(value: &Value) -> Result<Option<ExtrasForm>, ApiError> {
+    if value.get("dial_mode").is_none() {
+        return Ok(None);
+    }
+    serde_json::from_value(value.clone()).map(Some).map_err(ApiError::bad_request)
+}
+
+#[derive(Deserialize)]
+pub struct AgentsForm {
+    agents: Vec<u64>,
+}
+
+/// `POST /api/tasks/{batch_id}/agents {agents: [agent_id]}` (site admin): the task's agents.
+pub async fn save_task_agents(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(batch_id): Path<u64>,
+    Json(form): Json<AgentsForm>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Tasks)?;
+    state.store.set_task_agents(batch_id, &form.agents).map_err(settings_error)?;
+    state.driver.send(DriverMsg::TasksChanged);
+    Ok(Json(json!({"batch_id": batch_id, "agents": form.agents})))
+}
+
+// ---- site admin: attribution ----
+
+fn attribution_error(error: AttributionError) -> ApiError {
+    match error {
+        AttributionError::NoSuchBatch(batch_id) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site"))
+        }
+        AttributionError::Invalid(message) => ApiError::bad_request(message),
+        AttributionError::Db(error) => error.into(),
+    }
+}
+
+/// `GET /api/projects/{project_id}/rules` (site admin).
+pub async fn get_rules(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(project_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Attribution)?;
+    Ok(Json(json!(state.store.site_rules(project_id)?)))
+}
+
+#[derive(Deserialize)]
+pub struct RulesForm {
+    rules: Vec<SiteRule>,
+}
+
+/// `POST /api/projects/{project_id}/rules {rules: [{conditions: [[field, [values]]],
+/// all_match, agent}]}` (site admin): replaces the site's rules, in order.
+pub async fn save_rules(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(project_id): Path<u64>,
+    Json(form): Json<RulesForm>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Attribution)?;
+    state.store.set_site_rules(project_id, &form.rules).map_err(attribution_error)?;
+    Ok(Json(json!({"project_id": project_id, "rules": form.rules.len()})))
+}
+
+/// `POST /api/tasks/{batch_id}/allocate` (site admin): applies the rules (S4).
+pub async fn allocate(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(batch_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Attribution)?;
+    let report = state.store.allocate(batch_id).map_err(attribution_error)?;
+    Ok(Json(json!(report)))
+}
+
+// ---- site admin: roles and staff ----
+
+fn role_error(error: RoleError) -> ApiError {
+    match error {
+        RoleError::Taken(name) => ApiError::new(StatusCode::CONFLICT, format!("role name \"{name}\" is already taken")),
+        RoleError::Invalid(message) => ApiError::bad_request(message),
+        RoleError::Db(error) => error.into(),
+    }
+}
+
+/// `GET /api/roles` (site admin).
+pub async fn list_roles(State(state): State<AppState>, AdminUser(user): AdminUser) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Accounts)?;
+    Ok(Json(json!(state.store.roles()?)))
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    name: String,
+    modules: Vec<String>,
+}
+
+/// `POST /api/roles {name, modules: [...]}` (site admin).
+pub async fn create_role(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Json(form): Json<RoleForm>,
+) -> Result<Response, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Accounts)?;
+    let mut chosen = Vec::new();
+    for name in &form.modules {
+        match Module::parse(name) {
+            Some(module) => chosen.push(module),
+            None => return Err(ApiError::bad_request(format!("module \"{name}\" is unknown"))),
+        }
+    }
+    let role_id = state.store.create_role(&form.name, &chosen).map_err(role_error)?;
+    Ok((StatusCode::CREATED, Json(json!({"role_id": role_id}))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    role_id: Option<u64>,
+}
+
+/// `POST /api/accounts/{user_id}/role {role_id}` (site admin; null: the kind's defaults).
+pub async fn assign_role(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(user_id): Path<u64>,
+    Json(form): Json<AssignForm>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Accounts)?;
+    if user_id == user.user_id {
+        return Err(ApiError::bad_request("you cannot change your own role; ask another site admin"));
+    }
+    state.store.assign_role(user_id, form.role_id).map_err(role_error)?;
+    Ok(Json(json!({"user_id": user_id, "role_id": form.role_id})))
+}
+
+#[derive(Deserialize)]
+pub struct StaffForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    name: String,
+    role_id: Option<u64>,
+}
+
+/// `POST /api/staff {username, password, name, role_id}` (site admin): a site staff
+/// account (线管, 值班长, ...) whose role decides what it may do.
+pub async fn create_staff(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Json(form): Json<StaffForm>,
+) -> Result<Response, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Accounts)?;
+    let store = state.store.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        let name = if form.name.trim().is_empty() { form.username.clone() } else { form.name.clone() };
+        let user_id = store.create_user(&form.username, &form.password, crate::store::Role::Admin, &name, None)?;
+        Ok::<_, anyhow::Error>((user_id, form.role_id))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (user_id, role_id) = created.map_err(|error| match error.downcast::<crate::store::CreateUserError>() {
+        Ok(crate::store::CreateUserError::Taken(name)) => {
+            ApiError::new(StatusCode::CONFLICT, format!("username \"{name}\" is already taken"))
+        }
+        Ok(other) => ApiError::bad_request(other),
+        Err(other) => ApiError::internal(other),
+    })?;
+    state.store.assign_role(user_id, role_id).map_err(role_error)?;
+    Ok((StatusCode::CREATED, Json(json!({"user_id": user_id}))).into_response())
+}
+
+// ---- site admin: project data ----
+
+/// Query of the project-data lists (S10).
+#[derive(Deserialize, Default)]
+pub struct DataQuery {
+    project_id: Option<u64>,
+    batch_id: Option<u64>,
+    agent: Option<String>,
+    outcome: Option<String>,
+    phone_tail: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    status: Option<String>,
+    state: Option<String>,
+}
+
+fn blank_none(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+impl DataQuery {
+    fn filter(&self, with_record: bool) -> CallFilter {
+        CallFilter {
+            agent: blank_none(&self.agent),
+            project_id: self.project_id,
+            batch_id: self.batch_id,
+            outcome: blank_none(&self.outcome),
+            phone_tail: blank_none(&self.phone_tail),
+            from: self.from,
+            to: self.to,
+            with_record,
+        }
+    }
+}
+
+/// `GET /api/data/customers?project_id&status` (site admin).
+pub async fn data_customers(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    let status = blank_none(&query.status);
+    Ok(Json(json!(state.store.customers(&viewer, None, query.project_id, status.as_deref(), 1000)?)))
+}
+
+/// `GET /api/data/records?...` (site admin): business data (calls with a saved record).
+pub async fn data_records(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    Ok(Json(json!(state.store.call_records(&viewer, &query.filter(true), 1000)?)))
+}
+
+/// `GET /api/data/records.xlsx?...` (site admin, export): the business results.
+pub async fn export_records(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Response, ApiError> {
+    let (viewer, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    require(&modules, Module::Export)?;
+    let records = state.store.call_records(&viewer, &query.filter(true), 100_000)?;
+    let bytes = super::export::records_xlsx(&records).map_err(ApiError::internal)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"business-records.xlsx\""),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/data/recordings.zip?...` (site admin, export): the recordings of the calls
+/// that match, named by call id and the number as the admin may see it.
+pub async fn export_recordings(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Response, ApiError> {
+    let (viewer, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    require(&modules, Module::Export)?;
+    let records = state.store.call_records(&viewer, &query.filter(false), 10_000)?;
+    let mut files = Vec::new();
+    for record in records.iter().filter(|record| record.has_recording) {
+        if let Some((path, _)) = state.store.recording_of(record.attempt_id)? {
+            files.push((format!("{}_{}.wav", record.attempt_id, record.phone.replace('*', "x")), path));
+        }
+    }
+    let bytes = tokio::task::spawn_blocking(move || super::export::recordings_zip(&files))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/zip"), (header::CONTENT_DISPOSITION, "attachment; filename=\"recordings.zip\"")],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/data/callbacks?project_id&state` (site admin).
+pub async fn data_callbacks(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    let cb_state = blank_none(&query.state);
+    Ok(Json(json!(state.store.callbacks(&viewer, blank_none(&query.agent).as_deref(), query.project_id, cb_state.as_deref())?)))
+}
+
+#[derive(Deserialize)]
+pub struct AddCallbackForm {
+    batch_id: u64,
+    row_id: u64,
+    agent: String,
+    title: String,
+    #[serde(default)]
+    note: String,
+    due_at: i64,
+}
+
+fn callback_error(error: CallbackError) -> ApiError {
+    match error {
+        CallbackError::NotFound(message) => ApiError::new(StatusCode::NOT_FOUND, message),
+        CallbackError::NotAllowed(message) => ApiError::new(StatusCode::FORBIDDEN, message),
+        CallbackError::Invalid(message) => ApiError::bad_request(message),
+        CallbackError::Db(error) => error.into(),
+    }
+}
+
+/// `POST /api/data/callbacks {batch_id, row_id, agent, title, note, due_at}` (site admin).
+pub async fn add_callback(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Json(form): Json<AddCallbackForm>,
+) -> Result<Response, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Data)?;
+    let callback_id = state
+        .store
+        .add_callback(form.batch_id, form.row_id, form.agent.trim(), &user.username, &form.title, form.due_at, &form.note)
+        .map_err(callback_error)?;
+    Ok((StatusCode::CREATED, Json(json!({"callback_id": callback_id}))).into_response())
+}
+
+// ---- site admin: queue monitoring ----
+
+/// `GET /api/monitor/events` (site admin): a server-sent `monitor` event each second with
+/// agents by state, each agent, and every call on the lines (numbers masked).
+pub async fn monitor_events(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    require(&modules, Module::Monitor)?;
+    let stream = futures::stream::unfold((state, true), |(state, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let snapshot = monitor_snapshot(&state).await;
+        Some((Ok(Event::default().event("monitor").data(snapshot.to_string())), (state, false)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn monitor_snapshot(state: &AppState) -> Value {
+    let lines = state.driver.status().await;
+    let link = state.link.borrow().clone();
+    let counts = state.desk.counts();
+    let mut by_state = serde_json::Map::new();
+    for agent_state in crate::desk::AgentState::ALL {
+        by_state.insert(agent_state.as_str().to_string(), json!(counts.get(&agent_state).copied().unwrap_or(0)));
+    }
+    let on_call: Vec<String> = lines.calls.iter().filter_map(|call| call.agent.clone()).collect();
+    let agents: Vec<Value> = state
+        .desk
+        .agents()
+        .into_iter()
+        .map(|agent| {
+            json!({"username": agent.username, "extension": agent.extension, "state": agent.state.as_str(),
+                   "on_call": on_call.contains(&agent.username)})
+        })
+        .collect();
+    json!({
+        "link": link,
+        "agents": by_state,
+        "agent_list": agents,
+        "ringing": lines.ringing,
+        "queued": lines.queued,
+        "offered": lines.offered,
+        "talking": lines.talking,
+        "calls": lines.calls,
+        "registered": lines.registered_extensions,
+        "problem": lines.problem,
+        "outbox": state.store.outbox_len().unwrap_or(0),
+    })
+}
+
+// ---- agent desk ----
+
+/// `GET /api/agent/settings` (agent).
+pub async fn get_agent_settings(State(state): State<AppState>, agent: AgentUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({
+        "settings": state.store.agent_settings(agent.user.user_id)?,
+        "lines": state.store.lines(),
+    })))
+}
+
+/// `POST /api/agent/settings {caller, popup_timing, popup_page}` (agent, A1).
+pub async fn save_agent_settings(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Json(settings): Json<AgentSettings>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.set_agent_settings(agent.user.user_id, &settings).map_err(settings_error)?;
+    Ok(Json(json!(settings)))
+}
+
+/// `GET /api/agent/projects` (agent, A2).
+pub async fn my_projects(State(state): State<AppState>, agent: AgentUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.store.my_projects(agent.user.user_id, &agent.user.username)?)))
+}
+
+#[derive(Deserialize, Default)]
+pub struct NumbersQuery {
+    project_id: Option<u64>,
+}
+
+/// `GET /api/agent/numbers?project_id` (agent): "my numbers", the undialed numbers the
+/// agent owns.
+pub async fn my_numbers(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<NumbersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, _) = access(&state, &agent.user)?;
+    let owned: Vec<_> = state
+        .store
+        .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
+        .into_iter()
+        .filter(|customer| customer.owner.as_deref() == Some(agent.user.username.as_str()))
+        .collect();
+    Ok(Json(json!(owned)))
+}
+
+fn live_agent(state: &AppState, agent: &AgentUser) -> AgentLive {
+    AgentLive {
+        agent_id: agent.user.user_id,
+        username: agent.user.username.clone(),
+        extension: agent.extension.clone(),
+        state: state.desk.state(agent.user.user_id),
+    }
+}
+
+async fn manual(state: &AppState, agent: &AgentUser, target: ManualTarget) -> Result<Json<Value>, ApiError> {
+    match state.driver.manual_dial(live_agent(state, agent), target).await {
+        Ok(started) => Ok(Json(json!(started))),
+        Err(reason) => Err(ApiError::new(StatusCode::CONFLICT, reason)),
+    }
+}
+
+/// `POST /api/agent/projects/{project_id}/dial` (agent, A5): one-click dial.
+pub async fn one_click(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path(project_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    manual(&state, &agent, ManualTarget::OneClick { project_id }).await
+}
+
+/// `POST /api/attempts/{attempt_id}/call-back-now` (agent, A7 当下回访).
+pub async fn call_back_now(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path(attempt_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    manual(&state, &agent, ManualTarget::CallBackNow { attempt_id }).await
+}
+
+/// `POST /api/callbacks/{callback_id}/dial` (agent): call a callback from the list now.
+pub async fn dial_callback(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path(callback_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    manual(&state, &agent, ManualTarget::Callback { callback_id }).await
+}
+
+#[derive(Deserialize)]
+pub struct ScheduleForm {
+    title: String,
+    #[serde(default)]
+    note: String,
+    /// Planned time, unix seconds.
+    due_at: i64,
+}
+
+/// `POST /api/attempts/{attempt_id}/callbacks {title, due_at, note}` (agent): schedules a
+/// callback of that call's customer (state new).
+pub async fn schedule_callback(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path(attempt_id): Path<u64>,
+    Json(form): Json<ScheduleForm>,
+) -> Result<Response, ApiError> {
+    let callback_id = state
+        .store
+        .schedule_callback(attempt_id, &agent.user.username, &form.title, form.due_at, &form.note)
+        .map_err(callback_error)?;
+    Ok((StatusCode::CREATED, Json(json!({"callback_id": callback_id, "state": "new"}))).into_response())
+}
+
+/// `POST /api/callbacks/{callback_id}/arm` (agent, 定时执行): new → waiting.
+pub async fn arm_callback(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path(callback_id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.arm_callback(callback_id, &agent.user.username).map_err(callback_error)?;
+    Ok(Json(json!({"callback_id": callback_id, "state": "waiting"})))
+}
+
+/// `GET /api/agent/callbacks?state` (agent): the agent's callback list.
+pub async fn my_callbacks(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &agent.user)?;
+    require(&modules, Module::Callbacks)?;
+    let cb_state = blank_none(&query.state);
+    Ok(Json(json!(state.store.callbacks(&viewer, Some(&agent.user.username), None, cb_state.as_deref())?)))
+}
+
+/// `GET /api/agent/records?...` (agent, A8): the agent's own calls.
+pub async fn my_records(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &agent.user)?;
+    require(&modules, Module::Records)?;
+    let mut filter = query.filter(false);
+    // An agent's records are their own, whatever the query asks.
+    filter.agent = Some(agent.user.username.clone());
+    Ok(Json(json!(state.store.call_records(&viewer, &filter, 500)?)))
+}
+
+/// `GET /api/agent/customers?project_id` (agent, A9).
+pub async fn my_customers(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<DataQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let (viewer, modules) = access(&state, &agent.user)?;
+    require(&modules, Module::Customers)?;
+    Ok(Json(json!(state.store.customers(&viewer, Some(&agent.user.username), query.project_id, None, 1000)?)))
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    values: BTreeMap<String, String>,
+}
+
+/// `POST /api/customers/{batch_id}/{row_id} {values}` (agent, A9): edits the agent's own
+/// customer's editable fields.
+pub async fn edit_customer(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Path((batch_id, row_id)): Path<(u64, u64)>,
+    Json(form): Json<EditForm>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, modules) = access(&state, &agent.user)?;
+    require(&modules, Module::Customers)?;
+    let changes: Vec<(String, String)> = form.values.into_iter().collect();
+    match state.store.edit_customer(batch_id, row_id, &agent.user.username, &changes) {
+        Ok(edit) => Ok(Json(json!({"edit_id": edit.edit_id, "changes": edit.changes.len()}))),
+        Err(EditCustomerError::NotFound(message)) => Err(ApiError::new(StatusCode::NOT_FOUND, message)),
+        Err(EditCustomerError::NotAllowed(message)) => Err(ApiError::new(StatusCode::FORBIDDEN, message)),
+        Err(EditCustomerError::Invalid(message)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
+        Err(EditCustomerError::Db(error)) => Err(error.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct RecordingQuery {
+    #[serde(default)]
+    download: Option<u8>,
+}
+
+/// `GET /api/attempts/{attempt_id}/recording[?download=1]`: the call's WAV, with HTTP range
+/// requests for the browser's player. An agent gets only calls they took (and downloads only
+/// with "download"); staff need "data" (and "export" to download).
+pub async fn recording(
+    State(state): State<AppState>,
+    super::CurrentUser(user): super::CurrentUser,
+    Path(attempt_id): Path<u64>,
+    Query(query): Query<RecordingQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (_, modules) = access(&state, &user)?;
+    let download = query.download == Some(1);
+    let Some((path, agent)) = state.store.recording_of(attempt_id)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("call {attempt_id} has no recording")));
+    };
+    match user.role {
+        crate::store::Role::Agent => {
+            require(&modules, Module::Records)?;
+            if download {
+                require(&modules, Module::Download)?;
+            }
+            if agent.as_deref() != Some(user.username.as_str()) {
+                // The same answer as a call without a recording: no oracle for others' calls.
+                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("call {attempt_id} has no recording")));
+            }
+        }
+        crate::store::Role::Admin => {
+            require(&modules, Module::Data)?;
+            if download {
+                require(&modules, Module::Export)?;
+            }
+        }
+    }
+    // tower-http's ServeFile answers Range requests (206, Content-Range) and HEAD.
+    let mut response = tower_http::services::ServeFile::new(&path)
+        .oneshot(request)
+        .await
+        .map_err(ApiError::internal)?
+        .map(Body::new);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("audio/wav"));
+    if download
+        && let Ok(value) = header::HeaderValue::from_str(&format!("attachment; filename=\"call-{attempt_id}.wav\""))
+    {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}

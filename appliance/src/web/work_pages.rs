@@ -1,0 +1,655 @@
+//! Server-rendered pages of the site's working day: task parameters and agents,
+//! attribution, project data and roles (site admin); desk settings, call records, callbacks,
+//! customers and "my numbers" (agent). Every list comes from the store's masked views for
+//! the session's own viewer, so a page can only show what its account may see.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sync_protocol::{FieldKind, ProjectDef};
+
+use super::i18n::Text;
+use super::pages::{Nav, lang, render, work};
+use super::work_api::{access, require};
+use super::{AdminUser, AgentUser, ApiError, AppState};
+use crate::store::{
+    CallFilter, CallRecordView, CallbackView, CustomerView, Line, Module, Role, SiteRole, SiteRule, TaskStatus, suggested_max_concurrency,
+};
+
+fn fail(error: ApiError) -> Response {
+    error.into_response()
+}
+
+/// A `<select>` option.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
+    options
+        .iter()
+        .map(|(value, label)| Choice { value: value.to_string(), label: label.to_string(), selected: *value == current })
+        .collect()
+}
+
+// ---- admin: one task's parameters and agents ----
+
+struct AgentTick {
+    agent_id: u64,
+    label: String,
+    ticked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_task.html")]
+struct TaskPage {
+    t: &'static Text,
+    nav: Nav,
+    batch_id: u64,
+    name: String,
+    project: String,
+    status: &'static str,
+    running: bool,
+    agents: Vec<AgentTick>,
+    modes: Vec<Choice>,
+    mode_bound: bool,
+    callers: Vec<Choice>,
+    ratio: u32,
+    ratio_bound: bool,
+    max_concurrency: u32,
+    max_bound: bool,
+    ring_seconds: u32,
+    ring_bound: bool,
+    cool_down: u32,
+    queue_timeout: u32,
+    routings: Vec<Choice>,
+    answers: Vec<Choice>,
+    caller_lines: String,
+    suggested: String,
+    max_limit: u32,
+}
+
+/// `GET /admin/tasks/{batch_id}`: task agents (S1), parameters (S2), start (S5).
+pub async fn admin_task(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Path(batch_id): Path<u64>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<TaskPage, ApiError> {
+        let (_, modules) = access(&state, &user)?;
+        require(&modules, Module::Tasks)?;
+        let Some(settings) = state.store.task_settings(batch_id)? else {
+            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
+        };
+        let Some(task) = state.store.tasks()?.into_iter().find(|task| task.batch_id == batch_id) else {
+            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
+        };
+        let users = state.store.users()?;
+        let agents: Vec<AgentTick> = users
+            .iter()
+            .filter(|user| user.role == Role::Agent)
+            .map(|user| AgentTick {
+                agent_id: user.user_id,
+                label: format!("{} ({})", user.name, user.extension.clone().unwrap_or_default()),
+                ticked: settings.agents.contains(&user.user_id),
+            })
+            .collect();
+        let n_agents = if settings.agents.is_empty() { agents.len() } else { settings.agents.len() } as u32;
+        let lines: Vec<Line> = state.store.lines();
+        let mut callers = vec![Choice { value: String::new(), label: w.any_line.to_string(), selected: settings.extras.caller.is_empty() }];
+        callers.extend(lines.iter().map(|line| Choice {
+            value: line.name.clone(),
+            label: format!("{} ({} {})", line.name, line.channels, w.lines),
+            selected: line.name == settings.extras.caller,
+        }));
+        let caller_lines = state.store.caller_channels(&settings.extras.caller);
+        Ok(TaskPage {
+            t,
+            nav: Nav::admin("tasks", &user.username, w),
+            batch_id,
+            name: task.name,
+            project: task.project,
+            status: match task.status {
+                TaskStatus::Receiving => t.st_receiving,
+                TaskStatus::NotStarted => t.st_not_started,
+                TaskStatus::Running => t.st_running,
+                TaskStatus::Paused => t.st_paused,
+                TaskStatus::Ended => t.st_ended,
+            },
+            running: task.status == TaskStatus::Running,
+            agents,
+            modes: choices(
+                &[("predictive", w.mode_predictive), ("one_click", w.mode_one_click)],
+                settings.extras.dial_mode.as_str(),
+            ),
+            mode_bound: settings.bound.dial_mode,
+            callers,
+            ratio: task.params.ratio,
+            ratio_bound: settings.bound.ratio,
+            max_concurrency: task.params.max_concurrency,
+            max_bound: settings.bound.max_concurrency,
+            ring_seconds: task.params.ring_seconds,
+            ring_bound: settings.bound.ring_seconds,
+            cool_down: settings.extras.cool_down,
+            queue_timeout: settings.extras.queue_timeout,
+            routings: choices(&[("longest_idle", w.routing_longest_idle)], &settings.extras.routing),
+            answers: choices(&[("auto", w.answer_auto), ("ring", w.answer_ring)], &settings.extras.answer_mode),
+            caller_lines: caller_lines.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
+            suggested: caller_lines
+                .map(|lines| suggested_max_concurrency(lines, n_agents, task.params.ratio).to_string())
+                .unwrap_or_else(|| "-".into()),
+            max_limit: caller_lines.unwrap_or(1000),
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+// ---- admin: attribution ----
+
+#[derive(Deserialize, Default)]
+pub struct ProjectQuery {
+    project_id: Option<u64>,
+    tab: Option<String>,
+    agent: Option<String>,
+    outcome: Option<String>,
+    phone_tail: Option<String>,
+    status: Option<String>,
+    state: Option<String>,
+}
+
+struct RuleRow {
+    text: String,
+    agent: String,
+}
+
+struct BatchRow {
+    batch_id: u64,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_attribution.html")]
+struct AttributionPage {
+    t: &'static Text,
+    nav: Nav,
+    projects: Vec<Choice>,
+    project_id: u64,
+    rules_json: String,
+    rules: Vec<RuleRow>,
+    fields: Vec<Choice>,
+    agents: Vec<Choice>,
+    batches: Vec<BatchRow>,
+}
+
+fn project_choices(state: &AppState, current: Option<u64>) -> Result<(Vec<Choice>, Option<u64>), ApiError> {
+    let projects = state.store.projects()?;
+    let chosen = current.or_else(|| projects.first().map(|(id, _)| *id));
+    Ok((
+        projects
+            .into_iter()
+            .map(|(id, name)| Choice { value: id.to_string(), label: format!("{id} · {name}"), selected: Some(id) == chosen })
+            .collect(),
+        chosen,
+    ))
+}
+
+/// `GET /admin/attribution?project_id`: the site's rules (S3) and allocation (S4).
+pub async fn admin_attribution(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<AttributionPage, ApiError> {
+        let (_, modules) = access(&state, &user)?;
+        require(&modules, Module::Attribution)?;
+        let (projects, chosen) = project_choices(&state, query.project_id)?;
+        let project_id = chosen.unwrap_or_default();
+        let rules: Vec<SiteRule> = state.store.site_rules(project_id)?;
+        let def = state.store.project(project_id)?;
+        let mut fields = vec![Choice { value: "phone".into(), label: "phone".into(), selected: false }];
+        if let Some(def) = &def {
+            fields.extend(def.customer_fields.iter().filter(|f| !f.hidden).map(|f| Choice {
+                value: f.key.clone(),
+                label: format!("{} ({})", f.title, f.key),
+                selected: false,
+            }));
+        }
+        let agents = state
+            .store
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Agent)
+            .map(|u| Choice { label: format!("{} ({})", u.username, u.extension.clone().unwrap_or_default()), value: u.username, selected: false })
+            .collect();
+        let batches = state
+            .store
+            .tasks()?
+            .into_iter()
+            .filter(|task| state.store.task_settings(task.batch_id).ok().flatten().and_then(|s| s.project_id) == Some(project_id))
+            .map(|task| BatchRow { batch_id: task.batch_id, name: task.name })
+            .collect();
+        Ok(AttributionPage {
+            t,
+            nav: Nav::admin("attribution", &user.username, w),
+            projects,
+            project_id,
+            rules_json: serde_json::to_string(&rules).unwrap_or_else(|_| "[]".into()),
+            rules: rules
+                .iter()
+                .map(|rule| RuleRow {
+                    text: rule
+                        .conditions
+                        .iter()
+                        .map(|(field, values)| format!("{field} = {}", values.join(" / ")))
+                        .collect::<Vec<_>>()
+                        .join(if rule.all_match { " 且 " } else { " 或 " }),
+                    agent: rule.agent.clone(),
+                })
+                .collect(),
+            fields,
+            agents,
+            batches,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+// ---- admin: project data ----
+
+#[derive(Template)]
+#[template(path = "admin_data.html")]
+struct DataPage {
+    t: &'static Text,
+    nav: Nav,
+    projects: Vec<Choice>,
+    project_id: u64,
+    tab: String,
+    query_string: String,
+    agent: String,
+    outcome: String,
+    phone_tail: String,
+    customers: Vec<CustomerView>,
+    records: Vec<CallRecordView>,
+    callbacks: Vec<CallbackView>,
+    columns: Vec<String>,
+    record_columns: Vec<String>,
+    agents: Vec<Choice>,
+    can_export: bool,
+}
+
+fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /admin/data?project_id&tab=customers|business|callbacks&...` (S10).
+pub async fn admin_data(
+    State(state): State<AppState>,
+    AdminUser(user): AdminUser,
+    Query(query): Query<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<DataPage, ApiError> {
+        let (viewer, modules) = access(&state, &user)?;
+        require(&modules, Module::Data)?;
+        let (projects, chosen) = project_choices(&state, query.project_id)?;
+        let project_id = chosen.unwrap_or_default();
+        let tab = match query.tab.as_deref() {
+            Some("business") => "business",
+            Some("callbacks") => "callbacks",
+            _ => "customers",
+        }
+        .to_string();
+        let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let def: Option<ProjectDef> = state.store.project(project_id)?;
+        let columns: Vec<String> =
+            def.as_ref().map(|d| d.customer_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
+        let record_columns: Vec<String> =
+            def.as_ref().map(|d| d.record_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
+        let (mut customers, mut records, mut callbacks) = (Vec::new(), Vec::new(), Vec::new());
+        match tab.as_str() {
+            "customers" => {
+                customers = state.store.customers(&viewer, None, Some(project_id), blank(&query.status).as_deref(), 500)?;
+            }
+            "business" => {
+                let filter = CallFilter {
+                    agent: blank(&query.agent),
+                    project_id: Some(project_id),
+                    outcome: blank(&query.outcome),
+                    phone_tail: blank(&query.phone_tail),
+                    with_record: true,
+                    ..CallFilter::default()
+                };
+                records = state.store.call_records(&viewer, &filter, 500)?;
+            }
+            _ => {
+                callbacks = state.store.callbacks(&viewer, blank(&query.agent).as_deref(), Some(project_id), blank(&query.state).as_deref())?;
+            }
+        }
+        let mut query_string = format!("project_id={project_id}");
+        for (key, value) in [("agent", &query.agent), ("outcome", &query.outcome), ("phone_tail", &query.phone_tail)] {
+            if let Some(value) = blank(value) {
+                query_string.push_str(&format!("&{key}={}", encode(&value)));
+            }
+        }
+        let agents = state
+            .store
+            .users()?
+            .into_iter()
+            .filter(|u| u.role == Role::Agent)
+            .map(|u| Choice { label: u.username.clone(), value: u.username, selected: false })
+            .collect();
+        Ok(DataPage {
+            t,
+            nav: Nav::admin("data", &user.username, w),
+            projects,
+            project_id,
+            tab,
+            query_string,
+            agent: query.agent.clone().unwrap_or_default(),
+            outcome: query.outcome.clone().unwrap_or_default(),
+            phone_tail: query.phone_tail.clone().unwrap_or_default(),
+            customers,
+            records,
+            callbacks,
+            columns,
+            record_columns,
+            agents,
+            can_export: modules.contains(&Module::Export),
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+// ---- admin: roles ----
+
+struct AccountRow {
+    user_id: u64,
+    username: String,
+    kind: &'static str,
+    roles: Vec<Choice>,
+}
+
+struct ModuleTick {
+    name: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_roles.html")]
+struct RolesPage {
+    t: &'static Text,
+    nav: Nav,
+    roles: Vec<SiteRole>,
+    modules: Vec<ModuleTick>,
+    accounts: Vec<AccountRow>,
+    role_choices: Vec<Choice>,
+}
+
+/// `GET /admin/roles` (S11): roles, staff accounts, applying roles to accounts.
+pub async fn admin_roles(State(state): State<AppState>, AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<RolesPage, ApiError> {
+        let (_, modules) = access(&state, &user)?;
+        require(&modules, Module::Accounts)?;
+        let roles = state.store.roles()?;
+        let mut accounts = Vec::new();
+        for account in state.store.users()? {
+            if account.user_id == user.user_id {
+                continue;
+            }
+            let current = state.store.role_of(account.user_id)?;
+            let mut list = vec![Choice { value: String::new(), label: w.default_role.to_string(), selected: current.is_none() }];
+            list.extend(roles.iter().map(|role| Choice {
+                value: role.role_id.to_string(),
+                label: role.name.clone(),
+                selected: current == Some(role.role_id),
+            }));
+            accounts.push(AccountRow {
+                user_id: account.user_id,
+                username: account.username,
+                kind: if account.role == Role::Admin { "admin" } else { "agent" },
+                roles: list,
+            });
+        }
+        let mut role_choices = vec![Choice { value: String::new(), label: w.default_role.to_string(), selected: true }];
+        role_choices.extend(roles.iter().map(|r| Choice { value: r.role_id.to_string(), label: r.name.clone(), selected: false }));
+        Ok(RolesPage {
+            t,
+            nav: Nav::admin("roles", &user.username, w),
+            roles,
+            modules: Module::ADMIN.iter().chain(Module::AGENT.iter()).map(|m| ModuleTick { name: m.as_str() }).collect(),
+            accounts,
+            role_choices,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+// ---- desk pages ----
+
+#[derive(Template)]
+#[template(path = "desk_settings.html")]
+struct SettingsPage {
+    t: &'static Text,
+    nav: Nav,
+    callers: Vec<Choice>,
+    timings: Vec<Choice>,
+    pages: Vec<Choice>,
+}
+
+/// `GET /desk/settings` (A1).
+pub async fn desk_settings(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let settings = match state.store.agent_settings(agent.user.user_id) {
+        Ok(settings) => settings,
+        Err(error) => return fail(error.into()),
+    };
+    let mut callers = vec![Choice { value: String::new(), label: w.any_line.to_string(), selected: settings.caller.is_empty() }];
+    callers.extend(state.store.lines().into_iter().map(|line| Choice {
+        selected: line.name == settings.caller,
+        label: line.name.clone(),
+        value: line.name,
+    }));
+    render(SettingsPage {
+        t,
+        nav: Nav::desk("settings", &agent.user.username, w),
+        callers,
+        timings: choices(&[("answer", w.timing_answer), ("ring", w.timing_ring)], &settings.popup_timing),
+        pages: choices(&[("default", w.page_default)], &settings.popup_page),
+    })
+}
+
+/// A business-record field of the edit form, with its current value.
+struct EditField {
+    key: String,
+    title: String,
+    options: Vec<String>,
+    required: bool,
+    value: String,
+}
+
+struct RecordRow {
+    view: CallRecordView,
+    fields: Vec<EditField>,
+}
+
+#[derive(Template)]
+#[template(path = "desk_records.html")]
+struct RecordsPage {
+    t: &'static Text,
+    nav: Nav,
+    records: Vec<RecordRow>,
+    outcome: String,
+    phone_tail: String,
+    can_download: bool,
+}
+
+/// `GET /desk/records?outcome&phone_tail` (A8): own calls, playback, download, edit.
+pub async fn desk_records(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<RecordsPage, ApiError> {
+        let (viewer, modules) = access(&state, &agent.user)?;
+        require(&modules, Module::Records)?;
+        let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let filter = CallFilter {
+            agent: Some(agent.user.username.clone()),
+            outcome: blank(&query.outcome),
+            phone_tail: blank(&query.phone_tail),
+            ..CallFilter::default()
+        };
+        let mut rows = Vec::new();
+        let mut defs = std::collections::HashMap::new();
+        for view in state.store.call_records(&viewer, &filter, 200)? {
+            let project_id = view.project_id.unwrap_or_default();
+            if !defs.contains_key(&project_id) {
+                defs.insert(project_id, state.store.project(project_id)?);
+            }
+            let fields = defs
+                .get(&project_id)
+                .and_then(Option::as_ref)
+                .map(|def| {
+                    def.record_fields
+                        .iter()
+                        .filter(|f| !f.hidden && !f.read_only)
+                        .map(|f| EditField {
+                            key: f.key.clone(),
+                            title: f.title.clone(),
+                            options: match &f.kind {
+                                FieldKind::SingleChoice(options) => options.clone(),
+                                _ => Vec::new(),
+                            },
+                            required: f.required,
+                            value: view.record.iter().find(|v| v.key == f.key).map(|v| v.value.clone()).unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            rows.push(RecordRow { view, fields });
+        }
+        Ok(RecordsPage {
+            t,
+            nav: Nav::desk("records", &agent.user.username, w),
+            records: rows,
+            outcome: query.outcome.clone().unwrap_or_default(),
+            phone_tail: query.phone_tail.clone().unwrap_or_default(),
+            can_download: modules.contains(&Module::Download),
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk_callbacks.html")]
+struct CallbacksPage {
+    t: &'static Text,
+    nav: Nav,
+    callbacks: Vec<CallbackView>,
+}
+
+/// `GET /desk/callbacks` (A7): the callback list with 定时执行 and 拨打.
+pub async fn desk_callbacks(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CallbacksPage, ApiError> {
+        let (viewer, modules) = access(&state, &agent.user)?;
+        require(&modules, Module::Callbacks)?;
+        Ok(CallbacksPage {
+            t,
+            nav: Nav::desk("callbacks", &agent.user.username, w),
+            callbacks: state.store.callbacks(&viewer, Some(&agent.user.username), None, None)?,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk_customers.html")]
+struct CustomersPage {
+    t: &'static Text,
+    nav: Nav,
+    customers: Vec<CustomerView>,
+    title: &'static str,
+    editable: bool,
+}
+
+/// `GET /desk/customers` (A9): the agent's own customers, editable fields.
+pub async fn desk_customers(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CustomersPage, ApiError> {
+        let (viewer, modules) = access(&state, &agent.user)?;
+        require(&modules, Module::Customers)?;
+        Ok(CustomersPage {
+            t,
+            nav: Nav::desk("customers", &agent.user.username, w),
+            customers: state.store.customers(&viewer, Some(&agent.user.username), None, None, 500)?,
+            title: w.nav_customers,
+            editable: true,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+/// `GET /desk/numbers?project_id` (A2 我的号码): the undialed numbers the agent owns.
+pub async fn desk_numbers(
+    State(state): State<AppState>,
+    agent: AgentUser,
+    Query(query): Query<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CustomersPage, ApiError> {
+        let (viewer, _) = access(&state, &agent.user)?;
+        let customers = state
+            .store
+            .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
+            .into_iter()
+            .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
+            .collect();
+        Ok(CustomersPage { t, nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
