@@ -306,6 +306,51 @@ fn best_challenge(response: &Response, header: &str) -> Option<Result<Challenge,
     parsed.into_iter().next()
 }
 
+/// Where an SDP offer wants audio sent; `None` for hold by `c=0.0.0.0` or port 0.
+fn offer_remote(offer: &SessionDescription) -> Option<SocketAddr> {
+    let audio = offer.audio()?;
+    let ip = audio.connection.or(offer.connection)?;
+    if ip.is_unspecified() || audio.port == 0 {
+        return None;
+    }
+    Some(SocketAddr::new(ip, audio.port))
+}
+
+/// Our answer to a re-INVITE: the same media as before with the direction mirrored
+/// (`sendonly` answered `recvonly`, `inactive` or `c=0.0.0.0` answered `inactive`).
+fn reinvite_answer(local_sdp: &[u8], offer: &[u8]) -> Vec<u8> {
+    let offer = String::from_utf8_lossy(offer);
+    let has = |attribute: &str| offer.lines().any(|line| line.trim() == attribute);
+    let held_by_address = offer
+        .lines()
+        .any(|line| line.trim().starts_with("c=IN IP4 0.0.0.0"));
+    let direction = if has("a=inactive") || held_by_address {
+        "a=inactive"
+    } else if has("a=sendonly") {
+        "a=recvonly"
+    } else if has("a=recvonly") {
+        "a=sendonly"
+    } else {
+        "a=sendrecv"
+    };
+    let local = String::from_utf8_lossy(local_sdp);
+    let mut answer = String::new();
+    for line in local.lines() {
+        let line = line.trim_end();
+        if matches!(
+            line,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        ) {
+            continue;
+        }
+        answer.push_str(line);
+        answer.push_str("\r\n");
+    }
+    answer.push_str(direction);
+    answer.push_str("\r\n");
+    answer.into_bytes()
+}
+
 pub(crate) struct Driver {
     socket: UdpSocket,
     tcp_listener: Option<TcpListener>,
@@ -1454,11 +1499,26 @@ impl Driver {
                 Some(response)
             }
             Method::Invite => {
-                // A re-INVITE (session refresh, hold by the far end): keep our media as it is.
+                // A re-INVITE: hold or resume by that party, a session refresh, or moved
+                // media. The other leg is not told: it simply hears nothing while on hold.
+                let owner = leg.owner;
+                let answer = reinvite_answer(&leg.local_sdp, &request.body);
+                let moved = SessionDescription::parse(&request.body)
+                    .ok()
+                    .and_then(|offer| offer_remote(&offer));
                 let mut response = Response::to_request(request, 200, "OK", None)
-                    .with_header("Contact", format!("<sip:outpost@{}>", self.local))
+                    .with_header("Contact", self.contact(source))
                     .with_header("Content-Type", "application/sdp");
-                response.body = leg.local_sdp.clone();
+                response.body = answer;
+                if let (Some((call_id, side)), Some(remote)) = (owner, moved)
+                    && let Some(call) = self.calls.get(&call_id)
+                {
+                    info!(call = call_id.0, ?side, %remote, "re-INVITE: media target updated");
+                    call.media.send(MediaCommand::Retarget {
+                        agent_side: side == Side::Agent,
+                        remote,
+                    });
+                }
                 Some(response)
             }
             Method::Options | Method::Info | Method::Update | Method::Notify => {

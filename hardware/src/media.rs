@@ -9,6 +9,12 @@
 //! - [`MediaCommand::Finish`] writes the recording (if the call was bridged), replies with it,
 //!   and ends the task, closing the sockets.
 //!
+//! Toward each peer the box sends one continuous RTP stream whatever its source (hold audio,
+//! then the agent): [`StreamRewriter`] keeps one SSRC and continues sequence numbers and
+//! timestamps across a switch of source, setting the marker bit, so phones and carriers do
+//! not drop the new source's packets as out of order. RFC 4733 telephone-event packets pass
+//! through the same way (payload untouched, timestamps shifted with the stream).
+//!
 //! Remote addresses latch to where packets actually come from, but only from the IP the SDP
 //! named, so a peer behind a port-rewriting NAT still hears audio while strangers cannot
 //! inject into the call.
@@ -35,6 +41,11 @@ pub(crate) enum MediaCommand {
         codec: Codec,
     },
     Hold,
+    /// A re-INVITE moved a peer's media (new address or port).
+    Retarget {
+        agent_side: bool,
+        remote: SocketAddr,
+    },
     Bridge {
         agent_socket: UdpSocket,
         agent_remote: SocketAddr,
@@ -103,11 +114,14 @@ async fn run(
         first: true,
     };
     let mut agent: Option<(UdpSocket, SocketAddr)> = None;
+    let mut toward_customer = StreamRewriter::new(rand::random());
+    let mut toward_agent = StreamRewriter::new(rand::random());
     let mut recorder: Option<Recorder> = None;
     let mut hold_tick = tokio::time::interval(Duration::from_millis(20));
     hold_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut customer_buffer = vec![0u8; 2048];
     let mut agent_buffer = vec![0u8; 2048];
+    let mut forward = vec![0u8; 2048];
 
     loop {
         tokio::select! {
@@ -118,6 +132,12 @@ async fn run(
                     codec = negotiated;
                 }
                 Some(MediaCommand::Hold) => holding = agent.is_none(),
+                Some(MediaCommand::Retarget { agent_side: false, remote }) => customer_remote = Some(remote),
+                Some(MediaCommand::Retarget { agent_side: true, remote }) => {
+                    if let Some((_, agent_remote)) = agent.as_mut() {
+                        *agent_remote = remote;
+                    }
+                }
                 Some(MediaCommand::Bridge { agent_socket, agent_remote }) => {
                     holding = false;
                     agent = Some((agent_socket, agent_remote));
@@ -153,7 +173,10 @@ async fn run(
                 };
                 latch(&mut customer_remote, source);
                 if let Some((agent_socket, agent_remote)) = &agent {
-                    let _ = agent_socket.try_send_to(packet, *agent_remote);
+                    let out = &mut forward[..n_bytes];
+                    out.copy_from_slice(packet);
+                    toward_agent.rewrite(out, Instant::now());
+                    let _ = agent_socket.try_send_to(out, *agent_remote);
                     if let Some(recorder) = recorder.as_mut() {
                         recorder.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload());
                     }
@@ -174,7 +197,10 @@ async fn run(
                     }
                 }
                 if let Some(remote) = customer_remote {
-                    let _ = customer_socket.try_send_to(packet, remote);
+                    let out = &mut forward[..n_bytes];
+                    out.copy_from_slice(packet);
+                    toward_customer.rewrite(out, Instant::now());
+                    let _ = customer_socket.try_send_to(out, remote);
                 }
                 if let Some(recorder) = recorder.as_mut() {
                     recorder.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload());
@@ -182,10 +208,70 @@ async fn run(
             },
             _ = hold_tick.tick(), if holding && agent.is_none() && customer_remote.is_some() => {
                 if let Some(remote) = customer_remote
-                    && let Some(packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
+                    && let Some(mut packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
+                        toward_customer.rewrite(&mut packet, Instant::now());
                         let _ = customer_socket.try_send_to(&packet, remote);
                     }
             },
+        }
+    }
+}
+
+/// One outgoing RTP stream made of packets from changing sources.
+pub(crate) struct StreamRewriter {
+    ssrc: u32,
+    /// Last sequence number and timestamp sent, and when.
+    last: Option<(u16, u32, Instant)>,
+    /// The current source's SSRC and the offsets mapping its numbering onto ours.
+    source: Option<(u32, u16, u32)>,
+}
+
+impl StreamRewriter {
+    pub(crate) fn new(ssrc: u32) -> StreamRewriter {
+        StreamRewriter {
+            ssrc,
+            last: None,
+            source: None,
+        }
+    }
+
+    /// Rewrites SSRC, sequence number and timestamp of `packet` in place (RFC 3550 fixed
+    /// header: sequence at bytes 2-3, timestamp 4-7, SSRC 8-11). Too-short packets are left.
+    pub(crate) fn rewrite(&mut self, packet: &mut [u8], now: Instant) {
+        if packet.len() < 12 {
+            return;
+        }
+        let in_seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let in_ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let in_ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        let switched = self.source.is_none_or(|(ssrc, _, _)| ssrc != in_ssrc);
+        if switched {
+            // Continue right after what was last sent; the timestamp advances by the wall
+            // time since then (at least one 20 ms packet), so the receiver's jitter buffer
+            // sees a continuous clock.
+            let (seq, ts) = match self.last {
+                Some((seq, ts, at)) => {
+                    let elapsed = now.duration_since(at).as_millis().min(60_000) as u32 * 8;
+                    (seq.wrapping_add(1), ts.wrapping_add(elapsed.max(160)))
+                }
+                None => (in_seq, in_ts),
+            };
+            self.source = Some((in_ssrc, seq.wrapping_sub(in_seq), ts.wrapping_sub(in_ts)));
+            if self.last.is_some() {
+                packet[1] |= 0x80; // marker: a new talkspurt starts here
+            }
+        }
+        let (_, seq_offset, ts_offset) = self.source.unwrap_or((in_ssrc, 0, 0));
+        let seq = in_seq.wrapping_add(seq_offset);
+        let ts = in_ts.wrapping_add(ts_offset);
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&ts.to_be_bytes());
+        packet[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        let newer = self
+            .last
+            .is_none_or(|(last_seq, _, _)| (seq.wrapping_sub(last_seq) as i16) > 0);
+        if newer {
+            self.last = Some((seq, ts, now));
         }
     }
 }
@@ -226,4 +312,62 @@ fn next_hold_packet(hold: &mut HoldState, audio: &[i16], codec: Codec) -> Option
     hold.sequence = hold.sequence.wrapping_add(1);
     hold.timestamp = hold.timestamp.wrapping_add(160);
     packet
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+        RtpPacketBuilder::new()
+            .payload_type(0)
+            .sequence(Seq::from(seq))
+            .timestamp(ts)
+            .ssrc(ssrc)
+            .payload(&[0xffu8; 160])
+            .build()
+            .expect("rtp")
+    }
+
+    #[test]
+    fn a_source_switch_keeps_one_continuous_stream() {
+        let start = Instant::now();
+        let mut rewriter = StreamRewriter::new(0xabcd);
+        let mut sent = Vec::new();
+        // Hold audio: three packets from one SSRC.
+        for idx in 0..3u16 {
+            let mut hold = packet(1000 + idx, 50_000 + u32::from(idx) * 160, 7);
+            rewriter.rewrite(
+                &mut hold,
+                start + Duration::from_millis(20 * u64::from(idx)),
+            );
+            sent.push(hold);
+        }
+        // Then the agent, with unrelated numbering, 20 ms after the last hold packet.
+        for idx in 0..2u16 {
+            let mut agent = packet(60_000 + idx, 9_000_000 + u32::from(idx) * 160, 99);
+            rewriter.rewrite(
+                &mut agent,
+                start + Duration::from_millis(60 + 20 * u64::from(idx)),
+            );
+            sent.push(agent);
+        }
+        let readers: Vec<RtpReader<'_>> = sent
+            .iter()
+            .map(|bytes| RtpReader::new(bytes).expect("rtp"))
+            .collect();
+        for pair in readers.windows(2) {
+            assert_eq!(pair[1].ssrc(), 0xabcd);
+            assert_eq!(
+                u16::from(pair[1].sequence_number()),
+                u16::from(pair[0].sequence_number()).wrapping_add(1)
+            );
+            assert_eq!(pair[1].timestamp().wrapping_sub(pair[0].timestamp()), 160);
+        }
+        assert!(!readers[2].mark());
+        assert!(readers[3].mark(), "the switch starts a talkspurt");
+        assert!(!readers[4].mark());
+    }
 }

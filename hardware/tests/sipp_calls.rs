@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use hardware::{
-    CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, Outcome, Telephony,
-    TelephonyConfig, TrunkConfig,
+    CallId, DialRequest, ExtensionConfig, HangupSide, LineEvent, LockoutPolicy, Outcome, Telephony,
+    TelephonyConfig, TelephonyOptions, TrunkConfig,
 };
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -31,6 +31,10 @@ struct Harness {
 }
 
 async fn start_telephony() -> anyhow::Result<Harness> {
+    start_telephony_with(TelephonyOptions::default()).await
+}
+
+async fn start_telephony_with(options: TelephonyOptions) -> anyhow::Result<Harness> {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("hardware=debug")
@@ -56,7 +60,7 @@ async fn start_telephony() -> anyhow::Result<Harness> {
         recordings_dir: dir.path().join("recordings"),
         hold_audio: None,
     };
-    let (telephony, events) = Telephony::start(config).await?;
+    let (telephony, events) = Telephony::start_with(config, options).await?;
     Ok(Harness {
         telephony,
         events,
@@ -499,4 +503,268 @@ async fn garbage_and_inbound_invites_leave_the_driver_working() -> anyhow::Resul
         "{events:?}"
     );
     carrier.finish(Duration::from_secs(10)).await
+}
+
+/// Dials, waits for the answer and offers the call to the registered agent.
+async fn answer_and_bridge(
+    harness: &mut Harness,
+    call: u64,
+    ring_timeout: Duration,
+) -> anyhow::Result<()> {
+    harness.dial(call, Duration::from_secs(20));
+    harness
+        .events_until(Duration::from_secs(15), |event| {
+            matches!(event, LineEvent::Answered { .. })
+        })
+        .await?;
+    harness
+        .telephony
+        .bridge(CallId(call), EXTENSION, ring_timeout, true);
+    Ok(())
+}
+
+#[tokio::test]
+async fn agent_holds_resumes_and_hangs_up_first() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    let agent = Sipp::start(
+        "agent",
+        "agent_hold_resume.xml",
+        agent_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_answer_wait.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    answer_and_bridge(&mut harness, 21, Duration::from_secs(10)).await?;
+    let events = harness.events_until(Duration::from_secs(20), ended).await?;
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, LineEvent::Bridged { .. })),
+        "{events:?}"
+    );
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        recording,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::Answered, Some(HangupSide::Agent))
+    );
+    assert!(recording.is_some(), "a bridged call is recorded");
+    // The agent's BYE ended the customer leg too: the carrier got our BYE.
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn customer_hangs_up_while_the_agent_rings_and_the_agent_gets_cancel() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    // The agent phone rings and never answers; it must receive CANCEL (then 487, ACK).
+    let agent = Sipp::start(
+        "agent",
+        "carrier_noanswer.xml",
+        agent_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    // The customer hangs up 1.5 s after answering.
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_answer.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &["-d".into(), "1500".into()],
+        harness.sipp_dir(),
+    );
+    answer_and_bridge(&mut harness, 22, Duration::from_secs(20)).await?;
+    let events = harness.events_until(Duration::from_secs(20), ended).await?;
+    assert!(
+        events
+            .iter()
+            .any(|event| matches!(event, LineEvent::AgentRinging { .. })),
+        "{events:?}"
+    );
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        recording,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::Abandoned, Some(HangupSide::Customer))
+    );
+    assert!(recording.is_none(), "never bridged, nothing recorded");
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn rfc4733_dtmf_from_the_customer_reaches_the_agent() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    let agent_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let agent = Sipp::start(
+        "agent",
+        "agent_dtmf.xml",
+        agent_port,
+        free_udp_port(),
+        &[
+            "-key".into(),
+            "rtp_port".into(),
+            agent_rtp.local_addr()?.port().to_string(),
+        ],
+        harness.sipp_dir(),
+    );
+    // The carrier sends the digit 1 one second after answering, then hangs up.
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_dtmf.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &["-d".into(), "1000".into()],
+        harness.sipp_dir(),
+    );
+    answer_and_bridge(&mut harness, 23, Duration::from_secs(10)).await?;
+    let mut buffer = vec![0u8; 2048];
+    let mut events_seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let digit = loop {
+        let (n_bytes, _) = tokio::time::timeout_at(deadline, agent_rtp.recv_from(&mut buffer))
+            .await
+            .context("no RFC 4733 packet reached the agent within 10 s")??;
+        let packet = &buffer[..n_bytes];
+        let Ok(reader) = rtp_rs::RtpReader::new(packet) else {
+            continue;
+        };
+        if reader.payload_type() == 101 && reader.payload().len() >= 4 {
+            events_seen.push(reader.payload().to_vec());
+            break reader.payload()[0];
+        }
+    };
+    assert_eq!(digit, 1, "the event code is the digit 1: {events_seen:?}");
+    let events = harness.events_until(Duration::from_secs(20), ended).await?;
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                hangup_side: Some(HangupSide::Customer),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_lock_the_source_out() -> anyhow::Result<()> {
+    let mut harness = start_telephony_with(TelephonyOptions {
+        lockout: LockoutPolicy {
+            max_failures: 2,
+            window: Duration::from_secs(60),
+            lockout: Duration::from_secs(60),
+        },
+        ..TelephonyOptions::default()
+    })
+    .await?;
+    let sip = harness.telephony.local_sip_addr();
+    for (name, scenario, password) in [
+        ("guess1", "agent_register_refused.xml", "guess-1"),
+        ("guess2", "agent_register_refused.xml", "guess-2"),
+        // Locked out now: even the right password is refused, without a challenge.
+        ("right_but_locked", "agent_register_locked.xml", PASSWORD),
+    ] {
+        let refused = Sipp::start(
+            name,
+            scenario,
+            free_udp_port(),
+            free_udp_port(),
+            &registration_args(sip, password, free_udp_port()),
+            harness.sipp_dir(),
+        );
+        refused.finish(Duration::from_secs(15)).await?;
+    }
+    assert!(harness.telephony.registered_extensions().is_empty());
+    assert!(
+        harness.events.try_recv().is_err(),
+        "no registration while locked out"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_invite_from_the_trunk_side_never_reaches_a_trunk() -> anyhow::Result<()> {
+    // Toll fraud: the carrier (or someone spoofing it) sends an INVITE for an international
+    // number. It must be refused, and no INVITE may leave toward any trunk.
+    let mut harness = start_telephony().await?;
+    let sip = harness.telephony.local_sip_addr();
+    let trunk = tokio::net::UdpSocket::bind(("127.0.0.1", harness.carrier_port)).await?;
+    let trunk_addr = trunk.local_addr()?;
+    for (n, uri) in [
+        format!("sip:0085212345678@{sip}"),
+        format!("sip:0085212345678@{}", trunk_addr.ip()),
+        format!("sip:{EXTENSION}@{sip}"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let invite = sip_core::Request::new(sip_core::Method::Invite, uri)
+            .with_header(
+                "Via",
+                format!("SIP/2.0/UDP {trunk_addr};branch=z9hG4bKtoll{n}"),
+            )
+            .with_header("From", format!("<sip:13800138000@{trunk_addr}>;tag=t{n}"))
+            .with_header("To", "<sip:0085212345678@outpost>")
+            .with_header("Call-ID", format!("toll-{n}"))
+            .with_header("CSeq", "1 INVITE")
+            .with_header("Max-Forwards", "70");
+        trunk.send_to(&invite.to_bytes(), sip).await?;
+        let mut buffer = [0u8; 4096];
+        let (n_bytes, _) =
+            tokio::time::timeout(Duration::from_secs(3), trunk.recv_from(&mut buffer))
+                .await
+                .context("no answer to the trunk-side INVITE")??;
+        let Ok(sip_core::Message::Response(response)) = sip_core::parse(&buffer[..n_bytes]) else {
+            bail!(
+                "expected a response, got {:?}",
+                String::from_utf8_lossy(&buffer[..n_bytes])
+            );
+        };
+        assert_eq!(response.status, 403);
+    }
+    // Nothing else arrives at the trunk: no INVITE went out.
+    let mut buffer = [0u8; 4096];
+    let extra =
+        tokio::time::timeout(Duration::from_millis(700), trunk.recv_from(&mut buffer)).await;
+    assert!(
+        extra.is_err(),
+        "something was sent toward the trunk: {:?}",
+        extra.map(|r| r.map(|(n, _)| String::from_utf8_lossy(&buffer[..n]).into_owned()))
+    );
+    assert!(harness.events.try_recv().is_err(), "no call was created");
+    Ok(())
 }
