@@ -7,6 +7,7 @@
 //!     certificates and the hub's own proof;
 //!   - on `SYNC_ALPN`: read the site id from the verified client certificate, then pump
 //!     frames between one bidirectional stream, a [`HubSession`] and the [`HubStore`].
+//!
 //!   Once the session is accepted, every further stream the site opens is a recording
 //!   upload ([`crate::blob`]), and the hub offers the site its voice files on streams of
 //!   its own.
@@ -45,10 +46,13 @@ pub struct Server {
     accept: Arc<dyn Fn(quinn::Incoming, Arc<HubCa>, CancellationToken) + Send + Sync>,
 }
 
+/// The live session of each online site: its registration id and its request channel.
+type OnlineSites = HashMap<SiteId, (u64, mpsc::UnboundedSender<[u8; 32]>)>;
+
 /// Asks online sites for a recording before its turn (the console's "fetch now").
 #[derive(Clone, Default)]
 pub struct RecordingRequests {
-    online: Arc<Mutex<HashMap<SiteId, (u64, mpsc::UnboundedSender<[u8; 32]>)>>>,
+    online: Arc<Mutex<OnlineSites>>,
     next_session: Arc<AtomicU64>,
 }
 

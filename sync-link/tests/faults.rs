@@ -28,6 +28,9 @@ fn io(error: std::io::Error) -> StoreError {
     StoreError::Other(error.to_string())
 }
 
+/// `(when, sha, offset, len)` of one append.
+type Append = (Instant, [u8; 32], u64, usize);
+
 struct Hub {
     codes: Mutex<Vec<(String, SiteId)>>,
     up: Mutex<BTreeMap<(u64, u64), UpEntry>>,
@@ -36,7 +39,7 @@ struct Hub {
     notify: Arc<Notify>,
     recordings: BlobDir,
     /// `(when, sha, offset, len)` of every append, to see resumption and pacing.
-    appends: Mutex<Vec<(Instant, [u8; 32], u64, usize)>>,
+    appends: Mutex<Vec<Append>>,
     voices: BlobDir,
     voice_list: Mutex<Vec<BlobRef>>,
     live: Mutex<Option<(Instant, LiveFigures)>>,

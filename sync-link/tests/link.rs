@@ -539,3 +539,21 @@ async fn another_alpn_version_fails_the_handshake_clearly() -> Result<()> {
     hub_task.await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn batch_down_bench_harness_delivers_a_checked_batch() -> Result<()> {
+    use sync_link::bench::{BatchDownConfig, MemorySiteStore, batch_down};
+    let dirs = tempfile::tempdir()?;
+    let store = Arc::new(MemorySiteStore::new());
+    let config = BatchDownConfig { rows: 5_001, fields: 10, rows_per_chunk: 1_000, timeout: Duration::from_secs(60) };
+    let report = batch_down(store.clone(), config, dirs.path()).await?;
+    assert_eq!(store.dialable(), vec![1], "the manifest's counts checked out at the site");
+    assert_eq!(store.sync_position()?.1, 7, "six chunks and the manifest applied");
+    assert_eq!(report.rows, 5_001);
+    assert!(report.bytes > 5_001 * 10 * 10, "ten fields of ten bytes or more per row");
+    assert!(report.link_rows_per_sec() > 0.0 && report.bare_rows_per_sec() > 0.0);
+    // A store that has applied entries already is refused rather than measured wrong.
+    let again = batch_down(store, BatchDownConfig { rows: 10, ..BatchDownConfig::default() }, dirs.path()).await;
+    assert!(again.is_err());
+    Ok(())
+}

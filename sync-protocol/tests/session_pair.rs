@@ -142,13 +142,13 @@ fn down_entry(seq: u64) -> DownEntry {
         0 => DownEvent::ProjectControl(ProjectControl {
             project_id: seq % 2,
             version: seq,
-            state: if seq % 2 == 0 { RunState::Paused } else { RunState::Running },
+            state: if seq.is_multiple_of(2) { RunState::Paused } else { RunState::Running },
         }),
         1 => DownEvent::BatchControl(BatchControl { batch_id: seq % 4, version: seq, priority: (seq % 101) as u8 }),
         _ => DownEvent::BlackList(BlackListChange {
             phone: format!("1380000000{}", seq % 3),
             version: seq,
-            listed: seq % 2 == 0,
+            listed: seq.is_multiple_of(2),
             note: String::new(),
         }),
     };
