@@ -1105,10 +1105,9 @@ impl Driver {
         if let Some(agent) = &call.agent {
             self.release_leg(&agent.sip_call_id, now);
         }
-        let recording_path = matches!(call.stage, Stage::Bridged { .. }).then(|| {
-            self.recordings_dir
-                .join(format!("call-{}-{}.wav", call_id.0, unix_millis()))
-        });
+        // The recording has been streamed since the bridge; `Some` keeps it.
+        let recording_path =
+            matches!(call.stage, Stage::Bridged { .. }).then(|| self.recordings_dir.clone());
         let (reply, recording) = oneshot::channel();
         call.media.send(MediaCommand::Finish {
             recording_path,
@@ -1320,6 +1319,11 @@ impl Driver {
                         call.media.send(MediaCommand::Bridge {
                             agent_socket,
                             agent_remote: path.remote,
+                            recording_path: self.recordings_dir.join(format!(
+                                "call-{}-{}.wav",
+                                call_id.0,
+                                unix_millis()
+                            )),
                         });
                         call.stage = Stage::Bridged {
                             extension: extension.clone(),

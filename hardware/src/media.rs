@@ -6,7 +6,7 @@
 //! - [`MediaCommand::Bridge`] hands over the agent leg's socket: from then on packets are
 //!   forwarded unchanged both ways (same payload type, both legs negotiated the same codec)
 //!   and both directions are recorded.
-//! - [`MediaCommand::Finish`] writes the recording (if the call was bridged), replies with it,
+//! - [`MediaCommand::Finish`] completes the recording (streamed to disk since the bridge), replies with it,
 //!   and ends the task, closing the sockets.
 //!
 //! Toward each peer the box sends one continuous RTP stream whatever its source (hold audio,
@@ -49,6 +49,8 @@ pub(crate) enum MediaCommand {
     Bridge {
         agent_socket: UdpSocket,
         agent_remote: SocketAddr,
+        /// Where the recording is streamed from now on.
+        recording_path: PathBuf,
     },
     Finish {
         recording_path: Option<PathBuf>,
@@ -138,15 +140,21 @@ async fn run(
                         *agent_remote = remote;
                     }
                 }
-                Some(MediaCommand::Bridge { agent_socket, agent_remote }) => {
+                Some(MediaCommand::Bridge { agent_socket, agent_remote, recording_path }) => {
                     holding = false;
                     agent = Some((agent_socket, agent_remote));
-                    recorder = Some(Recorder::new(Instant::now()));
+                    recorder = match Recorder::create(&recording_path, Instant::now()) {
+                        Ok(recorder) => Some(recorder),
+                        Err(error) => {
+                            warn!(call = call.0, %error, "call not recorded");
+                            None
+                        }
+                    };
                 }
                 Some(MediaCommand::Finish { recording_path, reply }) => {
                     let recording = match (recorder.take(), recording_path) {
-                        (Some(recorder), Some(path)) => {
-                            match tokio::task::spawn_blocking(move || recorder.finish(&path)).await {
+                        (Some(recorder), Some(_)) => {
+                            match tokio::task::spawn_blocking(move || recorder.finish()).await {
                                 Ok(Ok(recording)) => Some(recording),
                                 Ok(Err(error)) => {
                                     warn!(call = call.0, %error, "recording lost");
@@ -158,7 +166,11 @@ async fn run(
                                 }
                             }
                         }
-                        _ => None,
+                        (Some(recorder), None) => {
+                            recorder.discard();
+                            None
+                        }
+                        (None, _) => None,
                     };
                     let _ = reply.send(recording);
                     return;
@@ -177,8 +189,10 @@ async fn run(
                     out.copy_from_slice(packet);
                     toward_agent.rewrite(out, Instant::now());
                     let _ = agent_socket.try_send_to(out, *agent_remote);
-                    if let Some(recorder) = recorder.as_mut() {
-                        recorder.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload());
+                    if let Some(active) = recorder.as_mut()
+                        && let Err(error) = active.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
+                        warn!(call = call.0, %error, "recording stopped");
+                        recorder = None;
                     }
                 }
             },
@@ -202,8 +216,10 @@ async fn run(
                     toward_customer.rewrite(out, Instant::now());
                     let _ = customer_socket.try_send_to(out, remote);
                 }
-                if let Some(recorder) = recorder.as_mut() {
-                    recorder.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload());
+                if let Some(active) = recorder.as_mut()
+                    && let Err(error) = active.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
+                    warn!(call = call.0, %error, "recording stopped");
+                    recorder = None;
                 }
             },
             _ = hold_tick.tick(), if holding && agent.is_none() && customer_remote.is_some() => {
