@@ -688,6 +688,10 @@ impl Driver {
             _ => None,
         };
         let options = self.trunk_options(&trunk.name);
+        let dialed = match &options.dial_pattern {
+            Some(pattern) => pattern.replace("{number}", &request.number),
+            None => request.number.clone(),
+        };
         let mut extra_headers = Vec::new();
         if let Some(proxy) = options.outbound_proxy {
             let transport = match options.transport {
@@ -700,7 +704,7 @@ impl Driver {
             owner: Some((call_id, Side::Customer)),
             sip_call_id: sip_call_id.clone(),
             peer: self.trunk_destination(trunk),
-            request_uri: format!("sip:{}@{}", request.number, trunk.domain),
+            request_uri: format!("sip:{dialed}@{}", trunk.domain),
             remote_target: None,
             from: format!(
                 "<sip:{}@{}>;tag={}",
@@ -708,7 +712,7 @@ impl Driver {
                 trunk.domain,
                 new_tag()
             ),
-            to: format!("<sip:{}@{}>", request.number, trunk.domain),
+            to: format!("<sip:{dialed}@{}>", trunk.domain),
             remote_tag: None,
             cseq: 1,
             invite: Request::new(Method::Invite, ""),

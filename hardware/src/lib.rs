@@ -23,6 +23,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod driver;
+pub mod fxo;
 pub mod g711;
 mod hold;
 mod media;
@@ -38,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::driver::{Command, Driver, DriverSetup, Shared};
+pub use crate::fxo::{FxoProfile, LineTestReport, ProfileError, line_test, line_test_with};
 
 /// The appliance's handle on its lines. Cheap to clone; the driver stops (hanging up every
 /// call) when the last clone is dropped.
@@ -253,6 +255,9 @@ pub struct TrunkOptions {
     /// Trunks tried in order when this one answers 500/502/503/504, does not answer at all,
     /// is dead, or has no free channel.
     pub failover: Vec<String>,
+    /// Request-URI user part with `{number}` replaced (FXO gateways that pick the port from a
+    /// dial-plan prefix, carriers wanting a tech prefix); `None` sends the number as is.
+    pub dial_pattern: Option<String>,
 }
 
 /// Registrar protection against password guessing.
