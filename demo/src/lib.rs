@@ -68,6 +68,28 @@ impl DemoConfig {
     }
 }
 
+impl DemoConfig {
+    /// Moves every listening port up by `offset`.
+    pub fn offset_ports(&mut self, offset: u16) -> anyhow::Result<()> {
+        let shift = |addr: &mut SocketAddr| -> anyhow::Result<()> {
+            let port = addr.port().checked_add(offset).context("--port-offset pushes a port past 65535")?;
+            addr.set_port(port);
+            Ok(())
+        };
+        shift(&mut self.hub_http)?;
+        shift(&mut self.hub_sync)?;
+        shift(&mut self.site_http)?;
+        shift(&mut self.site_sip)?;
+        shift(&mut self.carrier_sip)?;
+        self.rtp_base = self
+            .rtp_base
+            .checked_add(offset)
+            .filter(|base| base.checked_add(2000).is_some())
+            .context("--port-offset pushes the RTP range past 65535")?;
+        Ok(())
+    }
+}
+
 /// Logins generated on the first run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Credentials {

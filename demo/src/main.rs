@@ -22,6 +22,10 @@ struct Args {
     /// Rows in the demo call list.
     #[arg(long, default_value_t = 300)]
     rows: u32,
+    /// Added to every port the demo listens on (8080, 4433, 8090, 5060, 5070, 30000+), for a
+    /// machine where those are taken or to run two demos side by side.
+    #[arg(long, default_value_t = 0)]
+    port_offset: u16,
 }
 
 #[tokio::main]
@@ -40,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
     config.n_agents = args.agents;
     config.answer_share = args.answer_share;
     config.n_rows = args.rows;
+    config.offset_ports(args.port_offset)?;
 
     let shutdown = CancellationToken::new();
     let demo = demo::run(config, shutdown.clone()).await?;

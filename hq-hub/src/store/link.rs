@@ -66,7 +66,7 @@ fn hangup_name(side: HangupSide) -> &'static str {
 impl Store {
     /// Applies one up entry; see [`HubStore::apply_up`].
     fn apply_up_entry(&self, site: i64, entry: &UpEntry) -> StoreResult<()> {
-        let epoch = i64::try_from(entry.epoch).map_err(other)?;
+        let epoch = epoch_column(entry.epoch);
         let seq = i64::try_from(entry.seq).map_err(other)?;
         let content = serde_json::to_vec(&entry.event).map_err(other)?;
         let content_hash = sha256_hex(&content);
@@ -216,7 +216,7 @@ impl HubStore for Store {
 
     fn up_committed(&self, site: SiteId, epoch: u64) -> StoreResult<Option<u64>> {
         let site = site_key(site)?;
-        let epoch = i64::try_from(epoch).map_err(other)?;
+        let epoch = epoch_column(epoch);
         let max: Option<i64> = self
             .conn()
             .query_row(
@@ -268,6 +268,13 @@ impl HubStore for Store {
         let site = self.redeem_code_by_proof(proof_matches).map_err(other)?;
         Ok(site.map(|id| id as u64))
     }
+}
+
+/// The epoch as SQLite stores it. An epoch is a random `u64` chosen by the site, so half of
+/// them do not fit an `INTEGER` (a signed 64-bit value); the bits are kept as they are (two's
+/// complement), which preserves equality, the only thing the key needs.
+fn epoch_column(epoch: u64) -> i64 {
+    i64::from_ne_bytes(epoch.to_ne_bytes())
 }
 
 #[cfg(test)]
@@ -330,6 +337,11 @@ mod tests {
         assert_eq!(alarms.len(), 1);
         assert_eq!(alarms[0].kind, "up_conflict");
 
+        // An epoch above i64::MAX (half of all random epochs) is stored and found again.
+        let high = UpEntry { epoch: u64::MAX - 3, seq: 1, event: attempt(13, Outcome::Busy) };
+        store.apply_up(site, &high).unwrap();
+        store.apply_up(site, &high).unwrap();
+        assert_eq!(store.up_committed(site, u64::MAX - 3).unwrap(), Some(1));
         // Same seq in a new epoch (a fresh store at the site) is a different entry.
         store.apply_up(site, &UpEntry { epoch: 8, seq: 1, event: attempt(12, Outcome::NoAnswer) }).unwrap();
         assert_eq!(store.up_committed(site, 8).unwrap(), Some(1));

@@ -1,0 +1,378 @@
+//! One number travels from an HQ spreadsheet to an agent and back, through every real part.
+//!
+//! - HQ (in-process hub, driven over its JSON API) sets up a project, imports an `.xlsx` and
+//!   dispatches it to a site enrolled with a one-time code over QUIC with mutual TLS.
+//! - The appliance (in-process) receives the batch over the link; the site admin starts the
+//!   task; the dialer places a real INVITE to SIPp playing the carrier.
+//! - SIPp plays the agent's phone (REGISTER with digest, then auto-answer); the answered
+//!   call is bridged to it and recorded.
+//! - Headless Chromium logs in as the agent, goes 可回接, sees the popup arrive over SSE with
+//!   the customer's fields and the script, and saves the business result.
+//! - HQ shows the batch's dialed / connected counts and the saved record.
+//!
+//! Then bad input at each edge (a corrupted `.xlsx`, a certificate from another CA, garbage
+//! on the SIP port) gets a clear error and leaves the running system and its data intact.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use demo::setup::{Api, demo_project, write_demo_sheet};
+use serde_json::{Value, json};
+use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
+use tokio_util::sync::CancellationToken;
+
+const EXTENSION: &str = "8001";
+const SIP_PASSWORD: &str = "phone-secret-8001";
+const AGENT_PASSWORD: &str = "agent-secret-1";
+
+struct Running {
+    hub: hq_hub::Hub,
+    site: appliance::Appliance,
+    hq: Api,
+    site_admin: Api,
+    hub_url: String,
+    site_url: String,
+    shutdown: CancellationToken,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("info,quinn=warn,rustls=warn")
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let hub_dir = dir.path().join("hub");
+    let site_dir = dir.path().join("site");
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let shutdown = CancellationToken::new();
+
+    let hq_password = hq_hub::init_admin(&hub_dir, "admin")?;
+    let hub = hq_hub::start(
+        hq_hub::HubConfig {
+            data_dir: hub_dir,
+            http_bind: SocketAddr::new(localhost, 0),
+            sync_bind: SocketAddr::new(localhost, 0),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let hub_url = format!("http://{}", hub.http_addr);
+    let hq = Api::login(&hub_url, "admin", &hq_password).await?;
+
+    // HQ: a site and its one-time code; the box enrolls with it.
+    let site: Value = hq.post("/api/sites", &json!({"name": "测试职场"})).await?;
+    let site_id = site["id"].as_u64().context("site id")?;
+    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
+    let code = code["code"].as_str().context("code")?;
+    appliance::enroll(&site_dir, &hub.sync_addr.to_string(), code).await?;
+
+    // HQ: category, sub-project with two customer fields and a single-choice record field,
+    // a one-row call list, dispatched as a shared batch.
+    let category: Value = hq.post("/api/categories", &json!({"name": "套餐类"})).await?;
+    let project: Value = hq.post("/api/projects", &demo_project(category["id"].as_u64().context("category")?)).await?;
+    let project_id = project["id"].as_u64().context("project id")?;
+    let sheet = dir.path().join("名单.xlsx");
+    write_demo_sheet(&sheet, 1)?;
+    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
+    ensure!(import["n_good"] == json!(1), "import report: {import}");
+    let file_id = import["file_id"].as_u64().context("file id")?;
+    hq.post::<Value>(
+        &format!("/api/files/{file_id}/dispatch"),
+        &json!({"name": "端到端批次", "priority": 50, "site_ids": [site_id]}),
+    )
+    .await?;
+
+    let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
+    let site = appliance::start(
+        appliance::ApplianceConfig {
+            data_dir: site_dir,
+            http_bind: SocketAddr::new(localhost, 0),
+            sip_bind: SocketAddr::new(localhost, 0),
+            public_ip: localhost,
+            rtp_ports: (0, 0),
+            trunks: vec![hardware::TrunkConfig {
+                name: "carrier".into(),
+                address: SocketAddr::new(localhost, carrier_port),
+                domain: "127.0.0.1".into(),
+                username: None,
+                password: None,
+                channels: 4,
+            }],
+            hold_audio: None,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let site_url = format!("http://{}", site.http_addr);
+    let site_admin = Api::login(&site_url, "siteadmin", &site_password).await?;
+    site_admin
+        .post::<Value>("/api/extensions", &json!({"extension": EXTENSION, "password": SIP_PASSWORD}))
+        .await?;
+    site_admin
+        .post::<Value>(
+            "/api/agents",
+            &json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小李", "extension": EXTENSION}),
+        )
+        .await?;
+    Ok(Running { hub, site, hq, site_admin, hub_url, site_url, shutdown, dir })
+}
+
+/// Registers SIPp as the agent's phone: one process answers on `answer_port`, another
+/// registers that contact with digest auth.
+async fn register_sipp_phone(site_sip: SocketAddr) -> anyhow::Result<Sipp> {
+    let answer_port = free_udp_port();
+    let phone = Sipp::scenario("agent_answer.xml")
+        .local_port(answer_port)
+        .calls(1)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .timeout(Duration::from_secs(90))
+        .spawn()?;
+    Sipp::scenario("agent_register.xml")
+        .local_port(free_udp_port())
+        .remote(site_sip)
+        .service(EXTENSION)
+        .auth(EXTENSION, SIP_PASSWORD)
+        .arg("-key")
+        .arg("contact_port")
+        .arg(answer_port.to_string())
+        .calls(1)
+        .timeout(Duration::from_secs(15))
+        .spawn()?
+        .wait(Duration::from_secs(20))
+        .await
+        .ensure_success()
+        .context("the SIPp phone registers as extension 8001")?;
+    Ok(phone)
+}
+
+async fn browser_login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{url}/login")).await?;
+    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
+    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(password).await?;
+    browser.wait_for("button[type=submit]", Duration::from_secs(5)).await?.click().await?;
+    // The login form posts with fetch and then navigates; wait for that to finish.
+    wait_until(Duration::from_secs(10), || async {
+        match browser.client().current_url().await {
+            Ok(current) => !current.path().starts_with("/login"),
+            Err(_) => false,
+        }
+    })
+    .await
+    .with_context(|| format!("{username} is logged in and leaves the login page"))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_travels_from_the_hq_sheet_to_the_agent_and_back() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let running = start_everything(carrier_port).await?;
+    let phone = register_sipp_phone(running.site.sip_addr).await?;
+    let carrier = Sipp::scenario("carrier_answer.xml")
+        .local_port(carrier_port)
+        .calls(1)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .arg("-d")
+        .arg("6000")
+        .timeout(Duration::from_secs(90))
+        .spawn()?;
+
+    // The batch arrives over the link and is verified against its manifest.
+    let batch_id = wait_for_some(Duration::from_secs(30), || async {
+        let tasks: Vec<Value> = running.site_admin.get("/api/tasks").await.ok()?;
+        tasks.first().and_then(|task| task["batch_id"].as_u64())
+    })
+    .await
+    .context("the dispatched batch reaches the appliance over the link")?;
+
+    // The agent, in a real browser, signs in and goes 可回接.
+    let browser = Browser::start().await?;
+    browser_login(&browser, &running.site_url, "agent1", AGENT_PASSWORD).await?;
+    browser.goto(&format!("{}/desk", running.site_url)).await?;
+    browser
+        .wait_for("button.state[data-state=available]", Duration::from_secs(10))
+        .await?
+        .click()
+        .await?;
+    wait_for_some(Duration::from_secs(10), || async {
+        let desk = browser.wait_for("#desk", Duration::from_secs(1)).await.ok()?;
+        (desk.attr("data-state").await.ok()?? == "available").then_some(())
+    })
+    .await
+    .context("the desk shows 可回接 after the click")?;
+
+    running
+        .site_admin
+        .post::<Value>(
+            &format!("/api/tasks/{batch_id}/start"),
+            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20}),
+        )
+        .await?;
+
+    // The popup arrives without a reload, masked on the server, with fields and script.
+    let script = browser.wait_for("#popup:not([hidden]) pre.script", Duration::from_secs(40)).await?;
+    assert!(script.text().await?.contains("5G畅享套餐"), "the project's script is shown");
+    let phone_shown = browser.wait_for("#popup dd.phone", Duration::from_secs(2)).await?.text().await?;
+    assert_eq!(phone_shown, "138****0001", "the number is masked as the project asks");
+    let body = browser.wait_for("#popup .popup-body", Duration::from_secs(2)).await?.text().await?;
+    assert!(body.contains("推荐套餐") && body.contains("客户姓名"), "customer fields shown: {body}");
+    let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("walking-skeleton");
+    browser.screenshot(screenshots.join("popup.png")).await?;
+
+    // The agent picks the business result and saves; the popup closes only then.
+    browser
+        .wait_for("#popup form.record select[name=result] option[value='有意向']", Duration::from_secs(2))
+        .await?
+        .click()
+        .await?;
+    browser.wait_for("#popup form.record button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async {
+        browser.wait_for("#popup[hidden]", Duration::from_millis(200)).await.is_ok()
+    })
+    .await
+    .context("the popup closes once the record is saved")?;
+    browser.screenshot(screenshots.join("desk-after-save.png")).await?;
+
+    // HQ sees the attempt and the record, once.
+    let hq_batch_id = wait_for_some(Duration::from_secs(30), || async {
+        let batches: Vec<Value> = running.hq.get("/api/batches").await.ok()?;
+        let batch = batches.into_iter().next()?;
+        (batch["dialed"] == json!(1) && batch["connected"] == json!(1) && batch["agent_connected"] == json!(1))
+            .then(|| batch["id"].as_u64())
+            .flatten()
+    })
+    .await
+    .context("HQ shows dialed 1 / connected 1")?;
+    let records = wait_for_some(Duration::from_secs(30), || async {
+        let records: Vec<Value> = running.hq.get(&format!("/api/batches/{hq_batch_id}/records")).await.ok()?;
+        (!records.is_empty()).then_some(records)
+    })
+    .await
+    .context("HQ shows the saved business record")?;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["values"]["result"], "有意向");
+    assert_eq!(records[0]["agent"], "agent1");
+    assert_eq!(records[0]["phone"], "138****0001");
+
+    carrier.wait(Duration::from_secs(30)).await.ensure_success().context("carrier scenario")?;
+    phone.wait(Duration::from_secs(30)).await.ensure_success().context("agent phone scenario")?;
+    browser.close().await?;
+    drop(running.hub_url.clone());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_at_every_edge_is_refused_and_nothing_is_lost() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let running = start_everything(carrier_port).await?;
+    let batch_before: Vec<Value> = running.hq.get("/api/batches").await?;
+    let tasks_before = wait_for_some(Duration::from_secs(30), || async {
+        let tasks: Vec<Value> = running.site_admin.get("/api/tasks").await.ok()?;
+        (!tasks.is_empty()).then_some(tasks)
+    })
+    .await?;
+
+    // A corrupted .xlsx: a clear error, and HQ's files and batches are unchanged.
+    let projects: Value = running.hq.get("/api/projects").await?;
+    let project_id = projects[0]["id"].as_u64().context("project id")?;
+    let broken = running.dir.path().join("坏文件.xlsx");
+    std::fs::write(&broken, b"PK\x03\x04 this is not a workbook")?;
+    let error = running
+        .hq
+        .upload::<Value>(&format!("/api/projects/{project_id}/files"), &broken)
+        .await
+        .expect_err("a corrupted workbook is refused");
+    let message = format!("{error:#}");
+    assert!(message.contains("422"), "refused as unprocessable: {message}");
+    assert_eq!(running.hq.get::<Vec<Value>>("/api/batches").await?, batch_before);
+
+    // A box holding a certificate from another hub's CA is refused at the handshake and
+    // says why; the enrolled site stays online.
+    let reason = stranger_is_refused(running.dir.path(), running.hub.sync_addr).await?;
+    assert!(!reason.is_empty(), "the refused box gives a reason");
+    let sites: Vec<Value> = running.hq.get("/api/sites").await?;
+    assert_eq!(sites.len(), 1, "no site appeared from the stranger: {sites:?}");
+    assert_eq!(sites[0]["online"], json!(true), "{sites:?}");
+
+    // Garbage on the SIP port: logged and dropped; a phone still registers afterwards.
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    for garbage in [&b"\x00\x01\x02garbage"[..], b"INVITE\r\n\r\n", b"SIP/2.0 999\r\nVia: ;;;\r\n\r\n"] {
+        socket.send_to(garbage, running.site.sip_addr).await?;
+    }
+    let phone = register_sipp_phone(running.site.sip_addr).await?;
+    drop(phone);
+    let tasks_after: Vec<Value> = running.site_admin.get("/api/tasks").await?;
+    assert_eq!(tasks_after, tasks_before, "the site's data is intact");
+    Ok(())
+}
+
+/// Enrolls a box with a second, unrelated hub, then points that box at `hub_sync`. Returns
+/// the reason the box's link status gives once the running hub has refused it.
+async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result<String> {
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let shutdown = CancellationToken::new();
+    let stranger_dir = dir.join("stranger-hub");
+    let password = hq_hub::init_admin(&stranger_dir, "admin")?;
+    let stranger = hq_hub::start(
+        hq_hub::HubConfig {
+            data_dir: stranger_dir,
+            http_bind: SocketAddr::new(localhost, 0),
+            sync_bind: SocketAddr::new(localhost, 0),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    let api = Api::login(&format!("http://{}", stranger.http_addr), "admin", &password).await?;
+    let site: Value = api.post("/api/sites", &json!({"name": "陌生职场"})).await?;
+    let code: Value = api.post(&format!("/api/sites/{}/enrollment-code", site["id"]), &json!({})).await?;
+    let box_dir = dir.join("stranger-box");
+    appliance::enroll(&box_dir, &stranger.sync_addr.to_string(), code["code"].as_str().context("code")?).await?;
+    shutdown.cancel();
+    stranger.wait().await;
+
+    // The same identity files, now aimed at the running hub.
+    let site_json = box_dir.join("identity").join("site.json");
+    let mut identity: Value = serde_json::from_slice(&std::fs::read(&site_json)?)?;
+    identity["hub"] = json!(hub_sync.to_string());
+    std::fs::write(&site_json, serde_json::to_vec(&identity)?)?;
+
+    let box_shutdown = CancellationToken::new();
+    let admin_password = appliance::init_admin(&box_dir, "siteadmin")?;
+    let stranger_box = appliance::start(
+        appliance::ApplianceConfig {
+            data_dir: box_dir,
+            http_bind: SocketAddr::new(localhost, 0),
+            sip_bind: SocketAddr::new(localhost, 0),
+            public_ip: localhost,
+            rtp_ports: (0, 0),
+            trunks: vec![],
+            hold_audio: None,
+        },
+        box_shutdown.clone(),
+    )
+    .await?;
+    let box_api = Api::login(&format!("http://{}", stranger_box.http_addr), "siteadmin", &admin_password).await?;
+    let reason = wait_for_some(Duration::from_secs(20), || async {
+        let status: Value = box_api.get("/api/status").await.ok()?;
+        (status["link"]["state"] == "offline").then(|| status["link"]["reason"].as_str().map(str::to_string)).flatten()
+    })
+    .await
+    .context("the stranger box reports its link refused")?;
+    box_shutdown.cancel();
+    stranger_box.wait().await;
+    Ok(reason)
+}
