@@ -256,6 +256,14 @@ impl PortPool {
     }
 }
 
+/// The digits of a number (and `*`/`#`), so `138-0013-8000` and `13800138000` are one number.
+fn normalized_number(number: &str) -> String {
+    number
+        .chars()
+        .filter(|ch| ch.is_ascii_digit() || *ch == '*' || *ch == '#')
+        .collect()
+}
+
 fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -582,6 +590,17 @@ impl Driver {
                 recording: None,
             });
         };
+        // T9: one attempt per number at a time across the site, whichever trunk and task.
+        let number = normalized_number(&request.number);
+        if self
+            .calls
+            .values()
+            .any(|call| normalized_number(&call.request.number) == number)
+        {
+            warn!(call = call_id.0, number = %request.number, "dial refused: this number already has a call in progress");
+            failed(self, 0);
+            return;
+        }
         if !self.trunks.contains_key(&request.trunk) {
             warn!(call = call_id.0, trunk = %request.trunk, "dial failed: no trunk by that name is configured");
             failed(self, 0);

@@ -470,7 +470,13 @@ async fn refusals_map_to_outcomes_and_channels_are_limited() -> anyhow::Result<(
     let carrier = lines.sipp("ring", "carrier_noanswer.xml", port, &[]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     lines.dial(10, "carrier", Duration::from_secs(2));
-    lines.dial(11, "carrier", Duration::from_secs(2));
+    lines.telephony.dial(DialRequest {
+        call: CallId(11),
+        trunk: "carrier".into(),
+        number: "13900139000".into(),
+        caller_id: "02155550000".into(),
+        ring_timeout: Duration::from_secs(2),
+    });
     let mut outcomes = HashMap::new();
     while outcomes.len() < 2 {
         if let LineEvent::Ended { call, outcome, .. } =
@@ -481,6 +487,39 @@ async fn refusals_map_to_outcomes_and_channels_are_limited() -> anyhow::Result<(
     }
     assert_eq!(outcomes[&CallId(11)], Outcome::Failed { status: 503 });
     assert_eq!(outcomes[&CallId(10)], Outcome::NoAnswer);
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_attempt_per_number_at_a_time() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 4)], HashMap::new()).await?;
+    let carrier = lines.sipp("ring", "carrier_noanswer.xml", port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "carrier", Duration::from_secs(2));
+    // The same number, written differently, while the first attempt rings.
+    lines.telephony.dial(DialRequest {
+        call: CallId(2),
+        trunk: "carrier".into(),
+        number: "138-0013-8000".into(),
+        caller_id: "02155550001".into(),
+        ring_timeout: Duration::from_secs(2),
+    });
+    let mut outcomes = HashMap::new();
+    while outcomes.len() < 2 {
+        if let LineEvent::Ended { call, outcome, .. } =
+            lines.next_event(Duration::from_secs(10)).await?
+        {
+            outcomes.insert(call, outcome);
+        }
+    }
+    assert_eq!(
+        outcomes[&CallId(2)],
+        Outcome::Failed { status: 0 },
+        "refused locally"
+    );
+    assert_eq!(outcomes[&CallId(1)], Outcome::NoAnswer);
     carrier.finish(Duration::from_secs(5)).await?;
     Ok(())
 }
