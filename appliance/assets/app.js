@@ -57,7 +57,7 @@ function formBody(form) {
 function showTimes(root) {
   for (const node of root.querySelectorAll("time[data-unix]")) {
     const unix = Number(node.dataset.unix);
-    if (unix > 0) node.textContent = new Date(unix * 1000).toLocaleString();
+    if (unix > 0) node.textContent = new Date(unix * 1000).toLocaleString(document.documentElement.lang || undefined);
   }
 }
 
@@ -215,6 +215,7 @@ function wireDesk(desk) {
     title.required = true;
     const due = field(overlay.dataset.due, "due_at", "datetime-local");
     due.required = true;
+    due.step = "1";
     const note = field(overlay.dataset.note, "note", "text");
     const submit = element("button", overlay.dataset.schedule);
     submit.type = "submit";
@@ -364,14 +365,15 @@ function wireStatus(panel) {
     field("outbox").textContent = status.outbox;
     field("registered").textContent = status.registered.join(", ") || "-";
     field("problem").textContent = status.problem || "";
-    field("counts").textContent = Object.entries(status.agents)
-      .map(([state, count]) => stateLabel(panel, state) + " " + count).join(" · ");
+    field("counts").textContent = ["available", "one_click_only", "break", "away", "signed_out"]
+      .map((state) => stateLabel(panel, state) + " " + (status.agents[state] || 0)).join(" · ");
     field("agents").replaceChildren(...status.agent_list.map((agent) => cells([
       agent.username, agent.extension,
       stateLabel(panel, agent.state) + (agent.on_call ? " · " + panel.dataset.onCall : ""),
     ])));
     field("calls").replaceChildren(...status.calls.map((call) => cells([
-      call.attempt_id, call.state, call.phone, call.agent || "-", call.kind, call.seconds,
+      call.attempt_id, panel.getAttribute("data-call-" + call.state) || call.state, call.phone,
+      call.agent || "-", panel.getAttribute("data-kind-" + call.kind) || call.kind, call.seconds,
     ])));
   });
 }

@@ -361,6 +361,14 @@ work_text! {
     on_call: "通话中", "on a call";
     ringing_title: "振铃弹屏", "Ringing";
     monitor_hint: "每秒自动刷新，无需重新加载页面", "Updates every second without reloading";
+    kind_manual: "坐席外呼", "Agent's own call";
+    out_connected: "接通", "connected";
+    out_busy: "忙", "busy";
+    out_no_answer: "未接", "no answer";
+    out_rejected: "拒接", "rejected";
+    out_failed: "失败", "failed";
+    out_abandoned: "队列放弃", "abandoned";
+    out_agent_missed: "坐席未接", "agent missed";
 }
 
 impl Lang {

@@ -507,7 +507,7 @@ struct RecordsPage {
     t: &'static Text,
     nav: Nav,
     records: Vec<RecordRow>,
-    outcome: String,
+    outcomes: Vec<Choice>,
     phone_tail: String,
     can_download: bool,
 }
@@ -563,7 +563,17 @@ pub async fn desk_records(
             t,
             nav: Nav::desk("records", &agent.user.username, w),
             records: rows,
-            outcome: query.outcome.clone().unwrap_or_default(),
+            outcomes: choices(
+                &[
+                    ("connected", w.out_connected),
+                    ("busy", w.out_busy),
+                    ("no_answer", w.out_no_answer),
+                    ("rejected", w.out_rejected),
+                    ("failed", w.out_failed),
+                    ("abandoned", w.out_abandoned),
+                ],
+                query.outcome.as_deref().unwrap_or(""),
+            ),
             phone_tail: query.phone_tail.clone().unwrap_or_default(),
             can_download: modules.contains(&Module::Download),
         })

@@ -1,0 +1,366 @@
+//! The site admin's working day in a real browser against the real appliance, with SIPp as
+//! the carrier and the agent's phone: extensions and agent accounts, roles, task agents and
+//! parameters (max concurrency refused above the caller's lines), starting the task,
+//! attribution rules and allocation, the live queue monitor during a real call (updating
+//! without a reload), and project data with its export. Screenshots of the admin pages go
+//! to `docs/screenshots/site-admin-*.png`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use appliance::{Appliance, ApplianceConfig};
+use serde_json::{Value, json};
+use sync_protocol::{
+    BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, ProjectParams,
+    rows_hash,
+};
+use tokio_util::sync::CancellationToken;
+
+use tests::{Browser, Sipp, free_udp_port, wait_until};
+
+const EXTENSION: &str = "1001";
+const SIP_PASSWORD: &str = "sip-secret-1001";
+const AGENT_PASSWORD: &str = "agent-pass";
+
+struct Site {
+    url: String,
+    appliance: Appliance,
+    /// Logged in as the site admin, for requests a page would never send.
+    _admin: reqwest::Client,
+    admin_password: String,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {
+    FieldDef { key: key.into(), title: title.into(), kind, required, read_only: false, hidden }
+}
+
+fn project() -> ProjectDef {
+    ProjectDef {
+        project_id: 7,
+        category: "套餐类".into(),
+        name: "家庭套餐回访".into(),
+        script: "您好，这里是客服中心，耽误您一分钟介绍家庭套餐。".into(),
+        hide_middle_digits: true,
+        customer_fields: vec![
+            field("name", "客户姓名", FieldKind::Text, false, false),
+            field("plan", "推荐套餐", FieldKind::Text, false, false),
+            field("internal_code", "内部编码", FieldKind::Text, false, true),
+        ],
+        record_fields: vec![
+            field("result", "办理结果", FieldKind::SingleChoice(vec!["成功".into(), "失败".into(), "再联系".into()]), true, false),
+            field("note", "备注", FieldKind::Text, false, false),
+        ],
+        params: ProjectParams::default(),
+        version: 1,
+    }
+}
+
+/// Project 7 and batch `batch_id` of `n` customers, as HQ's down log would bring them.
+fn down_log(batch_id: u64, n: u64) -> Vec<DownEntry> {
+    let rows: Vec<CustomerRow> = (0..n)
+        .map(|i| CustomerRow {
+            row_id: batch_id * 1000 + i,
+            phone: format!("1390000{:04}", batch_id * 10 + i),
+            fields: vec![
+                ("name".into(), format!("客户{i}")),
+                ("plan".into(), "融合128元".into()),
+                ("internal_code".into(), format!("SECRET{i}")),
+            ],
+        })
+        .collect();
+    let events = vec![
+        DownEvent::Project(project()),
+        DownEvent::BatchChunk(BatchChunk { batch_id, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id,
+            project_id: 7,
+            name: format!("批次{batch_id}"),
+            priority: 50,
+            imported_at: 1_700_000_000,
+            n_rows: n,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 1, event }).collect()
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(&url).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=info,hardware=warn").try_init();
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let config = ApplianceConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "02150001111".into(),
+            address: SocketAddr::new(localhost, carrier_port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels: 4,
+        }],
+        hold_audio: None,
+    };
+    let shutdown = CancellationToken::new();
+    let appliance = appliance::start(config, shutdown.clone()).await?;
+    for entry in down_log(batch_id, n_rows) {
+        appliance.store.apply_down_entry(&entry)?;
+    }
+    let url = format!("http://{}", appliance.http_addr);
+    let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
+    post(&admin, format!("{url}/api/login"), json!({"username": "siteadmin", "password": admin_password})).await?;
+    Ok(Site { url, appliance, _admin: admin, admin_password, shutdown, _dir: dir })
+}
+
+/// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
+async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
+    let answer_port = free_udp_port();
+    let phone = Sipp::scenario("agent_answer.xml")
+        .local_port(answer_port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()?;
+    Sipp::scenario("agent_register.xml")
+        .local_port(free_udp_port())
+        .remote(site_sip)
+        .service(EXTENSION)
+        .auth(EXTENSION, SIP_PASSWORD)
+        .arg("-key")
+        .arg("contact_port")
+        .arg(answer_port.to_string())
+        .calls(1)
+        .timeout(Duration::from_secs(15))
+        .spawn()?
+        .wait(Duration::from_secs(20))
+        .await
+        .ensure_success()
+        .context("the SIPp phone registers as extension 1001")?;
+    Ok(phone)
+}
+
+/// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.
+fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
+    Sipp::scenario("carrier_answer.xml")
+        .local_port(port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .arg("-d")
+        .arg(talk_ms.to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()
+}
+
+async fn login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{url}/login")).await?;
+    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
+    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(password).await?;
+    browser.wait_for("button[type=submit]", Duration::from_secs(5)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async {
+        browser.client().current_url().await.map(|u| !u.path().starts_with("/login")).unwrap_or(false)
+    })
+    .await
+    .context("login leaves the login page")?;
+    Ok(())
+}
+
+
+
+/// Fills the inputs of the form matched by `form` (name → value) and submits it.
+async fn fill_and_submit(browser: &Browser, form: &str, values: &[(&str, &str)]) -> anyhow::Result<()> {
+    for (name, value) in values {
+        let input = browser.wait_for(&format!("{form} [name={name}]"), Duration::from_secs(5)).await?;
+        if input.tag_name().await? == "select" {
+            input.select_by_value(value).await?;
+        } else {
+            input.clear().await?;
+            input.send_keys(value).await?;
+        }
+    }
+    browser.wait_for(&format!("{form} button[type=submit]"), Duration::from_secs(2)).await?.click().await?;
+    Ok(())
+}
+
+async fn page_text(browser: &Browser, css: &str) -> anyhow::Result<String> {
+    Ok(browser.wait_for(css, Duration::from_secs(5)).await?.text().await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site(carrier_port, 41, 3).await?;
+    let url = site.url.clone();
+    let browser = Browser::start().await?;
+    login(&browser, &url, "siteadmin", &site.admin_password).await?;
+
+    // S12: an extension with its credentials; S11: the agent account on it; a second agent.
+    browser.goto(&format!("{url}/admin/extensions")).await?;
+    fill_and_submit(&browser, "form[data-api='/api/extensions']", &[("extension", EXTENSION), ("password", SIP_PASSWORD)]).await?;
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "table.grid").await.is_ok_and(|t| t.contains(EXTENSION)) })
+        .await
+        .context("the extension is listed")?;
+    fill_and_submit(&browser, "form[data-api='/api/extensions']", &[("extension", "1002"), ("password", "sip-secret-1002")]).await?;
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "table.grid").await.is_ok_and(|t| t.contains("1002")) })
+        .await
+        .context("the second extension is listed")?;
+    browser.screenshot(screenshots().join("site-admin-extensions.png")).await?;
+    browser.goto(&format!("{url}/admin/agents")).await?;
+    for (username, name, extension) in [("agent1", "小王", EXTENSION), ("agent2", "小李", "1002")] {
+        fill_and_submit(
+            &browser,
+            "form[data-api='/api/agents']",
+            &[("username", username), ("name", name), ("password", AGENT_PASSWORD), ("extension", extension)],
+        )
+        .await?;
+        wait_until(Duration::from_secs(5), || async { page_text(&browser, "table.grid").await.is_ok_and(|t| t.contains(username)) })
+            .await
+            .with_context(|| format!("{username} is listed"))?;
+    }
+    browser.screenshot(screenshots().join("site-admin-agents.png")).await?;
+
+    // S11: a role (值班长: monitor and data) and a staff account holding it.
+    browser.goto(&format!("{url}/admin/roles")).await?;
+    browser.wait_for("form[data-api='/api/roles'] input[name=name]", Duration::from_secs(5)).await?.send_keys("值班长").await?;
+    for module in ["monitor", "data"] {
+        browser.wait_for(&format!("form[data-api='/api/roles'] input[value={module}]"), Duration::from_secs(2)).await?.click().await?;
+    }
+    browser.wait_for("form[data-api='/api/roles'] button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "main").await.is_ok_and(|t| t.contains("值班长") && t.contains("data monitor")) })
+        .await
+        .context("the role is listed with its modules")?;
+    browser.screenshot(screenshots().join("site-admin-roles.png")).await?;
+
+    // S1 + S2 + S5: task agents, parameters checked against the caller's 4 lines, start.
+    browser.goto(&format!("{url}/admin/tasks")).await?;
+    browser.screenshot(screenshots().join("site-admin-tasks.png")).await?;
+    browser.goto(&format!("{url}/admin/tasks/41")).await?;
+    browser.wait_for("#task-agents input[value='2']", Duration::from_secs(5)).await?.click().await?;
+    browser.wait_for("#task-agents button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(5), || async { site.appliance.store.works_task(41, 3).is_ok_and(|works| !works) })
+        .await
+        .context("only agent1 works the task")?;
+    browser.wait_for("#task-agents input[value='2']:checked", Duration::from_secs(5)).await?;
+    let form = "#task-params form";
+    fill_and_submit(&browser, form, &[("caller", "02150001111"), ("ratio", "2"), ("max_concurrency", "5")]).await?;
+    // The page caps the field at the caller's line count, and the server refuses it anyway.
+    browser.wait_for("#task-params input[name=max_concurrency]:invalid", Duration::from_secs(5)).await?;
+    let crafted = site
+        ._admin
+        .post(format!("{url}/api/tasks/41/start"))
+        .json(&json!({"ratio": 2, "max_concurrency": 5, "dial_mode": "predictive", "caller": "02150001111"}))
+        .send()
+        .await?;
+    assert_eq!(crafted.status(), reqwest::StatusCode::BAD_REQUEST);
+    let refused = crafted.text().await?;
+    assert!(refused.contains("above the 4 lines of caller 02150001111"), "{refused}");
+    // The suggested value for the stored parameters: 1 task agent at 1:1 on 4 lines is 1.
+    assert_eq!(page_text(&browser, "#suggested").await?, "1");
+    fill_and_submit(&browser, form, &[("max_concurrency", "2"), ("cool_down", "4"), ("queue_timeout", "38")]).await?;
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "h1").await.is_ok_and(|t| t.contains("外呼中")) })
+        .await
+        .context("the task runs")?;
+    let settings = site.appliance.store.task_settings(41)?.context("settings")?;
+    assert_eq!((settings.extras.caller.as_str(), settings.extras.cool_down, settings.extras.queue_timeout), ("02150001111", 4, 38));
+    browser.screenshot(screenshots().join("site-admin-task.png")).await?;
+
+    // S3 + S4: a rule and the allocation of the batch.
+    browser.goto(&format!("{url}/admin/attribution")).await?;
+    fill_and_submit(&browser, "form.add-rule", &[("field", "name"), ("values", "客户1，客户2"), ("agent", "agent2")]).await?;
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "#rules table").await.is_ok_and(|t| t.contains("agent2")) })
+        .await
+        .context("the rule is listed")?;
+    browser.wait_for("button.allocate[data-batch='41']", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(5), || async {
+        page_text(&browser, ".allocation").await.is_ok_and(|t| t == "归属数量：2；未找到归属数量：1")
+    })
+    .await
+    .context("the allocation reports attributed and not found")?;
+    browser.screenshot(screenshots().join("site-admin-attribution.png")).await?;
+
+    // S13: the monitor updates by itself while agent1 takes a real call.
+    browser.goto(&format!("{url}/admin/status")).await?;
+    browser.client().execute("window.__noReload = 'still here';", vec![]).await?;
+    let phone = agent_phone(site.appliance.sip_addr, 1).await?;
+    let carrier = carrier(carrier_port, 1, 5000)?;
+    let agent = reqwest::Client::builder().cookie_store(true).build()?;
+    post(&agent, format!("{url}/api/login"), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
+    post(&agent, format!("{url}/api/agent/state"), json!({"state": "available"})).await?;
+    wait_until(Duration::from_secs(30), || async {
+        page_text(&browser, "tbody[data-field=calls]").await.is_ok_and(|t| t.contains("通话中") && t.contains("139****"))
+    })
+    .await
+    .context("the monitor shows the call talking")?;
+    let agents = page_text(&browser, "tbody[data-field=agents]").await?;
+    assert!(agents.contains("agent1") && agents.contains("可回接"), "{agents}");
+    browser.screenshot(screenshots().join("site-admin-monitor.png")).await?;
+    let marker = browser.client().execute("return window.__noReload;", vec![]).await?;
+    assert_eq!(marker, json!("still here"), "the monitor page was never reloaded");
+    carrier.wait(Duration::from_secs(30)).await.ensure_success().context("carrier")?;
+    phone.wait(Duration::from_secs(30)).await.ensure_success().context("agent phone")?;
+    wait_until(Duration::from_secs(10), || async {
+        // At 1:2 a second number may be ringing meanwhile; the talking call must be gone.
+        page_text(&browser, "tbody[data-field=calls]").await.is_ok_and(|t| !t.contains("通话中"))
+    })
+    .await
+    .context("the call leaves the monitor when it ends")?;
+
+    // S10: the business data and its export.
+    let attempt_id = *site.appliance.store.unsaved_attempts("agent1")?.first().context("agent1's call")?;
+    post(&agent, format!("{url}/api/attempts/{attempt_id}/record"), json!({"values": {"result": "成功", "note": "老客户"}})).await?;
+    browser.goto(&format!("{url}/admin/data?tab=business")).await?;
+    let business = page_text(&browser, "#business").await?;
+    assert!(business.contains("成功") && business.contains("139****0410") && business.contains("agent1"), "{business}");
+    let export = browser
+        .client()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch(document.getElementById('export-xlsx').href)
+               .then((r) => r.arrayBuffer().then((b) => done({status: r.status, type: r.headers.get('content-type'), size: b.byteLength})))
+               .catch((e) => done({error: String(e)}));",
+            vec![],
+        )
+        .await?;
+    assert_eq!(export["status"], 200, "{export}");
+    assert!(export["type"].as_str().unwrap_or("").contains("spreadsheetml"), "{export}");
+    browser.screenshot(screenshots().join("site-admin-data.png")).await?;
+    browser.goto(&format!("{url}/admin/data?tab=customers")).await?;
+    let customers = page_text(&browser, "#customers").await?;
+    assert!(customers.contains("agent2") && !customers.contains("SECRET"), "{customers}");
+    browser.close().await?;
+    Ok(())
+}

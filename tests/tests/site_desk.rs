@@ -1,0 +1,386 @@
+//! The agent's working day in a real browser against the real appliance, with SIPp as the
+//! carrier and as the agent's phone: a predictive call pops, is saved, and its recording
+//! plays in the browser; a one-click call pops while ringing (number masked), a callback is
+//! scheduled from the popup, armed in the callback list and comes back to the agent at its
+//! time. Screenshots of the desk pages go to `docs/screenshots/site-desk-*.png`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use appliance::{Appliance, ApplianceConfig};
+use serde_json::{Value, json};
+use sync_protocol::{
+    BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, ProjectParams,
+    rows_hash,
+};
+use tokio_util::sync::CancellationToken;
+
+use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
+
+const EXTENSION: &str = "1001";
+const SIP_PASSWORD: &str = "sip-secret-1001";
+const AGENT_PASSWORD: &str = "agent-pass";
+
+struct Site {
+    url: String,
+    appliance: Appliance,
+    admin: reqwest::Client,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+}
+
+fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {
+    FieldDef { key: key.into(), title: title.into(), kind, required, read_only: false, hidden }
+}
+
+fn project() -> ProjectDef {
+    ProjectDef {
+        project_id: 7,
+        category: "套餐类".into(),
+        name: "家庭套餐回访".into(),
+        script: "您好，这里是客服中心，耽误您一分钟介绍家庭套餐。".into(),
+        hide_middle_digits: true,
+        customer_fields: vec![
+            field("name", "客户姓名", FieldKind::Text, false, false),
+            field("plan", "推荐套餐", FieldKind::Text, false, false),
+            field("internal_code", "内部编码", FieldKind::Text, false, true),
+        ],
+        record_fields: vec![
+            field("result", "办理结果", FieldKind::SingleChoice(vec!["成功".into(), "失败".into(), "再联系".into()]), true, false),
+            field("note", "备注", FieldKind::Text, false, false),
+        ],
+        params: ProjectParams::default(),
+        version: 1,
+    }
+}
+
+/// Project 7 and batch `batch_id` of `n` customers, as HQ's down log would bring them.
+fn down_log(batch_id: u64, n: u64) -> Vec<DownEntry> {
+    let rows: Vec<CustomerRow> = (0..n)
+        .map(|i| CustomerRow {
+            row_id: batch_id * 1000 + i,
+            phone: format!("1390000{:04}", batch_id * 10 + i),
+            fields: vec![
+                ("name".into(), format!("客户{i}")),
+                ("plan".into(), "融合128元".into()),
+                ("internal_code".into(), format!("SECRET{i}")),
+            ],
+        })
+        .collect();
+    let events = vec![
+        DownEvent::Project(project()),
+        DownEvent::BatchChunk(BatchChunk { batch_id, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id,
+            project_id: 7,
+            name: format!("批次{batch_id}"),
+            priority: 50,
+            imported_at: 1_700_000_000,
+            n_rows: n,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 1, event }).collect()
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(&url).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=info,hardware=warn").try_init();
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let config = ApplianceConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "02150001111".into(),
+            address: SocketAddr::new(localhost, carrier_port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels: 4,
+        }],
+        hold_audio: None,
+    };
+    let shutdown = CancellationToken::new();
+    let appliance = appliance::start(config, shutdown.clone()).await?;
+    for entry in down_log(batch_id, n_rows) {
+        appliance.store.apply_down_entry(&entry)?;
+    }
+    let url = format!("http://{}", appliance.http_addr);
+    let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
+    post(&admin, format!("{url}/api/login"), json!({"username": "siteadmin", "password": admin_password})).await?;
+    post(&admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+    post(
+        &admin,
+        format!("{url}/api/agents"),
+        json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小王", "extension": EXTENSION}),
+    )
+    .await?;
+    Ok(Site { url, appliance, admin, shutdown, _dir: dir })
+}
+
+/// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
+async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
+    let answer_port = free_udp_port();
+    let phone = Sipp::scenario("agent_answer.xml")
+        .local_port(answer_port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()?;
+    Sipp::scenario("agent_register.xml")
+        .local_port(free_udp_port())
+        .remote(site_sip)
+        .service(EXTENSION)
+        .auth(EXTENSION, SIP_PASSWORD)
+        .arg("-key")
+        .arg("contact_port")
+        .arg(answer_port.to_string())
+        .calls(1)
+        .timeout(Duration::from_secs(15))
+        .spawn()?
+        .wait(Duration::from_secs(20))
+        .await
+        .ensure_success()
+        .context("the SIPp phone registers as extension 1001")?;
+    Ok(phone)
+}
+
+/// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.
+fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
+    Sipp::scenario("carrier_answer.xml")
+        .local_port(port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .arg("-d")
+        .arg(talk_ms.to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()
+}
+
+async fn login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{url}/login")).await?;
+    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
+    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(password).await?;
+    browser.wait_for("button[type=submit]", Duration::from_secs(5)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async {
+        browser.client().current_url().await.map(|u| !u.path().starts_with("/login")).unwrap_or(false)
+    })
+    .await
+    .context("login leaves the login page")?;
+    Ok(())
+}
+
+async fn set_state(browser: &Browser, state: &str) -> anyhow::Result<()> {
+    browser.wait_for(&format!("button.state[data-state={state}]"), Duration::from_secs(10)).await?.click().await?;
+    wait_for_some(Duration::from_secs(10), || async {
+        let desk = browser.wait_for("#desk", Duration::from_secs(1)).await.ok()?;
+        (desk.attr("data-state").await.ok()?? == state).then_some(())
+    })
+    .await
+    .with_context(|| format!("the desk shows {state}"))
+}
+
+/// Picks the business result and saves; waits for the popup to close.
+async fn save_popup(browser: &Browser, result: &str) -> anyhow::Result<()> {
+    browser
+        .wait_for(&format!("#popup form.record select[name=result] option[value='{result}']"), Duration::from_secs(5))
+        .await?
+        .click()
+        .await?;
+    browser.wait_for("#popup form.record button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async { browser.wait_for("#popup[hidden]", Duration::from_millis(200)).await.is_ok() })
+        .await
+        .context("the popup closes once the record is saved")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictive_call_pops_is_saved_and_its_recording_plays_in_the_browser() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site(carrier_port, 31, 1).await?;
+    let phone = agent_phone(site.appliance.sip_addr, 1).await?;
+    let carrier = carrier(carrier_port, 1, 3000)?;
+
+    let browser = Browser::start().await?;
+    login(&browser, &site.url, "agent1", AGENT_PASSWORD).await?;
+    browser.goto(&format!("{}/desk", site.url)).await?;
+    // The popup closes only when saved: the page offers no close button at all.
+    set_state(&browser, "available").await?;
+    post(&site.admin, format!("{}/api/tasks/31/start", site.url), json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20}))
+        .await?;
+
+    let script = browser.wait_for("#popup:not([hidden]) pre.script", Duration::from_secs(40)).await?;
+    assert!(script.text().await?.contains("家庭套餐"));
+    let shown = browser.wait_for("#popup dd.phone", Duration::from_secs(2)).await?.text().await?;
+    assert_eq!(shown, "139****0310");
+    let body = browser.wait_for("#popup .popup-body", Duration::from_secs(2)).await?.text().await?;
+    assert!(body.contains("客户0") && body.contains("融合128元"), "{body}");
+    assert!(!body.contains("SECRET0") && !body.contains("内部编码"), "a hidden field reached the page: {body}");
+    browser.screenshot(screenshots().join("site-desk-popup.png")).await?;
+    // Saving without the required result is refused by the form; the popup stays.
+    browser.wait_for("#popup form.record button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(browser.wait_for("#popup:not([hidden])", Duration::from_secs(1)).await.is_ok(), "the popup cannot close unsaved");
+    save_popup(&browser, "成功").await?;
+
+    carrier.wait(Duration::from_secs(40)).await.ensure_success().context("carrier")?;
+    phone.wait(Duration::from_secs(40)).await.ensure_success().context("agent phone")?;
+
+    // Call records: the recording plays in the browser (fetched with range requests).
+    let attempt_id = wait_for_some(Duration::from_secs(15), || async {
+        let records = site.appliance.store.call_records(
+            &appliance::store::Viewer { username: "agent1".into(), unmask: false },
+            &appliance::store::CallFilter { agent: Some("agent1".into()), ..Default::default() },
+            5,
+        );
+        records.ok()?.into_iter().find(|r| r.has_recording).map(|r| r.attempt_id)
+    })
+    .await
+    .context("the call's recording is stored")?;
+    browser.goto(&format!("{}/desk/records", site.url)).await?;
+    browser.wait_for(&format!("tr[data-attempt='{attempt_id}'] audio.recording"), Duration::from_secs(10)).await?;
+    // Browsers play media only after the person interacted with the page: a click does.
+    browser.wait_for(&format!("tr[data-attempt='{attempt_id}'] td.phone"), Duration::from_secs(2)).await?.click().await?;
+    let played = browser
+        .client()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const audio = document.querySelector('audio.recording');
+             audio.muted = true;
+             audio.play()
+               .then(() => setTimeout(() => done({time: audio.currentTime, duration: audio.duration}), 1200))
+               .catch((error) => done({error: String(error)}));",
+            vec![],
+        )
+        .await?;
+    assert!(played["error"].is_null(), "the browser cannot play the recording: {played}");
+    assert!(played["duration"].as_f64().unwrap_or(0.0) > 1.0, "{played}");
+    assert!(played["time"].as_f64().unwrap_or(0.0) > 0.0, "playback did not advance: {played}");
+    let row = browser.wait_for(&format!("tr[data-attempt='{attempt_id}']"), Duration::from_secs(2)).await?.text().await?;
+    assert!(row.contains("139****0310") && row.contains("成功"), "{row}");
+    browser.screenshot(screenshots().join("site-desk-records.png")).await?;
+    browser.close().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_click_pops_while_ringing_and_a_scheduled_callback_comes_back_at_its_time() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site(carrier_port, 32, 2).await?;
+    let phone = agent_phone(site.appliance.sip_addr, 2).await?;
+    let carrier = carrier(carrier_port, 2, 2500)?;
+    post(
+        &site.admin,
+        format!("{}/api/tasks/32/start", site.url),
+        json!({"ratio": 1, "max_concurrency": 2, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
+    )
+    .await?;
+
+    let browser = Browser::start().await?;
+    login(&browser, &site.url, "agent1", AGENT_PASSWORD).await?;
+    // A1: pop on ring.
+    browser.goto(&format!("{}/desk/settings", site.url)).await?;
+    browser.wait_for("select[name=popup_timing] option[value=ring]", Duration::from_secs(5)).await?.click().await?;
+    browser.wait_for("#settings button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(5), || async {
+        site.appliance.store.agent_settings(2).map(|s| s.popup_timing == "ring").unwrap_or(false)
+    })
+    .await
+    .context("the desk settings are saved")?;
+    browser.screenshot(screenshots().join("site-desk-settings.png")).await?;
+
+    // A2/A3/A5: 不可回接, my projects, one-click dial.
+    browser.goto(&format!("{}/desk", site.url)).await?;
+    set_state(&browser, "one_click_only").await?;
+    browser.screenshot(screenshots().join("site-desk.png")).await?;
+    browser.wait_for("button.one-click", Duration::from_secs(5)).await?.click().await?;
+    let calling = browser.wait_for("#calling:not([hidden])", Duration::from_secs(10)).await?.text().await?;
+    assert!(calling.contains("139****0320"), "{calling}");
+    let shown = browser.wait_for("#popup:not([hidden]) dd.phone", Duration::from_secs(20)).await?.text().await?;
+    assert_eq!(shown, "139****0320", "the ringing popup shows first three and last four digits");
+
+    // A7: schedule a callback from the popup, a few seconds ahead (browser local time).
+    browser.wait_for("#popup form.schedule input[name=title]", Duration::from_secs(2)).await?.send_keys("下午回访").await?;
+    browser
+        .client()
+        .execute(
+            "const d = new Date(Date.now() + 8000); const p = (n) => String(n).padStart(2, '0');
+             document.querySelector('#popup form.schedule input[name=due_at]').value =
+               d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());",
+            vec![],
+        )
+        .await?;
+    browser.wait_for("#popup form.schedule input[name=note]", Duration::from_secs(2)).await?.send_keys("客户在开会").await?;
+    browser.wait_for("#popup form.schedule button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_until(Duration::from_secs(5), || async {
+        match browser.wait_for("#popup div.callback p.hint", Duration::from_millis(300)).await {
+            Ok(hint) => hint.text().await.map(|t| t == "已保存").unwrap_or(false),
+            Err(_) => false,
+        }
+    })
+    .await
+    .context("the callback is scheduled from the popup")?;
+    save_popup(&browser, "再联系").await?;
+
+    // The callback list: new → 定时执行 → waiting.
+    browser.goto(&format!("{}/desk/callbacks", site.url)).await?;
+    let row = browser.wait_for("tr[data-callback][data-state=new]", Duration::from_secs(5)).await?;
+    let text = row.text().await?;
+    assert!(text.contains("下午回访") && text.contains("139****0320") && text.contains("新建未执行"), "{text}");
+    browser.wait_for("tr[data-callback] button.arm", Duration::from_secs(2)).await?.click().await?;
+    browser.wait_for("tr[data-callback][data-state=waiting]", Duration::from_secs(5)).await?;
+    browser.screenshot(screenshots().join("site-desk-callbacks.png")).await?;
+
+    // At its time the system calls the customer again and the popup comes back.
+    browser.goto(&format!("{}/desk", site.url)).await?;
+    let shown = browser.wait_for("#popup:not([hidden]) dd.phone", Duration::from_secs(40)).await?.text().await?;
+    assert_eq!(shown, "139****0320");
+    save_popup(&browser, "成功").await?;
+    carrier.wait(Duration::from_secs(40)).await.ensure_success().context("carrier took both calls")?;
+    phone.wait(Duration::from_secs(40)).await.ensure_success().context("the phone took both calls")?;
+
+    browser.goto(&format!("{}/desk/callbacks", site.url)).await?;
+    let done = browser.wait_for("tr[data-callback][data-state=done]", Duration::from_secs(5)).await?.text().await?;
+    assert!(done.contains("完成"), "{done}");
+    let records: Value = {
+        let agent = reqwest::Client::builder().cookie_store(true).build()?;
+        post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
+        agent.get(format!("{}/api/agent/records", site.url)).send().await?.json().await?
+    };
+    let kinds: Vec<&str> = records.as_array().context("list")?.iter().filter_map(|r| r["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["callback", "one_click"], "{records}");
+    browser.close().await?;
+    Ok(())
+}
