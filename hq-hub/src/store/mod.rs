@@ -260,6 +260,72 @@ const MIGRATIONS: &[&str] = &[
         settings   TEXT NOT NULL
     );
     "#,
+    // 4: the sync link's other site-owned data: customer edits, callbacks, agent state
+    // changes and control reports (each keyed so that a replay changes nothing), the latest
+    // live figures per site, and the recordings HQ holds (files under `recordings/`).
+    r#"
+    CREATE TABLE site_customer_edits (
+        site_id   INTEGER NOT NULL,
+        epoch     INTEGER NOT NULL,
+        edit_id   INTEGER NOT NULL,
+        batch_id  INTEGER NOT NULL,
+        row_id    INTEGER NOT NULL,
+        agent     TEXT NOT NULL,
+        edited_at INTEGER NOT NULL,
+        changes   TEXT NOT NULL,
+        PRIMARY KEY (site_id, epoch, edit_id)
+    );
+    CREATE INDEX site_customer_edits_row ON site_customer_edits(batch_id, row_id);
+    CREATE TABLE site_callbacks (
+        site_id     INTEGER NOT NULL,
+        epoch       INTEGER NOT NULL,
+        callback_id INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        batch_id    INTEGER NOT NULL,
+        row_id      INTEGER NOT NULL,
+        agent       TEXT,
+        due_at      INTEGER NOT NULL,
+        note        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        changed_at  INTEGER NOT NULL,
+        PRIMARY KEY (site_id, epoch, callback_id)
+    );
+    CREATE INDEX site_callbacks_batch ON site_callbacks(batch_id);
+    CREATE TABLE site_agent_states (
+        site_id      INTEGER NOT NULL,
+        epoch        INTEGER NOT NULL,
+        seq          INTEGER NOT NULL,
+        agent        TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        break_reason TEXT,
+        at           INTEGER NOT NULL,
+        PRIMARY KEY (site_id, epoch, seq)
+    );
+    CREATE INDEX site_agent_states_agent ON site_agent_states(site_id, agent, at);
+    CREATE TABLE site_control_reports (
+        site_id               INTEGER NOT NULL,
+        target                TEXT NOT NULL,
+        version               INTEGER NOT NULL,
+        applied_at            INTEGER NOT NULL,
+        dialed_before_applied INTEGER NOT NULL,
+        calls_in_progress     INTEGER NOT NULL,
+        applied               INTEGER NOT NULL,
+        PRIMARY KEY (site_id, target, version)
+    );
+    CREATE TABLE site_live_figures (
+        site_id     INTEGER PRIMARY KEY,
+        taken_at_ms INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        figures     TEXT NOT NULL
+    );
+    CREATE TABLE site_recordings (
+        site_id     INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (site_id, sha256)
+    );
+    "#,
 ];
 
 /// Failure to open the store.
