@@ -151,6 +151,15 @@ pub trait HubStore: Send + Sync + 'static {
     /// before returning. An entry already applied with the same content is a no-op; one
     /// already applied with *different* content is [`StoreError::Conflict`].
     fn apply_up(&self, site: SiteId, entry: &UpEntry) -> StoreResult<()>;
+    /// Apply consecutive outbox entries (in seq order), committing them before returning.
+    /// The same as [`HubStore::apply_up`] on each in turn, which is what the default does;
+    /// a store should commit the whole run in one transaction, since a site catching up
+    /// after days offline sends tens of thousands of entries and one disk sync each would
+    /// take minutes. On an error, entries before the failing one may have been committed:
+    /// they are not acknowledged, and applying them again is a no-op.
+    fn apply_up_batch(&self, site: SiteId, entries: &[UpEntry]) -> StoreResult<()> {
+        entries.iter().try_for_each(|entry| self.apply_up(site, entry))
+    }
     /// Down-log entries for `site` after `after_seq`, oldest first, at most `limit`.
     fn down_after(&self, site: SiteId, after_seq: u64, limit: usize) -> StoreResult<Vec<DownEntry>>;
     /// The site committed everything up to `seq`.

@@ -461,8 +461,15 @@ async fn pump_frames<S: HubStore>(
     let notify = store.down_notify(site);
     let mut notified = Box::pin(notify.notified());
     notified.as_mut().enable();
+    // Outbox entries delivered by the session and not yet handed to the store.
+    let mut pending_up: Vec<sync_protocol::UpEntry> = Vec::new();
     loop {
         while let Some(event) = session.poll_event() {
+            if !matches!(event, HubEvent::ApplyUp(_))
+                && let Err(outcome) = commit_up(store, site, session, &mut pending_up).await
+            {
+                return (online, outcome);
+            }
             match event {
                 HubEvent::Hello { site_id, epoch, software, .. } => {
                     match blocking(store, move |store| store.site_allowed(site_id)).await {
@@ -495,12 +502,9 @@ async fn pump_frames<S: HubStore>(
                     }
                 }
                 HubEvent::ApplyUp(entry) => {
-                    let seq = entry.seq;
-                    match blocking(store, move |store| store.apply_up(site, &entry)).await {
-                        Ok(()) => session.up_committed(seq),
-                        Err(error @ StoreError::Conflict { .. }) => return (online, Outcome::Conflict(error)),
-                        Err(error) => return (online, Outcome::Store(error)),
-                    }
+                    // Gathered and committed as one run below, before any later event.
+                    pending_up.push(entry);
+                    continue;
                 }
                 HubEvent::DownAcked { seq } => {
                     if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
@@ -524,6 +528,9 @@ async fn pump_frames<S: HubStore>(
                 }
             }
         }
+        if let Err(outcome) = commit_up(store, site, session, &mut pending_up).await {
+            return (online, outcome);
+        }
         while let Some(frame) = session.poll_transmit() {
             if let Err(error) = stream.send::<Frame>(&frame).await {
                 return (online, Outcome::Transport(error.to_string()));
@@ -531,15 +538,27 @@ async fn pump_frames<S: HubStore>(
         }
         let deadline = session.poll_timeout();
         tokio::select! {
-            received = stream.recv::<Frame>() => match received {
-                Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
-                Ok(None) => return (online, Outcome::Transport("the site finished the stream".to_owned())),
-                Err(WireError::Frame(frame_error)) => {
-                    tracing::warn!(site, %frame_error, "undecodable frame from the site; closing the connection");
-                    session.bad_frame(frame_error);
+            received = stream.recv::<Frame>() => {
+                let mut received = received;
+                // Take every frame that has already arrived before going back to the store,
+                // so a site catching up has its entries committed many to a transaction.
+                for _ in 0..MAX_FRAMES_PER_TURN {
+                    match received {
+                        Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
+                        Ok(None) => return (online, Outcome::Transport("the site finished the stream".to_owned())),
+                        Err(WireError::Frame(frame_error)) => {
+                            tracing::warn!(site, %frame_error, "undecodable frame from the site; closing the connection");
+                            session.bad_frame(frame_error);
+                            break;
+                        }
+                        Err(error) => return (online, Outcome::Transport(error.to_string())),
+                    }
+                    match ready_now(stream.recv::<Frame>()) {
+                        Some(next) => received = next,
+                        None => break,
+                    }
                 }
-                Err(error) => return (online, Outcome::Transport(error.to_string())),
-            },
+            }
             Some(sha256) = wanted.recv() => session.want_recording(sha256),
             _ = &mut notified => {
                 notified = Box::pin(notify.notified());
@@ -549,6 +568,40 @@ async fn pump_frames<S: HubStore>(
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
             _ = shutdown.cancelled() => return (online, Outcome::Shutdown),
         }
+    }
+}
+
+/// Most frames taken off the sync stream before the pump goes back to the store: bounds
+/// the run committed in one transaction (the site's window bounds it too).
+const MAX_FRAMES_PER_TURN: usize = 1024;
+
+/// The future's output if it is ready without waiting. Only for cancel-safe futures
+/// ([`FrameStream::recv`] is: bytes already read stay in its decoder).
+fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.poll(&mut context) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Commit the outbox entries gathered so far as one run, then tell the session.
+async fn commit_up<S: HubStore>(
+    store: &Arc<S>,
+    site: SiteId,
+    session: &mut HubSession,
+    pending: &mut Vec<sync_protocol::UpEntry>,
+) -> Result<(), Outcome> {
+    let Some(last) = pending.last().map(|entry| entry.seq) else { return Ok(()) };
+    let entries = std::mem::take(pending);
+    match blocking(store, move |store| store.apply_up_batch(site, &entries)).await {
+        Ok(()) => {
+            session.up_committed(last);
+            Ok(())
+        }
+        Err(error @ StoreError::Conflict { .. }) => Err(Outcome::Conflict(error)),
+        Err(error) => Err(Outcome::Store(error)),
     }
 }
 

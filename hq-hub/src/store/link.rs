@@ -11,10 +11,21 @@ use std::sync::Arc;
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 use sync_link::{HubStore, StoreError, StoreResult};
-use sync_protocol::{DownEntry, DownEvent, HangupSide, Outcome, SiteId, UpEntry, UpEvent};
+use sync_protocol::{DownEntry, DownEvent, SiteId, UpEntry};
 use tokio::sync::Notify;
 
 use super::{now_unix, sha256_hex, DbError, Store};
+
+#[path = "recordings.rs"]
+mod recordings;
+#[path = "sync_up.rs"]
+mod sync_up;
+
+// The console names these through `store` (re-exported there next to `AlarmView`).
+#[allow(unused_imports)]
+pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
+#[allow(unused_imports)]
+pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
 
 /// An alarm raised by the link (e.g. a conflicting replay).
 #[derive(Debug, Clone, Serialize)]
@@ -33,137 +44,61 @@ pub struct DownLogEntry {
     pub event: DownEvent,
 }
 
-fn other(e: impl std::fmt::Display) -> StoreError {
+pub(super) fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
-fn site_key(site: SiteId) -> StoreResult<i64> {
+pub(super) fn site_key(site: SiteId) -> StoreResult<i64> {
     i64::try_from(site).map_err(|_| StoreError::Other(format!("site id {site} is out of range")))
 }
 
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Connected => "connected",
-        Outcome::Busy => "busy",
-        Outcome::NoAnswer => "no_answer",
-        Outcome::Rejected => "rejected",
-        Outcome::Failed => "failed",
-        Outcome::Abandoned => "abandoned",
-        Outcome::AgentMissed => "agent_missed",
-        // A newer protocol's outcome: kept, under a name that says it is not understood yet.
-        _ => "unknown",
-    }
-}
-
-fn hangup_name(side: HangupSide) -> &'static str {
-    match side {
-        HangupSide::Customer => "customer",
-        HangupSide::Agent => "agent",
-        HangupSide::System => "system",
-    }
-}
-
 impl Store {
-    /// Applies one up entry; see [`HubStore::apply_up`].
-    fn apply_up_entry(&self, site: i64, entry: &UpEntry) -> StoreResult<()> {
-        let epoch = epoch_column(entry.epoch);
-        let seq = i64::try_from(entry.seq).map_err(other)?;
-        let content = serde_json::to_vec(&entry.event).map_err(other)?;
-        let content_hash = sha256_hex(&content);
+    /// Applies a run of up entries in one transaction; see [`HubStore::apply_up_batch`].
+    ///
+    /// Each entry is checked against `up_applied` first: the same content again is skipped,
+    /// different content stops the run with an alarm (committed together with the entries
+    /// before it) and [`StoreError::Conflict`].
+    fn apply_up_entries(&self, site: i64, entries: &[UpEntry]) -> StoreResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(other)?;
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT content_hash FROM up_applied WHERE site_id = ?1 AND epoch = ?2 AND seq = ?3",
-                params![site, epoch, seq],
-                |r| r.get(0),
+        let now = now_unix();
+        for entry in entries {
+            let epoch = epoch_column(entry.epoch);
+            let seq = i64::try_from(entry.seq).map_err(other)?;
+            let content = serde_json::to_vec(&entry.event).map_err(other)?;
+            let content_hash = sha256_hex(&content);
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT content_hash FROM up_applied WHERE site_id = ?1 AND epoch = ?2 AND seq = ?3")
+                .and_then(|mut stmt| stmt.query_row(params![site, epoch, seq], |r| r.get(0)).optional())
+                .map_err(other)?;
+            match existing {
+                Some(hash) if hash == content_hash => continue,
+                Some(_) => {
+                    tx.execute(
+                        "INSERT INTO alarms (site_id, kind, message, created_at) VALUES (?1, 'up_conflict', ?2, ?3)",
+                        params![
+                            site,
+                            format!(
+                                "site {site} sent outbox entry {}/{} again with different content; \
+                                 the site may have been restored from an old backup. The first version is kept.",
+                                entry.epoch, entry.seq
+                            ),
+                            now
+                        ],
+                    )
+                    .map_err(other)?;
+                    tx.commit().map_err(other)?;
+                    return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
+                }
+                None => {}
+            }
+            sync_up::apply_event(&tx, site, entry, epoch)?;
+            tx.prepare_cached(
+                "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
-            .optional()
+            .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
             .map_err(other)?;
-        match existing {
-            Some(hash) if hash == content_hash => return Ok(()),
-            Some(_) => {
-                tx.execute(
-                    "INSERT INTO alarms (site_id, kind, message, created_at) VALUES (?1, 'up_conflict', ?2, ?3)",
-                    params![
-                        site,
-                        format!(
-                            "site {site} sent outbox entry {}/{} again with different content; \
-                             the site may have been restored from an old backup. The first version is kept.",
-                            entry.epoch, entry.seq
-                        ),
-                        now_unix()
-                    ],
-                )
-                .map_err(other)?;
-                tx.commit().map_err(other)?;
-                return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
-            }
-            None => {}
         }
-        match &entry.event {
-            UpEvent::CallAttempt(attempt) => {
-                tx.execute(
-                    "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-                         outcome, hangup_side, agent, talk_seconds, recording_sha256)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                         batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
-                         answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-                         hangup_side = excluded.hangup_side, agent = excluded.agent,
-                         talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256",
-                    params![
-                        site,
-                        attempt.attempt_id as i64,
-                        attempt.batch_id as i64,
-                        attempt.row_id as i64,
-                        attempt.started_at,
-                        attempt.answered_at,
-                        attempt.ended_at,
-                        outcome_name(attempt.outcome),
-                        attempt.hangup_side.map(hangup_name),
-                        attempt.agent,
-                        attempt.talk_seconds,
-                        attempt.recording_sha256,
-                    ],
-                )
-                .map_err(other)?;
-            }
-            UpEvent::BusinessRecord(record) => {
-                let values = serde_json::to_string(&record.values).map_err(other)?;
-                // A re-save replaces the record: the site owns it and sends the latest.
-                tx.execute(
-                    "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                         batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
-                         saved_at = excluded.saved_at, record = excluded.record
-                     WHERE excluded.saved_at >= business_records.saved_at",
-                    params![
-                        site,
-                        record.attempt_id as i64,
-                        record.batch_id as i64,
-                        record.row_id as i64,
-                        record.agent,
-                        record.saved_at,
-                        values
-                    ],
-                )
-                .map_err(other)?;
-            }
-            unknown => {
-                // Not acknowledged: the site keeps it until a hub that understands it runs.
-                return Err(StoreError::Other(format!(
-                    "outbox entry {}/{} carries an event this hub does not know ({unknown:?}); upgrade hq-hub",
-                    entry.epoch, entry.seq
-                )));
-            }
-        }
-        tx.execute(
-            "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![site, epoch, seq, content_hash, now_unix()],
-        )
-        .map_err(other)?;
         tx.commit().map_err(other)?;
         Ok(())
     }
@@ -230,7 +165,12 @@ impl HubStore for Store {
 
     fn apply_up(&self, site: SiteId, entry: &UpEntry) -> StoreResult<()> {
         let site = site_key(site)?;
-        self.apply_up_entry(site, entry)
+        self.apply_up_entries(site, std::slice::from_ref(entry))
+    }
+
+    fn apply_up_batch(&self, site: SiteId, entries: &[UpEntry]) -> StoreResult<()> {
+        let site = site_key(site)?;
+        self.apply_up_entries(site, entries)
     }
 
     fn down_after(&self, site: SiteId, after_seq: u64, limit: usize) -> StoreResult<Vec<DownEntry>> {
@@ -268,18 +208,45 @@ impl HubStore for Store {
         let site = self.redeem_code_by_proof(proof_matches).map_err(other)?;
         Ok(site.map(|id| id as u64))
     }
+
+    fn recording_held(&self, site: SiteId, sha256: &[u8; 32]) -> StoreResult<u64> {
+        self.recording_held_bytes(site, sha256)
+    }
+
+    fn recording_append(&self, site: SiteId, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.recording_append_bytes(site, sha256, offset, bytes)
+    }
+
+    fn recording_finish(&self, site: SiteId, sha256: &[u8; 32]) -> StoreResult<sync_link::blob::BlobCheck> {
+        self.recording_check(site, sha256)
+    }
+
+    fn live_figures(&self, site: SiteId, figures: sync_protocol::LiveFigures) {
+        if let Err(error) = self.store_live_figures(site, &figures) {
+            // Latest-value data: the next snapshot replaces this one anyway.
+            tracing::warn!(site, %error, "could not keep the live figures");
+        }
+    }
+
+    fn voice_files_for(&self, site: SiteId) -> StoreResult<Vec<sync_link::blob::BlobRef>> {
+        self.voice_files_of(site)
+    }
+
+    fn open_voice(&self, sha256: &[u8; 32]) -> StoreResult<Option<sync_link::blob::OpenBlob>> {
+        self.open_voice_blob(sha256)
+    }
 }
 
 /// The epoch as SQLite stores it. An epoch is a random `u64` chosen by the site, so half of
 /// them do not fit an `INTEGER` (a signed 64-bit value); the bits are kept as they are (two's
 /// complement), which preserves equality, the only thing the key needs.
-fn epoch_column(epoch: u64) -> i64 {
+pub(super) fn epoch_column(epoch: u64) -> i64 {
     i64::from_ne_bytes(epoch.to_ne_bytes())
 }
 
 #[cfg(test)]
 mod tests {
-    use sync_protocol::{BusinessRecord, CallAttempt};
+    use sync_protocol::{BusinessRecord, CallAttempt, HangupSide, Outcome, UpEvent};
 
     use super::*;
 
@@ -364,5 +331,213 @@ mod tests {
         store.down_acked(site as u64, 5).unwrap();
         store.down_acked(site as u64, 3).unwrap();
         assert_eq!(store.list_sites().unwrap()[0].down_acked, 5);
+    }
+
+    fn new_events(site_seq_base: u64) -> Vec<UpEntry> {
+        use sync_protocol::{
+            AgentState, AgentStateChange, Callback, CallbackState, ControlApplied, ControlScope, ControlTarget,
+            CustomerEdit,
+        };
+        let events = vec![
+            UpEvent::CustomerEdit(CustomerEdit {
+                edit_id: 1,
+                batch_id: 3,
+                row_id: 30,
+                agent: "8001".into(),
+                edited_at: 200,
+                changes: vec![("address".into(), "北京市".into())],
+            }),
+            UpEvent::Callback(Callback {
+                callback_id: 5,
+                batch_id: 3,
+                row_id: 30,
+                agent: Some("8001".into()),
+                due_at: 900,
+                note: "下午再打".into(),
+                state: CallbackState::Scheduled,
+                changed_at: 210,
+            }),
+            UpEvent::AgentState(AgentStateChange { agent: "8001".into(), state: AgentState::Ready, at: 220 }),
+            UpEvent::AgentState(AgentStateChange {
+                agent: "8001".into(),
+                state: AgentState::Break("午饭".into()),
+                at: 230,
+            }),
+            UpEvent::ControlApplied(ControlApplied {
+                target: ControlTarget::OneClick(ControlScope::Batch(3)),
+                version: 4,
+                applied_at: 240,
+                dialed_before_applied: 17,
+                calls_in_progress: 2,
+                applied: true,
+            }),
+            UpEvent::Callback(Callback {
+                callback_id: 5,
+                batch_id: 3,
+                row_id: 30,
+                agent: Some("8001".into()),
+                due_at: 900,
+                note: "下午再打".into(),
+                state: CallbackState::Done,
+                changed_at: 250,
+            }),
+        ];
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| UpEntry { epoch: 9, seq: site_seq_base + i as u64 + 1, event })
+            .collect()
+    }
+
+    #[test]
+    fn new_up_events_land_once_in_their_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let site = store.create_site("C").unwrap();
+        let entries = new_events(0);
+        store.apply_up_batch(site as u64, &entries).unwrap();
+        // The whole run again, and a part of it one by one: nothing changes.
+        store.apply_up_batch(site as u64, &entries).unwrap();
+        for entry in &entries[2..4] {
+            store.apply_up(site as u64, entry).unwrap();
+        }
+        assert_eq!(store.up_committed(site as u64, 9).unwrap(), Some(6));
+
+        let edits = store.customer_edits(Some(site), 10).unwrap();
+        assert_eq!(edits.len(), 1);
+        assert_eq!(edits[0].changes, vec![("address".to_owned(), "北京市".to_owned())]);
+        let callbacks = store.site_callbacks(None, 10).unwrap();
+        assert_eq!(callbacks.len(), 1, "a later entry about the same callback replaces it");
+        assert_eq!(callbacks[0].state, "done");
+        let states = store.agent_states(site).unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!((states[0].state.as_str(), states[0].break_reason.as_deref()), ("break", Some("午饭")));
+        let n_states: i64 =
+            store.conn().query_row("SELECT COUNT(*) FROM site_agent_states", [], |r| r.get(0)).unwrap();
+        assert_eq!(n_states, 2, "each state change is kept once");
+        let reports = store.control_reports(Some(site), 10).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].target, "one_click:batch:3");
+        assert_eq!((reports[0].dialed_before_applied, reports[0].calls_in_progress), (17, 2));
+    }
+
+    #[test]
+    fn a_conflict_in_a_run_keeps_what_came_before_and_raises_an_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let site = store.create_site("D").unwrap() as u64;
+        store.apply_up(site, &UpEntry { epoch: 9, seq: 1, event: attempt(1, Outcome::Busy) }).unwrap();
+        let run = vec![
+            UpEntry { epoch: 9, seq: 2, event: attempt(2, Outcome::Busy) },
+            // A restored backup: seq 1 again, different content.
+            UpEntry { epoch: 9, seq: 1, event: attempt(3, Outcome::Connected) },
+            UpEntry { epoch: 9, seq: 3, event: attempt(4, Outcome::Busy) },
+        ];
+        match store.apply_up_batch(site, &run) {
+            Err(StoreError::Conflict { epoch: 9, seq: 1 }) => {}
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.up_committed(site, 9).unwrap(), Some(2));
+        let ids: Vec<i64> = {
+            let conn = store.conn();
+            let mut stmt = conn.prepare("SELECT attempt_id FROM call_attempts ORDER BY attempt_id").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+        };
+        assert_eq!(ids, vec![1, 2], "nothing after the conflict is applied");
+        assert_eq!(store.list_alarms().unwrap()[0].kind, "up_conflict");
+    }
+
+    #[test]
+    fn recordings_resume_check_their_hash_and_stay_per_site() {
+        use sha2::{Digest, Sha256};
+        use sync_link::blob::BlobCheck;
+        use sync_link::server::RecordingRequests;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.create_site("E").unwrap();
+        let b = store.create_site("F").unwrap();
+        let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 241) as u8).collect();
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        let hex_sha = hex::encode(sha);
+
+        assert_eq!(store.recording_held(a as u64, &sha).unwrap(), 0);
+        store.recording_append(a as u64, &sha, 0, &bytes[..20_000]).unwrap();
+        assert_eq!(store.recording_held(a as u64, &sha).unwrap(), 20_000, "a broken upload resumes here");
+        assert_eq!(store.recording_held(b as u64, &sha).unwrap(), 0, "another site sees nothing of it");
+        store.recording_append(a as u64, &sha, 20_000, &bytes[20_000..]).unwrap();
+        assert_eq!(store.recording_finish(a as u64, &sha).unwrap(), BlobCheck::Accepted);
+        let path = store.recording_path(a, &hex_sha).unwrap().expect("held");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        assert_eq!(store.recording_path(b, &hex_sha).unwrap(), None);
+        let listed: i64 =
+            store.conn().query_row("SELECT COUNT(*) FROM site_recordings WHERE site_id = ?1", [a], |r| r.get(0)).unwrap();
+        assert_eq!(listed, 1);
+
+        // Bytes that do not hash to the name are discarded.
+        store.recording_append(b as u64, &sha, 0, b"not the recording").unwrap();
+        assert!(matches!(store.recording_finish(b as u64, &sha).unwrap(), BlobCheck::Rejected { .. }));
+        assert_eq!(store.recording_held(b as u64, &sha).unwrap(), 0);
+
+        // "Fetch now": held, offline, or a bad hash.
+        let requests = RecordingRequests::default();
+        assert_eq!(store.request_recording(&requests, a, &hex_sha).unwrap(), RecordingFetch::Held(path));
+        assert_eq!(store.request_recording(&requests, b, &hex_sha).unwrap(), RecordingFetch::SiteOffline);
+        assert!(matches!(
+            store.request_recording(&requests, a, "12zz"),
+            Err(RecordingRequestError::BadHash(_))
+        ));
+    }
+
+    #[test]
+    fn live_figures_keep_the_latest_per_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let site = store.create_site("G").unwrap();
+        let figures = |at: i64, talking: u32| sync_protocol::LiveFigures {
+            taken_at_ms: at,
+            agents_talking: talking,
+            ..Default::default()
+        };
+        HubStore::live_figures(&store, site as u64, figures(1_000, 3));
+        HubStore::live_figures(&store, site as u64, figures(2_000, 5));
+        // A late, older snapshot does not replace a newer one.
+        HubStore::live_figures(&store, site as u64, figures(1_500, 4));
+        let view = store.live_figures_of(site).unwrap().expect("figures");
+        assert_eq!(view.figures.agents_talking, 5);
+        assert_eq!(store.live_figures_all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn voice_files_follow_the_down_log() {
+        use std::io::Read;
+        use sync_protocol::{VoiceFile, VoiceKind};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let site = store.create_site("H").unwrap();
+        let blob = store.store_voice_blob(b"RIFF hold music").unwrap();
+        let voice = VoiceFile {
+            voice_id: 1,
+            version: 1,
+            name: "等待音乐".into(),
+            kind: VoiceKind::HoldMusic,
+            sha256: blob.sha256,
+            size: blob.size,
+            deleted: false,
+        };
+        let missing = VoiceFile { sha256: [1; 32], ..voice.clone() };
+        assert!(matches!(store.send_voice_file(&[site], &missing), Err(VoiceFileError::NotStored(_))));
+        assert!(matches!(store.send_voice_file(&[999], &voice), Err(VoiceFileError::UnknownSite(999))));
+        store.send_voice_file(&[site], &voice).unwrap();
+        assert_eq!(store.voice_files_for(site as u64).unwrap(), vec![blob]);
+        let mut opened = store.open_voice(&blob.sha256).unwrap().expect("stored");
+        let mut content = Vec::new();
+        opened.reader.read_to_end(&mut content).unwrap();
+        assert_eq!(content, b"RIFF hold music");
+        assert!(store.down_after(site as u64, 0, 10).unwrap().iter().any(|e| matches!(e.event, DownEvent::VoiceFile(_))));
+
+        store.send_voice_file(&[site], &VoiceFile { version: 2, deleted: true, ..voice }).unwrap();
+        assert!(store.voice_files_for(site as u64).unwrap().is_empty(), "a deleted voice file is no longer offered");
     }
 }
