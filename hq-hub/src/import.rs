@@ -477,3 +477,74 @@ mod tests {
         assert!(matches!(parse_xlsx("empty.xlsx", &bytes, &project()), Err(ImportError::Empty { .. })));
     }
 }
+
+/// The numbers of a black / white list workbook: the phone column is found by its header
+/// as in a call list; a sheet without a recognisable header is read from its first column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhoneListSheet {
+    /// Normalised numbers, each once, in sheet order.
+    pub phones: Vec<String>,
+    /// Cells that are not dialable numbers, and repeats.
+    pub bad: Vec<BadRow>,
+}
+
+/// Reads a black / white list upload (`.xlsx` only, like call lists).
+pub fn read_phone_list(file_name: &str, bytes: &[u8]) -> Result<PhoneListSheet, ImportError> {
+    if !file_name.to_lowercase().ends_with(".xlsx") {
+        return Err(ImportError::NotXlsx { file_name: file_name.to_string() });
+    }
+    let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(unreadable("it is not a zip container, which every xlsx file is".to_string()));
+    }
+    let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
+    let range = match workbook.worksheet_range_at(0) {
+        None => return Err(ImportError::NoSheet { file_name: file_name.to_string() }),
+        Some(Err(e)) => return Err(unreadable(e.to_string())),
+        Some(Ok(range)) => range,
+    };
+    let first_row = range.start().map(|(row, _)| row).unwrap_or(0);
+    let rows: Vec<&[Data]> = range.rows().collect();
+    let Some(header_idx) = rows.iter().position(|row| !row.iter().all(is_blank)) else {
+        return Err(ImportError::Empty { file_name: file_name.to_string() });
+    };
+    let keys: Vec<String> = rows[header_idx].iter().map(|c| header_key(&cell_text(c).unwrap_or_default())).collect();
+    let by_header = keys
+        .iter()
+        .position(|k| PHONE_HEADERS.contains(&k.as_str()))
+        .or_else(|| keys.iter().position(|k| PHONE_WORDS.iter().any(|w| k.contains(w))));
+    // With a header the numbers start below it; without one the first row is a number too.
+    let (column, start) = match by_header {
+        Some(column) => (column, header_idx + 1),
+        None => (0, header_idx),
+    };
+    if rows.len() - start > MAX_ROWS {
+        return Err(ImportError::TooManyRows { n_rows: rows.len() - start });
+    }
+    let column_name = match by_header {
+        Some(_) => cell_text(&rows[header_idx][column]).unwrap_or_default(),
+        None => "A".to_string(),
+    };
+    let mut sheet = PhoneListSheet::default();
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for (offset, row) in rows[start..].iter().enumerate() {
+        let row_number = first_row + (start + offset) as u32 + 1;
+        let Some(cell) = row.get(column).filter(|c| !is_blank(c)) else { continue };
+        match phone_from_cell(cell) {
+            Ok(number) => match seen.get(&number) {
+                Some(first) => sheet.bad.push(BadRow {
+                    row: row_number,
+                    column: column_name.clone(),
+                    reason: format!("{number} repeats row {first}"),
+                    reason_zh: format!("{number} 与第 {first} 行重复"),
+                }),
+                None => {
+                    seen.insert(number.clone(), row_number);
+                    sheet.phones.push(number);
+                }
+            },
+            Err(err) => sheet.bad.push(BadRow { row: row_number, column: column_name.clone(), reason: err.to_string(), reason_zh: err.zh() }),
+        }
+    }
+    Ok(sheet)
+}

@@ -1,17 +1,54 @@
 // The console's only script: forms marked data-api post their fields as JSON to the JSON API
 // (the same API scripts use), then show the answer or reload. Plain forms work without it.
 "use strict";
+
+// The fields of `scope` (a form, or one [data-row] of it) as a JSON object:
+// - checkbox: true / false; with data-list, checked values gather in an array
+//   (data-list="int" makes them numbers);
+// - number input, or data-type="int": a number (left out when empty);
+// - textarea data-lines: the non-empty lines as an array;
+// - textarea data-windows: "09:00-12:00" lines as [{start, end}];
+// - anything else: its text, left out when empty unless data-keep-empty.
+function collect(scope, owner) {
+  const body = {};
+  for (const el of scope.querySelectorAll("input, select, textarea")) {
+    if (!el.name || el.type === "file") continue;
+    // Fields inside a row belong to that row, not to the whole form.
+    const row = el.closest("[data-row]");
+    if (owner.matches("[data-row]") ? row !== owner : row !== null) continue;
+    if (el.type === "checkbox" && el.dataset.list !== undefined) {
+      if (!body[el.name]) body[el.name] = [];
+      if (el.checked) body[el.name].push(el.dataset.list === "int" ? Number(el.value) : el.value);
+      continue;
+    }
+    if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
+    if (el.type === "number" || el.dataset.type === "int") { if (el.value !== "") body[el.name] = Number(el.value); continue; }
+    if (el.dataset.lines !== undefined) { body[el.name] = el.value.split("\n").map((l) => l.trim()).filter((l) => l); continue; }
+    if (el.dataset.windows !== undefined) {
+      body[el.name] = el.value.split("\n").map((l) => l.trim()).filter((l) => l).map((l) => {
+        const [start, end] = l.split(/[-~～—]/).map((t) => (t || "").trim());
+        return { start, end };
+      });
+      continue;
+    }
+    if (el.value !== "" || el.dataset.keepEmpty) body[el.name] = el.value;
+  }
+  return body;
+}
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!form.dataset.api) return;
   event.preventDefault();
   if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
-  const body = {};
-  for (const el of form.elements) {
-    if (!el.name) continue;
-    if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
-    if (el.type === "number") { if (el.value !== "") body[el.name] = Number(el.value); continue; }
-    if (el.value !== "" || el.dataset.keepEmpty) body[el.name] = el.value;
+  const body = collect(form, form);
+  if (form.dataset.rows) {
+    body[form.dataset.rows] = [];
+    for (const row of form.querySelectorAll("[data-row]")) {
+      const item = collect(row, row);
+      const need = row.dataset.require;
+      if (need && (item[need] === undefined || item[need] === "" || (Array.isArray(item[need]) && item[need].length === 0))) continue;
+      body[form.dataset.rows].push(item);
+    }
   }
   const out = form.querySelector(".result");
   const response = await fetch(form.dataset.api, {
@@ -52,5 +89,26 @@ document.addEventListener("submit", async (event) => {
       out.textContent = document.documentElement.lang === "en" ? job.error : job.error_zh;
       return;
     }
+  }
+});
+
+// A file sent to a JSON endpoint (list imports): the answer is shown, then the page reloads.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.dataset.upload) return;
+  event.preventDefault();
+  const out = form.querySelector(".result");
+  const response = await fetch(form.dataset.upload, { method: "POST", body: new FormData(form) });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) { out.className = "result error"; out.textContent = answer.error || response.statusText; return; }
+  out.className = "result ok";
+  out.textContent = answer.message || JSON.stringify(answer);
+  const list = form.querySelector("ul.bad");
+  if (list) {
+    list.replaceChildren(...(answer.bad || []).map((b) => {
+      const li = document.createElement("li");
+      li.textContent = b.row + " " + b.column + ": " + (document.documentElement.lang === "en" ? b.reason : b.reason_zh);
+      return li;
+    }));
   }
 });

@@ -503,7 +503,7 @@ pub async fn one_click(State(state): State<AppState>, scope: ApiScope, Json(body
 
 // ---- black / white lists ----
 
-fn list_kind(text: &str) -> Result<ListKind, ApiError> {
+pub(super) fn list_kind(text: &str) -> Result<ListKind, ApiError> {
     match text {
         "black" => Ok(ListKind::Black),
         "white" => Ok(ListKind::White),

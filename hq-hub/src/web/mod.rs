@@ -13,6 +13,7 @@ mod console;
 mod i18n;
 mod openapi;
 mod pages;
+mod setup;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -67,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/files/{id}/dispatch", post(pages::dispatch_file))
         .route("/batches", get(pages::batches_page))
         .route("/batches/{id}/records", get(pages::records_page))
+        .route("/lists", get(setup::lists_page))
+        .route("/accounts", get(setup::accounts_page))
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/sites", get(api::list_sites).post(api::create_site))
@@ -103,6 +106,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/one-click", post(console::one_click))
         .route("/api/lists/{list}", get(console::list_numbers).post(console::add_numbers))
         .route("/api/lists/remove", post(console::remove_number))
+        .route("/api/lists/{list}/import", post(setup::import_list))
+        .route("/api/projects/{id}/settings", put(setup::put_settings))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
 }

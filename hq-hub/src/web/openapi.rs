@@ -61,6 +61,8 @@ const OPERATIONS: &[(&str, &str, &str, Body, bool)] = &[
     ("get", "/api/lists/{list}", "A black or white list", Body::None, false),
     ("post", "/api/lists/{list}", "Add numbers to a list", Body::Json(&[("phones", "array")]), false),
     ("post", "/api/lists/remove", "Take a number off the lists", Body::Json(&[("phone", "string")]), false),
+    ("post", "/api/lists/{list}/import", "Add the numbers of an xlsx to a list", Body::Upload, false),
+    ("put", "/api/projects/{id}/settings", "Set only the project parameters (new version sent to sites)", Body::Json(&[]), false),
     ("get", "/api/alarms", "Alarms", Body::None, false),
 ];
 
@@ -99,8 +101,12 @@ pub fn build() -> Value {
             Body::Json(required) => {
                 let properties: Map<String, Value> = required.iter().map(|(name, kind)| (name.to_string(), schema(kind))).collect();
                 let names: Vec<&str> = required.iter().map(|(name, _)| *name).collect();
-                operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {
-                    "type": "object", "required": names, "properties": properties } } } });
+                let mut object = json!({ "type": "object", "properties": properties });
+                // JSON Schema (draft 4, which OpenAPI 3.0 uses) wants at least one name here.
+                if !names.is_empty() {
+                    object["required"] = json!(names);
+                }
+                operation["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": object } } });
             }
             Body::Upload => {
                 operation["requestBody"] = json!({ "required": true, "content": { "multipart/form-data": { "schema": {

@@ -23,7 +23,7 @@ const FORM_FIELD_ROWS: usize = 4;
 /// How many exclusive batches the dispatch form offers.
 const EXCLUSIVE_ROWS: usize = 5;
 
-fn render(template: &impl Template) -> Response {
+pub(super) fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
         Err(err) => ApiError::internal(err).into_response(),
@@ -41,8 +41,14 @@ struct MessagePage {
     back: String,
 }
 
-fn message(tr: Tr, user: &str, title: &str, message: impl Into<String>, back: &str) -> Response {
+pub(super) fn message(tr: Tr, user: &str, title: &str, message: impl Into<String>, back: &str) -> Response {
     render(&MessagePage { tr, user: user.to_string(), title: title.to_string(), message: message.into(), back: back.to_string() })
+}
+
+/// "X n does not exist" in the page's language (also what a sub-admin sees for anything
+/// outside its scope, so that it learns nothing about it).
+fn missing(tr: Tr, zh: &str, en: &str, id: i64) -> String {
+    if tr.is_en() { format!("{en} {id} does not exist") } else { format!("{zh} {id} 不存在") }
 }
 
 /// Turns a failed action into a message page; a success passes through.
@@ -317,12 +323,15 @@ struct FileRow {
     n_rows: i64,
     n_good: i64,
     remark: String,
+    /// Made by the hub (a filter result): its "bad rows" are the rows filtered out.
+    system: bool,
 }
 
 fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
     files
         .into_iter()
         .map(|f| FileRow {
+            system: f.source != "upload",
             id: f.id,
             source: tr.t(if f.source == "upload" { "files.source_upload" } else { "files.source_system" }).to_string(),
             status: tr.t(if f.status == "done" { "files.status_done" } else { "files.status_unprocessed" }).to_string(),
@@ -353,7 +362,65 @@ struct ProjectPage {
     customer_fields: Vec<FieldRow>,
     record_fields: Vec<FieldRow>,
     files: Vec<FileRow>,
+    setup: Option<ProjectSetup>,
 }
+
+/// The set-up forms of a project page (admins only): parameters, participating sites,
+/// project admins (step 2, once sites take part) and attribution rules.
+struct ProjectSetup {
+    settings: SettingsView,
+    /// Every site, with whether it takes part.
+    sites: Vec<(i64, String, bool)>,
+    /// Participating sites only (for rules).
+    participating: Vec<(i64, String)>,
+    /// Sub-admin accounts: (account id, username, [(site id, name, is admin of it here)])
+    /// offering only participating sites inside the account's data permission.
+    admins: Vec<(i64, String, Vec<(i64, String, bool)>)>,
+    /// `(key, title)` of the customer fields rules may match.
+    rule_fields: Vec<(String, String)>,
+    /// Existing rules then empty rows: (field key, value, site id, agent).
+    rules: Vec<(String, String, i64, String)>,
+}
+
+/// Project parameters as the form shows them ("" = left to each site).
+struct SettingsView {
+    dial_mode: &'static str,
+    popup_timing: &'static str,
+    status: &'static str,
+    ring_seconds: String,
+    ratio: String,
+    max_concurrency: String,
+    windows: String,
+}
+
+fn settings_view(s: &crate::store::ProjectSettings) -> SettingsView {
+    use crate::store::{DialModeSetting, PopupTiming, ProjectStatus};
+    let number = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_default();
+    SettingsView {
+        dial_mode: match s.dial_mode {
+            Some(DialModeSetting::Predictive) => "predictive",
+            Some(DialModeSetting::OneClick) => "one_click",
+            None => "",
+        },
+        popup_timing: match s.popup_timing {
+            Some(PopupTiming::OnAnswer) => "on_answer",
+            Some(PopupTiming::OnRing) => "on_ring",
+            None => "",
+        },
+        status: match s.status {
+            Some(ProjectStatus::Running) => "running",
+            Some(ProjectStatus::Paused) => "paused",
+            None => "",
+        },
+        ring_seconds: number(s.ring_seconds),
+        ratio: number(s.ratio),
+        max_concurrency: number(s.max_concurrency),
+        windows: s.calling_windows.iter().map(|w| format!("{}-{}", w.start, w.end)).collect::<Vec<_>>().join("\n"),
+    }
+}
+
+/// How many empty attribution rows the form offers below the existing rules.
+const EMPTY_RULE_ROWS: usize = 3;
 
 fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
     fields
@@ -375,18 +442,51 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
 }
 
 pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+    let is_admin = user.scope.is_admin();
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
-        Ok((store.project(id)?, store.list_files(Some(id))?))
+        let extra = if is_admin {
+            Some((store.list_sites()?, store.list_accounts()?, store.project_admins(id)?, store.attribution_rules(id)?))
+        } else {
+            None
+        };
+        Ok((store.project(id)?, store.list_files(Some(id))?, extra))
     })
     .await;
-    let (project, files) = match loaded {
-        Ok(Ok((Some(project), files))) if user.scope.project(project.id) => (project, files),
+    let (project, files, extra) = match loaded {
+        Ok(Ok((Some(project), files, extra))) if user.scope.project(project.id) => (project, files, extra),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("sub-project {id} does not exist"), "/projects")
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", id), "/projects")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    let setup = extra.map(|(sites, accounts, admins, rules)| {
+        let participating: Vec<(i64, String)> =
+            sites.iter().filter(|s| project.site_ids.contains(&s.id)).map(|s| (s.id, s.name.clone())).collect();
+        let admins = accounts
+            .into_iter()
+            .filter(|a| !a.is_admin)
+            .map(|a| {
+                let current = admins.iter().find(|x| x.account_id == a.id).map(|x| x.site_ids.clone()).unwrap_or_default();
+                let offered = participating
+                    .iter()
+                    .filter(|(site, _)| a.site_ids.as_ref().is_none_or(|scope| scope.contains(site)))
+                    .map(|(site, name)| (*site, name.clone(), current.contains(site)))
+                    .collect();
+                (a.id, a.username, offered)
+            })
+            .collect();
+        let mut rule_rows: Vec<(String, String, i64, String)> = rules.into_iter().map(|r| (r.field_key, r.value, r.site_id, r.agent)).collect();
+        rule_rows.extend((0..EMPTY_RULE_ROWS).map(|_| (String::new(), String::new(), 0, String::new())));
+        ProjectSetup {
+            settings: settings_view(&project.settings),
+            sites: sites.iter().map(|s| (s.id, s.name.clone(), project.site_ids.contains(&s.id))).collect(),
+            participating,
+            admins,
+            rule_fields: project.customer_fields.iter().map(|f| (f.key.clone(), f.title.clone())).collect(),
+            rules: rule_rows,
+        }
+    });
     render(&ProjectPage {
         tr: user.tr,
         customer_fields: field_rows(user.tr, &project.customer_fields),
@@ -394,13 +494,14 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
         files: file_rows(user.tr, files),
         user: user.account.username,
         project,
+        setup,
     })
 }
 
 pub async fn upload_file(State(state): State<AppState>, user: PageUser, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
     let back = format!("/projects/{project_id}");
     if !user.scope.project(project_id) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("sub-project {project_id} does not exist"), "/projects");
+        return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", project_id), "/projects");
     }
     let upload = match or_message(read_upload(multipart).await, &user, &back) {
         Ok(upload) => upload,
@@ -461,7 +562,7 @@ pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): 
     let ((summary, report), mut sites) = match loaded {
         Ok(Ok((Some(file), sites))) if user.scope.project(file.0.project_id) => (file, sites),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("file {id} does not exist"), "/files")
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "文件", "file", id), "/files")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
@@ -633,7 +734,7 @@ pub async fn records_page(State(state): State<AppState>, user: PageUser, Path(id
     let (batch, project, records) = match loaded {
         Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), format!("batch {id} does not exist"), "/batches")
+            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "批次", "batch", id), "/batches")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),

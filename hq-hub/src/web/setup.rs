@@ -1,0 +1,219 @@
+//! Console pages for HQ's set-up work beyond projects and files: black / white lists
+//! (黑白名单设置: add, remove, import an xlsx), accounts and permissions (账号权限管理: roles
+//! from the module tree, groups, sub-admin accounts with their data scope), and the JSON
+//! endpoints only these pages need (project parameters on their own, list imports).
+//!
+//! The pages post to the same JSON API scripts use (through `console.js`); nothing here
+//! changes data except through those endpoints.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Multipart, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::api::read_upload;
+use super::pages::{message, render};
+use super::{blocking, format_time, ApiError, ApiScope, AppState, PageUser, Tr};
+use crate::import::read_phone_list;
+use crate::store::{ListKind, ProjectEdit, ProjectSettings, MODULES};
+
+// ---- JSON ----
+
+/// Sets only a sub-project's parameters (项目参数); the fields and popup stay as they are.
+/// A new version of the definition goes down to every participating site.
+pub async fn put_settings(
+    State(state): State<AppState>,
+    scope: ApiScope,
+    Path(id): Path<i64>,
+    Json(settings): Json<ProjectSettings>,
+) -> Result<Json<Value>, ApiError> {
+    if !scope.0.project(id) {
+        return Err(ApiError::not_found(format!("sub-project {id} does not exist")));
+    }
+    scope.require("data.settings")?;
+    let (version, sites) = blocking(&state, move |store| -> Result<_, ApiError> {
+        let project = store.project(id)?.ok_or_else(|| ApiError::not_found(format!("sub-project {id} does not exist")))?;
+        let edit = ProjectEdit {
+            name: project.name,
+            script: project.script,
+            hide_middle_digits: project.hide_middle_digits,
+            customer_fields: project.customer_fields,
+            record_fields: project.record_fields,
+            settings,
+            phone_mode: project.phone_mode,
+        };
+        let sites = store.update_project(id, &edit)?;
+        let version = store.project(id)?.map(|p| p.version).unwrap_or_default();
+        Ok((version, sites))
+    })
+    .await??;
+    Ok(Json(json!({ "id": id, "version": version, "sent_to_sites": sites })))
+}
+
+/// Adds the numbers of an uploaded xlsx to the black or white list; answers with how many
+/// were added and every cell that was not a number.
+pub async fn import_list(
+    State(state): State<AppState>,
+    scope: ApiScope,
+    Path(list): Path<String>,
+    multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    scope.require("cti.lists")?;
+    let kind = super::console::list_kind(&list)?;
+    let (file_name, bytes) = read_upload(multipart).await?;
+    let creator = scope.0.account.username.clone();
+    let note = format!("导入：{file_name}");
+    let (added, bad) = blocking(&state, move |store| -> Result<_, ApiError> {
+        let sheet = read_phone_list(&file_name, &bytes).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        let added = store.add_to_list(kind, &sheet.phones, &note, &creator)?;
+        Ok((added, sheet.bad))
+    })
+    .await??;
+    let message = format!("已导入 {added} 个号码，错误行 {} 行 / added {added}, bad rows {}", bad.len(), bad.len());
+    Ok(Json(json!({ "added": added, "bad": bad, "message": message })))
+}
+
+// ---- pages ----
+
+struct ListedRow {
+    phone: String,
+    note: String,
+    creator: String,
+    time: String,
+}
+
+struct ListView {
+    key: &'static str,
+    title: &'static str,
+    rows: Vec<ListedRow>,
+}
+
+#[derive(Template)]
+#[template(path = "lists.html")]
+struct ListsPage {
+    tr: Tr,
+    user: String,
+    lists: Vec<ListView>,
+}
+
+pub async fn lists_page(State(state): State<AppState>, user: PageUser) -> Response {
+    if !user.scope.has_module("cti.lists") {
+        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
+    }
+    let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
+        Ok((store.list_numbers(ListKind::Black)?, store.list_numbers(ListKind::White)?))
+    })
+    .await;
+    let (black, white) = match loaded {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let rows = |numbers: Vec<crate::store::ListedNumber>| {
+        numbers
+            .into_iter()
+            .map(|n| ListedRow { phone: n.phone, note: n.note, creator: n.creator, time: format_time(n.created_at) })
+            .collect()
+    };
+    let lists = vec![
+        ListView { key: "black", title: user.tr.t("lists.black"), rows: rows(black) },
+        ListView { key: "white", title: user.tr.t("lists.white"), rows: rows(white) },
+    ];
+    render(&ListsPage { tr: user.tr, user: user.account.username, lists })
+}
+
+struct ModuleOption {
+    key: &'static str,
+    label: &'static str,
+}
+
+struct RoleRow {
+    name: String,
+    modules: String,
+}
+
+struct AccountRow {
+    username: String,
+    role: String,
+    group: String,
+    sites: String,
+    created: String,
+}
+
+struct Choice {
+    id: i64,
+    name: String,
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsPage {
+    tr: Tr,
+    user: String,
+    is_admin: bool,
+    modules: Vec<ModuleOption>,
+    roles: Vec<RoleRow>,
+    role_choices: Vec<Choice>,
+    groups: Vec<Choice>,
+    accounts: Vec<AccountRow>,
+    sites: Vec<Choice>,
+}
+
+pub async fn accounts_page(State(state): State<AppState>, user: PageUser) -> Response {
+    let scope = &user.scope;
+    if !(scope.has_module("accounts.accounts") || scope.has_module("accounts.roles") || scope.has_module("accounts.groups")) {
+        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
+    }
+    let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
+        Ok((store.list_roles()?, store.list_groups()?, store.list_accounts()?, store.list_sites()?))
+    })
+    .await;
+    let (roles, groups, mut accounts, mut sites) = match loaded {
+        Ok(Ok(found)) => found,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    // As in the JSON API: a sub-admin sees sites and accounts inside its own scope only.
+    sites.retain(|s| scope.site(s.id));
+    if !scope.is_admin() {
+        accounts.retain(|a| a.site_ids.as_ref().is_some_and(|ids| ids.iter().all(|s| scope.site(*s))));
+    }
+    let site_names: BTreeMap<i64, String> = sites.iter().map(|s| (s.id, s.name.clone())).collect();
+    let en = user.tr.is_en();
+    let module_label = |key: &str| -> String {
+        MODULES.iter().find(|(k, _, _)| *k == key).map(|(_, zh, e)| if en { *e } else { *zh }).unwrap_or(key).to_string()
+    };
+    let all_sites = if en { "all sites" } else { "全部职场" };
+    let page = AccountsPage {
+        tr: user.tr,
+        is_admin: scope.is_admin(),
+        modules: MODULES.iter().map(|(key, zh, e)| ModuleOption { key, label: if en { e } else { zh } }).collect(),
+        roles: if scope.has_module("accounts.roles") {
+            roles.iter().map(|r| RoleRow { name: r.name.clone(), modules: r.modules.iter().map(|m| module_label(m)).collect::<Vec<_>>().join("；") }).collect()
+        } else {
+            Vec::new()
+        },
+        role_choices: roles.iter().map(|r| Choice { id: r.id, name: r.name.clone() }).collect(),
+        groups: groups.iter().map(|g| Choice { id: g.id, name: g.name.clone() }).collect(),
+        accounts: accounts
+            .into_iter()
+            .map(|a| AccountRow {
+                role: if a.is_admin { user.tr.t("accounts.admin").to_string() } else { a.role_name.unwrap_or_default() },
+                group: a.group_name.unwrap_or_default(),
+                sites: match a.site_ids {
+                    None => all_sites.to_string(),
+                    Some(ids) => ids.iter().filter_map(|s| site_names.get(s).cloned()).collect::<Vec<_>>().join("、"),
+                },
+                created: format_time(a.created_at),
+                username: a.username,
+            })
+            .collect(),
+        sites: sites.into_iter().map(|s| Choice { id: s.id, name: s.name }).collect(),
+        user: user.account.username,
+    };
+    render(&page)
+}
