@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{SessionConfig, SessionError, SiteEvent, SiteSession, SiteStart, close_code};
 use sync_protocol::{BlobKind, DownEvent, Frame, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::blob::{self, BlobCheck, BlobRef, BlobSink, RateCap, SendOutcome};
@@ -463,6 +463,7 @@ async fn upload_recordings<S: SiteStore>(
     store: Arc<S>,
     cap: RateCap,
     mut wanted: mpsc::UnboundedReceiver<[u8; 32]>,
+    outbox_changed: Arc<Notify>,
 ) {
     let in_flight: Arc<Mutex<HashSet<[u8; 32]>>> = Arc::default();
     let claim = |in_flight: &Arc<Mutex<HashSet<[u8; 32]>>>, sha: [u8; 32]| {
@@ -474,7 +475,10 @@ async fn upload_recordings<S: SiteStore>(
         }
     };
     let queue = async {
-        let notify = store.outbox_notify();
+        // Not the store's own Notify: the store wakes one waiter per change, and that waiter
+        // must be the frame pump, or an outbox entry would sit unsent until the next change.
+        // The pump passes each wake-up on here.
+        let notify = outbox_changed;
         let mut skipped: HashSet<[u8; 32]> = HashSet::new();
         loop {
             let notified = notify.notified();
@@ -587,6 +591,7 @@ async fn pump<S: SiteStore>(
     let notify = store.outbox_notify();
     let mut notified = Box::pin(notify.notified());
     notified.as_mut().enable();
+    let recordings_wake = Arc::new(Notify::new());
     loop {
         while let Some(event) = session.poll_event() {
             match event {
@@ -595,7 +600,13 @@ async fn pump<S: SiteStore>(
                     online = true;
                     status.send_replace(LinkStatus::Online { since: SystemTime::now() });
                     if let Some(wanted_rx) = wanted_rx.take() {
-                        side_tasks.spawn(upload_recordings(connection.clone(), store.clone(), cap.clone(), wanted_rx));
+                        side_tasks.spawn(upload_recordings(
+                            connection.clone(),
+                            store.clone(),
+                            cap.clone(),
+                            wanted_rx,
+                            recordings_wake.clone(),
+                        ));
                     }
                     let voices = Arc::new(SiteVoices { store: store.clone() });
                     side_tasks.spawn(blob::serve_blob_streams(connection.clone(), voices, "hub".to_owned()));
@@ -660,6 +671,7 @@ async fn pump<S: SiteStore>(
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
                 session.outbox_changed();
+                recordings_wake.notify_one();
             }
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
             _ = live_tick.tick(), if session.is_established() => {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{HubEvent, HubSession, SessionConfig, SessionError, close_code};
 use sync_protocol::{BlobKind, ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::blob::{self, BlobCheck, BlobSink, SendOutcome};
@@ -376,8 +376,15 @@ impl<S: HubStore> BlobSink for HubRecordings<S> {
 
 /// Offer the site every voice file it should hold: on connect, and again whenever its down
 /// log grows (a new voice file is announced there).
-async fn push_voice_files<S: HubStore>(connection: quinn::Connection, store: Arc<S>, site: SiteId) {
-    let notify = store.down_notify(site);
+async fn push_voice_files<S: HubStore>(
+    connection: quinn::Connection,
+    store: Arc<S>,
+    site: SiteId,
+    down_changed: Arc<Notify>,
+) {
+    // Not the store's own Notify: a store may wake one waiter per change, and that waiter must
+    // be the frame pump, or a down entry would sit unsent. The pump passes each wake-up on.
+    let notify = down_changed;
     let mut settled: HashSet<[u8; 32]> = HashSet::new();
     loop {
         let notified = notify.notified();
@@ -461,6 +468,7 @@ async fn pump_frames<S: HubStore>(
     let notify = store.down_notify(site);
     let mut notified = Box::pin(notify.notified());
     notified.as_mut().enable();
+    let voices_wake = Arc::new(Notify::new());
     // Outbox entries delivered by the session and not yet handed to the store.
     let mut pending_up: Vec<sync_protocol::UpEntry> = Vec::new();
     loop {
@@ -491,7 +499,7 @@ async fn pump_frames<S: HubStore>(
                     online = true;
                     let sink = Arc::new(HubRecordings { store: store.clone(), site });
                     side_tasks.spawn(blob::serve_blob_streams(connection.clone(), sink, format!("site {site}")));
-                    side_tasks.spawn(push_voice_files(connection.clone(), store.clone(), site));
+                    side_tasks.spawn(push_voice_files(connection.clone(), store.clone(), site, voices_wake.clone()));
                     let store_for_state = store.clone();
                     let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site_id, true)).await;
                 }
@@ -564,6 +572,7 @@ async fn pump_frames<S: HubStore>(
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
                 session.down_changed();
+                voices_wake.notify_one();
             }
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
             _ = shutdown.cancelled() => return (online, Outcome::Shutdown),
