@@ -523,3 +523,108 @@ async fn one_attempt_per_number_at_a_time() -> anyhow::Result<()> {
     carrier.finish(Duration::from_secs(5)).await?;
     Ok(())
 }
+
+/// A µ-law WAV (format 7, 8 kHz mono) of `n` copies of `byte`, as the voice library stores it.
+fn ulaw_wav(byte: u8, n: usize) -> Vec<u8> {
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(4 + 26 + 8 + n as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&18u32.to_le_bytes());
+    for value in [7u16, 1] {
+        wav.extend_from_slice(&value.to_le_bytes());
+    }
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    for value in [1u16, 8, 0] {
+        wav.extend_from_slice(&value.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(n as u32).to_le_bytes());
+    wav.extend(std::iter::repeat_n(byte, n));
+    wav
+}
+
+#[tokio::test]
+async fn a_waiting_customer_hears_the_hold_file_in_20_ms_packets() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let dir = tempfile::tempdir()?;
+    let hold_file = dir.path().join("hold.wav");
+    std::fs::write(&hold_file, ulaw_wav(0x2a, 8000))?;
+    let port = free_udp_port();
+    let (telephony, mut events) = Telephony::start(TelephonyConfig {
+        sip_bind: "127.0.0.1:0".parse()?,
+        public_ip: "127.0.0.1".parse()?,
+        rtp_ports: (0, 0),
+        trunks: vec![trunk("carrier", port, "127.0.0.1", 1)],
+        extensions: Vec::new(),
+        recordings_dir: dir.path().join("recordings"),
+        hold_audio: Some(hold_file),
+    })
+    .await?;
+    let customer_rtp = UdpSocket::bind("127.0.0.1:0").await?;
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_answer_listen.xml",
+        port,
+        free_udp_port(),
+        &[
+            "-key".into(),
+            "rtp_port".into(),
+            customer_rtp.local_addr()?.port().to_string(),
+        ],
+        dir.path(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    telephony.dial(DialRequest {
+        call: CallId(5),
+        trunk: "carrier".into(),
+        number: "13800138000".into(),
+        caller_id: "02155550000".into(),
+        ring_timeout: Duration::from_secs(10),
+    });
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await? {
+            Some(LineEvent::Answered { .. }) => break,
+            Some(LineEvent::Ended { outcome, .. }) => bail!("ended: {outcome:?}"),
+            Some(_) => {}
+            None => bail!("events closed"),
+        }
+    }
+    telephony.hold(CallId(5));
+    let mut buffer = vec![0u8; 2048];
+    let mut packets = Vec::new();
+    while packets.len() < 10 {
+        let (n_bytes, _) =
+            tokio::time::timeout(Duration::from_secs(3), customer_rtp.recv_from(&mut buffer))
+                .await??;
+        packets.push(buffer[..n_bytes].to_vec());
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..25 {
+        tokio::time::timeout(Duration::from_secs(3), customer_rtp.recv_from(&mut buffer)).await??;
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed <= Duration::from_millis(800),
+        "25 packets should take about 500 ms at 20 ms each, took {elapsed:?}"
+    );
+    let readers: Vec<rtp_rs::RtpReader<'_>> = packets
+        .iter()
+        .map(|bytes| rtp_rs::RtpReader::new(bytes).expect("rtp"))
+        .collect();
+    for reader in &readers {
+        assert_eq!(reader.payload_type(), 0, "PCMU, as negotiated");
+        assert_eq!(reader.payload().len(), 160, "20 ms of 8 kHz");
+        assert!(
+            reader.payload().iter().all(|byte| *byte == 0x2a),
+            "the file's samples, unchanged"
+        );
+    }
+    for pair in readers.windows(2) {
+        assert_eq!(pair[1].timestamp().wrapping_sub(pair[0].timestamp()), 160);
+        assert_eq!(pair[1].ssrc(), pair[0].ssrc());
+    }
+    telephony.hangup(CallId(5));
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
