@@ -520,8 +520,23 @@ async fn load(args: &[String]) -> anyhow::Result<()> {
             };
             let _ = socket.send_to(&register(1, None), box_sip).await;
             let mut buffer = vec![0u8; 8192];
-            while let Ok((n_bytes, source)) = socket.recv_from(&mut buffer).await {
+            let mut registered = false;
+            let mut attempt = 1u32;
+            loop {
+                // Like a real phone, retransmit until registered (UDP may drop a burst).
+                let received = tokio::select! {
+                    received = socket.recv_from(&mut buffer) => received,
+                    _ = tokio::time::sleep(Duration::from_secs(1)), if !registered => {
+                        attempt += 2;
+                        let _ = socket.send_to(&register(attempt, None), box_sip).await;
+                        continue;
+                    }
+                };
+                let Ok((n_bytes, source)) = received else {
+                    break;
+                };
                 match sip_core::parse(&buffer[..n_bytes]) {
+                    Ok(Message::Response(response)) if response.status == 200 => registered = true,
                     Ok(Message::Response(response)) if response.status == 401 => {
                         let Some(Ok(challenge)) = response
                             .headers
@@ -541,7 +556,8 @@ async fn load(args: &[String]) -> anyhow::Result<()> {
                             "c",
                             1,
                         );
-                        let _ = socket.send_to(&register(2, Some(value)), box_sip).await;
+                        let cseq = response.cseq().map(|cseq| cseq.number).unwrap_or(attempt) + 1;
+                        let _ = socket.send_to(&register(cseq, Some(value)), box_sip).await;
                     }
                     Ok(Message::Request(request)) => {
                         let response = match request.method {

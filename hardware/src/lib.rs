@@ -77,12 +77,10 @@ impl Telephony {
                 source,
             }
         })?;
-        let socket = tokio::net::UdpSocket::bind(config.sip_bind)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.sip_bind,
-                source,
-            })?;
+        let socket = bind_sip_udp(config.sip_bind).map_err(|source| StartError::Bind {
+            addr: config.sip_bind,
+            source,
+        })?;
         let bound = socket.local_addr().map_err(|source| StartError::Bind {
             addr: config.sip_bind,
             source,
@@ -188,6 +186,22 @@ impl Telephony {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         registered.keys().cloned().collect()
     }
+}
+
+/// Binds the SIP UDP socket with large kernel buffers: a burst of REGISTERs after a power cut
+/// or hundreds of call set-ups must not overflow the default ~200 KiB and be dropped.
+fn bind_sip_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    // The kernel caps these at net.core.{r,w}mem_max; asking for more is harmless.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tokio::net::UdpSocket::from_std(socket.into())
 }
 
 /// Everything the lines need to start.
