@@ -79,7 +79,7 @@ pub fn build() -> Value {
     for (method, path, summary, body, xlsx) in OPERATIONS {
         let mut parameters = Vec::new();
         if path.contains("{id}") {
-            parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" } }));
+            parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" }, "example": 1 }));
         }
         if path.contains("{list}") {
             parameters.push(json!({ "name": "list", "in": "path", "required": true, "schema": { "type": "string", "enum": ["black", "white"] } }));
