@@ -83,6 +83,7 @@ pub async fn spawn(
     let sip_addr = telephony.local_sip_addr();
     let (sender, inbox) = mpsc::unbounded_channel();
     let driver = Driver {
+        writer: Writer::spawn(store.clone()),
         store,
         desk,
         telephony,
@@ -97,6 +98,49 @@ pub async fn spawn(
     };
     tasks.spawn(driver.run(inbox, events, shutdown));
     (DriverHandle::new(sender), sip_addr)
+}
+
+/// A store write the driver does not wait for.
+type WriteJob = Box<dyn FnOnce(&Store) + Send>;
+
+/// Writes the driver does not wait for (the answer and the bridge of a call, a popup shown),
+/// applied in order on a thread of their own: a call is never held up by a disk flush, which
+/// matters when a hundred calls are answered at once. One thread applies them all, so an
+/// attempt's writes keep their order; [`Writer::flush`] waits for the queue before anything
+/// that reads what was written (the end of a call, a saved record).
+struct Writer {
+    sender: std::sync::mpsc::Sender<WriteJob>,
+}
+
+impl Writer {
+    fn spawn(store: Arc<Store>) -> Writer {
+        let (sender, receiver) = std::sync::mpsc::channel::<WriteJob>();
+        let started = std::thread::Builder::new().name("store-writer".into()).spawn(move || {
+            while let Ok(job) = receiver.recv() {
+                job(&store);
+            }
+        });
+        if let Err(error) = started {
+            // Without the thread every write is lost; say so loudly, the box cannot record.
+            tracing::error!(%error, "cannot start the store writer thread; calls will not be recorded");
+        }
+        Writer { sender }
+    }
+
+    fn write(&self, job: impl FnOnce(&Store) + Send + 'static) {
+        if self.sender.send(Box::new(job)).is_err() {
+            tracing::error!("the store writer has stopped; a call's record is lost");
+        }
+    }
+
+    /// Blocks until every write queued so far is applied.
+    fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        self.write(move |_| {
+            let _ = done.send(());
+        });
+        let _ = wait.recv_timeout(Duration::from_secs(10));
+    }
 }
 
 /// One task being dialed.
@@ -123,6 +167,8 @@ struct CallInfo {
     attempt_id: u64,
     trunk: String,
     answered: bool,
+    /// When the customer answered (unix seconds), written with the bridge or the end.
+    answered_at: Option<i64>,
     /// The agent offered or talking, if any.
     agent: Option<AgentId>,
     bridged: bool,
@@ -159,6 +205,7 @@ impl AgentSlot {
 
 struct Driver {
     store: Arc<Store>,
+    writer: Writer,
     desk: Arc<Desk>,
     telephony: Telephony,
     /// Trunk name and its channel count, in configuration order.
@@ -342,6 +389,7 @@ impl Driver {
             DriverMsg::AgentState { agent } => self.on_agent_state(agent),
             DriverMsg::TasksChanged => self.reconcile_tasks(),
             DriverMsg::RecordSaved { agent_id } => {
+                self.writer.flush();
                 let Some(slot) = self.agents.get(&agent_id) else { return };
                 let unsaved = self.store.unsaved_attempts(&slot.username).map(|list| list.len()).unwrap_or(0);
                 let was_ready = slot.ready();
@@ -435,7 +483,7 @@ impl Driver {
         self.desk.push(agent_id, DeskEvent::Ringing { attempt_id, phone: claim.ringing_phone.clone() });
         let mut popped = false;
         if pops_on_ring {
-            popped = self.send_popup(agent_id, attempt_id);
+            popped = self.send_popup(agent_id, attempt_id, true);
         }
         tracing::info!(attempt_id, call = call_id.0, %trunk, agent = %agent.username, "agent's own call dialing");
         self.calls.insert(
@@ -446,6 +494,7 @@ impl Driver {
                 attempt_id,
                 trunk: trunk.clone(),
                 answered: false,
+                answered_at: None,
                 agent: Some(agent_id),
                 bridged: false,
                 manual: Some(ManualCall { agent: agent_id, auto_answer: claim.auto_answer, popped }),
@@ -464,15 +513,22 @@ impl Driver {
         ManualStarted { attempt_id, phone: claim.ringing_phone }
     }
 
-    /// Pushes the popup of `attempt_id` to the agent; true if it was built.
-    fn send_popup(&mut self, agent_id: AgentId, attempt_id: u64) -> bool {
-        match self.store.popup(attempt_id) {
+    /// Pushes the popup of `attempt_id` to the agent; true if it was built. The popup is
+    /// built for the agent before the bridge is written, and `remember` (an agent's own call)
+    /// records that it was shown after it went out.
+    fn send_popup(&mut self, agent_id: AgentId, attempt_id: u64, remember: bool) -> bool {
+        let username = self.agents.get(&agent_id).map(|slot| slot.username.clone());
+        match self.store.popup_for(attempt_id, username.as_deref()) {
             Ok(Some(popup)) => {
                 let tabs = self.desk.push_popup(agent_id, &popup);
-                if let Err(error) = self.store.mark_popped(attempt_id) {
-                    tracing::error!(%error, attempt_id, "cannot record the popup");
+                if remember {
+                    self.writer.write(move |store| {
+                        if let Err(error) = store.mark_popped(attempt_id) {
+                            tracing::error!(%error, attempt_id, "cannot record the popup");
+                        }
+                    });
                 }
-                tracing::info!(attempt_id, agent_id, tabs, "popup sent");
+                tracing::debug!(attempt_id, agent_id, tabs, "popup sent");
                 true
             }
             Ok(None) => false,
@@ -616,12 +672,15 @@ impl Driver {
             let now = self.now();
             let mut acted = false;
             let batch_ids: Vec<u64> = self.tasks.keys().copied().collect();
+            // Dials are gathered per task and placed together: one store transaction for a
+            // wave of numbers instead of one disk flush per call.
+            let mut dials: BTreeMap<u64, Vec<CallKey>> = BTreeMap::new();
             for batch_id in batch_ids {
                 let Some(run) = self.tasks.get_mut(&batch_id) else { continue };
                 let Some(action) = run.dialer.poll_action(now) else { continue };
                 acted = true;
                 match action {
-                    Action::Dial { call } => self.dial(batch_id, call),
+                    Action::Dial { call } => dials.entry(batch_id).or_default().push(call),
                     Action::Route { call, agent } => self.route(batch_id, call, agent),
                     Action::Drop { call } => {
                         if let Some(call_id) = self.by_key.get(&(batch_id, call)) {
@@ -630,6 +689,9 @@ impl Driver {
                         }
                     }
                 }
+            }
+            for (batch_id, keys) in dials {
+                self.dial_many(batch_id, keys);
             }
             if !acted {
                 return;
@@ -644,63 +706,71 @@ impl Driver {
         })
     }
 
-    fn dial(&mut self, batch_id: u64, key: CallKey) {
+    /// Places the cores' dials of one task: as many as the task's lines have free channels,
+    /// numbers taken in one transaction; the rest are told "no number" so the core retries.
+    fn dial_many(&mut self, batch_id: u64, keys: Vec<CallKey>) {
         let now = self.now();
         let Some(run) = self.tasks.get_mut(&batch_id) else { return };
-        if run.stopping {
-            run.dialer.call_no_number(now, key);
-            return;
+        let (ring_seconds, caller, stopping) = (run.params.ring_seconds, run.extras.caller.clone(), run.stopping);
+        let free: usize = self
+            .trunks
+            .iter()
+            .filter(|(name, _)| caller.is_empty() || *name == caller)
+            .map(|(name, channels)| {
+                let in_use = self.calls.values().filter(|call| call.trunk == *name).count() as u32;
+                channels.saturating_sub(in_use) as usize
+            })
+            .sum();
+        let wanted = if stopping { 0 } else { keys.len().min(free) };
+        let claimed = if wanted == 0 {
+            Vec::new()
+        } else {
+            match self.store.claim_next_numbers(batch_id, wanted) {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::error!(%error, batch_id, "cannot take numbers");
+                    Vec::new()
+                }
+            }
+        };
+        let mut claimed = claimed.into_iter();
+        for key in keys {
+            let next = claimed.next();
+            let trunk = next.as_ref().and_then(|_| self.free_trunk(&caller));
+            let (Some(number), Some(trunk)) = (next, trunk) else {
+                if let Some(run) = self.tasks.get_mut(&batch_id) {
+                    run.dialer.call_no_number(now, key);
+                }
+                continue;
+            };
+            let call_id = CallId(self.next_call);
+            self.next_call += 1;
+            tracing::debug!(batch_id, attempt = number.attempt_id, call = call_id.0, %trunk, "dialing");
+            self.calls.insert(
+                call_id,
+                CallInfo {
+                    batch_id,
+                    key,
+                    attempt_id: number.attempt_id,
+                    trunk: trunk.clone(),
+                    answered: false,
+                    answered_at: None,
+                    agent: None,
+                    bridged: false,
+                    manual: None,
+                    phone: number.phone.clone(),
+                    dialed_at: Instant::now(),
+                },
+            );
+            self.by_key.insert((batch_id, key), call_id);
+            self.telephony.dial(DialRequest {
+                call: call_id,
+                caller_id: caller_id_of(&trunk),
+                trunk,
+                number: number.phone,
+                ring_timeout: Duration::from_secs(u64::from(ring_seconds)),
+            });
         }
-        let ring_seconds = run.params.ring_seconds;
-        let caller = run.extras.caller.clone();
-        let Some(trunk) = self.free_trunk(&caller) else {
-            if let Some(run) = self.tasks.get_mut(&batch_id) {
-                run.dialer.call_no_number(now, key);
-            }
-            return;
-        };
-        let claimed = match self.store.claim_next_number(batch_id) {
-            Ok(Some(claimed)) => claimed,
-            Ok(None) => {
-                if let Some(run) = self.tasks.get_mut(&batch_id) {
-                    run.dialer.call_no_number(now, key);
-                }
-                return;
-            }
-            Err(error) => {
-                tracing::error!(%error, batch_id, "cannot take a number");
-                if let Some(run) = self.tasks.get_mut(&batch_id) {
-                    run.dialer.call_no_number(now, key);
-                }
-                return;
-            }
-        };
-        let call_id = CallId(self.next_call);
-        self.next_call += 1;
-        tracing::info!(batch_id, attempt = claimed.attempt_id, call = call_id.0, %trunk, "dialing");
-        self.calls.insert(
-            call_id,
-            CallInfo {
-                batch_id,
-                key,
-                attempt_id: claimed.attempt_id,
-                trunk: trunk.clone(),
-                answered: false,
-                agent: None,
-                bridged: false,
-                manual: None,
-                phone: claimed.phone.clone(),
-                dialed_at: Instant::now(),
-            },
-        );
-        self.by_key.insert((batch_id, key), call_id);
-        self.telephony.dial(DialRequest {
-            call: call_id,
-            caller_id: caller_id_of(&trunk),
-            trunk,
-            number: claimed.phone,
-            ring_timeout: Duration::from_secs(u64::from(ring_seconds)),
-        });
     }
 
     fn route(&mut self, batch_id: u64, key: CallKey, agent_id: AgentId) {
@@ -738,9 +808,7 @@ impl Driver {
             LineEvent::Answered { call } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
                 info.answered = true;
-                if let Err(error) = self.store.mark_answered(info.attempt_id, unix_now()) {
-                    tracing::error!(%error, "cannot record the answer");
-                }
+                info.answered_at = Some(unix_now());
                 if let Some(manual) = &info.manual {
                     // An agent's own call goes straight to that agent's phone.
                     let extension = self.agents.get(&manual.agent).map(|slot| slot.extension.clone());
@@ -770,20 +838,25 @@ impl Driver {
                 info.bridged = true;
                 info.agent = Some(agent_id);
                 let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
+                let answered_at = info.answered_at.unwrap_or_else(unix_now);
+                let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
                 if let Some(manual) = &info.manual {
                     if !manual.popped {
-                        self.send_popup(agent_id, attempt_id);
+                        self.send_popup(agent_id, attempt_id, true);
                     }
-                    return;
+                } else {
+                    if let Some(run) = self.tasks.get_mut(&batch_id) {
+                        run.dialer.call_bridged(now, key, agent_id);
+                    }
+                    // The popup first, the disk after: the agent is talking already.
+                    self.send_popup(agent_id, attempt_id, false);
                 }
-                if let Some(run) = self.tasks.get_mut(&batch_id) {
-                    run.dialer.call_bridged(now, key, agent_id);
-                }
-                let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
-                if let Err(error) = self.store.mark_bridged(attempt_id, &username) {
-                    tracing::error!(%error, "cannot record the bridge");
-                }
-                self.send_popup(agent_id, attempt_id);
+                self.store.note_bridge(attempt_id, &username);
+                self.writer.write(move |store| {
+                    if let Err(error) = store.mark_answered_and_bridged(attempt_id, answered_at, &username) {
+                        tracing::error!(%error, attempt_id, "cannot record the bridge");
+                    }
+                });
             }
             LineEvent::AgentMissed { call, extension } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
@@ -830,6 +903,13 @@ impl Driver {
                 if let Some(agent_id) = info.agent {
                     let outcome = if info.bridged { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
                     self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
+                }
+                // The call's queued writes land before its end is written and read back.
+                self.writer.flush();
+                if let (Some(answered_at), false) = (info.answered_at, info.bridged)
+                    && let Err(error) = self.store.mark_answered(info.attempt_id, answered_at)
+                {
+                    tracing::error!(%error, "cannot record the answer");
                 }
                 match self.store.finish_attempt(info.attempt_id, &end) {
                     Ok(attempt) => tracing::info!(

@@ -424,6 +424,12 @@ pub struct Store {
     /// The site's lines (trunks and their channel counts), told by the appliance at start;
     /// task parameters are checked against them.
     lines: Mutex<Vec<Line>>,
+    /// A second, read-only connection for the popup: WAL lets it read while the main
+    /// connection is flushing a write, so a popup never waits for a disk flush.
+    reader: Mutex<Connection>,
+    /// Calls put through to an agent whose bridge is queued for writing but not on disk yet
+    /// (attempt → agent): the agent may already save the call's record.
+    pending_agents: Mutex<std::collections::HashMap<u64, String>>,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> DbError {
@@ -500,12 +506,16 @@ impl Store {
             .query_row("SELECT epoch FROM sync_state WHERE id = 1", [], |row| row.get(0))
             .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
+        let reader = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
+        reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(sqlite)?;
         Ok(Store {
+            reader: Mutex::new(reader),
             conn: Mutex::new(conn),
             epoch: epoch as u64,
             notify: Arc::new(Notify::new()),
             path,
             lines: Mutex::new(Vec::new()),
+            pending_agents: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -856,37 +866,47 @@ impl Store {
     /// transaction. Order: batch priority (desc), import time, then row order; a number that
     /// has an attempt in progress anywhere on the site is skipped. `None` when nothing is left.
     pub fn claim_next_number(&self, batch_id: u64) -> Result<Option<ClaimedNumber>, DbError> {
+        Ok(self.claim_next_numbers(batch_id, 1)?.pop())
+    }
+
+    /// Takes up to `n` numbers of `batch_id` in one transaction (one disk flush for a whole
+    /// wave of dials), in the order [`Store::claim_next_number`] takes them.
+    pub fn claim_next_numbers(&self, batch_id: u64, n: usize) -> Result<Vec<ClaimedNumber>, DbError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let next: Option<(u32, u32, u64, String)> = tx
-            .query_row(
-                "SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
-                 FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
-                 WHERE r.batch_id = ?1 AND r.status = 'new' AND b.verified = 1
-                   AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
-                   AND NOT EXISTS (SELECT 1 FROM attempts a
-                                   WHERE a.phone = r.phone AND a.state = 'dialing')
-                 ORDER BY COALESCE(b.control_priority, b.manifest_priority) DESC,
-                          b.imported_at, r.chunk_idx, r.row_idx
-                 LIMIT 1",
-                [batch_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-            )
-            .optional()?;
-        let Some((chunk_idx, row_idx, row_id, phone)) = next else { return Ok(None) };
-        tx.execute(
-            "UPDATE batch_rows SET status = 'dialing'
-             WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
-            params![batch_id, chunk_idx, row_idx],
-        )?;
-        tx.execute(
-            "INSERT INTO attempts (batch_id, chunk_idx, row_idx, row_id, phone, state, started_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'dialing', ?6)",
-            params![batch_id, chunk_idx, row_idx, row_id, phone, now_unix()],
-        )?;
-        let attempt_id = tx.last_insert_rowid() as u64;
+        let mut claimed = Vec::new();
+        for _ in 0..n {
+            let next: Option<(u32, u32, u64, String)> = tx
+                .query_row(
+                    "SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
+                     FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
+                     WHERE r.batch_id = ?1 AND r.status = 'new' AND b.verified = 1
+                       AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
+                       AND NOT EXISTS (SELECT 1 FROM attempts a
+                                       WHERE a.phone = r.phone AND a.state = 'dialing')
+                     ORDER BY COALESCE(b.control_priority, b.manifest_priority) DESC,
+                              b.imported_at, r.chunk_idx, r.row_idx
+                     LIMIT 1",
+                    [batch_id],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()?;
+            let Some((chunk_idx, row_idx, row_id, phone)) = next else { break };
+            tx.execute(
+                "UPDATE batch_rows SET status = 'dialing'
+                 WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
+                params![batch_id, chunk_idx, row_idx],
+            )?;
+            tx.execute(
+                "INSERT INTO attempts (batch_id, chunk_idx, row_idx, row_id, phone, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'dialing', ?6)",
+                params![batch_id, chunk_idx, row_idx, row_id, phone, now_unix()],
+            )?;
+            let attempt_id = tx.last_insert_rowid() as u64;
+            claimed.push(ClaimedNumber { attempt_id, batch_id, row_id, phone });
+        }
         tx.commit()?;
-        Ok(Some(ClaimedNumber { attempt_id, batch_id, row_id, phone }))
+        Ok(claimed)
     }
 
     /// The customer answered.
@@ -903,6 +923,29 @@ impl Store {
     pub fn mark_popped(&self, attempt_id: u64) -> Result<(), DbError> {
         self.lock().execute("UPDATE attempts SET popped = 1 WHERE attempt_id = ?1", [attempt_id])?;
         Ok(())
+    }
+
+    /// The customer answered at `answered_at` and the call was put through to `agent`, in
+    /// one write.
+    pub fn mark_answered_and_bridged(&self, attempt_id: u64, answered_at: i64, agent: &str) -> Result<(), DbError> {
+        let written = self.lock().execute(
+            "UPDATE attempts SET answered_at = COALESCE(answered_at, ?2), agent = ?3 WHERE attempt_id = ?1",
+            params![attempt_id, answered_at, agent],
+        );
+        self.pending().remove(&attempt_id);
+        written?;
+        Ok(())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, std::collections::HashMap<u64, String>> {
+        // One insert or remove per use: a poisoned map is still consistent.
+        self.pending_agents.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The dialer put `attempt_id` through to `agent` and queued the write: until it lands,
+    /// the agent is known to be the call's owner all the same.
+    pub fn note_bridge(&self, attempt_id: u64, agent: &str) {
+        self.pending().insert(attempt_id, agent.to_string());
     }
 
     /// The call was put through to `agent` (username).
@@ -1017,7 +1060,15 @@ impl Store {
 
     /// The popup for an attempt, with the project's masking applied.
     pub fn popup(&self, attempt_id: u64) -> Result<Option<Popup>, DbError> {
-        let conn = self.lock();
+        self.popup_for(attempt_id, None)
+    }
+
+    /// The popup of an attempt for `agent` (username), who may not be written on the
+    /// attempt yet: the dialer builds the popup before it records the bridge, so the agent's
+    /// screen never waits for a disk write.
+    pub fn popup_for(&self, attempt_id: u64, agent_override: Option<&str>) -> Result<Option<Popup>, DbError> {
+        // See `reader`: the same reasoning as `lock` makes a poisoned reader safe to use.
+        let conn = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>);
         let found: Option<Found> = conn
             .query_row(
@@ -1039,6 +1090,7 @@ impl Store {
         let values = work::row_values(&conn, batch_id, row_id, &fields_blob)?;
         // An agent who pops on ring sees the number as first three and last four digits for
         // the whole call (manual 3.2.1.1), whatever the project says.
+        let agent = agent_override.map(str::to_string).or(agent);
         let ring_mask = match &agent {
             Some(agent) => work::pops_on_ring(&conn, agent)?,
             None => false,
@@ -1123,6 +1175,7 @@ impl Store {
         let Some((batch_id, row_id, owner, project_id)) = found else {
             return Err(SaveRecordError::NoSuchAttempt(attempt_id));
         };
+        let owner = owner.or_else(|| self.pending().get(&attempt_id).cloned());
         if owner.as_deref() != Some(agent) {
             return Err(SaveRecordError::NotYours(attempt_id));
         }

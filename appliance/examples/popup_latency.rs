@@ -1,0 +1,378 @@
+//! Popup latency benchmark: from the carrier's 200 OK reaching the appliance to the popup
+//! event arriving at the agent's server-sent-event client, at N concurrent calls.
+//!
+//! The appliance runs in its own tokio runtime (its own threads) exactly as `appliance::start`
+//! runs it in production: SQLite store, dialer driver, SIP lines, web server. Around it, on
+//! loopback, this program plays:
+//! - the carrier: a UDP SIP UAS that answers every INVITE at once with 200 OK (the instant
+//!   it sends the 200 is the start of the measurement; on loopback it reaches the box within
+//!   microseconds) and hangs up with BYE after the talk time;
+//! - N agent phones: digest REGISTER as their extension, answer every INVITE at once;
+//! - N agent desks: logged in over HTTP, 可回接, each reading `GET /api/agent/events`; the
+//!   instant a `popup` event's bytes arrive is the end of the measurement. Each desk then
+//!   saves the (empty) business record, which ends its after-call work, so the dialer calls
+//!   again for the next round.
+//!
+//! The predictive task runs at ratio 1:1 with max concurrency N, so each round puts N calls
+//! through at once. Numbers are unmasked in this project so a popup can be matched to the
+//! call that caused it.
+//!
+//! ```sh
+//! cargo run --release -p appliance --example popup_latency -- --calls 10,100 --rounds 5
+//! ```
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use appliance::ApplianceConfig;
+use appliance::store::{Role, Store};
+use serde_json::{Value, json};
+use sip_core::auth::{Challenge, Credentials};
+use sip_core::sdp::SessionDescription;
+use sip_core::{Message, Method, NameAddr, Request, Response};
+use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, rows_hash};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+const SIP_PASSWORD: &str = "bench-secret";
+const AGENT_PASSWORD: &str = "bench-agent";
+const TALK: Duration = Duration::from_millis(800);
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let levels: Vec<u32> = arg(&args, "--calls", "10,100")
+        .split(',')
+        .map(|n| n.trim().parse().with_context(|| format!("--calls: {n:?} is not a number")))
+        .collect::<Result<_, _>>()?;
+    let rounds: u32 = arg(&args, "--rounds", "5").parse().context("--rounds")?;
+    println!("popup latency: carrier 200 OK sent -> popup event received by the agent's SSE client");
+    for n_calls in levels {
+        let mut samples = run(n_calls, rounds).await?;
+        samples.sort();
+        let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+        println!(
+            "{n_calls:>4} concurrent calls: {:>4} popups  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>7.2} ms",
+            samples.len(),
+            pick(0.50).as_secs_f64() * 1e3,
+            pick(0.99).as_secs_f64() * 1e3,
+            samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        );
+    }
+    Ok(())
+}
+
+fn project() -> ProjectDef {
+    ProjectDef {
+        project_id: 1,
+        category: "bench".into(),
+        name: "popup latency".into(),
+        script: "您好".into(),
+        hide_middle_digits: false,
+        customer_fields: vec![FieldDef {
+            key: "name".into(),
+            title: "姓名".into(),
+            kind: FieldKind::Text,
+            required: false,
+            read_only: false,
+            hidden: false,
+        }],
+        record_fields: Vec::new(),
+        params: Default::default(),
+        version: 1,
+    }
+}
+
+fn free_udp_port() -> anyhow::Result<u16> {
+    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// One level: N agents, `rounds` × N calls; returns each popup's latency.
+async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "admin")?;
+    let n_rows = u64::from(n_calls * (rounds + 2));
+    {
+        // Extensions and agents exist before the box starts, so the lines know them.
+        let store = Store::open(dir.path())?;
+        for idx in 0..n_calls {
+            let extension = format!("{}", 2000 + idx);
+            store.create_extension(&extension, SIP_PASSWORD)?;
+            store.create_user(&format!("a{idx}"), AGENT_PASSWORD, Role::Agent, "bench", Some(&extension))?;
+        }
+        let rows: Vec<CustomerRow> = (0..n_rows)
+            .map(|i| CustomerRow { row_id: i + 1, phone: format!("1390{:07}", i), fields: vec![("name".into(), format!("c{i}"))] })
+            .collect();
+        let events = vec![
+            DownEvent::Project(project()),
+            DownEvent::BatchChunk(BatchChunk { batch_id: 1, chunk_idx: 0, rows: rows.clone() }),
+            DownEvent::BatchManifest(BatchManifest {
+                batch_id: 1,
+                project_id: 1,
+                name: "bench".into(),
+                priority: 50,
+                imported_at: 1,
+                n_rows,
+                n_chunks: 1,
+                rows_hash: rows_hash(&rows),
+            }),
+        ];
+        for (idx, event) in events.into_iter().enumerate() {
+            store.apply_down_entry(&DownEntry { seq: idx as u64 + 1, event })?;
+        }
+    }
+
+    // The appliance in its own runtime, as in production.
+    let carrier_port = free_udp_port()?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let config = ApplianceConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "bench".into(),
+            address: SocketAddr::new(localhost, carrier_port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels: n_calls,
+        }],
+        hold_audio: None,
+    };
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let box_shutdown = shutdown.clone();
+    let box_thread = std::thread::spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        runtime.block_on(async move {
+            let running = appliance::start(config, box_shutdown.clone()).await?;
+            let _ = ready_tx.send((running.http_addr, running.sip_addr));
+            box_shutdown.cancelled().await;
+            running.wait().await;
+            Ok(())
+        })
+    });
+    let (http_addr, box_sip) = ready_rx.recv_timeout(Duration::from_secs(30)).context("the appliance did not start")?;
+    let url = format!("http://{http_addr}");
+
+    let answered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let popups: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    tokio::spawn(carrier(carrier_port, answered.clone()));
+    for idx in 0..n_calls {
+        tokio::spawn(phone(box_sip, format!("{}", 2000 + idx)));
+    }
+
+    // The desks.
+    let mut desks = Vec::new();
+    for idx in 0..n_calls {
+        let client = reqwest::Client::builder().cookie_store(true).build()?;
+        post(&client, format!("{url}/api/login"), json!({"username": format!("a{idx}"), "password": AGENT_PASSWORD})).await?;
+        let events = client.get(format!("{url}/api/agent/events")).send().await?;
+        post(&client, format!("{url}/api/agent/state"), json!({"state": "available"})).await?;
+        desks.push(tokio::spawn(desk(client, url.clone(), events, popups.clone())));
+    }
+    // Every phone registered before dialing starts.
+    let admin = reqwest::Client::builder().cookie_store(true).build()?;
+    post(&admin, format!("{url}/api/login"), json!({"username": "admin", "password": admin_password})).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status: Value = admin.get(format!("{url}/api/status")).send().await?.json().await?;
+        let registered = status["lines"]["registered_extensions"].as_array().map(Vec::len).unwrap_or(0);
+        if registered == n_calls as usize {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {registered} of {n_calls} phones registered");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    post(
+        &admin,
+        format!("{url}/api/tasks/1/start"),
+        json!({"ratio": 1, "max_concurrency": n_calls, "ring_seconds": 30, "dial_mode": "predictive", "cool_down": 0}),
+    )
+    .await?;
+
+    let wanted = (n_calls * rounds) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60 + u64::from(rounds) * 10);
+    while popups.lock().map(|p| p.len()).unwrap_or(0) < wanted {
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    for desk in desks {
+        desk.abort();
+    }
+    let _ = tokio::task::spawn_blocking(move || box_thread.join()).await;
+
+    let answered = answered.lock().map(|a| a.clone()).unwrap_or_default();
+    let popups = popups.lock().map(|p| p.clone()).unwrap_or_default();
+    let mut samples = Vec::new();
+    for (phone, at) in popups.iter().take(wanted) {
+        let Some(sent) = answered.get(phone) else { bail!("popup for {phone}, which the carrier never answered") };
+        samples.push(at.saturating_duration_since(*sent));
+    }
+    if samples.len() < wanted {
+        bail!("only {} of {wanted} popups arrived at {n_calls} concurrent calls", samples.len());
+    }
+    Ok(samples)
+}
+
+async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(&url).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// An agent's desk: reads popups, notes when each arrived, saves its record.
+async fn desk(client: reqwest::Client, url: String, mut events: reqwest::Response, popups: Arc<Mutex<Vec<(String, Instant)>>>) {
+    let mut buffer = String::new();
+    while let Ok(Some(chunk)) = events.chunk().await {
+        let arrived = Instant::now();
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            if !block.starts_with("event: popup") {
+                continue;
+            }
+            let data: String = block.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim_start).collect();
+            let Ok(popup) = serde_json::from_str::<Value>(&data) else { continue };
+            let phone = popup["phone"].as_str().unwrap_or_default().to_string();
+            if let Ok(mut list) = popups.lock() {
+                list.push((phone, arrived));
+            }
+            let attempt_id = popup["attempt_id"].as_u64().unwrap_or_default();
+            let _ = post(&client, format!("{url}/api/attempts/{attempt_id}/record"), json!({"values": {}})).await;
+        }
+    }
+}
+
+fn sdp(port: u16) -> Vec<u8> {
+    format!("v=0\r\no=bench 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+        .into_bytes()
+}
+
+/// 200 OK with SDP for an INVITE; the media socket is kept open for the call's length.
+async fn ok_with_sdp(request: &Request, tag: &str) -> Option<(Response, UdpSocket)> {
+    SessionDescription::parse(&request.body).ok()?;
+    let media = UdpSocket::bind("127.0.0.1:0").await.ok()?;
+    let port = media.local_addr().ok()?.port();
+    let mut response = Response::to_request(request, 200, "OK", Some(tag))
+        .with_header("Contact", format!("<sip:{tag}@127.0.0.1>"))
+        .with_header("Content-Type", "application/sdp");
+    response.body = sdp(port);
+    Some((response, media))
+}
+
+/// The carrier: 200 OK at once (noting the instant per number), BYE after the talk time.
+async fn carrier(port: u16, answered: Arc<Mutex<HashMap<String, Instant>>>) -> anyhow::Result<()> {
+    let socket = Arc::new(UdpSocket::bind(("127.0.0.1", port)).await?);
+    let local = socket.local_addr()?;
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        let (n_bytes, source) = socket.recv_from(&mut buffer).await?;
+        let Ok(Message::Request(request)) = sip_core::parse(&buffer[..n_bytes]) else { continue };
+        match request.method {
+            Method::Invite => {
+                let Some((response, media)) = ok_with_sdp(&request, "carrier").await else { continue };
+                let number = request.uri.trim_start_matches("sip:").split('@').next().unwrap_or_default().to_string();
+                // Retransmitted INVITEs keep the first instant.
+                let sent = Instant::now();
+                socket.send_to(&response.to_bytes(), source).await?;
+                if let Ok(mut map) = answered.lock() {
+                    map.entry(number).or_insert(sent);
+                }
+                let (socket, request) = (socket.clone(), request.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(TALK).await;
+                    let target = request.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()).map(|a| a.uri);
+                    let (Some(target), Some(from), Some(call_id)) =
+                        (target, request.headers.get("From"), request.headers.get("Call-ID"))
+                    else {
+                        return;
+                    };
+                    let to = request.headers.get("To").unwrap_or_default();
+                    let bye = Request::new(Method::Bye, target)
+                        .with_header("Via", format!("SIP/2.0/UDP {local};branch=z9hG4bK{}", sip_core::transaction::new_branch()))
+                        .with_header("From", format!("{to};tag=carrier"))
+                        .with_header("To", from)
+                        .with_header("Call-ID", call_id)
+                        .with_header("CSeq", "2 BYE")
+                        .with_header("Max-Forwards", "70");
+                    let _ = socket.send_to(&bye.to_bytes(), source).await;
+                    drop(media);
+                });
+            }
+            Method::Bye => {
+                let _ = socket.send_to(&Response::to_request(&request, 200, "OK", None).to_bytes(), source).await;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// An agent's phone: registers with digest, answers every call at once.
+async fn phone(box_sip: SocketAddr, extension: String) -> anyhow::Result<()> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let local = socket.local_addr()?;
+    let register = |cseq: u32, authorization: Option<String>| {
+        let mut request = Request::new(Method::Register, format!("sip:{box_sip}"))
+            .with_header("Via", format!("SIP/2.0/UDP {local};branch=z9hG4bK{extension}r{cseq}"))
+            .with_header("From", format!("<sip:{extension}@{box_sip}>;tag=p{extension}"))
+            .with_header("To", format!("<sip:{extension}@{box_sip}>"))
+            .with_header("Call-ID", format!("reg-{extension}"))
+            .with_header("CSeq", format!("{cseq} REGISTER"))
+            .with_header("Contact", format!("<sip:{extension}@{local}>"))
+            .with_header("Expires", "3600")
+            .with_header("Max-Forwards", "70");
+        if let Some(value) = authorization {
+            request.headers.push("Authorization", value);
+        }
+        request.to_bytes()
+    };
+    socket.send_to(&register(1, None), box_sip).await?;
+    let mut media = Vec::new();
+    let mut buffer = vec![0u8; 8192];
+    loop {
+        let (n_bytes, source) = socket.recv_from(&mut buffer).await?;
+        match sip_core::parse(&buffer[..n_bytes]) {
+            Ok(Message::Response(response)) if response.status == 401 => {
+                let Some(Ok(challenge)) = response.headers.get("WWW-Authenticate").map(Challenge::parse) else { continue };
+                let credentials = Credentials { username: extension.clone(), password: SIP_PASSWORD.into() };
+                let value = challenge.answer(&credentials, "REGISTER", &format!("sip:{box_sip}"), "c", 1);
+                socket.send_to(&register(2, Some(value)), box_sip).await?;
+            }
+            Ok(Message::Request(request)) => match request.method {
+                Method::Invite => {
+                    let Some((response, socket_media)) = ok_with_sdp(&request, "agent").await else { continue };
+                    socket.send_to(&response.to_bytes(), source).await?;
+                    // Keep the last few calls' media sockets open; older calls are over.
+                    media.push(socket_media);
+                    if media.len() > 4 {
+                        media.remove(0);
+                    }
+                }
+                Method::Bye => {
+                    socket.send_to(&Response::to_request(&request, 200, "OK", None).to_bytes(), source).await?;
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+}
