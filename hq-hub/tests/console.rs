@@ -210,19 +210,21 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "priority 101 is out of range: use 1 (paused) to 100 (highest)");
 
-    // Dispatch: project definition, chunk(s), manifest whose hash matches the rows.
+    // Dispatch: project definition and its settings, chunk(s), manifest whose hash matches the rows.
     let (status, body) = h
         .post(&format!("/api/files/{good_file}/dispatch"), json!({ "name": "十月第一批", "priority": 5, "site_ids": [site_id] }))
         .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
     let batch_id = body["batch_ids"][0].as_i64().unwrap_or_default();
     let log = h.hub().store.down_log(site_id, 0, 100)?;
-    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     let DownEvent::Project(project) = &log[0].event else { panic!("first entry is {:?}", log[0].event) };
     assert_eq!(project.customer_fields.len(), 2);
     assert!(project.hide_middle_digits);
-    let DownEvent::BatchChunk(chunk) = &log[1].event else { panic!("second entry is {:?}", log[1].event) };
-    let DownEvent::BatchManifest(manifest) = &log[2].event else { panic!("third entry is {:?}", log[2].event) };
+    let DownEvent::ProjectSettings(settings) = &log[1].event else { panic!("second entry is {:?}", log[1].event) };
+    assert_eq!(settings.version, project.version);
+    let DownEvent::BatchChunk(chunk) = &log[2].event else { panic!("third entry is {:?}", log[2].event) };
+    let DownEvent::BatchManifest(manifest) = &log[3].event else { panic!("fourth entry is {:?}", log[3].event) };
     assert_eq!(chunk.batch_id, batch_id as u64);
     assert_eq!(manifest.n_rows, 3);
     assert_eq!(manifest.n_chunks, 1);
@@ -233,7 +235,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(chunk.rows[0].fields, vec![("name".to_string(), "张三".to_string()), ("level".to_string(), "A".to_string())]);
     // The link's view of the same log.
     let via_link = h.hub().store.down_after(site_id as u64, 1, 10)?;
-    assert_eq!(via_link.len(), 2);
+    assert_eq!(via_link.len(), 3);
 
     // A second batch of the same project does not resend the project.
     let mixed_file = good_file + 1;
@@ -241,7 +243,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
         .post(&format!("/api/files/{mixed_file}/dispatch"), json!({ "name": "补充", "priority": 10, "site_ids": [site_id] }))
         .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let log = h.hub().store.down_log(site_id, 3, 100)?;
+    let log = h.hub().store.down_log(site_id, 4, 100)?;
     assert!(matches!(log[0].event, DownEvent::BatchChunk(_)), "{:?}", log[0].event);
     let DownEvent::BatchChunk(second_chunk) = &log[0].event else { unreachable!() };
     assert!(second_chunk.rows.iter().all(|r| !chunk.rows.iter().any(|c| c.row_id == r.row_id)), "row ids are hub-wide unique");

@@ -131,6 +131,34 @@ pub enum DownEvent {
     VoiceFile(VoiceFile),
     /// Link settings HQ sets for the site, such as the recording upload cap.
     LinkSettings(LinkSettings),
+    /// The project parameters [`ProjectParams`] has no room for: popup timing, project
+    /// status and calling windows. Sent after every [`DownEvent::Project`] of the same
+    /// version; `None` / empty means HQ left it to the site.
+    ProjectSettings(ProjectSettings),
+}
+
+/// Project parameters beyond [`ProjectParams`] (弹屏时机, 项目状态, 定时外呼).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectSettings {
+    pub project_id: u64,
+    /// The [`ProjectDef::version`] these settings belong to; apply only if not older than
+    /// the last applied.
+    pub version: u64,
+    /// `Some(true)`: popup on ring (number shown as first three and last four digits until
+    /// answered); `Some(false)`: popup on answer; `None`: the site decides.
+    pub popup_on_ring: Option<bool>,
+    /// `Some(true)`: HQ set the project running; `Some(false)`: paused; `None`: the site decides.
+    pub running: Option<bool>,
+    /// Daily windows in which numbers may be taken, China time; empty = no limit from HQ.
+    pub calling_windows: Vec<CallingWindow>,
+}
+
+/// A daily calling window in minutes after midnight, China time; `start_minute <
+/// end_minute`, both `0..=1440`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallingWindow {
+    pub start_minute: u16,
+    pub end_minute: u16,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +193,13 @@ pub enum FieldKind {
     Text,
     /// Single choice; the options in their display order.
     SingleChoice(Vec<String>),
+    /// A number (integer or decimal), checked at HQ on import.
+    Number,
+    /// A date, `YYYY-MM-DD`.
+    Date,
+    /// Multiple choice; the options in their display order. A value holds the chosen
+    /// options separated by `;` (HQ also accepts `；` `,` `，` on import).
+    MultipleChoice(Vec<String>),
 }
 
 /// Parameters HQ may bind. `None` means HQ left it to each site.

@@ -136,6 +136,8 @@ async fn schemathesis_finds_no_server_error() -> anyhow::Result<()> {
         .arg("--report-ndjson-path")
         .arg(&report)
         .arg("--continue-on-failure")
+        // Its cache folder (.schemathesis) goes to the temporary directory, not the repository.
+        .current_dir(dir.path())
         .env("NO_COLOR", "1")
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .stdin(Stdio::null())

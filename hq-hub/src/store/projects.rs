@@ -136,13 +136,12 @@ impl FieldSpec {
 impl FieldSpec {
     /// The wire form sent to sites.
     pub fn to_wire(&self) -> sync_protocol::FieldDef {
-        // The wire knows text and single choice only; number, date and multiple choice go
-        // as text (their values were checked at HQ, and the site shows them verbatim).
         let kind = match self.kind {
+            FieldSpecKind::Text => sync_protocol::FieldKind::Text,
             FieldSpecKind::SingleChoice => sync_protocol::FieldKind::SingleChoice(self.options.clone()),
-            FieldSpecKind::Text | FieldSpecKind::Number | FieldSpecKind::Date | FieldSpecKind::MultipleChoice => {
-                sync_protocol::FieldKind::Text
-            }
+            FieldSpecKind::Number => sync_protocol::FieldKind::Number,
+            FieldSpecKind::Date => sync_protocol::FieldKind::Date,
+            FieldSpecKind::MultipleChoice => sync_protocol::FieldKind::MultipleChoice(self.options.clone()),
         };
         sync_protocol::FieldDef {
             key: self.key.clone(),
@@ -295,8 +294,30 @@ pub struct Project {
 }
 
 impl Project {
-    /// The definition sent down to sites. Popup timing, status and calling windows have no
-    /// wire field yet; status reaches sites as batch controls (one-click start / pause).
+    /// The parameters [`sync_protocol::ProjectParams`] has no room for (popup timing,
+    /// status, calling windows), sent right after the definition of the same version.
+    pub fn settings_to_wire(&self) -> sync_protocol::ProjectSettings {
+        let s = &self.settings;
+        // "HH:MM" was checked when stored; anything unreadable is left out rather than sent.
+        let minute = |text: &str| -> Option<u16> {
+            let (h, m) = text.split_once(':')?;
+            let (h, m): (u16, u16) = (h.trim().parse().ok()?, m.trim().parse().ok()?);
+            (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+        };
+        sync_protocol::ProjectSettings {
+            project_id: self.id as u64,
+            version: self.version as u64,
+            popup_on_ring: s.popup_timing.map(|p| p == PopupTiming::OnRing),
+            running: s.status.map(|st| st == ProjectStatus::Running),
+            calling_windows: s
+                .calling_windows
+                .iter()
+                .filter_map(|w| Some(sync_protocol::CallingWindow { start_minute: minute(&w.start)?, end_minute: minute(&w.end)? }))
+                .collect(),
+        }
+    }
+
+    /// The definition sent down to sites; [`Project::settings_to_wire`] follows it.
     pub fn to_wire(&self) -> sync_protocol::ProjectDef {
         let s = &self.settings;
         sync_protocol::ProjectDef {
@@ -568,6 +589,8 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
             continue;
         }
         append_down(tx, site_id, &DownEvent::Project(project.to_wire())).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+        append_down(tx, site_id, &DownEvent::ProjectSettings(project.settings_to_wire()))
+            .map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
         tx.execute(
             "INSERT INTO sent_projects (site_id, project_id, version) VALUES (?1, ?2, ?3)
              ON CONFLICT (site_id, project_id) DO UPDATE SET version = excluded.version",
