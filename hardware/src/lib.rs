@@ -14,11 +14,23 @@
 //! - Bridged calls relay RTP both ways and are recorded to a two-channel WAV file; the
 //!   recording's path, size, duration and hash come with [`LineEvent::Ended`].
 //! - [`Telephony::set_extensions`] provisions agent phones; only those may REGISTER (digest,
-//!   realm `outpost`). Inbound INVITEs are refused with 403: the box never relays calls.
+//!   realm `outpost`); repeated failed logins lock the source address out
+//!   ([`LockoutPolicy`]). Inbound INVITEs are refused with 403, from trunks, phones and
+//!   strangers alike: the box never relays calls, so there is no toll-fraud path.
+//! - [`Telephony::start_with`] adds per-trunk [`TrunkOptions`]: SIP over TCP, an outbound
+//!   proxy, REGISTER with refresh, OPTIONS health checks ([`Telephony::trunk_status`]),
+//!   failover on 5xx / no answer / dead trunk, and a dial pattern. Digest toward carriers
+//!   answers 401 and 407, MD5 and SHA-256 (SHA-256 preferred when offered).
+//! - [`fxo`]: FXO gateways as one single-channel trunk per port, from TOML profiles, and
+//!   the technician's [`line_test`].
+//! - One attempt per number at a time across the site: a second dial of a number that is
+//!   still in a call ends at once as `Failed { status: 0 }`.
 //!
-//! Inside: one driver task owns the SIP socket (UDP) and all call legs; each call's media
-//! (RTP relay, hold audio, recording) runs in its own task. SIP parsing, SDP and digest come
-//! from the sans-IO `sip-core` crate.
+//! Inside: one driver task owns the SIP sockets (UDP, and TCP connections on the same port)
+//! and all call legs; each call's media (RTP relay with SSRC/sequence/timestamp rewriting,
+//! hold audio, recording streamed to disk) runs in its own task. SIP parsing, SDP and digest
+//! come from the sans-IO `sip-core` crate. `docs/sip-outcomes.md` maps SIP responses to
+//! outcomes.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
