@@ -628,3 +628,34 @@ async fn a_waiting_customer_hears_the_hold_file_in_20_ms_packets() -> anyhow::Re
     carrier.finish(Duration::from_secs(5)).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_customer_puts_the_box_on_hold_resumes_and_hangs_up() -> anyhow::Result<()> {
+    // The same SIPp phone script as the agent side, here as the customer's carrier: it
+    // answers, re-INVITEs with a=sendonly (expects a=recvonly), then a=sendrecv, then BYE.
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
+    let carrier = lines.sipp("customer", "agent_hold_resume.xml", port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(1, "carrier", Duration::from_secs(10));
+    lines.until_answered(Duration::from_secs(10)).await?;
+    lines.telephony.hold(CallId(1));
+    let (outcome, seen) = lines.until_ended(Duration::from_secs(15)).await?;
+    assert_eq!(
+        outcome,
+        Outcome::Abandoned,
+        "answered, never bridged: {seen:?}"
+    );
+    assert!(
+        matches!(
+            seen.last(),
+            Some(LineEvent::Ended {
+                hangup_side: Some(hardware::HangupSide::Customer),
+                ..
+            })
+        ),
+        "{seen:?}"
+    );
+    carrier.finish(Duration::from_secs(5)).await?;
+    Ok(())
+}
