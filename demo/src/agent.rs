@@ -56,7 +56,11 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> anyh
         .await
         .context("logging the simulated agent in")?;
     if !login.status().is_success() {
-        bail!("agent {} cannot log in: {}", config.username, login.text().await.unwrap_or_default());
+        bail!(
+            "agent {} cannot log in: {}",
+            config.username,
+            login.text().await.unwrap_or_default()
+        );
     }
     set_state(&client, &config, "available").await?;
 
@@ -114,19 +118,31 @@ pub async fn run_agent(config: AgentConfig, shutdown: CancellationToken) -> anyh
     Ok(())
 }
 
-async fn set_state(client: &reqwest::Client, config: &AgentConfig, state: &str) -> anyhow::Result<()> {
+async fn set_state(
+    client: &reqwest::Client,
+    config: &AgentConfig,
+    state: &str,
+) -> anyhow::Result<()> {
     let response = client
         .post(format!("{}/api/agent/state", config.appliance_url))
         .json(&serde_json::json!({"state": state}))
         .send()
         .await?;
     if !response.status().is_success() {
-        bail!("agent {} cannot go {state}: {}", config.username, response.text().await.unwrap_or_default());
+        bail!(
+            "agent {} cannot go {state}: {}",
+            config.username,
+            response.text().await.unwrap_or_default()
+        );
     }
     Ok(())
 }
 
-async fn save_result(client: &reqwest::Client, config: &AgentConfig, popup: &Popup) -> anyhow::Result<()> {
+async fn save_result(
+    client: &reqwest::Client,
+    config: &AgentConfig,
+    popup: &Popup,
+) -> anyhow::Result<()> {
     let mut values = serde_json::Map::new();
     {
         let mut rng = rand::rng();
@@ -142,12 +158,19 @@ async fn save_result(client: &reqwest::Client, config: &AgentConfig, popup: &Pop
         }
     }
     let response = client
-        .post(format!("{}/api/attempts/{}/record", config.appliance_url, popup.attempt_id))
+        .post(format!(
+            "{}/api/attempts/{}/record",
+            config.appliance_url, popup.attempt_id
+        ))
         .json(&serde_json::json!({"values": values}))
         .send()
         .await?;
     if !response.status().is_success() {
-        bail!("record for attempt {} refused: {}", popup.attempt_id, response.text().await.unwrap_or_default());
+        bail!(
+            "record for attempt {} refused: {}",
+            popup.attempt_id,
+            response.text().await.unwrap_or_default()
+        );
     }
     tracing::info!(agent = %config.username, attempt = popup.attempt_id, phone = %popup.phone, "business result saved");
     Ok(())
@@ -177,7 +200,11 @@ impl SseParser {
             let line = line.trim_end_matches(['\n', '\r']);
             if line.is_empty() {
                 if !self.data.is_empty() {
-                    let event = if self.event.is_empty() { "message".to_string() } else { std::mem::take(&mut self.event) };
+                    let event = if self.event.is_empty() {
+                        "message".to_string()
+                    } else {
+                        std::mem::take(&mut self.event)
+                    };
                     done.push((event, self.data.join("\n")));
                 }
                 self.event.clear();
@@ -185,7 +212,8 @@ impl SseParser {
             } else if let Some(value) = line.strip_prefix("event:") {
                 self.event = value.trim_start().to_string();
             } else if let Some(value) = line.strip_prefix("data:") {
-                self.data.push(value.strip_prefix(' ').unwrap_or(value).to_string());
+                self.data
+                    .push(value.strip_prefix(' ').unwrap_or(value).to_string());
             }
             // Comments (":keep-alive") and unknown fields are ignored, as the SSE spec says.
         }
@@ -204,7 +232,10 @@ mod tests {
         let events = parser.push(b"up\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\n");
         assert_eq!(
             events,
-            vec![("popup".to_string(), "{\"a\":1}".to_string()), ("message".to_string(), "x\ny".to_string())]
+            vec![
+                ("popup".to_string(), "{\"a\":1}".to_string()),
+                ("message".to_string(), "x\ny".to_string())
+            ]
         );
     }
 }

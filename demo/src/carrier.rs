@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rand::Rng as _;
-use sip_core::sdp::{self, Codec, SessionDescription};
+use sip_core::sdp::Codec;
 use sip_core::transaction::{new_branch, new_tag};
 use sip_core::{Message, Method, NameAddr, Request, Response};
 use tokio::net::UdpSocket;
@@ -124,9 +124,7 @@ pub async fn run_carrier(config: CarrierConfig, shutdown: CancellationToken) -> 
 }
 
 fn send(socket: &UdpSocket, bytes: &[u8], destination: SocketAddr) {
-    if let Err(error) = socket.try_send_to(bytes, destination) {
-        warn!(%destination, %error, "carrier send failed");
-    }
+    crate::peer::send(socket, bytes, destination, "carrier");
 }
 
 fn on_request(
@@ -309,31 +307,17 @@ async fn answer(
     config: &CarrierConfig,
     call: &mut CarrierCall,
 ) -> anyhow::Result<()> {
-    let offer = SessionDescription::parse(&call.invite.body)?;
-    let path = offer.audio_path(&[Codec::Pcmu, Codec::Pcma])?;
-    let rtp = UdpSocket::bind((local.ip(), 0)).await?;
-    let rtp_port = rtp.local_addr()?.port();
-    let mut ok = Response::to_request(&call.invite, 200, "OK", Some(&call.to_tag))
-        .with_header("Contact", format!("<sip:carrier@{local}>"))
-        .with_header("Content-Type", "application/sdp");
-    ok.body = sdp::build_audio(
-        local.ip(),
-        rtp_port,
-        &[path.codec],
-        path.telephone_event,
-        u64::from(rand::random::<u32>()),
-    );
-    let bytes = ok.to_bytes();
-    send(socket, &bytes, call.source);
-    call.last_response = bytes;
-    let stop = CancellationToken::new();
-    tokio::spawn(send_audio(
-        rtp,
-        path.remote,
-        path.codec,
+    let (bytes, stop) = crate::peer::answer_with_tone(
+        socket,
+        local,
+        &call.invite,
+        &call.to_tag,
+        call.source,
+        "carrier",
         config.tone_hz,
-        stop.clone(),
-    ));
+    )
+    .await?;
+    call.last_response = bytes;
     call.media_stop = Some(stop);
     Ok(())
 }

@@ -13,6 +13,7 @@
 
 pub mod agent;
 pub mod carrier;
+mod peer;
 pub mod phone;
 pub mod setup;
 
@@ -72,7 +73,10 @@ impl DemoConfig {
     /// Moves every listening port up by `offset`.
     pub fn offset_ports(&mut self, offset: u16) -> anyhow::Result<()> {
         let shift = |addr: &mut SocketAddr| -> anyhow::Result<()> {
-            let port = addr.port().checked_add(offset).context("--port-offset pushes a port past 65535")?;
+            let port = addr
+                .port()
+                .checked_add(offset)
+                .context("--port-offset pushes a port past 65535")?;
             addr.set_port(port);
             Ok(())
         };
@@ -137,8 +141,12 @@ impl Demo {
 
 /// Starts every part and seeds the demo; returns once the task is dialing.
 pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Result<Demo> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the demo data directory {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "creating the demo data directory {}",
+            config.data_dir.display()
+        )
+    })?;
     let hub_dir = config.data_dir.join("hub");
     let site_dir = config.data_dir.join("site");
     let credentials_path = config.data_dir.join("credentials.json");
@@ -146,8 +154,14 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
 
     let credentials = if first_run {
         let credentials = Credentials {
-            hq_admin: Login { username: "admin".into(), password: hq_hub::init_admin(&hub_dir, "admin")? },
-            site_admin: Login { username: "siteadmin".into(), password: appliance::init_admin(&site_dir, "siteadmin")? },
+            hq_admin: Login {
+                username: "admin".into(),
+                password: hq_hub::init_admin(&hub_dir, "admin")?,
+            },
+            site_admin: Login {
+                username: "siteadmin".into(),
+                password: appliance::init_admin(&site_dir, "siteadmin")?,
+            },
             sim_agents: (1..=config.n_agents)
                 .map(|i| AgentLogin {
                     username: format!("agent{i}"),
@@ -167,17 +181,27 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         credentials
     } else {
         let bytes = std::fs::read(&credentials_path)?;
-        serde_json::from_slice(&bytes).with_context(|| format!("reading {}", credentials_path.display()))?
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", credentials_path.display()))?
     };
 
     let hub = hq_hub::start(
-        hq_hub::HubConfig { data_dir: hub_dir, http_bind: config.hub_http, sync_bind: config.hub_sync },
+        hq_hub::HubConfig {
+            data_dir: hub_dir,
+            http_bind: config.hub_http,
+            sync_bind: config.hub_sync,
+        },
         shutdown.clone(),
     )
     .await
     .context("starting the hub")?;
     let hub_url = format!("http://{}", hub.http_addr);
-    let hq = Api::login(&hub_url, &credentials.hq_admin.username, &credentials.hq_admin.password).await?;
+    let hq = Api::login(
+        &hub_url,
+        &credentials.hq_admin.username,
+        &credentials.hq_admin.password,
+    )
+    .await?;
 
     if first_run {
         seed_hq(&hq, &config, &site_dir, hub.sync_addr).await?;
@@ -218,14 +242,25 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     .await
     .context("starting the appliance")?;
     let site_url = format!("http://{}", site.http_addr);
-    let site_api = Api::login(&site_url, &credentials.site_admin.username, &credentials.site_admin.password).await?;
+    let site_api = Api::login(
+        &site_url,
+        &credentials.site_admin.username,
+        &credentials.site_admin.password,
+    )
+    .await?;
 
-    let all_agents: Vec<&AgentLogin> =
-        credentials.sim_agents.iter().chain(std::iter::once(&credentials.browser_agent)).collect();
+    let all_agents: Vec<&AgentLogin> = credentials
+        .sim_agents
+        .iter()
+        .chain(std::iter::once(&credentials.browser_agent))
+        .collect();
     if first_run {
         for agent in &all_agents {
             site_api
-                .post::<Value>("/api/extensions", &json!({"extension": agent.extension, "password": agent.sip_password}))
+                .post::<Value>(
+                    "/api/extensions",
+                    &json!({"extension": agent.extension, "password": agent.sip_password}),
+                )
                 .await?;
             site_api
                 .post::<Value>(
@@ -240,10 +275,14 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     // Every extension gets a phone, the browser agent's too: a person watching popups in the
     // browser needs no softphone of their own.
     for (idx, agent) in all_agents.iter().enumerate() {
-        let mut phone_config = phone::PhoneConfig::new(site.sip_addr, &agent.extension, &agent.sip_password);
+        let mut phone_config =
+            phone::PhoneConfig::new(site.sip_addr, &agent.extension, &agent.sip_password);
         // Tones a little apart so a listener can tell the agents apart in recordings.
         phone_config.tone_hz = 440.0 + 40.0 * idx as f64;
-        tasks.spawn(log_errors("phone", phone::run_phone(phone_config, shutdown.clone())));
+        tasks.spawn(log_errors(
+            "phone",
+            phone::run_phone(phone_config, shutdown.clone()),
+        ));
     }
     for agent in &credentials.sim_agents {
         let agent_config = agent::AgentConfig {
@@ -252,7 +291,10 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
             password: agent.password.clone(),
             wrap_up: (Duration::from_secs(1), Duration::from_secs(4)),
         };
-        tasks.spawn(log_errors("agent", agent::run_agent(agent_config, shutdown.clone())));
+        tasks.spawn(log_errors(
+            "agent",
+            agent::run_agent(agent_config, shutdown.clone()),
+        ));
     }
 
     let batch_id = wait_for_batch(&site_api, Duration::from_secs(60)).await?;
@@ -264,27 +306,53 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         .await
         .context("starting the demo task")?;
 
-    Ok(Demo { hub_url, site_url, credentials, batch_id, tasks, hub, site })
+    Ok(Demo {
+        hub_url,
+        site_url,
+        credentials,
+        batch_id,
+        tasks,
+        hub,
+        site,
+    })
 }
 
 /// HQ's part: site, enrollment, project, call list, dispatch.
-async fn seed_hq(hq: &Api, config: &DemoConfig, site_dir: &Path, hub_sync: SocketAddr) -> anyhow::Result<()> {
-    let site: Value = hq.post("/api/sites", &json!({"name": "福州演示职场"})).await?;
+async fn seed_hq(
+    hq: &Api,
+    config: &DemoConfig,
+    site_dir: &Path,
+    hub_sync: SocketAddr,
+) -> anyhow::Result<()> {
+    let site: Value = hq
+        .post("/api/sites", &json!({"name": "福州演示职场"}))
+        .await?;
     let site_id = site["id"].as_u64().context("site id missing")?;
-    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
-    let code = code["code"].as_str().context("enrollment code missing")?.to_string();
+    let code: Value = hq
+        .post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({}))
+        .await?;
+    let code = code["code"]
+        .as_str()
+        .context("enrollment code missing")?
+        .to_string();
     appliance::enroll(site_dir, &hub_sync.to_string(), &code)
         .await
         .context("enrolling the demo appliance")?;
 
-    let category: Value = hq.post("/api/categories", &json!({"name": "套餐类"})).await?;
+    let category: Value = hq
+        .post("/api/categories", &json!({"name": "套餐类"}))
+        .await?;
     let category_id = category["id"].as_u64().context("category id missing")?;
-    let project: Value = hq.post("/api/projects", &setup::demo_project(category_id)).await?;
+    let project: Value = hq
+        .post("/api/projects", &setup::demo_project(category_id))
+        .await?;
     let project_id = project["id"].as_u64().context("project id missing")?;
 
     let sheet = config.data_dir.join("演示外呼名单.xlsx");
     setup::write_demo_sheet(&sheet, config.n_rows)?;
-    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
+    let import: Value = hq
+        .upload(&format!("/api/projects/{project_id}/files"), &sheet)
+        .await?;
     let file_id = import["file_id"].as_u64().context("file id missing")?;
     hq.post::<Value>(
         &format!("/api/files/{file_id}/dispatch"),
@@ -302,13 +370,18 @@ async fn wait_for_batch(site: &Api, limit: Duration) -> anyhow::Result<u64> {
             return Ok(batch_id);
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("the demo batch did not reach the appliance within {limit:?}: is the sync link up? (see the log above)");
+            bail!(
+                "the demo batch did not reach the appliance within {limit:?}: is the sync link up? (see the log above)"
+            );
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-async fn log_errors(what: &'static str, task: impl std::future::Future<Output = anyhow::Result<()>>) {
+async fn log_errors(
+    what: &'static str,
+    task: impl std::future::Future<Output = anyhow::Result<()>>,
+) {
     if let Err(error) = task.await {
         tracing::error!("{what} stopped: {error:#}");
     }
@@ -319,7 +392,9 @@ fn random_secret(len: usize) -> String {
     // Letters and digits a person can type without confusion (no 0/O, 1/l/I).
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -330,7 +405,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)?;
     Ok(())
 }

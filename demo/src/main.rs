@@ -32,13 +32,17 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,quinn=warn,rustls=warn")
+            }),
         )
         .init();
     let args = Args::parse();
     if !(0.0..=1.0).contains(&args.answer_share) {
-        anyhow::bail!("--answer-share must be between 0.0 and 1.0, got {}", args.answer_share);
+        anyhow::bail!(
+            "--answer-share must be between 0.0 and 1.0, got {}",
+            args.answer_share
+        );
     }
     let mut config = demo::DemoConfig::on_loopback(args.data.clone());
     config.n_agents = args.agents;
@@ -52,15 +56,30 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("Outpost demo is running (data in {}).", args.data.display());
     println!();
-    println!("  HQ console (总控)      {}    login {} / {}", demo.hub_url, logins.hq_admin.username, logins.hq_admin.password);
-    println!("  Site admin (职场管理)  {}    login {} / {}", demo.site_url, logins.site_admin.username, logins.site_admin.password);
+    println!(
+        "  HQ console (总控)      {}    login {} / {}",
+        demo.hub_url, logins.hq_admin.username, logins.hq_admin.password
+    );
+    println!(
+        "  Site admin (职场管理)  {}    login {} / {}",
+        demo.site_url, logins.site_admin.username, logins.site_admin.password
+    );
     println!(
         "  Agent desk (坐席)      {}    login {} / {}   (extension {}, answered by a simulated phone)",
-        demo.site_url, logins.browser_agent.username, logins.browser_agent.password, logins.browser_agent.extension
+        demo.site_url,
+        logins.browser_agent.username,
+        logins.browser_agent.password,
+        logins.browser_agent.extension
     );
     println!();
-    println!("  Log in as the agent, press 可回接, and popups arrive as the simulated carrier answers.");
-    println!("  {} simulated agents are working batch {} too. Ctrl-C stops everything.", logins.sim_agents.len(), demo.batch_id);
+    println!(
+        "  Log in as the agent, press 可回接, and popups arrive as the simulated carrier answers."
+    );
+    println!(
+        "  {} simulated agents are working batch {} too. Ctrl-C stops everything.",
+        logins.sim_agents.len(),
+        demo.batch_id
+    );
     println!();
 
     tokio::signal::ctrl_c().await?;

@@ -24,31 +24,54 @@ impl Api {
             .cookie_store(true)
             .timeout(Duration::from_secs(60))
             .build()?;
-        let api = Api { base: base.trim_end_matches('/').to_string(), client };
-        api.post::<Value>("/api/login", &json!({"username": username, "password": password}))
-            .await
-            .with_context(|| format!("logging in to {base} as {username}"))?;
+        let api = Api {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        };
+        api.post::<Value>(
+            "/api/login",
+            &json!({"username": username, "password": password}),
+        )
+        .await
+        .with_context(|| format!("logging in to {base} as {username}"))?;
         Ok(api)
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?;
         decode(path, response).await
     }
 
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
-        let response = self.client.post(format!("{}{path}", self.base)).json(body).send().await?;
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await?;
         decode(path, response).await
     }
 
     pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: &Path) -> anyhow::Result<T> {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let name = file.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         let part = reqwest::multipart::Part::bytes(bytes)
             .file_name(name)
             .mime_str("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")?;
         let form = reqwest::multipart::Form::new().part("file", part);
-        let response = self.client.post(format!("{}{path}", self.base)).multipart(form).send().await?;
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .multipart(form)
+            .send()
+            .await?;
         decode(path, response).await
     }
 }
@@ -60,7 +83,11 @@ async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) ->
         bail!("{path}: {status}: {text}");
     }
     // Endpoints that answer with no body decode as JSON null.
-    let text = if text.trim().is_empty() { "null" } else { text.as_str() };
+    let text = if text.trim().is_empty() {
+        "null"
+    } else {
+        text.as_str()
+    };
     serde_json::from_str(text).with_context(|| format!("{path}: unexpected answer {text}"))
 }
 
@@ -96,11 +123,17 @@ pub fn write_demo_sheet(path: &Path, n_rows: u32) -> anyhow::Result<()> {
     let mut rng = rand::rng();
     for row in 1..=n_rows {
         let phone = format!("1380013{:04}", row);
-        let name = format!("{}{}", surnames[rng.random_range(0..surnames.len())], given[rng.random_range(0..given.len())]);
+        let name = format!(
+            "{}{}",
+            surnames[rng.random_range(0..surnames.len())],
+            given[rng.random_range(0..given.len())]
+        );
         sheet.write_string(row, 0, &phone)?;
         sheet.write_string(row, 1, &name)?;
         sheet.write_string(row, 2, plans[rng.random_range(0..plans.len())])?;
     }
-    workbook.save(path).with_context(|| format!("writing {}", path.display()))?;
+    workbook
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
