@@ -19,7 +19,7 @@ use crate::phone::{self, PhoneError};
 use crate::store::{BadRow, ColumnMatch, GoodRow, ImportReport, PhoneMode, Project};
 
 /// Most data rows one file may carry (keeps a single upload from exhausting the hub).
-pub const MAX_ROWS: usize = 500_000;
+pub const MAX_ROWS: usize = 1_000_000;
 
 /// Longest value a customer field may hold, in characters.
 const MAX_FIELD_CHARS: usize = 1000;
@@ -173,29 +173,59 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
     parse_xlsx_with(file_name, bytes, project, &ParseOptions::default())
 }
 
-/// [`parse_xlsx`] with a chosen phone column and a progress callback.
-pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options: &ParseOptions<'_>) -> Result<ParsedImport, ImportError> {
-    let file_name_owned = file_name.to_string();
-    if !file_name.to_lowercase().ends_with(".xlsx") {
-        return Err(ImportError::NotXlsx { file_name: file_name_owned });
-    }
+/// The first sheet's rows in order, streamed with calamine's cells reader (the sheet is
+/// never held whole): `visit(row_index, cells)` gets each row that has a cell, 0-based,
+/// with missing cells as [`Data::Empty`]. Also answers the sheet's last row index.
+fn stream_rows(
+    file_name: &str,
+    bytes: &[u8],
+    mut visit: impl FnMut(u32, &[Data], u32) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
     let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
     if !bytes.starts_with(b"PK\x03\x04") {
         return Err(unreadable("it is not a zip container, which every xlsx file is".to_string()));
     }
     let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
-    let range = match workbook.worksheet_range_at(0) {
-        None => return Err(ImportError::NoSheet { file_name: file_name_owned }),
-        Some(Err(e)) => return Err(unreadable(e.to_string())),
-        Some(Ok(range)) => range,
+    let Some(sheet) = workbook.sheet_names().first().cloned() else {
+        return Err(ImportError::NoSheet { file_name: file_name.to_string() });
     };
-    let first_row = range.start().map(|(row, _)| row).unwrap_or(0);
-    let rows: Vec<&[Data]> = range.rows().collect();
-    let Some(header_idx) = rows.iter().position(|row| !row.iter().all(is_blank)) else {
-        return Err(ImportError::Empty { file_name: file_name_owned });
-    };
-    let header_row_number = first_row + header_idx as u32 + 1;
-    let headers: Vec<String> = rows[header_idx]
+    let mut reader = workbook.worksheet_cells_reader(&sheet).map_err(|e| unreadable(e.to_string()))?;
+    let last_row = reader.dimensions().end.0;
+    let mut row: Vec<Data> = Vec::new();
+    let mut current: Option<u32> = None;
+    while let Some(cell) = reader.next_cell().map_err(|e| unreadable(e.to_string()))? {
+        let (r, c) = cell.get_position();
+        if current != Some(r) {
+            if let Some(done) = current {
+                visit(done, &row, last_row)?;
+            }
+            row.clear();
+            current = Some(r);
+        }
+        let c = c as usize;
+        if row.len() <= c {
+            row.resize(c + 1, Data::Empty);
+        }
+        row[c] = Data::from(cell.get_value().clone());
+    }
+    if let Some(done) = current {
+        visit(done, &row, last_row)?;
+    }
+    Ok(())
+}
+
+/// What the header row decided.
+struct Header {
+    row_number: u32,
+    headers: Vec<String>,
+    warnings: Vec<String>,
+    field_columns: Vec<Option<usize>>,
+    phone_col: usize,
+}
+
+/// Reads the header row: phone column, field columns, warnings about odd headers.
+fn read_header(cells: &[Data], row_number: u32, project: &Project, options: &ParseOptions<'_>) -> Result<Header, ImportError> {
+    let headers: Vec<String> = cells
         .iter()
         .map(|cell| match cell {
             Data::String(s) => s.trim().to_string(),
@@ -203,22 +233,21 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
         })
         .collect();
     let keys: Vec<String> = headers.iter().map(|h| header_key(h)).collect();
-    let mut header_warnings = Vec::new();
-    for (idx, cell) in rows[header_idx].iter().enumerate() {
+    let mut warnings = Vec::new();
+    for (idx, cell) in cells.iter().enumerate() {
         let shown = headers[idx].chars().filter(|c| !is_invisible(*c)).collect::<String>();
         match cell {
-            Data::String(s) if s.chars().any(is_invisible) => header_warnings.push(format!(
+            Data::String(s) if s.chars().any(is_invisible) => warnings.push(format!(
                 "column {}: header {shown:?} holds special (invisible) characters; they were ignored (标题含特殊字符，已忽略)",
                 idx + 1
             )),
             Data::String(_) | Data::Empty => {}
-            _ => header_warnings.push(format!(
+            _ => warnings.push(format!(
                 "column {}: header {shown:?} is not text (a number or date); it was read as text (标题栏不是文本格式)",
                 idx + 1
             )),
         }
     }
-
     // Custom fields first, so a field titled "身份证号码" is not mistaken for the phone column.
     let mut field_columns: Vec<Option<usize>> = Vec::with_capacity(project.customer_fields.len());
     for field in &project.customer_fields {
@@ -228,48 +257,66 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
     }
     let taken = |idx: usize| field_columns.contains(&Some(idx));
     let chosen = options.phone_column.filter(|idx| *idx < headers.len());
-    let phone_col = chosen.or_else(|| keys
-        .iter()
-        .enumerate()
-        .find(|(idx, k)| !taken(*idx) && PHONE_HEADERS.contains(&k.as_str()))
-        .or_else(|| keys.iter().enumerate().find(|(idx, k)| !taken(*idx) && PHONE_WORDS.iter().any(|w| k.contains(w))))
-        .map(|(idx, _)| idx));
+    let phone_col = chosen.or_else(|| {
+        keys.iter()
+            .enumerate()
+            .find(|(idx, k)| !taken(*idx) && PHONE_HEADERS.contains(&k.as_str()))
+            .or_else(|| keys.iter().enumerate().find(|(idx, k)| !taken(*idx) && PHONE_WORDS.iter().any(|w| k.contains(w))))
+            .map(|(idx, _)| idx)
+    });
     let Some(phone_col) = phone_col else {
         let shown: Vec<String> = headers.iter().filter(|h| !h.is_empty()).map(|h| format!("{h:?}")).collect();
         return Err(ImportError::NoPhoneColumn {
-            header_row: header_row_number,
+            header_row: row_number,
             headers: if shown.is_empty() { "none".to_string() } else { shown.join(", ") },
         });
     };
+    Ok(Header { row_number, headers, warnings, field_columns, phone_col })
+}
 
-    let data_rows = &rows[header_idx + 1..];
-    let last_non_blank = data_rows.iter().rposition(|row| !row.iter().all(is_blank)).map(|idx| idx + 1).unwrap_or(0);
-    let trailing_empty_rows = (data_rows.len() - last_non_blank) as u64;
-    let data_rows = &data_rows[..last_non_blank];
-    if data_rows.len() > MAX_ROWS {
-        return Err(ImportError::TooManyRows { n_rows: data_rows.len() });
+/// [`parse_xlsx`] with a chosen phone column and a progress callback. The sheet is
+/// streamed row by row; only the good rows and the report are kept.
+pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options: &ParseOptions<'_>) -> Result<ParsedImport, ImportError> {
+    if !file_name.to_lowercase().ends_with(".xlsx") {
+        return Err(ImportError::NotXlsx { file_name: file_name.to_string() });
     }
-
-    let phone_header = headers[phone_col].clone();
+    let mut header: Option<Header> = None;
     let mut good = Vec::new();
     let mut bad = Vec::new();
     let mut first_seen: HashMap<String, u32> = HashMap::new();
     let mut n_rows: u64 = 0;
+    // Blank rows since the last row with data: at the end, the trailing empty rows.
+    let mut blank_run: u64 = 0;
+    let mut total: u64 = 0;
     let empty = Data::Empty;
-    let total = data_rows.len() as u64;
-    for (offset, row) in data_rows.iter().enumerate() {
-        if let Some(progress) = options.progress
-            && offset % 5000 == 0
-        {
-            progress(offset as u64, total);
-        }
+    stream_rows(file_name, bytes, |index, row, last_row| {
+        let row_number = index + 1;
         if row.iter().all(is_blank) {
-            continue;
+            if header.is_some() {
+                blank_run += 1;
+            }
+            return Ok(());
         }
+        let Some(head) = &header else {
+            let found = read_header(row, row_number, project, options)?;
+            total = u64::from(last_row.saturating_sub(index));
+            header = Some(found);
+            return Ok(());
+        };
+        // Rows missing from the sheet's XML between two data rows are blank too.
+        blank_run = 0;
         n_rows += 1;
-        let row_number = header_row_number + offset as u32 + 1;
+        if n_rows as usize > MAX_ROWS {
+            return Err(ImportError::TooManyRows { n_rows: (total as usize).max(n_rows as usize) });
+        }
+        if let Some(progress) = options.progress
+            && n_rows % 5000 == 0
+        {
+            progress(u64::from(index + 1 - head.row_number), total);
+        }
+        let phone_header = &head.headers[head.phone_col];
         let mut problems: Vec<BadRow> = Vec::new();
-        let cell = row.get(phone_col).unwrap_or(&empty);
+        let cell = row.get(head.phone_col).unwrap_or(&empty);
         let phone = match project.phone_mode {
             PhoneMode::Number => phone_from_cell(cell).map_err(|err| (err.to_string(), err.zh())),
             PhoneMode::Token => token_from_cell(cell),
@@ -282,18 +329,18 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
             }
         };
         let mut fields = Vec::with_capacity(project.customer_fields.len());
-        for (field, column) in project.customer_fields.iter().zip(&field_columns) {
+        for (field, column) in project.customer_fields.iter().zip(&head.field_columns) {
             let Some(column) = column else {
                 fields.push((field.key.clone(), String::new()));
                 continue;
             };
-            let header = headers[*column].clone();
+            let header_text = &head.headers[*column];
             let value = match cell_text(row.get(*column).unwrap_or(&empty)) {
                 Ok(value) => value,
                 Err(reason) => {
                     problems.push(BadRow {
                         row: row_number,
-                        column: header,
+                        column: header_text.clone(),
                         reason: reason.to_string(),
                         reason_zh: "单元格是 Excel 错误值（#N/A、#VALUE! 等）：请修正公式或直接填写内容".to_string(),
                     });
@@ -303,14 +350,14 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
             if value.chars().count() > MAX_FIELD_CHARS {
                 problems.push(BadRow {
                     row: row_number,
-                    column: header,
+                    column: header_text.clone(),
                     reason: format!("value is longer than {MAX_FIELD_CHARS} characters: shorten it"),
                     reason_zh: format!("内容超过 {MAX_FIELD_CHARS} 个字符：请缩短"),
                 });
                 continue;
             }
             if let Err((reason, reason_zh)) = field.check_value(&value) {
-                problems.push(BadRow { row: row_number, column: header, reason, reason_zh });
+                problems.push(BadRow { row: row_number, column: header_text.clone(), reason, reason_zh });
                 continue;
             }
             fields.push((field.key.clone(), value));
@@ -334,7 +381,14 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
             }
             _ => bad.extend(problems),
         }
-    }
+        Ok(())
+    })?;
+    let Some(Header { headers, warnings: header_warnings, field_columns, phone_col, .. }) = header else {
+        return Err(ImportError::Empty { file_name: file_name.to_string() });
+    };
+    // Blank rows after the last data row (spreadsheets often carry formatted empty rows).
+    let trailing_empty_rows = blank_run;
+    let phone_header = headers[phone_col].clone();
     let unmatched_fields = project
         .customer_fields
         .iter()

@@ -1,0 +1,181 @@
+//! Import benchmark: a 1,000,000-row × 10-column Chinese call list (2 % of phones stored as
+//! numbers, 1 % malformed, a shared-string table as Excel saves it) read three ways in the
+//! same run, each in its own process so that peak RSS is its own:
+//!
+//! - `ours`: the hub's import (parse, normalise, validate, duplicate check, bad-rows sheet);
+//! - `calamine`: calamine's bare streaming cells reader, touching every cell;
+//! - `openpyxl`: openpyxl in read-only mode, values only (python3 with openpyxl installed;
+//!   pass its interpreter with `--python`, default `target/schemathesis-venv/bin/python`).
+//!
+//! `cargo run --release -p hq-hub --example import-bench -- [--rows N] [--python PATH]`
+//! prints one line per reader (wall seconds, peak RSS MB) and the ratios.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use calamine::{Reader, Xlsx};
+
+use hq_hub::import::{parse_xlsx_with, ParseOptions};
+use hq_hub::store::{FieldSpec, PhoneMode, Project, ProjectSettings};
+
+const HEADERS: [&str; 10] = ["手机号码", "客户姓名", "地市", "套餐名称", "档次", "指定团队", "备注", "证件尾号", "月消费", "入网日期"];
+
+/// Peak resident set size of this process, MB (Linux `VmHWM`).
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn generate(path: &Path, rows: u32) -> anyhow::Result<()> {
+    let surnames = ["张", "王", "李", "赵", "陈", "刘", "杨", "黄", "周", "吴"];
+    let given = ["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军"];
+    let cities = ["杭州市", "宁波市", "温州市", "嘉兴市", "湖州市", "绍兴市", "金华市", "衢州市", "舟山市", "台州市", "丽水市"];
+    let plans = ["5G畅享129元", "5G畅享169元", "融合宽带199元", "流量包30元", "亲情套餐59元"];
+    let levels = ["A", "B", "C", "D"];
+    let teams = ["一组", "二组", "三组", "四组", "五组"];
+    let notes = ["", "老客户", "有宽带", "夜间勿扰", "已办副卡"];
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, header) in HEADERS.iter().enumerate() {
+        sheet.write_string(0, col as u16, *header)?;
+    }
+    for row in 1..=rows {
+        let n = row as u64;
+        // Distinct mobile numbers 130… to 199…
+        let phone = 13_000_000_000u64 + n * 7919 % 6_999_999_999;
+        match row % 100 {
+            // 2 %: the phone typed as a number (Excel shows 1.3E+10).
+            0 | 50 => sheet.write_number(row, 0, phone as f64)?,
+            // 1 %: malformed.
+            7 => sheet.write_string(row, 0, format!("1{}x", n % 1000))?,
+            _ => sheet.write_string(row, 0, phone.to_string())?,
+        };
+        let pick = |options: &[&'static str], salt: u64| options[((n * 31 + salt) % options.len() as u64) as usize];
+        sheet.write_string(row, 1, format!("{}{}", pick(&surnames, 1), pick(&given, 7)))?;
+        sheet.write_string(row, 2, pick(&cities, 3))?;
+        sheet.write_string(row, 3, pick(&plans, 5))?;
+        sheet.write_string(row, 4, pick(&levels, 11))?;
+        sheet.write_string(row, 5, pick(&teams, 13))?;
+        sheet.write_string(row, 6, pick(&notes, 17))?;
+        sheet.write_string(row, 7, format!("{:04}", n % 10_000))?;
+        sheet.write_number(row, 8, (n % 300) as f64 + 0.5)?;
+        sheet.write_string(row, 9, format!("20{:02}-{:02}-{:02}", 10 + n % 15, 1 + n % 12, 1 + n % 28))?;
+    }
+    workbook.save(path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn project() -> Project {
+    Project {
+        id: 1,
+        category_id: 1,
+        category_name: "套餐类".into(),
+        name: "基准".into(),
+        script: String::new(),
+        hide_middle_digits: true,
+        customer_fields: HEADERS[1..].iter().enumerate().map(|(i, h)| FieldSpec::text(&format!("f{i}"), h)).collect(),
+        record_fields: Vec::new(),
+        version: 1,
+        created_at: 0,
+        settings: ProjectSettings::default(),
+        phone_mode: PhoneMode::Number,
+        template_id: None,
+        site_ids: Vec::new(),
+    }
+}
+
+/// One reader over the file; prints `RESULT seconds peak_mb detail`.
+fn run_one(mode: &str, path: &Path) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let detail = match mode {
+        "ours" => {
+            let bytes = std::fs::read(path)?;
+            let parsed = parse_xlsx_with("bench.xlsx", &bytes, &project(), &ParseOptions::default())?;
+            let sheet = hq_hub::export::bad_rows_xlsx(&parsed.report.bad)?;
+            format!("good {} bad {} report {} bytes", parsed.rows.len(), parsed.report.bad.len(), sheet.len())
+        }
+        "calamine" => {
+            let bytes = std::fs::read(path)?;
+            let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes))?;
+            let name = workbook.sheet_names().first().cloned().context("no sheet")?;
+            let mut reader = workbook.worksheet_cells_reader(&name)?;
+            let (mut cells, mut chars) = (0u64, 0u64);
+            while let Some(cell) = reader.next_cell()? {
+                cells += 1;
+                if let calamine::DataRef::SharedString(s) = cell.get_value() {
+                    chars += s.len() as u64;
+                }
+            }
+            format!("cells {cells} shared-string bytes {chars}")
+        }
+        other => bail!("unknown mode {other}"),
+    };
+    println!("RESULT {:.2} {:.0} {detail}", start.elapsed().as_secs_f64(), peak_rss_mb());
+    Ok(())
+}
+
+const OPENPYXL: &str = r#"
+import sys, time, resource
+start = time.time()
+import openpyxl
+wb = openpyxl.load_workbook(sys.argv[1], read_only=True, data_only=True)
+cells = 0
+for row in wb.worksheets[0].iter_rows(values_only=True):
+    cells += sum(1 for v in row if v is not None)
+print("RESULT %.2f %.0f cells %d" % (time.time() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, cells))
+"#;
+
+/// Runs a child and returns (seconds, peak MB, detail) from its RESULT line.
+fn measure(mut command: Command) -> anyhow::Result<(f64, f64, String)> {
+    let output = command.output().with_context(|| format!("running {command:?}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("{command:?} failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr));
+    }
+    let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).context("no RESULT line")?;
+    let mut parts = line.splitn(3, ' ');
+    let seconds: f64 = parts.next().unwrap_or_default().parse()?;
+    let peak: f64 = parts.next().unwrap_or_default().parse()?;
+    Ok((seconds, peak, parts.next().unwrap_or_default().to_string()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 4 && args[1] == "--child" {
+        return run_one(&args[2], Path::new(&args[3]));
+    }
+    let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
+    let rows: u32 = value("--rows").map(|v| v.parse()).transpose()?.unwrap_or(1_000_000);
+    let python = value("--python").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/schemathesis-venv/bin/python"));
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("calls.xlsx");
+    let started = Instant::now();
+    generate(&path, rows)?;
+    let size = std::fs::metadata(&path)?.len();
+    println!("generated {rows} rows × 10 columns, {:.1} MB, in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
+
+    let exe = std::env::current_exe()?;
+    let child = |mode: &str| {
+        let mut command = Command::new(&exe);
+        command.arg("--child").arg(mode).arg(&path);
+        command
+    };
+    let ours = measure(child("ours"))?;
+    let calamine = measure(child("calamine"))?;
+    let mut py = Command::new(&python);
+    py.arg("-c").arg(OPENPYXL).arg(&path);
+    let openpyxl = measure(py).context("openpyxl (pip install openpyxl into the venv, or pass --python)")?;
+    for (name, (s, mb, detail)) in [("ours (import + report)", &ours), ("calamine cells reader", &calamine), ("openpyxl read-only", &openpyxl)] {
+        println!("{name:<24} {s:>7.2} s  {mb:>6.0} MB  {detail}");
+    }
+    println!("ours / calamine = {:.2}×   openpyxl / ours = {:.2}×", ours.0 / calamine.0, openpyxl.0 / ours.0);
+    Ok(())
+}
