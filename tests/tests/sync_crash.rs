@@ -231,7 +231,7 @@ async fn write_until(
         {
             answered.lock().unwrap_or_else(|p| p.into_inner()).callbacks.insert(id);
         }
-        if n % 4 == 0 {
+        if n.is_multiple_of(4) {
             let priority = rng.random_range(2..=100);
             let path = format!("/api/batches/{}/priority", setup.batch_id);
             if hub.post::<Value>(&path, &json!({"priority": priority})).await.is_ok() {
