@@ -69,11 +69,17 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Re
         .with_context(|| format!("opening the hub's store in {}", config.data_dir.display()))?;
     let store = Arc::new(store);
 
+    // The link is bound first: the console needs its handle to ask sites for recordings.
+    let (server, ca_fingerprint) = bind_sync_link(&config, store.clone()).await?;
+    let sync_addr = server.local_addr();
+    let recordings = server.recording_requests();
+    let sync_task = tokio::spawn(server.run(shutdown.clone()));
+
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
         .with_context(|| format!("cannot listen for the console on {}; pick a free port", config.http_bind))?;
     let http_addr = listener.local_addr()?;
-    let app = web::router(web::AppState::new(store.clone()));
+    let app = web::router(web::AppState::new(store.clone(), recordings));
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await;
@@ -83,16 +89,11 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Re
     });
     tracing::info!(%http_addr, "console listening");
 
-    let (sync_addr, ca_fingerprint, sync_task) = start_sync_link(&config, store.clone(), shutdown.clone()).await?;
     Ok(Hub { http_addr, sync_addr, ca_fingerprint, store, tasks: vec![http_task, sync_task] })
 }
 
-/// The one place the sync link is wired: load (or create) the CA, bind, run.
-async fn start_sync_link(
-    config: &HubConfig,
-    store: Arc<Store>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, String, JoinHandle<()>)> {
+/// The one place the sync link is wired: load (or create) the CA and bind.
+async fn bind_sync_link(config: &HubConfig, store: Arc<Store>) -> anyhow::Result<(sync_link::server::Server, String)> {
     let ca_dir = config.data_dir.join("ca");
     let ca = tokio::task::spawn_blocking(move || sync_link::ca::HubCa::load_or_create(&ca_dir))
         .await
@@ -103,9 +104,7 @@ async fn start_sync_link(
     let server = sync_link::server::bind(sync_link::server::ServerConfig { bind: config.sync_bind, ca }, store)
         .await
         .context("starting the sync link")?;
-    let sync_addr = server.local_addr();
-    let task = tokio::spawn(server.run(shutdown));
-    Ok((sync_addr, fingerprint, task))
+    Ok((server, fingerprint))
 }
 
 /// Creates the first admin account with a random password and returns that password (shown

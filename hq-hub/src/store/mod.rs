@@ -36,7 +36,7 @@ pub use batches::{
 pub use control::{AttributionError, BatchControlError, BatchNumber, OneClickAction};
 pub use files::{BadRow, ColumnMatch, FileSummary, GoodRow, ImportReport, SaveImportError};
 pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
-pub use link::{AlarmView, DownLogEntry};
+pub use link::{AlarmView, DownLogEntry, RecordingFetch, RecordingRequestError};
 pub use lists::{ListError, ListKind, ListedNumber};
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,

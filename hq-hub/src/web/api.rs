@@ -377,6 +377,63 @@ pub async fn batch_records(State(state): State<AppState>, ApiScope(scope): ApiSc
     Ok(Json(Value::Array(out)))
 }
 
+/// `POST /api/sites/{id}/recordings/{sha256}/fetch`: HQ holds it (`held`), or the online
+/// site was asked to upload it now (`requested`), or the site is offline and the recording
+/// comes in its turn once it reconnects (`site_offline`).
+pub async fn fetch_recording(
+    State(state): State<AppState>,
+    ApiScope(scope): ApiScope,
+    Path((site_id, sha256)): Path<(i64, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if !scope.site(site_id) {
+        return Err(ApiError::not_found(format!("site {site_id} does not exist")));
+    }
+    let requests = state.recordings.clone();
+    let fetched = blocking(&state, move |store| store.request_recording(&requests, site_id, &sha256))
+        .await?
+        .map_err(recording_error)?;
+    let answer = match fetched {
+        crate::store::RecordingFetch::Held(_) => "held",
+        crate::store::RecordingFetch::Requested => "requested",
+        crate::store::RecordingFetch::SiteOffline => "site_offline",
+    };
+    Ok(Json(json!({ "state": answer })))
+}
+
+/// `GET /api/sites/{id}/recordings/{sha256}`: the WAV file, once HQ holds it.
+pub async fn download_recording(
+    State(state): State<AppState>,
+    ApiScope(scope): ApiScope,
+    Path((site_id, sha256)): Path<(i64, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    if !scope.site(site_id) {
+        return Err(ApiError::not_found(format!("site {site_id} does not exist")));
+    }
+    let name = format!("{sha256}.wav");
+    let path = blocking(&state, move |store| store.recording_path(site_id, &sha256)).await?.map_err(recording_error)?;
+    let Some(path) = path else {
+        return Err(ApiError::not_found(format!(
+            "HQ does not hold recording {name} yet; ask the site for it with POST …/fetch"
+        )));
+    };
+    let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+fn recording_error(error: crate::store::RecordingRequestError) -> ApiError {
+    match error {
+        crate::store::RecordingRequestError::BadHash(_) => ApiError::bad_request(error.to_string()),
+        crate::store::RecordingRequestError::Io(_) => ApiError::internal(error),
+    }
+}
+
 pub async fn list_alarms(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
     let mut alarms = blocking(&state, |store| store.list_alarms()).await??;
     alarms.retain(|a| a.site_id.is_none_or(|site| scope.site(site)) && (scope.is_admin() || a.site_id.is_some()));

@@ -40,11 +40,13 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Background imports the console polls for progress.
     pub jobs: Arc<Mutex<HashMap<u64, console::ImportJob>>>,
+    /// Asks online sites to upload a recording before its turn.
+    pub recordings: sync_link::server::RecordingRequests,
 }
 
 impl AppState {
-    pub fn new(store: Arc<Store>) -> AppState {
-        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())) }
+    pub fn new(store: Arc<Store>, recordings: sync_link::server::RecordingRequests) -> AppState {
+        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())), recordings }
     }
 }
 
@@ -83,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/batches", get(api::list_batches))
         .route("/api/batches/{id}/records", get(api::batch_records))
         .route("/api/alarms", get(api::list_alarms))
+        .route("/api/sites/{id}/recordings/{sha256}", get(api::download_recording))
+        .route("/api/sites/{id}/recordings/{sha256}/fetch", post(api::fetch_recording))
         .route("/api/openapi.json", get(openapi::document))
         .route("/api/modules", get(console::list_modules))
         .route("/api/roles", get(console::list_roles).post(console::create_role))

@@ -64,6 +64,8 @@ const OPERATIONS: &[(&str, &str, &str, Body, bool)] = &[
     ("post", "/api/lists/{list}/import", "Add the numbers of an xlsx to a list", Body::Upload, false),
     ("put", "/api/projects/{id}/settings", "Set only the project parameters (new version sent to sites)", Body::Json(&[]), false),
     ("get", "/api/alarms", "Alarms", Body::None, false),
+    ("get", "/api/sites/{id}/recordings/{sha256}", "A site's recording, if HQ holds it (audio/wav)", Body::None, false),
+    ("post", "/api/sites/{id}/recordings/{sha256}/fetch", "Ask the site for a recording before its turn", Body::None, false),
 ];
 
 fn schema(kind: &str) -> Value {
@@ -80,6 +82,9 @@ pub fn build() -> Value {
         let mut parameters = Vec::new();
         if path.contains("{id}") {
             parameters.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "integer", "format": "int64" }, "example": 1 }));
+        }
+        if path.contains("{sha256}") {
+            parameters.push(json!({ "name": "sha256", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[0-9a-f]{64}$" } }));
         }
         if path.contains("{list}") {
             parameters.push(json!({ "name": "list", "in": "path", "required": true, "schema": { "type": "string", "enum": ["black", "white"] } }));
