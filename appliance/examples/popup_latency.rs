@@ -165,10 +165,11 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     let url = format!("http://{http_addr}");
 
     let answered: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let popups: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let popups: Arc<Mutex<Vec<(String, Instant, String)>>> = Arc::default();
     tokio::spawn(carrier(carrier_port, answered.clone()));
+    let offered: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
     for idx in 0..n_calls {
-        tokio::spawn(phone(box_sip, format!("{}", 2000 + idx)));
+        tokio::spawn(phone(box_sip, format!("{}", 2000 + idx), offered.clone()));
     }
 
     // The desks.
@@ -178,7 +179,7 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
         post(&client, format!("{url}/api/login"), json!({"username": format!("a{idx}"), "password": AGENT_PASSWORD})).await?;
         let events = client.get(format!("{url}/api/agent/events")).send().await?;
         post(&client, format!("{url}/api/agent/state"), json!({"state": "available"})).await?;
-        desks.push(tokio::spawn(desk(client, url.clone(), events, popups.clone())));
+        desks.push(tokio::spawn(desk(client, url.clone(), events, popups.clone(), format!("{}", 2000 + idx))));
     }
     // Every phone registered before dialing starts.
     let admin = reqwest::Client::builder().cookie_store(true).build()?;
@@ -218,10 +219,28 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
 
     let answered = answered.lock().map(|a| a.clone()).unwrap_or_default();
     let popups = popups.lock().map(|p| p.clone()).unwrap_or_default();
+    let offered = offered.lock().map(|o| o.clone()).unwrap_or_default();
     let mut samples = Vec::new();
-    for (phone, at) in popups.iter().take(wanted) {
+    // Where the time goes: 200 OK → the agent's phone offered the call, and the phone's
+    // INVITE → the popup (answer, bridge, popup, SSE). The nth popup of a desk belongs to
+    // the nth call its phone was offered.
+    let (mut to_phone, mut to_popup) = (Vec::new(), Vec::new());
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (phone, at, extension) in popups.iter().take(wanted) {
         let Some(sent) = answered.get(phone) else { bail!("popup for {phone}, which the carrier never answered") };
         samples.push(at.saturating_duration_since(*sent));
+        let nth = seen.entry(extension.clone()).or_insert(0);
+        if let Some(invite) = offered.get(extension).and_then(|list| list.get(*nth)) {
+            to_phone.push(invite.saturating_duration_since(*sent));
+            to_popup.push(at.saturating_duration_since(*invite));
+        }
+        *nth += 1;
+    }
+    for (name, mut list) in [("200 OK -> phone offered", to_phone), ("phone offered -> popup", to_popup)] {
+        list.sort();
+        if let (Some(mid), Some(last)) = (list.get(list.len() / 2), list.get(list.len() * 99 / 100)) {
+            println!("      {name:<24} p50 {:>7.2} ms  p99 {:>7.2} ms", mid.as_secs_f64() * 1e3, last.as_secs_f64() * 1e3);
+        }
     }
     if samples.len() < wanted {
         bail!("only {} of {wanted} popups arrived at {n_calls} concurrent calls", samples.len());
@@ -240,7 +259,13 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Res
 }
 
 /// An agent's desk: reads popups, notes when each arrived, saves its record.
-async fn desk(client: reqwest::Client, url: String, mut events: reqwest::Response, popups: Arc<Mutex<Vec<(String, Instant)>>>) {
+async fn desk(
+    client: reqwest::Client,
+    url: String,
+    mut events: reqwest::Response,
+    popups: Arc<Mutex<Vec<(String, Instant, String)>>>,
+    extension: String,
+) {
     let mut buffer = String::new();
     while let Ok(Some(chunk)) = events.chunk().await {
         let arrived = Instant::now();
@@ -254,7 +279,7 @@ async fn desk(client: reqwest::Client, url: String, mut events: reqwest::Respons
             let Ok(popup) = serde_json::from_str::<Value>(&data) else { continue };
             let phone = popup["phone"].as_str().unwrap_or_default().to_string();
             if let Ok(mut list) = popups.lock() {
-                list.push((phone, arrived));
+                list.push((phone, arrived, extension.clone()));
             }
             let attempt_id = popup["attempt_id"].as_u64().unwrap_or_default();
             let _ = post(&client, format!("{url}/api/attempts/{attempt_id}/record"), json!({"values": {}})).await;
@@ -327,7 +352,7 @@ async fn carrier(port: u16, answered: Arc<Mutex<HashMap<String, Instant>>>) -> a
 }
 
 /// An agent's phone: registers with digest, answers every call at once.
-async fn phone(box_sip: SocketAddr, extension: String) -> anyhow::Result<()> {
+async fn phone(box_sip: SocketAddr, extension: String, offered: Arc<Mutex<HashMap<String, Vec<Instant>>>>) -> anyhow::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0").await?;
     let local = socket.local_addr()?;
     let register = |cseq: u32, authorization: Option<String>| {
@@ -359,6 +384,9 @@ async fn phone(box_sip: SocketAddr, extension: String) -> anyhow::Result<()> {
             }
             Ok(Message::Request(request)) => match request.method {
                 Method::Invite => {
+                    if let Ok(mut map) = offered.lock() {
+                        map.entry(extension.clone()).or_default().push(Instant::now());
+                    }
                     let Some((response, socket_media)) = ok_with_sdp(&request, "agent").await else { continue };
                     socket.send_to(&response.to_bytes(), source).await?;
                     // Keep the last few calls' media sockets open; older calls are over.

@@ -15,7 +15,7 @@ pub enum DriverMsg {
     /// A task was started, restarted with new parameters, or stopped: re-read the store.
     TasksChanged,
     /// An agent saved a business record: their after-call work may be over.
-    RecordSaved { agent_id: u64 },
+    RecordSaved { agent_id: u64, attempt_id: u64 },
     /// Extensions were added or changed: push them to the registrar.
     ExtensionsChanged,
     /// Report the lines' live figures.

@@ -195,6 +195,12 @@ struct AgentSlot {
     call: Option<CallId>,
     /// After-call work: their last call ended and its record is not saved yet.
     wrap_up: bool,
+    /// Calls put through to this agent whose business record is not saved yet; known here
+    /// so that the end of a call never waits on the store to learn it.
+    unsaved: std::collections::HashSet<u64>,
+    /// Records saved during the current call before it was bridged (a popup shown while
+    /// ringing can be saved before the customer answers).
+    saved_early: std::collections::HashSet<u64>,
 }
 
 impl AgentSlot {
@@ -295,6 +301,8 @@ impl Driver {
         for call in self.calls.keys() {
             self.telephony.hangup(*call);
         }
+        // Whatever is queued is written before the driver goes.
+        self.writer.flush();
     }
 
     fn pacing(&self, params: TaskParams, extras: &TaskExtras) -> PacingConfig {
@@ -388,15 +396,13 @@ impl Driver {
         match message {
             DriverMsg::AgentState { agent } => self.on_agent_state(agent),
             DriverMsg::TasksChanged => self.reconcile_tasks(),
-            DriverMsg::RecordSaved { agent_id } => {
-                self.writer.flush();
-                let Some(slot) = self.agents.get(&agent_id) else { return };
-                let unsaved = self.store.unsaved_attempts(&slot.username).map(|list| list.len()).unwrap_or(0);
+            DriverMsg::RecordSaved { agent_id, attempt_id } => {
+                let Some(slot) = self.agents.get_mut(&agent_id) else { return };
                 let was_ready = slot.ready();
-                if let Some(slot) = self.agents.get_mut(&agent_id)
-                    && slot.wrap_up
-                    && unsaved == 0
-                {
+                if !slot.unsaved.remove(&attempt_id) && slot.call.is_some() {
+                    slot.saved_early.insert(attempt_id);
+                }
+                if slot.wrap_up && slot.unsaved.is_empty() {
                     slot.wrap_up = false;
                 }
                 self.announce(agent_id, was_ready, None);
@@ -468,6 +474,8 @@ impl Driver {
             state: agent.state,
             call: None,
             wrap_up: false,
+            unsaved: std::collections::HashSet::new(),
+            saved_early: std::collections::HashSet::new(),
         });
         slot.state = agent.state;
         let call_id = CallId(self.next_call);
@@ -636,6 +644,8 @@ impl Driver {
             state: AgentState::SignedOut,
             call: None,
             wrap_up: false,
+            unsaved: std::collections::HashSet::new(),
+            saved_early: std::collections::HashSet::new(),
         });
         slot.state = agent.state;
         slot.extension = agent.extension;
@@ -822,8 +832,11 @@ impl Driver {
                 if let Some(run) = self.tasks.get_mut(&info.batch_id) {
                     run.dialer.call_answered(now, info.key);
                 }
-                // Hold audio until an agent is found; a route in the same drain replaces it.
-                self.telephony.hold(call);
+                // Route at once if an agent is free; hold audio only for a call that waits.
+                self.drain_actions();
+                if self.calls.get(&call).is_some_and(|info| info.agent.is_none()) {
+                    self.telephony.hold(call);
+                }
             }
             LineEvent::Bridged { call, extension } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
@@ -840,6 +853,12 @@ impl Driver {
                 let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
                 let answered_at = info.answered_at.unwrap_or_else(unix_now);
                 let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
+                if let Some(slot) = self.agents.get_mut(&agent_id)
+                    && !slot.saved_early.remove(&attempt_id)
+                {
+                    slot.unsaved.insert(attempt_id);
+                }
+                let Some(info) = self.calls.get(&call) else { return };
                 if let Some(manual) = &info.manual {
                     if !manual.popped {
                         self.send_popup(agent_id, attempt_id, true);
@@ -904,31 +923,34 @@ impl Driver {
                     let outcome = if info.bridged { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
                     self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
                 }
-                // The call's queued writes land before its end is written and read back.
-                self.writer.flush();
-                if let (Some(answered_at), false) = (info.answered_at, info.bridged)
-                    && let Err(error) = self.store.mark_answered(info.attempt_id, answered_at)
-                {
-                    tracing::error!(%error, "cannot record the answer");
-                }
-                match self.store.finish_attempt(info.attempt_id, &end) {
-                    Ok(attempt) => tracing::info!(
-                        attempt = attempt.attempt_id,
-                        outcome = ?attempt.outcome,
-                        talk = attempt.talk_seconds,
-                        "call ended"
-                    ),
-                    Err(error) => tracing::error!(%error, attempt = info.attempt_id, "cannot record the end of a call"),
-                }
+                // Written after the call's earlier writes, on the writer: a wave of calls
+                // ending never holds up the next wave's answers.
+                let (attempt_id, answered_at, bridged) = (info.attempt_id, info.answered_at, info.bridged);
+                self.writer.write(move |store| {
+                    if let (Some(answered_at), false) = (answered_at, bridged)
+                        && let Err(error) = store.mark_answered(attempt_id, answered_at)
+                    {
+                        tracing::error!(%error, "cannot record the answer");
+                    }
+                    match store.finish_attempt(attempt_id, &end) {
+                        Ok(attempt) => tracing::info!(
+                            attempt = attempt.attempt_id,
+                            outcome = ?attempt.outcome,
+                            talk = attempt.talk_seconds,
+                            "call ended"
+                        ),
+                        Err(error) => tracing::error!(%error, attempt = attempt_id, "cannot record the end of a call"),
+                    }
+                });
                 if let Some(agent_id) = info.agent {
                     let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
                     if let Some(slot) = self.agents.get_mut(&agent_id)
                         && slot.call == Some(call)
                     {
                         slot.call = None;
+                        slot.saved_early.remove(&info.attempt_id);
                         if info.bridged {
-                            let unsaved = self.store.unsaved_attempts(&slot.username).map(|l| l.len()).unwrap_or(0);
-                            slot.wrap_up = unsaved > 0;
+                            slot.wrap_up = !slot.unsaved.is_empty();
                         }
                     }
                     let ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);

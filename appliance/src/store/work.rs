@@ -1203,6 +1203,7 @@ impl Store {
     }
 
     /// The site admin adds a callback for a customer row to an agent (S10).
+    #[allow(clippy::too_many_arguments)] // each is one column of the admin's form
     pub fn add_callback(&self, batch_id: u64, row_id: u64, agent: &str, created_by: &str, title: &str, due_at: i64, note: &str) -> Result<u64, CallbackError> {
         check_callback_text(title, note)?;
         let mut conn = self.lock();
@@ -1329,9 +1330,8 @@ struct DefCache {
 impl DefCache {
     fn get(&mut self, conn: &Connection, project_id: Option<u64>) -> Result<Option<&ProjectDef>, DbError> {
         let project_id = project_id.unwrap_or_default();
-        if !self.defs.contains_key(&project_id) {
-            let def = load_project(conn, project_id)?;
-            self.defs.insert(project_id, def);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.defs.entry(project_id) {
+            slot.insert(load_project(conn, project_id)?);
         }
         Ok(self.defs.get(&project_id).and_then(Option::as_ref))
     }

@@ -327,7 +327,13 @@ pub async fn save_record(
         };
         values.push((key, text));
     }
-    let record = match state.store.save_record(attempt_id, &agent.user.username, &values) {
+    // The save flushes to disk: off the async workers, which also carry every desk's events.
+    let store = state.store.clone();
+    let username = agent.user.username.clone();
+    let saved = tokio::task::spawn_blocking(move || store.save_record(attempt_id, &username, &values))
+        .await
+        .map_err(ApiError::internal)?;
+    let record = match saved {
         Ok(record) => record,
         Err(SaveRecordError::NoSuchAttempt(_)) => {
             return Err(ApiError::new(StatusCode::NOT_FOUND, format!("call {attempt_id} does not exist")));
@@ -341,7 +347,7 @@ pub async fn save_record(
         Err(SaveRecordError::Db(error)) => return Err(error.into()),
         Err(error) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())),
     };
-    state.driver.send(DriverMsg::RecordSaved { agent_id: agent.user.user_id });
+    state.driver.send(DriverMsg::RecordSaved { agent_id: agent.user.user_id, attempt_id });
     let values: serde_json::Map<String, Value> =
         record.values.into_iter().map(|(key, value)| (key, Value::String(value))).collect();
     Ok(Json(json!({"attempt_id": attempt_id, "saved_at": record.saved_at, "values": values})))

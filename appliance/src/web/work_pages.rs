@@ -534,8 +534,8 @@ pub async fn desk_records(
         let mut defs = std::collections::HashMap::new();
         for view in state.store.call_records(&viewer, &filter, 200)? {
             let project_id = view.project_id.unwrap_or_default();
-            if !defs.contains_key(&project_id) {
-                defs.insert(project_id, state.store.project(project_id)?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = defs.entry(project_id) {
+                slot.insert(state.store.project(project_id)?);
             }
             let fields = defs
                 .get(&project_id)
