@@ -2,7 +2,9 @@
 //! numbers, 1 % malformed, a shared-string table as Excel saves it) read three ways in the
 //! same run, each in its own process so that peak RSS is its own:
 //!
-//! - `ours`: the hub's import (parse, normalise, validate, duplicate check, bad-rows sheet);
+//! - `ours`: the hub's import as the console runs it, minus HTTP: parse, normalise,
+//!   validate, duplicate check, then `save_import` into a fresh hub store on disk (SQLite,
+//!   WAL, synchronous=FULL: the file copy and every good row), and the bad-rows sheet;
 //! - `calamine`: calamine's bare streaming cells reader, touching every cell;
 //! - `openpyxl`: openpyxl in read-only mode, values only (python3 with openpyxl installed;
 //!   pass its interpreter with `--python`, default `target/schemathesis-venv/bin/python`).
@@ -19,7 +21,7 @@ use anyhow::{bail, Context};
 use calamine::{Reader, Xlsx};
 
 use hq_hub::import::{parse_xlsx_with, ParseOptions};
-use hq_hub::store::{FieldSpec, PhoneMode, Project, ProjectSettings};
+use hq_hub::store::{FieldSpec, NewProject, PhoneMode, ProjectSettings, Store};
 
 const HEADERS: [&str; 10] = ["手机号码", "客户姓名", "地市", "套餐名称", "档次", "指定团队", "备注", "证件尾号", "月消费", "入网日期"];
 
@@ -73,22 +75,18 @@ fn generate(path: &Path, rows: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn project() -> Project {
-    Project {
-        id: 1,
-        category_id: 1,
-        category_name: "套餐类".into(),
+/// The sub-project the list is imported into: one text field per non-phone column.
+fn new_project(category_id: i64) -> NewProject {
+    NewProject {
+        category_id,
         name: "基准".into(),
+        template_id: None,
         script: String::new(),
         hide_middle_digits: true,
         customer_fields: HEADERS[1..].iter().enumerate().map(|(i, h)| FieldSpec::text(&format!("f{i}"), h)).collect(),
         record_fields: Vec::new(),
-        version: 1,
-        created_at: 0,
         settings: ProjectSettings::default(),
         phone_mode: PhoneMode::Number,
-        template_id: None,
-        site_ids: Vec::new(),
     }
 }
 
@@ -97,10 +95,25 @@ fn run_one(mode: &str, path: &Path) -> anyhow::Result<()> {
     let start = Instant::now();
     let detail = match mode {
         "ours" => {
+            let data = tempfile::tempdir_in(path.parent().context("file has a directory")?)?;
+            let store = Store::open(data.path())?;
+            let category = store.create_category("套餐类")?;
+            let project_id = store.create_project(&new_project(category))?;
+            let project = store.project(project_id)?.context("project just created")?;
             let bytes = std::fs::read(path)?;
-            let parsed = parse_xlsx_with("bench.xlsx", &bytes, &project(), &ParseOptions::default())?;
+            let parsed = parse_xlsx_with("bench.xlsx", &bytes, &project, &ParseOptions::default())?;
+            let parse_s = start.elapsed().as_secs_f64();
+            let file_id = store.save_import(project_id, "bench.xlsx", &bytes, "bench", &parsed.rows, &parsed.report)?;
+            let store_s = start.elapsed().as_secs_f64() - parse_s;
             let sheet = hq_hub::export::bad_rows_xlsx(&parsed.report.bad)?;
-            format!("good {} bad {} report {} bytes", parsed.rows.len(), parsed.report.bad.len(), sheet.len())
+            let (_, stored_rows) = store.count_files_and_rows()?;
+            anyhow::ensure!(stored_rows as usize == parsed.rows.len(), "stored {stored_rows} rows of {}", parsed.rows.len());
+            format!(
+                "good {} bad {} stored in file {file_id}; parse {parse_s:.2} s, store {store_s:.2} s, report {} bytes",
+                parsed.rows.len(),
+                parsed.report.bad.len(),
+                sheet.len()
+            )
         }
         "calamine" => {
             let bytes = std::fs::read(path)?;
@@ -173,8 +186,8 @@ fn main() -> anyhow::Result<()> {
     let mut py = Command::new(&python);
     py.arg("-c").arg(OPENPYXL).arg(&path);
     let openpyxl = measure(py).context("openpyxl (pip install openpyxl into the venv, or pass --python)")?;
-    for (name, (s, mb, detail)) in [("ours (import + report)", &ours), ("calamine cells reader", &calamine), ("openpyxl read-only", &openpyxl)] {
-        println!("{name:<24} {s:>7.2} s  {mb:>6.0} MB  {detail}");
+    for (name, (s, mb, detail)) in [("ours (import+store+report)", &ours), ("calamine cells reader", &calamine), ("openpyxl read-only", &openpyxl)] {
+        println!("{name:<28} {s:>7.2} s  {mb:>6.0} MB  {detail}");
     }
     println!("ours / calamine = {:.2}×   openpyxl / ours = {:.2}×", ours.0 / calamine.0, openpyxl.0 / ours.0);
     Ok(())

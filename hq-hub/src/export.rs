@@ -41,8 +41,8 @@ pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow
     for (line, row) in kept.iter().enumerate() {
         let line = line as u32 + 1;
         sheet.write(line, 0, row.phone.as_str())?;
-        for (idx, field) in project.customer_fields.iter().enumerate() {
-            let value = row.fields.iter().find(|(k, _)| *k == field.key).map(|(_, v)| v.as_str()).unwrap_or("");
+        for idx in 0..project.customer_fields.len() {
+            let value = row.fields.get(idx).map(String::as_str).unwrap_or("");
             sheet.write(line, idx as u16 + 1, value)?;
         }
     }

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xlsx};
+use calamine::{Data, DataRef, Reader, Xlsx};
 
 use crate::phone::{self, PhoneError};
 use crate::store::{BadRow, ColumnMatch, GoodRow, ImportReport, PhoneMode, Project};
@@ -106,8 +106,24 @@ pub struct ParseOptions<'a> {
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
 }
 
+/// A whole-workbook cell (black / white list sheets are read as a range) as the borrowed
+/// form the streamed call-list import works on.
+fn cell_ref(cell: &Data) -> DataRef<'_> {
+    match cell {
+        Data::Int(i) => DataRef::Int(*i),
+        Data::Float(f) => DataRef::Float(*f),
+        Data::String(s) => DataRef::SharedString(s),
+        Data::Bool(b) => DataRef::Bool(*b),
+        Data::DateTime(dt) => DataRef::DateTime(*dt),
+        Data::DateTimeIso(s) => DataRef::DateTimeIso(s.clone()),
+        Data::DurationIso(s) => DataRef::DurationIso(s.clone()),
+        Data::Error(e) => DataRef::Error(e.clone()),
+        Data::Empty => DataRef::Empty,
+    }
+}
+
 /// An encrypted dial token: 16 to 64 hex digits, dialed as-is (upper-cased).
-fn token_from_cell(cell: &Data) -> Result<String, (String, String)> {
+fn token_from_cell(cell: &DataRef<'_>) -> Result<String, (String, String)> {
     let text = cell_text(cell).unwrap_or_default();
     let token: String = text.chars().filter(|c| !c.is_whitespace()).collect();
     if token.is_empty() {
@@ -123,14 +139,15 @@ fn token_from_cell(cell: &Data) -> Result<String, (String, String)> {
 }
 
 /// A cell's text as a value (numbers without Excel's float noise).
-fn cell_text(cell: &Data) -> Result<String, &'static str> {
+fn cell_text(cell: &DataRef<'_>) -> Result<String, &'static str> {
     match cell {
-        Data::Empty => Ok(String::new()),
-        Data::String(s) => Ok(s.trim().to_string()),
-        Data::Int(i) => Ok(i.to_string()),
-        Data::Float(f) => Ok(phone::float_to_digits(*f).unwrap_or_else(|| f.to_string())),
-        Data::Bool(b) => Ok(if *b { "TRUE" } else { "FALSE" }.to_string()),
-        Data::DateTime(dt) => {
+        DataRef::Empty => Ok(String::new()),
+        DataRef::SharedString(s) => Ok(s.trim().to_string()),
+        DataRef::String(s) => Ok(s.trim().to_string()),
+        DataRef::Int(i) => Ok(i.to_string()),
+        DataRef::Float(f) => Ok(phone::float_to_digits(*f).unwrap_or_else(|| f.to_string())),
+        DataRef::Bool(b) => Ok(if *b { "TRUE" } else { "FALSE" }.to_string()),
+        DataRef::DateTime(dt) => {
             let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
             if (h, mi, s) == (0, 0, 0) {
                 Ok(format!("{y:04}-{mo:02}-{d:02}"))
@@ -138,23 +155,24 @@ fn cell_text(cell: &Data) -> Result<String, &'static str> {
                 Ok(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
             }
         }
-        Data::DateTimeIso(s) | Data::DurationIso(s) => Ok(s.clone()),
-        Data::Error(_) => Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Ok(s.clone()),
+        DataRef::Error(_) => Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
     }
 }
 
-fn is_blank(cell: &Data) -> bool {
+fn is_blank(cell: &DataRef<'_>) -> bool {
     match cell {
-        Data::Empty => true,
-        Data::String(s) => s.trim().is_empty(),
+        DataRef::Empty => true,
+        DataRef::SharedString(s) => s.trim().is_empty(),
+        DataRef::String(s) => s.trim().is_empty(),
         _ => false,
     }
 }
 
 /// The phone cell as a dialable number.
-fn phone_from_cell(cell: &Data) -> Result<String, PhoneError> {
+fn phone_from_cell(cell: &DataRef<'_>) -> Result<String, PhoneError> {
     match cell {
-        Data::Float(_) | Data::Int(_) => {
+        DataRef::Float(_) | DataRef::Int(_) => {
             let digits = cell_text(cell).unwrap_or_default();
             match phone::normalize(&digits) {
                 Ok(number) => Ok(number),
@@ -162,8 +180,9 @@ fn phone_from_cell(cell: &Data) -> Result<String, PhoneError> {
                 Err(err) => phone::normalize(&format!("0{digits}")).map_err(|_| err),
             }
         }
-        Data::String(s) => phone::normalize(s),
-        Data::Empty => Err(PhoneError::Empty),
+        DataRef::SharedString(s) => phone::normalize(s),
+        DataRef::String(s) => phone::normalize(s),
+        DataRef::Empty => Err(PhoneError::Empty),
         other => Err(PhoneError::NotDigits(cell_text(other).unwrap_or_else(|_| "#ERROR".to_string()))),
     }
 }
@@ -175,11 +194,12 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
 
 /// The first sheet's rows in order, streamed with calamine's cells reader (the sheet is
 /// never held whole): `visit(row_index, cells)` gets each row that has a cell, 0-based,
-/// with missing cells as [`Data::Empty`]. Also answers the sheet's last row index.
+/// with missing cells as [`DataRef::Empty`]. Also answers the sheet's last row index.
+/// Cells stay borrowed from calamine's shared-string table: no cell is copied here.
 fn stream_rows(
     file_name: &str,
     bytes: &[u8],
-    mut visit: impl FnMut(u32, &[Data], u32) -> Result<(), ImportError>,
+    mut visit: impl FnMut(u32, &[DataRef<'_>], u32) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
     if !bytes.starts_with(b"PK\x03\x04") {
@@ -191,7 +211,7 @@ fn stream_rows(
     };
     let mut reader = workbook.worksheet_cells_reader(&sheet).map_err(|e| unreadable(e.to_string()))?;
     let last_row = reader.dimensions().end.0;
-    let mut row: Vec<Data> = Vec::new();
+    let mut row: Vec<DataRef<'_>> = Vec::new();
     let mut current: Option<u32> = None;
     while let Some(cell) = reader.next_cell().map_err(|e| unreadable(e.to_string()))? {
         let (r, c) = cell.get_position();
@@ -204,9 +224,9 @@ fn stream_rows(
         }
         let c = c as usize;
         if row.len() <= c {
-            row.resize(c + 1, Data::Empty);
+            row.resize(c + 1, DataRef::Empty);
         }
-        row[c] = Data::from(cell.get_value().clone());
+        row[c] = cell.get_value().clone();
     }
     if let Some(done) = current {
         visit(done, &row, last_row)?;
@@ -223,12 +243,17 @@ struct Header {
     phone_col: usize,
 }
 
+fn invisible_warning(idx: usize, shown: &str) -> String {
+    format!("column {}: header {shown:?} holds special (invisible) characters; they were ignored (标题含特殊字符，已忽略)", idx + 1)
+}
+
 /// Reads the header row: phone column, field columns, warnings about odd headers.
-fn read_header(cells: &[Data], row_number: u32, project: &Project, options: &ParseOptions<'_>) -> Result<Header, ImportError> {
+fn read_header(cells: &[DataRef<'_>], row_number: u32, project: &Project, options: &ParseOptions<'_>) -> Result<Header, ImportError> {
     let headers: Vec<String> = cells
         .iter()
         .map(|cell| match cell {
-            Data::String(s) => s.trim().to_string(),
+            DataRef::SharedString(s) => s.trim().to_string(),
+            DataRef::String(s) => s.trim().to_string(),
             other => cell_text(other).unwrap_or_default(),
         })
         .collect();
@@ -237,11 +262,9 @@ fn read_header(cells: &[Data], row_number: u32, project: &Project, options: &Par
     for (idx, cell) in cells.iter().enumerate() {
         let shown = headers[idx].chars().filter(|c| !is_invisible(*c)).collect::<String>();
         match cell {
-            Data::String(s) if s.chars().any(is_invisible) => warnings.push(format!(
-                "column {}: header {shown:?} holds special (invisible) characters; they were ignored (标题含特殊字符，已忽略)",
-                idx + 1
-            )),
-            Data::String(_) | Data::Empty => {}
+            DataRef::SharedString(s) if s.chars().any(is_invisible) => warnings.push(invisible_warning(idx, &shown)),
+            DataRef::String(s) if s.chars().any(is_invisible) => warnings.push(invisible_warning(idx, &shown)),
+            DataRef::SharedString(_) | DataRef::String(_) | DataRef::Empty => {}
             _ => warnings.push(format!(
                 "column {}: header {shown:?} is not text (a number or date); it was read as text (标题栏不是文本格式)",
                 idx + 1
@@ -283,12 +306,15 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
     let mut header: Option<Header> = None;
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    let mut first_seen: HashMap<String, u32> = HashMap::new();
+    // First row of each number: normalised numbers are digits, keyed as one u64
+    // ([`phone::number_key`]); dial tokens (too long for that) by their text.
+    let mut first_seen: HashMap<u64, u32> = HashMap::new();
+    let mut first_seen_tokens: HashMap<String, u32> = HashMap::new();
     let mut n_rows: u64 = 0;
     // Blank rows since the last row with data: at the end, the trailing empty rows.
     let mut blank_run: u64 = 0;
     let mut total: u64 = 0;
-    let empty = Data::Empty;
+    let empty = DataRef::Empty;
     stream_rows(file_name, bytes, |index, row, last_row| {
         let row_number = index + 1;
         if row.iter().all(is_blank) {
@@ -300,6 +326,10 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
         let Some(head) = &header else {
             let found = read_header(row, row_number, project, options)?;
             total = u64::from(last_row.saturating_sub(index));
+            // Reserve for the rows the sheet announces (bounded by MAX_ROWS), so that the
+            // kept rows are not copied over and over while the vector grows.
+            good.reserve((total as usize).min(MAX_ROWS));
+            first_seen.reserve((total as usize).min(MAX_ROWS));
             header = Some(found);
             return Ok(());
         };
@@ -331,7 +361,7 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
         let mut fields = Vec::with_capacity(project.customer_fields.len());
         for (field, column) in project.customer_fields.iter().zip(&head.field_columns) {
             let Some(column) = column else {
-                fields.push((field.key.clone(), String::new()));
+                fields.push(String::new());
                 continue;
             };
             let header_text = &head.headers[*column];
@@ -347,7 +377,8 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
                     continue;
                 }
             };
-            if value.chars().count() > MAX_FIELD_CHARS {
+            // A UTF-8 character is at least one byte: short values need no counting.
+            if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
                 problems.push(BadRow {
                     row: row_number,
                     column: header_text.clone(),
@@ -360,10 +391,15 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
                 problems.push(BadRow { row: row_number, column: header_text.clone(), reason, reason_zh });
                 continue;
             }
-            fields.push((field.key.clone(), value));
+            fields.push(value);
         }
+        let key = phone.as_deref().and_then(phone::number_key);
         let repeats = match (&phone, problems.is_empty()) {
-            (Some(number), true) => first_seen.get(number).map(|first_row| (number, first_row)),
+            (Some(number), true) => match key {
+                Some(key) => first_seen.get(&key),
+                None => first_seen_tokens.get(number),
+            }
+            .map(|first_row| (number, *first_row)),
             _ => None,
         };
         if let Some((number, first_row)) = repeats {
@@ -376,7 +412,10 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
         }
         match phone {
             Some(number) if problems.is_empty() => {
-                first_seen.insert(number.clone(), row_number);
+                match key {
+                    Some(key) => first_seen.insert(key, row_number),
+                    None => first_seen_tokens.insert(number.clone(), row_number),
+                };
                 good.push(GoodRow { row_number, phone: number, fields });
             }
             _ => bad.extend(problems),
@@ -484,16 +523,8 @@ mod tests {
         assert_eq!(
             parsed.rows,
             vec![
-                GoodRow {
-                    row_number: 2,
-                    phone: "13800138000".into(),
-                    fields: vec![("name".into(), "张三".into()), ("level".into(), "A".into())]
-                },
-                GoodRow {
-                    row_number: 4,
-                    phone: "13900139000".into(),
-                    fields: vec![("name".into(), "42".into()), ("level".into(), "".into())]
-                },
+                GoodRow { row_number: 2, phone: "13800138000".into(), fields: vec!["张三".into(), "A".into()] },
+                GoodRow { row_number: 4, phone: "13900139000".into(), fields: vec!["42".into(), "".into()] },
             ]
         );
         assert_eq!(parsed.report.n_rows, 3);
@@ -559,10 +590,10 @@ pub fn read_phone_list(file_name: &str, bytes: &[u8]) -> Result<PhoneListSheet, 
     };
     let first_row = range.start().map(|(row, _)| row).unwrap_or(0);
     let rows: Vec<&[Data]> = range.rows().collect();
-    let Some(header_idx) = rows.iter().position(|row| !row.iter().all(is_blank)) else {
+    let Some(header_idx) = rows.iter().position(|row| !row.iter().all(|c| is_blank(&cell_ref(c)))) else {
         return Err(ImportError::Empty { file_name: file_name.to_string() });
     };
-    let keys: Vec<String> = rows[header_idx].iter().map(|c| header_key(&cell_text(c).unwrap_or_default())).collect();
+    let keys: Vec<String> = rows[header_idx].iter().map(|c| header_key(&cell_text(&cell_ref(c)).unwrap_or_default())).collect();
     let by_header = keys
         .iter()
         .position(|k| PHONE_HEADERS.contains(&k.as_str()))
@@ -576,15 +607,15 @@ pub fn read_phone_list(file_name: &str, bytes: &[u8]) -> Result<PhoneListSheet, 
         return Err(ImportError::TooManyRows { n_rows: rows.len() - start });
     }
     let column_name = match by_header {
-        Some(_) => cell_text(&rows[header_idx][column]).unwrap_or_default(),
+        Some(_) => cell_text(&cell_ref(&rows[header_idx][column])).unwrap_or_default(),
         None => "A".to_string(),
     };
     let mut sheet = PhoneListSheet::default();
     let mut seen: HashMap<String, u32> = HashMap::new();
     for (offset, row) in rows[start..].iter().enumerate() {
         let row_number = first_row + (start + offset) as u32 + 1;
-        let Some(cell) = row.get(column).filter(|c| !is_blank(c)) else { continue };
-        match phone_from_cell(cell) {
+        let Some(cell) = row.get(column).map(cell_ref).filter(|c| !is_blank(c)) else { continue };
+        match phone_from_cell(&cell) {
             Ok(number) => match seen.get(&number) {
                 Some(first) => sheet.bad.push(BadRow {
                     row: row_number,

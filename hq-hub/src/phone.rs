@@ -37,6 +37,12 @@ impl PhoneError {
 
 /// Turns a cell's text into a dialable number.
 pub fn normalize(raw: &str) -> Result<String, PhoneError> {
+    // Nearly every cell of a real call list is already a bare 11-digit mobile: answer it
+    // with its one allocation, skipping the full-width and separator handling below.
+    let bare = raw.trim_ascii();
+    if is_mobile(bare) {
+        return Ok(bare.to_string());
+    }
     let shown = raw.trim().to_string();
     let mut text = String::with_capacity(raw.len());
     for c in raw.chars() {
@@ -106,6 +112,17 @@ pub fn float_to_digits(value: f64) -> Option<String> {
     } else {
         None
     }
+}
+
+/// A normalised number (ASCII digits only, at most 18) as one `u64`, for duplicate checks
+/// that hash 8 bytes instead of a string. A leading `1` is prepended before parsing so that
+/// `010…` and `10…` stay distinct. `None` for anything else (dial tokens, for example).
+pub fn number_key(number: &str) -> Option<u64> {
+    let bytes = number.as_bytes();
+    if bytes.is_empty() || bytes.len() > 18 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(bytes.iter().fold(1u64, |key, digit| key * 10 + u64::from(digit - b'0')))
 }
 
 fn is_mobile(digits: &str) -> bool {
@@ -267,6 +284,16 @@ mod tests {
                 "138 0013 8000 转 2" => err "138 0013 8000 转 2" contains characters that are not digits: keep only the number
             "#]],
         );
+    }
+
+    #[test]
+    fn number_keys_keep_leading_zeros() {
+        assert_eq!(number_key("13800138000"), Some(113_800_138_000));
+        assert_ne!(number_key("01062345678"), number_key("1062345678"));
+        assert_eq!(number_key("A207A92E2B93892F5F4C"), None);
+        assert_eq!(number_key(""), None);
+        assert_eq!(number_key("999999999999999999"), Some(1_999_999_999_999_999_999));
+        assert_eq!(number_key("9999999999999999999"), None);
     }
 
     #[test]

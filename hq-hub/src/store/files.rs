@@ -66,8 +66,9 @@ pub struct ImportReport {
 pub struct GoodRow {
     pub row_number: u32,
     pub phone: String,
-    /// Custom field values by key, in the project's field order.
-    pub fields: Vec<(String, String)>,
+    /// Custom field values, one per field of the project's `customer_fields`, in that
+    /// order (the keys are the project's: a million rows need not carry a million copies).
+    pub fields: Vec<String>,
 }
 
 /// A file in the file list.
@@ -149,13 +150,14 @@ impl Store {
         remark: &str,
     ) -> Result<i64, SaveImportError> {
         let report_json = serde_json::to_string(report).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        // The stored rows name their fields (a project's fields change with new versions), so
+        // the keys come from the project the rows were read for.
+        let Some(project) = self.project(project_id)? else {
+            return Err(SaveImportError::UnknownProject(project_id));
+        };
+        let keys: Vec<&str> = project.customer_fields.iter().map(|f| f.key.as_str()).collect();
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(DbError)?;
-        let project_exists =
-            tx.query_row("SELECT 1 FROM projects WHERE id = ?1", [project_id], |_| Ok(())).optional().map_err(DbError)?;
-        if project_exists.is_none() {
-            return Err(SaveImportError::UnknownProject(project_id));
-        }
         tx.execute(
             "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report, remark)
              VALUES (?1, ?2, '', ?8, 'unprocessed', ?3, ?4, ?5, ?6, ?7, ?9)",
@@ -167,10 +169,12 @@ impl Store {
             let mut insert = tx
                 .prepare("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES (?1, ?2, ?3, ?4)")
                 .map_err(DbError)?;
+            // One buffer for every row's JSON; one prepared statement; one transaction.
+            let mut json = String::with_capacity(256);
             for row in rows {
-                let fields = serde_json::to_string(&row.fields)
-                    .map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-                insert.execute(params![file_id, row.row_number, row.phone, fields]).map_err(DbError)?;
+                json.clear();
+                fields_json(&keys, &row.fields, &mut json);
+                insert.execute(params![file_id, row.row_number, row.phone, json]).map_err(DbError)?;
             }
         }
         let stored_name = format!("{file_id}.xlsx");
@@ -246,13 +250,26 @@ impl Store {
     }
 
     /// A file's good rows (for filtering and exports).
+    /// Values are in the order of the file's project's current fields (a field the row was
+    /// not stored with is empty).
     pub fn file_rows(&self, id: i64) -> Result<Vec<GoodRow>, DbError> {
+        let project_id: Option<i64> =
+            self.conn().query_row("SELECT project_id FROM files WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        let keys: Vec<String> = match project_id {
+            Some(project_id) => self.project(project_id)?.map(|p| p.customer_fields.into_iter().map(|f| f.key).collect()).unwrap_or_default(),
+            None => Vec::new(),
+        };
         let conn = self.conn();
         let mut stmt = conn.prepare("SELECT row_number, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
         let rows = stmt
             .query_map([id], |r| {
                 let fields: String = r.get(2)?;
-                Ok(GoodRow { row_number: r.get(0)?, phone: r.get(1)?, fields: serde_json::from_str(&fields).unwrap_or_default() })
+                let stored: Vec<(String, String)> = serde_json::from_str(&fields).unwrap_or_default();
+                let fields = keys
+                    .iter()
+                    .map(|key| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default())
+                    .collect();
+                Ok(GoodRow { row_number: r.get(0)?, phone: r.get(1)?, fields })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
@@ -264,5 +281,73 @@ impl Store {
         let files = conn.query_row("SELECT COUNT(*) FROM files", [], |r| r.get(0))?;
         let rows = conn.query_row("SELECT COUNT(*) FROM import_rows", [], |r| r.get(0))?;
         Ok((files, rows))
+    }
+}
+
+/// A row's fields as stored: `[["key","value"],…]`, the JSON of `Vec<(String, String)>`
+/// that dispatch reads back, written straight into `out`.
+fn fields_json(keys: &[&str], values: &[String], out: &mut String) {
+    out.push('[');
+    for (idx, (key, value)) in keys.iter().zip(values.iter().map(String::as_str).chain(std::iter::repeat(""))).enumerate() {
+        if idx > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        json_string(key, out);
+        out.push(',');
+        json_string(value, out);
+        out.push(']');
+    }
+    out.push(']');
+}
+
+/// `text` as a JSON string literal (RFC 8259 escapes).
+fn json_string(text: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(text);
+        out.push('"');
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_json_matches_serde() {
+        let keys = ["name", "note", "missing"];
+        let values = vec!["张\"三\\".to_string(), "line\nbreak\u{1}\ttab\u{8}\u{c}\u{1f}".to_string()];
+        let mut out = String::new();
+        fields_json(&keys, &values, &mut out);
+        let back: Vec<(String, String)> = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            back,
+            vec![
+                ("name".to_string(), values[0].clone()),
+                ("note".to_string(), values[1].clone()),
+                ("missing".to_string(), String::new())
+            ]
+        );
+        let expected: Vec<(&str, &str)> = vec![("name", &values[0]), ("note", &values[1]), ("missing", "")];
+        assert_eq!(out, serde_json::to_string(&expected).unwrap());
     }
 }
