@@ -4,7 +4,9 @@
 # Idempotent: on a machine that has them all it touches nothing and needs no network.
 set -euo pipefail
 
-packages=(sip-tester chromium chromium-driver baresip)
+# fonts-wqy-zenhei: Chromium has no CJK font otherwise, and screenshots of the
+# Chinese UI would show boxes.
+packages=(sip-tester chromium chromium-driver baresip fonts-wqy-zenhei)
 
 missing=()
 for package in "${packages[@]}"; do
