@@ -14,7 +14,9 @@
 //! rate. The arms alternate step by step and the whole sweep runs `--runs` times, because the
 //! machine is shared; each step prints the load average, the CPU per call of the box (our
 //! process, or Kamailio and all its children) and how much of one core each SIPp used, so a
-//! step where SIPp itself was the limit can be told apart.
+//! step where SIPp itself was the limit can be told apart, and the kernel's UDP receive-buffer
+//! drops during the step. Kamailio runs with `maxbuffer` raised to the 4 MiB the box asks
+//! for its own SIP socket (`--kamailio-maxbuffer`, 0 for the config as it is).
 //!
 //! `concurrency`: N calls bridged to N registered agents, RTP both ways (PCMU, 20 ms) and
 //! recording on. A load generator runs as a child process (this binary, `load` mode: a fake
@@ -157,6 +159,9 @@ struct Step {
     /// Share of one core used by the SIPp UAC (Kamailio arm only) and by the SIPp UAS.
     uac_core: Option<f64>,
     uas_core: f64,
+    /// Datagrams the kernel dropped on a full UDP receive buffer during the step (all
+    /// sockets of the machine, from /proc/net/snmp `RcvbufErrors`).
+    rcvbuf_drops: u64,
     load: String,
 }
 
@@ -201,7 +206,7 @@ impl Step {
 
     fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {}/{} | {} | {} | {} | {:.0} | {:.3} | {} | {:.0} % | {} | {} |",
+            "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {:.0} | {:.3} | {} | {:.0} % | {} | {} |",
             self.run,
             self.arm.name(),
             self.rate,
@@ -210,6 +215,7 @@ impl Step {
             self.failed,
             self.retransmissions,
             self.unexpected,
+            self.rcvbuf_drops,
             self.placed_rate,
             1000.0 * self.box_cpu / f64::from(self.calls.max(1)),
             self.uac_core
@@ -236,10 +242,15 @@ async fn rate(args: &[String]) -> anyhow::Result<()> {
         "--kamailio-cfg",
         "/work/shared/anchors/kamailio-stateful-proxy.cfg",
     );
+    let maxbuffer: u32 = arg(args, "--kamailio-maxbuffer", "4194304").parse()?;
+    // The box asks for 4 MiB socket buffers and SIPp gets 1 MiB; Kamailio's own default
+    // (`maxbuffer`, 256 KiB) would make it the only party short of buffer.
+    let cfg_dir = tempfile::tempdir()?;
+    let kamailio_cfg = with_maxbuffer(Path::new(&kamailio_cfg), maxbuffer, cfg_dir.path())?;
     println!(
-        "| run | arm | calls/s | completed | failed | retrans | unexpected | placed/s | box CPU ms/call | SIPp UAC core | SIPp UAS core | load 1/5/15 min | verdict |"
+        "| run | arm | calls/s | completed | failed | retrans | unexpected | UDP drops | placed/s | box CPU ms/call | SIPp UAC core | SIPp UAS core | load 1/5/15 min | verdict |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut summary = Vec::new();
     for run in 1..=runs {
         // Alternate which arm goes first, so neither always meets the same neighbours' load.
@@ -294,6 +305,36 @@ async fn rate(args: &[String]) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// A copy of the Kamailio config in `dir` with `maxbuffer` (the ceiling of its UDP receive
+/// buffer) set; 0 keeps the config as it is.
+fn with_maxbuffer(cfg: &Path, bytes: u32, dir: &Path) -> anyhow::Result<String> {
+    if bytes == 0 {
+        return Ok(cfg.display().to_string());
+    }
+    let text = std::fs::read_to_string(cfg)
+        .with_context(|| format!("read the Kamailio config {}", cfg.display()))?;
+    // Global parameters must follow the `#!KAMAILIO` line and come before any route.
+    let (first, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+    let copy = dir.join("kamailio.cfg");
+    std::fs::write(&copy, format!("{first}\nmaxbuffer={bytes}\n{rest}"))?;
+    Ok(copy.display().to_string())
+}
+
+/// Datagrams dropped so far on full UDP receive buffers, machine-wide.
+fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|line| line.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
 }
 
 /// A SIPp command with the anchors' flags and its statistics written into `dir`.
@@ -382,7 +423,7 @@ fn last_row(path: &Path) -> anyhow::Result<Vec<(String, u64)>> {
         .next()
         .with_context(|| format!("{} is empty", path.display()))?;
     let last = lines
-        .last()
+        .next_back()
         .with_context(|| format!("{} has no data row", path.display()))?;
     Ok(header
         .split(';')
@@ -420,7 +461,11 @@ fn tree_cpu_seconds(pid: u32) -> f64 {
         return 0.0;
     };
     for entry in entries.flatten() {
-        let Some(this) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(this) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
@@ -482,6 +527,7 @@ async fn ours_at(run: u32, cps: u32, seconds: u32, talk_ms: u32) -> anyhow::Resu
     })
     .await?;
     let reaped_before = reaped_children_cpu_seconds();
+    let drops_before = udp_rcvbuf_errors();
     let cpu_before = cpu_seconds();
     let start = Instant::now();
     let dialer = {
@@ -495,8 +541,7 @@ async fn ours_at(run: u32, cps: u32, seconds: u32, talk_ms: u32) -> anyhow::Resu
             let mut placed = 0u32;
             while placed < total {
                 tick.tick().await;
-                let due =
-                    ((began.elapsed().as_secs_f64() * f64::from(cps)) as u32 + 1).min(total);
+                let due = ((began.elapsed().as_secs_f64() * f64::from(cps)) as u32 + 1).min(total);
                 while placed < due {
                     telephony.dial(DialRequest {
                         call: CallId(u64::from(placed)),
@@ -544,6 +589,7 @@ async fn ours_at(run: u32, cps: u32, seconds: u32, talk_ms: u32) -> anyhow::Resu
         }
     }
     let box_cpu = cpu_seconds() - cpu_before;
+    let rcvbuf_drops = udp_rcvbuf_errors() - drops_before;
     dialer.abort();
     let active = (last_end - start).as_secs_f64() - f64::from(talk_ms) / 1000.0;
     wait_sipp(&mut uas, Duration::from_secs(u64::from(seconds) + 60)).await?;
@@ -564,6 +610,7 @@ async fn ours_at(run: u32, cps: u32, seconds: u32, talk_ms: u32) -> anyhow::Resu
         box_cpu,
         uac_core: None,
         uas_core: uas_cpu / active.max(1e-3),
+        rcvbuf_drops,
         load: load_average(),
     })
 }
@@ -587,11 +634,14 @@ async fn kamailio_at(
     let mut uas = sipp_uas(dir.path(), KAMAILIO_UAS_PORT, total, seconds)?;
     tokio::time::sleep(Duration::from_millis(800)).await;
     if let Some(status) = proxy.try_wait()? {
-        bail!("kamailio exited at start ({status}); is 127.0.0.1:5060 taken?");
+        bail!(
+            "kamailio exited at start ({status}): is 127.0.0.1:5060 taken, or does `kamailio -c -f {cfg}` find an error?"
+        );
     }
     let proxy_pid = proxy.id().context("kamailio pid")?;
     let proxy_before = tree_cpu_seconds(proxy_pid);
     let uac_before = reaped_children_cpu_seconds();
+    let drops_before = udp_rcvbuf_errors();
     // Enough open calls for the talk time, so `-l` never holds the rate back.
     let limit = (2 * cps * (talk_ms / 1000 + 1)).max(2000);
     let start = Instant::now();
@@ -607,6 +657,7 @@ async fn kamailio_at(
     let active = start.elapsed().as_secs_f64() - f64::from(talk_ms) / 1000.0;
     let uac_cpu = reaped_children_cpu_seconds() - uac_before;
     let box_cpu = tree_cpu_seconds(proxy_pid) - proxy_before;
+    let rcvbuf_drops = udp_rcvbuf_errors() - drops_before;
     let uas_before = reaped_children_cpu_seconds();
     wait_sipp(&mut uas, Duration::from_secs(u64::from(seconds) + 60)).await?;
     let uas_cpu = reaped_children_cpu_seconds() - uas_before;
@@ -637,6 +688,7 @@ async fn kamailio_at(
         box_cpu,
         uac_core: Some(uac_cpu / active.max(1e-3)),
         uas_core: uas_cpu / active.max(1e-3),
+        rcvbuf_drops,
         load: load_average(),
     })
 }
