@@ -9,4 +9,4 @@ scripts/install-test-deps.sh
 # Tests that initialise tracing read RUST_LOG; a caller's own setting wins.
 export RUST_LOG="${RUST_LOG:-info}"
 
-timeout --kill-after=60s 80m cargo test --workspace
+timeout --kill-after=60s 80m cargo test --workspace --no-fail-fast
