@@ -1401,18 +1401,26 @@ fn apply_chunk(tx: &Transaction<'_>, chunk: &BatchChunk) -> Result<(), DbError> 
     ensure_batch(tx, chunk.batch_id)?;
     // A re-sent chunk replaces the earlier copy; a row whose id did not change keeps its
     // dialing status so that a resend never makes a dialed number dialable again.
+    // One statement for the whole chunk (prepared once per connection, then cached) and
+    // one encoding buffer reused across rows: at 2,000 rows a chunk, re-preparing the
+    // SQL and allocating a fresh buffer for each row was most of the apply time.
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO batch_rows (batch_id, chunk_idx, row_idx, row_id, phone, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (batch_id, chunk_idx, row_idx) DO UPDATE
+         SET status = CASE WHEN batch_rows.row_id = excluded.row_id
+                           THEN batch_rows.status ELSE 'new' END,
+             row_id = excluded.row_id, phone = excluded.phone, fields = excluded.fields",
+    )?;
+    let batch_id = chunk.batch_id as i64;
+    let chunk_idx = i64::from(chunk.chunk_idx);
+    let mut fields = Vec::with_capacity(256);
     for (row_idx, row) in chunk.rows.iter().enumerate() {
-        let fields = postcard::to_stdvec(&row.fields).map_err(|e| corrupt("customer row", e))?;
-        tx.execute(
-            "INSERT INTO batch_rows (batch_id, chunk_idx, row_idx, row_id, phone, fields)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (batch_id, chunk_idx, row_idx) DO UPDATE
-             SET status = CASE WHEN batch_rows.row_id = excluded.row_id
-                               THEN batch_rows.status ELSE 'new' END,
-                 row_id = excluded.row_id, phone = excluded.phone, fields = excluded.fields",
-            params![chunk.batch_id, chunk.chunk_idx, row_idx as u32, row.row_id, row.phone, fields],
-        )?;
+        fields.clear();
+        fields = postcard::to_extend(&row.fields, fields).map_err(|e| corrupt("customer row", e))?;
+        upsert.execute(params![batch_id, chunk_idx, row_idx as i64, row.row_id as i64, row.phone, fields])?;
     }
+    drop(upsert);
     tx.execute(
         "DELETE FROM batch_rows WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx >= ?3",
         params![chunk.batch_id, chunk.chunk_idx, chunk.rows.len() as u32],
