@@ -15,6 +15,7 @@
 //! driver call the inherent methods.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -25,8 +26,10 @@ use sync_protocol::{
 };
 use tokio::sync::Notify;
 
+mod hq;
 mod work;
 
+pub use hq::{AgentCounts, china_minute};
 pub use work::*;
 
 /// Schema migrations, applied in order; `user_version` counts how many ran.
@@ -181,6 +184,41 @@ const MIGRATIONS: &[&str] = &[
         edited_at INTEGER NOT NULL,
         PRIMARY KEY (batch_id, row_id, field)
     );",
+    // 3: HQ's guards that hold offline (black list, project run state and calling windows,
+    // one-click stops), link settings, and which recordings HQ already holds.
+    "CREATE TABLE blacklist (
+        phone TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        listed INTEGER NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE TABLE project_run (
+        project_id INTEGER PRIMARY KEY,
+        settings_version INTEGER,
+        control_version INTEGER,
+        popup_on_ring INTEGER,
+        hq_state TEXT NOT NULL DEFAULT 'running' CHECK (hq_state IN ('running', 'paused', 'ended'))
+    );
+    CREATE TABLE calling_windows (
+        project_id INTEGER NOT NULL,
+        start_minute INTEGER NOT NULL,
+        end_minute INTEGER NOT NULL
+    );
+    CREATE INDEX calling_windows_project ON calling_windows (project_id);
+    CREATE TABLE one_click (
+        scope TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        start INTEGER NOT NULL
+    );
+    CREATE TABLE link_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        settings BLOB NOT NULL
+    );
+    ALTER TABLE sync_state ADD COLUMN heard_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN recording_uploaded INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX attempts_recording_pending ON attempts (recording_uploaded, attempt_id)
+        WHERE recording_sha256 IS NOT NULL;",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).
@@ -430,6 +468,13 @@ pub struct Store {
     /// Calls put through to an agent whose bridge is queued for writing but not on disk yet
     /// (attempt → agent): the agent may already save the call's record.
     pending_agents: Mutex<std::collections::HashMap<u64, String>>,
+    /// When the link last showed HQ was there (unix seconds): a control change arriving
+    /// now was made at HQ after this, so what was dialed since may have gone against it.
+    link_heard_at: AtomicI64,
+    /// When the link last polled the live figures (unix seconds), see `heard_from_link`.
+    link_tick_at: AtomicI64,
+    /// Agents by state as the desk last told, for the live figures.
+    agent_counts: Mutex<AgentCounts>,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> DbError {
@@ -502,8 +547,8 @@ impl Store {
             params![fresh_epoch as i64],
         )
         .map_err(sqlite)?;
-        let epoch: i64 = tx
-            .query_row("SELECT epoch FROM sync_state WHERE id = 1", [], |row| row.get(0))
+        let (epoch, heard_at): (i64, i64) = tx
+            .query_row("SELECT epoch, heard_at FROM sync_state WHERE id = 1", [], |row| Ok((row.get(0)?, row.get(1)?)))
             .map_err(sqlite)?;
         tx.commit().map_err(sqlite)?;
         let reader = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(sqlite)?;
@@ -516,6 +561,9 @@ impl Store {
             path,
             lines: Mutex::new(Vec::new()),
             pending_agents: Mutex::new(std::collections::HashMap::new()),
+            link_heard_at: AtomicI64::new(heard_at),
+            link_tick_at: AtomicI64::new(0),
+            agent_counts: Mutex::new(AgentCounts::default()),
         })
     }
 
@@ -872,22 +920,30 @@ impl Store {
     /// Takes up to `n` numbers of `batch_id` in one transaction (one disk flush for a whole
     /// wave of dials), in the order [`Store::claim_next_number`] takes them.
     pub fn claim_next_numbers(&self, batch_id: u64, n: usize) -> Result<Vec<ClaimedNumber>, DbError> {
+        self.claim_next_numbers_at(batch_id, n, now_unix())
+    }
+
+    /// [`Store::claim_next_numbers`] as if the clock read `now` (unix seconds): HQ's
+    /// calling windows are judged at that time.
+    pub fn claim_next_numbers_at(&self, batch_id: u64, n: usize, now: i64) -> Result<Vec<ClaimedNumber>, DbError> {
+        let minute = hq::china_minute(now);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let mut claimed = Vec::new();
         for _ in 0..n {
             let next: Option<(u32, u32, u64, String)> = tx
                 .query_row(
-                    "SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
+                    &format!("SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
                      FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
                      WHERE r.batch_id = ?1 AND r.status = 'new' AND b.verified = 1
                        AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
                        AND NOT EXISTS (SELECT 1 FROM attempts a
                                        WHERE a.phone = r.phone AND a.state = 'dialing')
+                       {gates}
                      ORDER BY COALESCE(b.control_priority, b.manifest_priority) DESC,
                               b.imported_at, r.chunk_idx, r.row_idx
-                     LIMIT 1",
-                    [batch_id],
+                     LIMIT 1", gates = hq::HQ_GATES),
+                    params![batch_id, minute],
                     |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
                 )
                 .optional()?;
@@ -1229,20 +1285,39 @@ impl Store {
         if entry.seq <= applied as u64 {
             return Ok(());
         }
+        let heard_at = self.link_heard_at.load(std::sync::atomic::Ordering::Relaxed);
+        let mut wrote_outbox = false;
         match &entry.event {
             DownEvent::Project(def) => apply_project(&tx, def)?,
             DownEvent::BatchChunk(chunk) => apply_chunk(&tx, chunk)?,
             DownEvent::BatchManifest(manifest) => apply_manifest(&tx, manifest)?,
             DownEvent::BatchControl(control) => apply_control(&tx, control)?,
             DownEvent::AttributionRules(rules) => work::apply_hq_rules(&tx, rules)?,
+            DownEvent::BlackList(change) => hq::apply_blacklist(&tx, change)?,
+            DownEvent::ProjectSettings(settings) => hq::apply_project_settings(&tx, settings)?,
+            DownEvent::LinkSettings(settings) => hq::apply_link_settings(&tx, settings)?,
+            DownEvent::ProjectControl(control) => {
+                hq::apply_project_control(&tx, control, heard_at)?;
+                wrote_outbox = true;
+            }
+            DownEvent::OneClick(control) => {
+                hq::apply_one_click(&tx, control, heard_at)?;
+                wrote_outbox = true;
+            }
             other => {
                 // A newer hub sent something this build does not know; skipping it keeps the
                 // link moving, and the log line tells the technician to upgrade.
                 tracing::warn!(seq = entry.seq, event = ?other, "unknown down event skipped; upgrade the appliance");
             }
         }
-        tx.execute("UPDATE sync_state SET down_applied = ?1 WHERE id = 1", [entry.seq as i64])?;
+        tx.execute(
+            "UPDATE sync_state SET down_applied = ?1, heard_at = ?2 WHERE id = 1",
+            params![entry.seq as i64, heard_at],
+        )?;
         tx.commit()?;
+        if wrote_outbox {
+            self.notify.notify_one();
+        }
         Ok(())
     }
 
@@ -1535,5 +1610,28 @@ impl SiteStore for Store {
 
     fn outbox_notify(&self) -> Arc<Notify> {
         self.notify.clone()
+    }
+
+    fn pending_recordings(&self, limit: usize) -> StoreResult<Vec<sync_link::blob::BlobRef>> {
+        self.recordings_to_upload(limit).map_err(link_error)
+    }
+
+    fn open_recording(&self, sha256: &[u8; 32]) -> StoreResult<Option<sync_link::blob::OpenBlob>> {
+        self.open_recording_file(sha256).map_err(link_error)
+    }
+
+    fn recording_uploaded(&self, sha256: &[u8; 32]) -> StoreResult<()> {
+        self.mark_recording_uploaded(sha256).map_err(link_error)
+    }
+
+    fn link_settings(&self) -> StoreResult<Option<sync_protocol::LinkSettings>> {
+        self.stored_link_settings().map_err(link_error)
+    }
+
+    fn live_figures(&self) -> StoreResult<Option<sync_protocol::LiveFigures>> {
+        // Polled every 500 ms, only while the session is up: its rhythm tells when HQ
+        // was last known to be there (see `Store::heard_from_link`).
+        self.heard_from_link();
+        self.figures_now().map(Some).map_err(link_error)
     }
 }

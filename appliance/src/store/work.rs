@@ -919,6 +919,13 @@ impl Store {
     /// first, then by batch priority, then import order (A5); numbers owned by another
     /// agent are never taken. The attempt is written as "dialing", kind one_click.
     pub fn claim_one_click(&self, project_id: u64, user_id: u64, username: &str) -> Result<ManualClaim, ManualDialError> {
+        self.claim_one_click_at(project_id, user_id, username, now_unix())
+    }
+
+    /// [`Store::claim_one_click`] as if the clock read `now` (unix seconds): HQ's calling
+    /// windows are judged at that time.
+    pub fn claim_one_click_at(&self, project_id: u64, user_id: u64, username: &str, now: i64) -> Result<ManualClaim, ManualDialError> {
+        let minute = super::hq::china_minute(now);
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
         let batches: Vec<u64> = {
@@ -952,13 +959,15 @@ impl Store {
              FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
              WHERE r.batch_id IN ({list}) AND r.status = 'new' AND (r.owner IS NULL OR r.owner = ?1)
                AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.phone = r.phone AND a.state = 'dialing')
+               {gates}
              ORDER BY (r.owner IS NOT NULL) DESC,
                       COALESCE(b.control_priority, b.manifest_priority) DESC,
                       b.imported_at, b.batch_id, r.chunk_idx, r.row_idx
-             LIMIT 1"
+             LIMIT 1",
+            gates = super::hq::HQ_GATES
         );
         let next: Option<(u64, u32, u32, u64, String)> = tx
-            .query_row(&sql, [username], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
+            .query_row(&sql, params![username, minute], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?)))
             .optional()
             .map_err(DbError::from)?;
         let Some((batch_id, chunk_idx, row_idx, row_id, phone)) = next else {
@@ -1047,6 +1056,14 @@ impl Store {
 }
 
 fn busy_check(tx: &Transaction<'_>, phone: &str) -> Result<(), ManualDialError> {
+    // HQ's black list holds for an agent's own calls too, even while the link is down.
+    let listed: Option<bool> = tx
+        .query_row("SELECT listed FROM blacklist WHERE phone = ?1", [phone.trim()], |row| row.get(0))
+        .optional()
+        .map_err(DbError::from)?;
+    if listed == Some(true) {
+        return Err(ManualDialError::NotAllowed("this number is on HQ's black list and cannot be dialed".into()));
+    }
     let dialing: Option<u64> = tx
         .query_row("SELECT attempt_id FROM attempts WHERE phone = ?1 AND state = 'dialing'", [phone], |row| row.get(0))
         .optional()

@@ -1,0 +1,263 @@
+//! HQ's guards that must hold while the link is down: the black list, calling windows and
+//! HQ's pause in the project settings, project and one-click controls (each reported up
+//! with what the site actually did), plus the link's recordings, settings and figures.
+
+mod common;
+
+use std::io::Read;
+
+use appliance::store::{AttemptEnd, ManualDialError, Role, SiteDialMode, Store, TaskExtras, TaskParams};
+use sync_link::SiteStore;
+use sync_protocol::{
+    BlackListChange, CallingWindow, ControlScope, ControlTarget, DownEntry, DownEvent, LinkSettings, OneClickControl,
+    Outcome, ProjectControl, ProjectSettings, RunState, UpEvent,
+};
+
+use common::*;
+
+const PARAMS: TaskParams = TaskParams { ratio: 1, max_concurrency: 4, ring_seconds: 35 };
+
+/// 2026-11-24 10:30 China time (02:30 UTC).
+const MORNING: i64 = 1_795_487_400;
+
+/// Applies `events` from `first_seq`; returns the next free seq.
+fn apply(store: &Store, first_seq: u64, events: Vec<DownEvent>) -> u64 {
+    let entries = entries(first_seq, events);
+    let next = entries.last().map(|entry| entry.seq + 1).unwrap_or(first_seq);
+    for entry in &entries {
+        store.apply_down(entry).expect("apply");
+    }
+    next
+}
+
+fn load(store: &Store, first_seq: u64, batch_id: u64, n_rows: u64) -> u64 {
+    apply(store, first_seq, batch_events(batch_id, &rows(batch_id, n_rows), 2, 50, 1))
+}
+
+fn no_answer(store: &Store, attempt_id: u64) {
+    let end = AttemptEnd { outcome: Outcome::NoAnswer, hangup_side: None, ended_at: 1, recording_path: None, recording_sha256: None };
+    store.finish_attempt(attempt_id, &end).expect("finish");
+}
+
+fn listed(phone: &str, version: u64, listed: bool) -> DownEvent {
+    DownEvent::BlackList(BlackListChange { phone: phone.into(), version, listed, note: "客户投诉".into() })
+}
+
+fn controls_applied(store: &Store) -> Vec<sync_protocol::ControlApplied> {
+    store
+        .outbox_after(0, 1000)
+        .expect("outbox")
+        .into_iter()
+        .filter_map(|entry| match entry.event {
+            UpEvent::ControlApplied(applied) => Some(applied),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn china_minute_is_utc_plus_eight() {
+    assert_eq!(appliance::store::china_minute(MORNING), 10 * 60 + 30);
+    assert_eq!(appliance::store::china_minute(0), 8 * 60);
+    assert_eq!(appliance::store::china_minute(16 * 3600), 0);
+}
+
+#[test]
+fn a_blacklisted_number_is_never_dialed_predictive_one_click_or_callback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let batch_rows = rows(1, 4);
+    let mut next = load(&store, 1, 1, 4);
+    let banned = batch_rows[0].phone.clone();
+    next = apply(&store, next, vec![listed(&banned, 2, true)]);
+    // An older removal arriving later changes nothing: the number stays listed.
+    next = apply(&store, next, vec![listed(&banned, 1, false)]);
+    assert!(store.is_blacklisted(&banned).expect("listed"));
+
+    store.start_task(1, PARAMS).expect("start");
+    let claimed = store.claim_next_numbers(1, 10).expect("claim");
+    let phones: Vec<&str> = claimed.iter().map(|c| c.phone.as_str()).collect();
+    assert_eq!(claimed.len(), 3, "{phones:?}");
+    assert!(!phones.contains(&banned.as_str()), "{phones:?}");
+    for claim in &claimed {
+        no_answer(&store, claim.attempt_id);
+    }
+    assert!(store.claim_next_numbers(1, 10).expect("claim").is_empty(), "only the listed number is left");
+
+    // A newer removal makes it dialable again.
+    apply(&store, next, vec![listed(&banned, 3, false)]);
+    let again = store.claim_next_numbers(1, 10).expect("claim");
+    assert_eq!(again.iter().map(|c| c.phone.clone()).collect::<Vec<_>>(), vec![banned]);
+}
+
+#[test]
+fn one_click_skips_blacklisted_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let batch_rows = rows(2, 2);
+    let next = load(&store, 1, 2, 2);
+    apply(&store, next, vec![listed(&batch_rows[0].phone, 1, true)]);
+    store.create_extension("1001", "secret-pass").expect("extension");
+    let agent = store.create_user("agent1", "agent-pass", Role::Agent, "坐席", Some("1001")).expect("agent");
+    store
+        .set_task_extras(2, &TaskExtras { dial_mode: SiteDialMode::OneClick, ..TaskExtras::default() })
+        .expect("one-click");
+    store.start_task(2, PARAMS).expect("start");
+
+    let claim = store.claim_one_click(PROJECT_ID, agent, "agent1").expect("a number");
+    assert_eq!(claim.claimed.phone, batch_rows[1].phone);
+    no_answer(&store, claim.claimed.attempt_id);
+    assert!(matches!(store.claim_one_click(PROJECT_ID, agent, "agent1"), Err(ManualDialError::NothingLeft(_))));
+}
+
+#[test]
+fn calling_windows_in_china_time_and_hq_pause_hold_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut next = load(&store, 1, 3, 4);
+    let settings = |version: u64, running: Option<bool>| {
+        DownEvent::ProjectSettings(ProjectSettings {
+            project_id: PROJECT_ID,
+            version,
+            popup_on_ring: Some(true),
+            running,
+            // 09:00-12:00 and 14:00-18:00 China time.
+            calling_windows: vec![
+                CallingWindow { start_minute: 9 * 60, end_minute: 12 * 60 },
+                CallingWindow { start_minute: 14 * 60, end_minute: 18 * 60 },
+            ],
+        })
+    };
+    next = apply(&store, next, vec![settings(1, None)]);
+    assert_eq!(store.hq_popup_on_ring(PROJECT_ID).expect("popup"), Some(true));
+    store.start_task(3, PARAMS).expect("start");
+
+    let at = |hour: i64, minute: i64| MORNING - (10 * 60 + 30) * 60 + (hour * 60 + minute) * 60;
+    for (hour, minute) in [(8, 59), (12, 0), (13, 59), (18, 0), (23, 0)] {
+        let claimed = store.claim_next_numbers_at(3, 1, at(hour, minute)).expect("claim");
+        assert!(claimed.is_empty(), "took a number at {hour}:{minute:02} China time");
+    }
+    let first = store.claim_next_numbers_at(3, 1, at(9, 0)).expect("claim");
+    assert_eq!(first.len(), 1, "09:00 is inside the window");
+    let second = store.claim_next_numbers_at(3, 1, at(17, 59)).expect("claim");
+    assert_eq!(second.len(), 1, "17:59 is inside the window");
+
+    // HQ pauses the project: nothing is taken, even inside a window.
+    next = apply(&store, next, vec![settings(2, Some(false))]);
+    assert!(store.claim_next_numbers_at(3, 1, at(10, 0)).expect("claim").is_empty());
+    // Older settings arriving late change nothing.
+    next = apply(&store, next, vec![settings(1, Some(true))]);
+    assert!(store.claim_next_numbers_at(3, 1, at(10, 0)).expect("claim").is_empty());
+    // HQ runs it again, and drops the windows: any time will do.
+    let mut open = settings(3, Some(true));
+    if let DownEvent::ProjectSettings(settings) = &mut open {
+        settings.calling_windows.clear();
+    }
+    apply(&store, next, vec![open]);
+    assert_eq!(store.claim_next_numbers_at(3, 1, at(23, 0)).expect("claim").len(), 1);
+}
+
+#[test]
+fn project_and_one_click_controls_apply_by_version_and_report_what_was_done() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut next = load(&store, 1, 4, 6);
+    store.start_task(4, PARAMS).expect("start");
+    // Offline: two numbers dialed, one still ringing, before HQ's pause arrives.
+    let claimed = store.claim_next_numbers(4, 2).expect("claim");
+    no_answer(&store, claimed[0].attempt_id);
+
+    let pause = |version| DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version, state: RunState::Paused });
+    next = apply(&store, next, vec![pause(5)]);
+    assert!(store.claim_next_numbers(4, 1).expect("claim").is_empty(), "paused by HQ");
+    let reports = controls_applied(&store);
+    assert_eq!(reports.len(), 1);
+    let report = &reports[0];
+    assert_eq!(report.target, ControlTarget::Project(PROJECT_ID));
+    assert_eq!((report.version, report.applied), (5, true));
+    assert_eq!(report.dialed_before_applied, 2, "both dials came before HQ was heard from");
+    assert_eq!(report.calls_in_progress, 1, "the ringing call finishes; none start");
+
+    // An older run arriving later is skipped, and says so.
+    let run = |version| DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version, state: RunState::Running });
+    next = apply(&store, next, vec![run(4)]);
+    assert!(store.claim_next_numbers(4, 1).expect("claim").is_empty(), "still paused");
+    let last = controls_applied(&store).pop().expect("report");
+    assert_eq!((last.version, last.applied), (4, false));
+    next = apply(&store, next, vec![run(6)]);
+    let resumed = store.claim_next_numbers(4, 1).expect("claim");
+    assert_eq!(resumed.len(), 1, "running again");
+    no_answer(&store, resumed[0].attempt_id);
+
+    // One-click stop of the batch, then a start of the whole site lifts it.
+    let one_click = |scope, version, start| DownEvent::OneClick(OneClickControl { scope, version, start });
+    next = apply(&store, next, vec![one_click(ControlScope::Batch(4), 1, false)]);
+    assert!(store.claim_next_numbers(4, 1).expect("claim").is_empty(), "stopped by one-click");
+    let stop = controls_applied(&store).pop().expect("report");
+    assert_eq!((stop.target, stop.version, stop.applied), (ControlTarget::OneClick(ControlScope::Batch(4)), 1, true));
+    store.stop_task(4).expect("site stops the task");
+    next = apply(&store, next, vec![one_click(ControlScope::Site, 1, true)]);
+    assert_eq!(store.claim_next_numbers(4, 1).expect("claim").len(), 1, "site-wide start runs the batch again");
+    // A replayed entry (same seq) changes nothing and reports nothing more.
+    let before = controls_applied(&store).len();
+    store
+        .apply_down(&DownEntry { seq: next - 1, event: one_click(ControlScope::Site, 1, true) })
+        .expect("replay");
+    assert_eq!(controls_applied(&store).len(), before);
+
+    // Ended is for good.
+    let end = DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version: 7, state: RunState::Ended });
+    next = apply(&store, next, vec![end, run(8)]);
+    let _ = next;
+    assert!(store.claim_next_numbers(4, 1).expect("claim").is_empty(), "an ended project never dials again");
+}
+
+#[test]
+fn recordings_are_offered_until_hq_holds_them_and_link_settings_survive_a_reopen() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("call.wav");
+    let bytes = b"RIFF....WAVEfmt recording bytes".to_vec();
+    std::fs::write(&recording, &bytes).expect("write recording");
+    let sha: [u8; 32] = Sha256::digest(&bytes).into();
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    {
+        let store = Store::open(&dir.path().join("site")).expect("open");
+        let next = load(&store, 1, 5, 2);
+        store.start_task(5, PARAMS).expect("start");
+        let claimed = store.claim_next_numbers(5, 1).expect("claim");
+        assert!(store.pending_recordings(10).expect("pending").is_empty(), "nothing recorded yet");
+        let end = AttemptEnd {
+            outcome: Outcome::Connected,
+            hangup_side: None,
+            ended_at: 2,
+            recording_path: Some(recording.clone()),
+            recording_sha256: Some(hex.clone()),
+        };
+        store.finish_attempt(claimed[0].attempt_id, &end).expect("finish");
+        let pending = store.pending_recordings(10).expect("pending");
+        assert_eq!(pending, vec![sync_link::blob::BlobRef { sha256: sha, size: bytes.len() as u64 }]);
+        let mut opened = store.open_recording(&sha).expect("open").expect("present");
+        let mut read = Vec::new();
+        opened.reader.read_to_end(&mut read).expect("read");
+        assert_eq!((opened.size, read), (bytes.len() as u64, bytes.clone()));
+        assert!(store.open_recording(&[7; 32]).expect("open").is_none());
+
+        assert_eq!(store.link_settings().expect("settings"), None);
+        let settings = LinkSettings { version: 2, recording_upload_bytes_per_sec: Some(64_000) };
+        let older = LinkSettings { version: 1, recording_upload_bytes_per_sec: None };
+        apply(&store, next, vec![DownEvent::LinkSettings(settings), DownEvent::LinkSettings(older)]);
+        store.recording_uploaded(&sha).expect("uploaded");
+        assert!(store.pending_recordings(10).expect("pending").is_empty());
+
+        let figures = store.live_figures().expect("figures").expect("some");
+        assert_eq!((figures.calls_dialing, figures.calls_today), (0, 1));
+        assert_eq!(figures.batches_remaining, vec![(5, 1)]);
+    }
+    let store = Store::open(&dir.path().join("site")).expect("reopen");
+    assert_eq!(
+        store.link_settings().expect("settings"),
+        Some(LinkSettings { version: 2, recording_upload_bytes_per_sec: Some(64_000) })
+    );
+    assert!(store.pending_recordings(10).expect("pending").is_empty(), "uploaded stays uploaded");
+}
