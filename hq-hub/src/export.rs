@@ -42,7 +42,7 @@ pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow
         let line = line as u32 + 1;
         sheet.write(line, 0, row.phone.as_str())?;
         for idx in 0..project.customer_fields.len() {
-            let value = row.fields.get(idx).map(String::as_str).unwrap_or("");
+            let value = row.fields.get(idx).unwrap_or("");
             sheet.write(line, idx as u16 + 1, value)?;
         }
     }

@@ -16,7 +16,7 @@ use std::io::Cursor;
 use calamine::{Data, DataRef, Reader, Xlsx};
 
 use crate::phone::{self, PhoneError};
-use crate::store::{BadRow, ColumnMatch, GoodRow, ImportReport, PhoneMode, Project};
+use crate::store::{BadRow, ColumnMatch, FieldValuesBuilder, GoodRow, ImportReport, PhoneMode, Project};
 
 /// Most data rows one file may carry (keeps a single upload from exhausting the hub).
 pub const MAX_ROWS: usize = 1_000_000;
@@ -140,24 +140,41 @@ fn token_from_cell(cell: &DataRef<'_>) -> Result<String, (String, String)> {
 
 /// A cell's text as a value (numbers without Excel's float noise).
 fn cell_text(cell: &DataRef<'_>) -> Result<String, &'static str> {
+    let mut text = String::new();
+    write_cell(cell, &mut text).map(|()| text)
+}
+
+/// [`cell_text`] appended to `out`: the import writes each value straight into the row's
+/// one buffer.
+fn write_cell(cell: &DataRef<'_>, out: &mut String) -> Result<(), &'static str> {
+    use std::fmt::Write as _;
+    // Writing into a String cannot fail; `fmt::Result` is only the trait's shape.
     match cell {
-        DataRef::Empty => Ok(String::new()),
-        DataRef::SharedString(s) => Ok(s.trim().to_string()),
-        DataRef::String(s) => Ok(s.trim().to_string()),
-        DataRef::Int(i) => Ok(i.to_string()),
-        DataRef::Float(f) => Ok(phone::float_to_digits(*f).unwrap_or_else(|| f.to_string())),
-        DataRef::Bool(b) => Ok(if *b { "TRUE" } else { "FALSE" }.to_string()),
+        DataRef::Empty => {}
+        DataRef::SharedString(s) => out.push_str(s.trim()),
+        DataRef::String(s) => out.push_str(s.trim()),
+        DataRef::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        DataRef::Float(f) => match phone::float_to_digits(*f) {
+            Some(digits) => out.push_str(&digits),
+            None => {
+                let _ = write!(out, "{f}");
+            }
+        },
+        DataRef::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
         DataRef::DateTime(dt) => {
             let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
-            if (h, mi, s) == (0, 0, 0) {
-                Ok(format!("{y:04}-{mo:02}-{d:02}"))
+            let _ = if (h, mi, s) == (0, 0, 0) {
+                write!(out, "{y:04}-{mo:02}-{d:02}")
             } else {
-                Ok(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"))
-            }
+                write!(out, "{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+            };
         }
-        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Ok(s.clone()),
-        DataRef::Error(_) => Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
+        DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => out.push_str(s),
+        DataRef::Error(_) => return Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
     }
+    Ok(())
 }
 
 fn is_blank(cell: &DataRef<'_>) -> bool {
@@ -315,6 +332,7 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
     let mut blank_run: u64 = 0;
     let mut total: u64 = 0;
     let empty = DataRef::Empty;
+    let mut values = FieldValuesBuilder::default();
     stream_rows(file_name, bytes, |index, row, last_row| {
         let row_number = index + 1;
         if row.iter().all(is_blank) {
@@ -340,7 +358,7 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
             return Err(ImportError::TooManyRows { n_rows: (total as usize).max(n_rows as usize) });
         }
         if let Some(progress) = options.progress
-            && n_rows % 5000 == 0
+            && n_rows.is_multiple_of(5000)
         {
             progress(u64::from(index + 1 - head.row_number), total);
         }
@@ -358,14 +376,13 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
                 None
             }
         };
-        let mut fields = Vec::with_capacity(project.customer_fields.len());
         for (field, column) in project.customer_fields.iter().zip(&head.field_columns) {
             let Some(column) = column else {
-                fields.push(String::new());
+                let _ = values.push_with(|_| Ok::<(), ()>(()));
                 continue;
             };
             let header_text = &head.headers[*column];
-            let value = match cell_text(row.get(*column).unwrap_or(&empty)) {
+            let value = match values.push_with(|out| write_cell(row.get(*column).unwrap_or(&empty), out)) {
                 Ok(value) => value,
                 Err(reason) => {
                     problems.push(BadRow {
@@ -387,12 +404,12 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
                 });
                 continue;
             }
-            if let Err((reason, reason_zh)) = field.check_value(&value) {
+            if let Err((reason, reason_zh)) = field.check_value(value) {
                 problems.push(BadRow { row: row_number, column: header_text.clone(), reason, reason_zh });
                 continue;
             }
-            fields.push(value);
         }
+        let fields = values.finish();
         let key = phone.as_deref().and_then(phone::number_key);
         let repeats = match (&phone, problems.is_empty()) {
             (Some(number), true) => match key {
@@ -523,8 +540,8 @@ mod tests {
         assert_eq!(
             parsed.rows,
             vec![
-                GoodRow { row_number: 2, phone: "13800138000".into(), fields: vec!["张三".into(), "A".into()] },
-                GoodRow { row_number: 4, phone: "13900139000".into(), fields: vec!["42".into(), "".into()] },
+                GoodRow { row_number: 2, phone: "13800138000".into(), fields: ["张三", "A"].into_iter().collect() },
+                GoodRow { row_number: 4, phone: "13900139000".into(), fields: ["42", ""].into_iter().collect() },
             ]
         );
         assert_eq!(parsed.report.n_rows, 3);

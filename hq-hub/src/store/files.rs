@@ -68,7 +68,96 @@ pub struct GoodRow {
     pub phone: String,
     /// Custom field values, one per field of the project's `customer_fields`, in that
     /// order (the keys are the project's: a million rows need not carry a million copies).
-    pub fields: Vec<String>,
+    pub fields: FieldValues,
+}
+
+/// A row's custom field values in two allocations (the text, and where each value ends)
+/// instead of one per value: an import keeps up to a million of these in memory.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FieldValues {
+    text: Box<str>,
+    ends: Box<[u32]>,
+}
+
+impl FieldValues {
+    /// Value `idx`, if the row has that many.
+    pub fn get(&self, idx: usize) -> Option<&str> {
+        let end = *self.ends.get(idx)? as usize;
+        let start = if idx == 0 { 0 } else { self.ends[idx - 1] as usize };
+        self.text.get(start..end)
+    }
+
+    /// How many values.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        (0..self.ends.len()).map(|idx| self.get(idx).unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for FieldValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for FieldValues {
+    fn from_iter<I: IntoIterator<Item = S>>(values: I) -> Self {
+        let mut builder = FieldValuesBuilder::default();
+        for value in values {
+            builder.push_with(|out| {
+                out.push_str(value.as_ref());
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_default();
+        }
+        builder.finish()
+    }
+}
+
+impl From<Vec<String>> for FieldValues {
+    fn from(values: Vec<String>) -> Self {
+        values.into_iter().collect()
+    }
+}
+
+/// Assembles [`FieldValues`] row after row in one reused buffer, so a value is written
+/// once, straight from the cell, and each finished row costs two exact-size allocations.
+#[derive(Default)]
+pub struct FieldValuesBuilder {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl FieldValuesBuilder {
+    /// Appends the value `write` appends to the buffer and answers it. If `write` fails
+    /// the value is left empty (the row is then reported, not kept) and its error returned.
+    pub fn push_with<E>(&mut self, write: impl FnOnce(&mut String) -> Result<(), E>) -> Result<&str, E> {
+        let start = self.text.len();
+        let written = write(&mut self.text);
+        if written.is_err() {
+            self.text.truncate(start);
+        }
+        // Values are at most a few thousand bytes and rows a few hundred values.
+        self.ends.push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
+        written.map(|()| &self.text[start..])
+    }
+
+    /// The row's values; the builder is empty again.
+    pub fn finish(&mut self) -> FieldValues {
+        let values = FieldValues { text: self.text.as_str().into(), ends: self.ends.as_slice().into() };
+        self.text.clear();
+        self.ends.clear();
+        values
+    }
 }
 
 /// A file in the file list.
@@ -256,7 +345,9 @@ impl Store {
         let project_id: Option<i64> =
             self.conn().query_row("SELECT project_id FROM files WHERE id = ?1", [id], |r| r.get(0)).optional()?;
         let keys: Vec<String> = match project_id {
-            Some(project_id) => self.project(project_id)?.map(|p| p.customer_fields.into_iter().map(|f| f.key).collect()).unwrap_or_default(),
+            Some(project_id) => {
+                self.project(project_id)?.map(|p| p.customer_fields.into_iter().map(|f| f.key).collect()).unwrap_or_default()
+            }
             None => Vec::new(),
         };
         let conn = self.conn();
@@ -267,7 +358,7 @@ impl Store {
                 let stored: Vec<(String, String)> = serde_json::from_str(&fields).unwrap_or_default();
                 let fields = keys
                     .iter()
-                    .map(|key| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default())
+                    .map(|key| stored.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_default())
                     .collect();
                 Ok(GoodRow { row_number: r.get(0)?, phone: r.get(1)?, fields })
             })?
@@ -286,9 +377,9 @@ impl Store {
 
 /// A row's fields as stored: `[["key","value"],…]`, the JSON of `Vec<(String, String)>`
 /// that dispatch reads back, written straight into `out`.
-fn fields_json(keys: &[&str], values: &[String], out: &mut String) {
+fn fields_json(keys: &[&str], values: &FieldValues, out: &mut String) {
     out.push('[');
-    for (idx, (key, value)) in keys.iter().zip(values.iter().map(String::as_str).chain(std::iter::repeat(""))).enumerate() {
+    for (idx, (key, value)) in keys.iter().zip(values.iter().chain(std::iter::repeat(""))).enumerate() {
         if idx > 0 {
             out.push(',');
         }
@@ -333,11 +424,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn field_values_keep_order_empties_and_failed_writes() {
+        let mut builder = FieldValuesBuilder::default();
+        let write = |text: &'static str| {
+            move |out: &mut String| {
+                out.push_str(text);
+                Ok::<(), &str>(())
+            }
+        };
+        assert_eq!(builder.push_with(write("张三")), Ok("张三"));
+        assert_eq!(builder.push_with(write("")), Ok(""));
+        let failing = |out: &mut String| {
+            out.push_str("half");
+            Err("bad")
+        };
+        assert_eq!(builder.push_with(failing), Err("bad"));
+        assert_eq!(builder.push_with(write("A")), Ok("A"));
+        let values = builder.finish();
+        assert_eq!(values.iter().collect::<Vec<_>>(), vec!["张三", "", "", "A"]);
+        assert_eq!((values.len(), values.get(3), values.get(4)), (4, Some("A"), None));
+        assert_eq!(format!("{values:?}"), r#"["张三", "", "", "A"]"#);
+        // The builder starts the next row empty.
+        assert!(builder.finish().is_empty());
+        assert_eq!(FieldValues::from(vec!["张三".to_string(), String::new(), String::new(), "A".into()]), values);
+    }
+
+    #[test]
     fn fields_json_matches_serde() {
         let keys = ["name", "note", "missing"];
         let values = vec!["张\"三\\".to_string(), "line\nbreak\u{1}\ttab\u{8}\u{c}\u{1f}".to_string()];
         let mut out = String::new();
-        fields_json(&keys, &values, &mut out);
+        fields_json(&keys, &FieldValues::from(values.clone()), &mut out);
         let back: Vec<(String, String)> = serde_json::from_str(&out).unwrap();
         assert_eq!(
             back,

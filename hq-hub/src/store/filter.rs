@@ -15,6 +15,7 @@
 //! row with its reason. Each account's last settings are remembered.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -121,11 +122,40 @@ struct History {
     answered: u64,
 }
 
+/// Hashes integer keys (row ids, number keys) with one multiply instead of SipHash: the
+/// filter looks up tens of millions of them, none chosen by an attacker (they are ids the
+/// hub assigned and numbers that passed normalisation).
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let x = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IntMap<K, V> = HashMap<K, V, BuildHasherDefault<IntHasher>>;
+
 /// Where a file's number sits in the per-number tallies: digits keyed as one `u64`
 /// ([`crate::phone::number_key`]), dial tokens by their text.
 #[derive(Default)]
 struct NumberIndex {
-    digits: HashMap<u64, usize>,
+    digits: IntMap<u64, usize>,
     tokens: HashMap<String, usize>,
 }
 
@@ -171,7 +201,7 @@ impl Store {
         }
         let conn = self.conn();
         // Batches whose attempts count: one decision per batch, not per attempt.
-        let mut counted: HashMap<i64, i64> = HashMap::new();
+        let mut counted: IntMap<i64, i64> = IntMap::default();
         {
             let mut stmt = conn.prepare("SELECT id, project_id, site_id, creator FROM batches")?;
             let mut found = stmt.query([])?;
@@ -186,7 +216,7 @@ impl Store {
             }
         }
         // Batch rows (hub-wide row ids) holding one of the file's numbers.
-        let mut row_numbers: HashMap<i64, (usize, i64)> = HashMap::new();
+        let mut row_numbers: IntMap<i64, (usize, i64)> = IntMap::default();
         if !counted.is_empty() {
             let mut stmt = conn.prepare_cached("SELECT id, batch_id FROM batch_rows WHERE phone = ?1")?;
             for (slot, phone) in distinct.iter().enumerate() {
@@ -200,6 +230,16 @@ impl Store {
             }
         }
         let mut tallies = vec![History::default(); distinct.len()];
+        // Most attempts are of other numbers: a bit per row id answers those without hashing
+        // (1.25 MB per 10 million rows; skipped if ids were ever that sparse).
+        let max_id = row_numbers.keys().copied().max().unwrap_or(0);
+        let members: Option<Vec<u64>> = (0..=1 << 31).contains(&max_id).then(|| {
+            let mut bits = vec![0u64; max_id as usize / 64 + 1];
+            for id in row_numbers.keys() {
+                bits[*id as usize / 64] |= 1 << (*id as usize % 64);
+            }
+            bits
+        });
         if !row_numbers.is_empty() {
             // `+started_at`: the window usually holds most of the table, where walking the
             // time index and fetching each row costs more than reading the table in order.
@@ -209,6 +249,12 @@ impl Store {
             let mut found = stmt.query(params![since])?;
             while let Some(r) = found.next()? {
                 let row_id = r.get_ref(0)?.as_i64().unwrap_or(0);
+                if let Some(bits) = &members {
+                    let word = usize::try_from(row_id).ok().and_then(|id| bits.get(id / 64).map(|w| w >> (id % 64)));
+                    if word.is_none_or(|w| w & 1 == 0) {
+                        continue;
+                    }
+                }
                 let Some(&(slot, row_batch)) = row_numbers.get(&row_id) else { continue };
                 let batch = r.get_ref(1)?.as_i64().unwrap_or(0);
                 let site = r.get_ref(2)?.as_i64().unwrap_or(0);

@@ -34,7 +34,7 @@ pub use batches::{
     RecordView, RemovedRow,
 };
 pub use control::{AttributionError, BatchControlError, BatchNumber, OneClickAction};
-pub use files::{BadRow, ColumnMatch, FileSummary, GoodRow, ImportReport, SaveImportError};
+pub use files::{BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileSummary, GoodRow, ImportReport, SaveImportError};
 pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
 pub use link::{AlarmView, DownLogEntry, RecordingFetch, RecordingRequestError};
 pub use lists::{ListError, ListKind, ListedNumber};
