@@ -482,12 +482,9 @@ impl Driver {
         self.next_call += 1;
         slot.call = Some(call_id);
         self.announce(agent_id, was_ready, None);
-        // Agents who pop on ring get the popup now, number first three and last four only.
-        let pops_on_ring = self
-            .store
-            .agent_settings(agent_id)
-            .map(|settings| settings.popup_timing == "ring")
-            .unwrap_or(false);
+        // Agents who pop on ring (their choice, or HQ's for the project) get the popup now,
+        // number first three and last four only.
+        let pops_on_ring = self.store.pops_on_ring_for(claim.claimed.batch_id, agent_id).unwrap_or(false);
         self.desk.push(agent_id, DeskEvent::Ringing { attempt_id, phone: claim.ringing_phone.clone() });
         let mut popped = false;
         if pops_on_ring {

@@ -261,3 +261,27 @@ fn recordings_are_offered_until_hq_holds_them_and_link_settings_survive_a_reopen
     );
     assert!(store.pending_recordings(10).expect("pending").is_empty(), "uploaded stays uploaded");
 }
+
+#[test]
+fn hq_popup_timing_overrides_the_agents_choice_only_when_hq_set_it() {
+    use appliance::store::AgentSettings;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let next = load(&store, 1, 6, 1);
+    store.create_extension("1001", "secret-pass").expect("extension");
+    let agent = store.create_user("agent1", "agent-pass", Role::Agent, "坐席", Some("1001")).expect("agent");
+    let ring = AgentSettings { popup_timing: "ring".into(), ..AgentSettings::default() };
+    store.set_agent_settings(agent, &ring).expect("settings");
+    assert!(store.pops_on_ring_for(6, agent).expect("timing"), "the agent's choice while HQ left it to the site");
+
+    let settings = |version, popup_on_ring| {
+        DownEvent::ProjectSettings(ProjectSettings { project_id: PROJECT_ID, version, popup_on_ring, ..ProjectSettings::default() })
+    };
+    let next = apply(&store, next, vec![settings(1, Some(false))]);
+    assert!(!store.pops_on_ring_for(6, agent).expect("timing"), "HQ bound popup on answer");
+    let next = apply(&store, next, vec![settings(2, None)]);
+    assert!(store.pops_on_ring_for(6, agent).expect("timing"), "HQ handed it back to the site");
+    store.set_agent_settings(agent, &AgentSettings::default()).expect("settings");
+    apply(&store, next, vec![settings(3, Some(true))]);
+    assert!(store.pops_on_ring_for(6, agent).expect("timing"), "HQ bound popup on ring");
+}

@@ -266,6 +266,27 @@ impl Store {
         Ok(found.flatten())
     }
 
+    /// Whether the popup of `user_id`'s call in `batch_id` comes on ring: HQ's project
+    /// setting when HQ set one (弹屏时机 bound by HQ), otherwise the agent's own choice.
+    pub fn pops_on_ring_for(&self, batch_id: u64, user_id: u64) -> Result<bool, DbError> {
+        let conn = self.lock();
+        let hq: Option<Option<bool>> = conn
+            .query_row(
+                "SELECT pr.popup_on_ring FROM batches b JOIN project_run pr ON pr.project_id = b.project_id
+                 WHERE b.batch_id = ?1",
+                [batch_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(Some(hq)) = hq {
+            return Ok(hq);
+        }
+        let timing: Option<String> = conn
+            .query_row("SELECT popup_timing FROM agent_settings WHERE user_id = ?1", [user_id], |row| row.get(0))
+            .optional()?;
+        Ok(timing.as_deref() == Some("ring"))
+    }
+
     /// The link polled the live figures (every 500 ms while a session is up). If the
     /// previous poll was moments ago, the session has been up since then, so HQ was there
     /// at that time. After a gap (a new session), the last time HQ was known to be there

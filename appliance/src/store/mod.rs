@@ -1148,7 +1148,7 @@ impl Store {
         // the whole call (manual 3.2.1.1), whatever the project says.
         let agent = agent_override.map(str::to_string).or(agent);
         let ring_mask = match &agent {
-            Some(agent) => work::pops_on_ring(&conn, agent)?,
+            Some(agent) => work::pops_on_ring(&conn, agent, project_id)?,
             None => false,
         };
         let def = load_project(&conn, project_id.unwrap_or_default())?;

@@ -789,8 +789,17 @@ fn agent_settings_in(conn: &Connection, user_id: u64) -> Result<AgentSettings, D
     Ok(found.unwrap_or_default())
 }
 
-/// Whether the agent (by username) wants the popup while ringing.
-pub(super) fn pops_on_ring(conn: &Connection, agent: &str) -> Result<bool, DbError> {
+/// Whether the agent (by username) gets the popup while ringing in `project_id`: HQ's
+/// project setting when HQ set one, otherwise the agent's own choice.
+pub(super) fn pops_on_ring(conn: &Connection, agent: &str, project_id: Option<u64>) -> Result<bool, DbError> {
+    if let Some(project_id) = project_id {
+        let hq: Option<Option<bool>> = conn
+            .query_row("SELECT popup_on_ring FROM project_run WHERE project_id = ?1", [project_id], |row| row.get(0))
+            .optional()?;
+        if let Some(Some(hq)) = hq {
+            return Ok(hq);
+        }
+    }
     let timing: Option<String> = conn
         .query_row(
             "SELECT s.popup_timing FROM agent_settings s JOIN users u ON u.user_id = s.user_id
