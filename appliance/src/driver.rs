@@ -295,7 +295,10 @@ impl Driver {
                 },
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = reconcile.tick() => self.reconcile_tasks(),
-                _ = callbacks.tick() => self.run_due_callbacks(),
+                _ = callbacks.tick() => {
+                    self.run_due_callbacks();
+                    self.publish_agent_counts();
+                }
             }
         }
         for call in self.calls.keys() {
@@ -546,6 +549,25 @@ impl Driver {
 
     /// Executes armed callbacks whose time has come: the agent's phone gets the call as
     /// soon as the agent is signed in and free; until then the desk is told once.
+    /// Tells the store how many agents are in each state, for the live figures HQ's
+    /// wallboard gets (the store keeps no agent state of its own).
+    fn publish_agent_counts(&self) {
+        let mut counts = crate::store::AgentCounts::default();
+        for slot in self.agents.values().filter(|slot| slot.state != AgentState::SignedOut) {
+            counts.logged_in += 1;
+            if slot.call.is_some() {
+                counts.talking += 1;
+            } else if slot.wrap_up {
+                counts.wrap_up += 1;
+            } else if matches!(slot.state, AgentState::Break | AgentState::Away) {
+                counts.on_break += 1;
+            } else if slot.ready() {
+                counts.ready += 1;
+            }
+        }
+        self.store.set_agent_counts(counts);
+    }
+
     fn run_due_callbacks(&mut self) {
         let due = match self.store.due_callbacks(unix_now()) {
             Ok(due) => due,

@@ -250,8 +250,11 @@ fn recordings_are_offered_until_hq_holds_them_and_link_settings_survive_a_reopen
         store.recording_uploaded(&sha).expect("uploaded");
         assert!(store.pending_recordings(10).expect("pending").is_empty());
 
+        let counts = appliance::store::AgentCounts { logged_in: 3, ready: 1, talking: 1, wrap_up: 0, on_break: 1 };
+        store.set_agent_counts(counts);
         let figures = store.live_figures().expect("figures").expect("some");
-        assert_eq!((figures.calls_dialing, figures.calls_today), (0, 1));
+        assert_eq!((figures.calls_dialing, figures.calls_today, figures.connected_today), (0, 1, 1));
+        assert_eq!((figures.agents_logged_in, figures.agents_ready, figures.agents_talking, figures.agents_on_break), (3, 1, 1, 1));
         assert_eq!(figures.batches_remaining, vec![(5, 1)]);
     }
     let store = Store::open(&dir.path().join("site")).expect("reopen");
