@@ -202,11 +202,14 @@ impl Store {
         let conn = self.conn();
         // Batches whose attempts count: one decision per batch, not per attempt.
         let mut counted: IntMap<i64, i64> = IntMap::default();
+        // Rows each batch was dispatched with: the weight of reading its attempts.
+        let mut batch_rows: IntMap<i64, i64> = IntMap::default();
         {
-            let mut stmt = conn.prepare("SELECT id, project_id, site_id, creator FROM batches")?;
+            let mut stmt = conn.prepare("SELECT id, project_id, site_id, creator, n_rows FROM batches")?;
             let mut found = stmt.query([])?;
             while let Some(r) = found.next()? {
                 let (id, project, site): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                batch_rows.insert(id, r.get(4)?);
                 let creator = r.get_ref(3)?.as_str().unwrap_or_default();
                 let mine = settings.scope == FilterScope::All || creator == scope.account.username;
                 let in_projects = settings.project_ids.is_empty() || settings.project_ids.contains(&project);
@@ -240,13 +243,29 @@ impl Store {
             }
             bits
         });
-        if !row_numbers.is_empty() {
-            // `+started_at`: the window usually holds most of the table, where walking the
-            // time index and fetching each row costs more than reading the table in order.
-            let mut stmt = conn.prepare(
-                "SELECT row_id, batch_id, site_id, answered_at IS NOT NULL FROM call_attempts WHERE +started_at >= ?1",
-            )?;
-            let mut found = stmt.query(params![since])?;
+        // The file's numbers usually sit in a few batches (a list re-imported after its
+        // dispatch): then only those batches' attempts are read, through the batch index.
+        // Otherwise one pass over the table in order (`+started_at`: the window usually holds
+        // most of the table, where walking the time index and fetching each row costs more).
+        let mut holding: Vec<i64> = row_numbers.values().map(|(_, batch)| *batch).collect();
+        holding.sort_unstable();
+        holding.dedup();
+        let weight = |batches: &mut dyn Iterator<Item = &i64>| batches.map(|b| batch_rows.get(b).copied().unwrap_or(0)).sum::<i64>();
+        let by_batch = weight(&mut holding.iter()) * 3 <= weight(&mut batch_rows.keys());
+        let queries: Vec<(&str, Option<i64>)> = if by_batch {
+            holding.iter().map(|b| ("SELECT row_id, batch_id, site_id, answered_at IS NOT NULL FROM call_attempts WHERE batch_id = ?2 AND +started_at >= ?1", Some(*b))).collect()
+        } else {
+            vec![("SELECT row_id, batch_id, site_id, answered_at IS NOT NULL FROM call_attempts WHERE +started_at >= ?1", None)]
+        };
+        for (sql, batch) in queries {
+            if row_numbers.is_empty() {
+                break;
+            }
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut found = match batch {
+                Some(batch) => stmt.query(params![since, batch])?,
+                None => stmt.query(params![since])?,
+            };
             while let Some(r) = found.next()? {
                 let row_id = r.get_ref(0)?.as_i64().unwrap_or(0);
                 if let Some(bits) = &members {
