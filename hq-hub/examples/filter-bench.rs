@@ -12,7 +12,8 @@
 //! [--dir PATH]` prints the generation time, then the filter's wall time (reading the file's
 //! rows as the console does, and `run_filter`: history tally, result workbook, result file
 //! stored) and the peak RSS. With `--dir`, a store generated earlier with the same counts is
-//! reused.
+//! reused. `--spread` filters instead a file whose numbers are spread over every batch (the
+//! worst case: the whole window is read).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -165,6 +166,23 @@ fn main() -> anyhow::Result<()> {
     };
     let (_, account) = store.login("admin", &password)?;
     let project_id = store.file(file_id)?.context("the file to filter")?.0.project_id;
+    // `--spread`: the worst case, the file's numbers spread over every batch of the month
+    // (every 20th number of the history, plus as many never dialed), stored as another file.
+    let file_id = if args.iter().any(|a| a == "--spread") {
+        let history_rows = attempts / 3;
+        let step = (history_rows / (numbers / 2).max(1)).max(1);
+        let rows: Vec<GoodRow> = (0..numbers)
+            .map(|k| {
+                let index = if k % 2 == 0 { (k / 2) * step } else { history_rows + k };
+                GoodRow { row_number: k as u32 + 2, phone: phone(index), fields: [format!("客户{k}")].into_iter().collect() }
+            })
+            .collect();
+        let report = ImportReport { n_rows: numbers as u64, n_good: numbers as u64, phone_column: "手机号码".into(), ..ImportReport::default() };
+        println!("file numbers spread over all {BATCHES} batches (every {step}th number of the history)");
+        store.save_import(project_id, "分散名单.xlsx", b"PK\x03\x04", "admin", &rows, &report)?
+    } else {
+        file_id
+    };
     let scope = Scope::all(account);
     let settings =
         FilterSettings { scope: FilterScope::All, project_ids: Vec::new(), valid_days: 30, condition: FilterCondition::Called, repeat_count: 2 };
