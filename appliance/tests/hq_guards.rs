@@ -288,3 +288,24 @@ fn hq_popup_timing_overrides_the_agents_choice_only_when_hq_set_it() {
     apply(&store, next, vec![settings(3, Some(true))]);
     assert!(store.pops_on_ring_for(6, agent).expect("timing"), "HQ bound popup on ring");
 }
+
+#[test]
+fn batch_controls_are_reported_with_what_was_done() {
+    use sync_protocol::BatchControl;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut next = load(&store, 1, 8, 3);
+    store.start_task(8, PARAMS).expect("start");
+    let claimed = store.claim_next_numbers(8, 1).expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let control = |version, priority| DownEvent::BatchControl(BatchControl { batch_id: 8, version, priority });
+    next = apply(&store, next, vec![control(3, 1)]);
+    apply(&store, next, vec![control(2, 80)]);
+    let reports = controls_applied(&store);
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0].target, ControlTarget::Batch(8));
+    assert_eq!((reports[0].version, reports[0].applied, reports[0].calls_in_progress), (3, true, 1));
+    assert_eq!(reports[0].dialed_before_applied, 1);
+    assert_eq!((reports[1].version, reports[1].applied), (2, false), "the older version was skipped");
+    assert!(store.claim_next_numbers(8, 1).expect("claim").is_empty(), "still paused");
+}

@@ -6,7 +6,7 @@
 //! - Project settings ([`DownEvent::ProjectSettings`]): calling windows in China time
 //!   (the site's local time, UTC+8 all year) outside which no number is taken, and HQ's
 //!   running flag.
-//! - Project controls and one-click controls, each by its own version; every one that
+//! - Batch, project and one-click controls, each by its own version; every one that
 //!   arrives writes an [`UpEvent::ControlApplied`] saying what the site actually did.
 //! - Recordings waiting for upload, link settings and live figures for the link.
 //!
@@ -80,7 +80,7 @@ fn scope_condition(target: ControlTarget) -> String {
 /// Writes the [`ControlApplied`] of a control change: what was dialed in its scope since
 /// the site last heard from HQ (the change was made at HQ after that, so this is what may
 /// have been dialed against it), and how many calls are still in progress.
-fn report_control(
+pub(super) fn report_control(
     tx: &Transaction<'_>,
     target: ControlTarget,
     version: u64,

@@ -1291,7 +1291,11 @@ impl Store {
             DownEvent::Project(def) => apply_project(&tx, def)?,
             DownEvent::BatchChunk(chunk) => apply_chunk(&tx, chunk)?,
             DownEvent::BatchManifest(manifest) => apply_manifest(&tx, manifest)?,
-            DownEvent::BatchControl(control) => apply_control(&tx, control)?,
+            DownEvent::BatchControl(control) => {
+                let applied = apply_control(&tx, control)?;
+                hq::report_control(&tx, sync_protocol::ControlTarget::Batch(control.batch_id), control.version, applied, heard_at)?;
+                wrote_outbox = true;
+            }
             DownEvent::AttributionRules(rules) => work::apply_hq_rules(&tx, rules)?,
             DownEvent::BlackList(change) => hq::apply_blacklist(&tx, change)?,
             DownEvent::ProjectSettings(settings) => hq::apply_project_settings(&tx, settings)?,
@@ -1605,14 +1609,15 @@ fn verify_batch(tx: &Transaction<'_>, batch_id: u64) -> Result<(), DbError> {
     Ok(())
 }
 
-fn apply_control(tx: &Transaction<'_>, control: &BatchControl) -> Result<(), DbError> {
+/// Applies a batch control if it is newer than the last; returns whether it was.
+fn apply_control(tx: &Transaction<'_>, control: &BatchControl) -> Result<bool, DbError> {
     ensure_batch(tx, control.batch_id)?;
-    tx.execute(
+    let changed = tx.execute(
         "UPDATE batches SET control_version = ?2, control_priority = ?3
          WHERE batch_id = ?1 AND (control_version IS NULL OR control_version < ?2)",
         params![control.batch_id, control.version as i64, control.priority],
     )?;
-    Ok(())
+    Ok(changed > 0)
 }
 
 fn link_error(error: DbError) -> sync_link::StoreError {
