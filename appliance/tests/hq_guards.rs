@@ -309,3 +309,23 @@ fn batch_controls_are_reported_with_what_was_done() {
     assert_eq!((reports[1].version, reports[1].applied), (2, false), "the older version was skipped");
     assert!(store.claim_next_numbers(8, 1).expect("claim").is_empty(), "still paused");
 }
+
+#[test]
+fn the_task_list_shows_hq_pauses_stops_and_ends() {
+    use appliance::store::TaskStatus;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut next = load(&store, 1, 9, 2);
+    store.start_task(9, PARAMS).expect("start");
+    let status = |store: &Store| store.tasks().expect("tasks")[0].status;
+    assert_eq!(status(&store), TaskStatus::Running);
+    let project = |version, state| DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version, state });
+    next = apply(&store, next, vec![project(1, RunState::Paused)]);
+    assert_eq!(status(&store), TaskStatus::Paused);
+    next = apply(&store, next, vec![project(2, RunState::Running)]);
+    assert_eq!(status(&store), TaskStatus::Running);
+    next = apply(&store, next, vec![DownEvent::OneClick(OneClickControl { scope: ControlScope::Site, version: 1, start: false })]);
+    assert_eq!(status(&store), TaskStatus::Paused);
+    apply(&store, next, vec![project(3, RunState::Ended)]);
+    assert_eq!(status(&store), TaskStatus::Ended);
+}

@@ -740,7 +740,11 @@ impl Store {
                     (SELECT COUNT(*) FROM batch_rows r WHERE r.batch_id = b.batch_id),
                     (SELECT COUNT(*) FROM batch_rows r WHERE r.batch_id = b.batch_id AND r.status <> 'new'),
                     (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = b.batch_id AND a.outcome = 'connected'),
-                    p.def
+                    p.def,
+                    (SELECT pr.hq_state FROM project_run pr WHERE pr.project_id = b.project_id),
+                    EXISTS (SELECT 1 FROM one_click oc WHERE oc.start = 0
+                            AND (oc.scope = 'site' OR oc.scope = 'project:' || b.project_id
+                                 OR oc.scope = 'batch:' || b.batch_id))
              FROM batches b LEFT JOIN projects p ON p.project_id = b.project_id
              ORDER BY b.imported_at DESC, b.batch_id DESC",
         )?;
@@ -761,7 +765,16 @@ impl Store {
                     .name,
                 None => String::new(),
             };
-            let priority = control_priority.or(manifest_priority).unwrap_or(2);
+            // HQ's project state and one-click stops hold the batch as a batch control does.
+            let hq_state: Option<String> = row.get(15)?;
+            let stopped: bool = row.get(16)?;
+            let priority = match (control_priority.or(manifest_priority).unwrap_or(2), hq_state.as_deref()) {
+                (_, Some("ended")) => 0,
+                (0, _) => 0,
+                (_, Some("paused")) => 1,
+                (_, _) if stopped => 1,
+                (priority, _) => priority,
+            };
             let status = if priority == 0 {
                 TaskStatus::Ended
             } else if !verified {
