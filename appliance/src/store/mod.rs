@@ -942,23 +942,25 @@ impl Store {
         let minute = hq::china_minute(now);
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        let sql = format!(
+            "SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
+             FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
+             WHERE r.batch_id = ?1 AND r.status = 'new' AND b.verified = 1
+               AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
+               AND NOT EXISTS (SELECT 1 FROM attempts a
+                               WHERE a.phone = r.phone AND a.state = 'dialing')
+               {gates}
+             ORDER BY COALESCE(b.control_priority, b.manifest_priority) DESC,
+                      b.imported_at, r.chunk_idx, r.row_idx
+             LIMIT 1",
+            gates = hq::HQ_GATES
+        );
+        // Prepared once per connection and reused by every claim of every wave.
+        let mut next_row = tx.prepare_cached(&sql)?;
         let mut claimed = Vec::new();
         for _ in 0..n {
-            let next: Option<(u32, u32, u64, String)> = tx
-                .query_row(
-                    &format!("SELECT r.chunk_idx, r.row_idx, r.row_id, r.phone
-                     FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
-                     WHERE r.batch_id = ?1 AND r.status = 'new' AND b.verified = 1
-                       AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
-                       AND NOT EXISTS (SELECT 1 FROM attempts a
-                                       WHERE a.phone = r.phone AND a.state = 'dialing')
-                       {gates}
-                     ORDER BY COALESCE(b.control_priority, b.manifest_priority) DESC,
-                              b.imported_at, r.chunk_idx, r.row_idx
-                     LIMIT 1", gates = hq::HQ_GATES),
-                    params![batch_id, minute],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
+            let next: Option<(u32, u32, u64, String)> = next_row
+                .query_row(params![batch_id, minute], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
                 .optional()?;
             let Some((chunk_idx, row_idx, row_id, phone)) = next else { break };
             tx.execute(
@@ -974,6 +976,7 @@ impl Store {
             let attempt_id = tx.last_insert_rowid() as u64;
             claimed.push(ClaimedNumber { attempt_id, batch_id, row_id, phone });
         }
+        drop(next_row);
         tx.commit()?;
         Ok(claimed)
     }
