@@ -111,6 +111,31 @@ fn one_click_skips_blacklisted_numbers() {
 }
 
 #[test]
+fn one_click_outside_the_calling_window_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let next = load(&store, 1, 7, 2);
+    let window = CallingWindow { start_minute: 9 * 60, end_minute: 12 * 60 };
+    let settings = ProjectSettings { project_id: PROJECT_ID, version: 1, calling_windows: vec![window], ..ProjectSettings::default() };
+    apply(&store, next, vec![DownEvent::ProjectSettings(settings)]);
+    store.create_extension("1001", "secret-pass").expect("extension");
+    let agent = store.create_user("agent1", "agent-pass", Role::Agent, "坐席", Some("1001")).expect("agent");
+    store
+        .set_task_extras(7, &TaskExtras { dial_mode: SiteDialMode::OneClick, ..TaskExtras::default() })
+        .expect("one-click");
+    store.start_task(7, PARAMS).expect("start");
+    let evening = MORNING + 9 * 3600; // 19:30 China time
+    match store.claim_one_click_at(PROJECT_ID, agent, "agent1", evening) {
+        Err(ManualDialError::NotAllowed(reason)) => {
+            assert!(reason.contains("19:30") && reason.contains("09:00-12:00"), "{reason}")
+        }
+        other => panic!("dialed outside the window: {other:?}"),
+    }
+    let claim = store.claim_one_click_at(PROJECT_ID, agent, "agent1", MORNING).expect("inside the window");
+    assert_eq!(claim.claimed.batch_id, 7);
+}
+
+#[test]
 fn calling_windows_in_china_time_and_hq_pause_hold_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");

@@ -111,6 +111,42 @@ pub(super) fn report_control(
     Ok(())
 }
 
+/// Why HQ holds `project_id` from dialing at China minute `minute`, if it does: told to an
+/// agent whose one-click call found nothing, so they know it is not for lack of numbers.
+pub(super) fn hold_reason(conn: &rusqlite::Connection, project_id: u64, minute: i64) -> Result<Option<String>, DbError> {
+    let state: Option<String> = conn
+        .query_row("SELECT hq_state FROM project_run WHERE project_id = ?1", [project_id], |row| row.get(0))
+        .optional()?;
+    match state.as_deref() {
+        Some("paused") => return Ok(Some(format!("HQ has paused project {project_id}; wait until HQ runs it again"))),
+        Some("ended") => return Ok(Some(format!("HQ has ended project {project_id}"))),
+        _ => {}
+    }
+    let stopped: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM one_click WHERE start = 0 AND scope IN ('site', 'project:' || ?1))",
+        [project_id],
+        |row| row.get(0),
+    )?;
+    if stopped {
+        return Ok(Some(format!("HQ has stopped dialing for project {project_id}")));
+    }
+    let mut statement = conn.prepare_cached(
+        "SELECT start_minute, end_minute FROM calling_windows WHERE project_id = ?1 ORDER BY start_minute",
+    )?;
+    let windows: Vec<(i64, i64)> =
+        statement.query_map([project_id], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<Result<_, _>>()?;
+    if !windows.is_empty() && !windows.iter().any(|(start, end)| *start <= minute && minute < *end) {
+        let hhmm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+        let list = windows.iter().map(|(start, end)| format!("{}-{}", hhmm(*start), hhmm(*end))).collect::<Vec<_>>();
+        return Ok(Some(format!(
+            "it is {} China time, outside HQ's calling windows for project {project_id} ({})",
+            hhmm(minute),
+            list.join(", ")
+        )));
+    }
+    Ok(None)
+}
+
 pub(super) fn apply_blacklist(tx: &Transaction<'_>, change: &BlackListChange) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO blacklist (phone, version, listed, note) VALUES (?1, ?2, ?3, ?4)

@@ -980,6 +980,9 @@ impl Store {
             .optional()
             .map_err(DbError::from)?;
         let Some((batch_id, chunk_idx, row_idx, row_id, phone)) = next else {
+            if let Some(reason) = super::hq::hold_reason(&tx, project_id, minute)? {
+                return Err(ManualDialError::NotAllowed(reason));
+            }
             return Err(ManualDialError::NothingLeft(project_id));
         };
         tx.execute(
