@@ -85,9 +85,20 @@ fn a_blacklisted_number_is_never_dialed_predictive_one_click_or_callback() {
     assert!(store.claim_next_numbers(1, 10).expect("claim").is_empty(), "only the listed number is left");
 
     // A newer removal makes it dialable again.
-    apply(&store, next, vec![listed(&banned, 3, false)]);
+    next = apply(&store, next, vec![listed(&banned, 3, false)]);
     let again = store.claim_next_numbers(1, 10).expect("claim");
-    assert_eq!(again.iter().map(|c| c.phone.clone()).collect::<Vec<_>>(), vec![banned]);
+    assert_eq!(again.iter().map(|c| c.phone.clone()).collect::<Vec<_>>(), vec![banned.clone()]);
+
+    // Listed again after the call: the agent cannot call the customer back.
+    store.create_extension("1001", "secret-pass").expect("extension");
+    let agent = store.create_user("agent1", "agent-pass", Role::Agent, "坐席", Some("1001")).expect("agent");
+    store.mark_bridged(again[0].attempt_id, "agent1").expect("bridged");
+    no_answer(&store, again[0].attempt_id);
+    apply(&store, next, vec![listed(&banned, 4, true)]);
+    match store.claim_call_back_now(again[0].attempt_id, agent, "agent1") {
+        Err(ManualDialError::NotAllowed(reason)) => assert!(reason.contains("black list"), "{reason}"),
+        other => panic!("called back a black-listed number: {other:?}"),
+    }
 }
 
 #[test]
