@@ -46,6 +46,16 @@ impl Api {
         decode(path, response).await
     }
 
+    /// A download: the body's bytes, or an error naming the status and the server's message.
+    pub async fn get_bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("{path}: {status}: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
         let response = self
             .client

@@ -268,10 +268,32 @@ async fn a_number_travels_from_the_hq_sheet_to_the_agent_and_back() -> anyhow::R
     assert_eq!(records[0]["agent"], "agent1");
     assert_eq!(records[0]["phone"], "138****0001");
 
+    // The call's recording follows the rows on a stream of its own, addressed by its hash;
+    // HQ asks for it now and gets the site's WAV byte for byte.
+    let site_recordings = running.dir.path().join("site").join("recordings");
+    let wav = std::fs::read_dir(&site_recordings)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "wav"))
+        .context("the site recorded the call")?;
+    let wav_bytes = std::fs::read(&wav)?;
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&wav_bytes))
+    };
+    let site_id = records[0]["site_id"].as_u64().context("site id")?;
+    let fetched: Value = running.hq.post(&format!("/api/sites/{site_id}/recordings/{sha}/fetch"), &json!({})).await?;
+    assert!(fetched["state"] == "held" || fetched["state"] == "requested", "{fetched}");
+    let held = wait_for_some(Duration::from_secs(30), || async {
+        running.hq.get_bytes(&format!("/api/sites/{site_id}/recordings/{sha}")).await.ok()
+    })
+    .await
+    .context("HQ holds the call's recording")?;
+    assert!(held == wav_bytes, "HQ's copy of the recording is the site's");
+
     carrier.wait(Duration::from_secs(30)).await.ensure_success().context("carrier scenario")?;
     phone.wait(Duration::from_secs(30)).await.ensure_success().context("agent phone scenario")?;
     browser.close().await?;
-    drop(running.hub_url.clone());
     Ok(())
 }
 
