@@ -32,7 +32,6 @@ struct Running {
     site: appliance::Appliance,
     hq: Api,
     site_admin: Api,
-    hub_url: String,
     site_url: String,
     shutdown: CancellationToken,
     dir: tempfile::TempDir,
@@ -123,7 +122,7 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
             &json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小李", "extension": EXTENSION}),
         )
         .await?;
-    Ok(Running { hub, site, hq, site_admin, hub_url, site_url, shutdown, dir })
+    Ok(Running { hub, site, hq, site_admin, site_url, shutdown, dir })
 }
 
 /// Registers SIPp as the agent's phone: one process answers on `answer_port`, another
