@@ -12,6 +12,7 @@
 //! - [`Browser`]: chromedriver plus headless Debian Chromium through fantoccini, with
 //!   [`Browser::goto`], [`Browser::wait_for`] and [`Browser::screenshot`].
 //! - [`wait_until`], [`wait_for_some`]: poll an async condition until it holds or time runs out.
+//! - [`screenshot_dir`]: where scenario screenshots go.
 
 mod browser;
 mod ports;
@@ -22,6 +23,21 @@ pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
 pub use ports::{free_tcp_port, free_udp_port};
 pub use sipp::{SIPP, Sipp, SippBuilder, SippResult, sipp_scenario_dir};
 pub use wait::{WaitTimedOut, wait_for_some, wait_until};
+
+/// Where scenarios write their screenshots: `target/screenshots` on an ordinary run, so a
+/// test run leaves the repository as it found it; the kept copies in `docs/screenshots` (the
+/// README shows them) are refreshed with `UPDATE_SCREENSHOTS=1`, then looked at and committed.
+pub fn screenshot_dir() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some_and(|value| value == "1") {
+        root.join("docs").join("screenshots")
+    } else {
+        root.join("target").join("screenshots")
+    };
+    // A failure here shows up as the screenshot's own write error, which names the path.
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
 
 /// The last `max_bytes` or so of a log (cut at a character boundary).
 pub(crate) fn tail(text: &str, max_bytes: usize) -> &str {

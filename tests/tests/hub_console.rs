@@ -1,5 +1,5 @@
 //! The HQ console in a real headless Chromium: the flows HQ staff use all day, clicked
-//! through the pages as a person would, with screenshots kept in `docs/screenshots/hub-*.png`.
+//! through the pages as a person would, with screenshots (kept copies in `docs/screenshots/hub-*.png`, refreshed with `UPDATE_SCREENSHOTS=1`).
 //!
 //! - `console_main_flows`: log in; add a category and a sub-project with customer and
 //!   business-record fields; set up a second sub-project from it as a template (the fields
@@ -112,9 +112,9 @@ fn id(value: &Value) -> anyhow::Result<i64> {
     value["id"].as_i64().with_context(|| format!("no id in {value}"))
 }
 
-/// Where the console's screenshots are kept (the repository's `docs/screenshots`).
+/// Where a console screenshot goes (see [`tests::screenshot_dir`]).
 fn screenshot_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join("screenshots").join(name)
+    tests::screenshot_dir().join(name)
 }
 
 /// Logs in through the login page and waits until the browser has left it.

@@ -3,7 +3,7 @@
 //! parameters (max concurrency refused above the caller's lines), starting the task,
 //! attribution rules and allocation, the live queue monitor during a real call (updating
 //! without a reload), and project data with its export. Screenshots of the admin pages go
-//! to `docs/screenshots/site-admin-*.png`.
+//! to `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-admin-*.png`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -41,7 +41,7 @@ impl Drop for Site {
 }
 
 fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    tests::screenshot_dir()
 }
 
 fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {

@@ -2,7 +2,8 @@
 //! carrier and as the agent's phone: a predictive call pops, is saved, and its recording
 //! plays in the browser; a one-click call pops while ringing (number masked), a callback is
 //! scheduled from the popup, armed in the callback list and comes back to the agent at its
-//! time. Screenshots of the desk pages go to `docs/screenshots/site-desk-*.png`.
+//! time. Screenshots of the desk pages go to
+//! `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-desk-*.png`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -38,7 +39,7 @@ impl Drop for Site {
 }
 
 fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots")
+    tests::screenshot_dir()
 }
 
 fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {
