@@ -317,8 +317,14 @@ impl Driver {
             .filter(|(name, _)| extras.caller.is_empty() || *name == extras.caller)
             .map(|(_, channels)| *channels)
             .sum();
+        let mode = match extras.pacing.as_str() {
+            "progressive" => PacingMode::Progressive,
+            "adaptive" => PacingMode::Adaptive { abandon_cap: extras.abandon_cap_percent / 100.0 },
+            // The manual's mode, and what a task that never chose one does.
+            _ => PacingMode::FixedRatio { ratio: params.ratio },
+        };
         PacingConfig {
-            mode: PacingMode::FixedRatio { ratio: params.ratio },
+            mode,
             max_concurrency: params.max_concurrency.min(channels.max(1)),
             cool_down: Duration::from_secs(u64::from(extras.cool_down)),
             queue_timeout: Duration::from_secs(u64::from(extras.queue_timeout)),

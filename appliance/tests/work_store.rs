@@ -300,3 +300,49 @@ fn with_the_link_down_the_outbox_keeps_every_kind_of_event_until_acknowledged() 
     store.outbox_acked(store.epoch(), 2).expect("ack");
     assert_eq!(store.outbox_after(0, 100).expect("outbox").len(), 2);
 }
+
+#[test]
+fn pacing_choice_is_kept_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    load(&store, 1, 10, 4, 50, 1);
+    assert_eq!(
+        store.task_settings(10).expect("settings").expect("task").extras.pacing,
+        "fixed",
+        "the manual's mode by default"
+    );
+    let adaptive = TaskExtras { pacing: "adaptive".into(), abandon_cap_percent: 2.5, ..TaskExtras::default() };
+    store.set_task_extras(10, &adaptive).expect("adaptive pacing");
+    let saved = store.task_settings(10).expect("settings").expect("task").extras;
+    assert_eq!((saved.pacing.as_str(), saved.abandon_cap_percent), ("adaptive", 2.5));
+    let unknown = TaskExtras { pacing: "turbo".into(), ..TaskExtras::default() };
+    let error = store.set_task_extras(10, &unknown).expect_err("unknown pacing").to_string();
+    assert!(error.contains("fixed, progressive or adaptive"), "{error}");
+    let no_cap = TaskExtras { pacing: "adaptive".into(), abandon_cap_percent: 0.0, ..TaskExtras::default() };
+    assert!(store.set_task_extras(10, &no_cap).is_err(), "a cap of 0 % would never dial");
+}
+
+#[test]
+fn abandon_rate_counts_answered_calls_not_put_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    load(&store, 1, 10, 4, 50, 1);
+    store.start_task(10, TaskParams { ratio: 1, max_concurrency: 4, ring_seconds: 35 }).expect("start");
+    let claimed = store.claim_next_numbers(10, 3).expect("claim");
+    assert_eq!(claimed.len(), 3);
+    let now = appliance::store::now_unix();
+    let end = |attempt_id: u64, outcome: Outcome| {
+        let end =
+            AttemptEnd { outcome, hangup_side: None, ended_at: now, recording_path: None, recording_sha256: None };
+        store.finish_attempt(attempt_id, &end).expect("finish");
+    };
+    // One answered and put through, one answered and dropped, one busy (never answered).
+    store.mark_answered(claimed[0].attempt_id, now).expect("answered");
+    end(claimed[0].attempt_id, Outcome::Connected);
+    store.mark_answered(claimed[1].attempt_id, now).expect("answered");
+    end(claimed[1].attempt_id, Outcome::Abandoned);
+    end(claimed[2].attempt_id, Outcome::Busy);
+    let rates = store.abandon_rates(10, now).expect("rates");
+    assert_eq!((rates.today, rates.last_30_days), (Some(0.5), Some(0.5)));
+    assert_eq!(store.abandon_rates(11, now).expect("rates").today, None, "nothing answered, no rate");
+}

@@ -198,6 +198,7 @@ async fn real_stores_converge_through_loss_delay_and_a_partition() -> Result<()>
     let mut written = site_writes(site.clone(), setup.batch_id, 40).await?;
     ensure!(written == 60, "the site wrote {written} entries, not 60");
     hub_writes(hub.clone(), scope.clone(), setup.batch_id as i64, 20).await?;
+    let mut controls = 20;
     wait_until("some site entries cross the lossy relay", Duration::from_secs(30), || {
         Ok(sync_state(&hub_file, &site_file, site_id)?.hub_applied >= 20)
     })
@@ -212,6 +213,7 @@ async fn real_stores_converge_through_loss_delay_and_a_partition() -> Result<()>
     let before = sync_state(&hub_file, &site_file, site_id)?;
     written += site_writes(site.clone(), setup.batch_id, 40).await?;
     hub_writes(hub.clone(), scope.clone(), setup.batch_id as i64, 15).await?;
+    controls += 15;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let during = sync_state(&hub_file, &site_file, site_id)?;
     check_invariants(&during)?;
@@ -227,7 +229,12 @@ async fn real_stores_converge_through_loss_delay_and_a_partition() -> Result<()>
     })
     .await?;
     let state = check_converged(&hub_file, &site_file, site_id)?;
-    ensure!(state.site_committed == u64::from(written), "the site wrote {written} entries: {state:?}");
+    // Besides its own writes, the site reports each of HQ's control changes it applied
+    // (`ControlApplied`), one outbox entry per change.
+    ensure!(
+        state.site_committed == u64::from(written + controls),
+        "the site wrote {written} entries and applied {controls} controls: {state:?}"
+    );
     ensure!(relay.dropped.load(Ordering::Relaxed) > 0, "the relay did drop datagrams");
     println!("converged {healed:?} after the heal: {state:?}");
 

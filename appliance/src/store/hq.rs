@@ -46,6 +46,34 @@ pub fn china_minute(unix: i64) -> i64 {
     (unix + 8 * 3600).rem_euclid(86_400) / 60
 }
 
+/// A task's abandon rate as regulators count it: answered calls not put through to an agent
+/// within 2 s (outcome `abandoned`) over answered calls, for today (China time) and the
+/// last 30 days. `None` when nothing was answered in the span.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct AbandonRates {
+    pub today: Option<f64>,
+    pub last_30_days: Option<f64>,
+}
+
+impl Store {
+    /// [`AbandonRates`] of `batch_id` as of `now` (unix seconds).
+    pub fn abandon_rates(&self, batch_id: u64, now: i64) -> Result<AbandonRates, DbError> {
+        let midnight = now - china_minute(now) * 60 - now.rem_euclid(60);
+        let thirty_days_ago = now - 30 * 86_400;
+        let conn = self.lock();
+        let mut statement = conn.prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(outcome = 'abandoned'), 0) FROM attempts
+             WHERE batch_id = ?1 AND answered_at IS NOT NULL AND started_at >= ?2",
+        )?;
+        let mut rate_since = |since: i64| -> Result<Option<f64>, DbError> {
+            let (answered, abandoned): (i64, i64) =
+                statement.query_row(params![batch_id, since], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            Ok((answered > 0).then(|| abandoned as f64 / answered as f64))
+        };
+        Ok(AbandonRates { today: rate_since(midnight)?, last_30_days: rate_since(thirty_days_ago)? })
+    }
+}
+
 fn scope_key(scope: ControlScope) -> Option<String> {
     match scope {
         ControlScope::Site => Some("site".to_string()),

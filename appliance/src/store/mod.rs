@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 mod hq;
 mod work;
 
-pub use hq::{AgentCounts, china_minute};
+pub use hq::{AbandonRates, AgentCounts, china_minute};
 pub use work::*;
 
 /// Schema migrations, applied in order; `user_version` counts how many ran.
@@ -219,6 +219,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN recording_uploaded INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX attempts_recording_pending ON attempts (recording_uploaded, attempt_id)
         WHERE recording_sha256 IS NOT NULL;",
+    // 4: how a task paces (the manual's fixed ratio, progressive, or adaptive under an
+    // abandon-rate cap in per cent).
+    "ALTER TABLE batches ADD COLUMN pacing TEXT NOT NULL DEFAULT 'fixed';
+    ALTER TABLE batches ADD COLUMN abandon_cap REAL NOT NULL DEFAULT 3.0;",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).
@@ -514,7 +518,8 @@ fn hangup_name(side: HangupSide) -> &'static str {
     }
 }
 
-fn now_unix() -> i64 {
+/// The wall clock in unix seconds (what attempts and records are stamped with).
+pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 

@@ -73,7 +73,7 @@ pub const ROUTING_RULES: [&str; 1] = ["longest_idle"];
 pub const ANSWER_MODES: [&str; 2] = ["auto", "ring"];
 
 /// The task parameters beyond ratio, max concurrency and ring time.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaskExtras {
     pub dial_mode: SiteDialMode,
     /// The line (trunk name) the task dials on; empty means any line.
@@ -84,7 +84,16 @@ pub struct TaskExtras {
     pub queue_timeout: u32,
     pub routing: String,
     pub answer_mode: String,
+    /// How the dialer paces: one of [`PACING_MODES`].
+    pub pacing: String,
+    /// The abandon-rate cap of adaptive pacing, in per cent of answered calls (default 3).
+    pub abandon_cap_percent: f64,
 }
+
+/// Pacing modes a task can use: `fixed` is the manual's ratio and max concurrency;
+/// `progressive` one call per free agent; `adaptive` keeps agents busy while holding the
+/// abandon rate (answered, no agent within 2 s) under the task's cap.
+pub const PACING_MODES: &[&str] = &["fixed", "progressive", "adaptive"];
 
 impl Default for TaskExtras {
     fn default() -> TaskExtras {
@@ -95,6 +104,8 @@ impl Default for TaskExtras {
             queue_timeout: 35,
             routing: "longest_idle".to_string(),
             answer_mode: "auto".to_string(),
+            pacing: "fixed".to_string(),
+            abandon_cap_percent: 3.0,
         }
     }
 }
@@ -109,7 +120,7 @@ pub struct HqBound {
 }
 
 /// Everything the task page shows about one task's settings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TaskSettings {
     pub batch_id: u64,
     pub project_id: Option<u64>,
@@ -199,6 +210,18 @@ impl Store {
                 extras.routing
             )));
         }
+        if !PACING_MODES.contains(&extras.pacing.as_str()) {
+            return Err(TaskSettingsError::Invalid(format!(
+                "pacing \"{}\" is unknown; use fixed, progressive or adaptive",
+                extras.pacing
+            )));
+        }
+        if !(extras.abandon_cap_percent > 0.0 && extras.abandon_cap_percent <= 20.0) {
+            return Err(TaskSettingsError::Invalid(format!(
+                "abandon-rate cap {} % is out of range; choose above 0 and at most 20 (regulators use 3)",
+                extras.abandon_cap_percent
+            )));
+        }
         if !ANSWER_MODES.contains(&extras.answer_mode.as_str()) {
             return Err(TaskSettingsError::Invalid(format!(
                 "answer mode \"{}\" is unknown; use auto or ring",
@@ -225,7 +248,7 @@ impl Store {
         }
         conn.execute(
             "UPDATE batches SET dial_mode = ?2, caller = ?3, cool_down = ?4, queue_timeout = ?5,
-                    routing = ?6, answer_mode = ?7
+                    routing = ?6, answer_mode = ?7, pacing = ?8, abandon_cap = ?9
              WHERE batch_id = ?1",
             params![
                 batch_id,
@@ -234,7 +257,9 @@ impl Store {
                 saved.cool_down,
                 saved.queue_timeout,
                 saved.routing,
-                saved.answer_mode
+                saved.answer_mode,
+                saved.pacing,
+                saved.abandon_cap_percent
             ],
         )
         .map_err(DbError::from)?;
@@ -288,16 +313,22 @@ fn task_agents_in(conn: &Connection, batch_id: u64) -> Result<Vec<u64>, DbError>
 }
 
 fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSettings>, DbError> {
-    type Row = (Option<u64>, String, String, u32, u32, String, String);
+    type Row = (Option<u64>, String, String, u32, u32, String, String, String, f64);
     let found: Option<Row> = conn
         .query_row(
-            "SELECT project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode
+            "SELECT project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode,
+                    pacing, abandon_cap
              FROM batches WHERE batch_id = ?1",
             [batch_id],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
+            |row| {
+                let text = |idx: usize| row.get::<_, String>(idx);
+                Ok((row.get(0)?, text(1)?, text(2)?, row.get(3)?, row.get(4)?, text(5)?, text(6)?, text(7)?, row.get(8)?))
+            },
         )
         .optional()?;
-    let Some((project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode)) = found else {
+    let Some((project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap_percent)) =
+        found
+    else {
         return Ok(None);
     };
     let def = load_project(conn, project_id.unwrap_or_default())?;
@@ -307,7 +338,16 @@ fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSetti
     Ok(Some(TaskSettings {
         batch_id,
         project_id,
-        extras: TaskExtras { dial_mode, caller, cool_down, queue_timeout, routing, answer_mode },
+        extras: TaskExtras {
+            dial_mode,
+            caller,
+            cool_down,
+            queue_timeout,
+            routing,
+            answer_mode,
+            pacing,
+            abandon_cap_percent,
+        },
         bound: bound_of(def.as_ref()),
         agents: task_agents_in(conn, batch_id)?,
     }))

@@ -156,12 +156,17 @@ pub async fn list_agents(State(state): State<AppState>, AdminUser(_): AdminUser)
 
 /// `GET /api/tasks` (site admin).
 pub async fn list_tasks(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
+    let now = crate::store::now_unix();
     let list: Vec<Value> = state
         .store
         .tasks()?
         .into_iter()
         .map(|task| {
+            // Shown beside the figures so a site admin sees a task drifting over its cap.
+            let abandon = state.store.abandon_rates(task.batch_id, now).ok();
             json!({
+                "abandon_rate_today": abandon.and_then(|rates| rates.today),
+                "abandon_rate_30_days": abandon.and_then(|rates| rates.last_30_days),
                 "batch_id": task.batch_id,
                 "name": task.name,
                 "project": task.project,

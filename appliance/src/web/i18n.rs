@@ -53,6 +53,8 @@ pub struct Text {
     pub numbers: &'static str,
     pub dialed: &'static str,
     pub connected: &'static str,
+    pub abandon_today: &'static str,
+    pub abandon_30_days: &'static str,
     pub status: &'static str,
     pub actions: &'static str,
     pub ratio: &'static str,
@@ -124,6 +126,8 @@ pub static ZH: Text = Text {
     numbers: "号码总数",
     dialed: "呼出量",
     connected: "接通量",
+    abandon_today: "今日放弃率",
+    abandon_30_days: "30天放弃率",
     status: "状态",
     actions: "操作",
     ratio: "预测比例 1:",
@@ -195,6 +199,8 @@ pub static EN: Text = Text {
     numbers: "Numbers",
     dialed: "Dialed",
     connected: "Connected",
+    abandon_today: "Abandoned today",
+    abandon_30_days: "Abandoned, 30 days",
     status: "Status",
     actions: "Actions",
     ratio: "Predictive ratio 1:",
@@ -273,6 +279,11 @@ work_text! {
     queue_timeout: "队列超时(秒)", "Queue timeout (s)";
     routing: "转接规则", "Routing rule";
     routing_longest_idle: "最大空闲时间", "Longest idle";
+    pacing: "外呼节奏", "Pacing";
+    pacing_fixed: "固定比例（手册）", "Fixed ratio (manual)";
+    pacing_progressive: "逐一外呼（每空闲坐席一路）", "Progressive (one per free agent)";
+    pacing_adaptive: "自适应（放弃率上限内）", "Adaptive (under the abandon cap)";
+    abandon_cap: "放弃率上限(%)", "Abandon-rate cap (%)";
     answer_mode: "接听方式", "Answer mode";
     answer_auto: "自动接听", "Auto answer";
     answer_ring: "振铃接听", "Ring";

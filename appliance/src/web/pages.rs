@@ -104,6 +104,13 @@ struct TaskRow {
     max_concurrency: u32,
     ring_seconds: u32,
     problem: String,
+    /// Abandon rate today and over 30 days, as "2.4 %" or "-" when nothing was answered.
+    abandon_today: String,
+    abandon_30_days: String,
+}
+
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|rate| format!("{:.1} %", rate * 100.0)).unwrap_or_else(|| "-".to_string())
 }
 
 #[derive(Template)]
@@ -121,9 +128,14 @@ pub async fn admin_tasks(State(state): State<AppState>, AdminUser(user): AdminUs
         Ok(tasks) => tasks,
         Err(error) => return super::ApiError::from(error).into_response(),
     };
+    let now = crate::store::now_unix();
     let tasks = tasks
         .into_iter()
         .map(|task| TaskRow {
+            abandon_today: percent(state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.today)),
+            abandon_30_days: percent(
+                state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.last_30_days),
+            ),
             batch_id: task.batch_id,
             name: task.name,
             project: task.project,

@@ -111,6 +111,17 @@ pub struct ExtrasForm {
     routing: String,
     #[serde(default = "default_answer_mode")]
     answer_mode: String,
+    #[serde(default = "default_pacing")]
+    pacing: String,
+    #[serde(default = "default_abandon_cap")]
+    abandon_cap_percent: f64,
+}
+
+fn default_pacing() -> String {
+    "fixed".into()
+}
+fn default_abandon_cap() -> f64 {
+    3.0
 }
 
 fn default_cool_down() -> u32 {
@@ -141,12 +152,14 @@ impl ExtrasForm {
             queue_timeout: self.queue_timeout,
             routing: self.routing.clone(),
             answer_mode: self.answer_mode.clone(),
+            pacing: self.pacing.clone(),
+            abandon_cap_percent: self.abandon_cap_percent,
         })
     }
 }
 
 /// `POST /api/tasks/{batch_id}/settings {dial_mode, caller, cool_down, queue_timeout,
-/// routing, answer_mode}` (site admin).
+/// routing, answer_mode, pacing, abandon_cap_percent}` (site admin).
 pub async fn save_task_settings(
     State(state): State<AppState>,
     AdminUser(user): AdminUser,

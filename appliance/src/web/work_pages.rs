@@ -68,6 +68,8 @@ struct TaskPage {
     queue_timeout: u32,
     routings: Vec<Choice>,
     answers: Vec<Choice>,
+    pacings: Vec<Choice>,
+    abandon_cap: f64,
     caller_lines: String,
     suggested: String,
     max_limit: u32,
@@ -140,6 +142,11 @@ pub async fn admin_task(
             queue_timeout: settings.extras.queue_timeout,
             routings: choices(&[("longest_idle", w.routing_longest_idle)], &settings.extras.routing),
             answers: choices(&[("auto", w.answer_auto), ("ring", w.answer_ring)], &settings.extras.answer_mode),
+            pacings: choices(
+                &[("fixed", w.pacing_fixed), ("progressive", w.pacing_progressive), ("adaptive", w.pacing_adaptive)],
+                &settings.extras.pacing,
+            ),
+            abandon_cap: settings.extras.abandon_cap_percent,
             caller_lines: caller_lines.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             suggested: caller_lines
                 .map(|lines| suggested_max_concurrency(lines, n_agents, task.params.ratio).to_string())
