@@ -289,8 +289,34 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(line["dialed"], 1);
     assert_eq!(line["connected"], 1);
     assert_eq!(line["agent_connected"], 1);
+    assert_eq!((line["abandoned"].clone(), line["abandon_rate"].clone()), (json!(0), json!(0.0)));
     assert_eq!(line["site_id"], site_id);
     assert_eq!(line["priority"], 5);
+
+    // An answered call no agent took counts in the abandon rate (abandoned ÷ answered).
+    let dropped = UpEntry {
+        epoch: 1,
+        seq: 3,
+        event: UpEvent::CallAttempt(CallAttempt {
+            attempt_id: 502,
+            batch_id: batch_id as u64,
+            row_id: chunk.rows[1].row_id,
+            started_at: 1_700_000_200,
+            answered_at: Some(1_700_000_205),
+            ended_at: 1_700_000_240,
+            outcome: Outcome::Abandoned,
+            hangup_side: Some(HangupSide::Customer),
+            agent: None,
+            talk_seconds: 0,
+            recording_sha256: None,
+        }),
+    };
+    h.hub().store.apply_up(site_id as u64, &dropped)?;
+    let (_, batches) = h.get("/api/batches").await?;
+    let line = batches.as_array().and_then(|b| b.iter().find(|b| b["id"] == batch_id)).cloned().unwrap_or_default();
+    assert_eq!((line["dialed"].clone(), line["connected"].clone(), line["abandoned"].clone()), (json!(2), json!(2), json!(1)));
+    assert_eq!(line["abandon_rate"], json!(0.5));
+
     let (status, records) = h.get(&format!("/api/batches/{batch_id}/records")).await?;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -301,7 +327,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
 
     // The pages: Chinese by default, masked on the server, English on request.
     let page = h.page("/batches").await?;
-    assert!(page.contains("下发任务管理") && page.contains("坐席接通量 (率)") && page.contains("1 (100.00%)"), "{page}");
+    assert!(page.contains("下发任务管理") && page.contains("坐席接通量 (率)") && page.contains("放弃量 (率)") && page.contains("1 (50.00%)"), "{page}");
     let page = h.page(&format!("/batches/{batch_id}/records")).await?;
     assert!(page.contains("138****8000") && page.contains("营销结果") && page.contains("成功"));
     assert!(!page.contains("13800138000"), "the full number must not leave the server");

@@ -155,6 +155,8 @@ pub struct BatchSummary {
     pub agent_missed: i64,
     /// 坐席接通量: attempts an agent talked on.
     pub agent_connected: i64,
+    /// 放弃量: answered calls no agent took within 2 s (the regulators' abandoned call).
+    pub abandoned: i64,
     pub priority: i64,
     pub creator: String,
     pub created_at: i64,
@@ -487,7 +489,8 @@ impl Store {
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.answered_at IS NOT NULL),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'agent_missed'),
-                (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'connected')
+                (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'connected'),
+                (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'abandoned')
              FROM batches b JOIN projects p ON p.id = b.project_id JOIN sites s ON s.id = b.site_id
              WHERE {condition} ORDER BY b.id DESC"
         );
@@ -511,6 +514,7 @@ impl Store {
                 connected: r.get(13)?,
                 agent_missed: r.get(14)?,
                 agent_connected: r.get(15)?,
+                abandoned: r.get(16)?,
             })
         };
         let rows = match id {

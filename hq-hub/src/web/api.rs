@@ -336,6 +336,9 @@ pub async fn list_batches(State(state): State<AppState>, ApiScope(scope): ApiSco
                 "connected": b.connected,
                 "not_connected": b.not_connected(),
                 "agent_missed": b.agent_missed,
+                "abandoned": b.abandoned,
+                // Abandoned over answered calls, as regulators count it; null before any answer.
+                "abandon_rate": (b.connected > 0).then(|| b.abandoned as f64 / b.connected as f64),
                 "agent_connected": b.agent_connected,
                 "priority": b.priority,
                 "creator": b.creator,

@@ -242,6 +242,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("batches.connected", "接通量 (率)", "Connected (rate)"),
     ("batches.not_connected", "未接量 (率)", "Not connected (rate)"),
     ("batches.agent_missed", "坐席未接量 (率)", "Agent missed (rate)"),
+    ("batches.abandoned", "放弃量 (率)", "Abandoned (rate)"),
     ("batches.agent_connected", "坐席接通量 (率)", "Agent connected (rate)"),
     ("batches.account", "下发账号", "Dispatched by"),
     ("batches.site", "下发职场", "Site"),
