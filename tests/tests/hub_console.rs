@@ -587,7 +587,9 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
         "{settings}"
     );
 
-    // Two steps: participating sites first; only then the project admins.
+    // Two steps: participating sites first; only then the project admins. (Saving the
+    // parameters reloads the page; load it afresh so no element is the old page's.)
+    browser.goto(&format!("{}/projects/{project}", hub.url)).await?;
     ensure!(browser.wait_for("#admins-first", WAIT).await.is_ok(), "admins wait for the participating sites");
     for site in [site_a, site_b] {
         browser.wait_for(&format!("#project-sites input[value='{site}']"), WAIT).await?.click().await?;
@@ -606,7 +608,10 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
     .await
     .context("hd_admin administers the project at site A")?;
 
-    // Attribution: team "A组" goes to site B.
+    // Attribution: team "A组" goes to site B. Saving the admins reloads the page once the
+    // save is answered; load it afresh so no element below belongs to the page going away.
+    let project_page = browser.client().current_url().await?.to_string();
+    browser.goto(&project_page).await?;
     browser.wait_for("#attribution", WAIT).await?;
     let value = browser.wait_for("#attribution tr[data-row] input[name=value]", WAIT).await?;
     value.send_keys("A组").await?;
