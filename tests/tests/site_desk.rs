@@ -5,203 +5,29 @@
 //! time. Screenshots of the desk pages go to
 //! `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-desk-*.png`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
-use appliance::{Appliance, ApplianceConfig};
+use anyhow::Context;
 use serde_json::{Value, json};
-use sync_protocol::{
-    BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, ProjectParams,
-    rows_hash,
-};
-use tokio_util::sync::CancellationToken;
 
-use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
+use tests::{Browser, free_udp_port, wait_for_some, wait_until};
 
-const EXTENSION: &str = "1001";
-const SIP_PASSWORD: &str = "sip-secret-1001";
-const AGENT_PASSWORD: &str = "agent-pass";
+mod site_support;
 
-struct Site {
-    url: String,
-    appliance: Appliance,
-    admin: reqwest::Client,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
+use site_support::*;
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-fn screenshots() -> PathBuf {
-    tests::screenshot_dir()
-}
-
-fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {
-    FieldDef { key: key.into(), title: title.into(), kind, required, read_only: false, hidden }
-}
-
-fn project() -> ProjectDef {
-    ProjectDef {
-        project_id: 7,
-        category: "套餐类".into(),
-        name: "家庭套餐回访".into(),
-        script: "您好，这里是客服中心，耽误您一分钟介绍家庭套餐。".into(),
-        hide_middle_digits: true,
-        customer_fields: vec![
-            field("name", "客户姓名", FieldKind::Text, false, false),
-            field("plan", "推荐套餐", FieldKind::Text, false, false),
-            field("internal_code", "内部编码", FieldKind::Text, false, true),
-        ],
-        record_fields: vec![
-            field("result", "办理结果", FieldKind::SingleChoice(vec!["成功".into(), "失败".into(), "再联系".into()]), true, false),
-            field("note", "备注", FieldKind::Text, false, false),
-        ],
-        params: ProjectParams::default(),
-        version: 1,
-    }
-}
-
-/// Project 7 and batch `batch_id` of `n` customers, as HQ's down log would bring them.
-fn down_log(batch_id: u64, n: u64) -> Vec<DownEntry> {
-    let rows: Vec<CustomerRow> = (0..n)
-        .map(|i| CustomerRow {
-            row_id: batch_id * 1000 + i,
-            phone: format!("1390000{:04}", batch_id * 10 + i),
-            fields: vec![
-                ("name".into(), format!("客户{i}")),
-                ("plan".into(), "融合128元".into()),
-                ("internal_code".into(), format!("SECRET{i}")),
-            ],
-        })
-        .collect();
-    let events = vec![
-        DownEvent::Project(project()),
-        DownEvent::BatchChunk(BatchChunk { batch_id, chunk_idx: 0, rows: rows.clone() }),
-        DownEvent::BatchManifest(BatchManifest {
-            batch_id,
-            project_id: 7,
-            name: format!("批次{batch_id}"),
-            priority: 50,
-            imported_at: 1_700_000_000,
-            n_rows: n,
-            n_chunks: 1,
-            rows_hash: rows_hash(&rows),
-        }),
-    ];
-    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 1, event }).collect()
-}
-
-async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
-    let response = client.post(&url).json(&body).send().await?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        bail!("POST {url}: {status} {body}");
-    }
-    Ok(body)
-}
-
-async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=info,hardware=warn").try_init();
-    let dir = tempfile::tempdir()?;
-    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
-    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let config = ApplianceConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sip_bind: SocketAddr::new(localhost, 0),
-        public_ip: localhost,
-        rtp_ports: (0, 0),
-        trunks: vec![hardware::TrunkConfig {
-            name: "02150001111".into(),
-            address: SocketAddr::new(localhost, carrier_port),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: 4,
-        }],
-        hold_audio: None,
-    };
-    let shutdown = CancellationToken::new();
-    let appliance = appliance::start(config, shutdown.clone()).await?;
-    for entry in down_log(batch_id, n_rows) {
-        appliance.store.apply_down_entry(&entry)?;
-    }
-    let url = format!("http://{}", appliance.http_addr);
-    let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
-    post(&admin, format!("{url}/api/login"), json!({"username": "siteadmin", "password": admin_password})).await?;
-    post(&admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+/// [`start_site`] with extension 1001 and agent1 on it, as the desk scenarios need.
+async fn start_site_with_agent(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    let site = start_site(carrier_port, batch_id, n_rows).await?;
+    let url = &site.url;
+    post(&site.admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
     post(
-        &admin,
+        &site.admin,
         format!("{url}/api/agents"),
         json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小王", "extension": EXTENSION}),
     )
     .await?;
-    Ok(Site { url, appliance, admin, shutdown, _dir: dir })
-}
-
-/// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
-async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
-    let answer_port = free_udp_port();
-    let phone = Sipp::scenario("agent_answer.xml")
-        .local_port(answer_port)
-        .calls(calls)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
-        .timeout(Duration::from_secs(150))
-        .spawn()?;
-    Sipp::scenario("agent_register.xml")
-        .local_port(free_udp_port())
-        .remote(site_sip)
-        .service(EXTENSION)
-        .auth(EXTENSION, SIP_PASSWORD)
-        .arg("-key")
-        .arg("contact_port")
-        .arg(answer_port.to_string())
-        .calls(1)
-        .timeout(Duration::from_secs(15))
-        .spawn()?
-        .wait(Duration::from_secs(20))
-        .await
-        .ensure_success()
-        .context("the SIPp phone registers as extension 1001")?;
-    Ok(phone)
-}
-
-/// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.
-fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
-    Sipp::scenario("carrier_answer.xml")
-        .local_port(port)
-        .calls(calls)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
-        .arg("-d")
-        .arg(talk_ms.to_string())
-        .timeout(Duration::from_secs(150))
-        .spawn()
-}
-
-async fn login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
-    browser.goto(&format!("{url}/login")).await?;
-    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
-    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(password).await?;
-    browser.wait_for("button[type=submit]", Duration::from_secs(5)).await?.click().await?;
-    wait_until(Duration::from_secs(10), || async {
-        browser.client().current_url().await.map(|u| !u.path().starts_with("/login")).unwrap_or(false)
-    })
-    .await
-    .context("login leaves the login page")?;
-    Ok(())
+    Ok(site)
 }
 
 async fn set_state(browser: &Browser, state: &str) -> anyhow::Result<()> {
@@ -230,7 +56,7 @@ async fn save_popup(browser: &Browser, result: &str) -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predictive_call_pops_is_saved_and_its_recording_plays_in_the_browser() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
-    let site = start_site(carrier_port, 31, 1).await?;
+    let site = start_site_with_agent(carrier_port, 31, 1).await?;
     let phone = agent_phone(site.appliance.sip_addr, 1).await?;
     let carrier = carrier(carrier_port, 1, 3000)?;
 
@@ -299,7 +125,7 @@ async fn predictive_call_pops_is_saved_and_its_recording_plays_in_the_browser() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_click_pops_while_ringing_and_a_scheduled_callback_comes_back_at_its_time() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
-    let site = start_site(carrier_port, 32, 2).await?;
+    let site = start_site_with_agent(carrier_port, 32, 2).await?;
     let phone = agent_phone(site.appliance.sip_addr, 2).await?;
     let carrier = carrier(carrier_port, 2, 2500)?;
     post(

@@ -1,0 +1,200 @@
+//! What the site's browser scenarios share: an appliance with one trunk toward a SIPp
+//! carrier and a verified batch from "HQ", SIPp as the agent's phone and as the carrier, and
+//! logging in through the login page.
+
+// Each scenario binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use appliance::{Appliance, ApplianceConfig};
+use serde_json::{Value, json};
+use sync_protocol::{
+    BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, ProjectParams,
+    rows_hash,
+};
+use tokio_util::sync::CancellationToken;
+
+use tests::{Browser, Sipp, free_udp_port, wait_until};
+
+pub const EXTENSION: &str = "1001";
+pub const SIP_PASSWORD: &str = "sip-secret-1001";
+pub const AGENT_PASSWORD: &str = "agent-pass";
+
+pub struct Site {
+    pub url: String,
+    pub appliance: Appliance,
+    /// Logged in as the site admin, for requests a page would never send.
+    pub admin: reqwest::Client,
+    pub admin_password: String,
+    pub shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn screenshots() -> PathBuf {
+    tests::screenshot_dir()
+}
+
+pub fn field(key: &str, title: &str, kind: FieldKind, required: bool, hidden: bool) -> FieldDef {
+    FieldDef { key: key.into(), title: title.into(), kind, required, read_only: false, hidden }
+}
+
+pub fn project() -> ProjectDef {
+    ProjectDef {
+        project_id: 7,
+        category: "套餐类".into(),
+        name: "家庭套餐回访".into(),
+        script: "您好，这里是客服中心，耽误您一分钟介绍家庭套餐。".into(),
+        hide_middle_digits: true,
+        customer_fields: vec![
+            field("name", "客户姓名", FieldKind::Text, false, false),
+            field("plan", "推荐套餐", FieldKind::Text, false, false),
+            field("internal_code", "内部编码", FieldKind::Text, false, true),
+        ],
+        record_fields: vec![
+            field("result", "办理结果", FieldKind::SingleChoice(vec!["成功".into(), "失败".into(), "再联系".into()]), true, false),
+            field("note", "备注", FieldKind::Text, false, false),
+        ],
+        params: ProjectParams::default(),
+        version: 1,
+    }
+}
+
+/// Project 7 and batch `batch_id` of `n` customers, as HQ's down log would bring them.
+pub fn down_log(batch_id: u64, n: u64) -> Vec<DownEntry> {
+    let rows: Vec<CustomerRow> = (0..n)
+        .map(|i| CustomerRow {
+            row_id: batch_id * 1000 + i,
+            phone: format!("1390000{:04}", batch_id * 10 + i),
+            fields: vec![
+                ("name".into(), format!("客户{i}")),
+                ("plan".into(), "融合128元".into()),
+                ("internal_code".into(), format!("SECRET{i}")),
+            ],
+        })
+        .collect();
+    let events = vec![
+        DownEvent::Project(project()),
+        DownEvent::BatchChunk(BatchChunk { batch_id, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id,
+            project_id: 7,
+            name: format!("批次{batch_id}"),
+            priority: 50,
+            imported_at: 1_700_000_000,
+            n_rows: n,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 1, event }).collect()
+}
+
+pub async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Result<Value> {
+    let response = client.post(&url).json(&body).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+pub async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=info,hardware=warn").try_init();
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let config = ApplianceConfig {
+        data_dir: dir.path().to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "02150001111".into(),
+            address: SocketAddr::new(localhost, carrier_port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels: 4,
+        }],
+        hold_audio: None,
+    };
+    let shutdown = CancellationToken::new();
+    let appliance = appliance::start(config, shutdown.clone()).await?;
+    for entry in down_log(batch_id, n_rows) {
+        appliance.store.apply_down_entry(&entry)?;
+    }
+    let url = format!("http://{}", appliance.http_addr);
+    let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
+    post(&admin, format!("{url}/api/login"), json!({"username": "siteadmin", "password": admin_password})).await?;
+    Ok(Site { url, appliance, admin, admin_password, shutdown, _dir: dir })
+}
+
+/// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
+pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
+    let answer_port = free_udp_port();
+    let phone = Sipp::scenario("agent_answer.xml")
+        .local_port(answer_port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()?;
+    Sipp::scenario("agent_register.xml")
+        .local_port(free_udp_port())
+        .remote(site_sip)
+        .service(EXTENSION)
+        .auth(EXTENSION, SIP_PASSWORD)
+        .arg("-key")
+        .arg("contact_port")
+        .arg(answer_port.to_string())
+        .calls(1)
+        .timeout(Duration::from_secs(15))
+        .spawn()?
+        .wait(Duration::from_secs(20))
+        .await
+        .ensure_success()
+        .context("the SIPp phone registers as extension 1001")?;
+    Ok(phone)
+}
+
+/// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.
+pub fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
+    Sipp::scenario("carrier_answer.xml")
+        .local_port(port)
+        .calls(calls)
+        .arg("-mi")
+        .arg("127.0.0.1")
+        .arg("-mp")
+        .arg(free_udp_port().to_string())
+        .arg("-d")
+        .arg(talk_ms.to_string())
+        .timeout(Duration::from_secs(150))
+        .spawn()
+}
+
+pub async fn login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{url}/login")).await?;
+    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
+    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(password).await?;
+    browser.wait_for("button[type=submit]", Duration::from_secs(5)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async {
+        browser.client().current_url().await.map(|u| !u.path().starts_with("/login")).unwrap_or(false)
+    })
+    .await
+    .context("login leaves the login page")?;
+    Ok(())
+}
