@@ -1,11 +1,14 @@
 //! The appliance store's side of a batch download, without the link: how fast
-//! `apply_down` commits batch chunks (SQLite, `synchronous=FULL`, one transaction per
-//! chunk) and then checks the manifest. Separates the store's cost from the link's in
+//! `apply_down_batch` commits batch chunks (SQLite, `synchronous=FULL`, one transaction per
+//! store call) and then checks the manifest. Separates the store's cost from the link's in
 //! `tests/sync_bench_down`.
 //!
 //! ```text
-//! cargo run --release -p appliance --example store_apply_bench -- 200000
+//! cargo run --release -p appliance --example store_apply_bench -- 200000 [ENTRIES_PER_CALL]
 //! ```
+//!
+//! `ENTRIES_PER_CALL` is how many chunks go to one store call (default 32; 1 is the
+//! one-entry-per-call apply the link did before it batched, 64 the link's window).
 
 use std::time::Instant;
 
@@ -22,6 +25,11 @@ fn main() -> Result<()> {
         Some(text) => text.replace('_', "").parse().with_context(|| format!("row count {text:?} is not a number"))?,
         None => 200_000,
     };
+    let per_call: usize = match std::env::args().nth(2) {
+        Some(text) => text.parse().with_context(|| format!("entries per call {text:?} is not a number"))?,
+        None => 32,
+    };
+    anyhow::ensure!(per_call > 0, "entries per call must be at least 1");
     let rows: Vec<CustomerRow> = (0..n_rows)
         .map(|i| CustomerRow {
             row_id: i as u64 + 1,
@@ -53,15 +61,18 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path())?;
     let started = Instant::now();
-    for entry in &chunks {
-        store.apply_down(entry)?;
+    for run in chunks.chunks(per_call) {
+        store.apply_down_batch(run)?;
     }
     let chunks_took = started.elapsed();
     let verify_started = Instant::now();
     store.apply_down(&manifest)?;
     let verify_took = verify_started.elapsed();
     let total = started.elapsed().as_secs_f64();
-    println!("{n_rows} rows in {} chunks of {ROWS_PER_CHUNK}, {FIELDS} fields each", chunks.len());
+    println!(
+        "{n_rows} rows in {} chunks of {ROWS_PER_CHUNK}, {FIELDS} fields each, {per_call} chunks per store call",
+        chunks.len()
+    );
     println!("chunks applied:   {:.3} s  {:.0} rows/s", chunks_took.as_secs_f64(), n_rows as f64 / chunks_took.as_secs_f64());
     println!("manifest checked: {:.3} s", verify_took.as_secs_f64());
     println!("total:            {total:.3} s  {:.0} rows/s", n_rows as f64 / total);

@@ -22,7 +22,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::{Deserialize, Serialize};
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{SessionConfig, SessionError, SiteEvent, SiteSession, SiteStart, close_code};
-use sync_protocol::{BlobKind, DownEvent, Frame, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use sync_protocol::{
+    BlobKind, DownEntry, DownEvent, Frame, LinkSettings, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -563,6 +565,45 @@ async fn upload_recordings<S: SiteStore>(
     tokio::join!(queue, on_demand);
 }
 
+/// One run of down entries being committed by [`SiteStore::apply_down_batch`] on a
+/// blocking thread. The session hears of the run (and acknowledges it) only once the call
+/// returned, so nothing is acknowledged before it is durable. If the pump ends first, the
+/// call still runs to its end; what it committed is applied again as a no-op next time.
+struct DownCommit {
+    task: tokio::task::JoinHandle<Result<(u64, Option<LinkSettings>), StoreError>>,
+}
+
+impl DownCommit {
+    /// Start committing everything in `pending` (taking it), if there is anything.
+    fn start<S: SiteStore>(store: &Arc<S>, pending: &mut Vec<DownEntry>) -> Option<DownCommit> {
+        let last = pending.last()?.seq;
+        let entries = std::mem::take(pending);
+        // The last link settings of the run take effect once it is committed.
+        let settings = entries.iter().rev().find_map(|entry| match &entry.event {
+            DownEvent::LinkSettings(settings) => Some(settings.clone()),
+            _ => None,
+        });
+        let store = store.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            store.apply_down_batch(&entries)?;
+            Ok((last, settings))
+        });
+        Some(DownCommit { task })
+    }
+
+    /// The run's last seq and link settings once committed; pending forever if no run is
+    /// out (for `select!`).
+    async fn finished(commit: &mut Option<DownCommit>) -> Result<(u64, Option<LinkSettings>), StoreError> {
+        match commit {
+            Some(commit) => match (&mut commit.task).await {
+                Ok(result) => result,
+                Err(join) => Err(StoreError::Other(format!("store call panicked: {join}"))),
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
 /// The figures without their timestamp: what decides whether they changed.
 fn figures_key(figures: &LiveFigures) -> LiveFigures {
     LiveFigures { taken_at_ms: 0, ..figures.clone() }
@@ -592,6 +633,11 @@ async fn pump<S: SiteStore>(
     let mut notified = Box::pin(notify.notified());
     notified.as_mut().enable();
     let recordings_wake = Arc::new(Notify::new());
+    // Down entries the session delivered and no store call has taken yet, and the store
+    // call committing the previous run. While one run commits, the pump goes on reading
+    // and decoding frames into the next, so the disk and the network overlap.
+    let mut pending_down: Vec<DownEntry> = Vec::new();
+    let mut committing: Option<DownCommit> = None;
     loop {
         while let Some(event) = session.poll_event() {
             match event {
@@ -622,19 +668,8 @@ async fn pump<S: SiteStore>(
                     }
                 }
                 SiteEvent::ApplyDown(entry) => {
-                    let seq = entry.seq;
-                    let settings = match &entry.event {
-                        DownEvent::LinkSettings(settings) => Some(settings.clone()),
-                        _ => None,
-                    };
-                    match blocking(store, move |store| store.apply_down(&entry)).await {
-                        Ok(()) => session.down_committed(seq),
-                        Err(error) => return (online, Err(PumpEnd::Store(error))),
-                    }
-                    if let Some(settings) = settings {
-                        tracing::info!(cap = ?settings.recording_upload_bytes_per_sec, "recording upload cap set by HQ");
-                        cap.set(settings.recording_upload_bytes_per_sec);
-                    }
+                    // Gathered and committed as one run (see `DownCommit`).
+                    pending_down.push(entry);
                 }
                 SiteEvent::UpAcked { epoch, seq } => {
                     if let Err(error) = blocking(store, move |store| store.outbox_acked(epoch, seq)).await {
@@ -644,6 +679,9 @@ async fn pump<S: SiteStore>(
                 SiteEvent::Closed(error) => return (online, Err(PumpEnd::Session(error))),
             }
         }
+        if committing.is_none() {
+            committing = DownCommit::start(store, &mut pending_down);
+        }
         while let Some(frame) = session.poll_transmit() {
             if let Err(error) = stream.send::<Frame>(&frame).await {
                 return (online, Err(PumpEnd::Transport(error.to_string())));
@@ -651,6 +689,19 @@ async fn pump<S: SiteStore>(
         }
         let deadline = session.poll_timeout();
         tokio::select! {
+            finished = DownCommit::finished(&mut committing) => {
+                committing = None;
+                match finished {
+                    Ok((last, settings)) => {
+                        session.down_committed(last);
+                        if let Some(settings) = settings {
+                            tracing::info!(cap = ?settings.recording_upload_bytes_per_sec, "recording upload cap set by HQ");
+                            cap.set(settings.recording_upload_bytes_per_sec);
+                        }
+                    }
+                    Err(error) => return (online, Err(PumpEnd::Store(error))),
+                }
+            }
             received = stream.recv::<Frame>() => match received {
                 Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
                 Ok(None) => return (online, Ok("the hub finished the stream".to_owned())),
