@@ -113,6 +113,8 @@ fn generate(db: &std::path::Path, site: i64, project: i64, file: i64, attempts: 
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    // `RUST_LOG=hq_hub=debug` prints the filter's phases with their elapsed seconds.
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let attempts: i64 = value("--attempts").map(|v| v.parse()).transpose()?.unwrap_or(30_000_000);
     let numbers: i64 = value("--numbers").map(|v| v.parse()).transpose()?.unwrap_or(1_000_000);
@@ -120,7 +122,12 @@ fn main() -> anyhow::Result<()> {
     let dir = value("--dir").map(PathBuf::from).unwrap_or_else(|| temp.path().to_path_buf());
     let marker = dir.join(format!("bench-{attempts}-{numbers}"));
     let reuse = marker.exists();
+    let opening = Instant::now();
     let store = Store::open(&dir)?;
+    if reuse {
+        // Includes any schema migration the store had not had yet (an index over the history).
+        println!("opened the store in {:.1} s", opening.elapsed().as_secs_f64());
+    }
     let (file_id, password) = if reuse {
         let text = std::fs::read_to_string(&marker)?;
         let (f, password) = text.trim().split_once(' ').context("marker holds the file id and the admin password")?;

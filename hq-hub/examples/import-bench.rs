@@ -2,14 +2,17 @@
 //! numbers, 1 % malformed, a shared-string table as Excel saves it) read three ways in the
 //! same run, each in its own process so that peak RSS is its own:
 //!
-//! - `ours`: the hub's import as the console runs it, minus HTTP: parse, normalise,
-//!   validate, duplicate check, then `save_import` into a fresh hub store on disk (SQLite,
-//!   WAL, synchronous=FULL: the file copy and every good row), and the bad-rows sheet;
+//! - `ours`: the hub's import as the console runs it, minus HTTP: `import_xlsx` (parse,
+//!   normalise, validate, duplicate check, while a second thread stores the good rows and
+//!   the file copy into a fresh hub store on disk: SQLite, WAL, synchronous=FULL), and the
+//!   bad-rows sheet;
+//! - `parse`: our parse alone, the good rows kept in memory (what storing adds is the
+//!   difference);
 //! - `calamine`: calamine's bare streaming cells reader, touching every cell;
 //! - `openpyxl`: openpyxl in read-only mode, values only (python3 with openpyxl installed;
 //!   pass its interpreter with `--python`, default `target/schemathesis-venv/bin/python`).
 //!
-//! `cargo run --release -p hq-hub --example import-bench -- [--rows N] [--python PATH]`
+//! `cargo run --release -p hq-hub --example import-bench -- [--rows N] [--python PATH] [--no-openpyxl]`
 //! prints one line per reader (wall seconds, peak RSS MB) and the ratios.
 
 use std::io::Cursor;
@@ -20,7 +23,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use calamine::{Reader, Xlsx};
 
-use hq_hub::import::{parse_xlsx_with, ParseOptions};
+use hq_hub::import::{import_xlsx, parse_xlsx_with, ParseOptions};
 use hq_hub::store::{FieldSpec, NewProject, PhoneMode, ProjectSettings, Store};
 
 const HEADERS: [&str; 10] = ["手机号码", "客户姓名", "地市", "套餐名称", "档次", "指定团队", "备注", "证件尾号", "月消费", "入网日期"];
@@ -101,19 +104,28 @@ fn run_one(mode: &str, path: &Path) -> anyhow::Result<()> {
             let project_id = store.create_project(&new_project(category))?;
             let project = store.project(project_id)?.context("project just created")?;
             let bytes = std::fs::read(path)?;
-            let parsed = parse_xlsx_with("bench.xlsx", &bytes, &project, &ParseOptions::default())?;
-            let parse_s = start.elapsed().as_secs_f64();
-            let file_id = store.save_import(project_id, "bench.xlsx", &bytes, "bench", &parsed.rows, &parsed.report)?;
-            let store_s = start.elapsed().as_secs_f64() - parse_s;
-            let sheet = hq_hub::export::bad_rows_xlsx(&parsed.report.bad)?;
+            let (file_id, report) = import_xlsx(&store, &project, "bench.xlsx", &bytes, "bench", &ParseOptions::default())?;
+            let stored_s = start.elapsed().as_secs_f64();
+            let sheet = hq_hub::export::bad_rows_xlsx(&report.bad)?;
             let (_, stored_rows) = store.count_files_and_rows()?;
-            anyhow::ensure!(stored_rows as usize == parsed.rows.len(), "stored {stored_rows} rows of {}", parsed.rows.len());
+            anyhow::ensure!(stored_rows as u64 == report.n_good, "stored {stored_rows} rows of {}", report.n_good);
             format!(
-                "good {} bad {} stored in file {file_id}; parse {parse_s:.2} s, store {store_s:.2} s, report {} bytes",
-                parsed.rows.len(),
-                parsed.report.bad.len(),
+                "good {} bad {} stored in file {file_id}; parsed and stored {stored_s:.2} s, report {} bytes",
+                report.n_good,
+                report.bad.len(),
                 sheet.len()
             )
+        }
+        "parse" => {
+            // The parse alone, rows kept in memory: what storing adds is ours − this.
+            let data = tempfile::tempdir_in(path.parent().context("file has a directory")?)?;
+            let store = Store::open(data.path())?;
+            let category = store.create_category("套餐类")?;
+            let project_id = store.create_project(&new_project(category))?;
+            let project = store.project(project_id)?.context("project just created")?;
+            let bytes = std::fs::read(path)?;
+            let parsed = parse_xlsx_with("bench.xlsx", &bytes, &project, &ParseOptions::default())?;
+            format!("good {} bad {}", parsed.rows.len(), parsed.report.bad.len())
         }
         "calamine" => {
             let bytes = std::fs::read(path)?;
@@ -169,9 +181,13 @@ fn main() -> anyhow::Result<()> {
     let rows: u32 = value("--rows").map(|v| v.parse()).transpose()?.unwrap_or(1_000_000);
     let python = value("--python").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/schemathesis-venv/bin/python"));
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("calls.xlsx");
+    // `--file PATH`: keep the generated workbook there (and reuse it if it exists), e.g. to
+    // profile one reader with `--child ours PATH`.
+    let path = value("--file").map(PathBuf::from).unwrap_or_else(|| dir.path().join("calls.xlsx"));
     let started = Instant::now();
-    generate(&path, rows)?;
+    if !path.exists() {
+        generate(&path, rows)?;
+    }
     let size = std::fs::metadata(&path)?.len();
     println!("generated {rows} rows × 10 columns, {:.1} MB, in {:.1} s", size as f64 / 1e6, started.elapsed().as_secs_f64());
 
@@ -183,12 +199,26 @@ fn main() -> anyhow::Result<()> {
     };
     let ours = measure(child("ours"))?;
     let calamine = measure(child("calamine"))?;
-    let mut py = Command::new(&python);
-    py.arg("-c").arg(OPENPYXL).arg(&path);
-    let openpyxl = measure(py).context("openpyxl (pip install openpyxl into the venv, or pass --python)")?;
-    for (name, (s, mb, detail)) in [("ours (import+store+report)", &ours), ("calamine cells reader", &calamine), ("openpyxl read-only", &openpyxl)] {
+    let parse = measure(child("parse"))?;
+    // `--no-openpyxl`: the Python reader takes ten times as long as the others.
+    let openpyxl = if args.iter().any(|a| a == "--no-openpyxl") {
+        None
+    } else {
+        let mut py = Command::new(&python);
+        py.arg("-c").arg(OPENPYXL).arg(&path);
+        Some(measure(py).context("openpyxl (pip install openpyxl into the venv, or pass --python)")?)
+    };
+    let mut readers = vec![("ours (import+store+report)", &ours), ("ours, parse only", &parse), ("calamine cells reader", &calamine)];
+    if let Some(openpyxl) = &openpyxl {
+        readers.push(("openpyxl read-only", openpyxl));
+    }
+    for (name, (s, mb, detail)) in readers {
         println!("{name:<28} {s:>7.2} s  {mb:>6.0} MB  {detail}");
     }
-    println!("ours / calamine = {:.2}×   openpyxl / ours = {:.2}×", ours.0 / calamine.0, openpyxl.0 / ours.0);
+    print!("ours / calamine = {:.2}×   parse only / calamine = {:.2}×", ours.0 / calamine.0, parse.0 / calamine.0);
+    match &openpyxl {
+        Some(openpyxl) => println!("   openpyxl / ours = {:.2}×", openpyxl.0 / ours.0),
+        None => println!(),
+    }
     Ok(())
 }

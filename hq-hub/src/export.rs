@@ -29,10 +29,17 @@ pub fn bad_rows_xlsx(bad: &[BadRow]) -> Result<Vec<u8>, XlsxError> {
 
 /// A filter's result: sheet 1 the kept rows (phone then the project's customer fields, so it
 /// imports again as is), sheet 2 "过滤原因" the removed rows with their reasons.
+///
+/// Both sheets are written in constant-memory mode (rows go to a temporary file as they are
+/// written, strings inline): a result can hold a million rows, and the in-memory cell table
+/// and shared-string map cost over a gigabyte and most of the time at that size.
 pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow], removed: &[BadRow]) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
+    // Checks that the directory is writable, so a full or read-only temp dir is an error
+    // here rather than a panic inside the writer.
+    workbook.set_tempdir(std::env::temp_dir())?;
     let bold = Format::new().set_bold();
-    let sheet = workbook.add_worksheet();
+    let sheet = workbook.add_worksheet_with_constant_memory();
     sheet.set_name("数据")?;
     sheet.write_with_format(0, 0, phone_header, &bold)?;
     for (idx, field) in project.customer_fields.iter().enumerate() {
@@ -46,7 +53,7 @@ pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow
             sheet.write(line, idx as u16 + 1, value)?;
         }
     }
-    let reasons = workbook.add_worksheet();
+    let reasons = workbook.add_worksheet_with_constant_memory();
     reasons.set_name("过滤原因")?;
     for (col, title) in ["原行号 Row", "列 Column", "过滤原因", "Reason"].iter().enumerate() {
         reasons.write_with_format(0, col as u16, *title, &bold)?;

@@ -9,6 +9,8 @@
 //! - Every bad row is reported with its row number, column and reason; good rows are kept.
 //!   Blank rows (including the trailing ones spreadsheets often carry) are ignored.
 //! - Duplicate phones within the file: the first occurrence is kept, later ones are reported.
+//! - [`import_xlsx`] stores while it parses (a writer thread behind a bounded channel), so a
+//!   million-row upload costs little more than reading it.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -16,7 +18,7 @@ use std::io::Cursor;
 use calamine::{Data, DataRef, Reader, Xlsx};
 
 use crate::phone::{self, PhoneError};
-use crate::store::{BadRow, ColumnMatch, FieldValuesBuilder, GoodRow, ImportReport, PhoneMode, Project};
+use crate::store::{BadRow, ColumnMatch, FieldValuesBuilder, FileImport, GoodRow, ImportReport, PhoneMode, Project, SaveImportError, Store};
 
 /// Most data rows one file may carry (keeps a single upload from exhausting the hub).
 pub const MAX_ROWS: usize = 1_000_000;
@@ -317,11 +319,45 @@ fn read_header(cells: &[DataRef<'_>], row_number: u32, project: &Project, option
 /// [`parse_xlsx`] with a chosen phone column and a progress callback. The sheet is
 /// streamed row by row; only the good rows and the report are kept.
 pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options: &ParseOptions<'_>) -> Result<ParsedImport, ImportError> {
+    let mut rows = Vec::new();
+    let report = parse_rows(file_name, bytes, project, options, &mut rows)?;
+    Ok(ParsedImport { rows, report })
+}
+
+/// Where the parse puts the good rows.
+trait RowSink {
+    /// The sheet announces about `rows` data rows (a hint for reserving).
+    fn announced(&mut self, rows: usize);
+    /// A good row, as soon as it is judged.
+    fn keep(&mut self, row: GoodRow);
+}
+
+/// Kept in memory (the filter's re-read, tests).
+impl RowSink for Vec<GoodRow> {
+    fn announced(&mut self, rows: usize) {
+        // Reserve, so that the kept rows are not copied over and over while the vector grows.
+        self.reserve(rows);
+    }
+
+    fn keep(&mut self, row: GoodRow) {
+        self.push(row);
+    }
+}
+
+/// The parse proper: each good row goes to `sink` as soon as it is judged; answers the
+/// report.
+fn parse_rows(
+    file_name: &str,
+    bytes: &[u8],
+    project: &Project,
+    options: &ParseOptions<'_>,
+    sink: &mut dyn RowSink,
+) -> Result<ImportReport, ImportError> {
     if !file_name.to_lowercase().ends_with(".xlsx") {
         return Err(ImportError::NotXlsx { file_name: file_name.to_string() });
     }
     let mut header: Option<Header> = None;
-    let mut good = Vec::new();
+    let mut n_good: u64 = 0;
     let mut bad = Vec::new();
     // First row of each number: normalised numbers are digits, keyed as one u64
     // ([`phone::number_key`]); dial tokens (too long for that) by their text.
@@ -344,9 +380,8 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
         let Some(head) = &header else {
             let found = read_header(row, row_number, project, options)?;
             total = u64::from(last_row.saturating_sub(index));
-            // Reserve for the rows the sheet announces (bounded by MAX_ROWS), so that the
-            // kept rows are not copied over and over while the vector grows.
-            good.reserve((total as usize).min(MAX_ROWS));
+            // The rows the sheet announces, bounded by MAX_ROWS.
+            sink.announced((total as usize).min(MAX_ROWS));
             first_seen.reserve((total as usize).min(MAX_ROWS));
             header = Some(found);
             return Ok(());
@@ -433,7 +468,8 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
                     Some(key) => first_seen.insert(key, row_number),
                     None => first_seen_tokens.insert(number.clone(), row_number),
                 };
-                good.push(GoodRow { row_number, phone: number, fields });
+                n_good += 1;
+                sink.keep(GoodRow { row_number, phone: number, fields });
             }
             _ => bad.extend(problems),
         }
@@ -476,17 +512,105 @@ pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options
     if let Some(progress) = options.progress {
         progress(total, total);
     }
-    let report = ImportReport {
-        n_rows,
-        n_good: good.len() as u64,
-        bad,
-        phone_column: phone_header,
-        unmatched_fields,
-        columns,
-        trailing_empty_rows,
-        header_warnings,
-    };
-    Ok(ParsedImport { rows: good, report })
+    Ok(ImportReport { n_rows, n_good, bad, phone_column: phone_header, unmatched_fields, columns, trailing_empty_rows, header_warnings })
+}
+
+/// Why an upload was not imported; in every case nothing of it is left in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFileError {
+    /// The workbook itself is unusable (not xlsx, damaged, no phone column …).
+    #[error(transparent)]
+    Parse(#[from] ImportError),
+    /// Storing the rows or the copy failed (disk full, database error).
+    #[error(transparent)]
+    Save(#[from] SaveImportError),
+}
+
+impl ImportFileError {
+    /// The message in Simplified Chinese, for the console.
+    pub fn zh(&self) -> String {
+        match self {
+            ImportFileError::Parse(e) => e.zh(),
+            ImportFileError::Save(e) => format!("保存失败：{e}"),
+        }
+    }
+}
+
+/// Rows handed from the parser to the writer at a time.
+const CHUNK_ROWS: usize = crate::store::IMPORT_CHUNK_ROWS;
+
+/// Chunks parsed but not yet stored: bounds the memory an import holds (a few tens of
+/// thousands of rows) while letting the parser run ahead of a commit.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Good rows on their way to the writer thread, [`CHUNK_ROWS`] at a time.
+struct Chunks {
+    chunk: Vec<GoodRow>,
+    /// `None` once the writer has failed: the rest of the rows have nowhere to go, and the
+    /// parse still finishes (the writer's error is what is reported).
+    sender: Option<std::sync::mpsc::SyncSender<Vec<GoodRow>>>,
+}
+
+impl Chunks {
+    fn flush(&mut self) {
+        let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_ROWS));
+        if !full.is_empty() && self.sender.as_ref().is_some_and(|s| s.send(full).is_err()) {
+            self.sender = None;
+        }
+    }
+}
+
+impl RowSink for Chunks {
+    fn announced(&mut self, _rows: usize) {}
+
+    fn keep(&mut self, row: GoodRow) {
+        self.chunk.push(row);
+        if self.chunk.len() == CHUNK_ROWS {
+            self.flush();
+        }
+    }
+}
+
+/// Imports an upload as the console does: parses `bytes` for `project` on this thread
+/// while another stores the good rows as they come (chunks through a bounded channel, each
+/// committed hidden) and writes the file's copy; the file appears with its report at the
+/// end, or not at all: a file that turns out damaged halfway, or a failed write, deletes
+/// what was stored. Answers the new file's id and the report.
+pub fn import_xlsx(
+    store: &Store,
+    project: &Project,
+    file_name: &str,
+    bytes: &[u8],
+    creator: &str,
+    options: &ParseOptions<'_>,
+) -> Result<(i64, ImportReport), ImportFileError> {
+    // A file that is not even xlsx is refused before anything is written.
+    if !file_name.to_lowercase().ends_with(".xlsx") {
+        return Err(ImportError::NotXlsx { file_name: file_name.to_string() }.into());
+    }
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<GoodRow>>(CHUNKS_IN_FLIGHT);
+        let writer = scope.spawn(move || -> Result<FileImport<'_>, SaveImportError> {
+            let mut file = store.begin_file(project.id, file_name, creator, "upload", "")?;
+            file.keep_copy(bytes)?;
+            for chunk in receiver {
+                file.append(&chunk)?;
+            }
+            Ok(file)
+        });
+        let mut chunks = Chunks { chunk: Vec::with_capacity(CHUNK_ROWS), sender: Some(sender) };
+        let parsed = parse_rows(file_name, bytes, project, options, &mut chunks);
+        if parsed.is_ok() {
+            chunks.flush();
+        }
+        drop(chunks);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // A parse error wins: dropping the unfinished file (if any) deletes what it stored.
+        let report = parsed?;
+        let file = written?;
+        let file_id = file.finish(&report)?;
+        Ok((file_id, report))
+    })
 }
 
 #[cfg(test)]
@@ -550,6 +674,109 @@ mod tests {
         assert_eq!(parsed.report.bad[0].column, "level");
         assert_eq!(parsed.report.bad[0].reason, "\"C\" is not one of the options (A / B): use one of them");
         assert_eq!(parsed.report.phone_column, "电话号码");
+    }
+
+    /// A workbook of `rows` numbered rows (phone and name).
+    fn big_workbook(rows: u32) -> Vec<u8> {
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write(0, 0, "手机号码").unwrap();
+        sheet.write(0, 1, "姓名").unwrap();
+        for row in 1..=rows {
+            sheet.write(row, 0, (13_800_000_000u64 + u64::from(row)).to_string()).unwrap();
+            sheet.write(row, 1, format!("客户{row}")).unwrap();
+        }
+        workbook.save_to_buffer().unwrap()
+    }
+
+    /// `bytes` with the compressed sheet damaged `at` (a fraction) of the way through, so
+    /// that reading fails only after most rows were read.
+    fn damage_sheet(mut bytes: Vec<u8>, at: f64) -> Vec<u8> {
+        let name = b"xl/worksheets/sheet1.xml";
+        let header = bytes.windows(4).enumerate().find_map(|(i, w)| {
+            (w == b"PK\x03\x04" && bytes[i + 30..].starts_with(name)).then_some(i)
+        });
+        let header = header.expect("the sheet's local header");
+        let le16 = |at: usize| usize::from(u16::from_le_bytes([bytes[at], bytes[at + 1]]));
+        let size = u32::from_le_bytes([bytes[header + 18], bytes[header + 19], bytes[header + 20], bytes[header + 21]]) as usize;
+        let data = header + 30 + le16(header + 26) + le16(header + 28);
+        let from = data + (size as f64 * at) as usize;
+        for byte in &mut bytes[from..from + 64] {
+            *byte ^= 0x5a;
+        }
+        bytes
+    }
+
+    #[test]
+    fn import_stores_rows_and_copy_while_parsing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let project = imported_project(&store);
+        let bytes = big_workbook(45_000);
+        let (file_id, report) = import_xlsx(&store, &project, "名单.xlsx", &bytes, "admin", &ParseOptions::default()).unwrap();
+        assert_eq!((report.n_rows, report.n_good), (45_000, 45_000));
+        let rows = store.file_rows(file_id).unwrap();
+        assert_eq!(rows.len(), 45_000);
+        assert_eq!((rows[44_999].row_number, rows[44_999].phone.as_str()), (45_001, "13800045000"));
+        assert_eq!(rows[0].fields.iter().collect::<Vec<_>>(), vec!["客户1", ""]);
+        assert_eq!(store.file_bytes(file_id).unwrap(), Some(bytes));
+        assert_eq!(store.list_files(None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_file_damaged_halfway_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let project = imported_project(&store);
+        let bytes = damage_sheet(big_workbook(60_000), 0.9);
+        let rows_seen = std::sync::atomic::AtomicU64::new(0);
+        let progress = |done: u64, _total: u64| rows_seen.store(done, std::sync::atomic::Ordering::Relaxed);
+        let options = ParseOptions { phone_column: None, progress: Some(&progress) };
+        let err = import_xlsx(&store, &project, "坏.xlsx", &bytes, "admin", &options).unwrap_err();
+        assert!(matches!(err, ImportFileError::Parse(ImportError::Unreadable { .. })), "{err}");
+        // The damage sat past the first chunks: rows had been stored (hidden) and were removed.
+        assert!(rows_seen.load(std::sync::atomic::Ordering::Relaxed) >= 2 * CHUNK_ROWS as u64, "{rows_seen:?}");
+        assert_eq!(store.count_files_and_rows().unwrap(), (0, 0));
+        assert!(store.list_files(None).unwrap().is_empty());
+        let left: Vec<_> = std::fs::read_dir(store.files_dir()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn an_import_cut_short_by_a_crash_is_deleted_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let project = imported_project(&store);
+            let mut file = store.begin_file(project.id, "名单.xlsx", "admin", "upload", "").unwrap();
+            file.keep_copy(b"PK\x03\x04").unwrap();
+            file.append(&[GoodRow { row_number: 2, phone: "13800138000".into(), fields: ["张三", "A"].into_iter().collect() }]).unwrap();
+            // The process dies here: no finish, no drop.
+            std::mem::forget(file);
+            assert_eq!(store.count_files_and_rows().unwrap(), (1, 1));
+            assert!(store.list_files(None).unwrap().is_empty(), "an unfinished file is hidden");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.count_files_and_rows().unwrap(), (0, 0));
+        assert_eq!(std::fs::read_dir(store.files_dir()).unwrap().count(), 0);
+    }
+
+    /// The test project, stored (imports need its id).
+    fn imported_project(store: &Store) -> Project {
+        let category = store.create_category("套餐类").unwrap();
+        let new = crate::store::NewProject {
+            category_id: category,
+            name: "流量包".into(),
+            template_id: None,
+            script: String::new(),
+            hide_middle_digits: true,
+            customer_fields: project().customer_fields,
+            record_fields: Vec::new(),
+            settings: Default::default(),
+            phone_mode: PhoneMode::Number,
+        };
+        let id = store.create_project(&new).unwrap();
+        store.project(id).unwrap().unwrap()
     }
 
     #[test]

@@ -1,12 +1,19 @@
 //! Uploaded files (文件管理) and their imported rows.
 //!
-//! The uploaded bytes are kept under `data_dir/files/<id>.xlsx`; the file's row, its good
-//! rows and the import report are written in one transaction, so a failed import leaves
-//! nothing behind (the stored copy is removed again if the transaction does not commit).
+//! The uploaded bytes are kept under `data_dir/files/<id>.xlsx` (the console offers them for
+//! download, and a filter on another phone column reads the sheet again).
+//!
+//! A file is stored through a [`FileImport`]: its row is created hidden (`status =
+//! 'importing'`, `deleted = 1`), its good rows are appended in chunks, each chunk its own
+//! short transaction (so an import of a million rows can run alongside the parse without
+//! holding the store from the sync link for seconds), and [`FileImport::finish`] shows the
+//! file, its report and its copy in one last transaction. A failed or abandoned import
+//! deletes what it wrote; one cut short by a crash is deleted when the store opens next. So
+//! a failed import leaves nothing anyone can see, and soon nothing at all.
 
 use std::path::PathBuf;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::{now_unix, DbError, Store};
@@ -192,6 +199,122 @@ pub enum SaveImportError {
     Db(#[from] DbError),
 }
 
+/// Rows per transaction when a file's rows are appended.
+pub const IMPORT_CHUNK_ROWS: usize = 20_000;
+
+/// A file being stored (see the module doc): [`Store::begin_file`], then [`keep_copy`]
+/// and [`append`] in any order, then [`finish`]. Dropped unfinished, it deletes what it
+/// wrote.
+///
+/// [`keep_copy`]: FileImport::keep_copy
+/// [`append`]: FileImport::append
+/// [`finish`]: FileImport::finish
+pub struct FileImport<'s> {
+    store: &'s Store,
+    file_id: i64,
+    /// The project's field keys, in the order of [`GoodRow::fields`].
+    keys: Vec<String>,
+    /// One buffer for every row's JSON.
+    json: String,
+    /// The copy written so far (`<id>.xlsx.part`) and its final name.
+    copy: Option<(PathBuf, PathBuf)>,
+    finished: bool,
+}
+
+impl FileImport<'_> {
+    /// The id the file will have.
+    pub fn id(&self) -> i64 {
+        self.file_id
+    }
+
+    /// Writes the file's bytes to disk (synced) under a temporary name; [`finish`] renames
+    /// it into place.
+    ///
+    /// [`finish`]: FileImport::finish
+    pub fn keep_copy(&mut self, bytes: &[u8]) -> Result<(), SaveImportError> {
+        let path = self.store.files_dir.join(format!("{}.xlsx", self.file_id));
+        let temp = self.store.files_dir.join(format!("{}.xlsx.part", self.file_id));
+        let write = std::fs::write(&temp, bytes).and_then(|()| std::fs::File::open(&temp)?.sync_all());
+        if let Err(source) = write {
+            let _ = std::fs::remove_file(&temp);
+            return Err(SaveImportError::Io { path: temp, source });
+        }
+        self.copy = Some((temp, path));
+        Ok(())
+    }
+
+    /// Appends good rows, in one committed (still hidden) transaction.
+    pub fn append(&mut self, rows: &[GoodRow]) -> Result<(), SaveImportError> {
+        let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        let mut conn = self.store.conn();
+        let tx = conn.transaction().map_err(DbError)?;
+        {
+            let mut insert = tx
+                .prepare_cached("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES (?1, ?2, ?3, ?4)")
+                .map_err(DbError)?;
+            for row in rows {
+                self.json.clear();
+                fields_json(&keys, &row.fields, &mut self.json);
+                insert.execute(params![self.file_id, row.row_number, row.phone, self.json]).map_err(DbError)?;
+            }
+        }
+        tx.commit().map_err(DbError)?;
+        Ok(())
+    }
+
+    /// Shows the file: its counts, report and copy, in one transaction. Answers its id.
+    pub fn finish(mut self, report: &ImportReport) -> Result<i64, SaveImportError> {
+        let report_json = serde_json::to_string(report).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let stored_name = match &self.copy {
+            Some((temp, path)) => {
+                std::fs::rename(temp, path).map_err(|source| SaveImportError::Io { path: path.clone(), source })?;
+                format!("{}.xlsx", self.file_id)
+            }
+            None => String::new(),
+        };
+        let committed = self.store.conn().execute(
+            "UPDATE files SET status = 'unprocessed', deleted = 0, stored_path = ?2, n_rows = ?3, n_good = ?4, report = ?5
+             WHERE id = ?1 AND status = 'importing'",
+            params![self.file_id, stored_name, report.n_rows as i64, report.n_good as i64, report_json],
+        );
+        match committed {
+            Ok(1) => {
+                self.finished = true;
+                Ok(self.file_id)
+            }
+            // The row was discarded under us (a second store opened on the same directory).
+            Ok(_) => Err(DbError(rusqlite::Error::QueryReturnedNoRows).into()),
+            // Dropping `self` deletes the rows and the copy: the file never became visible.
+            Err(e) => Err(DbError(e).into()),
+        }
+    }
+}
+
+impl Drop for FileImport<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let conn = self.store.conn();
+        if let Err(e) = discard_file(&conn, &self.store.files_dir, self.file_id) {
+            // Left hidden; the next open of the store deletes it.
+            tracing::warn!(file_id = self.file_id, error = %e, "cannot delete an unfinished import now; it is deleted at the next start");
+        }
+    }
+}
+
+/// Deletes a hidden, unfinished file: its rows, its row and its copy.
+fn discard_file(conn: &Connection, files_dir: &std::path::Path, file_id: i64) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM import_rows WHERE file_id = ?1", [file_id])?;
+    tx.execute("DELETE FROM files WHERE id = ?1 AND status = 'importing'", [file_id])?;
+    tx.commit()?;
+    for name in [format!("{file_id}.xlsx.part"), format!("{file_id}.xlsx")] {
+        let _ = std::fs::remove_file(files_dir.join(name));
+    }
+    Ok(())
+}
+
 const FILE_SELECT: &str = "SELECT f.id, f.project_id, p.name, f.file_name, f.source, f.status, f.created_at,
         f.creator, f.n_rows, f.n_good, f.report, f.remark FROM files f JOIN projects p ON p.id = f.project_id";
 
@@ -238,51 +361,51 @@ impl Store {
         source: &str,
         remark: &str,
     ) -> Result<i64, SaveImportError> {
-        let report_json = serde_json::to_string(report).map_err(|e| DbError(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let mut file = self.begin_file(project_id, file_name, creator, source, remark)?;
+        file.keep_copy(bytes)?;
+        for chunk in rows.chunks(IMPORT_CHUNK_ROWS) {
+            file.append(chunk)?;
+        }
+        file.finish(report)
+    }
+
+    /// Starts storing a file whose rows come later ([`FileImport::append`]); nothing of it is
+    /// visible until [`FileImport::finish`].
+    pub fn begin_file(
+        &self,
+        project_id: i64,
+        file_name: &str,
+        creator: &str,
+        source: &str,
+        remark: &str,
+    ) -> Result<FileImport<'_>, SaveImportError> {
         // The stored rows name their fields (a project's fields change with new versions), so
         // the keys come from the project the rows were read for.
         let Some(project) = self.project(project_id)? else {
             return Err(SaveImportError::UnknownProject(project_id));
         };
-        let keys: Vec<&str> = project.customer_fields.iter().map(|f| f.key.as_str()).collect();
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(DbError)?;
-        tx.execute(
-            "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report, remark)
-             VALUES (?1, ?2, '', ?8, 'unprocessed', ?3, ?4, ?5, ?6, ?7, ?9)",
-            params![project_id, file_name, now_unix(), creator, report.n_rows as i64, report.n_good as i64, report_json, source, remark],
+        let keys = project.customer_fields.into_iter().map(|f| f.key).collect();
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO files (project_id, file_name, stored_path, source, status, created_at, creator, n_rows, n_good, report, remark, deleted)
+             VALUES (?1, ?2, '', ?3, 'importing', ?4, ?5, 0, 0, '{}', ?6, 1)",
+            params![project_id, file_name, source, now_unix(), creator, remark],
         )
         .map_err(DbError)?;
-        let file_id = tx.last_insert_rowid();
-        {
-            let mut insert = tx
-                .prepare("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(DbError)?;
-            // One buffer for every row's JSON; one prepared statement; one transaction.
-            let mut json = String::with_capacity(256);
-            for row in rows {
-                json.clear();
-                fields_json(&keys, &row.fields, &mut json);
-                insert.execute(params![file_id, row.row_number, row.phone, json]).map_err(DbError)?;
-            }
+        let file_id = conn.last_insert_rowid();
+        Ok(FileImport { store: self, file_id, keys, json: String::with_capacity(256), copy: None, finished: false })
+    }
+
+    /// Deletes what imports cut short by a crash left (their hidden rows and copies).
+    pub(super) fn discard_unfinished_imports(conn: &Connection, files_dir: &std::path::Path) -> rusqlite::Result<()> {
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM files WHERE status = 'importing'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            discard_file(conn, files_dir, id)?;
         }
-        let stored_name = format!("{file_id}.xlsx");
-        tx.execute("UPDATE files SET stored_path = ?1 WHERE id = ?2", params![stored_name, file_id]).map_err(DbError)?;
-        let path = self.files_dir.join(&stored_name);
-        let temp = self.files_dir.join(format!("{file_id}.xlsx.part"));
-        let write = std::fs::write(&temp, bytes)
-            .and_then(|()| std::fs::File::open(&temp)?.sync_all())
-            .and_then(|()| std::fs::rename(&temp, &path));
-        if let Err(source) = write {
-            let _ = std::fs::remove_file(&temp);
-            return Err(SaveImportError::Io { path, source });
-        }
-        if let Err(e) = tx.commit() {
-            // The row never became visible, so neither may its copy.
-            let _ = std::fs::remove_file(&path);
-            return Err(DbError(e).into());
-        }
-        Ok(file_id)
+        Ok(())
     }
 
     /// Files, newest first; only those of `project_id` if given.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{blocking, cookie, session_cookie, ApiError, ApiScope, ApiUser, AppState, SESSION_COOKIE};
-use crate::import::{parse_xlsx, ImportError};
+use crate::import::{import_xlsx, ImportError, ImportFileError, ParseOptions};
 use crate::store::{
     CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchKind, DispatchRequest,
     EnrollmentCodeError, ImportReport, LoginError, NewProject, SaveImportError,
@@ -209,12 +209,11 @@ pub async fn import_upload(
         let project = store
             .project(project_id)?
             .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")))?;
-        let parsed = match parse_xlsx(&file_name, &bytes, &project) {
-            Ok(parsed) => parsed,
-            Err(err) => return Ok(Err(err)),
-        };
-        let file_id = store.save_import(project_id, &file_name, &bytes, &creator, &parsed.rows, &parsed.report)?;
-        Ok(Ok((file_id, parsed.report)))
+        match import_xlsx(store, &project, &file_name, &bytes, &creator, &ParseOptions::default()) {
+            Ok(done) => Ok(Ok(done)),
+            Err(ImportFileError::Parse(err)) => Ok(Err(err)),
+            Err(ImportFileError::Save(err)) => Err(err.into()),
+        }
     })
     .await?
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::api::read_upload;
 use super::{blocking, ApiError, ApiScope, AppState};
-use crate::import::{parse_xlsx_with, ImportError, ParseOptions};
+use crate::import::{import_xlsx, parse_xlsx_with, ImportFileError, ParseOptions};
 use crate::store::{
     AccessError, AttributionError, AttributionRule, BatchControlError, FilterError, FilterSettings, ListError, ListKind,
     NewAccount, OneClickAction, ProjectAccessError, ProjectAdmin, ProjectEdit, Scope, Store, MODULES,
@@ -310,14 +310,10 @@ pub async fn start_import(
             j.rows_total = total;
         });
         let options = ParseOptions { phone_column: None, progress: Some(&progress) };
-        let result = parse_xlsx_with(&file_name, &bytes, &project, &options).map_err(|e: ImportError| (e.to_string(), e.zh())).and_then(|parsed| {
-            worker_state
-                .store
-                .save_import(project_id, &file_name, &bytes, &creator, &parsed.rows, &parsed.report)
-                .map_err(|e| (e.to_string(), format!("保存失败：{e}")))
-        });
+        let result = import_xlsx(&worker_state.store, &project, &file_name, &bytes, &creator, &options)
+            .map_err(|e: ImportFileError| (e.to_string(), e.zh()));
         set_job(&worker_state, id, |j| match result {
-            Ok(file_id) => {
+            Ok((file_id, _)) => {
                 j.state = "done";
                 j.file_id = Some(file_id);
                 j.rows_done = j.rows_total;
