@@ -110,6 +110,11 @@ pub async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow:
 }
 
 pub async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    start_site_with_channels(carrier_port, batch_id, n_rows, 4).await
+}
+
+/// As [`start_site`], with a trunk of `channels` lines (the most calls at once).
+pub async fn start_site_with_channels(carrier_port: u16, batch_id: u64, n_rows: u64, channels: u32) -> anyhow::Result<Site> {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=info,hardware=warn").try_init();
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
@@ -126,7 +131,7 @@ pub async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow
             domain: "127.0.0.1".into(),
             username: None,
             password: None,
-            channels: 4,
+            channels,
         }],
         hold_audio: None,
     };
@@ -143,6 +148,11 @@ pub async fn start_site(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow
 
 /// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
 pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
+    agent_phone_for(site_sip, EXTENSION, SIP_PASSWORD, calls).await
+}
+
+/// SIPp as the phone of `extension`: one process answers `calls` calls, one registers it.
+pub async fn agent_phone_for(site_sip: SocketAddr, extension: &str, password: &str, calls: u32) -> anyhow::Result<Sipp> {
     let answer_port = free_udp_port();
     let phone = Sipp::scenario("agent_answer.xml")
         .local_port(answer_port)
@@ -156,8 +166,8 @@ pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sip
     Sipp::scenario("agent_register.xml")
         .local_port(free_udp_port())
         .remote(site_sip)
-        .service(EXTENSION)
-        .auth(EXTENSION, SIP_PASSWORD)
+        .service(extension)
+        .auth(extension, password)
         .arg("-key")
         .arg("contact_port")
         .arg(answer_port.to_string())
@@ -167,7 +177,7 @@ pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sip
         .wait(Duration::from_secs(20))
         .await
         .ensure_success()
-        .context("the SIPp phone registers as extension 1001")?;
+        .with_context(|| format!("the SIPp phone registers as extension {extension}"))?;
     Ok(phone)
 }
 
