@@ -13,7 +13,9 @@
 //! rows as the console does, and `run_filter`: history tally, result workbook, result file
 //! stored) and the peak RSS. With `--dir`, a store generated earlier with the same counts is
 //! reused. `--spread` filters instead a file whose numbers are spread over every batch (the
-//! worst case: the whole window is read).
+//! worst case: the whole window is read). `--insert-cost N [--recent] [--without-row-index]` instead
+//! times applying N more attempts through the sync link's store call, with or without the
+//! filter's row index (without: the index is dropped and rebuilt at the next open).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -111,6 +113,78 @@ fn generate(db: &std::path::Path, site: i64, project: i64, file: i64, attempts: 
     Ok(())
 }
 
+/// Applies `n` new attempts (on random rows of the history, or with `--recent` on the rows
+/// of the two newest batches in order, as a day of dialing reports them) through
+/// the sync link's store call, in runs of 256 entries, and prints the rate: the cost of the
+/// filter's row index to the hub's intake. `without_index` drops the index first and marks
+/// the store as version 4, so that the next open builds it again (and prints how long).
+fn insert_cost(store: &Store, dir: &std::path::Path, attempts: i64, n: u64, without_index: bool, recent: bool) -> anyhow::Result<()> {
+    use sync_link::HubStore;
+    use sync_protocol::{CallAttempt, Outcome, UpEntry, UpEvent};
+    if without_index {
+        let conn = Connection::open(dir.join("hub.sqlite3"))?;
+        conn.execute_batch(
+            "DROP INDEX IF EXISTS call_attempts_row; DROP INDEX IF EXISTS call_attempts_batch_row;
+             CREATE INDEX IF NOT EXISTS call_attempts_batch ON call_attempts(batch_id);
+             DROP INDEX IF EXISTS batch_rows_phone_batch; CREATE INDEX IF NOT EXISTS batch_rows_phone ON batch_rows(phone);
+             PRAGMA user_version = 4;",
+        )?;
+    }
+    let rows = (attempts / 3) as u64;
+    let per_batch = rows.div_ceil(BATCHES as u64);
+    let stamp = now_unix() as u64;
+    let now = now_unix();
+    let mut state = stamp | 1;
+    let mut next = || {
+        // xorshift: row ids scattered over the history like a day of many batches.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let started = Instant::now();
+    let mut seq = 0u64;
+    while seq < n {
+        let run: Vec<UpEntry> = (seq..(seq + 256).min(n))
+            .map(|k| {
+                let row = if recent {
+                    // The two newest batches, dialed in row order, alternately.
+                    (BATCHES as u64 - 1 - k % 2) * per_batch + (k / 2) % per_batch
+                } else {
+                    next() % rows
+                };
+                UpEntry {
+                    epoch: stamp,
+                    seq: k + 1,
+                    event: UpEvent::CallAttempt(CallAttempt {
+                        attempt_id: 1_000_000_000_000 + stamp % 1_000_000 * 10_000_000 + k,
+                        batch_id: 1 + row / per_batch,
+                        row_id: row + 1,
+                        started_at: now - 100,
+                        answered_at: None,
+                        ended_at: now - 60,
+                        outcome: Outcome::NoAnswer,
+                        hangup_side: None,
+                        agent: None,
+                        talk_seconds: 0,
+                        recording_sha256: None,
+                    }),
+                }
+            })
+            .collect();
+        seq += run.len() as u64;
+        store.apply_up_batch(1, &run).map_err(|e| anyhow::anyhow!("applying attempts: {e}"))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "applied {n} attempts ({}) in runs of 256, {}: {seconds:.2} s, {:.0} attempts/s",
+        if recent { "rows of the two newest batches in order" } else { "random rows of the month" },
+        if without_index { "version 4 indexes" } else { "version 5 indexes (the filter's)" },
+        n as f64 / seconds
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     // `RUST_LOG=hq_hub=debug` prints the filter's phases with their elapsed seconds.
@@ -171,6 +245,10 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(dir.join("bench-done"), "")?;
         (file_id, password)
     };
+    if let Some(n) = value("--insert-cost").map(|v| v.parse::<u64>()).transpose()? {
+        let recent = args.iter().any(|a| a == "--recent");
+        return insert_cost(&store, &dir, attempts, n, args.iter().any(|a| a == "--without-row-index"), recent);
+    }
     let (_, account) = store.login("admin", &password)?;
     let project_id = store.file(file_id)?.context("the file to filter")?.0.project_id;
     // `--spread`: the worst case, the file's numbers spread over every batch of the month

@@ -53,7 +53,9 @@ pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow
             sheet.write(line, idx as u16 + 1, value)?;
         }
     }
-    let reasons = workbook.add_worksheet_with_constant_memory();
+    // The reasons repeat (a few distinct texts): shared strings keep that sheet's XML, and
+    // the time to compress it, small.
+    let reasons = workbook.add_worksheet_with_low_memory();
     reasons.set_name("过滤原因")?;
     for (col, title) in ["原行号 Row", "列 Column", "过滤原因", "Reason"].iter().enumerate() {
         reasons.write_with_format(0, col as u16, *title, &bold)?;

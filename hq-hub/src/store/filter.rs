@@ -176,12 +176,13 @@ impl Store {
     /// and the whitelist.
     ///
     /// Driven by the file, not by the history: the file's distinct numbers find their batch
-    /// rows through the `batch_rows(phone)` index, the batches are judged once (scope,
-    /// projects, data permission), and then each of those rows' attempts in the window are
-    /// read from the covering index `call_attempts_row` (row, start, batch, site, answer)
-    /// without touching the table. Both walks go in key order (numbers sorted, row ids
-    /// sorted), so consecutive seeks land on the same or the next index page: the cost
-    /// follows the file's rows, not the 30 days' tens of millions of attempts.
+    /// rows through the covering index `batch_rows(phone, batch_id)`, the batches are judged
+    /// once (scope, projects, data permission), and then each of those rows' attempts in the
+    /// window are read from the covering index `call_attempts(batch_id, row_id, started_at,
+    /// site_id, answered_at)` without touching the table. Both walks go in key order
+    /// (numbers sorted, then batch and row sorted), so consecutive seeks land on the same or
+    /// the next index page: the cost follows the file's rows, not the 30 days' tens of
+    /// millions of attempts.
     fn filter_history(
         &self,
         rows: &[GoodRow],
@@ -236,25 +237,23 @@ impl Store {
                 }
             }
         }
-        held.sort_unstable_by_key(|(id, _, _)| *id);
+        held.sort_unstable_by_key(|(id, _, batch)| (*batch, *id));
         tracing::debug!(seconds = t0.elapsed().as_secs_f64(), rows = held.len(), "filter: batch rows of the file's numbers found");
         let mut tallies = vec![History::default(); distinct.len()];
         let mut stmt = conn.prepare_cached(
-            "SELECT batch_id, site_id, answered_at IS NOT NULL FROM call_attempts INDEXED BY call_attempts_row
-             WHERE row_id = ?1 AND started_at >= ?2",
+            "SELECT site_id, answered_at IS NOT NULL FROM call_attempts INDEXED BY call_attempts_batch_row
+             WHERE batch_id = ?1 AND row_id = ?2 AND started_at >= ?3",
         )?;
-        for (row_id, slot, row_batch) in held {
-            let mut found = stmt.query(params![row_id, since])?;
+        for (row_id, slot, batch) in held {
+            let mut found = stmt.query(params![batch, row_id, since])?;
             while let Some(r) = found.next()? {
-                let batch = r.get_ref(0)?.as_i64().unwrap_or(0);
-                let site = r.get_ref(1)?.as_i64().unwrap_or(0);
-                // The attempt must be of the row's batch, at that batch's site.
-                if batch != row_batch || counted.get(&batch) != Some(&site) {
+                // The attempt must be at the batch's site.
+                if counted.get(&batch) != Some(&r.get_ref(0)?.as_i64().unwrap_or(0)) {
                     continue;
                 }
                 let tally = &mut tallies[slot];
                 tally.dials += 1;
-                if r.get_ref(2)?.as_i64().unwrap_or(0) != 0 {
+                if r.get_ref(1)?.as_i64().unwrap_or(0) != 0 {
                     tally.answered += 1;
                 }
             }
