@@ -371,6 +371,13 @@ function wireStatus(panel) {
       agent.username, agent.extension,
       stateLabel(panel, agent.state) + (agent.on_call ? " · " + panel.dataset.onCall : ""),
     ])));
+    const trunks = field("trunks");
+    const words = trunks.closest("table").dataset;
+    trunks.replaceChildren(...(status.trunks || []).map((trunk) => cells([
+      trunk.name, trunk.alive ? words.alive : words.dead,
+      trunk.registered === null ? "-" : (trunk.registered ? words.registered : words.unregistered),
+      trunk.active_calls + " / " + trunk.channels,
+    ])));
     field("calls").replaceChildren(...status.calls.map((call) => cells([
       call.attempt_id, panel.getAttribute("data-call-" + call.state) || call.state, call.phone,
       call.agent || "-", panel.getAttribute("data-kind-" + call.kind) || call.kind, call.seconds,

@@ -147,6 +147,7 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
             channels: n_calls,
         }],
         hold_audio: None,
+        telephony: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();

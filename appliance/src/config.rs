@@ -9,6 +9,12 @@
 //! public_ip = "192.168.1.10"        # address phones and trunks reach; written into SDP
 //! rtp_ports = [20000, 20999]        # RTP port range, two ports per call leg
 //! hold_audio = "/var/lib/outpost/hold.wav"   # optional: 8 kHz µ-law WAV for waiting calls
+//! fxo_profiles = "/var/lib/outpost/fxo.toml" # optional: FXO gateways (docs/fxo-profiles.md)
+//!
+//! [lockout]                         # phones guessing passwords (defaults shown)
+//! max_failures = 5
+//! window_seconds = 60
+//! lockout_seconds = 300
 //!
 //! [[trunks]]
 //! name = "carrier"
@@ -17,11 +23,25 @@
 //! username = "site12"               # optional digest credentials
 //! password = "secret"
 //! channels = 30                     # most calls at once on this trunk
+//! transport = "udp"                 # udp (default) or tcp
+//! register = true                   # REGISTER as `username` (carriers that want it)
+//! register_expires = 600            # seconds asked for; refreshed at half of what is granted
+//! health_check_seconds = 30         # OPTIONS this often; a silent trunk is skipped
+//! failover = ["backup"]             # tried in order on 5xx, silence, or no free channel
+//!
+//! [[trunks]]
+//! name = "backup"
+//! address = "198.51.100.7:5060"
+//! outbound_proxy = "198.51.100.1:5060"  # every request via this proxy (loose Route)
+//! dial_pattern = "0086{number}"         # Request-URI user part; {number} is the number
+//! channels = 10
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use hardware::{LockoutPolicy, SipTransport, TelephonyOptions, TrunkOptions, TrunkRegistration};
 use serde::Deserialize;
 
 /// Everything the appliance needs to start.
@@ -35,6 +55,9 @@ pub struct ApplianceConfig {
     pub rtp_ports: (u16, u16),
     pub trunks: Vec<hardware::TrunkConfig>,
     pub hold_audio: Option<PathBuf>,
+    /// Per-trunk transport, proxy, registration, health checks and failover; the
+    /// registrar's lockout policy.
+    pub telephony: TelephonyOptions,
 }
 
 /// Why the configuration file could not be used.
@@ -59,8 +82,18 @@ struct FileConfig {
     public_ip: Option<IpAddr>,
     rtp_ports: Option<(u16, u16)>,
     hold_audio: Option<PathBuf>,
+    fxo_profiles: Option<PathBuf>,
+    lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLockout {
+    max_failures: Option<u32>,
+    window_seconds: Option<u64>,
+    lockout_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +105,15 @@ struct FileTrunk {
     username: Option<String>,
     password: Option<String>,
     channels: Option<u32>,
+    transport: Option<String>,
+    outbound_proxy: Option<SocketAddr>,
+    #[serde(default)]
+    register: bool,
+    register_expires: Option<u64>,
+    health_check_seconds: Option<u64>,
+    #[serde(default)]
+    failover: Vec<String>,
+    dial_pattern: Option<String>,
 }
 
 impl ApplianceConfig {
@@ -85,6 +127,7 @@ impl ApplianceConfig {
             rtp_ports: (20000, 20999),
             trunks: Vec::new(),
             hold_audio: None,
+            telephony: TelephonyOptions::default(),
         }
     }
 
@@ -126,6 +169,20 @@ impl ApplianceConfig {
             config.rtp_ports = (low, high);
         }
         config.hold_audio = file.hold_audio;
+        if let Some(lockout) = file.lockout {
+            let defaults = LockoutPolicy::default();
+            let policy = LockoutPolicy {
+                max_failures: lockout.max_failures.unwrap_or(defaults.max_failures),
+                window: lockout.window_seconds.map(Duration::from_secs).unwrap_or(defaults.window),
+                lockout: lockout.lockout_seconds.map(Duration::from_secs).unwrap_or(defaults.lockout),
+            };
+            if policy.max_failures == 0 || policy.window.is_zero() {
+                return Err(invalid(
+                    "[lockout]: max_failures and window_seconds must be at least 1".to_string(),
+                ));
+            }
+            config.telephony.lockout = policy;
+        }
         for trunk in file.trunks {
             if trunk.name.trim().is_empty() {
                 return Err(invalid(format!("trunk at {}: name must not be empty", trunk.address)));
@@ -137,6 +194,52 @@ impl ApplianceConfig {
             if channels == 0 {
                 return Err(invalid(format!("trunk \"{}\": channels must be at least 1", trunk.name)));
             }
+            let transport = match trunk.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None | Some("udp") => SipTransport::Udp,
+                Some("tcp") => SipTransport::Tcp,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "trunk \"{}\": transport \"{other}\" is not supported; use \"udp\" or \"tcp\"",
+                        trunk.name
+                    )));
+                }
+            };
+            let register = if trunk.register {
+                let Some(user) = trunk.username.clone() else {
+                    return Err(invalid(format!(
+                        "trunk \"{}\": register = true needs username (and password) for the account",
+                        trunk.name
+                    )));
+                };
+                Some(TrunkRegistration { user, expires: Duration::from_secs(trunk.register_expires.unwrap_or(3600)) })
+            } else if trunk.register_expires.is_some() {
+                return Err(invalid(format!(
+                    "trunk \"{}\": register_expires is set but register is not; add register = true",
+                    trunk.name
+                )));
+            } else {
+                None
+            };
+            if trunk.health_check_seconds == Some(0) {
+                return Err(invalid(format!("trunk \"{}\": health_check_seconds must be at least 1", trunk.name)));
+            }
+            if let Some(pattern) = &trunk.dial_pattern
+                && !pattern.contains("{number}")
+            {
+                return Err(invalid(format!(
+                    "trunk \"{}\": dial_pattern \"{pattern}\" must contain {{number}}",
+                    trunk.name
+                )));
+            }
+            let options = TrunkOptions {
+                transport,
+                outbound_proxy: trunk.outbound_proxy,
+                register,
+                health_check: trunk.health_check_seconds.map(Duration::from_secs),
+                failover: trunk.failover,
+                dial_pattern: trunk.dial_pattern,
+            };
+            config.telephony.trunks.insert(trunk.name.clone(), options);
             config.trunks.push(hardware::TrunkConfig {
                 domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
                 name: trunk.name,
@@ -145,6 +248,41 @@ impl ApplianceConfig {
                 password: trunk.password,
                 channels,
             });
+        }
+        if let Some(profiles) = file.fxo_profiles {
+            let profiles_path = if profiles.is_absolute() { profiles } else { data_dir.join(profiles) };
+            let gateways = hardware::fxo::FxoProfile::load(&profiles_path)
+                .map_err(|error| invalid(format!("fxo_profiles: {error}")))?;
+            let mut telephony = hardware::TelephonyConfig {
+                sip_bind: config.sip_bind,
+                public_ip: config.public_ip,
+                rtp_ports: config.rtp_ports,
+                trunks: Vec::new(),
+                extensions: Vec::new(),
+                recordings_dir: PathBuf::new(),
+                hold_audio: None,
+            };
+            for gateway in &gateways {
+                gateway.add_to(&mut telephony, &mut config.telephony);
+            }
+            for line in telephony.trunks {
+                if config.trunks.iter().any(|t| t.name == line.name) {
+                    return Err(invalid(format!("FXO line \"{}\" has the name of a trunk; rename one", line.name)));
+                }
+                config.trunks.push(line);
+            }
+        }
+        for (name, options) in &config.telephony.trunks {
+            for target in &options.failover {
+                if target == name {
+                    return Err(invalid(format!("trunk \"{name}\": failover names the trunk itself")));
+                }
+                if !config.trunks.iter().any(|t| &t.name == target) {
+                    return Err(invalid(format!(
+                        "trunk \"{name}\": failover trunk \"{target}\" is not defined; add a [[trunks]] entry named so"
+                    )));
+                }
+            }
         }
         Ok(config)
     }
@@ -162,14 +300,74 @@ mod tests {
             .skip(1)
             .take_while(|line| !line.starts_with("//! ```"))
             .map(|line| line.trim_start_matches("//!").trim_start())
+            // The profiles file it names exists only on a box; its own test covers it.
+            .filter(|line| !line.starts_with("fxo_profiles"))
             .collect::<Vec<_>>()
             .join("\n");
         let config = ApplianceConfig::parse(Path::new("/d"), Path::new("appliance.toml"), &text)
             .expect("the documented example parses");
         assert_eq!(config.rtp_ports, (20000, 20999));
-        assert_eq!(config.trunks.len(), 1);
+        assert_eq!(config.trunks.len(), 2);
         assert_eq!(config.trunks[0].channels, 30);
         assert_eq!(config.trunks[0].username.as_deref(), Some("site12"));
+        let carrier = &config.telephony.trunks["carrier"];
+        assert_eq!(carrier.transport, SipTransport::Udp);
+        assert_eq!(
+            carrier.register,
+            Some(TrunkRegistration { user: "site12".into(), expires: Duration::from_secs(600) })
+        );
+        assert_eq!(carrier.health_check, Some(Duration::from_secs(30)));
+        assert_eq!(carrier.failover, vec!["backup".to_string()]);
+        let backup = &config.telephony.trunks["backup"];
+        assert_eq!(backup.outbound_proxy, Some("198.51.100.1:5060".parse().unwrap()));
+        assert_eq!(backup.dial_pattern.as_deref(), Some("0086{number}"));
+        assert_eq!(config.telephony.lockout, LockoutPolicy::default());
+    }
+
+    fn error_of(text: &str) -> String {
+        ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn trunk_options_are_checked_with_a_fix_in_the_message() {
+        let trunk = "[[trunks]]\nname = \"c\"\naddress = \"127.0.0.1:5060\"\n";
+        let message = error_of(&format!("{trunk}failover = [\"nowhere\"]"));
+        assert!(message.contains("\"nowhere\" is not defined"), "{message}");
+        let message = error_of(&format!("{trunk}failover = [\"c\"]"));
+        assert!(message.contains("names the trunk itself"), "{message}");
+        let message = error_of(&format!("{trunk}transport = \"sctp\""));
+        assert!(message.contains("use \"udp\" or \"tcp\""), "{message}");
+        let message = error_of(&format!("{trunk}register = true"));
+        assert!(message.contains("needs username"), "{message}");
+        let message = error_of(&format!("{trunk}register_expires = 60"));
+        assert!(message.contains("add register = true"), "{message}");
+        let message = error_of(&format!("{trunk}dial_pattern = \"9\""));
+        assert!(message.contains("{number}"), "{message}");
+        let message = error_of(&format!("{trunk}health_check_seconds = 0"));
+        assert!(message.contains("health_check_seconds"), "{message}");
+        let message = error_of("[lockout]\nmax_failures = 0");
+        assert!(message.contains("[lockout]"), "{message}");
+        let tcp = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), &format!("{trunk}transport = \"TCP\""))
+            .expect("tcp trunk");
+        assert_eq!(tcp.telephony.trunks["c"].transport, SipTransport::Tcp);
+    }
+
+    #[test]
+    fn fxo_gateways_add_one_line_per_port() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("fxo.toml"),
+            "[[gateway]]\nname = \"gw1\"\naddress = \"192.168.1.20\"\nports = 4\ndial_pattern = \"{port}#{number}\"\n",
+        )
+        .expect("write profiles");
+        let config = ApplianceConfig::parse(dir.path(), Path::new("a.toml"), "fxo_profiles = \"fxo.toml\"")
+            .expect("profiles load");
+        let names: Vec<&str> = config.trunks.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["gw1/1", "gw1/2", "gw1/3", "gw1/4"]);
+        assert!(config.trunks.iter().all(|t| t.channels == 1));
+        assert_eq!(config.telephony.trunks["gw1/3"].dial_pattern.as_deref(), Some("3#{number}"));
+        let missing = error_of("fxo_profiles = \"/nonexistent/fxo.toml\"");
+        assert!(missing.contains("fxo_profiles"), "{missing}");
     }
 
     #[test]

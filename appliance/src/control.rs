@@ -59,6 +59,18 @@ pub struct LiveCall {
     pub kind: &'static str,
 }
 
+/// One trunk (or FXO line) as the status page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrunkView {
+    pub name: String,
+    /// False once a health check (OPTIONS) or an INVITE went unanswered, until one answers.
+    pub alive: bool,
+    /// `None` when the trunk does not register.
+    pub registered: Option<bool>,
+    pub active_calls: u32,
+    pub channels: u32,
+}
+
 /// Live figures of the lines, for the status page and the panel.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LineStatus {
@@ -78,6 +90,8 @@ pub struct LineStatus {
     pub problem: Option<String>,
     /// Every call on the lines.
     pub calls: Vec<LiveCall>,
+    /// Every trunk and FXO line, in configuration order.
+    pub trunks: Vec<TrunkView>,
 }
 
 /// The web's handle on the driver. Sending never blocks; when the driver is not running

@@ -73,7 +73,7 @@ pub async fn spawn(
         recordings_dir: config.data_dir.join("recordings"),
         hold_audio: config.hold_audio.clone(),
     };
-    let (telephony, events) = match Telephony::start(telephony_config).await {
+    let (telephony, events) = match Telephony::start_with(telephony_config, config.telephony.clone()).await {
         Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "telephony did not start; the box runs without lines");
@@ -654,8 +654,28 @@ impl Driver {
             }
         }
         status.calls = calls;
+        let health = self.telephony.trunk_status();
+        status.trunks = self
+            .trunks
+            .iter()
+            .map(|(name, channels)| {
+                let now = health.iter().find(|trunk| &trunk.name == name);
+                crate::control::TrunkView {
+                    name: name.clone(),
+                    alive: now.is_none_or(|trunk| trunk.alive),
+                    registered: now.and_then(|trunk| trunk.registered),
+                    active_calls: now.map_or(0, |trunk| trunk.active_calls),
+                    channels: *channels,
+                }
+            })
+            .collect();
         if self.trunks.is_empty() {
             status.problem = Some("no trunk is configured: add [[trunks]] to appliance.toml".to_string());
+        } else if status.trunks.iter().all(|trunk| !trunk.alive) {
+            status.problem = Some(
+                "no trunk answers its health check: check the carrier link and the trunk addresses in appliance.toml"
+                    .to_string(),
+            );
         }
         status
     }

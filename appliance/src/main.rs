@@ -1,4 +1,5 @@
-//! The `appliance` command: provisioning (`enroll`, `init-admin`) and running the box (`run`).
+//! The `appliance` command: provisioning (`enroll`, `init-admin`), the technician's line test
+//! (`line-test`) and running the box (`run`).
 
 use std::path::PathBuf;
 
@@ -36,6 +37,24 @@ enum Command {
         #[arg(long, default_value = "admin")]
         username: String,
     },
+    /// Dial a number on one trunk or FXO line (e.g. `gw1/3`) and report what happened; works
+    /// while the box runs (it uses its own SIP port). Exit code 0 when the line works.
+    LineTest {
+        #[arg(long, env = "OUTPOST_DATA")]
+        data: PathBuf,
+        /// Configuration file (default: appliance.toml in the data directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The trunk or line name, as in appliance.toml or the FXO profiles.
+        #[arg(long)]
+        line: String,
+        /// The number to dial (a test phone the technician holds).
+        #[arg(long)]
+        number: String,
+        /// Give up ringing after this many seconds.
+        #[arg(long, default_value_t = 30)]
+        ring_seconds: u64,
+    },
     /// Run the box until interrupted.
     Run {
         #[arg(long, env = "OUTPOST_DATA")]
@@ -63,6 +82,38 @@ async fn main() -> anyhow::Result<()> {
             let password = appliance::init_admin(&data, &username)?;
             println!("site admin \"{username}\" one-time password: {password}");
             println!("log in at the box's web UI and hand this password over in person.");
+        }
+        Command::LineTest { data, config, line, number, ring_seconds } => {
+            let config = ApplianceConfig::load(&data, config.as_deref())?;
+            let telephony = hardware::TelephonyConfig {
+                sip_bind: config.sip_bind,
+                public_ip: config.public_ip,
+                rtp_ports: config.rtp_ports,
+                trunks: config.trunks.clone(),
+                extensions: Vec::new(),
+                recordings_dir: config.data_dir.join("recordings"),
+                hold_audio: None,
+            };
+            println!("dialing {number} on {line} …");
+            let report = hardware::fxo::line_test_with(
+                &telephony,
+                &config.telephony,
+                &line,
+                &number,
+                std::time::Duration::from_secs(ring_seconds),
+            )
+            .await;
+            let seconds = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |d| format!("{:.1} s", d.as_secs_f64()));
+            println!("{}", report.summary);
+            println!(
+                "ringing after {}, answered after {}, total {:.1} s",
+                seconds(report.ringing_after),
+                seconds(report.answered_after),
+                report.total.as_secs_f64()
+            );
+            if matches!(report.outcome, hardware::Outcome::Failed { .. }) {
+                std::process::exit(1);
+            }
         }
         Command::Run { data, config } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;

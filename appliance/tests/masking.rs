@@ -96,6 +96,7 @@ async fn site_with_a_call() -> anyhow::Result<(Site, u64)> {
         rtp_ports: (0, 0),
         trunks: Vec::new(),
         hold_audio: None,
+        telephony: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -120,11 +120,16 @@ async fn post(client: &reqwest::Client, url: String, body: Value) -> anyhow::Res
 /// An appliance with one trunk to `carrier_port`, an admin, and agent1 on extension 1001,
 /// holding a verified batch 77 of `n_rows` numbers.
 async fn start_site(carrier_port: u16, n_rows: u64) -> anyhow::Result<Site> {
+    start_site_with(carrier_port, n_rows, |_| {}).await
+}
+
+/// As [`start_site`], with the configuration changed by `adjust` before the box starts.
+async fn start_site_with(carrier_port: u16, n_rows: u64, adjust: impl FnOnce(&mut ApplianceConfig)) -> anyhow::Result<Site> {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("appliance=debug,hardware=info").try_init();
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let config = ApplianceConfig {
+    let mut config = ApplianceConfig {
         data_dir: dir.path().to_path_buf(),
         http_bind: SocketAddr::new(localhost, 0),
         sip_bind: SocketAddr::new(localhost, 0),
@@ -139,7 +144,9 @@ async fn start_site(carrier_port: u16, n_rows: u64) -> anyhow::Result<Site> {
             channels: 4,
         }],
         hold_audio: None,
+        telephony: Default::default(),
     };
+    adjust(&mut config);
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;
     let url = format!("http://{}", appliance.http_addr);
@@ -293,4 +300,39 @@ async fn busy_customer_is_classified_busy() -> anyhow::Result<()> {
     let tasks: Value = site.admin.get(format!("{}/api/tasks", site.url)).send().await?.json().await?;
     assert_eq!((tasks[0]["dialed"].as_u64(), tasks[0]["connected"].as_u64()), (Some(1), Some(0)), "{tasks}");
     carrier.finish(Duration::from_secs(10)).await
+}
+
+#[tokio::test]
+async fn a_trunk_answering_503_fails_over_to_the_next_as_appliance_toml_says() -> anyhow::Result<()> {
+    let (primary_port, backup_port) = (free_udp_port(), free_udp_port());
+    let dir = tempfile::tempdir()?;
+    // The trunks as a technician writes them in appliance.toml, read by the box's own parser.
+    let toml = format!(
+        "[[trunks]]\nname = \"primary\"\naddress = \"127.0.0.1:{primary_port}\"\nchannels = 4\nfailover = [\"backup\"]\n\n\
+         [[trunks]]\nname = \"backup\"\naddress = \"127.0.0.1:{backup_port}\"\nchannels = 4\nhealth_check_seconds = 30\n"
+    );
+    let parsed = ApplianceConfig::parse(dir.path(), Path::new("appliance.toml"), &toml)?;
+    let site = start_site_with(primary_port, 1, |config| {
+        config.trunks = parsed.trunks;
+        config.telephony = parsed.telephony;
+    })
+    .await?;
+    let primary = Sipp::start("primary", "carrier_503.xml", primary_port, &[], site.dir.path())?;
+    let backup = Sipp::start("backup", "carrier_busy.xml", backup_port, &[], site.dir.path())?;
+    post(&site.agent, format!("{}/api/agent/state", site.url), json!({"state": "available"})).await?;
+    post(&site.admin, format!("{}/api/tasks/77/start", site.url), json!({"ratio": 1, "max_concurrency": 1})).await?;
+    // The backup's answer (busy) is the call's outcome: the 503 only moved the call on.
+    let attempt = outbox_entry(&site, Duration::from_secs(20), attempt).await?;
+    assert_eq!(attempt.outcome, Outcome::Busy, "{attempt:?}");
+    primary.finish(Duration::from_secs(10)).await?;
+    backup.finish(Duration::from_secs(10)).await?;
+    let status: Value = site.admin.get(format!("{}/api/status", site.url)).send().await?.json().await?;
+    let trunks: Vec<&str> = status["lines"]["trunks"]
+        .as_array()
+        .context("the status lists the trunks")?
+        .iter()
+        .filter_map(|trunk| trunk["name"].as_str())
+        .collect();
+    assert_eq!(trunks, ["primary", "backup"], "{status}");
+    Ok(())
 }

@@ -42,6 +42,7 @@ async fn start_site(rtp_base: u16) -> anyhow::Result<Site> {
         rtp_ports: (rtp_base, rtp_base + 99),
         trunks: Vec::new(),
         hold_audio: None,
+        telephony: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -236,6 +236,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
                 channels: 30,
             }],
             hold_audio: None,
+            telephony: Default::default(),
         },
         shutdown.clone(),
     )

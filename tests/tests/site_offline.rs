@@ -103,6 +103,7 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
                 channels: 2,
             }],
             hold_audio: None,
+            telephony: Default::default(),
         },
         shutdown.clone(),
     )

@@ -107,6 +107,7 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
                 channels: 4,
             }],
             hold_audio: None,
+            telephony: Default::default(),
         },
         shutdown.clone(),
     )
@@ -382,6 +383,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             rtp_ports: (0, 0),
             trunks: vec![],
             hold_audio: None,
+            telephony: Default::default(),
         },
         box_shutdown.clone(),
     )

@@ -366,6 +366,15 @@ work_text! {
     st_done: "已呼", "dialed";
     none: "暂无数据", "Nothing here";
     calls_now: "当前话务", "Calls now";
+    trunks: "中继线路", "Trunks and lines";
+    trunk_name: "线路", "Line";
+    trunk_health: "健康检查", "Health check";
+    trunk_alive: "正常", "answering";
+    trunk_dead: "无应答", "not answering";
+    trunk_registration: "注册", "Registration";
+    trunk_registered: "已注册", "registered";
+    trunk_unregistered: "未注册", "not registered";
+    trunk_calls: "通话/线路数", "Calls / channels";
     offered: "转接中", "Offered";
     kind: "类型", "Kind";
     seconds: "时长(秒)", "Seconds";

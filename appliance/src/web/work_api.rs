@@ -563,6 +563,7 @@ async fn monitor_snapshot(state: &AppState) -> Value {
         "offered": lines.offered,
         "talking": lines.talking,
         "calls": lines.calls,
+        "trunks": lines.trunks,
         "registered": lines.registered_extensions,
         "problem": lines.problem,
         "outbox": state.store.outbox_len().unwrap_or(0),

@@ -134,6 +134,7 @@ pub async fn start_site_with_channels(carrier_port: u16, batch_id: u64, n_rows: 
             channels,
         }],
         hold_audio: None,
+        telephony: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;
