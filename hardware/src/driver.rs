@@ -52,7 +52,8 @@ pub(crate) enum Command {
         ring_timeout: Duration,
         auto_answer: bool,
     },
-    Hold(CallId),
+    /// Hold audio toward a waiting customer: the given audio, or the box's configured one.
+    Hold(CallId, Option<crate::HoldAudio>),
     Hangup(CallId),
     SetExtensions(Vec<ExtensionConfig>),
 }
@@ -560,8 +561,10 @@ impl Driver {
                 ring_timeout,
                 auto_answer,
             } => self.bridge(call, extension, ring_timeout, auto_answer),
-            Command::Hold(call_id) => match self.calls.get(&call_id) {
-                Some(call) if call.stage == Stage::Answered => call.media.send(MediaCommand::Hold),
+            Command::Hold(call_id, audio) => match self.calls.get(&call_id) {
+                Some(call) if call.stage == Stage::Answered => {
+                    call.media.send(MediaCommand::Hold(audio.map(|audio| audio.0)))
+                }
                 Some(_) => warn!(
                     call = call_id.0,
                     "hold ignored: the call is not answered and waiting"

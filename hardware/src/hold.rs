@@ -6,10 +6,44 @@
 //! waiting line never sounds dead.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use tracing::warn;
 
 use crate::g711;
+
+/// Hold audio decoded once, shared by every call that plays it: a task's hold music (等待音乐)
+/// from the voice library, given to [`crate::Telephony::hold_with`].
+#[derive(Debug, Clone)]
+pub struct HoldAudio(pub(crate) Arc<Vec<i16>>);
+
+/// Why a file cannot be hold audio; the message says what to convert it to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HoldAudioError(String);
+
+impl HoldAudio {
+    /// Decodes a WAV file's bytes: G.711 µ-law (7) or A-law (6) at 8 bits, or 16-bit PCM (1),
+    /// mono 8000 Hz, at least 20 ms long.
+    pub fn from_wav(bytes: &[u8]) -> Result<HoldAudio, HoldAudioError> {
+        let samples = decode_wav(bytes).map_err(HoldAudioError)?;
+        if samples.len() < 160 {
+            return Err(HoldAudioError("the audio is shorter than 20 ms".into()));
+        }
+        Ok(HoldAudio(Arc::new(samples)))
+    }
+
+    /// Reads and decodes a WAV file; the error names the file.
+    pub fn load(path: &Path) -> Result<HoldAudio, HoldAudioError> {
+        let bytes = std::fs::read(path).map_err(|error| HoldAudioError(format!("{}: {error}", path.display())))?;
+        HoldAudio::from_wav(&bytes).map_err(|HoldAudioError(reason)| HoldAudioError(format!("{}: {reason}", path.display())))
+    }
+
+    /// Length in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.0.len() as f64 / 8000.0
+    }
+}
 
 /// Decoded hold audio, at least one packet long.
 pub(crate) fn load(path: Option<&Path>) -> Vec<i16> {
@@ -120,6 +154,12 @@ mod tests {
         assert!(samples.iter().all(|sample| *sample == -32124));
 
         assert!(decode_wav(b"RIFF....WAVEjunk").is_err());
+        let audio = HoldAudio::from_wav(&wav).expect("µ-law hold audio");
+        assert!((audio.seconds() - 0.04).abs() < 1e-9);
+        let short = HoldAudio::from_wav(&wav[..wav.len() - 200]).expect_err("too short");
+        assert!(short.to_string().contains("20 ms"), "{short}");
+        let missing = HoldAudio::load(Path::new("/nonexistent/hold.wav")).expect_err("no file");
+        assert!(missing.to_string().contains("/nonexistent/hold.wav"), "{missing}");
         let fallback = load(Some(Path::new("/nonexistent/hold.wav")));
         assert_eq!(fallback.len(), 24000);
         assert!(fallback.iter().any(|sample| *sample > 1000));

@@ -38,6 +38,7 @@ mod driver;
 pub mod fxo;
 pub mod g711;
 mod hold;
+pub use hold::{HoldAudio, HoldAudioError};
 mod media;
 mod recording;
 mod tcp;
@@ -166,7 +167,13 @@ impl Telephony {
 
     /// Plays hold audio to an answered customer who is waiting for an agent.
     pub fn hold(&self, call: CallId) {
-        self.send(Command::Hold(call));
+        self.send(Command::Hold(call, None));
+    }
+
+    /// As [`Telephony::hold`], playing `audio` (a task's hold music) instead of the box's
+    /// configured hold audio.
+    pub fn hold_with(&self, call: CallId, audio: HoldAudio) {
+        self.send(Command::Hold(call, Some(audio)));
     }
 
     /// Ends the call from the system side (CANCEL or BYE on every leg).

@@ -40,7 +40,8 @@ pub(crate) enum MediaCommand {
         remote: SocketAddr,
         codec: Codec,
     },
-    Hold,
+    /// Start hold audio toward the customer: this audio, or the call's default.
+    Hold(Option<Arc<Vec<i16>>>),
     /// A re-INVITE moved a peer's media (new address or port).
     Retarget {
         agent_side: bool,
@@ -102,7 +103,7 @@ struct HoldState {
 async fn run(
     call: CallId,
     customer_socket: UdpSocket,
-    hold_audio: Arc<Vec<i16>>,
+    mut hold_audio: Arc<Vec<i16>>,
     mut inbox: mpsc::UnboundedReceiver<MediaCommand>,
 ) {
     let mut customer_remote: Option<SocketAddr> = None;
@@ -133,7 +134,13 @@ async fn run(
                     customer_remote = Some(remote);
                     codec = negotiated;
                 }
-                Some(MediaCommand::Hold) => holding = agent.is_none(),
+                Some(MediaCommand::Hold(audio)) => {
+                    if let Some(audio) = audio {
+                        hold_audio = audio;
+                        hold.position = 0;
+                    }
+                    holding = agent.is_none();
+                }
                 Some(MediaCommand::Retarget { agent_side: false, remote }) => customer_remote = Some(remote),
                 Some(MediaCommand::Retarget { agent_side: true, remote }) => {
                     if let Some((_, agent_remote)) = agent.as_mut() {

@@ -624,6 +624,21 @@ async fn a_waiting_customer_hears_the_hold_file_in_20_ms_packets() -> anyhow::Re
         assert_eq!(pair[1].timestamp().wrapping_sub(pair[0].timestamp()), 160);
         assert_eq!(pair[1].ssrc(), pair[0].ssrc());
     }
+
+    // The task's own hold music replaces the box's file on the same stream.
+    let ssrc = readers[0].ssrc();
+    telephony.hold_with(CallId(5), hardware::HoldAudio::from_wav(&ulaw_wav(0x55, 800))?);
+    let switched = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            let (n_bytes, _) = customer_rtp.recv_from(&mut buffer).await?;
+            let reader = rtp_rs::RtpReader::new(&buffer[..n_bytes]).map_err(|error| anyhow::anyhow!("{error:?}"))?;
+            if reader.payload().iter().all(|byte| *byte == 0x55) {
+                return anyhow::Ok(reader.ssrc());
+            }
+        }
+    })
+    .await??;
+    assert_eq!(switched, ssrc, "one stream toward the customer whatever plays");
     telephony.hangup(CallId(5));
     carrier.finish(Duration::from_secs(5)).await?;
     Ok(())
