@@ -325,6 +325,15 @@ fn offer_remote(offer: &SessionDescription) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, audio.port))
 }
 
+/// Whether a re-INVITE's offer puts the call on hold: `sendonly`, `inactive`, or the old
+/// RFC 2543 style `c=0.0.0.0`.
+fn holds(offer: &[u8]) -> bool {
+    let offer = String::from_utf8_lossy(offer);
+    offer.lines().map(str::trim).any(|line| {
+        line == "a=sendonly" || line == "a=inactive" || line.starts_with("c=IN IP4 0.0.0.0")
+    })
+}
+
 /// Our answer to a re-INVITE: the same media as before with the direction mirrored
 /// (`sendonly` answered `recvonly`, `inactive` or `c=0.0.0.0` answered `inactive`).
 fn reinvite_answer(local_sdp: &[u8], offer: &[u8]) -> Vec<u8> {
@@ -1530,9 +1539,10 @@ impl Driver {
             }
             Method::Invite => {
                 // A re-INVITE: hold or resume by that party, a session refresh, or moved
-                // media. The other leg is not told: it simply hears nothing while on hold.
+                // media. The other leg's SIP is untouched; while held it hears hold audio.
                 let owner = leg.owner;
                 let answer = reinvite_answer(&leg.local_sdp, &request.body);
+                let held = holds(&request.body);
                 let moved = SessionDescription::parse(&request.body)
                     .ok()
                     .and_then(|offer| offer_remote(&offer));
@@ -1540,6 +1550,13 @@ impl Driver {
                     .with_header("Contact", self.contact(source))
                     .with_header("Content-Type", "application/sdp");
                 response.body = answer;
+                if let Some((call_id, side)) = owner
+                    && let Some(call) = self.calls.get(&call_id)
+                    && matches!(call.stage, Stage::Bridged { .. })
+                {
+                    info!(call = call_id.0, ?side, held, "re-INVITE: hold state");
+                    call.media.send(MediaCommand::PeerHold { agent_side: side == Side::Agent, held });
+                }
                 if let (Some((call_id, side)), Some(remote)) = (owner, moved)
                     && let Some(call) = self.calls.get(&call_id)
                 {

@@ -6,6 +6,8 @@
 //! - [`MediaCommand::Bridge`] hands over the agent leg's socket: from then on packets are
 //!   forwarded unchanged both ways (same payload type, both legs negotiated the same codec)
 //!   and both directions are recorded.
+//! - [`MediaCommand::PeerHold`]: while one bridged party holds, the other hears hold audio
+//!   (from the same stream rewriter, so its phone sees one continuous stream).
 //! - [`MediaCommand::Finish`] completes the recording (streamed to disk since the bridge), replies with it,
 //!   and ends the task, closing the sockets.
 //!
@@ -42,6 +44,12 @@ pub(crate) enum MediaCommand {
     },
     /// Start hold audio toward the customer: this audio, or the call's default.
     Hold(Option<Arc<Vec<i16>>>),
+    /// A bridged party put the call on hold (re-INVITE `sendonly`, `inactive` or
+    /// `c=0.0.0.0`) or took it off: the other party hears hold audio meanwhile, not silence.
+    PeerHold {
+        agent_side: bool,
+        held: bool,
+    },
     /// A re-INVITE moved a peer's media (new address or port).
     Retarget {
         agent_side: bool,
@@ -117,6 +125,15 @@ async fn run(
         first: true,
     };
     let mut agent: Option<(UdpSocket, SocketAddr)> = None;
+    // Bridged parties holding the other: (the agent holds the customer, the customer holds the agent).
+    let (mut agent_holds, mut customer_holds) = (false, false);
+    let mut hold_toward_agent = HoldState {
+        position: 0,
+        sequence: rand::random(),
+        timestamp: rand::random(),
+        ssrc: rand::random(),
+        first: true,
+    };
     let mut toward_customer = StreamRewriter::new(rand::random());
     let mut toward_agent = StreamRewriter::new(rand::random());
     let mut recorder: Option<Recorder> = None;
@@ -141,6 +158,8 @@ async fn run(
                     }
                     holding = agent.is_none();
                 }
+                Some(MediaCommand::PeerHold { agent_side: true, held }) => agent_holds = held && agent.is_some(),
+                Some(MediaCommand::PeerHold { agent_side: false, held }) => customer_holds = held && agent.is_some(),
                 Some(MediaCommand::Retarget { agent_side: false, remote }) => customer_remote = Some(remote),
                 Some(MediaCommand::Retarget { agent_side: true, remote }) => {
                     if let Some((_, agent_remote)) = agent.as_mut() {
@@ -192,10 +211,12 @@ async fn run(
                 };
                 latch(&mut customer_remote, source);
                 if let Some((agent_socket, agent_remote)) = &agent {
-                    let out = &mut forward[..n_bytes];
-                    out.copy_from_slice(packet);
-                    toward_agent.rewrite(out, Instant::now());
-                    let _ = agent_socket.try_send_to(out, *agent_remote);
+                    if !customer_holds {
+                        let out = &mut forward[..n_bytes];
+                        out.copy_from_slice(packet);
+                        toward_agent.rewrite(out, Instant::now());
+                        let _ = agent_socket.try_send_to(out, *agent_remote);
+                    }
                     if let Some(active) = recorder.as_mut()
                         && let Err(error) = active.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
                         warn!(call = call.0, %error, "recording stopped");
@@ -217,7 +238,7 @@ async fn run(
                         *agent_remote = remote;
                     }
                 }
-                if let Some(remote) = customer_remote {
+                if let Some(remote) = customer_remote.filter(|_| !agent_holds) {
                     let out = &mut forward[..n_bytes];
                     out.copy_from_slice(packet);
                     toward_customer.rewrite(out, Instant::now());
@@ -229,11 +250,18 @@ async fn run(
                     recorder = None;
                 }
             },
-            _ = hold_tick.tick(), if holding && agent.is_none() && customer_remote.is_some() => {
-                if let Some(remote) = customer_remote
+            _ = hold_tick.tick(), if (holding && agent.is_none() || agent_holds || customer_holds) && customer_remote.is_some() => {
+                if (holding && agent.is_none() || agent_holds)
+                    && let Some(remote) = customer_remote
                     && let Some(mut packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
                         toward_customer.rewrite(&mut packet, Instant::now());
                         let _ = customer_socket.try_send_to(&packet, remote);
+                    }
+                if customer_holds
+                    && let Some((agent_socket, agent_remote)) = &agent
+                    && let Some(mut packet) = next_hold_packet(&mut hold_toward_agent, &hold_audio, codec) {
+                        toward_agent.rewrite(&mut packet, Instant::now());
+                        let _ = agent_socket.try_send_to(&packet, *agent_remote);
                     }
             },
         }

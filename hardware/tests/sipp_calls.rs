@@ -536,14 +536,30 @@ async fn agent_holds_resumes_and_hangs_up_first() -> anyhow::Result<()> {
         &[],
         harness.sipp_dir(),
     );
+    // The customer's RTP port is a socket of the test's: what the customer hears is counted.
+    let customer_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
     let carrier = Sipp::start(
         "carrier",
-        "carrier_answer_wait.xml",
+        "carrier_answer_listen.xml",
         harness.carrier_port,
         free_udp_port(),
-        &[],
+        &[
+            "-key".into(),
+            "rtp_port".into(),
+            customer_rtp.local_addr()?.port().to_string(),
+        ],
         harness.sipp_dir(),
     );
+    let heard = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 2048];
+        let mut packets = 0u32;
+        while let Ok(Ok(_)) =
+            tokio::time::timeout(Duration::from_secs(4), customer_rtp.recv_from(&mut buffer)).await
+        {
+            packets += 1;
+        }
+        packets
+    });
     answer_and_bridge(&mut harness, 21, Duration::from_secs(10)).await?;
     let events = harness.events_until(Duration::from_secs(20), ended).await?;
     assert!(
@@ -568,7 +584,15 @@ async fn agent_holds_resumes_and_hangs_up_first() -> anyhow::Result<()> {
     assert!(recording.is_some(), "a bridged call is recorded");
     // The agent's BYE ended the customer leg too: the carrier got our BYE.
     carrier.finish(Duration::from_secs(10)).await?;
-    agent.finish(Duration::from_secs(10)).await
+    agent.finish(Duration::from_secs(10)).await?;
+    // The agent's phone sends no audio, so all the customer hears is the hold audio of the
+    // 0.5 s hold (about 25 packets): not silence, and not after the resume (1.5 s more).
+    let packets = heard.await?;
+    assert!(
+        (10..=60).contains(&packets),
+        "the customer heard {packets} packets; expected hold audio during the agent's 0.5 s hold only"
+    );
+    Ok(())
 }
 
 #[tokio::test]
