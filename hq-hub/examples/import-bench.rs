@@ -39,6 +39,18 @@ fn peak_rss_mb() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// CPU seconds (user + system, every thread) this process used so far: unlike wall time,
+/// it does not grow when other work shares the machine's cores.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th
+    // and 13th, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn generate(path: &Path, rows: u32) -> anyhow::Result<()> {
     let surnames = ["张", "王", "李", "赵", "陈", "刘", "杨", "黄", "周", "吴"];
     let given = ["伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军"];
@@ -143,7 +155,7 @@ fn run_one(mode: &str, path: &Path) -> anyhow::Result<()> {
         }
         other => bail!("unknown mode {other}"),
     };
-    println!("RESULT {:.2} {:.0} {detail}", start.elapsed().as_secs_f64(), peak_rss_mb());
+    println!("RESULT {:.2} {:.0} cpu {:.2} s; {detail}", start.elapsed().as_secs_f64(), peak_rss_mb(), cpu_seconds());
     Ok(())
 }
 
@@ -175,6 +187,8 @@ fn measure(mut command: Command) -> anyhow::Result<(f64, f64, String)> {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 4 && args[1] == "--child" {
+        // `RUST_LOG=hq_hub=debug` shows when the parse and the writer finish.
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_writer(std::io::stderr).init();
         return run_one(&args[2], Path::new(&args[3]));
     }
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();

@@ -591,11 +591,17 @@ pub fn import_xlsx(
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<GoodRow>>(CHUNKS_IN_FLIGHT);
         let writer = scope.spawn(move || -> Result<FileImport<'_>, SaveImportError> {
+            let started = std::time::Instant::now();
             let mut file = store.begin_file(project.id, file_name, creator, "upload", "")?;
             file.keep_copy(bytes)?;
+            let copied = started.elapsed().as_secs_f64();
+            let mut busy = std::time::Duration::ZERO;
             for chunk in receiver {
+                let appending = std::time::Instant::now();
                 file.append(&chunk)?;
+                busy += appending.elapsed();
             }
+            tracing::debug!(copy_s = copied, append_s = busy.as_secs_f64(), total_s = started.elapsed().as_secs_f64(), "import writer done");
             Ok(file)
         });
         let mut chunks = Chunks { chunk: Vec::with_capacity(CHUNK_ROWS), sender: Some(sender) };
@@ -604,11 +610,13 @@ pub fn import_xlsx(
             chunks.flush();
         }
         drop(chunks);
+        tracing::debug!("import parse done");
         let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         // A parse error wins: dropping the unfinished file (if any) deletes what it stored.
         let report = parsed?;
         let file = written?;
         let file_id = file.finish(&report)?;
+        tracing::debug!("import finished");
         Ok((file_id, report))
     })
 }

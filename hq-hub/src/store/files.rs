@@ -202,6 +202,24 @@ pub enum SaveImportError {
 /// Rows per transaction when a file's rows are appended.
 pub const IMPORT_CHUNK_ROWS: usize = 20_000;
 
+/// Rows inserted by one statement (4 parameters each, well under SQLite's limit).
+const ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT INTO import_rows … VALUES (…), (…) …` for `n` rows (1 to [`ROWS_PER_INSERT`]);
+/// built once per count and kept, as the statement cache keys on the text.
+fn insert_rows_sql(n: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=ROWS_PER_INSERT)
+            .map(|n| {
+                let values = vec!["(?, ?, ?, ?)"; n.max(1)].join(", ");
+                format!("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES {values}")
+            })
+            .collect()
+    });
+    all[n.min(ROWS_PER_INSERT)].as_str()
+}
+
 /// A file being stored (see the module doc): [`Store::begin_file`], then [`keep_copy`]
 /// and [`append`] in any order, then [`finish`]. Dropped unfinished, it deletes what it
 /// wrote.
@@ -214,8 +232,8 @@ pub struct FileImport<'s> {
     file_id: i64,
     /// The project's field keys, in the order of [`GoodRow::fields`].
     keys: Vec<String>,
-    /// One buffer for every row's JSON.
-    json: String,
+    /// Reused buffers for the JSON of the rows of one insert statement.
+    json: Vec<String>,
     /// The copy written so far (`<id>.xlsx.part`) and its final name.
     copy: Option<(PathBuf, PathBuf)>,
     finished: bool,
@@ -246,17 +264,23 @@ impl FileImport<'_> {
     /// Appends good rows, in one committed (still hidden) transaction.
     pub fn append(&mut self, rows: &[GoodRow]) -> Result<(), SaveImportError> {
         let keys: Vec<&str> = self.keys.iter().map(String::as_str).collect();
+        self.json.resize_with(ROWS_PER_INSERT, || String::with_capacity(256));
         let mut conn = self.store.conn();
         let tx = conn.transaction().map_err(DbError)?;
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO import_rows (file_id, row_number, phone, fields) VALUES (?1, ?2, ?3, ?4)")
-                .map_err(DbError)?;
-            for row in rows {
-                self.json.clear();
-                fields_json(&keys, &row.fields, &mut self.json);
-                insert.execute(params![self.file_id, row.row_number, row.phone, self.json]).map_err(DbError)?;
+        // Rows go in `ROWS_PER_INSERT` to a statement: one statement run per row costs
+        // about as much as building the row again.
+        for group in rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = tx.prepare_cached(insert_rows_sql(group.len())).map_err(DbError)?;
+            for (idx, (row, json)) in group.iter().zip(self.json.iter_mut()).enumerate() {
+                json.clear();
+                fields_json(&keys, &row.fields, json);
+                let at = idx * 4;
+                insert.raw_bind_parameter(at + 1, self.file_id).map_err(DbError)?;
+                insert.raw_bind_parameter(at + 2, row.row_number).map_err(DbError)?;
+                insert.raw_bind_parameter(at + 3, row.phone.as_str()).map_err(DbError)?;
+                insert.raw_bind_parameter(at + 4, json.as_str()).map_err(DbError)?;
             }
+            insert.raw_execute().map_err(DbError)?;
         }
         tx.commit().map_err(DbError)?;
         Ok(())
@@ -393,7 +417,7 @@ impl Store {
         )
         .map_err(DbError)?;
         let file_id = conn.last_insert_rowid();
-        Ok(FileImport { store: self, file_id, keys, json: String::with_capacity(256), copy: None, finished: false })
+        Ok(FileImport { store: self, file_id, keys, json: Vec::new(), copy: None, finished: false })
     }
 
     /// Deletes what imports cut short by a crash left (their hidden rows and copies).
