@@ -585,7 +585,9 @@ impl DownCommit {
         });
         let store = store.clone();
         let task = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
             store.apply_down_batch(&entries)?;
+            tracing::debug!(entries = entries.len(), last, took = ?started.elapsed(), "down entries committed");
             Ok((last, settings))
         });
         Some(DownCommit { task })
@@ -600,6 +602,30 @@ impl DownCommit {
                 Err(join) => Err(StoreError::Other(format!("store call panicked: {join}"))),
             },
             None => std::future::pending().await,
+        }
+    }
+}
+
+/// Read the live figures every [`LIVE_FIGURES_EVERY`] while the session is up, and hand
+/// them to the pump whenever they changed.
+async fn watch_live_figures<S: SiteStore>(store: Arc<S>, figures: mpsc::Sender<LiveFigures>) {
+    let mut tick = tokio::time::interval(LIVE_FIGURES_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last: Option<LiveFigures> = None;
+    loop {
+        tick.tick().await;
+        match blocking(&store, |store| store.live_figures()).await {
+            Ok(Some(now)) => {
+                let key = figures_key(&now);
+                if last.as_ref() != Some(&key) {
+                    if figures.send(now).await.is_err() {
+                        return; // the session ended
+                    }
+                    last = Some(key);
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the live figures"),
         }
     }
 }
@@ -621,9 +647,9 @@ async fn pump<S: SiteStore>(
     let mut side_tasks = tokio::task::JoinSet::new();
     let (wanted_tx, wanted_rx) = mpsc::unbounded_channel();
     let mut wanted_rx = Some(wanted_rx);
-    let mut live_tick = tokio::time::interval(LIVE_FIGURES_EVERY);
-    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_figures: Option<LiveFigures> = None;
+    // Live figures are read by a task of their own: a store call awaited in the pump would
+    // wait behind a long down commit, and the pump would stop reading frames meanwhile.
+    let (figures_tx, mut figures_rx) = mpsc::channel::<LiveFigures>(1);
     let mut online = false;
     let mut stream = match connection.open_bi().await {
         Ok((send, recv)) => FrameStream::new(send, recv),
@@ -656,6 +682,7 @@ async fn pump<S: SiteStore>(
                     }
                     let voices = Arc::new(SiteVoices { store: store.clone() });
                     side_tasks.spawn(blob::serve_blob_streams(connection.clone(), voices, "hub".to_owned()));
+                    side_tasks.spawn(watch_live_figures(store.clone(), figures_tx.clone()));
                 }
                 SiteEvent::RecordingWanted { sha256 } => {
                     tracing::info!(sha = %hex::encode(sha256), "HQ asks for a recording now");
@@ -725,19 +752,7 @@ async fn pump<S: SiteStore>(
                 recordings_wake.notify_one();
             }
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-            _ = live_tick.tick(), if session.is_established() => {
-                match blocking(store, |store| store.live_figures()).await {
-                    Ok(Some(figures)) => {
-                        let key = figures_key(&figures);
-                        if last_figures.as_ref() != Some(&key) {
-                            last_figures = Some(key);
-                            session.send_live_figures(figures);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "cannot read the live figures"),
-                }
-            }
+            Some(figures) = figures_rx.recv() => session.send_live_figures(figures),
             _ = shutdown.cancelled() => return (online, Err(PumpEnd::Shutdown)),
         }
     }

@@ -26,7 +26,9 @@ fn rows() -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batch_down_into_the_appliance_store() -> Result<()> {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
+    // RUST_LOG=sync_link=debug shows each down commit (entries, time taken).
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned());
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter(filter).try_init();
     let dir = tempfile::tempdir()?;
     let config = BatchDownConfig { rows: rows()?, fields: 10, rows_per_chunk: 2_000, timeout: Duration::from_secs(900) };
     let site_dir = dir.path().join("site");
