@@ -232,13 +232,20 @@ fn stream_rows(
     let last_row = reader.dimensions().end.0;
     let mut row: Vec<DataRef<'_>> = Vec::new();
     let mut current: Option<u32> = None;
+    // Cells of the widest row so far: each row starts that wide, so that filling it does
+    // not grow the vector cell by cell.
+    // The visitor sees the row up to its last cell (`used`).
+    let mut used = 0;
     while let Some(cell) = reader.next_cell().map_err(|e| unreadable(e.to_string()))? {
         let (r, c) = cell.get_position();
         if current != Some(r) {
             if let Some(done) = current {
-                visit(done, &row, last_row)?;
+                visit(done, &row[..used], last_row)?;
             }
+            let width = row.len();
             row.clear();
+            row.resize(width, DataRef::Empty);
+            used = 0;
             current = Some(r);
         }
         let c = c as usize;
@@ -246,9 +253,10 @@ fn stream_rows(
             row.resize(c + 1, DataRef::Empty);
         }
         row[c] = cell.get_value().clone();
+        used = used.max(c + 1);
     }
     if let Some(done) = current {
-        visit(done, &row, last_row)?;
+        visit(done, &row[..used], last_row)?;
     }
     Ok(())
 }
@@ -445,13 +453,16 @@ fn parse_rows(
             }
         }
         let fields = values.finish();
-        let key = phone.as_deref().and_then(phone::number_key);
+        // The number's first row, recorded now if this row is the first (one hash per row:
+        // only a row without other problems claims its number).
         let repeats = match (&phone, problems.is_empty()) {
-            (Some(number), true) => match key {
-                Some(key) => first_seen.get(&key),
-                None => first_seen_tokens.get(number),
+            (Some(number), true) => {
+                let first = match phone::number_key(number) {
+                    Some(key) => *first_seen.entry(key).or_insert(row_number),
+                    None => *first_seen_tokens.entry(number.clone()).or_insert(row_number),
+                };
+                (first != row_number).then_some((number, first))
             }
-            .map(|first_row| (number, *first_row)),
             _ => None,
         };
         if let Some((number, first_row)) = repeats {
@@ -464,10 +475,6 @@ fn parse_rows(
         }
         match phone {
             Some(number) if problems.is_empty() => {
-                match key {
-                    Some(key) => first_seen.insert(key, row_number),
-                    None => first_seen_tokens.insert(number.clone(), row_number),
-                };
                 n_good += 1;
                 sink.keep(GoodRow { row_number, phone: number, fields });
             }
