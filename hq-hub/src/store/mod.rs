@@ -17,6 +17,7 @@ mod files;
 mod filter;
 mod link;
 mod lists;
+mod notices;
 mod projects;
 mod sites;
 
@@ -40,6 +41,10 @@ pub use files::{
 pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
 pub use link::{AlarmView, DownLogEntry, RecordingFetch, RecordingRequestError};
 pub use lists::{ListError, ListKind, ListedNumber};
+pub use notices::{
+    check_wav, parse_voice_kind, voice_kind_key, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError,
+    VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
+};
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
@@ -342,6 +347,34 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX batch_rows_phone_batch ON batch_rows(phone, batch_id);
     DROP INDEX batch_rows_phone;
     "#,
+    // 6: the voice library (语音库) and announcements (公告管理), both published to every site
+    // (see `notices`). Each row is the current version; the versions themselves travel in
+    // the sites' down logs. A voice file's name is unique among those not deleted (checked
+    // in the store: a deleted file's name may be used again).
+    r#"
+    CREATE TABLE voice_files (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        kind        TEXT NOT NULL CHECK (kind IN ('hold_music', 'prompt')),
+        sha256      TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        version     INTEGER NOT NULL,
+        deleted     INTEGER NOT NULL DEFAULT 0,
+        uploaded_at INTEGER NOT NULL,
+        uploaded_by TEXT NOT NULL
+    );
+    CREATE TABLE announcements (
+        id           INTEGER PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        title        TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        published_at INTEGER NOT NULL,
+        expires_at   INTEGER,
+        withdrawn    INTEGER NOT NULL DEFAULT 0,
+        created_by   TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Failure to open the store.
@@ -472,6 +505,7 @@ mod tests {
             conn.execute_batch(
                 "DROP INDEX call_attempts_batch_row; CREATE INDEX call_attempts_batch ON call_attempts(batch_id);
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
+                 DROP TABLE voice_files; DROP TABLE announcements;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -479,7 +513,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let conn = store.conn();
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, MIGRATIONS.len() as i64);
         let plan: String = conn
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT site_id, answered_at IS NOT NULL FROM call_attempts

@@ -355,8 +355,7 @@ fn announcement_wire(view: &AnnouncementView) -> Announcement {
 /// is seeded when it enrolls).
 fn enrolled_sites(tx: &Transaction<'_>) -> rusqlite::Result<Vec<i64>> {
     let mut stmt = tx.prepare("SELECT id FROM sites WHERE enrolled_at IS NOT NULL ORDER BY id")?;
-    let ids = stmt.query_map([], |r| r.get(0))?.collect();
-    ids
+    stmt.query_map([], |r| r.get(0))?.collect()
 }
 
 /// Appends `event` to every enrolled site's down log; the sites to wake after the commit.
@@ -374,8 +373,7 @@ pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite
     let encode = |e: super::DispatchError| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
     let voices = {
         let mut stmt = tx.prepare(&format!("{VOICE_SELECT} WHERE deleted = 0 ORDER BY id"))?;
-        let rows = stmt.query_map([], voice_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        rows
+        stmt.query_map([], voice_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?
     };
     for voice in &voices {
         append_down(tx, site_id, &DownEvent::VoiceFile(voice_wire(voice)?)).map_err(encode)?;
@@ -385,8 +383,7 @@ pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite
         let mut stmt = tx.prepare(&format!(
             "{ANNOUNCEMENT_SELECT} WHERE withdrawn = 0 AND (expires_at IS NULL OR expires_at > ?1) ORDER BY id"
         ))?;
-        let rows = stmt.query_map([now], |r| announcement_from_row(r, now))?.collect::<rusqlite::Result<Vec<_>>>()?;
-        rows
+        stmt.query_map([now], |r| announcement_from_row(r, now))?.collect::<rusqlite::Result<Vec<_>>>()?
     };
     for notice in &live {
         append_down(tx, site_id, &DownEvent::Announcement(announcement_wire(notice))).map_err(encode)?;
@@ -593,5 +590,227 @@ impl Store {
             .conn()
             .query_row(&format!("{ANNOUNCEMENT_SELECT} WHERE id = ?1"), [id], |r| announcement_from_row(r, now))
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WAV of `samples` samples: format `tag`, `bits` per sample, `channels` at `rate`.
+    pub(crate) fn wav(tag: u16, bits: u16, channels: u16, rate: u32, samples: usize) -> Vec<u8> {
+        let block = channels * bits / 8;
+        let data_len = samples * block as usize;
+        let mut out = b"RIFF".to_vec();
+        out.extend_from_slice(&(36 + data_len as u32).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&channels.to_le_bytes());
+        out.extend_from_slice(&rate.to_le_bytes());
+        out.extend_from_slice(&(rate * block as u32).to_le_bytes());
+        out.extend_from_slice(&block.to_le_bytes());
+        out.extend_from_slice(&bits.to_le_bytes());
+        // A LIST chunk of odd size before the data, as sox and Audacity write: it is skipped.
+        out.extend_from_slice(b"LIST");
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(b"abc\0");
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(data_len as u32).to_le_bytes());
+        out.extend((0..data_len).map(|i| (i % 251) as u8));
+        out
+    }
+
+    fn enrolled_site(store: &Store, name: &str) -> i64 {
+        let site = store.create_site(name).unwrap();
+        let code = store.create_enrollment_code(site).unwrap();
+        assert_eq!(store.redeem_code(&code.code).unwrap(), Some(site));
+        site
+    }
+
+    fn voices_in_log(store: &Store, site: i64) -> Vec<VoiceFile> {
+        store
+            .down_log(site, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                DownEvent::VoiceFile(v) => Some(v),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notices_in_log(store: &Store, site: i64) -> Vec<Announcement> {
+        store
+            .down_log(site, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.event {
+                DownEvent::Announcement(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn upload<'a>(name: &'a str, bytes: &'a [u8]) -> VoiceUpload<'a> {
+        VoiceUpload { name, kind: VoiceKind::HoldMusic, file_name: "hold.wav", bytes, uploaded_by: "admin" }
+    }
+
+    #[test]
+    fn only_wavs_the_sites_play_are_accepted() {
+        let ulaw = check_wav(&wav(7, 8, 1, 8000, 8000)).unwrap();
+        assert_eq!((ulaw.format_tag, ulaw.samples, ulaw.duration_ms), (7, 8000, 1000));
+        assert_eq!(check_wav(&wav(6, 8, 1, 8000, 160)).unwrap().duration_ms, 20);
+        assert_eq!(check_wav(&wav(1, 16, 1, 8000, 4000)).unwrap().duration_ms, 500);
+
+        assert_eq!(check_wav(b"ID3\x03\x00 an mp3"), Err(WavError::NotWav));
+        assert_eq!(check_wav(&wav(1, 16, 2, 44100, 100)), Err(WavError::Layout { channels: 2, rate: 44100 }));
+        assert_eq!(check_wav(&wav(1, 16, 1, 16000, 100)), Err(WavError::Layout { channels: 1, rate: 16000 }));
+        assert_eq!(check_wav(&wav(1, 8, 1, 8000, 800)), Err(WavError::Encoding { tag: 1, bits: 8 }));
+        assert_eq!(check_wav(&wav(3, 32, 1, 8000, 800)), Err(WavError::Encoding { tag: 3, bits: 32 }));
+        assert_eq!(check_wav(&wav(7, 8, 1, 8000, 159)), Err(WavError::TooShort { ms: 19 }));
+        // Header only, and a fmt chunk cut short.
+        assert_eq!(check_wav(b"RIFF\0\0\0\0WAVE"), Err(WavError::NoFormat));
+        assert_eq!(check_wav(b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x07\0"), Err(WavError::NoFormat));
+        let mut no_data = wav(7, 8, 1, 8000, 160);
+        no_data.truncate(44 + 12 - 8);
+        assert_eq!(check_wav(&no_data), Err(WavError::NoData));
+        // A chunk claiming more than the file holds does not read past the end.
+        let mut huge = wav(7, 8, 1, 8000, 400);
+        let at = huge.windows(4).position(|w| w == b"data").unwrap();
+        huge[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(check_wav(&huge).unwrap().samples, 400);
+
+        // The message names the fix.
+        let text = WavError::Layout { channels: 2, rate: 44100 }.to_string();
+        assert!(text.contains("sox in.mp3 -r 8000 -c 1 -e u-law out.wav"), "{text}");
+    }
+
+    #[test]
+    fn uploads_are_checked_and_reach_every_enrolled_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let one = enrolled_site(&store, "一号职场");
+        let two = enrolled_site(&store, "二号职场");
+        let pending = store.create_site("未接入职场").unwrap();
+
+        let mp3 = b"ID3 not a wav".to_vec();
+        let err = store.upload_voice_file(&VoiceUpload { file_name: "song.mp3", ..upload("歌", &mp3) }).unwrap_err();
+        assert!(matches!(err, VoiceUploadError::BadAudio { source: WavError::NotWav, .. }), "{err}");
+        assert!(err.to_string().starts_with("\"song.mp3\": not a WAV file"), "{err}");
+        let bytes = wav(7, 8, 1, 8000, 16000);
+        assert!(matches!(store.upload_voice_file(&upload("  ", &bytes)), Err(VoiceUploadError::EmptyName)));
+        let long = "长".repeat(MAX_VOICE_NAME_CHARS + 1);
+        assert!(matches!(store.upload_voice_file(&upload(&long, &bytes)), Err(VoiceUploadError::NameTooLong(101))));
+        assert!(matches!(parse_voice_kind("music"), Err(VoiceUploadError::UnknownKind(_))));
+        assert_eq!(parse_voice_kind(" prompt ").unwrap(), VoiceKind::Prompt);
+        assert!(store.list_voice_files(true).unwrap().is_empty(), "nothing kept from refused uploads");
+
+        let view = store.upload_voice_file(&upload(" 等待音乐 ", &bytes)).unwrap();
+        assert_eq!((view.name.as_str(), view.kind, view.version, view.duration_ms, view.size), ("等待音乐", "hold_music", 1, 2000, bytes.len() as i64));
+        assert!(matches!(store.upload_voice_file(&upload("等待音乐", &bytes)), Err(VoiceUploadError::Duplicate(_))));
+        for site in [one, two] {
+            let sent = voices_in_log(&store, site);
+            assert_eq!(sent.len(), 1);
+            assert_eq!((sent[0].voice_id, sent[0].version, sent[0].deleted), (view.id as u64, 1, false));
+            assert_eq!(hex::encode(sent[0].sha256), view.sha256);
+            assert_eq!(sent[0].kind, VoiceKind::HoldMusic);
+        }
+        assert!(voices_in_log(&store, pending).is_empty(), "a site not yet enrolled is sent nothing yet");
+        // The link offers the bytes to the sites.
+        use sync_link::HubStore;
+        assert_eq!(store.voice_files_for(one as u64).unwrap().len(), 1);
+
+        let deleted = store.delete_voice_file(view.id).unwrap();
+        assert_eq!((deleted.version, deleted.deleted), (2, true));
+        assert!(matches!(store.delete_voice_file(view.id), Err(VoiceDeleteError::AlreadyDeleted(_))));
+        assert!(matches!(store.delete_voice_file(999), Err(VoiceDeleteError::Unknown(999))));
+        for site in [one, two] {
+            let sent = voices_in_log(&store, site);
+            assert_eq!(sent.iter().map(|v| (v.version, v.deleted)).collect::<Vec<_>>(), vec![(1, false), (2, true)]);
+        }
+        assert!(store.voice_files_for(one as u64).unwrap().is_empty());
+        assert!(store.list_voice_files(false).unwrap().is_empty());
+        assert_eq!(store.list_voice_files(true).unwrap().len(), 1);
+        // A deleted file's name is free again.
+        store.upload_voice_file(&upload("等待音乐", &bytes)).unwrap();
+    }
+
+    #[test]
+    fn announcements_get_versions_and_reach_every_enrolled_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let one = enrolled_site(&store, "一号职场");
+        let two = enrolled_site(&store, "二号职场");
+        let text = |title: &'static str, expires_at| AnnouncementText { title, body: "今晚 20:00 系统维护", expires_at };
+
+        assert!(matches!(store.post_announcement(&text(" ", None), "admin"), Err(AnnouncementError::EmptyTitle)));
+        assert!(matches!(store.post_announcement(&text("维护", Some(1)), "admin"), Err(AnnouncementError::ExpiresTooEarly)));
+        let long = "x".repeat(MAX_BODY_CHARS + 1);
+        let too_long = AnnouncementText { title: "t", body: &long, expires_at: None };
+        assert!(matches!(store.post_announcement(&too_long, "admin"), Err(AnnouncementError::BodyTooLong(_))));
+
+        let posted = store.post_announcement(&text("系统维护通知", None), "admin").unwrap();
+        assert_eq!((posted.version, posted.withdrawn, posted.created_by.as_str()), (1, false, "admin"));
+        let later = now_unix() + 3600;
+        let edited = store.edit_announcement(posted.id, &text("系统维护通知（更新）", Some(later))).unwrap();
+        assert_eq!((edited.version, edited.published_at, edited.expires_at), (2, posted.published_at, Some(later)));
+        let withdrawn = store.withdraw_announcement(posted.id).unwrap();
+        assert_eq!((withdrawn.version, withdrawn.withdrawn), (3, true));
+        assert!(matches!(store.withdraw_announcement(posted.id), Err(AnnouncementError::Withdrawn(_))));
+        assert!(matches!(store.edit_announcement(posted.id, &text("x", None)), Err(AnnouncementError::Withdrawn(_))));
+        assert!(matches!(store.edit_announcement(77, &text("x", None)), Err(AnnouncementError::Unknown(77))));
+        for site in [one, two] {
+            let sent = notices_in_log(&store, site);
+            let seen: Vec<_> = sent.iter().map(|a| (a.version, a.title.as_str(), a.withdrawn)).collect();
+            assert_eq!(seen, vec![(1, "系统维护通知", false), (2, "系统维护通知（更新）", false), (3, "系统维护通知（更新）", true)]);
+        }
+        assert_eq!(store.list_announcements().unwrap(), vec![withdrawn]);
+    }
+
+    #[test]
+    fn a_site_enrolled_later_gets_the_current_library_and_live_announcements() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        enrolled_site(&store, "一号职场");
+        let bytes = wav(6, 8, 1, 8000, 800);
+        let kept = store.upload_voice_file(&VoiceUpload { kind: VoiceKind::Prompt, ..upload("提示音", &bytes) }).unwrap();
+        let gone = store.upload_voice_file(&upload("旧音乐", &wav(1, 16, 1, 8000, 800))).unwrap();
+        store.delete_voice_file(gone.id).unwrap();
+        let live = store.post_announcement(&AnnouncementText { title: "欢迎", body: "", expires_at: None }, "admin").unwrap();
+        let live = store.edit_announcement(live.id, &AnnouncementText { title: "欢迎加入", body: "", expires_at: None }).unwrap();
+        let old = store.post_announcement(&AnnouncementText { title: "旧公告", body: "", expires_at: None }, "admin").unwrap();
+        store.withdraw_announcement(old.id).unwrap();
+        // An announcement that has expired by the time the site enrolls is not sent.
+        let expiring = store
+            .post_announcement(&AnnouncementText { title: "已过期", body: "", expires_at: Some(now_unix() + 60) }, "admin")
+            .unwrap();
+        store.conn().execute("UPDATE announcements SET expires_at = 1 WHERE id = ?1", [expiring.id]).unwrap();
+
+        let late = store.create_site("新职场").unwrap();
+        assert!(store.down_log(late, 0, 100).unwrap().is_empty());
+        let code = store.create_enrollment_code(late).unwrap();
+        store.redeem_code(&code.code).unwrap();
+        let voices = voices_in_log(&store, late);
+        assert_eq!(voices.iter().map(|v| (v.voice_id, v.version, v.name.as_str(), v.kind)).collect::<Vec<_>>(), vec![(
+            kept.id as u64,
+            1,
+            "提示音",
+            VoiceKind::Prompt
+        )]);
+        let notices = notices_in_log(&store, late);
+        assert_eq!(notices.iter().map(|a| (a.announcement_id, a.version, a.title.as_str())).collect::<Vec<_>>(), vec![(
+            live.id as u64,
+            2,
+            "欢迎加入"
+        )]);
+        // Enrolling again (a replaced box) does not send them twice.
+        let again = store.create_enrollment_code(late).unwrap();
+        store.redeem_code(&again.code).unwrap();
+        assert_eq!(voices_in_log(&store, late).len(), 1);
+        assert_eq!(notices_in_log(&store, late).len(), 1);
+        // From now on the site is sent changes like the others.
+        store.withdraw_announcement(live.id).unwrap();
+        assert_eq!(notices_in_log(&store, late).last().map(|a| a.withdrawn), Some(true));
     }
 }
