@@ -92,7 +92,8 @@ document.addEventListener("submit", async (event) => {
   }
 });
 
-// A file sent to a JSON endpoint (list imports): the answer is shown, then the page reloads.
+// A file sent to a JSON endpoint (list imports, voice files): the answer is shown, or with
+// data-then="reload" the page reloads to list what was added.
 document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!form.dataset.upload) return;
@@ -101,6 +102,7 @@ document.addEventListener("submit", async (event) => {
   const response = await fetch(form.dataset.upload, { method: "POST", body: new FormData(form) });
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) { out.className = "result error"; out.textContent = answer.error || response.statusText; return; }
+  if (form.dataset.then === "reload") { window.location.reload(); return; }
   out.className = "result ok";
   out.textContent = answer.message || JSON.stringify(answer);
   const list = form.querySelector("ul.bad");

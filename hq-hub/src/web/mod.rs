@@ -11,6 +11,7 @@
 mod api;
 mod console;
 mod i18n;
+mod notices;
 mod openapi;
 mod pages;
 mod setup;
@@ -72,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/batches/{id}/records", get(pages::records_page))
         .route("/lists", get(setup::lists_page))
         .route("/accounts", get(setup::accounts_page))
+        .route("/voice", get(notices::voice_page))
+        .route("/announcements", get(notices::announcements_page))
         .route("/api/login", post(api::login))
         .route("/api/logout", post(api::logout))
         .route("/api/sites", get(api::list_sites).post(api::create_site))
@@ -112,6 +115,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/lists/remove", post(console::remove_number))
         .route("/api/lists/{list}/import", post(setup::import_list))
         .route("/api/projects/{id}/settings", put(setup::put_settings))
+        .route("/api/voice-files", get(notices::list_voice_files).post(notices::upload_voice_file))
+        .route("/api/voice-files/{id}/delete", post(notices::delete_voice_file))
+        .route("/api/announcements", get(notices::list_announcements).post(notices::post_announcement))
+        .route("/api/announcements/{id}", post(notices::edit_announcement))
+        .route("/api/announcements/{id}/withdraw", post(notices::withdraw_announcement))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
 }

@@ -13,6 +13,8 @@ enum Body {
     Json(&'static [(&'static str, &'static str)]),
     /// `multipart/form-data` with one `file` field.
     Upload,
+    /// `multipart/form-data` with a `file` field and these required text fields `(name, type)`.
+    UploadWith(&'static [(&'static str, &'static str)]),
 }
 
 /// `(method, path, summary, body, answers with an xlsx)`.
@@ -66,11 +68,19 @@ const OPERATIONS: &[(&str, &str, &str, Body, bool)] = &[
     ("get", "/api/alarms", "Alarms", Body::None, false),
     ("get", "/api/sites/{id}/recordings/{sha256}", "A site's recording, if HQ holds it (audio/wav)", Body::None, false),
     ("post", "/api/sites/{id}/recordings/{sha256}/fetch", "Ask the site for a recording before its turn", Body::None, false),
+    ("get", "/api/voice-files", "The voice library (语音库)", Body::None, false),
+    ("post", "/api/voice-files", "Upload a WAV (mono 8000 Hz, G.711 or 16-bit PCM) to every site", Body::UploadWith(&[("name", "string"), ("kind", "voice_kind")]), false),
+    ("post", "/api/voice-files/{id}/delete", "Delete a voice file (sites stop using it)", Body::None, false),
+    ("get", "/api/announcements", "Announcements (公告管理)", Body::None, false),
+    ("post", "/api/announcements", "Post an announcement to every site", Body::Json(&[("title", "string"), ("body", "string")]), false),
+    ("post", "/api/announcements/{id}", "Edit an announcement (a new version)", Body::Json(&[("title", "string"), ("body", "string")]), false),
+    ("post", "/api/announcements/{id}/withdraw", "Withdraw an announcement", Body::None, false),
 ];
 
 fn schema(kind: &str) -> Value {
     match kind {
         "array" => json!({ "type": "array", "items": {} }),
+        "voice_kind" => json!({ "type": "string", "enum": ["hold_music", "prompt"] }),
         other => json!({ "type": other }),
     }
 }
@@ -116,6 +126,14 @@ pub fn build() -> Value {
             Body::Upload => {
                 operation["requestBody"] = json!({ "required": true, "content": { "multipart/form-data": { "schema": {
                     "type": "object", "required": ["file"], "properties": { "file": { "type": "string", "format": "binary" } } } } } });
+            }
+            Body::UploadWith(fields) => {
+                let mut properties: Map<String, Value> = fields.iter().map(|(name, kind)| (name.to_string(), schema(kind))).collect();
+                properties.insert("file".to_string(), json!({ "type": "string", "format": "binary" }));
+                let mut names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+                names.push("file");
+                operation["requestBody"] = json!({ "required": true, "content": { "multipart/form-data": { "schema": {
+                    "type": "object", "required": names, "properties": properties } } } });
             }
         }
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
