@@ -385,7 +385,33 @@ function wireStatus(panel) {
   });
 }
 
+// HQ's notices, on every page of a signed-in account; text only, never markup.
+async function showAnnouncements(box) {
+  let notices = [];
+  try {
+    const response = await fetch("/api/announcements", { headers: { accept: "application/json" } });
+    if (!response.ok) return;
+    notices = await response.json();
+  } catch (_) {
+    return;
+  }
+  box.replaceChildren(...notices.map((notice) => {
+    const item = document.createElement("article");
+    const title = document.createElement("strong");
+    title.textContent = notice.title;
+    const when = document.createElement("time");
+    when.textContent = new Date(notice.published_at * 1000).toLocaleString();
+    const body = document.createElement("p");
+    body.textContent = notice.body;
+    item.append(title, " ", when, body);
+    return item;
+  }));
+  box.hidden = notices.length === 0;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const notices = document.getElementById("announcements");
+  if (notices) showAnnouncements(notices);
   wireForms(document);
   showTimes(document);
   const rules = document.getElementById("rules");

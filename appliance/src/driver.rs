@@ -95,6 +95,7 @@ pub async fn spawn(
         next_call: 1,
         agents: HashMap::new(),
         told_due: std::collections::HashSet::new(),
+        hold_music: HashMap::new(),
     };
     tasks.spawn(driver.run(inbox, events, shutdown));
     (DriverHandle::new(sender), sip_addr)
@@ -224,6 +225,9 @@ struct Driver {
     agents: HashMap<AgentId, AgentSlot>,
     /// Callbacks whose agent was told they are due but was not free.
     told_due: std::collections::HashSet<u64>,
+    /// Tasks' hold music, decoded once (by voice id, with when it was loaded: HQ may replace
+    /// or delete a file, so an entry is looked up again after a minute).
+    hold_music: HashMap<u64, (Instant, hardware::HoldAudio)>,
 }
 
 fn unix_now() -> i64 {
@@ -722,6 +726,43 @@ impl Driver {
     }
 
     /// Drains every core's actions until none has anything to do.
+    /// Hold audio toward a waiting customer: the task's hold music once its file is here,
+    /// otherwise the box's own.
+    fn hold(&mut self, call: CallId, batch_id: u64) {
+        let music = self.tasks.get(&batch_id).and_then(|run| run.extras.hold_music);
+        match music.and_then(|voice_id| self.hold_music(voice_id)) {
+            Some(audio) => self.telephony.hold_with(call, audio),
+            None => self.telephony.hold(call),
+        }
+    }
+
+    fn hold_music(&mut self, voice_id: u64) -> Option<hardware::HoldAudio> {
+        if let Some((loaded, audio)) = self.hold_music.get(&voice_id)
+            && loaded.elapsed() < Duration::from_secs(60)
+        {
+            return Some(audio.clone());
+        }
+        self.hold_music.remove(&voice_id);
+        let (path, _) = match self.store.hold_music_file(voice_id) {
+            Ok(Some(found)) => found,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(voice_id, %error, "cannot look up the task's hold music");
+                return None;
+            }
+        };
+        match hardware::HoldAudio::load(&path) {
+            Ok(audio) => {
+                self.hold_music.insert(voice_id, (Instant::now(), audio.clone()));
+                Some(audio)
+            }
+            Err(error) => {
+                tracing::warn!(voice_id, %error, "the task's hold music cannot be played; using the box's hold audio");
+                None
+            }
+        }
+    }
+
     fn drain_actions(&mut self) {
         loop {
             let now = self.now();
@@ -864,6 +905,7 @@ impl Driver {
                 let Some(info) = self.calls.get_mut(&call) else { return };
                 info.answered = true;
                 info.answered_at = Some(unix_now());
+                let batch_id = info.batch_id;
                 if let Some(manual) = &info.manual {
                     // An agent's own call goes straight to that agent's phone.
                     let extension = self.agents.get(&manual.agent).map(|slot| slot.extension.clone());
@@ -880,7 +922,7 @@ impl Driver {
                 // Route at once if an agent is free; hold audio only for a call that waits.
                 self.drain_actions();
                 if self.calls.get(&call).is_some_and(|info| info.agent.is_none()) {
-                    self.telephony.hold(call);
+                    self.hold(call, batch_id);
                 }
             }
             LineEvent::Bridged { call, extension } => {

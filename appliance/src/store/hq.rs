@@ -295,7 +295,7 @@ pub(super) fn apply_link_settings(tx: &Transaction<'_>, settings: &LinkSettings)
     Ok(())
 }
 
-fn hex_of(sha256: &[u8; 32]) -> String {
+pub(super) fn hex_of(sha256: &[u8; 32]) -> String {
     sha256.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 

@@ -27,9 +27,12 @@ use sync_protocol::{
 use tokio::sync::Notify;
 
 mod hq;
+mod notices;
 mod work;
 
+use hq::hex_of;
 pub use hq::{AbandonRates, AgentCounts, china_minute};
+pub use notices::{AnnouncementView, VoiceFileView};
 pub use work::*;
 
 /// Schema migrations, applied in order; `user_version` counts how many ran.
@@ -223,6 +226,26 @@ const MIGRATIONS: &[&str] = &[
     // abandon-rate cap in per cent).
     "ALTER TABLE batches ADD COLUMN pacing TEXT NOT NULL DEFAULT 'fixed';
     ALTER TABLE batches ADD COLUMN abandon_cap REAL NOT NULL DEFAULT 3.0;",
+    // 5: HQ's voice library and announcements; a task's hold music (a voice file, or none).
+    "CREATE TABLE voice_files (
+        voice_id INTEGER PRIMARY KEY,
+        version  INTEGER NOT NULL,
+        name     TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        sha256   TEXT NOT NULL,
+        size     INTEGER NOT NULL,
+        deleted  INTEGER NOT NULL
+    );
+    CREATE TABLE announcements (
+        announcement_id INTEGER PRIMARY KEY,
+        version         INTEGER NOT NULL,
+        title           TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        published_at    INTEGER NOT NULL,
+        expires_at      INTEGER,
+        withdrawn       INTEGER NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN hold_music INTEGER;",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).
@@ -1386,6 +1409,8 @@ impl Store {
                     hq::apply_one_click(&tx, control, heard_at)?;
                     wrote_outbox = true;
                 }
+                DownEvent::VoiceFile(voice) => notices::apply_voice_file(&tx, voice)?,
+                DownEvent::Announcement(notice) => notices::apply_announcement(&tx, notice)?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.
@@ -1844,6 +1869,18 @@ impl SiteStore for Store {
 
     fn recording_uploaded(&self, sha256: &[u8; 32]) -> StoreResult<()> {
         self.mark_recording_uploaded(sha256).map_err(link_error)
+    }
+
+    fn voice_held(&self, sha256: &[u8; 32]) -> StoreResult<u64> {
+        self.voice_held_bytes(sha256).map_err(|error| sync_link::StoreError::Other(error.to_string()))
+    }
+
+    fn voice_append(&self, sha256: &[u8; 32], offset: u64, bytes: &[u8]) -> StoreResult<()> {
+        self.voice_append_bytes(sha256, offset, bytes).map_err(|error| sync_link::StoreError::Other(error.to_string()))
+    }
+
+    fn voice_finish(&self, sha256: &[u8; 32]) -> StoreResult<sync_link::blob::BlobCheck> {
+        self.voice_finish_bytes(sha256).map_err(|error| sync_link::StoreError::Other(error.to_string()))
     }
 
     fn link_settings(&self) -> StoreResult<Option<sync_protocol::LinkSettings>> {

@@ -88,6 +88,9 @@ pub struct TaskExtras {
     pub pacing: String,
     /// The abandon-rate cap of adaptive pacing, in per cent of answered calls (default 3).
     pub abandon_cap_percent: f64,
+    /// Hold music (等待音乐) for answered calls waiting for an agent: a voice file from HQ's
+    /// voice library; `None` is the manual's 无 (the box's own hold audio).
+    pub hold_music: Option<u64>,
 }
 
 /// Pacing modes a task can use: `fixed` is the manual's ratio and max concurrency;
@@ -106,6 +109,7 @@ impl Default for TaskExtras {
             answer_mode: "auto".to_string(),
             pacing: "fixed".to_string(),
             abandon_cap_percent: 3.0,
+            hold_music: None,
         }
     }
 }
@@ -228,6 +232,13 @@ impl Store {
                 extras.answer_mode
             )));
         }
+        if let Some(voice_id) = extras.hold_music
+            && !self.is_hold_music(voice_id)?
+        {
+            return Err(TaskSettingsError::Invalid(format!(
+                "hold music {voice_id} is not in the voice library HQ sent (语音库); choose one listed, or none"
+            )));
+        }
         let lines = self.lines();
         if !extras.caller.is_empty() && !lines.iter().any(|line| line.name == extras.caller) {
             let names: Vec<&str> = lines.iter().map(|line| line.name.as_str()).collect();
@@ -248,7 +259,7 @@ impl Store {
         }
         conn.execute(
             "UPDATE batches SET dial_mode = ?2, caller = ?3, cool_down = ?4, queue_timeout = ?5,
-                    routing = ?6, answer_mode = ?7, pacing = ?8, abandon_cap = ?9
+                    routing = ?6, answer_mode = ?7, pacing = ?8, abandon_cap = ?9, hold_music = ?10
              WHERE batch_id = ?1",
             params![
                 batch_id,
@@ -259,7 +270,8 @@ impl Store {
                 saved.routing,
                 saved.answer_mode,
                 saved.pacing,
-                saved.abandon_cap_percent
+                saved.abandon_cap_percent,
+                saved.hold_music
             ],
         )
         .map_err(DbError::from)?;
@@ -313,21 +325,42 @@ fn task_agents_in(conn: &Connection, batch_id: u64) -> Result<Vec<u64>, DbError>
 }
 
 fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSettings>, DbError> {
-    type Row = (Option<u64>, String, String, u32, u32, String, String, String, f64);
+    type Row = (Option<u64>, String, String, u32, u32, String, String, String, f64, Option<u64>);
     let found: Option<Row> = conn
         .query_row(
             "SELECT project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode,
-                    pacing, abandon_cap
+                    pacing, abandon_cap, hold_music
              FROM batches WHERE batch_id = ?1",
             [batch_id],
             |row| {
                 let text = |idx: usize| row.get::<_, String>(idx);
-                Ok((row.get(0)?, text(1)?, text(2)?, row.get(3)?, row.get(4)?, text(5)?, text(6)?, text(7)?, row.get(8)?))
+                Ok((
+                    row.get(0)?,
+                    text(1)?,
+                    text(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    text(5)?,
+                    text(6)?,
+                    text(7)?,
+                    row.get(8)?,
+                    row.get(9)?,
+                ))
             },
         )
         .optional()?;
-    let Some((project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap_percent)) =
-        found
+    let Some((
+        project_id,
+        dial_mode,
+        caller,
+        cool_down,
+        queue_timeout,
+        routing,
+        answer_mode,
+        pacing,
+        abandon_cap_percent,
+        hold_music,
+    )) = found
     else {
         return Ok(None);
     };
@@ -347,6 +380,7 @@ fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSetti
             answer_mode,
             pacing,
             abandon_cap_percent,
+            hold_music,
         },
         bound: bound_of(def.as_ref()),
         agents: task_agents_in(conn, batch_id)?,

@@ -367,6 +367,10 @@ work_text! {
     none: "暂无数据", "Nothing here";
     calls_now: "当前话务", "Calls now";
     trunks: "中继线路", "Trunks and lines";
+    announcements: "总部公告", "Notices from HQ";
+    hold_music: "等待音乐", "Hold music";
+    hold_music_none: "无（本机默认等待音）", "None (the box's own hold audio)";
+    hold_music_pending: "文件传输中", "file on its way";
     trunk_name: "线路", "Line";
     trunk_health: "健康检查", "Health check";
     trunk_alive: "正常", "answering";

@@ -120,6 +120,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/data/recordings.zip", get(work_api::export_recordings))
         .route("/api/data/callbacks", get(work_api::data_callbacks).post(work_api::add_callback))
         .route("/api/monitor/events", get(work_api::monitor_events))
+        .route("/api/announcements", get(work_api::announcements))
+        .route("/api/voice-files", get(work_api::voice_files))
         .route("/api/agent/settings", get(work_api::get_agent_settings).post(work_api::save_agent_settings))
         .route("/api/agent/projects", get(work_api::my_projects))
         .route("/api/agent/projects/{project_id}/dial", post(work_api::one_click))

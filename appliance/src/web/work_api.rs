@@ -115,6 +115,9 @@ pub struct ExtrasForm {
     pacing: String,
     #[serde(default = "default_abandon_cap")]
     abandon_cap_percent: f64,
+    /// A voice file id from HQ's library, or none (the box's own hold audio).
+    #[serde(default)]
+    hold_music: Option<u64>,
 }
 
 fn default_pacing() -> String {
@@ -154,12 +157,13 @@ impl ExtrasForm {
             answer_mode: self.answer_mode.clone(),
             pacing: self.pacing.clone(),
             abandon_cap_percent: self.abandon_cap_percent,
+            hold_music: self.hold_music,
         })
     }
 }
 
 /// `POST /api/tasks/{batch_id}/settings {dial_mode, caller, cool_down, queue_timeout,
-/// routing, answer_mode, pacing, abandon_cap_percent}` (site admin).
+/// routing, answer_mode, pacing, abandon_cap_percent, hold_music}` (site admin).
 pub async fn save_task_settings(
     State(state): State<AppState>,
     AdminUser(user): AdminUser,
@@ -809,4 +813,20 @@ pub async fn recording(
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     Ok(response)
+}
+
+// ---- HQ's announcements and voice library ----
+
+/// `GET /api/announcements` (any account): HQ's notices in force, newest first.
+pub async fn announcements(
+    State(state): State<AppState>,
+    super::CurrentUser(_): super::CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.store.announcements(crate::store::now_unix())?)))
+}
+
+/// `GET /api/voice-files` (site admin): HQ's voice library, and whether each file's bytes
+/// have arrived (hold music plays only then).
+pub async fn voice_files(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(state.store.voice_files()?)))
 }

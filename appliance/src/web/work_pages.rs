@@ -70,6 +70,7 @@ struct TaskPage {
     answers: Vec<Choice>,
     pacings: Vec<Choice>,
     abandon_cap: f64,
+    hold_musics: Vec<Choice>,
     caller_lines: String,
     suggested: String,
     max_limit: u32,
@@ -111,6 +112,13 @@ pub async fn admin_task(
             selected: line.name == settings.extras.caller,
         }));
         let caller_lines = state.store.caller_channels(&settings.extras.caller);
+        let mut hold_musics =
+            vec![Choice { value: String::new(), label: w.hold_music_none.to_string(), selected: settings.extras.hold_music.is_none() }];
+        hold_musics.extend(state.store.voice_files()?.into_iter().filter(|voice| voice.kind == "hold_music").map(|voice| Choice {
+            value: voice.voice_id.to_string(),
+            label: if voice.held { voice.name.clone() } else { format!("{} ({})", voice.name, w.hold_music_pending) },
+            selected: settings.extras.hold_music == Some(voice.voice_id),
+        }));
         Ok(TaskPage {
             t,
             nav: Nav::admin("tasks", &user.username, w),
@@ -147,6 +155,7 @@ pub async fn admin_task(
                 &settings.extras.pacing,
             ),
             abandon_cap: settings.extras.abandon_cap_percent,
+            hold_musics,
             caller_lines: caller_lines.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
             suggested: caller_lines
                 .map(|lines| suggested_max_concurrency(lines, n_agents, task.params.ratio).to_string())
