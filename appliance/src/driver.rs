@@ -995,6 +995,9 @@ impl Driver {
                     self.desk.push(agent_id, DeskEvent::State { state: AgentState::Away });
                 }
                 self.announce(agent_id, was_ready, Some(batch_id));
+                // Back in the queue: the customer hears hold music, not silence, until the
+                // next agent takes the call or the queue timeout lets it go.
+                self.hold(call, batch_id);
             }
             LineEvent::Ended { call, outcome, hangup_side, recording } => {
                 let Some(info) = self.calls.remove(&call) else { return };
