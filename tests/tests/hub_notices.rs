@@ -6,7 +6,7 @@
 //!   announcement and edits it; both pages list them (screenshots `hub-voice.png`,
 //!   `hub-announcements.png`) and the enrolled site's down log carries every version. A site
 //!   enrolled afterwards finds the current file and announcement in its down log; deleting
-//!   and withdrawing reach both sites.
+//!   and withdrawing reach both sites. A sub-admin needs the role's module for each.
 //! - `task_list_fits_a_1280_px_window`: the batches page with a dispatched batch has no
 //!   horizontal scroll at 1280×800 (screenshot `hub-batches-1280.png`).
 
@@ -100,9 +100,13 @@ struct Api {
 
 impl Api {
     async fn login(base: &str, password: &str) -> anyhow::Result<Api> {
+        Api::login_as(base, "admin", password).await
+    }
+
+    async fn login_as(base: &str, username: &str, password: &str) -> anyhow::Result<Api> {
         let http = reqwest::Client::builder().cookie_store(true).timeout(WAIT).build()?;
         let api = Api { base: base.to_string(), http };
-        api.post("/api/login", json!({ "username": "admin", "password": password })).await?;
+        api.post("/api/login", json!({ "username": username, "password": password })).await?;
         Ok(api)
     }
 
@@ -262,6 +266,28 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     // A second withdraw is refused, not repeated.
     let again = api.http.post(format!("{}/api/announcements/{notice_id}/withdraw", api.base)).send().await?;
     ensure!(again.status() == reqwest::StatusCode::CONFLICT, "withdrawing twice: {}", again.status());
+
+    // Admin-only by default: a sub-admin whose role lacks the two modules is refused; one
+    // whose role has 公告管理 may post.
+    let plain = api.post("/api/roles", json!({ "name": "数据管理", "modules": ["data.files"] })).await?;
+    let notices_role = api.post("/api/roles", json!({ "name": "公告员", "modules": ["notices"] })).await?;
+    for (username, role) in [("clerk", &plain), ("notifier", &notices_role)] {
+        api.post("/api/accounts", json!({ "username": username, "password": "password-123", "role_id": role["id"] })).await?;
+    }
+    let clerk = Api::login_as(&hub.url, "clerk", "password-123").await?;
+    for path in ["/api/voice-files", "/api/announcements"] {
+        let refused = clerk.http.get(format!("{}{path}", clerk.base)).send().await?;
+        ensure!(refused.status() == reqwest::StatusCode::FORBIDDEN, "GET {path} as clerk: {}", refused.status());
+    }
+    let refused = clerk.http.post(format!("{}/api/announcements", clerk.base)).json(&json!({ "title": "x", "body": "" })).send().await?;
+    ensure!(refused.status() == reqwest::StatusCode::FORBIDDEN, "posting as clerk: {}", refused.status());
+    let notifier = Api::login_as(&hub.url, "notifier", "password-123").await?;
+    notifier.post("/api/announcements", json!({ "title": "班前会通知", "body": "", "expires_at": "2099-01-01 09:00" })).await?;
+    let refused = notifier.http.get(format!("{}/api/voice-files", notifier.base)).send().await?;
+    ensure!(refused.status() == reqwest::StatusCode::FORBIDDEN, "GET /api/voice-files as notifier: {}", refused.status());
+    let (_, notices) = hub.sent_to(first).await?;
+    let last = notices.last().context("the sub-admin's announcement")?;
+    ensure!(last.title == "班前会通知" && last.expires_at == Some(4_070_912_400), "{last:?}");
     hub.stop().await
 }
 
