@@ -1,6 +1,7 @@
 //! The site admin's working day in a real browser against the real appliance, with SIPp as
 //! the carrier and the agent's phone: extensions and agent accounts, roles, task agents and
-//! parameters (max concurrency refused above the caller's lines), starting the task,
+//! parameters (max concurrency refused above the caller's lines; hold music from HQ's voice
+//! library), HQ's notice on every page, starting the task,
 //! attribution rules and allocation, the live queue monitor during a real call (updating
 //! without a reload), and project data with its export. Screenshots of the admin pages go
 //! to `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-admin-*.png`).
@@ -9,6 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use sync_link::SiteStore;
+use sync_protocol::{Announcement, DownEntry, DownEvent, VoiceFile, VoiceKind};
 
 use tests::{Browser, free_udp_port, wait_until};
 
@@ -42,6 +45,46 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     let carrier_port = free_udp_port();
     let site = start_site(carrier_port, 41, 3).await?;
     let url = site.url.clone();
+    // HQ's voice library and a notice, as the link brings them: the entries, then the bytes.
+    let music = {
+        let mut wav = b"RIFF\xa6\x0c\0\0WAVEfmt \x12\0\0\0\x07\0\x01\0\x40\x1f\0\0\x40\x1f\0\0\x01\0\x08\0\0\0data".to_vec();
+        wav.extend_from_slice(&3200u32.to_le_bytes());
+        wav.extend(std::iter::repeat_n(0x55u8, 3200));
+        wav
+    };
+    let sha: [u8; 32] = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&music).into()
+    };
+    let next_seq = site.appliance.store.down_applied()? + 1;
+    site.appliance.store.apply_down_batch(&[
+        DownEntry {
+            seq: next_seq,
+            event: DownEvent::VoiceFile(VoiceFile {
+                voice_id: 3,
+                version: 1,
+                name: "轻柔等待音乐".into(),
+                kind: VoiceKind::HoldMusic,
+                sha256: sha,
+                size: music.len() as u64,
+                deleted: false,
+            }),
+        },
+        DownEntry {
+            seq: next_seq + 1,
+            event: DownEvent::Announcement(Announcement {
+                announcement_id: 1,
+                version: 1,
+                title: "总部通知：本周六全天开班".into(),
+                body: "请各职场周六 9:00 前完成签入，午间轮休。".into(),
+                published_at: 1_795_000_000,
+                expires_at: None,
+                withdrawn: false,
+            }),
+        },
+    ])?;
+    site.appliance.store.voice_append(&sha, 0, &music)?;
+    site.appliance.store.voice_finish(&sha)?;
     let browser = Browser::start().await?;
     login(&browser, &url, "siteadmin", &site.admin_password).await?;
 
@@ -107,12 +150,20 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     assert!(refused.contains("above the 4 lines of caller 02150001111"), "{refused}");
     // The suggested value for the stored parameters: 1 task agent at 1:1 on 4 lines is 1.
     assert_eq!(page_text(&browser, "#suggested").await?, "1");
-    fill_and_submit(&browser, form, &[("max_concurrency", "2"), ("cool_down", "4"), ("queue_timeout", "38")]).await?;
+    let notice = page_text(&browser, "#announcements").await?;
+    assert!(notice.contains("本周六全天开班"), "HQ's notice shows on the admin pages: {notice}");
+    fill_and_submit(
+        &browser,
+        form,
+        &[("max_concurrency", "2"), ("cool_down", "4"), ("queue_timeout", "38"), ("hold_music", "3")],
+    )
+    .await?;
     wait_until(Duration::from_secs(5), || async { page_text(&browser, "h1").await.is_ok_and(|t| t.contains("外呼中")) })
         .await
         .context("the task runs")?;
     let settings = site.appliance.store.task_settings(41)?.context("settings")?;
     assert_eq!((settings.extras.caller.as_str(), settings.extras.cool_down, settings.extras.queue_timeout), ("02150001111", 4, 38));
+    assert_eq!(settings.extras.hold_music, Some(3), "the task plays HQ's hold music to waiting callers");
     browser.screenshot(screenshots().join("site-admin-task.png")).await?;
 
     // S3 + S4: a rule and the allocation of the batch.
