@@ -14,6 +14,8 @@
 //!   [`sync_protocol::LinkSettings`]; HQ can ask for one out of turn
 //!   ([`server::RecordingRequests`]).
 //! - Live figures go up as a latest-value frame, not through the outbox.
+//! - [`relay::UdpRelay`] sits between a site and the hub to drop, delay or cut datagrams:
+//!   the fault injection of the partition and crash tests.
 //!
 //! The stores are the only place state lives: this crate commits nothing itself, and it
 //! acknowledges an entry only after the store's call that commits it has returned.
@@ -34,6 +36,7 @@ pub mod bench;
 pub mod blob;
 pub mod ca;
 pub mod client;
+pub mod relay;
 pub mod server;
 mod tls;
 mod wire;

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ use anyhow::{Context, Result, bail};
 use sync_link::blob::{BlobCheck, BlobDir, BlobRef, OpenBlob};
 use sync_link::ca::HubCa;
 use sync_link::client::{self, LinkStatus, SiteIdentity};
+use sync_link::relay::UdpRelay as Relay;
 use sync_link::server::{self, RecordingRequests, ServerConfig};
 use sync_link::{HubStore, LinkTuning, SiteStore, StoreError, StoreResult};
 use sync_protocol::framing::encode_frame;
 use sync_protocol::*;
-use tokio::net::UdpSocket;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -457,73 +457,6 @@ async fn voice_files_go_down_and_live_figures_come_up_within_two_seconds() -> Re
     site_run.stop().await?;
     hub_run.stop().await?;
     Ok(())
-}
-
-/// A UDP relay between the appliance and the hub with switches for loss, delay and a full
-/// partition. It serves one client (the appliance keeps its UDP socket across reconnects).
-struct Relay {
-    addr: SocketAddr,
-    loss_percent: Arc<AtomicU64>,
-    delay_ms: Arc<AtomicU64>,
-    partitioned: Arc<AtomicBool>,
-    dropped: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(server: SocketAddr) -> Result<Relay> {
-        let front = Arc::new(UdpSocket::bind(LOCAL).await?);
-        let back = Arc::new(UdpSocket::bind(LOCAL).await?);
-        back.connect(server).await?;
-        let addr = front.local_addr()?;
-        let loss_percent = Arc::new(AtomicU64::new(0));
-        let delay_ms = Arc::new(AtomicU64::new(0));
-        let partitioned = Arc::new(AtomicBool::new(false));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let (loss, delay, cut, drops) = (loss_percent.clone(), delay_ms.clone(), partitioned.clone(), dropped.clone());
-        let task = tokio::spawn(async move {
-            let mut client: Option<SocketAddr> = None;
-            let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-            let mut up = vec![0u8; 65536];
-            let mut down = vec![0u8; 65536];
-            loop {
-                let (datagram, toward_hub) = tokio::select! {
-                    received = front.recv_from(&mut up) => match received {
-                        Ok((n, from)) => {
-                            client = Some(from);
-                            (up[..n].to_vec(), true)
-                        }
-                        Err(_) => continue,
-                    },
-                    received = back.recv(&mut down) => match received {
-                        Ok(n) => (down[..n].to_vec(), false),
-                        // The hub's port is closed while it restarts: ICMP errors are normal.
-                        Err(_) => continue,
-                    },
-                };
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                if cut.load(Ordering::SeqCst) || rng % 100 < loss.load(Ordering::SeqCst) {
-                    drops.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                let wait = Duration::from_millis(delay.load(Ordering::SeqCst));
-                let (front, back) = (front.clone(), back.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    let _ = if toward_hub {
-                        back.send(&datagram).await
-                    } else if let Some(client) = client {
-                        front.send_to(&datagram, client).await
-                    } else {
-                        Ok(0)
-                    };
-                });
-            }
-        });
-        Ok(Relay { addr, loss_percent, delay_ms, partitioned, dropped, task })
-    }
 }
 
 #[tokio::test]

@@ -17,13 +17,12 @@
 
 mod browser;
 mod ports;
-mod relay;
 mod sipp;
 mod wait;
 
 pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
 pub use ports::{free_tcp_port, free_udp_port};
-pub use relay::UdpRelay;
+pub use sync_link::relay::UdpRelay;
 pub use sipp::{SIPP, Sipp, SippBuilder, SippResult, sipp_scenario_dir};
 pub use wait::{WaitTimedOut, wait_for_some, wait_until};
 

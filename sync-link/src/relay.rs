@@ -1,5 +1,6 @@
-//! A UDP relay a test puts between the appliance and the hub, to drop, delay or cut the
-//! QUIC link's datagrams at will (the link itself stays untouched and unaware).
+//! A UDP relay put between an appliance and the hub to drop, delay or cut the link's
+//! datagrams at will, the link itself untouched and unaware: the fault-injection path of the
+//! partition and crash tests, and of a technician's drill before a site goes live.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -53,6 +54,7 @@ impl UdpRelay {
                     },
                     received = back.recv(&mut down) => match received {
                         Ok(n) => (down[..n].to_vec(), false),
+                        // The hub's port is closed while it restarts: ICMP errors are normal.
                         Err(_) => continue,
                     },
                 };
