@@ -36,24 +36,9 @@ fn notice(announcement_id: u64, version: u64, title: &str, expires_at: Option<i6
     })
 }
 
-/// A µ-law WAV of `n` samples of `byte` (format 7, 8 kHz mono).
+/// A µ-law WAV of `n` samples of `byte`: recognisable on the wire, unchanged by the codec.
 fn ulaw_wav(byte: u8, n: usize) -> Vec<u8> {
-    let mut wav = b"RIFF".to_vec();
-    wav.extend_from_slice(&(4 + 26 + 8 + n as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&18u32.to_le_bytes());
-    for value in [7u16, 1] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    for value in [1u16, 8, 0] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(n as u32).to_le_bytes());
-    wav.extend(std::iter::repeat_n(byte, n));
-    wav
+    hardware::ulaw_wav(&vec![byte; n])
 }
 
 fn apply(store: &Store, first_seq: u64, events: Vec<DownEvent>) {

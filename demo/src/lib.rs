@@ -299,10 +299,15 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     }
 
     let batch_id = wait_for_batch(&site_api, Duration::from_secs(60)).await?;
+    let hold_music = wait_for_hold_music(&site_api, Duration::from_secs(20)).await;
+    if hold_music.is_none() {
+        tracing::warn!("the demo hold music has not reached the site; waiting callers hear the box's tone");
+    }
     site_api
         .post::<Value>(
             &format!("/api/tasks/{batch_id}/start"),
-            &json!({"ratio": config.ratio, "max_concurrency": config.max_concurrency, "ring_seconds": 30}),
+            &json!({"ratio": config.ratio, "max_concurrency": config.max_concurrency, "ring_seconds": 30,
+                    "dial_mode": "predictive", "hold_music": hold_music}),
         )
         .await
         .context("starting the demo task")?;
@@ -360,7 +365,40 @@ async fn seed_hq(
         &json!({"name": "演示批次", "priority": 50, "site_ids": [site_id]}),
     )
     .await?;
+
+    // The voice library's hold music and a notice for the site's staff.
+    hq.upload_bytes::<Value>(
+        "/api/voice-files",
+        "chime.wav",
+        "audio/wav",
+        setup::demo_hold_music(),
+        &[("name", DEMO_HOLD_MUSIC), ("kind", "hold_music")],
+    )
+    .await
+    .context("uploading the demo hold music")?;
+    hq.post::<Value>(
+        "/api/announcements",
+        &json!({"title": "演示公告：本周套餐升级活动", "body": "5G畅享套餐升级本周末截止，请优先拨打意向客户。"}),
+    )
+    .await?;
     Ok(())
+}
+
+/// The name of the hold music the demo uploads to HQ's voice library and its task plays.
+const DEMO_HOLD_MUSIC: &str = "演示等待音乐";
+
+/// The demo hold music's id at the site once its bytes have arrived, if they do in `limit`.
+async fn wait_for_hold_music(site: &Api, limit: Duration) -> Option<u64> {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(files) = site.get::<Vec<Value>>("/api/voice-files").await
+            && let Some(file) = files.iter().find(|file| file["name"] == DEMO_HOLD_MUSIC && file["held"] == json!(true))
+        {
+            return file["voice_id"].as_u64();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
 }
 
 async fn wait_for_batch(site: &Api, limit: Duration) -> anyhow::Result<u64> {

@@ -72,10 +72,32 @@ impl Api {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
+        self.upload_bytes(
+            path,
+            &name,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            bytes,
+            &[],
+        )
+        .await
+    }
+
+    /// A multipart POST of `bytes` as the field `file`, with text `fields` beside it.
+    pub async fn upload_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        file_name: &str,
+        mime: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> anyhow::Result<T> {
         let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name(name)
-            .mime_str("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")?;
-        let form = reqwest::multipart::Form::new().part("file", part);
+            .file_name(file_name.to_string())
+            .mime_str(mime)?;
+        let mut form = reqwest::multipart::Form::new().part("file", part);
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -84,6 +106,26 @@ impl Api {
             .await?;
         decode(path, response).await
     }
+}
+
+/// The demo's hold music: a soft four-note chime (C5 E5 G5 E5, each fading out), then a
+/// rest, twelve seconds in all, as a µ-law WAV the voice library takes.
+pub fn demo_hold_music() -> Vec<u8> {
+    let notes = [523.25f64, 659.25, 783.99, 659.25];
+    let mut samples = Vec::with_capacity(12 * 8000);
+    for round in 0..2 {
+        for (idx, hz) in notes.iter().enumerate() {
+            let octave = if round == 1 && idx == 3 { 0.5 } else { 1.0 };
+            for n in 0..6000 {
+                let t = n as f64 / 8000.0;
+                let envelope = (-3.0 * t).exp();
+                samples.push((2600.0 * envelope * (std::f64::consts::TAU * hz * octave * t).sin()) as i16);
+            }
+        }
+        samples.extend(std::iter::repeat_n(0i16, 24_000));
+    }
+    let encoded: Vec<u8> = samples.iter().map(|sample| hardware::g711::linear_to_ulaw(*sample)).collect();
+    hardware::ulaw_wav(&encoded)
 }
 
 async fn decode<T: DeserializeOwned>(path: &str, response: reqwest::Response) -> anyhow::Result<T> {

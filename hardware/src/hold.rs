@@ -45,6 +45,30 @@ impl HoldAudio {
     }
 }
 
+/// A WAV file of G.711 µ-law samples (format 7, 8 kHz mono): the format the voice library
+/// keeps and the box plays without converting. `encoded` is µ-law already (see
+/// [`crate::g711::linear_to_ulaw`]).
+pub fn ulaw_wav(encoded: &[u8]) -> Vec<u8> {
+    let data_len = u32::try_from(encoded.len()).unwrap_or(u32::MAX);
+    let mut wav = Vec::with_capacity(46 + encoded.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(4 + 26 + 8 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&18u32.to_le_bytes());
+    for value in [7u16, 1] {
+        wav.extend_from_slice(&value.to_le_bytes());
+    }
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    for value in [1u16, 8, 0] {
+        wav.extend_from_slice(&value.to_le_bytes());
+    }
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav.extend_from_slice(&encoded[..data_len as usize]);
+    wav
+}
+
 /// Decoded hold audio, at least one packet long.
 pub(crate) fn load(path: Option<&Path>) -> Vec<i16> {
     if let Some(path) = path {
@@ -137,18 +161,7 @@ mod tests {
 
     #[test]
     fn reads_a_ulaw_wav_and_falls_back_to_the_tone() {
-        let mut wav = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
-        wav.extend_from_slice(&18u32.to_le_bytes());
-        wav.extend_from_slice(&7u16.to_le_bytes());
-        wav.extend_from_slice(&1u16.to_le_bytes());
-        wav.extend_from_slice(&8000u32.to_le_bytes());
-        wav.extend_from_slice(&8000u32.to_le_bytes());
-        wav.extend_from_slice(&1u16.to_le_bytes());
-        wav.extend_from_slice(&8u16.to_le_bytes());
-        wav.extend_from_slice(&0u16.to_le_bytes());
-        wav.extend_from_slice(b"data");
-        wav.extend_from_slice(&320u32.to_le_bytes());
-        wav.extend_from_slice(&[0x00u8; 320]);
+        let wav = ulaw_wav(&[0x00u8; 320]);
         let samples = decode_wav(&wav).expect("µ-law wav");
         assert_eq!(samples.len(), 320);
         assert!(samples.iter().all(|sample| *sample == -32124));

@@ -38,7 +38,7 @@ mod driver;
 pub mod fxo;
 pub mod g711;
 mod hold;
-pub use hold::{HoldAudio, HoldAudioError};
+pub use hold::{HoldAudio, HoldAudioError, ulaw_wav};
 mod media;
 mod recording;
 mod tcp;

@@ -524,24 +524,9 @@ async fn one_attempt_per_number_at_a_time() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A µ-law WAV (format 7, 8 kHz mono) of `n` copies of `byte`, as the voice library stores it.
+/// A µ-law WAV of `n` samples of `byte`: recognisable on the wire, unchanged by the codec.
 fn ulaw_wav(byte: u8, n: usize) -> Vec<u8> {
-    let mut wav = b"RIFF".to_vec();
-    wav.extend_from_slice(&(4 + 26 + 8 + n as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&18u32.to_le_bytes());
-    for value in [7u16, 1] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    for value in [1u16, 8, 0] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(n as u32).to_le_bytes());
-    wav.extend(std::iter::repeat_n(byte, n));
-    wav
+    hardware::ulaw_wav(&vec![byte; n])
 }
 
 #[tokio::test]

@@ -46,12 +46,7 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     let site = start_site(carrier_port, 41, 3).await?;
     let url = site.url.clone();
     // HQ's voice library and a notice, as the link brings them: the entries, then the bytes.
-    let music = {
-        let mut wav = b"RIFF\xa6\x0c\0\0WAVEfmt \x12\0\0\0\x07\0\x01\0\x40\x1f\0\0\x40\x1f\0\0\x01\0\x08\0\0\0data".to_vec();
-        wav.extend_from_slice(&3200u32.to_le_bytes());
-        wav.extend(std::iter::repeat_n(0x55u8, 3200));
-        wav
-    };
+    let music = hardware::ulaw_wav(&[0x55; 3200]);
     let sha: [u8; 32] = {
         use sha2::Digest as _;
         sha2::Sha256::digest(&music).into()

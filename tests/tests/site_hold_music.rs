@@ -13,24 +13,9 @@ use serde_json::{Value, json};
 use tests::{Sipp, free_udp_port, wait_for_some};
 use tokio_util::sync::CancellationToken;
 
-/// A µ-law WAV (format 7, 8 kHz mono) of `n` samples of `byte`: recognisable on the wire.
+/// A µ-law WAV of `n` samples of `byte`: recognisable on the wire, unchanged by the codec.
 fn ulaw_wav(byte: u8, n: usize) -> Vec<u8> {
-    let mut wav = b"RIFF".to_vec();
-    wav.extend_from_slice(&(4 + 26 + 8 + n as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&18u32.to_le_bytes());
-    for value in [7u16, 1] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    for value in [1u16, 8, 0] {
-        wav.extend_from_slice(&value.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(n as u32).to_le_bytes());
-    wav.extend(std::iter::repeat_n(byte, n));
-    wav
+    hardware::ulaw_wav(&vec![byte; n])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
