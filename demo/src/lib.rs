@@ -330,41 +330,11 @@ async fn seed_hq(
     site_dir: &Path,
     hub_sync: SocketAddr,
 ) -> anyhow::Result<()> {
-    let site: Value = hq
-        .post("/api/sites", &json!({"name": "福州演示职场"}))
-        .await?;
-    let site_id = site["id"].as_u64().context("site id missing")?;
-    let code: Value = hq
-        .post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({}))
-        .await?;
-    let code = code["code"]
-        .as_str()
-        .context("enrollment code missing")?
-        .to_string();
-    appliance::enroll(site_dir, &hub_sync.to_string(), &code)
+    let site_id = setup::enroll_site(hq, "福州演示职场", site_dir, hub_sync)
         .await
         .context("enrolling the demo appliance")?;
-
-    let category: Value = hq
-        .post("/api/categories", &json!({"name": "套餐类"}))
-        .await?;
-    let category_id = category["id"].as_u64().context("category id missing")?;
-    let project: Value = hq
-        .post("/api/projects", &setup::demo_project(category_id))
-        .await?;
-    let project_id = project["id"].as_u64().context("project id missing")?;
-
     let sheet = config.data_dir.join("演示外呼名单.xlsx");
-    setup::write_demo_sheet(&sheet, config.n_rows)?;
-    let import: Value = hq
-        .upload(&format!("/api/projects/{project_id}/files"), &sheet)
-        .await?;
-    let file_id = import["file_id"].as_u64().context("file id missing")?;
-    hq.post::<Value>(
-        &format!("/api/files/{file_id}/dispatch"),
-        &json!({"name": "演示批次", "priority": 50, "site_ids": [site_id]}),
-    )
-    .await?;
+    setup::dispatch_demo_list(hq, "套餐类", &sheet, config.n_rows, "演示批次", site_id).await?;
 
     // The voice library's hold music and a notice for the site's staff.
     hq.upload_bytes::<Value>(

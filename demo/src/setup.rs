@@ -4,6 +4,7 @@
 //! same path a person's browser takes, and a rerun on the same data directory finds what
 //! the first run created instead of creating it twice.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -188,4 +189,67 @@ pub fn write_demo_sheet(path: &Path, n_rows: u32) -> anyhow::Result<()> {
         .save(path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// HQ's console creates the site `name` and its one-time code, and the box at `site_dir`
+/// enrolls with it at `hub_sync` (the hub's sync address, or a path to it); the site's id.
+pub async fn enroll_site(hq: &Api, name: &str, site_dir: &Path, hub_sync: SocketAddr) -> anyhow::Result<u64> {
+    let site: Value = hq.post("/api/sites", &json!({"name": name})).await?;
+    let site_id = site["id"].as_u64().context("the new site has no id")?;
+    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
+    let code = code["code"].as_str().context("no enrollment code in the answer")?;
+    appliance::enroll(site_dir, &hub_sync.to_string(), code).await.context("enrolling the box")?;
+    Ok(site_id)
+}
+
+/// HQ's day one for a site: a category `category`, the demo project in it, a call list of
+/// `n_rows` written to `sheet` and imported (every row must be good), dispatched to
+/// `site_id` as a shared batch named `batch`.
+pub async fn dispatch_demo_list(
+    hq: &Api,
+    category: &str,
+    sheet: &Path,
+    n_rows: u32,
+    batch: &str,
+    site_id: u64,
+) -> anyhow::Result<()> {
+    let category: Value = hq.post("/api/categories", &json!({"name": category})).await?;
+    let category_id = category["id"].as_u64().context("the category has no id")?;
+    let project: Value = hq.post("/api/projects", &demo_project(category_id)).await?;
+    let project_id = project["id"].as_u64().context("the project has no id")?;
+    write_demo_sheet(sheet, n_rows)?;
+    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), sheet).await?;
+    if import["n_good"] != json!(n_rows) {
+        bail!("the demo list should import whole: {import}");
+    }
+    let file_id = import["file_id"].as_u64().context("the import has no file id")?;
+    hq.post::<Value>(
+        &format!("/api/files/{file_id}/dispatch"),
+        &json!({"name": batch, "priority": 50, "site_ids": [site_id]}),
+    )
+    .await?;
+    Ok(())
+}
+
+/// An appliance on loopback (ephemeral web, SIP and RTP ports) with one trunk of `channels`
+/// lines toward a carrier at `carrier`.
+pub fn loopback_appliance(site_dir: &Path, carrier: SocketAddr, channels: u32) -> appliance::ApplianceConfig {
+    let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    appliance::ApplianceConfig {
+        data_dir: site_dir.to_path_buf(),
+        http_bind: SocketAddr::new(localhost, 0),
+        sip_bind: SocketAddr::new(localhost, 0),
+        public_ip: localhost,
+        rtp_ports: (0, 0),
+        trunks: vec![hardware::TrunkConfig {
+            name: "carrier".into(),
+            address: carrier,
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels,
+        }],
+        hold_audio: None,
+        telephony: Default::default(),
+    }
 }

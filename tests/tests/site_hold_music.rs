@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use demo::setup::{Api, demo_project, write_demo_sheet};
+use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
 use serde_json::{Value, json};
 use tests::{Sipp, free_udp_port, wait_for_some};
 use tokio_util::sync::CancellationToken;
@@ -42,20 +42,8 @@ async fn hq_hold_music_plays_to_a_waiting_customer_and_hq_notices_show_at_the_si
     .await?;
     let hub_url = format!("http://{}", hub.http_addr);
     let hq = Api::login(&hub_url, "admin", &hq_password).await?;
-    let site: Value = hq.post("/api/sites", &json!({"name": "等待音乐职场"})).await?;
-    let site_id = site["id"].as_u64().context("site id")?;
-    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
-    appliance::enroll(&site_dir, &hub.sync_addr.to_string(), code["code"].as_str().context("code")?).await?;
-
-    let category: Value = hq.post("/api/categories", &json!({"name": "宽带类"})).await?;
-    let project: Value = hq.post("/api/projects", &demo_project(category["id"].as_u64().context("category")?)).await?;
-    let project_id = project["id"].as_u64().context("project id")?;
-    let sheet = dir.path().join("名单.xlsx");
-    write_demo_sheet(&sheet, 1)?;
-    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
-    let file_id = import["file_id"].as_u64().context("file id")?;
-    hq.post::<Value>(&format!("/api/files/{file_id}/dispatch"), &json!({"name": "等待音乐批次", "priority": 50, "site_ids": [site_id]}))
-        .await?;
+    let site_id = enroll_site(&hq, "等待音乐职场", &site_dir, hub.sync_addr).await?;
+    dispatch_demo_list(&hq, "宽带类", &dir.path().join("名单.xlsx"), 1, "等待音乐批次", site_id).await?;
 
     // HQ's voice library and a notice, through the same API the console pages use.
     let hq_client = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build()?;
@@ -73,23 +61,7 @@ async fn hq_hold_music_plays_to_a_waiting_customer_and_hq_notices_show_at_the_si
     let carrier_port = free_udp_port();
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let appliance = appliance::start(
-        appliance::ApplianceConfig {
-            data_dir: site_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sip_bind: SocketAddr::new(localhost, 0),
-            public_ip: localhost,
-            rtp_ports: (0, 0),
-            trunks: vec![hardware::TrunkConfig {
-                name: "carrier".into(),
-                address: SocketAddr::new(localhost, carrier_port),
-                domain: "127.0.0.1".into(),
-                username: None,
-                password: None,
-                channels: 2,
-            }],
-            hold_audio: None,
-            telephony: Default::default(),
-        },
+        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
         shutdown.clone(),
     )
     .await?;

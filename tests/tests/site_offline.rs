@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use demo::setup::{Api, demo_project, write_demo_sheet};
+use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
 use sync_protocol::UpEvent;
@@ -66,45 +66,13 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
 
     // The box knows HQ only by the relay's address: cutting the relay is cutting the cable.
     let relay = UdpRelay::start(hub.sync_addr).await?;
-    let site: Value = hq.post("/api/sites", &json!({"name": "断网职场"})).await?;
-    let site_id = site["id"].as_u64().context("site id")?;
-    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
-    appliance::enroll(&site_dir, &relay.addr.to_string(), code["code"].as_str().context("code")?).await?;
-
-    let category: Value = hq.post("/api/categories", &json!({"name": "流量类"})).await?;
-    let project: Value = hq.post("/api/projects", &demo_project(category["id"].as_u64().context("category")?)).await?;
-    let project_id = project["id"].as_u64().context("project id")?;
-    let sheet = dir.path().join("断网名单.xlsx");
-    write_demo_sheet(&sheet, CALLS as u32)?;
-    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
-    ensure!(import["n_good"] == json!(CALLS), "import report: {import}");
-    let file_id = import["file_id"].as_u64().context("file id")?;
-    hq.post::<Value>(
-        &format!("/api/files/{file_id}/dispatch"),
-        &json!({"name": "断网批次", "priority": 50, "site_ids": [site_id]}),
-    )
-    .await?;
+    let site_id = enroll_site(&hq, "断网职场", &site_dir, relay.addr).await?;
+    dispatch_demo_list(&hq, "流量类", &dir.path().join("断网名单.xlsx"), CALLS as u32, "断网批次", site_id).await?;
 
     let carrier_port = free_udp_port();
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let appliance = appliance::start(
-        appliance::ApplianceConfig {
-            data_dir: site_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sip_bind: SocketAddr::new(localhost, 0),
-            public_ip: localhost,
-            rtp_ports: (0, 0),
-            trunks: vec![hardware::TrunkConfig {
-                name: "carrier".into(),
-                address: SocketAddr::new(localhost, carrier_port),
-                domain: "127.0.0.1".into(),
-                username: None,
-                password: None,
-                channels: 2,
-            }],
-            hold_audio: None,
-            telephony: Default::default(),
-        },
+        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
         shutdown.clone(),
     )
     .await?;

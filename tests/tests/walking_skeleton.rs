@@ -17,8 +17,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
-use demo::setup::{Api, demo_project, write_demo_sheet};
+use anyhow::Context;
+use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
 use serde_json::{Value, json};
 use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
@@ -67,48 +67,15 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
     let hub_url = format!("http://{}", hub.http_addr);
     let hq = Api::login(&hub_url, "admin", &hq_password).await?;
 
-    // HQ: a site and its one-time code; the box enrolls with it.
-    let site: Value = hq.post("/api/sites", &json!({"name": "测试职场"})).await?;
-    let site_id = site["id"].as_u64().context("site id")?;
-    let code: Value = hq.post(&format!("/api/sites/{site_id}/enrollment-code"), &json!({})).await?;
-    let code = code["code"].as_str().context("code")?;
-    appliance::enroll(&site_dir, &hub.sync_addr.to_string(), code).await?;
-
-    // HQ: category, sub-project with two customer fields and a single-choice record field,
-    // a one-row call list, dispatched as a shared batch.
-    let category: Value = hq.post("/api/categories", &json!({"name": "套餐类"})).await?;
-    let project: Value = hq.post("/api/projects", &demo_project(category["id"].as_u64().context("category")?)).await?;
-    let project_id = project["id"].as_u64().context("project id")?;
-    let sheet = dir.path().join("名单.xlsx");
-    write_demo_sheet(&sheet, 1)?;
-    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
-    ensure!(import["n_good"] == json!(1), "import report: {import}");
-    let file_id = import["file_id"].as_u64().context("file id")?;
-    hq.post::<Value>(
-        &format!("/api/files/{file_id}/dispatch"),
-        &json!({"name": "端到端批次", "priority": 50, "site_ids": [site_id]}),
-    )
-    .await?;
+    // HQ: a site and its one-time code; the box enrolls with it. Then a category, a
+    // sub-project with two customer fields and a single-choice record field, and a one-row
+    // call list, dispatched as a shared batch.
+    let site_id = enroll_site(&hq, "测试职场", &site_dir, hub.sync_addr).await?;
+    dispatch_demo_list(&hq, "套餐类", &dir.path().join("名单.xlsx"), 1, "端到端批次", site_id).await?;
 
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let site = appliance::start(
-        appliance::ApplianceConfig {
-            data_dir: site_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sip_bind: SocketAddr::new(localhost, 0),
-            public_ip: localhost,
-            rtp_ports: (0, 0),
-            trunks: vec![hardware::TrunkConfig {
-                name: "carrier".into(),
-                address: SocketAddr::new(localhost, carrier_port),
-                domain: "127.0.0.1".into(),
-                username: None,
-                password: None,
-                channels: 4,
-            }],
-            hold_audio: None,
-            telephony: Default::default(),
-        },
+        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 4),
         shutdown.clone(),
     )
     .await?;
