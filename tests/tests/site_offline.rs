@@ -8,6 +8,8 @@
 //! attempt, record and callback exactly once (checked in HQ's own SQLite file), its console
 //! shows the figures, and the site's outbox drains.
 
+mod site_support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -101,30 +103,8 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
 
     // The day goes on: the agent's phone registers, the agent goes 可回接, the admin starts
     // the task, the carrier answers every call, the agent saves every record.
-    let answer_port = free_udp_port();
-    let phone = Sipp::scenario("agent_answer.xml")
-        .local_port(answer_port)
-        .calls(CALLS as u32)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
-        .timeout(Duration::from_secs(120))
-        .spawn()?;
-    Sipp::scenario("agent_register.xml")
-        .local_port(free_udp_port())
-        .remote(appliance.sip_addr)
-        .service(EXTENSION)
-        .auth(EXTENSION, SIP_PASSWORD)
-        .arg("-key")
-        .arg("contact_port")
-        .arg(answer_port.to_string())
-        .calls(1)
-        .timeout(Duration::from_secs(15))
-        .spawn()?
-        .wait(Duration::from_secs(20))
+    let phone = site_support::agent_phone_for(appliance.sip_addr, EXTENSION, SIP_PASSWORD, CALLS as u32)
         .await
-        .ensure_success()
         .context("the SIPp phone registers while HQ is unreachable")?;
     let carrier = Sipp::scenario("carrier_answer.xml")
         .local_port(carrier_port)

@@ -13,6 +13,8 @@
 //! Then bad input at each edge (a corrupted `.xlsx`, a certificate from another CA, garbage
 //! on the SIP port) gets a clear error and leaves the running system and its data intact.
 
+mod site_support;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -93,37 +95,6 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
     Ok(Running { hub, site, hq, site_admin, site_url, shutdown, dir })
 }
 
-/// Registers SIPp as the agent's phone: one process answers on `answer_port`, another
-/// registers that contact with digest auth.
-async fn register_sipp_phone(site_sip: SocketAddr) -> anyhow::Result<Sipp> {
-    let answer_port = free_udp_port();
-    let phone = Sipp::scenario("agent_answer.xml")
-        .local_port(answer_port)
-        .calls(1)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
-        .timeout(Duration::from_secs(90))
-        .spawn()?;
-    Sipp::scenario("agent_register.xml")
-        .local_port(free_udp_port())
-        .remote(site_sip)
-        .service(EXTENSION)
-        .auth(EXTENSION, SIP_PASSWORD)
-        .arg("-key")
-        .arg("contact_port")
-        .arg(answer_port.to_string())
-        .calls(1)
-        .timeout(Duration::from_secs(15))
-        .spawn()?
-        .wait(Duration::from_secs(20))
-        .await
-        .ensure_success()
-        .context("the SIPp phone registers as extension 8001")?;
-    Ok(phone)
-}
-
 async fn browser_login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
     browser.goto(&format!("{url}/login")).await?;
     browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys(username).await?;
@@ -145,7 +116,7 @@ async fn browser_login(browser: &Browser, url: &str, username: &str, password: &
 async fn a_number_travels_from_the_hq_sheet_to_the_agent_and_back() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
     let running = start_everything(carrier_port).await?;
-    let phone = register_sipp_phone(running.site.sip_addr).await?;
+    let phone = site_support::agent_phone_for(running.site.sip_addr, EXTENSION, SIP_PASSWORD, 1).await?;
     let carrier = Sipp::scenario("carrier_answer.xml")
         .local_port(carrier_port)
         .calls(1)
@@ -302,7 +273,7 @@ async fn bad_input_at_every_edge_is_refused_and_nothing_is_lost() -> anyhow::Res
     for garbage in [&b"\x00\x01\x02garbage"[..], b"INVITE\r\n\r\n", b"SIP/2.0 999\r\nVia: ;;;\r\n\r\n"] {
         socket.send_to(garbage, running.site.sip_addr).await?;
     }
-    let phone = register_sipp_phone(running.site.sip_addr).await?;
+    let phone = site_support::agent_phone_for(running.site.sip_addr, EXTENSION, SIP_PASSWORD, 1).await?;
     drop(phone);
     let tasks_after: Vec<Value> = running.site_admin.get("/api/tasks").await?;
     assert_eq!(tasks_after, tasks_before, "the site's data is intact");
