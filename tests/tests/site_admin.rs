@@ -129,6 +129,9 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     wait_until(Duration::from_secs(5), || async { site.appliance.store.works_task(41, 3).is_ok_and(|works| !works) })
         .await
         .context("only agent1 works the task")?;
+    // The form reloads the page once saved; load it afresh rather than race that reload (an
+    // element found on the old page goes stale under the test's hands).
+    browser.goto(&format!("{url}/admin/tasks/41")).await?;
     browser.wait_for("#task-agents input[value='2']:checked", Duration::from_secs(5)).await?;
     let form = "#task-params form";
     fill_and_submit(&browser, form, &[("caller", "02150001111"), ("ratio", "2"), ("max_concurrency", "5")]).await?;
