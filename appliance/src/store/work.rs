@@ -325,63 +325,40 @@ fn task_agents_in(conn: &Connection, batch_id: u64) -> Result<Vec<u64>, DbError>
 }
 
 fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSettings>, DbError> {
-    type Row = (Option<u64>, String, String, u32, u32, String, String, String, f64, Option<u64>);
-    let found: Option<Row> = conn
+    // The stored dial mode is read as text and settled below, where HQ's binding wins.
+    let found: Option<(Option<u64>, String, TaskExtras)> = conn
         .query_row(
             "SELECT project_id, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode,
                     pacing, abandon_cap, hold_music
              FROM batches WHERE batch_id = ?1",
             [batch_id],
             |row| {
-                let text = |idx: usize| row.get::<_, String>(idx);
-                Ok((
-                    row.get(0)?,
-                    text(1)?,
-                    text(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    text(5)?,
-                    text(6)?,
-                    text(7)?,
-                    row.get(8)?,
-                    row.get(9)?,
-                ))
+                let extras = TaskExtras {
+                    dial_mode: SiteDialMode::Predictive,
+                    caller: row.get(2)?,
+                    cool_down: row.get(3)?,
+                    queue_timeout: row.get(4)?,
+                    routing: row.get(5)?,
+                    answer_mode: row.get(6)?,
+                    pacing: row.get(7)?,
+                    abandon_cap_percent: row.get(8)?,
+                    hold_music: row.get(9)?,
+                };
+                Ok((row.get(0)?, row.get(1)?, extras))
             },
         )
         .optional()?;
-    let Some((
-        project_id,
-        dial_mode,
-        caller,
-        cool_down,
-        queue_timeout,
-        routing,
-        answer_mode,
-        pacing,
-        abandon_cap_percent,
-        hold_music,
-    )) = found
-    else {
+    let Some((project_id, stored_mode, mut extras)) = found else {
         return Ok(None);
     };
     let def = load_project(conn, project_id.unwrap_or_default())?;
-    let dial_mode = hq_dial_mode(def.as_ref())
-        .or_else(|| SiteDialMode::parse(&dial_mode))
+    extras.dial_mode = hq_dial_mode(def.as_ref())
+        .or_else(|| SiteDialMode::parse(&stored_mode))
         .unwrap_or(SiteDialMode::Predictive);
     Ok(Some(TaskSettings {
         batch_id,
         project_id,
-        extras: TaskExtras {
-            dial_mode,
-            caller,
-            cool_down,
-            queue_timeout,
-            routing,
-            answer_mode,
-            pacing,
-            abandon_cap_percent,
-            hold_music,
-        },
+        extras,
         bound: bound_of(def.as_ref()),
         agents: task_agents_in(conn, batch_id)?,
     }))
