@@ -12,7 +12,6 @@
 //! The hub runs in-process on 127.0.0.1:0; set-up that is not the flow under test (sites,
 //! participating sites, accounts) goes through the JSON API, as a script of HQ's would.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,15 +44,8 @@ impl RunningHub {
         let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("hub");
-        let password = hq_hub::init_admin(&data_dir, "admin")?;
         let shutdown = CancellationToken::new();
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let config = hq_hub::HubConfig {
-            data_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sync_bind: SocketAddr::new(localhost, 0),
-        };
-        let hub = tokio::time::timeout(WAIT, hq_hub::start(config, shutdown.clone())).await??;
+        let (hub, password) = tests::start_hub(&data_dir, shutdown.clone()).await?;
         let url = format!("http://{}", hub.http_addr);
         Ok(RunningHub { hub: Some(hub), url, password, shutdown, dir })
     }

@@ -10,7 +10,6 @@
 //! - `task_list_fits_a_1280_px_window`: the batches page with a dispatched batch has no
 //!   horizontal scroll at 1280×800 (screenshot `hub-batches-1280.png`).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -42,12 +41,8 @@ impl RunningHub {
         let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
         let dir = tempfile::tempdir()?;
         let data_dir = dir.path().join("hub");
-        let password = hq_hub::init_admin(&data_dir, "admin")?;
         let shutdown = CancellationToken::new();
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let config =
-            hq_hub::HubConfig { data_dir, http_bind: SocketAddr::new(localhost, 0), sync_bind: SocketAddr::new(localhost, 0) };
-        let hub = tokio::time::timeout(WAIT, hq_hub::start(config, shutdown.clone())).await??;
+        let (hub, password) = tests::start_hub(&data_dir, shutdown.clone()).await?;
         let url = format!("http://{}", hub.http_addr);
         Ok(RunningHub { hub: Some(hub), url, password, shutdown, _dir: dir })
     }

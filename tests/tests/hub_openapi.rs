@@ -7,7 +7,6 @@
 //! The run is bounded: few examples per operation, a timeout per request and for the whole
 //! run, and `/api/logout` is left out (it would end the session the run uses).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -82,15 +81,8 @@ fn call_list() -> anyhow::Result<Vec<u8>> {
 async fn schemathesis_finds_no_server_error() -> anyhow::Result<()> {
     let exe = schemathesis().await?;
     let dir = tempfile::tempdir()?;
-    let password = hq_hub::init_admin(dir.path(), "admin")?;
     let shutdown = CancellationToken::new();
-    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let config = hq_hub::HubConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sync_bind: SocketAddr::new(localhost, 0),
-    };
-    let hub = tokio::time::timeout(Duration::from_secs(30), hq_hub::start(config, shutdown.clone())).await??;
+    let (hub, password) = tests::start_hub(dir.path(), shutdown.clone()).await?;
     let base = format!("http://{}", hub.http_addr);
 
     // Log in (the cookie goes to schemathesis) and give ids 1 something to point at.

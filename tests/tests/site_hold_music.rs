@@ -30,16 +30,7 @@ async fn hq_hold_music_plays_to_a_waiting_customer_and_hq_notices_show_at_the_si
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
 
-    let hq_password = hq_hub::init_admin(&hub_dir, "admin")?;
-    let hub = hq_hub::start(
-        hq_hub::HubConfig {
-            data_dir: hub_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sync_bind: SocketAddr::new(localhost, 0),
-        },
-        shutdown.clone(),
-    )
-    .await?;
+    let (hub, hq_password) = tests::start_hub(&hub_dir, shutdown.clone()).await?;
     let hub_url = format!("http://{}", hub.http_addr);
     let hq = Api::login(&hub_url, "admin", &hq_password).await?;
     let site_id = enroll_site(&hq, "等待音乐职场", &site_dir, hub.sync_addr).await?;

@@ -54,16 +54,7 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
 
-    let hq_password = hq_hub::init_admin(&hub_dir, "admin")?;
-    let hub = hq_hub::start(
-        hq_hub::HubConfig {
-            data_dir: hub_dir.clone(),
-            http_bind: SocketAddr::new(localhost, 0),
-            sync_bind: SocketAddr::new(localhost, 0),
-        },
-        shutdown.clone(),
-    )
-    .await?;
+    let (hub, hq_password) = tests::start_hub(&hub_dir, shutdown.clone()).await?;
     let hq = Api::login(&format!("http://{}", hub.http_addr), "admin", &hq_password).await?;
 
     // The box knows HQ only by the relay's address: cutting the relay is cutting the cable.

@@ -56,16 +56,7 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let shutdown = CancellationToken::new();
 
-    let hq_password = hq_hub::init_admin(&hub_dir, "admin")?;
-    let hub = hq_hub::start(
-        hq_hub::HubConfig {
-            data_dir: hub_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sync_bind: SocketAddr::new(localhost, 0),
-        },
-        shutdown.clone(),
-    )
-    .await?;
+    let (hub, hq_password) = tests::start_hub(&hub_dir, shutdown.clone()).await?;
     let hub_url = format!("http://{}", hub.http_addr);
     let hq = Api::login(&hub_url, "admin", &hq_password).await?;
 
@@ -286,16 +277,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let shutdown = CancellationToken::new();
     let stranger_dir = dir.join("stranger-hub");
-    let password = hq_hub::init_admin(&stranger_dir, "admin")?;
-    let stranger = hq_hub::start(
-        hq_hub::HubConfig {
-            data_dir: stranger_dir,
-            http_bind: SocketAddr::new(localhost, 0),
-            sync_bind: SocketAddr::new(localhost, 0),
-        },
-        shutdown.clone(),
-    )
-    .await?;
+    let (stranger, password) = tests::start_hub(&stranger_dir, shutdown.clone()).await?;
     let api = Api::login(&format!("http://{}", stranger.http_addr), "admin", &password).await?;
     let site: Value = api.post("/api/sites", &json!({"name": "陌生职场"})).await?;
     let code: Value = api.post(&format!("/api/sites/{}/enrollment-code", site["id"]), &json!({})).await?;
