@@ -11,7 +11,7 @@
 //!   final statistics screen).
 //! - [`Browser`]: chromedriver plus headless Debian Chromium through fantoccini, with
 //!   [`Browser::goto`], [`Browser::wait_for`] and [`Browser::screenshot`].
-//! - [`start_hub`]: a real hub on loopback with its first admin.
+//! - [`start_hub`], [`RunningHub`]: a real hub on loopback with its first admin.
 //! - [`UdpRelay`]: a UDP path between the appliance and the hub that drops, delays or cuts.
 //! - [`wait_until`], [`wait_for_some`]: poll an async condition until it holds or time runs out.
 //! - [`screenshot_dir`]: where scenario screenshots go.
@@ -23,7 +23,7 @@ mod sipp;
 mod wait;
 
 pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
-pub use hub::start_hub;
+pub use hub::{RunningHub, start_hub};
 pub use ports::{free_tcp_port, free_udp_port};
 pub use sync_link::relay::UdpRelay;
 pub use sipp::{SIPP, Sipp, SippBuilder, SippResult, sipp_scenario_dir};

@@ -18,46 +18,10 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use tests::{Browser, wait_for_some, wait_until};
-use tokio_util::sync::CancellationToken;
+use tests::{Browser, RunningHub, wait_for_some, wait_until};
 
 /// Generous for a cold, shared 2-core machine; every wait is bounded by it.
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A hub on a temporary data directory, stopped when dropped.
-struct RunningHub {
-    hub: Option<hq_hub::Hub>,
-    url: String,
-    password: String,
-    shutdown: CancellationToken,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for RunningHub {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl RunningHub {
-    async fn start() -> anyhow::Result<RunningHub> {
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
-        let dir = tempfile::tempdir()?;
-        let data_dir = dir.path().join("hub");
-        let shutdown = CancellationToken::new();
-        let (hub, password) = tests::start_hub(&data_dir, shutdown.clone()).await?;
-        let url = format!("http://{}", hub.http_addr);
-        Ok(RunningHub { hub: Some(hub), url, password, shutdown, dir })
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(WAIT, hub.wait()).await.context("the hub stops")?;
-        }
-        Ok(())
-    }
-}
 
 /// A JSON API client with the session cookie (GET, POST and PUT).
 struct Api {

@@ -15,76 +15,36 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use sync_protocol::{Announcement, DownEvent, VoiceFile, VoiceKind};
-use tests::{Browser, wait_for_some, wait_until};
-use tokio_util::sync::CancellationToken;
+use tests::{Browser, RunningHub, wait_for_some, wait_until};
 
 /// Generous for a cold, shared 2-core machine; every wait is bounded by it.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A hub on a temporary data directory, stopped when dropped.
-struct RunningHub {
-    hub: Option<hq_hub::Hub>,
-    url: String,
-    password: String,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+/// Creates a site and enrolls it over the sync link, as a technician's box does.
+async fn enrolled_site(hub: &RunningHub, api: &Api, name: &str, identity_dir: &std::path::Path) -> anyhow::Result<i64> {
+    let site = api.post("/api/sites", json!({ "name": name })).await?;
+    let id = site["id"].as_i64().context("site id")?;
+    let code = api.post(&format!("/api/sites/{id}/enrollment-code"), json!({})).await?;
+    let code = code["code"].as_str().context("enrollment code")?.to_string();
+    let addr = hub.hub().sync_addr.to_string();
+    tokio::time::timeout(WAIT, sync_link::client::enroll(&addr, &code, identity_dir)).await??;
+    Ok(id)
 }
 
-impl Drop for RunningHub {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-impl RunningHub {
-    async fn start() -> anyhow::Result<RunningHub> {
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn").try_init();
-        let dir = tempfile::tempdir()?;
-        let data_dir = dir.path().join("hub");
-        let shutdown = CancellationToken::new();
-        let (hub, password) = tests::start_hub(&data_dir, shutdown.clone()).await?;
-        let url = format!("http://{}", hub.http_addr);
-        Ok(RunningHub { hub: Some(hub), url, password, shutdown, _dir: dir })
-    }
-
-    fn hub(&self) -> &hq_hub::Hub {
-        self.hub.as_ref().expect("running")
-    }
-
-    /// Creates a site and enrolls it over the sync link, as a technician's box does.
-    async fn enrolled_site(&self, api: &Api, name: &str, identity_dir: &std::path::Path) -> anyhow::Result<i64> {
-        let site = api.post("/api/sites", json!({ "name": name })).await?;
-        let id = site["id"].as_i64().context("site id")?;
-        let code = api.post(&format!("/api/sites/{id}/enrollment-code"), json!({})).await?;
-        let code = code["code"].as_str().context("enrollment code")?.to_string();
-        let addr = self.hub().sync_addr.to_string();
-        tokio::time::timeout(WAIT, sync_link::client::enroll(&addr, &code, identity_dir)).await??;
-        Ok(id)
-    }
-
-    /// The voice files and announcements in `site`'s down log, in log order.
-    async fn sent_to(&self, site: i64) -> anyhow::Result<(Vec<VoiceFile>, Vec<Announcement>)> {
-        let store = self.hub().store.clone();
-        let log = tokio::task::spawn_blocking(move || store.down_log(site, 0, 10_000)).await??;
-        let mut voices = Vec::new();
-        let mut notices = Vec::new();
-        for entry in log {
-            match entry.event {
-                DownEvent::VoiceFile(voice) => voices.push(voice),
-                DownEvent::Announcement(notice) => notices.push(notice),
-                _ => {}
-            }
+/// The voice files and announcements in `site`'s down log, in log order.
+async fn sent_to(hub: &RunningHub, site: i64) -> anyhow::Result<(Vec<VoiceFile>, Vec<Announcement>)> {
+    let store = hub.hub().store.clone();
+    let log = tokio::task::spawn_blocking(move || store.down_log(site, 0, 10_000)).await??;
+    let mut voices = Vec::new();
+    let mut notices = Vec::new();
+    for entry in log {
+        match entry.event {
+            DownEvent::VoiceFile(voice) => voices.push(voice),
+            DownEvent::Announcement(notice) => notices.push(notice),
+            _ => {}
         }
-        Ok((voices, notices))
     }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(WAIT, hub.wait()).await.context("the hub stops")?;
-        }
-        Ok(())
-    }
+    Ok((voices, notices))
 }
 
 /// A JSON API client with the session cookie.
@@ -181,7 +141,7 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     let hub = RunningHub::start().await?;
     let api = Api::login(&hub.url, &hub.password).await?;
     let work = tempfile::tempdir()?;
-    let first = hub.enrolled_site(&api, "一号职场", &work.path().join("first")).await?;
+    let first = enrolled_site(&hub, &api, "一号职场", &work.path().join("first")).await?;
 
     let wav = work.path().join("等待音乐.wav");
     std::fs::write(&wav, ulaw_wav(24_000))?;
@@ -233,7 +193,7 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     let (voice_id, notice_id) = (voice["id"].as_u64().context("voice id")?, notice["id"].as_u64().context("notice id")?);
 
     // The enrolled site was sent the file and both versions of the announcement.
-    let (voices, notices) = hub.sent_to(first).await?;
+    let (voices, notices) = sent_to(&hub, first).await?;
     ensure!(voices.len() == 1, "{voices:?}");
     ensure!(voices[0].voice_id == voice_id && voices[0].name == "欢迎等待音乐" && voices[0].kind == VoiceKind::HoldMusic);
     ensure!(voices[0].size == 44 + 24_000 && !voices[0].deleted, "{voices:?}");
@@ -242,8 +202,8 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     ensure!(notices.iter().all(|n| n.announcement_id == notice_id && !n.withdrawn), "{notices:?}");
 
     // A site enrolled now finds the current state in its down log.
-    let second = hub.enrolled_site(&api, "二号职场", &work.path().join("second")).await?;
-    let (voices, notices) = hub.sent_to(second).await?;
+    let second = enrolled_site(&hub, &api, "二号职场", &work.path().join("second")).await?;
+    let (voices, notices) = sent_to(&hub, second).await?;
     ensure!(voices.len() == 1 && voices[0].voice_id == voice_id && voices[0].version == 1, "{voices:?}");
     ensure!(notices.len() == 1 && notices[0].version == 2 && notices[0].title == "系统维护通知（改期）", "{notices:?}");
 
@@ -251,7 +211,7 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     api.post(&format!("/api/voice-files/{voice_id}/delete"), json!({})).await?;
     api.post(&format!("/api/announcements/{notice_id}/withdraw"), json!({})).await?;
     for site in [first, second] {
-        let (voices, notices) = hub.sent_to(site).await?;
+        let (voices, notices) = sent_to(&hub, site).await?;
         let last_voice = voices.last().context("a voice file")?;
         ensure!(last_voice.deleted && last_voice.version == 2, "site {site}: {voices:?}");
         let last_notice = notices.last().context("an announcement")?;
@@ -280,7 +240,7 @@ async fn voice_files_and_announcements_reach_every_site() -> anyhow::Result<()> 
     notifier.post("/api/announcements", json!({ "title": "班前会通知", "body": "", "expires_at": "2099-01-01 09:00" })).await?;
     let refused = notifier.http.get(format!("{}/api/voice-files", notifier.base)).send().await?;
     ensure!(refused.status() == reqwest::StatusCode::FORBIDDEN, "GET /api/voice-files as notifier: {}", refused.status());
-    let (_, notices) = hub.sent_to(first).await?;
+    let (_, notices) = sent_to(&hub, first).await?;
     let last = notices.last().context("the sub-admin's announcement")?;
     ensure!(last.title == "班前会通知" && last.expires_at == Some(4_070_912_400), "{last:?}");
     hub.stop().await
