@@ -131,6 +131,20 @@ impl ApplianceConfig {
         }
     }
 
+    /// The lines' configuration: this box's addresses, trunks and hold audio, recordings under
+    /// `<data>/recordings`, and the agents' phones `extensions`.
+    pub fn telephony_config(&self, extensions: Vec<hardware::ExtensionConfig>) -> hardware::TelephonyConfig {
+        hardware::TelephonyConfig {
+            sip_bind: self.sip_bind,
+            public_ip: self.public_ip,
+            rtp_ports: self.rtp_ports,
+            trunks: self.trunks.clone(),
+            extensions,
+            recordings_dir: self.data_dir.join("recordings"),
+            hold_audio: self.hold_audio.clone(),
+        }
+    }
+
     /// Reads `file` (default: `appliance.toml` in `data_dir`). A missing default file means
     /// all defaults; a missing file named explicitly is an error.
     pub fn load(data_dir: &Path, file: Option<&Path>) -> Result<ApplianceConfig, ConfigError> {
@@ -253,22 +267,11 @@ impl ApplianceConfig {
             let profiles_path = if profiles.is_absolute() { profiles } else { data_dir.join(profiles) };
             let gateways = hardware::fxo::FxoProfile::load(&profiles_path)
                 .map_err(|error| invalid(format!("fxo_profiles: {error}")))?;
-            let mut telephony = hardware::TelephonyConfig {
-                sip_bind: config.sip_bind,
-                public_ip: config.public_ip,
-                rtp_ports: config.rtp_ports,
-                trunks: Vec::new(),
-                extensions: Vec::new(),
-                recordings_dir: PathBuf::new(),
-                hold_audio: None,
-            };
-            for gateway in &gateways {
-                gateway.add_to(&mut telephony, &mut config.telephony);
-            }
-            for line in telephony.trunks {
+            for (line, options) in gateways.iter().flat_map(|gateway| gateway.trunks()) {
                 if config.trunks.iter().any(|t| t.name == line.name) {
                     return Err(invalid(format!("FXO line \"{}\" has the name of a trunk; rename one", line.name)));
                 }
+                config.telephony.trunks.insert(line.name.clone(), options);
                 config.trunks.push(line);
             }
         }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dialer::{Action, AgentId, CallKey, Dialer, PacingConfig, PacingMode};
-use hardware::{CallId, DialRequest, ExtensionConfig, LineEvent, Telephony, TelephonyConfig};
+use hardware::{CallId, DialRequest, ExtensionConfig, LineEvent, Telephony};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -64,15 +64,7 @@ pub async fn spawn(
             Vec::new()
         }
     };
-    let telephony_config = TelephonyConfig {
-        sip_bind: config.sip_bind,
-        public_ip: config.public_ip,
-        rtp_ports: config.rtp_ports,
-        trunks: config.trunks.clone(),
-        extensions,
-        recordings_dir: config.data_dir.join("recordings"),
-        hold_audio: config.hold_audio.clone(),
-    };
+    let telephony_config = config.telephony_config(extensions);
     let (telephony, events) = match Telephony::start_with(telephony_config, config.telephony.clone()).await {
         Ok(started) => started,
         Err(error) => {

@@ -85,15 +85,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::LineTest { data, config, line, number, ring_seconds } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
-            let telephony = hardware::TelephonyConfig {
-                sip_bind: config.sip_bind,
-                public_ip: config.public_ip,
-                rtp_ports: config.rtp_ports,
-                trunks: config.trunks.clone(),
-                extensions: Vec::new(),
-                recordings_dir: config.data_dir.join("recordings"),
-                hold_audio: None,
-            };
+            let telephony = config.telephony_config(Vec::new());
             println!("dialing {number} on {line} …");
             let report = hardware::fxo::line_test_with(
                 &telephony,
