@@ -160,6 +160,9 @@ struct Call {
     customer: String,
     agent: Option<AgentLeg>,
     stage: Stage,
+    /// The customer's 2xx came. Apart from `stage`: an agent's own call is bridged while the
+    /// customer still rings, so the agent hears the early media.
+    answered: bool,
     ringing_reported: bool,
     codec: Option<Codec>,
     media: MediaHandle,
@@ -652,6 +655,7 @@ impl Driver {
                 customer: sip_call_id,
                 agent: None,
                 stage: Stage::Dialing,
+                answered: false,
                 ringing_reported: false,
                 codec: None,
                 media,
@@ -769,7 +773,7 @@ impl Driver {
         let Some(call) = self.calls.get(&call_id) else {
             return false;
         };
-        if call.stage != Stage::Dialing {
+        if call.answered {
             return false;
         }
         let first = call.request.trunk.clone();
@@ -858,16 +862,15 @@ impl Driver {
             missed(self, "no such call");
             return;
         };
-        if call.stage != Stage::Answered || call.agent.is_some() {
-            missed(
-                self,
-                "the call is not answered and waiting, or an agent is already being rung",
-            );
+        if call.agent.is_some() {
+            missed(self, "an agent is already being rung or talking on this call");
             return;
         }
-        let Some(codec) = call.codec else {
-            missed(self, "the customer leg has no negotiated codec");
-            return;
+        // The customer's codec first (no re-encoding), the other law as well: a call bridged
+        // while ringing may not know the customer's codec yet, and the relay re-encodes.
+        let codecs = match call.codec {
+            Some(Codec::Pcma) => [Codec::Pcma, Codec::Pcmu],
+            _ => [Codec::Pcmu, Codec::Pcma],
         };
         let Some(registration) = self.registrations.get(&extension) else {
             missed(self, "the extension is not registered");
@@ -917,7 +920,7 @@ impl Driver {
             local_sdp: sdp::build_audio(
                 self.local.ip(),
                 rtp_port,
-                &[codec],
+                &codecs,
                 Some(TELEPHONE_EVENT_PT),
                 u64::from(rand::random::<u32>()),
             ),
@@ -948,7 +951,8 @@ impl Driver {
         let outcome = match call.stage {
             Stage::Dialing => Outcome::NoAnswer,
             Stage::Answered => Outcome::Abandoned,
-            Stage::Bridged { .. } => Outcome::Answered,
+            Stage::Bridged { .. } if call.answered => Outcome::Answered,
+            Stage::Bridged { .. } => Outcome::NoAnswer,
         };
         self.end_call(call_id, outcome, Some(HangupSide::System));
     }
@@ -1254,6 +1258,25 @@ impl Driver {
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
+        if side == Side::Customer && !response.body.is_empty() {
+            // Early media: the network's ringback or announcement. Relayed to an agent already
+            // bridged (an agent's own call) and recorded; a waiting customer hears nothing of it.
+            match SessionDescription::parse(&response.body)
+                .and_then(|answer| answer.audio_path(&[Codec::Pcmu, Codec::Pcma]))
+            {
+                Ok(path) => {
+                    debug!(call = call_id.0, codec = ?path.codec, remote = %path.remote, "early media");
+                    call.codec = Some(path.codec);
+                    call.media.send(MediaCommand::CustomerMedia {
+                        remote: path.remote,
+                        codec: path.codec,
+                    });
+                }
+                Err(error) => {
+                    debug!(call = call_id.0, %error, "provisional response with unusable SDP; no early media")
+                }
+            }
+        }
         let event = match side {
             Side::Customer if !call.ringing_reported => {
                 call.ringing_reported = true;
@@ -1316,8 +1339,12 @@ impl Driver {
                     Ok(path) => {
                         if let Some(call) = self.calls.get_mut(&call_id) {
                             call.codec = Some(path.codec);
-                            call.stage = Stage::Answered;
-                            call.media.send(MediaCommand::CustomerAnswered {
+                            call.answered = true;
+                            // Bridged already when the agent took their own call while it rang.
+                            if call.stage == Stage::Dialing {
+                                call.stage = Stage::Answered;
+                            }
+                            call.media.send(MediaCommand::CustomerMedia {
                                 remote: path.remote,
                                 codec: path.codec,
                             });
@@ -1336,9 +1363,7 @@ impl Driver {
                 }
             }
             Side::Agent => {
-                let codec = self.calls.get(&call_id).and_then(|call| call.codec);
-                let path = answer
-                    .and_then(|answer| answer.audio_path(&codec.into_iter().collect::<Vec<_>>()));
+                let path = answer.and_then(|answer| answer.audio_path(&[Codec::Pcmu, Codec::Pcma]));
                 match path {
                     Ok(path) => {
                         let Some(call) = self.calls.get_mut(&call_id) else {
@@ -1354,6 +1379,7 @@ impl Driver {
                         call.media.send(MediaCommand::Bridge {
                             agent_socket,
                             agent_remote: path.remote,
+                            agent_codec: path.codec,
                             recording_path: self.recordings_dir.join(format!(
                                 "call-{}-{}.wav",
                                 call_id.0,
@@ -1592,8 +1618,12 @@ impl Driver {
             (Side::Customer, _) => {
                 self.end_call(call_id, Outcome::Abandoned, Some(HangupSide::Customer))
             }
-            (Side::Agent, Stage::Bridged { .. }) => {
+            (Side::Agent, Stage::Bridged { .. }) if call.answered => {
                 self.end_call(call_id, Outcome::Answered, Some(HangupSide::Agent))
+            }
+            // The agent gave up their own call while it still rang.
+            (Side::Agent, Stage::Bridged { .. }) => {
+                self.end_call(call_id, Outcome::NoAnswer, Some(HangupSide::Agent))
             }
             (Side::Agent, _) => self.agent_missed(call_id),
         }

@@ -1,7 +1,9 @@
 //! G.711 µ-law and A-law conversion to and from 16-bit linear PCM (ITU-T G.711).
 //!
-//! Used to decode both call directions for recording and to encode hold audio; the relay
-//! itself forwards payloads untouched.
+//! Used to decode both call directions for recording and to encode hold audio. The relay
+//! forwards payloads untouched when both legs speak the same law, and re-encodes them with
+//! a 256-entry table ([`ulaw_to_alaw`], [`alaw_to_ulaw`]) when they do not: an agent phone
+//! bridged during early media may have chosen µ-law before the carrier answered in A-law.
 
 const BIAS: i32 = 0x84;
 const CLIP: i32 = 32635;
@@ -87,6 +89,27 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
     (encoded as u8) ^ mask
 }
 
+static ULAW_TO_ALAW: std::sync::LazyLock<[u8; 256]> =
+    std::sync::LazyLock::new(|| std::array::from_fn(|byte| linear_to_alaw(ulaw_to_linear(byte as u8))));
+static ALAW_TO_ULAW: std::sync::LazyLock<[u8; 256]> =
+    std::sync::LazyLock::new(|| std::array::from_fn(|byte| linear_to_ulaw(alaw_to_linear(byte as u8))));
+
+/// Re-encodes µ-law bytes as A-law, in place.
+pub fn ulaw_to_alaw(payload: &mut [u8]) {
+    let table = &*ULAW_TO_ALAW;
+    for byte in payload {
+        *byte = table[usize::from(*byte)];
+    }
+}
+
+/// Re-encodes A-law bytes as µ-law, in place.
+pub fn alaw_to_ulaw(payload: &mut [u8]) {
+    let table = &*ALAW_TO_ULAW;
+    for byte in payload {
+        *byte = table[usize::from(*byte)];
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +146,22 @@ mod tests {
                 "µ-law {byte:#x}"
             );
             assert_eq!(linear_to_alaw(alaw_to_linear(byte)), byte);
+        }
+    }
+
+    #[test]
+    fn transcoding_between_laws_keeps_the_sample() {
+        for byte in 0..=255u8 {
+            let mut payload = [byte];
+            ulaw_to_alaw(&mut payload);
+            let (before, after) = (i32::from(ulaw_to_linear(byte)), i32::from(alaw_to_linear(payload[0])));
+            let tolerance = (before.abs() / 16).max(16);
+            assert!((before - after).abs() <= tolerance, "µ {byte:#x}: {before} -> A {after}");
+            let mut payload = [byte];
+            alaw_to_ulaw(&mut payload);
+            let (before, after) = (i32::from(alaw_to_linear(byte)), i32::from(ulaw_to_linear(payload[0])));
+            let tolerance = (before.abs() / 16).max(16);
+            assert!((before - after).abs() <= tolerance, "A {byte:#x}: {before} -> µ {after}");
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   a trunk; a ring timeout sends CANCEL. The outcome arrives as [`LineEvent::Ended`].
 //! - When the customer answers ([`LineEvent::Answered`]), the appliance's call control
 //!   decides to queue (hold audio) or to [`Telephony::bridge`] to a registered extension.
+//!   An agent's own call is bridged while it still rings, so the agent hears the carrier's
+//!   early media (183 with SDP), re-encoded if the phone chose the other G.711 law.
 //! - Bridged calls relay RTP both ways and are recorded to a two-channel WAV file; the
 //!   recording's path, size, duration and hash come with [`LineEvent::Ended`].
 //! - [`Telephony::set_extensions`] provisions agent phones; only those may REGISTER (digest,
@@ -153,9 +155,15 @@ impl Telephony {
         self.send(Command::Dial(request));
     }
 
-    /// Offers an answered call to a registered extension; on answer the legs are bridged and
-    /// recorded. `auto_answer` adds the Call-Info/Alert-Info hints phones use to pick up by
+    /// Offers the call to a registered extension; when the phone answers the legs are bridged
+    /// and recorded. `auto_answer` adds the Call-Info/Alert-Info hints phones use to pick up by
     /// themselves.
+    ///
+    /// Usually the customer has answered already (a predictive call). An agent's own call is
+    /// offered while the customer still rings: the agent then hears the ringback or the
+    /// network's announcement (early media, 183 with SDP), [`LineEvent::Bridged`] comes before
+    /// [`LineEvent::Answered`], and a customer who never answers ends the call with its
+    /// unanswered outcome (the agent's phone gets BYE).
     pub fn bridge(&self, call: CallId, extension: &str, ring_timeout: Duration, auto_answer: bool) {
         self.send(Command::Bridge {
             call,
@@ -400,7 +408,9 @@ pub enum LineEvent {
     Answered { call: CallId },
     /// The agent's phone is ringing for this call.
     AgentRinging { call: CallId, extension: String },
-    /// The agent answered; customer and agent now hear each other and recording runs.
+    /// The agent answered; customer and agent now hear each other and recording runs. Before
+    /// [`LineEvent::Answered`] when the agent was offered the call while it rang: the agent
+    /// hears the early media until the customer answers.
     Bridged { call: CallId, extension: String },
     /// The agent's phone did not take the call (busy, declined, timeout, unregistered).
     /// The customer leg stays up; the appliance may offer the call to another agent.

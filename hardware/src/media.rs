@@ -1,11 +1,14 @@
 //! The media task of one call: RTP relay between the legs, hold audio, and recording.
 //!
 //! - The driver spawns it when it dials, handing over the customer leg's RTP socket.
-//! - [`MediaCommand::CustomerAnswered`] tells it where the customer's RTP goes and in which
-//!   codec; [`MediaCommand::Hold`] starts hold audio toward the customer.
+//! - [`MediaCommand::CustomerMedia`] tells it where the customer's RTP goes and in which
+//!   codec: from a 183's SDP (early media: ringback or a carrier announcement) and again from
+//!   the 200 OK; [`MediaCommand::Hold`] starts hold audio toward the customer.
 //! - [`MediaCommand::Bridge`] hands over the agent leg's socket: from then on packets are
-//!   forwarded unchanged both ways (same payload type, both legs negotiated the same codec)
-//!   and both directions are recorded.
+//!   forwarded both ways and both directions are recorded. An agent bridged while the
+//!   customer still rings (an agent's own call) hears the early media. Payloads pass
+//!   unchanged when both legs speak the same G.711 law and are re-encoded by table when not
+//!   (the agent's phone may have chosen before the carrier answered).
 //! - [`MediaCommand::PeerHold`]: while one bridged party holds, the other hears hold audio
 //!   (from the same stream rewriter, so its phone sees one continuous stream).
 //! - [`MediaCommand::Finish`] completes the recording (streamed to disk since the bridge), replies with it,
@@ -38,7 +41,8 @@ use crate::{CallId, Recording};
 
 /// What the driver asks of a call's media.
 pub(crate) enum MediaCommand {
-    CustomerAnswered {
+    /// The customer's media address and codec, from a 183 with SDP or the 200 OK.
+    CustomerMedia {
         remote: SocketAddr,
         codec: Codec,
     },
@@ -58,6 +62,7 @@ pub(crate) enum MediaCommand {
     Bridge {
         agent_socket: UdpSocket,
         agent_remote: SocketAddr,
+        agent_codec: Codec,
         /// Where the recording is streamed from now on.
         recording_path: PathBuf,
     },
@@ -116,6 +121,7 @@ async fn run(
 ) {
     let mut customer_remote: Option<SocketAddr> = None;
     let mut codec = Codec::Pcmu;
+    let mut agent_codec = Codec::Pcmu;
     let mut holding = false;
     let mut hold = HoldState {
         position: 0,
@@ -147,7 +153,7 @@ async fn run(
         tokio::select! {
             command = inbox.recv() => match command {
                 None => return,
-                Some(MediaCommand::CustomerAnswered { remote, codec: negotiated }) => {
+                Some(MediaCommand::CustomerMedia { remote, codec: negotiated }) => {
                     customer_remote = Some(remote);
                     codec = negotiated;
                 }
@@ -166,8 +172,9 @@ async fn run(
                         *agent_remote = remote;
                     }
                 }
-                Some(MediaCommand::Bridge { agent_socket, agent_remote, recording_path }) => {
+                Some(MediaCommand::Bridge { agent_socket, agent_remote, agent_codec: chosen, recording_path }) => {
                     holding = false;
+                    agent_codec = chosen;
                     agent = Some((agent_socket, agent_remote));
                     recorder = match Recorder::create(&recording_path, Instant::now()) {
                         Ok(recorder) => Some(recorder),
@@ -214,6 +221,7 @@ async fn run(
                     if !customer_holds {
                         let out = &mut forward[..n_bytes];
                         out.copy_from_slice(packet);
+                        recode(out, &reader, codec, agent_codec);
                         toward_agent.rewrite(out, Instant::now());
                         let _ = agent_socket.try_send_to(out, *agent_remote);
                     }
@@ -241,6 +249,7 @@ async fn run(
                 if let Some(remote) = customer_remote.filter(|_| !agent_holds) {
                     let out = &mut forward[..n_bytes];
                     out.copy_from_slice(packet);
+                    recode(out, &reader, agent_codec, codec);
                     toward_customer.rewrite(out, Instant::now());
                     let _ = customer_socket.try_send_to(out, remote);
                 }
@@ -259,7 +268,7 @@ async fn run(
                     }
                 if customer_holds
                     && let Some((agent_socket, agent_remote)) = &agent
-                    && let Some(mut packet) = next_hold_packet(&mut hold_toward_agent, &hold_audio, codec) {
+                    && let Some(mut packet) = next_hold_packet(&mut hold_toward_agent, &hold_audio, agent_codec) {
                         toward_agent.rewrite(&mut packet, Instant::now());
                         let _ = agent_socket.try_send_to(&packet, *agent_remote);
                     }
@@ -327,6 +336,24 @@ impl StreamRewriter {
     }
 }
 
+/// Re-encodes a copied G.711 packet from the sender's law to the receiver's (payload and
+/// payload type), leaving telephone-event and same-law packets alone. `reader` reads the
+/// original, which has the same layout as `out`.
+fn recode(out: &mut [u8], reader: &RtpReader<'_>, from: Codec, to: Codec) {
+    if from == to || reader.payload_type() != from.payload_type() {
+        return;
+    }
+    let start = reader.payload_offset();
+    let Some(payload) = out.get_mut(start..start + reader.payload().len()) else {
+        return;
+    };
+    match from {
+        Codec::Pcmu => g711::ulaw_to_alaw(payload),
+        Codec::Pcma => g711::alaw_to_ulaw(payload),
+    }
+    out[1] = (out[1] & 0x80) | to.payload_type();
+}
+
 /// Follows a peer's RTP source port, but only from the IP its SDP named.
 fn latch(remote: &mut Option<SocketAddr>, source: SocketAddr) {
     if let Some(current) = remote
@@ -380,6 +407,43 @@ mod tests {
             .payload(&[0xffu8; 160])
             .build()
             .expect("rtp")
+    }
+
+    #[test]
+    fn recode_turns_alaw_into_ulaw_and_leaves_events_alone() {
+        let samples: Vec<i16> = (0..160).map(|idx| ((idx as f32 / 5.0).sin() * 12_000.0) as i16).collect();
+        let alaw: Vec<u8> = samples.iter().map(|sample| g711::linear_to_alaw(*sample)).collect();
+        let original = RtpPacketBuilder::new()
+            .payload_type(8)
+            .marked(true)
+            .sequence(Seq::from(7))
+            .timestamp(160)
+            .ssrc(1)
+            .payload(&alaw)
+            .build()
+            .expect("rtp");
+        let mut out = original.clone();
+        recode(&mut out, &RtpReader::new(&original).expect("rtp"), Codec::Pcma, Codec::Pcmu);
+        let reader = RtpReader::new(&out).expect("rtp");
+        assert_eq!(reader.payload_type(), 0);
+        assert!(reader.mark(), "the marker bit survives");
+        for (sample, byte) in samples.iter().zip(reader.payload()) {
+            let decoded = g711::ulaw_to_linear(*byte);
+            let tolerance = (i32::from(*sample).abs() / 16).max(32);
+            assert!((i32::from(decoded) - i32::from(*sample)).abs() <= tolerance, "{sample} -> {decoded}");
+        }
+        // An RFC 4733 event passes untouched.
+        let event = RtpPacketBuilder::new()
+            .payload_type(101)
+            .sequence(Seq::from(8))
+            .timestamp(320)
+            .ssrc(1)
+            .payload(&[1, 0x8a, 0, 160])
+            .build()
+            .expect("rtp");
+        let mut out = event.clone();
+        recode(&mut out, &RtpReader::new(&event).expect("rtp"), Codec::Pcma, Codec::Pcmu);
+        assert_eq!(out, event);
     }
 
     #[test]

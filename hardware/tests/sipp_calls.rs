@@ -704,6 +704,168 @@ async fn rfc4733_dtmf_from_the_customer_reaches_the_agent() -> anyhow::Result<()
     agent.finish(Duration::from_secs(10)).await
 }
 
+/// An agent's own call: the agent is bridged while the customer still rings, hears the
+/// carrier's early media (183 with A-law SDP), re-encoded for a µ-law-only phone, before the
+/// customer answers; the answer is reported on its own and the call is recorded throughout.
+#[tokio::test]
+async fn agent_bridged_while_ringing_hears_early_media() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    let agent_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    let agent = Sipp::start(
+        "agent",
+        "agent_answer_pcmu.xml",
+        agent_port,
+        free_udp_port(),
+        &[
+            "-key".into(),
+            "rtp_port".into(),
+            agent_rtp.local_addr()?.port().to_string(),
+        ],
+        harness.sipp_dir(),
+    );
+    // 183 with SDP and A-law audio at once, the 200 OK three seconds later.
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_early_media.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(31, Duration::from_secs(20));
+    harness
+        .telephony
+        .bridge(CallId(31), EXTENSION, Duration::from_secs(10), true);
+
+    // What the agent hears, until the announcement gets loud (the recording starts with
+    // 0.4 s of near silence) or for at most 1.5 s.
+    let mut buffer = vec![0u8; 2048];
+    let mut heard: Vec<(u8, Vec<u8>)> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let loud = |heard: &[(u8, Vec<u8>)]| {
+        heard
+            .iter()
+            .flat_map(|(_, payload)| payload.iter())
+            .map(|byte| i32::from(hardware::g711::ulaw_to_linear(*byte)).abs())
+            .max()
+            .unwrap_or(0)
+    };
+    while heard.len() < 75 && loud(&heard) <= 1000 {
+        let (n_bytes, _) = tokio::time::timeout_at(deadline, agent_rtp.recv_from(&mut buffer))
+            .await
+            .with_context(|| format!("the agent heard {} early media packets in 10 s", heard.len()))??;
+        let reader = rtp_rs::RtpReader::new(&buffer[..n_bytes])
+            .map_err(|error| anyhow::anyhow!("not RTP toward the agent: {error:?}"))?;
+        heard.push((reader.payload_type(), reader.payload().to_vec()));
+    }
+    let mut so_far = Vec::new();
+    while let Ok(event) = harness.events.try_recv() {
+        so_far.push(event);
+    }
+    assert!(
+        so_far.iter().any(|event| matches!(event, LineEvent::Bridged { call: CallId(31), .. })),
+        "the agent is bridged while ringing: {so_far:?}"
+    );
+    assert!(
+        !so_far.iter().any(|event| matches!(event, LineEvent::Answered { .. })),
+        "the agent heard the audio before the customer answered: {so_far:?}"
+    );
+    assert!(
+        heard.iter().all(|(payload_type, _)| *payload_type == 0),
+        "A-law early media re-encoded as µ-law for the agent's phone: {:?}",
+        heard.iter().map(|(payload_type, _)| payload_type).collect::<Vec<_>>()
+    );
+    let peak = loud(&heard);
+    assert!(peak > 1000, "the early media is audible, not silence (peak {peak})");
+
+    harness
+        .events_until(Duration::from_secs(10), |event| {
+            matches!(event, LineEvent::Answered { call: CallId(31) })
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    harness.telephony.hangup(CallId(31));
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    let Some(LineEvent::Ended {
+        outcome,
+        hangup_side,
+        recording,
+        ..
+    }) = events.last()
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (*outcome, *hangup_side),
+        (Outcome::Answered, Some(HangupSide::System))
+    );
+    let recording = recording
+        .as_ref()
+        .context("recorded from the agent's pick-up")?;
+    assert!(
+        recording.duration_ms >= 2000,
+        "early media and talk are both recorded, got {} ms",
+        recording.duration_ms
+    );
+    let (customer_peak, _) = channel_peaks(&recording.path)?;
+    assert!(customer_peak > 1000, "customer channel is silent (peak {customer_peak})");
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
+/// The agent gives up their own call while the customer still rings: the customer leg is
+/// cancelled and the call ends unanswered, hung up by the agent.
+#[tokio::test]
+async fn agent_hanging_up_while_ringing_cancels_the_customer() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    let agent = Sipp::start(
+        "agent",
+        "agent_hangs_up.xml",
+        agent_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_noanswer.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(32, Duration::from_secs(20));
+    harness
+        .telephony
+        .bridge(CallId(32), EXTENSION, Duration::from_secs(10), true);
+    let events = harness.events_until(Duration::from_secs(15), ended).await?;
+    assert!(
+        events.iter().any(|event| matches!(event, LineEvent::Bridged { call: CallId(32), .. })),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|event| matches!(event, LineEvent::Answered { .. })),
+        "{events:?}"
+    );
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                outcome: Outcome::NoAnswer,
+                hangup_side: Some(HangupSide::Agent),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
 #[tokio::test]
 async fn repeated_failed_logins_lock_the_source_out() -> anyhow::Result<()> {
     let mut harness = start_telephony_with(TelephonyOptions {
