@@ -164,6 +164,9 @@ struct CallInfo {
     answered_at: Option<i64>,
     /// The agent offered or talking, if any.
     agent: Option<AgentId>,
+    /// The agent's phone is on the call. For an agent's own call this comes while the
+    /// customer still rings (the agent hears the ringback or the network's announcement);
+    /// the call is connected once `answered` is true as well.
     bridged: bool,
     /// An agent's own call: it goes to that agent, outside the cores.
     manual: Option<ManualCall>,
@@ -171,10 +174,8 @@ struct CallInfo {
     dialed_at: Instant,
 }
 
-/// What an agent's own call needs on answer.
+/// What an agent's own call needs on answer (the agent is [`CallInfo::agent`]).
 struct ManualCall {
-    agent: AgentId,
-    auto_answer: bool,
     /// The popup was shown while ringing.
     popped: bool,
 }
@@ -507,7 +508,7 @@ impl Driver {
                 answered_at: None,
                 agent: Some(agent_id),
                 bridged: false,
-                manual: Some(ManualCall { agent: agent_id, auto_answer: claim.auto_answer, popped }),
+                manual: Some(ManualCall { popped }),
                 phone: claim.claimed.phone.clone(),
                 dialed_at: Instant::now(),
             },
@@ -520,6 +521,9 @@ impl Driver {
             caller_id: caller_id_of(&trunk),
             ring_timeout: Duration::from_secs(u64::from(claim.ring_seconds)),
         });
+        // The agent's phone joins at once: the agent hears the ringback or the network's
+        // announcement (空号, 停机...) as a caller would, not silence until the answer.
+        self.telephony.bridge(call_id, &agent.extension, AGENT_RING_TIMEOUT, claim.auto_answer);
         ManualStarted { attempt_id, phone: claim.ringing_phone }
     }
 
@@ -625,7 +629,7 @@ impl Driver {
             .map(|call| LiveCall {
                 attempt_id: call.attempt_id,
                 batch_id: call.batch_id,
-                state: if call.bridged {
+                state: if call.bridged && call.answered {
                     "talking"
                 } else if call.agent.is_some() && call.answered {
                     "offered"
@@ -885,6 +889,44 @@ impl Driver {
         self.telephony.bridge(call_id, &extension, AGENT_RING_TIMEOUT, auto_answer);
     }
 
+    /// Customer and agent are both on the line (the later of the answer and the agent's
+    /// pick-up): the popup, the agent's duty to save a record, the dialer core and the store
+    /// learn of the conversation.
+    fn connect(&mut self, call: CallId) {
+        let now = self.now();
+        let Some(info) = self.calls.get(&call) else { return };
+        let Some(agent_id) = info.agent else { return };
+        let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
+        let answered_at = info.answered_at.unwrap_or_else(unix_now);
+        let popped = info.manual.as_ref().map(|manual| manual.popped);
+        let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
+        if let Some(slot) = self.agents.get_mut(&agent_id)
+            && !slot.saved_early.remove(&attempt_id)
+        {
+            slot.unsaved.insert(attempt_id);
+        }
+        match popped {
+            // Shown on ring already (first three and last four digits for the whole call).
+            Some(true) => {}
+            Some(false) => {
+                self.send_popup(agent_id, attempt_id, true);
+            }
+            None => {
+                if let Some(run) = self.tasks.get_mut(&batch_id) {
+                    run.dialer.call_bridged(now, key, agent_id);
+                }
+                // The popup first, the disk after: the agent is talking already.
+                self.send_popup(agent_id, attempt_id, false);
+            }
+        }
+        self.store.note_bridge(attempt_id, &username);
+        self.writer.write(move |store| {
+            if let Err(error) = store.mark_answered_and_bridged(attempt_id, answered_at, &username) {
+                tracing::error!(%error, attempt_id, "cannot record the bridge");
+            }
+        });
+    }
+
     fn agent_by_extension(&self, extension: &str) -> Option<AgentId> {
         self.agents.iter().find(|(_, slot)| slot.extension == extension).map(|(id, _)| *id)
     }
@@ -898,13 +940,11 @@ impl Driver {
                 info.answered = true;
                 info.answered_at = Some(unix_now());
                 let batch_id = info.batch_id;
-                if let Some(manual) = &info.manual {
-                    // An agent's own call goes straight to that agent's phone.
-                    let extension = self.agents.get(&manual.agent).map(|slot| slot.extension.clone());
-                    let auto_answer = manual.auto_answer;
-                    match extension {
-                        Some(extension) => self.telephony.bridge(call, &extension, AGENT_RING_TIMEOUT, auto_answer),
-                        None => self.telephony.hangup(call),
+                if info.manual.is_some() {
+                    // An agent's own call: the agent's phone was offered it at the dial. Connected
+                    // now if the agent is on already, else when the phone picks up.
+                    if info.bridged {
+                        self.connect(call);
                     }
                     return;
                 }
@@ -929,32 +969,10 @@ impl Driver {
                 let Some(info) = self.calls.get_mut(&call) else { return };
                 info.bridged = true;
                 info.agent = Some(agent_id);
-                let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
-                let answered_at = info.answered_at.unwrap_or_else(unix_now);
-                let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
-                if let Some(slot) = self.agents.get_mut(&agent_id)
-                    && !slot.saved_early.remove(&attempt_id)
-                {
-                    slot.unsaved.insert(attempt_id);
+                // An agent's own call still ringing: the agent listens to the early media.
+                if info.answered {
+                    self.connect(call);
                 }
-                let Some(info) = self.calls.get(&call) else { return };
-                if let Some(manual) = &info.manual {
-                    if !manual.popped {
-                        self.send_popup(agent_id, attempt_id, true);
-                    }
-                } else {
-                    if let Some(run) = self.tasks.get_mut(&batch_id) {
-                        run.dialer.call_bridged(now, key, agent_id);
-                    }
-                    // The popup first, the disk after: the agent is talking already.
-                    self.send_popup(agent_id, attempt_id, false);
-                }
-                self.store.note_bridge(attempt_id, &username);
-                self.writer.write(move |store| {
-                    if let Err(error) = store.mark_answered_and_bridged(attempt_id, answered_at, &username) {
-                        tracing::error!(%error, attempt_id, "cannot record the bridge");
-                    }
-                });
             }
             LineEvent::AgentMissed { call, extension } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
@@ -994,22 +1012,23 @@ impl Driver {
             LineEvent::Ended { call, outcome, hangup_side, recording } => {
                 let Some(info) = self.calls.remove(&call) else { return };
                 self.by_key.remove(&(info.batch_id, info.key));
+                let connected = info.bridged && info.answered;
                 let end = AttemptEnd {
-                    outcome: if info.bridged { sync_outcome(hardware::Outcome::Answered) } else { sync_outcome(outcome) },
+                    outcome: if connected { sync_outcome(hardware::Outcome::Answered) } else { sync_outcome(outcome) },
                     hangup_side: hangup_side.map(sync_side),
                     ended_at: unix_now(),
                     recording_path: recording.as_ref().map(|r| r.path.clone()),
                     recording_sha256: recording.map(|r| r.sha256),
                 };
                 if let Some(agent_id) = info.agent {
-                    let outcome = if info.bridged { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
+                    let outcome = if connected { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
                     self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
                 }
                 // Written after the call's earlier writes, on the writer: a wave of calls
                 // ending never holds up the next wave's answers.
-                let (attempt_id, answered_at, bridged) = (info.attempt_id, info.answered_at, info.bridged);
+                let (attempt_id, answered_at) = (info.attempt_id, info.answered_at);
                 self.writer.write(move |store| {
-                    if let (Some(answered_at), false) = (answered_at, bridged)
+                    if let (Some(answered_at), false) = (answered_at, connected)
                         && let Err(error) = store.mark_answered(attempt_id, answered_at)
                     {
                         tracing::error!(%error, "cannot record the answer");
@@ -1031,7 +1050,7 @@ impl Driver {
                     {
                         slot.call = None;
                         slot.saved_early.remove(&info.attempt_id);
-                        if info.bridged {
+                        if connected {
                             slot.wrap_up = !slot.unsaved.is_empty();
                         }
                     }
