@@ -17,19 +17,6 @@ mod site_support;
 use site_support::*;
 
 /// [`start_site`] with extension 1001 and agent1 on it, as the desk scenarios need.
-async fn start_site_with_agent(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
-    let site = start_site(carrier_port, batch_id, n_rows).await?;
-    let url = &site.url;
-    post(&site.admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
-    post(
-        &site.admin,
-        format!("{url}/api/agents"),
-        json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小王", "extension": EXTENSION}),
-    )
-    .await?;
-    Ok(site)
-}
-
 async fn set_state(browser: &Browser, state: &str) -> anyhow::Result<()> {
     browser.wait_for(&format!("button.state[data-state={state}]"), Duration::from_secs(10)).await?.click().await?;
     wait_for_some(Duration::from_secs(10), || async {

@@ -147,6 +147,20 @@ pub async fn start_site_with_channels(carrier_port: u16, batch_id: u64, n_rows: 
     Ok(Site { url, appliance, admin, admin_password, shutdown, _dir: dir })
 }
 
+/// [`start_site`] with extension 1001 provisioned and agent `agent1` (小王) on it.
+pub async fn start_site_with_agent(carrier_port: u16, batch_id: u64, n_rows: u64) -> anyhow::Result<Site> {
+    let site = start_site(carrier_port, batch_id, n_rows).await?;
+    let url = &site.url;
+    post(&site.admin, format!("{url}/api/extensions"), json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+    post(
+        &site.admin,
+        format!("{url}/api/agents"),
+        json!({"username": "agent1", "password": AGENT_PASSWORD, "name": "小王", "extension": EXTENSION}),
+    )
+    .await?;
+    Ok(site)
+}
+
 /// SIPp as the agent's phone, answering `calls` calls: one process answers, one registers.
 pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sipp> {
     agent_phone_for(site_sip, EXTENSION, SIP_PASSWORD, calls).await
@@ -154,10 +168,20 @@ pub async fn agent_phone(site_sip: SocketAddr, calls: u32) -> anyhow::Result<Sip
 
 /// SIPp as the phone of `extension`: one process answers `calls` calls, one registers it.
 pub async fn agent_phone_for(site_sip: SocketAddr, extension: &str, password: &str, calls: u32) -> anyhow::Result<Sipp> {
+    agent_phone_with(site_sip, extension, password, Sipp::scenario("agent_answer.xml").calls(calls)).await
+}
+
+/// The phone of `extension` answering with `answering` (a scenario with its own options);
+/// a second SIPp process registers it.
+pub async fn agent_phone_with(
+    site_sip: SocketAddr,
+    extension: &str,
+    password: &str,
+    answering: tests::SippBuilder,
+) -> anyhow::Result<Sipp> {
     let answer_port = free_udp_port();
-    let phone = Sipp::scenario("agent_answer.xml")
+    let phone = answering
         .local_port(answer_port)
-        .calls(calls)
         .arg("-mi")
         .arg("127.0.0.1")
         .arg("-mp")
