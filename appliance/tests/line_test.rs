@@ -3,14 +3,13 @@
 //! answers 503 is reported failed, with the SIP status, and exit code 1. The configuration is
 //! a real `appliance.toml` in a data directory, as on a box.
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").and_then(|socket| socket.local_addr()).map(|addr| addr.port()).expect("a free port")
-}
+#[path = "../../tests/src/ports.rs"]
+mod ports;
+use ports::free_udp_port;
 
 fn scenario(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp").join(name)

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -26,10 +26,9 @@ use common::*;
 const EXTENSION: &str = "1001";
 const SIP_PASSWORD: &str = "s3cret-1001";
 
-fn free_udp_port() -> u16 {
-    let socket = StdUdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    socket.local_addr().expect("local addr").port()
-}
+#[path = "../../tests/src/ports.rs"]
+mod ports;
+use ports::free_udp_port;
 
 fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sipp").join(name)

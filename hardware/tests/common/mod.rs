@@ -3,7 +3,6 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::net::UdpSocket as StdUdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,10 +10,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::process::{Child, Command};
 
-pub fn free_udp_port() -> u16 {
-    let socket = StdUdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    socket.local_addr().expect("local addr").port()
-}
+#[path = "../../../tests/src/ports.rs"]
+mod ports;
+pub use ports::free_udp_port;
 
 pub fn scenario_path(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
