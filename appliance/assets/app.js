@@ -257,6 +257,7 @@ function wireDesk(desk) {
   for (const button of document.querySelectorAll("button.one-click")) {
     button.addEventListener("click", async () => {
       dialError.hidden = true;
+      document.getElementById("call-result").hidden = true;
       try {
         const started = await postJson(button.dataset.dial, {});
         calling.textContent = desk.dataset.calling + " " + started.phone;
@@ -275,7 +276,15 @@ function wireDesk(desk) {
     calling.textContent = desk.dataset.calling + " " + ringing.phone;
     calling.hidden = false;
   });
-  events.addEventListener("ended", () => { calling.hidden = true; });
+  // An agent's own call that did not go through says why, until the next dial.
+  const callResult = document.getElementById("call-result");
+  events.addEventListener("ended", (event) => {
+    calling.hidden = true;
+    const outcome = JSON.parse(event.data).outcome || "";
+    const reason = desk.dataset["ended" + outcome.charAt(0).toUpperCase() + outcome.slice(1)];
+    callResult.textContent = reason || "";
+    callResult.hidden = !reason;
+  });
   events.addEventListener("callback", (event) => {
     const due = JSON.parse(event.data);
     notice.textContent = desk.dataset.callbackDue + " #" + due.callback_id + (due.phone ? " · " + due.phone : "");

@@ -170,6 +170,9 @@ struct CallInfo {
     bridged: bool,
     /// An agent's own call: it goes to that agent, outside the cores.
     manual: Option<ManualCall>,
+    /// The agent's phone did not take their own call (not registered, busy, declined, rang
+    /// out); the desk says so when the call ends.
+    phone_missed: bool,
     phone: String,
     dialed_at: Instant,
 }
@@ -241,6 +244,25 @@ fn sync_outcome(outcome: hardware::Outcome) -> sync_protocol::Outcome {
         hardware::Outcome::Rejected => sync_protocol::Outcome::Rejected,
         hardware::Outcome::Failed { .. } => sync_protocol::Outcome::Failed,
         hardware::Outcome::Abandoned => sync_protocol::Outcome::Abandoned,
+    }
+}
+
+/// How a call of the agent's ended, as the desk's `ended` event names it (the desk shows
+/// every one but `connected` as the reason the call did not go through).
+fn desk_outcome(connected: bool, phone_missed: bool, outcome: hardware::Outcome) -> &'static str {
+    if connected {
+        return "connected";
+    }
+    if phone_missed {
+        return "phonemissed";
+    }
+    match outcome {
+        hardware::Outcome::Answered => "connected",
+        hardware::Outcome::Busy => "busy",
+        hardware::Outcome::NoAnswer => "noanswer",
+        hardware::Outcome::Rejected => "rejected",
+        hardware::Outcome::Failed { .. } => "failed",
+        hardware::Outcome::Abandoned => "abandoned",
     }
 }
 
@@ -470,7 +492,7 @@ impl Driver {
             if let Err(error) = self.store.finish_attempt(attempt_id, &end) {
                 tracing::error!(%error, attempt_id, "cannot close an undialable attempt");
             }
-            self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id, outcome: "no_line".into() });
+            self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id, outcome: "noline".into() });
             return ManualStarted { attempt_id, phone: claim.ringing_phone };
         };
         let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
@@ -509,6 +531,7 @@ impl Driver {
                 agent: Some(agent_id),
                 bridged: false,
                 manual: Some(ManualCall { popped }),
+                phone_missed: false,
                 phone: claim.claimed.phone.clone(),
                 dialed_at: Instant::now(),
             },
@@ -850,6 +873,7 @@ impl Driver {
                     agent: None,
                     bridged: false,
                     manual: None,
+                    phone_missed: false,
                     phone: number.phone.clone(),
                     dialed_at: Instant::now(),
                 },
@@ -976,15 +1000,17 @@ impl Driver {
             }
             LineEvent::AgentMissed { call, extension } => {
                 let Some(info) = self.calls.get_mut(&call) else { return };
-                let agent_id = info.agent.take().or_else(|| self.agent_by_extension(&extension));
-                let Some(info) = self.calls.get(&call) else { return };
-                let (batch_id, key) = (info.batch_id, info.key);
                 if info.manual.is_some() {
-                    // The agent did not pick up their own call: the customer is let go.
-                    tracing::warn!(call = call.0, %extension, "agent did not take their own call; hanging up");
+                    // The agent's phone did not take their own call: the customer is let go.
+                    // The agent keeps the call until it has ended, so the end frees them.
+                    info.phone_missed = true;
+                    tracing::warn!(call = call.0, %extension, "the agent's phone did not take their own call; hanging up");
                     self.telephony.hangup(call);
                     return;
                 }
+                let agent_id = info.agent.take().or_else(|| self.agent_by_extension(&extension));
+                let Some(info) = self.calls.get(&call) else { return };
+                let (batch_id, key) = (info.batch_id, info.key);
                 let Some(agent_id) = agent_id else { return };
                 tracing::warn!(call = call.0, %extension, "agent did not take the call; agent set to away");
                 if let Some(run) = self.tasks.get_mut(&batch_id) {
@@ -1021,7 +1047,7 @@ impl Driver {
                     recording_sha256: recording.map(|r| r.sha256),
                 };
                 if let Some(agent_id) = info.agent {
-                    let outcome = if connected { "connected".to_string() } else { format!("{outcome:?}").to_lowercase() };
+                    let outcome = desk_outcome(connected, info.phone_missed, outcome).to_string();
                     self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
                 }
                 // Written after the call's earlier writes, on the writer: a wave of calls

@@ -17,16 +17,6 @@ mod site_support;
 use site_support::*;
 
 /// [`start_site`] with extension 1001 and agent1 on it, as the desk scenarios need.
-async fn set_state(browser: &Browser, state: &str) -> anyhow::Result<()> {
-    browser.wait_for(&format!("button.state[data-state={state}]"), Duration::from_secs(10)).await?.click().await?;
-    wait_for_some(Duration::from_secs(10), || async {
-        let desk = browser.wait_for("#desk", Duration::from_secs(1)).await.ok()?;
-        (desk.attr("data-state").await.ok()?? == state).then_some(())
-    })
-    .await
-    .with_context(|| format!("the desk shows {state}"))
-}
-
 /// Picks the business result and saves; waits for the popup to close.
 async fn save_popup(browser: &Browser, result: &str) -> anyhow::Result<()> {
     browser

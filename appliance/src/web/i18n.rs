@@ -354,6 +354,13 @@ work_text! {
     paused: "暂停", "Paused";
     calling: "正在呼叫", "Calling";
     callback_due: "回访时间到", "Callback due";
+    ended_busy: "未接通：对方忙", "Not connected: the line is busy";
+    ended_noanswer: "未接通：无人接听", "Not connected: no answer";
+    ended_rejected: "未接通：对方拒接", "Not connected: the customer declined";
+    ended_failed: "未接通：呼叫失败（空号、停机或线路故障）", "Not connected: the call failed (number not in service or line fault)";
+    ended_abandoned: "客户已挂机", "The customer hung up";
+    ended_phonemissed: "您的话机没有接起这通电话：请确认话机已注册且未占线，再拨一次", "Your phone did not take the call: check that it is registered and not busy, then dial again";
+    ended_noline: "没有空闲线路，请稍后再拨", "No free line; dial again in a moment";
     popup_timing: "弹屏时机", "Popup timing";
     timing_answer: "接通时", "On answer";
     timing_ring: "振铃时", "On ring";

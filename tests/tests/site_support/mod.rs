@@ -18,7 +18,7 @@ use sync_protocol::{
 };
 use tokio_util::sync::CancellationToken;
 
-use tests::{Browser, Sipp, free_udp_port, wait_until};
+use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
 
 pub const EXTENSION: &str = "1001";
 pub const SIP_PASSWORD: &str = "sip-secret-1001";
@@ -219,6 +219,17 @@ pub fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
         .arg(talk_ms.to_string())
         .timeout(Duration::from_secs(150))
         .spawn()
+}
+
+/// Clicks the desk's state button `state` and waits until the desk shows it.
+pub async fn set_state(browser: &Browser, state: &str) -> anyhow::Result<()> {
+    browser.wait_for(&format!("button.state[data-state={state}]"), Duration::from_secs(10)).await?.click().await?;
+    wait_for_some(Duration::from_secs(10), || async {
+        let desk = browser.wait_for("#desk", Duration::from_secs(1)).await.ok()?;
+        (desk.attr("data-state").await.ok()?? == state).then_some(())
+    })
+    .await
+    .with_context(|| format!("the desk shows {state}"))
 }
 
 pub async fn login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {

@@ -1,10 +1,15 @@
-//! An agent's own call through the real appliance, toward a carrier that plays early media
-//! (183 with SDP and audio, the answer three seconds later):
+//! An agent's own (one-click) call through the real appliance.
+//!
+//! Toward a carrier that plays early media (183 with SDP and audio, the answer three seconds
+//! later):
 //! - the agent's phone (SIPp, µ-law only) is rung at the dial and hears the network's audio
 //!   while the customer still rings;
 //! - the popup (the agent pops on answer, the default) comes only with the customer's answer;
 //! - the attempt's answered time is the customer's answer, not the agent's pick-up, so the
 //!   talk time leaves out the ringing.
+//!
+//! When the agent's phone refuses the call (busy), the customer's ringing is cancelled, the
+//! desk in Chromium says why, and the agent can dial again at once.
 
 mod site_support;
 
@@ -14,7 +19,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use tests::{Sipp, free_udp_port, wait_for_some};
+use tests::{Browser, Sipp, free_udp_port, wait_for_some};
 
 use site_support::*;
 
@@ -138,5 +143,54 @@ async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() 
     let talk = record["talk_seconds"].as_u64().context("talk_seconds")?;
     assert!((3..=6).contains(&talk), "about 4 s of talk, without the ringing: {record}");
     assert_eq!(record["has_recording"], true, "{record}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_refuses_the_agents_own_call_is_explained_and_frees_the_agent() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site_with_agent(carrier_port, 35, 2).await?;
+    let phone = agent_phone_with(
+        site.appliance.sip_addr,
+        EXTENSION,
+        SIP_PASSWORD,
+        Sipp::scenario("agent_busy.xml").calls(1).timeout(Duration::from_secs(60)),
+    )
+    .await?;
+    // The customer rings until the box cancels.
+    let carrier = Sipp::scenario("carrier_noanswer.xml")
+        .local_port(carrier_port)
+        .calls(1)
+        .timeout(Duration::from_secs(60))
+        .spawn()?;
+    post(
+        &site.admin,
+        format!("{}/api/tasks/35/start", site.url),
+        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
+    )
+    .await?;
+
+    let browser = Browser::start().await?;
+    login(&browser, &site.url, "agent1", AGENT_PASSWORD).await?;
+    browser.goto(&format!("{}/desk", site.url)).await?;
+    set_state(&browser, "one_click_only").await?;
+    browser.wait_for("button.one-click", Duration::from_secs(5)).await?.click().await?;
+    let reason = browser.wait_for("#call-result:not([hidden])", Duration::from_secs(15)).await?.text().await?;
+    assert!(reason.contains("话机没有接起"), "the desk says the phone did not take the call: {reason}");
+    browser.screenshot(screenshots().join("site-desk-phone-missed.png")).await?;
+    carrier.wait(Duration::from_secs(20)).await.ensure_success().context("the customer's ringing is cancelled")?;
+    phone.wait(Duration::from_secs(20)).await.ensure_success().context("the phone refused with 486")?;
+
+    // The call is over and recorded as not connected; the agent is free to dial again.
+    let agent = reqwest::Client::builder().cookie_store(true).build()?;
+    post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
+    let records: Value = agent.get(format!("{}/api/agent/records", site.url)).send().await?.json().await?;
+    let first = records.as_array().and_then(|records| records.first()).with_context(|| format!("one record: {records}"))?;
+    assert!(first["answered_at"].is_null() && first["outcome"] != "connected", "{first}");
+    browser.wait_for("button.one-click", Duration::from_secs(5)).await?.click().await?;
+    let calling = browser.wait_for("#calling:not([hidden])", Duration::from_secs(10)).await?.text().await?;
+    assert!(calling.contains("****"), "the second dial goes out: {calling}");
+    assert!(browser.wait_for("#dial-error:not([hidden])", Duration::from_millis(500)).await.is_err(), "no dial error");
+    browser.close().await?;
     Ok(())
 }
