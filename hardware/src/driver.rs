@@ -1273,9 +1273,13 @@ impl Driver {
                     });
                 }
                 Err(error) => {
-                    debug!(call = call_id.0, %error, "provisional response with unusable SDP; no early media")
+                    debug!(call = call_id.0, %error, "provisional response with unusable SDP; no early media");
+                    call.media.send(MediaCommand::Ringing);
                 }
             }
+        } else if side == Side::Customer {
+            // Ringing with no audio from the network: an agent on the call hears our ringback.
+            call.media.send(MediaCommand::Ringing);
         }
         let event = match side {
             Side::Customer if !call.ringing_reported => {

@@ -9,6 +9,10 @@
 //!   customer still rings (an agent's own call) hears the early media. Payloads pass
 //!   unchanged when both legs speak the same G.711 law and are re-encoded by table when not
 //!   (the agent's phone may have chosen before the carrier answered).
+//! - [`MediaCommand::Ringing`]: the customer rings without early media (a bare 180). An
+//!   agent already on the call hears a ringback tone made here (450 Hz, 1 s on, 4 s off, as
+//!   Chinese networks play it) until the network's own audio or the answer comes, instead of
+//!   wondering whether the line is dead.
 //! - [`MediaCommand::PeerHold`]: while one bridged party holds, the other hears hold audio
 //!   (from the same stream rewriter, so its phone sees one continuous stream).
 //! - [`MediaCommand::Finish`] completes the recording (streamed to disk since the bridge), replies with it,
@@ -46,6 +50,8 @@ pub(crate) enum MediaCommand {
         remote: SocketAddr,
         codec: Codec,
     },
+    /// The customer's phone rings and the network sends no audio of its own.
+    Ringing,
     /// Start hold audio toward the customer: this audio, or the call's default.
     Hold(Option<Arc<Vec<i16>>>),
     /// A bridged party put the call on hold (re-INVITE `sendonly`, `inactive` or
@@ -131,6 +137,16 @@ async fn run(
         first: true,
     };
     let mut agent: Option<(UdpSocket, SocketAddr)> = None;
+    // A bare 180 came: an agent on the call hears the ringback tone while the customer's
+    // media is unknown (no early media, no answer yet).
+    let mut ringing = false;
+    let mut ringback = HoldState {
+        position: 0,
+        sequence: rand::random(),
+        timestamp: rand::random(),
+        ssrc: rand::random(),
+        first: true,
+    };
     // Bridged parties holding the other: (the agent holds the customer, the customer holds the agent).
     let (mut agent_holds, mut customer_holds) = (false, false);
     let mut hold_toward_agent = HoldState {
@@ -157,6 +173,7 @@ async fn run(
                     customer_remote = Some(remote);
                     codec = negotiated;
                 }
+                Some(MediaCommand::Ringing) => ringing = true,
                 Some(MediaCommand::Hold(audio)) => {
                     if let Some(audio) = audio {
                         hold_audio = audio;
@@ -259,23 +276,45 @@ async fn run(
                     recorder = None;
                 }
             },
-            _ = hold_tick.tick(), if (holding && agent.is_none() || agent_holds || customer_holds) && customer_remote.is_some() => {
+            _ = hold_tick.tick(), if ((holding && agent.is_none() || agent_holds) && customer_remote.is_some())
+                || ((customer_holds || ringing && customer_remote.is_none()) && agent.is_some()) => {
                 if (holding && agent.is_none() || agent_holds)
                     && let Some(remote) = customer_remote
                     && let Some(mut packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
                         toward_customer.rewrite(&mut packet, Instant::now());
                         let _ = customer_socket.try_send_to(&packet, remote);
                     }
-                if customer_holds
-                    && let Some((agent_socket, agent_remote)) = &agent
-                    && let Some(mut packet) = next_hold_packet(&mut hold_toward_agent, &hold_audio, agent_codec) {
+                if let Some((agent_socket, agent_remote)) = &agent {
+                    let packet = if customer_holds {
+                        next_hold_packet(&mut hold_toward_agent, &hold_audio, agent_codec)
+                    } else if ringing && customer_remote.is_none() {
+                        next_hold_packet(&mut ringback, &RINGBACK, agent_codec)
+                    } else {
+                        None
+                    };
+                    if let Some(mut packet) = packet {
                         toward_agent.rewrite(&mut packet, Instant::now());
                         let _ = agent_socket.try_send_to(&packet, *agent_remote);
                     }
+                }
             },
         }
     }
 }
+
+/// Five seconds of ringback at 8 kHz: 450 Hz for one second, then four of silence, looped.
+static RINGBACK: std::sync::LazyLock<Vec<i16>> = std::sync::LazyLock::new(|| {
+    (0..40_000)
+        .map(|idx| {
+            if idx < 8_000 {
+                let phase = 2.0 * std::f32::consts::PI * 450.0 * idx as f32 / 8_000.0;
+                (phase.sin() * 8_000.0) as i16
+            } else {
+                0
+            }
+        })
+        .collect()
+});
 
 /// One outgoing RTP stream made of packets from changing sources.
 pub(crate) struct StreamRewriter {

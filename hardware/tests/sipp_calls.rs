@@ -106,6 +106,29 @@ impl Harness {
         self.dir.path()
     }
 
+    /// An answering agent phone on `port` whose SDP names a socket the test reads
+    /// (`-key rtp_port`), so the test sees exactly what the agent hears.
+    async fn listening_agent(
+        &self,
+        scenario: &str,
+        port: u16,
+    ) -> anyhow::Result<(Sipp, tokio::net::UdpSocket)> {
+        let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        let agent = Sipp::start(
+            "agent",
+            scenario,
+            port,
+            free_udp_port(),
+            &[
+                "-key".into(),
+                "rtp_port".into(),
+                rtp.local_addr()?.port().to_string(),
+            ],
+            self.sipp_dir(),
+        );
+        Ok((agent, rtp))
+    }
+
     /// Registers the agent phone with SIPp; the phone's INVITEs go to `contact_port`.
     async fn register_agent(&mut self, contact_port: u16) -> anyhow::Result<()> {
         let register = Sipp::start(
@@ -649,19 +672,7 @@ async fn rfc4733_dtmf_from_the_customer_reaches_the_agent() -> anyhow::Result<()
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_dtmf.xml",
-        agent_port,
-        free_udp_port(),
-        &[
-            "-key".into(),
-            "rtp_port".into(),
-            agent_rtp.local_addr()?.port().to_string(),
-        ],
-        harness.sipp_dir(),
-    );
+    let (agent, agent_rtp) = harness.listening_agent("agent_dtmf.xml", agent_port).await?;
     // The carrier sends the digit 1 one second after answering, then hangs up.
     let carrier = Sipp::start(
         "carrier",
@@ -712,19 +723,7 @@ async fn agent_bridged_while_ringing_hears_early_media() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_answer_pcmu.xml",
-        agent_port,
-        free_udp_port(),
-        &[
-            "-key".into(),
-            "rtp_port".into(),
-            agent_rtp.local_addr()?.port().to_string(),
-        ],
-        harness.sipp_dir(),
-    );
+    let (agent, agent_rtp) = harness.listening_agent("agent_answer_pcmu.xml", agent_port).await?;
     // 183 with SDP and A-law audio at once, the 200 OK three seconds later.
     let carrier = Sipp::start(
         "carrier",
@@ -811,6 +810,67 @@ async fn agent_bridged_while_ringing_hears_early_media() -> anyhow::Result<()> {
     );
     let (customer_peak, _) = channel_peaks(&recording.path)?;
     assert!(customer_peak > 1000, "customer channel is silent (peak {customer_peak})");
+    carrier.finish(Duration::from_secs(10)).await?;
+    agent.finish(Duration::from_secs(10)).await
+}
+
+/// An agent's own call to a carrier that rings with a bare 180 (no early media): the agent
+/// hears the box's ringback tone, 450 Hz, rather than silence.
+#[tokio::test]
+async fn agent_bridged_while_ringing_without_early_media_hears_ringback() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let agent_port = free_udp_port();
+    harness.register_agent(agent_port).await?;
+    let (agent, agent_rtp) = harness.listening_agent("agent_answer_pcmu.xml", agent_port).await?;
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_noanswer.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(33, Duration::from_secs(20));
+    harness
+        .telephony
+        .bridge(CallId(33), EXTENSION, Duration::from_secs(10), true);
+    // Half a second of the tone's first second.
+    let mut samples = Vec::new();
+    let mut buffer = vec![0u8; 2048];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while samples.len() < 4_000 {
+        let (n_bytes, _) = tokio::time::timeout_at(deadline, agent_rtp.recv_from(&mut buffer))
+            .await
+            .with_context(|| format!("the agent heard {} samples in 10 s", samples.len()))??;
+        let reader = rtp_rs::RtpReader::new(&buffer[..n_bytes])
+            .map_err(|error| anyhow::anyhow!("not RTP toward the agent: {error:?}"))?;
+        assert_eq!(reader.payload_type(), 0, "in the phone's codec (µ-law)");
+        samples.extend(reader.payload().iter().map(|byte| hardware::g711::ulaw_to_linear(*byte)));
+    }
+    let peak = samples.iter().map(|sample| sample.unsigned_abs()).max().unwrap_or(0);
+    assert!(peak > 4_000, "a clear tone, not silence (peak {peak})");
+    // A 450 Hz sine crosses zero 900 times a second: 450 in these 4,000 samples.
+    let crossings = samples
+        .windows(2)
+        .filter(|pair| (pair[0] < 0) != (pair[1] < 0))
+        .count();
+    assert!(
+        (400..=500).contains(&crossings),
+        "450 Hz expected, {crossings} zero crossings in 0.5 s"
+    );
+    harness.telephony.hangup(CallId(33));
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                outcome: Outcome::NoAnswer,
+                hangup_side: Some(HangupSide::System),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
     carrier.finish(Duration::from_secs(10)).await?;
     agent.finish(Duration::from_secs(10)).await
 }

@@ -245,6 +245,12 @@ impl SippBuilder {
         self
     }
 
+    /// `-mi 127.0.0.1 -mp N`: the scenario's RTP (`[media_port]`, `play_pcap_audio`) on a
+    /// loopback port of its own, so several SIPps at once do not fight over the default 6000.
+    pub fn media_on_loopback(self) -> Self {
+        self.arg("-mi").arg("127.0.0.1").arg("-mp").arg(crate::free_udp_port().to_string())
+    }
+
     /// Any other SIPp argument, passed as is.
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.extra_args.push(arg.into());

@@ -116,10 +116,7 @@ async fn adaptive_pacing_overdials_for_free_agents_and_accounts_for_every_answer
     let carrier = Sipp::scenario("carrier_mixed.xml")
         .local_port(carrier_port)
         .calls(100_000)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .media_on_loopback()
         .trace_messages()
         .timeout(RUN + Duration::from_secs(90))
         .spawn()?;

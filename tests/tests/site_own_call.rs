@@ -64,10 +64,7 @@ async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() 
     let carrier = Sipp::scenario("carrier_early_media.xml")
         .local_port(carrier_port)
         .calls(1)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .media_on_loopback()
         .timeout(Duration::from_secs(60))
         .spawn()?;
     post(

@@ -182,10 +182,7 @@ pub async fn agent_phone_with(
     let answer_port = free_udp_port();
     let phone = answering
         .local_port(answer_port)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .media_on_loopback()
         .timeout(Duration::from_secs(150))
         .spawn()?;
     Sipp::scenario("agent_register.xml")
@@ -211,10 +208,7 @@ pub fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
     Sipp::scenario("carrier_answer.xml")
         .local_port(port)
         .calls(calls)
-        .arg("-mi")
-        .arg("127.0.0.1")
-        .arg("-mp")
-        .arg(free_udp_port().to_string())
+        .media_on_loopback()
         .arg("-d")
         .arg(talk_ms.to_string())
         .timeout(Duration::from_secs(150))
