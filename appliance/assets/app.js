@@ -252,16 +252,21 @@ function wireDesk(desk) {
   });
 
   const calling = document.getElementById("calling");
+  const callResult = document.getElementById("call-result");
+  const endedAttempts = new Set();
   const notice = document.getElementById("notice");
   const dialError = document.getElementById("dial-error");
   for (const button of document.querySelectorAll("button.one-click")) {
     button.addEventListener("click", async () => {
       dialError.hidden = true;
-      document.getElementById("call-result").hidden = true;
+      callResult.hidden = true;
       try {
         const started = await postJson(button.dataset.dial, {});
-        calling.textContent = desk.dataset.calling + " " + started.phone;
-        calling.hidden = false;
+        // A call that failed at once may have ended before this answer came back.
+        if (!endedAttempts.has(started.attempt_id)) {
+          calling.textContent = desk.dataset.calling + " " + started.phone;
+          calling.hidden = false;
+        }
       } catch (failure) {
         dialError.textContent = failure.message;
         dialError.hidden = false;
@@ -273,14 +278,16 @@ function wireDesk(desk) {
   events.addEventListener("state", (event) => showState(JSON.parse(event.data).state));
   events.addEventListener("ringing", (event) => {
     const ringing = JSON.parse(event.data);
+    callResult.hidden = true;
     calling.textContent = desk.dataset.calling + " " + ringing.phone;
     calling.hidden = false;
   });
-  // An agent's own call that did not go through says why, until the next dial.
-  const callResult = document.getElementById("call-result");
+  // A call of the agent's that did not go through says why, until the next call.
   events.addEventListener("ended", (event) => {
     calling.hidden = true;
-    const outcome = JSON.parse(event.data).outcome || "";
+    const ended = JSON.parse(event.data);
+    endedAttempts.add(ended.attempt_id);
+    const outcome = ended.outcome || "";
     const reason = desk.dataset["ended" + outcome.charAt(0).toUpperCase() + outcome.slice(1)];
     callResult.textContent = reason || "";
     callResult.hidden = !reason;
@@ -292,6 +299,7 @@ function wireDesk(desk) {
   });
   events.addEventListener("popup", (event) => {
     const popup = JSON.parse(event.data);
+    callResult.hidden = true;
     const known = (open && open.attempt_id === popup.attempt_id) ||
       queue.some((queued) => queued.attempt_id === popup.attempt_id);
     if (!known) queue.push(popup);

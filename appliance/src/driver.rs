@@ -247,14 +247,18 @@ fn sync_outcome(outcome: hardware::Outcome) -> sync_protocol::Outcome {
     }
 }
 
-/// How a call of the agent's ended, as the desk's `ended` event names it (the desk shows
-/// every one but `connected` as the reason the call did not go through).
-fn desk_outcome(connected: bool, phone_missed: bool, outcome: hardware::Outcome) -> &'static str {
+/// How a call of the agent's ended, as the desk's `ended` event names it. The desk shows
+/// the reason a call did not go through; `connected` and `agenthungup` (the agent gave up
+/// their own call while it rang, and knows why) show nothing.
+fn desk_outcome(connected: bool, phone_missed: bool, hangup_side: Option<hardware::HangupSide>, outcome: hardware::Outcome) -> &'static str {
     if connected {
         return "connected";
     }
     if phone_missed {
         return "phonemissed";
+    }
+    if hangup_side == Some(hardware::HangupSide::Agent) {
+        return "agenthungup";
     }
     match outcome {
         hardware::Outcome::Answered => "connected",
@@ -461,6 +465,13 @@ impl Driver {
         if self.agents.get(&agent_id).is_some_and(|slot| slot.call.is_some()) {
             return Err("you are on a call; finish it first".to_string());
         }
+        // The phone is rung at the dial; without it the customer would get a ring-and-drop.
+        if !self.telephony.registered_extensions().contains(&agent.extension) {
+            return Err(format!(
+                "your phone (extension {}) is not registered: check that it is on and signed in, then dial again (话机未注册)",
+                agent.extension
+            ));
+        }
         let claim = match target {
             ManualTarget::OneClick { project_id } => self.store.claim_one_click(project_id, agent_id, &agent.username),
             ManualTarget::CallBackNow { attempt_id } => self.store.claim_call_back_now(attempt_id, agent_id, &agent.username),
@@ -608,7 +619,8 @@ impl Driver {
         for callback in due {
             let Some(agent) = self.desk.agent_by_username(&callback.agent) else { continue };
             let free = matches!(agent.state, AgentState::Available | AgentState::OneClickOnly)
-                && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up);
+                && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up)
+                && self.telephony.registered_extensions().contains(&agent.extension);
             if !free {
                 if self.told_due.insert(callback.callback_id) {
                     self.desk.push(
@@ -1047,7 +1059,7 @@ impl Driver {
                     recording_sha256: recording.map(|r| r.sha256),
                 };
                 if let Some(agent_id) = info.agent {
-                    let outcome = desk_outcome(connected, info.phone_missed, outcome).to_string();
+                    let outcome = desk_outcome(connected, info.phone_missed, hangup_side, outcome).to_string();
                     self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id: info.attempt_id, outcome });
                 }
                 // Written after the call's earlier writes, on the writer: a wave of calls

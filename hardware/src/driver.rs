@@ -128,6 +128,10 @@ struct Leg {
     credentials: Option<Credentials>,
     auth_attempted: bool,
     ack: Option<Vec<u8>>,
+    /// Given up before any provisional response: the CANCEL goes out with the first 1xx
+    /// (RFC 3261 9.1), since a CANCEL that overtakes its INVITE is answered 481 and the
+    /// customer's phone would ring on with nobody to stop it.
+    cancel_pending: bool,
     local_sdp: Vec<u8>,
     extra_headers: Vec<(String, String)>,
     pending: Vec<PendingRequest>,
@@ -758,6 +762,7 @@ impl Driver {
             credentials,
             auth_attempted: false,
             ack: None,
+            cancel_pending: false,
             local_sdp: offer.to_vec(),
             extra_headers,
             pending: Vec::new(),
@@ -791,6 +796,9 @@ impl Driver {
         let sip_call_id =
             self.start_customer_leg(call_id, &trunk, &request, &offer, ring_deadline, now);
         if let Some(call) = self.calls.get_mut(&call_id) {
+            // The failed trunk's early media (if any) is gone with it.
+            call.media.send(MediaCommand::NewCustomerLeg);
+            call.codec = None;
             call.customer = sip_call_id;
             call.trunk = trunk.name.clone();
             call.tried.push(trunk.name);
@@ -917,6 +925,7 @@ impl Driver {
             credentials: None,
             auth_attempted: false,
             ack: None,
+            cancel_pending: false,
             local_sdp: sdp::build_audio(
                 self.local.ip(),
                 rtp_port,
@@ -1122,7 +1131,11 @@ impl Driver {
             return;
         };
         match leg.state {
-            LegState::Calling | LegState::Proceeding => self.send_cancel(&mut leg, now),
+            LegState::Calling => {
+                leg.cancel_pending = true;
+                leg.state = LegState::Cancelling;
+            }
+            LegState::Proceeding => self.send_cancel(&mut leg, now),
             LegState::Confirmed => self.send_bye(&mut leg, now),
             LegState::Cancelling | LegState::Terminated => {}
         }
@@ -1243,12 +1256,17 @@ impl Driver {
     }
 
     fn on_provisional(&mut self, sip_call_id: &str, response: &Response) {
-        let Some(leg) = self.legs.get_mut(sip_call_id) else {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
         if leg.state == LegState::Calling {
             leg.state = LegState::Proceeding;
         }
+        if leg.cancel_pending {
+            leg.cancel_pending = false;
+            self.send_cancel(&mut leg, Instant::now());
+        }
+        let leg = self.legs.entry(sip_call_id.to_string()).or_insert(leg);
         if !matches!(response.status, 180 | 183) {
             return;
         }
@@ -1258,12 +1276,19 @@ impl Driver {
         let Some(call) = self.calls.get_mut(&call_id) else {
             return;
         };
-        if side == Side::Customer && !response.body.is_empty() {
+        if side == Side::Customer && call.answered {
+            // A provisional response overtaken by the answer (reordered, or from another
+            // fork): the answer's media stands.
+        } else if side == Side::Customer && !response.body.is_empty() {
             // Early media: the network's ringback or announcement. Relayed to an agent already
             // bridged (an agent's own call) and recorded; a waiting customer hears nothing of it.
             match SessionDescription::parse(&response.body)
                 .and_then(|answer| answer.audio_path(&[Codec::Pcmu, Codec::Pcma]))
             {
+                // `c=0.0.0.0` or port 0: media announced but none will flow.
+                Ok(path) if path.remote.ip().is_unspecified() || path.remote.port() == 0 => {
+                    call.media.send(MediaCommand::Ringing);
+                }
                 Ok(path) => {
                     debug!(call = call_id.0, codec = ?path.codec, remote = %path.remote, "early media");
                     call.codec = Some(path.codec);
@@ -1332,8 +1357,15 @@ impl Driver {
         self.legs.insert(sip_call_id.to_string(), leg);
 
         let Some((call_id, side)) = owner.filter(|_| !was_cancelling) else {
-            // Answered after we gave up on it: hang up the answer right away.
-            self.release_leg(sip_call_id, now);
+            match owner {
+                // The answer crossed our CANCEL at the ring timeout: no 487 will come, so the
+                // call ends here, unanswered, and the answer gets BYE.
+                Some((call_id, Side::Customer)) => {
+                    self.end_call(call_id, Outcome::NoAnswer, Some(HangupSide::System))
+                }
+                // Answered after we gave up on it: hang up the answer right away.
+                _ => self.release_leg(sip_call_id, now),
+            }
             return;
         };
         match side {

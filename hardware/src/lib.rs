@@ -1,7 +1,7 @@
 //! The telephony lines the appliance drives, behind one narrow interface.
 //!
 //! The appliance sees only this crate's own types: [`Telephony`] to act (dial a customer,
-//! offer an answered call to an agent extension, play hold audio, hang up) and
+//! offer a call to an agent extension, play hold audio, hang up) and
 //! [`LineEvent`] to learn what happened. No SIP type crosses this boundary; SIP lives in
 //! `sip-core` (sans-IO) and in this crate's private driver.
 //!
@@ -371,7 +371,9 @@ pub enum Outcome {
     Answered,
     /// 486 / 600.
     Busy,
-    /// Ring timeout reached; CANCEL sent (487 received).
+    /// Never answered: ring timeout reached and CANCEL sent (487 received, or the answer
+    /// crossed the CANCEL and got BYE), 408 / 480, or the call given up while ringing by the
+    /// system or by the agent on their own call.
     NoAnswer,
     /// 603 and other explicit refusals.
     Rejected,

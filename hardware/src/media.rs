@@ -52,6 +52,9 @@ pub(crate) enum MediaCommand {
     },
     /// The customer's phone rings and the network sends no audio of its own.
     Ringing,
+    /// The call failed over to another trunk: the old leg's media address and ringing are
+    /// forgotten until the new leg says its own.
+    NewCustomerLeg,
     /// Start hold audio toward the customer: this audio, or the call's default.
     Hold(Option<Arc<Vec<i16>>>),
     /// A bridged party put the call on hold (re-INVITE `sendonly`, `inactive` or
@@ -174,6 +177,10 @@ async fn run(
                     codec = negotiated;
                 }
                 Some(MediaCommand::Ringing) => ringing = true,
+                Some(MediaCommand::NewCustomerLeg) => {
+                    customer_remote = None;
+                    ringing = false;
+                }
                 Some(MediaCommand::Hold(audio)) => {
                     if let Some(audio) = audio {
                         hold_audio = audio;
@@ -238,7 +245,7 @@ async fn run(
                     if !customer_holds {
                         let out = &mut forward[..n_bytes];
                         out.copy_from_slice(packet);
-                        recode(out, &reader, codec, agent_codec);
+                        recode(out, &reader, agent_codec);
                         toward_agent.rewrite(out, Instant::now());
                         let _ = agent_socket.try_send_to(out, *agent_remote);
                     }
@@ -266,7 +273,7 @@ async fn run(
                 if let Some(remote) = customer_remote.filter(|_| !agent_holds) {
                     let out = &mut forward[..n_bytes];
                     out.copy_from_slice(packet);
-                    recode(out, &reader, agent_codec, codec);
+                    recode(out, &reader, codec);
                     toward_customer.rewrite(out, Instant::now());
                     let _ = customer_socket.try_send_to(out, remote);
                 }
@@ -375,21 +382,21 @@ impl StreamRewriter {
     }
 }
 
-/// Re-encodes a copied G.711 packet from the sender's law to the receiver's (payload and
-/// payload type), leaving telephone-event and same-law packets alone. `reader` reads the
-/// original, which has the same layout as `out`.
-fn recode(out: &mut [u8], reader: &RtpReader<'_>, from: Codec, to: Codec) {
-    if from == to || reader.payload_type() != from.payload_type() {
-        return;
-    }
+/// Re-encodes a copied G.711 packet into the receiver's law `to` (payload and payload type)
+/// when it came in the other one, leaving telephone-event and same-law packets alone. Decided
+/// by each packet's own payload type, not by what was negotiated: a phone offered both laws
+/// may switch between them. `reader` reads the original, which has the same layout as `out`.
+fn recode(out: &mut [u8], reader: &RtpReader<'_>, to: Codec) {
+    let convert: fn(&mut [u8]) = match (reader.payload_type(), to) {
+        (0, Codec::Pcma) => g711::ulaw_to_alaw,
+        (8, Codec::Pcmu) => g711::alaw_to_ulaw,
+        _ => return,
+    };
     let start = reader.payload_offset();
     let Some(payload) = out.get_mut(start..start + reader.payload().len()) else {
         return;
     };
-    match from {
-        Codec::Pcmu => g711::ulaw_to_alaw(payload),
-        Codec::Pcma => g711::alaw_to_ulaw(payload),
-    }
+    convert(payload);
     out[1] = (out[1] & 0x80) | to.payload_type();
 }
 
@@ -462,7 +469,7 @@ mod tests {
             .build()
             .expect("rtp");
         let mut out = original.clone();
-        recode(&mut out, &RtpReader::new(&original).expect("rtp"), Codec::Pcma, Codec::Pcmu);
+        recode(&mut out, &RtpReader::new(&original).expect("rtp"), Codec::Pcmu);
         let reader = RtpReader::new(&out).expect("rtp");
         assert_eq!(reader.payload_type(), 0);
         assert!(reader.mark(), "the marker bit survives");
@@ -481,8 +488,12 @@ mod tests {
             .build()
             .expect("rtp");
         let mut out = event.clone();
-        recode(&mut out, &RtpReader::new(&event).expect("rtp"), Codec::Pcma, Codec::Pcmu);
+        recode(&mut out, &RtpReader::new(&event).expect("rtp"), Codec::Pcmu);
         assert_eq!(out, event);
+        // A packet already in the receiver's law passes untouched.
+        let mut out = original.clone();
+        recode(&mut out, &RtpReader::new(&original).expect("rtp"), Codec::Pcma);
+        assert_eq!(out, original);
     }
 
     #[test]

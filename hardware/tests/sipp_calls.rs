@@ -875,6 +875,89 @@ async fn agent_bridged_while_ringing_without_early_media_hears_ringback() -> any
     agent.finish(Duration::from_secs(10)).await
 }
 
+/// The ring timeout's CANCEL and the carrier's 200 OK cross: the answer is ACKed and hung up
+/// with BYE, and the call ends unanswered at once (no 487 will ever come), freeing the
+/// number for its next attempt.
+#[tokio::test]
+async fn an_answer_crossing_the_cancel_is_hung_up_and_ends_the_call() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_answer_at_cancel.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(34, Duration::from_secs(1));
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                outcome: Outcome::NoAnswer,
+                hangup_side: Some(HangupSide::System),
+                recording: None,
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    assert!(
+        !events.iter().any(|event| matches!(event, LineEvent::Answered { .. })),
+        "an answer after the give-up is not reported: {events:?}"
+    );
+    carrier.finish(Duration::from_secs(10)).await?;
+    // The number is free again (one attempt per number at a time).
+    let busy = Sipp::start(
+        "busy",
+        "carrier_busy.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(35, Duration::from_secs(5));
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    assert!(
+        matches!(events.last(), Some(LineEvent::Ended { outcome: Outcome::Busy, .. })),
+        "{events:?}"
+    );
+    busy.finish(Duration::from_secs(10)).await
+}
+
+/// Given up before the carrier said anything, the call ends at once for the appliance, but
+/// the CANCEL waits for the first provisional response (RFC 3261 9.1): the slow carrier
+/// fails its scenario if a CANCEL arrives before its 180.
+#[tokio::test]
+async fn a_cancel_waits_for_the_first_provisional_response() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let carrier = Sipp::start(
+        "carrier",
+        "carrier_slow_ring.xml",
+        harness.carrier_port,
+        free_udp_port(),
+        &[],
+        harness.sipp_dir(),
+    );
+    harness.dial(36, Duration::from_secs(20));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    harness.telephony.hangup(CallId(36));
+    let events = harness.events_until(Duration::from_secs(5), ended).await?;
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended {
+                outcome: Outcome::NoAnswer,
+                hangup_side: Some(HangupSide::System),
+                ..
+            })
+        ),
+        "{events:?}"
+    );
+    carrier.finish(Duration::from_secs(10)).await
+}
+
 /// The agent gives up their own call while the customer still rings: the customer leg is
 /// cancelled and the call ends unanswered, hung up by the agent.
 #[tokio::test]

@@ -8,8 +8,9 @@
 //! - the attempt's answered time is the customer's answer, not the agent's pick-up, so the
 //!   talk time leaves out the ringing.
 //!
-//! When the agent's phone refuses the call (busy), the customer's ringing is cancelled, the
-//! desk in Chromium says why, and the agent can dial again at once.
+//! While the agent's phone is not registered, a dial is refused with that reason and no
+//! number is taken. When the phone refuses the call (busy), the customer's ringing is
+//! cancelled, the desk in Chromium says why, and the agent can dial again at once.
 
 mod site_support;
 
@@ -147,6 +148,23 @@ async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() 
 async fn a_phone_that_refuses_the_agents_own_call_is_explained_and_frees_the_agent() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
     let site = start_site_with_agent(carrier_port, 35, 2).await?;
+    post(
+        &site.admin,
+        format!("{}/api/tasks/35/start", site.url),
+        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
+    )
+    .await?;
+    // Before the phone registers, a dial is refused with the reason, and no customer rings.
+    let agent = reqwest::Client::builder().cookie_store(true).build()?;
+    post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
+    post(&agent, format!("{}/api/agent/state", site.url), json!({"state": "one_click_only"})).await?;
+    let refused = agent.post(format!("{}/api/agent/projects/7/dial", site.url)).json(&json!({})).send().await?;
+    let status = refused.status();
+    let body = refused.text().await?;
+    assert!(status.is_client_error() && body.contains("not registered"), "{status} {body}");
+    let records: Value = agent.get(format!("{}/api/agent/records", site.url)).send().await?.json().await?;
+    assert_eq!(records, json!([]), "no number was taken");
+
     let phone = agent_phone_with(
         site.appliance.sip_addr,
         EXTENSION,
@@ -160,12 +178,6 @@ async fn a_phone_that_refuses_the_agents_own_call_is_explained_and_frees_the_age
         .calls(1)
         .timeout(Duration::from_secs(60))
         .spawn()?;
-    post(
-        &site.admin,
-        format!("{}/api/tasks/35/start", site.url),
-        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
-    )
-    .await?;
 
     let browser = Browser::start().await?;
     login(&browser, &site.url, "agent1", AGENT_PASSWORD).await?;
@@ -179,8 +191,6 @@ async fn a_phone_that_refuses_the_agents_own_call_is_explained_and_frees_the_age
     phone.wait(Duration::from_secs(20)).await.ensure_success().context("the phone refused with 486")?;
 
     // The call is over and recorded as not connected; the agent is free to dial again.
-    let agent = reqwest::Client::builder().cookie_store(true).build()?;
-    post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
     let records: Value = agent.get(format!("{}/api/agent/records", site.url)).send().await?.json().await?;
     let first = records.as_array().and_then(|records| records.first()).with_context(|| format!("one record: {records}"))?;
     assert!(first["answered_at"].is_null() && first["outcome"] != "connected", "{first}");
