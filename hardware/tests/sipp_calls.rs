@@ -106,6 +106,31 @@ impl Harness {
         self.dir.path()
     }
 
+    /// SIPp playing the carrier with `scenario` on the trunk's port.
+    fn carrier(&self, scenario: &str, extra: &[String]) -> Sipp {
+        Sipp::start(
+            "carrier",
+            scenario,
+            self.carrier_port,
+            free_udp_port(),
+            extra,
+            self.sipp_dir(),
+        )
+    }
+
+    /// SIPp playing the agent's phone (answering side) with `scenario` on `port`.
+    fn agent(&self, scenario: &str, port: u16, extra: &[String]) -> Sipp {
+        Sipp::start("agent", scenario, port, free_udp_port(), extra, self.sipp_dir())
+    }
+
+    /// An agent's own call: dials and offers it to the agent's phone at once, while the
+    /// customer still rings.
+    fn dial_own_call(&self, call: u64) {
+        self.dial(call, Duration::from_secs(20));
+        self.telephony
+            .bridge(CallId(call), EXTENSION, Duration::from_secs(10), true);
+    }
+
     /// An answering agent phone on `port` whose SDP names a socket the test reads
     /// (`-key rtp_port`), so the test sees exactly what the agent hears.
     async fn listening_agent(
@@ -114,17 +139,14 @@ impl Harness {
         port: u16,
     ) -> anyhow::Result<(Sipp, tokio::net::UdpSocket)> {
         let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-        let agent = Sipp::start(
-            "agent",
+        let agent = self.agent(
             scenario,
             port,
-            free_udp_port(),
             &[
                 "-key".into(),
                 "rtp_port".into(),
                 rtp.local_addr()?.port().to_string(),
             ],
-            self.sipp_dir(),
         );
         Ok((agent, rtp))
     }
@@ -173,6 +195,17 @@ fn registration_args(appliance: SocketAddr, password: &str, contact_port: u16) -
     ]
 }
 
+/// The last of `events` is the call's end with this outcome and hang-up side.
+fn assert_ended_as(events: &[LineEvent], outcome: Outcome, hangup_side: Option<HangupSide>) {
+    assert!(
+        matches!(
+            events.last(),
+            Some(LineEvent::Ended { outcome: o, hangup_side: h, .. }) if *o == outcome && *h == hangup_side
+        ),
+        "expected the call to end {outcome:?} / {hangup_side:?}: {events:?}"
+    );
+}
+
 fn ended(event: &LineEvent) -> bool {
     matches!(event, LineEvent::Ended { .. })
 }
@@ -200,14 +233,7 @@ fn channel_peaks(path: &Path) -> anyhow::Result<(i32, i32)> {
 #[tokio::test]
 async fn busy_customer_ends_busy_and_is_acked() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_busy.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_busy.xml", &[]);
     harness.dial(1, Duration::from_secs(20));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
     let Some(LineEvent::Ended {
@@ -230,14 +256,7 @@ async fn busy_customer_ends_busy_and_is_acked() -> anyhow::Result<()> {
 #[tokio::test]
 async fn unanswered_customer_is_cancelled_at_ring_timeout() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_noanswer.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_noanswer.xml", &[]);
     harness.dial(2, Duration::from_millis(1500));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
     assert!(
@@ -264,22 +283,8 @@ async fn answered_call_is_bridged_to_registered_agent_and_recorded() -> anyhow::
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_answer.xml",
-        agent_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_answer.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &["-d".into(), "3000".into()],
-        harness.sipp_dir(),
-    );
+    let agent = harness.agent("agent_answer.xml", agent_port, &[]);
+    let carrier = harness.carrier("carrier_answer.xml", &["-d".into(), "3000".into()]);
     harness.dial(3, Duration::from_secs(20));
     let before_answer = harness
         .events_until(Duration::from_secs(15), |event| {
@@ -342,22 +347,8 @@ async fn busy_agent_is_missed_and_the_waiting_customer_can_be_hung_up() -> anyho
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_busy.xml",
-        agent_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_answer_wait.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let agent = harness.agent("agent_busy.xml", agent_port, &[]);
+    let carrier = harness.carrier("carrier_answer_wait.xml", &[]);
     harness.dial(4, Duration::from_secs(20));
     harness
         .events_until(Duration::from_secs(15), |event| {
@@ -505,14 +496,7 @@ async fn garbage_and_inbound_invites_leave_the_driver_working() -> anyhow::Resul
     assert_eq!(response.status, 403);
 
     // The driver still places calls.
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_busy.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_busy.xml", &[]);
     harness.dial(6, Duration::from_secs(20));
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
     assert!(
@@ -551,28 +535,14 @@ async fn agent_holds_resumes_and_hangs_up_first() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_hold_resume.xml",
-        agent_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let agent = harness.agent("agent_hold_resume.xml", agent_port, &[]);
     // The customer's RTP port is a socket of the test's: what the customer hears is counted.
     let customer_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_answer_listen.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[
+    let carrier = harness.carrier("carrier_answer_listen.xml", &[
             "-key".into(),
             "rtp_port".into(),
             customer_rtp.local_addr()?.port().to_string(),
-        ],
-        harness.sipp_dir(),
-    );
+        ]);
     let heard = tokio::spawn(async move {
         let mut buffer = vec![0u8; 2048];
         let mut packets = 0u32;
@@ -624,23 +594,9 @@ async fn customer_hangs_up_while_the_agent_rings_and_the_agent_gets_cancel() -> 
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
     // The agent phone rings and never answers; it must receive CANCEL (then 487, ACK).
-    let agent = Sipp::start(
-        "agent",
-        "carrier_noanswer.xml",
-        agent_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let agent = harness.agent("carrier_noanswer.xml", agent_port, &[]);
     // The customer hangs up 1.5 s after answering.
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_answer.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &["-d".into(), "1500".into()],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_answer.xml", &["-d".into(), "1500".into()]);
     answer_and_bridge(&mut harness, 22, Duration::from_secs(20)).await?;
     let events = harness.events_until(Duration::from_secs(20), ended).await?;
     assert!(
@@ -674,14 +630,7 @@ async fn rfc4733_dtmf_from_the_customer_reaches_the_agent() -> anyhow::Result<()
     harness.register_agent(agent_port).await?;
     let (agent, agent_rtp) = harness.listening_agent("agent_dtmf.xml", agent_port).await?;
     // The carrier sends the digit 1 one second after answering, then hangs up.
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_dtmf.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &["-d".into(), "1000".into()],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_dtmf.xml", &["-d".into(), "1000".into()]);
     answer_and_bridge(&mut harness, 23, Duration::from_secs(10)).await?;
     let mut buffer = vec![0u8; 2048];
     let mut events_seen = Vec::new();
@@ -725,18 +674,8 @@ async fn agent_bridged_while_ringing_hears_early_media() -> anyhow::Result<()> {
     harness.register_agent(agent_port).await?;
     let (agent, agent_rtp) = harness.listening_agent("agent_answer_pcmu.xml", agent_port).await?;
     // 183 with SDP and A-law audio at once, the 200 OK three seconds later.
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_early_media.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    harness.dial(31, Duration::from_secs(20));
-    harness
-        .telephony
-        .bridge(CallId(31), EXTENSION, Duration::from_secs(10), true);
+    let carrier = harness.carrier("carrier_early_media.xml", &[]);
+    harness.dial_own_call(31);
 
     // What the agent hears, until the announcement gets loud (the recording starts with
     // 0.4 s of near silence) or for at most 1.5 s.
@@ -822,18 +761,8 @@ async fn agent_bridged_while_ringing_without_early_media_hears_ringback() -> any
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
     let (agent, agent_rtp) = harness.listening_agent("agent_answer_pcmu.xml", agent_port).await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_noanswer.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    harness.dial(33, Duration::from_secs(20));
-    harness
-        .telephony
-        .bridge(CallId(33), EXTENSION, Duration::from_secs(10), true);
+    let carrier = harness.carrier("carrier_noanswer.xml", &[]);
+    harness.dial_own_call(33);
     // Half a second of the tone's first second.
     let mut samples = Vec::new();
     let mut buffer = vec![0u8; 2048];
@@ -860,17 +789,7 @@ async fn agent_bridged_while_ringing_without_early_media_hears_ringback() -> any
     );
     harness.telephony.hangup(CallId(33));
     let events = harness.events_until(Duration::from_secs(10), ended).await?;
-    assert!(
-        matches!(
-            events.last(),
-            Some(LineEvent::Ended {
-                outcome: Outcome::NoAnswer,
-                hangup_side: Some(HangupSide::System),
-                ..
-            })
-        ),
-        "{events:?}"
-    );
+    assert_ended_as(&events, Outcome::NoAnswer, Some(HangupSide::System));
     carrier.finish(Duration::from_secs(10)).await?;
     agent.finish(Duration::from_secs(10)).await
 }
@@ -881,14 +800,7 @@ async fn agent_bridged_while_ringing_without_early_media_hears_ringback() -> any
 #[tokio::test]
 async fn an_answer_crossing_the_cancel_is_hung_up_and_ends_the_call() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_answer_at_cancel.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_answer_at_cancel.xml", &[]);
     harness.dial(34, Duration::from_secs(1));
     let events = harness.events_until(Duration::from_secs(10), ended).await?;
     assert!(
@@ -909,14 +821,7 @@ async fn an_answer_crossing_the_cancel_is_hung_up_and_ends_the_call() -> anyhow:
     );
     carrier.finish(Duration::from_secs(10)).await?;
     // The number is free again (one attempt per number at a time).
-    let busy = Sipp::start(
-        "busy",
-        "carrier_busy.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let busy = harness.carrier("carrier_busy.xml", &[]);
     harness.dial(35, Duration::from_secs(5));
     let events = harness.events_until(Duration::from_secs(10), ended).await?;
     assert!(
@@ -932,29 +837,12 @@ async fn an_answer_crossing_the_cancel_is_hung_up_and_ends_the_call() -> anyhow:
 #[tokio::test]
 async fn a_cancel_waits_for_the_first_provisional_response() -> anyhow::Result<()> {
     let mut harness = start_telephony().await?;
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_slow_ring.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
+    let carrier = harness.carrier("carrier_slow_ring.xml", &[]);
     harness.dial(36, Duration::from_secs(20));
     tokio::time::sleep(Duration::from_millis(100)).await;
     harness.telephony.hangup(CallId(36));
     let events = harness.events_until(Duration::from_secs(5), ended).await?;
-    assert!(
-        matches!(
-            events.last(),
-            Some(LineEvent::Ended {
-                outcome: Outcome::NoAnswer,
-                hangup_side: Some(HangupSide::System),
-                ..
-            })
-        ),
-        "{events:?}"
-    );
+    assert_ended_as(&events, Outcome::NoAnswer, Some(HangupSide::System));
     carrier.finish(Duration::from_secs(10)).await
 }
 
@@ -965,26 +853,9 @@ async fn agent_hanging_up_while_ringing_cancels_the_customer() -> anyhow::Result
     let mut harness = start_telephony().await?;
     let agent_port = free_udp_port();
     harness.register_agent(agent_port).await?;
-    let agent = Sipp::start(
-        "agent",
-        "agent_hangs_up.xml",
-        agent_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    let carrier = Sipp::start(
-        "carrier",
-        "carrier_noanswer.xml",
-        harness.carrier_port,
-        free_udp_port(),
-        &[],
-        harness.sipp_dir(),
-    );
-    harness.dial(32, Duration::from_secs(20));
-    harness
-        .telephony
-        .bridge(CallId(32), EXTENSION, Duration::from_secs(10), true);
+    let agent = harness.agent("agent_hangs_up.xml", agent_port, &[]);
+    let carrier = harness.carrier("carrier_noanswer.xml", &[]);
+    harness.dial_own_call(32);
     let events = harness.events_until(Duration::from_secs(15), ended).await?;
     assert!(
         events.iter().any(|event| matches!(event, LineEvent::Bridged { call: CallId(32), .. })),
@@ -994,17 +865,7 @@ async fn agent_hanging_up_while_ringing_cancels_the_customer() -> anyhow::Result
         !events.iter().any(|event| matches!(event, LineEvent::Answered { .. })),
         "{events:?}"
     );
-    assert!(
-        matches!(
-            events.last(),
-            Some(LineEvent::Ended {
-                outcome: Outcome::NoAnswer,
-                hangup_side: Some(HangupSide::Agent),
-                ..
-            })
-        ),
-        "{events:?}"
-    );
+    assert_ended_as(&events, Outcome::NoAnswer, Some(HangupSide::Agent));
     carrier.finish(Duration::from_secs(10)).await?;
     agent.finish(Duration::from_secs(10)).await
 }
