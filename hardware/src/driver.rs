@@ -498,7 +498,12 @@ impl Driver {
                 event = recv_tcp(tcp_inbox.as_mut()) => match event {
                     Some(TcpEvent::Message { peer, bytes }) => self.on_packet(&bytes, peer),
                     Some(TcpEvent::Closed { peer }) => {
-                        self.lock_tcp().remove(&peer);
+                        // A send may have opened a new connection to the same peer since this
+                        // one ended: only the ended one's sender (its receiver dropped) goes.
+                        let mut connections = self.lock_tcp();
+                        if connections.get(&peer).is_some_and(|sender| sender.is_closed()) {
+                            connections.remove(&peer);
+                        }
                     }
                     None => tcp_inbox = None,
                 },
@@ -1770,7 +1775,17 @@ impl Driver {
             .unwrap_or(MAX_REGISTRATION_SECS)
             .min(MAX_REGISTRATION_SECS);
         if expires == 0 {
-            self.unregister(&extension);
+            // Only the binding it names goes: an agent's old phone signing off must not
+            // unregister the phone the extension moved to.
+            let names_current = self
+                .registrations
+                .get(&extension)
+                .is_some_and(|registration| registration.contact_uri == contact.uri);
+            if names_current {
+                self.unregister(&extension);
+            } else {
+                debug!(%extension, contact = %contact.uri, "unregister of a binding no longer held; current one kept");
+            }
             return ok;
         }
         // Route to the Contact when it names an address; otherwise (a hostname) to where the
@@ -2035,11 +2050,16 @@ impl Driver {
                 registration.in_flight = None;
                 match response.status {
                     200..=299 => {
+                        // Our own binding's expiry (the carrier lists every binding of the
+                        // account), never more than we asked for: a registrar may shorten it
+                        // only, and a huge value must not push the refresh past the end of time.
+                        let ours = self.local.to_string();
                         let granted = response
                             .headers
                             .get_all("Contact")
                             .flat_map(sip_core::message::split_top_level_commas)
                             .filter_map(|contact| NameAddr::parse(contact).ok())
+                            .filter(|contact| contact.uri.contains(&ours))
                             .find_map(|contact| {
                                 contact
                                     .param("expires")
@@ -2052,6 +2072,7 @@ impl Driver {
                                     .and_then(|value| value.trim().parse().ok())
                             })
                             .unwrap_or(registration.expires.as_secs())
+                            .min(registration.expires.as_secs())
                             .max(2);
                         if !registration.registered {
                             info!(trunk = %name, granted, "registered at the trunk");

@@ -54,6 +54,10 @@ pub(crate) fn take_frames(buffer: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, String> 
                     .map_err(|_| format!("Content-Length {:?} is not a number", value.trim()))?;
             }
         }
+        // Checked before adding: a Content-Length near usize::MAX must not wrap the total.
+        if content_length > MAX_FRAME {
+            return Err(format!("Content-Length {content_length} is over the {MAX_FRAME}-byte limit"));
+        }
         let total = head_end + 4 + content_length;
         if total > MAX_FRAME {
             return Err(format!("a {total}-byte message is over the limit"));
@@ -108,6 +112,8 @@ pub(crate) async fn run_connection(
             },
         }
     }
+    // The queue goes first, so the driver can tell this connection's end from a newer one's.
+    drop(outgoing);
     let _ = events.send(TcpEvent::Closed { peer });
 }
 
@@ -124,10 +130,12 @@ pub(crate) async fn connect(
         }
         Ok(Err(error)) => {
             warn!(%peer, %error, "SIP over TCP: cannot connect");
+            drop(outgoing);
             let _ = events.send(TcpEvent::Closed { peer });
         }
         Err(_) => {
             warn!(%peer, "SIP over TCP: connect timed out after 5 s");
+            drop(outgoing);
             let _ = events.send(TcpEvent::Closed { peer });
         }
     }
@@ -147,5 +155,16 @@ mod tests {
         assert_eq!(buffer, b"INV");
         let mut bad = b"X sip:a SIP/2.0\r\nContent-Length: -1\r\n\r\n".to_vec();
         assert!(take_frames(&mut bad).is_err());
+    }
+
+    #[test]
+    fn a_content_length_that_would_wrap_the_total_is_refused() {
+        // head_end + 4 + length == 2^64 would wrap to 0: an empty frame forever.
+        let head = "X\r\nContent-Length: ";
+        let head_end = head.len() + 20;
+        let wrapping = usize::MAX - (head_end + 4) + 1;
+        let mut hostile = format!("{head}{wrapping:020}\r\n\r\n").into_bytes();
+        let refused = take_frames(&mut hostile).expect_err("refused, not an endless empty frame");
+        assert!(refused.contains("over the"), "{refused}");
     }
 }

@@ -870,6 +870,35 @@ async fn agent_hanging_up_while_ringing_cancels_the_customer() -> anyhow::Result
     agent.finish(Duration::from_secs(10)).await
 }
 
+/// The agent's extension moved to another phone: the old phone signing off (Expires: 0 for
+/// its own Contact) leaves the new binding in place; the new phone signing off removes it.
+#[tokio::test]
+async fn an_old_phone_signing_off_leaves_the_new_binding() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let (old_port, new_port) = (free_udp_port(), free_udp_port());
+    harness.register_agent(old_port).await?;
+    harness.register_agent(new_port).await?;
+    for (contact_port, still_registered) in [(old_port, true), (new_port, false)] {
+        Sipp::start(
+            "agent_unregister",
+            "agent_unregister.xml",
+            free_udp_port(),
+            free_udp_port(),
+            &registration_args(harness.telephony.local_sip_addr(), PASSWORD, contact_port),
+            harness.sipp_dir(),
+        )
+        .finish(Duration::from_secs(15))
+        .await?;
+        let expected: Vec<String> = if still_registered { vec![EXTENSION.into()] } else { Vec::new() };
+        assert_eq!(
+            harness.telephony.registered_extensions(),
+            expected,
+            "after the phone on port {contact_port} signed off"
+        );
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn repeated_failed_logins_lock_the_source_out() -> anyhow::Result<()> {
     let mut harness = start_telephony_with(TelephonyOptions {

@@ -380,6 +380,40 @@ async fn trunk_registers_with_digest_and_refreshes() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A registrar listing other devices' bindings and an absurd expiry for ours: the box reads
+/// its own binding, grants itself no more than it asked for, refreshes in time and keeps
+/// running (a 2^64 s expiry once overflowed the refresh time).
+#[tokio::test]
+async fn trunk_registration_takes_its_own_binding_and_caps_the_expiry() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut options = HashMap::new();
+    options.insert(
+        "carrier".to_string(),
+        TrunkOptions {
+            register: Some(TrunkRegistration {
+                user: TRUNK_USER.into(),
+                expires: Duration::from_secs(4),
+            }),
+            ..TrunkOptions::default()
+        },
+    );
+    let logs = tempfile::tempdir()?;
+    let registrar = Sipp::start(
+        "trunk_register_lavish",
+        "trunk_register_lavish.xml",
+        port,
+        free_udp_port(),
+        &[],
+        logs.path(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], options).await?;
+    registrar.finish(Duration::from_secs(10)).await?;
+    let status = lines.telephony.trunk_status();
+    assert_eq!(status[0].registered, Some(true), "{status:?}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn requests_go_through_the_outbound_proxy_with_a_route() -> anyhow::Result<()> {
     let proxy_port = free_udp_port();
