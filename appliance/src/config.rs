@@ -10,6 +10,7 @@
 //! rtp_ports = [20000, 20999]        # RTP port range, two ports per call leg
 //! hold_audio = "/var/lib/outpost/hold.wav"   # optional: 8 kHz µ-law WAV for waiting calls
 //! fxo_profiles = "/var/lib/outpost/fxo.toml" # optional: FXO gateways (docs/fxo-profiles.md)
+//! media_timeout_seconds = 60        # hang up an answered call whose customer sends no RTP
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -83,6 +84,7 @@ struct FileConfig {
     rtp_ports: Option<(u16, u16)>,
     hold_audio: Option<PathBuf>,
     fxo_profiles: Option<PathBuf>,
+    media_timeout_seconds: Option<u64>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -183,6 +185,15 @@ impl ApplianceConfig {
             config.rtp_ports = (low, high);
         }
         config.hold_audio = file.hold_audio;
+        if let Some(seconds) = file.media_timeout_seconds {
+            // Shorter than a few seconds would cut calls at a network hiccup.
+            if seconds < 5 {
+                return Err(invalid(format!(
+                    "media_timeout_seconds = {seconds}: use at least 5 (60 is the default)"
+                )));
+            }
+            config.telephony.media_timeout = Duration::from_secs(seconds);
+        }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();
             let policy = LockoutPolicy {
@@ -325,6 +336,7 @@ mod tests {
         assert_eq!(backup.outbound_proxy, Some("198.51.100.1:5060".parse().unwrap()));
         assert_eq!(backup.dial_pattern.as_deref(), Some("0086{number}"));
         assert_eq!(config.telephony.lockout, LockoutPolicy::default());
+        assert_eq!(config.telephony.media_timeout, Duration::from_secs(60));
     }
 
     fn error_of(text: &str) -> String {
@@ -348,6 +360,8 @@ mod tests {
         assert!(message.contains("{number}"), "{message}");
         let message = error_of(&format!("{trunk}health_check_seconds = 0"));
         assert!(message.contains("health_check_seconds"), "{message}");
+        let message = error_of("media_timeout_seconds = 1");
+        assert!(message.contains("media_timeout_seconds") && message.contains("at least 5"), "{message}");
         let message = error_of("[lockout]\nmax_failures = 0");
         assert!(message.contains("[lockout]"), "{message}");
         let tcp = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), &format!("{trunk}transport = \"TCP\""))

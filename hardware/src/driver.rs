@@ -71,6 +71,7 @@ pub(crate) struct DriverSetup {
     pub(crate) tcp_listener: Option<TcpListener>,
     pub(crate) trunk_options: HashMap<String, TrunkOptions>,
     pub(crate) lockout: LockoutPolicy,
+    pub(crate) media_timeout: Duration,
     pub(crate) local: SocketAddr,
     pub(crate) rtp_bind_ip: IpAddr,
     pub(crate) rtp_ports: (u16, u16),
@@ -295,6 +296,13 @@ async fn accept_optional(
     }
 }
 
+async fn recv_optional_call(inbox: Option<&mut mpsc::UnboundedReceiver<CallId>>) -> Option<CallId> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn recv_tcp(inbox: Option<&mut mpsc::UnboundedReceiver<TcpEvent>>) -> Option<TcpEvent> {
     match inbox {
         Some(inbox) => inbox.recv().await,
@@ -403,12 +411,17 @@ pub(crate) struct Driver {
     events: mpsc::UnboundedSender<LineEvent>,
     recordings_dir: PathBuf,
     hold_audio: Arc<Vec<i16>>,
+    media_timeout: Duration,
+    /// Calls whose media task found the customer silent past `media_timeout`.
+    dead_media: mpsc::UnboundedSender<CallId>,
+    dead_media_inbox: Option<mpsc::UnboundedReceiver<CallId>>,
 }
 
 impl Driver {
     pub(crate) fn new(setup: DriverSetup) -> Driver {
         let now = Instant::now();
         let (tcp_events, tcp_inbox) = mpsc::unbounded_channel();
+        let (dead_media, dead_media_inbox) = mpsc::unbounded_channel();
         let mut tcp_destinations = HashSet::new();
         let mut trunk_states = HashMap::new();
         for trunk in &setup.trunks {
@@ -473,6 +486,9 @@ impl Driver {
             events: setup.events,
             recordings_dir: setup.recordings_dir,
             hold_audio: setup.hold_audio,
+            media_timeout: setup.media_timeout,
+            dead_media,
+            dead_media_inbox: Some(dead_media_inbox),
         }
     }
 
@@ -482,6 +498,7 @@ impl Driver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut buffer = vec![0u8; 65_536];
         let mut tcp_inbox = self.tcp_inbox.take();
+        let mut dead_media_inbox = self.dead_media_inbox.take();
         let listener = self.tcp_listener.take();
         self.publish_trunks();
         loop {
@@ -506,6 +523,10 @@ impl Driver {
                         }
                     }
                     None => tcp_inbox = None,
+                },
+                Some(call_id) = recv_optional_call(dead_media_inbox.as_mut()) => {
+                    warn!(call = call_id.0, timeout = ?self.media_timeout, "no RTP from the customer; hanging up a dead call");
+                    self.hang_up(call_id);
                 },
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command),
@@ -648,7 +669,13 @@ impl Driver {
         };
         let now = Instant::now();
         let offer = sdp::build_offer(self.local.ip(), rtp_port, u64::from(rand::random::<u32>()));
-        let media = media::spawn(call_id, rtp_socket, self.hold_audio.clone());
+        let media = media::spawn(
+            call_id,
+            rtp_socket,
+            self.hold_audio.clone(),
+            self.media_timeout,
+            self.dead_media.clone(),
+        );
         let ring_deadline = now + request.ring_timeout;
         let sip_call_id =
             self.start_customer_leg(call_id, &trunk, &request, &offer, ring_deadline, now);
@@ -1389,6 +1416,7 @@ impl Driver {
                                 remote: path.remote,
                                 codec: path.codec,
                             });
+                            call.media.send(MediaCommand::Answered);
                         }
                         info!(call = call_id.0, codec = ?path.codec, remote = %path.remote, "customer answered");
                         self.emit(LineEvent::Answered { call: call_id });

@@ -312,7 +312,7 @@ pub async fn line_test_with(
     test_config.recordings_dir = std::env::temp_dir().join("outpost-line-test");
     let mut test_options = TelephonyOptions {
         trunks: HashMap::new(),
-        lockout: options.lockout,
+        ..options.clone()
     };
     // Only the line under test, without failover, health checks or registration.
     if let Some(line_options) = options.trunks.get(line) {

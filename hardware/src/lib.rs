@@ -122,6 +122,7 @@ impl Telephony {
             trunks: config.trunks,
             trunk_options: options.trunks,
             lockout: options.lockout,
+            media_timeout: options.media_timeout,
             extensions: config.extensions,
             recordings_dir: config.recordings_dir,
             hold_audio,
@@ -322,12 +323,26 @@ impl Default for LockoutPolicy {
 }
 
 /// Options beyond [`TelephonyConfig`], for [`Telephony::start_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TelephonyOptions {
     /// By trunk name; trunks without an entry use the defaults (UDP, no proxy, no REGISTER,
     /// no health check, no failover).
     pub trunks: HashMap<String, TrunkOptions>,
     pub lockout: LockoutPolicy,
+    /// An answered call whose customer sends no RTP for this long (and has not put the call
+    /// on hold) is hung up as dead: a BYE lost in the carrier's network must not hold a
+    /// channel and an agent for ever. Default 60 s.
+    pub media_timeout: Duration,
+}
+
+impl Default for TelephonyOptions {
+    fn default() -> TelephonyOptions {
+        TelephonyOptions {
+            trunks: HashMap::new(),
+            lockout: LockoutPolicy::default(),
+            media_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// A trunk as the driver sees it now.

@@ -52,6 +52,9 @@ pub(crate) enum MediaCommand {
     },
     /// The customer's phone rings and the network sends no audio of its own.
     Ringing,
+    /// The customer answered: from now on a customer silent past the media timeout (and not
+    /// holding the call) is reported dead.
+    Answered,
     /// The call failed over to another trunk: the old leg's media address and ringing are
     /// forgotten until the new leg says its own.
     NewCustomerLeg,
@@ -98,10 +101,19 @@ pub(crate) fn spawn(
     call: CallId,
     customer_socket: UdpSocket,
     hold_audio: Arc<Vec<i16>>,
+    media_timeout: Duration,
+    dead: mpsc::UnboundedSender<CallId>,
 ) -> MediaHandle {
     let (commands, inbox) = mpsc::unbounded_channel();
-    tokio::spawn(run(call, customer_socket, hold_audio, inbox));
+    let watch = Silence { timeout: media_timeout, dead };
+    tokio::spawn(run(call, customer_socket, hold_audio, watch, inbox));
     MediaHandle { commands }
+}
+
+/// How long an answered customer may send nothing, and whom to tell then.
+struct Silence {
+    timeout: Duration,
+    dead: mpsc::UnboundedSender<CallId>,
 }
 
 async fn recv_optional(
@@ -126,8 +138,14 @@ async fn run(
     call: CallId,
     customer_socket: UdpSocket,
     mut hold_audio: Arc<Vec<i16>>,
+    silence: Silence,
     mut inbox: mpsc::UnboundedReceiver<MediaCommand>,
 ) {
+    // Since the answer: when the customer last sent RTP (or the call was answered, or taken
+    // off hold); `None` before the answer or once reported.
+    let mut customer_heard: Option<Instant> = None;
+    let mut silence_check = tokio::time::interval(Duration::from_secs(1));
+    silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut customer_remote: Option<SocketAddr> = None;
     let mut codec = Codec::Pcmu;
     let mut agent_codec = Codec::Pcmu;
@@ -177,6 +195,7 @@ async fn run(
                     codec = negotiated;
                 }
                 Some(MediaCommand::Ringing) => ringing = true,
+                Some(MediaCommand::Answered) => customer_heard = Some(Instant::now()),
                 Some(MediaCommand::NewCustomerLeg) => {
                     customer_remote = None;
                     ringing = false;
@@ -189,7 +208,13 @@ async fn run(
                     holding = agent.is_none();
                 }
                 Some(MediaCommand::PeerHold { agent_side: true, held }) => agent_holds = held && agent.is_some(),
-                Some(MediaCommand::PeerHold { agent_side: false, held }) => customer_holds = held && agent.is_some(),
+                Some(MediaCommand::PeerHold { agent_side: false, held }) => {
+                    customer_holds = held && agent.is_some();
+                    // A held call is silent by design; the clock restarts on resume.
+                    if customer_heard.is_some() {
+                        customer_heard = Some(Instant::now());
+                    }
+                }
                 Some(MediaCommand::Retarget { agent_side: false, remote }) => customer_remote = Some(remote),
                 Some(MediaCommand::Retarget { agent_side: true, remote }) => {
                     if let Some((_, agent_remote)) = agent.as_mut() {
@@ -241,6 +266,9 @@ async fn run(
                     continue;
                 };
                 latch(&mut customer_remote, source);
+                if customer_heard.is_some() {
+                    customer_heard = Some(Instant::now());
+                }
                 if let Some((agent_socket, agent_remote)) = &agent {
                     if !customer_holds {
                         let out = &mut forward[..n_bytes];
@@ -281,6 +309,12 @@ async fn run(
                     && let Err(error) = active.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
                     warn!(call = call.0, %error, "recording stopped");
                     recorder = None;
+                }
+            },
+            _ = silence_check.tick(), if customer_heard.is_some() && !customer_holds => {
+                if customer_heard.is_some_and(|heard| heard.elapsed() >= silence.timeout) {
+                    customer_heard = None;
+                    let _ = silence.dead.send(call);
                 }
             },
             _ = hold_tick.tick(), if ((holding && agent.is_none() || agent_holds) && customer_remote.is_some())

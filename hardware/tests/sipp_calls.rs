@@ -899,6 +899,38 @@ async fn an_old_phone_signing_off_leaves_the_new_binding() -> anyhow::Result<()>
     Ok(())
 }
 
+/// A call whose customer falls silent (no RTP: a BYE lost in the carrier's network) is hung
+/// up after the media timeout, while a customer sending audio keeps the call up past it.
+#[tokio::test]
+async fn a_silent_customer_is_hung_up_after_the_media_timeout() -> anyhow::Result<()> {
+    let mut harness = start_telephony_with(TelephonyOptions {
+        media_timeout: Duration::from_secs(2),
+        ..TelephonyOptions::default()
+    })
+    .await?;
+    // Audio for 3 s, longer than the timeout, then the customer's own BYE.
+    let talking = harness.carrier("carrier_answer.xml", &["-d".into(), "3000".into()]);
+    harness.dial(41, Duration::from_secs(20));
+    let events = harness.events_until(Duration::from_secs(15), ended).await?;
+    assert_ended_as(&events, Outcome::Abandoned, Some(HangupSide::Customer));
+    talking.finish(Duration::from_secs(10)).await?;
+    // Answers and sends nothing, waiting for our BYE.
+    let silent = harness.carrier("carrier_answer_wait.xml", &[]);
+    harness.dial(42, Duration::from_secs(20));
+    harness
+        .events_until(Duration::from_secs(10), |event| matches!(event, LineEvent::Answered { .. }))
+        .await?;
+    let answered_at = std::time::Instant::now();
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    assert_ended_as(&events, Outcome::Abandoned, Some(HangupSide::System));
+    let waited = answered_at.elapsed();
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(5)).contains(&waited),
+        "hung up {waited:?} after the answer; the timeout is 2 s"
+    );
+    silent.finish(Duration::from_secs(10)).await
+}
+
 #[tokio::test]
 async fn repeated_failed_logins_lock_the_source_out() -> anyhow::Result<()> {
     let mut harness = start_telephony_with(TelephonyOptions {
