@@ -1138,6 +1138,34 @@ impl Driver {
         leg.deadline = now + TRANSACTION_TIMEOUT;
     }
 
+    /// ACKs a 2xx from a second fork of our INVITE (To-tag `tag`, a dialog of its own) and
+    /// ends that dialog with BYE, retransmitted like any BYE of the leg (RFC 3261 13.2.2.4):
+    /// otherwise that device keeps resending its answer and stays connected, maybe billed.
+    fn hang_up_fork(&self, leg: &mut Leg, response: &Response, tag: &str, now: Instant) {
+        let target = response
+            .headers
+            .get("Contact")
+            .and_then(|contact| NameAddr::parse(contact).ok())
+            .map(|contact| contact.uri)
+            .unwrap_or_else(|| leg.request_uri.clone());
+        let invite_cseq = response.cseq().map(|cseq| cseq.number).unwrap_or(leg.cseq);
+        let to = format!("{};tag={tag}", leg.to);
+        let request = |method: Method, cseq: u32| {
+            Request::new(method.clone(), target.clone())
+                .with_header("Via", self.via(leg.peer, &new_branch()))
+                .with_header("Max-Forwards", "70")
+                .with_header("From", leg.from.clone())
+                .with_header("To", to.clone())
+                .with_header("Call-ID", leg.sip_call_id.clone())
+                .with_header("CSeq", format!("{cseq} {method}"))
+        };
+        let ack = request(Method::Ack, invite_cseq);
+        let bye = request(Method::Bye, invite_cseq.wrapping_add(1));
+        info!(sip_call_id = %leg.sip_call_id, %tag, "a second fork answered; hanging it up");
+        self.send_to(&ack.to_bytes(), leg.peer);
+        self.send_non_invite(leg, bye, now);
+    }
+
     fn send_bye(&self, leg: &mut Leg, now: Instant) {
         leg.cseq += 1;
         let bye = Request::new(
@@ -1364,9 +1392,22 @@ impl Driver {
         };
         let now = Instant::now();
         if leg.ack.is_some() {
-            // 2xx retransmission: our ACK was lost.
-            if let Some(ack) = &leg.ack {
-                self.send_to(ack, leg.peer);
+            let tag = response
+                .headers
+                .get("To")
+                .and_then(|to| NameAddr::parse(to).ok())
+                .and_then(|to| to.tag().map(str::to_string));
+            match tag {
+                // Another fork answered too (a second dialog): the call keeps the first.
+                Some(tag) if Some(&tag) != leg.remote_tag.as_ref() => {
+                    self.hang_up_fork(&mut leg, response, &tag, now)
+                }
+                // 2xx retransmission: our ACK was lost.
+                _ => {
+                    if let Some(ack) = &leg.ack {
+                        self.send_to(ack, leg.peer);
+                    }
+                }
             }
             self.legs.insert(sip_call_id.to_string(), leg);
             return;

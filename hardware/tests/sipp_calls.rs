@@ -931,6 +931,29 @@ async fn a_silent_customer_is_hung_up_after_the_media_timeout() -> anyhow::Resul
     silent.finish(Duration::from_secs(10)).await
 }
 
+/// The carrier's network forked the INVITE and two devices answered: the call keeps the
+/// first answer, and the second is ACKed and hung up at once (each checked by To-tag in the
+/// scenario); only one answer is reported.
+#[tokio::test]
+async fn a_second_forked_answer_is_acked_and_hung_up() -> anyhow::Result<()> {
+    let mut harness = start_telephony().await?;
+    let carrier = harness.carrier("carrier_forked_answer.xml", &[]);
+    harness.dial(43, Duration::from_secs(20));
+    harness
+        .events_until(Duration::from_secs(10), |event| matches!(event, LineEvent::Answered { .. }))
+        .await?;
+    // Time for the second answer to be ACKed and sent its BYE.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    harness.telephony.hangup(CallId(43));
+    let events = harness.events_until(Duration::from_secs(10), ended).await?;
+    assert!(
+        !events.iter().any(|event| matches!(event, LineEvent::Answered { .. })),
+        "the second answer is not reported: {events:?}"
+    );
+    assert_ended_as(&events, Outcome::Abandoned, Some(HangupSide::System));
+    carrier.finish(Duration::from_secs(10)).await
+}
+
 #[tokio::test]
 async fn repeated_failed_logins_lock_the_source_out() -> anyhow::Result<()> {
     let mut harness = start_telephony_with(TelephonyOptions {
