@@ -133,6 +133,8 @@ struct Leg {
     /// (RFC 3261 9.1), since a CANCEL that overtakes its INVITE is answered 481 and the
     /// customer's phone would ring on with nobody to stop it.
     cancel_pending: bool,
+    /// Our BYE was challenged once and answered with credentials; a second challenge ends it.
+    bye_auth_attempted: bool,
     local_sdp: Vec<u8>,
     extra_headers: Vec<(String, String)>,
     pending: Vec<PendingRequest>,
@@ -795,6 +797,7 @@ impl Driver {
             auth_attempted: false,
             ack: None,
             cancel_pending: false,
+            bye_auth_attempted: false,
             local_sdp: offer.to_vec(),
             extra_headers,
             pending: Vec::new(),
@@ -958,6 +961,7 @@ impl Driver {
             auth_attempted: false,
             ack: None,
             cancel_pending: false,
+            bye_auth_attempted: false,
             local_sdp: sdp::build_audio(
                 self.local.ip(),
                 rtp_port,
@@ -1166,9 +1170,41 @@ impl Driver {
         self.send_non_invite(leg, bye, now);
     }
 
+    /// A carrier that challenges BYE (401/407) gets it again with digest credentials, once:
+    /// otherwise the customer leg would stay up, and billed, after we hung up.
+    fn answer_bye_challenge(&mut self, sip_call_id: &str, response: &Response) {
+        let Some(mut leg) = self.legs.remove(sip_call_id) else {
+            return;
+        };
+        let (challenge_header, answer_header) = if response.status == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        match (best_challenge(response, challenge_header), leg.credentials.clone()) {
+            (Some(Ok(challenge)), Some(credentials)) => {
+                leg.bye_auth_attempted = true;
+                let uri = leg
+                    .remote_target
+                    .clone()
+                    .unwrap_or_else(|| leg.request_uri.clone());
+                let value = challenge.answer(&credentials, "BYE", &uri, &new_tag(), 1);
+                self.send_bye_with(&mut leg, Some((answer_header, value)), Instant::now());
+            }
+            (Some(Err(error)), _) => warn!(%error, "cannot answer the challenge to our BYE"),
+            (None, _) => warn!(status = response.status, "BYE challenged without a {challenge_header} header"),
+            (_, None) => warn!(status = response.status, "BYE challenged, but the trunk has no credentials"),
+        }
+        self.legs.insert(sip_call_id.to_string(), leg);
+    }
+
     fn send_bye(&self, leg: &mut Leg, now: Instant) {
+        self.send_bye_with(leg, None, now);
+    }
+
+    fn send_bye_with(&self, leg: &mut Leg, authorization: Option<(&str, String)>, now: Instant) {
         leg.cseq += 1;
-        let bye = Request::new(
+        let mut bye = Request::new(
             Method::Bye,
             leg.remote_target
                 .clone()
@@ -1181,6 +1217,9 @@ impl Driver {
         .with_header("Call-ID", leg.sip_call_id.clone())
         .with_header("CSeq", format!("{} BYE", leg.cseq))
         .with_header("User-Agent", "Outpost");
+        if let Some((name, value)) = authorization {
+            bye = bye.with_header(name, value);
+        }
         self.send_non_invite(leg, bye, now);
         leg.state = LegState::Terminated;
     }
@@ -1294,8 +1333,17 @@ impl Driver {
                 let branch = response
                     .top_via()
                     .and_then(|via| via.branch().map(str::to_string));
+                let before = leg.pending.len();
                 leg.pending
                     .retain(|pending| Some(&pending.branch) != branch.as_ref());
+                let ours = leg.pending.len() < before;
+                if ours
+                    && cseq.method == Method::Bye
+                    && matches!(response.status, 401 | 407)
+                    && !leg.bye_auth_attempted
+                {
+                    self.answer_bye_challenge(&sip_call_id, &response);
+                }
             }
             return;
         }

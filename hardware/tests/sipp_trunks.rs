@@ -290,6 +290,22 @@ async fn carrier_digest_on_407_is_answered() -> anyhow::Result<()> {
     digest_call("407").await
 }
 
+/// A carrier that challenges our BYE gets it again with credentials (checked by SIPp's
+/// verifyauth); without that the customer leg would stay up after we hung up.
+#[tokio::test]
+async fn a_challenged_bye_is_sent_again_with_credentials() -> anyhow::Result<()> {
+    let port = free_udp_port();
+    let mut lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
+    let carrier = lines.sipp("carrier_bye", "carrier_bye_challenge.xml", port, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lines.dial(8, "carrier", Duration::from_secs(10));
+    lines.until_answered(Duration::from_secs(10)).await?;
+    lines.telephony.hangup(CallId(8));
+    lines.until_ended(Duration::from_secs(5)).await?;
+    carrier.finish(Duration::from_secs(10)).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn carrier_sha256_digest_is_preferred_and_verifies() -> anyhow::Result<()> {
     // SIPp cannot verify SHA-256, so this carrier is sip-core's server side: it offers
