@@ -132,23 +132,8 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     // The appliance in its own runtime, as in production.
     let carrier_port = free_udp_port()?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let config = ApplianceConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sip_bind: SocketAddr::new(localhost, 0),
-        public_ip: localhost,
-        rtp_ports: (0, 0),
-        trunks: vec![hardware::TrunkConfig {
-            name: "bench".into(),
-            address: SocketAddr::new(localhost, carrier_port),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: n_calls,
-        }],
-        hold_audio: None,
-        telephony: Default::default(),
-    };
+    let mut config = ApplianceConfig::on_loopback(dir.path(), SocketAddr::new(localhost, carrier_port), n_calls);
+    config.trunks[0].name = "bench".into();
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let box_shutdown = shutdown.clone();

@@ -133,6 +133,27 @@ impl ApplianceConfig {
         }
     }
 
+    /// A box on 127.0.0.1 with ephemeral web, SIP and RTP ports and one trunk named
+    /// `carrier` of `channels` lines toward `carrier`: the demo's and the tests' appliance.
+    pub fn on_loopback(data_dir: &Path, carrier: SocketAddr, channels: u32) -> ApplianceConfig {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        ApplianceConfig {
+            http_bind: SocketAddr::new(localhost, 0),
+            sip_bind: SocketAddr::new(localhost, 0),
+            public_ip: localhost,
+            rtp_ports: (0, 0),
+            trunks: vec![hardware::TrunkConfig {
+                name: "carrier".into(),
+                address: carrier,
+                domain: "127.0.0.1".into(),
+                username: None,
+                password: None,
+                channels,
+            }],
+            ..ApplianceConfig::with_defaults(data_dir)
+        }
+    }
+
     /// The lines' configuration: this box's addresses, trunks and hold audio, recordings under
     /// `<data>/recordings`, and the agents' phones `extensions`.
     pub fn telephony_config(&self, extensions: Vec<hardware::ExtensionConfig>) -> hardware::TelephonyConfig {

@@ -128,23 +128,7 @@ async fn start_site_with(carrier_port: u16, n_rows: u64, adjust: impl FnOnce(&mu
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let mut config = ApplianceConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sip_bind: SocketAddr::new(localhost, 0),
-        public_ip: localhost,
-        rtp_ports: (0, 0),
-        trunks: vec![hardware::TrunkConfig {
-            name: "carrier".into(),
-            address: SocketAddr::new(localhost, carrier_port),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: 4,
-        }],
-        hold_audio: None,
-        telephony: Default::default(),
-    };
+    let mut config = ApplianceConfig::on_loopback(dir.path(), SocketAddr::new(localhost, carrier_port), 4);
     adjust(&mut config);
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -231,25 +231,3 @@ pub async fn dispatch_demo_list(
     Ok(())
 }
 
-/// An appliance on loopback (ephemeral web, SIP and RTP ports) with one trunk of `channels`
-/// lines toward a carrier at `carrier`.
-pub fn loopback_appliance(site_dir: &Path, carrier: SocketAddr, channels: u32) -> appliance::ApplianceConfig {
-    let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    appliance::ApplianceConfig {
-        data_dir: site_dir.to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sip_bind: SocketAddr::new(localhost, 0),
-        public_ip: localhost,
-        rtp_ports: (0, 0),
-        trunks: vec![hardware::TrunkConfig {
-            name: "carrier".into(),
-            address: carrier,
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels,
-        }],
-        hold_audio: None,
-        telephony: Default::default(),
-    }
-}

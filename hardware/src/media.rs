@@ -134,6 +134,19 @@ struct HoldState {
     first: bool,
 }
 
+impl HoldState {
+    /// A stream of its own from the start of its audio (random SSRC, sequence and timestamp).
+    fn new() -> HoldState {
+        HoldState {
+            position: 0,
+            sequence: rand::random(),
+            timestamp: rand::random(),
+            ssrc: rand::random(),
+            first: true,
+        }
+    }
+}
+
 async fn run(
     call: CallId,
     customer_socket: UdpSocket,
@@ -150,33 +163,15 @@ async fn run(
     let mut codec = Codec::Pcmu;
     let mut agent_codec = Codec::Pcmu;
     let mut holding = false;
-    let mut hold = HoldState {
-        position: 0,
-        sequence: rand::random(),
-        timestamp: rand::random(),
-        ssrc: rand::random(),
-        first: true,
-    };
+    let mut hold = HoldState::new();
     let mut agent: Option<(UdpSocket, SocketAddr)> = None;
     // A bare 180 came: an agent on the call hears the ringback tone while the customer's
     // media is unknown (no early media, no answer yet).
     let mut ringing = false;
-    let mut ringback = HoldState {
-        position: 0,
-        sequence: rand::random(),
-        timestamp: rand::random(),
-        ssrc: rand::random(),
-        first: true,
-    };
+    let mut ringback = HoldState::new();
     // Bridged parties holding the other: (the agent holds the customer, the customer holds the agent).
     let (mut agent_holds, mut customer_holds) = (false, false);
-    let mut hold_toward_agent = HoldState {
-        position: 0,
-        sequence: rand::random(),
-        timestamp: rand::random(),
-        ssrc: rand::random(),
-        first: true,
-    };
+    let mut hold_toward_agent = HoldState::new();
     let mut toward_customer = StreamRewriter::new(rand::random());
     let mut toward_agent = StreamRewriter::new(rand::random());
     let mut recorder: Option<Recorder> = None;

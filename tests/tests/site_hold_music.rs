@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
+use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
 use tests::{Sipp, free_udp_port, wait_for_some};
 use tokio_util::sync::CancellationToken;
@@ -52,7 +52,7 @@ async fn hq_hold_music_plays_to_a_waiting_customer_and_hq_notices_show_at_the_si
     let carrier_port = free_udp_port();
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let appliance = appliance::start(
-        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
+        appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
         shutdown.clone(),
     )
     .await?;

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
+use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
 use sync_protocol::UpEvent;
@@ -65,7 +65,7 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
     let carrier_port = free_udp_port();
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let appliance = appliance::start(
-        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
+        appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
         shutdown.clone(),
     )
     .await?;

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use demo::setup::{Api, dispatch_demo_list, enroll_site, loopback_appliance};
+use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
 use tests::{Browser, Sipp, free_udp_port, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
@@ -68,7 +68,7 @@ async fn start_everything(carrier_port: u16) -> anyhow::Result<Running> {
 
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let site = appliance::start(
-        loopback_appliance(&site_dir, SocketAddr::new(localhost, carrier_port), 4),
+        appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, carrier_port), 4),
         shutdown.clone(),
     )
     .await?;

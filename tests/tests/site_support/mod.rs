@@ -119,23 +119,9 @@ pub async fn start_site_with_channels(carrier_port: u16, batch_id: u64, n_rows: 
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let config = ApplianceConfig {
-        data_dir: dir.path().to_path_buf(),
-        http_bind: SocketAddr::new(localhost, 0),
-        sip_bind: SocketAddr::new(localhost, 0),
-        public_ip: localhost,
-        rtp_ports: (0, 0),
-        trunks: vec![hardware::TrunkConfig {
-            name: "02150001111".into(),
-            address: SocketAddr::new(localhost, carrier_port),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels,
-        }],
-        hold_audio: None,
-        telephony: Default::default(),
-    };
+    let mut config = ApplianceConfig::on_loopback(dir.path(), SocketAddr::new(localhost, carrier_port), channels);
+    // Named by its number: tasks choose the trunk by caller number.
+    config.trunks[0].name = "02150001111".into();
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;
     for entry in down_log(batch_id, n_rows) {
