@@ -45,6 +45,17 @@ fn desk_events(response: reqwest::Response, limit: Duration) -> mpsc::UnboundedR
     receiver
 }
 
+/// Starts batch `batch_id` in one-click mode, one call at a time, 30 s of ringing.
+async fn start_one_click_task(site: &Site, batch_id: u64) -> anyhow::Result<()> {
+    post(
+        &site.admin,
+        format!("{}/api/tasks/{batch_id}/start", site.url),
+        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
+    )
+    .await?;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
@@ -68,12 +79,7 @@ async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() 
         .media_on_loopback()
         .timeout(Duration::from_secs(60))
         .spawn()?;
-    post(
-        &site.admin,
-        format!("{}/api/tasks/34/start", site.url),
-        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
-    )
-    .await?;
+    start_one_click_task(&site, 34).await?;
 
     let agent = reqwest::Client::builder().cookie_store(true).build()?;
     post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
@@ -148,12 +154,7 @@ async fn one_click_agent_hears_early_media_and_the_popup_waits_for_the_answer() 
 async fn a_phone_that_refuses_the_agents_own_call_is_explained_and_frees_the_agent() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
     let site = start_site_with_agent(carrier_port, 35, 2).await?;
-    post(
-        &site.admin,
-        format!("{}/api/tasks/35/start", site.url),
-        json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 30, "dial_mode": "one_click", "caller": "02150001111"}),
-    )
-    .await?;
+    start_one_click_task(&site, 35).await?;
     // Before the phone registers, a dial is refused with the reason, and no customer rings.
     let agent = reqwest::Client::builder().cookie_store(true).build()?;
     post(&agent, format!("{}/api/login", site.url), json!({"username": "agent1", "password": AGENT_PASSWORD})).await?;
