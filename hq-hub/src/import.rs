@@ -1,14 +1,26 @@
-//! xlsx import (导入外呼数据): reads the first sheet of an uploaded workbook with calamine,
-//! finds the phone column and the sub-project's custom customer fields by header, and splits
-//! the rows into good ones and a report of bad ones.
+//! xlsx import (导入外呼数据): reads an uploaded workbook with calamine, finds the header row,
+//! the phone column and the sub-project's custom customer fields by header, and splits the
+//! rows into good ones and a report of bad ones.
 //!
 //! - Only `.xlsx` is accepted (the manual's rule); anything else, or a damaged workbook, is
 //!   one clear [`ImportError`] and nothing is stored.
-//! - The header row is the first non-empty row. The phone column is found by its header
-//!   (手机 / 电话 / 号码 / phone …); custom fields match on title or variable name.
+//! - The sheet read is the first one with a header row; empty sheets before it (and sheets
+//!   with no phone column, such as an instructions sheet) are passed over, and the report
+//!   names the sheet read. The header row is found in the first [`HEADER_SCAN_ROWS`]
+//!   non-blank rows:
+//!   title rows above it are skipped (and reported). The phone column is found by its
+//!   header (手机 / 电话 / 号码 / phone …); custom fields match on title or variable name.
+//! - **Nothing is invented.** A value that cannot be trusted rejects its row, with a reason
+//!   naming the row, column and value: a number cell with more than [`EXCEL_DIGITS`]
+//!   significant digits (Excel keeps 15; `98765432109876540000` is not what was typed), text
+//!   in scientific notation (`1.39001E+10`), a phone number cell that is not a whole number.
+//!   A leading apostrophe (Excel's "keep as text" mark, when a tool wrote it into the value)
+//!   is dropped. A value longer than [`MAX_FIELD_CHARS`] is cut to it, and the report warns.
+//! - Dial tokens (token projects) are exactly the project's length of hex digits.
 //! - Every bad row is reported with its row number, column and reason; good rows are kept.
 //!   Blank rows (including the trailing ones spreadsheets often carry) are ignored.
 //! - Duplicate phones within the file: the first occurrence is kept, later ones are reported.
+//! - At most [`MAX_ROWS`] data rows, Excel's own limit.
 //! - [`import_xlsx`] stores while it parses (a writer thread behind a bounded channel), so a
 //!   million-row upload costs little more than reading it.
 
@@ -18,13 +30,26 @@ use std::io::Cursor;
 use calamine::{Data, DataRef, Reader, Xlsx};
 
 use crate::phone::{self, PhoneError};
-use crate::store::{BadRow, ColumnMatch, FieldValuesBuilder, FileImport, GoodRow, ImportReport, PhoneMode, Project, SaveImportError, Store};
+use crate::store::{
+    BadRow, ColumnMatch, FieldValuesBuilder, FileImport, GoodRow, ImportReport, PhoneMode, Project, SaveImportError, Store,
+    DEFAULT_TOKEN_LENGTH,
+};
 
-/// Most data rows one file may carry (keeps a single upload from exhausting the hub).
-pub const MAX_ROWS: usize = 1_000_000;
+/// Most data rows one file may carry: Excel's own limit (1,048,576 rows a sheet, one of
+/// them the header).
+pub const MAX_ROWS: usize = 1_048_575;
 
-/// Longest value a customer field may hold, in characters.
-const MAX_FIELD_CHARS: usize = 1000;
+/// Longest value a customer field may hold, in characters; a longer one is cut to this
+/// and the report warns (the row is kept).
+pub const MAX_FIELD_CHARS: usize = 1000;
+
+/// The header row is looked for in this many first non-blank rows of a sheet; rows above
+/// it are titles and skipped.
+pub const HEADER_SCAN_ROWS: u32 = 10;
+
+/// Significant digits Excel keeps of a number: a number cell showing more was not typed
+/// as it reads (or is binary noise), and is not stored.
+pub const EXCEL_DIGITS: usize = 15;
 
 /// Why a file could not be imported at all.
 #[derive(Debug, thiserror::Error)]
@@ -38,15 +63,15 @@ pub enum ImportError {
     /// The workbook has no sheet.
     #[error("{file_name:?} has no worksheet: put the numbers on the first sheet")]
     NoSheet { file_name: String },
-    /// The first sheet has no data at all.
-    #[error("the first sheet of {file_name:?} is empty: put a header row and the numbers on the first sheet")]
+    /// No sheet has any data.
+    #[error("every sheet of {file_name:?} is empty: put a header row and the numbers on the first sheet")]
     Empty { file_name: String },
-    /// No header looks like a phone column.
-    #[error("no phone column found in the header row (row {header_row}; headers: {headers}): name the phone column 手机号码, 电话 or phone")]
-    NoPhoneColumn { header_row: u32, headers: String },
-    /// More rows than [`MAX_ROWS`].
-    #[error("the sheet has {n_rows} rows, more than the {MAX_ROWS} one file may hold: split it into several files")]
-    TooManyRows { n_rows: usize },
+    /// No header in the first rows of any sheet with data looks like a phone column.
+    #[error("no phone column found in the first {HEADER_SCAN_ROWS} rows of sheet {sheet:?} (row {header_row}; headers: {headers}): name the phone column 手机号码, 电话 or phone")]
+    NoPhoneColumn { sheet: String, header_row: u32, headers: String },
+    /// More data rows than the cap ([`MAX_ROWS`]).
+    #[error("the sheet has {n_rows} rows, more than the {max} one file may hold: split it into several files")]
+    TooManyRows { n_rows: usize, max: usize },
 }
 
 impl ImportError {
@@ -58,12 +83,64 @@ impl ImportError {
                 format!("“{file_name}”无法作为 xlsx 工作簿读取（{detail}）：请用 Excel 或 WPS 打开后重新保存为 xlsx")
             }
             ImportError::NoSheet { file_name } => format!("“{file_name}”没有工作表：请把号码放在第一个工作表"),
-            ImportError::Empty { file_name } => format!("“{file_name}”的第一个工作表为空：请填写标题行和号码"),
-            ImportError::NoPhoneColumn { header_row, headers } => {
-                format!("标题行（第 {header_row} 行：{headers}）中没有号码列：请把号码列的标题改为“手机号码”、“电话”或“phone”")
-            }
-            ImportError::TooManyRows { n_rows } => format!("工作表有 {n_rows} 行，超过单个文件上限 {MAX_ROWS} 行：请拆分为多个文件"),
+            ImportError::Empty { file_name } => format!("“{file_name}”的工作表都是空的：请在第一个工作表填写标题行和号码"),
+            ImportError::NoPhoneColumn { sheet, header_row, headers } => format!(
+                "工作表“{sheet}”的前 {HEADER_SCAN_ROWS} 行中没有号码列（第 {header_row} 行：{headers}）：请把号码列的标题改为“手机号码”、“电话”或“phone”"
+            ),
+            ImportError::TooManyRows { n_rows, max } => format!("工作表有 {n_rows} 行，超过单个文件上限 {max} 行：请拆分为多个文件"),
         }
+    }
+}
+
+/// Why one cell's value is not stored. Each names the value as the file holds it; the row
+/// and column travel beside it in the [`BadRow`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CellError {
+    /// An Excel error value (`#N/A`, `#VALUE!` …).
+    #[error("the cell holds the Excel error {0}: fix the formula or type the value")]
+    ExcelError(String),
+    /// A number cell with more digits than Excel keeps.
+    #[error("the number {shown} has more than {EXCEL_DIGITS} significant digits: precision lost in Excel (it keeps {EXCEL_DIGITS}, so these digits are not the ones typed); format the column as text and type the value again")]
+    PrecisionLost { shown: String },
+    /// Text that is Excel's scientific display of a number (`1.39001E+10`).
+    #[error("{shown:?} is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value")]
+    Scientific { shown: String },
+    /// A phone number cell with a fraction.
+    #[error("the number {shown} is not a whole number, so it is not a phone number: type the number as text")]
+    NotWhole { shown: String },
+    /// The phone column of a number project.
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    /// The phone column of a token project, empty.
+    #[error("dial token is empty: fill it in or delete the row")]
+    TokenEmpty,
+    /// The phone column of a token project, not a token of the project's length.
+    #[error("{shown:?} is not an encrypted dial token: this project's tokens are exactly {length} hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has {found} characters")]
+    NotToken { shown: String, length: usize, found: usize },
+}
+
+impl CellError {
+    /// The reason in Simplified Chinese, for the console's import report.
+    pub fn zh(&self) -> String {
+        match self {
+            CellError::ExcelError(e) => format!("单元格是 Excel 错误值 {e}：请修正公式或直接填写内容"),
+            CellError::PrecisionLost { shown } => format!(
+                "数字 {shown} 超过 {EXCEL_DIGITS} 位有效数字：Excel 已丢失精度（只保留 {EXCEL_DIGITS} 位，这些数字并非原样录入）；请把该列设为文本格式后重新填写"
+            ),
+            CellError::Scientific { shown } => {
+                format!("“{shown}”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整内容")
+            }
+            CellError::NotWhole { shown } => format!("数字 {shown} 不是整数，不是电话号码：请以文本格式填写号码"),
+            CellError::Phone(err) => err.zh(),
+            CellError::TokenEmpty => "加密号码为空：请填写或删除该行".to_string(),
+            CellError::NotToken { shown, length, found } => format!(
+                "“{shown}”不是加密号码：本项目的加密号码为 {length} 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 {found} 个字符"
+            ),
+        }
+    }
+
+    fn bad_row(&self, row: u32, column: &str) -> BadRow {
+        BadRow { row, column: column.to_string(), reason: self.to_string(), reason_zh: self.zh() }
     }
 }
 
@@ -106,10 +183,22 @@ pub struct ParseOptions<'a> {
     pub phone_column: Option<usize>,
     /// Called with (rows done, rows total) while the rows are checked.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Sync)>,
+    /// The project's dial-token length (token projects); `None` is the default
+    /// ([`DEFAULT_TOKEN_LENGTH`]). [`import_xlsx`] always takes the project's stored one.
+    pub token_length: Option<usize>,
 }
 
-/// A whole-workbook cell (black / white list sheets are read as a range) as the borrowed
-/// form the streamed call-list import works on.
+/// What the judge holds rows to: the row cap and the token length. The cap is a parameter
+/// so that its boundary can be tested without a million-row file.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_rows: usize,
+    token_length: usize,
+}
+
+/// A whole-workbook cell (black / white list sheets are read as a range, and the first
+/// rows of a sheet are held while the header is looked for) as the borrowed form the
+/// streamed call-list import works on.
 fn cell_ref(cell: &Data) -> DataRef<'_> {
     match cell {
         Data::Int(i) => DataRef::Int(*i),
@@ -124,46 +213,83 @@ fn cell_ref(cell: &Data) -> DataRef<'_> {
     }
 }
 
-/// An encrypted dial token: 16 to 64 hex digits, dialed as-is (upper-cased).
-fn token_from_cell(cell: &DataRef<'_>) -> Result<String, (String, String)> {
-    let text = cell_text(cell).unwrap_or_default();
-    let token: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if token.is_empty() {
-        return Err(("dial token is empty: fill it in or delete the row".into(), "加密号码为空：请填写或删除该行".into()));
+/// A streamed cell, owned (the inverse of [`cell_ref`]).
+fn cell_owned(cell: &DataRef<'_>) -> Data {
+    match cell {
+        DataRef::Int(i) => Data::Int(*i),
+        DataRef::Float(f) => Data::Float(*f),
+        DataRef::String(s) => Data::String(s.clone()),
+        DataRef::SharedString(s) => Data::String((*s).to_string()),
+        DataRef::Bool(b) => Data::Bool(*b),
+        DataRef::DateTime(dt) => Data::DateTime(*dt),
+        DataRef::DateTimeIso(s) => Data::DateTimeIso(s.clone()),
+        DataRef::DurationIso(s) => Data::DurationIso(s.clone()),
+        DataRef::Error(e) => Data::Error(e.clone()),
+        DataRef::Empty => Data::Empty,
     }
-    if !(16..=64).contains(&token.len()) || !token.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err((
-            format!("{text:?} is not an encrypted dial token: this project takes 16 to 64 hex digits such as A207A92E2B93892F5F4C"),
-            format!("“{text}”不是加密号码：本项目的号码列应为 16 到 64 位十六进制，如 A207A92E2B93892F5F4C"),
-        ));
-    }
-    Ok(token.to_ascii_uppercase())
 }
 
-/// A cell's text as a value (numbers without Excel's float noise).
-fn cell_text(cell: &DataRef<'_>) -> Result<String, &'static str> {
+/// A text cell's value: trimmed, without the leading apostrophe some tools write into the
+/// value itself (Excel's "keep as text" mark, which Excel keeps out of the value).
+fn text_value(raw: &str) -> &str {
+    let text = raw.trim();
+    match text.strip_prefix(['\'', '＇', '‘', '’']) {
+        Some(rest) => rest.trim(),
+        None => text,
+    }
+}
+
+/// Whether `text` is how Excel displays a long number (`1.39001E+10`, `1E-05`): scientific
+/// notation with a signed exponent. Plain codes such as `3E5` are left alone in fields.
+fn is_excel_scientific(text: &str) -> bool {
+    phone::is_scientific(text) && text.split_once(['e', 'E']).is_some_and(|(_, exp)| exp.starts_with(['+', '-']))
+}
+
+/// A number cell as text, if Excel kept every digit of it: at most [`EXCEL_DIGITS`]
+/// significant digits, and a whole number below 10^15 (past that its last digits are
+/// zeros Excel put there). Whole numbers without `.0`; others as the file holds them.
+fn number_text(value: f64) -> Result<String, CellError> {
+    let shown = || format!("{value}");
+    if !value.is_finite() {
+        return Err(CellError::PrecisionLost { shown: shown() });
+    }
+    // `{:e}` is the shortest form that reads back as the same f64: its mantissa's digits
+    // are the digits the file holds.
+    let scientific = format!("{value:e}");
+    let mantissa = scientific.split('e').next().unwrap_or_default();
+    let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
+    let whole = value.fract() == 0.0;
+    if digits > EXCEL_DIGITS || (whole && value.abs() >= 1e15) {
+        return Err(CellError::PrecisionLost { shown: shown() });
+    }
+    Ok(if value == 0.0 {
+        "0".to_string()
+    } else if whole {
+        format!("{value:.0}")
+    } else {
+        shown()
+    })
+}
+
+/// A cell's text as a value, judged ([`write_cell`]).
+fn cell_text(cell: &DataRef<'_>) -> Result<String, CellError> {
     let mut text = String::new();
     write_cell(cell, &mut text).map(|()| text)
 }
 
-/// [`cell_text`] appended to `out`: the import writes each value straight into the row's
-/// one buffer.
-fn write_cell(cell: &DataRef<'_>, out: &mut String) -> Result<(), &'static str> {
+/// A customer field cell's value appended to `out` (the import writes each value straight
+/// into the row's one buffer), or why it cannot be trusted.
+fn write_cell(cell: &DataRef<'_>, out: &mut String) -> Result<(), CellError> {
     use std::fmt::Write as _;
     // Writing into a String cannot fail; `fmt::Result` is only the trait's shape.
     match cell {
         DataRef::Empty => {}
-        DataRef::SharedString(s) => out.push_str(s.trim()),
-        DataRef::String(s) => out.push_str(s.trim()),
+        DataRef::SharedString(s) => write_text(s, out)?,
+        DataRef::String(s) => write_text(s, out)?,
         DataRef::Int(i) => {
             let _ = write!(out, "{i}");
         }
-        DataRef::Float(f) => match phone::float_to_digits(*f) {
-            Some(digits) => out.push_str(&digits),
-            None => {
-                let _ = write!(out, "{f}");
-            }
-        },
+        DataRef::Float(f) => out.push_str(&number_text(*f)?),
         DataRef::Bool(b) => out.push_str(if *b { "TRUE" } else { "FALSE" }),
         DataRef::DateTime(dt) => {
             let (y, mo, d, h, mi, s, _) = dt.to_ymd_hms_milli();
@@ -174,9 +300,29 @@ fn write_cell(cell: &DataRef<'_>, out: &mut String) -> Result<(), &'static str> 
             };
         }
         DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => out.push_str(s),
-        DataRef::Error(_) => return Err("the cell holds an Excel error (#N/A, #VALUE! …): fix the formula or type the value"),
+        DataRef::Error(e) => return Err(CellError::ExcelError(e.to_string())),
     }
     Ok(())
+}
+
+fn write_text(raw: &str, out: &mut String) -> Result<(), CellError> {
+    let text = text_value(raw);
+    if is_excel_scientific(text) {
+        return Err(CellError::Scientific { shown: raw.trim().to_string() });
+    }
+    out.push_str(text);
+    Ok(())
+}
+
+/// A header cell's text: never refused (a header is a name, not data).
+fn header_text(cell: &DataRef<'_>) -> String {
+    match cell {
+        DataRef::SharedString(s) => s.trim().to_string(),
+        DataRef::String(s) => s.trim().to_string(),
+        DataRef::Float(f) => number_text(*f).unwrap_or_else(|_| format!("{f}")),
+        DataRef::Error(e) => e.to_string(),
+        other => cell_text(other).unwrap_or_default(),
+    }
 }
 
 fn is_blank(cell: &DataRef<'_>) -> bool {
@@ -188,22 +334,73 @@ fn is_blank(cell: &DataRef<'_>) -> bool {
     }
 }
 
-/// The phone cell as a dialable number.
-fn phone_from_cell(cell: &DataRef<'_>) -> Result<String, PhoneError> {
-    match cell {
-        DataRef::Float(_) | DataRef::Int(_) => {
-            let digits = cell_text(cell).unwrap_or_default();
-            match phone::normalize(&digits) {
-                Ok(number) => Ok(number),
-                // Excel drops a landline's leading zero when the cell is a number.
-                Err(err) => phone::normalize(&format!("0{digits}")).map_err(|_| err),
+/// The phone cell of a number project as a dialable number.
+fn phone_from_cell(cell: &DataRef<'_>) -> Result<String, CellError> {
+    let digits = match cell {
+        DataRef::Float(f) => {
+            let digits = number_text(*f)?;
+            if f.fract() != 0.0 {
+                return Err(CellError::NotWhole { shown: digits });
             }
+            digits
         }
-        DataRef::SharedString(s) => phone::normalize(s),
-        DataRef::String(s) => phone::normalize(s),
-        DataRef::Empty => Err(PhoneError::Empty),
-        other => Err(PhoneError::NotDigits(cell_text(other).unwrap_or_else(|_| "#ERROR".to_string()))),
+        DataRef::Int(i) => i.to_string(),
+        DataRef::SharedString(s) => return Ok(phone::normalize(text_value(s))?),
+        DataRef::String(s) => return Ok(phone::normalize(text_value(s))?),
+        DataRef::Empty => return Err(PhoneError::Empty.into()),
+        DataRef::Error(e) => return Err(CellError::ExcelError(e.to_string())),
+        other => return Err(PhoneError::NotDigits(cell_text(other).unwrap_or_default()).into()),
+    };
+    if digits.starts_with('-') {
+        return Err(PhoneError::NotDialable(digits).into());
     }
+    match phone::normalize(&digits) {
+        Ok(number) => Ok(number),
+        // Excel drops a landline's leading zero when the cell is a number.
+        Err(err) => phone::normalize(&format!("0{digits}")).map_err(|_| err.into()),
+    }
+}
+
+/// The phone cell of a token project: exactly `length` hex digits, dialed as-is
+/// (upper-cased); spaces inside are dropped.
+fn token_from_cell(cell: &DataRef<'_>, length: usize) -> Result<String, CellError> {
+    let text = match cell {
+        DataRef::SharedString(s) => text_value(s).to_string(),
+        DataRef::String(s) => text_value(s).to_string(),
+        // A number cell is a token only if Excel kept all its digits (a 20-digit one never).
+        DataRef::Float(f) => {
+            let text = number_text(*f)?;
+            if f.fract() != 0.0 {
+                return Err(CellError::NotToken { found: text.chars().count(), shown: text, length });
+            }
+            text
+        }
+        DataRef::Error(e) => return Err(CellError::ExcelError(e.to_string())),
+        other => cell_text(other)?,
+    };
+    let token: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if token.is_empty() {
+        return Err(CellError::TokenEmpty);
+    }
+    if token.len() != length || !token.chars().all(|c| c.is_ascii_hexdigit()) {
+        // `1234567890123456E789` is a token, `9.87654E+19` is Excel's display of a number.
+        if phone::is_scientific(&token) {
+            return Err(CellError::Scientific { shown: text });
+        }
+        return Err(CellError::NotToken { found: token.chars().count(), shown: text, length });
+    }
+    Ok(token.to_ascii_uppercase())
+}
+
+/// Where `text` must be cut to hold at most `max` characters (a byte index), if it is
+/// longer, and how many characters it has.
+fn cut_point(text: &str, max: usize) -> Option<(usize, usize)> {
+    // A UTF-8 character is at least one byte: short values need no counting.
+    if text.len() <= max {
+        return None;
+    }
+    let (cut, _) = text.char_indices().nth(max)?;
+    Some((cut, text.chars().count()))
 }
 
 /// Reads `bytes` (an uploaded file called `file_name`) for `project`.
@@ -211,24 +408,26 @@ pub fn parse_xlsx(file_name: &str, bytes: &[u8], project: &Project) -> Result<Pa
     parse_xlsx_with(file_name, bytes, project, &ParseOptions::default())
 }
 
-/// The first sheet's rows in order, streamed with calamine's cells reader (the sheet is
-/// never held whole): `visit(row_index, cells)` gets each row that has a cell, 0-based,
-/// with missing cells as [`DataRef::Empty`]. Also answers the sheet's last row index.
-/// Cells stay borrowed from calamine's shared-string table: no cell is copied here.
-fn stream_rows(
+/// What a sheet's visitor tells the reader.
+enum Flow {
+    /// Go on with the next row.
+    Next,
+    /// Stop reading this sheet.
+    Stop,
+}
+
+/// One sheet's rows in order, streamed with calamine's cells reader (the sheet is never
+/// held whole): `visit(row_index, cells, last_row)` gets each row that has a cell, 0-based,
+/// with missing cells as [`DataRef::Empty`], and the sheet's last row index. Cells stay
+/// borrowed from calamine's shared-string table: no cell is copied here.
+fn stream_sheet(
     file_name: &str,
-    bytes: &[u8],
-    mut visit: impl FnMut(u32, &[DataRef<'_>], u32) -> Result<(), ImportError>,
+    workbook: &mut Xlsx<Cursor<&[u8]>>,
+    sheet: &str,
+    mut visit: impl FnMut(u32, &[DataRef<'_>], u32) -> Result<Flow, ImportError>,
 ) -> Result<(), ImportError> {
     let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
-    if !bytes.starts_with(b"PK\x03\x04") {
-        return Err(unreadable("it is not a zip container, which every xlsx file is".to_string()));
-    }
-    let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
-    let Some(sheet) = workbook.sheet_names().first().cloned() else {
-        return Err(ImportError::NoSheet { file_name: file_name.to_string() });
-    };
-    let mut reader = workbook.worksheet_cells_reader(&sheet).map_err(|e| unreadable(e.to_string()))?;
+    let mut reader = workbook.worksheet_cells_reader(sheet).map_err(|e| unreadable(e.to_string()))?;
     let last_row = reader.dimensions().end.0;
     let mut row: Vec<DataRef<'_>> = Vec::new();
     let mut current: Option<u32> = None;
@@ -239,8 +438,10 @@ fn stream_rows(
     while let Some(cell) = reader.next_cell().map_err(|e| unreadable(e.to_string()))? {
         let (r, c) = cell.get_position();
         if current != Some(r) {
-            if let Some(done) = current {
-                visit(done, &row[..used], last_row)?;
+            if let Some(done) = current
+                && let Flow::Stop = visit(done, &row[..used], last_row)?
+            {
+                return Ok(());
             }
             let width = row.len();
             row.clear();
@@ -274,16 +475,67 @@ fn invisible_warning(idx: usize, shown: &str) -> String {
     format!("column {}: header {shown:?} holds special (invisible) characters; they were ignored (标题含特殊字符，已忽略)", idx + 1)
 }
 
-/// Reads the header row: phone column, field columns, warnings about odd headers.
-fn read_header(cells: &[DataRef<'_>], row_number: u32, project: &Project, options: &ParseOptions<'_>) -> Result<Header, ImportError> {
-    let headers: Vec<String> = cells
+/// How well a row looks like the header row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum HeaderMatch {
+    /// No phone column.
+    None,
+    /// A header containing a phone word (客户手机号), in a row of one cell: could be a title.
+    WordAlone,
+    /// A header containing a phone word, beside other headers.
+    Word,
+    /// A header that names the phone column outright (手机号码).
+    Exact,
+}
+
+/// The columns of the project's custom fields in a header row, by title or variable name.
+fn field_columns(keys: &[String], project: &Project) -> Vec<Option<usize>> {
+    project
+        .customer_fields
         .iter()
-        .map(|cell| match cell {
-            DataRef::SharedString(s) => s.trim().to_string(),
-            DataRef::String(s) => s.trim().to_string(),
-            other => cell_text(other).unwrap_or_default(),
+        .map(|field| {
+            let (title, key) = (header_key(&field.title), header_key(&field.key));
+            keys.iter().position(|k| *k == title).or_else(|| keys.iter().position(|k| *k == key))
         })
-        .collect();
+        .collect()
+}
+
+/// The phone column of a header row and how sure it is. Custom fields are matched first,
+/// so that a field titled "身份证号码" is not mistaken for the phone column.
+fn phone_column(keys: &[String], fields: &[Option<usize>]) -> Option<(usize, HeaderMatch)> {
+    let taken = |idx: usize| fields.contains(&Some(idx));
+    if let Some(idx) = (0..keys.len()).find(|idx| !taken(*idx) && PHONE_HEADERS.contains(&keys[*idx].as_str())) {
+        return Some((idx, HeaderMatch::Exact));
+    }
+    let idx = (0..keys.len()).find(|idx| !taken(*idx) && PHONE_WORDS.iter().any(|w| keys[*idx].contains(w)))?;
+    let filled = keys.iter().filter(|k| !k.is_empty()).count();
+    Some((idx, if filled > 1 { HeaderMatch::Word } else { HeaderMatch::WordAlone }))
+}
+
+/// How well `cells` look like the header row.
+fn header_match(cells: &[DataRef<'_>], project: &Project) -> HeaderMatch {
+    let keys: Vec<String> = cells.iter().map(|c| header_key(&header_text(c))).collect();
+    phone_column(&keys, &field_columns(&keys, project)).map_or(HeaderMatch::None, |(_, how)| how)
+}
+
+/// Of the first rows of a sheet (non-blank, in order, with their indexes), the index of the
+/// header row: the first that names a phone column outright, else the first with a phone
+/// word among other headers, else the first with a phone word at all; with a chosen phone
+/// column and none of these, the first row.
+fn pick_header(rows: &[(u32, Vec<Data>)], project: &Project, chosen_column: bool) -> Option<usize> {
+    let matches: Vec<HeaderMatch> =
+        rows.iter().map(|(_, row)| header_match(&row.iter().map(cell_ref).collect::<Vec<_>>(), project)).collect();
+    for wanted in [HeaderMatch::Exact, HeaderMatch::Word, HeaderMatch::WordAlone] {
+        if let Some(idx) = matches.iter().position(|m| *m == wanted) {
+            return Some(idx);
+        }
+    }
+    (chosen_column && !rows.is_empty()).then_some(0)
+}
+
+/// Reads the header row: phone column, field columns, warnings about odd headers.
+fn read_header(cells: &[DataRef<'_>], row_number: u32, sheet: &str, project: &Project, options: &ParseOptions<'_>) -> Result<Header, ImportError> {
+    let headers: Vec<String> = cells.iter().map(header_text).collect();
     let keys: Vec<String> = headers.iter().map(|h| header_key(h)).collect();
     let mut warnings = Vec::new();
     for (idx, cell) in cells.iter().enumerate() {
@@ -298,37 +550,31 @@ fn read_header(cells: &[DataRef<'_>], row_number: u32, project: &Project, option
             )),
         }
     }
-    // Custom fields first, so a field titled "身份证号码" is not mistaken for the phone column.
-    let mut field_columns: Vec<Option<usize>> = Vec::with_capacity(project.customer_fields.len());
-    for field in &project.customer_fields {
-        let title = header_key(&field.title);
-        let key = header_key(&field.key);
-        field_columns.push(keys.iter().position(|k| *k == title).or_else(|| keys.iter().position(|k| *k == key)));
-    }
-    let taken = |idx: usize| field_columns.contains(&Some(idx));
+    let field_columns = field_columns(&keys, project);
     let chosen = options.phone_column.filter(|idx| *idx < headers.len());
-    let phone_col = chosen.or_else(|| {
-        keys.iter()
-            .enumerate()
-            .find(|(idx, k)| !taken(*idx) && PHONE_HEADERS.contains(&k.as_str()))
-            .or_else(|| keys.iter().enumerate().find(|(idx, k)| !taken(*idx) && PHONE_WORDS.iter().any(|w| k.contains(w))))
-            .map(|(idx, _)| idx)
-    });
+    let phone_col = chosen.or_else(|| phone_column(&keys, &field_columns).map(|(idx, _)| idx));
     let Some(phone_col) = phone_col else {
-        let shown: Vec<String> = headers.iter().filter(|h| !h.is_empty()).map(|h| format!("{h:?}")).collect();
-        return Err(ImportError::NoPhoneColumn {
-            header_row: row_number,
-            headers: if shown.is_empty() { "none".to_string() } else { shown.join(", ") },
-        });
+        return Err(no_phone_column(sheet, row_number, &headers));
     };
     Ok(Header { row_number, headers, warnings, field_columns, phone_col })
+}
+
+/// A sheet has no phone column; `headers` are those of its first row with data.
+fn no_phone_column(sheet: &str, header_row: u32, headers: &[String]) -> ImportError {
+    let shown: Vec<String> = headers.iter().filter(|h| !h.is_empty()).map(|h| format!("{h:?}")).collect();
+    ImportError::NoPhoneColumn {
+        sheet: sheet.to_string(),
+        header_row,
+        headers: if shown.is_empty() { "none".to_string() } else { shown.join(", ") },
+    }
 }
 
 /// [`parse_xlsx`] with a chosen phone column and a progress callback. The sheet is
 /// streamed row by row; only the good rows and the report are kept.
 pub fn parse_xlsx_with(file_name: &str, bytes: &[u8], project: &Project, options: &ParseOptions<'_>) -> Result<ParsedImport, ImportError> {
+    let limits = Limits { max_rows: MAX_ROWS, token_length: options.token_length.unwrap_or(DEFAULT_TOKEN_LENGTH) };
     let mut rows = Vec::new();
-    let report = parse_rows(file_name, bytes, project, options, &mut rows)?;
+    let report = parse_rows(file_name, bytes, project, options, limits, &mut rows)?;
     Ok(ParsedImport { rows, report })
 }
 
@@ -352,139 +598,289 @@ impl RowSink for Vec<GoodRow> {
     }
 }
 
-/// The parse proper: each good row goes to `sink` as soon as it is judged; answers the
-/// report.
+/// One data row, judged.
+#[derive(Debug)]
+enum Judged {
+    /// Worth keeping (if its number is not a repeat), with warnings about what was changed.
+    Keep { phone: String, warnings: Vec<BadRow> },
+    /// Every reason it is not kept.
+    Reject(Vec<BadRow>),
+}
+
+/// Judges one data row against the header and the project: the phone cell, then each
+/// custom field (whose values go into `values`; the caller takes them when the row is kept).
+fn judge_row(
+    row_number: u32,
+    cells: &[DataRef<'_>],
+    head: &Header,
+    project: &Project,
+    limits: Limits,
+    values: &mut FieldValuesBuilder,
+) -> Judged {
+    let empty = DataRef::Empty;
+    let mut problems: Vec<BadRow> = Vec::new();
+    let mut warnings: Vec<BadRow> = Vec::new();
+    let cell = cells.get(head.phone_col).unwrap_or(&empty);
+    let phone = match project.phone_mode {
+        PhoneMode::Number => phone_from_cell(cell),
+        PhoneMode::Token => token_from_cell(cell, limits.token_length),
+    };
+    let phone = match phone {
+        Ok(number) => Some(number),
+        Err(err) => {
+            problems.push(err.bad_row(row_number, &head.headers[head.phone_col]));
+            None
+        }
+    };
+    for (field, column) in project.customer_fields.iter().zip(&head.field_columns) {
+        let Some(column) = column else {
+            let _ = values.push_with(|_| Ok::<(), ()>(()));
+            continue;
+        };
+        let header_text = &head.headers[*column];
+        let mut cut_from = None;
+        let written = values.push_with(|out| {
+            let start = out.len();
+            write_cell(cells.get(*column).unwrap_or(&empty), out)?;
+            if let Some((cut, chars)) = cut_point(&out[start..], MAX_FIELD_CHARS) {
+                out.truncate(start + cut);
+                cut_from = Some(chars);
+            }
+            Ok::<(), CellError>(())
+        });
+        let value = match written {
+            Ok(value) => value,
+            Err(err) => {
+                problems.push(err.bad_row(row_number, header_text));
+                continue;
+            }
+        };
+        if let Err((reason, reason_zh)) = field.check_value(value) {
+            problems.push(BadRow { row: row_number, column: header_text.clone(), reason, reason_zh });
+            continue;
+        }
+        if let Some(chars) = cut_from {
+            warnings.push(BadRow {
+                row: row_number,
+                column: header_text.clone(),
+                reason: format!("the value has {chars} characters, more than the {MAX_FIELD_CHARS} a field holds: it was cut to its first {MAX_FIELD_CHARS}"),
+                reason_zh: format!("内容有 {chars} 个字符，超过字段上限 {MAX_FIELD_CHARS}：已截断为前 {MAX_FIELD_CHARS} 个字符"),
+            });
+        }
+    }
+    match phone {
+        Some(phone) if problems.is_empty() => Judged::Keep { phone, warnings },
+        _ => Judged::Reject(problems),
+    }
+}
+
+/// Whether `n_rows` data rows are past the cap.
+fn over_cap(n_rows: u64, max_rows: usize) -> bool {
+    n_rows > max_rows as u64
+}
+
+/// Where a sheet's reading stands.
+enum Phase {
+    /// Looking for the header: the non-blank rows so far (owned: at most
+    /// [`HEADER_SCAN_ROWS`] of them).
+    Looking(Vec<(u32, Vec<Data>)>),
+    /// Reading data rows under this header.
+    Reading(Header),
+    /// No header in this sheet.
+    NoHeader(ImportError),
+}
+
+/// The parse's running state over the data rows.
+struct RowState<'s> {
+    sink: &'s mut dyn RowSink,
+    n_good: u64,
+    n_rows: u64,
+    bad: Vec<BadRow>,
+    warnings: Vec<BadRow>,
+    // First row of each number: normalised numbers are digits, keyed as one u64
+    // ([`phone::number_key`]); dial tokens (too long for that) by their text.
+    first_seen: HashMap<u64, u32>,
+    first_seen_tokens: HashMap<String, u32>,
+    // Blank rows since the last row with data: at the end, the trailing empty rows.
+    blank_run: u64,
+    total: u64,
+    values: FieldValuesBuilder,
+}
+
+impl RowState<'_> {
+    /// One data row under `head`.
+    fn data_row(&mut self, index: u32, row: &[DataRef<'_>], head: &Header, project: &Project, limits: Limits, options: &ParseOptions<'_>) -> Result<(), ImportError> {
+        let row_number = index + 1;
+        if row.iter().all(is_blank) {
+            self.blank_run += 1;
+            return Ok(());
+        }
+        // Rows missing from the sheet's XML between two data rows are blank too.
+        self.blank_run = 0;
+        self.n_rows += 1;
+        if over_cap(self.n_rows, limits.max_rows) {
+            return Err(ImportError::TooManyRows { n_rows: (self.total as usize).max(self.n_rows as usize), max: limits.max_rows });
+        }
+        if let Some(progress) = options.progress
+            && self.n_rows.is_multiple_of(5000)
+        {
+            progress(u64::from(index + 1 - head.row_number), self.total);
+        }
+        let (phone, warnings) = match judge_row(row_number, row, head, project, limits, &mut self.values) {
+            Judged::Keep { phone, warnings } => (phone, warnings),
+            Judged::Reject(problems) => {
+                self.values.finish();
+                self.bad.extend(problems);
+                return Ok(());
+            }
+        };
+        let fields = self.values.finish();
+        // The number's first row, recorded now if this row is the first (one hash per row:
+        // only a row without other problems claims its number).
+        let first = match phone::number_key(&phone) {
+            Some(key) => *self.first_seen.entry(key).or_insert(row_number),
+            None => *self.first_seen_tokens.entry(phone.clone()).or_insert(row_number),
+        };
+        if first != row_number {
+            self.bad.push(BadRow {
+                row: row_number,
+                column: head.headers[head.phone_col].clone(),
+                reason: format!("{phone} repeats row {first}: the number is imported once, delete this row"),
+                reason_zh: format!("{phone} 与第 {first} 行重复：同一号码只导入一次，请删除该行"),
+            });
+            return Ok(());
+        }
+        self.n_good += 1;
+        self.warnings.extend(warnings);
+        self.sink.keep(GoodRow { row_number, phone, fields });
+        Ok(())
+    }
+}
+
+/// The parse proper: finds the sheet and its header, then each good row goes to `sink`
+/// as soon as it is judged; answers the report.
 fn parse_rows(
     file_name: &str,
     bytes: &[u8],
     project: &Project,
     options: &ParseOptions<'_>,
+    limits: Limits,
     sink: &mut dyn RowSink,
 ) -> Result<ImportReport, ImportError> {
     if !file_name.to_lowercase().ends_with(".xlsx") {
         return Err(ImportError::NotXlsx { file_name: file_name.to_string() });
     }
-    let mut header: Option<Header> = None;
-    let mut n_good: u64 = 0;
-    let mut bad = Vec::new();
-    // First row of each number: normalised numbers are digits, keyed as one u64
-    // ([`phone::number_key`]); dial tokens (too long for that) by their text.
-    let mut first_seen: HashMap<u64, u32> = HashMap::new();
-    let mut first_seen_tokens: HashMap<String, u32> = HashMap::new();
-    let mut n_rows: u64 = 0;
-    // Blank rows since the last row with data: at the end, the trailing empty rows.
-    let mut blank_run: u64 = 0;
-    let mut total: u64 = 0;
-    let empty = DataRef::Empty;
-    let mut values = FieldValuesBuilder::default();
-    stream_rows(file_name, bytes, |index, row, last_row| {
-        let row_number = index + 1;
-        if row.iter().all(is_blank) {
-            if header.is_some() {
-                blank_run += 1;
-            }
-            return Ok(());
-        }
-        let Some(head) = &header else {
-            let found = read_header(row, row_number, project, options)?;
-            total = u64::from(last_row.saturating_sub(index));
-            // The rows the sheet announces, bounded by MAX_ROWS.
-            sink.announced((total as usize).min(MAX_ROWS));
-            first_seen.reserve((total as usize).min(MAX_ROWS));
-            header = Some(found);
-            return Ok(());
-        };
-        // Rows missing from the sheet's XML between two data rows are blank too.
-        blank_run = 0;
-        n_rows += 1;
-        if n_rows as usize > MAX_ROWS {
-            return Err(ImportError::TooManyRows { n_rows: (total as usize).max(n_rows as usize) });
-        }
-        if let Some(progress) = options.progress
-            && n_rows.is_multiple_of(5000)
-        {
-            progress(u64::from(index + 1 - head.row_number), total);
-        }
-        let phone_header = &head.headers[head.phone_col];
-        let mut problems: Vec<BadRow> = Vec::new();
-        let cell = row.get(head.phone_col).unwrap_or(&empty);
-        let phone = match project.phone_mode {
-            PhoneMode::Number => phone_from_cell(cell).map_err(|err| (err.to_string(), err.zh())),
-            PhoneMode::Token => token_from_cell(cell),
-        };
-        let phone = match phone {
-            Ok(number) => Some(number),
-            Err((reason, reason_zh)) => {
-                problems.push(BadRow { row: row_number, column: phone_header.clone(), reason, reason_zh });
-                None
-            }
-        };
-        for (field, column) in project.customer_fields.iter().zip(&head.field_columns) {
-            let Some(column) = column else {
-                let _ = values.push_with(|_| Ok::<(), ()>(()));
-                continue;
-            };
-            let header_text = &head.headers[*column];
-            let value = match values.push_with(|out| write_cell(row.get(*column).unwrap_or(&empty), out)) {
-                Ok(value) => value,
-                Err(reason) => {
-                    problems.push(BadRow {
-                        row: row_number,
-                        column: header_text.clone(),
-                        reason: reason.to_string(),
-                        reason_zh: "单元格是 Excel 错误值（#N/A、#VALUE! 等）：请修正公式或直接填写内容".to_string(),
-                    });
-                    continue;
-                }
-            };
-            // A UTF-8 character is at least one byte: short values need no counting.
-            if value.len() > MAX_FIELD_CHARS && value.chars().count() > MAX_FIELD_CHARS {
-                problems.push(BadRow {
-                    row: row_number,
-                    column: header_text.clone(),
-                    reason: format!("value is longer than {MAX_FIELD_CHARS} characters: shorten it"),
-                    reason_zh: format!("内容超过 {MAX_FIELD_CHARS} 个字符：请缩短"),
-                });
-                continue;
-            }
-            if let Err((reason, reason_zh)) = field.check_value(value) {
-                problems.push(BadRow { row: row_number, column: header_text.clone(), reason, reason_zh });
-                continue;
-            }
-        }
-        let fields = values.finish();
-        // The number's first row, recorded now if this row is the first (one hash per row:
-        // only a row without other problems claims its number).
-        let repeats = match (&phone, problems.is_empty()) {
-            (Some(number), true) => {
-                let first = match phone::number_key(number) {
-                    Some(key) => *first_seen.entry(key).or_insert(row_number),
-                    None => *first_seen_tokens.entry(number.clone()).or_insert(row_number),
-                };
-                (first != row_number).then_some((number, first))
-            }
-            _ => None,
-        };
-        if let Some((number, first_row)) = repeats {
-            problems.push(BadRow {
-                row: row_number,
-                column: phone_header.clone(),
-                reason: format!("{number} repeats row {first_row}: the number is imported once, delete this row"),
-                reason_zh: format!("{number} 与第 {first_row} 行重复：同一号码只导入一次，请删除该行"),
-            });
-        }
-        match phone {
-            Some(number) if problems.is_empty() => {
-                n_good += 1;
-                sink.keep(GoodRow { row_number, phone: number, fields });
-            }
-            _ => bad.extend(problems),
-        }
-        Ok(())
-    })?;
-    let Some(Header { headers, warnings: header_warnings, field_columns, phone_col, .. }) = header else {
-        return Err(ImportError::Empty { file_name: file_name.to_string() });
+    let unreadable = |detail: String| ImportError::Unreadable { file_name: file_name.to_string(), detail };
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(unreadable("it is not a zip container, which every xlsx file is".to_string()));
+    }
+    let mut workbook: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unreadable(e.to_string()))?;
+    let sheets = workbook.sheet_names();
+    if sheets.is_empty() {
+        return Err(ImportError::NoSheet { file_name: file_name.to_string() });
+    }
+    let mut state = RowState {
+        sink,
+        n_good: 0,
+        n_rows: 0,
+        bad: Vec::new(),
+        warnings: Vec::new(),
+        first_seen: HashMap::new(),
+        first_seen_tokens: HashMap::new(),
+        blank_run: 0,
+        total: 0,
+        values: FieldValuesBuilder::default(),
     };
+    // Sheets passed over (empty, or without a phone column), and the first reason one had none.
+    let mut passed: Vec<String> = Vec::new();
+    let mut no_header: Option<ImportError> = None;
+    let mut found: Option<(String, Header, Vec<String>)> = None;
+    for sheet in &sheets {
+        let mut phase = Phase::Looking(Vec::new());
+        let mut titles: Vec<String> = Vec::new();
+        let chosen = options.phone_column.is_some();
+        // Settles the header from the rows held so far and reads the rows held below it.
+        let settle = |held: Vec<(u32, Vec<Data>)>, state: &mut RowState<'_>, titles: &mut Vec<String>, last_row: u32| -> Result<Phase, ImportError> {
+            let Some(at) = pick_header(&held, project, chosen) else {
+                let (index, first) = held.first().map(|(i, r)| (*i, r.as_slice())).unwrap_or((0, &[]));
+                let headers: Vec<String> = first.iter().map(|c| header_text(&cell_ref(c))).collect();
+                return Ok(Phase::NoHeader(no_phone_column(sheet, index + 1, &headers)));
+            };
+            let (index, cells) = &held[at];
+            let cells: Vec<DataRef<'_>> = cells.iter().map(cell_ref).collect();
+            let head = read_header(&cells, index + 1, sheet, project, options)?;
+            titles.extend(held[..at].iter().map(|(i, row)| title_warning(*i + 1, row)));
+            state.total = u64::from(last_row.saturating_sub(*index));
+            // The rows the sheet announces, bounded by the cap.
+            state.sink.announced((state.total as usize).min(limits.max_rows));
+            state.first_seen.reserve((state.total as usize).min(limits.max_rows));
+            for (i, row) in &held[at + 1..] {
+                let cells: Vec<DataRef<'_>> = row.iter().map(cell_ref).collect();
+                state.data_row(*i, &cells, &head, project, limits, options)?;
+            }
+            Ok(Phase::Reading(head))
+        };
+        let mut last = 0;
+        stream_sheet(file_name, &mut workbook, sheet, |index, row, last_row| {
+            last = last_row;
+            match &mut phase {
+                Phase::Reading(head) => {
+                    state.data_row(index, row, head, project, limits, options)?;
+                    Ok(Flow::Next)
+                }
+                Phase::NoHeader(_) => Ok(Flow::Stop),
+                Phase::Looking(held) => {
+                    if row.iter().all(is_blank) {
+                        return Ok(Flow::Next);
+                    }
+                    if held.len() < HEADER_SCAN_ROWS as usize {
+                        held.push((index, row.iter().map(cell_owned).collect()));
+                        // A row naming the phone column outright settles it at once.
+                        if header_match(row, project) == HeaderMatch::Exact {
+                            phase = settle(std::mem::take(held), &mut state, &mut titles, last_row)?;
+                        }
+                        return Ok(Flow::Next);
+                    }
+                    // Past the first rows: settle with what was held, then read this row.
+                    phase = settle(std::mem::take(held), &mut state, &mut titles, last_row)?;
+                    match &phase {
+                        Phase::Reading(head) => {
+                            state.data_row(index, row, head, project, limits, options)?;
+                            Ok(Flow::Next)
+                        }
+                        _ => Ok(Flow::Stop),
+                    }
+                }
+            }
+        })?;
+        if let Phase::Looking(held) = phase {
+            phase = if held.is_empty() { Phase::Looking(held) } else { settle(held, &mut state, &mut titles, last)? };
+        }
+        match phase {
+            Phase::Reading(head) => {
+                found = Some((sheet.clone(), head, titles));
+                break;
+            }
+            Phase::NoHeader(err) => {
+                no_header.get_or_insert(err);
+                passed.push(sheet.clone());
+            }
+            Phase::Looking(_) => passed.push(sheet.clone()),
+        }
+    }
+    let Some((sheet, Header { headers, warnings: mut header_warnings, field_columns, phone_col, .. }, titles)) = found else {
+        return Err(no_header.unwrap_or(ImportError::Empty { file_name: file_name.to_string() }));
+    };
+    if !passed.is_empty() {
+        let names = passed.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
+        let names_zh = passed.iter().map(|s| format!("“{s}”")).collect::<Vec<_>>().join("、");
+        header_warnings.insert(
+            0,
+            format!("sheet {names} has no data or no phone column; the rows were read from sheet {sheet:?} (工作表{names_zh}为空或没有号码列，已读取工作表“{sheet}”)"),
+        );
+    }
+    header_warnings.extend(titles);
+    let RowState { n_good, n_rows, bad, warnings, blank_run, total, .. } = state;
     // Blank rows after the last data row (spreadsheets often carry formatted empty rows).
     let trailing_empty_rows = blank_run;
     let phone_header = headers[phone_col].clone();
@@ -519,7 +915,25 @@ fn parse_rows(
     if let Some(progress) = options.progress {
         progress(total, total);
     }
-    Ok(ImportReport { n_rows, n_good, bad, phone_column: phone_header, unmatched_fields, columns, trailing_empty_rows, header_warnings })
+    Ok(ImportReport {
+        n_rows,
+        n_good,
+        bad,
+        phone_column: phone_header,
+        unmatched_fields,
+        columns,
+        trailing_empty_rows,
+        header_warnings,
+        sheet,
+        warnings,
+    })
+}
+
+/// A title row skipped above the header, as a report line.
+fn title_warning(row_number: u32, cells: &[Data]) -> String {
+    let text: Vec<String> = cells.iter().map(|c| header_text(&cell_ref(c))).filter(|t| !t.is_empty()).collect();
+    let text = text.join(" ");
+    format!("row {row_number} {text:?} is above the header row and was skipped as a title (第 {row_number} 行在标题行之上，作为表头说明已跳过)")
 }
 
 /// Why an upload was not imported; in every case nothing of it is left in the store.
@@ -595,6 +1009,9 @@ pub fn import_xlsx(
     if !file_name.to_lowercase().ends_with(".xlsx") {
         return Err(ImportError::NotXlsx { file_name: file_name.to_string() }.into());
     }
+    // Dial tokens are exactly as long as the project says.
+    let token_length = store.project_token_length(project.id).map_err(SaveImportError::from)?.unwrap_or(DEFAULT_TOKEN_LENGTH);
+    let limits = Limits { max_rows: MAX_ROWS, token_length };
     std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<GoodRow>>(CHUNKS_IN_FLIGHT);
         let writer = scope.spawn(move || -> Result<FileImport<'_>, SaveImportError> {
@@ -612,7 +1029,7 @@ pub fn import_xlsx(
             Ok(file)
         });
         let mut chunks = Chunks { chunk: Vec::with_capacity(CHUNK_ROWS), sender: Some(sender) };
-        let parsed = parse_rows(file_name, bytes, project, options, &mut chunks);
+        let parsed = parse_rows(file_name, bytes, project, options, limits, &mut chunks);
         if parsed.is_ok() {
             chunks.flush();
         }
@@ -863,7 +1280,7 @@ pub fn read_phone_list(file_name: &str, bytes: &[u8]) -> Result<PhoneListSheet, 
         None => (0, header_idx),
     };
     if rows.len() - start > MAX_ROWS {
-        return Err(ImportError::TooManyRows { n_rows: rows.len() - start });
+        return Err(ImportError::TooManyRows { n_rows: rows.len() - start, max: MAX_ROWS });
     }
     let column_name = match by_header {
         Some(_) => cell_text(&cell_ref(&rows[header_idx][column])).unwrap_or_default(),

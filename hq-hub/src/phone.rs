@@ -1,12 +1,15 @@
 //! Phone numbers as they come out of spreadsheets, made dialable.
 //!
-//! People paste numbers in every shape: Excel turns long numbers into floats
-//! (`1.3800138E10`), some cells carry spaces, dashes, brackets, a `+86` / `0086` prefix or
-//! full-width digits typed with a Chinese input method. [`normalize`] turns all of those into
-//! one canonical form, or says precisely why it cannot:
+//! People paste numbers in every shape: some cells carry spaces, dashes, brackets, a `+86` /
+//! `0086` prefix or full-width digits typed with a Chinese input method. [`normalize`] turns
+//! all of those into one canonical form, or says precisely why it cannot:
 //! - a Chinese mobile number: 11 digits, `1[3-9]…`;
 //! - a landline with its area code: `010`/`02x` + 8 digits, or a 4-digit area code
 //!   (`0[3-9]xx`) + 7 or 8 digits, local part starting with 2-9.
+//!
+//! Text in scientific notation (`1.39001E+10`, what Excel shows for a long number) is
+//! refused, never expanded: Excel kept only the digits shown, so `13900100000` would be a
+//! number nobody typed.
 
 /// Why a cell is not a dialable number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +23,9 @@ pub enum PhoneError {
     /// Digits, but neither a mobile nor a landline with area code.
     #[error("{0:?} is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)")]
     NotDialable(String),
+    /// Scientific notation: the digits Excel did not show are gone.
+    #[error("{0:?} is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number")]
+    Scientific(String),
 }
 
 impl PhoneError {
@@ -30,6 +36,9 @@ impl PhoneError {
             PhoneError::NotDigits(raw) => format!("“{raw}”含有非数字字符：只保留号码"),
             PhoneError::NotDialable(raw) => {
                 format!("“{raw}”不是可拨打的号码：请填写 11 位手机号（1[3-9]开头）或带区号的固话（如 010-62345678）")
+            }
+            PhoneError::Scientific(raw) => {
+                format!("“{raw}”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整号码")
             }
         }
     }
@@ -57,8 +66,8 @@ pub fn normalize(raw: &str) -> Result<String, PhoneError> {
     if text.is_empty() {
         return Err(PhoneError::Empty);
     }
-    if let Some(from_float) = scientific_to_digits(text) {
-        return classify(&from_float, &shown);
+    if is_scientific(text) {
+        return Err(PhoneError::Scientific(shown));
     }
     let mut digits = String::with_capacity(text.len());
     let mut plus = false;
@@ -95,23 +104,18 @@ pub fn normalize(raw: &str) -> Result<String, PhoneError> {
     }
 }
 
-/// `1.3800138E10` (or `13800138000.0`) as Excel exports a number: the integer digits, if it
-/// is a whole number.
-fn scientific_to_digits(text: &str) -> Option<String> {
-    if !text.contains(['e', 'E']) {
-        return None;
-    }
-    let value: f64 = text.parse().ok()?;
-    float_to_digits(value)
-}
-
-/// A whole, positive float as its digits (Excel keeps numbers as f64).
-pub fn float_to_digits(value: f64) -> Option<String> {
-    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < 1e15 {
-        Some(format!("{value:.0}"))
-    } else {
-        None
-    }
+/// Whether `text` is a number in scientific notation (`1.39001E+10`, `1.38e10`): a
+/// mantissa of digits with at most one point, an `e`, an optional sign and digits.
+pub fn is_scientific(text: &str) -> bool {
+    let Some((mantissa, exponent)) = text.trim().split_once(['e', 'E']) else { return false };
+    let mantissa = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+        && !exponent.is_empty()
+        && exponent.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A normalised number (ASCII digits only, at most 18) as one `u64`, for duplicate checks
@@ -193,8 +197,6 @@ mod tests {
         check(
             &[
                 "13800138000",
-                "1.3800138E10",
-                "1.3800138e+10",
                 "13800138000.0",
                 " 138 0013 8000 ",
                 "138-0013-8000",
@@ -209,8 +211,6 @@ mod tests {
             ],
             expect![[r#"
                 "13800138000" => ok 13800138000
-                "1.3800138E10" => ok 13800138000
-                "1.3800138e+10" => ok 13800138000
                 "13800138000.0" => ok 13800138000
                 " 138 0013 8000 " => ok 13800138000
                 "138-0013-8000" => ok 13800138000
@@ -263,6 +263,9 @@ mod tests {
                 "138001380001",
                 "12800138000",
                 "1.38E10",
+                "1.39001E+10",
+                "1.3800138e+10",
+                "１.３８E+10",
                 "010-0234567",
                 "12345",
                 "+1 415 555 0100",
@@ -276,7 +279,10 @@ mod tests {
                 "1380013800" => err "1380013800" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
                 "138001380001" => err "138001380001" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
                 "12800138000" => err "12800138000" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
-                "1.38E10" => ok 13800000000
+                "1.38E10" => err "1.38E10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number
+                "1.39001E+10" => err "1.39001E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number
+                "1.3800138e+10" => err "1.3800138e+10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number
+                "１.３８E+10" => err "１.３８E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number
                 "010-0234567" => err "010-0234567" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
                 "12345" => err "12345" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)
                 "+1 415 555 0100" => err "+1 415 555 0100" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678)

@@ -66,6 +66,12 @@ pub struct ImportReport {
     /// Header cells that were not text or held special characters, and how they were read.
     #[serde(default)]
     pub header_warnings: Vec<String>,
+    /// The name of the sheet the rows were read from (the first with data).
+    #[serde(default)]
+    pub sheet: String,
+    /// Kept rows whose values were changed to be stored (an over-long value cut), with why.
+    #[serde(default)]
+    pub warnings: Vec<BadRow>,
 }
 
 /// A row that passed the import.

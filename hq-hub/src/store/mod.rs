@@ -48,7 +48,7 @@ pub use notices::{
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
-    ProjectStatus,
+    ProjectStatus, check_token_length, DEFAULT_TOKEN_LENGTH, TOKEN_LENGTHS,
 };
 pub use sites::{CreateSiteError, EnrollmentCode, EnrollmentCodeError, Site};
 
@@ -374,6 +374,10 @@ const MIGRATIONS: &[&str] = &[
         withdrawn    INTEGER NOT NULL DEFAULT 0,
         created_by   TEXT NOT NULL
     );
+    "#,
+    // 7: a token project's dial-token length (hex digits); the manual's are 20.
+    r#"
+    ALTER TABLE projects ADD COLUMN token_length INTEGER NOT NULL DEFAULT 20;
     "#,
 ];
 

@@ -830,6 +830,49 @@ impl Store {
     }
 }
 
+/// A dial token's length (hex digits) when the project sets none: the manual's tokens,
+/// such as `A207A92E2B93892F5F4C`, are 20.
+pub const DEFAULT_TOKEN_LENGTH: usize = 20;
+
+/// Dial-token lengths a project may set.
+pub const TOKEN_LENGTHS: std::ops::RangeInclusive<usize> = 8..=64;
+
+/// Refuses a dial-token length outside [`TOKEN_LENGTHS`], saying why.
+pub fn check_token_length(length: usize) -> Result<(), CreateProjectError> {
+    if TOKEN_LENGTHS.contains(&length) {
+        return Ok(());
+    }
+    Err(CreateProjectError::InvalidSetting {
+        name: "token_length",
+        reason: format!(
+            "{length} is out of range: a dial token is {} to {} hex digits ({DEFAULT_TOKEN_LENGTH} in the manual's sample)",
+            TOKEN_LENGTHS.start(),
+            TOKEN_LENGTHS.end()
+        ),
+    })
+}
+
+// The dial-token length is its own column (migration 7), read and set on its own: it rules
+// only the import of token projects, and sites never see it.
+impl Store {
+    /// The length of sub-project `id`'s dial tokens; `None` if there is no such sub-project.
+    pub fn project_token_length(&self, id: i64) -> Result<Option<usize>, DbError> {
+        let length: Option<i64> =
+            self.conn().query_row("SELECT token_length FROM projects WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        Ok(length.map(|n| usize::try_from(n).unwrap_or(DEFAULT_TOKEN_LENGTH)))
+    }
+
+    /// Sets the length of sub-project `id`'s dial tokens (hex digits, within [`TOKEN_LENGTHS`]).
+    pub fn set_project_token_length(&self, id: i64, length: usize) -> Result<(), CreateProjectError> {
+        check_token_length(length)?;
+        let updated = self.conn().execute("UPDATE projects SET token_length = ?2 WHERE id = ?1", params![id, length as i64])?;
+        if updated == 0 {
+            return Err(CreateProjectError::UnknownProject(id));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

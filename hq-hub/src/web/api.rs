@@ -231,6 +231,8 @@ pub fn report_json(file_id: i64, report: &ImportReport) -> Value {
         "columns": report.columns,
         "trailing_empty_rows": report.trailing_empty_rows,
         "header_warnings": report.header_warnings,
+        "sheet": report.sheet,
+        "warnings": report.warnings,
     })
 }
 

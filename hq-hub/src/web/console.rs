@@ -309,7 +309,7 @@ pub async fn start_import(
             j.rows_done = done;
             j.rows_total = total;
         });
-        let options = ParseOptions { phone_column: None, progress: Some(&progress) };
+        let options = ParseOptions { phone_column: None, progress: Some(&progress), ..ParseOptions::default() };
         let result = import_xlsx(&worker_state.store, &project, &file_name, &bytes, &creator, &options)
             .map_err(|e: ImportFileError| (e.to_string(), e.zh()));
         set_job(&worker_state, id, |j| match result {
@@ -445,7 +445,7 @@ pub async fn filter_file(State(state): State<AppState>, ApiScope(scope): ApiScop
                 let project = store.project(summary.project_id)?.ok_or_else(|| ApiError::not_found("the file's sub-project is gone"))?;
                 let bytes = store.file_bytes(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
                 let name = if summary.file_name.to_lowercase().ends_with(".xlsx") { summary.file_name.clone() } else { format!("{}.xlsx", summary.file_name) };
-                let options = ParseOptions { phone_column: Some(column - 1), progress: None };
+                let options = ParseOptions { phone_column: Some(column - 1), progress: None, token_length: store.project_token_length(project.id)? };
                 let parsed = parse_xlsx_with(&name, &bytes, &project, &options).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
                 (parsed.rows, parsed.report.phone_column)
             }

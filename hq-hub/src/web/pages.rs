@@ -380,6 +380,8 @@ struct ProjectSetup {
     rule_fields: Vec<(String, String)>,
     /// Existing rules then empty rows: (field key, value, site id, agent).
     rules: Vec<(String, String, i64, String)>,
+    /// The length of the project's dial tokens.
+    token_length: usize,
 }
 
 /// Project parameters as the form shows them ("" = left to each site).
@@ -445,7 +447,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
     let is_admin = user.scope.is_admin();
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         let extra = if is_admin {
-            Some((store.list_sites()?, store.list_accounts()?, store.project_admins(id)?, store.attribution_rules(id)?))
+            Some((store.list_sites()?, store.list_accounts()?, store.project_admins(id)?, store.attribution_rules(id)?, store.project_token_length(id)?))
         } else {
             None
         };
@@ -460,7 +462,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
-    let setup = extra.map(|(sites, accounts, admins, rules)| {
+    let setup = extra.map(|(sites, accounts, admins, rules, token_length)| {
         let participating: Vec<(i64, String)> =
             sites.iter().filter(|s| project.site_ids.contains(&s.id)).map(|s| (s.id, s.name.clone())).collect();
         let admins = accounts
@@ -485,6 +487,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
             admins,
             rule_fields: project.customer_fields.iter().map(|f| (f.key.clone(), f.title.clone())).collect(),
             rules: rule_rows,
+            token_length: token_length.unwrap_or(crate::store::DEFAULT_TOKEN_LENGTH),
         }
     });
     render(&ProjectPage {

@@ -23,13 +23,23 @@ use crate::store::{ListKind, ProjectEdit, ProjectSettings, MODULES};
 
 // ---- JSON ----
 
+/// The parameters form: the parameters sites get, and the dial-token length the import
+/// checks (HQ's alone).
+#[derive(serde::Deserialize)]
+pub struct SettingsBody {
+    #[serde(flatten)]
+    settings: ProjectSettings,
+    #[serde(default)]
+    token_length: Option<usize>,
+}
+
 /// Sets only a sub-project's parameters (项目参数); the fields and popup stay as they are.
 /// A new version of the definition goes down to every participating site.
 pub async fn put_settings(
     State(state): State<AppState>,
     scope: ApiScope,
     Path(id): Path<i64>,
-    Json(settings): Json<ProjectSettings>,
+    Json(SettingsBody { settings, token_length }): Json<SettingsBody>,
 ) -> Result<Json<Value>, ApiError> {
     if !scope.0.project(id) {
         return Err(ApiError::not_found(format!("sub-project {id} does not exist")));
@@ -37,6 +47,10 @@ pub async fn put_settings(
     scope.require("data.settings")?;
     let (version, sites) = blocking(&state, move |store| -> Result<_, ApiError> {
         let project = store.project(id)?.ok_or_else(|| ApiError::not_found(format!("sub-project {id} does not exist")))?;
+        // Checked before anything is saved, so a bad length changes nothing.
+        if let Some(length) = token_length {
+            crate::store::check_token_length(length)?;
+        }
         let edit = ProjectEdit {
             name: project.name,
             script: project.script,
@@ -47,6 +61,9 @@ pub async fn put_settings(
             phone_mode: project.phone_mode,
         };
         let sites = store.update_project(id, &edit)?;
+        if let Some(length) = token_length {
+            store.set_project_token_length(id, length)?;
+        }
         let version = store.project(id)?.map(|p| p.version).unwrap_or_default();
         Ok((version, sites))
     })
