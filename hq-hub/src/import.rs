@@ -160,6 +160,17 @@ const PHONE_HEADERS: &[&str] = &[
 /// Words that mark a phone column inside a longer header.
 const PHONE_WORDS: &[&str] = &["手机", "电话", "号码", "phone", "mobile"];
 
+/// Longest header (as compared) a phone word counts in: past that it is a sentence, such
+/// as an instructions sheet's "请在“名单”工作表填写号码", not a column name.
+const PHONE_WORD_HEADER_CHARS: usize = 12;
+
+/// Whether a header (as compared) holds a phone word and reads as a column name.
+fn has_phone_word(key: &str) -> bool {
+    key.chars().count() <= PHONE_WORD_HEADER_CHARS
+        && !key.contains(['，', '。', '；', '！', '？', '“', '”'])
+        && PHONE_WORDS.iter().any(|w| key.contains(w))
+}
+
 /// Characters spreadsheets smuggle into headers: byte-order marks, zero-width spaces and
 /// joiners, soft hyphens. They are dropped when comparing (and reported).
 fn is_invisible(c: char) -> bool {
@@ -507,7 +518,7 @@ fn phone_column(keys: &[String], fields: &[Option<usize>]) -> Option<(usize, Hea
     if let Some(idx) = (0..keys.len()).find(|idx| !taken(*idx) && PHONE_HEADERS.contains(&keys[*idx].as_str())) {
         return Some((idx, HeaderMatch::Exact));
     }
-    let idx = (0..keys.len()).find(|idx| !taken(*idx) && PHONE_WORDS.iter().any(|w| keys[*idx].contains(w)))?;
+    let idx = (0..keys.len()).find(|idx| !taken(*idx) && has_phone_word(&keys[*idx]))?;
     let filled = keys.iter().filter(|k| !k.is_empty()).count();
     Some((idx, if filled > 1 { HeaderMatch::Word } else { HeaderMatch::WordAlone }))
 }
@@ -1047,10 +1058,350 @@ pub fn import_xlsx(
 
 #[cfg(test)]
 mod tests {
+    use calamine::CellErrorType;
+    use expect_test::{expect, Expect};
     use rust_xlsxwriter::Workbook;
 
     use super::*;
     use crate::store::{FieldSpec, FieldSpecKind};
+
+    /// Each number cell's value as stored, or why it is refused.
+    fn check_numbers(values: &[f64], expect: Expect) {
+        let out: String = values
+            .iter()
+            .map(|v| match number_text(*v) {
+                Ok(text) => format!("{v:e} => {text}\n"),
+                Err(err) => format!("{v:e} => err {err}\n"),
+            })
+            .collect();
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn number_cells_keep_at_most_fifteen_digits() {
+        check_numbers(
+            &[13800138000.0, 1062345678.0, 42.0, 12.5, 0.0, -3.0, 999_999_999_999_999.0, 1e15, 98765432109876543210.0, 123456789012345678.0, 0.1 + 0.2, 1234567890.12345],
+            expect![[r#"
+                1.3800138e10 => 13800138000
+                1.062345678e9 => 1062345678
+                4.2e1 => 42
+                1.25e1 => 12.5
+                0e0 => 0
+                -3e0 => -3
+                9.99999999999999e14 => 999999999999999
+                1e15 => err the number 1000000000000000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+                9.876543210987654e19 => err the number 98765432109876540000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+                1.2345678901234568e17 => err the number 123456789012345680 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+                3.0000000000000004e-1 => err the number 0.30000000000000004 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+                1.23456789012345e9 => 1234567890.12345
+            "#]],
+        );
+    }
+
+    /// Each cell judged three ways: as a custom field value, as a number project's phone,
+    /// as a token project's phone (tokens of 20).
+    fn check_cells(cells: &[DataRef<'_>], expect: Expect) {
+        let show = |judged: Result<String, CellError>| match judged {
+            Ok(text) => format!("ok {text:?}"),
+            Err(err) => format!("err {err} / {}", err.zh()),
+        };
+        let out: String = cells
+            .iter()
+            .map(|cell| {
+                format!(
+                    "{cell:?}\n  field: {}\n  phone: {}\n  token: {}\n",
+                    show(cell_text(cell)),
+                    show(phone_from_cell(cell)),
+                    show(token_from_cell(cell, DEFAULT_TOKEN_LENGTH))
+                )
+            })
+            .collect();
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn untrusted_cells_are_refused() {
+        check_cells(
+            &[
+                DataRef::SharedString("1.39001E+10"),
+                DataRef::Float(98765432109876543210.0),
+                DataRef::Float(13800138000.5),
+                DataRef::Error(CellErrorType::NA),
+            ],
+            expect![[r#"
+                SharedString("1.39001E+10")
+                  field: err "1.39001E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value / “1.39001E+10”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整内容
+                  phone: err "1.39001E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number / “1.39001E+10”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整号码
+                  token: err "1.39001E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value / “1.39001E+10”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整内容
+                Float(9.876543210987654e19)
+                  field: err the number 98765432109876540000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again / 数字 98765432109876540000 超过 15 位有效数字：Excel 已丢失精度（只保留 15 位，这些数字并非原样录入）；请把该列设为文本格式后重新填写
+                  phone: err the number 98765432109876540000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again / 数字 98765432109876540000 超过 15 位有效数字：Excel 已丢失精度（只保留 15 位，这些数字并非原样录入）；请把该列设为文本格式后重新填写
+                  token: err the number 98765432109876540000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again / 数字 98765432109876540000 超过 15 位有效数字：Excel 已丢失精度（只保留 15 位，这些数字并非原样录入）；请把该列设为文本格式后重新填写
+                Float(13800138000.5)
+                  field: ok "13800138000.5"
+                  phone: err the number 13800138000.5 is not a whole number, so it is not a phone number: type the number as text / 数字 13800138000.5 不是整数，不是电话号码：请以文本格式填写号码
+                  token: err "13800138000.5" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 13 characters / “13800138000.5”不是加密号码：本项目的加密号码为 20 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 13 个字符
+                Error(NA)
+                  field: err the cell holds the Excel error #N/A: fix the formula or type the value / 单元格是 Excel 错误值 #N/A：请修正公式或直接填写内容
+                  phone: err the cell holds the Excel error #N/A: fix the formula or type the value / 单元格是 Excel 错误值 #N/A：请修正公式或直接填写内容
+                  token: err the cell holds the Excel error #N/A: fix the formula or type the value / 单元格是 Excel 错误值 #N/A：请修正公式或直接填写内容
+            "#]],
+        );
+    }
+
+    #[test]
+    fn trusted_cells_are_kept_as_typed() {
+        check_cells(
+            &[
+                DataRef::SharedString("'13800138000"),
+                DataRef::SharedString(" ＇00123 "),
+                DataRef::Float(13800138000.0),
+                DataRef::Float(1062345678.0),
+                DataRef::SharedString("a207a92e2b93892f5f4c"),
+                DataRef::SharedString("'A207A92E2B93892F5F4C"),
+                DataRef::SharedString("1234567890123456E789"),
+                DataRef::SharedString("3E5"),
+                DataRef::Empty,
+            ],
+            expect![[r#"
+                SharedString("'13800138000")
+                  field: ok "13800138000"
+                  phone: ok "13800138000"
+                  token: err "13800138000" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 11 characters / “13800138000”不是加密号码：本项目的加密号码为 20 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 11 个字符
+                SharedString(" ＇00123 ")
+                  field: ok "00123"
+                  phone: err "00123" is not a dialable number: use an 11-digit mobile (1[3-9]…) or a landline with its area code (e.g. 010-62345678) / “00123”不是可拨打的号码：请填写 11 位手机号（1[3-9]开头）或带区号的固话（如 010-62345678）
+                  token: err "00123" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 5 characters / “00123”不是加密号码：本项目的加密号码为 20 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 5 个字符
+                Float(13800138000.0)
+                  field: ok "13800138000"
+                  phone: ok "13800138000"
+                  token: err "13800138000" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 11 characters / “13800138000”不是加密号码：本项目的加密号码为 20 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 11 个字符
+                Float(1062345678.0)
+                  field: ok "1062345678"
+                  phone: ok "01062345678"
+                  token: err "1062345678" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 10 characters / “1062345678”不是加密号码：本项目的加密号码为 20 位十六进制（0-9、A-F），如 A207A92E2B93892F5F4C，此处为 10 个字符
+                SharedString("a207a92e2b93892f5f4c")
+                  field: ok "a207a92e2b93892f5f4c"
+                  phone: err "a207a92e2b93892f5f4c" contains characters that are not digits: keep only the number / “a207a92e2b93892f5f4c”含有非数字字符：只保留号码
+                  token: ok "A207A92E2B93892F5F4C"
+                SharedString("'A207A92E2B93892F5F4C")
+                  field: ok "A207A92E2B93892F5F4C"
+                  phone: err "A207A92E2B93892F5F4C" contains characters that are not digits: keep only the number / “A207A92E2B93892F5F4C”含有非数字字符：只保留号码
+                  token: ok "A207A92E2B93892F5F4C"
+                SharedString("1234567890123456E789")
+                  field: ok "1234567890123456E789"
+                  phone: err "1234567890123456E789" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number / “1234567890123456E789”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整号码
+                  token: ok "1234567890123456E789"
+                SharedString("3E5")
+                  field: ok "3E5"
+                  phone: err "3E5" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number / “3E5”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整号码
+                  token: err "3E5" is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value / “3E5”是科学计数法：Excel 已丢失精度（只保留了显示的几位数字）；请把该列设为文本格式并填写完整内容
+                Empty
+                  field: ok ""
+                  phone: err phone is empty: fill in the number or delete the row / 号码为空：请填写号码或删除该行
+                  token: err dial token is empty: fill it in or delete the row / 加密号码为空：请填写或删除该行
+            "#]],
+        );
+    }
+
+    #[test]
+    fn dial_tokens_are_exactly_the_projects_length() {
+        let judge = |text: &str, length: usize| match token_from_cell(&DataRef::SharedString(text), length) {
+            Ok(token) => format!("{text} /{length} => ok {token}\n"),
+            Err(err) => format!("{text} /{length} => err {err}\n"),
+        };
+        let out: String = [
+            ("A207A92E2B93892F5F4C", 20),
+            // The manual's sample sheet also shows 19-digit ones: a project set to 19 takes them.
+            ("F84C0F0BD048800BC62", 20),
+            ("F84C0F0BD048800BC62", 19),
+            ("A207A92E2B93892F5F4C", 19),
+            ("A207 A92E 2B93 892F 5F4C", 20),
+            ("G207A92E2B93892F5F4C", 20),
+        ]
+        .iter()
+        .map(|(text, length)| judge(text, *length))
+        .collect();
+        expect![[r#"
+            A207A92E2B93892F5F4C /20 => ok A207A92E2B93892F5F4C
+            F84C0F0BD048800BC62 /20 => err "F84C0F0BD048800BC62" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 19 characters
+            F84C0F0BD048800BC62 /19 => ok F84C0F0BD048800BC62
+            A207A92E2B93892F5F4C /19 => err "A207A92E2B93892F5F4C" is not an encrypted dial token: this project's tokens are exactly 19 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 20 characters
+            A207 A92E 2B93 892F 5F4C /20 => ok A207A92E2B93892F5F4C
+            G207A92E2B93892F5F4C /20 => err "G207A92E2B93892F5F4C" is not an encrypted dial token: this project's tokens are exactly 20 hex digits (0-9, A-F) such as A207A92E2B93892F5F4C, this has 20 characters
+        "#]]
+        .assert_eq(&out);
+    }
+
+    /// A sheet's rows as text cells (`""` = empty).
+    fn text_rows(rows: &[&[&str]]) -> Vec<Vec<Data>> {
+        rows.iter()
+            .map(|row| row.iter().map(|c| if c.is_empty() { Data::Empty } else { Data::String(c.to_string()) }).collect())
+            .collect()
+    }
+
+    /// Each row judged under the header `header` for `project` (tokens of 20): what is
+    /// stored, or every reason it is not, and the warnings.
+    fn check_rows(project: &Project, header: &[&str], rows: &[Vec<Data>], expect: Expect) {
+        let header: Vec<DataRef<'_>> = header.iter().map(|h| DataRef::SharedString(h)).collect();
+        let head = read_header(&header, 1, "Sheet1", project, &ParseOptions::default()).unwrap();
+        let limits = Limits { max_rows: MAX_ROWS, token_length: DEFAULT_TOKEN_LENGTH };
+        let mut values = FieldValuesBuilder::default();
+        let mut out = String::new();
+        for (idx, row) in rows.iter().enumerate() {
+            let cells: Vec<DataRef<'_>> = row.iter().map(cell_ref).collect();
+            let row_number = idx as u32 + 2;
+            match judge_row(row_number, &cells, &head, project, limits, &mut values) {
+                Judged::Keep { phone, warnings } => {
+                    let fields: Vec<String> = values
+                        .finish()
+                        .iter()
+                        .map(|v| match v.chars().count() {
+                            n if n > 20 => format!("{}…({n} chars)", v.chars().take(2).collect::<String>()),
+                            _ => v.to_string(),
+                        })
+                        .collect();
+                    out.push_str(&format!("row {row_number}: keep {phone} {fields:?}\n"));
+                    for w in warnings {
+                        out.push_str(&format!("  warn {} {}: {} / {}\n", w.row, w.column, w.reason, w.reason_zh));
+                    }
+                }
+                Judged::Reject(problems) => {
+                    values.finish();
+                    for p in problems {
+                        out.push_str(&format!("row {row_number}: reject {} {}: {}\n", p.row, p.column, p.reason));
+                    }
+                }
+            }
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn rows_are_kept_or_refused_whole() {
+        let mut rows = text_rows(&[&["'13800138000", "'00123", "A"], &["1.39001E+10", "张三", "A"], &["13900139000", "1.23457E+17", "B"], &["", "", "A"]]);
+        rows.push(vec![Data::Float(13700137000.0), Data::Float(110101199001011234.0), Data::String("A".into())]);
+        rows.push(vec![Data::Float(13600136000.0), Data::String("长".repeat(MAX_FIELD_CHARS + 500)), Data::String("B".into())]);
+        check_rows(
+            &project(),
+            &["手机号码", "姓名", "level"],
+            &rows,
+            expect![[r#"
+                row 2: keep 13800138000 ["00123", "A"]
+                row 3: reject 3 手机号码: "1.39001E+10" is in scientific notation: precision lost in Excel (only the digits shown were kept, the rest are gone); format the column as text and type the full number
+                row 4: reject 4 姓名: "1.23457E+17" is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value
+                row 5: reject 5 手机号码: phone is empty: fill in the number or delete the row
+                row 6: reject 6 姓名: the number 110101199001011230 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+                row 7: keep 13600136000 ["长长…(1000 chars)", "B"]
+                  warn 7 姓名: the value has 1500 characters, more than the 1000 a field holds: it was cut to its first 1000 / 内容有 1500 个字符，超过字段上限 1000：已截断为前 1000 个字符
+            "#]],
+        );
+    }
+
+    #[test]
+    fn token_rows() {
+        let mut project = project();
+        project.phone_mode = PhoneMode::Token;
+        let mut rows = text_rows(&[&["A207A92E2B93892F5F4C", "甲", "A"], &["9.87654E+19", "乙", "A"]]);
+        rows.push(vec![Data::Float(98765432109876543210.0), Data::String("丙".into()), Data::String("A".into())]);
+        check_rows(
+            &project,
+            &["电话号", "姓名", "level"],
+            &rows,
+            expect![[r#"
+                row 2: keep A207A92E2B93892F5F4C ["甲", "A"]
+                row 3: reject 3 电话号: "9.87654E+19" is in scientific notation: precision lost in Excel (only the digits shown were kept); format the column as text and type the full value
+                row 4: reject 4 电话号: the number 98765432109876540000 has more than 15 significant digits: precision lost in Excel (it keeps 15, so these digits are not the ones typed); format the column as text and type the value again
+            "#]],
+        );
+    }
+
+    /// The header row picked among a sheet's first non-blank rows (1-based), or none.
+    fn check_headers(sheets: &[&[&[&str]]], expect: Expect) {
+        let out: String = sheets
+            .iter()
+            .map(|rows| {
+                let held: Vec<(u32, Vec<Data>)> = text_rows(rows).into_iter().enumerate().map(|(i, r)| (i as u32, r)).collect();
+                let first_cells: Vec<&str> = rows.iter().map(|r| r.first().copied().unwrap_or_default()).collect();
+                match pick_header(&held, &project(), false) {
+                    Some(at) => format!("{first_cells:?} => row {}\n", at + 1),
+                    None => format!("{first_cells:?} => none\n"),
+                }
+            })
+            .collect();
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn the_header_is_found_below_title_rows() {
+        check_headers(
+            &[
+                &[&["手机号码", "姓名"], &["13800138000", "张三"]],
+                &[&["2024年5月客户名单"], &["手机号码", "姓名"]],
+                // A title that itself holds a phone word loses to the real header.
+                &[&["客户电话名单"], &["客户手机号", "姓名"]],
+                &[&["客户电话名单"], &["导出时间：2024-05-31"], &["联系电话", "姓名"]],
+                &[&["客户手机号"], &["13800138000"]],
+                &[&["说明"], &["请在下一页填写"]],
+                &[&["请在“名单”工作表填写号码"]],
+                &[&["本表为营销活动客户名单及联系电话汇总"]],
+            ],
+            expect![[r#"
+                ["手机号码", "13800138000"] => row 1
+                ["2024年5月客户名单", "手机号码"] => row 2
+                ["客户电话名单", "客户手机号"] => row 2
+                ["客户电话名单", "导出时间：2024-05-31", "联系电话"] => row 3
+                ["客户手机号", "13800138000"] => row 1
+                ["说明", "请在下一页填写"] => none
+                ["请在“名单”工作表填写号码"] => none
+                ["本表为营销活动客户名单及联系电话汇总"] => none
+            "#]],
+        );
+    }
+
+    /// A workbook of `rows` numbered phone rows under a title row and a header.
+    fn titled_workbook(rows: u32) -> Vec<u8> {
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write(0, 0, "客户名单").unwrap();
+        sheet.write(1, 0, "手机号码").unwrap();
+        for row in 0..rows {
+            sheet.write(row + 2, 0, (13_800_000_000u64 + u64::from(row)).to_string()).unwrap();
+        }
+        workbook.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn the_row_cap_is_excels() {
+        assert_eq!(MAX_ROWS, 1_048_575, "Excel's 1,048,576 rows less the header row");
+        let parse = |rows: u32, max_rows: usize| {
+            let limits = Limits { max_rows, token_length: DEFAULT_TOKEN_LENGTH };
+            let mut kept = Vec::new();
+            parse_rows("名单.xlsx", &titled_workbook(rows), &project(), &ParseOptions::default(), limits, &mut kept).map(|r| (r.n_rows, kept.len()))
+        };
+        // At the cap every row is kept; one more and the file is refused, naming the cap.
+        assert_eq!(parse(5, 5).unwrap(), (5, 5));
+        let err = parse(6, 5).unwrap_err();
+        assert!(matches!(err, ImportError::TooManyRows { n_rows: 6, max: 5 }), "{err}");
+        assert_eq!(err.to_string(), "the sheet has 6 rows, more than the 5 one file may hold: split it into several files");
+        assert_eq!(err.zh(), "工作表有 6 行，超过单个文件上限 5 行：请拆分为多个文件");
+    }
+
+    #[test]
+    fn an_empty_first_sheet_is_passed_over_and_named() {
+        let mut workbook = Workbook::new();
+        workbook.add_worksheet();
+        let notes = workbook.add_worksheet().set_name("说明").unwrap();
+        notes.write(0, 0, "请在“名单”工作表填写号码").unwrap();
+        let data = workbook.add_worksheet().set_name("名单").unwrap();
+        data.write(0, 0, "号码").unwrap();
+        data.write(1, 0, "13800138000").unwrap();
+        let parsed = parse_xlsx("名单.xlsx", &workbook.save_to_buffer().unwrap(), &project()).unwrap();
+        assert_eq!(parsed.report.sheet, "名单");
+        assert_eq!(parsed.rows.len(), 1);
+        expect![[r#"["sheet \"Sheet1\", \"说明\" has no data or no phone column; the rows were read from sheet \"名单\" (工作表“Sheet1”、“说明”为空或没有号码列，已读取工作表“名单”)"]"#]]
+            .assert_eq(&format!("{:?}", parsed.report.header_warnings));
+    }
 
     fn project() -> Project {
         Project {
@@ -1163,7 +1514,7 @@ mod tests {
         let bytes = damage_sheet(big_workbook(60_000), 0.9);
         let rows_seen = std::sync::atomic::AtomicU64::new(0);
         let progress = |done: u64, _total: u64| rows_seen.store(done, std::sync::atomic::Ordering::Relaxed);
-        let options = ParseOptions { phone_column: None, progress: Some(&progress) };
+        let options = ParseOptions { phone_column: None, progress: Some(&progress), ..ParseOptions::default() };
         let err = import_xlsx(&store, &project, "坏.xlsx", &bytes, "admin", &options).unwrap_err();
         assert!(matches!(err, ImportFileError::Parse(ImportError::Unreadable { .. })), "{err}");
         // The damage sat past the first chunks: rows had been stored (hidden) and were removed.
@@ -1229,7 +1580,7 @@ mod tests {
         let err = parse_xlsx("list.xlsx", &bytes, &project()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "no phone column found in the header row (row 1; headers: \"姓名\", \"地址\"): name the phone column 手机号码, 电话 or phone"
+            "no phone column found in the first 10 rows of sheet \"Sheet1\" (row 1; headers: \"姓名\", \"地址\"): name the phone column 手机号码, 电话 or phone"
         );
 
         let mut workbook = Workbook::new();
