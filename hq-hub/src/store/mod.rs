@@ -510,6 +510,7 @@ mod tests {
                 "DROP INDEX call_attempts_batch_row; CREATE INDEX call_attempts_batch ON call_attempts(batch_id);
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
                  DROP TABLE voice_files; DROP TABLE announcements;
+                 ALTER TABLE projects DROP COLUMN token_length;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
