@@ -264,22 +264,21 @@ fn number_text(value: f64) -> Result<String, CellError> {
     if !value.is_finite() {
         return Err(CellError::PrecisionLost { shown: shown() });
     }
+    let whole = value.fract() == 0.0;
+    // The common case, a phone number cell: a whole number below 10^15 has at most 15
+    // digits, all of them kept.
+    if whole && value.abs() < 1e15 {
+        return Ok(if value == 0.0 { "0".to_string() } else { format!("{value:.0}") });
+    }
     // `{:e}` is the shortest form that reads back as the same f64: its mantissa's digits
     // are the digits the file holds.
     let scientific = format!("{value:e}");
     let mantissa = scientific.split('e').next().unwrap_or_default();
     let digits = mantissa.bytes().filter(u8::is_ascii_digit).count();
-    let whole = value.fract() == 0.0;
-    if digits > EXCEL_DIGITS || (whole && value.abs() >= 1e15) {
+    if whole || digits > EXCEL_DIGITS {
         return Err(CellError::PrecisionLost { shown: shown() });
     }
-    Ok(if value == 0.0 {
-        "0".to_string()
-    } else if whole {
-        format!("{value:.0}")
-    } else {
-        shown()
-    })
+    Ok(shown())
 }
 
 /// A cell's text as a value, judged ([`write_cell`]).
