@@ -1370,6 +1370,34 @@ mod tests {
         workbook.save_to_buffer().unwrap()
     }
 
+    /// A workbook with a title row, then a header whose phone column is named only in part
+    /// (settled after the first rows are held), then `rows` numbers.
+    fn loosely_headed_workbook(rows: u32) -> Vec<u8> {
+        let mut workbook = Workbook::new();
+        let sheet = workbook.add_worksheet();
+        sheet.write(0, 0, "客户电话名单").unwrap();
+        sheet.write(2, 0, "客户手机号").unwrap();
+        sheet.write(2, 1, "姓名").unwrap();
+        for row in 0..rows {
+            sheet.write(row + 3, 0, (13_800_000_000u64 + u64::from(row)).to_string()).unwrap();
+            sheet.write(row + 3, 1, format!("客户{row}")).unwrap();
+        }
+        workbook.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn rows_held_while_the_header_is_looked_for_are_all_read() {
+        for rows in [3, 9, 10, 25] {
+            let parsed = parse_xlsx("名单.xlsx", &loosely_headed_workbook(rows), &project()).unwrap();
+            assert_eq!(parsed.report.phone_column, "客户手机号");
+            assert_eq!((parsed.report.n_rows, parsed.rows.len()), (u64::from(rows), rows as usize), "{:?}", parsed.report.bad);
+            let numbers: Vec<(u32, &str)> = parsed.rows.iter().map(|r| (r.row_number, r.phone.as_str())).collect();
+            let expected: Vec<(u32, String)> = (0..rows).map(|r| (r + 4, (13_800_000_000u64 + u64::from(r)).to_string())).collect();
+            assert_eq!(numbers, expected.iter().map(|(n, p)| (*n, p.as_str())).collect::<Vec<_>>());
+            assert!(parsed.report.header_warnings.iter().any(|w| w.starts_with("row 1 \"客户电话名单\" is above the header row")));
+        }
+    }
+
     #[test]
     fn the_row_cap_is_excels() {
         assert_eq!(MAX_ROWS, 1_048_575, "Excel's 1,048,576 rows less the header row");
