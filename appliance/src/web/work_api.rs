@@ -911,7 +911,8 @@ impl Limits for RulesForm {
 
 impl Limits for RoleForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
-        check.required("name", &self.name, limits::NAME)?;
+        // The store keeps role names to 32 characters.
+        check.required("name", &self.name, 32)?;
         check.items("modules", self.modules.len(), limits::ITEMS)?;
         self.modules.iter().try_for_each(|module| check.text("modules", module, limits::KEY))
     }
