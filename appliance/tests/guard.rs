@@ -231,6 +231,9 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
     rows.into_iter().map(|(method, route, access, path, body)| ((method, route), Expect { access, path, body })).collect()
 }
 
+/// Who calls: a label, the username (none: no session), its kind and its modules.
+type Caller<'a> = (&'a str, Option<&'a str>, Option<Role>, &'a [Module]);
+
 /// This test's own reading of a rule: may an account of `role` with `modules` call?
 fn expected_allowed(access: Access, role: Option<Role>, modules: &[Module]) -> bool {
     let holds = |needed: &[Module]| needed.iter().all(|m| modules.contains(m));
@@ -287,7 +290,7 @@ async fn every_route_admits_exactly_whom_its_rule_names() -> anyhow::Result<()> 
             Access::Admin(_) => ("barestaff", Some(Role::Admin)),
             _ => ("bareagent", Some(Role::Agent)),
         };
-        let callers: [(&str, Option<&str>, Option<Role>, &[Module]); 4] = [
+        let callers: [Caller; 4] = [
             ("no session", None, None, &[]),
             ("agent", Some("agent1"), Some(Role::Agent), &agent_modules),
             ("bare", Some(bare.0), bare.1, &[]),

@@ -29,9 +29,24 @@ pub(super) fn render(template: impl Template) -> Response {
 }
 
 /// `GET /`: where a session belongs.
-pub async fn home(MaybeSignedIn(user): MaybeSignedIn) -> Redirect {
+pub async fn home(MaybeSignedIn(user): MaybeSignedIn, State(state): State<AppState>) -> Redirect {
+    use crate::store::Module;
     match user {
-        Some(user) if user.role == Role::Admin => Redirect::to("/admin/tasks"),
+        Some(user) if user.role == Role::Admin => {
+            // Staff land on the first page their role opens (a 值班长 with monitor and data
+            // has no task pages).
+            let modules = state.store.modules_of(user.user_id).unwrap_or_default();
+            let pages = [
+                (Module::Tasks, "/admin/tasks"),
+                (Module::Monitor, "/admin/status"),
+                (Module::Data, "/admin/data"),
+                (Module::Attribution, "/admin/attribution"),
+                (Module::Accounts, "/admin/roles"),
+                (Module::Extensions, "/admin/extensions"),
+            ];
+            let page = pages.iter().find(|(module, _)| modules.contains(module)).map_or("/admin/tasks", |(_, page)| *page);
+            Redirect::to(page)
+        }
         Some(_) => Redirect::to("/desk"),
         None => Redirect::to("/login"),
     }
