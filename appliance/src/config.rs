@@ -11,6 +11,7 @@
 //! hold_audio = "/var/lib/outpost/hold.wav"   # optional: 8 kHz µ-law WAV for waiting calls
 //! fxo_profiles = "/var/lib/outpost/fxo.toml" # optional: FXO gateways (docs/fxo-profiles.md)
 //! media_timeout_seconds = 60        # hang up an answered call whose customer sends no RTP
+//! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -59,6 +60,23 @@ pub struct ApplianceConfig {
     /// Per-trunk transport, proxy, registration, health checks and failover; the
     /// registrar's lockout policy.
     pub telephony: TelephonyOptions,
+    /// The web server's sessions.
+    pub web: WebOptions,
+}
+
+/// The web server's settings.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// A session with no request for this long is ended. The default, 8 hours, outlasts an
+    /// agent's shift with its breaks, so no one is logged out mid-shift, while a browser left
+    /// signed in overnight on a shared desk is not.
+    pub session_idle: Duration,
+}
+
+impl Default for WebOptions {
+    fn default() -> WebOptions {
+        WebOptions { session_idle: Duration::from_secs(8 * 3600) }
+    }
 }
 
 /// Why the configuration file could not be used.
@@ -85,6 +103,7 @@ struct FileConfig {
     hold_audio: Option<PathBuf>,
     fxo_profiles: Option<PathBuf>,
     media_timeout_seconds: Option<u64>,
+    session_idle_minutes: Option<u64>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -130,6 +149,7 @@ impl ApplianceConfig {
             trunks: Vec::new(),
             hold_audio: None,
             telephony: TelephonyOptions::default(),
+            web: WebOptions::default(),
         }
     }
 
@@ -214,6 +234,12 @@ impl ApplianceConfig {
                 )));
             }
             config.telephony.media_timeout = Duration::from_secs(seconds);
+        }
+        if let Some(minutes) = file.session_idle_minutes {
+            if minutes == 0 {
+                return Err(invalid("session_idle_minutes = 0: use at least 1 (480, 8 hours, is the default)".to_string()));
+            }
+            config.web.session_idle = Duration::from_secs(minutes * 60);
         }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();
@@ -383,6 +409,10 @@ mod tests {
         assert!(message.contains("health_check_seconds"), "{message}");
         let message = error_of("media_timeout_seconds = 1");
         assert!(message.contains("media_timeout_seconds") && message.contains("at least 5"), "{message}");
+        let message = error_of("session_idle_minutes = 0");
+        assert!(message.contains("session_idle_minutes") && message.contains("at least 1"), "{message}");
+        let config = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "session_idle_minutes = 30").expect("idle");
+        assert_eq!(config.web.session_idle, Duration::from_secs(1800));
         let message = error_of("[lockout]\nmax_failures = 0");
         assert!(message.contains("[lockout]"), "{message}");
         let tcp = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), &format!("{trunk}transport = \"TCP\""))

@@ -93,7 +93,12 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
         .await
         .with_context(|| format!("cannot bind the web UI on {}; is another appliance running?", config.http_bind))?;
     let http_addr = listener.local_addr()?;
-    let app = web::router(web::AppState::new(store.clone(), desk, driver, link_rx));
+    let idle = config.web.session_idle;
+    let pruned = store.prune_sessions(store::now_unix(), idle.as_secs() as i64)?;
+    if pruned > 0 {
+        tracing::info!(pruned, "web sessions idle past the limit were removed");
+    }
+    let app = web::router(web::AppState::new(store.clone(), desk, driver, link_rx).with_session_idle(idle));
     let web_shutdown = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(listener, app)

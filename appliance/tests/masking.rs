@@ -97,6 +97,7 @@ async fn site_with_a_call() -> anyhow::Result<(Site, u64)> {
         trunks: Vec::new(),
         hold_audio: None,
         telephony: Default::default(),
+        web: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -43,6 +43,7 @@ async fn start_site(rtp_base: u16) -> anyhow::Result<Site> {
         trunks: Vec::new(),
         hold_audio: None,
         telephony: Default::default(),
+        web: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -237,6 +237,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
             }],
             hold_audio: None,
             telephony: Default::default(),
+            web: Default::default(),
         },
         shutdown.clone(),
     )

@@ -301,6 +301,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             trunks: vec![],
             hold_audio: None,
             telephony: Default::default(),
+            web: Default::default(),
         },
         box_shutdown.clone(),
     )

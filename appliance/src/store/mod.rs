@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 
 mod hq;
 mod notices;
+mod sessions;
 mod work;
 
 use hq::hex_of;
@@ -246,6 +247,15 @@ const MIGRATIONS: &[&str] = &[
         withdrawn       INTEGER NOT NULL
     );
     ALTER TABLE batches ADD COLUMN hold_music INTEGER;",
+    // Web sessions survive a restart; only a hash of each cookie's token is kept (see
+    // `sessions.rs`).
+    "CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (user_id);",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).

@@ -369,7 +369,7 @@ fn task_settings_in(conn: &Connection, batch_id: u64) -> Result<Option<TaskSetti
 // ---------------------------------------------------------------------------------------
 
 /// One site attribution rule: field = value(s) → agent (username).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SiteRule {
     /// `(field, values)`: the row's field must hold one of the values. `phone` is the number.
     pub conditions: Vec<(String, Vec<String>)>,
@@ -773,7 +773,7 @@ impl Store {
 // ---------------------------------------------------------------------------------------
 
 /// An agent's extension settings (分机设置).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AgentSettings {
     /// The line their one-click and callback calls go out on; empty = the task's.
     pub caller: String,

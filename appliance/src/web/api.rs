@@ -11,47 +11,83 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::{AdminUser, AgentUser, ApiError, AppState, CurrentUser, cookie, cookie_header};
+use super::guard::need;
+use super::i18n::Lang;
+use super::limits::{self, ApiJson, Check, Limits};
+use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, Public, SignedIn, cookie, cookie_header};
 use crate::control::DriverMsg;
 use crate::desk::{AgentLive, AgentState};
 use crate::store::{
     CreateExtensionError, CreateUserError, Role, SaveRecordError, StartTaskError, TaskParams,
 };
 
-#[derive(Deserialize)]
+/// `POST /api/login`.
+#[derive(Deserialize, ToSchema)]
 pub struct LoginForm {
+    /// At most 32 characters.
     username: String,
+    /// At most 128 characters.
     password: String,
 }
 
-/// `POST /api/login {username, password}`: sets the session cookie.
-pub async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -> Result<Response, ApiError> {
+impl Limits for LoginForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.text("username", &self.username, limits::USERNAME)?;
+        check.text("password", &self.password, limits::PASSWORD)
+    }
+}
+
+/// The account a login opened a session for.
+#[derive(Serialize, ToSchema)]
+pub struct LoginReply {
+    username: String,
+    name: String,
+    /// `admin` (site admin or staff) or `agent`.
+    role: String,
+}
+
+/// `POST /api/login {username, password}`: sets the session cookie. The session is kept in
+/// the store, so it outlives a restart of the box, and ends after the idle time.
+#[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginForm,
+    responses((status = 200, description = "Logged in; the `sid` cookie is set", body = LoginReply),
+              (status = 401, description = "Wrong username or password", body = ErrorBody)))]
+pub async fn login(_: Public, State(state): State<AppState>, lang: Lang, ApiJson(form): ApiJson<LoginForm>) -> Result<Response, ApiError> {
     let store = state.store.clone();
     // argon2 takes tens of milliseconds on purpose: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || store.verify_login(&form.username, &form.password))
         .await
         .map_err(ApiError::internal)??;
     let Some(user) = user else {
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, lang.errors().wrong_login));
     };
-    let token = state.open_session(user.user_id);
+    let token = state.store.open_session(user.user_id, state.now())?;
     let role = match user.role {
         Role::Admin => "admin",
         Role::Agent => "agent",
     };
-    let body = Json(json!({"username": user.username, "name": user.name, "role": role}));
+    let body = Json(LoginReply { username: user.username, name: user.name, role: role.to_string() });
     let cookie = format!("sid={token}; HttpOnly; SameSite=Strict; Path=/");
     Ok(([(header::SET_COOKIE, cookie)], body).into_response())
 }
 
+/// `{"ok": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct OkReply {
+    ok: bool,
+}
+
 /// `POST /api/logout`: ends the session (an agent is signed out too).
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, CurrentUser(user): CurrentUser) -> Response {
+#[utoipa::path(post, path = "/api/logout", tag = "session",
+    responses((status = 200, description = "Logged out; the cookie is cleared", body = OkReply)))]
+pub async fn logout(signed: SignedIn, State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = cookie(cookie_header(&headers), "sid") {
-        state.close_session(token);
+        state.store.close_session(token)?;
     }
+    let user = signed.user;
     if let (Role::Agent, Some(extension)) = (user.role, user.extension.clone()) {
         let agent = AgentLive {
             agent_id: user.user_id,
@@ -63,20 +99,42 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, CurrentUs
         state.driver.send(DriverMsg::AgentState { agent });
     }
     let expired = "sid=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0";
-    ([(header::SET_COOKIE, expired)], Json(json!({"ok": true}))).into_response()
+    Ok(([(header::SET_COOKIE, expired)], Json(OkReply { ok: true })).into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/extensions`.
+#[derive(Deserialize, ToSchema)]
 pub struct ExtensionForm {
+    /// 2 to 8 digits.
     extension: String,
+    /// The phone's SIP password, 6 to 128 characters.
     password: String,
 }
 
-/// `POST /api/extensions {extension, password}` (site admin).
+impl Limits for ExtensionForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.required("extension", &self.extension, 8)?;
+        check.text("password", &self.password, limits::PASSWORD)
+    }
+}
+
+/// An extension.
+#[derive(Serialize, ToSchema)]
+pub struct ExtensionReply {
+    extension: String,
+    /// Whether its phone is registered now (absent in the creation's answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registered: Option<bool>,
+}
+
+/// `POST /api/extensions {extension, password}` (site admin, extensions).
+#[utoipa::path(post, path = "/api/extensions", tag = "site admin", request_body = ExtensionForm,
+    responses((status = 201, description = "Created", body = ExtensionReply),
+              (status = 409, description = "The extension exists", body = ErrorBody)))]
 pub async fn create_extension(
+    _: AdminUser<need::Extensions>,
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
-    Json(form): Json<ExtensionForm>,
+    ApiJson(form): ApiJson<ExtensionForm>,
 ) -> Result<Response, ApiError> {
     match state.store.create_extension(&form.extension, &form.password) {
         Ok(()) => {}
@@ -87,35 +145,62 @@ pub async fn create_extension(
         Err(error) => return Err(ApiError::bad_request(error)),
     }
     state.driver.send(DriverMsg::ExtensionsChanged);
-    Ok((StatusCode::CREATED, Json(json!({"extension": form.extension.trim()}))).into_response())
+    let reply = ExtensionReply { extension: form.extension.trim().to_string(), registered: None };
+    Ok((StatusCode::CREATED, Json(reply)).into_response())
 }
 
-/// `GET /api/extensions` (site admin): extensions and whether their phones are registered.
-pub async fn list_extensions(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
+/// `GET /api/extensions` (site admin, extensions): extensions and whether their phones are
+/// registered.
+#[utoipa::path(get, path = "/api/extensions", tag = "site admin",
+    responses((status = 200, description = "Every extension", body = Vec<ExtensionReply>)))]
+pub async fn list_extensions(_: AdminUser<need::Extensions>, State(state): State<AppState>) -> Result<Json<Vec<ExtensionReply>>, ApiError> {
     let registered = state.driver.status().await.registered_extensions;
-    let list: Vec<Value> = state
+    let list = state
         .store
         .extensions()?
         .into_iter()
-        .map(|ext| json!({"extension": ext.extension, "registered": registered.contains(&ext.extension)}))
+        .map(|ext| ExtensionReply { registered: Some(registered.contains(&ext.extension)), extension: ext.extension })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/agents`.
+#[derive(Deserialize, ToSchema)]
 pub struct AgentForm {
+    /// At most 32 characters, unique on the site.
     username: String,
+    /// 6 to 128 characters.
     password: String,
+    /// At most 64 characters; the username when empty.
     #[serde(default)]
     name: String,
+    /// An extension created beforehand.
     extension: String,
 }
 
-/// `POST /api/agents {username, password, name, extension}` (site admin).
+impl Limits for AgentForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.required("username", &self.username, limits::USERNAME)?;
+        check.text("password", &self.password, limits::PASSWORD)?;
+        check.text("name", &self.name, limits::NAME)?;
+        check.required("extension", &self.extension, 8)
+    }
+}
+
+/// A created agent account.
+#[derive(Serialize, ToSchema)]
+pub struct AgentCreated {
+    agent_id: u64,
+}
+
+/// `POST /api/agents {username, password, name, extension}` (site admin, accounts).
+#[utoipa::path(post, path = "/api/agents", tag = "site admin", request_body = AgentForm,
+    responses((status = 201, description = "Created", body = AgentCreated),
+              (status = 409, description = "The username is taken", body = ErrorBody)))]
 pub async fn create_agent(
+    _: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
-    Json(form): Json<AgentForm>,
+    ApiJson(form): ApiJson<AgentForm>,
 ) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let created = tokio::task::spawn_blocking(move || {
@@ -125,7 +210,7 @@ pub async fn create_agent(
     .await
     .map_err(ApiError::internal)?;
     match created {
-        Ok(agent_id) => Ok((StatusCode::CREATED, Json(json!({"agent_id": agent_id}))).into_response()),
+        Ok(agent_id) => Ok((StatusCode::CREATED, Json(AgentCreated { agent_id })).into_response()),
         Err(CreateUserError::Taken(username)) => {
             Err(ApiError::new(StatusCode::CONFLICT, format!("username \"{username}\" is already taken")))
         }
@@ -134,28 +219,41 @@ pub async fn create_agent(
     }
 }
 
-/// `GET /api/agents` (site admin): accounts with their live states.
-pub async fn list_agents(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
-    let list: Vec<Value> = state
+/// An agent account with its live state.
+#[derive(Serialize, ToSchema)]
+pub struct AgentRow {
+    agent_id: u64,
+    username: String,
+    name: String,
+    extension: Option<String>,
+    /// `signed_out`, `available`, `one_click_only`, `break` or `away`.
+    state: String,
+}
+
+/// `GET /api/agents` (site admin, accounts): accounts with their live states.
+#[utoipa::path(get, path = "/api/agents", tag = "site admin",
+    responses((status = 200, description = "Every agent account", body = Vec<AgentRow>)))]
+pub async fn list_agents(_: AdminUser<need::Accounts>, State(state): State<AppState>) -> Result<Json<Vec<AgentRow>>, ApiError> {
+    let list = state
         .store
         .users()?
         .into_iter()
         .filter(|user| user.role == Role::Agent)
-        .map(|user| {
-            json!({
-                "agent_id": user.user_id,
-                "username": user.username,
-                "name": user.name,
-                "extension": user.extension,
-                "state": state.desk.state(user.user_id).as_str(),
-            })
+        .map(|user| AgentRow {
+            state: state.desk.state(user.user_id).as_str().to_string(),
+            agent_id: user.user_id,
+            username: user.username,
+            name: user.name,
+            extension: user.extension,
         })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
-/// `GET /api/tasks` (site admin).
-pub async fn list_tasks(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
+/// `GET /api/tasks` (site admin, tasks).
+#[utoipa::path(get, path = "/api/tasks", tag = "site admin",
+    responses((status = 200, description = "Every batch HQ sent: its figures, status, parameters and abandon rates", body = Vec<Object>)))]
+pub async fn list_tasks(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let now = crate::store::now_unix();
     let list: Vec<Value> = state
         .store
@@ -184,26 +282,71 @@ pub async fn list_tasks(State(state): State<AppState>, AdminUser(_): AdminUser) 
     Ok(Json(Value::Array(list)))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/tasks/{batch_id}/start`: the dial parameters, and optionally the task's
+/// other settings (the fields of [`super::work_api::ExtrasForm`], when `dial_mode` is given).
+#[derive(Deserialize, ToSchema)]
 pub struct StartForm {
+    /// Predictive ratio 1:n.
     ratio: u32,
     max_concurrency: u32,
+    /// Ring duration, seconds (35 when absent).
     #[serde(default = "default_ring_seconds")]
     ring_seconds: u32,
+}
+
+/// The start request as sent: [`StartForm`] plus optional task settings.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct StartBody(Value);
+
+impl Limits for StartBody {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        // Only the extras carry text; they are checked when present.
+        match super::work_api::extras_of(&self.0) {
+            Ok(Some(extras)) => extras.check(check),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A task's status and effective parameters.
+#[derive(Serialize, ToSchema)]
+pub struct StartReply {
+    batch_id: u64,
+    /// `running`.
+    status: String,
+    ratio: u32,
+    max_concurrency: u32,
+    ring_seconds: u32,
+}
+
+/// A stopped task.
+#[derive(Serialize, ToSchema)]
+pub struct StopReply {
+    batch_id: u64,
+    /// `not_started`.
+    status: String,
 }
 
 fn default_ring_seconds() -> u32 {
     35
 }
 
-/// `POST /api/tasks/{batch_id}/start {ratio, max_concurrency, ring_seconds}` (site admin).
+/// `POST /api/tasks/{batch_id}/start {ratio, max_concurrency, ring_seconds}` (site admin,
+/// tasks).
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/start", tag = "site admin", request_body = StartForm,
+    params(("batch_id" = u64, Path, description = "The batch HQ dispatched")),
+    responses((status = 200, description = "Running, with the parameters in force (HQ's bound values win)", body = StartReply),
+              (status = 404, description = "No such batch at this site", body = ErrorBody),
+              (status = 409, description = "Not dialable yet, ended by HQ, or its project is missing", body = ErrorBody)))]
 pub async fn start_task(
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
     Path(batch_id): Path<u64>,
-    Json(body): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
-    let form: StartForm = serde_json::from_value(body.clone()).map_err(ApiError::bad_request)?;
+    ApiJson(StartBody(body)): ApiJson<StartBody>,
+) -> Result<Json<StartReply>, ApiError> {
+    let form: StartForm = serde_json::from_value(body.clone())
+        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
     // The form may carry the other task parameters too (S2); they are saved first.
     super::work_api::start_extras(&state, batch_id, super::work_api::extras_of(&body)?)?;
     let params = TaskParams {
@@ -223,39 +366,59 @@ pub async fn start_task(
         Err(error) => return Err(ApiError::bad_request(error)),
     };
     state.driver.send(DriverMsg::TasksChanged);
-    Ok(Json(json!({
-        "batch_id": batch_id,
-        "status": "running",
-        "ratio": effective.ratio,
-        "max_concurrency": effective.max_concurrency,
-        "ring_seconds": effective.ring_seconds,
-    })))
+    Ok(Json(StartReply {
+        batch_id,
+        status: "running".into(),
+        ratio: effective.ratio,
+        max_concurrency: effective.max_concurrency,
+        ring_seconds: effective.ring_seconds,
+    }))
 }
 
-/// `POST /api/tasks/{batch_id}/stop` (site admin).
+/// `POST /api/tasks/{batch_id}/stop` (site admin, tasks).
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/stop", tag = "site admin",
+    params(("batch_id" = u64, Path, description = "The batch")),
+    responses((status = 200, description = "Stopped", body = StopReply),
+              (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn stop_task(
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
     Path(batch_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StopReply>, ApiError> {
     if !state.store.stop_task(batch_id)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
     }
     state.driver.send(DriverMsg::TasksChanged);
-    Ok(Json(json!({"batch_id": batch_id, "status": "not_started"})))
+    Ok(Json(StopReply { batch_id, status: "not_started".into() }))
 }
 
-#[derive(Deserialize)]
+/// `POST /api/agent/state`.
+#[derive(Deserialize, ToSchema)]
 pub struct StateForm {
+    /// `available`, `one_click_only`, `break`, `away` or `signed_out`.
+    state: String,
+}
+
+impl Limits for StateForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.text("state", &self.state, limits::KEY)
+    }
+}
+
+/// The agent's state now.
+#[derive(Serialize, ToSchema)]
+pub struct StateReply {
     state: String,
 }
 
 /// `POST /api/agent/state {state}` (agent, their own state only).
+#[utoipa::path(post, path = "/api/agent/state", tag = "agent", request_body = StateForm,
+    responses((status = 200, description = "The new state", body = StateReply)))]
 pub async fn set_agent_state(
-    State(state): State<AppState>,
     agent: AgentUser,
-    Json(form): Json<StateForm>,
-) -> Result<Json<Value>, ApiError> {
+    State(state): State<AppState>,
+    ApiJson(form): ApiJson<StateForm>,
+) -> Result<Json<StateReply>, ApiError> {
     let Some(new_state) = AgentState::parse(&form.state) else {
         return Err(ApiError::bad_request(format!(
             "state \"{}\" is unknown; use one of available, one_click_only, break, away, signed_out",
@@ -270,14 +433,16 @@ pub async fn set_agent_state(
     };
     state.desk.set_state(live.clone());
     state.driver.send(DriverMsg::AgentState { agent: live });
-    Ok(Json(json!({"state": new_state.as_str()})))
+    Ok(Json(StateReply { state: new_state.as_str().to_string() }))
 }
 
 /// `GET /api/agent/events` (agent): server-sent events. First every popup the agent has
 /// not saved yet (so a reloaded page shows them again), then each new one as it comes.
+#[utoipa::path(get, path = "/api/agent/events", tag = "agent",
+    responses((status = 200, description = "Server-sent events: `state`, then `popup` for each unsaved and each new call put through", content_type = "text/event-stream", body = String)))]
 pub async fn agent_events(
-    State(state): State<AppState>,
     agent: AgentUser,
+    State(state): State<AppState>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the backlog, so a popup pushed in between is not lost (at
     // worst it comes twice, and the page ignores a popup it already shows).
@@ -305,18 +470,48 @@ fn popup_event(popup: &crate::store::Popup) -> Event {
     Event::default().event("popup").data(data)
 }
 
-#[derive(Deserialize)]
+/// `POST /api/attempts/{attempt_id}/record`.
+#[derive(Deserialize, ToSchema)]
 pub struct RecordForm {
+    /// The project's record fields by key: text (at most 1000 characters) or a choice.
+    #[schema(value_type = BTreeMap<String, String>)]
     values: BTreeMap<String, Value>,
 }
 
+impl Limits for RecordForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.items("values", self.values.len(), limits::ITEMS)?;
+        for (key, value) in &self.values {
+            check.text("values", key, limits::KEY)?;
+            if let Value::String(text) = value {
+                check.text(key, text, limits::VALUE)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A saved business record.
+#[derive(Serialize, ToSchema)]
+pub struct RecordReply {
+    attempt_id: u64,
+    saved_at: i64,
+    values: BTreeMap<String, String>,
+}
+
 /// `POST /api/attempts/{attempt_id}/record {values: {key: value}}` (the agent who took it).
+#[utoipa::path(post, path = "/api/attempts/{attempt_id}/record", tag = "agent", request_body = RecordForm,
+    params(("attempt_id" = u64, Path, description = "The call")),
+    responses((status = 200, description = "Saved; queued for HQ", body = RecordReply),
+              (status = 403, description = "The call was not put through to this agent", body = ErrorBody),
+              (status = 404, description = "No such call", body = ErrorBody),
+              (status = 422, description = "A required field is missing or a choice is not offered", body = ErrorBody)))]
 pub async fn save_record(
-    State(state): State<AppState>,
     agent: AgentUser,
+    State(state): State<AppState>,
     Path(attempt_id): Path<u64>,
-    Json(form): Json<RecordForm>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(form): ApiJson<RecordForm>,
+) -> Result<Json<RecordReply>, ApiError> {
     let mut values = Vec::new();
     for (key, value) in form.values {
         let text = match value {
@@ -353,14 +548,16 @@ pub async fn save_record(
         Err(error) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())),
     };
     state.driver.send(DriverMsg::RecordSaved { agent_id: agent.user.user_id, attempt_id });
-    let values: serde_json::Map<String, Value> =
-        record.values.into_iter().map(|(key, value)| (key, Value::String(value))).collect();
-    Ok(Json(json!({"attempt_id": attempt_id, "saved_at": record.saved_at, "values": values})))
+    Ok(Json(RecordReply { attempt_id, saved_at: record.saved_at, values: record.values.into_iter().collect() }))
 }
 
 /// `GET /api/status`: the HQ link, the lines, agents by state, the unsynced backlog.
-/// Site admins see every agent; an agent sees the same figures (no names).
-pub async fn status(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Value>, ApiError> {
+/// Site admins with the monitor module see every agent; others see the same figures (no
+/// names).
+#[utoipa::path(get, path = "/api/status", tag = "session",
+    responses((status = 200, description = "`link`, `lines`, `agents` (counts by state), `outbox`; `agent_list` for monitors", body = Object)))]
+pub async fn status(signed: SignedIn, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let SignedIn { user, modules, .. } = signed;
     let link = state.link.borrow().clone();
     let lines = state.driver.status().await;
     let counts = state.desk.counts();
@@ -375,7 +572,7 @@ pub async fn status(State(state): State<AppState>, CurrentUser(user): CurrentUse
         "agents": by_state,
         "outbox": state.store.outbox_len()?,
     });
-    if user.role == Role::Admin {
+    if user.role == Role::Admin && modules.contains(&crate::store::Module::Monitor) {
         let agents: Vec<Value> = state
             .desk
             .agents()

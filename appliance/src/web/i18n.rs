@@ -411,3 +411,99 @@ impl Lang {
         }
     }
 }
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Lang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Lang::from_cookie_header(super::cookie_header(&parts.headers)))
+    }
+}
+
+/// The API's error messages. Templates hold `{field}`, `{max}`, `{got}` and `{detail}`.
+pub struct ErrorText {
+    pub no_such_route: &'static str,
+    pub bad_request: &'static str,
+    pub bad_json: &'static str,
+    pub wrong_shape: &'static str,
+    pub not_json: &'static str,
+    pub method_not_allowed: &'static str,
+    pub too_large: &'static str,
+    pub failed: &'static str,
+    pub too_long: &'static str,
+    pub empty: &'static str,
+    pub too_many: &'static str,
+    pub wrong_login: &'static str,
+}
+
+pub static ERRORS_ZH: ErrorText = ErrorText {
+    no_such_route: "没有这个接口：请查看 /api/openapi.json",
+    bad_request: "请求有误：{detail}",
+    bad_json: "请求体不是有效的 JSON：{detail}",
+    wrong_shape: "请求体的字段不符合要求：{detail}",
+    not_json: "请求体须为 JSON（Content-Type: application/json）",
+    method_not_allowed: "此接口不支持该请求方法",
+    too_large: "请求体过大",
+    failed: "请求失败：{detail}",
+    too_long: "字段“{field}”过长：最多 {max} 个字符（当前 {got} 个）",
+    empty: "字段“{field}”不能为空",
+    too_many: "字段“{field}”的项目过多：最多 {max} 项（当前 {got} 项）",
+    wrong_login: "账号或密码错误",
+};
+
+pub static ERRORS_EN: ErrorText = ErrorText {
+    no_such_route: "no such API route: see /api/openapi.json",
+    bad_request: "bad request: {detail}",
+    bad_json: "the body is not valid JSON: {detail}",
+    wrong_shape: "the body's fields are not as expected: {detail}",
+    not_json: "the body must be JSON (Content-Type: application/json)",
+    method_not_allowed: "this route does not take that method",
+    too_large: "the body is too large",
+    failed: "the request failed: {detail}",
+    too_long: "field \"{field}\" is too long: at most {max} characters (got {got})",
+    empty: "field \"{field}\" must not be empty",
+    too_many: "field \"{field}\" has too many items: at most {max} (got {got})",
+    wrong_login: "wrong username or password",
+};
+
+impl ErrorText {
+    /// The message of an over-long text field.
+    pub fn too_long(&self, field: &str, max: usize, got: usize) -> String {
+        self.too_long.replace("{field}", field).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
+    }
+
+    /// The message of a list with too many items.
+    pub fn too_many(&self, field: &str, max: usize, got: usize) -> String {
+        self.too_many.replace("{field}", field).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
+    }
+
+    /// The message of an empty required field.
+    pub fn empty(&self, field: &str) -> String {
+        self.empty.replace("{field}", field)
+    }
+
+    /// The message of an error the framework raised (`detail` is its own text).
+    pub fn framework(&self, status: axum::http::StatusCode, detail: &str) -> String {
+        use axum::http::StatusCode;
+        let template = match status {
+            StatusCode::NOT_FOUND => return self.no_such_route.to_string(),
+            StatusCode::METHOD_NOT_ALLOWED => return self.method_not_allowed.to_string(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => return self.not_json.to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE => return self.too_large.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY => self.wrong_shape,
+            status if status.is_client_error() => self.bad_request,
+            _ => self.failed,
+        };
+        template.replace("{detail}", detail)
+    }
+}
+
+impl Lang {
+    /// The API's error messages.
+    pub fn errors(self) -> &'static ErrorText {
+        match self {
+            Lang::Zh => &ERRORS_ZH,
+            Lang::En => &ERRORS_EN,
+        }
+    }
+}

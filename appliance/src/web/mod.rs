@@ -1,35 +1,43 @@
 //! The site's web UI and JSON API (axum), served on the LAN.
 //!
-//! - [`router`] builds every route: server-rendered pages ([`pages`]) for the site admin and
-//!   the agent desk, the JSON API ([`api`]) that those pages' small script, the demo's
+//! - [`registry`] lists every route with its guard; [`router`] builds the router from it:
+//!   server-rendered pages ([`pages`], [`work_pages`]) for the site admin and the agent
+//!   desk, the JSON API ([`api`], [`work_api`]) that those pages' script, the demo's
 //!   simulated agents and the end-to-end tests call, and the embedded assets.
-//! - Sessions are random tokens in an `HttpOnly; SameSite=Strict` cookie, held in memory
-//!   (a restart signs everyone out, as agents' states are reset too).
-//! - Permissions are checked here, on the server: [`AdminUser`] and [`AgentUser`] are
-//!   extractors that refuse the wrong role before a handler runs, and handlers only ever
-//!   look up the session's own agent.
+//! - Who may call a route is decided in one place, [`guard`]: every handler's first
+//!   argument is a guard extractor (account kind and permission modules), and the registry
+//!   takes no handler without one ([`routes`]).
+//! - Sessions are random tokens in an `HttpOnly; SameSite=Strict` cookie, kept hashed in
+//!   the store so that a restart does not sign anyone out, and ended after the configured
+//!   idle time (8 hours by default).
+//! - JSON bodies and queries go through [`limits::ApiJson`] and [`limits::ApiQuery`]: a
+//!   malformed request and an over-long text are refused with the JSON error, in the UI's
+//!   language; the document of the JSON API is [`openapi`].
 
 pub mod api;
 pub mod export;
+pub mod guard;
 pub mod i18n;
+pub mod limits;
+pub mod openapi;
 pub mod pages;
+pub mod routes;
 pub mod work_api;
 pub mod work_pages;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::control::{DriverHandle, LinkView};
 use crate::desk::Desk;
-use crate::store::{Role, Store, User};
+use crate::store::Store;
+
+pub use guard::{AdminUser, AgentOrAdmin, AgentUser, MaybeSignedIn, Public, SignedIn};
 
 /// Everything a handler can reach.
 #[derive(Clone)]
@@ -38,7 +46,10 @@ pub struct AppState {
     pub desk: Arc<Desk>,
     pub driver: DriverHandle,
     pub link: watch::Receiver<LinkView>,
-    sessions: Arc<Mutex<HashMap<String, u64>>>,
+    /// Seconds without a request after which a session ends.
+    session_idle: i64,
+    /// The wall clock in unix seconds; sessions' idle time is measured with it.
+    clock: fn() -> i64,
 }
 
 impl AppState {
@@ -48,94 +59,130 @@ impl AppState {
         driver: DriverHandle,
         link: watch::Receiver<LinkView>,
     ) -> AppState {
-        AppState { store, desk, driver, link, sessions: Arc::default() }
+        let session_idle = crate::config::WebOptions::default().session_idle.as_secs() as i64;
+        AppState { store, desk, driver, link, session_idle, clock: crate::store::now_unix }
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
-        // One insert or remove per use: a poisoned map is still consistent.
-        self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The same state with sessions ending after `idle` without a request.
+    pub fn with_session_idle(mut self, idle: std::time::Duration) -> AppState {
+        self.session_idle = idle.as_secs().max(1) as i64;
+        self
     }
 
-    /// Opens a session for `user_id`; returns the cookie value.
-    fn open_session(&self, user_id: u64) -> String {
-        let token = hex::encode(rand::random::<[u8; 32]>());
-        self.sessions().insert(token.clone(), user_id);
-        token
+    /// The time sessions are stamped with.
+    pub(crate) fn now(&self) -> i64 {
+        (self.clock)()
     }
+}
 
-    fn close_session(&self, token: &str) {
-        self.sessions().remove(token);
-    }
-
-    fn session_user(&self, token: &str) -> Option<u64> {
-        self.sessions().get(token).copied()
-    }
+/// Every route, each with the guard that decides who may call it.
+pub(crate) fn registry() -> routes::Registry {
+    routes::Registry::default()
+        .get("/", pages::home)
+        .get("/login", pages::login)
+        .get("/admin/tasks", pages::admin_tasks)
+        .get("/admin/extensions", pages::admin_extensions)
+        .get("/admin/agents", pages::admin_agents)
+        .get("/admin/status", pages::admin_status)
+        .get("/desk", pages::desk)
+        .get("/lang/{code}", pages::switch_lang)
+        .get("/assets/app.css", pages::css)
+        .get("/assets/app.js", pages::js)
+        .get("/api/openapi.json", openapi::document)
+        .post("/api/login", api::login)
+        .post("/api/logout", api::logout)
+        .get("/api/extensions", api::list_extensions)
+        .post("/api/extensions", api::create_extension)
+        .get("/api/agents", api::list_agents)
+        .post("/api/agents", api::create_agent)
+        .get("/api/tasks", api::list_tasks)
+        .post("/api/tasks/{batch_id}/start", api::start_task)
+        .post("/api/tasks/{batch_id}/stop", api::stop_task)
+        .post("/api/agent/state", api::set_agent_state)
+        .get("/api/agent/events", api::agent_events)
+        .post("/api/attempts/{attempt_id}/record", api::save_record)
+        .get("/api/status", api::status)
+        .get("/admin/tasks/{batch_id}", work_pages::admin_task)
+        .get("/admin/attribution", work_pages::admin_attribution)
+        .get("/admin/data", work_pages::admin_data)
+        .get("/admin/roles", work_pages::admin_roles)
+        .get("/desk/settings", work_pages::desk_settings)
+        .get("/desk/records", work_pages::desk_records)
+        .get("/desk/callbacks", work_pages::desk_callbacks)
+        .get("/desk/customers", work_pages::desk_customers)
+        .get("/desk/numbers", work_pages::desk_numbers)
+        .get("/api/lines", work_api::lines)
+        .get("/api/tasks/{batch_id}", work_api::task_detail)
+        .post("/api/tasks/{batch_id}/settings", work_api::save_task_settings)
+        .post("/api/tasks/{batch_id}/agents", work_api::save_task_agents)
+        .post("/api/tasks/{batch_id}/allocate", work_api::allocate)
+        .get("/api/projects/{project_id}/rules", work_api::get_rules)
+        .post("/api/projects/{project_id}/rules", work_api::save_rules)
+        .get("/api/roles", work_api::list_roles)
+        .post("/api/roles", work_api::create_role)
+        .post("/api/accounts/{user_id}/role", work_api::assign_role)
+        .post("/api/staff", work_api::create_staff)
+        .get("/api/data/customers", work_api::data_customers)
+        .get("/api/data/records", work_api::data_records)
+        .get("/api/data/records.xlsx", work_api::export_records)
+        .get("/api/data/recordings.zip", work_api::export_recordings)
+        .get("/api/data/callbacks", work_api::data_callbacks)
+        .post("/api/data/callbacks", work_api::add_callback)
+        .get("/api/monitor/events", work_api::monitor_events)
+        .get("/api/announcements", work_api::announcements)
+        .get("/api/voice-files", work_api::voice_files)
+        .get("/api/agent/settings", work_api::get_agent_settings)
+        .post("/api/agent/settings", work_api::save_agent_settings)
+        .get("/api/agent/projects", work_api::my_projects)
+        .post("/api/agent/projects/{project_id}/dial", work_api::one_click)
+        .get("/api/agent/numbers", work_api::my_numbers)
+        .get("/api/agent/callbacks", work_api::my_callbacks)
+        .get("/api/agent/records", work_api::my_records)
+        .get("/api/agent/customers", work_api::my_customers)
+        .post("/api/customers/{batch_id}/{row_id}", work_api::edit_customer)
+        .post("/api/attempts/{attempt_id}/call-back-now", work_api::call_back_now)
+        .post("/api/attempts/{attempt_id}/callbacks", work_api::schedule_callback)
+        .get("/api/attempts/{attempt_id}/recording", work_api::recording)
+        .post("/api/callbacks/{callback_id}/arm", work_api::arm_callback)
+        .post("/api/callbacks/{callback_id}/dial", work_api::dial_callback)
 }
 
 /// Builds the router; `state` is shared by every handler.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(pages::home))
-        .route("/login", get(pages::login))
-        .route("/admin/tasks", get(pages::admin_tasks))
-        .route("/admin/extensions", get(pages::admin_extensions))
-        .route("/admin/agents", get(pages::admin_agents))
-        .route("/admin/status", get(pages::admin_status))
-        .route("/desk", get(pages::desk))
-        .route("/lang/{code}", get(pages::switch_lang))
-        .route("/assets/app.css", get(pages::css))
-        .route("/assets/app.js", get(pages::js))
-        .route("/api/login", post(api::login))
-        .route("/api/logout", post(api::logout))
-        .route("/api/extensions", get(api::list_extensions).post(api::create_extension))
-        .route("/api/agents", get(api::list_agents).post(api::create_agent))
-        .route("/api/tasks", get(api::list_tasks))
-        .route("/api/tasks/{batch_id}/start", post(api::start_task))
-        .route("/api/tasks/{batch_id}/stop", post(api::stop_task))
-        .route("/api/agent/state", post(api::set_agent_state))
-        .route("/api/agent/events", get(api::agent_events))
-        .route("/api/attempts/{attempt_id}/record", post(api::save_record))
-        .route("/api/status", get(api::status))
-        .route("/admin/tasks/{batch_id}", get(work_pages::admin_task))
-        .route("/admin/attribution", get(work_pages::admin_attribution))
-        .route("/admin/data", get(work_pages::admin_data))
-        .route("/admin/roles", get(work_pages::admin_roles))
-        .route("/desk/settings", get(work_pages::desk_settings))
-        .route("/desk/records", get(work_pages::desk_records))
-        .route("/desk/callbacks", get(work_pages::desk_callbacks))
-        .route("/desk/customers", get(work_pages::desk_customers))
-        .route("/desk/numbers", get(work_pages::desk_numbers))
-        .route("/api/lines", get(work_api::lines))
-        .route("/api/tasks/{batch_id}", get(work_api::task_detail))
-        .route("/api/tasks/{batch_id}/settings", post(work_api::save_task_settings))
-        .route("/api/tasks/{batch_id}/agents", post(work_api::save_task_agents))
-        .route("/api/tasks/{batch_id}/allocate", post(work_api::allocate))
-        .route("/api/projects/{project_id}/rules", get(work_api::get_rules).post(work_api::save_rules))
-        .route("/api/roles", get(work_api::list_roles).post(work_api::create_role))
-        .route("/api/accounts/{user_id}/role", post(work_api::assign_role))
-        .route("/api/staff", post(work_api::create_staff))
-        .route("/api/data/customers", get(work_api::data_customers))
-        .route("/api/data/records", get(work_api::data_records))
-        .route("/api/data/records.xlsx", get(work_api::export_records))
-        .route("/api/data/recordings.zip", get(work_api::export_recordings))
-        .route("/api/data/callbacks", get(work_api::data_callbacks).post(work_api::add_callback))
-        .route("/api/monitor/events", get(work_api::monitor_events))
-        .route("/api/announcements", get(work_api::announcements))
-        .route("/api/voice-files", get(work_api::voice_files))
-        .route("/api/agent/settings", get(work_api::get_agent_settings).post(work_api::save_agent_settings))
-        .route("/api/agent/projects", get(work_api::my_projects))
-        .route("/api/agent/projects/{project_id}/dial", post(work_api::one_click))
-        .route("/api/agent/numbers", get(work_api::my_numbers))
-        .route("/api/agent/callbacks", get(work_api::my_callbacks))
-        .route("/api/agent/records", get(work_api::my_records))
-        .route("/api/agent/customers", get(work_api::my_customers))
-        .route("/api/customers/{batch_id}/{row_id}", post(work_api::edit_customer))
-        .route("/api/attempts/{attempt_id}/call-back-now", post(work_api::call_back_now))
-        .route("/api/attempts/{attempt_id}/callbacks", post(work_api::schedule_callback))
-        .route("/api/attempts/{attempt_id}/recording", get(work_api::recording))
-        .route("/api/callbacks/{callback_id}/arm", post(work_api::arm_callback))
-        .route("/api/callbacks/{callback_id}/dial", post(work_api::dial_callback))
+    registry()
+        .into_router()
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+}
+
+/// An unknown path: the JSON error under `/api/`, a plain 404 elsewhere.
+async fn not_found(_: guard::Public, headers: HeaderMap) -> Response {
+    let lang = i18n::Lang::from_cookie_header(cookie_header(&headers));
+    ApiError::new(StatusCode::NOT_FOUND, lang.errors().no_such_route).into_response()
+}
+
+/// Makes every error under `/api/` the documented JSON error, whatever produced it: axum's
+/// own rejections (a bad path or query parameter, a wrong method) answer in plain text.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let lang = i18n::Lang::from_cookie_header(cookie_header(request.headers()));
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    // Framework rejections are short texts; anything longer is cut, not buffered whole.
+    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    ApiError::new(status, lang.errors().framework(status, &detail)).into_response()
 }
 
 /// The value of cookie `name` in a `Cookie` header.
@@ -148,6 +195,15 @@ pub(crate) fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str>
 
 fn cookie_header(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::COOKIE).and_then(|value| value.to_str().ok())
+}
+
+/// The JSON body of every error the API answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and how to fix it, in the UI's language; names the field when one
+    /// is at fault.
+    #[schema(example = "字段“note”过长：最多 1000 个字符（当前 1200 个）")]
+    pub error: String,
 }
 
 /// An error answered to the client: a status and a message that names the problem.
@@ -174,7 +230,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (self.status, Json(ErrorBody { error: self.message })).into_response()
     }
 }
 
@@ -184,101 +240,3 @@ impl From<crate::store::DbError> for ApiError {
     }
 }
 
-/// Why a request has no usable session. Pages redirect to the login page; the API answers
-/// 401 (no session) or 403 (wrong role) in JSON.
-#[derive(Debug)]
-pub enum AuthRejection {
-    NotLoggedIn { api: bool },
-    Forbidden { api: bool, needed: &'static str },
-    Internal(String),
-}
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        match self {
-            AuthRejection::NotLoggedIn { api: true } => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "not logged in: POST /api/login first")
-                    .into_response()
-            }
-            AuthRejection::NotLoggedIn { api: false } => Redirect::to("/login").into_response(),
-            AuthRejection::Forbidden { api: true, needed } => {
-                ApiError::new(StatusCode::FORBIDDEN, format!("this needs a {needed} account"))
-                    .into_response()
-            }
-            AuthRejection::Forbidden { api: false, needed } => {
-                (StatusCode::FORBIDDEN, format!("403: this page needs a {needed} account"))
-                    .into_response()
-            }
-            AuthRejection::Internal(message) => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
-            }
-        }
-    }
-}
-
-/// Any logged-in account.
-pub struct CurrentUser(pub User);
-
-impl<S> FromRequestParts<S> for CurrentUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = AppState::from_ref(state);
-        let api = parts.uri.path().starts_with("/api/");
-        let token = cookie(cookie_header(&parts.headers), "sid")
-            .ok_or(AuthRejection::NotLoggedIn { api })?;
-        let user_id = state.session_user(token).ok_or(AuthRejection::NotLoggedIn { api })?;
-        match state.store.user(user_id) {
-            Ok(Some(user)) => Ok(CurrentUser(user)),
-            Ok(None) => Err(AuthRejection::NotLoggedIn { api }),
-            Err(error) => Err(AuthRejection::Internal(error.to_string())),
-        }
-    }
-}
-
-/// A logged-in site admin.
-pub struct AdminUser(pub User);
-
-impl<S> FromRequestParts<S> for AdminUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        if user.role != Role::Admin {
-            let api = parts.uri.path().starts_with("/api/");
-            return Err(AuthRejection::Forbidden { api, needed: "site admin" });
-        }
-        Ok(AdminUser(user))
-    }
-}
-
-/// A logged-in agent, with their extension.
-pub struct AgentUser {
-    pub user: User,
-    pub extension: String,
-}
-
-impl<S> FromRequestParts<S> for AgentUser
-where
-    AppState: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        let api = parts.uri.path().starts_with("/api/");
-        match (&user.role, user.extension.clone()) {
-            (Role::Agent, Some(extension)) => Ok(AgentUser { user, extension }),
-            _ => Err(AuthRejection::Forbidden { api, needed: "agent" }),
-        }
-    }
-}

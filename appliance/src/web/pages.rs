@@ -9,7 +9,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::i18n::{Lang, Text, WorkText};
-use super::{AdminUser, AgentUser, AppState, CurrentUser, cookie_header};
+use super::guard::need;
+use super::{AdminUser, AgentUser, AppState, MaybeSignedIn, Public, cookie_header};
 use crate::desk::AgentState;
 use crate::store::{Role, TaskStatus};
 
@@ -28,11 +29,26 @@ pub(super) fn render(template: impl Template) -> Response {
 }
 
 /// `GET /`: where a session belongs.
-pub async fn home(user: Result<CurrentUser, super::AuthRejection>) -> Redirect {
+pub async fn home(MaybeSignedIn(user): MaybeSignedIn, State(state): State<AppState>) -> Redirect {
+    use crate::store::Module;
     match user {
-        Ok(CurrentUser(user)) if user.role == Role::Admin => Redirect::to("/admin/tasks"),
-        Ok(_) => Redirect::to("/desk"),
-        Err(_) => Redirect::to("/login"),
+        Some(user) if user.role == Role::Admin => {
+            // Staff land on the first page their role opens (a 值班长 with monitor and data
+            // has no task pages).
+            let modules = state.store.modules_of(user.user_id).unwrap_or_default();
+            let pages = [
+                (Module::Tasks, "/admin/tasks"),
+                (Module::Monitor, "/admin/status"),
+                (Module::Data, "/admin/data"),
+                (Module::Attribution, "/admin/attribution"),
+                (Module::Accounts, "/admin/roles"),
+                (Module::Extensions, "/admin/extensions"),
+            ];
+            let page = pages.iter().find(|(module, _)| modules.contains(module)).map_or("/admin/tasks", |(_, page)| *page);
+            Redirect::to(page)
+        }
+        Some(_) => Redirect::to("/desk"),
+        None => Redirect::to("/login"),
     }
 }
 
@@ -71,12 +87,12 @@ pub(super) fn work(headers: &HeaderMap) -> &'static WorkText {
 }
 
 /// `GET /login`.
-pub async fn login(headers: HeaderMap) -> Response {
+pub async fn login(_: Public, headers: HeaderMap) -> Response {
     render(LoginPage { t: lang(&headers), nav: Nav::none(work(&headers)) })
 }
 
 /// `GET /lang/{code}`: remembers the language and goes back.
-pub async fn switch_lang(Path(code): Path<String>, headers: HeaderMap) -> Response {
+pub async fn switch_lang(_: Public, Path(code): Path<String>, headers: HeaderMap) -> Response {
     let code = if code == "en" { "en" } else { "zh" };
     // Only a local path is followed back, so the switch cannot redirect off the box.
     let back = headers
@@ -122,7 +138,7 @@ struct TasksPage {
 }
 
 /// `GET /admin/tasks`: batches from HQ, start/stop with parameters.
-pub async fn admin_tasks(State(state): State<AppState>, AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
+pub async fn admin_tasks(AdminUser { user, .. }: AdminUser<need::Tasks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = lang(&headers);
     let tasks = match state.store.tasks() {
         Ok(tasks) => tasks,
@@ -175,8 +191,8 @@ struct ExtensionsPage {
 
 /// `GET /admin/extensions`.
 pub async fn admin_extensions(
+    AdminUser { user, .. }: AdminUser<need::Extensions>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     headers: HeaderMap,
 ) -> Response {
     let registered = state.driver.status().await.registered_extensions;
@@ -218,7 +234,7 @@ fn state_label(t: &'static Text, state: AgentState) -> &'static str {
 }
 
 /// `GET /admin/agents`.
-pub async fn admin_agents(State(state): State<AppState>, AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
+pub async fn admin_agents(AdminUser { user, .. }: AdminUser<need::Accounts>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = lang(&headers);
     let (users, extensions) = match (state.store.users(), state.store.extensions()) {
         (Ok(users), Ok(extensions)) => (users, extensions),
@@ -246,7 +262,7 @@ struct StatusPage {
 }
 
 /// `GET /admin/status`: filled and refreshed by the page's script from `/api/status`.
-pub async fn admin_status(AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
+pub async fn admin_status(AdminUser { user, .. }: AdminUser<need::Monitor>, headers: HeaderMap) -> Response {
     render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username, work(&headers)) })
 }
 
@@ -277,7 +293,7 @@ struct DeskPage {
 }
 
 /// `GET /desk`: the agent desk.
-pub async fn desk(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = lang(&headers);
     let current = state.desk.state(agent.user.user_id);
     // 签入 puts the agent in 不可回接: signed in, but taking no predictive call until they
@@ -317,13 +333,13 @@ pub async fn desk(State(state): State<AppState>, agent: AgentUser, headers: Head
 }
 
 /// `GET /assets/app.css`.
-pub async fn css() -> Response {
+pub async fn css(_: Public) -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], APP_CSS)
         .into_response()
 }
 
 /// `GET /assets/app.js`.
-pub async fn js() -> Response {
+pub async fn js(_: Public) -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
         APP_JS,

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,21 +21,17 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{AdminUser, AgentUser, ApiError, AppState};
+use super::guard::{AgentOrAdmin, Need, need};
+use super::limits::{self, ApiJson, ApiQuery, Check, Limits};
+use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, SignedIn};
 use crate::control::{DriverMsg, ManualTarget};
 use crate::desk::AgentLive;
 use crate::store::{
     AgentSettings, AttributionError, CallFilter, CallbackError, EditCustomerError, Module, RoleError, SiteDialMode,
-    SiteRule, TaskExtras, TaskSettingsError, User, Viewer, suggested_max_concurrency,
+    SiteRule, TaskExtras, TaskSettingsError, suggested_max_concurrency,
 };
-
-/// The modules of `user` and the viewer its session reads as.
-pub(super) fn access(state: &AppState, user: &User) -> Result<(Viewer, Vec<Module>), ApiError> {
-    let modules = state.store.modules_of(user.user_id)?;
-    let viewer = Viewer { username: user.username.clone(), unmask: modules.contains(&Module::FullNumbers) };
-    Ok((viewer, modules))
-}
 
 /// Refuses with 403 unless `module` is among `modules`.
 pub(super) fn require(modules: &[Module], module: Module) -> Result<(), ApiError> {
@@ -62,19 +58,22 @@ fn settings_error(error: TaskSettingsError) -> ApiError {
 // ---- site admin: tasks ----
 
 /// `GET /api/lines` (site admin): the site's lines for the caller choice.
-pub async fn lines(State(state): State<AppState>, AdminUser(_): AdminUser) -> Json<Value> {
+#[utoipa::path(get, path = "/api/lines", tag = "site admin",
+    responses((status = 200, description = "The site's lines (trunks) with their channels", body = Vec<Object>)))]
+pub async fn lines(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Json<Value> {
     Json(json!(state.store.lines()))
 }
 
 /// `GET /api/tasks/{batch_id}` (site admin): a task's settings, what HQ bound, its agents,
 /// the caller's line count and the largest useful max concurrency.
+#[utoipa::path(get, path = "/api/tasks/{batch_id}", tag = "site admin", params(("batch_id" = u64, Path)),
+    responses((status = 200, description = "Settings, HQ-bound values, agents, the caller's lines and the suggested max concurrency", body = Object),
+              (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn task_detail(
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(batch_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Tasks)?;
     let Some(settings) = state.store.task_settings(batch_id)? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
     };
@@ -98,7 +97,7 @@ pub async fn task_detail(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ExtrasForm {
     dial_mode: String,
     #[serde(default)]
@@ -164,14 +163,15 @@ impl ExtrasForm {
 
 /// `POST /api/tasks/{batch_id}/settings {dial_mode, caller, cool_down, queue_timeout,
 /// routing, answer_mode, pacing, abandon_cap_percent, hold_music}` (site admin).
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/settings", tag = "site admin", request_body = ExtrasForm, params(("batch_id" = u64, Path)),
+    responses((status = 200, description = "The settings saved", body = Object),
+              (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn save_task_settings(
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(batch_id): Path<u64>,
-    Json(form): Json<ExtrasForm>,
+    ApiJson(form): ApiJson<ExtrasForm>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Tasks)?;
     let saved = state.store.set_task_extras(batch_id, &form.extras()?).map_err(settings_error)?;
     state.driver.send(DriverMsg::TasksChanged);
     Ok(Json(json!(saved)))
@@ -193,20 +193,21 @@ pub(super) fn extras_of(value: &Value) -> Result<Option<ExtrasForm>, ApiError> {
     serde_json::from_value(value.clone()).map(Some).map_err(ApiError::bad_request)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AgentsForm {
     agents: Vec<u64>,
 }
 
 /// `POST /api/tasks/{batch_id}/agents {agents: [agent_id]}` (site admin): the task's agents.
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/agents", tag = "site admin", request_body = AgentsForm, params(("batch_id" = u64, Path)),
+    responses((status = 200, description = "The task's agents", body = Object),
+              (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn save_task_agents(
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(batch_id): Path<u64>,
-    Json(form): Json<AgentsForm>,
+    ApiJson(form): ApiJson<AgentsForm>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Tasks)?;
     state.store.set_task_agents(batch_id, &form.agents).map_err(settings_error)?;
     state.driver.send(DriverMsg::TasksChanged);
     Ok(Json(json!({"batch_id": batch_id, "agents": form.agents})))
@@ -225,43 +226,44 @@ fn attribution_error(error: AttributionError) -> ApiError {
 }
 
 /// `GET /api/projects/{project_id}/rules` (site admin).
+#[utoipa::path(get, path = "/api/projects/{project_id}/rules", tag = "site admin", params(("project_id" = u64, Path)),
+    responses((status = 200, description = "The site's attribution rules, in order", body = Vec<SiteRule>)))]
 pub async fn get_rules(
+    _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(project_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Attribution)?;
     Ok(Json(json!(state.store.site_rules(project_id)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RulesForm {
     rules: Vec<SiteRule>,
 }
 
 /// `POST /api/projects/{project_id}/rules {rules: [{conditions: [[field, [values]]],
 /// all_match, agent}]}` (site admin): replaces the site's rules, in order.
+#[utoipa::path(post, path = "/api/projects/{project_id}/rules", tag = "site admin", request_body = RulesForm, params(("project_id" = u64, Path)),
+    responses((status = 200, description = "How many rules were saved", body = Object)))]
 pub async fn save_rules(
+    _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(project_id): Path<u64>,
-    Json(form): Json<RulesForm>,
+    ApiJson(form): ApiJson<RulesForm>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Attribution)?;
     state.store.set_site_rules(project_id, &form.rules).map_err(attribution_error)?;
     Ok(Json(json!({"project_id": project_id, "rules": form.rules.len()})))
 }
 
 /// `POST /api/tasks/{batch_id}/allocate` (site admin): applies the rules (S4).
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/allocate", tag = "site admin", params(("batch_id" = u64, Path)),
+    responses((status = 200, description = "Rows attributed and not found", body = Object),
+              (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn allocate(
+    _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(batch_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Attribution)?;
     let report = state.store.allocate(batch_id).map_err(attribution_error)?;
     Ok(Json(json!(report)))
 }
@@ -277,26 +279,27 @@ fn role_error(error: RoleError) -> ApiError {
 }
 
 /// `GET /api/roles` (site admin).
-pub async fn list_roles(State(state): State<AppState>, AdminUser(user): AdminUser) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Accounts)?;
+#[utoipa::path(get, path = "/api/roles", tag = "site admin",
+    responses((status = 200, description = "The site's roles with their modules", body = Vec<Object>)))]
+pub async fn list_roles(_: AdminUser<need::Accounts>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.store.roles()?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleForm {
     name: String,
     modules: Vec<String>,
 }
 
 /// `POST /api/roles {name, modules: [...]}` (site admin).
+#[utoipa::path(post, path = "/api/roles", tag = "site admin", request_body = RoleForm,
+    responses((status = 201, description = "Created", body = Object),
+              (status = 409, description = "The role name is taken", body = ErrorBody)))]
 pub async fn create_role(
+    _: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Json(form): Json<RoleForm>,
+    ApiJson(form): ApiJson<RoleForm>,
 ) -> Result<Response, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Accounts)?;
     let mut chosen = Vec::new();
     for name in &form.modules {
         match Module::parse(name) {
@@ -308,20 +311,20 @@ pub async fn create_role(
     Ok((StatusCode::CREATED, Json(json!({"role_id": role_id}))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AssignForm {
     role_id: Option<u64>,
 }
 
 /// `POST /api/accounts/{user_id}/role {role_id}` (site admin; null: the kind's defaults).
+#[utoipa::path(post, path = "/api/accounts/{user_id}/role", tag = "site admin", request_body = AssignForm, params(("user_id" = u64, Path)),
+    responses((status = 200, description = "The account's role", body = Object)))]
 pub async fn assign_role(
+    AdminUser { user, .. }: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(user_id): Path<u64>,
-    Json(form): Json<AssignForm>,
+    ApiJson(form): ApiJson<AssignForm>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Accounts)?;
     if user_id == user.user_id {
         return Err(ApiError::bad_request("you cannot change your own role; ask another site admin"));
     }
@@ -329,7 +332,7 @@ pub async fn assign_role(
     Ok(Json(json!({"user_id": user_id, "role_id": form.role_id})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct StaffForm {
     username: String,
     password: String,
@@ -340,13 +343,14 @@ pub struct StaffForm {
 
 /// `POST /api/staff {username, password, name, role_id}` (site admin): a site staff
 /// account (线管, 值班长, ...) whose role decides what it may do.
+#[utoipa::path(post, path = "/api/staff", tag = "site admin", request_body = StaffForm,
+    responses((status = 201, description = "Created", body = Object),
+              (status = 409, description = "The username is taken", body = ErrorBody)))]
 pub async fn create_staff(
+    _: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Json(form): Json<StaffForm>,
+    ApiJson(form): ApiJson<StaffForm>,
 ) -> Result<Response, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Accounts)?;
     let store = state.store.clone();
     let created = tokio::task::spawn_blocking(move || {
         let name = if form.name.trim().is_empty() { form.username.clone() } else { form.name.clone() };
@@ -369,7 +373,8 @@ pub async fn create_staff(
 // ---- site admin: project data ----
 
 /// Query of the project-data lists (S10).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DataQuery {
     project_id: Option<u64>,
     batch_id: Option<u64>,
@@ -402,37 +407,36 @@ impl DataQuery {
 }
 
 /// `GET /api/data/customers?project_id&status` (site admin).
+#[utoipa::path(get, path = "/api/data/customers", tag = "site admin", params(DataQuery),
+    responses((status = 200, description = "Customers, numbers masked for the account", body = Vec<Object>)))]
 pub async fn data_customers(
+    AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
     let status = blank_none(&query.status);
     Ok(Json(json!(state.store.customers(&viewer, None, query.project_id, status.as_deref(), 1000)?)))
 }
 
 /// `GET /api/data/records?...` (site admin): business data (calls with a saved record).
+#[utoipa::path(get, path = "/api/data/records", tag = "site admin", params(DataQuery),
+    responses((status = 200, description = "Calls with a saved business record, numbers masked for the account", body = Vec<Object>)))]
 pub async fn data_records(
+    AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
     Ok(Json(json!(state.store.call_records(&viewer, &query.filter(true), 1000)?)))
 }
 
 /// `GET /api/data/records.xlsx?...` (site admin, export): the business results.
+#[utoipa::path(get, path = "/api/data/records.xlsx", tag = "site admin", params(DataQuery),
+    responses((status = 200, description = "The business results as a workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>)))]
 pub async fn export_records(
+    AdminUser { viewer, .. }: AdminUser<need::DataExport>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Response, ApiError> {
-    let (viewer, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
-    require(&modules, Module::Export)?;
     let records = state.store.call_records(&viewer, &query.filter(true), 100_000)?;
     let bytes = super::export::records_xlsx(&records).map_err(ApiError::internal)?;
     Ok((
@@ -447,14 +451,13 @@ pub async fn export_records(
 
 /// `GET /api/data/recordings.zip?...` (site admin, export): the recordings of the calls
 /// that match, named by call id and the number as the admin may see it.
+#[utoipa::path(get, path = "/api/data/recordings.zip", tag = "site admin", params(DataQuery),
+    responses((status = 200, description = "The recordings as a zip of WAV files", content_type = "application/zip", body = Vec<u8>)))]
 pub async fn export_recordings(
+    AdminUser { viewer, .. }: AdminUser<need::DataExport>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Response, ApiError> {
-    let (viewer, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
-    require(&modules, Module::Export)?;
     let records = state.store.call_records(&viewer, &query.filter(false), 10_000)?;
     let mut files = Vec::new();
     for record in records.iter().filter(|record| record.has_recording) {
@@ -474,18 +477,18 @@ pub async fn export_recordings(
 }
 
 /// `GET /api/data/callbacks?project_id&state` (site admin).
+#[utoipa::path(get, path = "/api/data/callbacks", tag = "site admin", params(DataQuery),
+    responses((status = 200, description = "Callbacks, numbers masked for the account", body = Vec<Object>)))]
 pub async fn data_callbacks(
+    AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
     let cb_state = blank_none(&query.state);
     Ok(Json(json!(state.store.callbacks(&viewer, blank_none(&query.agent).as_deref(), query.project_id, cb_state.as_deref())?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AddCallbackForm {
     batch_id: u64,
     row_id: u64,
@@ -506,13 +509,15 @@ fn callback_error(error: CallbackError) -> ApiError {
 }
 
 /// `POST /api/data/callbacks {batch_id, row_id, agent, title, note, due_at}` (site admin).
+#[utoipa::path(post, path = "/api/data/callbacks", tag = "site admin", request_body = AddCallbackForm,
+    responses((status = 201, description = "Created", body = Object),
+              (status = 403, description = "The agent may not take this customer", body = ErrorBody),
+              (status = 404, description = "No such customer or agent", body = ErrorBody)))]
 pub async fn add_callback(
+    AdminUser { user, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Json(form): Json<AddCallbackForm>,
+    ApiJson(form): ApiJson<AddCallbackForm>,
 ) -> Result<Response, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Data)?;
     let callback_id = state
         .store
         .add_callback(form.batch_id, form.row_id, form.agent.trim(), &user.username, &form.title, form.due_at, &form.note)
@@ -524,12 +529,12 @@ pub async fn add_callback(
 
 /// `GET /api/monitor/events` (site admin): a server-sent `monitor` event each second with
 /// agents by state, each agent, and every call on the lines (numbers masked).
+#[utoipa::path(get, path = "/api/monitor/events", tag = "site admin",
+    responses((status = 200, description = "Server-sent `monitor` events, one a second", content_type = "text/event-stream", body = String)))]
 pub async fn monitor_events(
+    _: AdminUser<need::Monitor>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let (_, modules) = access(&state, &user)?;
-    require(&modules, Module::Monitor)?;
     let stream = futures::stream::unfold((state, true), |(state, first)| async move {
         if !first {
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -577,7 +582,9 @@ async fn monitor_snapshot(state: &AppState) -> Value {
 // ---- agent desk ----
 
 /// `GET /api/agent/settings` (agent).
-pub async fn get_agent_settings(State(state): State<AppState>, agent: AgentUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/agent/settings", tag = "agent",
+    responses((status = 200, description = "The agent's settings and the site's lines", body = Object)))]
+pub async fn get_agent_settings(agent: AgentUser, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({
         "settings": state.store.agent_settings(agent.user.user_id)?,
         "lines": state.store.lines(),
@@ -585,33 +592,40 @@ pub async fn get_agent_settings(State(state): State<AppState>, agent: AgentUser)
 }
 
 /// `POST /api/agent/settings {caller, popup_timing, popup_page}` (agent, A1).
+#[utoipa::path(post, path = "/api/agent/settings", tag = "agent", request_body = AgentSettings,
+    responses((status = 200, description = "The settings saved", body = AgentSettings)))]
 pub async fn save_agent_settings(
-    State(state): State<AppState>,
     agent: AgentUser,
-    Json(settings): Json<AgentSettings>,
+    State(state): State<AppState>,
+    ApiJson(settings): ApiJson<AgentSettings>,
 ) -> Result<Json<Value>, ApiError> {
     state.store.set_agent_settings(agent.user.user_id, &settings).map_err(settings_error)?;
     Ok(Json(json!(settings)))
 }
 
 /// `GET /api/agent/projects` (agent, A2).
-pub async fn my_projects(State(state): State<AppState>, agent: AgentUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/agent/projects", tag = "agent",
+    responses((status = 200, description = "The agent's projects", body = Vec<Object>)))]
+pub async fn my_projects(agent: AgentUser, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.store.my_projects(agent.user.user_id, &agent.user.username)?)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NumbersQuery {
     project_id: Option<u64>,
 }
 
 /// `GET /api/agent/numbers?project_id` (agent): "my numbers", the undialed numbers the
 /// agent owns.
+#[utoipa::path(get, path = "/api/agent/numbers", tag = "agent", params(NumbersQuery),
+    responses((status = 200, description = "The undialed numbers the agent owns, masked", body = Vec<Object>)))]
 pub async fn my_numbers(
-    State(state): State<AppState>,
     agent: AgentUser,
-    Query(query): Query<NumbersQuery>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<NumbersQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, _) = access(&state, &agent.user)?;
+    let viewer = agent.viewer.clone();
     let owned: Vec<_> = state
         .store
         .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
@@ -621,7 +635,7 @@ pub async fn my_numbers(
     Ok(Json(json!(owned)))
 }
 
-fn live_agent(state: &AppState, agent: &AgentUser) -> AgentLive {
+fn live_agent<N: Need>(state: &AppState, agent: &AgentUser<N>) -> AgentLive {
     AgentLive {
         agent_id: agent.user.user_id,
         username: agent.user.username.clone(),
@@ -630,7 +644,7 @@ fn live_agent(state: &AppState, agent: &AgentUser) -> AgentLive {
     }
 }
 
-async fn manual(state: &AppState, agent: &AgentUser, target: ManualTarget) -> Result<Json<Value>, ApiError> {
+async fn manual<N: Need>(state: &AppState, agent: &AgentUser<N>, target: ManualTarget) -> Result<Json<Value>, ApiError> {
     match state.driver.manual_dial(live_agent(state, agent), target).await {
         Ok(started) => Ok(Json(json!(started))),
         Err(reason) => Err(ApiError::new(StatusCode::CONFLICT, reason)),
@@ -638,33 +652,42 @@ async fn manual(state: &AppState, agent: &AgentUser, target: ManualTarget) -> Re
 }
 
 /// `POST /api/agent/projects/{project_id}/dial` (agent, A5): one-click dial.
+#[utoipa::path(post, path = "/api/agent/projects/{project_id}/dial", tag = "agent", params(("project_id" = u64, Path)),
+    responses((status = 200, description = "The call placed", body = Object),
+              (status = 409, description = "Nothing to dial, no free line, or the agent is busy", body = ErrorBody)))]
 pub async fn one_click(
-    State(state): State<AppState>,
     agent: AgentUser,
+    State(state): State<AppState>,
     Path(project_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     manual(&state, &agent, ManualTarget::OneClick { project_id }).await
 }
 
 /// `POST /api/attempts/{attempt_id}/call-back-now` (agent, A7 当下回访).
+#[utoipa::path(post, path = "/api/attempts/{attempt_id}/call-back-now", tag = "agent", params(("attempt_id" = u64, Path)),
+    responses((status = 200, description = "The call placed", body = Object),
+              (status = 409, description = "The call cannot be dialed now", body = ErrorBody)))]
 pub async fn call_back_now(
-    State(state): State<AppState>,
     agent: AgentUser,
+    State(state): State<AppState>,
     Path(attempt_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     manual(&state, &agent, ManualTarget::CallBackNow { attempt_id }).await
 }
 
 /// `POST /api/callbacks/{callback_id}/dial` (agent): call a callback from the list now.
+#[utoipa::path(post, path = "/api/callbacks/{callback_id}/dial", tag = "agent", params(("callback_id" = u64, Path)),
+    responses((status = 200, description = "The call placed", body = Object),
+              (status = 409, description = "The callback cannot be dialed now", body = ErrorBody)))]
 pub async fn dial_callback(
+    agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    agent: AgentUser,
     Path(callback_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     manual(&state, &agent, ManualTarget::Callback { callback_id }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ScheduleForm {
     title: String,
     #[serde(default)]
@@ -675,11 +698,15 @@ pub struct ScheduleForm {
 
 /// `POST /api/attempts/{attempt_id}/callbacks {title, due_at, note}` (agent): schedules a
 /// callback of that call's customer (state new).
+#[utoipa::path(post, path = "/api/attempts/{attempt_id}/callbacks", tag = "agent", request_body = ScheduleForm, params(("attempt_id" = u64, Path)),
+    responses((status = 201, description = "Created", body = Object),
+              (status = 403, description = "Not the agent's call", body = ErrorBody),
+              (status = 404, description = "No such call", body = ErrorBody)))]
 pub async fn schedule_callback(
+    agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    agent: AgentUser,
     Path(attempt_id): Path<u64>,
-    Json(form): Json<ScheduleForm>,
+    ApiJson(form): ApiJson<ScheduleForm>,
 ) -> Result<Response, ApiError> {
     let callback_id = state
         .store
@@ -689,9 +716,13 @@ pub async fn schedule_callback(
 }
 
 /// `POST /api/callbacks/{callback_id}/arm` (agent, 定时执行): new → waiting.
+#[utoipa::path(post, path = "/api/callbacks/{callback_id}/arm", tag = "agent", params(("callback_id" = u64, Path)),
+    responses((status = 200, description = "Waiting", body = Object),
+              (status = 403, description = "Not the agent's callback", body = ErrorBody),
+              (status = 404, description = "No such callback", body = ErrorBody)))]
 pub async fn arm_callback(
+    agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    agent: AgentUser,
     Path(callback_id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     state.store.arm_callback(callback_id, &agent.user.username).map_err(callback_error)?;
@@ -699,25 +730,27 @@ pub async fn arm_callback(
 }
 
 /// `GET /api/agent/callbacks?state` (agent): the agent's callback list.
+#[utoipa::path(get, path = "/api/agent/callbacks", tag = "agent", params(DataQuery),
+    responses((status = 200, description = "The agent's callbacks, masked", body = Vec<Object>)))]
 pub async fn my_callbacks(
+    agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    agent: AgentUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &agent.user)?;
-    require(&modules, Module::Callbacks)?;
+    let viewer = agent.viewer.clone();
     let cb_state = blank_none(&query.state);
     Ok(Json(json!(state.store.callbacks(&viewer, Some(&agent.user.username), None, cb_state.as_deref())?)))
 }
 
 /// `GET /api/agent/records?...` (agent, A8): the agent's own calls.
+#[utoipa::path(get, path = "/api/agent/records", tag = "agent", params(DataQuery),
+    responses((status = 200, description = "The agent's own calls, masked", body = Vec<Object>)))]
 pub async fn my_records(
+    agent: AgentUser<need::Records>,
     State(state): State<AppState>,
-    agent: AgentUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &agent.user)?;
-    require(&modules, Module::Records)?;
+    let viewer = agent.viewer.clone();
     let mut filter = query.filter(false);
     // An agent's records are their own, whatever the query asks.
     filter.agent = Some(agent.user.username.clone());
@@ -725,31 +758,35 @@ pub async fn my_records(
 }
 
 /// `GET /api/agent/customers?project_id` (agent, A9).
+#[utoipa::path(get, path = "/api/agent/customers", tag = "agent", params(DataQuery),
+    responses((status = 200, description = "The agent's customers, masked", body = Vec<Object>)))]
 pub async fn my_customers(
+    agent: AgentUser<need::Customers>,
     State(state): State<AppState>,
-    agent: AgentUser,
-    Query(query): Query<DataQuery>,
+    ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (viewer, modules) = access(&state, &agent.user)?;
-    require(&modules, Module::Customers)?;
+    let viewer = agent.viewer.clone();
     Ok(Json(json!(state.store.customers(&viewer, Some(&agent.user.username), query.project_id, None, 1000)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EditForm {
     values: BTreeMap<String, String>,
 }
 
 /// `POST /api/customers/{batch_id}/{row_id} {values}` (agent, A9): edits the agent's own
 /// customer's editable fields.
+#[utoipa::path(post, path = "/api/customers/{batch_id}/{row_id}", tag = "agent", request_body = EditForm, params(("batch_id" = u64, Path), ("row_id" = u64, Path)),
+    responses((status = 200, description = "The edit recorded", body = Object),
+              (status = 403, description = "Not the agent's customer or a read-only field", body = ErrorBody),
+              (status = 404, description = "No such customer", body = ErrorBody),
+              (status = 422, description = "A value the field does not take", body = ErrorBody)))]
 pub async fn edit_customer(
+    agent: AgentUser<need::Customers>,
     State(state): State<AppState>,
-    agent: AgentUser,
     Path((batch_id, row_id)): Path<(u64, u64)>,
-    Json(form): Json<EditForm>,
+    ApiJson(form): ApiJson<EditForm>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, modules) = access(&state, &agent.user)?;
-    require(&modules, Module::Customers)?;
     let changes: Vec<(String, String)> = form.values.into_iter().collect();
     match state.store.edit_customer(batch_id, row_id, &agent.user.username, &changes) {
         Ok(edit) => Ok(Json(json!({"edit_id": edit.edit_id, "changes": edit.changes.len()}))),
@@ -760,7 +797,8 @@ pub async fn edit_customer(
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecordingQuery {
     #[serde(default)]
     download: Option<u8>,
@@ -769,21 +807,22 @@ pub struct RecordingQuery {
 /// `GET /api/attempts/{attempt_id}/recording[?download=1]`: the call's WAV, with HTTP range
 /// requests for the browser's player. An agent gets only calls they took (and downloads only
 /// with "download"); staff need "data" (and "export" to download).
+#[utoipa::path(get, path = "/api/attempts/{attempt_id}/recording", tag = "agent", params(("attempt_id" = u64, Path), RecordingQuery),
+    responses((status = 200, description = "The WAV; answers Range requests (206)", content_type = "audio/wav", body = Vec<u8>),
+              (status = 404, description = "No recording, or not the agent's call", body = ErrorBody)))]
 pub async fn recording(
+    AgentOrAdmin { user, modules, .. }: AgentOrAdmin<need::Records, need::Data>,
     State(state): State<AppState>,
-    super::CurrentUser(user): super::CurrentUser,
     Path(attempt_id): Path<u64>,
-    Query(query): Query<RecordingQuery>,
+    ApiQuery(query): ApiQuery<RecordingQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (_, modules) = access(&state, &user)?;
     let download = query.download == Some(1);
     let Some((path, agent)) = state.store.recording_of(attempt_id)? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("call {attempt_id} has no recording")));
     };
     match user.role {
         crate::store::Role::Agent => {
-            require(&modules, Module::Records)?;
             if download {
                 require(&modules, Module::Download)?;
             }
@@ -793,7 +832,6 @@ pub async fn recording(
             }
         }
         crate::store::Role::Admin => {
-            require(&modules, Module::Data)?;
             if download {
                 require(&modules, Module::Export)?;
             }
@@ -818,15 +856,134 @@ pub async fn recording(
 // ---- HQ's announcements and voice library ----
 
 /// `GET /api/announcements` (any account): HQ's notices in force, newest first.
+#[utoipa::path(get, path = "/api/announcements", tag = "session",
+    responses((status = 200, description = "HQ's notices in force, newest first", body = Vec<Object>)))]
 pub async fn announcements(
+    _: SignedIn,
     State(state): State<AppState>,
-    super::CurrentUser(_): super::CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.store.announcements(crate::store::now_unix())?)))
 }
 
 /// `GET /api/voice-files` (site admin): HQ's voice library, and whether each file's bytes
 /// have arrived (hold music plays only then).
-pub async fn voice_files(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/voice-files", tag = "site admin",
+    responses((status = 200, description = "HQ's voice library and whether each file has arrived", body = Vec<Object>)))]
+pub async fn voice_files(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(state.store.voice_files()?)))
+}
+
+// ---- length limits of every request ----
+
+impl Limits for ExtrasForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.text("dial_mode", &self.dial_mode, limits::KEY)?;
+        check.text("caller", &self.caller, limits::NAME)?;
+        check.text("routing", &self.routing, limits::KEY)?;
+        check.text("answer_mode", &self.answer_mode, limits::KEY)?;
+        check.text("pacing", &self.pacing, limits::KEY)
+    }
+}
+
+impl Limits for AgentsForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.items("agents", self.agents.len(), limits::ITEMS)
+    }
+}
+
+impl Limits for RulesForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.items("rules", self.rules.len(), limits::ITEMS)?;
+        for rule in &self.rules {
+            check.text("agent", &rule.agent, limits::USERNAME)?;
+            check.items("conditions", rule.conditions.len(), limits::ITEMS)?;
+            for (field, values) in &rule.conditions {
+                check.text("conditions", field, limits::KEY)?;
+                check.items(field, values.len(), limits::ITEMS)?;
+                for value in values {
+                    check.text(field, value, limits::VALUE)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Limits for RoleForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        // The store keeps role names to 32 characters.
+        check.required("name", &self.name, 32)?;
+        check.items("modules", self.modules.len(), limits::ITEMS)?;
+        self.modules.iter().try_for_each(|module| check.text("modules", module, limits::KEY))
+    }
+}
+
+impl Limits for AssignForm {
+    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl Limits for StaffForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.required("username", &self.username, limits::USERNAME)?;
+        check.text("password", &self.password, limits::PASSWORD)?;
+        check.text("name", &self.name, limits::NAME)
+    }
+}
+
+impl Limits for DataQuery {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt("agent", self.agent.as_deref(), limits::USERNAME)?;
+        check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
+        check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
+        check.opt("status", self.status.as_deref(), limits::KEY)?;
+        check.opt("state", self.state.as_deref(), limits::KEY)
+    }
+}
+
+impl Limits for AddCallbackForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.text("agent", &self.agent, limits::USERNAME)?;
+        check.required("title", &self.title, limits::TITLE)?;
+        check.text("note", &self.note, limits::NOTE)
+    }
+}
+
+impl Limits for AgentSettings {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.text("caller", &self.caller, limits::NAME)?;
+        check.text("popup_timing", &self.popup_timing, limits::KEY)?;
+        check.text("popup_page", &self.popup_page, limits::KEY)
+    }
+}
+
+impl Limits for NumbersQuery {
+    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl Limits for ScheduleForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.required("title", &self.title, limits::TITLE)?;
+        check.text("note", &self.note, limits::NOTE)
+    }
+}
+
+impl Limits for EditForm {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.items("values", self.values.len(), limits::ITEMS)?;
+        for (key, value) in &self.values {
+            check.text("values", key, limits::KEY)?;
+            check.text(key, value, limits::VALUE)?;
+        }
+        Ok(())
+    }
+}
+
+impl Limits for RecordingQuery {
+    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
+        Ok(())
+    }
 }

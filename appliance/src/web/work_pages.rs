@@ -4,7 +4,7 @@
 //! the session's own viewer, so a page can only show what its account may see.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -12,7 +12,8 @@ use sync_protocol::{FieldKind, ProjectDef};
 
 use super::i18n::Text;
 use super::pages::{Nav, lang, render, work};
-use super::work_api::{access, require};
+use super::guard::need;
+use super::limits::{self, ApiQuery, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState};
 use crate::store::{
     CallFilter, CallRecordView, CallbackView, CustomerView, Line, Module, Role, SiteRole, SiteRule, TaskStatus, suggested_max_concurrency,
@@ -78,15 +79,13 @@ struct TaskPage {
 
 /// `GET /admin/tasks/{batch_id}`: task agents (S1), parameters (S2), start (S5).
 pub async fn admin_task(
+    AdminUser { user, .. }: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
     Path(batch_id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<TaskPage, ApiError> {
-        let (_, modules) = access(&state, &user)?;
-        require(&modules, Module::Tasks)?;
         let Some(settings) = state.store.task_settings(batch_id)? else {
             return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
         };
@@ -220,15 +219,13 @@ fn project_choices(state: &AppState, current: Option<u64>) -> Result<(Vec<Choice
 
 /// `GET /admin/attribution?project_id`: the site's rules (S3) and allocation (S4).
 pub async fn admin_attribution(
+    AdminUser { user, .. }: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<AttributionPage, ApiError> {
-        let (_, modules) = access(&state, &user)?;
-        require(&modules, Module::Attribution)?;
         let (projects, chosen) = project_choices(&state, query.project_id)?;
         let project_id = chosen.unwrap_or_default();
         let rules: Vec<SiteRule> = state.store.site_rules(project_id)?;
@@ -321,15 +318,13 @@ fn encode(value: &str) -> String {
 
 /// `GET /admin/data?project_id&tab=customers|business|callbacks&...` (S10).
 pub async fn admin_data(
+    AdminUser { user, viewer, modules, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
-    AdminUser(user): AdminUser,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<DataPage, ApiError> {
-        let (viewer, modules) = access(&state, &user)?;
-        require(&modules, Module::Data)?;
         let (projects, chosen) = project_choices(&state, query.project_id)?;
         let project_id = chosen.unwrap_or_default();
         let tab = match query.tab.as_deref() {
@@ -427,11 +422,9 @@ struct RolesPage {
 }
 
 /// `GET /admin/roles` (S11): roles, staff accounts, applying roles to accounts.
-pub async fn admin_roles(State(state): State<AppState>, AdminUser(user): AdminUser, headers: HeaderMap) -> Response {
+pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<RolesPage, ApiError> {
-        let (_, modules) = access(&state, &user)?;
-        require(&modules, Module::Accounts)?;
         let roles = state.store.roles()?;
         let mut accounts = Vec::new();
         for account in state.store.users()? {
@@ -482,7 +475,7 @@ struct SettingsPage {
 }
 
 /// `GET /desk/settings` (A1).
-pub async fn desk_settings(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+pub async fn desk_settings(agent: AgentUser, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let settings = match state.store.agent_settings(agent.user.user_id) {
         Ok(settings) => settings,
@@ -530,15 +523,14 @@ struct RecordsPage {
 
 /// `GET /desk/records?outcome&phone_tail` (A8): own calls, playback, download, edit.
 pub async fn desk_records(
+    agent: AgentUser<need::Records>,
     State(state): State<AppState>,
-    agent: AgentUser,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<RecordsPage, ApiError> {
-        let (viewer, modules) = access(&state, &agent.user)?;
-        require(&modules, Module::Records)?;
+        let viewer = agent.viewer.clone();
         let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
         let filter = CallFilter {
             agent: Some(agent.user.username.clone()),
@@ -591,7 +583,7 @@ pub async fn desk_records(
                 query.outcome.as_deref().unwrap_or(""),
             ),
             phone_tail: query.phone_tail.clone().unwrap_or_default(),
-            can_download: modules.contains(&Module::Download),
+            can_download: agent.modules.contains(&Module::Download),
         })
     })();
     match page {
@@ -609,11 +601,10 @@ struct CallbacksPage {
 }
 
 /// `GET /desk/callbacks` (A7): the callback list with 定时执行 and 拨打.
-pub async fn desk_callbacks(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<CallbacksPage, ApiError> {
-        let (viewer, modules) = access(&state, &agent.user)?;
-        require(&modules, Module::Callbacks)?;
+        let viewer = agent.viewer.clone();
         Ok(CallbacksPage {
             t,
             nav: Nav::desk("callbacks", &agent.user.username, w),
@@ -637,11 +628,10 @@ struct CustomersPage {
 }
 
 /// `GET /desk/customers` (A9): the agent's own customers, editable fields.
-pub async fn desk_customers(State(state): State<AppState>, agent: AgentUser, headers: HeaderMap) -> Response {
+pub async fn desk_customers(agent: AgentUser<need::Customers>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<CustomersPage, ApiError> {
-        let (viewer, modules) = access(&state, &agent.user)?;
-        require(&modules, Module::Customers)?;
+        let viewer = agent.viewer.clone();
         Ok(CustomersPage {
             t,
             nav: Nav::desk("customers", &agent.user.username, w),
@@ -658,14 +648,14 @@ pub async fn desk_customers(State(state): State<AppState>, agent: AgentUser, hea
 
 /// `GET /desk/numbers?project_id` (A2 我的号码): the undialed numbers the agent owns.
 pub async fn desk_numbers(
-    State(state): State<AppState>,
     agent: AgentUser,
-    Query(query): Query<ProjectQuery>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<CustomersPage, ApiError> {
-        let (viewer, _) = access(&state, &agent.user)?;
+        let viewer = agent.viewer.clone();
         let customers = state
             .store
             .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
@@ -677,5 +667,16 @@ pub async fn desk_numbers(
     match page {
         Ok(page) => render(page),
         Err(error) => fail(error),
+    }
+}
+
+impl Limits for ProjectQuery {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt("tab", self.tab.as_deref(), limits::KEY)?;
+        check.opt("agent", self.agent.as_deref(), limits::USERNAME)?;
+        check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
+        check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
+        check.opt("status", self.status.as_deref(), limits::KEY)?;
+        check.opt("state", self.state.as_deref(), limits::KEY)
     }
 }

@@ -1,0 +1,90 @@
+//! The OpenAPI document of the site's JSON API, served at `/api/openapi.json`.
+//!
+//! Operations come from the handlers' `#[utoipa::path]` attributes and schemas from the
+//! request and response types' `ToSchema` derives. The errors every operation can answer
+//! are added here from the route registry: 401 and 403 from the route's guard, 400 / 415 /
+//! 422 for a JSON body (what [`super::limits::ApiJson`] answers), 400 for a bad path or
+//! query parameter, and 500; all of them with the one error shape, [`ErrorBody`].
+
+use axum::Json;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+use super::guard::{Access, Public};
+use super::routes::route_table;
+use super::{ErrorBody, api, work_api};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Outpost site appliance API", description = "The JSON API of the site box: site admin, agent desk, sessions. \
+        Every error is `{\"error\": \"...\"}` in the UI's language (the `lang` cookie: `zh` default, `en`)."),
+    paths(
+        document, api::login, api::logout, api::list_extensions, api::create_extension, api::list_agents, api::create_agent,
+        api::list_tasks, api::start_task, api::stop_task, api::set_agent_state, api::agent_events, api::save_record,
+        api::status,
+        work_api::lines, work_api::task_detail, work_api::save_task_settings, work_api::save_task_agents,
+        work_api::allocate, work_api::get_rules, work_api::save_rules, work_api::list_roles, work_api::create_role,
+        work_api::assign_role, work_api::create_staff, work_api::data_customers, work_api::data_records,
+        work_api::export_records, work_api::export_recordings, work_api::data_callbacks, work_api::add_callback,
+        work_api::monitor_events, work_api::announcements, work_api::voice_files, work_api::get_agent_settings,
+        work_api::save_agent_settings, work_api::my_projects, work_api::one_click, work_api::my_numbers,
+        work_api::my_callbacks, work_api::my_records, work_api::my_customers, work_api::edit_customer,
+        work_api::call_back_now, work_api::schedule_callback, work_api::recording, work_api::arm_callback,
+        work_api::dial_callback,
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+    RefOr::T(ResponseBuilder::new().description(description).content("application/json", content).build())
+}
+
+/// The whole document.
+pub fn document_value() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "sid",
+            "The session cookie set by POST /api/login",
+        ))),
+    );
+    for route in route_table().into_iter().filter(|route| route.path.starts_with("/api/")) {
+        let Some(item) = doc.paths.paths.get_mut(route.path) else { continue };
+        let operation = match route.method {
+            "GET" => item.get.as_mut(),
+            "POST" => item.post.as_mut(),
+            _ => None,
+        };
+        let Some(operation) = operation else { continue };
+        let responses = &mut operation.responses.responses;
+        let mut add = |code: &str, description: &str| {
+            responses.entry(code.to_string()).or_insert_with(|| error(description));
+        };
+        if route.access != Access::Public {
+            add("401", "Not logged in, or the session expired");
+            add("403", "The account is of the wrong kind, or its role lacks a module this route needs");
+            operation.security = Some(vec![SecurityRequirement::new("session", Vec::<String>::new())]);
+        }
+        if operation.request_body.is_some() {
+            add("400", "The body is not valid JSON, or a text field is over its length limit (named in the message)");
+            add("415", "The body is not declared as JSON");
+            add("422", "The body's fields are missing or of the wrong type");
+        } else if operation.parameters.as_ref().is_some_and(|params| !params.is_empty()) {
+            add("400", "A path or query parameter is malformed or over its length limit");
+        }
+        add("500", "The site's store failed");
+    }
+    doc
+}
+
+/// `GET /api/openapi.json` (anyone): this document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "session",
+    responses((status = 200, description = "This document", body = Object)))]
+pub async fn document(_: Public) -> Json<utoipa::openapi::OpenApi> {
+    Json(document_value())
+}

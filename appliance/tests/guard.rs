@@ -1,0 +1,517 @@
+//! The web server's guard, sessions, limits and API document, over real HTTP against a
+//! running appliance on a real SQLite store:
+//!
+//! - every route of the router's registry (not a hand-kept list) is called with no session,
+//!   as an agent, as an account of the right kind whose role lacks the route's modules, and
+//!   as the site admin; each answer must match the rule this test expects for the route,
+//!   and a route the test has no rule for fails it;
+//! - no JSON answer an agent can get holds a number the project masks;
+//! - sessions survive a restart over the same data directory and end when idle;
+//! - over-long text is refused naming the field and the limit, in Chinese or English;
+//! - the OpenAPI document lists every `/api` route, and malformed bodies get the JSON error.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use appliance::store::{AttemptEnd, Module, Role};
+use appliance::web::guard::Access;
+use appliance::web::routes::route_table;
+use appliance::{Appliance, ApplianceConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sync_link::SiteStore;
+use sync_protocol::Outcome;
+use tokio_util::sync::CancellationToken;
+
+use common::*;
+
+const FULL_PHONE: &str = "13800137700";
+const MASKED_PHONE: &str = "138****7700";
+
+struct Site {
+    url: String,
+    appliance: Appliance,
+    shutdown: CancellationToken,
+    admin_password: String,
+    dir: tempfile::TempDir,
+    /// Stops the appliance when the site goes out of scope.
+    _stop: tokio_util::sync::DropGuard,
+}
+
+fn config(dir: &Path) -> ApplianceConfig {
+    ApplianceConfig { trunks: Vec::new(), ..ApplianceConfig::on_loopback(dir, "127.0.0.1:9".parse().expect("addr"), 1) }
+}
+
+async fn start(dir: tempfile::TempDir, admin_password: String) -> anyhow::Result<Site> {
+    let shutdown = CancellationToken::new();
+    let appliance = appliance::start(config(dir.path()), shutdown.clone()).await?;
+    let url = format!("http://{}", appliance.http_addr);
+    Ok(Site { url, appliance, _stop: shutdown.clone().drop_guard(), shutdown, admin_password, dir })
+}
+
+fn client() -> reqwest::Client {
+    // No cookie store: each request carries the session the test gives it.
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+/// A fresh session of `username`, as the cookie header value.
+fn session(site: &Site, username: &str) -> anyhow::Result<String> {
+    let user = site.appliance.store.users()?.into_iter().find(|u| u.username == username).context(username.to_string())?;
+    Ok(format!("sid={}", site.appliance.store.open_session(user.user_id, appliance::store::now_unix())?))
+}
+
+async fn call(site: &Site, method: &str, path: &str, cookie: Option<&str>, body: Option<&Value>) -> anyhow::Result<(StatusCode, String)> {
+    let url = format!("{}{path}", site.url);
+    let mut request = match method {
+        "GET" => client().get(&url),
+        "POST" => client().post(&url),
+        other => bail!("method {other}"),
+    };
+    if let Some(cookie) = cookie {
+        request = request.header("Cookie", cookie);
+    }
+    if method == "POST" {
+        request = request.json(body.unwrap_or(&json!({})));
+    }
+    let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+    let status = response.status();
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let is_stream = response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    // An event stream never ends: its status is all this test needs.
+    let text = if is_stream { String::new() } else { response.text().await.unwrap_or_default() };
+    Ok((status, if location.is_empty() { text } else { format!("location: {location}") }))
+}
+
+async fn post_ok(site: &Site, cookie: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+    let (status, text) = call(site, "POST", path, Some(cookie), Some(&body)).await?;
+    ensure!(status.is_success(), "POST {path}: {status} {text}");
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// A site with its admin, agents agent1 (who took a recorded call of 13800137700) and
+/// agent2, a staff account and an agent whose roles hold no module.
+async fn staffed_site() -> anyhow::Result<(Site, u64)> {
+    let dir = tempfile::tempdir()?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let site = start(dir, admin_password).await?;
+    for entry in entries(1, batch_events(77, &rows(77, 1), 10, 50, 1)) {
+        site.appliance.store.apply_down(&entry)?;
+    }
+    let admin = session(&site, "siteadmin")?;
+    for (extension, username) in [("1001", "agent1"), ("1002", "agent2"), ("1003", "bareagent")] {
+        post_ok(&site, &admin, "/api/extensions", json!({"extension": extension, "password": "secret-pass"})).await?;
+        post_ok(&site, &admin, "/api/agents", json!({"username": username, "password": "agent-pass", "extension": extension})).await?;
+    }
+    let empty = post_ok(&site, &admin, "/api/roles", json!({"name": "无权限", "modules": []})).await?;
+    post_ok(&site, &admin, "/api/staff", json!({"username": "barestaff", "password": "staff-pass", "role_id": empty["role_id"]})).await?;
+    let bare_agent = site.appliance.store.users()?.into_iter().find(|u| u.username == "bareagent").context("bareagent")?;
+    post_ok(&site, &admin, &format!("/api/accounts/{}/role", bare_agent.user_id), json!({"role_id": empty["role_id"]})).await?;
+    post_ok(&site, &admin, "/api/tasks/77/start", json!({"ratio": 1, "max_concurrency": 1})).await?;
+
+    let store = &site.appliance.store;
+    let claimed = store.claim_next_number(77)?.context("a number")?;
+    store.mark_answered(claimed.attempt_id, 100)?;
+    store.mark_bridged(claimed.attempt_id, "agent1")?;
+    let wav = site.dir.path().join("recordings").join("call.wav");
+    std::fs::create_dir_all(wav.parent().context("parent")?)?;
+    std::fs::write(&wav, vec![7u8; 2000])?;
+    store.finish_attempt(
+        claimed.attempt_id,
+        &AttemptEnd {
+            outcome: Outcome::Connected,
+            hangup_side: None,
+            ended_at: 160,
+            recording_path: Some(wav),
+            recording_sha256: Some("ab".repeat(32)),
+        },
+    )?;
+    let agent = session(&site, "agent1")?;
+    let attempt = claimed.attempt_id;
+    post_ok(&site, &agent, &format!("/api/attempts/{attempt}/record"), json!({"values": {"result": "成功"}})).await?;
+    post_ok(&site, &agent, &format!("/api/attempts/{attempt}/callbacks"), json!({"title": "回访", "due_at": 4_000_000_000i64})).await?;
+    Ok((site, attempt))
+}
+
+/// Who may call each route, as this test expects it, with a request that exercises it.
+struct Expect {
+    access: Access,
+    path: String,
+    body: Option<Value>,
+}
+
+fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static str, &'static str), Expect> {
+    use Access::*;
+    const TASKS: &[Module] = &[Module::Tasks];
+    const EXTENSIONS: &[Module] = &[Module::Extensions];
+    const ACCOUNTS: &[Module] = &[Module::Accounts];
+    const ATTRIBUTION: &[Module] = &[Module::Attribution];
+    const DATA: &[Module] = &[Module::Data];
+    const EXPORT: &[Module] = &[Module::Data, Module::Export];
+    const MONITOR: &[Module] = &[Module::Monitor];
+    const RECORDS: &[Module] = &[Module::Records];
+    const CUSTOMERS: &[Module] = &[Module::Customers];
+    const CALLBACKS: &[Module] = &[Module::Callbacks];
+    let rows: Vec<(&'static str, &'static str, Access, String, Option<Value>)> = vec![
+        ("GET", "/", Public, "/".into(), None),
+        ("GET", "/login", Public, "/login".into(), None),
+        ("GET", "/lang/{code}", Public, "/lang/en".into(), None),
+        ("GET", "/assets/app.css", Public, "/assets/app.css".into(), None),
+        ("GET", "/assets/app.js", Public, "/assets/app.js".into(), None),
+        ("GET", "/api/openapi.json", Public, "/api/openapi.json".into(), None),
+        ("POST", "/api/login", Public, "/api/login".into(), Some(json!({"username": "nobody", "password": "x"}))),
+        ("POST", "/api/logout", SignedIn, "/api/logout".into(), None),
+        ("GET", "/api/status", SignedIn, "/api/status".into(), None),
+        ("GET", "/api/announcements", SignedIn, "/api/announcements".into(), None),
+        ("GET", "/admin/tasks", Admin(TASKS), "/admin/tasks".into(), None),
+        ("GET", "/admin/tasks/{batch_id}", Admin(TASKS), "/admin/tasks/77".into(), None),
+        ("GET", "/api/tasks", Admin(TASKS), "/api/tasks".into(), None),
+        ("GET", "/api/tasks/{batch_id}", Admin(TASKS), "/api/tasks/77".into(), None),
+        ("POST", "/api/tasks/{batch_id}/start", Admin(TASKS), "/api/tasks/77/start".into(), Some(json!({"ratio": 1, "max_concurrency": 1}))),
+        ("POST", "/api/tasks/{batch_id}/stop", Admin(TASKS), "/api/tasks/77/stop".into(), None),
+        ("POST", "/api/tasks/{batch_id}/settings", Admin(TASKS), "/api/tasks/77/settings".into(), Some(json!({"dial_mode": "predictive"}))),
+        ("POST", "/api/tasks/{batch_id}/agents", Admin(TASKS), "/api/tasks/77/agents".into(), Some(json!({"agents": []}))),
+        ("GET", "/api/lines", Admin(TASKS), "/api/lines".into(), None),
+        ("GET", "/api/voice-files", Admin(TASKS), "/api/voice-files".into(), None),
+        ("GET", "/admin/extensions", Admin(EXTENSIONS), "/admin/extensions".into(), None),
+        ("GET", "/api/extensions", Admin(EXTENSIONS), "/api/extensions".into(), None),
+        ("POST", "/api/extensions", Admin(EXTENSIONS), "/api/extensions".into(), Some(json!({"extension": "1009", "password": "secret-pass"}))),
+        ("GET", "/admin/agents", Admin(ACCOUNTS), "/admin/agents".into(), None),
+        ("GET", "/api/agents", Admin(ACCOUNTS), "/api/agents".into(), None),
+        ("POST", "/api/agents", Admin(ACCOUNTS), "/api/agents".into(), Some(json!({"username": format!("a{unique}"), "password": "agent-pass", "extension": "1001"}))),
+        ("GET", "/admin/roles", Admin(ACCOUNTS), "/admin/roles".into(), None),
+        ("GET", "/api/roles", Admin(ACCOUNTS), "/api/roles".into(), None),
+        ("POST", "/api/roles", Admin(ACCOUNTS), "/api/roles".into(), Some(json!({"name": format!("r{unique}"), "modules": ["data"]}))),
+        ("POST", "/api/accounts/{user_id}/role", Admin(ACCOUNTS), "/api/accounts/2/role".into(), Some(json!({"role_id": null}))),
+        ("POST", "/api/staff", Admin(ACCOUNTS), "/api/staff".into(), Some(json!({"username": format!("s{unique}"), "password": "staff-pass", "role_id": null}))),
+        ("GET", "/admin/attribution", Admin(ATTRIBUTION), "/admin/attribution".into(), None),
+        ("GET", "/api/projects/{project_id}/rules", Admin(ATTRIBUTION), "/api/projects/7/rules".into(), None),
+        ("POST", "/api/projects/{project_id}/rules", Admin(ATTRIBUTION), "/api/projects/7/rules".into(), Some(json!({"rules": []}))),
+        ("POST", "/api/tasks/{batch_id}/allocate", Admin(ATTRIBUTION), "/api/tasks/77/allocate".into(), None),
+        ("GET", "/admin/data", Admin(DATA), "/admin/data?tab=business".into(), None),
+        ("GET", "/api/data/customers", Admin(DATA), "/api/data/customers".into(), None),
+        ("GET", "/api/data/records", Admin(DATA), "/api/data/records".into(), None),
+        ("GET", "/api/data/callbacks", Admin(DATA), "/api/data/callbacks".into(), None),
+        ("POST", "/api/data/callbacks", Admin(DATA), "/api/data/callbacks".into(), Some(json!({"batch_id": 77, "row_id": 77000, "agent": "agent1", "title": "t", "due_at": 4_000_000_000i64}))),
+        ("GET", "/api/data/records.xlsx", Admin(EXPORT), "/api/data/records.xlsx".into(), None),
+        ("GET", "/api/data/recordings.zip", Admin(EXPORT), "/api/data/recordings.zip".into(), None),
+        ("GET", "/admin/status", Admin(MONITOR), "/admin/status".into(), None),
+        ("GET", "/api/monitor/events", Admin(MONITOR), "/api/monitor/events".into(), None),
+        ("GET", "/desk", Agent(&[]), "/desk".into(), None),
+        ("GET", "/desk/settings", Agent(&[]), "/desk/settings".into(), None),
+        ("GET", "/desk/numbers", Agent(&[]), "/desk/numbers".into(), None),
+        ("POST", "/api/agent/state", Agent(&[]), "/api/agent/state".into(), Some(json!({"state": "break"}))),
+        ("GET", "/api/agent/events", Agent(&[]), "/api/agent/events".into(), None),
+        ("POST", "/api/attempts/{attempt_id}/record", Agent(&[]), format!("/api/attempts/{attempt}/record"), Some(json!({"values": {"result": "成功"}}))),
+        ("GET", "/api/agent/settings", Agent(&[]), "/api/agent/settings".into(), None),
+        ("POST", "/api/agent/settings", Agent(&[]), "/api/agent/settings".into(), Some(json!({"caller": "", "popup_timing": "answer", "popup_page": "default"}))),
+        ("GET", "/api/agent/projects", Agent(&[]), "/api/agent/projects".into(), None),
+        ("POST", "/api/agent/projects/{project_id}/dial", Agent(&[]), "/api/agent/projects/7/dial".into(), None),
+        ("GET", "/api/agent/numbers", Agent(&[]), "/api/agent/numbers".into(), None),
+        ("POST", "/api/attempts/{attempt_id}/call-back-now", Agent(&[]), format!("/api/attempts/{attempt}/call-back-now"), None),
+        ("GET", "/desk/records", Agent(RECORDS), "/desk/records".into(), None),
+        ("GET", "/api/agent/records", Agent(RECORDS), "/api/agent/records".into(), None),
+        ("GET", "/desk/customers", Agent(CUSTOMERS), "/desk/customers".into(), None),
+        ("GET", "/api/agent/customers", Agent(CUSTOMERS), "/api/agent/customers".into(), None),
+        ("POST", "/api/customers/{batch_id}/{row_id}", Agent(CUSTOMERS), "/api/customers/77/77000".into(), Some(json!({"values": {"name": "王先生"}}))),
+        ("GET", "/desk/callbacks", Agent(CALLBACKS), "/desk/callbacks".into(), None),
+        ("GET", "/api/agent/callbacks", Agent(CALLBACKS), "/api/agent/callbacks".into(), None),
+        ("POST", "/api/attempts/{attempt_id}/callbacks", Agent(CALLBACKS), format!("/api/attempts/{attempt}/callbacks"), Some(json!({"title": "再联系", "due_at": 4_000_000_000i64}))),
+        ("POST", "/api/callbacks/{callback_id}/arm", Agent(CALLBACKS), format!("/api/callbacks/{callback}/arm"), None),
+        ("POST", "/api/callbacks/{callback_id}/dial", Agent(CALLBACKS), format!("/api/callbacks/{callback}/dial"), None),
+        ("GET", "/api/attempts/{attempt_id}/recording", AgentOrAdmin { agent: RECORDS, admin: DATA }, format!("/api/attempts/{attempt}/recording"), None),
+    ];
+    rows.into_iter().map(|(method, route, access, path, body)| ((method, route), Expect { access, path, body })).collect()
+}
+
+/// Who calls: a label, the username (none: no session), its kind and its modules.
+type Caller<'a> = (&'a str, Option<&'a str>, Option<Role>, &'a [Module]);
+
+/// This test's own reading of a rule: may an account of `role` with `modules` call?
+fn expected_allowed(access: Access, role: Option<Role>, modules: &[Module]) -> bool {
+    let holds = |needed: &[Module]| needed.iter().all(|m| modules.contains(m));
+    match (access, role) {
+        (Access::Public, _) => true,
+        (_, None) => false,
+        (Access::SignedIn, _) => true,
+        (Access::Admin(needed), Some(Role::Admin)) => holds(needed),
+        (Access::Agent(needed), Some(Role::Agent)) => holds(needed),
+        (Access::AgentOrAdmin { agent, .. }, Some(Role::Agent)) => holds(agent),
+        (Access::AgentOrAdmin { admin, .. }, Some(Role::Admin)) => holds(admin),
+        _ => false,
+    }
+}
+
+/// Whether an answer is the guard's refusal (not a handler's own 401, 403 or 404).
+fn refused(path: &str, status: StatusCode, body: &str) -> bool {
+    let api = path.starts_with("/api/");
+    match status {
+        StatusCode::UNAUTHORIZED => api && body.contains("未登录"),
+        // `/` sends everyone where they belong, the login page for no session.
+        StatusCode::SEE_OTHER => !api && path != "/" && body.contains("location: /login"),
+        StatusCode::FORBIDDEN => body.contains("权限模块") || body.contains("此功能需要"),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn every_route_admits_exactly_whom_its_rule_names() -> anyhow::Result<()> {
+    let (site, attempt) = staffed_site().await?;
+    let store = &site.appliance.store;
+    let callback = store.callbacks(&appliance::store::Viewer { username: "agent1".into(), unmask: false }, Some("agent1"), None, None)?
+        .first()
+        .context("a callback")?
+        .callback_id;
+    let table = route_table();
+    ensure!(table.len() > 60, "the registry lists {} routes", table.len());
+    let mut expected = expectations(attempt, callback, "1");
+    let mut failures = Vec::new();
+    let admin_modules = store.modules_of(store.users()?.iter().find(|u| u.username == "siteadmin").context("admin")?.user_id)?;
+    let agent_modules = store.modules_of(store.users()?.iter().find(|u| u.username == "agent1").context("agent1")?.user_id)?;
+    ensure!(!admin_modules.contains(&Module::FullNumbers) && agent_modules.contains(&Module::Callbacks));
+    for route in &table {
+        let Some(expect) = expected.remove(&(route.method, route.path)) else {
+            failures.push(format!("{} {}: the test has no expectation for this route", route.method, route.path));
+            continue;
+        };
+        if route.access != expect.access {
+            failures.push(format!("{} {}: guarded as {:?}, expected {:?}", route.method, route.path, route.access, expect.access));
+        }
+        // The account of the right kind without the modules: bare staff for admin routes,
+        // the bare agent otherwise.
+        let bare = match expect.access {
+            Access::Admin(_) => ("barestaff", Some(Role::Admin)),
+            _ => ("bareagent", Some(Role::Agent)),
+        };
+        let callers: [Caller; 4] = [
+            ("no session", None, None, &[]),
+            ("agent", Some("agent1"), Some(Role::Agent), &agent_modules),
+            ("bare", Some(bare.0), bare.1, &[]),
+            ("admin", Some("siteadmin"), Some(Role::Admin), &admin_modules),
+        ];
+        for (who, username, role, modules) in callers {
+            let cookie = match username {
+                Some(username) => Some(session(&site, username)?),
+                None => None,
+            };
+            let (status, body) = call(&site, route.method, &expect.path, cookie.as_deref(), expect.body.as_ref()).await?;
+            let allowed = expected_allowed(expect.access, role, modules);
+            let was_refused = refused(&expect.path, status, &body);
+            if allowed == was_refused {
+                failures.push(format!(
+                    "{} {} as {who}: expected {}, got {status} {}",
+                    route.method,
+                    expect.path,
+                    if allowed { "through" } else { "refused" },
+                    body.chars().take(160).collect::<String>()
+                ));
+            }
+            if status.is_server_error() {
+                failures.push(format!("{} {} as {who}: {status} {body}", route.method, expect.path));
+            }
+        }
+    }
+    for (method, path) in expected.keys() {
+        failures.push(format!("{method} {path}: expected by the test but not in the registry"));
+    }
+    ensure!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn no_json_answer_to_an_agent_holds_a_masked_number() -> anyhow::Result<()> {
+    let (site, attempt) = staffed_site().await?;
+    let agent = session(&site, "agent1")?;
+    let mut seen_masked = 0;
+    let mut checked = Vec::new();
+    for route in route_table() {
+        if route.method != "GET" || !route.path.starts_with("/api/") || !route.access.admits(Some(Role::Agent), &Module::AGENT) {
+            continue;
+        }
+        let path = route.path.replace("{attempt_id}", &attempt.to_string());
+        let response = client().get(format!("{}{path}", site.url)).header("Cookie", &agent).send().await?;
+        let json = response.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        if !json {
+            continue;
+        }
+        let body = response.text().await?;
+        ensure!(!body.contains(FULL_PHONE), "{path} gave an agent the full number: {body}");
+        ensure!(!body.contains("internal_code") && !body.contains("\"X0\""), "{path} gave an agent a hidden field: {body}");
+        seen_masked += body.matches(MASKED_PHONE).count();
+        checked.push(path);
+    }
+    ensure!(checked.iter().any(|p| p == "/api/agent/records") && checked.iter().any(|p| p == "/api/agent/callbacks"), "{checked:?}");
+    ensure!(seen_masked >= 2, "the agent's records and callbacks show the masked number; checked {checked:?}");
+    Ok(())
+}
+
+/// The value of the `sid` cookie a login sets.
+async fn login_cookie(url: &str, username: &str, password: &str) -> anyhow::Result<String> {
+    let response = client().post(format!("{url}/api/login")).json(&json!({"username": username, "password": password})).send().await?;
+    ensure!(response.status() == StatusCode::OK, "login: {}", response.status());
+    let set = response.headers().get("set-cookie").context("set-cookie")?.to_str()?.to_string();
+    Ok(set.split(';').next().context("cookie")?.to_string())
+}
+
+#[tokio::test]
+async fn sessions_survive_a_restart_and_end_when_idle() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let password = appliance::init_admin(dir.path(), "siteadmin")?;
+    let site = start(dir, password.clone()).await?;
+    let cookie = login_cookie(&site.url, "siteadmin", &password).await?;
+    let (status, _) = call(&site, "GET", "/api/tasks", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    // The token is stored only as its hash.
+    let token = cookie.trim_start_matches("sid=").to_string();
+    let db = rusqlite::Connection::open(site.dir.path().join("site.db"))?;
+    let stored: Vec<String> = db.prepare("SELECT token_hash FROM web_sessions")?.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?;
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], token);
+
+    // Restart over the same data directory: the same cookie still works.
+    let Site { appliance, shutdown, dir, _stop, .. } = site;
+    drop(_stop);
+    shutdown.cancel();
+    appliance.wait().await;
+    let site = start(dir, password).await?;
+    let (status, body) = call(&site, "GET", "/api/tasks", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Seven hours idle: still in. Past eight: refused, and the session is gone.
+    let now = appliance::store::now_unix();
+    db.execute("UPDATE web_sessions SET last_seen = ?1", [now - 7 * 3600])?;
+    let (status, _) = call(&site, "GET", "/api/tasks", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    db.execute("UPDATE web_sessions SET last_seen = ?1", [now - 8 * 3600 - 5])?;
+    let (status, body) = call(&site, "GET", "/api/tasks", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("登录已过期"), "{body}");
+    let (status, body) = call(&site, "GET", "/admin/tasks", Some(&cookie), None).await?;
+    assert_eq!((status, body.as_str()), (StatusCode::SEE_OTHER, "location: /login"));
+    let left: i64 = db.query_row("SELECT COUNT(*) FROM web_sessions", [], |row| row.get(0))?;
+    assert_eq!(left, 0);
+
+    // Logging out ends a session for good.
+    let cookie = login_cookie(&site.url, "siteadmin", &site.admin_password).await?;
+    let (status, _) = call(&site, "POST", "/api/logout", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&site, "GET", "/api/tasks", Some(&cookie), None).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn over_long_text_is_refused_with_the_field_and_its_limit() -> anyhow::Result<()> {
+    let (site, attempt) = staffed_site().await?;
+    let agent = session(&site, "agent1")?;
+    let admin = session(&site, "siteadmin")?;
+    let english = format!("{agent}; lang=en");
+    let long_note = "很".repeat(1001);
+    let cases: Vec<(&str, String, Value, &str, &str)> = vec![
+        (agent.as_str(), format!("/api/attempts/{attempt}/callbacks"), json!({"title": "t", "note": long_note, "due_at": 4_000_000_000i64}), "note", "1000"),
+        (agent.as_str(), format!("/api/attempts/{attempt}/callbacks"), json!({"title": "标".repeat(101), "due_at": 4_000_000_000i64}), "title", "100"),
+        (agent.as_str(), format!("/api/attempts/{attempt}/record"), json!({"values": {"note": "x".repeat(1001)}}), "note", "1000"),
+        (agent.as_str(), "/api/customers/77/77000".into(), json!({"values": {"name": "名".repeat(1001)}}), "name", "1000"),
+        (admin.as_str(), "/api/agents".into(), json!({"username": "u".repeat(33), "password": "agent-pass", "extension": "1001"}), "username", "32"),
+        (admin.as_str(), "/api/agents".into(), json!({"username": "newone", "password": "agent-pass", "name": "名".repeat(65), "extension": "1001"}), "name", "64"),
+        (admin.as_str(), "/api/roles".into(), json!({"name": "角".repeat(33), "modules": []}), "name", "32"),
+        (admin.as_str(), "/api/staff".into(), json!({"username": "lead2", "password": "p".repeat(129)}), "password", "128"),
+        (admin.as_str(), "/api/data/callbacks".into(), json!({"batch_id": 77, "row_id": 77000, "agent": "agent1", "title": "t", "note": "n".repeat(1001), "due_at": 1}), "note", "1000"),
+        (admin.as_str(), "/api/projects/7/rules".into(), json!({"rules": [{"conditions": [["name", ["v".repeat(1001)]]], "agent": "agent1"}]}), "name", "1000"),
+    ];
+    for (cookie, path, body, field, limit) in cases {
+        let (status, text) = call(&site, "POST", &path, Some(cookie), Some(&body)).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text)?;
+        let message = error["error"].as_str().context("error")?;
+        assert!(message.contains(&format!("“{field}”过长")) && message.contains(&format!("最多 {limit} 个字符")), "{path}: {message}");
+    }
+    let (status, text) = call(&site, "POST", &format!("/api/attempts/{attempt}/callbacks"), Some(&english), Some(&json!({"title": "t", "note": "n".repeat(1200), "due_at": 1}))).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error: Value = serde_json::from_str(&text)?;
+    assert_eq!(error["error"], "field \"note\" is too long: at most 1000 characters (got 1200)");
+    // A query too: the data filter's agent name.
+    let (status, text) = call(&site, "GET", &format!("/api/data/records?agent={}", "a".repeat(40)), Some(&admin), None).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    assert!(text.contains("“agent”过长"), "{text}");
+    // At the limit is fine.
+    let (status, text) = call(&site, "POST", &format!("/api/attempts/{attempt}/callbacks"), Some(&agent), Some(&json!({"title": "t", "note": "很".repeat(1000), "due_at": 4_000_000_000i64}))).await?;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_document_lists_every_api_route_and_errors_are_json() -> anyhow::Result<()> {
+    let (site, _) = staffed_site().await?;
+    let (status, text) = call(&site, "GET", "/api/openapi.json", None, None).await?;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text)?;
+    let mut missing = Vec::new();
+    for route in route_table().into_iter().filter(|r| r.path.starts_with("/api/")) {
+        let operation = &doc["paths"][route.path][route.method.to_lowercase()];
+        if operation.is_null() {
+            missing.push(format!("{} {}", route.method, route.path));
+            continue;
+        }
+        if route.access != Access::Public {
+            for code in ["401", "403"] {
+                ensure!(!operation["responses"][code].is_null(), "{} {} documents no {code}", route.method, route.path);
+            }
+        }
+        if !operation["requestBody"].is_null() {
+            for code in ["400", "415", "422"] {
+                let response = &operation["responses"][code];
+                ensure!(
+                    response["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/ErrorBody",
+                    "{} {}: {code} is not the JSON error: {response}",
+                    route.method,
+                    route.path
+                );
+            }
+        }
+    }
+    ensure!(missing.is_empty(), "the document lacks {missing:?}");
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [("ScheduleForm", "note"), ("AgentForm", "extension"), ("ExtrasForm", "abandon_cap_percent"), ("ErrorBody", "error")] {
+        ensure!(!schemas[schema]["properties"][field].is_null(), "{schema}.{field} is not documented");
+    }
+
+    // Framework rejections leave as the JSON error, in the UI's language.
+    let admin = session(&site, "siteadmin")?;
+    let url = format!("{}/api/roles", site.url);
+    let cases = [
+        ("application/json", "{\"name\": ", StatusCode::BAD_REQUEST, "不是有效的 JSON"),
+        ("text/plain", "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, "须为 JSON"),
+        ("application/json", "{\"name\": 5}", StatusCode::UNPROCESSABLE_ENTITY, "字段不符合要求"),
+    ];
+    for (content_type, body, expected, words) in cases {
+        let response = client().post(&url).header("Cookie", &admin).header("Content-Type", content_type).body(body).send().await?;
+        assert_eq!(response.status(), expected, "{body}");
+        assert!(response.headers()["content-type"].to_str()?.starts_with("application/json"));
+        let error: Value = response.json().await?;
+        assert!(error["error"].as_str().is_some_and(|e| e.contains(words)), "{body}: {error}");
+    }
+    let english = format!("{admin}; lang=en");
+    let response = client().post(&url).header("Cookie", &english).header("Content-Type", "application/json").body("[").send().await?;
+    let error: Value = response.json().await?;
+    assert!(error["error"].as_str().is_some_and(|e| e.starts_with("the body is not valid JSON")), "{error}");
+    // A bad path parameter, a wrong method and an unknown route: JSON too.
+    for (method, path, expected) in [
+        ("GET", "/api/tasks/not-a-number", StatusCode::BAD_REQUEST),
+        ("GET", "/api/staff", StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/api/no-such-thing", StatusCode::NOT_FOUND),
+    ] {
+        let (status, text) = call(&site, method, path, Some(&admin), None).await?;
+        assert_eq!(status, expected, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text).with_context(|| format!("{path}: {text}"))?;
+        assert!(error["error"].is_string(), "{path}: {text}");
+    }
+    Ok(())
+}
