@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Form, Multipart, Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -59,8 +59,13 @@ fn missing(tr: Tr, zh: &str, en: &str, id: i64) -> String {
 
 /// A refused form: the reason on a message page with status 400.
 fn failed(user: &PageUser, text: String, back: &str) -> Response {
+    failed_with(user, StatusCode::BAD_REQUEST, text, back)
+}
+
+/// A failure on a message page with its status (404 for what the caller may not see).
+fn failed_with(user: &PageUser, status: StatusCode, text: String, back: &str) -> Response {
     let mut page = message(user.tr, &user.account.username, user.tr.t("common.failed"), text, back);
-    *page.status_mut() = axum::http::StatusCode::BAD_REQUEST;
+    *page.status_mut() = status;
     page
 }
 
@@ -71,7 +76,7 @@ fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Re
         if err.status.is_server_error() {
             err.into_response()
         } else {
-            message(user.tr, &user.account.username, user.tr.t("common.failed"), err.message, back)
+            failed_with(user, err.status, err.message, back)
         }
     })
 }
@@ -127,7 +132,7 @@ pub async fn login_submit(
     }
     if let Err(wait) = state.throttle.attempt(&form.username, source) {
         let mut page = page_error(if tr.is_en() { wait.to_string() } else { wait.zh() });
-        *page.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+        *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
         page.headers_mut().insert(header::RETRY_AFTER, wait.seconds().into());
         return page;
     }
@@ -505,7 +510,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
     let (project, files, extra) = match loaded {
         Ok(Ok((Some(project), files, extra))) if user.scope.project(project.id) => (project, files, extra),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", id), "/projects")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "子项目", "sub-project", id), "/projects")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
@@ -551,7 +556,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
 pub async fn upload_file(State(state): State<AppState>, Module(user, _): Module<DataFiles>, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
     let back = format!("/projects/{project_id}");
     if !user.scope.project(project_id) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", project_id), "/projects");
+        return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "子项目", "sub-project", project_id), "/projects");
     }
     let upload = match or_message(read_upload(multipart).await, &user, &back) {
         Ok(upload) => upload,
@@ -612,7 +617,7 @@ pub async fn file_page(State(state): State<AppState>, Module(user, _): Module<Da
     let ((summary, report), mut sites) = match loaded {
         Ok(Ok((Some(file), sites))) if user.scope.project(file.0.project_id) => (file, sites),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "文件", "file", id), "/files")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "文件", "file", id), "/files")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
@@ -798,7 +803,7 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
     let (batch, project, records) = match loaded {
         Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "批次", "batch", id), "/batches")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "批次", "batch", id), "/batches")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
