@@ -28,7 +28,18 @@ pub struct LoginForm {
 }
 
 /// `POST /api/login {username, password}`: sets the session cookie.
-pub async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -> Result<Response, ApiError> {
+pub async fn login(
+    State(state): State<AppState>,
+    axum::Extension(throttle): axum::Extension<std::sync::Arc<web_guard::SharedThrottle>>,
+    web_guard::ClientAddr(source): web_guard::ClientAddr,
+    Json(form): Json<LoginForm>,
+) -> Result<Response, ApiError> {
+    // Throttled per (account, source address) and per source address: a guesser waits
+    // (429 with Retry-After, the password unchecked), an agent at another desk does not.
+    if let Err(wait) = throttle.attempt(&form.username, source) {
+        return Ok(web_guard::throttled_json(wait));
+    }
+    let username = form.username.clone();
     let store = state.store.clone();
     // argon2 takes tens of milliseconds on purpose: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || store.verify_login(&form.username, &form.password))
@@ -37,6 +48,7 @@ pub async fn login(State(state): State<AppState>, Json(form): Json<LoginForm>) -
     let Some(user) = user else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong username or password"));
     };
+    throttle.succeeded(&username, source);
     let token = state.open_session(user.user_id);
     let role = match user.role {
         Role::Admin => "admin",

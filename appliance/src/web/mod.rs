@@ -136,6 +136,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/callbacks/{callback_id}/arm", post(work_api::arm_callback))
         .route("/api/callbacks/{callback_id}/dial", post(work_api::dial_callback))
         .with_state(state)
+        // Failed logins per (account, source address) and per source address.
+        .layer(axum::Extension(Arc::new(web_guard::SharedThrottle::default())))
+        // A foreign Origin is refused on state-changing requests; security headers on all.
+        .layer(axum::middleware::from_fn(web_guard::protect))
 }
 
 /// The value of cookie `name` in a `Cookie` header.
