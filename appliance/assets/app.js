@@ -426,7 +426,16 @@ async function showAnnouncements(box) {
   box.hidden = notices.length === 0;
 }
 
+// A select marked data-autosubmit sends its form when changed (the page's CSP allows no
+// inline onchange).
+function wireAutoSubmit(root) {
+  root.querySelectorAll("select[data-autosubmit]").forEach((select) => {
+    select.addEventListener("change", () => select.form && select.form.submit());
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  wireAutoSubmit(document);
   const notices = document.getElementById("announcements");
   if (notices) showAnnouncements(notices);
   wireForms(document);

@@ -101,7 +101,7 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     let app = web::router(web::AppState::new(store.clone(), desk, driver, link_rx).with_session_idle(idle));
     let web_shutdown = shutdown.clone();
     tasks.spawn(async move {
-        let served = axum::serve(listener, app)
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
             .await;
         if let Err(error) = served {

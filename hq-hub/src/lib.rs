@@ -18,6 +18,9 @@ pub mod phone;
 pub mod store;
 mod web;
 
+/// The console's route table, each route with who may call it (tests enumerate it).
+pub use web::{routes, Access, RouteInfo};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,7 +85,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Re
     let app = web::router(web::AppState::new(store.clone(), recordings));
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await;
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await;
         if let Err(err) = served {
             tracing::error!(error = %err, "the console's HTTP server failed");
         }

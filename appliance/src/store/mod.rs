@@ -701,10 +701,12 @@ impl Store {
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        let Some((user_id, hash)) = found else { return Ok(None) };
-        if !verify_password(&hash, password) {
+        // An unknown user costs the same argon2 work as a wrong password (no timing hint
+        // about which usernames exist).
+        if !web_guard::verify_or_dummy(found.as_ref().map(|(_, hash)| hash.as_str()), password) {
             return Ok(None);
         }
+        let Some((user_id, _)) = found else { return Ok(None) };
         self.user(user_id)
     }
 
@@ -1502,14 +1504,6 @@ fn hash_password(password: &str) -> String {
         .hash_password(password.as_bytes(), &salt)
         .map(|hash| hash.to_string())
         .unwrap_or_default()
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    match PasswordHash::new(hash) {
-        Ok(parsed) => argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
 }
 
 fn push_outbox(tx: &Transaction<'_>, event: &UpEvent) -> Result<u64, DbError> {

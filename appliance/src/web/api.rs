@@ -54,8 +54,28 @@ pub struct LoginReply {
 /// the store, so it outlives a restart of the box, and ends after the idle time.
 #[utoipa::path(post, path = "/api/login", tag = "session", request_body = LoginForm,
     responses((status = 200, description = "Logged in; the `sid` cookie is set", body = LoginReply),
-              (status = 401, description = "Wrong username or password", body = ErrorBody)))]
-pub async fn login(_: Public, State(state): State<AppState>, lang: Lang, ApiJson(form): ApiJson<LoginForm>) -> Result<Response, ApiError> {
+              (status = 401, description = "Wrong username or password", body = ErrorBody),
+              (status = 429, description = "Too many failed logins from this address; wait `Retry-After` seconds", body = ErrorBody)))]
+pub async fn login(
+    _: Public,
+    State(state): State<AppState>,
+    lang: Lang,
+    axum::Extension(throttle): axum::Extension<std::sync::Arc<web_guard::SharedThrottle>>,
+    web_guard::ClientAddr(source): web_guard::ClientAddr,
+    ApiJson(form): ApiJson<LoginForm>,
+) -> Result<Response, ApiError> {
+    // Throttled per (account, source address) and per source address: a guesser waits
+    // (429 with Retry-After, the password unchecked), an agent at another desk does not.
+    if let Err(wait) = throttle.attempt(&form.username, source) {
+        let message = match lang {
+            Lang::Zh => wait.zh(),
+            Lang::En => wait.to_string(),
+        };
+        let mut refused = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+        refused.headers_mut().insert(axum::http::header::RETRY_AFTER, wait.seconds().into());
+        return Ok(refused);
+    }
+    let username = form.username.clone();
     let store = state.store.clone();
     // argon2 takes tens of milliseconds on purpose: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || store.verify_login(&form.username, &form.password))
@@ -64,6 +84,7 @@ pub async fn login(_: Public, State(state): State<AppState>, lang: Lang, ApiJson
     let Some(user) = user else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, lang.errors().wrong_login));
     };
+    throttle.succeeded(&username, source);
     let token = state.store.open_session(user.user_id, state.now())?;
     let role = match user.role {
         Role::Admin => "admin",

@@ -154,6 +154,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
+        // Failed logins per (account, source address) and per source address.
+        .layer(axum::Extension(Arc::new(web_guard::SharedThrottle::default())))
+        // A foreign Origin is refused on state-changing requests; security headers on all.
+        .layer(axum::middleware::from_fn(web_guard::protect))
 }
 
 /// An unknown path: the JSON error under `/api/`, a plain 404 elsewhere.

@@ -1,7 +1,7 @@
 //! HQ accounts and login sessions: argon2 password hashes, random session tokens stored
 //! only as their SHA-256.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHasher, SaltString};
 use argon2::Argon2;
 use rand::Rng;
 use rusqlite::{params, OptionalExtension};
@@ -108,13 +108,12 @@ impl Store {
             )
             .optional()
             .map_err(DbError)?;
-        let Some((id, stored_hash, is_admin)) = row else {
+        // An unknown user costs the same argon2 work as a wrong password, so the time of
+        // the answer does not tell which usernames exist.
+        let verified = web_guard::verify_or_dummy(row.as_ref().map(|(_, hash, _)| hash.as_str()), password);
+        let Some((id, _, is_admin)) = row.filter(|_| verified) else {
             return Err(LoginError::BadCredentials);
         };
-        let parsed = PasswordHash::new(&stored_hash).map_err(|_| LoginError::BadCredentials)?;
-        if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
-            return Err(LoginError::BadCredentials);
-        }
         let token_bytes: [u8; 32] = rand::rng().random();
         let token = hex::encode(token_bytes);
         let now = now_unix();

@@ -8,7 +8,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{blocking, cookie, session_cookie, ApiError, ApiScope, ApiUser, AppState, SESSION_COOKIE};
+use web_guard::ClientAddr;
+
+use super::guard::{DataBatches, DataBusiness, DataFiles, DataRecordings};
+use super::{blocking, cookie, limits, session_cookie, Admin, ApiError, AppState, Caller, Module, SESSION_COOKIE};
 use crate::import::{import_xlsx, ImportError, ImportFileError, ParseOptions};
 use crate::store::{
     CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchKind, DispatchRequest,
@@ -112,8 +115,16 @@ pub struct LoginBody {
     password: String,
 }
 
-pub async fn login(State(state): State<AppState>, Json(body): Json<LoginBody>) -> Result<Response, ApiError> {
+/// `POST /api/login`: throttled per (account, source address) and per source address; a
+/// throttled attempt answers 429 with `Retry-After` without checking the password.
+pub async fn login(State(state): State<AppState>, ClientAddr(source): ClientAddr, Json(body): Json<LoginBody>) -> Result<Response, ApiError> {
+    limits::login(&body.username, &body.password)?;
+    if let Err(wait) = state.throttle.attempt(&body.username, source) {
+        return Ok(web_guard::throttled_json(wait));
+    }
+    let username = body.username.clone();
     let (token, account) = blocking(&state, move |store| store.login(&body.username, &body.password)).await??;
+    state.throttle.succeeded(&username, source);
     Ok((
         [(header::SET_COOKIE, session_cookie(&token))],
         Json(json!({ "id": account.id, "username": account.username })),
@@ -133,44 +144,50 @@ pub struct NameBody {
     name: String,
 }
 
-pub async fn create_site(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+pub async fn create_site(State(state): State<AppState>, _admin: Admin, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_site(&body.name)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_sites(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn list_sites(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut sites = blocking(&state, |store| store.list_sites()).await??;
-    sites.retain(|s| scope.site(s.id));
+    sites.retain(|s| caller.scope.site(s.id));
     Ok(Json(json!(sites)))
 }
 
-pub async fn enrollment_code(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
-    let code = blocking(&state, move |store| store.create_enrollment_code(id)).await??;
-    Ok(Json(json!(code)))
+pub async fn enrollment_code(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(mint_code(&state, &admin, id).await?)))
 }
 
-pub async fn create_category(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+/// Mints a site's enrollment code: the one check both the API and the sites page make.
+pub async fn mint_code(state: &AppState, admin: &Admin, id: i64) -> Result<crate::store::EnrollmentCode, ApiError> {
+    if !admin.scope.site(id) {
+        return Err(ApiError::not_found(format!("site {id} does not exist")));
+    }
+    Ok(blocking(state, move |store| store.create_enrollment_code(id)).await??)
+}
+
+pub async fn create_category(State(state): State<AppState>, _admin: Admin, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_category(&body.name)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_categories(State(state): State<AppState>, _user: ApiUser) -> Result<Json<Value>, ApiError> {
+pub async fn list_categories(State(state): State<AppState>, _caller: Caller) -> Result<Json<Value>, ApiError> {
     let categories = blocking(&state, |store| store.list_categories()).await??;
     Ok(Json(json!(categories)))
 }
 
-pub async fn create_project(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NewProject>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+pub async fn create_project(State(state): State<AppState>, _admin: Admin, Json(body): Json<NewProject>) -> Result<Json<Value>, ApiError> {
+    limits::project(&body)?;
     let id = blocking(&state, move |store| store.create_project(&body)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_projects(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn list_projects(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let mut projects = blocking(&state, |store| store.list_projects()).await??;
-    projects.retain(|p| scope.project(p.id));
+    projects.retain(|p| caller.scope.project(p.id));
     Ok(Json(json!(projects)))
 }
 
@@ -238,28 +255,28 @@ pub fn report_json(file_id: i64, report: &ImportReport) -> Value {
 
 pub async fn upload_file(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    caller: Module<DataFiles>,
     Path(project_id): Path<i64>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    if !scope.project(project_id) || !scope.has_module("data.files") {
+    if !caller.scope.project(project_id) {
         return Err(ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")));
     }
     let (file_name, bytes) = read_upload(multipart).await?;
-    let (file_id, report) = import_upload(&state, project_id, scope.account.username.clone(), file_name, bytes).await??;
+    let (file_id, report) = import_upload(&state, project_id, caller.account.username.clone(), file_name, bytes).await??;
     Ok(Json(report_json(file_id, &report)))
 }
 
-pub async fn list_files(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn list_files(State(state): State<AppState>, caller: Module<DataFiles>) -> Result<Json<Value>, ApiError> {
     let mut files = blocking(&state, |store| store.list_files(None)).await??;
-    files.retain(|f| scope.project(f.project_id));
+    files.retain(|f| caller.scope.project(f.project_id));
     Ok(Json(json!(files)))
 }
 
-pub async fn get_file(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_file(State(state): State<AppState>, caller: Module<DataFiles>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     let (summary, report) = blocking(&state, move |store| store.file(id))
         .await??
-        .filter(|(f, _)| scope.project(f.project_id))
+        .filter(|(f, _)| caller.scope.project(f.project_id))
         .ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
     Ok(Json(json!({ "file": summary, "report": report_json(id, &report) })))
 }
@@ -288,13 +305,12 @@ pub struct DispatchBody {
 
 pub async fn dispatch(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    caller: Module<DataFiles>,
     Path(file_id): Path<i64>,
     Json(body): Json<DispatchBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if !scope.has_module("data.files") {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "your role does not include the module \"data.files\""));
-    }
+    limits::dispatch(&body.name, &body.description, &body.parts)?;
+    let scope = caller.scope.clone();
     let kind = match body.kind.as_deref().unwrap_or("shared") {
         "shared" => DispatchKind::Shared,
         "exclusive" => DispatchKind::Exclusive(body.parts),
@@ -321,7 +337,8 @@ pub async fn dispatch(
     })))
 }
 
-pub async fn list_batches(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn list_batches(State(state): State<AppState>, caller: Module<DataBatches>) -> Result<Json<Value>, ApiError> {
+    let scope = caller.scope.clone();
     let batches = blocking(&state, move |store| store.list_batches_scoped(&scope)).await??;
     let out: Vec<Value> = batches
         .iter()
@@ -354,7 +371,8 @@ pub async fn list_batches(State(state): State<AppState>, ApiScope(scope): ApiSco
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn batch_records(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn batch_records(State(state): State<AppState>, caller: Module<DataBusiness>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let scope = &caller.scope;
     let (batch, records) = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         Ok((store.batch(id)?, store.batch_records(id)?))
     })
@@ -386,10 +404,10 @@ pub async fn batch_records(State(state): State<AppState>, ApiScope(scope): ApiSc
 /// comes in its turn once it reconnects (`site_offline`).
 pub async fn fetch_recording(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    caller: Module<DataRecordings>,
     Path((site_id, sha256)): Path<(i64, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    if !scope.site(site_id) {
+    if !caller.scope.site(site_id) {
         return Err(ApiError::not_found(format!("site {site_id} does not exist")));
     }
     let requests = state.recordings.clone();
@@ -407,10 +425,10 @@ pub async fn fetch_recording(
 /// `GET /api/sites/{id}/recordings/{sha256}`: the WAV file, once HQ holds it.
 pub async fn download_recording(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    caller: Module<DataRecordings>,
     Path((site_id, sha256)): Path<(i64, String)>,
 ) -> Result<axum::response::Response, ApiError> {
-    if !scope.site(site_id) {
+    if !caller.scope.site(site_id) {
         return Err(ApiError::not_found(format!("site {site_id} does not exist")));
     }
     let name = format!("{sha256}.wav");
@@ -438,7 +456,8 @@ fn recording_error(error: crate::store::RecordingRequestError) -> ApiError {
     }
 }
 
-pub async fn list_alarms(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn list_alarms(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let scope = &caller.scope;
     let mut alarms = blocking(&state, |store| store.list_alarms()).await??;
     alarms.retain(|a| a.site_id.is_none_or(|site| scope.site(site)) && (scope.is_admin() || a.site_id.is_some()));
     Ok(Json(json!(alarms)))

@@ -2,8 +2,9 @@
 //! admins, attribution), background imports with progress, file downloads and the bad-rows
 //! sheet, the data filter, batch control, accounts and roles, black / white lists.
 //!
-//! Every handler takes an [`ApiScope`]: a sub-admin gets 404 for anything outside its data
-//! permission (as if it did not exist) and 403 for a module its role lacks.
+//! Every handler takes its guard ([`Admin`], [`Module`] or [`Caller`]); the route table
+//! decides the 403 for a module the role lacks, and the handler answers 404 for anything
+//! outside the caller's data permission (as if it did not exist).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::api::read_upload;
-use super::{blocking, ApiError, ApiScope, AppState};
+use super::guard::{AccountsAccounts, AccountsGroups, AccountsRoles, CtiLists, DataBatches, DataFiles, DataSettings};
+use super::{blocking, limits, Admin, ApiError, AppState, Caller, Module};
 use crate::import::{import_xlsx, parse_xlsx_with, ImportFileError, ParseOptions};
 use crate::store::{
     AccessError, AttributionError, AttributionRule, BatchControlError, FilterError, FilterSettings, ListError, ListKind,
@@ -89,10 +91,6 @@ impl From<ListError> for ApiError {
     }
 }
 
-fn forbidden(module: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, format!("your role does not include the module {module:?}: ask an admin to add it"))
-}
-
 /// A visible project, or 404.
 fn visible_project(scope: &Scope, id: i64) -> Result<(), ApiError> {
     if scope.project(id) { Ok(()) } else { Err(ApiError::not_found(format!("sub-project {id} does not exist"))) }
@@ -100,7 +98,7 @@ fn visible_project(scope: &Scope, id: i64) -> Result<(), ApiError> {
 
 // ---- accounts, roles, groups ----
 
-pub async fn list_modules(_scope: ApiScope) -> Json<Value> {
+pub async fn list_modules(_caller: Caller) -> Json<Value> {
     Json(Value::Array(MODULES.iter().map(|(key, zh, en)| json!({ "key": key, "zh": zh, "en": en })).collect()))
 }
 
@@ -111,14 +109,13 @@ pub struct RoleBody {
     modules: Vec<String>,
 }
 
-pub async fn create_role(State(state): State<AppState>, scope: ApiScope, Json(body): Json<RoleBody>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+pub async fn create_role(State(state): State<AppState>, _admin: Admin, Json(body): Json<RoleBody>) -> Result<Json<Value>, ApiError> {
+    limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_role(&body.name, &body.modules)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_roles(State(state): State<AppState>, scope: ApiScope) -> Result<Json<Value>, ApiError> {
-    scope.require("accounts.roles")?;
+pub async fn list_roles(State(state): State<AppState>, _caller: Module<AccountsRoles>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(blocking(&state, |store| store.list_roles()).await??)))
 }
 
@@ -127,27 +124,24 @@ pub struct NameBody {
     name: String,
 }
 
-pub async fn create_group(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+pub async fn create_group(State(state): State<AppState>, _admin: Admin, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+    limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_group(&body.name)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_groups(State(state): State<AppState>, scope: ApiScope) -> Result<Json<Value>, ApiError> {
-    scope.require("accounts.groups")?;
+pub async fn list_groups(State(state): State<AppState>, _caller: Module<AccountsGroups>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(blocking(&state, |store| store.list_groups()).await??)))
 }
 
-pub async fn create_account(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NewAccount>) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+pub async fn create_account(State(state): State<AppState>, _admin: Admin, Json(body): Json<NewAccount>) -> Result<Json<Value>, ApiError> {
+    limits::account(&body)?;
     let id = blocking(&state, move |store| store.create_account(&body)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn list_accounts(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
-    if !scope.has_module("accounts.accounts") {
-        return Err(forbidden("accounts.accounts"));
-    }
+pub async fn list_accounts(State(state): State<AppState>, caller: Module<AccountsAccounts>) -> Result<Json<Value>, ApiError> {
+    let scope = &caller.scope;
     let mut accounts = blocking(&state, |store| store.list_accounts()).await??;
     // A sub-admin sees only accounts whose data scope lies inside its own.
     if !scope.is_admin() {
@@ -158,7 +152,7 @@ pub async fn list_accounts(State(state): State<AppState>, ApiScope(scope): ApiSc
 
 // ---- projects ----
 
-pub async fn get_project(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_project(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     visible_project(&scope, id)?;
     let mut project = blocking(&state, move |store| store.project(id))
         .await??
@@ -169,14 +163,12 @@ pub async fn get_project(State(state): State<AppState>, ApiScope(scope): ApiScop
 
 pub async fn update_project(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    caller: Module<DataSettings>,
     Path(id): Path<i64>,
     Json(body): Json<ProjectEdit>,
 ) -> Result<Json<Value>, ApiError> {
-    visible_project(&scope, id)?;
-    if !scope.has_module("data.settings") {
-        return Err(forbidden("data.settings"));
-    }
+    visible_project(&caller.scope, id)?;
+    limits::project_edit(&body)?;
     let sites = blocking(&state, move |store| store.update_project(id, &body)).await??;
     let version = blocking(&state, move |store| store.project(id)).await??.map(|p| p.version).unwrap_or_default();
     Ok(Json(json!({ "id": id, "version": version, "sent_to_sites": sites })))
@@ -189,16 +181,15 @@ pub struct SitesBody {
 
 pub async fn set_project_sites(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _admin: Admin,
     Path(id): Path<i64>,
     Json(body): Json<SitesBody>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
     blocking(&state, move |store| store.set_project_sites(id, &body.site_ids)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn get_project_admins(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_project_admins(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     visible_project(&scope, id)?;
     let mut admins = blocking(&state, move |store| store.project_admins(id)).await??;
     if !scope.is_admin() {
@@ -214,16 +205,15 @@ pub struct AdminsBody {
 
 pub async fn set_project_admins(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _admin: Admin,
     Path(id): Path<i64>,
     Json(body): Json<AdminsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
     blocking(&state, move |store| store.set_project_admins(id, &body.admins)).await??;
     Ok(Json(json!({ "id": id })))
 }
 
-pub async fn get_attribution(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_attribution(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     visible_project(&scope, id)?;
     let mut rules = blocking(&state, move |store| store.attribution_rules(id)).await??;
     rules.retain(|r| scope.project_site(id, r.site_id));
@@ -237,11 +227,11 @@ pub struct RulesBody {
 
 pub async fn set_attribution(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _admin: Admin,
     Path(id): Path<i64>,
     Json(body): Json<RulesBody>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require_admin()?;
+    limits::rules(&body.rules)?;
     blocking(&state, move |store| store.set_attribution_rules(id, &body.rules)).await??;
     Ok(Json(json!({ "id": id })))
 }
@@ -276,14 +266,11 @@ fn set_job(state: &AppState, id: u64, update: impl FnOnce(&mut ImportJob)) {
 /// at `GET /api/imports/{job}`.
 pub async fn start_import(
     State(state): State<AppState>,
-    ApiScope(scope): ApiScope,
+    Module(Caller { scope, .. }, _): Module<DataFiles>,
     Path(project_id): Path<i64>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
     visible_project(&scope, project_id)?;
-    if !scope.has_module("data.files") {
-        return Err(forbidden("data.files"));
-    }
     let (file_name, bytes) = read_upload(multipart).await?;
     let project = blocking(&state, move |store| store.project(project_id))
         .await??
@@ -328,7 +315,7 @@ pub async fn start_import(
     Ok(Json(json!({ "job_id": id })))
 }
 
-pub async fn import_progress(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(job): Path<u64>) -> Result<Json<Value>, ApiError> {
+pub async fn import_progress(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(job): Path<u64>) -> Result<Json<Value>, ApiError> {
     let jobs = state.jobs.lock().unwrap_or_else(|p| p.into_inner());
     match jobs.get(&job) {
         Some(found) if found.account_id == scope.account.id || scope.is_admin() => Ok(Json(json!(found))),
@@ -363,7 +350,7 @@ fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
 }
 
 /// The bad rows of an import as an xlsx (行号 / 列 / 原因).
-pub async fn bad_rows_sheet(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Response, ApiError> {
+pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let (summary, report) = blocking(&state, move |store| visible_file(store, &scope, id)).await??;
     let bytes = crate::export::bad_rows_xlsx(&report.bad).map_err(ApiError::internal)?;
     let name = format!("{}_错误行.xlsx", summary.file_name.trim_end_matches(".xlsx"));
@@ -371,7 +358,7 @@ pub async fn bad_rows_sheet(State(state): State<AppState>, ApiScope(scope): ApiS
 }
 
 /// The stored file (for a filter result: kept rows and the removal reasons).
-pub async fn download_file(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Response, ApiError> {
+pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let (summary, bytes) = blocking(&state, move |store| -> Result<_, ApiError> {
         let (summary, _) = visible_file(store, &scope, id)?;
         let bytes = store.file_bytes(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
@@ -382,10 +369,7 @@ pub async fn download_file(State(state): State<AppState>, ApiScope(scope): ApiSc
     Ok(xlsx_response(&name, bytes))
 }
 
-pub async fn delete_file(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    if !scope.has_module("data.files") {
-        return Err(forbidden("data.files"));
-    }
+pub async fn delete_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     blocking(&state, move |store| -> Result<(), ApiError> {
         visible_file(store, &scope, id)?;
         store.delete_file(id)?;
@@ -400,10 +384,13 @@ pub struct RemarkBody {
     remark: String,
 }
 
-pub async fn set_remark(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>, Json(body): Json<RemarkBody>) -> Result<Json<Value>, ApiError> {
-    if body.remark.chars().count() > 200 {
-        return Err(ApiError::bad_request("the remark is longer than 200 characters: shorten it"));
-    }
+pub async fn set_remark(
+    State(state): State<AppState>,
+    Module(Caller { scope, .. }, _): Module<DataFiles>,
+    Path(id): Path<i64>,
+    Json(body): Json<RemarkBody>,
+) -> Result<Json<Value>, ApiError> {
+    limits::remark(&body.remark)?;
     blocking(&state, move |store| -> Result<(), ApiError> {
         visible_file(store, &scope, id)?;
         store.set_file_remark(id, &body.remark)?;
@@ -415,7 +402,7 @@ pub async fn set_remark(State(state): State<AppState>, ApiScope(scope): ApiScope
 
 // ---- data filter ----
 
-pub async fn filter_settings(State(state): State<AppState>, ApiScope(scope): ApiScope) -> Result<Json<Value>, ApiError> {
+pub async fn filter_settings(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>) -> Result<Json<Value>, ApiError> {
     let id = scope.account.id;
     Ok(Json(json!(blocking(&state, move |store| store.filter_settings(id)).await??)))
 }
@@ -429,10 +416,12 @@ pub struct FilterBody {
     phone_column: Option<usize>,
 }
 
-pub async fn filter_file(State(state): State<AppState>, ApiScope(scope): ApiScope, Path(id): Path<i64>, Json(body): Json<FilterBody>) -> Result<Json<Value>, ApiError> {
-    if !scope.has_module("data.files") {
-        return Err(forbidden("data.files"));
-    }
+pub async fn filter_file(
+    State(state): State<AppState>,
+    Module(Caller { scope, .. }, _): Module<DataFiles>,
+    Path(id): Path<i64>,
+    Json(body): Json<FilterBody>,
+) -> Result<Json<Value>, ApiError> {
     if body.phone_column == Some(0) {
         return Err(ApiError::bad_request("phone_column counts from 1 (column A = 1)"));
     }
@@ -463,23 +452,17 @@ pub struct PriorityBody {
     priority: i64,
 }
 
-pub async fn set_priority(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>, Json(body): Json<PriorityBody>) -> Result<Json<Value>, ApiError> {
-    scope.require("data.batches")?;
-    let ApiScope(scope) = scope;
+pub async fn set_priority(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>, Json(body): Json<PriorityBody>) -> Result<Json<Value>, ApiError> {
     let version = blocking(&state, move |store| store.set_priority(id, body.priority, &scope)).await??;
     Ok(Json(json!({ "id": id, "priority": body.priority, "version": version })))
 }
 
-pub async fn delete_batch(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    scope.require("data.batches")?;
-    let ApiScope(scope) = scope;
+pub async fn delete_batch(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     blocking(&state, move |store| store.delete_batch(id, &scope)).await??;
     Ok(Json(json!({ "id": id, "deleted": true })))
 }
 
-pub async fn batch_numbers(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    scope.require("data.batches")?;
-    let ApiScope(scope) = scope;
+pub async fn batch_numbers(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(blocking(&state, move |store| store.batch_numbers(id, &scope)).await??)))
 }
 
@@ -490,9 +473,7 @@ pub struct OneClickBody {
     category_id: Option<i64>,
 }
 
-pub async fn one_click(State(state): State<AppState>, scope: ApiScope, Json(body): Json<OneClickBody>) -> Result<Json<Value>, ApiError> {
-    scope.require("data.batches")?;
-    let ApiScope(scope) = scope;
+pub async fn one_click(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Json(body): Json<OneClickBody>) -> Result<Json<Value>, ApiError> {
     let changed = blocking(&state, move |store| store.one_click(body.action, body.category_id, &scope)).await??;
     Ok(Json(json!({ "changed": changed })))
 }
@@ -507,8 +488,7 @@ pub(super) fn list_kind(text: &str) -> Result<ListKind, ApiError> {
     }
 }
 
-pub async fn list_numbers(State(state): State<AppState>, scope: ApiScope, Path(list): Path<String>) -> Result<Json<Value>, ApiError> {
-    scope.require("cti.lists")?;
+pub async fn list_numbers(State(state): State<AppState>, _caller: Module<CtiLists>, Path(list): Path<String>) -> Result<Json<Value>, ApiError> {
     let kind = list_kind(&list)?;
     Ok(Json(json!(blocking(&state, move |store| store.list_numbers(kind)).await??)))
 }
@@ -521,10 +501,15 @@ pub struct NumbersBody {
     note: String,
 }
 
-pub async fn add_numbers(State(state): State<AppState>, scope: ApiScope, Path(list): Path<String>, Json(body): Json<NumbersBody>) -> Result<Json<Value>, ApiError> {
-    scope.require("cti.lists")?;
+pub async fn add_numbers(
+    State(state): State<AppState>,
+    caller: Module<CtiLists>,
+    Path(list): Path<String>,
+    Json(body): Json<NumbersBody>,
+) -> Result<Json<Value>, ApiError> {
     let kind = list_kind(&list)?;
-    let creator = scope.0.account.username.clone();
+    limits::note(&body.note)?;
+    let creator = caller.account.username.clone();
     let phones: Vec<String> = body.phones.iter().flat_map(|p| p.lines()).map(str::to_string).collect();
     let added = blocking(&state, move |store| store.add_to_list(kind, &phones, &body.note, &creator)).await??;
     Ok(Json(json!({ "added": added })))
@@ -535,8 +520,7 @@ pub struct PhoneBody {
     phone: String,
 }
 
-pub async fn remove_number(State(state): State<AppState>, scope: ApiScope, Json(body): Json<PhoneBody>) -> Result<Json<Value>, ApiError> {
-    scope.require("cti.lists")?;
+pub async fn remove_number(State(state): State<AppState>, _caller: Module<CtiLists>, Json(body): Json<PhoneBody>) -> Result<Json<Value>, ApiError> {
     let removed = blocking(&state, move |store| store.remove_from_lists(&body.phone)).await??;
     Ok(Json(json!({ "removed": removed })))
 }

@@ -1,16 +1,21 @@
 //! The HQ console over HTTP: server-rendered pages (askama, Simplified Chinese by default)
 //! and a JSON API under `/api` sharing the same session cookie.
 //!
-//! - Auth is an extractor ([`ApiUser`] answers 401 JSON, [`PageUser`] redirects to the login
-//!   page); the session cookie is `HttpOnly; SameSite=Lax`, so other sites cannot post forms
-//!   with it.
+//! - Who may call each route is decided in one place ([`guard`]): the route table names an
+//!   access rule per route and the guard enforces it before the handler runs; handlers take
+//!   the evidence as an extractor ([`Admin`], [`Module`], [`Caller`]).
+//! - The session cookie is `HttpOnly; SameSite=Lax`; on top, a state-changing request with a
+//!   foreign `Origin` is refused and every answer carries the security headers
+//!   ([`web_guard`]); logins are throttled per (account, source address).
 //! - Every store call runs in `spawn_blocking` ([`blocking`]).
 //! - Errors leave as `{"error": "..."}` with a 4xx naming what to fix, or as a message page.
 //! - The stylesheet is compiled into the binary: the console works with no internet.
 
 mod api;
 mod console;
+pub mod guard;
 mod i18n;
+mod limits;
 mod notices;
 mod openapi;
 mod pages;
@@ -19,14 +24,16 @@ mod setup;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post, put};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 
-use crate::store::{Account, Scope, Store};
+use crate::store::{Account, Store};
+use guard::{refuse, Registry};
+pub use guard::{routes, Access, Admin, Caller, Module, RouteInfo};
 pub use i18n::{Lang, Tr};
 
 /// Name of the session cookie.
@@ -43,85 +50,138 @@ pub struct AppState {
     pub jobs: Arc<Mutex<HashMap<u64, console::ImportJob>>>,
     /// Asks online sites to upload a recording before its turn.
     pub recordings: sync_link::server::RecordingRequests,
+    /// Failed logins per (account, source address) and per source address.
+    pub throttle: Arc<web_guard::SharedThrottle>,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, recordings: sync_link::server::RecordingRequests) -> AppState {
-        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())), recordings }
+        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())), recordings, throttle: Arc::default() }
     }
 }
 
-/// The console's routes.
+/// The console's routes, each behind the guard of its access rule ([`guard`]), then the
+/// Origin check and the security headers on every answer ([`protect`]).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(|| async { Redirect::to("/batches") }))
-        .route("/static/style.css", get(style_css))
-        .route("/static/console.js", get(console_js))
-        .route("/lang/{code}", get(pages::set_lang))
-        .route("/login", get(pages::login_page).post(pages::login_submit))
-        .route("/logout", post(pages::logout))
-        .route("/sites", get(pages::sites_page).post(pages::create_site))
-        .route("/sites/{id}/code", post(pages::site_code))
-        .route("/projects", get(pages::projects_page).post(pages::create_project))
-        .route("/categories", post(pages::create_category))
-        .route("/projects/{id}", get(pages::project_page))
-        .route("/projects/{id}/files", post(pages::upload_file))
-        .route("/files", get(pages::files_page))
-        .route("/files/{id}", get(pages::file_page))
-        .route("/files/{id}/dispatch", post(pages::dispatch_file))
-        .route("/batches", get(pages::batches_page))
-        .route("/batches/{id}/records", get(pages::records_page))
-        .route("/lists", get(setup::lists_page))
-        .route("/accounts", get(setup::accounts_page))
-        .route("/voice", get(notices::voice_page))
-        .route("/announcements", get(notices::announcements_page))
-        .route("/api/login", post(api::login))
-        .route("/api/logout", post(api::logout))
-        .route("/api/sites", get(api::list_sites).post(api::create_site))
-        .route("/api/sites/{id}/enrollment-code", post(api::enrollment_code))
-        .route("/api/categories", get(api::list_categories).post(api::create_category))
-        .route("/api/projects", get(api::list_projects).post(api::create_project))
-        .route("/api/projects/{id}/files", post(api::upload_file))
-        .route("/api/files", get(api::list_files))
-        .route("/api/files/{id}", get(api::get_file))
-        .route("/api/files/{id}/dispatch", post(api::dispatch))
-        .route("/api/batches", get(api::list_batches))
-        .route("/api/batches/{id}/records", get(api::batch_records))
-        .route("/api/alarms", get(api::list_alarms))
-        .route("/api/sites/{id}/recordings/{sha256}", get(api::download_recording))
-        .route("/api/sites/{id}/recordings/{sha256}/fetch", post(api::fetch_recording))
-        .route("/api/openapi.json", get(openapi::document))
-        .route("/api/modules", get(console::list_modules))
-        .route("/api/roles", get(console::list_roles).post(console::create_role))
-        .route("/api/groups", get(console::list_groups).post(console::create_group))
-        .route("/api/accounts", get(console::list_accounts).post(console::create_account))
-        .route("/api/projects/{id}", get(console::get_project).put(console::update_project))
-        .route("/api/projects/{id}/sites", put(console::set_project_sites))
-        .route("/api/projects/{id}/admins", get(console::get_project_admins).put(console::set_project_admins))
-        .route("/api/projects/{id}/attribution", get(console::get_attribution).put(console::set_attribution))
-        .route("/api/projects/{id}/imports", post(console::start_import))
-        .route("/api/imports/{job}", get(console::import_progress))
-        .route("/api/files/{id}/bad-rows.xlsx", get(console::bad_rows_sheet))
-        .route("/api/files/{id}/download", get(console::download_file))
-        .route("/api/files/{id}/delete", post(console::delete_file))
-        .route("/api/files/{id}/remark", post(console::set_remark))
-        .route("/api/files/{id}/filter", post(console::filter_file))
-        .route("/api/filter-settings", get(console::filter_settings))
-        .route("/api/batches/{id}/priority", post(console::set_priority))
-        .route("/api/batches/{id}/delete", post(console::delete_batch))
-        .route("/api/batches/{id}/numbers", get(console::batch_numbers))
-        .route("/api/one-click", post(console::one_click))
-        .route("/api/lists/{list}", get(console::list_numbers).post(console::add_numbers))
-        .route("/api/lists/remove", post(console::remove_number))
-        .route("/api/lists/{list}/import", post(setup::import_list))
-        .route("/api/projects/{id}/settings", put(setup::put_settings))
-        .route("/api/voice-files", get(notices::list_voice_files).post(notices::upload_voice_file))
-        .route("/api/voice-files/{id}/delete", post(notices::delete_voice_file))
-        .route("/api/announcements", get(notices::list_announcements).post(notices::post_announcement))
-        .route("/api/announcements/{id}", post(notices::edit_announcement))
-        .route("/api/announcements/{id}/withdraw", post(notices::withdraw_announcement))
+    let (routes, _) = register(Registry::new(Some(state.clone()))).into_parts();
+    routes
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(middleware::from_fn(protect))
         .with_state(state)
+}
+
+/// The route table: the only place routes are added, each with who may call it.
+fn register(r: Registry) -> Registry {
+    use guard::{
+        AccountsAccounts as Accounts, AccountsGroups as Groups, AccountsRoles as Roles, CtiLists as Lists,
+        CtiVoice as Voice, DataBatches as Batches, DataBusiness as Business, DataFiles as Files,
+        DataRecordings as Recordings, DataSettings as Settings, Notices,
+    };
+    use Access::{Admin, LoggedIn, Public};
+    let files = Access::module::<Files>();
+    let batches = Access::module::<Batches>();
+    let settings = Access::module::<Settings>();
+    let lists = Access::module::<Lists>();
+    let voice = Access::module::<Voice>();
+    let notices = Access::module::<Notices>();
+    r.get("/", LoggedIn, pages::home)
+        .get("/static/style.css", Public, style_css)
+        .get("/static/console.js", Public, console_js)
+        .get("/lang/{code}", Public, pages::set_lang)
+        .get("/login", Public, pages::login_page)
+        .post("/login", Public, pages::login_submit)
+        .post("/logout", Public, pages::logout)
+        .get("/sites", LoggedIn, pages::sites_page)
+        .post("/sites", Admin, pages::create_site)
+        .post("/sites/{id}/code", Admin, pages::site_code)
+        .get("/projects", LoggedIn, pages::projects_page)
+        .post("/projects", Admin, pages::create_project)
+        .post("/categories", Admin, pages::create_category)
+        .get("/projects/{id}", LoggedIn, pages::project_page)
+        .post("/projects/{id}/files", files, pages::upload_file)
+        .get("/files", files, pages::files_page)
+        .get("/files/{id}", files, pages::file_page)
+        .post("/files/{id}/dispatch", files, pages::dispatch_file)
+        .get("/batches", batches, pages::batches_page)
+        .get("/batches/{id}/records", Access::module::<Business>(), pages::records_page)
+        .get("/lists", lists, setup::lists_page)
+        .get("/accounts", Access::AnyModule(guard::ACCOUNT_MODULES), setup::accounts_page)
+        .get("/voice", voice, notices::voice_page)
+        .get("/announcements", notices, notices::announcements_page)
+        .post("/api/login", Public, api::login)
+        .post("/api/logout", Public, api::logout)
+        .get("/api/sites", LoggedIn, api::list_sites)
+        .post("/api/sites", Admin, api::create_site)
+        .post("/api/sites/{id}/enrollment-code", Admin, api::enrollment_code)
+        .get("/api/categories", LoggedIn, api::list_categories)
+        .post("/api/categories", Admin, api::create_category)
+        .get("/api/projects", LoggedIn, api::list_projects)
+        .post("/api/projects", Admin, api::create_project)
+        .post("/api/projects/{id}/files", files, api::upload_file)
+        .get("/api/files", files, api::list_files)
+        .get("/api/files/{id}", files, api::get_file)
+        .post("/api/files/{id}/dispatch", files, api::dispatch)
+        .get("/api/batches", batches, api::list_batches)
+        .get("/api/batches/{id}/records", Access::module::<Business>(), api::batch_records)
+        .get("/api/alarms", LoggedIn, api::list_alarms)
+        .get("/api/sites/{id}/recordings/{sha256}", Access::module::<Recordings>(), api::download_recording)
+        .post("/api/sites/{id}/recordings/{sha256}/fetch", Access::module::<Recordings>(), api::fetch_recording)
+        .get("/api/openapi.json", Public, openapi::document)
+        .get("/api/modules", LoggedIn, console::list_modules)
+        .get("/api/roles", Access::module::<Roles>(), console::list_roles)
+        .post("/api/roles", Admin, console::create_role)
+        .get("/api/groups", Access::module::<Groups>(), console::list_groups)
+        .post("/api/groups", Admin, console::create_group)
+        .get("/api/accounts", Access::module::<Accounts>(), console::list_accounts)
+        .post("/api/accounts", Admin, console::create_account)
+        .get("/api/projects/{id}", LoggedIn, console::get_project)
+        .put("/api/projects/{id}", settings, console::update_project)
+        .put("/api/projects/{id}/sites", Admin, console::set_project_sites)
+        .get("/api/projects/{id}/admins", LoggedIn, console::get_project_admins)
+        .put("/api/projects/{id}/admins", Admin, console::set_project_admins)
+        .get("/api/projects/{id}/attribution", LoggedIn, console::get_attribution)
+        .put("/api/projects/{id}/attribution", Admin, console::set_attribution)
+        .post("/api/projects/{id}/imports", files, console::start_import)
+        .get("/api/imports/{job}", files, console::import_progress)
+        .get("/api/files/{id}/bad-rows.xlsx", files, console::bad_rows_sheet)
+        .get("/api/files/{id}/download", files, console::download_file)
+        .post("/api/files/{id}/delete", files, console::delete_file)
+        .post("/api/files/{id}/remark", files, console::set_remark)
+        .post("/api/files/{id}/filter", files, console::filter_file)
+        .get("/api/filter-settings", files, console::filter_settings)
+        .post("/api/batches/{id}/priority", batches, console::set_priority)
+        .post("/api/batches/{id}/delete", batches, console::delete_batch)
+        .get("/api/batches/{id}/numbers", batches, console::batch_numbers)
+        .post("/api/one-click", batches, console::one_click)
+        .get("/api/lists/{list}", lists, console::list_numbers)
+        .post("/api/lists/{list}", lists, console::add_numbers)
+        .post("/api/lists/remove", lists, console::remove_number)
+        .post("/api/lists/{list}/import", lists, setup::import_list)
+        .put("/api/projects/{id}/settings", settings, setup::put_settings)
+        .get("/api/voice-files", voice, notices::list_voice_files)
+        .post("/api/voice-files", voice, notices::upload_voice_file)
+        .post("/api/voice-files/{id}/delete", voice, notices::delete_voice_file)
+        .get("/api/announcements", notices, notices::list_announcements)
+        .post("/api/announcements", notices, notices::post_announcement)
+        .post("/api/announcements/{id}", notices, notices::edit_announcement)
+        .post("/api/announcements/{id}/withdraw", notices, notices::withdraw_announcement)
+}
+
+/// The Origin check (a state-changing request from another site's page is refused) and
+/// the security headers, on every answer including refusals.
+async fn protect(request: Request, next: Next) -> Response {
+    let host = web_guard::request_host(&request);
+    let checked = web_guard::check_origin(request.method(), request.headers().get(header::ORIGIN), host.as_deref());
+    let mut response = match checked {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            let tr = guard::request_tr(request.headers());
+            let api = web_guard::is_api(request.uri().path());
+            refuse(StatusCode::FORBIDDEN, api, tr, "", refusal.to_string(), refusal.zh().to_string())
+        }
+    };
+    web_guard::add_security_headers(response.headers_mut());
+    response
 }
 
 async fn style_css() -> impl IntoResponse {
@@ -198,57 +258,11 @@ pub fn session_cookie(token: &str) -> String {
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age=43200")
 }
 
-async fn account_from(parts: &Parts, state: &AppState) -> Result<Option<Account>, ApiError> {
-    let Some(token) = cookie(&parts.headers, SESSION_COOKIE).map(str::to_string) else {
+async fn account_from(headers: &HeaderMap, state: &AppState) -> Result<Option<Account>, ApiError> {
+    let Some(token) = cookie(headers, SESSION_COOKIE).map(str::to_string) else {
         return Ok(None);
     };
     Ok(blocking(state, move |store| store.session_account(&token)).await??)
-}
-
-/// A logged-in caller of the JSON API.
-pub struct ApiUser(pub Account);
-
-impl FromRequestParts<AppState> for ApiUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match account_from(parts, state).await? {
-            Some(account) => Ok(ApiUser(account)),
-            None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "not logged in: POST /api/login first")),
-        }
-    }
-}
-
-/// A logged-in caller of the JSON API with what it may see.
-pub struct ApiScope(pub Scope);
-
-impl FromRequestParts<AppState> for ApiScope {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let ApiUser(account) = ApiUser::from_request_parts(parts, state).await?;
-        Ok(ApiScope(blocking(state, move |store| store.scope(&account)).await??))
-    }
-}
-
-impl ApiScope {
-    /// Refuses with 403 unless the account's role grants `module`.
-    pub fn require(&self, module: &str) -> Result<(), ApiError> {
-        if self.0.has_module(module) {
-            Ok(())
-        } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, format!("your role does not include the module {module:?}: ask an admin to add it")))
-        }
-    }
-
-    /// Refuses with 403 unless the account is an admin.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.0.is_admin() {
-            Ok(())
-        } else {
-            Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin account may do this"))
-        }
-    }
 }
 
 /// The UI language of a request, from its `lang` cookie.
@@ -258,37 +272,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(PageLang(Tr { lang: Lang::from_cookie(cookie(&parts.headers, "lang")) }))
+        Ok(PageLang(guard::request_tr(&parts.headers)))
     }
 }
 
-/// A logged-in user of the console pages, with their language.
-pub struct PageUser {
-    pub account: Account,
-    pub tr: Tr,
-    /// What the account may see; every page filters through it.
-    pub scope: Scope,
-}
-
-impl FromRequestParts<AppState> for PageUser {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let tr = Tr { lang: Lang::from_cookie(cookie(&parts.headers, "lang")) };
-        match account_from(parts, state).await {
-            Ok(Some(account)) => {
-                let lookup = account.clone();
-                match blocking(state, move |store| store.scope(&lookup)).await {
-                    Ok(Ok(scope)) => Ok(PageUser { account, tr, scope }),
-                    Ok(Err(err)) => Err(ApiError::from(err).into_response()),
-                    Err(err) => Err(err.into_response()),
-                }
-            }
-            Ok(None) => Err(Redirect::to("/login").into_response()),
-            Err(err) => Err(err.into_response()),
-        }
-    }
-}
+/// A logged-in user of the console pages: the guard's [`Caller`].
+pub type PageUser = Caller;
 
 /// Unix seconds as China Standard Time (the console's users are in UTC+8).
 pub fn format_time(unix: i64) -> String {

@@ -16,17 +16,13 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::pages::{message, render};
-use super::{blocking, format_time, ApiError, ApiScope, AppState, PageUser, Tr};
+use super::pages::render;
+use super::guard::{CtiVoice, Notices};
+use super::{blocking, format_time, ApiError, AppState, Module, PageUser, Tr};
 use crate::store::{
     parse_voice_kind, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError, VoiceFileView, VoiceUpload,
     VoiceUploadError,
 };
-
-/// The voice library's permission module.
-const VOICE_MODULE: &str = "cti.voice";
-/// The announcements' permission module.
-const NOTICES_MODULE: &str = "notices";
 
 impl From<VoiceUploadError> for ApiError {
     fn from(err: VoiceUploadError) -> Self {
@@ -72,8 +68,7 @@ impl From<AnnouncementError> for ApiError {
 // ---- JSON: voice library ----
 
 /// `GET /api/voice-files`: the library (not deleted), newest first.
-pub async fn list_voice_files(State(state): State<AppState>, scope: ApiScope) -> Result<Json<Value>, ApiError> {
-    scope.require(VOICE_MODULE)?;
+pub async fn list_voice_files(State(state): State<AppState>, _caller: Module<CtiVoice>) -> Result<Json<Value>, ApiError> {
     let files = blocking(&state, |store| store.list_voice_files(false)).await??;
     Ok(Json(json!({ "voice_files": files })))
 }
@@ -118,10 +113,9 @@ async fn read_voice_form(mut multipart: Multipart) -> Result<VoiceForm, ApiError
 /// checks the WAV, keeps it and sends it to every enrolled site.
 pub async fn upload_voice_file(
     State(state): State<AppState>,
-    scope: ApiScope,
+    caller: Module<CtiVoice>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require(VOICE_MODULE)?;
     let form = read_voice_form(multipart).await?;
     let Some((file_name, bytes)) = form.file else {
         return Err(ApiError::bad_request("no file in the upload: send the WAV in a multipart field named \"file\""));
@@ -135,7 +129,7 @@ pub async fn upload_voice_file(
         Some(name) => name,
         None => file_name.rsplit_once('.').map_or(file_name.as_str(), |(stem, _)| stem).to_string(),
     };
-    let uploaded_by = scope.0.account.username.clone();
+    let uploaded_by = caller.account.username.clone();
     let view = blocking(&state, move |store| {
         store.upload_voice_file(&VoiceUpload { name: &name, kind, file_name: &file_name, bytes: &bytes, uploaded_by: &uploaded_by })
     })
@@ -147,10 +141,9 @@ pub async fn upload_voice_file(
 /// `POST /api/voice-files/{id}/delete`: a deleted version goes to every site.
 pub async fn delete_voice_file(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _caller: Module<CtiVoice>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require(VOICE_MODULE)?;
     let view = blocking(&state, move |store| store.delete_voice_file(id)).await??;
     Ok(Json(json!({ "voice_file": view })))
 }
@@ -211,8 +204,7 @@ pub struct AnnouncementBody {
 }
 
 /// `GET /api/announcements`: every announcement, newest first, withdrawn and expired marked.
-pub async fn list_announcements(State(state): State<AppState>, scope: ApiScope) -> Result<Json<Value>, ApiError> {
-    scope.require(NOTICES_MODULE)?;
+pub async fn list_announcements(State(state): State<AppState>, _caller: Module<Notices>) -> Result<Json<Value>, ApiError> {
     let notices = blocking(&state, |store| store.list_announcements()).await??;
     Ok(Json(json!({ "announcements": notices })))
 }
@@ -220,12 +212,11 @@ pub async fn list_announcements(State(state): State<AppState>, scope: ApiScope) 
 /// `POST /api/announcements`: posts one to every enrolled site.
 pub async fn post_announcement(
     State(state): State<AppState>,
-    scope: ApiScope,
+    caller: Module<Notices>,
     Json(body): Json<AnnouncementBody>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require(NOTICES_MODULE)?;
     let expires_at = Expiry::unix(body.expires_at)?;
-    let by = scope.0.account.username.clone();
+    let by = caller.account.username.clone();
     let view = blocking(&state, move |store| {
         store.post_announcement(&AnnouncementText { title: &body.title, body: &body.body, expires_at }, &by)
     })
@@ -236,11 +227,10 @@ pub async fn post_announcement(
 /// `POST /api/announcements/{id}`: replaces the title, text and expiry (a new version).
 pub async fn edit_announcement(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _caller: Module<Notices>,
     Path(id): Path<i64>,
     Json(body): Json<AnnouncementBody>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require(NOTICES_MODULE)?;
     let expires_at = Expiry::unix(body.expires_at)?;
     let view = blocking(&state, move |store| {
         store.edit_announcement(id, &AnnouncementText { title: &body.title, body: &body.body, expires_at })
@@ -252,10 +242,9 @@ pub async fn edit_announcement(
 /// `POST /api/announcements/{id}/withdraw`: sites stop showing it.
 pub async fn withdraw_announcement(
     State(state): State<AppState>,
-    scope: ApiScope,
+    _caller: Module<Notices>,
     Path(id): Path<i64>,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require(NOTICES_MODULE)?;
     let view = blocking(&state, move |store| store.withdraw_announcement(id)).await??;
     Ok(Json(json!({ "announcement": view })))
 }
@@ -303,9 +292,6 @@ fn voice_row(tr: Tr, view: VoiceFileView) -> VoiceRow {
 
 /// `GET /voice`: 语音库.
 pub async fn voice_page(State(state): State<AppState>, user: PageUser) -> Response {
-    if !user.scope.has_module(VOICE_MODULE) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
-    }
     let files = match blocking(&state, |store| store.list_voice_files(false)).await {
         Ok(Ok(files)) => files,
         Ok(Err(err)) => return ApiError::from(err).into_response(),
@@ -364,9 +350,6 @@ fn notice_row(tr: Tr, view: AnnouncementView) -> NoticeRow {
 
 /// `GET /announcements`: 公告管理.
 pub async fn announcements_page(State(state): State<AppState>, user: PageUser) -> Response {
-    if !user.scope.has_module(NOTICES_MODULE) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
-    }
     let notices = match blocking(&state, |store| store.list_announcements()).await {
         Ok(Ok(notices)) => notices,
         Ok(Err(err)) => return ApiError::from(err).into_response(),

@@ -109,7 +109,7 @@ pub fn build() -> Value {
             "summary": summary,
             "operationId": format!("{method}{}", path.replace(['/', '{', '}', '-', '.'], "_")),
             "parameters": parameters,
-            "responses": { "200": ok, "400": error, "401": error, "403": error, "404": error, "409": error, "415": error, "422": error },
+            "responses": { "200": ok, "400": error, "401": error, "403": error, "404": error, "409": error, "415": error, "422": error, "429": error },
         });
         match body {
             Body::None => {}

@@ -1,17 +1,23 @@
-//! The console's HTML pages (askama templates under `templates/`), plain forms without
-//! scripts. View structs hold display-ready strings: masking and formatting happen here and
+//! The console's HTML pages (askama templates under `templates/`), plain forms; the little
+//! script they use lives in `static/console.js` (the CSP allows no inline script). View structs hold display-ready strings: masking and formatting happen here and
 //! in the store, never in a template.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Form, Multipart, Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::api::{import_upload, read_upload};
-use super::{blocking, cookie, format_time, session_cookie, with_rate, ApiError, AppState, PageLang, PageUser, Tr, SESSION_COOKIE};
+use web_guard::ClientAddr;
+
+use super::api::{import_upload, mint_code, read_upload};
+use super::guard::{DataBatches, DataBusiness, DataFiles};
+use super::{
+    blocking, cookie, format_time, limits, session_cookie, with_rate, Admin, ApiError, AppState, Module, PageLang, PageUser, Tr,
+    SESSION_COOKIE,
+};
 use crate::store::{
     BatchSummary, Category, DispatchKind, DispatchRequest, ExclusivePart, FieldSpec, FieldSpecKind, FileSummary, ImportReport,
     NewProject, PhoneMode, Project, Site,
@@ -51,6 +57,18 @@ fn missing(tr: Tr, zh: &str, en: &str, id: i64) -> String {
     if tr.is_en() { format!("{en} {id} does not exist") } else { format!("{zh} {id} 不存在") }
 }
 
+/// A refused form: the reason on a message page with status 400.
+fn failed(user: &PageUser, text: String, back: &str) -> Response {
+    failed_with(user, StatusCode::BAD_REQUEST, text, back)
+}
+
+/// A failure on a message page with its status (404 for what the caller may not see).
+fn failed_with(user: &PageUser, status: StatusCode, text: String, back: &str) -> Response {
+    let mut page = message(user.tr, &user.account.username, user.tr.t("common.failed"), text, back);
+    *page.status_mut() = status;
+    page
+}
+
 /// Turns a failed action into a message page; a success passes through.
 #[allow(clippy::result_large_err)] // the error is the page to send, built once per request
 fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Result<T, Response> {
@@ -58,7 +76,7 @@ fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Re
         if err.status.is_server_error() {
             err.into_response()
         } else {
-            message(user.tr, &user.account.username, user.tr.t("common.failed"), err.message, back)
+            failed_with(user, err.status, err.message, back)
         }
     })
 }
@@ -94,9 +112,36 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login_submit(State(state): State<AppState>, PageLang(tr): PageLang, Form(form): Form<LoginForm>) -> Response {
+/// `GET /`: the first page the caller may open (the task list, else the projects).
+pub async fn home(user: PageUser) -> Redirect {
+    use super::guard::Permission;
+    Redirect::to(if user.scope.has_module(DataBatches::KEY) { "/batches" } else { "/projects" })
+}
+
+/// `POST /login`: throttled like `POST /api/login`; a throttled attempt gets the login page
+/// again saying how long to wait, without checking the password.
+pub async fn login_submit(
+    State(state): State<AppState>,
+    PageLang(tr): PageLang,
+    ClientAddr(source): ClientAddr,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let page_error = |error: String| render(&LoginPage { tr, user: String::new(), error });
+    if let Err(too_long) = limits::login(&form.username, &form.password) {
+        return page_error(too_long.text(tr));
+    }
+    if let Err(wait) = state.throttle.attempt(&form.username, source) {
+        let mut page = page_error(if tr.is_en() { wait.to_string() } else { wait.zh() });
+        *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        page.headers_mut().insert(header::RETRY_AFTER, wait.seconds().into());
+        return page;
+    }
+    let username = form.username.clone();
     match blocking(&state, move |store| store.login(&form.username, &form.password)).await {
-        Ok(Ok((token, _))) => ([(header::SET_COOKIE, session_cookie(&token))], Redirect::to("/batches")).into_response(),
+        Ok(Ok((token, _))) => {
+            state.throttle.succeeded(&username, source);
+            ([(header::SET_COOKIE, session_cookie(&token))], Redirect::to("/")).into_response()
+        }
         Ok(Err(crate::store::LoginError::BadCredentials)) => {
             let error = if tr.is_en() { "Wrong username or password." } else { "账号或密码错误。" };
             render(&LoginPage { tr, user: String::new(), error: error.to_string() })
@@ -162,7 +207,10 @@ pub struct NameForm {
     name: String,
 }
 
-pub async fn create_site(State(state): State<AppState>, user: PageUser, Form(form): Form<NameForm>) -> Response {
+pub async fn create_site(State(state): State<AppState>, Admin(user): Admin, Form(form): Form<NameForm>) -> Response {
+    if let Err(too_long) = limits::name(&form.name) {
+        return failed(&user, too_long.text(user.tr), "/sites");
+    }
     let result = blocking(&state, move |store| store.create_site(&form.name).map_err(ApiError::from)).await;
     match or_message(result.and_then(|r| r), &user, "/sites") {
         Ok(_) => Redirect::to("/sites").into_response(),
@@ -170,9 +218,10 @@ pub async fn create_site(State(state): State<AppState>, user: PageUser, Form(for
     }
 }
 
-pub async fn site_code(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
-    let result = blocking(&state, move |store| store.create_enrollment_code(id).map_err(ApiError::from)).await;
-    match or_message(result.and_then(|r| r), &user, "/sites") {
+pub async fn site_code(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Response {
+    let result = mint_code(&state, &admin, id).await;
+    let Admin(user) = admin;
+    match or_message(result, &user, "/sites") {
         Ok(code) => {
             let text = format!(
                 "{}\n\n{}: {}\n\n{}",
@@ -252,7 +301,10 @@ pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Res
     })
 }
 
-pub async fn create_category(State(state): State<AppState>, user: PageUser, Form(form): Form<NameForm>) -> Response {
+pub async fn create_category(State(state): State<AppState>, Admin(user): Admin, Form(form): Form<NameForm>) -> Response {
+    if let Err(too_long) = limits::name(&form.name) {
+        return failed(&user, too_long.text(user.tr), "/projects");
+    }
     let result = blocking(&state, move |store| store.create_category(&form.name).map_err(ApiError::from)).await;
     match or_message(result.and_then(|r| r), &user, "/projects") {
         Ok(_) => Redirect::to("/projects").into_response(),
@@ -292,7 +344,7 @@ fn fields_from_form(form: &HashMap<String, String>, prefix: &str) -> Vec<FieldSp
     fields
 }
 
-pub async fn create_project(State(state): State<AppState>, user: PageUser, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn create_project(State(state): State<AppState>, Admin(user): Admin, Form(form): Form<HashMap<String, String>>) -> Response {
     let category_id = form.get("category_id").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     let new = NewProject {
         category_id,
@@ -305,6 +357,9 @@ pub async fn create_project(State(state): State<AppState>, user: PageUser, Form(
         settings: Default::default(),
         phone_mode: if form.get("phone_mode").map(String::as_str) == Some("token") { PhoneMode::Token } else { PhoneMode::Number },
     };
+    if let Err(too_long) = limits::project(&new) {
+        return failed(&user, too_long.text(user.tr), "/projects");
+    }
     let result = blocking(&state, move |store| store.create_project(&new).map_err(ApiError::from)).await;
     match or_message(result.and_then(|r| r), &user, "/projects") {
         Ok(id) => Redirect::to(&format!("/projects/{id}")).into_response(),
@@ -457,7 +512,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
     let (project, files, extra) = match loaded {
         Ok(Ok((Some(project), files, extra))) if user.scope.project(project.id) => (project, files, extra),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", id), "/projects")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "子项目", "sub-project", id), "/projects")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
@@ -501,10 +556,10 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
     })
 }
 
-pub async fn upload_file(State(state): State<AppState>, user: PageUser, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
+pub async fn upload_file(State(state): State<AppState>, Module(user, _): Module<DataFiles>, Path(project_id): Path<i64>, multipart: Multipart) -> Response {
     let back = format!("/projects/{project_id}");
     if !user.scope.project(project_id) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "子项目", "sub-project", project_id), "/projects");
+        return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "子项目", "sub-project", project_id), "/projects");
     }
     let upload = match or_message(read_upload(multipart).await, &user, &back) {
         Ok(upload) => upload,
@@ -529,7 +584,7 @@ struct FilesPage {
     files: Vec<FileRow>,
 }
 
-pub async fn files_page(State(state): State<AppState>, user: PageUser) -> Response {
+pub async fn files_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>) -> Response {
     match blocking(&state, |store| store.list_files(None)).await {
         Ok(Ok(mut files)) => {
             files.retain(|f| user.scope.project(f.project_id));
@@ -560,12 +615,12 @@ struct FilePage {
     filter: crate::store::FilterSettings,
 }
 
-pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+pub async fn file_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>, Path(id): Path<i64>) -> Response {
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.file(id)?, store.list_sites()?)) }).await;
     let ((summary, report), mut sites) = match loaded {
         Ok(Ok((Some(file), sites))) if user.scope.project(file.0.project_id) => (file, sites),
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "文件", "file", id), "/files")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "文件", "file", id), "/files")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
@@ -601,7 +656,12 @@ pub async fn file_page(State(state): State<AppState>, user: PageUser, Path(id): 
     })
 }
 
-pub async fn dispatch_file(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>, Form(form): Form<HashMap<String, String>>) -> Response {
+pub async fn dispatch_file(
+    State(state): State<AppState>,
+    Module(user, _): Module<DataFiles>,
+    Path(id): Path<i64>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let back = format!("/files/{id}");
     let site_ids: Vec<i64> = form.keys().filter_map(|k| k.strip_prefix("site_")).filter_map(|v| v.parse().ok()).collect();
     // Exclusive parts come as part_name_N / part_count_N / part_site_N.
@@ -629,6 +689,13 @@ pub async fn dispatch_file(State(state): State<AppState>, user: PageUser, Path(i
         update_existing: form.contains_key("update_existing"),
         description: form.get("description").cloned().unwrap_or_default(),
     };
+    let parts: &[ExclusivePart] = match &request.kind {
+        DispatchKind::Exclusive(parts) => parts,
+        _ => &[],
+    };
+    if let Err(too_long) = limits::dispatch(&request.name, &request.description, parts) {
+        return failed(&user, too_long.text(user.tr), &back);
+    }
     let scope = user.scope.clone();
     let auto = matches!(request.kind, DispatchKind::Auto);
     let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(ApiError::from)).await;
@@ -697,7 +764,7 @@ struct BatchesPage {
     categories: Vec<Category>,
 }
 
-pub async fn batches_page(State(state): State<AppState>, user: PageUser) -> Response {
+pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>) -> Response {
     let scope = user.scope.clone();
     match blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.list_batches_scoped(&scope)?, store.list_categories()?)) }).await {
         Ok(Ok((batches, categories))) => render(&BatchesPage {
@@ -729,7 +796,7 @@ struct RecordsPage {
     records: Vec<RecordRow>,
 }
 
-pub async fn records_page(State(state): State<AppState>, user: PageUser, Path(id): Path<i64>) -> Response {
+pub async fn records_page(State(state): State<AppState>, Module(user, _): Module<DataBusiness>, Path(id): Path<i64>) -> Response {
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         let Some(batch) = store.batch(id)? else { return Ok(None) };
         let project = store.project(batch.project_id)?;
@@ -739,7 +806,7 @@ pub async fn records_page(State(state): State<AppState>, user: PageUser, Path(id
     let (batch, project, records) = match loaded {
         Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
         Ok(Ok(_)) => {
-            return message(user.tr, &user.account.username, user.tr.t("common.failed"), missing(user.tr, "批次", "batch", id), "/batches")
+            return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "批次", "batch", id), "/batches")
         }
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),

@@ -16,8 +16,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::api::read_upload;
-use super::pages::{message, render};
-use super::{blocking, format_time, ApiError, ApiScope, AppState, PageUser, Tr};
+use super::pages::render;
+use super::guard::{CtiLists, DataSettings};
+use super::{blocking, format_time, ApiError, AppState, Module, PageUser, Tr};
 use crate::import::read_phone_list;
 use crate::store::{ListKind, ProjectEdit, ProjectSettings, MODULES};
 
@@ -37,14 +38,13 @@ pub struct SettingsBody {
 /// A new version of the definition goes down to every participating site.
 pub async fn put_settings(
     State(state): State<AppState>,
-    scope: ApiScope,
+    caller: Module<DataSettings>,
     Path(id): Path<i64>,
     Json(SettingsBody { settings, token_length }): Json<SettingsBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if !scope.0.project(id) {
+    if !caller.scope.project(id) {
         return Err(ApiError::not_found(format!("sub-project {id} does not exist")));
     }
-    scope.require("data.settings")?;
     let (version, sites) = blocking(&state, move |store| -> Result<_, ApiError> {
         let project = store.project(id)?.ok_or_else(|| ApiError::not_found(format!("sub-project {id} does not exist")))?;
         // Checked before anything is saved, so a bad length changes nothing.
@@ -75,14 +75,13 @@ pub async fn put_settings(
 /// were added and every cell that was not a number.
 pub async fn import_list(
     State(state): State<AppState>,
-    scope: ApiScope,
+    caller: Module<CtiLists>,
     Path(list): Path<String>,
     multipart: Multipart,
 ) -> Result<Json<Value>, ApiError> {
-    scope.require("cti.lists")?;
     let kind = super::console::list_kind(&list)?;
     let (file_name, bytes) = read_upload(multipart).await?;
-    let creator = scope.0.account.username.clone();
+    let creator = caller.account.username.clone();
     let note = format!("导入：{file_name}");
     let (added, bad) = blocking(&state, move |store| -> Result<_, ApiError> {
         let sheet = read_phone_list(&file_name, &bytes).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
@@ -118,9 +117,6 @@ struct ListsPage {
 }
 
 pub async fn lists_page(State(state): State<AppState>, user: PageUser) -> Response {
-    if !user.scope.has_module("cti.lists") {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
-    }
     let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
         Ok((store.list_numbers(ListKind::Black)?, store.list_numbers(ListKind::White)?))
     })
@@ -182,9 +178,6 @@ struct AccountsPage {
 
 pub async fn accounts_page(State(state): State<AppState>, user: PageUser) -> Response {
     let scope = &user.scope;
-    if !(scope.has_module("accounts.accounts") || scope.has_module("accounts.roles") || scope.has_module("accounts.groups")) {
-        return message(user.tr, &user.account.username, user.tr.t("common.failed"), user.tr.t("common.no_module"), "/batches");
-    }
     let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
         Ok((store.list_roles()?, store.list_groups()?, store.list_accounts()?, store.list_sites()?))
     })
