@@ -262,7 +262,7 @@ mod tests {
             hangup_side: Some(HangupSide::Customer),
             agent: Some("8001".into()),
             talk_seconds: 55,
-            recording_sha256: None,
+            recording_sha256: None, kind: sync_protocol::AttemptKind::Predictive,
         })
     }
 
