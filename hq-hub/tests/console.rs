@@ -264,7 +264,8 @@ async fn login_import_dispatch_and_results() -> Result<()> {
             hangup_side: Some(HangupSide::Customer),
             agent: Some("8001".into()),
             talk_seconds: 82,
-            recording_sha256: None, kind: sync_protocol::AttemptKind::Predictive,
+            recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     };
     let record = UpEntry {
@@ -308,7 +309,8 @@ async fn login_import_dispatch_and_results() -> Result<()> {
             hangup_side: Some(HangupSide::Customer),
             agent: None,
             talk_seconds: 0,
-            recording_sha256: None, kind: sync_protocol::AttemptKind::Predictive,
+            recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     };
     h.hub().store.apply_up(site_id as u64, &dropped)?;

@@ -143,7 +143,8 @@ fn up_entry(epoch: u64, seq: u64) -> UpEntry {
             hangup_side: None,
             agent: None,
             talk_seconds: 0,
-            recording_sha256: None, kind: sync_protocol::AttemptKind::Predictive,
+            recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     }
 }

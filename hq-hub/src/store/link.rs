@@ -262,7 +262,8 @@ mod tests {
             hangup_side: Some(HangupSide::Customer),
             agent: Some("8001".into()),
             talk_seconds: 55,
-            recording_sha256: None, kind: sync_protocol::AttemptKind::Predictive,
+            recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         })
     }
 
