@@ -10,7 +10,7 @@ use appliance::store::{
     TaskParams, Viewer, suggested_max_concurrency,
 };
 use sync_link::SiteStore;
-use sync_protocol::{CallbackState, DialMode, DownEntry, DownEvent, HangupSide, Outcome, UpEvent};
+use sync_protocol::{AttemptKind, CallbackState, DialMode, DownEntry, DownEvent, HangupSide, Outcome, UpEvent};
 
 use common::*;
 
@@ -148,12 +148,13 @@ fn allocation_follows_the_rules_and_one_click_takes_owned_numbers_first() {
             Ok(claim) => {
                 order.push(claim.claimed.row_id);
                 assert_eq!(claim.ringing_phone.chars().filter(|c| *c == '*').count(), 4, "{}", claim.ringing_phone);
-                store
+                let attempt = store
                     .finish_attempt(
                         claim.claimed.attempt_id,
                         &AttemptEnd { outcome: Outcome::NoAnswer, hangup_side: None, ended_at: 1, recording_path: None, recording_sha256: None },
                     )
                     .expect("finish");
+                assert_eq!(attempt.kind, AttemptKind::OneClick, "a one-click task's dial");
             }
             Err(ManualDialError::NothingLeft(_)) => break,
             Err(other) => panic!("{other}"),
@@ -210,6 +211,21 @@ fn callbacks_are_scheduled_armed_executed_and_reported() {
         })
         .collect();
     assert_eq!(states, vec![CallbackState::Scheduled, CallbackState::Done]);
+
+    // Each attempt goes up with the path that dialed it: HQ's filter counts only task dials.
+    let end = AttemptEnd { outcome: Outcome::NoAnswer, hangup_side: None, ended_at: 1_001, recording_path: None, recording_sha256: None };
+    let callback_attempt = store.finish_attempt(claim.claimed.attempt_id, &end).expect("finish");
+    assert_eq!(callback_attempt.kind, AttemptKind::Callback);
+    let kinds: Vec<AttemptKind> = store
+        .outbox_after(0, 100)
+        .expect("outbox")
+        .into_iter()
+        .filter_map(|entry| match entry.event {
+            UpEvent::CallAttempt(attempt) => Some(attempt.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, vec![AttemptKind::Predictive, AttemptKind::Callback]);
 }
 
 #[test]

@@ -167,6 +167,7 @@ fn insert_cost(store: &Store, dir: &std::path::Path, attempts: i64, n: u64, with
                         agent: None,
                         talk_seconds: 0,
                         recording_sha256: None,
+                        kind: sync_protocol::AttemptKind::Predictive,
                     }),
                 }
             })

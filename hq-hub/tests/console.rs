@@ -265,6 +265,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
             agent: Some("8001".into()),
             talk_seconds: 82,
             recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     };
     let record = UpEntry {
@@ -309,6 +310,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
             agent: None,
             talk_seconds: 0,
             recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     };
     h.hub().store.apply_up(site_id as u64, &dropped)?;

@@ -353,14 +353,23 @@ async fn filter_over_synced_history() -> Result<()> {
     let batch = out["batch_ids"][0].as_u64().unwrap_or_default();
     let rows: Vec<_> = h.down(s1)?.into_iter().filter_map(|e| match e { DownEvent::BatchChunk(c) => Some(c.rows), _ => None }).flatten().collect();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    // 13700000001 dialed twice, never answered; 13700000002 answered once.
-    for (seq, (row_idx, answered)) in [(0usize, false), (0, false), (1, true)].iter().enumerate() {
+    // 13700000001 dialed twice, never answered; 13700000002 answered once; 13700000003 only
+    // called back and dialed by hand (answered both times), which are not task dials (H11).
+    use sync_protocol::AttemptKind;
+    let attempts = [
+        (0usize, false, AttemptKind::Predictive),
+        (0, false, AttemptKind::OneClick),
+        (1, true, AttemptKind::Predictive),
+        (2, true, AttemptKind::Callback),
+        (2, true, AttemptKind::Manual),
+    ];
+    for (seq, (row_idx, answered, kind)) in attempts.iter().enumerate() {
         let entry = UpEntry {
             epoch: 1,
             seq: seq as u64 + 1,
             event: UpEvent::CallAttempt(CallAttempt {
                 attempt_id: seq as u64 + 1, batch_id: batch, row_id: rows[*row_idx].row_id, started_at: now - 60, answered_at: answered.then_some(now - 50),
-                ended_at: now - 10, outcome: if *answered { Outcome::Connected } else { Outcome::NoAnswer }, hangup_side: None, agent: None, talk_seconds: 0, recording_sha256: None,
+                ended_at: now - 10, outcome: if *answered { Outcome::Connected } else { Outcome::NoAnswer }, hangup_side: None, agent: None, talk_seconds: 0, recording_sha256: None, kind: *kind,
             }),
         };
         h.hub().store.apply_up(s1 as u64, &entry)?;
@@ -377,10 +386,14 @@ async fn filter_over_synced_history() -> Result<()> {
     let out = a.ok(reqwest::Method::POST, &format!("/api/files/{file}/filter"), Some(json!({ "valid_days": 7, "condition": "not_connected" }))).await?;
     assert_eq!(out["removed"], 1);
     let out = a.ok(reqwest::Method::POST, &format!("/api/files/{file}/filter"), Some(json!({ "valid_days": 7, "condition": "connected" }))).await?;
-    assert_eq!(out["removed"], 1);
+    assert_eq!(out["removed"], 1, "the answered callback and manual dial do not count: {out}");
+    let out = a.ok(reqwest::Method::POST, &format!("/api/files/{file}/filter"), Some(json!({ "valid_days": 7, "condition": "not_called" }))).await?;
+    assert_eq!(out["removed"], 1, "13700000003 was never dialed by its task: {out}");
+    let result = a.ok(reqwest::Method::GET, &format!("/api/files/{}", out["file_id"]), None).await?;
+    assert_eq!(result["report"]["bad"][0]["row"], 4, "{result}");
     // The last settings are remembered per account.
     let settings = a.ok(reqwest::Method::GET, "/api/filter-settings", None).await?;
-    assert_eq!(settings["condition"], "connected");
+    assert_eq!(settings["condition"], "not_called");
     h.stop().await
 }
 

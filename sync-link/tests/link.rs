@@ -144,6 +144,7 @@ fn up_entry(epoch: u64, seq: u64) -> UpEntry {
             agent: None,
             talk_seconds: 0,
             recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         }),
     }
 }
@@ -527,10 +528,10 @@ async fn another_alpn_version_fails_the_handshake_clearly() -> Result<()> {
 
     let attempt = tokio::time::timeout(
         Duration::from_secs(10),
-        raw_connection(addr, &ca.ca_cert_pem(), &identity_dir, b"outpost-sync/2"),
+        raw_connection(addr, &ca.ca_cert_pem(), &identity_dir, b"outpost-sync/1"),
     )
     .await?;
-    let error = attempt.expect_err("a hub speaking outpost-sync/1 must refuse outpost-sync/2");
+    let error = attempt.expect_err("a hub speaking outpost-sync/2 must refuse the older outpost-sync/1");
     let text = format!("{error:#}");
     assert!(text.contains("no_application_protocol") || text.contains("120"), "{text}");
     assert!(hub.link_events.lock().unwrap().is_empty());

@@ -274,9 +274,10 @@ mod tests {
                     agent: Some("1001".into()),
                     talk_seconds: 55,
                     recording_sha256: None,
+                    kind: AttemptKind::Predictive,
                 }),
             }),
-            expect!["1900000003010200090807c80101d201c0020001010104313030313700"],
+            expect!["1a00000003010200090807c80101d201c002000101010431303031370000"],
         );
         check(
             Frame::Up(UpEntry {
@@ -494,6 +495,48 @@ mod tests {
                 }),
             ),
             expect!["0d0000000301080502010701c801000000"],
+        );
+    }
+
+    // Protocol version 2: an attempt carries its kind (a field, so not additive: the
+    // version and ALPN went to 2), and the per-number black / white list change.
+    #[test]
+    fn golden_version_2_frames() {
+        check(
+            up(
+                9,
+                UpEvent::CallAttempt(CallAttempt {
+                    attempt_id: 10,
+                    batch_id: 8,
+                    row_id: 7,
+                    started_at: 100,
+                    answered_at: None,
+                    ended_at: 130,
+                    outcome: Outcome::NoAnswer,
+                    hangup_side: None,
+                    agent: Some("1001".into()),
+                    talk_seconds: 0,
+                    recording_sha256: None,
+                    kind: AttemptKind::Callback,
+                }),
+            ),
+            expect!["17000000030109000a0807c8010084020200010431303031000002"],
+        );
+        check(
+            down(
+                13,
+                DownEvent::PhoneList(PhoneListChange {
+                    phone: "A207A92E2B93892F5F4C".into(),
+                    version: 3,
+                    list: Some(PhoneListKind::White),
+                    note: "".into(),
+                }),
+            ),
+            expect!["1c000000050d0c14413230374139324532423933383932463546344303010100"],
+        );
+        check(
+            down(14, DownEvent::PhoneList(PhoneListChange { phone: "13800138000".into(), version: 4, list: None, note: "".into() })),
+            expect!["12000000050e0c0b3133383030313338303030040000"],
         );
     }
 

@@ -10,13 +10,16 @@ use serde::{Deserialize, Serialize};
 /// ALPN of the sync link. The trailing number is [`PROTOCOL_VERSION`]; a peer offering a
 /// different one fails the TLS handshake with `no_application_protocol`, and both sides log
 /// which versions were on offer.
-pub const SYNC_ALPN: &[u8] = b"outpost-sync/1";
+pub const SYNC_ALPN: &[u8] = b"outpost-sync/2";
 
 /// ALPN of the enrollment exchange (no client certificate yet; proven by the one-time code).
 pub const ENROLL_ALPN: &[u8] = b"outpost-enroll/1";
 
 /// Version of the messages in this module. Bumped whenever a change is not purely additive.
-pub const PROTOCOL_VERSION: u32 = 1;
+///
+/// - 2: [`CallAttempt::kind`] (postcard is not self-describing, so a new field changes the
+///   encoding of every attempt); [`DownEvent::PhoneList`] appended.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts, in bytes. A batch chunk is sized well below this.
 pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
@@ -135,6 +138,33 @@ pub enum DownEvent {
     /// status and calling windows. Sent after every [`DownEvent::Project`] of the same
     /// version; `None` / empty means HQ left it to the site.
     ProjectSettings(ProjectSettings),
+    /// Put a number (or dial token) on HQ's black or white list, or take it off both,
+    /// versioned per number across both lists: moving a number from the black list to the
+    /// white one is one change, so it is un-blacklisted by the same entry. Supersedes
+    /// [`DownEvent::BlackList`], which a hub of this version no longer sends.
+    PhoneList(PhoneListChange),
+}
+
+/// Which of HQ's lists a number is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PhoneListKind {
+    /// Never dialed, by any path, at any site.
+    Black,
+    /// Never removed by HQ's data filter; dialed as usual.
+    White,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhoneListChange {
+    /// The number as HQ normalised it, or a carrier dial token (upper-case hex).
+    pub phone: String,
+    /// Per-number version, rising with every change of the number on either list: a site
+    /// keeps the newest it has seen.
+    pub version: u64,
+    /// The list the number is on now; `None` when it was taken off.
+    pub list: Option<PhoneListKind>,
+    pub note: String,
 }
 
 /// Project parameters beyond [`ProjectParams`] (弹屏时机, 项目状态, 定时外呼).
@@ -274,6 +304,33 @@ pub struct CallAttempt {
     pub talk_seconds: u32,
     /// SHA-256 of the recording's WAV, if the call was recorded.
     pub recording_sha256: Option<String>,
+    /// Which path dialed it: HQ's data filter counts only project-task dials.
+    pub kind: AttemptKind,
+}
+
+/// The path that placed a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AttemptKind {
+    /// The task's predictive (or progressive / adaptive) dialer.
+    Predictive,
+    /// An agent's one-click call in a one-click task (the task's own dial).
+    OneClick,
+    /// A callback, scheduled or "call back now" from the popup.
+    Callback,
+    /// A number an agent dialed by hand.
+    Manual,
+    /// A call the customer placed to the site.
+    Inbound,
+    /// A call placed by an IVR campaign.
+    Ivr,
+}
+
+impl AttemptKind {
+    /// Whether the attempt is a project-task dial (what HQ's data filter counts, H11).
+    pub fn is_task_dial(self) -> bool {
+        matches!(self, AttemptKind::Predictive | AttemptKind::OneClick)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,6 +59,7 @@ fn a_day() -> Vec<UpEvent> {
             agent: answered.then(|| agent.clone()),
             talk_seconds: if answered { 87 } else { 0 },
             recording_sha256: answered.then(|| format!("{attempt_id:064x}")),
+            kind: sync_protocol::AttemptKind::Predictive,
         }));
         if answered && records < RECORDS {
             records += 1;

@@ -1,8 +1,11 @@
 //! What HQ decides and the site must hold to even while the link is down, and what the
 //! site sends up besides its outbox.
 //!
-//! - The black list ([`DownEvent::BlackList`], versioned per number): a listed number is
-//!   never taken for dialing, by the predictive dialer, a one-click agent or a callback.
+//! - HQ's black and white lists ([`DownEvent::PhoneList`], one version per number across
+//!   both lists, so a site keeps the newest change however the entries arrive; the older
+//!   [`DownEvent::BlackList`] lands in the same table): a blacklisted number is never taken
+//!   for dialing, by the predictive dialer, a one-click agent or a callback, and the site's
+//!   data pages mark it; the white list is shown to the site's staff, read-only.
 //! - Project settings ([`DownEvent::ProjectSettings`]): calling windows in China time
 //!   (the site's local time, UTC+8 all year) outside which no number is taken, and HQ's
 //!   running flag.
@@ -19,7 +22,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use sync_link::blob::{BlobRef, OpenBlob};
 use sync_protocol::{
     BlackListChange, ControlApplied, ControlScope, ControlTarget, LinkSettings, LiveFigures, OneClickControl,
-    ProjectControl, ProjectSettings, RunState, UpEvent,
+    PhoneListChange, PhoneListKind, ProjectControl, ProjectSettings, RunState, UpEvent,
 };
 
 use super::{DbError, Store, corrupt, now_unix, push_outbox};
@@ -175,15 +178,49 @@ pub(super) fn hold_reason(conn: &rusqlite::Connection, project_id: u64, minute: 
     Ok(None)
 }
 
-pub(super) fn apply_blacklist(tx: &Transaction<'_>, change: &BlackListChange) -> Result<(), DbError> {
+/// Keeps `phone`'s list entry at `version` unless a newer one is already kept: a change
+/// that arrives after a newer one (replayed, or seeded at enrollment) changes nothing.
+fn keep_newest(tx: &Transaction<'_>, phone: &str, version: u64, black: bool, white: bool, note: &str) -> Result<(), DbError> {
     tx.execute(
-        "INSERT INTO blacklist (phone, version, listed, note) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO blacklist (phone, version, listed, white, note) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (phone) DO UPDATE SET version = excluded.version, listed = excluded.listed,
-                                           note = excluded.note
+                                           white = excluded.white, note = excluded.note
          WHERE excluded.version > blacklist.version",
-        params![change.phone.trim(), change.version as i64, change.listed, change.note],
+        params![phone.trim(), version as i64, black, white, note],
     )?;
     Ok(())
+}
+
+/// The protocol-1 black list change: on or off the black list (and so off the white one).
+pub(super) fn apply_blacklist(tx: &Transaction<'_>, change: &BlackListChange) -> Result<(), DbError> {
+    keep_newest(tx, &change.phone, change.version, change.listed, false, &change.note)
+}
+
+/// HQ's list change: the number is on the black list, the white list, or neither now.
+pub(super) fn apply_phone_list(tx: &Transaction<'_>, change: &PhoneListChange) -> Result<(), DbError> {
+    let (black, white) = match change.list {
+        Some(PhoneListKind::Black) => (true, false),
+        Some(PhoneListKind::White) => (false, true),
+        None => (false, false),
+        // A list this build does not know: it holds no number back, and the version is kept
+        // so an older change cannot come back over it.
+        Some(_) => {
+            tracing::warn!(phone = %change.phone, "an HQ list this appliance does not know; upgrade it");
+            (false, false)
+        }
+    };
+    keep_newest(tx, &change.phone, change.version, black, white, &change.note)
+}
+
+/// A number on one of HQ's lists, as the site's staff see it (read-only: HQ owns the lists).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HqListedView {
+    /// As the viewer may see it.
+    pub phone: String,
+    /// `black` or `white`.
+    pub list: &'static str,
+    pub note: String,
+    pub version: u64,
 }
 
 pub(super) fn apply_project_settings(tx: &Transaction<'_>, settings: &ProjectSettings) -> Result<(), DbError> {
@@ -312,6 +349,29 @@ fn sha_of_hex(text: &str) -> Option<[u8; 32]> {
 }
 
 impl Store {
+    /// HQ's black and white lists as the site holds them now (numbers masked unless the
+    /// viewer may see them whole), black first.
+    pub fn hq_lists(&self, viewer: &super::Viewer) -> Result<Vec<HqListedView>, DbError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT phone, listed, note, version FROM blacklist WHERE listed = 1 OR white = 1
+             ORDER BY listed DESC, phone",
+        )?;
+        let rows = statement
+            .query_map([], |row| {
+                let phone: String = row.get(0)?;
+                let black: bool = row.get(1)?;
+                Ok(HqListedView {
+                    phone: viewer.phone(None, &phone),
+                    list: if black { "black" } else { "white" },
+                    note: row.get(2)?,
+                    version: row.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Whether `phone` is on HQ's black list now.
     pub fn is_blacklisted(&self, phone: &str) -> Result<bool, DbError> {
         let listed: Option<bool> = self

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use sync_link::{SiteStore, StoreResult};
 use sync_protocol::{
-    BatchChunk, BatchControl, BatchManifest, BusinessRecord, CallAttempt, DownEntry,
+    AttemptKind, BatchChunk, BatchControl, BatchManifest, BusinessRecord, CallAttempt, DownEntry,
     DownEvent, FieldDef, FieldKind, HangupSide, Outcome, ProjectDef, UpEntry, UpEvent,
 };
 use tokio::sync::Notify;
@@ -32,7 +32,7 @@ mod sessions;
 mod work;
 
 use hq::hex_of;
-pub use hq::{AbandonRates, AgentCounts, china_minute};
+pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use work::*;
 
@@ -256,6 +256,10 @@ const MIGRATIONS: &[&str] = &[
         last_seen  INTEGER NOT NULL
     );
     CREATE INDEX web_sessions_user ON web_sessions (user_id);",
+    // 7: HQ's white list rides with the black list (one version per number across both,
+    // so a move from one list to the other is one change): `listed` stays "on the black
+    // list", which every claim checks; `white` is shown to the site's staff.
+    "ALTER TABLE blacklist ADD COLUMN white INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).
@@ -531,6 +535,20 @@ pub fn mask_phone(phone: &str) -> String {
     masked.push_str(&"*".repeat(chars.len() - 7));
     masked.extend(&chars[chars.len() - 4..]);
     masked
+}
+
+/// The [`AttemptKind`] of an attempt from the path that wrote it (`attempts.kind`:
+/// `predictive` by the task's dialer, `one_click` and `callback` by an agent's own call,
+/// `manual` for a number dialed by hand).
+fn attempt_kind(kind: &str) -> AttemptKind {
+    match kind {
+        "one_click" => AttemptKind::OneClick,
+        "callback" => AttemptKind::Callback,
+        "manual" => AttemptKind::Manual,
+        "inbound" => AttemptKind::Inbound,
+        "ivr" => AttemptKind::Ivr,
+        _ => AttemptKind::Predictive,
+    }
 }
 
 fn outcome_name(outcome: Outcome) -> &'static str {
@@ -1078,7 +1096,7 @@ impl Store {
     pub fn finish_attempt(&self, attempt_id: u64, end: &AttemptEnd) -> Result<CallAttempt, DbError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let (batch_id, chunk_idx, row_idx, row_id, started_at, answered_at, agent, state): (
+        let (batch_id, chunk_idx, row_idx, row_id, started_at, answered_at, agent, state, kind): (
             u64,
             u32,
             u32,
@@ -1087,8 +1105,9 @@ impl Store {
             Option<i64>,
             Option<String>,
             String,
+            String,
         ) = tx.query_row(
-            "SELECT batch_id, chunk_idx, row_idx, row_id, started_at, answered_at, agent, state
+            "SELECT batch_id, chunk_idx, row_idx, row_id, started_at, answered_at, agent, state, kind
              FROM attempts WHERE attempt_id = ?1",
             [attempt_id],
             |row| {
@@ -1101,6 +1120,7 @@ impl Store {
                     row.get(5)?,
                     row.get(6)?,
                     row.get(7)?,
+                    row.get(8)?,
                 ))
             },
         )?;
@@ -1120,6 +1140,7 @@ impl Store {
             agent,
             talk_seconds,
             recording_sha256: end.recording_sha256.clone(),
+            kind: attempt_kind(&kind),
         };
         if state == "done" {
             // Already finished (a duplicate end event): nothing new to report.
@@ -1411,6 +1432,7 @@ impl Store {
                 }
                 DownEvent::AttributionRules(rules) => work::apply_hq_rules(&tx, rules)?,
                 DownEvent::BlackList(change) => hq::apply_blacklist(&tx, change)?,
+                DownEvent::PhoneList(change) => hq::apply_phone_list(&tx, change)?,
                 DownEvent::ProjectSettings(settings) => hq::apply_project_settings(&tx, settings)?,
                 DownEvent::LinkSettings(settings) => hq::apply_link_settings(&tx, settings)?,
                 DownEvent::ProjectControl(control) => {

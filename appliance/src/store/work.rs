@@ -1474,6 +1474,8 @@ pub struct CustomerView {
     pub project: String,
     pub phone: String,
     pub status: String,
+    /// On HQ's black list: never dialed here, whatever its status says.
+    pub hq_black: bool,
     pub owner: Option<String>,
     pub fields: Vec<PopupField>,
     /// The fields the agent may edit (not hidden, not read-only).
@@ -1601,7 +1603,8 @@ impl Store {
     pub fn customers(&self, viewer: &Viewer, owner_or_agent: Option<&str>, project_id: Option<u64>, status: Option<&str>, limit: u32) -> Result<Vec<CustomerView>, DbError> {
         let conn = self.lock();
         let mut statement = conn.prepare(
-            "SELECT r.batch_id, r.row_id, b.project_id, r.phone, r.status, r.owner, r.fields
+            "SELECT r.batch_id, r.row_id, b.project_id, r.phone, r.status, r.owner, r.fields,
+                    EXISTS (SELECT 1 FROM blacklist bl WHERE bl.phone = r.phone AND bl.listed = 1)
              FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
              WHERE (?1 IS NULL OR r.owner = ?1 OR EXISTS (SELECT 1 FROM attempts a WHERE a.batch_id = r.batch_id
                         AND a.chunk_idx = r.chunk_idx AND a.row_idx = r.row_idx AND a.agent = ?1))
@@ -1626,6 +1629,7 @@ impl Store {
                 project: def.map(|d| d.name.clone()).unwrap_or_default(),
                 phone: viewer.phone(def, &phone),
                 status: row.get(4)?,
+                hq_black: row.get(7)?,
                 owner: row.get(5)?,
                 fields: visible_fields(def, &values),
                 editable: def

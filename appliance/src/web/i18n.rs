@@ -400,6 +400,11 @@ work_text! {
     out_failed: "失败", "failed";
     out_abandoned: "队列放弃", "abandoned";
     out_agent_missed: "坐席未接", "agent missed";
+    hq_black: "总控黑名单", "HQ black list";
+    hq_white: "总控白名单", "HQ white list";
+    hq_lists: "总控黑白名单", "HQ's lists";
+    hq_lists_note: "由总控设置，职场只读。黑名单号码在本职场不会以任何方式拨打（预测外呼、一键外呼、回访），断网时也一样。", "Set by HQ, read-only here. A number on the black list is never dialed at this site by any path (predictive, one-click, callback), even while the link to HQ is down.";
+    list_version: "版本", "Version";
 }
 
 impl Lang {

@@ -16,7 +16,7 @@ use super::guard::need;
 use super::limits::{self, ApiQuery, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState};
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, Line, Module, Role, SiteRole, SiteRule, TaskStatus, suggested_max_concurrency,
+    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRole, SiteRule, TaskStatus, suggested_max_concurrency,
 };
 
 fn fail(error: ApiError) -> Response {
@@ -298,6 +298,7 @@ struct DataPage {
     customers: Vec<CustomerView>,
     records: Vec<CallRecordView>,
     callbacks: Vec<CallbackView>,
+    hq_lists: Vec<HqListedView>,
     columns: Vec<String>,
     record_columns: Vec<String>,
     agents: Vec<Choice>,
@@ -330,6 +331,7 @@ pub async fn admin_data(
         let tab = match query.tab.as_deref() {
             Some("business") => "business",
             Some("callbacks") => "callbacks",
+            Some("lists") => "lists",
             _ => "customers",
         }
         .to_string();
@@ -339,7 +341,7 @@ pub async fn admin_data(
             def.as_ref().map(|d| d.customer_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
         let record_columns: Vec<String> =
             def.as_ref().map(|d| d.record_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
-        let (mut customers, mut records, mut callbacks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut customers, mut records, mut callbacks, mut hq_lists) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         match tab.as_str() {
             "customers" => {
                 customers = state.store.customers(&viewer, None, Some(project_id), blank(&query.status).as_deref(), 500)?;
@@ -355,6 +357,7 @@ pub async fn admin_data(
                 };
                 records = state.store.call_records(&viewer, &filter, 500)?;
             }
+            "lists" => hq_lists = state.store.hq_lists(&viewer)?,
             _ => {
                 callbacks = state.store.callbacks(&viewer, blank(&query.agent).as_deref(), Some(project_id), blank(&query.state).as_deref())?;
             }
@@ -385,6 +388,7 @@ pub async fn admin_data(
             customers,
             records,
             callbacks,
+            hq_lists,
             columns,
             record_columns,
             agents,

@@ -1,8 +1,10 @@
 //! The data filter (外呼数据过滤, manual 1.2.1.9) over the call history sites synced back.
 //!
-//! For each number of a file the filter counts project-task dials (every attempt a site
-//! reports belongs to a dispatched batch; callbacks and manual dials never reach this table)
-//! within the valid days, in the chosen data scope (this account's batches or all HQ
+//! For each number of a file the filter counts project-task dials within the valid days
+//! (H11): a site reports every attempt with its kind, and only the task's predictive and
+//! one-click dials count; callbacks and manual dials reach the attempts table with their
+//! kind and are left out here (attempts synced before kinds were reported, `unrecorded`,
+//! count as they did then), in the chosen data scope (this account's batches or all HQ
 //! accounts') and projects, and removes the rows the condition selects:
 //!
 //! - called (已呼): dialed at least `repeat_count` times;
@@ -242,7 +244,8 @@ impl Store {
         let mut tallies = vec![History::default(); distinct.len()];
         let mut stmt = conn.prepare_cached(
             "SELECT site_id, answered_at IS NOT NULL FROM call_attempts INDEXED BY call_attempts_batch_row
-             WHERE batch_id = ?1 AND row_id = ?2 AND started_at >= ?3",
+             WHERE batch_id = ?1 AND row_id = ?2 AND started_at >= ?3
+               AND kind IN ('predictive', 'one_click', 'unrecorded')",
         )?;
         for (row_id, slot, batch) in held {
             let mut found = stmt.query(params![batch, row_id, since])?;

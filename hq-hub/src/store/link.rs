@@ -263,6 +263,7 @@ mod tests {
             agent: Some("8001".into()),
             talk_seconds: 55,
             recording_sha256: None,
+            kind: sync_protocol::AttemptKind::Predictive,
         })
     }
 

@@ -379,6 +379,24 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE projects ADD COLUMN token_length INTEGER NOT NULL DEFAULT 20;
     "#,
+    // 8: HQ's lists go down to the sites (see `lists`), and attempts carry their kind.
+    // - `phone_list_versions` keeps each number's version across add / remove / add (a
+    //   removed number's `phone_lists` row is gone, but a site must still see the next
+    //   change as newer than the removal).
+    // - `call_attempts.kind`: the path that dialed (predictive, one_click, callback, manual,
+    //   ...). Attempts synced before sites reported it hold `unrecorded` and are counted by
+    //   the data filter as they were before. The filter's covering index gains the kind so
+    //   that it still reads no table.
+    r#"
+    CREATE TABLE phone_list_versions (
+        phone   TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    INSERT INTO phone_list_versions (phone, version) SELECT phone, 1 FROM phone_lists;
+    ALTER TABLE call_attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'unrecorded';
+    DROP INDEX call_attempts_batch_row;
+    CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at, kind);
+    "#,
 ];
 
 /// Failure to open the store.
@@ -511,6 +529,7 @@ mod tests {
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
                  DROP TABLE voice_files; DROP TABLE announcements;
                  ALTER TABLE projects DROP COLUMN token_length;
+                 DROP TABLE phone_list_versions; ALTER TABLE call_attempts DROP COLUMN kind;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -522,7 +541,8 @@ mod tests {
         let plan: String = conn
             .query_row(
                 "EXPLAIN QUERY PLAN SELECT site_id, answered_at IS NOT NULL FROM call_attempts
-                 WHERE batch_id = 3 AND row_id = 7 AND started_at >= 0",
+                 WHERE batch_id = 3 AND row_id = 7 AND started_at >= 0
+                   AND kind IN ('predictive', 'one_click', 'unrecorded')",
                 [],
                 |r| r.get(3),
             )

@@ -66,12 +66,14 @@ pub(super) fn is_unique_violation(err: &rusqlite::Error) -> bool {
 }
 
 /// Marks a code used (erasing its plain form) and the site enrolled. A site enrolling for the
-/// first time is sent what HQ publishes to every site (voice library, live announcements).
+/// first time is sent what HQ publishes to every site (voice library, live announcements,
+/// the black and white lists).
 fn consume_code(tx: &rusqlite::Transaction<'_>, code_hash: &str, site_id: i64, now: i64) -> rusqlite::Result<()> {
     tx.execute("UPDATE enrollment_codes SET used_at = ?1, pending_code = NULL WHERE code_hash = ?2", params![now, code_hash])?;
     let first = tx.execute("UPDATE sites SET enrolled_at = ?1 WHERE id = ?2 AND enrolled_at IS NULL", params![now, site_id])?;
     if first > 0 {
         super::notices::seed_enrolled_site(tx, site_id)?;
+        super::lists::seed_enrolled_site(tx, site_id)?;
     }
     Ok(())
 }

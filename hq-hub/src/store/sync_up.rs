@@ -11,7 +11,7 @@ use rusqlite::{params, Transaction};
 use serde::Serialize;
 use sync_link::{StoreError, StoreResult};
 use sync_protocol::{
-    AgentState, CallbackState, ControlScope, ControlTarget, HangupSide, Outcome, UpEntry, UpEvent,
+    AgentState, AttemptKind, CallbackState, ControlScope, ControlTarget, HangupSide, Outcome, UpEntry, UpEvent,
 };
 
 use super::other;
@@ -27,6 +27,21 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Abandoned => "abandoned",
         Outcome::AgentMissed => "agent_missed",
         // A newer protocol's outcome: kept, under a name that says it is not understood yet.
+        _ => "unknown",
+    }
+}
+
+/// How an attempt's kind is stored in `call_attempts.kind`. Attempts synced before sites
+/// reported their kind (protocol 1) hold `unrecorded` (migration 7).
+pub(super) fn attempt_kind_name(kind: AttemptKind) -> &'static str {
+    match kind {
+        AttemptKind::Predictive => "predictive",
+        AttemptKind::OneClick => "one_click",
+        AttemptKind::Callback => "callback",
+        AttemptKind::Manual => "manual",
+        AttemptKind::Inbound => "inbound",
+        AttemptKind::Ivr => "ivr",
+        // A newer protocol's kind: kept, and not counted as a task dial.
         _ => "unknown",
     }
 }
@@ -89,13 +104,14 @@ pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoc
         UpEvent::CallAttempt(attempt) => {
             tx.prepare_cached(
                 "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-                     outcome, hangup_side, agent, talk_seconds, recording_sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT (site_id, attempt_id) DO UPDATE SET
                      batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
                      answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
                      hangup_side = excluded.hangup_side, agent = excluded.agent,
-                     talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256",
+                     talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
+                     kind = excluded.kind",
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
@@ -111,6 +127,7 @@ pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoc
                     attempt.agent,
                     attempt.talk_seconds,
                     attempt.recording_sha256,
+                    attempt_kind_name(attempt.kind),
                 ])
             })
             .map_err(other)?;
