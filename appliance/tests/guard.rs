@@ -517,6 +517,19 @@ async fn the_api_document_lists_every_api_route_and_errors_are_json() -> anyhow:
         let error: Value = serde_json::from_str(&text).with_context(|| format!("{path}: {text}"))?;
         assert!(error["error"].is_string(), "{path}: {text}");
     }
+    // Ids past what the store's integers hold: refused naming the field, not a store failure.
+    let huge = 9_223_372_036_854_775_808u64;
+    for (method, path, body, field) in [
+        ("GET", format!("/api/tasks/{huge}"), None, "batch_id"),
+        ("GET", format!("/api/data/records?project_id={huge}"), None, "project_id"),
+        ("POST", "/api/accounts/2/role".to_string(), Some(json!({"role_id": huge})), "role_id"),
+        ("POST", "/api/tasks/77/agents".to_string(), Some(json!({"agents": [huge]})), "agents"),
+    ] {
+        let (status, text) = call(&site, method, &path, Some(&admin), body.as_ref()).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text)?;
+        assert_eq!(error["error"], format!("字段“{field}”的数值过大：最大 9223372036854775807"), "{path}");
+    }
     Ok(())
 }
 

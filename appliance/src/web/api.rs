@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::guard::need;
 use super::i18n::Lang;
-use super::limits::{self, ApiJson, Check, Limits};
+use super::limits::{self, ApiJson, ApiPath, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, Public, SignedIn, cookie, cookie_header};
 use crate::control::{DriverMsg, LineStatus, LinkView};
 use crate::desk::{AgentLive, AgentState};
@@ -364,7 +364,7 @@ fn default_ring_seconds() -> u32 {
 pub async fn start_task(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(StartBody(body)): ApiJson<StartBody>,
 ) -> Result<Json<StartReply>, ApiError> {
     let form: StartForm = serde_json::from_value(body.clone())
@@ -405,7 +405,7 @@ pub async fn start_task(
 pub async fn stop_task(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
 ) -> Result<Json<StopReply>, ApiError> {
     if !state.store.stop_task(batch_id)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
@@ -586,7 +586,7 @@ pub struct RecordReply {
 pub async fn save_record(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiJson(form): ApiJson<RecordForm>,
 ) -> Result<Json<RecordReply>, ApiError> {
     let mut values = Vec::new();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,7 @@ use tower::ServiceExt;
 use utoipa::{IntoParams, ToSchema};
 
 use super::guard::{AgentOrAdmin, Need, need};
-use super::limits::{self, ApiJson, ApiQuery, Check, Limits};
+use super::limits::{self, ApiJson, ApiPath, ApiQuery, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, SignedIn};
 use crate::control::{DriverMsg, ManualStarted, ManualTarget};
 use crate::desk::AgentLive;
@@ -90,7 +90,7 @@ pub struct TaskDetail {
 pub async fn task_detail(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
 ) -> Result<Json<TaskDetail>, ApiError> {
     let Some(settings) = state.store.task_settings(batch_id)? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
@@ -187,7 +187,7 @@ impl ExtrasForm {
 pub async fn save_task_settings(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(form): ApiJson<ExtrasForm>,
 ) -> Result<Json<TaskExtras>, ApiError> {
     let saved = state.store.set_task_extras(batch_id, &form.extras()?).map_err(settings_error)?;
@@ -231,7 +231,7 @@ pub struct TaskAgents {
 pub async fn save_task_agents(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(form): ApiJson<AgentsForm>,
 ) -> Result<Json<TaskAgents>, ApiError> {
     state.store.set_task_agents(batch_id, &form.agents).map_err(settings_error)?;
@@ -257,7 +257,7 @@ fn attribution_error(error: AttributionError) -> ApiError {
 pub async fn get_rules(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
 ) -> Result<Json<Vec<SiteRule>>, ApiError> {
     Ok(Json(state.store.site_rules(project_id)?))
 }
@@ -282,7 +282,7 @@ pub struct RulesSaved {
 pub async fn save_rules(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
     ApiJson(form): ApiJson<RulesForm>,
 ) -> Result<Json<RulesSaved>, ApiError> {
     state.store.set_site_rules(project_id, &form.rules).map_err(attribution_error)?;
@@ -296,7 +296,7 @@ pub async fn save_rules(
 pub async fn allocate(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
 ) -> Result<Json<AllocationReport>, ApiError> {
     Ok(Json(state.store.allocate(batch_id).map_err(attribution_error)?))
 }
@@ -369,7 +369,7 @@ pub struct RoleAssigned {
 pub async fn assign_role(
     AdminUser { user, .. }: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    Path(user_id): Path<u64>,
+    ApiPath(user_id): ApiPath<u64>,
     ApiJson(form): ApiJson<AssignForm>,
 ) -> Result<Json<RoleAssigned>, ApiError> {
     if user_id == user.user_id {
@@ -724,7 +724,7 @@ async fn manual<N: Need>(state: &AppState, agent: &AgentUser<N>, target: ManualT
 pub async fn one_click(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
 ) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::OneClick { project_id }).await
 }
@@ -736,7 +736,7 @@ pub async fn one_click(
 pub async fn call_back_now(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
 ) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::CallBackNow { attempt_id }).await
 }
@@ -748,7 +748,7 @@ pub async fn call_back_now(
 pub async fn dial_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(callback_id): Path<u64>,
+    ApiPath(callback_id): ApiPath<u64>,
 ) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::Callback { callback_id }).await
 }
@@ -771,7 +771,7 @@ pub struct ScheduleForm {
 pub async fn schedule_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiJson(form): ApiJson<ScheduleForm>,
 ) -> Result<Response, ApiError> {
     let callback_id = state
@@ -789,7 +789,7 @@ pub async fn schedule_callback(
 pub async fn arm_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(callback_id): Path<u64>,
+    ApiPath(callback_id): ApiPath<u64>,
 ) -> Result<Json<CallbackReply>, ApiError> {
     state.store.arm_callback(callback_id, &agent.user.username).map_err(callback_error)?;
     Ok(Json(CallbackReply { callback_id, state: Some("waiting".into()) }))
@@ -858,7 +858,7 @@ pub struct CustomerEdited {
 pub async fn edit_customer(
     agent: AgentUser<need::Customers>,
     State(state): State<AppState>,
-    Path((batch_id, row_id)): Path<(u64, u64)>,
+    ApiPath((batch_id, row_id)): ApiPath<(u64, u64)>,
     ApiJson(form): ApiJson<EditForm>,
 ) -> Result<Json<CustomerEdited>, ApiError> {
     let changes: Vec<(String, String)> = form.values.into_iter().collect();
@@ -874,7 +874,9 @@ pub async fn edit_customer(
 #[derive(Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecordingQuery {
+    /// 1: as an attachment, to download.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1)]
     download: Option<u8>,
 }
 
@@ -887,7 +889,7 @@ pub struct RecordingQuery {
 pub async fn recording(
     AgentOrAdmin { user, modules, .. }: AgentOrAdmin<need::Records, need::Data>,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiQuery(query): ApiQuery<RecordingQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -955,13 +957,15 @@ impl Limits for ExtrasForm {
         check.text("caller", &self.caller, limits::NAME)?;
         check.text("routing", &self.routing, limits::KEY)?;
         check.text("answer_mode", &self.answer_mode, limits::KEY)?;
-        check.text("pacing", &self.pacing, limits::KEY)
+        check.text("pacing", &self.pacing, limits::KEY)?;
+        check.opt_id("hold_music", self.hold_music)
     }
 }
 
 impl Limits for AgentsForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
-        check.items("agents", self.agents.len(), limits::ITEMS)
+        check.items("agents", self.agents.len(), limits::ITEMS)?;
+        self.agents.iter().try_for_each(|agent| check.id("agents", *agent))
     }
 }
 
@@ -993,8 +997,8 @@ impl Limits for RoleForm {
 }
 
 impl Limits for AssignForm {
-    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
-        Ok(())
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("role_id", self.role_id)
     }
 }
 
@@ -1002,12 +1006,15 @@ impl Limits for StaffForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
         check.required("username", &self.username, limits::USERNAME)?;
         check.text("password", &self.password, limits::PASSWORD)?;
-        check.text("name", &self.name, limits::NAME)
+        check.text("name", &self.name, limits::NAME)?;
+        check.opt_id("role_id", self.role_id)
     }
 }
 
 impl Limits for DataQuery {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("project_id", self.project_id)?;
+        check.opt_id("batch_id", self.batch_id)?;
         check.opt("agent", self.agent.as_deref(), limits::USERNAME)?;
         check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
         check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
@@ -1018,6 +1025,8 @@ impl Limits for DataQuery {
 
 impl Limits for AddCallbackForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.id("batch_id", self.batch_id)?;
+        check.id("row_id", self.row_id)?;
         check.text("agent", &self.agent, limits::USERNAME)?;
         check.required("title", &self.title, limits::TITLE)?;
         check.text("note", &self.note, limits::NOTE)
@@ -1033,8 +1042,8 @@ impl Limits for AgentSettings {
 }
 
 impl Limits for NumbersQuery {
-    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
-        Ok(())
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("project_id", self.project_id)
     }
 }
 
