@@ -36,7 +36,7 @@ pub enum ManualTarget {
 }
 
 /// An agent's own call that is ringing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ManualStarted {
     pub attempt_id: u64,
     /// First three and last four digits only.
@@ -44,7 +44,7 @@ pub struct ManualStarted {
 }
 
 /// One call on the lines as the queue monitor shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveCall {
     pub attempt_id: u64,
     pub batch_id: u64,
@@ -60,7 +60,7 @@ pub struct LiveCall {
 }
 
 /// One trunk (or FXO line) as the status page shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TrunkView {
     pub name: String,
     /// False once a health check (OPTIONS) or an INVITE went unanswered, until one answers.
@@ -72,7 +72,7 @@ pub struct TrunkView {
 }
 
 /// Live figures of the lines, for the status page and the panel.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct LineStatus {
     /// Dialed, not answered yet.
     pub ringing: u32,
@@ -153,7 +153,7 @@ impl DriverHandle {
 }
 
 /// The HQ link as the site's pages show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LinkView {
     /// The box has no site identity; run `appliance enroll`.

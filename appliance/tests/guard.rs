@@ -8,9 +8,13 @@
 //! - no JSON answer an agent can get holds a number the project masks;
 //! - sessions survive a restart over the same data directory and end when idle;
 //! - over-long text is refused naming the field and the limit, in Chinese or English;
-//! - the OpenAPI document lists every `/api` route, and malformed bodies get the JSON error.
+//! - the OpenAPI document lists every `/api` route, and malformed bodies get the JSON error;
+//! - every JSON answer of a `GET /api` route (from the registry) matches the schema the
+//!   document gives it, field for field, and no answer is documented as a generic object;
+//! - an agent's open desk stream keeps their session alive, and ends with the session.
 
 mod common;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -513,5 +517,203 @@ async fn the_api_document_lists_every_api_route_and_errors_are_json() -> anyhow:
         let error: Value = serde_json::from_str(&text).with_context(|| format!("{path}: {text}"))?;
         assert!(error["error"].is_string(), "{path}: {text}");
     }
+    // Ids past what the store's integers hold: refused naming the field, not a store failure.
+    let huge = 9_223_372_036_854_775_808u64;
+    for (method, path, body, field) in [
+        ("GET", format!("/api/tasks/{huge}"), None, "batch_id"),
+        ("GET", format!("/api/data/records?project_id={huge}"), None, "project_id"),
+        ("POST", "/api/accounts/2/role".to_string(), Some(json!({"role_id": huge})), "role_id"),
+        ("POST", "/api/tasks/77/agents".to_string(), Some(json!({"agents": [huge]})), "agents"),
+    ] {
+        let (status, text) = call(&site, method, &path, Some(&admin), body.as_ref()).await?;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
+        let error: Value = serde_json::from_str(&text)?;
+        assert_eq!(error["error"], format!("字段“{field}”的数值过大：最大 9223372036854775807"), "{path}");
+    }
+    Ok(())
+}
+
+/// The value each path parameter takes on the staffed site.
+fn fill(path: &str, ids: &[(&str, u64)]) -> anyhow::Result<String> {
+    let mut filled = path.to_string();
+    for (name, id) in ids {
+        filled = filled.replace(&format!("{{{name}}}"), &id.to_string());
+    }
+    ensure!(!filled.contains('{'), "{path}: the test has no value for a parameter of this route");
+    Ok(filled)
+}
+
+#[tokio::test]
+async fn every_api_answer_matches_its_documented_schema() -> anyhow::Result<()> {
+    let (site, attempt) = staffed_site().await?;
+    let store = &site.appliance.store;
+    // Something in every list: a line, HQ's library and a notice, a rule.
+    store.set_lines(vec![appliance::store::Line { name: "主线".into(), channels: 4 }]);
+    let library = vec![
+        sync_protocol::DownEvent::VoiceFile(sync_protocol::VoiceFile {
+            voice_id: 3,
+            version: 1,
+            name: "等待音乐".into(),
+            kind: sync_protocol::VoiceKind::HoldMusic,
+            sha256: [7; 32],
+            size: 1600,
+            deleted: false,
+        }),
+        sync_protocol::DownEvent::Announcement(sync_protocol::Announcement {
+            announcement_id: 1,
+            version: 1,
+            title: "五一排班".into(),
+            body: "请各职场注意".into(),
+            published_at: 1_700_000_000,
+            expires_at: None,
+            withdrawn: false,
+        }),
+    ];
+    let mut events = library;
+    // A second batch, one of whose numbers the rules give agent1 ("my numbers").
+    events.extend(batch_events(78, &rows(78, 2), 10, 50, 2));
+    for entry in entries(4, events) {
+        store.apply_down(&entry)?;
+    }
+    let admin = session(&site, "siteadmin")?;
+    let agent = session(&site, "agent1")?;
+    post_ok(&site, &admin, "/api/projects/7/rules", json!({"rules": [{"conditions": [["phone", ["13800137800"]]], "agent": "agent1"}]})).await?;
+    let allocated = post_ok(&site, &admin, "/api/tasks/78/allocate", json!({})).await?;
+    ensure!(allocated["attributed"] == 1, "{allocated}");
+    let callback = store
+        .callbacks(&appliance::store::Viewer { username: "agent1".into(), unmask: false }, Some("agent1"), None, None)?
+        .first()
+        .context("a callback")?
+        .callback_id;
+    let agent_id = store.users()?.into_iter().find(|u| u.username == "agent1").context("agent1")?.user_id;
+    let ids = [("batch_id", 77), ("project_id", 7), ("attempt_id", attempt), ("callback_id", callback), ("user_id", agent_id), ("row_id", 77000)];
+
+    let (status, text) = call(&site, "GET", "/api/openapi.json", None, None).await?;
+    ensure!(status == StatusCode::OK, "{status}");
+    let doc: Value = serde_json::from_str(&text)?;
+    let schemas = &doc["components"]["schemas"];
+    let mut failures = Vec::new();
+
+    // No JSON answer is documented as a bare object: each names its fields.
+    for (path, item) in doc["paths"].as_object().context("paths")? {
+        for (method, operation) in item.as_object().context("path item")? {
+            for (code, response) in operation["responses"].as_object().into_iter().flatten() {
+                let schema = &response["content"]["application/json"]["schema"];
+                if !schema.is_null() && path != "/api/openapi.json" && schema::is_free_form(schema, schemas) {
+                    failures.push(format!("{method} {path} {code}: documented as a generic object: {schema}"));
+                }
+            }
+        }
+    }
+
+    // Each GET route of the registry, called as the account it is for.
+    let admin_modules = Module::ADMIN.into_iter().filter(|m| *m != Module::FullNumbers).collect::<Vec<_>>();
+    let mut checked = Vec::new();
+    for route in route_table().into_iter().filter(|r| r.method == "GET" && r.path.starts_with("/api/")) {
+        let cookie = if route.access.admits(Some(Role::Admin), &admin_modules) {
+            admin.as_str()
+        } else if route.access.admits(Some(Role::Agent), &Module::AGENT) {
+            agent.as_str()
+        } else {
+            failures.push(format!("GET {}: neither the admin nor agent1 may call it", route.path));
+            continue;
+        };
+        let path = fill(route.path, &ids)?;
+        let response = client().get(format!("{}{path}", site.url)).header("Cookie", cookie).send().await?;
+        let status = response.status();
+        let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let operation = &doc["paths"][route.path]["get"];
+        let documented = &operation["responses"][status.as_str()];
+        if documented.is_null() {
+            failures.push(format!("GET {path}: answered {status}, which the document does not list"));
+            continue;
+        }
+        if !status.is_success() {
+            failures.push(format!("GET {path}: {status} {}", response.text().await.unwrap_or_default()));
+            continue;
+        }
+        let media = content_type.split(';').next().unwrap_or("").trim().to_string();
+        if documented["content"][&media].is_null() {
+            failures.push(format!("GET {path}: answered {media}, the document says {}", documented["content"]));
+            continue;
+        }
+        if media != "application/json" {
+            // Streams, workbooks, archives and recordings: the media type is what is documented.
+            continue;
+        }
+        let body: Value = response.json().await.with_context(|| format!("GET {path}"))?;
+        if body.as_array().is_some_and(Vec::is_empty) {
+            failures.push(format!("GET {path}: an empty list proves nothing; the test's site should give it rows"));
+        }
+        let problems = schema::violations(&body, &documented["content"]["application/json"]["schema"], schemas);
+        if !problems.is_empty() {
+            failures.push(format!("GET {path}: the answer does not match the document:\n  {}\n  {body}", problems.join("\n  ")));
+        }
+        checked.push(path);
+    }
+    ensure!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    for expected in ["/api/tasks/77", "/api/data/records", "/api/status", "/api/roles", "/api/agent/records", "/api/agent/settings"] {
+        ensure!(checked.iter().any(|path| path == expected), "{expected} was not checked: {checked:?}");
+    }
+    Ok(())
+}
+
+/// The stored `last_seen` of the session of cookie `sid=...`.
+fn last_seen(db: &rusqlite::Connection, cookie: &str) -> anyhow::Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    use sha2::Digest;
+    let hash = hex::encode(sha2::Sha256::digest(cookie.trim_start_matches("sid=").as_bytes()));
+    Ok(db.query_row("SELECT last_seen FROM web_sessions WHERE token_hash = ?1", [hash], |row| row.get(0)).optional()?)
+}
+
+#[tokio::test]
+async fn an_open_desk_stream_keeps_its_session_alive() -> anyhow::Result<()> {
+    let (site, _) = staffed_site().await?;
+    let watcher = login_cookie(&site.url, "agent1", "agent-pass").await?;
+    let other = login_cookie(&site.url, "agent2", "agent-pass").await?;
+    // No overall timeout: the stream stays open for the whole test.
+    let streaming = reqwest::Client::builder().build()?;
+    let mut stream = streaming.get(format!("{}/api/agent/events", site.url)).header("Cookie", &watcher).send().await?;
+    ensure!(stream.status() == StatusCode::OK, "{}", stream.status());
+    let first = tokio::time::timeout(Duration::from_secs(10), stream.chunk()).await??.context("the stream's first event")?;
+    ensure!(String::from_utf8_lossy(&first).contains("event: state"), "{first:?}");
+
+    // Both sessions as if nearly eight hours had passed without a request: agent1 has only
+    // watched the desk since, agent2 has closed it.
+    let db = rusqlite::Connection::open(site.dir.path().join("site.db"))?;
+    let stale = appliance::store::now_unix() - 8 * 3600 + 40;
+    db.execute("UPDATE web_sessions SET last_seen = ?1", [stale])?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    loop {
+        let seen = last_seen(&db, &watcher)?.context("agent1's session is gone")?;
+        if seen > stale {
+            break;
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "the open stream did not mark the session used within 25 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(last_seen(&db, &other)? == Some(stale), "agent2's session has no stream and must stay as it was");
+    let seen = last_seen(&db, &watcher)?.context("session")?;
+    ensure!(appliance::store::now_unix() - seen < 60, "the stream stamps the present, not {seen}");
+    // The mark is real activity: well past what would have been the end, agent1 is still in.
+    db.execute("UPDATE web_sessions SET last_seen = last_seen - 7 * 3600", [])?;
+    let (status, body) = call(&site, "GET", "/api/agent/settings", Some(&watcher), None).await?;
+    ensure!(status == StatusCode::OK, "{status} {body}");
+    let (status, _) = call(&site, "GET", "/api/agent/settings", Some(&other), None).await?;
+    ensure!(status == StatusCode::UNAUTHORIZED, "agent2's idle session must have ended: {status}");
+
+    // Logging out elsewhere ends the session, and the stream with it.
+    let (status, _) = call(&site, "POST", "/api/logout", Some(&watcher), None).await?;
+    ensure!(status == StatusCode::OK);
+    let ended = tokio::time::timeout(Duration::from_secs(25), async {
+        loop {
+            match stream.chunk().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    ensure!(ended.is_ok(), "the desk stream stayed open 25 s after its session ended");
     Ok(())
 }

@@ -13,18 +13,22 @@
 //!   [`Browser::goto`], [`Browser::wait_for`] and [`Browser::screenshot`].
 //! - [`start_hub`], [`RunningHub`]: a real hub on loopback with its first admin.
 //! - [`UdpRelay`]: a UDP path between the appliance and the hub that drops, delays or cuts.
+//! - [`schemathesis`], [`SchemathesisRun`]: schemathesis in a virtualenv under the target
+//!   directory, run against a server's OpenAPI document.
 //! - [`wait_until`], [`wait_for_some`]: poll an async condition until it holds or time runs out.
 //! - [`screenshot_dir`]: where scenario screenshots go.
 
 mod browser;
 mod hub;
 mod ports;
+mod schemathesis;
 mod sipp;
 mod wait;
 
 pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
 pub use hub::{RunningHub, start_hub};
 pub use ports::{free_tcp_port, free_udp_port};
+pub use schemathesis::{SchemathesisOutcome, SchemathesisRun, schemathesis};
 pub use sync_link::relay::UdpRelay;
 pub use sipp::{SIPP, Sipp, SippBuilder, SippResult, sipp_scenario_dir};
 pub use wait::{WaitTimedOut, wait_for_some, wait_until};

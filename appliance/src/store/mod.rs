@@ -475,7 +475,7 @@ pub struct Popup {
 }
 
 /// One customer field in the popup.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct PopupField {
     pub key: String,
     pub title: String,

@@ -23,7 +23,7 @@ use sync_protocol::{Announcement, VoiceFile, VoiceKind};
 use super::{DbError, Store, hex_of};
 
 /// A voice file as the site's pages list it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VoiceFileView {
     pub voice_id: u64,
     pub name: String,
@@ -35,7 +35,7 @@ pub struct VoiceFileView {
 }
 
 /// An announcement as the site's staff see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AnnouncementView {
     pub announcement_id: u64,
     pub title: String,

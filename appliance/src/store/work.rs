@@ -23,7 +23,7 @@ use super::{
 // ---------------------------------------------------------------------------------------
 
 /// One of the site's lines as the admin picks it for a task's caller number (主叫).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Line {
     /// The trunk's name, which is the caller number shown to the admin.
     pub name: String,
@@ -39,7 +39,7 @@ pub fn suggested_max_concurrency(lines: u32, agents: u32, ratio: u32) -> u32 {
 }
 
 /// A task's predictive or one-click mode as the site runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SiteDialMode {
     /// 预测外呼: the system dials for 可回接 agents.
@@ -73,7 +73,7 @@ pub const ROUTING_RULES: [&str; 1] = ["longest_idle"];
 pub const ANSWER_MODES: [&str; 2] = ["auto", "ring"];
 
 /// The task parameters beyond ratio, max concurrency and ring time.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskExtras {
     pub dial_mode: SiteDialMode,
     /// The line (trunk name) the task dials on; empty means any line.
@@ -115,7 +115,7 @@ impl Default for TaskExtras {
 }
 
 /// Which parameters HQ bound for the task's project (shown read-only at the site).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct HqBound {
     pub dial_mode: bool,
     pub ratio: bool,
@@ -124,7 +124,7 @@ pub struct HqBound {
 }
 
 /// Everything the task page shows about one task's settings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct TaskSettings {
     pub batch_id: u64,
     pub project_id: Option<u64>,
@@ -381,7 +381,7 @@ pub struct SiteRule {
 }
 
 /// What an allocation did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AllocationReport {
     /// Rows given to an agent.
     pub attributed: u64,
@@ -598,7 +598,7 @@ pub fn visible_fields(def: Option<&ProjectDef>, values: &[(String, String)]) -> 
 }
 
 /// A permission module a site role may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Module {
     /// Site admin: tasks, their parameters and agents, starting and stopping.
@@ -663,7 +663,7 @@ impl Module {
 }
 
 /// A site role: a named set of modules.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SiteRole {
     pub role_id: u64,
     pub name: String,
@@ -883,7 +883,7 @@ pub(super) fn row_values(conn: &Connection, batch_id: u64, row_id: u64, blob: &[
 // ---------------------------------------------------------------------------------------
 
 /// A project as an agent's "my projects" lists it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct MyProject {
     pub project_id: u64,
     pub name: String,
@@ -1177,7 +1177,7 @@ fn insert_manual_attempt(
 // ---------------------------------------------------------------------------------------
 
 /// A callback as the lists show it (number as the viewer may see it).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CallbackView {
     pub callback_id: u64,
     pub title: String,
@@ -1441,7 +1441,7 @@ pub struct CallFilter {
 }
 
 /// One call as the records pages show it, already masked for its viewer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CallRecordView {
     pub attempt_id: u64,
     /// predictive, one_click or callback.
@@ -1466,7 +1466,7 @@ pub struct CallRecordView {
 }
 
 /// A customer row as the data pages show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
     pub batch_id: u64,
     pub row_id: u64,

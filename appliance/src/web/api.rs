@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +17,9 @@ use utoipa::ToSchema;
 
 use super::guard::need;
 use super::i18n::Lang;
-use super::limits::{self, ApiJson, Check, Limits};
+use super::limits::{self, ApiJson, ApiPath, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, Public, SignedIn, cookie, cookie_header};
-use crate::control::DriverMsg;
+use crate::control::{DriverMsg, LineStatus, LinkView};
 use crate::desk::{AgentLive, AgentState};
 use crate::store::{
     CreateExtensionError, CreateUserError, Role, SaveRecordError, StartTaskError, TaskParams,
@@ -271,36 +271,58 @@ pub async fn list_agents(_: AdminUser<need::Accounts>, State(state): State<AppSt
     Ok(Json(list))
 }
 
+/// A task as `GET /api/tasks` lists it: its figures, status, parameters and abandon rates.
+#[derive(Serialize, ToSchema)]
+pub struct TaskRow {
+    /// Abandoned over answered calls today (China time); none when nothing was answered.
+    abandon_rate_today: Option<f64>,
+    /// The same over the last 30 days.
+    abandon_rate_30_days: Option<f64>,
+    batch_id: u64,
+    name: String,
+    project: String,
+    numbers: u64,
+    dialed: u64,
+    connected: u64,
+    /// `receiving`, `not_started`, `running`, `paused` (by HQ) or `ended` (by HQ).
+    status: String,
+    ratio: u32,
+    max_concurrency: u32,
+    ring_seconds: u32,
+    /// Why the batch is not dialable, when it is not.
+    problem: Option<String>,
+}
+
 /// `GET /api/tasks` (site admin, tasks).
 #[utoipa::path(get, path = "/api/tasks", tag = "site admin",
-    responses((status = 200, description = "Every batch HQ sent: its figures, status, parameters and abandon rates", body = Vec<Object>)))]
-pub async fn list_tasks(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "Every batch HQ sent: its figures, status, parameters and abandon rates", body = Vec<TaskRow>)))]
+pub async fn list_tasks(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Vec<TaskRow>>, ApiError> {
     let now = crate::store::now_unix();
-    let list: Vec<Value> = state
+    let list = state
         .store
         .tasks()?
         .into_iter()
         .map(|task| {
             // Shown beside the figures so a site admin sees a task drifting over its cap.
             let abandon = state.store.abandon_rates(task.batch_id, now).ok();
-            json!({
-                "abandon_rate_today": abandon.and_then(|rates| rates.today),
-                "abandon_rate_30_days": abandon.and_then(|rates| rates.last_30_days),
-                "batch_id": task.batch_id,
-                "name": task.name,
-                "project": task.project,
-                "numbers": task.numbers,
-                "dialed": task.dialed,
-                "connected": task.connected,
-                "status": task.status.as_str(),
-                "ratio": task.params.ratio,
-                "max_concurrency": task.params.max_concurrency,
-                "ring_seconds": task.params.ring_seconds,
-                "problem": task.problem,
-            })
+            TaskRow {
+                abandon_rate_today: abandon.and_then(|rates| rates.today),
+                abandon_rate_30_days: abandon.and_then(|rates| rates.last_30_days),
+                batch_id: task.batch_id,
+                name: task.name,
+                project: task.project,
+                numbers: task.numbers,
+                dialed: task.dialed,
+                connected: task.connected,
+                status: task.status.as_str().to_string(),
+                ratio: task.params.ratio,
+                max_concurrency: task.params.max_concurrency,
+                ring_seconds: task.params.ring_seconds,
+                problem: task.problem,
+            }
         })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
 /// `POST /api/tasks/{batch_id}/start`: the dial parameters, and optionally the task's
@@ -363,7 +385,7 @@ fn default_ring_seconds() -> u32 {
 pub async fn start_task(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(StartBody(body)): ApiJson<StartBody>,
 ) -> Result<Json<StartReply>, ApiError> {
     let form: StartForm = serde_json::from_value(body.clone())
@@ -404,7 +426,7 @@ pub async fn start_task(
 pub async fn stop_task(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
 ) -> Result<Json<StopReply>, ApiError> {
     if !state.store.stop_task(batch_id)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
@@ -457,13 +479,51 @@ pub async fn set_agent_state(
     Ok(Json(StateReply { state: new_state.as_str().to_string() }))
 }
 
+/// How often an open desk stream checks its session. The check writes `last_seen` only
+/// when it is a minute old (as any request does), so this costs no disk flushes; it is
+/// short so that a session ended elsewhere (logout) closes its stream soon.
+const STREAM_SESSION_CHECK: Duration = Duration::from_secs(15);
+
+/// The session an open desk stream keeps alive: an agent who only watches the desk (no
+/// clicks for hours while calls come in) is working, not idle.
+struct StreamSession {
+    store: std::sync::Arc<crate::store::Store>,
+    token: String,
+    idle: i64,
+    clock: fn() -> i64,
+}
+
+impl StreamSession {
+    /// Marks the session used; false once it has ended (logged out, or idle past the limit).
+    async fn still_open(&self) -> bool {
+        let store = self.store.clone();
+        let (token, now, idle) = (self.token.clone(), (self.clock)(), self.idle);
+        match tokio::task::spawn_blocking(move || store.session_user(&token, now, idle)).await {
+            Ok(Ok(user)) => user.is_some(),
+            // A store hiccup does not cut an agent's desk; the next check tries again.
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot check the session of a desk stream");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the session check of a desk stream failed");
+                true
+            }
+        }
+    }
+}
+
 /// `GET /api/agent/events` (agent): server-sent events. First every popup the agent has
 /// not saved yet (so a reloaded page shows them again), then each new one as it comes.
+/// While the stream is open it keeps the agent's session alive; it ends when the session
+/// does.
 #[utoipa::path(get, path = "/api/agent/events", tag = "agent",
-    responses((status = 200, description = "Server-sent events: `state`, then `popup` for each unsaved and each new call put through", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "Server-sent events: `state`, then `popup` for each unsaved and each new call put through. \
+        The open stream counts as activity of the session; it ends when the session is ended", content_type = "text/event-stream", body = String)))]
 pub async fn agent_events(
     agent: AgentUser,
     State(state): State<AppState>,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     // Subscribe before reading the backlog, so a popup pushed in between is not lost (at
     // worst it comes twice, and the page ignores a popup it already shows).
@@ -478,9 +538,26 @@ pub async fn agent_events(
     let first: Vec<Event> = std::iter::once(Event::default().event("state").data(state_event.to_string()))
         .chain(backlog.iter().map(popup_event))
         .collect();
-    let live = futures::stream::unfold(receiver, |mut receiver| async move {
-        let event = receiver.recv().await?;
-        Some((Ok(Event::default().event(event.name()).data(event.data())), receiver))
+    // The guard found the session by this cookie, so it is there.
+    let token = cookie(cookie_header(&headers), "sid").unwrap_or_default().to_string();
+    let session = StreamSession { store: state.store.clone(), token, idle: state.session_idle, clock: state.clock };
+    let mut checks = tokio::time::interval_at(tokio::time::Instant::now() + STREAM_SESSION_CHECK, STREAM_SESSION_CHECK);
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let live = futures::stream::unfold((receiver, checks, session), |(mut receiver, mut checks, session)| async move {
+        loop {
+            tokio::select! {
+                event = receiver.recv() => {
+                    let event = event?;
+                    let sse = Event::default().event(event.name()).data(event.data());
+                    return Some((Ok(sse), (receiver, checks, session)));
+                }
+                _ = checks.tick() => {
+                    if !session.still_open().await {
+                        return None;
+                    }
+                }
+            }
+        }
     });
     let stream = futures::StreamExt::chain(futures::stream::iter(first.into_iter().map(Ok)), live);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
@@ -530,7 +607,7 @@ pub struct RecordReply {
 pub async fn save_record(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiJson(form): ApiJson<RecordForm>,
 ) -> Result<Json<RecordReply>, ApiError> {
     let mut values = Vec::new();
@@ -572,35 +649,52 @@ pub async fn save_record(
     Ok(Json(RecordReply { attempt_id, saved_at: record.saved_at, values: record.values.into_iter().collect() }))
 }
 
+/// One agent as the status answer lists it for monitors.
+#[derive(Serialize, ToSchema)]
+pub struct AgentBrief {
+    username: String,
+    extension: String,
+    /// As in [`AgentRow::state`].
+    state: String,
+}
+
+/// `GET /api/status`.
+#[derive(Serialize, ToSchema)]
+pub struct StatusReply {
+    link: LinkView,
+    lines: LineStatus,
+    /// How many agents are in each state (`available`, `one_click_only`, `break`, `away`,
+    /// `signed_out`).
+    agents: BTreeMap<String, u32>,
+    /// Changes waiting to go up to HQ.
+    outbox: u64,
+    /// Every agent with its state: only for site admins with the monitor module.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_list: Option<Vec<AgentBrief>>,
+}
+
 /// `GET /api/status`: the HQ link, the lines, agents by state, the unsynced backlog.
 /// Site admins with the monitor module see every agent; others see the same figures (no
 /// names).
 #[utoipa::path(get, path = "/api/status", tag = "session",
-    responses((status = 200, description = "`link`, `lines`, `agents` (counts by state), `outbox`; `agent_list` for monitors", body = Object)))]
-pub async fn status(signed: SignedIn, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    responses((status = 200, description = "`link`, `lines`, `agents` (counts by state), `outbox`; `agent_list` for monitors", body = StatusReply)))]
+pub async fn status(signed: SignedIn, State(state): State<AppState>) -> Result<Json<StatusReply>, ApiError> {
     let SignedIn { user, modules, .. } = signed;
     let link = state.link.borrow().clone();
     let lines = state.driver.status().await;
     let counts = state.desk.counts();
-    let mut by_state = serde_json::Map::new();
-    for agent_state in AgentState::ALL {
-        let count = counts.get(&agent_state).copied().unwrap_or(0);
-        by_state.insert(agent_state.as_str().to_string(), json!(count));
-    }
-    let mut body = json!({
-        "link": link,
-        "lines": lines,
-        "agents": by_state,
-        "outbox": state.store.outbox_len()?,
-    });
-    if user.role == Role::Admin && modules.contains(&crate::store::Module::Monitor) {
-        let agents: Vec<Value> = state
+    let agents = AgentState::ALL
+        .into_iter()
+        .map(|agent_state| (agent_state.as_str().to_string(), counts.get(&agent_state).copied().unwrap_or(0) as u32))
+        .collect();
+    let monitor = user.role == Role::Admin && modules.contains(&crate::store::Module::Monitor);
+    let agent_list = monitor.then(|| {
+        state
             .desk
             .agents()
             .into_iter()
-            .map(|agent| json!({"username": agent.username, "extension": agent.extension, "state": agent.state.as_str()}))
-            .collect();
-        body["agent_list"] = Value::Array(agents);
-    }
-    Ok(Json(body))
+            .map(|agent| AgentBrief { username: agent.username, extension: agent.extension, state: agent.state.as_str().to_string() })
+            .collect()
+    });
+    Ok(Json(StatusReply { link, lines, agents, outbox: state.store.outbox_len()?, agent_list }))
 }

@@ -438,6 +438,7 @@ pub struct ErrorText {
     pub too_long: &'static str,
     pub empty: &'static str,
     pub too_many: &'static str,
+    pub too_big: &'static str,
     pub wrong_login: &'static str,
 }
 
@@ -453,6 +454,7 @@ pub static ERRORS_ZH: ErrorText = ErrorText {
     too_long: "字段“{field}”过长：最多 {max} 个字符（当前 {got} 个）",
     empty: "字段“{field}”不能为空",
     too_many: "字段“{field}”的项目过多：最多 {max} 项（当前 {got} 项）",
+    too_big: "字段“{field}”的数值过大：最大 {max}",
     wrong_login: "账号或密码错误",
 };
 
@@ -468,6 +470,7 @@ pub static ERRORS_EN: ErrorText = ErrorText {
     too_long: "field \"{field}\" is too long: at most {max} characters (got {got})",
     empty: "field \"{field}\" must not be empty",
     too_many: "field \"{field}\" has too many items: at most {max} (got {got})",
+    too_big: "field \"{field}\" is too large: at most {max}",
     wrong_login: "wrong username or password",
 };
 
@@ -480,6 +483,11 @@ impl ErrorText {
     /// The message of a list with too many items.
     pub fn too_many(&self, field: &str, max: usize, got: usize) -> String {
         self.too_many.replace("{field}", field).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
+    }
+
+    /// The message of a number above what the field takes.
+    pub fn too_big(&self, field: &str, max: u64) -> String {
+        self.too_big.replace("{field}", field).replace("{max}", &max.to_string())
     }
 
     /// The message of an empty required field.

@@ -5,10 +5,12 @@
 //! ([`Limits`]): a request type cannot be read without saying its limits.
 //!
 //! Lengths count characters (a Chinese character is one), and the error names the field
-//! and the limit.
+//! and the limit. Ids (path parameters through [`ApiPath`], and id fields of queries and
+//! bodies) are held to [`MAX_ID`], what the store's SQLite integers hold: a larger one is
+//! the client's mistake (400 naming the field), not the store's failure (500).
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::Json;
@@ -33,6 +35,8 @@ pub const VALUE: usize = 1000;
 pub const KEY: usize = 64;
 /// Entries of one list in a request (rules, values, modules).
 pub const ITEMS: usize = 500;
+/// The largest id: SQLite's integers are signed 64-bit (the document's `format: int64`).
+pub const MAX_ID: u64 = i64::MAX as u64;
 
 /// The length limits of a request type.
 pub trait Limits {
@@ -66,6 +70,19 @@ impl Check {
             return Err(ApiError::bad_request(self.lang.errors().empty(field)));
         }
         self.text(field, value, max)
+    }
+
+    /// An id the store can hold (at most [`MAX_ID`]).
+    pub fn id(&mut self, field: &str, value: u64) -> Result<(), ApiError> {
+        if value > MAX_ID {
+            return Err(ApiError::bad_request(self.lang.errors().too_big(field, MAX_ID)));
+        }
+        Ok(())
+    }
+
+    /// Like [`Check::id`], for an optional id.
+    pub fn opt_id(&mut self, field: &str, value: Option<u64>) -> Result<(), ApiError> {
+        value.map_or(Ok(()), |value| self.id(field, value))
     }
 
     /// A list of at most `max` items.
@@ -137,5 +154,33 @@ where
 impl Limits for serde_json::Value {
     fn check(&self, _: &mut Check) -> Result<(), ApiError> {
         Ok(())
+    }
+}
+
+/// Path parameters of type `T` (ids), each within [`MAX_ID`].
+pub struct ApiPath<T>(pub T);
+
+impl<T> FromRequestParts<AppState> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers);
+        // Every path parameter of this API is an id: a number past what the store holds is
+        // refused by name before it is parsed.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            let mut check = Check { lang };
+            for (name, value) in &raw {
+                if let Ok(id) = value.parse::<u64>() {
+                    check.id(name, id)?;
+                }
+            }
+        }
+        let Path(value) = Path::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| ApiError::new(rejection.status(), lang.errors().framework(rejection.status(), &rejection.body_text())))?;
+        Ok(ApiPath(value))
     }
 }

@@ -13,24 +13,25 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use utoipa::{IntoParams, ToSchema};
 
 use super::guard::{AgentOrAdmin, Need, need};
-use super::limits::{self, ApiJson, ApiQuery, Check, Limits};
+use super::limits::{self, ApiJson, ApiPath, ApiQuery, Check, Limits};
 use super::{AdminUser, AgentUser, ApiError, AppState, ErrorBody, SignedIn};
-use crate::control::{DriverMsg, ManualTarget};
+use crate::control::{DriverMsg, ManualStarted, ManualTarget};
 use crate::desk::AgentLive;
 use crate::store::{
-    AgentSettings, AttributionError, CallFilter, CallbackError, EditCustomerError, Module, RoleError, SiteDialMode,
-    SiteRule, TaskExtras, TaskSettingsError, suggested_max_concurrency,
+    AgentSettings, AllocationReport, AnnouncementView, AttributionError, CallFilter, CallRecordView, CallbackError,
+    CallbackView, CustomerView, EditCustomerError, Line, Module, MyProject, RoleError, SiteDialMode, SiteRole, SiteRule,
+    TaskExtras, TaskSettings, TaskSettingsError, VoiceFileView, suggested_max_concurrency,
 };
 
 /// Refuses with 403 unless `module` is among `modules`.
@@ -59,21 +60,38 @@ fn settings_error(error: TaskSettingsError) -> ApiError {
 
 /// `GET /api/lines` (site admin): the site's lines for the caller choice.
 #[utoipa::path(get, path = "/api/lines", tag = "site admin",
-    responses((status = 200, description = "The site's lines (trunks) with their channels", body = Vec<Object>)))]
-pub async fn lines(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Json<Value> {
-    Json(json!(state.store.lines()))
+    responses((status = 200, description = "The site's lines (trunks) with their channels", body = Vec<Line>)))]
+pub async fn lines(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Json<Vec<Line>> {
+    Json(state.store.lines())
+}
+
+/// `GET /api/tasks/{batch_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct TaskDetail {
+    batch_id: u64,
+    settings: TaskSettings,
+    /// Channels of the task's caller line (all lines when it has none); none when the site
+    /// has no lines.
+    lines: Option<u32>,
+    /// How many agents work the task (every agent of the site when none are chosen).
+    task_agents: u32,
+    /// The largest useful max concurrency; none when the site has no lines.
+    suggested_max_concurrency: Option<u32>,
+    ratio: u32,
+    max_concurrency: Option<u32>,
+    ring_seconds: Option<u32>,
 }
 
 /// `GET /api/tasks/{batch_id}` (site admin): a task's settings, what HQ bound, its agents,
 /// the caller's line count and the largest useful max concurrency.
 #[utoipa::path(get, path = "/api/tasks/{batch_id}", tag = "site admin", params(("batch_id" = u64, Path)),
-    responses((status = 200, description = "Settings, HQ-bound values, agents, the caller's lines and the suggested max concurrency", body = Object),
+    responses((status = 200, description = "Settings, HQ-bound values, agents, the caller's lines and the suggested max concurrency", body = TaskDetail),
               (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn task_detail(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(batch_id): ApiPath<u64>,
+) -> Result<Json<TaskDetail>, ApiError> {
     let Some(settings) = state.store.task_settings(batch_id)? else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
     };
@@ -85,16 +103,16 @@ pub async fn task_detail(
         settings.agents.len() as u32
     };
     let ratio = task.as_ref().map(|task| task.params.ratio).unwrap_or(1);
-    Ok(Json(json!({
-        "batch_id": batch_id,
-        "settings": settings,
-        "lines": lines,
-        "task_agents": n_agents,
-        "suggested_max_concurrency": lines.map(|lines| suggested_max_concurrency(lines, n_agents, ratio)),
-        "ratio": ratio,
-        "max_concurrency": task.as_ref().map(|task| task.params.max_concurrency),
-        "ring_seconds": task.as_ref().map(|task| task.params.ring_seconds),
-    })))
+    Ok(Json(TaskDetail {
+        batch_id,
+        settings,
+        lines,
+        task_agents: n_agents,
+        suggested_max_concurrency: lines.map(|lines| suggested_max_concurrency(lines, n_agents, ratio)),
+        ratio,
+        max_concurrency: task.as_ref().map(|task| task.params.max_concurrency),
+        ring_seconds: task.as_ref().map(|task| task.params.ring_seconds),
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -164,17 +182,17 @@ impl ExtrasForm {
 /// `POST /api/tasks/{batch_id}/settings {dial_mode, caller, cool_down, queue_timeout,
 /// routing, answer_mode, pacing, abandon_cap_percent, hold_music}` (site admin).
 #[utoipa::path(post, path = "/api/tasks/{batch_id}/settings", tag = "site admin", request_body = ExtrasForm, params(("batch_id" = u64, Path)),
-    responses((status = 200, description = "The settings saved", body = Object),
+    responses((status = 200, description = "The settings saved", body = TaskExtras),
               (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn save_task_settings(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(form): ApiJson<ExtrasForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskExtras>, ApiError> {
     let saved = state.store.set_task_extras(batch_id, &form.extras()?).map_err(settings_error)?;
     state.driver.send(DriverMsg::TasksChanged);
-    Ok(Json(json!(saved)))
+    Ok(Json(saved))
 }
 
 /// Applies the optional extras of a start request before the task starts.
@@ -198,19 +216,27 @@ pub struct AgentsForm {
     agents: Vec<u64>,
 }
 
+/// A task's agents as saved.
+#[derive(Serialize, ToSchema)]
+pub struct TaskAgents {
+    batch_id: u64,
+    /// User ids; empty means every agent of the site.
+    agents: Vec<u64>,
+}
+
 /// `POST /api/tasks/{batch_id}/agents {agents: [agent_id]}` (site admin): the task's agents.
 #[utoipa::path(post, path = "/api/tasks/{batch_id}/agents", tag = "site admin", request_body = AgentsForm, params(("batch_id" = u64, Path)),
-    responses((status = 200, description = "The task's agents", body = Object),
+    responses((status = 200, description = "The task's agents", body = TaskAgents),
               (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn save_task_agents(
     _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
+    ApiPath(batch_id): ApiPath<u64>,
     ApiJson(form): ApiJson<AgentsForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TaskAgents>, ApiError> {
     state.store.set_task_agents(batch_id, &form.agents).map_err(settings_error)?;
     state.driver.send(DriverMsg::TasksChanged);
-    Ok(Json(json!({"batch_id": batch_id, "agents": form.agents})))
+    Ok(Json(TaskAgents { batch_id, agents: form.agents }))
 }
 
 // ---- site admin: attribution ----
@@ -231,9 +257,9 @@ fn attribution_error(error: AttributionError) -> ApiError {
 pub async fn get_rules(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.site_rules(project_id)?)))
+    ApiPath(project_id): ApiPath<u64>,
+) -> Result<Json<Vec<SiteRule>>, ApiError> {
+    Ok(Json(state.store.site_rules(project_id)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -241,31 +267,38 @@ pub struct RulesForm {
     rules: Vec<SiteRule>,
 }
 
+/// Rules saved.
+#[derive(Serialize, ToSchema)]
+pub struct RulesSaved {
+    project_id: u64,
+    /// How many rules the project now has at this site.
+    rules: u64,
+}
+
 /// `POST /api/projects/{project_id}/rules {rules: [{conditions: [[field, [values]]],
 /// all_match, agent}]}` (site admin): replaces the site's rules, in order.
 #[utoipa::path(post, path = "/api/projects/{project_id}/rules", tag = "site admin", request_body = RulesForm, params(("project_id" = u64, Path)),
-    responses((status = 200, description = "How many rules were saved", body = Object)))]
+    responses((status = 200, description = "How many rules were saved", body = RulesSaved)))]
 pub async fn save_rules(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
+    ApiPath(project_id): ApiPath<u64>,
     ApiJson(form): ApiJson<RulesForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RulesSaved>, ApiError> {
     state.store.set_site_rules(project_id, &form.rules).map_err(attribution_error)?;
-    Ok(Json(json!({"project_id": project_id, "rules": form.rules.len()})))
+    Ok(Json(RulesSaved { project_id, rules: form.rules.len() as u64 }))
 }
 
 /// `POST /api/tasks/{batch_id}/allocate` (site admin): applies the rules (S4).
 #[utoipa::path(post, path = "/api/tasks/{batch_id}/allocate", tag = "site admin", params(("batch_id" = u64, Path)),
-    responses((status = 200, description = "Rows attributed and not found", body = Object),
+    responses((status = 200, description = "Rows attributed and not found", body = AllocationReport),
               (status = 404, description = "No such batch at this site", body = ErrorBody)))]
 pub async fn allocate(
     _: AdminUser<need::Attribution>,
     State(state): State<AppState>,
-    Path(batch_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
-    let report = state.store.allocate(batch_id).map_err(attribution_error)?;
-    Ok(Json(json!(report)))
+    ApiPath(batch_id): ApiPath<u64>,
+) -> Result<Json<AllocationReport>, ApiError> {
+    Ok(Json(state.store.allocate(batch_id).map_err(attribution_error)?))
 }
 
 // ---- site admin: roles and staff ----
@@ -280,9 +313,9 @@ fn role_error(error: RoleError) -> ApiError {
 
 /// `GET /api/roles` (site admin).
 #[utoipa::path(get, path = "/api/roles", tag = "site admin",
-    responses((status = 200, description = "The site's roles with their modules", body = Vec<Object>)))]
-pub async fn list_roles(_: AdminUser<need::Accounts>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.roles()?)))
+    responses((status = 200, description = "The site's roles with their modules", body = Vec<SiteRole>)))]
+pub async fn list_roles(_: AdminUser<need::Accounts>, State(state): State<AppState>) -> Result<Json<Vec<SiteRole>>, ApiError> {
+    Ok(Json(state.store.roles()?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -291,9 +324,15 @@ pub struct RoleForm {
     modules: Vec<String>,
 }
 
+/// A created role.
+#[derive(Serialize, ToSchema)]
+pub struct RoleCreated {
+    role_id: u64,
+}
+
 /// `POST /api/roles {name, modules: [...]}` (site admin).
 #[utoipa::path(post, path = "/api/roles", tag = "site admin", request_body = RoleForm,
-    responses((status = 201, description = "Created", body = Object),
+    responses((status = 201, description = "Created", body = RoleCreated),
               (status = 409, description = "The role name is taken", body = ErrorBody)))]
 pub async fn create_role(
     _: AdminUser<need::Accounts>,
@@ -308,7 +347,7 @@ pub async fn create_role(
         }
     }
     let role_id = state.store.create_role(&form.name, &chosen).map_err(role_error)?;
-    Ok((StatusCode::CREATED, Json(json!({"role_id": role_id}))).into_response())
+    Ok((StatusCode::CREATED, Json(RoleCreated { role_id })).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -316,20 +355,34 @@ pub struct AssignForm {
     role_id: Option<u64>,
 }
 
+/// An account's role as given.
+#[derive(Serialize, ToSchema)]
+pub struct RoleAssigned {
+    user_id: u64,
+    /// None: the defaults of the account's kind.
+    role_id: Option<u64>,
+}
+
 /// `POST /api/accounts/{user_id}/role {role_id}` (site admin; null: the kind's defaults).
 #[utoipa::path(post, path = "/api/accounts/{user_id}/role", tag = "site admin", request_body = AssignForm, params(("user_id" = u64, Path)),
-    responses((status = 200, description = "The account's role", body = Object)))]
+    responses((status = 200, description = "The account's role", body = RoleAssigned)))]
 pub async fn assign_role(
     AdminUser { user, .. }: AdminUser<need::Accounts>,
     State(state): State<AppState>,
-    Path(user_id): Path<u64>,
+    ApiPath(user_id): ApiPath<u64>,
     ApiJson(form): ApiJson<AssignForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoleAssigned>, ApiError> {
     if user_id == user.user_id {
         return Err(ApiError::bad_request("you cannot change your own role; ask another site admin"));
     }
     state.store.assign_role(user_id, form.role_id).map_err(role_error)?;
-    Ok(Json(json!({"user_id": user_id, "role_id": form.role_id})))
+    Ok(Json(RoleAssigned { user_id, role_id: form.role_id }))
+}
+
+/// A created staff account.
+#[derive(Serialize, ToSchema)]
+pub struct StaffCreated {
+    user_id: u64,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -344,7 +397,7 @@ pub struct StaffForm {
 /// `POST /api/staff {username, password, name, role_id}` (site admin): a site staff
 /// account (线管, 值班长, ...) whose role decides what it may do.
 #[utoipa::path(post, path = "/api/staff", tag = "site admin", request_body = StaffForm,
-    responses((status = 201, description = "Created", body = Object),
+    responses((status = 201, description = "Created", body = StaffCreated),
               (status = 409, description = "The username is taken", body = ErrorBody)))]
 pub async fn create_staff(
     _: AdminUser<need::Accounts>,
@@ -367,7 +420,7 @@ pub async fn create_staff(
         Err(other) => ApiError::internal(other),
     })?;
     state.store.assign_role(user_id, role_id).map_err(role_error)?;
-    Ok((StatusCode::CREATED, Json(json!({"user_id": user_id}))).into_response())
+    Ok((StatusCode::CREATED, Json(StaffCreated { user_id })).into_response())
 }
 
 // ---- site admin: project data ----
@@ -408,25 +461,25 @@ impl DataQuery {
 
 /// `GET /api/data/customers?project_id&status` (site admin).
 #[utoipa::path(get, path = "/api/data/customers", tag = "site admin", params(DataQuery),
-    responses((status = 200, description = "Customers, numbers masked for the account", body = Vec<Object>)))]
+    responses((status = 200, description = "Customers, numbers masked for the account", body = Vec<CustomerView>)))]
 pub async fn data_customers(
     AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CustomerView>>, ApiError> {
     let status = blank_none(&query.status);
-    Ok(Json(json!(state.store.customers(&viewer, None, query.project_id, status.as_deref(), 1000)?)))
+    Ok(Json(state.store.customers(&viewer, None, query.project_id, status.as_deref(), 1000)?))
 }
 
 /// `GET /api/data/records?...` (site admin): business data (calls with a saved record).
 #[utoipa::path(get, path = "/api/data/records", tag = "site admin", params(DataQuery),
-    responses((status = 200, description = "Calls with a saved business record, numbers masked for the account", body = Vec<Object>)))]
+    responses((status = 200, description = "Calls with a saved business record, numbers masked for the account", body = Vec<CallRecordView>)))]
 pub async fn data_records(
     AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.call_records(&viewer, &query.filter(true), 1000)?)))
+) -> Result<Json<Vec<CallRecordView>>, ApiError> {
+    Ok(Json(state.store.call_records(&viewer, &query.filter(true), 1000)?))
 }
 
 /// `GET /api/data/records.xlsx?...` (site admin, export): the business results.
@@ -478,14 +531,23 @@ pub async fn export_recordings(
 
 /// `GET /api/data/callbacks?project_id&state` (site admin).
 #[utoipa::path(get, path = "/api/data/callbacks", tag = "site admin", params(DataQuery),
-    responses((status = 200, description = "Callbacks, numbers masked for the account", body = Vec<Object>)))]
+    responses((status = 200, description = "Callbacks, numbers masked for the account", body = Vec<CallbackView>)))]
 pub async fn data_callbacks(
     AdminUser { viewer, .. }: AdminUser<need::Data>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CallbackView>>, ApiError> {
     let cb_state = blank_none(&query.state);
-    Ok(Json(json!(state.store.callbacks(&viewer, blank_none(&query.agent).as_deref(), query.project_id, cb_state.as_deref())?)))
+    Ok(Json(state.store.callbacks(&viewer, blank_none(&query.agent).as_deref(), query.project_id, cb_state.as_deref())?))
+}
+
+/// A callback created or moved on.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackReply {
+    callback_id: u64,
+    /// `new` or `waiting`; absent in the site admin's creation answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -510,7 +572,7 @@ fn callback_error(error: CallbackError) -> ApiError {
 
 /// `POST /api/data/callbacks {batch_id, row_id, agent, title, note, due_at}` (site admin).
 #[utoipa::path(post, path = "/api/data/callbacks", tag = "site admin", request_body = AddCallbackForm,
-    responses((status = 201, description = "Created", body = Object),
+    responses((status = 201, description = "Created", body = CallbackReply),
               (status = 403, description = "The agent may not take this customer", body = ErrorBody),
               (status = 404, description = "No such customer or agent", body = ErrorBody)))]
 pub async fn add_callback(
@@ -522,7 +584,7 @@ pub async fn add_callback(
         .store
         .add_callback(form.batch_id, form.row_id, form.agent.trim(), &user.username, &form.title, form.due_at, &form.note)
         .map_err(callback_error)?;
-    Ok((StatusCode::CREATED, Json(json!({"callback_id": callback_id}))).into_response())
+    Ok((StatusCode::CREATED, Json(CallbackReply { callback_id, state: None })).into_response())
 }
 
 // ---- site admin: queue monitoring ----
@@ -581,14 +643,18 @@ async fn monitor_snapshot(state: &AppState) -> Value {
 
 // ---- agent desk ----
 
+/// An agent's settings with the lines they can choose from.
+#[derive(Serialize, ToSchema)]
+pub struct AgentSettingsReply {
+    settings: AgentSettings,
+    lines: Vec<Line>,
+}
+
 /// `GET /api/agent/settings` (agent).
 #[utoipa::path(get, path = "/api/agent/settings", tag = "agent",
-    responses((status = 200, description = "The agent's settings and the site's lines", body = Object)))]
-pub async fn get_agent_settings(agent: AgentUser, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({
-        "settings": state.store.agent_settings(agent.user.user_id)?,
-        "lines": state.store.lines(),
-    })))
+    responses((status = 200, description = "The agent's settings and the site's lines", body = AgentSettingsReply)))]
+pub async fn get_agent_settings(agent: AgentUser, State(state): State<AppState>) -> Result<Json<AgentSettingsReply>, ApiError> {
+    Ok(Json(AgentSettingsReply { settings: state.store.agent_settings(agent.user.user_id)?, lines: state.store.lines() }))
 }
 
 /// `POST /api/agent/settings {caller, popup_timing, popup_page}` (agent, A1).
@@ -598,16 +664,16 @@ pub async fn save_agent_settings(
     agent: AgentUser,
     State(state): State<AppState>,
     ApiJson(settings): ApiJson<AgentSettings>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentSettings>, ApiError> {
     state.store.set_agent_settings(agent.user.user_id, &settings).map_err(settings_error)?;
-    Ok(Json(json!(settings)))
+    Ok(Json(settings))
 }
 
 /// `GET /api/agent/projects` (agent, A2).
 #[utoipa::path(get, path = "/api/agent/projects", tag = "agent",
-    responses((status = 200, description = "The agent's projects", body = Vec<Object>)))]
-pub async fn my_projects(agent: AgentUser, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.my_projects(agent.user.user_id, &agent.user.username)?)))
+    responses((status = 200, description = "The agent's projects", body = Vec<MyProject>)))]
+pub async fn my_projects(agent: AgentUser, State(state): State<AppState>) -> Result<Json<Vec<MyProject>>, ApiError> {
+    Ok(Json(state.store.my_projects(agent.user.user_id, &agent.user.username)?))
 }
 
 #[derive(Deserialize, Default, IntoParams)]
@@ -619,20 +685,20 @@ pub struct NumbersQuery {
 /// `GET /api/agent/numbers?project_id` (agent): "my numbers", the undialed numbers the
 /// agent owns.
 #[utoipa::path(get, path = "/api/agent/numbers", tag = "agent", params(NumbersQuery),
-    responses((status = 200, description = "The undialed numbers the agent owns, masked", body = Vec<Object>)))]
+    responses((status = 200, description = "The undialed numbers the agent owns, masked", body = Vec<CustomerView>)))]
 pub async fn my_numbers(
     agent: AgentUser,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<NumbersQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CustomerView>>, ApiError> {
     let viewer = agent.viewer.clone();
-    let owned: Vec<_> = state
+    let owned = state
         .store
         .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
         .into_iter()
         .filter(|customer| customer.owner.as_deref() == Some(agent.user.username.as_str()))
         .collect();
-    Ok(Json(json!(owned)))
+    Ok(Json(owned))
 }
 
 fn live_agent<N: Need>(state: &AppState, agent: &AgentUser<N>) -> AgentLive {
@@ -644,46 +710,46 @@ fn live_agent<N: Need>(state: &AppState, agent: &AgentUser<N>) -> AgentLive {
     }
 }
 
-async fn manual<N: Need>(state: &AppState, agent: &AgentUser<N>, target: ManualTarget) -> Result<Json<Value>, ApiError> {
+async fn manual<N: Need>(state: &AppState, agent: &AgentUser<N>, target: ManualTarget) -> Result<Json<ManualStarted>, ApiError> {
     match state.driver.manual_dial(live_agent(state, agent), target).await {
-        Ok(started) => Ok(Json(json!(started))),
+        Ok(started) => Ok(Json(started)),
         Err(reason) => Err(ApiError::new(StatusCode::CONFLICT, reason)),
     }
 }
 
 /// `POST /api/agent/projects/{project_id}/dial` (agent, A5): one-click dial.
 #[utoipa::path(post, path = "/api/agent/projects/{project_id}/dial", tag = "agent", params(("project_id" = u64, Path)),
-    responses((status = 200, description = "The call placed", body = Object),
+    responses((status = 200, description = "The call placed", body = ManualStarted),
               (status = 409, description = "Nothing to dial, no free line, or the agent is busy", body = ErrorBody)))]
 pub async fn one_click(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(project_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(project_id): ApiPath<u64>,
+) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::OneClick { project_id }).await
 }
 
 /// `POST /api/attempts/{attempt_id}/call-back-now` (agent, A7 当下回访).
 #[utoipa::path(post, path = "/api/attempts/{attempt_id}/call-back-now", tag = "agent", params(("attempt_id" = u64, Path)),
-    responses((status = 200, description = "The call placed", body = Object),
+    responses((status = 200, description = "The call placed", body = ManualStarted),
               (status = 409, description = "The call cannot be dialed now", body = ErrorBody)))]
 pub async fn call_back_now(
     agent: AgentUser,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(attempt_id): ApiPath<u64>,
+) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::CallBackNow { attempt_id }).await
 }
 
 /// `POST /api/callbacks/{callback_id}/dial` (agent): call a callback from the list now.
 #[utoipa::path(post, path = "/api/callbacks/{callback_id}/dial", tag = "agent", params(("callback_id" = u64, Path)),
-    responses((status = 200, description = "The call placed", body = Object),
+    responses((status = 200, description = "The call placed", body = ManualStarted),
               (status = 409, description = "The callback cannot be dialed now", body = ErrorBody)))]
 pub async fn dial_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(callback_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(callback_id): ApiPath<u64>,
+) -> Result<Json<ManualStarted>, ApiError> {
     manual(&state, &agent, ManualTarget::Callback { callback_id }).await
 }
 
@@ -699,74 +765,74 @@ pub struct ScheduleForm {
 /// `POST /api/attempts/{attempt_id}/callbacks {title, due_at, note}` (agent): schedules a
 /// callback of that call's customer (state new).
 #[utoipa::path(post, path = "/api/attempts/{attempt_id}/callbacks", tag = "agent", request_body = ScheduleForm, params(("attempt_id" = u64, Path)),
-    responses((status = 201, description = "Created", body = Object),
+    responses((status = 201, description = "Created", body = CallbackReply),
               (status = 403, description = "Not the agent's call", body = ErrorBody),
               (status = 404, description = "No such call", body = ErrorBody)))]
 pub async fn schedule_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiJson(form): ApiJson<ScheduleForm>,
 ) -> Result<Response, ApiError> {
     let callback_id = state
         .store
         .schedule_callback(attempt_id, &agent.user.username, &form.title, form.due_at, &form.note)
         .map_err(callback_error)?;
-    Ok((StatusCode::CREATED, Json(json!({"callback_id": callback_id, "state": "new"}))).into_response())
+    Ok((StatusCode::CREATED, Json(CallbackReply { callback_id, state: Some("new".into()) })).into_response())
 }
 
 /// `POST /api/callbacks/{callback_id}/arm` (agent, 定时执行): new → waiting.
 #[utoipa::path(post, path = "/api/callbacks/{callback_id}/arm", tag = "agent", params(("callback_id" = u64, Path)),
-    responses((status = 200, description = "Waiting", body = Object),
+    responses((status = 200, description = "Waiting", body = CallbackReply),
               (status = 403, description = "Not the agent's callback", body = ErrorBody),
               (status = 404, description = "No such callback", body = ErrorBody)))]
 pub async fn arm_callback(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
-    Path(callback_id): Path<u64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(callback_id): ApiPath<u64>,
+) -> Result<Json<CallbackReply>, ApiError> {
     state.store.arm_callback(callback_id, &agent.user.username).map_err(callback_error)?;
-    Ok(Json(json!({"callback_id": callback_id, "state": "waiting"})))
+    Ok(Json(CallbackReply { callback_id, state: Some("waiting".into()) }))
 }
 
 /// `GET /api/agent/callbacks?state` (agent): the agent's callback list.
 #[utoipa::path(get, path = "/api/agent/callbacks", tag = "agent", params(DataQuery),
-    responses((status = 200, description = "The agent's callbacks, masked", body = Vec<Object>)))]
+    responses((status = 200, description = "The agent's callbacks, masked", body = Vec<CallbackView>)))]
 pub async fn my_callbacks(
     agent: AgentUser<need::Callbacks>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CallbackView>>, ApiError> {
     let viewer = agent.viewer.clone();
     let cb_state = blank_none(&query.state);
-    Ok(Json(json!(state.store.callbacks(&viewer, Some(&agent.user.username), None, cb_state.as_deref())?)))
+    Ok(Json(state.store.callbacks(&viewer, Some(&agent.user.username), None, cb_state.as_deref())?))
 }
 
 /// `GET /api/agent/records?...` (agent, A8): the agent's own calls.
 #[utoipa::path(get, path = "/api/agent/records", tag = "agent", params(DataQuery),
-    responses((status = 200, description = "The agent's own calls, masked", body = Vec<Object>)))]
+    responses((status = 200, description = "The agent's own calls, masked", body = Vec<CallRecordView>)))]
 pub async fn my_records(
     agent: AgentUser<need::Records>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CallRecordView>>, ApiError> {
     let viewer = agent.viewer.clone();
     let mut filter = query.filter(false);
     // An agent's records are their own, whatever the query asks.
     filter.agent = Some(agent.user.username.clone());
-    Ok(Json(json!(state.store.call_records(&viewer, &filter, 500)?)))
+    Ok(Json(state.store.call_records(&viewer, &filter, 500)?))
 }
 
 /// `GET /api/agent/customers?project_id` (agent, A9).
 #[utoipa::path(get, path = "/api/agent/customers", tag = "agent", params(DataQuery),
-    responses((status = 200, description = "The agent's customers, masked", body = Vec<Object>)))]
+    responses((status = 200, description = "The agent's customers, masked", body = Vec<CustomerView>)))]
 pub async fn my_customers(
     agent: AgentUser<need::Customers>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<CustomerView>>, ApiError> {
     let viewer = agent.viewer.clone();
-    Ok(Json(json!(state.store.customers(&viewer, Some(&agent.user.username), query.project_id, None, 1000)?)))
+    Ok(Json(state.store.customers(&viewer, Some(&agent.user.username), query.project_id, None, 1000)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -774,22 +840,30 @@ pub struct EditForm {
     values: BTreeMap<String, String>,
 }
 
+/// A customer edit as recorded (it goes up to HQ).
+#[derive(Serialize, ToSchema)]
+pub struct CustomerEdited {
+    edit_id: u64,
+    /// How many fields changed.
+    changes: u64,
+}
+
 /// `POST /api/customers/{batch_id}/{row_id} {values}` (agent, A9): edits the agent's own
 /// customer's editable fields.
 #[utoipa::path(post, path = "/api/customers/{batch_id}/{row_id}", tag = "agent", request_body = EditForm, params(("batch_id" = u64, Path), ("row_id" = u64, Path)),
-    responses((status = 200, description = "The edit recorded", body = Object),
+    responses((status = 200, description = "The edit recorded", body = CustomerEdited),
               (status = 403, description = "Not the agent's customer or a read-only field", body = ErrorBody),
               (status = 404, description = "No such customer", body = ErrorBody),
               (status = 422, description = "A value the field does not take", body = ErrorBody)))]
 pub async fn edit_customer(
     agent: AgentUser<need::Customers>,
     State(state): State<AppState>,
-    Path((batch_id, row_id)): Path<(u64, u64)>,
+    ApiPath((batch_id, row_id)): ApiPath<(u64, u64)>,
     ApiJson(form): ApiJson<EditForm>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerEdited>, ApiError> {
     let changes: Vec<(String, String)> = form.values.into_iter().collect();
     match state.store.edit_customer(batch_id, row_id, &agent.user.username, &changes) {
-        Ok(edit) => Ok(Json(json!({"edit_id": edit.edit_id, "changes": edit.changes.len()}))),
+        Ok(edit) => Ok(Json(CustomerEdited { edit_id: edit.edit_id, changes: edit.changes.len() as u64 })),
         Err(EditCustomerError::NotFound(message)) => Err(ApiError::new(StatusCode::NOT_FOUND, message)),
         Err(EditCustomerError::NotAllowed(message)) => Err(ApiError::new(StatusCode::FORBIDDEN, message)),
         Err(EditCustomerError::Invalid(message)) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)),
@@ -800,7 +874,9 @@ pub async fn edit_customer(
 #[derive(Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RecordingQuery {
+    /// 1: as an attachment, to download.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 1)]
     download: Option<u8>,
 }
 
@@ -813,7 +889,7 @@ pub struct RecordingQuery {
 pub async fn recording(
     AgentOrAdmin { user, modules, .. }: AgentOrAdmin<need::Records, need::Data>,
     State(state): State<AppState>,
-    Path(attempt_id): Path<u64>,
+    ApiPath(attempt_id): ApiPath<u64>,
     ApiQuery(query): ApiQuery<RecordingQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
@@ -857,20 +933,20 @@ pub async fn recording(
 
 /// `GET /api/announcements` (any account): HQ's notices in force, newest first.
 #[utoipa::path(get, path = "/api/announcements", tag = "session",
-    responses((status = 200, description = "HQ's notices in force, newest first", body = Vec<Object>)))]
+    responses((status = 200, description = "HQ's notices in force, newest first", body = Vec<AnnouncementView>)))]
 pub async fn announcements(
     _: SignedIn,
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.announcements(crate::store::now_unix())?)))
+) -> Result<Json<Vec<AnnouncementView>>, ApiError> {
+    Ok(Json(state.store.announcements(crate::store::now_unix())?))
 }
 
 /// `GET /api/voice-files` (site admin): HQ's voice library, and whether each file's bytes
 /// have arrived (hold music plays only then).
 #[utoipa::path(get, path = "/api/voice-files", tag = "site admin",
-    responses((status = 200, description = "HQ's voice library and whether each file has arrived", body = Vec<Object>)))]
-pub async fn voice_files(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(state.store.voice_files()?)))
+    responses((status = 200, description = "HQ's voice library and whether each file has arrived", body = Vec<VoiceFileView>)))]
+pub async fn voice_files(_: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<Vec<VoiceFileView>>, ApiError> {
+    Ok(Json(state.store.voice_files()?))
 }
 
 // ---- length limits of every request ----
@@ -881,13 +957,15 @@ impl Limits for ExtrasForm {
         check.text("caller", &self.caller, limits::NAME)?;
         check.text("routing", &self.routing, limits::KEY)?;
         check.text("answer_mode", &self.answer_mode, limits::KEY)?;
-        check.text("pacing", &self.pacing, limits::KEY)
+        check.text("pacing", &self.pacing, limits::KEY)?;
+        check.opt_id("hold_music", self.hold_music)
     }
 }
 
 impl Limits for AgentsForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
-        check.items("agents", self.agents.len(), limits::ITEMS)
+        check.items("agents", self.agents.len(), limits::ITEMS)?;
+        self.agents.iter().try_for_each(|agent| check.id("agents", *agent))
     }
 }
 
@@ -919,8 +997,8 @@ impl Limits for RoleForm {
 }
 
 impl Limits for AssignForm {
-    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
-        Ok(())
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("role_id", self.role_id)
     }
 }
 
@@ -928,12 +1006,15 @@ impl Limits for StaffForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
         check.required("username", &self.username, limits::USERNAME)?;
         check.text("password", &self.password, limits::PASSWORD)?;
-        check.text("name", &self.name, limits::NAME)
+        check.text("name", &self.name, limits::NAME)?;
+        check.opt_id("role_id", self.role_id)
     }
 }
 
 impl Limits for DataQuery {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("project_id", self.project_id)?;
+        check.opt_id("batch_id", self.batch_id)?;
         check.opt("agent", self.agent.as_deref(), limits::USERNAME)?;
         check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
         check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
@@ -944,6 +1025,8 @@ impl Limits for DataQuery {
 
 impl Limits for AddCallbackForm {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.id("batch_id", self.batch_id)?;
+        check.id("row_id", self.row_id)?;
         check.text("agent", &self.agent, limits::USERNAME)?;
         check.required("title", &self.title, limits::TITLE)?;
         check.text("note", &self.note, limits::NOTE)
@@ -959,8 +1042,8 @@ impl Limits for AgentSettings {
 }
 
 impl Limits for NumbersQuery {
-    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
-        Ok(())
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        check.opt_id("project_id", self.project_id)
     }
 }
 
