@@ -12,7 +12,7 @@ use super::{blocking, cookie, session_cookie, ApiError, ApiScope, ApiUser, AppSt
 use crate::import::{import_xlsx, ImportError, ImportFileError, ParseOptions};
 use crate::store::{
     CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchKind, DispatchRequest,
-    EnrollmentCodeError, ImportReport, LoginError, NewProject, SaveImportError,
+    EnrollmentCodeError, ImportReport, LoginError, NewProject, RetireError, SaveImportError,
 };
 
 impl From<LoginError> for ApiError {
@@ -39,6 +39,16 @@ impl From<EnrollmentCodeError> for ApiError {
         match err {
             EnrollmentCodeError::UnknownSite(_) => ApiError::not_found(err.to_string()),
             EnrollmentCodeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<RetireError> for ApiError {
+    fn from(err: RetireError) -> Self {
+        match err {
+            RetireError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            RetireError::NoBox(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+            RetireError::Db(e) => e.into(),
         }
     }
 }
@@ -149,6 +159,15 @@ pub async fn enrollment_code(State(state): State<AppState>, scope: ApiScope, Pat
     scope.require_admin()?;
     let code = blocking(&state, move |store| store.create_enrollment_code(id)).await??;
     Ok(Json(json!(code)))
+}
+
+/// Retires the box holding a site: its certificate no longer opens the link (a live
+/// connection is closed) and another box may enroll with a new code.
+pub async fn retire_site(State(state): State<AppState>, scope: ApiScope, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    scope.require_admin()?;
+    let by = scope.0.account.username.clone();
+    let retired = blocking(&state, move |store| store.retire_site_box(id, &by)).await??;
+    Ok(Json(json!(retired)))
 }
 
 pub async fn create_category(State(state): State<AppState>, scope: ApiScope, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
