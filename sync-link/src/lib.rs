@@ -3,7 +3,8 @@
 //!
 //! - The hub owns a CA ([`ca::HubCa`]) created on first start. A site is enrolled with a
 //!   one-time code; it receives a certificate whose subject names its site id, and from then
-//!   on every connection presents it.
+//!   on every connection presents it. The hub's store keeps that certificate's SHA-256 as
+//!   the site's identity: one box holds a site until HQ retires it.
 //! - [`server::bind`] / [`server::Server::run`] accept sites, checks the certificate chain and the site id, then
 //!   pumps frames between the connection and a [`HubStore`].
 //! - [`client::run`] keeps one appliance connected, reconnecting with backoff, and pumps

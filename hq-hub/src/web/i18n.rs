@@ -161,7 +161,7 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("sites.not_enrolled", "未接入", "Not enrolled"),
     ("sites.gen_code", "生成接入码", "Generate enrollment code"),
     ("sites.code_title", "一次性接入码", "One-time enrollment code"),
-    ("sites.code_note", "接入码只显示这一次，只能使用一次。请在有效期内交给技术员在设备上输入。", "This code is shown only once and works once. Give it to the technician to type on the box before it expires."),
+    ("sites.code_note", "接入码只显示这一次，只能使用一次；生成新接入码后，该职场之前的接入码作废。请在有效期内交给技术员在设备上输入。已有设备接入的职场需先退役原设备。", "This code is shown only once and works once; it replaces the site's earlier codes. Give it to the technician to type on the box before it expires. A site that already has a box must retire it first."),
     ("sites.code_expires", "有效期至", "Valid until"),
     ("sites.box", "接入设备", "Box"),
     ("sites.box_enrolled_at", "接入时间", "enrolled"),
