@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -36,7 +37,30 @@ enum Command {
         /// Sync link (QUIC/UDP) address.
         #[arg(long, default_value = "127.0.0.1:4433")]
         sync: SocketAddr,
+        /// How long an enrollment code stays valid: a number with s, m, h or d (`90m`, `24h`).
+        #[arg(long, env = "HQ_HUB_ENROLLMENT_CODE_TTL", default_value = "24h", value_parser = parse_ttl)]
+        enrollment_code_ttl: Duration,
     },
+}
+
+/// `90s`, `30m`, `24h`, `7d`: a positive whole number and its unit.
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || format!("{text:?} is not a lifetime: give a positive whole number with s, m, h or d, e.g. 24h");
+    let unit_at = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(unit_at);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(seconds) {
+        Some(total) if total > 0 => Ok(Duration::from_secs(total)),
+        _ => Err(bad()),
+    }
 }
 
 fn print_password(username: &str, password: &str) {
@@ -57,13 +81,14 @@ async fn main() -> anyhow::Result<()> {
             let password = hq_hub::init_admin(&data, &username)?;
             print_password(&username, &password);
         }
-        Command::Serve { data, http, sync } => {
+        Command::Serve { data, http, sync, enrollment_code_ttl } => {
             if let Some(password) = hq_hub::ensure_admin(&data, "admin")? {
                 print_password("admin", &password);
             }
             let shutdown = CancellationToken::new();
             let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync }, shutdown.clone())
                 .await?;
+            hub.store.set_enrollment_code_ttl(enrollment_code_ttl);
             println!("console: http://{}  sync link: {}  CA fingerprint: {}", hub.http_addr, hub.sync_addr, hub.ca_fingerprint);
             let signal = shutdown.clone();
             tokio::spawn(async move {
@@ -97,5 +122,22 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrollment_code_lifetimes() {
+        assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_ttl("90m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_ttl("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(604_800)));
+        for bad in ["", "24", "h", "0h", "1.5h", "-1h", "24 h", "3w"] {
+            let error = parse_ttl(bad).unwrap_err();
+            assert!(error.contains("not a lifetime"), "{bad:?}: {error}");
+        }
     }
 }

@@ -361,8 +361,9 @@ async fn sites_and_enrollment_codes() -> Result<()> {
     let (_, sites) = h.get("/api/sites").await?;
     assert_eq!(sites[0]["online"], false);
     assert_eq!(sites[0]["enrolled"], false);
-    assert_eq!(h.hub().store.redeem_enrollment_code(&text)?, Some(site_id as u64));
-    assert_eq!(h.hub().store.redeem_enrollment_code(&text)?, None, "a code works once");
+    assert_eq!(h.hub().store.redeem_code(&text, b"box certificate")?, site_id);
+    let again = h.hub().store.redeem_code(&text, b"another box");
+    assert!(again.is_err_and(|e| e.to_string().contains("already used")), "a code works once");
     h.hub().store.link_state(site_id as u64, true);
     let (_, sites) = h.get("/api/sites").await?;
     assert_eq!(sites[0]["online"], true);

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sync_protocol::enroll::CodeKey;
 use sync_protocol::framing::encode_frame;
 use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, Frame, SiteId, UpEntry};
 use tokio::sync::Notify;
@@ -26,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ca::HubCa;
 use crate::client::{self, LinkStatus};
 use crate::server::{self, ServerConfig};
-use crate::{HubStore, SiteStore, StoreError, StoreResult};
+use crate::{EnrollRefusal, HubStore, IssuedCert, SiteStore, StoreError, StoreResult};
 
 const BENCH_SITE: SiteId = 1;
 const BENCH_CODE: &str = "BENCH-CODE";
@@ -199,7 +200,8 @@ impl BenchHub {
 }
 
 impl HubStore for BenchHub {
-    fn site_allowed(&self, site: SiteId) -> StoreResult<bool> {
+    fn site_allowed(&self, site: SiteId, _cert_sha256: &[u8; 32]) -> StoreResult<bool> {
+        // One box, enrolled once per run: the site is the only check the bench needs.
         Ok(site == BENCH_SITE)
     }
     fn up_committed(&self, _site: SiteId, _epoch: u64) -> StoreResult<Option<u64>> {
@@ -220,21 +222,17 @@ impl HubStore for BenchHub {
         self.notify.clone()
     }
     fn link_state(&self, _site: SiteId, _online: bool) {}
-    fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>> {
+    fn enroll_site(
+        &self,
+        proof_matches: &dyn Fn(&CodeKey) -> bool,
+        issue: &dyn Fn(SiteId) -> Result<IssuedCert, String>,
+    ) -> StoreResult<Result<(SiteId, IssuedCert), EnrollRefusal>> {
         let mut slot = self.code.lock().map_err(|_| StoreError::Other("code lock poisoned".into()))?;
-        if slot.as_deref() == Some(code) {
-            *slot = None;
-            return Ok(Some(BENCH_SITE));
+        if !slot.as_deref().is_some_and(|code| proof_matches(&CodeKey::from_code(code))) {
+            return Ok(Err(EnrollRefusal::UnknownCode));
         }
-        Ok(None)
-    }
-    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
-        let mut slot = self.code.lock().map_err(|_| StoreError::Other("code lock poisoned".into()))?;
-        if slot.as_deref().is_some_and(proof_matches) {
-            *slot = None;
-            return Ok(Some(BENCH_SITE));
-        }
-        Ok(None)
+        *slot = None;
+        Ok(issue(BENCH_SITE).map(|cert| (BENCH_SITE, cert)).map_err(EnrollRefusal::Issue))
     }
 }
 

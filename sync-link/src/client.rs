@@ -141,6 +141,12 @@ impl SiteIdentity {
         Ok(SiteIdentity { site_id: json.site_id, hub: json.hub, key_der: key.serialize_der(), cert, ca_cert })
     }
 
+    /// SHA-256 of this box's certificate, as colon-separated hex pairs: what the hub's
+    /// console shows (shortened) for the box holding the site.
+    pub fn cert_fingerprint(&self) -> String {
+        fingerprint_of(&self.cert)
+    }
+
     pub(crate) fn client_config(&self, tuning: &LinkTuning) -> Result<quinn::ClientConfig, String> {
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
         crate::tls::sync_client_config(self.ca_cert.clone(), vec![self.cert.clone()], key, tuning)
@@ -185,7 +191,8 @@ pub async fn enroll(hub: &str, code: &str, identity_dir: &Path) -> Result<SiteId
     connection
         .export_keying_material(&mut binding, enroll::CHANNEL_BINDING_LABEL, b"")
         .map_err(|_| protocol("cannot derive the channel binding".to_owned()))?;
-    let proof = enroll::request_proof(code, &binding, &csr_der);
+    let code_key = enroll::CodeKey::from_code(code);
+    let proof = enroll::request_proof(&code_key, &binding, &csr_der);
 
     let exchange = async {
         let (send, recv) = connection.open_bi().await.map_err(|error| protocol(error.to_string()))?;
@@ -212,7 +219,7 @@ pub async fn enroll(hub: &str, code: &str, identity_dir: &Path) -> Result<SiteId
         EnrollResponse::Refused { reason } => return Err(EnrollError::Refused { reason }),
         other => return Err(protocol(format!("unexpected answer {other:?}; upgrade this appliance"))),
     };
-    if !enroll::verify_response_proof(code, &binding, &ca_cert_der, &site_cert_der, &answer) {
+    if !enroll::verify_response_proof(&code_key, &binding, &ca_cert_der, &site_cert_der, &answer) {
         return Err(EnrollError::HubNotProven { hub: hub.to_owned() });
     }
     check_issued(&key, site_id, &site_cert_der, &ca_cert_der).map_err(protocol)?;
@@ -231,7 +238,13 @@ pub async fn enroll(hub: &str, code: &str, identity_dir: &Path) -> Result<SiteId
         .map_err(|error| protocol(error.to_string()))?;
     // site.json last: its presence means the identity is complete.
     write("site.json", &json, false)?;
-    tracing::info!(site = site_id, hub, ca = %fingerprint_of(&ca_cert_der), "appliance enrolled");
+    tracing::info!(
+        site = site_id,
+        hub,
+        ca = %fingerprint_of(&ca_cert_der),
+        certificate = %fingerprint_of(&site_cert_der),
+        "appliance enrolled"
+    );
     SiteIdentity::load(identity_dir).map_err(|error| protocol(error.to_string()))
 }
 

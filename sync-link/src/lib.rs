@@ -3,7 +3,8 @@
 //!
 //! - The hub owns a CA ([`ca::HubCa`]) created on first start. A site is enrolled with a
 //!   one-time code; it receives a certificate whose subject names its site id, and from then
-//!   on every connection presents it.
+//!   on every connection presents it. The hub's store keeps that certificate's SHA-256 as
+//!   the site's identity: one box holds a site until HQ retires it.
 //! - [`server::bind`] / [`server::Server::run`] accept sites, checks the certificate chain and the site id, then
 //!   pumps frames between the connection and a [`HubStore`].
 //! - [`client::run`] keeps one appliance connected, reconnecting with backoff, and pumps
@@ -28,6 +29,7 @@
 
 use std::time::Duration;
 
+use sync_protocol::enroll::CodeKey;
 use sync_protocol::{DownEntry, LiveFigures, LinkSettings, SiteId, UpEntry};
 
 use crate::blob::{BlobCheck, BlobRef, OpenBlob};
@@ -154,10 +156,49 @@ pub trait SiteStore: Send + Sync + 'static {
     }
 }
 
+/// A certificate the hub issued, as the enrollment closure of [`HubStore::enroll_site`]
+/// returns it.
+pub type IssuedCert = Vec<u8>;
+
+/// SHA-256 of a certificate's DER: how the hub's store names a box's identity.
+pub fn cert_sha256(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).into()
+}
+
+/// Why the hub will not enroll a box; the text is what the technician reads on the box.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollRefusal {
+    /// No code the hub issued matches.
+    #[error("the enrollment code is unknown: type it as HQ showed it, or ask HQ for a new code")]
+    UnknownCode,
+    /// The code's lifetime ran out before it was used.
+    #[error("the enrollment code expired; ask HQ for a new code")]
+    Expired,
+    /// The code already enrolled a box (or a failed enrollment used it up).
+    #[error("the enrollment code was already used; a code works once: ask HQ for a new code")]
+    AlreadyUsed,
+    /// HQ issued a newer code for the same site, which revoked this one.
+    #[error("the enrollment code was replaced by a newer one; use the newest code HQ issued for this site")]
+    Replaced,
+    /// The site already has a box; only one holds a site at a time.
+    #[error(
+        "site {site} already has an enrolled box (certificate {fingerprint}); HQ must retire that box on the console before another one can enroll"
+    )]
+    SiteTaken { site: SiteId, fingerprint: String },
+    /// The hub could not issue the certificate (the code is not used up).
+    #[error("the hub cannot issue a certificate: {0}")]
+    Issue(String),
+}
+
 /// What the hub's store offers the link.
 pub trait HubStore: Send + Sync + 'static {
-    /// Whether the site may connect (enrolled and not disabled).
-    fn site_allowed(&self, site: SiteId) -> StoreResult<bool>;
+    /// Whether the box presenting the certificate with SHA-256 `cert_sha256` may hold
+    /// `site`'s link: the site is enrolled, not disabled, and that certificate is its
+    /// current identity (not one HQ retired). Asked at each hello, and again whenever
+    /// [`HubStore::down_notify`] fires, so a store that retires an identity wakes it to
+    /// close the retired box's live connection.
+    fn site_allowed(&self, site: SiteId, cert_sha256: &[u8; 32]) -> StoreResult<bool>;
     /// The highest outbox seq of `epoch` committed for this site, if any.
     fn up_committed(&self, site: SiteId, epoch: u64) -> StoreResult<Option<u64>>;
     /// Apply one outbox entry idempotently (unique on `(site, epoch, seq)`), committing it
@@ -177,29 +218,22 @@ pub trait HubStore: Send + Sync + 'static {
     fn down_after(&self, site: SiteId, after_seq: u64, limit: usize) -> StoreResult<Vec<DownEntry>>;
     /// The site committed everything up to `seq`.
     fn down_acked(&self, site: SiteId, seq: u64) -> StoreResult<()>;
-    /// Wakes the link for `site` when its down log grows.
+    /// Wakes the link for `site` when its down log grows, or its identity changes.
     fn down_notify(&self, site: SiteId) -> std::sync::Arc<tokio::sync::Notify>;
     /// The site's link came up or went down (for monitoring).
     fn link_state(&self, site: SiteId, online: bool);
-    /// Consume a one-time enrollment code: the site it was issued for, or `None` if the code
-    /// is unknown, already used or expired. A code works once, even if enrollment then fails.
-    fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>>;
 
-    /// Consume the one pending enrollment code for which `proof_matches(code)` is true: the
-    /// site it was issued for, or `None` if no unused, unexpired code matches.
-    ///
-    /// This is what enrollment calls. The appliance never sends its code, only an HMAC
-    /// keyed by it (see `sync_protocol::enroll`), so the store offers each pending code to
-    /// `proof_matches` and consumes the first that matches, exactly as
-    /// [`HubStore::redeem_enrollment_code`] would. The default cannot see the pending
-    /// codes and reports that the store must implement this method.
-    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
-        let _ = proof_matches;
-        Err(StoreError::Other(
-            "this hub store does not implement HubStore::redeem_enrollment_proof, so it cannot check enrollment codes"
-                .to_owned(),
-        ))
-    }
+    /// Enroll a box: find the code whose [`CodeKey`] `proof_matches` (the appliance never
+    /// sends its code, only an HMAC keyed by the key; see `sync_protocol::enroll`), and if
+    /// it is pending and its site has no box, call `issue(site)` for the certificate,
+    /// record the certificate's SHA-256 as the site's identity and use the code up, all or
+    /// nothing. Otherwise say why not: the store keeps the keys of used, expired and
+    /// replaced codes so that a technician learns which it was.
+    fn enroll_site(
+        &self,
+        proof_matches: &dyn Fn(&CodeKey) -> bool,
+        issue: &dyn Fn(SiteId) -> Result<IssuedCert, String>,
+    ) -> StoreResult<Result<(SiteId, IssuedCert), EnrollRefusal>>;
 
     /// Bytes of `site`'s recording `sha256` HQ already holds (its full size once complete).
     /// Uploads resume from here. The default holds nothing.

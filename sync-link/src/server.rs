@@ -2,11 +2,15 @@
 //!
 //! - [`bind`] opens the UDP socket with the TLS configuration built from the hub's CA.
 //! - [`Server::run`] accepts connections until cancelled; each runs in its own task:
-//!   - on `ENROLL_ALPN`: read the appliance's request, find the code its proof matches
-//!     (`HubStore::redeem_enrollment_proof`), issue `site-<id>`, answer with both
-//!     certificates and the hub's own proof;
-//!   - on `SYNC_ALPN`: read the site id from the verified client certificate, then pump
-//!     frames between one bidirectional stream, a [`HubSession`] and the [`HubStore`].
+//!   - on `ENROLL_ALPN`: read the appliance's request, let the store find the code its
+//!     proof matches and issue `site-<id>` if the code is pending and the site has no box
+//!     (`HubStore::enroll_site`), answer with both certificates and the hub's own proof, or
+//!     with the store's reason (expired, used, replaced, site taken);
+//!   - on `SYNC_ALPN`: read the site id from the verified client certificate, check that
+//!     certificate is the site's current identity (`HubStore::site_allowed`), then pump
+//!     frames between one bidirectional stream, a [`HubSession`] and the [`HubStore`]. The
+//!     identity is checked again whenever the store wakes the link, so a box HQ retires
+//!     is cut off while connected.
 //!
 //!   Once the session is accepted, every further stream the site opens is a recording
 //!   upload ([`crate::blob`]), and the hub offers the site its voice files on streams of
@@ -19,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
+use sync_protocol::enroll::{self, CodeKey, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{HubEvent, HubSession, SessionConfig, SessionError, close_code};
 use sync_protocol::{BlobKind, ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
 use tokio::sync::{Notify, mpsc};
@@ -28,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::blob::{self, BlobCheck, BlobSink, SendOutcome};
 use crate::ca::{HubCa, site_of_cert};
 use crate::wire::{FrameStream, WireError};
-use crate::{HubStore, LinkError, LinkTuning, StoreError, StoreResult};
+use crate::{HubStore, LinkError, LinkTuning, StoreError, StoreResult, cert_sha256};
 
 const SOFTWARE: &str = concat!("outpost-hub/", env!("CARGO_PKG_VERSION"));
 const ENROLL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -248,29 +252,39 @@ async fn enroll_exchange<S: HubStore>(
         stream.finish();
         return Err(reason);
     }
-    let matched_code: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let redeemed = {
-        let matched_code = matched_code.clone();
+    let matched_key: Arc<Mutex<Option<CodeKey>>> = Arc::new(Mutex::new(None));
+    let enrolled = {
+        let matched_key = matched_key.clone();
         let csr_der = csr_der.clone();
+        let ca = ca.clone();
         blocking(store, move |store| {
-            store.redeem_enrollment_proof(&|code| {
-                let matches = enroll::verify_request_proof(code, &binding, &csr_der, &proof);
-                if matches && let Ok(mut slot) = matched_code.lock() {
-                    *slot = Some(code.to_owned());
-                }
-                matches
-            })
+            store.enroll_site(
+                &|key| {
+                    let matches = enroll::verify_request_proof(key, &binding, &csr_der, &proof);
+                    if matches && let Ok(mut slot) = matched_key.lock() {
+                        *slot = Some(*key);
+                    }
+                    matches
+                },
+                &|site| ca.issue_site_cert(site, &csr_der).map(|cert| cert.to_vec()).map_err(|error| error.to_string()),
+            )
         })
         .await
     };
-    let code = matched_code.lock().ok().and_then(|slot| slot.clone());
-    let (site, code) = match (redeemed, code) {
-        (Ok(Some(site)), Some(code)) => (site, code),
-        (Ok(_), _) => {
-            let reason = "the enrollment code is unknown, already used or expired; ask HQ for a new code".to_owned();
-            stream.send(&refuse_enrollment(reason)).await.map_err(|error| error.to_string())?;
+    let key = matched_key.lock().ok().and_then(|slot| *slot);
+    let (site, site_cert, key) = match (enrolled, key) {
+        (Ok(Ok((site, cert))), Some(key)) => (site, cert, key),
+        (Ok(Ok((site, _))), None) => {
+            // A store that issued without asking the proof: never answer without proving.
+            let reason = format!("the hub's store enrolled site {site} without checking the code; nothing was issued");
+            stream.send(&refuse_enrollment(reason.clone())).await.map_err(|error| error.to_string())?;
             stream.finish();
-            tracing::warn!(remote = %connection.remote_address(), "enrollment refused: no pending code matches");
+            return Err(reason);
+        }
+        (Ok(Err(refusal)), _) => {
+            tracing::warn!(remote = %connection.remote_address(), %refusal, "enrollment refused");
+            stream.send(&refuse_enrollment(refusal.to_string())).await.map_err(|error| error.to_string())?;
+            stream.finish();
             return Ok(None);
         }
         (Err(error), _) => {
@@ -280,27 +294,28 @@ async fn enroll_exchange<S: HubStore>(
             return Err(reason);
         }
     };
-    let site_cert = match ca.issue_site_cert(site, &csr_der) {
-        Ok(cert) => cert,
-        Err(error) => {
-            stream.send(&refuse_enrollment(error.to_string())).await.map_err(|error| error.to_string())?;
-            stream.finish();
-            return Err(format!("site {site}: {error} (the code is used up; issue a new one)"));
-        }
-    };
     let ca_der = ca.ca_cert_der().to_vec();
-    let answer = enroll::response_proof(&code, &binding, &ca_der, &site_cert);
-    let response = EnrollResponse::Issued { site_id: site, site_cert_der: site_cert.to_vec(), ca_cert_der: ca_der, proof: answer };
+    let answer = enroll::response_proof(&key, &binding, &ca_der, &site_cert);
+    let response = EnrollResponse::Issued { site_id: site, site_cert_der: site_cert, ca_cert_der: ca_der, proof: answer };
     stream.send(&response).await.map_err(|error| error.to_string())?;
     stream.finish();
     Ok(Some(site))
 }
 
-/// The site a verified sync connection belongs to, from its certificate.
-fn peer_site(connection: &quinn::Connection) -> Option<SiteId> {
+/// The site a verified sync connection belongs to, from its certificate, and the
+/// certificate's SHA-256 (the identity the store checks).
+fn peer_site(connection: &quinn::Connection) -> Option<(SiteId, [u8; 32])> {
     let identity = connection.peer_identity()?;
     let chain = identity.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>().ok()?;
-    site_of_cert(chain.first()?)
+    let leaf = chain.first()?;
+    Some((site_of_cert(leaf)?, cert_sha256(leaf)))
+}
+
+/// What a box whose certificate is not (or no longer) its site's identity is told.
+fn not_allowed_reason(site: SiteId) -> String {
+    format!(
+        "site {site} is disabled, not enrolled, or this box's certificate was retired at HQ; enable the site, or enroll this box again with a new code"
+    )
 }
 
 async fn sync_site<S: HubStore>(
@@ -310,13 +325,13 @@ async fn sync_site<S: HubStore>(
     shutdown: CancellationToken,
 ) {
     let remote = connection.remote_address();
-    let Some(site) = peer_site(&connection) else {
+    let Some((site, cert)) = peer_site(&connection) else {
         tracing::warn!(%remote, "sync connection without a site certificate refused; enroll the appliance first");
         connection.close(close_code::REFUSED.into(), b"no site certificate; enroll first");
         return;
     };
     let session = HubSession::new(Instant::now(), site, SOFTWARE.to_owned(), SessionConfig::default());
-    let (online, outcome) = pump(&connection, session, &store, &requests, &shutdown).await;
+    let (online, outcome) = pump(&connection, session, cert, &store, &requests, &shutdown).await;
     if online {
         let store_for_state = store.clone();
         let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site, false)).await;
@@ -429,6 +444,7 @@ async fn push_voice_files<S: HubStore>(
 async fn pump<S: HubStore>(
     connection: &quinn::Connection,
     mut session: HubSession,
+    cert: [u8; 32],
     store: &Arc<S>,
     requests: &RecordingRequests,
     shutdown: &CancellationToken,
@@ -438,7 +454,7 @@ async fn pump<S: HubStore>(
     // while the connection lingers.
     let mut side_tasks = tokio::task::JoinSet::new();
     let (registration, mut wanted) = requests.register(site);
-    let outcome = pump_frames(connection, &mut session, store, shutdown, &mut side_tasks, &mut wanted).await;
+    let outcome = pump_frames(connection, &mut session, cert, store, shutdown, &mut side_tasks, &mut wanted).await;
     requests.unregister(site, registration);
     side_tasks.abort_all();
     outcome
@@ -447,6 +463,7 @@ async fn pump<S: HubStore>(
 async fn pump_frames<S: HubStore>(
     connection: &quinn::Connection,
     session: &mut HubSession,
+    cert: [u8; 32],
     store: &Arc<S>,
     shutdown: &CancellationToken,
     side_tasks: &mut tokio::task::JoinSet<()>,
@@ -480,13 +497,10 @@ async fn pump_frames<S: HubStore>(
             }
             match event {
                 HubEvent::Hello { site_id, epoch, software, .. } => {
-                    match blocking(store, move |store| store.site_allowed(site_id)).await {
+                    match blocking(store, move |store| store.site_allowed(site_id, &cert)).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            session.refuse(
-                                Instant::now(),
-                                format!("site {site_id} is disabled or not enrolled at HQ; enable it on the hub console"),
-                            );
+                            session.refuse(Instant::now(), not_allowed_reason(site_id));
                             continue;
                         }
                         Err(error) => return (online, Outcome::Store(error)),
@@ -571,6 +585,19 @@ async fn pump_frames<S: HubStore>(
             _ = &mut notified => {
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
+                // The store also wakes the link when HQ retires or disables the site: a box
+                // that may no longer hold the site is cut off now, not at its next hello.
+                if online {
+                    match blocking(store, move |store| store.site_allowed(site, &cert)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(site, "the site's identity was retired or the site disabled; closing its link");
+                            session.refuse(Instant::now(), not_allowed_reason(site));
+                            continue;
+                        }
+                        Err(error) => return (online, Outcome::Store(error)),
+                    }
+                }
                 session.down_changed();
                 voices_wake.notify_one();
             }

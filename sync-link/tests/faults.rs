@@ -18,7 +18,8 @@ use sync_link::ca::HubCa;
 use sync_link::client::{self, LinkStatus, SiteIdentity};
 use sync_link::relay::UdpRelay as Relay;
 use sync_link::server::{self, RecordingRequests, ServerConfig};
-use sync_link::{HubStore, LinkTuning, SiteStore, StoreError, StoreResult};
+use sync_link::{EnrollRefusal, HubStore, IssuedCert, LinkTuning, SiteStore, StoreError, StoreResult};
+use sync_protocol::enroll::CodeKey;
 use sync_protocol::framing::encode_frame;
 use sync_protocol::*;
 use tokio::sync::{Notify, watch};
@@ -78,7 +79,8 @@ impl Hub {
 }
 
 impl HubStore for Hub {
-    fn site_allowed(&self, _site: SiteId) -> StoreResult<bool> {
+    fn site_allowed(&self, _site: SiteId, _cert_sha256: &[u8; 32]) -> StoreResult<bool> {
+        // One box per hub here: the faults under test are the network's, not identities.
         Ok(true)
     }
     fn up_committed(&self, _site: SiteId, epoch: u64) -> StoreResult<Option<u64>> {
@@ -106,13 +108,17 @@ impl HubStore for Hub {
         self.notify.clone()
     }
     fn link_state(&self, _site: SiteId, _online: bool) {}
-    fn redeem_enrollment_code(&self, _code: &str) -> StoreResult<Option<SiteId>> {
-        Ok(None)
-    }
-    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
+    fn enroll_site(
+        &self,
+        proof_matches: &dyn Fn(&CodeKey) -> bool,
+        issue: &dyn Fn(SiteId) -> Result<IssuedCert, String>,
+    ) -> StoreResult<Result<(SiteId, IssuedCert), EnrollRefusal>> {
         let mut codes = self.codes.lock().unwrap();
-        let found = codes.iter().position(|(code, _)| proof_matches(code));
-        Ok(found.map(|index| codes.remove(index).1))
+        let Some(index) = codes.iter().position(|(code, _)| proof_matches(&CodeKey::from_code(code))) else {
+            return Ok(Err(EnrollRefusal::UnknownCode));
+        };
+        let site = codes.remove(index).1;
+        Ok(issue(site).map(|cert| (site, cert)).map_err(EnrollRefusal::Issue))
     }
     fn recording_held(&self, _site: SiteId, sha256: &[u8; 32]) -> StoreResult<u64> {
         self.recordings.held(sha256).map_err(io)

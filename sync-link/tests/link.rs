@@ -12,7 +12,8 @@ use anyhow::{Context, Result, bail};
 use sync_link::ca::HubCa;
 use sync_link::client::{self, LinkStatus, SiteIdentity};
 use sync_link::server::{self, ServerConfig};
-use sync_link::{HubStore, SiteStore, StoreError, StoreResult};
+use sync_link::{EnrollRefusal, HubStore, IssuedCert, SiteStore, StoreError, StoreResult};
+use sync_protocol::enroll::CodeKey;
 use sync_protocol::framing::{FrameDecoder, encode_frame};
 use sync_protocol::*;
 use tokio::sync::{Notify, watch};
@@ -21,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 struct TestHub {
     codes: Mutex<HashMap<String, SiteId>>,
+    /// The certificate (SHA-256) each enrolled site's box holds.
+    identities: Mutex<HashMap<SiteId, [u8; 32]>>,
     disabled: Mutex<HashSet<SiteId>>,
     up: Mutex<BTreeMap<(SiteId, u64, u64), UpEntry>>,
     up_apply_calls: Mutex<u64>,
@@ -52,8 +55,9 @@ impl TestHub {
 }
 
 impl HubStore for TestHub {
-    fn site_allowed(&self, site: SiteId) -> StoreResult<bool> {
-        Ok(!self.disabled.lock().unwrap().contains(&site))
+    fn site_allowed(&self, site: SiteId, cert_sha256: &[u8; 32]) -> StoreResult<bool> {
+        let current = self.identities.lock().unwrap().get(&site) == Some(cert_sha256);
+        Ok(current && !self.disabled.lock().unwrap().contains(&site))
     }
     fn up_committed(&self, site: SiteId, epoch: u64) -> StoreResult<Option<u64>> {
         let up = self.up.lock().unwrap();
@@ -86,13 +90,22 @@ impl HubStore for TestHub {
     fn link_state(&self, site: SiteId, online: bool) {
         self.link_events.lock().unwrap().push((site, online));
     }
-    fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>> {
-        Ok(self.codes.lock().unwrap().remove(code))
-    }
-    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
+    fn enroll_site(
+        &self,
+        proof_matches: &dyn Fn(&CodeKey) -> bool,
+        issue: &dyn Fn(SiteId) -> Result<IssuedCert, String>,
+    ) -> StoreResult<Result<(SiteId, IssuedCert), EnrollRefusal>> {
         let mut codes = self.codes.lock().unwrap();
-        let found = codes.keys().find(|code| proof_matches(code)).cloned();
-        Ok(found.and_then(|code| codes.remove(&code)))
+        let Some(code) = codes.keys().find(|code| proof_matches(&CodeKey::from_code(code))).cloned() else {
+            return Ok(Err(EnrollRefusal::UnknownCode));
+        };
+        let site = codes.remove(&code).unwrap();
+        let cert = match issue(site) {
+            Ok(cert) => cert,
+            Err(error) => return Ok(Err(EnrollRefusal::Issue(error))),
+        };
+        self.identities.lock().unwrap().insert(site, sync_link::cert_sha256(&cert));
+        Ok(Ok((site, cert)))
     }
 }
 
@@ -291,7 +304,7 @@ async fn used_or_unknown_codes_are_refused() -> Result<()> {
 
     let unknown = client::enroll(&addr.to_string(), "WRONG", &dirs.path().join("a")).await;
     let Err(client::EnrollError::Refused { reason }) = unknown else { bail!("unknown code accepted: {unknown:?}") };
-    assert!(reason.contains("unknown, already used or expired"), "{reason}");
+    assert!(reason.contains("code is unknown"), "{reason}");
     assert!(!dirs.path().join("a").join("site.json").exists());
 
     client::enroll(&addr.to_string(), "GOOD1", &dirs.path().join("b")).await?;

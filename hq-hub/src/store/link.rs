@@ -4,13 +4,15 @@
 //!   `(site, epoch, seq)` key and a hash of its content; a replay with the same content is a
 //!   no-op, a replay with different content is refused as a conflict and raises an alarm.
 //! - Down: the per-site log written by dispatch, read back in seq order.
-//! - Enrollment codes are consumed here; link up/down is recorded for monitoring.
+//! - Enrollment and the site identity check are `sites`' (called from here); link up/down
+//!   is recorded for monitoring.
 
 use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
-use sync_link::{HubStore, StoreError, StoreResult};
+use sync_link::{EnrollRefusal, HubStore, IssuedCert, StoreError, StoreResult};
+use sync_protocol::enroll::CodeKey;
 use sync_protocol::{DownEntry, DownEvent, SiteId, UpEntry};
 use tokio::sync::Notify;
 
@@ -144,9 +146,9 @@ impl Store {
 }
 
 impl HubStore for Store {
-    fn site_allowed(&self, site: SiteId) -> StoreResult<bool> {
+    fn site_allowed(&self, site: SiteId, cert_sha256: &[u8; 32]) -> StoreResult<bool> {
         let Ok(site) = i64::try_from(site) else { return Ok(false) };
-        self.site_may_connect(site).map_err(other)
+        self.site_identity_allowed(site, cert_sha256).map_err(other)
     }
 
     fn up_committed(&self, site: SiteId, epoch: u64) -> StoreResult<Option<u64>> {
@@ -199,14 +201,13 @@ impl HubStore for Store {
         }
     }
 
-    fn redeem_enrollment_code(&self, code: &str) -> StoreResult<Option<SiteId>> {
-        let site = self.redeem_code(code).map_err(other)?;
-        Ok(site.map(|id| id as u64))
-    }
-
-    fn redeem_enrollment_proof(&self, proof_matches: &dyn Fn(&str) -> bool) -> StoreResult<Option<SiteId>> {
-        let site = self.redeem_code_by_proof(proof_matches).map_err(other)?;
-        Ok(site.map(|id| id as u64))
+    fn enroll_site(
+        &self,
+        proof_matches: &dyn Fn(&CodeKey) -> bool,
+        issue: &dyn Fn(SiteId) -> Result<IssuedCert, String>,
+    ) -> StoreResult<Result<(SiteId, IssuedCert), EnrollRefusal>> {
+        let enrolled = self.enroll_box(proof_matches, &|site| issue(site as u64)).map_err(other)?;
+        Ok(enrolled.map(|(site, cert)| (site as u64, cert)))
     }
 
     fn recording_held(&self, site: SiteId, sha256: &[u8; 32]) -> StoreResult<u64> {
@@ -320,11 +321,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let site = store.create_site("B").unwrap();
-        assert!(!store.site_allowed(site as u64).unwrap());
+        let cert = sync_link::cert_sha256(b"box");
+        assert!(!store.site_allowed(site as u64, &cert).unwrap());
         let code = store.create_enrollment_code(site).unwrap();
-        assert_eq!(store.redeem_enrollment_code(&code.code).unwrap(), Some(site as u64));
-        assert_eq!(store.redeem_enrollment_code(&code.code).unwrap(), None);
-        assert!(store.site_allowed(site as u64).unwrap());
+        let key = CodeKey::from_code(&code.code);
+        let enrolled = store.enroll_site(&|candidate| *candidate == key, &|_| Ok(b"box".to_vec())).unwrap();
+        assert_eq!(enrolled, Ok((site as u64, b"box".to_vec())));
+        let again = store.enroll_site(&|candidate| *candidate == key, &|_| Ok(b"box 2".to_vec())).unwrap();
+        assert_eq!(again, Err(EnrollRefusal::AlreadyUsed));
+        assert!(store.site_allowed(site as u64, &cert).unwrap());
+        assert!(!store.site_allowed(site as u64, &sync_link::cert_sha256(b"box 2")).unwrap());
         store.link_state(site as u64, true);
         assert!(store.list_sites().unwrap()[0].online);
         store.link_state(site as u64, false);

@@ -23,6 +23,7 @@ mod sites;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -50,7 +51,9 @@ pub use projects::{
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
     ProjectStatus, check_token_length, DEFAULT_TOKEN_LENGTH, TOKEN_LENGTHS,
 };
-pub use sites::{CreateSiteError, EnrollmentCode, EnrollmentCodeError, Site};
+pub use sites::{
+    CreateSiteError, EnrollError, EnrollmentCode, EnrollmentCodeError, RetireError, RetiredBox, Site, DEFAULT_ENROLLMENT_CODE_TTL,
+};
 
 /// Schema migrations, applied in order; `user_version` is the number already applied.
 const MIGRATIONS: &[&str] = &[
@@ -397,6 +400,36 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX call_attempts_batch_row;
     CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at, kind);
     "#,
+    // 9: enrollment (see `sites`). A code is kept only as the key its proofs use, derived
+    // from it, never as the code; codes pending at the upgrade are dropped with the old
+    // table (they were kept in plain form): HQ mints new ones. Each enrolled box's
+    // certificate is its site's identity until HQ retires it, one current identity per
+    // site; a site enrolled by an older hub gets an identity whose certificate is pinned at
+    // its next connection.
+    r#"
+    DROP TABLE enrollment_codes;
+    CREATE TABLE enrollment_codes (
+        id          INTEGER PRIMARY KEY,
+        site_id     INTEGER NOT NULL REFERENCES sites(id),
+        proof_key   BLOB NOT NULL UNIQUE,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        used_at     INTEGER,
+        replaced_at INTEGER
+    );
+    CREATE INDEX enrollment_codes_site ON enrollment_codes(site_id);
+    CREATE TABLE site_identities (
+        id          INTEGER PRIMARY KEY,
+        site_id     INTEGER NOT NULL REFERENCES sites(id),
+        cert_sha256 TEXT UNIQUE,
+        enrolled_at INTEGER NOT NULL,
+        retired_at  INTEGER,
+        retired_by  TEXT
+    );
+    CREATE UNIQUE INDEX site_identities_current ON site_identities(site_id) WHERE retired_at IS NULL;
+    INSERT INTO site_identities (site_id, cert_sha256, enrolled_at)
+        SELECT id, NULL, enrolled_at FROM sites WHERE enrolled_at IS NOT NULL;
+    "#,
 ];
 
 /// Failure to open the store.
@@ -429,6 +462,8 @@ pub struct Store {
     files_dir: PathBuf,
     /// Wakes each site's link when its down log grows.
     down_notifies: Mutex<HashMap<u64, Arc<Notify>>>,
+    /// Lifetime of enrollment codes minted from now on (`serve --enrollment-code-ttl`).
+    enrollment_ttl_secs: AtomicI64,
 }
 
 impl Store {
@@ -448,7 +483,12 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         migrate(&mut conn)?;
         Store::discard_unfinished_imports(&conn, &files_dir).map_err(open_err)?;
-        Ok(Store { conn: Mutex::new(conn), files_dir, down_notifies: Mutex::new(HashMap::new()) })
+        Ok(Store {
+            conn: Mutex::new(conn),
+            files_dir,
+            down_notifies: Mutex::new(HashMap::new()),
+            enrollment_ttl_secs: AtomicI64::new(sites::DEFAULT_ENROLLMENT_CODE_TTL.as_secs() as i64),
+        })
     }
 
     /// Where uploaded files are kept.
@@ -530,6 +570,9 @@ mod tests {
                  DROP TABLE voice_files; DROP TABLE announcements;
                  ALTER TABLE projects DROP COLUMN token_length;
                  DROP TABLE phone_list_versions; ALTER TABLE call_attempts DROP COLUMN kind;
+                 DROP TABLE site_identities; DROP TABLE enrollment_codes;
+                 CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
+                     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -552,5 +595,34 @@ mod tests {
             .query_row("EXPLAIN QUERY PLAN SELECT id, batch_id FROM batch_rows WHERE phone = '13800138000'", [], |r| r.get(3))
             .unwrap();
         assert!(plan.contains("COVERING INDEX batch_rows_phone_batch"), "{plan}");
+    }
+
+    #[test]
+    fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A hub store as version 6 left it: a pending code in plain form, an enrolled site.
+            let store = Store::open(dir.path()).unwrap();
+            let conn = store.conn();
+            conn.execute_batch(
+                "DROP TABLE site_identities; DROP TABLE enrollment_codes;
+                 CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
+                     created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
+                 INSERT INTO sites (id, name, created_at, enrolled_at) VALUES (1, 'old', 1, 2), (2, 'new', 1, NULL);
+                 INSERT INTO enrollment_codes VALUES ('h', 2, 1, 99999999999, NULL, 'ABCDEFGH2345');
+                 PRAGMA user_version = 6;",
+            )
+            .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let conn = store.conn();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let codes: i64 = conn.query_row("SELECT COUNT(*) FROM enrollment_codes", [], |r| r.get(0)).unwrap();
+        assert_eq!(codes, 0, "the plain pending code is gone");
+        drop(conn);
+        let sites = store.list_sites().unwrap();
+        assert!(sites[0].enrolled && sites[0].box_certificate.is_none(), "{sites:?}");
+        assert!(!sites[1].enrolled);
     }
 }

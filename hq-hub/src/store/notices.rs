@@ -624,7 +624,7 @@ mod tests {
     fn enrolled_site(store: &Store, name: &str) -> i64 {
         let site = store.create_site(name).unwrap();
         let code = store.create_enrollment_code(site).unwrap();
-        assert_eq!(store.redeem_code(&code.code).unwrap(), Some(site));
+        assert_eq!(store.redeem_code(&code.code, name.as_bytes()).unwrap(), site);
         site
     }
 
@@ -790,7 +790,7 @@ mod tests {
         let late = store.create_site("新职场").unwrap();
         assert!(store.down_log(late, 0, 100).unwrap().is_empty());
         let code = store.create_enrollment_code(late).unwrap();
-        store.redeem_code(&code.code).unwrap();
+        store.redeem_code(&code.code, b"first box").unwrap();
         let voices = voices_in_log(&store, late);
         assert_eq!(voices.iter().map(|v| (v.voice_id, v.version, v.name.as_str(), v.kind)).collect::<Vec<_>>(), vec![(
             kept.id as u64,
@@ -805,8 +805,9 @@ mod tests {
             "欢迎加入"
         )]);
         // Enrolling again (a replaced box) does not send them twice.
+        store.retire_site_box(late, "admin").unwrap();
         let again = store.create_enrollment_code(late).unwrap();
-        store.redeem_code(&again.code).unwrap();
+        store.redeem_code(&again.code, b"second box").unwrap();
         assert_eq!(voices_in_log(&store, late).len(), 1);
         assert_eq!(notices_in_log(&store, late).len(), 1);
         // From now on the site is sent changes like the others.

@@ -15,7 +15,7 @@ use super::{blocking, cookie, limits, session_cookie, Admin, ApiError, AppState,
 use crate::import::{import_xlsx, ImportError, ImportFileError, ParseOptions};
 use crate::store::{
     CreateCategoryError, CreateProjectError, CreateSiteError, DispatchError, DispatchKind, DispatchRequest,
-    EnrollmentCodeError, ImportReport, LoginError, NewProject, SaveImportError,
+    EnrollmentCodeError, ImportReport, LoginError, NewProject, RetireError, SaveImportError,
 };
 
 impl From<LoginError> for ApiError {
@@ -42,6 +42,16 @@ impl From<EnrollmentCodeError> for ApiError {
         match err {
             EnrollmentCodeError::UnknownSite(_) => ApiError::not_found(err.to_string()),
             EnrollmentCodeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<RetireError> for ApiError {
+    fn from(err: RetireError) -> Self {
+        match err {
+            RetireError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            RetireError::NoBox(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
+            RetireError::Db(e) => e.into(),
         }
     }
 }
@@ -166,6 +176,14 @@ pub async fn mint_code(state: &AppState, admin: &Admin, id: i64) -> Result<crate
         return Err(ApiError::not_found(format!("site {id} does not exist")));
     }
     Ok(blocking(state, move |store| store.create_enrollment_code(id)).await??)
+}
+
+/// Retires the box holding a site: its certificate no longer opens the link (a live
+/// connection is closed) and another box may enroll with a new code.
+pub async fn retire_site(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+    let by = admin.account.username.clone();
+    let retired = blocking(&state, move |store| store.retire_site_box(id, &by)).await??;
+    Ok(Json(json!(retired)))
 }
 
 pub async fn create_category(State(state): State<AppState>, _admin: Admin, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {

@@ -167,6 +167,11 @@ struct SiteRow {
     enrolled: bool,
     online: bool,
     since: String,
+    /// When the box holding the site enrolled.
+    box_enrolled_at: String,
+    /// The start of its certificate's SHA-256 (what the box logs when it enrolls), and the whole.
+    box_short: String,
+    box_certificate: String,
 }
 
 #[derive(Template)]
@@ -175,17 +180,30 @@ struct SitesPage {
     tr: Tr,
     user: String,
     sites: Vec<SiteRow>,
+    is_admin: bool,
+}
+
+/// The first six bytes of a colon-separated fingerprint: enough to tell boxes apart at a glance.
+fn short_fingerprint(full: &str) -> String {
+    let pairs: Vec<&str> = full.split(':').collect();
+    if pairs.len() <= 6 { full.to_string() } else { format!("{}…", pairs[..6].join(":")) }
 }
 
 fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
     sites
         .into_iter()
-        .map(|s| SiteRow {
-            id: s.id,
-            name: s.name,
-            enrolled: s.enrolled,
-            online: s.online,
-            since: s.link_since.map(format_time).unwrap_or_default(),
+        .map(|s| {
+            let certificate = s.box_certificate.unwrap_or_default();
+            SiteRow {
+                id: s.id,
+                name: s.name,
+                enrolled: s.enrolled,
+                online: s.online,
+                since: s.link_since.map(format_time).unwrap_or_default(),
+                box_enrolled_at: s.box_enrolled_at.map(format_time).unwrap_or_default(),
+                box_short: short_fingerprint(&certificate),
+                box_certificate: certificate,
+            }
         })
         .collect()
 }
@@ -199,7 +217,18 @@ pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Respon
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
-    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites) })
+    let is_admin = user.scope.is_admin();
+    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites), is_admin })
+}
+
+/// Retires the box holding a site (the form twin of `POST /api/sites/{id}/retire`, admins only).
+pub async fn retire_site(State(state): State<AppState>, Admin(user): Admin, Path(id): Path<i64>) -> Response {
+    let by = user.account.username.clone();
+    let result = blocking(&state, move |store| store.retire_site_box(id, &by).map_err(ApiError::from)).await;
+    match or_message(result.and_then(|r| r), &user, "/sites") {
+        Ok(_) => Redirect::to("/sites").into_response(),
+        Err(page) => page,
+    }
 }
 
 #[derive(Deserialize)]
