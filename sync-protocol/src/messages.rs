@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 pub const SYNC_ALPN: &[u8] = b"outpost-sync/2";
 
 /// ALPN of the enrollment exchange (no client certificate yet; proven by the one-time code).
-pub const ENROLL_ALPN: &[u8] = b"outpost-enroll/1";
+/// Version 2: the proofs are keyed by a key derived from the code (`enroll::CodeKey`), which
+/// is all the hub keeps; a box of version 1 fails the handshake instead of a proof.
+pub const ENROLL_ALPN: &[u8] = b"outpost-enroll/2";
 
 /// Version of the messages in this module. Bumped whenever a change is not purely additive.
 ///
