@@ -34,7 +34,7 @@ pub use batches::{
     AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
     RecordView, RemovedRow,
 };
-pub use control::{AttributionError, BatchControlError, BatchNumber, OneClickAction};
+pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettings, LinkSettingsError, OneClickAction, MIN_UPLOAD_BYTES_PER_SEC};
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
 };
@@ -375,6 +375,38 @@ const MIGRATIONS: &[&str] = &[
         created_by   TEXT NOT NULL
     );
     "#,
+    // 7: HQ's controls that go down the link (see `control`): the one-click state per
+    // project (HQ's word for the whole project) and per (project, site) with the version
+    // last sent there; the version of each project's attribution rule list and the sites
+    // that were sent one (so a site whose rules are all removed is sent the empty list);
+    // the link settings every site is sent (one row).
+    r#"
+    CREATE TABLE one_click_projects (
+        project_id INTEGER PRIMARY KEY REFERENCES projects(id),
+        start      INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL
+    );
+    CREATE TABLE one_click_sites (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        start      INTEGER NOT NULL,
+        version    INTEGER NOT NULL,
+        PRIMARY KEY (project_id, site_id)
+    );
+    ALTER TABLE projects ADD COLUMN rules_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE attribution_sent (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        PRIMARY KEY (project_id, site_id)
+    );
+    CREATE TABLE link_settings (
+        id                             INTEGER PRIMARY KEY CHECK (id = 1),
+        version                        INTEGER NOT NULL,
+        recording_upload_bytes_per_sec INTEGER,
+        changed_at                     INTEGER NOT NULL,
+        changed_by                     TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Failure to open the store.
@@ -506,6 +538,8 @@ mod tests {
                 "DROP INDEX call_attempts_batch_row; CREATE INDEX call_attempts_batch ON call_attempts(batch_id);
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
                  DROP TABLE voice_files; DROP TABLE announcements;
+                 DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
+                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  PRAGMA user_version = 4;",
             )
             .unwrap();

@@ -72,6 +72,7 @@ fn consume_code(tx: &rusqlite::Transaction<'_>, code_hash: &str, site_id: i64, n
     let first = tx.execute("UPDATE sites SET enrolled_at = ?1 WHERE id = ?2 AND enrolled_at IS NULL", params![now, site_id])?;
     if first > 0 {
         super::notices::seed_enrolled_site(tx, site_id)?;
+        super::control::seed_enrolled_site(tx, site_id)?;
     }
     Ok(())
 }

@@ -115,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/lists/remove", post(console::remove_number))
         .route("/api/lists/{list}/import", post(setup::import_list))
         .route("/api/projects/{id}/settings", put(setup::put_settings))
+        .route("/api/link-settings", get(setup::get_link_settings).put(setup::put_link_settings))
         .route("/api/voice-files", get(notices::list_voice_files).post(notices::upload_voice_file))
         .route("/api/voice-files/{id}/delete", post(notices::delete_voice_file))
         .route("/api/announcements", get(notices::list_announcements).post(notices::post_announcement))
