@@ -25,7 +25,7 @@ use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sync_link::SiteStore;
-use sync_protocol::{LinkSettings, UpEvent};
+use sync_protocol::LinkSettings;
 use tests::{Sipp, UdpRelay, free_udp_port, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
 
@@ -118,17 +118,13 @@ async fn task_status(site_admin: &Api, batch_id: u64) -> Option<String> {
     site_tasks(site_admin).await.ok()?.into_iter().find(|(id, _, _)| *id == batch_id).map(|(_, status, _)| status)
 }
 
-/// Finished attempts the site wrote (each one an INVITE the carrier got).
-fn site_attempts(appliance: &appliance::Appliance) -> anyhow::Result<Vec<sync_protocol::CallAttempt>> {
-    Ok(appliance
-        .store
-        .outbox_after(0, 100_000)?
-        .into_iter()
-        .filter_map(|entry| match entry.event {
-            UpEvent::CallAttempt(attempt) => Some(attempt),
-            _ => None,
-        })
-        .collect())
+/// The attempts HQ holds from the site (each one an INVITE the carrier got, reported up the
+/// link): `(batch, row, outcome, answered)`, read from HQ's own store file.
+fn hq_attempts(hub_db: &Path) -> anyhow::Result<Vec<(u64, u64, String, bool)>> {
+    let conn = rusqlite::Connection::open_with_flags(hub_db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let mut stmt = conn.prepare("SELECT batch_id, row_id, outcome, answered_at IS NOT NULL FROM call_attempts ORDER BY attempt_id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// A site box at work: enrolled (at `hub_sync`, the hub or a relay in front of it), one
@@ -136,6 +132,7 @@ fn site_attempts(appliance: &appliance::Appliance) -> anyhow::Result<Vec<sync_pr
 /// agent) takes every call and saves its record.
 struct WorkingSite {
     appliance: appliance::Appliance,
+    hub_db: std::path::PathBuf,
     admin: Api,
     carrier: Sipp,
     phone: Sipp,
@@ -144,8 +141,9 @@ struct WorkingSite {
 }
 
 impl WorkingSite {
-    /// Starts the box at `site_dir` (already enrolled); the carrier answers `calls` calls.
-    async fn start(site_dir: &Path, calls: u32, shutdown: CancellationToken) -> anyhow::Result<WorkingSite> {
+    /// Starts the box at `site_dir` (already enrolled with the hub whose store file is
+    /// `hub_db`); the carrier answers `calls` calls.
+    async fn start(site_dir: &Path, hub_db: &Path, calls: u32, shutdown: CancellationToken) -> anyhow::Result<WorkingSite> {
         const EXTENSION: &str = "8301";
         const SIP_PASSWORD: &str = "phone-secret-8301";
         const AGENT: &str = "controls-agent";
@@ -186,7 +184,7 @@ impl WorkingSite {
             },
             desk.clone(),
         ));
-        Ok(WorkingSite { appliance, admin, carrier, phone, desk, agent })
+        Ok(WorkingSite { appliance, hub_db: hub_db.to_path_buf(), admin, carrier, phone, desk, agent })
     }
 
     /// The site admin starts the task, as the site would to dial it.
@@ -206,29 +204,34 @@ impl WorkingSite {
         while tokio::time::Instant::now() < until {
             let tasks = site_tasks(&self.admin).await?;
             ensure!(tasks.iter().all(|(_, _, dialed)| *dialed == 0), "{what}: the site took a number: {tasks:?}");
-            let attempts = site_attempts(&self.appliance)?;
+            let attempts = hq_attempts(&self.hub_db)?;
             ensure!(attempts.is_empty(), "{what}: the site dialed: {attempts:?}");
+            ensure!(self.appliance.store.figures_now()?.calls_dialing == 0, "{what}: a call is ringing");
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         Ok(())
     }
 
-    /// Waits until `n` calls were answered and put through, then checks the carrier saw
-    /// exactly `n` calls.
-    async fn finishes(self, n: usize) -> anyhow::Result<Vec<sync_protocol::CallAttempt>> {
+    /// Waits until `n` calls were dialed and ended (put through to the agent, or abandoned
+    /// when two tasks' answers came at once for the one agent), each number once, and checks
+    /// the carrier saw exactly `n` calls.
+    async fn finishes(self, n: usize) -> anyhow::Result<Vec<(u64, u64, String, bool)>> {
         let attempts = wait_for_some(Duration::from_secs(120), || async {
-            let attempts = site_attempts(&self.appliance).ok()?;
-            (attempts.len() >= n && attempts.iter().all(|a| a.answered_at.is_some())).then_some(attempts)
+            let attempts = hq_attempts(&self.hub_db).ok()?;
+            (attempts.len() >= n).then_some(attempts)
         })
         .await
-        .with_context(|| format!("every one of the {n} numbers is dialed once HQ lets the site"))?;
-        ensure!(attempts.len() == n, "each number dialed once: {attempts:?}");
+        .with_context(|| format!("every one of the {n} numbers is dialed once HQ lets the site, and HQ hears of it"))?;
+        let rows: std::collections::BTreeSet<(u64, u64)> = attempts.iter().map(|(batch, row, _, _)| (*batch, *row)).collect();
+        ensure!(attempts.len() == n && rows.len() == n, "each number dialed once: {attempts:?}");
+        ensure!(attempts.iter().all(|(_, _, outcome, answered)| *answered || outcome == "abandoned"), "{attempts:?}");
         let carrier = self.carrier.wait(Duration::from_secs(60)).await;
         carrier.ensure_success().context("carrier scenario")?;
         ensure!(carrier.successful_calls() == Some(n as u64), "the carrier saw {n} calls: {:?}", carrier.successful_calls());
         self.desk.cancel();
         self.agent.await??;
-        self.phone.wait(Duration::from_secs(30)).await.ensure_success().context("agent phone scenario")?;
+        // The phone answers what reached it; how many did depends on when answers came.
+        drop(self.phone);
         Ok(attempts)
     }
 }
@@ -246,9 +249,13 @@ async fn site_batches(site_admin: &Api, n: usize) -> anyhow::Result<Vec<u64>> {
 }
 
 async fn wait_status(site_admin: &Api, batch_id: u64, status: &str, why: &str) -> anyhow::Result<()> {
-    wait_until(Duration::from_secs(60), || async { task_status(site_admin, batch_id).await.as_deref() == Some(status) })
-        .await
-        .with_context(|| format!("{why}: site task {batch_id} shows {status}"))
+    let waited =
+        wait_until(Duration::from_secs(60), || async { task_status(site_admin, batch_id).await.as_deref() == Some(status) }).await;
+    if waited.is_err() {
+        let tasks = site_tasks(site_admin).await.unwrap_or_default();
+        return waited.with_context(|| format!("{why}: site task {batch_id} shows {status}; the site's tasks: {tasks:?}"));
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,7 +271,7 @@ async fn a_one_click_pause_at_hq_holds_every_batch_of_the_project_until_hq_start
     let site_id = enroll_site(&hq, "一键职场", &site_dir, hub.sync_addr).await?;
     dispatch_demo_list(&hq, "一键类", &dir.path().join("第一批.xlsx"), 2, "一键第一批", site_id).await?;
     let (category_id, project_id) = newest_project(&hq).await?;
-    let site = WorkingSite::start(&site_dir, 4, shutdown.clone()).await?;
+    let site = WorkingSite::start(&site_dir, &dir.path().join("hub").join("hub.sqlite3"), 4, shutdown.clone()).await?;
     let first = site_batches(&site.admin, 1).await?[0];
 
     // HQ pauses the category (the console sends the category id as a number).
@@ -297,7 +304,7 @@ async fn a_one_click_pause_at_hq_holds_every_batch_of_the_project_until_hq_start
     let started: Value = hq.post("/api/one-click", &json!({"action": "start", "category_id": category_id})).await?;
     ensure!(started["changed"] == json!(1), "the paused batch got its priority back: {started}");
     let attempts = site.finishes(4).await?;
-    let mut batches_dialed: Vec<u64> = attempts.iter().map(|a| a.batch_id).collect();
+    let mut batches_dialed: Vec<u64> = attempts.iter().map(|(batch, _, _, _)| *batch).collect();
     batches_dialed.sort_unstable();
     ensure!(batches_dialed == vec![first, first, second, second], "{batches_dialed:?}");
 
@@ -337,7 +344,7 @@ async fn a_project_paused_at_hq_while_the_site_is_offline_is_not_dialed_once_the
     let site_id = enroll_site(&hq, "暂停职场", &site_dir, relay.addr).await?;
     dispatch_demo_list(&hq, "暂停类", &dir.path().join("暂停名单.xlsx"), 2, "暂停批次", site_id).await?;
     let (_, project_id) = newest_project(&hq).await?;
-    let site = WorkingSite::start(&site_dir, 2, shutdown.clone()).await?;
+    let site = WorkingSite::start(&site_dir, &dir.path().join("hub").join("hub.sqlite3"), 2, shutdown.clone()).await?;
     let batch = site_batches(&site.admin, 1).await?[0];
     ensure!(task_status(&site.admin, batch).await.as_deref() == Some("not_started"), "dialable before HQ pauses");
 
@@ -362,7 +369,7 @@ async fn a_project_paused_at_hq_while_the_site_is_offline_is_not_dialed_once_the
     // HQ runs the project again: the site dials it.
     hq_put.put_ok(&format!("/api/projects/{project_id}/settings"), &json!({"status": "running"})).await?;
     let attempts = site.finishes(2).await?;
-    ensure!(attempts.iter().all(|a| a.batch_id == batch), "{attempts:?}");
+    ensure!(attempts.iter().all(|(id, _, _, _)| *id == batch), "{attempts:?}");
     Ok(())
 }
 
