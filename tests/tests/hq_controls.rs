@@ -551,6 +551,13 @@ async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later()
         .await
         .context("the cap reaches the enrolled site's store")?;
 
+    // The sites page (职场) shows the cap in the admin's link-settings form.
+    let page = String::from_utf8(hq.get_bytes("/sites").await?)?;
+    ensure!(
+        page.contains(r#"name="recording_upload_bytes_per_sec" type="number" min="8000" step="1000" value="64000""#),
+        "the sites page shows the cap: {page}"
+    );
+
     let late = start_site("晚职场").await?;
     wait_until(Duration::from_secs(30), || async { late.store.link_settings().ok().flatten().as_ref() == Some(&capped) })
         .await

@@ -130,6 +130,10 @@ struct SitesPage {
     tr: Tr,
     user: String,
     sites: Vec<SiteRow>,
+    /// Admins set the link settings every site is sent (the recording upload cap).
+    is_admin: bool,
+    /// The cap in bytes/s, empty when there is none.
+    upload_cap: String,
 }
 
 fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
@@ -154,7 +158,13 @@ pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Respon
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
-    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites) })
+    let upload_cap = match blocking(&state, |store| store.link_settings()).await {
+        Ok(Ok(settings)) => settings.recording_upload_bytes_per_sec.map(|cap| cap.to_string()).unwrap_or_default(),
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let is_admin = user.scope.is_admin();
+    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites), is_admin, upload_cap })
 }
 
 #[derive(Deserialize)]
