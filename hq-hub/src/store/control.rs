@@ -476,3 +476,148 @@ impl Store {
         Ok(attribution_rules(&self.conn(), project_id)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sync_protocol::{AttributionRules, LinkSettings, OneClickControl};
+
+    use super::*;
+    use crate::store::{Account, FieldSpec, NewProject, ProjectSettings};
+
+    fn enrolled_site(store: &Store, name: &str) -> i64 {
+        let site = store.create_site(name).unwrap();
+        let code = store.create_enrollment_code(site).unwrap();
+        assert_eq!(store.redeem_code(&code.code).unwrap(), Some(site));
+        site
+    }
+
+    fn project(store: &Store) -> (i64, i64) {
+        let category = store.create_category("套餐类").unwrap();
+        let new = NewProject {
+            category_id: category,
+            name: "流量包".into(),
+            template_id: None,
+            script: String::new(),
+            hide_middle_digits: false,
+            customer_fields: vec![FieldSpec::text("team", "指定团队")],
+            record_fields: vec![],
+            settings: ProjectSettings::default(),
+            phone_mode: Default::default(),
+        };
+        (category, store.create_project(&new).unwrap())
+    }
+
+    fn admin() -> Scope {
+        Scope::all(Account { id: 1, username: "admin".into(), is_admin: true })
+    }
+
+    fn logged<T>(store: &Store, site: i64, pick: impl Fn(DownEvent) -> Option<T>) -> Vec<T> {
+        store.down_log(site, 0, 1000).unwrap().into_iter().filter_map(|e| pick(e.event)).collect()
+    }
+
+    fn one_clicks(store: &Store, site: i64) -> Vec<OneClickControl> {
+        logged(store, site, |e| match e {
+            DownEvent::OneClick(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn one_click_goes_to_each_site_of_the_project_by_version_and_to_a_site_that_joins_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (enrolled_site(&store, "甲"), enrolled_site(&store, "乙"));
+        let (category, project) = project(&store);
+        store.set_project_sites(project, &[a]).unwrap();
+
+        assert_eq!(store.one_click(OneClickAction::Pause, Some(category), &admin()).unwrap(), 0, "no batch yet");
+        assert_eq!(store.one_click(OneClickAction::Start, None, &admin()).unwrap(), 0);
+        assert_eq!(store.one_click(OneClickAction::Pause, None, &admin()).unwrap(), 0);
+        let scope = ControlScope::Project(project as u64);
+        let sent: Vec<(ControlScope, u64, bool)> = one_clicks(&store, a).into_iter().map(|c| (c.scope, c.version, c.start)).collect();
+        assert_eq!(sent, vec![(scope, 1, false), (scope, 2, true), (scope, 3, false)], "every press, a higher version");
+        assert!(one_clicks(&store, b).is_empty(), "site 乙 has nothing of the project");
+
+        // 乙 joins while the project is paused: it is told with the definition.
+        store.set_project_sites(project, &[a, b]).unwrap();
+        let sent: Vec<(ControlScope, u64, bool)> = one_clicks(&store, b).into_iter().map(|c| (c.scope, c.version, c.start)).collect();
+        assert_eq!(sent, vec![(scope, 1, false)]);
+        let events = store.down_log(b, 0, 1000).unwrap();
+        let definition = events.iter().position(|e| matches!(e.event, DownEvent::Project(_))).unwrap();
+        let pause = events.iter().position(|e| matches!(e.event, DownEvent::OneClick(_))).unwrap();
+        assert!(definition < pause, "the definition comes first");
+
+        // A category that is not this project's sends it nothing.
+        let other = store.create_category("宽带类").unwrap();
+        store.one_click(OneClickAction::Start, Some(other), &admin()).unwrap();
+        assert_eq!(one_clicks(&store, a).len(), 3);
+        assert!(matches!(store.one_click(OneClickAction::Start, Some(99), &admin()), Err(BatchControlError::UnknownCategory(99))));
+    }
+
+    #[test]
+    fn attribution_rules_go_to_each_site_as_its_own_list_under_a_rising_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (enrolled_site(&store, "甲"), enrolled_site(&store, "乙"));
+        let (_, project) = project(&store);
+        store.set_project_sites(project, &[a, b]).unwrap();
+        let rule = |value: &str, site: i64, agent: &str| AttributionRule {
+            field_key: "team".into(),
+            value: value.into(),
+            site_id: site,
+            agent: agent.into(),
+        };
+        let rules = [rule("一组", a, "1001"), rule("二组", a, ""), rule("三组", b, "2001")];
+        assert_eq!(store.set_attribution_rules(project, &rules).unwrap(), 1);
+        let lists = |site| {
+            logged(&store, site, |e| match e {
+                DownEvent::AttributionRules(r) => Some(r),
+                _ => None,
+            })
+        };
+        let wire = |value: &str, agent: &str| sync_protocol::AttributionRule {
+            conditions: vec![AttributionCondition { field: "team".into(), values: vec![value.into()] }],
+            all_match: false,
+            agent: agent.into(),
+        };
+        let expect = |version, rules| AttributionRules { project_id: project as u64, version, rules };
+        assert_eq!(lists(a), vec![expect(1, vec![wire("一组", "1001")])], "a rule without an agent routes only at HQ");
+        assert_eq!(lists(b), vec![expect(1, vec![wire("三组", "2001")])]);
+
+        // Emptying the list is a new version, and both sites hear it.
+        assert_eq!(store.set_attribution_rules(project, &[]).unwrap(), 2);
+        assert_eq!(lists(a).last(), Some(&expect(2, vec![])));
+        assert_eq!(lists(b).last(), Some(&expect(2, vec![])));
+        // A bad rule changes nothing and sends nothing.
+        assert!(matches!(store.set_attribution_rules(project, &[rule("", a, "1001")]), Err(AttributionError::EmptyValue(1))));
+        assert_eq!(lists(a).len(), 2);
+    }
+
+    #[test]
+    fn link_settings_go_to_every_enrolled_site_and_seed_a_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let early = enrolled_site(&store, "早");
+        let pending = store.create_site("未接入").unwrap();
+        assert_eq!(store.link_settings().unwrap(), HqLinkSettings { version: 0, recording_upload_bytes_per_sec: None });
+        assert!(matches!(store.set_link_settings(Some(100), "admin"), Err(LinkSettingsError::CapTooLow(100))));
+        let set = store.set_link_settings(Some(64_000), "admin").unwrap();
+        assert_eq!(set, HqLinkSettings { version: 1, recording_upload_bytes_per_sec: Some(64_000) });
+        let settings = |site| {
+            logged(&store, site, |e| match e {
+                DownEvent::LinkSettings(s) => Some(s),
+                _ => None,
+            })
+        };
+        let v1 = LinkSettings { version: 1, recording_upload_bytes_per_sec: Some(64_000) };
+        assert_eq!(settings(early), vec![v1.clone()]);
+        assert!(settings(pending).is_empty(), "not enrolled: seeded when it enrolls");
+        let code = store.create_enrollment_code(pending).unwrap();
+        store.redeem_code(&code.code).unwrap();
+        assert_eq!(settings(pending), vec![v1.clone()]);
+        store.set_link_settings(None, "admin").unwrap();
+        let v2 = LinkSettings { version: 2, recording_upload_bytes_per_sec: None };
+        assert_eq!(settings(early), vec![v1.clone(), v2.clone()]);
+        assert_eq!(settings(pending), vec![v1, v2]);
+    }
+}
