@@ -3,6 +3,12 @@
 //! calling windows and
 //! HQ's pause in the project settings, project and one-click controls (each reported up
 //! with what the site actually did), plus the link's recordings, settings and figures.
+//!
+//! These drive the site's store with down entries written here, so they are unit tests of
+//! the apply functions (versions, what is reported, what the task list shows), named
+//! `unit_…` where they feed HQ's controls by hand. That HQ's one-click, project status,
+//! attribution rules and link settings actually reach a site and hold there is proven
+//! through the real hub, link and SIPp carrier in `tests/tests/hq_controls.rs`.
 
 mod common;
 
@@ -122,7 +128,7 @@ fn one_click_outside_the_calling_window_says_why() {
 }
 
 #[test]
-fn calling_windows_in_china_time_and_hq_pause_hold_offline() {
+fn unit_calling_windows_in_china_time_and_the_settings_pause_apply_by_version() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     let mut next = load(&store, 1, 3, 4);
@@ -169,7 +175,7 @@ fn calling_windows_in_china_time_and_hq_pause_hold_offline() {
 }
 
 #[test]
-fn project_and_one_click_controls_apply_by_version_and_report_what_was_done() {
+fn unit_project_and_one_click_controls_apply_by_version_and_report_what_was_done() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     let mut next = load(&store, 1, 4, 6);
@@ -224,7 +230,7 @@ fn project_and_one_click_controls_apply_by_version_and_report_what_was_done() {
 }
 
 #[test]
-fn recordings_are_offered_until_hq_holds_them_and_link_settings_survive_a_reopen() {
+fn unit_recordings_are_offered_until_hq_holds_them_and_link_settings_apply_by_version_across_a_reopen() {
     use sha2::{Digest, Sha256};
     let dir = tempfile::tempdir().expect("tempdir");
     let recording = dir.path().join("call.wav");
@@ -322,7 +328,7 @@ fn batch_controls_are_reported_with_what_was_done() {
 }
 
 #[test]
-fn the_task_list_shows_hq_pauses_stops_and_ends() {
+fn unit_the_task_list_shows_hq_pauses_stops_and_ends() {
     use appliance::store::TaskStatus;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
@@ -339,4 +345,31 @@ fn the_task_list_shows_hq_pauses_stops_and_ends() {
     assert_eq!(status(&store), TaskStatus::Paused);
     apply(&store, next, vec![project(3, RunState::Ended)]);
     assert_eq!(status(&store), TaskStatus::Ended);
+}
+
+#[test]
+fn unit_hq_status_handed_back_to_the_site_lifts_a_settings_pause_but_not_a_control_pause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut next = load(&store, 1, 12, 4);
+    store.start_task(12, PARAMS).expect("start");
+    let settings = |version, running| {
+        DownEvent::ProjectSettings(ProjectSettings { project_id: PROJECT_ID, version, running, ..ProjectSettings::default() })
+    };
+    next = apply(&store, next, vec![settings(1, Some(false))]);
+    assert!(store.claim_next_numbers(12, 1).expect("claim").is_empty(), "paused in HQ's settings");
+    // HQ leaves the status to the site again (项目状态 unset): the pause is gone.
+    next = apply(&store, next, vec![settings(2, None)]);
+    assert_eq!(store.claim_next_numbers(12, 1).expect("claim").len(), 1, "the site decides again");
+
+    // A project control's pause is HQ's own word: new settings without a status keep it.
+    let pause = DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version: 1, state: RunState::Paused });
+    next = apply(&store, next, vec![pause, settings(3, None)]);
+    assert!(store.claim_next_numbers(12, 1).expect("claim").is_empty(), "the control's pause holds");
+    let run = DownEvent::ProjectControl(ProjectControl { project_id: PROJECT_ID, version: 2, state: RunState::Running });
+    // Running by control, paused by settings: still held until both let it go.
+    next = apply(&store, next, vec![run, settings(4, Some(false))]);
+    assert!(store.claim_next_numbers(12, 1).expect("claim").is_empty(), "the settings' pause holds");
+    apply(&store, next, vec![settings(5, Some(true))]);
+    assert_eq!(store.claim_next_numbers(12, 1).expect("claim").len(), 1);
 }

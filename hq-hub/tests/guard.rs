@@ -272,6 +272,8 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/lists/remove", lists, "/api/lists/remove".into(), json(json!({ "phone": "13900000001" })), Global),
         (Method::POST, "/api/lists/{list}/import", lists, "/api/lists/black/import".into(), Body::Upload(vec![]), Global),
         (Method::PUT, "/api/projects/{id}/settings", settings, format!("/api/projects/{project}/settings"), json(json!({})), Hidden),
+        (Method::GET, "/api/link-settings", Admin, "/api/link-settings".into(), Body::None, Global),
+        (Method::PUT, "/api/link-settings", Admin, "/api/link-settings".into(), json(json!({ "recording_upload_bytes_per_sec": 64000 })), Global),
         (Method::GET, "/api/voice-files", voice, "/api/voice-files".into(), Body::None, Global),
         (Method::POST, "/api/voice-files", voice, "/api/voice-files".into(), Body::Upload(vec![("name".into(), "等待音乐".into()), ("kind".into(), "hold_music".into())]), Global),
         (Method::POST, "/api/voice-files/{id}/delete", voice, "/api/voice-files/999/delete".into(), Body::None, Global),

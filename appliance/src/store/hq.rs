@@ -31,12 +31,14 @@ use super::{DbError, Store, corrupt, now_unix, push_outbox};
 /// batch, and `?2` must be bound to the China-time minute of the day ([`china_minute`]).
 ///
 /// A row is never taken when its number is black-listed, its project is paused or ended
-/// by HQ, a one-click stop covers it (the site, its project or its batch), or its project
+/// by HQ (a project control, or the status in HQ's project settings), a one-click stop
+/// covers it (the site, its project or its batch), or its project
 /// has calling windows and none is open now.
 pub(super) const HQ_GATES: &str = "
     AND NOT EXISTS (SELECT 1 FROM blacklist bl WHERE bl.phone = r.phone AND bl.listed = 1)
     AND NOT EXISTS (SELECT 1 FROM project_run pr
-                    WHERE pr.project_id = b.project_id AND pr.hq_state <> 'running')
+                    WHERE pr.project_id = b.project_id
+                      AND (pr.hq_state <> 'running' OR pr.settings_running = 0))
     AND NOT EXISTS (SELECT 1 FROM one_click oc WHERE oc.start = 0
                     AND (oc.scope = 'site' OR oc.scope = 'project:' || b.project_id
                          OR oc.scope = 'batch:' || b.batch_id))
@@ -146,7 +148,12 @@ pub(super) fn report_control(
 /// agent whose one-click call found nothing, so they know it is not for lack of numbers.
 pub(super) fn hold_reason(conn: &rusqlite::Connection, project_id: u64, minute: i64) -> Result<Option<String>, DbError> {
     let state: Option<String> = conn
-        .query_row("SELECT hq_state FROM project_run WHERE project_id = ?1", [project_id], |row| row.get(0))
+        .query_row(
+            "SELECT CASE WHEN hq_state = 'running' AND settings_running = 0 THEN 'paused' ELSE hq_state END
+             FROM project_run WHERE project_id = ?1",
+            [project_id],
+            |row| row.get(0),
+        )
         .optional()?;
     match state.as_deref() {
         Some("paused") => return Ok(Some(format!("HQ has paused project {project_id}; wait until HQ runs it again"))),
@@ -235,19 +242,16 @@ pub(super) fn apply_project_settings(tx: &Transaction<'_>, settings: &ProjectSet
     if last.is_some_and(|last| settings.version < last as u64) {
         return Ok(());
     }
+    // HQ's status (项目状态) is kept as sent: `None` hands it back to the site, so a pause
+    // from an earlier version is lifted. A project control's pause or end (`hq_state`) is
+    // another matter and stays.
     tx.execute(
-        "INSERT INTO project_run (project_id, settings_version, popup_on_ring) VALUES (?1, ?2, ?3)
+        "INSERT INTO project_run (project_id, settings_version, popup_on_ring, settings_running) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (project_id) DO UPDATE SET settings_version = excluded.settings_version,
-                                                popup_on_ring = excluded.popup_on_ring",
-        params![settings.project_id, settings.version as i64, settings.popup_on_ring],
+                                                popup_on_ring = excluded.popup_on_ring,
+                                                settings_running = excluded.settings_running",
+        params![settings.project_id, settings.version as i64, settings.popup_on_ring, settings.running],
     )?;
-    if let Some(running) = settings.running {
-        // Ended is for good: a later "running" does not bring an ended project back.
-        tx.execute(
-            "UPDATE project_run SET hq_state = ?2 WHERE project_id = ?1 AND hq_state <> 'ended'",
-            params![settings.project_id, if running { "running" } else { "paused" }],
-        )?;
-    }
     tx.execute("DELETE FROM calling_windows WHERE project_id = ?1", [settings.project_id])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO calling_windows (project_id, start_minute, end_minute) VALUES (?1, ?2, ?3)",

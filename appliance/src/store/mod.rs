@@ -260,6 +260,10 @@ const MIGRATIONS: &[&str] = &[
     // so a move from one list to the other is one change): `listed` stays "on the black
     // list", which every claim checks; `white` is shown to the site's staff.
     "ALTER TABLE blacklist ADD COLUMN white INTEGER NOT NULL DEFAULT 0;",
+    // 8: HQ's project status from the project settings (`running`: 1, 0, or NULL when HQ
+    // leaves it to the site), kept apart from `hq_state`, which HQ's project controls set:
+    // HQ handing the status back to the site must not lift a pause a control made.
+    "ALTER TABLE project_run ADD COLUMN settings_running INTEGER;",
 ];
 
 /// A failure of the database itself (disk, SQLite, a stored blob that no longer decodes).
@@ -803,7 +807,9 @@ impl Store {
                     (SELECT COUNT(*) FROM batch_rows r WHERE r.batch_id = b.batch_id AND r.status <> 'new'),
                     (SELECT COUNT(*) FROM attempts a WHERE a.batch_id = b.batch_id AND a.outcome = 'connected'),
                     p.def,
-                    (SELECT pr.hq_state FROM project_run pr WHERE pr.project_id = b.project_id),
+                    (SELECT CASE WHEN pr.hq_state = 'running' AND pr.settings_running = 0 THEN 'paused'
+                                 ELSE pr.hq_state END
+                     FROM project_run pr WHERE pr.project_id = b.project_id),
                     EXISTS (SELECT 1 FROM one_click oc WHERE oc.start = 0
                             AND (oc.scope = 'site' OR oc.scope = 'project:' || b.project_id
                                  OR oc.scope = 'batch:' || b.batch_id))
@@ -1456,6 +1462,11 @@ impl Store {
             return Ok(());
         }
         check(&tx, &mut unchecked, &written, &mut dialable)?;
+        for &batch_id in &dialable {
+            // HQ's attribution rules give the arrived rows to their agents (unless the site
+            // keeps rules of its own for the project, which its admin applies).
+            work::allocate_by_hq_rules(&tx, batch_id)?;
+        }
         tx.execute(
             "UPDATE sync_state SET down_applied = ?1, heard_at = ?2 WHERE id = 1",
             params![position as i64, heard_at],

@@ -446,6 +446,57 @@ pub(super) fn apply_hq_rules(tx: &Transaction<'_>, rules: &AttributionRules) -> 
     Ok(())
 }
 
+/// Gives the undialed, unowned rows of a batch that just arrived to their agents by HQ's
+/// attribution rules of its project, when HQ sent some and the site has none of its own (a
+/// site's own rules win, and its admin applies them with [`Store::allocate`]). Rows no
+/// valid rule matches stay for anyone.
+pub(super) fn allocate_by_hq_rules(tx: &Transaction<'_>, batch_id: u64) -> Result<u64, DbError> {
+    let Some(Some(project_id)) = tx
+        .query_row("SELECT project_id FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get::<_, Option<u64>>(0))
+        .optional()?
+    else {
+        return Ok(0);
+    };
+    let site_has_rules: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM site_rules WHERE project_id = ?1)", [project_id], |row| row.get(0))?;
+    let hq: Option<String> = tx
+        .query_row("SELECT rules FROM hq_rules WHERE project_id = ?1", [project_id], |row| row.get(0))
+        .optional()?;
+    let Some(json) = hq.filter(|_| !site_has_rules) else { return Ok(0) };
+    let rules: Vec<SiteRule> = serde_json::from_str(&json).map_err(|e| corrupt("HQ attribution rules", e))?;
+    if rules.is_empty() {
+        return Ok(0);
+    }
+    let agents: Vec<String> = {
+        let mut statement = tx.prepare_cached("SELECT username FROM users WHERE role = 'agent'")?;
+        statement.query_map([], |row| row.get(0))?.collect::<Result<_, _>>()?
+    };
+    let rows: Vec<(u32, u32, String, Vec<u8>)> = {
+        let mut statement = tx.prepare_cached(
+            "SELECT chunk_idx, row_idx, phone, fields FROM batch_rows
+             WHERE batch_id = ?1 AND status = 'new' AND owner IS NULL",
+        )?;
+        statement
+            .query_map([batch_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut given = 0;
+    for (chunk_idx, row_idx, phone, fields) in rows {
+        let fields: Vec<(String, String)> = postcard::from_bytes(&fields).map_err(|e| corrupt("customer row", e))?;
+        if let Some(owner) = attribute(&rules, &phone, &fields, &agents) {
+            tx.execute(
+                "UPDATE batch_rows SET owner = ?4 WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
+                params![batch_id, chunk_idx, row_idx, owner],
+            )?;
+            given += 1;
+        }
+    }
+    if given > 0 {
+        tracing::info!(batch_id, project_id, rows = given, "rows given to agents by HQ's attribution rules");
+    }
+    Ok(given)
+}
+
 impl Store {
     /// Replaces the site's attribution rules of a project, in order.
     pub fn set_site_rules(&self, project_id: u64, rules: &[SiteRule]) -> Result<(), AttributionError> {

@@ -35,7 +35,7 @@ pub use batches::{
     AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
     RecordView, RemovedRow,
 };
-pub use control::{AttributionError, BatchControlError, BatchNumber, OneClickAction};
+pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettings, LinkSettingsError, OneClickAction, MIN_UPLOAD_BYTES_PER_SEC};
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
 };
@@ -430,6 +430,38 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO site_identities (site_id, cert_sha256, enrolled_at)
         SELECT id, NULL, enrolled_at FROM sites WHERE enrolled_at IS NOT NULL;
     "#,
+    // 10: HQ's controls that go down the link (see `control`): the one-click state per
+    // project (HQ's word for the whole project) and per (project, site) with the version
+    // last sent there; the version of each project's attribution rule list and the sites
+    // that were sent one (so a site whose rules are all removed is sent the empty list);
+    // the link settings every site is sent (one row).
+    r#"
+    CREATE TABLE one_click_projects (
+        project_id INTEGER PRIMARY KEY REFERENCES projects(id),
+        start      INTEGER NOT NULL,
+        changed_at INTEGER NOT NULL
+    );
+    CREATE TABLE one_click_sites (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        start      INTEGER NOT NULL,
+        version    INTEGER NOT NULL,
+        PRIMARY KEY (project_id, site_id)
+    );
+    ALTER TABLE projects ADD COLUMN rules_version INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE attribution_sent (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        site_id    INTEGER NOT NULL REFERENCES sites(id),
+        PRIMARY KEY (project_id, site_id)
+    );
+    CREATE TABLE link_settings (
+        id                             INTEGER PRIMARY KEY CHECK (id = 1),
+        version                        INTEGER NOT NULL,
+        recording_upload_bytes_per_sec INTEGER,
+        changed_at                     INTEGER NOT NULL,
+        changed_by                     TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Failure to open the store.
@@ -573,6 +605,8 @@ mod tests {
                  DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
+                 DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
+                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  PRAGMA user_version = 4;",
             )
             .unwrap();

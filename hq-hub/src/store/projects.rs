@@ -5,7 +5,9 @@
 //!
 //! Every change of a definition bumps its `version` and appends a [`DownEvent::Project`] to
 //! the down log of every participating site and every site that was ever sent the project, in
-//! the same transaction as the change.
+//! the same transaction as the change. The project status (项目状态, running / paused) travels
+//! in the [`sync_protocol::ProjectSettings`] that follows it; a site holds a project HQ
+//! paused from taking any number of it, online or offline, until HQ runs it again.
 
 use std::collections::BTreeSet;
 
@@ -596,6 +598,10 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
              ON CONFLICT (site_id, project_id) DO UPDATE SET version = excluded.version",
             params![site_id, project_id, project.version],
         )?;
+        if sent.is_none() {
+            // A site new to the project learns HQ's one-click state before any batch of it.
+            super::control::seed_project_site(tx, project_id, site_id).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+        }
         pushed.push(site_id);
     }
     Ok(pushed)

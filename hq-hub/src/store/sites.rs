@@ -156,6 +156,7 @@ fn record_enrollment(tx: &Transaction<'_>, code_id: i64, site_id: i64, cert: &[u
     if first > 0 {
         super::notices::seed_enrolled_site(tx, site_id)?;
         super::lists::seed_enrolled_site(tx, site_id)?;
+        super::control::seed_enrolled_site(tx, site_id)?;
     }
     Ok(())
 }

@@ -53,6 +53,7 @@ impl From<AttributionError> for ApiError {
     fn from(err: AttributionError) -> Self {
         match err {
             AttributionError::UnknownProject(_) => ApiError::not_found(err.to_string()),
+            AttributionError::Encode(_) => ApiError::internal(err),
             AttributionError::Db(e) => e.into(),
             _ => ApiError::bad_request(err.to_string()),
         }
@@ -232,8 +233,8 @@ pub async fn set_attribution(
     Json(body): Json<RulesBody>,
 ) -> Result<Json<Value>, ApiError> {
     limits::rules(&body.rules)?;
-    blocking(&state, move |store| store.set_attribution_rules(id, &body.rules)).await??;
-    Ok(Json(json!({ "id": id })))
+    let version = blocking(&state, move |store| store.set_attribution_rules(id, &body.rules)).await??;
+    Ok(Json(json!({ "id": id, "version": version })))
 }
 
 // ---- background imports ----

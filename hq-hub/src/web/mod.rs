@@ -160,6 +160,8 @@ fn register(r: Registry) -> Registry {
         .post("/api/lists/remove", lists, console::remove_number)
         .post("/api/lists/{list}/import", lists, setup::import_list)
         .put("/api/projects/{id}/settings", settings, setup::put_settings)
+        .get("/api/link-settings", Admin, setup::get_link_settings)
+        .put("/api/link-settings", Admin, setup::put_link_settings)
         .get("/api/voice-files", voice, notices::list_voice_files)
         .post("/api/voice-files", voice, notices::upload_voice_file)
         .post("/api/voice-files/{id}/delete", voice, notices::delete_voice_file)

@@ -66,6 +66,8 @@ const OPERATIONS: &[(&str, &str, &str, Body, bool)] = &[
     ("post", "/api/lists/remove", "Take a number off the lists", Body::Json(&[("phone", "string")]), false),
     ("post", "/api/lists/{list}/import", "Add the numbers of an xlsx to a list", Body::Upload, false),
     ("put", "/api/projects/{id}/settings", "Set only the project parameters (new version sent to sites)", Body::Json(&[]), false),
+    ("get", "/api/link-settings", "The link settings every site is sent (admin)", Body::None, false),
+    ("put", "/api/link-settings", "Set the recording upload cap (bytes/s, null = none) for every site (admin)", Body::Json(&[]), false),
     ("get", "/api/alarms", "Alarms", Body::None, false),
     ("get", "/api/sites/{id}/recordings/{sha256}", "A site's recording, if HQ holds it (audio/wav)", Body::None, false),
     ("post", "/api/sites/{id}/recordings/{sha256}/fetch", "Ask the site for a recording before its turn", Body::None, false),

@@ -181,6 +181,8 @@ struct SitesPage {
     user: String,
     sites: Vec<SiteRow>,
     is_admin: bool,
+    /// The cap in bytes/s, empty when there is none.
+    upload_cap: String,
 }
 
 /// The first six bytes of a colon-separated fingerprint: enough to tell boxes apart at a glance.
@@ -217,8 +219,13 @@ pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Respon
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    let upload_cap = match blocking(&state, |store| store.link_settings()).await {
+        Ok(Ok(settings)) => settings.recording_upload_bytes_per_sec.map(|cap| cap.to_string()).unwrap_or_default(),
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
     let is_admin = user.scope.is_admin();
-    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites), is_admin })
+    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites), is_admin, upload_cap })
 }
 
 /// Retires the box holding a site (the form twin of `POST /api/sites/{id}/retire`, admins only).

@@ -1,7 +1,8 @@
 //! Console pages for HQ's set-up work beyond projects and files: black / white lists
 //! (黑白名单设置: add, remove, import an xlsx), accounts and permissions (账号权限管理: roles
 //! from the module tree, groups, sub-admin accounts with their data scope), and the JSON
-//! endpoints only these pages need (project parameters on their own, list imports).
+//! endpoints only these pages need (project parameters on their own, list imports, the
+//! link settings every site is sent).
 //!
 //! The pages post to the same JSON API scripts use (through `console.js`); nothing here
 //! changes data except through those endpoints.
@@ -17,10 +18,10 @@ use serde_json::{json, Value};
 
 use super::api::read_upload;
 use super::pages::render;
-use super::guard::{CtiLists, DataSettings};
+use super::guard::{Admin, CtiLists, DataSettings};
 use super::{blocking, format_time, ApiError, AppState, Module, PageUser, Tr};
 use crate::import::read_phone_list;
-use crate::store::{ListKind, ProjectEdit, ProjectSettings, MODULES};
+use crate::store::{HqLinkSettings, LinkSettingsError, ListKind, ProjectEdit, ProjectSettings, MODULES};
 
 // ---- JSON ----
 
@@ -69,6 +70,39 @@ pub async fn put_settings(
     })
     .await??;
     Ok(Json(json!({ "id": id, "version": version, "sent_to_sites": sites })))
+}
+
+impl From<LinkSettingsError> for ApiError {
+    fn from(err: LinkSettingsError) -> Self {
+        match err {
+            LinkSettingsError::CapTooLow(_) => ApiError::bad_request(err.to_string()),
+            LinkSettingsError::Encode(_) => ApiError::internal(err),
+            LinkSettingsError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The link settings every site is sent (admins).
+pub async fn get_link_settings(State(state): State<AppState>, _admin: Admin) -> Result<Json<HqLinkSettings>, ApiError> {
+    Ok(Json(blocking(&state, |store| store.link_settings()).await??))
+}
+
+/// The body of `PUT /api/link-settings`; an absent or null cap is no cap.
+#[derive(serde::Deserialize)]
+pub struct LinkSettingsBody {
+    #[serde(default)]
+    recording_upload_bytes_per_sec: Option<u64>,
+}
+
+/// Sets the link settings (admins): a new version goes down to every enrolled site.
+pub async fn put_link_settings(
+    State(state): State<AppState>,
+    admin: Admin,
+    Json(body): Json<LinkSettingsBody>,
+) -> Result<Json<HqLinkSettings>, ApiError> {
+    let by = admin.account.username.clone();
+    let cap = body.recording_upload_bytes_per_sec;
+    Ok(Json(blocking(&state, move |store| store.set_link_settings(cap, &by)).await??))
 }
 
 /// Adds the numbers of an uploaded xlsx to the black or white list; answers with how many
