@@ -69,3 +69,24 @@ pub fn filter_result_xlsx(project: &Project, phone_header: &str, kept: &[GoodRow
     }
     workbook.save_to_buffer()
 }
+
+/// Rows of a file as an xlsx that imports again as is: the phone, then the project's customer
+/// fields under their titles.
+pub fn rows_xlsx(project: &Project, phone_header: &str, rows: &[GoodRow]) -> Result<Vec<u8>, XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = workbook.add_worksheet();
+    sheet.set_name("数据")?;
+    sheet.write_with_format(0, 0, phone_header, &bold)?;
+    for (idx, field) in project.customer_fields.iter().enumerate() {
+        sheet.write_with_format(0, idx as u16 + 1, field.title.as_str(), &bold)?;
+    }
+    for (line, row) in rows.iter().enumerate() {
+        let line = line as u32 + 1;
+        sheet.write(line, 0, row.phone.as_str())?;
+        for idx in 0..project.customer_fields.len() {
+            sheet.write(line, idx as u16 + 1, row.fields.get(idx).unwrap_or(""))?;
+        }
+    }
+    workbook.save_to_buffer()
+}

@@ -592,3 +592,47 @@ async fn over_long_fields_are_refused_with_their_limit() -> Result<()> {
     }
     h.stop().await
 }
+
+/// The phones of a downloaded workbook's first sheet (below the header row).
+fn downloaded_phones(bytes: Vec<u8>) -> Result<Vec<String>> {
+    use calamine::{Reader, Xlsx};
+    let mut workbook: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes))?;
+    let range = workbook.worksheet_range_at(0).context("a sheet")??;
+    Ok(range.rows().skip(1).map(|row| row[0].to_string()).collect())
+}
+
+async fn download(client: &Client, file: i64) -> Result<Vec<u8>> {
+    let response = client.http.get(format!("{}/api/files/{file}/download", client.base)).send().await?;
+    ensure!(response.status() == StatusCode::OK, "download {file}: {}", response.status());
+    Ok(response.bytes().await?.to_vec())
+}
+
+/// A sub-admin who sees the project at one of its sites downloads only the rows dispatched
+/// to that site: not another site's customers, not rows never dispatched. The admin gets the
+/// file as uploaded.
+#[tokio::test]
+async fn a_file_download_holds_only_rows_of_the_callers_sites() -> Result<()> {
+    let h = Harness::start().await?;
+    let admin = Client::login(&h.base, "admin", &h.password).await?;
+    let w = world(&h, &admin).await?;
+    let upload = |phones: &'static [&'static str], name: &'static str| {
+        let admin = admin.clone();
+        let base = h.base.clone();
+        async move {
+            let form = Form::new().part("file", Part::bytes(sheet(phones)).file_name(name));
+            let response = admin.http.post(format!("{base}/api/projects/{}/files", w.project)).multipart(form).send().await?;
+            ensure!(response.status().is_success(), "import: {}", response.status());
+            response.json::<Value>().await?["file_id"].as_i64().context("file id")
+        }
+    };
+    let elsewhere = upload(&["13900000011", "13900000012"], "成都名单.xlsx").await?;
+    admin.json(Method::POST, &format!("/api/files/{elsewhere}/dispatch"), json!({ "name": "成都批次", "priority": 5, "site_ids": [w.other_site] })).await?;
+    let undispatched = upload(&["13900000021"], "未下发.xlsx").await?;
+
+    let mine = Client::login(&h.base, "mine", "sub-secret-1").await?;
+    assert_eq!(downloaded_phones(download(&mine, w.file).await?)?, ["13800000001", "13800000002"]);
+    assert!(downloaded_phones(download(&mine, elsewhere).await?)?.is_empty(), "another site's rows were handed out");
+    assert!(downloaded_phones(download(&mine, undispatched).await?)?.is_empty(), "rows dispatched nowhere were handed out");
+    assert_eq!(downloaded_phones(download(&admin, elsewhere).await?)?, ["13900000011", "13900000012"]);
+    h.stop().await
+}

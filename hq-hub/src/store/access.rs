@@ -159,6 +159,12 @@ impl Scope {
         self.projects.as_ref().is_none_or(|p| p.contains_key(&id))
     }
 
+    /// Whether the account sees project `project` at every one of `sites` (its files may then
+    /// be handed out whole; otherwise only the rows dispatched to its own sites).
+    pub fn every_project_site(&self, project: i64, sites: &[i64]) -> bool {
+        sites.iter().all(|&site| self.project_site(project, site))
+    }
+
     /// Whether the account may see data of project `project` at site `site`.
     pub fn project_site(&self, project: i64, site: i64) -> bool {
         self.site(site) && self.projects.as_ref().is_none_or(|p| p.get(&project).is_some_and(|s| s.contains(&site)))

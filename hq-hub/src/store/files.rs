@@ -519,6 +519,37 @@ impl Store {
         Ok(rows)
     }
 
+    /// The good rows of file `id` that were dispatched to one of `sites`, each once, in file
+    /// order: what a download holds for an account that sees only some of the project's
+    /// sites (rows never dispatched belong to no site, so such an account sees none of them).
+    pub fn file_rows_dispatched_to(&self, id: i64, sites: &[i64]) -> Result<Vec<GoodRow>, DbError> {
+        let allowed: std::collections::BTreeSet<i64> = sites.iter().copied().collect();
+        let dispatched: std::collections::BTreeSet<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare(
+                "SELECT DISTINCT br.import_row_id, b.site_id FROM batches b JOIN batch_rows br ON br.batch_id = b.id
+                 WHERE b.file_id = ?1",
+            )?;
+            stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                .filter_map(|row| match row {
+                    Ok((import_row, site)) if allowed.contains(&site) => Some(Ok(import_row)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()?
+        };
+        if dispatched.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT id FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
+            stmt.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let rows = self.file_rows(id)?;
+        Ok(rows.into_iter().zip(ids).filter(|(_, import_row)| dispatched.contains(import_row)).map(|(row, _)| row).collect())
+    }
+
     /// Number of files and imported rows (for tests and the status page).
     pub fn count_files_and_rows(&self) -> Result<(i64, i64), DbError> {
         let conn = self.conn();

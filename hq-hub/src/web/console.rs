@@ -362,7 +362,21 @@ pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope
 pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Response, ApiError> {
     let (summary, bytes) = blocking(&state, move |store| -> Result<_, ApiError> {
         let (summary, _) = visible_file(store, &scope, id)?;
-        let bytes = store.file_bytes(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
+        let project = store.project(summary.project_id)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
+        if scope.every_project_site(project.id, &project.site_ids) {
+            let bytes = store.file_bytes(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
+            return Ok((summary, bytes));
+        }
+        // An account that sees only some of the project's sites gets only the rows
+        // dispatched there, masked as the project says: never another site's customers.
+        let own_sites: Vec<i64> = project.site_ids.iter().copied().filter(|&site| scope.project_site(project.id, site)).collect();
+        let mut rows = store.file_rows_dispatched_to(id, &own_sites)?;
+        if project.hide_middle_digits {
+            for row in &mut rows {
+                row.phone = crate::phone::mask_middle(&row.phone);
+            }
+        }
+        let bytes = crate::export::rows_xlsx(&project, "电话号码", &rows).map_err(ApiError::internal)?;
         Ok((summary, bytes))
     })
     .await??;
