@@ -635,16 +635,20 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 6 left it: a pending code in plain form, an enrolled site.
+            // A hub store as version 8 left it (before enrollment kept only derived keys):
+            // a pending code in plain form, an enrolled site. What later migrations made is
+            // taken away too, so that they run again.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
             conn.execute_batch(
-                "DROP TABLE site_identities; DROP TABLE enrollment_codes;
+                "DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
+                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  INSERT INTO sites (id, name, created_at, enrolled_at) VALUES (1, 'old', 1, 2), (2, 'new', 1, NULL);
                  INSERT INTO enrollment_codes VALUES ('h', 2, 1, 99999999999, NULL, 'ABCDEFGH2345');
-                 PRAGMA user_version = 6;",
+                 PRAGMA user_version = 8;",
             )
             .unwrap();
         }
