@@ -70,6 +70,7 @@ impl From<rusqlite::Error> for AttributionError {
 
 /// A number of a batch as "view numbers" (查看号码) shows it.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct BatchNumber {
     pub row_id: i64,
     /// Masked if the project hides the middle four digits.
@@ -82,6 +83,7 @@ pub struct BatchNumber {
 /// One-click action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum OneClickAction {
     Start,
     Pause,

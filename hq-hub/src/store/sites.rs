@@ -14,6 +14,7 @@ pub const ENROLLMENT_CODE_SECONDS: i64 = 24 * 3600;
 
 /// A site as the console shows it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Site {
     pub id: i64,
     pub name: String,
@@ -27,6 +28,7 @@ pub struct Site {
 
 /// A freshly generated enrollment code (the only time it is visible).
 #[derive(Debug, Clone, serde::Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct EnrollmentCode {
     pub code: String,
     pub expires_at: i64,
