@@ -1,6 +1,7 @@
 //! Schemathesis (PyPI) against the hub's OpenAPI document: every operation the document
-//! lists is called with generated inputs, logged in as the admin, and no answer may be a
-//! server error (5xx).
+//! lists is called with generated inputs, logged in as the admin; no answer may be a server
+//! error (5xx), and every answer's status, content type and body must be what the document
+//! says for that operation (the document is derived from the handlers' types).
 //!
 //! The tool lives in a virtualenv under `target/schemathesis-venv`, made on first use with
 //! `python3 -m venv` and `pip install schemathesis`; without PyPI the test fails and says so.
@@ -117,7 +118,7 @@ async fn schemathesis_finds_no_server_error() -> anyhow::Result<()> {
     let run = Command::new(&exe)
         .arg("run")
         .arg(format!("{base}/api/openapi.json"))
-        .args(["--checks", "not_a_server_error"])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"])
         .args(["--max-examples", "15"])
         .args(["--request-timeout", "15"])
         .args(["--workers", "1"])
