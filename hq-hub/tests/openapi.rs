@@ -500,6 +500,11 @@ async fn malformed_requests_get_the_json_error() -> Result<()> {
         (Method::GET, "/api/files/{id}", "/api/files/not-a-number", None, "", StatusCode::BAD_REQUEST, "路径参数有误"),
         (Method::POST, "/api/batches/{id}/priority", "/api/batches/x/priority", json, "{\"priority\": 5}", StatusCode::BAD_REQUEST, "路径参数有误"),
         (Method::POST, "/api/projects/{id}/files", "/api/projects/1/files", json, "{}", StatusCode::BAD_REQUEST, "multipart"),
+        // Handlers still on axum's own extractors: the /api middleware makes their
+        // rejections the JSON error, status kept.
+        (Method::POST, "/api/one-click", "/api/one-click", json, "{", StatusCode::BAD_REQUEST, "400"),
+        (Method::POST, "/api/one-click", "/api/one-click", json, "{\"action\": \"jump\"}", StatusCode::UNPROCESSABLE_ENTITY, "jump"),
+        (Method::GET, "/api/projects/{id}/attribution", "/api/projects/x/attribution", None, "", StatusCode::BAD_REQUEST, "400"),
     ];
     for (method, pattern, path, content_type, body, expected, words) in cases {
         let (status, message) = raw(&h, method.clone(), path, content_type, body, None).await?;
