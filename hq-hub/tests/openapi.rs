@@ -485,12 +485,15 @@ async fn raw(h: &Harness, method: Method, path: &str, content_type: Option<&str>
     Ok((status, error["error"].as_str().unwrap_or_default().to_string()))
 }
 
+/// `(method, pattern, path, content type, body, status, words of the message)`.
+type Case<'a> = (Method, &'a str, &'a str, Option<&'a str>, &'a str, StatusCode, &'a str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_the_json_error() -> Result<()> {
     let h = Harness::start().await?;
     let doc = document()?;
     let json = Some("application/json");
-    let cases: Vec<(Method, &str, &str, Option<&str>, &str, StatusCode, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (Method::POST, "/api/sites", "/api/sites", json, "{\"name\": ", StatusCode::BAD_REQUEST, "不是有效的 JSON"),
         (Method::POST, "/api/sites", "/api/sites", Some("text/plain"), "{\"name\": \"x\"}", StatusCode::UNSUPPORTED_MEDIA_TYPE, "须为 JSON"),
         (Method::POST, "/api/sites", "/api/sites", None, "{\"name\": \"x\"}", StatusCode::UNSUPPORTED_MEDIA_TYPE, "须为 JSON"),
