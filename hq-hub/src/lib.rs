@@ -20,6 +20,8 @@ mod web;
 
 /// The console's route table, each route with who may call it (tests enumerate it).
 pub use web::{routes, Access, RouteInfo};
+/// The JSON API's OpenAPI document, as `/api/openapi.json` serves it.
+pub use web::openapi::api_document;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Schemathesis (PyPI) against the hub's OpenAPI document: every operation the document
-//! lists is called with generated inputs, logged in as the admin, and no answer may be a
-//! server error (5xx).
+//! lists is called with generated inputs, logged in as the admin; no answer may be a server
+//! error (5xx), and every answer's status, content type and body must be what the document
+//! says for that operation (the document is derived from the handlers' types).
 //!
 //! The tool and the bounded run are the harness's ([`tests::schemathesis`]); `/api/logout`
 //! is left out (it would end the session the run uses).
@@ -66,7 +67,7 @@ async fn schemathesis_finds_no_server_error() -> anyhow::Result<()> {
     let run = SchemathesisRun {
         document: format!("{base}/api/openapi.json"),
         cookie: &cookie,
-        checks: "not_a_server_error",
+        checks: "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
         exclude_paths: &["/api/logout"],
         workdir: dir.path(),
     };

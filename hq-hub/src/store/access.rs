@@ -41,6 +41,7 @@ pub const MODULES: &[(&str, &str, &str)] = &[
 
 /// A role.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Role {
     pub id: i64,
     pub name: String,
@@ -49,6 +50,7 @@ pub struct Role {
 
 /// A group (department).
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Group {
     pub id: i64,
     pub name: String,
@@ -56,6 +58,7 @@ pub struct Group {
 
 /// An account as the account list shows it.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct AccountView {
     pub id: i64,
     pub username: String,
@@ -71,6 +74,7 @@ pub struct AccountView {
 
 /// A new sub-admin account.
 #[derive(Debug, Clone, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct NewAccount {
     pub username: String,
     pub password: String,

@@ -27,6 +27,7 @@ pub const CHUNK_ROWS: usize = 2000;
 
 /// One exclusive batch (独享批次): the next `count` rows of the file, for one site.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ExclusivePart {
     pub name: String,
     pub count: u64,
@@ -66,6 +67,7 @@ pub struct DispatchRequest {
 
 /// A row left out of a dispatch, and why.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct RemovedRow {
     pub row: u32,
     pub phone: String,
@@ -198,6 +200,7 @@ struct SourceRow {
 /// An attribution rule (归属设置): rows whose `field_key` equals `value` go to `site_id`,
 /// to `agent` if one is named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct AttributionRule {
     pub field_key: String,
     pub value: String,

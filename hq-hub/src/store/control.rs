@@ -94,6 +94,7 @@ impl From<rusqlite::Error> for AttributionError {
 
 /// A number of a batch as "view numbers" (查看号码) shows it.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct BatchNumber {
     pub row_id: i64,
     /// Masked if the project hides the middle four digits.
@@ -104,7 +105,7 @@ pub struct BatchNumber {
 }
 
 /// The link settings HQ sends every site (链路设置).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HqLinkSettings {
     /// Rises on every change; 0 while HQ never set them.
     #[serde(default)]
@@ -135,6 +136,7 @@ impl From<rusqlite::Error> for LinkSettingsError {
 /// One-click action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum OneClickAction {
     Start,
     Pause,

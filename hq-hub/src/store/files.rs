@@ -20,6 +20,7 @@ use super::{now_unix, DbError, Store};
 
 /// One row the import rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct BadRow {
     /// The spreadsheet's row number (1 is the header row).
     pub row: u32,
@@ -33,6 +34,7 @@ pub struct BadRow {
 
 /// How a project field was matched to a column (数据匹配), or why it was not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ColumnMatch {
     pub field_key: String,
     pub field_title: String,
@@ -46,6 +48,7 @@ pub struct ColumnMatch {
 
 /// The outcome of importing one file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ImportReport {
     /// Data rows in the sheet (trailing empty rows not counted).
     pub n_rows: u64,
@@ -175,6 +178,7 @@ impl FieldValuesBuilder {
 
 /// A file in the file list.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct FileSummary {
     pub id: i64,
     pub project_id: i64,

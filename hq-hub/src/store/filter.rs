@@ -29,6 +29,7 @@ use super::{now_unix, BadRow, DbError, GoodRow, ImportReport, SaveImportError, S
 /// Whose dispatches count (选择归属数据域).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum FilterScope {
     /// Batches this account dispatched.
     Mine,
@@ -40,6 +41,7 @@ pub enum FilterScope {
 /// The condition (数据过滤条件, single choice).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum FilterCondition {
     #[default]
     Called,
@@ -50,6 +52,7 @@ pub enum FilterCondition {
 
 /// The filter's settings (remembered per account, except the phone column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct FilterSettings {
     #[serde(default)]
     pub scope: FilterScope,
@@ -77,6 +80,7 @@ impl Default for FilterSettings {
 
 /// The outcome of a filter run.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct FilterOutcome {
     /// The new file ("【过滤结果】…").
     pub file_id: i64,

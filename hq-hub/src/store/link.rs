@@ -31,6 +31,7 @@ pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditV
 
 /// An alarm raised by the link (e.g. a conflicting replay).
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct AlarmView {
     pub id: i64,
     pub site_id: Option<i64>,

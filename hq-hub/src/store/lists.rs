@@ -24,6 +24,7 @@ use super::{now_unix, DbError, Store};
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum ListKind {
     Black,
     White,
@@ -47,6 +48,7 @@ impl ListKind {
 
 /// One listed number.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ListedNumber {
     pub phone: String,
     pub list: ListKind,

@@ -140,6 +140,7 @@ pub fn parse_voice_kind(key: &str) -> Result<VoiceKind, VoiceUploadError> {
 
 /// A voice file as the console lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct VoiceFileView {
     pub id: i64,
     pub name: String,
@@ -227,6 +228,7 @@ impl From<rusqlite::Error> for VoiceDeleteError {
 
 /// An announcement as the console lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct AnnouncementView {
     pub id: i64,
     pub version: i64,

@@ -21,6 +21,7 @@ use super::{now_unix, DbError, Store};
 
 /// A project category.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Category {
     pub id: i64,
     pub name: String,
@@ -30,6 +31,7 @@ pub struct Category {
 /// The type of a custom field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum FieldSpecKind {
     Text,
     SingleChoice,
@@ -48,6 +50,7 @@ impl FieldSpecKind {
 
 /// A custom field as HQ defines it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct FieldSpec {
     /// Variable name (`[a-z][a-z0-9_]*`), unique in its list.
     pub key: String,
@@ -159,6 +162,7 @@ impl FieldSpec {
 /// Dial mode HQ may bind (外呼方式).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum DialModeSetting {
     /// 预测外呼
     Predictive,
@@ -169,6 +173,7 @@ pub enum DialModeSetting {
 /// When the popup opens (弹屏时机).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum PopupTiming {
     /// 接通弹屏
     OnAnswer,
@@ -179,6 +184,7 @@ pub enum PopupTiming {
 /// Project status (项目状态).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum ProjectStatus {
     Running,
     Paused,
@@ -187,6 +193,7 @@ pub enum ProjectStatus {
 /// What the phone column of this project's files holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum PhoneMode {
     /// Chinese mobile or landline numbers, normalised.
     #[default]
@@ -198,6 +205,7 @@ pub enum PhoneMode {
 /// A daily calling window (定时外呼), `HH:MM`-`HH:MM` China time; outside every window no
 /// number is taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct CallingWindow {
     pub start: String,
     pub end: String,
@@ -206,6 +214,7 @@ pub struct CallingWindow {
 /// Project parameters (项目参数). A value HQ sets binds every site (read-only there); `None`
 /// (or an empty window list) leaves it to each site.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ProjectSettings {
     #[serde(default)]
     pub dial_mode: Option<DialModeSetting>,
@@ -227,6 +236,7 @@ pub struct ProjectSettings {
 
 /// What is needed to create a sub-project.
 #[derive(Debug, Clone, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct NewProject {
     pub category_id: i64,
     pub name: String,
@@ -250,6 +260,7 @@ pub struct NewProject {
 
 /// A full replacement of a sub-project's definition (the category does not change).
 #[derive(Debug, Clone, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ProjectEdit {
     pub name: String,
     #[serde(default)]
@@ -268,6 +279,7 @@ pub struct ProjectEdit {
 
 /// A project admin (项目管理员) and the participating sites it manages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema)]
 pub struct ProjectAdmin {
     pub account_id: i64,
     pub site_ids: Vec<i64>,
@@ -275,6 +287,7 @@ pub struct ProjectAdmin {
 
 /// A sub-project.
 #[derive(Debug, Clone, Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Project {
     pub id: i64,
     pub category_id: i64,

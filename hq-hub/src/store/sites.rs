@@ -32,6 +32,7 @@ pub const CODE_MEMORY_SECONDS: i64 = 30 * 24 * 3600;
 
 /// A site as the console shows it.
 #[derive(Debug, Clone, serde::Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct Site {
     pub id: i64,
     pub name: String,
@@ -53,13 +54,14 @@ pub struct Site {
 
 /// A freshly minted enrollment code (the only time it is visible).
 #[derive(Debug, Clone, serde::Serialize)]
+#[derive(utoipa::ToSchema)]
 pub struct EnrollmentCode {
     pub code: String,
     pub expires_at: i64,
 }
 
 /// The identity HQ retired.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RetiredBox {
     pub site_id: i64,
     /// The retired certificate's SHA-256, if the hub knew it.

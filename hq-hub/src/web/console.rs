@@ -5,24 +5,32 @@
 //! Every handler takes its guard ([`Admin`], [`Module`] or [`Caller`]); the route table
 //! decides the 403 for a module the role lacks, and the handler answers 404 for anything
 //! outside the caller's data permission (as if it did not exist).
+//!
+//! Each handler carries its `#[utoipa::path]`; see [`super::openapi`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::api::read_upload;
+use super::api::{read_upload, FileBytes, IdReply, NameBody, UploadForm};
+use super::extract::{ApiJson, ApiMultipart, ApiPath};
 use super::guard::{AccountsAccounts, AccountsGroups, AccountsRoles, CtiLists, DataBatches, DataFiles, DataSettings};
-use super::{blocking, limits, Admin, ApiError, AppState, Caller, Module};
+use super::{blocking, limits, Admin, ApiError, AppState, Caller, ErrorBody, Module};
 use crate::import::{import_xlsx, parse_xlsx_with, ImportFileError, ParseOptions};
 use crate::store::{
-    AccessError, AttributionError, AttributionRule, BatchControlError, FilterError, FilterSettings, ListError, ListKind,
-    NewAccount, OneClickAction, ProjectAccessError, ProjectAdmin, ProjectEdit, Scope, Store, MODULES,
+    AccessError, AccountView, AttributionError, AttributionRule, BatchControlError, BatchNumber, FilterError, FilterOutcome,
+    FilterSettings, Group, ListError, ListKind, ListedNumber, NewAccount, OneClickAction, Project, ProjectAccessError,
+    ProjectAdmin, ProjectEdit, Role, Scope, Store, MODULES,
 };
+
+/// The xlsx content type of downloads.
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 impl From<AccessError> for ApiError {
     fn from(err: AccessError) -> Self {
@@ -99,121 +107,203 @@ fn visible_project(scope: &Scope, id: i64) -> Result<(), ApiError> {
 
 // ---- accounts, roles, groups ----
 
-pub async fn list_modules(_caller: Caller) -> Json<Value> {
-    Json(Value::Array(MODULES.iter().map(|(key, zh, en)| json!({ "key": key, "zh": zh, "en": en })).collect()))
+/// A permission module of the module tree, with its names.
+#[derive(Serialize, ToSchema)]
+pub struct ModuleInfo {
+    /// The key roles list (e.g. `data.files`).
+    pub key: &'static str,
+    pub zh: &'static str,
+    pub en: &'static str,
 }
 
-#[derive(Deserialize)]
+/// `GET /api/modules`: the permission module tree roles choose from.
+#[utoipa::path(get, path = "/api/modules", tag = "accounts",
+    responses((status = 200, description = "Every module", body = Vec<ModuleInfo>)))]
+pub async fn list_modules(_caller: Caller) -> Json<Vec<ModuleInfo>> {
+    Json(MODULES.iter().map(|&(key, zh, en)| ModuleInfo { key, zh, en }).collect())
+}
+
+/// A new role: its name and the module keys it grants.
+#[derive(Deserialize, ToSchema)]
 pub struct RoleBody {
+    /// At most 100 characters.
     name: String,
+    /// Keys from `GET /api/modules`.
     #[serde(default)]
     modules: Vec<String>,
 }
 
-pub async fn create_role(State(state): State<AppState>, _admin: Admin, Json(body): Json<RoleBody>) -> Result<Json<Value>, ApiError> {
+/// `POST /api/roles` (admin).
+#[utoipa::path(post, path = "/api/roles", tag = "accounts", request_body = RoleBody,
+    responses((status = 200, description = "Created", body = IdReply),
+              (status = 400, description = "The name is empty or too long, or a module key is unknown", body = ErrorBody),
+              (status = 409, description = "A role of that name exists", body = ErrorBody)))]
+pub async fn create_role(State(state): State<AppState>, _admin: Admin, ApiJson(body): ApiJson<RoleBody>) -> Result<Json<IdReply>, ApiError> {
     limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_role(&body.name, &body.modules)).await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
-pub async fn list_roles(State(state): State<AppState>, _caller: Module<AccountsRoles>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(blocking(&state, |store| store.list_roles()).await??)))
+/// `GET /api/roles`.
+#[utoipa::path(get, path = "/api/roles", tag = "accounts",
+    responses((status = 200, description = "Every role with its modules", body = Vec<Role>)))]
+pub async fn list_roles(State(state): State<AppState>, _caller: Module<AccountsRoles>) -> Result<Json<Vec<Role>>, ApiError> {
+    Ok(Json(blocking(&state, |store| store.list_roles()).await??))
 }
 
-#[derive(Deserialize)]
-pub struct NameBody {
-    name: String,
-}
-
-pub async fn create_group(State(state): State<AppState>, _admin: Admin, Json(body): Json<NameBody>) -> Result<Json<Value>, ApiError> {
+/// `POST /api/groups` (admin): a group (department).
+#[utoipa::path(post, path = "/api/groups", tag = "accounts", request_body = NameBody,
+    responses((status = 200, description = "Created", body = IdReply),
+              (status = 400, description = "The name is empty or too long", body = ErrorBody),
+              (status = 409, description = "A group of that name exists", body = ErrorBody)))]
+pub async fn create_group(State(state): State<AppState>, _admin: Admin, ApiJson(body): ApiJson<NameBody>) -> Result<Json<IdReply>, ApiError> {
     limits::name(&body.name)?;
     let id = blocking(&state, move |store| store.create_group(&body.name)).await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
-pub async fn list_groups(State(state): State<AppState>, _caller: Module<AccountsGroups>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(blocking(&state, |store| store.list_groups()).await??)))
+/// `GET /api/groups`.
+#[utoipa::path(get, path = "/api/groups", tag = "accounts",
+    responses((status = 200, description = "Every group", body = Vec<Group>)))]
+pub async fn list_groups(State(state): State<AppState>, _caller: Module<AccountsGroups>) -> Result<Json<Vec<Group>>, ApiError> {
+    Ok(Json(blocking(&state, |store| store.list_groups()).await??))
 }
 
-pub async fn create_account(State(state): State<AppState>, _admin: Admin, Json(body): Json<NewAccount>) -> Result<Json<Value>, ApiError> {
+/// `POST /api/accounts` (admin): a sub-admin account with its role, group and data scope.
+#[utoipa::path(post, path = "/api/accounts", tag = "accounts", request_body = NewAccount,
+    responses((status = 200, description = "Created", body = IdReply),
+              (status = 400, description = "A field is not valid (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such role, group or site", body = ErrorBody),
+              (status = 409, description = "The username is taken", body = ErrorBody)))]
+pub async fn create_account(State(state): State<AppState>, _admin: Admin, ApiJson(body): ApiJson<NewAccount>) -> Result<Json<IdReply>, ApiError> {
     limits::account(&body)?;
     let id = blocking(&state, move |store| store.create_account(&body)).await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
-pub async fn list_accounts(State(state): State<AppState>, caller: Module<AccountsAccounts>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/accounts`: a sub-admin sees only accounts whose data scope lies inside its own.
+#[utoipa::path(get, path = "/api/accounts", tag = "accounts",
+    responses((status = 200, description = "Accounts", body = Vec<AccountView>)))]
+pub async fn list_accounts(State(state): State<AppState>, caller: Module<AccountsAccounts>) -> Result<Json<Vec<AccountView>>, ApiError> {
     let scope = &caller.scope;
     let mut accounts = blocking(&state, |store| store.list_accounts()).await??;
     // A sub-admin sees only accounts whose data scope lies inside its own.
     if !scope.is_admin() {
         accounts.retain(|a| a.site_ids.as_ref().is_some_and(|sites| sites.iter().all(|s| scope.site(*s))));
     }
-    Ok(Json(json!(accounts)))
+    Ok(Json(accounts))
 }
 
 // ---- projects ----
 
-pub async fn get_project(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/projects/{id}`: one sub-project's definition (participating sites limited to
+/// the caller's).
+#[utoipa::path(get, path = "/api/projects/{id}", tag = "projects",
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "The definition", body = Project),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
+pub async fn get_project(State(state): State<AppState>, Caller { scope, .. }: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Project>, ApiError> {
     visible_project(&scope, id)?;
     let mut project = blocking(&state, move |store| store.project(id))
         .await??
         .ok_or_else(|| ApiError::not_found(format!("sub-project {id} does not exist")))?;
     project.site_ids.retain(|s| scope.site(*s));
-    Ok(Json(json!(project)))
+    Ok(Json(project))
 }
 
+/// A new version of a sub-project's definition and the sites it was sent to.
+#[derive(Serialize, ToSchema)]
+pub struct VersionReply {
+    pub id: i64,
+    pub version: i64,
+    /// Participating sites the new version goes down to.
+    pub sent_to_sites: Vec<i64>,
+}
+
+/// `PUT /api/projects/{id}`: replaces the definition; a new version goes to every
+/// participating site.
+#[utoipa::path(put, path = "/api/projects/{id}", tag = "projects", request_body = ProjectEdit,
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Replaced", body = VersionReply),
+              (status = 400, description = "A name, field or setting is not valid (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody),
+              (status = 409, description = "Another sub-project of the category has that name", body = ErrorBody)))]
 pub async fn update_project(
     State(state): State<AppState>,
     caller: Module<DataSettings>,
-    Path(id): Path<i64>,
-    Json(body): Json<ProjectEdit>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ProjectEdit>,
+) -> Result<Json<VersionReply>, ApiError> {
     visible_project(&caller.scope, id)?;
     limits::project_edit(&body)?;
     let sites = blocking(&state, move |store| store.update_project(id, &body)).await??;
     let version = blocking(&state, move |store| store.project(id)).await??.map(|p| p.version).unwrap_or_default();
-    Ok(Json(json!({ "id": id, "version": version, "sent_to_sites": sites })))
+    Ok(Json(VersionReply { id, version, sent_to_sites: sites }))
 }
 
-#[derive(Deserialize)]
+/// Step 1: the participating sites.
+#[derive(Deserialize, ToSchema)]
 pub struct SitesBody {
     site_ids: Vec<i64>,
 }
 
+/// `PUT /api/projects/{id}/sites` (admin): the participating sites (参与职场).
+#[utoipa::path(put, path = "/api/projects/{id}/sites", tag = "projects", request_body = SitesBody,
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Saved", body = IdReply),
+              (status = 400, description = "The list is not valid (why is in the message)", body = ErrorBody),
+              (status = 404, description = "No such sub-project or site", body = ErrorBody)))]
 pub async fn set_project_sites(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
-    Json(body): Json<SitesBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SitesBody>,
+) -> Result<Json<IdReply>, ApiError> {
     blocking(&state, move |store| store.set_project_sites(id, &body.site_ids)).await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
-pub async fn get_project_admins(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/projects/{id}/admins`: the project admins (a sub-admin sees only itself).
+#[utoipa::path(get, path = "/api/projects/{id}/admins", tag = "projects",
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Project admins with their sites", body = Vec<ProjectAdmin>),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
+pub async fn get_project_admins(State(state): State<AppState>, Caller { scope, .. }: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Vec<ProjectAdmin>>, ApiError> {
     visible_project(&scope, id)?;
     let mut admins = blocking(&state, move |store| store.project_admins(id)).await??;
     if !scope.is_admin() {
         admins.retain(|a| a.account_id == scope.account.id);
     }
-    Ok(Json(json!(admins)))
+    Ok(Json(admins))
 }
 
-#[derive(Deserialize)]
+/// Step 2: the project admins, each with the participating sites it manages.
+#[derive(Deserialize, ToSchema)]
 pub struct AdminsBody {
     admins: Vec<ProjectAdmin>,
 }
 
+/// `PUT /api/projects/{id}/admins` (admin).
+#[utoipa::path(put, path = "/api/projects/{id}/admins", tag = "projects", request_body = AdminsBody,
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Saved", body = IdReply),
+              (status = 400, description = "An admin's sites are not participating (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such sub-project, account or site", body = ErrorBody)))]
 pub async fn set_project_admins(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
-    Json(body): Json<AdminsBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AdminsBody>,
+) -> Result<Json<IdReply>, ApiError> {
     blocking(&state, move |store| store.set_project_admins(id, &body.admins)).await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
+/// `GET /api/projects/{id}/attribution`: the attribution rules (归属设置) at the caller's sites.
+#[utoipa::path(get, path = "/api/projects/{id}/attribution", tag = "projects",
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "The rules", body = Vec<AttributionRule>),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
 pub async fn get_attribution(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
     visible_project(&scope, id)?;
     let mut rules = blocking(&state, move |store| store.attribution_rules(id)).await??;
@@ -222,10 +312,17 @@ pub async fn get_attribution(State(state): State<AppState>, Caller { scope, .. }
 }
 
 #[derive(Deserialize)]
+#[derive(ToSchema)]
 pub struct RulesBody {
     rules: Vec<AttributionRule>,
 }
 
+/// `PUT /api/projects/{id}/attribution` (admin): replaces the attribution rules.
+#[utoipa::path(put, path = "/api/projects/{id}/attribution", tag = "projects", request_body = RulesBody,
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Saved", body = IdReply),
+              (status = 400, description = "A rule is not valid (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such sub-project", body = ErrorBody)))]
 pub async fn set_attribution(
     State(state): State<AppState>,
     _admin: Admin,
@@ -240,9 +337,10 @@ pub async fn set_attribution(
 // ---- background imports ----
 
 /// A background import's state, as the page polls it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ImportJob {
     /// `running`, `done` or `failed`.
+    #[schema(value_type = String, pattern = "^(running|done|failed)$")]
     pub state: &'static str,
     pub rows_done: u64,
     pub rows_total: u64,
@@ -251,6 +349,7 @@ pub struct ImportJob {
     pub error_zh: Option<String>,
     /// Who started it (only they may poll it).
     #[serde(skip)]
+    #[schema(ignore)]
     pub account_id: i64,
 }
 
@@ -263,14 +362,26 @@ fn set_job(state: &AppState, id: u64, update: impl FnOnce(&mut ImportJob)) {
     }
 }
 
+/// A background import's job, to poll.
+#[derive(Serialize, ToSchema)]
+pub struct JobReply {
+    pub job_id: u64,
+}
+
 /// Starts importing an upload in the background; answers at once with the job id to poll
 /// at `GET /api/imports/{job}`.
+#[utoipa::path(post, path = "/api/projects/{id}/imports", tag = "files",
+    params(("id" = i64, Path, description = "The sub-project")),
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses((status = 200, description = "Started", body = JobReply),
+              (status = 400, description = "No file in the upload, or it is empty", body = ErrorBody),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
 pub async fn start_import(
     State(state): State<AppState>,
     Module(Caller { scope, .. }, _): Module<DataFiles>,
-    Path(project_id): Path<i64>,
-    multipart: Multipart,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(project_id): ApiPath<i64>,
+    ApiMultipart(multipart): ApiMultipart,
+) -> Result<Json<JobReply>, ApiError> {
     visible_project(&scope, project_id)?;
     let (file_name, bytes) = read_upload(multipart).await?;
     let project = blocking(&state, move |store| store.project(project_id))
@@ -313,13 +424,18 @@ pub async fn start_import(
             }
         });
     });
-    Ok(Json(json!({ "job_id": id })))
+    Ok(Json(JobReply { job_id: id }))
 }
 
-pub async fn import_progress(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(job): Path<u64>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/imports/{job}`: a background import's progress (only its starter and admins).
+#[utoipa::path(get, path = "/api/imports/{job}", tag = "files",
+    params(("job" = u64, Path, description = "The job from POST /api/projects/{id}/imports")),
+    responses((status = 200, description = "Its state and progress", body = ImportJob),
+              (status = 404, description = "No such job (or not the caller's)", body = ErrorBody)))]
+pub async fn import_progress(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(job): ApiPath<u64>) -> Result<Json<ImportJob>, ApiError> {
     let jobs = state.jobs.lock().unwrap_or_else(|p| p.into_inner());
     match jobs.get(&job) {
-        Some(found) if found.account_id == scope.account.id || scope.is_admin() => Ok(Json(json!(found))),
+        Some(found) if found.account_id == scope.account.id || scope.is_admin() => Ok(Json(found.clone())),
         _ => Err(ApiError::not_found(format!("import {job} does not exist"))),
     }
 }
@@ -342,7 +458,7 @@ fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
         .collect();
     (
         [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string()),
+            (header::CONTENT_TYPE, XLSX.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"download.xlsx\"; filename*=UTF-8''{encoded}")),
         ],
         bytes,
@@ -351,7 +467,11 @@ fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
 }
 
 /// The bad rows of an import as an xlsx (行号 / 列 / 原因).
-pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/api/files/{id}/bad-rows.xlsx", tag = "files",
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "The bad rows as a workbook", body = FileBytes, content_type = XLSX),
+              (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
+pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
     let (summary, report) = blocking(&state, move |store| visible_file(store, &scope, id)).await??;
     let bytes = crate::export::bad_rows_xlsx(&report.bad).map_err(ApiError::internal)?;
     let name = format!("{}_错误行.xlsx", summary.file_name.trim_end_matches(".xlsx"));
@@ -359,7 +479,11 @@ pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope
 }
 
 /// The stored file (for a filter result: kept rows and the removal reasons).
-pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+#[utoipa::path(get, path = "/api/files/{id}/download", tag = "files",
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "The stored workbook", body = FileBytes, content_type = XLSX),
+              (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
+pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
     let (summary, bytes) = blocking(&state, move |store| -> Result<_, ApiError> {
         let (summary, _) = visible_file(store, &scope, id)?;
         let project = store.project(summary.project_id)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
@@ -384,27 +508,47 @@ pub async fn download_file(State(state): State<AppState>, Module(Caller { scope,
     Ok(xlsx_response(&name, bytes))
 }
 
-pub async fn delete_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+/// Something deleted (a file) or ended (a batch).
+#[derive(Serialize, ToSchema)]
+pub struct DeletedReply {
+    pub id: i64,
+    pub deleted: bool,
+}
+
+/// `POST /api/files/{id}/delete`.
+#[utoipa::path(post, path = "/api/files/{id}/delete", tag = "files",
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "Deleted", body = DeletedReply),
+              (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
+pub async fn delete_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<Json<DeletedReply>, ApiError> {
     blocking(&state, move |store| -> Result<(), ApiError> {
         visible_file(store, &scope, id)?;
         store.delete_file(id)?;
         Ok(())
     })
     .await??;
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(DeletedReply { id, deleted: true }))
 }
 
-#[derive(Deserialize)]
+/// A file's remark (备注).
+#[derive(Deserialize, ToSchema)]
 pub struct RemarkBody {
+    /// At most 200 characters.
     remark: String,
 }
 
+/// `POST /api/files/{id}/remark`.
+#[utoipa::path(post, path = "/api/files/{id}/remark", tag = "files", request_body = RemarkBody,
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "Saved", body = IdReply),
+              (status = 400, description = "The remark is too long", body = ErrorBody),
+              (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
 pub async fn set_remark(
     State(state): State<AppState>,
     Module(Caller { scope, .. }, _): Module<DataFiles>,
-    Path(id): Path<i64>,
-    Json(body): Json<RemarkBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RemarkBody>,
+) -> Result<Json<IdReply>, ApiError> {
     limits::remark(&body.remark)?;
     blocking(&state, move |store| -> Result<(), ApiError> {
         visible_file(store, &scope, id)?;
@@ -412,31 +556,43 @@ pub async fn set_remark(
         Ok(())
     })
     .await??;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(IdReply { id }))
 }
 
 // ---- data filter ----
 
-pub async fn filter_settings(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>) -> Result<Json<Value>, ApiError> {
+/// `GET /api/filter-settings`: the caller's last filter settings (or the defaults).
+#[utoipa::path(get, path = "/api/filter-settings", tag = "files",
+    responses((status = 200, description = "The settings", body = FilterSettings)))]
+pub async fn filter_settings(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>) -> Result<Json<FilterSettings>, ApiError> {
     let id = scope.account.id;
-    Ok(Json(json!(blocking(&state, move |store| store.filter_settings(id)).await??)))
+    Ok(Json(blocking(&state, move |store| store.filter_settings(id)).await??))
 }
 
 /// The filter's settings plus the phone column (1-based; absent = auto-detected).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct FilterBody {
     #[serde(flatten)]
     settings: FilterSettings,
     #[serde(default)]
+    #[schema(minimum = 1)]
     phone_column: Option<usize>,
 }
 
+/// `POST /api/files/{id}/filter`: the data filter (数据过滤) over the synced call history;
+/// makes a 【过滤结果】 file of the rows kept.
+#[utoipa::path(post, path = "/api/files/{id}/filter", tag = "files", request_body = FilterBody,
+    params(("id" = i64, Path, description = "The file")),
+    responses((status = 200, description = "The new file and its counts", body = FilterOutcome),
+              (status = 400, description = "A setting is out of range (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such file or sub-project (or not the caller's)", body = ErrorBody),
+              (status = 422, description = "The stored workbook cannot be read with the chosen phone column", body = ErrorBody)))]
 pub async fn filter_file(
     State(state): State<AppState>,
     Module(Caller { scope, .. }, _): Module<DataFiles>,
-    Path(id): Path<i64>,
-    Json(body): Json<FilterBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<FilterBody>,
+) -> Result<Json<FilterOutcome>, ApiError> {
     if body.phone_column == Some(0) {
         return Err(ApiError::bad_request("phone_column counts from 1 (column A = 1)"));
     }
@@ -457,37 +613,78 @@ pub async fn filter_file(
         Ok(store.run_filter(id, &rows, &phone_header, &body.settings, &scope)?)
     })
     .await??;
-    Ok(Json(json!(outcome)))
+    Ok(Json(outcome))
 }
 
 // ---- batches ----
 
-#[derive(Deserialize)]
+/// A batch's new priority.
+#[derive(Deserialize, ToSchema)]
 pub struct PriorityBody {
+    /// 0 ends the batch for ever, 1 pauses it, 2..=100 runs it (higher first).
+    #[schema(minimum = 0, maximum = 100)]
     priority: i64,
 }
 
-pub async fn set_priority(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>, Json(body): Json<PriorityBody>) -> Result<Json<Value>, ApiError> {
+/// A batch's priority as set, and the control version sent to its site.
+#[derive(Serialize, ToSchema)]
+pub struct PriorityReply {
+    pub id: i64,
+    pub priority: i64,
+    pub version: u64,
+}
+
+/// `POST /api/batches/{id}/priority`.
+#[utoipa::path(post, path = "/api/batches/{id}/priority", tag = "batches", request_body = PriorityBody,
+    params(("id" = i64, Path, description = "The batch")),
+    responses((status = 200, description = "Set, and sent to the site", body = PriorityReply),
+              (status = 400, description = "The priority is out of 0..=100", body = ErrorBody),
+              (status = 404, description = "No such batch (or not the caller's)", body = ErrorBody),
+              (status = 409, description = "The batch has ended", body = ErrorBody)))]
+pub async fn set_priority(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<PriorityBody>) -> Result<Json<PriorityReply>, ApiError> {
     let version = blocking(&state, move |store| store.set_priority(id, body.priority, &scope)).await??;
-    Ok(Json(json!({ "id": id, "priority": body.priority, "version": version })))
+    Ok(Json(PriorityReply { id, priority: body.priority, version }))
 }
 
-pub async fn delete_batch(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+/// `POST /api/batches/{id}/delete`: ends the batch (priority 0) at its site.
+#[utoipa::path(post, path = "/api/batches/{id}/delete", tag = "batches",
+    params(("id" = i64, Path, description = "The batch")),
+    responses((status = 200, description = "Ended", body = DeletedReply),
+              (status = 404, description = "No such batch (or not the caller's)", body = ErrorBody),
+              (status = 409, description = "The batch has ended already", body = ErrorBody)))]
+pub async fn delete_batch(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, ApiPath(id): ApiPath<i64>) -> Result<Json<DeletedReply>, ApiError> {
     blocking(&state, move |store| store.delete_batch(id, &scope)).await??;
-    Ok(Json(json!({ "id": id, "deleted": true })))
+    Ok(Json(DeletedReply { id, deleted: true }))
 }
 
-pub async fn batch_numbers(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(blocking(&state, move |store| store.batch_numbers(id, &scope)).await??)))
+/// `GET /api/batches/{id}/numbers`: the batch's numbers (查看号码) and how they went.
+#[utoipa::path(get, path = "/api/batches/{id}/numbers", tag = "batches",
+    params(("id" = i64, Path, description = "The batch")),
+    responses((status = 200, description = "The numbers", body = Vec<BatchNumber>),
+              (status = 404, description = "No such batch (or not the caller's)", body = ErrorBody)))]
+pub async fn batch_numbers(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, ApiPath(id): ApiPath<i64>) -> Result<Json<Vec<BatchNumber>>, ApiError> {
+    Ok(Json(blocking(&state, move |store| store.batch_numbers(id, &scope)).await??))
+}
+
+/// What `POST /api/one-click` answers: how many batches changed.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ChangedReply {
+    pub changed: u64,
 }
 
 #[derive(Deserialize)]
+#[derive(ToSchema)]
 pub struct OneClickBody {
     action: OneClickAction,
     #[serde(default)]
     category_id: Option<i64>,
 }
 
+/// `POST /api/one-click`: starts or pauses every batch in the caller's scope, or a category's.
+#[utoipa::path(post, path = "/api/one-click", tag = "batches", request_body = OneClickBody,
+    responses((status = 200, description = "Done", body = ChangedReply),
+              (status = 404, description = "No such category", body = ErrorBody)))]
 pub async fn one_click(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Json(body): Json<OneClickBody>) -> Result<Json<Value>, ApiError> {
     let changed = blocking(&state, move |store| store.one_click(body.action, body.category_id, &scope)).await??;
     Ok(Json(json!({ "changed": changed })))
@@ -503,12 +700,26 @@ pub(super) fn list_kind(text: &str) -> Result<ListKind, ApiError> {
     }
 }
 
+/// `GET /api/lists/{list}`: the black or white list.
+#[utoipa::path(get, path = "/api/lists/{list}", tag = "lists",
+    params(("list" = ListKind, Path, description = "`black` or `white`")),
+    responses((status = 200, description = "The listed numbers", body = Vec<ListedNumber>),
+              (status = 404, description = "No such list", body = ErrorBody)))]
 pub async fn list_numbers(State(state): State<AppState>, _caller: Module<CtiLists>, Path(list): Path<String>) -> Result<Json<Value>, ApiError> {
     let kind = list_kind(&list)?;
     Ok(Json(json!(blocking(&state, move |store| store.list_numbers(kind)).await??)))
 }
 
+/// What adding numbers to a list answers.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AddedReply {
+    /// Numbers newly listed.
+    pub added: u64,
+}
+
 #[derive(Deserialize)]
+#[derive(ToSchema)]
 pub struct NumbersBody {
     /// One number per element; a single element may also hold several lines.
     phones: Vec<String>,
@@ -516,6 +727,12 @@ pub struct NumbersBody {
     note: String,
 }
 
+/// `POST /api/lists/{list}`: adds numbers to the list.
+#[utoipa::path(post, path = "/api/lists/{list}", tag = "lists", request_body = NumbersBody,
+    params(("list" = ListKind, Path, description = "`black` or `white`")),
+    responses((status = 200, description = "Added", body = AddedReply),
+              (status = 400, description = "A number cannot be read (named in the message), or the note is too long", body = ErrorBody),
+              (status = 404, description = "No such list", body = ErrorBody)))]
 pub async fn add_numbers(
     State(state): State<AppState>,
     caller: Module<CtiLists>,
@@ -530,11 +747,24 @@ pub async fn add_numbers(
     Ok(Json(json!({ "added": added })))
 }
 
+/// What taking a number off the lists answers.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RemovedReply {
+    /// Whether the number was listed.
+    pub removed: bool,
+}
+
 #[derive(Deserialize)]
+#[derive(ToSchema)]
 pub struct PhoneBody {
     phone: String,
 }
 
+/// `POST /api/lists/remove`: takes a number off both lists.
+#[utoipa::path(post, path = "/api/lists/remove", tag = "lists", request_body = PhoneBody,
+    responses((status = 200, description = "Done", body = RemovedReply),
+              (status = 400, description = "The number cannot be read", body = ErrorBody)))]
 pub async fn remove_number(State(state): State<AppState>, _caller: Module<CtiLists>, Json(body): Json<PhoneBody>) -> Result<Json<Value>, ApiError> {
     let removed = blocking(&state, move |store| store.remove_from_lists(&body.phone)).await??;
     Ok(Json(json!({ "removed": removed })))

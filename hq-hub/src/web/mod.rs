@@ -8,16 +8,20 @@
 //!   foreign `Origin` is refused and every answer carries the security headers
 //!   ([`web_guard`]); logins are throttled per (account, source address).
 //! - Every store call runs in `spawn_blocking` ([`blocking`]).
-//! - Errors leave as `{"error": "..."}` with a 4xx naming what to fix, or as a message page.
+//! - Errors leave as `{"error": "..."}` ([`ErrorBody`]) with a 4xx naming what to fix, or as
+//!   a message page. Under `/api` that holds for axum's own rejections too: handlers read
+//!   bodies and paths through [`extract`]'s wrappers, and [`json_errors`] turns whatever else
+//!   answers an error in plain text (a wrong method, an unknown route) into the JSON error.
 //! - The stylesheet is compiled into the binary: the console works with no internet.
 
 mod api;
 mod console;
+mod extract;
 pub mod guard;
 mod i18n;
 mod limits;
 mod notices;
-mod openapi;
+pub mod openapi;
 mod pages;
 mod setup;
 
@@ -65,7 +69,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let (routes, _) = register(Registry::new(Some(state.clone()))).into_parts();
     routes
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(protect))
         .with_state(state)
 }
@@ -188,12 +194,57 @@ async fn protect(request: Request, next: Next) -> Response {
     response
 }
 
+/// An unknown path: the JSON error under `/api`, a plain 404 elsewhere.
+async fn not_found(request: Request) -> Response {
+    if !web_guard::is_api(request.uri().path()) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let tr = guard::request_tr(request.headers());
+    let path = request.uri().path().to_string();
+    ApiError::not_found(extract::text(tr, &format!("no API route {path}: see /api/openapi.json"), &format!("没有接口 {path}：见 /api/openapi.json"))).into_response()
+}
+
+/// Makes every error under `/api` the documented JSON error, whatever produced it: axum
+/// answers a wrong method (405) and a few of its own rejections in plain text or with no
+/// body at all.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let api = web_guard::is_api(request.uri().path());
+    let tr = guard::request_tr(request.headers());
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    // Framework answers are short texts; anything longer is cut, not buffered whole.
+    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    ApiError::new(status, extract::framework(tr, status, &detail)).into_response()
+}
+
 async fn style_css() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../static/style.css"))
 }
 
 async fn console_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/console.js"))
+}
+
+/// The one error shape of the JSON API: every 4xx and 5xx under `/api` is this.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and how to fix it; names the field or row at fault.
+    #[schema(example = "name: at most 100 characters (got 153)")]
+    pub error: String,
+    /// Only on 429 (a throttled login): seconds to wait, as `Retry-After` says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
 }
 
 /// An error leaving the API: a status and a message saying what to fix.
@@ -225,7 +276,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (self.status, Json(ErrorBody { error: self.message, retry_after_seconds: None })).into_response()
     }
 }
 

@@ -9,16 +9,17 @@
 //!   every time the console shows.
 
 use askama::Template;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::extract::{ApiJson, ApiMultipart, ApiPath};
 use super::pages::render;
 use super::guard::{CtiVoice, Notices};
-use super::{blocking, format_time, ApiError, AppState, Module, PageUser, Tr};
+use super::{blocking, format_time, ApiError, AppState, ErrorBody, Module, PageUser, Tr};
 use crate::store::{
     parse_voice_kind, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError, VoiceFileView, VoiceUpload,
     VoiceUploadError,
@@ -67,10 +68,51 @@ impl From<AnnouncementError> for ApiError {
 
 // ---- JSON: voice library ----
 
+/// The voice library.
+#[derive(Serialize, ToSchema)]
+pub struct VoiceFilesReply {
+    pub voice_files: Vec<VoiceFileView>,
+}
+
 /// `GET /api/voice-files`: the library (not deleted), newest first.
-pub async fn list_voice_files(State(state): State<AppState>, _caller: Module<CtiVoice>) -> Result<Json<Value>, ApiError> {
-    let files = blocking(&state, |store| store.list_voice_files(false)).await??;
-    Ok(Json(json!({ "voice_files": files })))
+#[utoipa::path(get, path = "/api/voice-files", tag = "voice",
+    responses((status = 200, description = "The library", body = VoiceFilesReply)))]
+pub async fn list_voice_files(State(state): State<AppState>, _caller: Module<CtiVoice>) -> Result<Json<VoiceFilesReply>, ApiError> {
+    let voice_files = blocking(&state, |store| store.list_voice_files(false)).await??;
+    Ok(Json(VoiceFilesReply { voice_files }))
+}
+
+/// A voice file's kind.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum VoiceKindName {
+    /// 等待音乐: a task may play it while a customer waits for an agent.
+    HoldMusic,
+    /// 提示音
+    Prompt,
+}
+
+/// The upload form of a voice file.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct VoiceUploadForm {
+    /// The name sites show; the file's name (less its extension) if empty. At most 100
+    /// characters.
+    name: Option<String>,
+    kind: VoiceKindName,
+    /// A WAV file: mono 8000 Hz, G.711 µ-law / A-law or 16-bit PCM.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// A voice file after a change.
+#[derive(Serialize, ToSchema)]
+pub struct VoiceFileReply {
+    pub voice_file: VoiceFileView,
+    /// What was done, in Chinese and English.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The fields of a voice upload form.
@@ -111,11 +153,18 @@ async fn read_voice_form(mut multipart: Multipart) -> Result<VoiceForm, ApiError
 
 /// `POST /api/voice-files` (multipart: `name`, `kind` = `hold_music` | `prompt`, `file`):
 /// checks the WAV, keeps it and sends it to every enrolled site.
+#[utoipa::path(post, path = "/api/voice-files", tag = "voice",
+    request_body(content = inline(VoiceUploadForm), content_type = "multipart/form-data"),
+    responses((status = 200, description = "Kept and sent to every site", body = VoiceFileReply),
+              (status = 400, description = "No file, an empty file, or a bad name or kind", body = ErrorBody),
+              (status = 409, description = "A voice file of that name exists", body = ErrorBody),
+              (status = 413, description = "The file is too large", body = ErrorBody),
+              (status = 422, description = "The file is not a WAV the sites can play (why is in the message)", body = ErrorBody)))]
 pub async fn upload_voice_file(
     State(state): State<AppState>,
     caller: Module<CtiVoice>,
-    multipart: Multipart,
-) -> Result<Json<Value>, ApiError> {
+    ApiMultipart(multipart): ApiMultipart,
+) -> Result<Json<VoiceFileReply>, ApiError> {
     let form = read_voice_form(multipart).await?;
     let Some((file_name, bytes)) = form.file else {
         return Err(ApiError::bad_request("no file in the upload: send the WAV in a multipart field named \"file\""));
@@ -135,24 +184,29 @@ pub async fn upload_voice_file(
     })
     .await??;
     let message = format!("已上传“{}”，已下发到各职场 / uploaded {:?} and sent to every site", view.name, view.name);
-    Ok(Json(json!({ "voice_file": view, "message": message })))
+    Ok(Json(VoiceFileReply { voice_file: view, message: Some(message) }))
 }
 
 /// `POST /api/voice-files/{id}/delete`: a deleted version goes to every site.
+#[utoipa::path(post, path = "/api/voice-files/{id}/delete", tag = "voice",
+    params(("id" = i64, Path, description = "The voice file")),
+    responses((status = 200, description = "Deleted; sites stop using it", body = VoiceFileReply),
+              (status = 404, description = "No such voice file", body = ErrorBody),
+              (status = 409, description = "Deleted already", body = ErrorBody)))]
 pub async fn delete_voice_file(
     State(state): State<AppState>,
     _caller: Module<CtiVoice>,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<VoiceFileReply>, ApiError> {
     let view = blocking(&state, move |store| store.delete_voice_file(id)).await??;
-    Ok(Json(json!({ "voice_file": view })))
+    Ok(Json(VoiceFileReply { voice_file: view, message: None }))
 }
 
 // ---- JSON: announcements ----
 
 /// An expiry as the API takes it: unix seconds, or `YYYY-MM-DD HH:MM[:SS]` (also with a `T`,
 /// as a browser's date-time field sends it) in China Standard Time, or empty for none.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Expiry {
     Unix(i64),
@@ -193,9 +247,11 @@ impl Expiry {
 }
 
 /// The body of posting or editing an announcement.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AnnouncementBody {
+    /// Required; at most 200 characters.
     pub title: String,
+    /// At most 20 000 characters.
     #[serde(default)]
     pub body: String,
     /// `None` (or empty): shown until withdrawn.
@@ -203,50 +259,81 @@ pub struct AnnouncementBody {
     pub expires_at: Option<Expiry>,
 }
 
+/// Every announcement.
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncementsReply {
+    pub announcements: Vec<AnnouncementView>,
+}
+
+/// An announcement after a change.
+#[derive(Serialize, ToSchema)]
+pub struct AnnouncementReply {
+    pub announcement: AnnouncementView,
+    /// What was done, in Chinese and English.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// `GET /api/announcements`: every announcement, newest first, withdrawn and expired marked.
-pub async fn list_announcements(State(state): State<AppState>, _caller: Module<Notices>) -> Result<Json<Value>, ApiError> {
-    let notices = blocking(&state, |store| store.list_announcements()).await??;
-    Ok(Json(json!({ "announcements": notices })))
+#[utoipa::path(get, path = "/api/announcements", tag = "notices",
+    responses((status = 200, description = "Every announcement", body = AnnouncementsReply)))]
+pub async fn list_announcements(State(state): State<AppState>, _caller: Module<Notices>) -> Result<Json<AnnouncementsReply>, ApiError> {
+    let announcements = blocking(&state, |store| store.list_announcements()).await??;
+    Ok(Json(AnnouncementsReply { announcements }))
 }
 
 /// `POST /api/announcements`: posts one to every enrolled site.
+#[utoipa::path(post, path = "/api/announcements", tag = "notices", request_body = AnnouncementBody,
+    responses((status = 200, description = "Posted", body = AnnouncementReply),
+              (status = 400, description = "The title is empty, a text is too long, or the expiry is not a later time", body = ErrorBody)))]
 pub async fn post_announcement(
     State(state): State<AppState>,
     caller: Module<Notices>,
-    Json(body): Json<AnnouncementBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<AnnouncementBody>,
+) -> Result<Json<AnnouncementReply>, ApiError> {
     let expires_at = Expiry::unix(body.expires_at)?;
     let by = caller.account.username.clone();
     let view = blocking(&state, move |store| {
         store.post_announcement(&AnnouncementText { title: &body.title, body: &body.body, expires_at }, &by)
     })
     .await??;
-    Ok(Json(json!({ "announcement": view, "message": "已发布 / posted" })))
+    Ok(Json(AnnouncementReply { announcement: view, message: Some("已发布 / posted".into()) }))
 }
 
 /// `POST /api/announcements/{id}`: replaces the title, text and expiry (a new version).
+#[utoipa::path(post, path = "/api/announcements/{id}", tag = "notices", request_body = AnnouncementBody,
+    params(("id" = i64, Path, description = "The announcement")),
+    responses((status = 200, description = "Updated", body = AnnouncementReply),
+              (status = 400, description = "The title is empty, a text is too long, or the expiry is not a later time", body = ErrorBody),
+              (status = 404, description = "No such announcement", body = ErrorBody),
+              (status = 409, description = "It was withdrawn", body = ErrorBody)))]
 pub async fn edit_announcement(
     State(state): State<AppState>,
     _caller: Module<Notices>,
-    Path(id): Path<i64>,
-    Json(body): Json<AnnouncementBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<AnnouncementBody>,
+) -> Result<Json<AnnouncementReply>, ApiError> {
     let expires_at = Expiry::unix(body.expires_at)?;
     let view = blocking(&state, move |store| {
         store.edit_announcement(id, &AnnouncementText { title: &body.title, body: &body.body, expires_at })
     })
     .await??;
-    Ok(Json(json!({ "announcement": view, "message": "已更新 / updated" })))
+    Ok(Json(AnnouncementReply { announcement: view, message: Some("已更新 / updated".into()) }))
 }
 
 /// `POST /api/announcements/{id}/withdraw`: sites stop showing it.
+#[utoipa::path(post, path = "/api/announcements/{id}/withdraw", tag = "notices",
+    params(("id" = i64, Path, description = "The announcement")),
+    responses((status = 200, description = "Withdrawn", body = AnnouncementReply),
+              (status = 404, description = "No such announcement", body = ErrorBody),
+              (status = 409, description = "Withdrawn already", body = ErrorBody)))]
 pub async fn withdraw_announcement(
     State(state): State<AppState>,
     _caller: Module<Notices>,
-    Path(id): Path<i64>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<AnnouncementReply>, ApiError> {
     let view = blocking(&state, move |store| store.withdraw_announcement(id)).await??;
-    Ok(Json(json!({ "announcement": view })))
+    Ok(Json(AnnouncementReply { announcement: view, message: None }))
 }
 
 // ---- pages ----

@@ -15,34 +15,44 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::api::read_upload;
+use super::api::{read_upload, UploadForm};
+use super::console::VersionReply;
+use super::extract::{ApiJson, ApiPath};
 use super::pages::render;
 use super::guard::{Admin, CtiLists, DataSettings};
-use super::{blocking, format_time, ApiError, AppState, Module, PageUser, Tr};
+use super::{blocking, format_time, ApiError, AppState, ErrorBody, Module, PageUser, Tr};
 use crate::import::read_phone_list;
-use crate::store::{HqLinkSettings, LinkSettingsError, ListKind, ProjectEdit, ProjectSettings, MODULES};
+use crate::store::{BadRow, HqLinkSettings, LinkSettingsError, ListKind, ProjectEdit, ProjectSettings, MODULES};
 
 // ---- JSON ----
 
 /// The parameters form: the parameters sites get, and the dial-token length the import
 /// checks (HQ's alone).
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 pub struct SettingsBody {
     #[serde(flatten)]
     settings: ProjectSettings,
+    /// For a sub-project of dial tokens (`phone_mode` `token`): the exact length in hex
+    /// digits every token of its files must have; absent = unchanged.
     #[serde(default)]
     token_length: Option<usize>,
 }
 
 /// Sets only a sub-project's parameters (项目参数); the fields and popup stay as they are.
 /// A new version of the definition goes down to every participating site.
+#[utoipa::path(put, path = "/api/projects/{id}/settings", tag = "projects", request_body = SettingsBody,
+    params(("id" = i64, Path, description = "The sub-project")),
+    responses((status = 200, description = "Saved; a new version went to the sites", body = VersionReply),
+              (status = 400, description = "A parameter or the token length is out of range (named in the message)", body = ErrorBody),
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
 pub async fn put_settings(
     State(state): State<AppState>,
     caller: Module<DataSettings>,
-    Path(id): Path<i64>,
-    Json(SettingsBody { settings, token_length }): Json<SettingsBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(SettingsBody { settings, token_length }): ApiJson<SettingsBody>,
+) -> Result<Json<VersionReply>, ApiError> {
     if !caller.scope.project(id) {
         return Err(ApiError::not_found(format!("sub-project {id} does not exist")));
     }
@@ -69,7 +79,19 @@ pub async fn put_settings(
         Ok((version, sites))
     })
     .await??;
-    Ok(Json(json!({ "id": id, "version": version, "sent_to_sites": sites })))
+    Ok(Json(VersionReply { id, version, sent_to_sites: sites }))
+}
+
+/// What a list import answers.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ListImportReply {
+    /// Numbers newly listed.
+    pub added: u64,
+    /// Cells that are not dialable numbers, and repeats.
+    pub bad: Vec<BadRow>,
+    /// The counts as the console shows them.
+    pub message: String,
 }
 
 impl From<LinkSettingsError> for ApiError {
@@ -82,23 +104,29 @@ impl From<LinkSettingsError> for ApiError {
     }
 }
 
-/// The link settings every site is sent (admins).
+/// `GET /api/link-settings` (admin): the link settings every site is sent.
+#[utoipa::path(get, path = "/api/link-settings", tag = "sites",
+    responses((status = 200, description = "The current settings", body = HqLinkSettings)))]
 pub async fn get_link_settings(State(state): State<AppState>, _admin: Admin) -> Result<Json<HqLinkSettings>, ApiError> {
     Ok(Json(blocking(&state, |store| store.link_settings()).await??))
 }
 
 /// The body of `PUT /api/link-settings`; an absent or null cap is no cap.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 pub struct LinkSettingsBody {
     #[serde(default)]
     recording_upload_bytes_per_sec: Option<u64>,
 }
 
-/// Sets the link settings (admins): a new version goes down to every enrolled site.
+/// `PUT /api/link-settings` (admin): sets the link settings; a new version goes down to every
+/// enrolled site.
+#[utoipa::path(put, path = "/api/link-settings", tag = "sites", request_body = LinkSettingsBody,
+    responses((status = 200, description = "The new settings", body = HqLinkSettings),
+              (status = 400, description = "The cap is below the least the link can work with", body = ErrorBody)))]
 pub async fn put_link_settings(
     State(state): State<AppState>,
     admin: Admin,
-    Json(body): Json<LinkSettingsBody>,
+    ApiJson(body): ApiJson<LinkSettingsBody>,
 ) -> Result<Json<HqLinkSettings>, ApiError> {
     let by = admin.account.username.clone();
     let cap = body.recording_upload_bytes_per_sec;
@@ -107,6 +135,13 @@ pub async fn put_link_settings(
 
 /// Adds the numbers of an uploaded xlsx to the black or white list; answers with how many
 /// were added and every cell that was not a number.
+#[utoipa::path(post, path = "/api/lists/{list}/import", tag = "lists",
+    params(("list" = ListKind, Path, description = "`black` or `white`")),
+    request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
+    responses((status = 200, description = "Imported", body = ListImportReply),
+              (status = 400, description = "No file in the upload, or it is empty", body = ErrorBody),
+              (status = 404, description = "No such list", body = ErrorBody),
+              (status = 422, description = "The file is not a readable xlsx", body = ErrorBody)))]
 pub async fn import_list(
     State(state): State<AppState>,
     caller: Module<CtiLists>,

@@ -1,0 +1,154 @@
+//! What the JSON API reads: [`ApiJson`], [`ApiPath`] and [`ApiMultipart`] stand in for
+//! axum's `Json`, `Path` and `Multipart` so that a body not declared as JSON (415), malformed
+//! JSON (400), a body of the wrong shape (422), a path parameter that does not parse (400)
+//! and a broken upload (400) leave as the documented JSON error ([`super::ErrorBody`]) in the
+//! caller's language, never as axum's plain text. The messages keep axum's detail, which
+//! names the field at fault.
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, Path, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use super::guard::request_tr;
+use super::{ApiError, Tr};
+
+/// `en` or `zh`, as the caller's `lang` cookie says.
+pub(super) fn text(tr: Tr, en: &str, zh: &str) -> String {
+    if tr.is_en() { en.to_string() } else { zh.to_string() }
+}
+
+/// The message of an error axum answered by itself (wrong method, body too large, …).
+pub(super) fn framework(tr: Tr, status: StatusCode, detail: &str) -> String {
+    match status {
+        StatusCode::METHOD_NOT_ALLOWED => text(
+            tr,
+            "this route does not take that method: see /api/openapi.json",
+            "该接口不支持此请求方法：见 /api/openapi.json",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => text(
+            tr,
+            "the request body is too large: send a smaller file",
+            "请求内容过大：请发送较小的文件",
+        ),
+        StatusCode::NOT_FOUND => text(tr, "no such API route: see /api/openapi.json", "没有该接口：见 /api/openapi.json"),
+        _ => {
+            let reason = status.canonical_reason().unwrap_or("error");
+            let detail = if detail.is_empty() { reason } else { detail };
+            text(tr, &format!("{} {reason}: {detail}", status.as_u16()), &format!("请求失败（{} {reason}）：{detail}", status.as_u16()))
+        }
+    }
+}
+
+/// The JSON error of a body axum could not read as `T`.
+fn json_rejection(tr: Tr, rejection: JsonRejection) -> ApiError {
+    let detail = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            text(
+                tr,
+                &format!("the body's fields are missing or of the wrong type: {detail}"),
+                &format!("请求字段缺失或类型不符：{detail}"),
+            ),
+        ),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(text(
+            tr,
+            &format!("the body is not valid JSON: {detail}"),
+            &format!("请求内容不是有效的 JSON：{detail}"),
+        )),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            text(
+                tr,
+                "the body must be JSON: send it with Content-Type: application/json",
+                "请求内容须为 JSON：请以 Content-Type: application/json 发送",
+            ),
+        ),
+        other => {
+            let status = other.status();
+            ApiError::new(status, framework(tr, status, &detail))
+        }
+    }
+}
+
+/// A JSON body of type `T`.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let tr = request_tr(request.headers());
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(tr, rejection)),
+        }
+    }
+}
+
+/// Path parameters of type `T` (an id, a pair of them).
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let tr = request_tr(&parts.headers);
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(err)) => {
+                let detail = err.body_text();
+                Err(ApiError::bad_request(text(
+                    tr,
+                    &format!("a path parameter is malformed: {detail}"),
+                    &format!("路径参数有误：{detail}"),
+                )))
+            }
+            Err(other) => Err(ApiError::internal(other.body_text())),
+        }
+    }
+}
+
+/// A `multipart/form-data` upload.
+pub struct ApiMultipart(pub Multipart);
+
+impl<S> FromRequest<S> for ApiMultipart
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let tr = request_tr(request.headers());
+        match Multipart::from_request(request, state).await {
+            Ok(multipart) => Ok(ApiMultipart(multipart)),
+            Err(rejection) => {
+                let detail = rejection.body_text();
+                let status = match rejection {
+                    MultipartRejection::InvalidBoundary(_) => StatusCode::BAD_REQUEST,
+                    other => other.status(),
+                };
+                Err(ApiError::new(
+                    status,
+                    text(
+                        tr,
+                        &format!("the upload is not a multipart/form-data form ({detail}): send the file in a field named \"file\""),
+                        &format!("上传内容不是 multipart/form-data 表单（{detail}）：请在名为 file 的字段中发送文件"),
+                    ),
+                ))
+            }
+        }
+    }
+}
