@@ -4,13 +4,14 @@
 use std::time::{Duration, Instant};
 
 use sip_core::sdp::{self, Codec, SessionDescription, TELEPHONE_EVENT_PT};
-use sip_core::transaction::{TRANSACTION_TIMEOUT, new_call_id, new_tag};
-use sip_core::{Method, NameAddr, Request, Response};
+use sip_core::auth::authorized_retry;
+use sip_core::transaction::{ClientInvite, TRANSACTION_TIMEOUT};
+use sip_core::{NameAddr, Response};
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 use super::{
-    AgentLeg, Call, Driver, Leg, LegState, Side, Stage, best_challenge, normalized_number,
+    AgentLeg, Call, Driver, Leg, LegState, Side, Stage, new_call_id, new_tag, normalized_number,
     unix_millis,
 };
 use crate::media::{self, MediaCommand};
@@ -167,14 +168,12 @@ impl Driver {
             to: format!("<sip:{extension}@{}>", self.local.ip()),
             remote_tag: None,
             cseq: 1,
-            invite: Request::new(Method::Invite, ""),
-            invite_timer: None,
+            invites: Vec::new(),
             state: LegState::Calling,
             deadline: now + ring_timeout,
             linger_until: None,
             credentials: None,
             auth_attempted: false,
-            ack: None,
             cancel_pending: false,
             bye_auth_attempted: false,
             local_sdp: sdp::build_audio(
@@ -185,9 +184,9 @@ impl Driver {
                 u64::from(rand::random::<u32>()),
             ),
             extra_headers,
-            pending: Vec::new(),
+            requests: Vec::new(),
         };
-        self.send_invite(&mut leg, None, now);
+        self.send_invite(&mut leg, now);
         info!(call = call_id.0, %extension, %target, "ringing agent");
         self.legs.insert(sip_call_id.clone(), leg);
         if let Some(call) = self.calls.get_mut(&call_id) {
@@ -280,8 +279,10 @@ impl Driver {
             leg.state = LegState::Proceeding;
         }
         if leg.cancel_pending {
+            // The INVITE transaction sent the CANCEL with this response; the give-up clock
+            // for the INVITE's final answer starts now.
             leg.cancel_pending = false;
-            self.send_cancel(&mut leg, Instant::now());
+            leg.deadline = Instant::now() + TRANSACTION_TIMEOUT;
         }
         let leg = self.legs.entry(sip_call_id.to_string()).or_insert(leg);
         if !matches!(response.status, 180 | 183) {
@@ -348,24 +349,9 @@ impl Driver {
             return;
         };
         let now = Instant::now();
-        if leg.ack.is_some() {
-            let tag = response
-                .headers
-                .get("To")
-                .and_then(|to| NameAddr::parse(to).ok())
-                .and_then(|to| to.tag().map(str::to_string));
-            match tag {
-                // Another fork answered too (a second dialog): the call keeps the first.
-                Some(tag) if Some(&tag) != leg.remote_tag.as_ref() => {
-                    self.hang_up_fork(&mut leg, response, &tag, now)
-                }
-                // 2xx retransmission: our ACK was lost.
-                _ => {
-                    if let Some(ack) = &leg.ack {
-                        self.send_to(ack, leg.peer);
-                    }
-                }
-            }
+        if leg.remote_tag.is_some() {
+            // The dialog is up already (a 2xx of an earlier INVITE of the leg): the
+            // transaction ACKed this one; nothing changes.
             self.legs.insert(sip_call_id.to_string(), leg);
             return;
         }
@@ -379,7 +365,6 @@ impl Driver {
             .get("Contact")
             .and_then(|contact| NameAddr::parse(contact).ok())
             .map(|contact| contact.uri);
-        self.send_ack_for_2xx(&mut leg);
         let was_cancelling = leg.state == LegState::Cancelling;
         leg.state = LegState::Confirmed;
         let owner = leg.owner;
@@ -482,38 +467,38 @@ impl Driver {
         let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
-        self.send_ack_for_failure(&leg, response);
         if leg.state == LegState::Terminated || leg.state == LegState::Confirmed {
             self.legs.insert(sip_call_id.to_string(), leg);
             return;
         }
         let now = Instant::now();
+        // The INVITE transaction ACKed the challenge; the INVITE goes again with credentials,
+        // once, as a new transaction.
+        let challenged = leg
+            .invites
+            .iter()
+            .find(|invite| invite.matches(response))
+            .map(|invite| invite.request().clone());
         if matches!(response.status, 401 | 407)
             && leg.state != LegState::Cancelling
             && !leg.auth_attempted
             && let Some(credentials) = leg.credentials.clone()
+            && let Some(invite) = challenged
         {
-            let (challenge_header, answer_header) = if response.status == 401 {
-                ("WWW-Authenticate", "Authorization")
-            } else {
-                ("Proxy-Authenticate", "Proxy-Authorization")
-            };
-            match best_challenge(response, challenge_header) {
-                Some(Ok(challenge)) => {
+            match authorized_retry(&invite, response, &credentials, &mut rand::rng()) {
+                Ok(retry) => {
                     leg.auth_attempted = true;
-                    leg.cseq += 1;
-                    let value =
-                        challenge.answer(&credentials, "INVITE", &leg.request_uri, &new_tag(), 1);
-                    self.send_invite(&mut leg, Some((answer_header, value)), now);
+                    if let Ok(cseq) = retry.cseq() {
+                        leg.cseq = cseq.number;
+                    }
+                    let reliable = self.is_tcp(leg.peer);
+                    leg.invites.push(ClientInvite::new(now, retry, reliable));
+                    self.flush_leg(&mut leg);
                     leg.state = LegState::Calling;
                     self.legs.insert(sip_call_id.to_string(), leg);
                     return;
                 }
-                Some(Err(error)) => warn!(%error, "cannot answer the carrier's digest challenge"),
-                None => warn!(
-                    status = response.status,
-                    "challenge without a {challenge_header} header"
-                ),
+                Err(error) => warn!(%error, "cannot answer the carrier's digest challenge"),
             }
         }
         let was_cancelling = leg.state == LegState::Cancelling;

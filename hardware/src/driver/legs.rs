@@ -4,15 +4,15 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use sip_core::auth::Credentials;
+use sip_core::auth::{Credentials, authorized_retry};
 use sip_core::sdp::SessionDescription;
 use sip_core::transaction::{
-    RetransmitTimer, TRANSACTION_TIMEOUT, TimerAction, new_branch, new_call_id, new_tag,
+    ClientEvent, ClientInvite, ClientNonInvite, TRANSACTION_TIMEOUT, Verdict,
 };
 use sip_core::{Method, NameAddr, Request, Response};
 use tracing::{debug, info, warn};
 
-use super::{CachedResponse, Driver, Leg, LegState, PendingRequest, Side, Stage, best_challenge};
+use super::{Driver, Leg, LegState, Side, Stage, new_branch, new_call_id, new_tag};
 use crate::media::MediaCommand;
 use crate::{CallId, DialRequest, HangupSide, Outcome, SipTransport, TrunkConfig};
 
@@ -70,6 +70,14 @@ fn reinvite_answer(local_sdp: &[u8], offer: &[u8]) -> Vec<u8> {
     answer.into_bytes()
 }
 
+/// What one of a leg's transactions reported.
+enum LegEvent {
+    /// From an INVITE transaction (with its CANCEL).
+    Invite(ClientEvent),
+    /// From a BYE transaction, with the request it sent.
+    Request(Request, ClientEvent),
+}
+
 impl Driver {
     /// Sends the INVITE toward `trunk` and records the leg; returns its SIP Call-ID.
     pub(super) fn start_customer_leg(
@@ -117,32 +125,25 @@ impl Driver {
             to: format!("<sip:{dialed}@{}>", trunk.domain),
             remote_tag: None,
             cseq: 1,
-            invite: Request::new(Method::Invite, ""),
-            invite_timer: None,
+            invites: Vec::new(),
             state: LegState::Calling,
             deadline: ring_deadline,
             linger_until: None,
             credentials,
             auth_attempted: false,
-            ack: None,
             cancel_pending: false,
             bye_auth_attempted: false,
             local_sdp: offer.to_vec(),
             extra_headers,
-            pending: Vec::new(),
+            requests: Vec::new(),
         };
-        self.send_invite(&mut leg, None, now);
+        self.send_invite(&mut leg, now);
         self.legs.insert(sip_call_id.clone(), leg);
         sip_call_id
     }
 
-    /// Sends (or re-sends with new CSeq/credentials) the leg's INVITE and arms timer A/B.
-    pub(super) fn send_invite(
-        &self,
-        leg: &mut Leg,
-        authorization: Option<(&str, String)>,
-        now: Instant,
-    ) {
+    /// Starts the leg's INVITE transaction (it retransmits per timer A and gives up at B).
+    pub(super) fn send_invite(&self, leg: &mut Leg, now: Instant) {
         let mut invite = Request::new(Method::Invite, leg.request_uri.clone())
             .with_header("Via", self.via(leg.peer, &new_branch()))
             .with_header("Max-Forwards", "70")
@@ -156,14 +157,34 @@ impl Driver {
         for (name, value) in &leg.extra_headers {
             invite.headers.push(name.clone(), value.clone());
         }
-        if let Some((name, value)) = authorization {
-            invite.headers.push(name, value);
-        }
         invite.headers.push("Content-Type", "application/sdp");
         invite.body = leg.local_sdp.clone();
-        self.send_to(&invite.to_bytes(), leg.peer);
-        leg.invite = invite;
-        leg.invite_timer = Some(RetransmitTimer::new(now, true));
+        leg.invites
+            .push(ClientInvite::new(now, invite, self.is_tcp(leg.peer)));
+        self.flush_leg(leg);
+    }
+
+    /// Puts on the wire whatever the leg's transactions have queued (requests, ACKs,
+    /// retransmissions).
+    pub(super) fn flush_leg(&self, leg: &mut Leg) {
+        for invite in &mut leg.invites {
+            while let Some(request) = invite.poll_transmit() {
+                self.send_to(&request.to_bytes(), leg.peer);
+            }
+        }
+        for transaction in &mut leg.requests {
+            while let Some(request) = transaction.poll_transmit() {
+                self.send_to(&request.to_bytes(), leg.peer);
+            }
+        }
+    }
+
+    /// Puts on the wire whatever the server transactions have queued (answers and their
+    /// retransmissions).
+    pub(super) fn flush_server(&mut self) {
+        while let Some((peer, response)) = self.server.poll_transmit() {
+            self.send_to(&response.to_bytes(), peer);
+        }
     }
 
     pub(super) fn to_with_remote_tag(leg: &Leg) -> String {
@@ -173,82 +194,36 @@ impl Driver {
         }
     }
 
-    pub(super) fn send_ack_for_2xx(&self, leg: &mut Leg) {
-        let ack = Request::new(
-            Method::Ack,
-            leg.remote_target
-                .clone()
-                .unwrap_or_else(|| leg.request_uri.clone()),
-        )
-        .with_header("Via", self.via(leg.peer, &new_branch()))
-        .with_header("Max-Forwards", "70")
-        .with_header("From", leg.from.clone())
-        .with_header("To", Self::to_with_remote_tag(leg))
-        .with_header("Call-ID", leg.sip_call_id.clone())
-        .with_header("CSeq", format!("{} ACK", leg.cseq));
-        let bytes = ack.to_bytes();
-        self.send_to(&bytes, leg.peer);
-        leg.ack = Some(bytes);
-    }
-
-    /// The hop-by-hop ACK for a non-2xx final response: same branch as the INVITE, the
-    /// response's To (RFC 3261 section 17.1.1.3). Built from the response itself so
-    /// retransmitted finals of older INVITEs (before digest) are ACKed correctly too.
-    pub(super) fn send_ack_for_failure(&self, leg: &Leg, response: &Response) {
-        let mut ack = Request::new(Method::Ack, leg.request_uri.clone());
-        if let Some(via) = response.headers.get("Via") {
-            ack.headers.push("Via", via);
-        }
-        ack.headers.push("Max-Forwards", "70");
-        if let Some(route) = leg.invite.headers.get("Route") {
-            ack.headers.push("Route", route);
-        }
-        ack.headers.push("From", leg.from.clone());
-        ack.headers
-            .push("To", response.headers.get("To").unwrap_or_default());
-        ack.headers.push("Call-ID", leg.sip_call_id.clone());
-        let cseq_number = response.cseq().map(|cseq| cseq.number).unwrap_or(leg.cseq);
-        ack.headers.push("CSeq", format!("{cseq_number} ACK"));
-        self.send_to(&ack.to_bytes(), leg.peer);
-    }
-
+    /// Starts a non-INVITE transaction (BYE) on the leg: timer E retransmits, F gives up.
     pub(super) fn send_non_invite(&self, leg: &mut Leg, request: Request, now: Instant) {
-        let branch = request
-            .top_via()
-            .and_then(|via| via.branch().map(str::to_string))
-            .unwrap_or_default();
-        let bytes = request.to_bytes();
-        self.send_to(&bytes, leg.peer);
-        leg.pending.push(PendingRequest {
-            branch,
-            bytes,
-            timer: RetransmitTimer::new(now, false),
-        });
+        leg.requests
+            .push(ClientNonInvite::new(now, request, self.is_tcp(leg.peer)));
+        self.flush_leg(leg);
     }
 
+    /// Cancels the leg's INVITE: the transaction sends CANCEL now if a provisional response
+    /// came, else with the first one.
     pub(super) fn send_cancel(&self, leg: &mut Leg, now: Instant) {
-        let mut cancel = Request::new(Method::Cancel, leg.invite.uri.clone());
-        // CANCEL must match the INVITE's transaction: same Via (branch), From, To, Call-ID, CSeq number.
-        if let Some(via) = leg.invite.headers.get("Via") {
-            cancel.headers.push("Via", via);
+        if let Some(invite) = leg.invites.last_mut() {
+            invite.cancel(now);
         }
-        cancel.headers.push("Max-Forwards", "70");
-        if let Some(route) = leg.invite.headers.get("Route") {
-            cancel.headers.push("Route", route);
-        }
-        cancel.headers.push("From", leg.from.clone());
-        cancel.headers.push("To", leg.to.clone());
-        cancel.headers.push("Call-ID", leg.sip_call_id.clone());
-        cancel.headers.push("CSeq", format!("{} CANCEL", leg.cseq));
-        self.send_non_invite(leg, cancel, now);
+        self.flush_leg(leg);
         leg.state = LegState::Cancelling;
         leg.deadline = now + TRANSACTION_TIMEOUT;
     }
 
-    /// ACKs a 2xx from a second fork of our INVITE (To-tag `tag`, a dialog of its own) and
-    /// ends that dialog with BYE, retransmitted like any BYE of the leg (RFC 3261 13.2.2.4):
-    /// otherwise that device keeps resending its answer and stays connected, maybe billed.
-    pub(super) fn hang_up_fork(&self, leg: &mut Leg, response: &Response, tag: &str, now: Instant) {
+    /// Ends the dialog of a second fork's 2xx (the INVITE transaction ACKed it already) with
+    /// a BYE, retransmitted like any BYE of the leg (RFC 3261 13.2.2.4): otherwise that
+    /// device stays connected, maybe billed.
+    pub(super) fn hang_up_fork(&self, leg: &mut Leg, response: &Response, now: Instant) {
+        let Some(tag) = response
+            .headers
+            .get("To")
+            .and_then(|to| NameAddr::parse(to).ok())
+            .and_then(|to| to.tag().map(str::to_string))
+        else {
+            return;
+        };
         let target = response
             .headers
             .get("Contact")
@@ -256,53 +231,43 @@ impl Driver {
             .map(|contact| contact.uri)
             .unwrap_or_else(|| leg.request_uri.clone());
         let invite_cseq = response.cseq().map(|cseq| cseq.number).unwrap_or(leg.cseq);
-        let to = format!("{};tag={tag}", leg.to);
-        let request = |method: Method, cseq: u32| {
-            Request::new(method.clone(), target.clone())
-                .with_header("Via", self.via(leg.peer, &new_branch()))
-                .with_header("Max-Forwards", "70")
-                .with_header("From", leg.from.clone())
-                .with_header("To", to.clone())
-                .with_header("Call-ID", leg.sip_call_id.clone())
-                .with_header("CSeq", format!("{cseq} {method}"))
-        };
-        let ack = request(Method::Ack, invite_cseq);
-        let bye = request(Method::Bye, invite_cseq.wrapping_add(1));
+        let bye = Request::new(Method::Bye, target)
+            .with_header("Via", self.via(leg.peer, &new_branch()))
+            .with_header("Max-Forwards", "70")
+            .with_header("From", leg.from.clone())
+            .with_header("To", format!("{};tag={tag}", leg.to))
+            .with_header("Call-ID", leg.sip_call_id.clone())
+            .with_header("CSeq", format!("{} BYE", invite_cseq.wrapping_add(1)));
         info!(sip_call_id = %leg.sip_call_id, %tag, "a second fork answered; hanging it up");
-        self.send_to(&ack.to_bytes(), leg.peer);
         self.send_non_invite(leg, bye, now);
     }
 
     /// A carrier that challenges BYE (401/407) gets it again with digest credentials, once:
     /// otherwise the customer leg would stay up, and billed, after we hung up.
-    pub(super) fn answer_bye_challenge(&mut self, sip_call_id: &str, response: &Response) {
+    pub(super) fn answer_bye_challenge(
+        &mut self,
+        sip_call_id: &str,
+        bye: &Request,
+        response: &Response,
+    ) {
         let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
-        let (challenge_header, answer_header) = if response.status == 401 {
-            ("WWW-Authenticate", "Authorization")
-        } else {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        };
-        match (
-            best_challenge(response, challenge_header),
-            leg.credentials.clone(),
-        ) {
-            (Some(Ok(challenge)), Some(credentials)) => {
-                leg.bye_auth_attempted = true;
-                let uri = leg
-                    .remote_target
-                    .clone()
-                    .unwrap_or_else(|| leg.request_uri.clone());
-                let value = challenge.answer(&credentials, "BYE", &uri, &new_tag(), 1);
-                self.send_bye_with(&mut leg, Some((answer_header, value)), Instant::now());
+        match leg.credentials.clone() {
+            Some(credentials) => {
+                match authorized_retry(bye, response, &credentials, &mut rand::rng()) {
+                    Ok(retry) => {
+                        leg.bye_auth_attempted = true;
+                        if let Ok(cseq) = retry.cseq() {
+                            leg.cseq = leg.cseq.max(cseq.number);
+                        }
+                        self.send_non_invite(&mut leg, retry, Instant::now());
+                        leg.state = LegState::Terminated;
+                    }
+                    Err(error) => warn!(%error, "cannot answer the challenge to our BYE"),
+                }
             }
-            (Some(Err(error)), _) => warn!(%error, "cannot answer the challenge to our BYE"),
-            (None, _) => warn!(
-                status = response.status,
-                "BYE challenged without a {challenge_header} header"
-            ),
-            (_, None) => warn!(
+            None => warn!(
                 status = response.status,
                 "BYE challenged, but the trunk has no credentials"
             ),
@@ -311,17 +276,8 @@ impl Driver {
     }
 
     pub(super) fn send_bye(&self, leg: &mut Leg, now: Instant) {
-        self.send_bye_with(leg, None, now);
-    }
-
-    pub(super) fn send_bye_with(
-        &self,
-        leg: &mut Leg,
-        authorization: Option<(&str, String)>,
-        now: Instant,
-    ) {
         leg.cseq += 1;
-        let mut bye = Request::new(
+        let bye = Request::new(
             Method::Bye,
             leg.remote_target
                 .clone()
@@ -334,9 +290,6 @@ impl Driver {
         .with_header("Call-ID", leg.sip_call_id.clone())
         .with_header("CSeq", format!("{} BYE", leg.cseq))
         .with_header("User-Agent", "Outpost");
-        if let Some((name, value)) = authorization {
-            bye = bye.with_header(name, value);
-        }
         self.send_non_invite(leg, bye, now);
         leg.state = LegState::Terminated;
     }
@@ -349,6 +302,9 @@ impl Driver {
         match leg.state {
             LegState::Calling => {
                 leg.cancel_pending = true;
+                if let Some(invite) = leg.invites.last_mut() {
+                    invite.cancel(now);
+                }
                 leg.state = LegState::Cancelling;
             }
             LegState::Proceeding => self.send_cancel(&mut leg, now),
@@ -376,56 +332,104 @@ impl Driver {
         {
             self.set_trunk_alive(&trunk, true);
         }
-        let Some(leg) = self.legs.get_mut(&sip_call_id) else {
+        let Some(mut leg) = self.legs.remove(&sip_call_id) else {
             debug!(%source, status = response.status, "response for no known call dropped");
             return;
         };
-        if cseq.method != Method::Invite {
-            if response.status >= 200 {
-                let branch = response
-                    .top_via()
-                    .and_then(|via| via.branch().map(str::to_string));
-                let before = leg.pending.len();
-                leg.pending
-                    .retain(|pending| Some(&pending.branch) != branch.as_ref());
-                let ours = leg.pending.len() < before;
-                if ours
-                    && cseq.method == Method::Bye
-                    && matches!(response.status, 401 | 407)
-                    && !leg.bye_auth_attempted
+        let now = Instant::now();
+        let mut events = Vec::new();
+        if let Some(invite) = leg
+            .invites
+            .iter_mut()
+            .find(|invite| invite.matches(&response))
+        {
+            invite.handle_response(now, &response, &mut rand::rng());
+            while let Some(event) = invite.poll_event() {
+                events.push(LegEvent::Invite(event));
+            }
+        } else if let Some(transaction) = leg
+            .requests
+            .iter_mut()
+            .find(|transaction| transaction.matches(&response))
+        {
+            transaction.handle_response(now, &response);
+            while let Some(event) = transaction.poll_event() {
+                events.push(LegEvent::Request(transaction.request().clone(), event));
+            }
+        } else {
+            debug!(%source, status = response.status, method = %cseq.method, "response matching no transaction of the call dropped");
+        }
+        self.flush_leg(&mut leg);
+        self.legs.insert(sip_call_id.clone(), leg);
+        self.on_leg_events(&sip_call_id, events, now);
+    }
+
+    /// Acts on what the leg's transactions reported.
+    fn on_leg_events(&mut self, sip_call_id: &str, events: Vec<LegEvent>, now: Instant) {
+        for event in events {
+            match event {
+                LegEvent::Invite(ClientEvent::Provisional(response)) => {
+                    self.on_provisional(sip_call_id, &response)
+                }
+                LegEvent::Invite(ClientEvent::Final(response)) if response.status < 300 => {
+                    self.on_invite_success(sip_call_id, &response)
+                }
+                LegEvent::Invite(ClientEvent::Final(response)) => {
+                    self.on_invite_failure(sip_call_id, &response)
+                }
+                LegEvent::Invite(ClientEvent::ForkAnswered(response)) => {
+                    if let Some(mut leg) = self.legs.remove(sip_call_id) {
+                        self.hang_up_fork(&mut leg, &response, now);
+                        self.legs.insert(sip_call_id.to_string(), leg);
+                    }
+                }
+                LegEvent::Invite(ClientEvent::TimedOut) => self.on_invite_timeout(sip_call_id, now),
+                LegEvent::Request(request, ClientEvent::Final(response))
+                    if request.method == Method::Bye
+                        && matches!(response.status, 401 | 407)
+                        && self
+                            .legs
+                            .get(sip_call_id)
+                            .is_some_and(|leg| !leg.bye_auth_attempted) =>
                 {
-                    self.answer_bye_challenge(&sip_call_id, &response);
+                    self.answer_bye_challenge(sip_call_id, &request, &response);
+                }
+                // A BYE answered, or given up at timer F: nothing more to do.
+                LegEvent::Request(..) => {}
+            }
+        }
+    }
+
+    /// Timer B: the INVITE got no response at all within 32 s.
+    fn on_invite_timeout(&mut self, sip_call_id: &str, now: Instant) {
+        let Some(leg) = self.legs.get_mut(sip_call_id) else {
+            return;
+        };
+        leg.state = LegState::Terminated;
+        let owner = leg.owner.take();
+        leg.linger_until = Some(now);
+        let peer = leg.peer;
+        match owner {
+            Some((call_id, Side::Customer)) => {
+                warn!(call = call_id.0, "no response from the trunk within 32 s");
+                if let Some(trunk) = self.trunk_by_peer(peer) {
+                    self.set_trunk_alive(&trunk, false);
+                }
+                if !self.try_failover(call_id, 0) {
+                    self.end_call(call_id, Outcome::Failed { status: 0 }, None);
                 }
             }
-            return;
-        }
-        if cseq.number != leg.cseq {
-            // A retransmitted final answer to an INVITE we already replaced (after a digest challenge).
-            if response.status >= 300 {
-                let leg = &self.legs[&sip_call_id];
-                self.send_ack_for_failure(leg, &response);
-            }
-            return;
-        }
-        leg.invite_timer = None;
-        match response.status {
-            100..=199 => self.on_provisional(&sip_call_id, &response),
-            200..=299 => self.on_invite_success(&sip_call_id, &response),
-            _ => self.on_invite_failure(&sip_call_id, &response),
+            Some((call_id, Side::Agent)) => self.agent_missed(call_id),
+            None => {}
         }
     }
 
     pub(super) fn on_request(&mut self, request: Request, source: SocketAddr) {
-        let branch = request
-            .top_via()
-            .and_then(|via| via.branch().map(str::to_string))
-            .unwrap_or_default();
-        let cache_key = format!("{branch}|{}|{}", request.method, request.call_id());
-        if request.method != Method::Ack
-            && let Some(cached) = self.responses.get(&cache_key)
-        {
-            // A retransmitted request: repeat our answer instead of acting twice.
-            self.send_to(&cached.bytes, source);
+        let now = Instant::now();
+        let reliable = self.is_tcp(source);
+        if self.server.handle_request(now, &request, source, reliable) == Verdict::Retransmission {
+            // A retransmitted request: our answer goes again instead of acting twice.
+            self.flush_server();
             return;
         }
         let in_dialog = self.legs.contains_key(request.call_id());
@@ -435,12 +439,10 @@ impl Driver {
             Method::Ack => None,
             Method::Invite => {
                 warn!(%source, uri = %request.uri, "refusing an inbound INVITE: this box places calls only (no open relay)");
-                Some(Response::to_request(
-                    &request,
-                    403,
-                    "Forbidden",
-                    Some(&new_tag()),
-                ))
+                // Statelessly: a stranger's INVITE gets one 403, never retransmissions.
+                let refusal = Response::to_request(&request, 403, "Forbidden", Some(&new_tag()));
+                self.server.respond_stateless(&request, refusal);
+                None
             }
             Method::Options => Some(
                 Response::to_request(&request, 200, "OK", Some(&new_tag()))
@@ -454,16 +456,9 @@ impl Driver {
             )),
         };
         if let Some(response) = response {
-            let bytes = response.to_bytes();
-            self.send_to(&bytes, source);
-            self.responses.insert(
-                cache_key,
-                CachedResponse {
-                    bytes,
-                    expires_at: Instant::now() + TRANSACTION_TIMEOUT,
-                },
-            );
+            self.server.respond(now, &request, response);
         }
+        self.flush_server();
     }
 
     pub(super) fn on_in_dialog(
@@ -550,62 +545,40 @@ impl Driver {
         let Some(mut leg) = self.legs.remove(sip_call_id) else {
             return;
         };
-        // Retransmit BYE/CANCEL until answered (timer E), give up at timer F.
-        let peer = leg.peer;
-        let reliable = self.is_tcp(peer);
-        leg.pending
-            .retain_mut(|pending| match pending.timer.poll(now) {
-                TimerAction::Retransmit => {
-                    if !reliable {
-                        let _ = self.socket.try_send_to(&pending.bytes, peer);
-                    }
-                    true
-                }
-                TimerAction::WaitUntil(_) => true,
-                TimerAction::GiveUp => false,
-            });
-        let mut invite_gave_up = false;
-        if let Some(timer) = leg.invite_timer.as_mut() {
-            match timer.poll(now) {
-                TimerAction::Retransmit if !reliable => {
-                    self.send_to(&leg.invite.to_bytes(), leg.peer)
-                }
-                TimerAction::Retransmit => {}
-                TimerAction::WaitUntil(_) => {}
-                TimerAction::GiveUp => invite_gave_up = true,
+        // The transactions retransmit (timers A, E) and give up (B, F) by themselves.
+        let mut events = Vec::new();
+        for invite in &mut leg.invites {
+            invite.handle_timeout(now);
+            while let Some(event) = invite.poll_event() {
+                events.push(LegEvent::Invite(event));
             }
         }
-        if invite_gave_up {
-            leg.invite_timer = None;
-            leg.state = LegState::Terminated;
-            let owner = leg.owner.take();
-            leg.linger_until = Some(now);
-            self.legs.insert(sip_call_id.to_string(), leg);
-            match owner {
-                Some((call_id, Side::Customer)) => {
-                    warn!(call = call_id.0, "no response from the trunk within 32 s");
-                    if let Some(trunk) = self.trunk_by_peer(peer) {
-                        self.set_trunk_alive(&trunk, false);
-                    }
-                    if !self.try_failover(call_id, 0) {
-                        self.end_call(call_id, Outcome::Failed { status: 0 }, None);
-                    }
-                }
-                Some((call_id, Side::Agent)) => self.agent_missed(call_id),
-                None => {}
+        for transaction in &mut leg.requests {
+            transaction.handle_timeout(now);
+            while let Some(event) = transaction.poll_event() {
+                events.push(LegEvent::Request(transaction.request().clone(), event));
             }
+        }
+        leg.requests.retain(|transaction| !transaction.is_terminated());
+        self.flush_leg(&mut leg);
+        let awaiting_answers = leg.requests.iter().any(ClientNonInvite::is_pending)
+            || leg.invites.iter().any(ClientInvite::cancel_pending);
+        self.legs.insert(sip_call_id.to_string(), leg);
+        self.on_leg_events(sip_call_id, events, now);
+        let Some(leg) = self.legs.get(sip_call_id) else {
             return;
-        }
+        };
         let owner = leg.owner;
         let deadline_passed = now >= leg.deadline;
         let state = leg.state;
         if let Some(linger_until) = leg.linger_until
             && now >= linger_until
-            && leg.pending.is_empty()
+            && !awaiting_answers
         {
-            return; // dropped: nothing more can arrive that needs an answer
+            // Dropped: nothing more can arrive that needs an answer.
+            self.legs.remove(sip_call_id);
+            return;
         }
-        self.legs.insert(sip_call_id.to_string(), leg);
         let Some((call_id, side)) = owner else { return };
         if !deadline_passed {
             return;

@@ -17,10 +17,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sip_core::auth::{self, Challenge, Credentials, NonceIssuer};
+use sip_core::auth::{Credentials, NonceIssuer, best_challenge};
 use sip_core::sdp::Codec;
-use sip_core::transaction::{RetransmitTimer, new_call_id, new_tag};
-use sip_core::{Message, ParseError, Request, Response};
+use sip_core::transaction::{
+    ClientInvite, ClientNonInvite, RetransmitTimer, ServerEvent, ServerTransactions, branch_from,
+    call_id_from, tag_from,
+};
+use sip_core::{Message, ParseError};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -100,12 +103,6 @@ enum LegState {
     Terminated,
 }
 
-struct PendingRequest {
-    branch: String,
-    bytes: Vec<u8>,
-    timer: RetransmitTimer,
-}
-
 /// One outgoing INVITE dialog.
 struct Leg {
     owner: Option<(CallId, Side)>,
@@ -117,24 +114,24 @@ struct Leg {
     to: String,
     remote_tag: Option<String>,
     cseq: u32,
-    invite: Request,
-    invite_timer: Option<RetransmitTimer>,
+    /// The leg's INVITE transactions, the current one last: an earlier one (answered with a
+    /// digest challenge) lingers to ACK retransmissions of its answer.
+    invites: Vec<ClientInvite>,
     state: LegState,
     /// Ring timeout while ringing; the give-up time for the final response while cancelling.
     deadline: Instant,
     linger_until: Option<Instant>,
     credentials: Option<Credentials>,
     auth_attempted: bool,
-    ack: Option<Vec<u8>>,
-    /// Given up before any provisional response: the CANCEL goes out with the first 1xx
-    /// (RFC 3261 9.1), since a CANCEL that overtakes its INVITE is answered 481 and the
-    /// customer's phone would ring on with nobody to stop it.
+    /// Given up before any provisional response: the INVITE transaction sends the CANCEL
+    /// with the first 1xx (RFC 3261 9.1), and the give-up clock starts then.
     cancel_pending: bool,
     /// Our BYE was challenged once and answered with credentials; a second challenge ends it.
     bye_auth_attempted: bool,
     local_sdp: Vec<u8>,
     extra_headers: Vec<(String, String)>,
-    pending: Vec<PendingRequest>,
+    /// The leg's BYEs (ours, and those ending a second fork's answer).
+    requests: Vec<ClientNonInvite>,
 }
 
 struct AgentLeg {
@@ -208,11 +205,6 @@ struct AuthFailures {
     locked_until: Option<Instant>,
 }
 
-struct CachedResponse {
-    bytes: Vec<u8>,
-    expires_at: Instant,
-}
-
 /// Hands out RTP ports from the configured range (even ports, as RTP convention wants).
 struct PortPool {
     low: u16,
@@ -264,6 +256,21 @@ impl PortPool {
     }
 }
 
+/// A fresh Via branch from OS randomness (sip-core draws none itself).
+fn new_branch() -> String {
+    branch_from(&mut rand::rng())
+}
+
+/// A fresh From/To tag (or digest cnonce) from OS randomness.
+fn new_tag() -> String {
+    tag_from(&mut rand::rng())
+}
+
+/// A fresh Call-ID from OS randomness.
+fn new_call_id(host: &str) -> String {
+    call_id_from(&mut rand::rng(), host)
+}
+
 /// The digits of a number (and `*`/`#`), so `138-0013-8000` and `13800138000` are one number.
 fn normalized_number(number: &str) -> String {
     number
@@ -309,26 +316,6 @@ async fn recv_tcp(inbox: Option<&mut mpsc::UnboundedReceiver<TcpEvent>>) -> Opti
     }
 }
 
-/// The challenge to answer: SHA-256 when the server offers it, else the first usable one.
-fn best_challenge(response: &Response, header: &str) -> Option<Result<Challenge, auth::AuthError>> {
-    let mut parsed: Vec<Result<Challenge, auth::AuthError>> = response
-        .headers
-        .get_all(header)
-        .map(Challenge::parse)
-        .collect();
-    if let Some(idx) = parsed.iter().position(|challenge| {
-        challenge
-            .as_ref()
-            .is_ok_and(|challenge| challenge.algorithm == auth::Algorithm::Sha256)
-    }) {
-        return Some(parsed.swap_remove(idx));
-    }
-    if let Some(idx) = parsed.iter().position(Result::is_ok) {
-        return Some(parsed.swap_remove(idx));
-    }
-    parsed.into_iter().next()
-}
-
 pub(crate) struct Driver {
     socket: UdpSocket,
     tcp_listener: Option<TcpListener>,
@@ -351,7 +338,9 @@ pub(crate) struct Driver {
     shared: Arc<Shared>,
     calls: HashMap<CallId, Call>,
     legs: HashMap<String, Leg>,
-    responses: HashMap<String, CachedResponse>,
+    /// Every request we answer, so retransmissions get the same answer and final answers
+    /// to INVITEs are repeated until ACKed.
+    server: ServerTransactions<SocketAddr>,
     nonces: NonceIssuer,
     events: mpsc::UnboundedSender<LineEvent>,
     recordings_dir: PathBuf,
@@ -426,8 +415,8 @@ impl Driver {
             shared: setup.shared,
             calls: HashMap::new(),
             legs: HashMap::new(),
-            responses: HashMap::new(),
-            nonces: NonceIssuer::new(),
+            server: ServerTransactions::new(),
+            nonces: NonceIssuer::from_rng(&mut rand::rng()),
             events: setup.events,
             recordings_dir: setup.recordings_dir,
             hold_audio: setup.hold_audio,
@@ -604,6 +593,14 @@ impl Driver {
         for extension in expired {
             self.unregister(&extension);
         }
-        self.responses.retain(|_, cached| cached.expires_at > now);
+        self.server.handle_timeout(now);
+        self.flush_server();
+        while let Some(event) = self.server.poll_event() {
+            match event {
+                ServerEvent::AckTimedOut { call_id, status } => {
+                    debug!(sip_call_id = %call_id, status, "our answer to an INVITE was never ACKed");
+                }
+            }
+        }
     }
 }

@@ -6,11 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sip_core::auth::{self, Authorization, NonceCheck};
-use sip_core::transaction::new_tag;
 use sip_core::{NameAddr, Request, Response, SipUri};
 use tracing::{debug, info, warn};
 
-use super::{AuthFailures, Driver, Registration, unix_secs};
+use super::{AuthFailures, Driver, Registration, new_tag, unix_secs};
 use crate::{ExtensionConfig, LineEvent};
 
 /// The registrar's digest realm.

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip_core::auth::Credentials;
-use sip_core::transaction::{RetransmitTimer, TimerAction, new_branch, new_call_id, new_tag};
+use sip_core::transaction::{RetransmitTimer, TimerAction};
 use sip_core::{Method, NameAddr, Request, Response};
 use tracing::{info, warn};
 
-use super::{Driver, TrunkRegState, best_challenge};
+use super::{Driver, TrunkRegState, best_challenge, new_branch, new_call_id, new_tag};
 use crate::media::MediaCommand;
 use crate::{CallId, TrunkConfig, TrunkOptions, TrunkStatus};
 
