@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use sip_core::sdp::{self, Codec, SessionDescription, TELEPHONE_EVENT_PT};
 use sip_core::auth::authorized_retry;
+use sip_core::sdp::{self, Codec, SessionDescription, TELEPHONE_EVENT_PT};
 use sip_core::transaction::{ClientInvite, TRANSACTION_TIMEOUT};
 use sip_core::{NameAddr, Response};
 use tokio::sync::oneshot;

@@ -559,7 +559,8 @@ impl Driver {
                 events.push(LegEvent::Request(transaction.request().clone(), event));
             }
         }
-        leg.requests.retain(|transaction| !transaction.is_terminated());
+        leg.requests
+            .retain(|transaction| !transaction.is_terminated());
         self.flush_leg(&mut leg);
         let awaiting_answers = leg.requests.iter().any(ClientNonInvite::is_pending)
             || leg.invites.iter().any(ClientInvite::cancel_pending);

@@ -6,8 +6,14 @@
 //! - Every outgoing INVITE is a [`Leg`] keyed by its SIP Call-ID. A leg belongs to a call
 //!   (customer or agent side) until the call ends; then it lingers for 32 s, detached, so
 //!   late responses are still ACKed and late BYEs answered.
-//! - A 50 ms tick drives retransmissions (RFC 3261 timers A/B/E/F), ring timeouts and
+//! - Each leg's INVITE, CANCEL and BYE are `sip-core` transaction machines
+//!   ([`sip_core::transaction`]); every request we answer goes through one
+//!   `ServerTransactions` table. The driver only pumps them: datagrams in, what they queue
+//!   out, and a 50 ms tick for their timers (RFC 3261 A to K), ring timeouts and
 //!   registration expiry.
+//! - Parts: [`calls`] (call stages and bridging), [`legs`] (per-leg SIP), [`trunks`]
+//!   (choice, failover, health checks, the box's REGISTER), [`registrar`] (agents' phones).
+//! - Identifiers come from OS randomness passed into `sip-core`, which draws none itself.
 //! - Each call's media runs in its own task ([`crate::media`]); the driver only tells it where
 //!   to send and when to bridge, hold or finish.
 

@@ -100,6 +100,11 @@ impl Driver {
         }
         self.auth_failures.remove(&source.ip());
 
+        self.bind(request, extension, source)
+    }
+
+    /// A verified REGISTER: binds, refreshes, removes or reports the extension's contact.
+    fn bind(&mut self, request: &Request, extension: String, source: SocketAddr) -> Response {
         let contacts: Vec<&str> = request
             .headers
             .get_all("Contact")

@@ -14,6 +14,32 @@ use super::{Driver, TrunkRegState, best_challenge, new_branch, new_call_id, new_
 use crate::media::MediaCommand;
 use crate::{CallId, TrunkConfig, TrunkOptions, TrunkStatus};
 
+/// Our own binding's expiry in a REGISTER's 2xx (the carrier lists every binding of the
+/// account), never more than we asked for: a registrar may shorten it only, and a huge value
+/// must not push the refresh past the end of time.
+fn granted_expiry(response: &Response, ours: &str, asked: Duration) -> u64 {
+    response
+        .headers
+        .get_all("Contact")
+        .flat_map(sip_core::message::split_top_level_commas)
+        .filter_map(|contact| NameAddr::parse(contact).ok())
+        .filter(|contact| contact.uri.contains(ours))
+        .find_map(|contact| {
+            contact
+                .param("expires")
+                .and_then(|value| value.parse::<u64>().ok())
+        })
+        .or_else(|| {
+            response
+                .headers
+                .get("Expires")
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(asked.as_secs())
+        .min(asked.as_secs())
+        .max(2)
+}
+
 impl Driver {
     pub(super) fn trunk_options(&self, name: &str) -> TrunkOptions {
         self.trunk_options.get(name).cloned().unwrap_or_default()
@@ -313,27 +339,8 @@ impl Driver {
                         // Our own binding's expiry (the carrier lists every binding of the
                         // account), never more than we asked for: a registrar may shorten it
                         // only, and a huge value must not push the refresh past the end of time.
-                        let ours = self.local.to_string();
-                        let granted = response
-                            .headers
-                            .get_all("Contact")
-                            .flat_map(sip_core::message::split_top_level_commas)
-                            .filter_map(|contact| NameAddr::parse(contact).ok())
-                            .filter(|contact| contact.uri.contains(&ours))
-                            .find_map(|contact| {
-                                contact
-                                    .param("expires")
-                                    .and_then(|value| value.parse::<u64>().ok())
-                            })
-                            .or_else(|| {
-                                response
-                                    .headers
-                                    .get("Expires")
-                                    .and_then(|value| value.trim().parse().ok())
-                            })
-                            .unwrap_or(registration.expires.as_secs())
-                            .min(registration.expires.as_secs())
-                            .max(2);
+                        let granted =
+                            granted_expiry(response, &self.local.to_string(), registration.expires);
                         if !registration.registered {
                             info!(trunk = %name, granted, "registered at the trunk");
                         }

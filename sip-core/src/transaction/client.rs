@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use rand::RngCore;
 
-use super::{Backoff, T2, T4, TIMER_D, TRANSACTION_TIMEOUT, branch_from, earliest, via_with_branch};
+use super::{
+    Backoff, T2, T4, TIMER_D, TRANSACTION_TIMEOUT, branch_from, earliest, via_with_branch,
+};
 use crate::message::{Method, NameAddr, Request, Response};
 
 /// What a client transaction tells its owner.
@@ -97,7 +99,10 @@ impl ClientNonInvite {
 
     /// Still waiting for a final response.
     pub fn is_pending(&self) -> bool {
-        matches!(self.state, NonInviteState::Trying | NonInviteState::Proceeding)
+        matches!(
+            self.state,
+            NonInviteState::Trying | NonInviteState::Proceeding
+        )
     }
 
     /// Over: nothing more to send or absorb.
@@ -115,7 +120,8 @@ impl ClientNonInvite {
                         backoff.interval = T2;
                     }
                 }
-                self.events.push_back(ClientEvent::Provisional(response.clone()));
+                self.events
+                    .push_back(ClientEvent::Provisional(response.clone()));
             }
             (NonInviteState::Trying | NonInviteState::Proceeding, _) => {
                 self.state = NonInviteState::Completed;
@@ -133,7 +139,10 @@ impl ClientNonInvite {
         if self.state == NonInviteState::Terminated {
             return None;
         }
-        earliest(self.retransmit.as_ref().map(|backoff| backoff.next), Some(self.deadline))
+        earliest(
+            self.retransmit.as_ref().map(|backoff| backoff.next),
+            Some(self.deadline),
+        )
     }
 
     /// Fires whatever timers are due at `now`.
@@ -145,7 +154,11 @@ impl ClientNonInvite {
                 self.events.push_back(ClientEvent::TimedOut);
             }
             NonInviteState::Trying | NonInviteState::Proceeding => {
-                if self.retransmit.as_mut().is_some_and(|backoff| backoff.fire(now)) {
+                if self
+                    .retransmit
+                    .as_mut()
+                    .is_some_and(|backoff| backoff.fire(now))
+                {
                     self.transmits.push_back(self.request.clone());
                 }
             }
@@ -245,12 +258,17 @@ impl ClientInvite {
     /// Over, CANCEL included: nothing more to send or absorb.
     pub fn is_terminated(&self) -> bool {
         self.state == InviteState::Terminated
-            && self.cancel.as_ref().is_none_or(ClientNonInvite::is_terminated)
+            && self
+                .cancel
+                .as_ref()
+                .is_none_or(ClientNonInvite::is_terminated)
     }
 
     /// Whether a CANCEL is still waiting for its answer.
     pub fn cancel_pending(&self) -> bool {
-        self.cancel.as_ref().is_some_and(ClientNonInvite::is_pending)
+        self.cancel
+            .as_ref()
+            .is_some_and(ClientNonInvite::is_pending)
     }
 
     /// The owner gives up on the call: CANCEL now if a provisional came, else with the first
@@ -277,7 +295,9 @@ impl ClientInvite {
             cancel.headers.push("Route", route);
         }
         for name in ["From", "To", "Call-ID"] {
-            cancel.headers.push(name, invite.headers.get(name).unwrap_or_default());
+            cancel
+                .headers
+                .push(name, invite.headers.get(name).unwrap_or_default());
         }
         let number = invite.cseq().map(|cseq| cseq.number).unwrap_or(1);
         cancel.headers.push("CSeq", format!("{number} CANCEL"));
@@ -292,7 +312,10 @@ impl ClientInvite {
         response: &Response,
         rng: &mut R,
     ) {
-        if response.cseq().is_ok_and(|cseq| cseq.method == Method::Cancel) {
+        if response
+            .cseq()
+            .is_ok_and(|cseq| cseq.method == Method::Cancel)
+        {
             if let Some(cancel) = self.cancel.as_mut() {
                 cancel.handle_response(now, response);
                 // The CANCEL's own outcome changes nothing for the owner: the INVITE's final
@@ -311,7 +334,8 @@ impl ClientInvite {
                 if self.cancel_wanted {
                     self.start_cancel(now);
                 }
-                self.events.push_back(ClientEvent::Provisional(response.clone()));
+                self.events
+                    .push_back(ClientEvent::Provisional(response.clone()));
             }
             // A 2xx after timer B gave up on the INVITE is still ACKed and reported, so the
             // owner can end that dialog instead of leaving the far end connected.
@@ -342,7 +366,8 @@ impl ClientInvite {
                     Some((_, ack)) => self.transmits.push_back(ack.clone()),
                     None => {
                         self.ack_2xx(response, rng);
-                        self.events.push_back(ClientEvent::ForkAnswered(response.clone()));
+                        self.events
+                            .push_back(ClientEvent::ForkAnswered(response.clone()));
                     }
                 }
             }
@@ -367,9 +392,12 @@ impl ClientInvite {
         if let Some(route) = invite.headers.get("Route") {
             ack.headers.push("Route", route);
         }
-        ack.headers.push("From", invite.headers.get("From").unwrap_or_default());
-        ack.headers.push("To", response.headers.get("To").unwrap_or_default());
-        ack.headers.push("Call-ID", invite.headers.get("Call-ID").unwrap_or_default());
+        ack.headers
+            .push("From", invite.headers.get("From").unwrap_or_default());
+        ack.headers
+            .push("To", response.headers.get("To").unwrap_or_default());
+        ack.headers
+            .push("Call-ID", invite.headers.get("Call-ID").unwrap_or_default());
         let number = invite.cseq().map(|cseq| cseq.number).unwrap_or(1);
         ack.headers.push("CSeq", format!("{number} ACK"));
         ack
@@ -383,7 +411,10 @@ impl ClientInvite {
             .get("Contact")
             .and_then(|contact| NameAddr::parse(contact).ok())
             .map_or_else(|| invite.uri.clone(), |contact| contact.uri);
-        let via = via_with_branch(invite.headers.get("Via").unwrap_or_default(), &branch_from(rng));
+        let via = via_with_branch(
+            invite.headers.get("Via").unwrap_or_default(),
+            &branch_from(rng),
+        );
         let number = invite.cseq().map(|cseq| cseq.number).unwrap_or(1);
         let ack = Request::new(Method::Ack, target)
             .with_header("Via", via)
@@ -401,9 +432,15 @@ impl ClientInvite {
         let own = if self.state == InviteState::Terminated {
             None
         } else {
-            earliest(self.retransmit.as_ref().map(|backoff| backoff.next), self.deadline)
+            earliest(
+                self.retransmit.as_ref().map(|backoff| backoff.next),
+                self.deadline,
+            )
         };
-        earliest(own, self.cancel.as_ref().and_then(ClientNonInvite::poll_timeout))
+        earliest(
+            own,
+            self.cancel.as_ref().and_then(ClientNonInvite::poll_timeout),
+        )
     }
 
     /// Fires whatever timers are due at `now`.
@@ -424,7 +461,11 @@ impl ClientInvite {
             self.deadline = None;
             return;
         }
-        if self.retransmit.as_mut().is_some_and(|backoff| backoff.fire(now)) {
+        if self
+            .retransmit
+            .as_mut()
+            .is_some_and(|backoff| backoff.fire(now))
+        {
             self.transmits.push_back(self.request.clone());
         }
     }

@@ -167,7 +167,11 @@ struct Backoff {
 
 impl Backoff {
     fn new(now: Instant, cap: Option<Duration>) -> Backoff {
-        Backoff { next: now + T1, interval: T1, cap }
+        Backoff {
+            next: now + T1,
+            interval: T1,
+            cap,
+        }
     }
 
     /// True (and the schedule moves on) when a retransmission is due at `now`.

@@ -170,7 +170,8 @@ impl<P: Clone> ServerTransactions<P> {
         let Some(entry) = self.entries.get_mut(&key(request, &request.method)) else {
             return;
         };
-        self.transmits.push_back((entry.peer.clone(), response.clone()));
+        self.transmits
+            .push_back((entry.peer.clone(), response.clone()));
         let status = response.status;
         entry.response = Some(response);
         if status < 200 {
@@ -186,7 +187,11 @@ impl<P: Clone> ServerTransactions<P> {
             entry.deadline = Some(now + TRANSACTION_TIMEOUT);
         } else {
             // Timer J.
-            entry.deadline = Some(if entry.reliable { now } else { now + TRANSACTION_TIMEOUT });
+            entry.deadline = Some(if entry.reliable {
+                now
+            } else {
+                now + TRANSACTION_TIMEOUT
+            });
         }
     }
 
@@ -202,7 +207,10 @@ impl<P: Clone> ServerTransactions<P> {
     /// When [`Self::handle_timeout`] next has something to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.entries.values().fold(None, |soonest, entry| {
-            let own = earliest(entry.retransmit.as_ref().map(|backoff| backoff.next), entry.deadline);
+            let own = earliest(
+                entry.retransmit.as_ref().map(|backoff| backoff.next),
+                entry.deadline,
+            );
             earliest(soonest, own)
         })
     }
@@ -218,16 +226,23 @@ impl<P: Clone> ServerTransactions<P> {
                 {
                     self.events.push_back(ServerEvent::AckTimedOut {
                         call_id: entry.call_id.clone(),
-                        status: entry.response.as_ref().map_or(0, |response| response.status),
+                        status: entry
+                            .response
+                            .as_ref()
+                            .map_or(0, |response| response.status),
                     });
                 }
                 ended.push(key.clone());
                 continue;
             }
-            if entry.retransmit.as_mut().is_some_and(|backoff| backoff.fire(now))
+            if entry
+                .retransmit
+                .as_mut()
+                .is_some_and(|backoff| backoff.fire(now))
                 && let Some(response) = &entry.response
             {
-                self.transmits.push_back((entry.peer.clone(), response.clone()));
+                self.transmits
+                    .push_back((entry.peer.clone(), response.clone()));
             }
         }
         for key in ended {
