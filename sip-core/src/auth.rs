@@ -317,11 +317,17 @@ pub struct NonceIssuer {
 }
 
 impl NonceIssuer {
-    /// A new issuer with a random secret.
+    /// A new issuer with a secret drawn from `rng`.
+    pub fn from_rng<R: rand::RngCore + ?Sized>(rng: &mut R) -> NonceIssuer {
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut secret);
+        NonceIssuer { secret }
+    }
+
+    /// A new issuer with a secret from OS randomness (feature `os-rng`, for test peers).
+    #[cfg(feature = "os-rng")]
     pub fn new() -> NonceIssuer {
-        NonceIssuer {
-            secret: rand::random(),
-        }
+        NonceIssuer::from_rng(&mut rand::rng())
     }
 
     fn mac(&self, timestamp: u64) -> String {
@@ -358,8 +364,104 @@ impl NonceIssuer {
     }
 }
 
+#[cfg(feature = "os-rng")]
 impl Default for NonceIssuer {
     fn default() -> Self {
         NonceIssuer::new()
     }
+}
+
+/// The headers of a challenge and of its answer: `WWW-Authenticate` / `Authorization` for a
+/// 401, `Proxy-Authenticate` / `Proxy-Authorization` for a 407.
+pub fn challenge_headers(status: u16) -> (&'static str, &'static str) {
+    if status == 401 {
+        ("WWW-Authenticate", "Authorization")
+    } else {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    }
+}
+
+/// The challenge of `response` to answer: SHA-256 when the server offers it, else the first
+/// usable one, else the first one's parse error. `None` when `header` is absent.
+pub fn best_challenge(
+    response: &crate::Response,
+    header: &str,
+) -> Option<Result<Challenge, AuthError>> {
+    let mut parsed: Vec<Result<Challenge, AuthError>> = response
+        .headers
+        .get_all(header)
+        .map(Challenge::parse)
+        .collect();
+    if let Some(idx) = parsed.iter().position(|challenge| {
+        challenge
+            .as_ref()
+            .is_ok_and(|challenge| challenge.algorithm == Algorithm::Sha256)
+    }) {
+        return Some(parsed.swap_remove(idx));
+    }
+    if let Some(idx) = parsed.iter().position(Result::is_ok) {
+        return Some(parsed.swap_remove(idx));
+    }
+    parsed.into_iter().next()
+}
+
+/// Why a challenged request cannot be sent again with credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetryError {
+    /// The 401/407 carries no challenge header.
+    #[error("{status} without a {header} header")]
+    NoChallenge {
+        /// The response's status.
+        status: u16,
+        /// The header that was looked for.
+        header: &'static str,
+    },
+    /// The challenge cannot be answered.
+    #[error(transparent)]
+    Challenge(#[from] AuthError),
+}
+
+/// `request` again after the 401/407 `response`, as RFC 3261 22.2 wants: a fresh branch from
+/// `rng`, CSeq + 1, and the digest answer (its cnonce from `rng` too) in `Authorization` or
+/// `Proxy-Authorization`.
+pub fn authorized_retry<R: rand::RngCore + ?Sized>(
+    request: &crate::Request,
+    response: &crate::Response,
+    credentials: &Credentials,
+    rng: &mut R,
+) -> Result<crate::Request, RetryError> {
+    let (challenge_header, answer_header) = challenge_headers(response.status);
+    let challenge = best_challenge(response, challenge_header).ok_or(RetryError::NoChallenge {
+        status: response.status,
+        header: challenge_header,
+    })??;
+    let cnonce = crate::transaction::tag_from(rng);
+    let value = challenge.answer(
+        credentials,
+        request.method.as_str(),
+        &request.uri,
+        &cnonce,
+        1,
+    );
+    let mut retry = request.clone();
+    let branch = crate::transaction::branch_from(rng);
+    let via = crate::transaction::via_with_branch(
+        request.headers.get("Via").unwrap_or_default(),
+        &branch,
+    );
+    let number = request.cseq().map(|cseq| cseq.number).unwrap_or(0);
+    for header in &mut retry.headers.0 {
+        if header.name.eq_ignore_ascii_case("Via") {
+            header.value = via.clone();
+            break;
+        }
+    }
+    for header in &mut retry.headers.0 {
+        if header.name.eq_ignore_ascii_case("CSeq") {
+            header.value = format!("{} {}", number.wrapping_add(1), request.method);
+        }
+    }
+    retry.headers.remove(answer_header);
+    retry.headers.push(answer_header, value);
+    Ok(retry)
 }

@@ -11,7 +11,10 @@
 //! - [`sdp`]: offer/answer for PCMU, PCMA and telephone-event.
 //! - [`auth`]: digest auth (MD5, SHA-256, `qop=auth`) for both the client answering a
 //!   401/407 and the registrar challenging and verifying.
-//! - [`transaction`]: branch ids, tags, Call-IDs, and the T1/T2 retransmission timers.
+//! - [`transaction`]: client and server transactions as sans-IO state machines (INVITE with
+//!   CANCEL and ACKs, non-INVITE, the server table; RFC 3261 timers A to K), and branch ids,
+//!   tags and Call-IDs drawn from a generator the caller passes in (no OS randomness here
+//!   unless the opt-in `os-rng` feature asks for it).
 //!
 //! Malformed input yields an error naming the defect; no input makes this crate panic (a
 //! property test feeds it random bytes).
