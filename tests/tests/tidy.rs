@@ -779,7 +779,9 @@ fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if path.is_dir() {
-                if name != "target" && !name.starts_with('.') {
+                // Cargo marks every target directory, whatever its name, with CACHEDIR.TAG.
+                let build_output = name == "target" || path.join("CACHEDIR.TAG").exists();
+                if !build_output && !name.starts_with('.') {
                     todo.push(path);
                 }
             } else if name.ends_with(suffix) {
