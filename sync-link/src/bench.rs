@@ -1,5 +1,6 @@
 //! The batch-down benchmark harness: how fast a batch goes from the hub to a site store
 //! over the real link, against the same bytes over a bare quinn stream (the ceiling).
+//! Compiled only with the `test-utils` feature.
 //!
 //! [`batch_down`] takes the site store as a parameter, so the same harness measures the
 //! in-memory [`MemorySiteStore`] (what `link-bench` runs) and the appliance's SQLite store

@@ -15,8 +15,10 @@
 //!   [`sync_protocol::LinkSettings`]; HQ can ask for one out of turn
 //!   ([`server::RecordingRequests`]).
 //! - Live figures go up as a latest-value frame, not through the outbox.
-//! - [`relay::UdpRelay`] sits between a site and the hub to drop, delay or cut datagrams:
-//!   the fault injection of the partition and crash tests.
+//! - With the `test-utils` feature (tests, benchmarks and examples only; the hub and the
+//!   box never enable it): `relay::UdpRelay` sits between a site and the hub to drop,
+//!   delay or cut datagrams, the fault injection of the partition and crash tests; `bench`
+//!   is the batch-down benchmark harness.
 //!
 //! The stores are the only place state lives: this crate commits nothing itself, and it
 //! acknowledges an entry only after the store's call that commits it has returned.
@@ -34,10 +36,12 @@ use sync_protocol::{DownEntry, LiveFigures, LinkSettings, SiteId, UpEntry};
 
 use crate::blob::{BlobCheck, BlobRef, OpenBlob};
 
+#[cfg(feature = "test-utils")]
 pub mod bench;
 pub mod blob;
 pub mod ca;
 pub mod client;
+#[cfg(feature = "test-utils")]
 pub mod relay;
 pub mod server;
 mod tls;

@@ -1,6 +1,6 @@
 //! A UDP relay put between an appliance and the hub to drop, delay or cut the link's
 //! datagrams at will, the link itself untouched and unaware: the fault-injection path of the
-//! partition and crash tests, and of a technician's drill before a site goes live.
+//! partition and crash tests. Compiled only with the `test-utils` feature.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
