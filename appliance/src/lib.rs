@@ -21,7 +21,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
-pub mod control;
 pub mod desk;
 pub mod driver;
 pub mod store;
@@ -39,7 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ApplianceConfig;
 
-use crate::control::LinkView;
+use crate::sync::LinkView;
 use crate::desk::Desk;
 use crate::store::{Role, Store};
 
