@@ -38,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ApplianceConfig;
 
-use crate::sync::LinkView;
 use crate::desk::Desk;
 use crate::store::{Role, Store};
+use crate::sync::LinkView;
 
 /// A running appliance.
 pub struct Appliance {

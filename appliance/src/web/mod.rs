@@ -37,10 +37,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::driver::inbox::DriverHandle;
-use crate::sync::LinkView;
 use crate::desk::Desk;
+use crate::driver::inbox::DriverHandle;
 use crate::store::Store;
+use crate::sync::LinkView;
 
 pub use guard::{AdminUser, AgentOrAdmin, AgentUser, MaybeSignedIn, Public, SignedIn};
 

@@ -18,8 +18,8 @@ use super::i18n::{Lang, Text};
 use super::limits::{self, ApiJson, Check, Limits};
 use super::page::{Nav, lang, render, work};
 use super::{ApiError, AppState, ErrorBody, MaybeSignedIn, Public, SignedIn, cookie, cookie_header};
-use crate::driver::inbox::DriverMsg;
 use crate::desk::{AgentLive, AgentState};
+use crate::driver::inbox::DriverMsg;
 use crate::store::Role;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");

@@ -19,8 +19,8 @@ use super::limits::{self, ApiPath, ApiQuery, Check, Limits};
 use super::{ApiError, AppState, ErrorBody, SignedIn};
 use crate::desk::AgentState;
 use crate::driver::inbox::LineStatus;
-use crate::sync::LinkView;
 use crate::store::{AnnouncementView, CallFilter, CallbackError, Module, Role, TaskSettingsError};
+use crate::sync::LinkView;
 
 /// One agent as the status answer lists it for monitors.
 #[derive(Serialize, ToSchema)]
