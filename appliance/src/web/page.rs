@@ -1,5 +1,5 @@
 //! What every server-rendered page is built from: the texts in the session's language, the
-//! header's menu ([`Nav`]), rendering a template (askama, under `appliance/templates/`),
+//! header's menu (`Nav`), rendering a template (askama, under `appliance/templates/`),
 //! `<select>` options ([`Choice`]) and the query the list pages share ([`ProjectQuery`]).
 //!
 //! Pages carry no data the session may not see: the admin pages need
