@@ -1,6 +1,6 @@
 //! The site's web UI and JSON API (axum), served on the LAN.
 //!
-//! - [`registry`] lists every route with its guard; [`router`] builds the router from it.
+//! - `registry` lists every route with its guard; [`router`] builds the router from it.
 //!   Routes are cut by who uses them, as the guards are: [`admin`] (site admins and staff,
 //!   [`AdminUser`]: pages, then the tasks, accounts and data APIs), [`desk`] (agents,
 //!   [`AgentUser`]: pages and API), [`shared`] (any signed-in account: status,
