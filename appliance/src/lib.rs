@@ -21,7 +21,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod config;
-pub mod control;
 pub mod desk;
 pub mod driver;
 pub mod store;
@@ -39,9 +38,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ApplianceConfig;
 
-use crate::control::LinkView;
 use crate::desk::Desk;
 use crate::store::{Role, Store};
+use crate::sync::LinkView;
 
 /// A running appliance.
 pub struct Appliance {

@@ -10,7 +10,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::control::LinkView;
 use crate::store::Store;
 
 /// Where enrollment leaves the site identity (key, certificates, site id, hub address).
@@ -64,4 +63,15 @@ pub fn spawn(
             link.send_replace(current);
         }
     });
+}
+
+/// The HQ link as the site's pages show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LinkView {
+    /// The box has no site identity; run `appliance enroll`.
+    NotEnrolled,
+    Connecting,
+    Online { since: i64 },
+    Offline { since: i64, reason: String },
 }

@@ -1,9 +1,12 @@
 //! The site's web UI and JSON API (axum), served on the LAN.
 //!
-//! - [`registry`] lists every route with its guard; [`router`] builds the router from it:
-//!   server-rendered pages ([`pages`], [`work_pages`]) for the site admin and the agent
-//!   desk, the JSON API ([`api`], [`work_api`]) that those pages' script, the demo's
-//!   simulated agents and the end-to-end tests call, and the embedded assets.
+//! - `registry` lists every route with its guard; [`router`] builds the router from it.
+//!   Routes are cut by who uses them, as the guards are: [`admin`] (site admins and staff,
+//!   [`AdminUser`]: pages, then the tasks, accounts and data APIs), [`desk`] (agents,
+//!   [`AgentUser`]: pages and API), [`shared`] (any signed-in account: status,
+//!   announcements, recordings, and the shapes both APIs use) and [`session`] (anyone:
+//!   login and logout, the home redirect, the language switch, the embedded assets).
+//!   [`page`] is what every server-rendered page is built from.
 //! - Who may call a route is decided in one place, [`guard`]: every handler's first
 //!   argument is a guard extractor (account kind and permission modules), and the registry
 //!   takes no handler without one ([`routes`]).
@@ -14,16 +17,17 @@
 //!   malformed request and an over-long text are refused with the JSON error, in the UI's
 //!   language; the document of the JSON API is [`openapi`].
 
-pub mod api;
+pub mod admin;
+pub mod desk;
 pub mod export;
 pub mod guard;
 pub mod i18n;
 pub mod limits;
 pub mod openapi;
-pub mod pages;
+pub mod page;
 pub mod routes;
-pub mod work_api;
-pub mod work_pages;
+pub mod session;
+pub mod shared;
 
 use std::sync::Arc;
 
@@ -33,9 +37,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::control::{DriverHandle, LinkView};
 use crate::desk::Desk;
+use crate::driver::inbox::DriverHandle;
 use crate::store::Store;
+use crate::sync::LinkView;
 
 pub use guard::{AdminUser, AgentOrAdmin, AgentUser, MaybeSignedIn, Public, SignedIn};
 
@@ -78,73 +83,77 @@ impl AppState {
 /// Every route, each with the guard that decides who may call it.
 pub(crate) fn registry() -> routes::Registry {
     routes::Registry::default()
-        .get("/", pages::home)
-        .get("/login", pages::login)
-        .get("/admin/tasks", pages::admin_tasks)
-        .get("/admin/extensions", pages::admin_extensions)
-        .get("/admin/agents", pages::admin_agents)
-        .get("/admin/status", pages::admin_status)
-        .get("/desk", pages::desk)
-        .get("/lang/{code}", pages::switch_lang)
-        .get("/assets/app.css", pages::css)
-        .get("/assets/app.js", pages::js)
+        // Anyone: signing in and out, the language, the assets, the API document.
+        .get("/", session::home)
+        .get("/login", session::login_page)
+        .get("/lang/{code}", session::switch_lang)
+        .get("/assets/app.css", session::css)
+        .get("/assets/app.js", session::js)
         .get("/api/openapi.json", openapi::document)
-        .post("/api/login", api::login)
-        .post("/api/logout", api::logout)
-        .get("/api/extensions", api::list_extensions)
-        .post("/api/extensions", api::create_extension)
-        .get("/api/agents", api::list_agents)
-        .post("/api/agents", api::create_agent)
-        .get("/api/tasks", api::list_tasks)
-        .post("/api/tasks/{batch_id}/start", api::start_task)
-        .post("/api/tasks/{batch_id}/stop", api::stop_task)
-        .post("/api/agent/state", api::set_agent_state)
-        .get("/api/agent/events", api::agent_events)
-        .post("/api/attempts/{attempt_id}/record", api::save_record)
-        .get("/api/status", api::status)
-        .get("/admin/tasks/{batch_id}", work_pages::admin_task)
-        .get("/admin/attribution", work_pages::admin_attribution)
-        .get("/admin/data", work_pages::admin_data)
-        .get("/admin/roles", work_pages::admin_roles)
-        .get("/desk/settings", work_pages::desk_settings)
-        .get("/desk/records", work_pages::desk_records)
-        .get("/desk/callbacks", work_pages::desk_callbacks)
-        .get("/desk/customers", work_pages::desk_customers)
-        .get("/desk/numbers", work_pages::desk_numbers)
-        .get("/api/lines", work_api::lines)
-        .get("/api/tasks/{batch_id}", work_api::task_detail)
-        .post("/api/tasks/{batch_id}/settings", work_api::save_task_settings)
-        .post("/api/tasks/{batch_id}/agents", work_api::save_task_agents)
-        .post("/api/tasks/{batch_id}/allocate", work_api::allocate)
-        .get("/api/projects/{project_id}/rules", work_api::get_rules)
-        .post("/api/projects/{project_id}/rules", work_api::save_rules)
-        .get("/api/roles", work_api::list_roles)
-        .post("/api/roles", work_api::create_role)
-        .post("/api/accounts/{user_id}/role", work_api::assign_role)
-        .post("/api/staff", work_api::create_staff)
-        .get("/api/data/customers", work_api::data_customers)
-        .get("/api/data/records", work_api::data_records)
-        .get("/api/data/records.xlsx", work_api::export_records)
-        .get("/api/data/recordings.zip", work_api::export_recordings)
-        .get("/api/data/callbacks", work_api::data_callbacks)
-        .post("/api/data/callbacks", work_api::add_callback)
-        .get("/api/monitor/events", work_api::monitor_events)
-        .get("/api/announcements", work_api::announcements)
-        .get("/api/voice-files", work_api::voice_files)
-        .get("/api/agent/settings", work_api::get_agent_settings)
-        .post("/api/agent/settings", work_api::save_agent_settings)
-        .get("/api/agent/projects", work_api::my_projects)
-        .post("/api/agent/projects/{project_id}/dial", work_api::one_click)
-        .get("/api/agent/numbers", work_api::my_numbers)
-        .get("/api/agent/callbacks", work_api::my_callbacks)
-        .get("/api/agent/records", work_api::my_records)
-        .get("/api/agent/customers", work_api::my_customers)
-        .post("/api/customers/{batch_id}/{row_id}", work_api::edit_customer)
-        .post("/api/attempts/{attempt_id}/call-back-now", work_api::call_back_now)
-        .post("/api/attempts/{attempt_id}/callbacks", work_api::schedule_callback)
-        .get("/api/attempts/{attempt_id}/recording", work_api::recording)
-        .post("/api/callbacks/{callback_id}/arm", work_api::arm_callback)
-        .post("/api/callbacks/{callback_id}/dial", work_api::dial_callback)
+        .post("/api/login", session::login)
+        .post("/api/logout", session::logout)
+        // Any signed-in account.
+        .get("/api/status", shared::status)
+        .get("/api/announcements", shared::announcements)
+        .get("/api/attempts/{attempt_id}/recording", shared::recording)
+        // The site admin: pages, then the API.
+        .get("/admin/tasks", admin::pages::admin_tasks)
+        .get("/admin/extensions", admin::pages::admin_extensions)
+        .get("/admin/agents", admin::pages::admin_agents)
+        .get("/admin/status", admin::pages::admin_status)
+        .get("/admin/tasks/{batch_id}", admin::pages::admin_task)
+        .get("/admin/attribution", admin::pages::admin_attribution)
+        .get("/admin/data", admin::pages::admin_data)
+        .get("/admin/roles", admin::pages::admin_roles)
+        .get("/api/tasks", admin::tasks_api::list_tasks)
+        .post("/api/tasks/{batch_id}/start", admin::tasks_api::start_task)
+        .post("/api/tasks/{batch_id}/stop", admin::tasks_api::stop_task)
+        .get("/api/lines", admin::tasks_api::lines)
+        .get("/api/tasks/{batch_id}", admin::tasks_api::task_detail)
+        .post("/api/tasks/{batch_id}/settings", admin::tasks_api::save_task_settings)
+        .post("/api/tasks/{batch_id}/agents", admin::tasks_api::save_task_agents)
+        .post("/api/tasks/{batch_id}/allocate", admin::tasks_api::allocate)
+        .get("/api/projects/{project_id}/rules", admin::tasks_api::get_rules)
+        .post("/api/projects/{project_id}/rules", admin::tasks_api::save_rules)
+        .get("/api/monitor/events", admin::tasks_api::monitor_events)
+        .get("/api/voice-files", admin::tasks_api::voice_files)
+        .get("/api/extensions", admin::accounts_api::list_extensions)
+        .post("/api/extensions", admin::accounts_api::create_extension)
+        .get("/api/agents", admin::accounts_api::list_agents)
+        .post("/api/agents", admin::accounts_api::create_agent)
+        .get("/api/roles", admin::accounts_api::list_roles)
+        .post("/api/roles", admin::accounts_api::create_role)
+        .post("/api/accounts/{user_id}/role", admin::accounts_api::assign_role)
+        .post("/api/staff", admin::accounts_api::create_staff)
+        .get("/api/data/customers", admin::data_api::data_customers)
+        .get("/api/data/records", admin::data_api::data_records)
+        .get("/api/data/records.xlsx", admin::data_api::export_records)
+        .get("/api/data/recordings.zip", admin::data_api::export_recordings)
+        .get("/api/data/callbacks", admin::data_api::data_callbacks)
+        .post("/api/data/callbacks", admin::data_api::add_callback)
+        // The agent desk: pages, then the API.
+        .get("/desk", desk::pages::desk)
+        .get("/desk/settings", desk::pages::desk_settings)
+        .get("/desk/records", desk::pages::desk_records)
+        .get("/desk/callbacks", desk::pages::desk_callbacks)
+        .get("/desk/customers", desk::pages::desk_customers)
+        .get("/desk/numbers", desk::pages::desk_numbers)
+        .post("/api/agent/state", desk::api::set_agent_state)
+        .get("/api/agent/events", desk::api::agent_events)
+        .post("/api/attempts/{attempt_id}/record", desk::api::save_record)
+        .get("/api/agent/settings", desk::api::get_agent_settings)
+        .post("/api/agent/settings", desk::api::save_agent_settings)
+        .get("/api/agent/projects", desk::api::my_projects)
+        .post("/api/agent/projects/{project_id}/dial", desk::api::one_click)
+        .get("/api/agent/numbers", desk::api::my_numbers)
+        .get("/api/agent/callbacks", desk::api::my_callbacks)
+        .get("/api/agent/records", desk::api::my_records)
+        .get("/api/agent/customers", desk::api::my_customers)
+        .post("/api/customers/{batch_id}/{row_id}", desk::api::edit_customer)
+        .post("/api/attempts/{attempt_id}/call-back-now", desk::api::call_back_now)
+        .post("/api/attempts/{attempt_id}/callbacks", desk::api::schedule_callback)
+        .post("/api/callbacks/{callback_id}/arm", desk::api::arm_callback)
+        .post("/api/callbacks/{callback_id}/dial", desk::api::dial_callback)
 }
 
 /// Builds the router; `state` is shared by every handler.

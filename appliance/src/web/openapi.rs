@@ -13,25 +13,30 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 use super::guard::{Access, Public};
 use super::routes::route_table;
-use super::{ErrorBody, api, work_api};
+use super::{ErrorBody, admin, desk, session, shared};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Outpost site appliance API", description = "The JSON API of the site box: site admin, agent desk, sessions. \
         Every error is `{\"error\": \"...\"}` in the UI's language (the `lang` cookie: `zh` default, `en`)."),
     paths(
-        document, api::login, api::logout, api::list_extensions, api::create_extension, api::list_agents, api::create_agent,
-        api::list_tasks, api::start_task, api::stop_task, api::set_agent_state, api::agent_events, api::save_record,
-        api::status,
-        work_api::lines, work_api::task_detail, work_api::save_task_settings, work_api::save_task_agents,
-        work_api::allocate, work_api::get_rules, work_api::save_rules, work_api::list_roles, work_api::create_role,
-        work_api::assign_role, work_api::create_staff, work_api::data_customers, work_api::data_records,
-        work_api::export_records, work_api::export_recordings, work_api::data_callbacks, work_api::add_callback,
-        work_api::monitor_events, work_api::announcements, work_api::voice_files, work_api::get_agent_settings,
-        work_api::save_agent_settings, work_api::my_projects, work_api::one_click, work_api::my_numbers,
-        work_api::my_callbacks, work_api::my_records, work_api::my_customers, work_api::edit_customer,
-        work_api::call_back_now, work_api::schedule_callback, work_api::recording, work_api::arm_callback,
-        work_api::dial_callback,
+        document,
+        session::login, session::logout,
+        shared::status, shared::announcements, shared::recording,
+        admin::tasks_api::list_tasks, admin::tasks_api::start_task, admin::tasks_api::stop_task,
+        admin::tasks_api::lines, admin::tasks_api::task_detail, admin::tasks_api::save_task_settings,
+        admin::tasks_api::save_task_agents, admin::tasks_api::allocate, admin::tasks_api::get_rules,
+        admin::tasks_api::save_rules, admin::tasks_api::monitor_events, admin::tasks_api::voice_files,
+        admin::accounts_api::list_extensions, admin::accounts_api::create_extension,
+        admin::accounts_api::list_agents, admin::accounts_api::create_agent, admin::accounts_api::list_roles,
+        admin::accounts_api::create_role, admin::accounts_api::assign_role, admin::accounts_api::create_staff,
+        admin::data_api::data_customers, admin::data_api::data_records, admin::data_api::export_records,
+        admin::data_api::export_recordings, admin::data_api::data_callbacks, admin::data_api::add_callback,
+        desk::api::set_agent_state, desk::api::agent_events, desk::api::save_record,
+        desk::api::get_agent_settings, desk::api::save_agent_settings, desk::api::my_projects,
+        desk::api::one_click, desk::api::my_numbers, desk::api::my_callbacks, desk::api::my_records,
+        desk::api::my_customers, desk::api::edit_customer, desk::api::call_back_now,
+        desk::api::schedule_callback, desk::api::arm_callback, desk::api::dial_callback,
     ),
     components(schemas(ErrorBody))
 )]

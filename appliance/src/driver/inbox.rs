@@ -1,7 +1,9 @@
-//! The messages the web sends to the dialer driver, and what the driver reports back.
+//! The driver's inbox: the messages the web sends to the dialer driver ([`DriverMsg`],
+//! through a [`DriverHandle`]), and what the driver reports back (the lines' live figures,
+//! [`LineStatus`], with each call and trunk; an agent's own call once it dials).
 //!
-//! Kept apart from the driver itself so that the web only knows a channel: the web never
-//! touches telephony, and the driver never parses a request.
+//! Kept apart from the driver's workings so that the web only knows a channel: the web
+//! never touches telephony, and the driver never parses a request.
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -150,15 +152,4 @@ impl DriverHandle {
             _ => down("the dialer did not answer within 2 s".to_string()),
         }
     }
-}
-
-/// The HQ link as the site's pages show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum LinkView {
-    /// The box has no site identity; run `appliance enroll`.
-    NotEnrolled,
-    Connecting,
-    Online { since: i64 },
-    Offline { since: i64, reason: String },
 }

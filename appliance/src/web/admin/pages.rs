@@ -1,40 +1,172 @@
-//! Server-rendered pages of the site's working day: task parameters and agents,
-//! attribution, project data and roles (site admin); desk settings, call records, callbacks,
-//! customers and "my numbers" (agent). Every list comes from the store's masked views for
-//! the session's own viewer, so a page can only show what its account may see.
+//! The site admin's server-rendered pages: the tasks and one task's parameters and agents,
+//! extensions, agents, the status page, attribution, project data and roles. Each takes
+//! [`AdminUser`] with the module it shows; every list comes from the store's masked views
+//! for the session's own viewer, so a page can only show what its account may see.
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use sync_protocol::{FieldKind, ProjectDef};
+use sync_protocol::ProjectDef;
 
-use super::i18n::Text;
-use super::pages::{Nav, lang, render, work};
-use super::guard::need;
-use super::limits::{self, ApiQuery, Check, Limits};
-use super::{AdminUser, AgentUser, ApiError, AppState};
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRole, SiteRule, TaskStatus, suggested_max_concurrency,
+    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRole, SiteRule, TaskStatus,
+    suggested_max_concurrency,
 };
+use crate::web::guard::need;
+use crate::web::i18n::Text;
+use crate::web::limits::ApiQuery;
+use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
+use crate::web::{AdminUser, ApiError, AppState};
 
-fn fail(error: ApiError) -> Response {
-    error.into_response()
+struct TaskRow {
+    batch_id: u64,
+    name: String,
+    project: String,
+    numbers: u64,
+    dialed: u64,
+    connected: u64,
+    status_label: &'static str,
+    can_start: bool,
+    can_stop: bool,
+    ratio: u32,
+    max_concurrency: u32,
+    ring_seconds: u32,
+    problem: String,
+    /// Abandon rate today and over 30 days, as "2.4 %" or "-" when nothing was answered.
+    abandon_today: String,
+    abandon_30_days: String,
 }
 
-/// A `<select>` option.
-pub struct Choice {
-    pub value: String,
-    pub label: String,
-    pub selected: bool,
+fn percent(rate: Option<f64>) -> String {
+    rate.map(|rate| format!("{:.1} %", rate * 100.0)).unwrap_or_else(|| "-".to_string())
 }
 
-fn choices(options: &[(&str, &str)], current: &str) -> Vec<Choice> {
-    options
-        .iter()
-        .map(|(value, label)| Choice { value: value.to_string(), label: label.to_string(), selected: *value == current })
-        .collect()
+#[derive(Template)]
+#[template(path = "admin_tasks.html")]
+struct TasksPage {
+    t: &'static Text,
+    nav: Nav,
+    tasks: Vec<TaskRow>,
+}
+
+/// `GET /admin/tasks`: batches from HQ, start/stop with parameters.
+pub async fn admin_tasks(AdminUser { user, .. }: AdminUser<need::Tasks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let t = lang(&headers);
+    let tasks = match state.store.tasks() {
+        Ok(tasks) => tasks,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let now = crate::store::now_unix();
+    let tasks = tasks
+        .into_iter()
+        .map(|task| TaskRow {
+            abandon_today: percent(state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.today)),
+            abandon_30_days: percent(
+                state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.last_30_days),
+            ),
+            batch_id: task.batch_id,
+            name: task.name,
+            project: task.project,
+            numbers: task.numbers,
+            dialed: task.dialed,
+            connected: task.connected,
+            status_label: match task.status {
+                TaskStatus::Receiving => t.st_receiving,
+                TaskStatus::NotStarted => t.st_not_started,
+                TaskStatus::Running => t.st_running,
+                TaskStatus::Paused => t.st_paused,
+                TaskStatus::Ended => t.st_ended,
+            },
+            can_start: matches!(task.status, TaskStatus::NotStarted | TaskStatus::Running),
+            can_stop: task.status == TaskStatus::Running,
+            ratio: task.params.ratio,
+            max_concurrency: task.params.max_concurrency,
+            ring_seconds: task.params.ring_seconds,
+            problem: task.problem.unwrap_or_default(),
+        })
+        .collect();
+    render(TasksPage { t, nav: Nav::admin("tasks", &user.username, work(&headers)), tasks })
+}
+
+struct ExtensionRow {
+    extension: String,
+    registered: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_extensions.html")]
+struct ExtensionsPage {
+    t: &'static Text,
+    nav: Nav,
+    extensions: Vec<ExtensionRow>,
+}
+
+/// `GET /admin/extensions`.
+pub async fn admin_extensions(
+    AdminUser { user, .. }: AdminUser<need::Extensions>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let registered = state.driver.status().await.registered_extensions;
+    let extensions = match state.store.extensions() {
+        Ok(list) => list,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let extensions = extensions
+        .into_iter()
+        .map(|ext| ExtensionRow { registered: registered.contains(&ext.extension), extension: ext.extension })
+        .collect();
+    render(ExtensionsPage { t: lang(&headers), nav: Nav::admin("extensions", &user.username, work(&headers)), extensions })
+}
+
+struct AgentRow {
+    username: String,
+    name: String,
+    extension: String,
+    state_label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "admin_agents.html")]
+struct AgentsPage {
+    t: &'static Text,
+    nav: Nav,
+    agents: Vec<AgentRow>,
+    extensions: Vec<String>,
+}
+
+/// `GET /admin/agents`.
+pub async fn admin_agents(AdminUser { user, .. }: AdminUser<need::Accounts>, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let t = lang(&headers);
+    let (users, extensions) = match (state.store.users(), state.store.extensions()) {
+        (Ok(users), Ok(extensions)) => (users, extensions),
+        (Err(error), _) | (_, Err(error)) => return ApiError::from(error).into_response(),
+    };
+    let agents = users
+        .into_iter()
+        .filter(|user| user.role == Role::Agent)
+        .map(|agent| AgentRow {
+            state_label: state_label(t, state.desk.state(agent.user_id)),
+            username: agent.username,
+            name: agent.name,
+            extension: agent.extension.unwrap_or_default(),
+        })
+        .collect();
+    let extensions = extensions.into_iter().map(|ext| ext.extension).collect();
+    render(AgentsPage { t, nav: Nav::admin("agents", &user.username, work(&headers)), agents, extensions })
+}
+
+#[derive(Template)]
+#[template(path = "admin_status.html")]
+struct StatusPage {
+    t: &'static Text,
+    nav: Nav,
+}
+
+/// `GET /admin/status`: filled and refreshed by the page's script from `/api/status`.
+pub async fn admin_status(AdminUser { user, .. }: AdminUser<need::Monitor>, headers: HeaderMap) -> Response {
+    render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username, work(&headers)) })
 }
 
 // ---- admin: one task's parameters and agents ----
@@ -169,17 +301,6 @@ pub async fn admin_task(
 }
 
 // ---- admin: attribution ----
-
-#[derive(Deserialize, Default)]
-pub struct ProjectQuery {
-    project_id: Option<u64>,
-    tab: Option<String>,
-    agent: Option<String>,
-    outcome: Option<String>,
-    phone_tail: Option<String>,
-    status: Option<String>,
-    state: Option<String>,
-}
 
 struct RuleRow {
     text: String,
@@ -463,224 +584,5 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
     match page {
         Ok(page) => render(page),
         Err(error) => fail(error),
-    }
-}
-
-// ---- desk pages ----
-
-#[derive(Template)]
-#[template(path = "desk_settings.html")]
-struct SettingsPage {
-    t: &'static Text,
-    nav: Nav,
-    callers: Vec<Choice>,
-    timings: Vec<Choice>,
-    pages: Vec<Choice>,
-}
-
-/// `GET /desk/settings` (A1).
-pub async fn desk_settings(agent: AgentUser, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let settings = match state.store.agent_settings(agent.user.user_id) {
-        Ok(settings) => settings,
-        Err(error) => return fail(error.into()),
-    };
-    let mut callers = vec![Choice { value: String::new(), label: w.any_line.to_string(), selected: settings.caller.is_empty() }];
-    callers.extend(state.store.lines().into_iter().map(|line| Choice {
-        selected: line.name == settings.caller,
-        label: line.name.clone(),
-        value: line.name,
-    }));
-    render(SettingsPage {
-        t,
-        nav: Nav::desk("settings", &agent.user.username, w),
-        callers,
-        timings: choices(&[("answer", w.timing_answer), ("ring", w.timing_ring)], &settings.popup_timing),
-        pages: choices(&[("default", w.page_default)], &settings.popup_page),
-    })
-}
-
-/// A business-record field of the edit form, with its current value.
-struct EditField {
-    key: String,
-    title: String,
-    options: Vec<String>,
-    required: bool,
-    value: String,
-}
-
-struct RecordRow {
-    view: CallRecordView,
-    fields: Vec<EditField>,
-}
-
-#[derive(Template)]
-#[template(path = "desk_records.html")]
-struct RecordsPage {
-    t: &'static Text,
-    nav: Nav,
-    records: Vec<RecordRow>,
-    outcomes: Vec<Choice>,
-    phone_tail: String,
-    can_download: bool,
-}
-
-/// `GET /desk/records?outcome&phone_tail` (A8): own calls, playback, download, edit.
-pub async fn desk_records(
-    agent: AgentUser<need::Records>,
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ProjectQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let page = (|| -> Result<RecordsPage, ApiError> {
-        let viewer = agent.viewer.clone();
-        let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
-        let filter = CallFilter {
-            agent: Some(agent.user.username.clone()),
-            outcome: blank(&query.outcome),
-            phone_tail: blank(&query.phone_tail),
-            ..CallFilter::default()
-        };
-        let mut rows = Vec::new();
-        let mut defs = std::collections::HashMap::new();
-        for view in state.store.call_records(&viewer, &filter, 200)? {
-            let project_id = view.project_id.unwrap_or_default();
-            if let std::collections::hash_map::Entry::Vacant(slot) = defs.entry(project_id) {
-                slot.insert(state.store.project(project_id)?);
-            }
-            let fields = defs
-                .get(&project_id)
-                .and_then(Option::as_ref)
-                .map(|def| {
-                    def.record_fields
-                        .iter()
-                        .filter(|f| !f.hidden && !f.read_only)
-                        .map(|f| EditField {
-                            key: f.key.clone(),
-                            title: f.title.clone(),
-                            options: match &f.kind {
-                                FieldKind::SingleChoice(options) => options.clone(),
-                                _ => Vec::new(),
-                            },
-                            required: f.required,
-                            value: view.record.iter().find(|v| v.key == f.key).map(|v| v.value.clone()).unwrap_or_default(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            rows.push(RecordRow { view, fields });
-        }
-        Ok(RecordsPage {
-            t,
-            nav: Nav::desk("records", &agent.user.username, w),
-            records: rows,
-            outcomes: choices(
-                &[
-                    ("connected", w.out_connected),
-                    ("busy", w.out_busy),
-                    ("no_answer", w.out_no_answer),
-                    ("rejected", w.out_rejected),
-                    ("failed", w.out_failed),
-                    ("abandoned", w.out_abandoned),
-                ],
-                query.outcome.as_deref().unwrap_or(""),
-            ),
-            phone_tail: query.phone_tail.clone().unwrap_or_default(),
-            can_download: agent.modules.contains(&Module::Download),
-        })
-    })();
-    match page {
-        Ok(page) => render(page),
-        Err(error) => fail(error),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "desk_callbacks.html")]
-struct CallbacksPage {
-    t: &'static Text,
-    nav: Nav,
-    callbacks: Vec<CallbackView>,
-}
-
-/// `GET /desk/callbacks` (A7): the callback list with 定时执行 and 拨打.
-pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let page = (|| -> Result<CallbacksPage, ApiError> {
-        let viewer = agent.viewer.clone();
-        Ok(CallbacksPage {
-            t,
-            nav: Nav::desk("callbacks", &agent.user.username, w),
-            callbacks: state.store.callbacks(&viewer, Some(&agent.user.username), None, None)?,
-        })
-    })();
-    match page {
-        Ok(page) => render(page),
-        Err(error) => fail(error),
-    }
-}
-
-#[derive(Template)]
-#[template(path = "desk_customers.html")]
-struct CustomersPage {
-    t: &'static Text,
-    nav: Nav,
-    customers: Vec<CustomerView>,
-    title: &'static str,
-    editable: bool,
-}
-
-/// `GET /desk/customers` (A9): the agent's own customers, editable fields.
-pub async fn desk_customers(agent: AgentUser<need::Customers>, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let page = (|| -> Result<CustomersPage, ApiError> {
-        let viewer = agent.viewer.clone();
-        Ok(CustomersPage {
-            t,
-            nav: Nav::desk("customers", &agent.user.username, w),
-            customers: state.store.customers(&viewer, Some(&agent.user.username), None, None, 500)?,
-            title: w.nav_customers,
-            editable: true,
-        })
-    })();
-    match page {
-        Ok(page) => render(page),
-        Err(error) => fail(error),
-    }
-}
-
-/// `GET /desk/numbers?project_id` (A2 我的号码): the undialed numbers the agent owns.
-pub async fn desk_numbers(
-    agent: AgentUser,
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ProjectQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let page = (|| -> Result<CustomersPage, ApiError> {
-        let viewer = agent.viewer.clone();
-        let customers = state
-            .store
-            .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
-            .into_iter()
-            .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
-            .collect();
-        Ok(CustomersPage { t, nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
-    })();
-    match page {
-        Ok(page) => render(page),
-        Err(error) => fail(error),
-    }
-}
-
-impl Limits for ProjectQuery {
-    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
-        check.opt("tab", self.tab.as_deref(), limits::KEY)?;
-        check.opt("agent", self.agent.as_deref(), limits::USERNAME)?;
-        check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
-        check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
-        check.opt("status", self.status.as_deref(), limits::KEY)?;
-        check.opt("state", self.state.as_deref(), limits::KEY)
     }
 }

@@ -1,0 +1,279 @@
+//! The dialer driver: the actor that carries events between the lines, the dialer cores, the
+//! store and the agents' desks. It decides nothing itself: pacing and routing are the
+//! sans-IO `dialer::Dialer`'s, one per running task.
+//!
+//! Data flow:
+//! - Inbox ([`inbox::DriverMsg`]): agents' state changes and saved records from the web, task
+//!   start/stop, extension changes, status queries.
+//! - Lines ([`hardware::LineEvent`]): ringing, answered, bridged, agent missed, ended, registrations.
+//! - A timer at the earliest `Dialer::poll_timeout` of all cores; and a slow tick that
+//!   re-reads which tasks are dialable, so HQ's pause/end (arriving through the sync link
+//!   into the store) takes effect without a message.
+//! - Actions out: `Dial` → take a number from the store (attempt row "dialing") →
+//!   `Telephony::dial`; `Route` → `Telephony::bridge` to the agent's extension; `Drop` →
+//!   `Telephony::hangup`. `Ended` → final outcome and its outbox entry in one transaction.
+//!
+//! - Agents' own calls (one-click, call back now, callbacks) skip the cores: the driver
+//!   dials the number the store picked and puts the answered call straight through to that
+//!   agent. A one-second tick executes callbacks that have come due.
+//!
+//! Agents are shared by every running task: when one core routes a call to an agent, the
+//! others are told the agent is unavailable until the agent is free again. An agent whose
+//! call ended is in after-call work (unavailable) until they save the business record.
+//!
+//! Its parts: [`inbox`] (the messages and views the web sees), `cores` (the running tasks'
+//! dialer cores: reconciling with the store, their actions, dialing and routing), `events`
+//! (one method per line event), `manual` (agents' own calls and due callbacks), `agents`
+//! (agents' states, records saved, popups, phones), `status` (the lines' live figures) and
+//! `writer` (the store writes the driver does not wait for).
+
+pub mod inbox;
+
+mod agents;
+mod cores;
+mod events;
+mod manual;
+mod status;
+mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialer::{AgentId, CallKey, Dialer};
+use hardware::{CallId, ExtensionConfig, LineEvent, Telephony};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ApplianceConfig;
+use crate::desk::{AgentState, Desk};
+use crate::store::{Store, TaskExtras, TaskParams};
+use inbox::{DriverHandle, DriverMsg};
+use writer::Writer;
+
+/// How long an agent's phone rings before the call goes back to the queue.
+const AGENT_RING_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the driver re-reads the dialable tasks from the store.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// How often callbacks that came due are looked for.
+const CALLBACKS_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the lines and the driver. If the lines cannot start (SIP port taken), the box
+/// still serves its web UI and the status page says why.
+pub async fn spawn(
+    config: &ApplianceConfig,
+    store: Arc<Store>,
+    desk: Arc<Desk>,
+    shutdown: CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> (DriverHandle, SocketAddr) {
+    let extensions = match store.extensions() {
+        Ok(list) => list
+            .into_iter()
+            .map(|ext| ExtensionConfig { extension: ext.extension, password: ext.password })
+            .collect(),
+        Err(error) => {
+            tracing::error!(%error, "cannot read extensions; phones cannot register until fixed");
+            Vec::new()
+        }
+    };
+    let telephony_config = config.telephony_config(extensions);
+    let (telephony, events) = match Telephony::start_with(telephony_config, config.telephony.clone()).await {
+        Ok(started) => started,
+        Err(error) => {
+            tracing::error!(%error, "telephony did not start; the box runs without lines");
+            return (DriverHandle::without_lines(error.to_string()), config.sip_bind);
+        }
+    };
+    let sip_addr = telephony.local_sip_addr();
+    let (sender, inbox) = mpsc::unbounded_channel();
+    let driver = Driver {
+        writer: Writer::spawn(store.clone()),
+        store,
+        desk,
+        telephony,
+        trunks: config.trunks.iter().map(|t| (t.name.clone(), t.channels)).collect(),
+        origin: Instant::now(),
+        tasks: BTreeMap::new(),
+        calls: HashMap::new(),
+        by_key: HashMap::new(),
+        next_call: 1,
+        agents: HashMap::new(),
+        told_due: std::collections::HashSet::new(),
+        hold_music: HashMap::new(),
+    };
+    tasks.spawn(driver.run(inbox, events, shutdown));
+    (DriverHandle::new(sender), sip_addr)
+}
+
+/// One task being dialed.
+struct TaskRun {
+    dialer: Dialer,
+    params: TaskParams,
+    extras: TaskExtras,
+    /// The task's agents; empty means every agent.
+    agents: Vec<AgentId>,
+    /// Stopped (at the site or by HQ): no new dials; removed once its calls are over.
+    stopping: bool,
+}
+
+impl TaskRun {
+    fn takes(&self, agent: AgentId) -> bool {
+        self.agents.is_empty() || self.agents.contains(&agent)
+    }
+}
+
+/// One call on the lines.
+struct CallInfo {
+    batch_id: u64,
+    key: CallKey,
+    attempt_id: u64,
+    trunk: String,
+    answered: bool,
+    /// When the customer answered (unix seconds), written with the bridge or the end.
+    answered_at: Option<i64>,
+    /// The agent offered or talking, if any.
+    agent: Option<AgentId>,
+    /// The agent's phone is on the call. For an agent's own call this comes while the
+    /// customer still rings (the agent hears the ringback or the network's announcement);
+    /// the call is connected once `answered` is true as well.
+    bridged: bool,
+    /// An agent's own call: it goes to that agent, outside the cores.
+    manual: Option<ManualCall>,
+    /// The agent's phone did not take their own call (not registered, busy, declined, rang
+    /// out); the desk says so when the call ends.
+    phone_missed: bool,
+    phone: String,
+    dialed_at: Instant,
+}
+
+/// What an agent's own call needs on answer (the agent is [`CallInfo::agent`]).
+struct ManualCall {
+    /// The popup was shown while ringing.
+    popped: bool,
+}
+
+/// An agent as the driver needs them.
+struct AgentSlot {
+    username: String,
+    extension: String,
+    state: AgentState,
+    /// Offered or talking on this call.
+    call: Option<CallId>,
+    /// After-call work: their last call ended and its record is not saved yet.
+    wrap_up: bool,
+    /// Calls put through to this agent whose business record is not saved yet; known here
+    /// so that the end of a call never waits on the store to learn it.
+    unsaved: std::collections::HashSet<u64>,
+    /// Records saved during the current call before it was bridged (a popup shown while
+    /// ringing can be saved before the customer answers).
+    saved_early: std::collections::HashSet<u64>,
+}
+
+impl AgentSlot {
+    fn ready(&self) -> bool {
+        self.state == AgentState::Available && self.call.is_none() && !self.wrap_up
+    }
+}
+
+struct Driver {
+    store: Arc<Store>,
+    writer: Writer,
+    desk: Arc<Desk>,
+    telephony: Telephony,
+    /// Trunk name and its channel count, in configuration order.
+    trunks: Vec<(String, u32)>,
+    origin: Instant,
+    tasks: BTreeMap<u64, TaskRun>,
+    calls: HashMap<CallId, CallInfo>,
+    by_key: HashMap<(u64, CallKey), CallId>,
+    next_call: u64,
+    agents: HashMap<AgentId, AgentSlot>,
+    /// Callbacks whose agent was told they are due but was not free.
+    told_due: std::collections::HashSet<u64>,
+    /// Tasks' hold music, decoded once (by voice id, with when it was loaded: HQ may replace
+    /// or delete a file, so an entry is looked up again after a minute).
+    hold_music: HashMap<u64, (Instant, hardware::HoldAudio)>,
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The caller id a line presents: its name when that is a number (the site names its
+/// lines by their caller numbers), else none and the carrier's default applies.
+fn caller_id_of(trunk: &str) -> String {
+    if !trunk.is_empty() && trunk.bytes().all(|b| b.is_ascii_digit()) { trunk.to_string() } else { String::new() }
+}
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    async fn run(
+        mut self,
+        mut inbox: mpsc::UnboundedReceiver<DriverMsg>,
+        mut events: mpsc::UnboundedReceiver<LineEvent>,
+        shutdown: CancellationToken,
+    ) {
+        self.reconcile_tasks();
+        let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+        reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut callbacks = tokio::time::interval(CALLBACKS_EVERY);
+        callbacks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.drain_actions();
+            let wake = self
+                .tasks
+                .values()
+                .filter_map(|run| run.dialer.poll_timeout())
+                .min()
+                .map(|at| self.origin + at)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = inbox.recv() => match message {
+                    Some(message) => self.on_message(message),
+                    None => break,
+                },
+                event = events.recv() => match event {
+                    Some(event) => self.on_line_event(event),
+                    None => {
+                        tracing::error!("telephony driver stopped; the dialer stops too");
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = reconcile.tick() => self.reconcile_tasks(),
+                _ = callbacks.tick() => {
+                    self.run_due_callbacks();
+                    self.publish_agent_counts();
+                }
+            }
+        }
+        for call in self.calls.keys() {
+            self.telephony.hangup(*call);
+        }
+        // Whatever is queued is written before the driver goes.
+        self.writer.flush();
+    }
+
+    fn on_message(&mut self, message: DriverMsg) {
+        match message {
+            DriverMsg::AgentState { agent } => self.on_agent_state(agent),
+            DriverMsg::TasksChanged => self.reconcile_tasks(),
+            DriverMsg::RecordSaved { agent_id, attempt_id } => self.on_record_saved(agent_id, attempt_id),
+            DriverMsg::ExtensionsChanged => self.on_extensions_changed(),
+            DriverMsg::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+            DriverMsg::ManualDial { agent, target, reply } => {
+                let _ = reply.send(self.manual_dial(agent, target));
+            }
+        }
+    }
+}

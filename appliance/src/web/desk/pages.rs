@@ -1,0 +1,289 @@
+//! The agent desk's server-rendered pages: the desk itself (state buttons, the agent's
+//! projects, the popup), desk settings, call records, callbacks, customers and "my numbers".
+//! Each takes [`AgentUser`]; every list comes from the store's masked views for the agent's
+//! own viewer, so a page can only show what the agent may see.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use sync_protocol::FieldKind;
+
+use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerView, Module};
+use crate::web::guard::need;
+use crate::web::i18n::Text;
+use crate::web::limits::ApiQuery;
+use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
+use crate::web::{AgentUser, ApiError, AppState};
+
+struct ProjectRow {
+    project_id: u64,
+    name: String,
+    one_click: bool,
+    running: bool,
+    created_at: i64,
+    my_numbers: u64,
+}
+
+struct StateButton {
+    state: &'static str,
+    label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "desk.html")]
+struct DeskPage {
+    t: &'static Text,
+    nav: Nav,
+    projects: Vec<ProjectRow>,
+    extension: String,
+    current_state: &'static str,
+    current_label: &'static str,
+    buttons: Vec<StateButton>,
+}
+
+/// `GET /desk`: the agent desk.
+pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let t = lang(&headers);
+    let current = state.desk.state(agent.user.user_id);
+    // 签入 puts the agent in 不可回接: signed in, but taking no predictive call until they
+    // choose 可回接, as the manual's desk does.
+    let buttons = vec![
+        StateButton { state: "one_click_only", label: t.sign_in },
+        StateButton { state: "available", label: t.state_available },
+        StateButton { state: "one_click_only", label: t.state_one_click },
+        StateButton { state: "break", label: t.state_break },
+        StateButton { state: "away", label: t.state_away },
+        StateButton { state: "signed_out", label: t.sign_out },
+    ];
+    let projects = match state.store.my_projects(agent.user.user_id, &agent.user.username) {
+        Ok(projects) => projects,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let projects = projects
+        .into_iter()
+        .map(|project| ProjectRow {
+            project_id: project.project_id,
+            name: project.name,
+            one_click: project.dial_mode == crate::store::SiteDialMode::OneClick,
+            running: project.status == "running",
+            created_at: project.created_at,
+            my_numbers: project.my_numbers,
+        })
+        .collect();
+    render(DeskPage {
+        t,
+        projects,
+        nav: Nav::desk("desk", &agent.user.username, work(&headers)),
+        extension: agent.extension,
+        current_state: current.as_str(),
+        current_label: state_label(t, current),
+        buttons,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "desk_settings.html")]
+struct SettingsPage {
+    t: &'static Text,
+    nav: Nav,
+    callers: Vec<Choice>,
+    timings: Vec<Choice>,
+    pages: Vec<Choice>,
+}
+
+/// `GET /desk/settings` (A1).
+pub async fn desk_settings(agent: AgentUser, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let settings = match state.store.agent_settings(agent.user.user_id) {
+        Ok(settings) => settings,
+        Err(error) => return fail(error.into()),
+    };
+    let mut callers = vec![Choice { value: String::new(), label: w.any_line.to_string(), selected: settings.caller.is_empty() }];
+    callers.extend(state.store.lines().into_iter().map(|line| Choice {
+        selected: line.name == settings.caller,
+        label: line.name.clone(),
+        value: line.name,
+    }));
+    render(SettingsPage {
+        t,
+        nav: Nav::desk("settings", &agent.user.username, w),
+        callers,
+        timings: choices(&[("answer", w.timing_answer), ("ring", w.timing_ring)], &settings.popup_timing),
+        pages: choices(&[("default", w.page_default)], &settings.popup_page),
+    })
+}
+
+/// A business-record field of the edit form, with its current value.
+struct EditField {
+    key: String,
+    title: String,
+    options: Vec<String>,
+    required: bool,
+    value: String,
+}
+
+struct RecordRow {
+    view: CallRecordView,
+    fields: Vec<EditField>,
+}
+
+#[derive(Template)]
+#[template(path = "desk_records.html")]
+struct RecordsPage {
+    t: &'static Text,
+    nav: Nav,
+    records: Vec<RecordRow>,
+    outcomes: Vec<Choice>,
+    phone_tail: String,
+    can_download: bool,
+}
+
+/// `GET /desk/records?outcome&phone_tail` (A8): own calls, playback, download, edit.
+pub async fn desk_records(
+    agent: AgentUser<need::Records>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<RecordsPage, ApiError> {
+        let viewer = agent.viewer.clone();
+        let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let filter = CallFilter {
+            agent: Some(agent.user.username.clone()),
+            outcome: blank(&query.outcome),
+            phone_tail: blank(&query.phone_tail),
+            ..CallFilter::default()
+        };
+        let mut rows = Vec::new();
+        let mut defs = std::collections::HashMap::new();
+        for view in state.store.call_records(&viewer, &filter, 200)? {
+            let project_id = view.project_id.unwrap_or_default();
+            if let std::collections::hash_map::Entry::Vacant(slot) = defs.entry(project_id) {
+                slot.insert(state.store.project(project_id)?);
+            }
+            let fields = defs
+                .get(&project_id)
+                .and_then(Option::as_ref)
+                .map(|def| {
+                    def.record_fields
+                        .iter()
+                        .filter(|f| !f.hidden && !f.read_only)
+                        .map(|f| EditField {
+                            key: f.key.clone(),
+                            title: f.title.clone(),
+                            options: match &f.kind {
+                                FieldKind::SingleChoice(options) => options.clone(),
+                                _ => Vec::new(),
+                            },
+                            required: f.required,
+                            value: view.record.iter().find(|v| v.key == f.key).map(|v| v.value.clone()).unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            rows.push(RecordRow { view, fields });
+        }
+        Ok(RecordsPage {
+            t,
+            nav: Nav::desk("records", &agent.user.username, w),
+            records: rows,
+            outcomes: choices(
+                &[
+                    ("connected", w.out_connected),
+                    ("busy", w.out_busy),
+                    ("no_answer", w.out_no_answer),
+                    ("rejected", w.out_rejected),
+                    ("failed", w.out_failed),
+                    ("abandoned", w.out_abandoned),
+                ],
+                query.outcome.as_deref().unwrap_or(""),
+            ),
+            phone_tail: query.phone_tail.clone().unwrap_or_default(),
+            can_download: agent.modules.contains(&Module::Download),
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk_callbacks.html")]
+struct CallbacksPage {
+    t: &'static Text,
+    nav: Nav,
+    callbacks: Vec<CallbackView>,
+}
+
+/// `GET /desk/callbacks` (A7): the callback list with 定时执行 and 拨打.
+pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CallbacksPage, ApiError> {
+        let viewer = agent.viewer.clone();
+        Ok(CallbacksPage {
+            t,
+            nav: Nav::desk("callbacks", &agent.user.username, w),
+            callbacks: state.store.callbacks(&viewer, Some(&agent.user.username), None, None)?,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk_customers.html")]
+struct CustomersPage {
+    t: &'static Text,
+    nav: Nav,
+    customers: Vec<CustomerView>,
+    title: &'static str,
+    editable: bool,
+}
+
+/// `GET /desk/customers` (A9): the agent's own customers, editable fields.
+pub async fn desk_customers(agent: AgentUser<need::Customers>, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CustomersPage, ApiError> {
+        let viewer = agent.viewer.clone();
+        Ok(CustomersPage {
+            t,
+            nav: Nav::desk("customers", &agent.user.username, w),
+            customers: state.store.customers(&viewer, Some(&agent.user.username), None, None, 500)?,
+            title: w.nav_customers,
+            editable: true,
+        })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
+
+/// `GET /desk/numbers?project_id` (A2 我的号码): the undialed numbers the agent owns.
+pub async fn desk_numbers(
+    agent: AgentUser,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w) = (lang(&headers), work(&headers));
+    let page = (|| -> Result<CustomersPage, ApiError> {
+        let viewer = agent.viewer.clone();
+        let customers = state
+            .store
+            .customers(&viewer, Some(&agent.user.username), query.project_id, Some("new"), 1000)?
+            .into_iter()
+            .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
+            .collect();
+        Ok(CustomersPage { t, nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
+    })();
+    match page {
+        Ok(page) => render(page),
+        Err(error) => fail(error),
+    }
+}
