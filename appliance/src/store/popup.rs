@@ -5,13 +5,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sync_protocol::{FieldDef, FieldKind};
 
 use super::records::row_values;
-use super::{DbError, Store, load_project, mask_phone};
+use super::{DbError, Store, Viewer, load_project, mask_phone, visible_fields};
 
 /// What an agent's browser shows when a call is put through.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Popup {
     pub attempt_id: u64,
-    /// Masked (first three and last four digits) when the project hides middle digits.
+    /// Masked when the project hides the middle digits, when the agent pops on ring, and
+    /// when the project's definition is missing (see [`Viewer::phone`]).
     pub phone: String,
     pub fields: Vec<PopupField>,
     pub script: String,
@@ -76,44 +77,22 @@ impl Store {
             None => false,
         };
         let def = load_project(&conn, project_id.unwrap_or_default())?;
-        let Some(def) = def else {
-            // No project definition: show the number and raw values, nothing to mask by.
-            return Ok(Some(Popup {
-                attempt_id,
-                phone: if ring_mask { mask_phone(&phone) } else { phone },
-                fields: values
-                    .into_iter()
-                    .map(|(key, value)| PopupField { title: key.clone(), key, value })
-                    .collect(),
-                script: String::new(),
-                record_fields: Vec::new(),
-            }));
-        };
-        let fields = def
-            .customer_fields
-            .iter()
-            .filter(|field| !field.hidden)
-            .map(|field| PopupField {
-                key: field.key.clone(),
-                title: field.title.clone(),
-                value: values
-                    .iter()
-                    .find(|(key, _)| *key == field.key)
-                    .map(|(_, value)| value.clone())
-                    .unwrap_or_default(),
-            })
-            .collect();
+        // Built through the same `Viewer` as every other view, so a popup whose project
+        // definition is missing fails closed (number masked, no field shown) like the lists.
+        // The popup does not unmask by role (it never did): it is the agent desk's view.
+        let viewer = Viewer { username: agent.unwrap_or_default(), unmask: false };
+        let phone = if ring_mask { mask_phone(&phone) } else { viewer.phone(def.as_ref(), &phone) };
         let record_fields = def
-            .record_fields
             .iter()
+            .flat_map(|def| def.record_fields.iter())
             .filter(|field| !field.hidden)
             .map(record_field)
             .collect();
         Ok(Some(Popup {
             attempt_id,
-            phone: if def.hide_middle_digits || ring_mask { mask_phone(&phone) } else { phone },
-            fields,
-            script: def.script.clone(),
+            phone,
+            fields: visible_fields(def.as_ref(), &values),
+            script: def.map(|def| def.script).unwrap_or_default(),
             record_fields,
         }))
     }
