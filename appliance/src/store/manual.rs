@@ -3,11 +3,12 @@
 //! busy check as the predictive dialer.
 
 use rusqlite::{OptionalExtension, Transaction, params};
+use sync_protocol::mask_middle_digits;
 
 use super::accounts::agent_settings_in;
 use super::callbacks::push_callback_event;
 use super::tasks::{task_agents_in, task_settings_in};
-use super::{ClaimedNumber, DbError, SiteDialMode, Store, load_project, mask_phone, now_unix};
+use super::{ClaimedNumber, DbError, SiteDialMode, Store, load_project, now_unix};
 
 /// A project as an agent's "my projects" lists it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -295,6 +296,6 @@ fn insert_manual_attempt(
         caller: if settings.caller.is_empty() { task_caller } else { settings.caller },
         ring_seconds,
         auto_answer: answer_mode != "ring",
-        ringing_phone: mask_phone(phone),
+        ringing_phone: mask_middle_digits(phone),
     })
 }

@@ -2,10 +2,10 @@
 //! while it rings: the customer's visible fields, the script and the business-record form.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sync_protocol::{FieldDef, FieldKind};
+use sync_protocol::{FieldDef, FieldKind, mask_middle_digits};
 
 use super::records::row_values;
-use super::{DbError, Store, Viewer, load_project, mask_phone, visible_fields};
+use super::{DbError, Store, Viewer, load_project, visible_fields};
 
 /// What an agent's browser shows when a call is put through.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -81,7 +81,7 @@ impl Store {
         // definition is missing fails closed (number masked, no field shown) like the lists.
         // The popup does not unmask by role (it never did): it is the agent desk's view.
         let viewer = Viewer { username: agent.unwrap_or_default(), unmask: false };
-        let phone = if ring_mask { mask_phone(&phone) } else { viewer.phone(def.as_ref(), &phone) };
+        let phone = if ring_mask { mask_middle_digits(&phone) } else { viewer.phone(def.as_ref(), &phone) };
         let record_fields = def
             .iter()
             .flat_map(|def| def.record_fields.iter())

@@ -5,21 +5,13 @@
 use std::collections::HashMap;
 
 use rusqlite::Connection;
-use sync_protocol::ProjectDef;
+use sync_protocol::{ProjectDef, mask_middle_digits};
 
 use super::{DbError, PopupField, load_project};
 
-/// Masks the middle of a number: first three and last four digits stay visible.
-pub fn mask_phone(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let mut masked: String = chars[..3].iter().collect();
-    masked.push_str(&"*".repeat(chars.len() - 7));
-    masked.extend(&chars[chars.len() - 4..]);
-    masked
-}
+/// The one masking rule, shared with HQ (see [`mask_middle_digits`]), under the name the
+/// dialer driver knows it by.
+pub use sync_protocol::mask_middle_digits as mask_phone;
 
 /// Who is reading: decides masking. Built by the web layer from the session, never from
 /// the request's parameters.
@@ -35,7 +27,7 @@ impl Viewer {
     pub fn phone(&self, def: Option<&ProjectDef>, phone: &str) -> String {
         // Without the project's definition the store cannot know it is unmasked: mask.
         let hide = def.is_none_or(|def| def.hide_middle_digits);
-        if hide && !self.unmask { mask_phone(phone) } else { phone.to_string() }
+        if hide && !self.unmask { mask_middle_digits(phone) } else { phone.to_string() }
     }
 }
 
