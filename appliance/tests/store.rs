@@ -230,6 +230,29 @@ fn popup_masks_the_number_and_leaves_out_hidden_fields() {
 }
 
 #[test]
+fn a_popup_without_its_project_definition_fails_closed() {
+    // The batch arrived but its project definition has not (or no longer decodes): the
+    // store cannot know the number is unmasked or which fields are hidden, so it shows
+    // neither the number nor any field, as every other view does without a definition.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let rows = rows(61, 1);
+    let events: Vec<DownEvent> = batch_events(61, &rows, 2, 50, 1)
+        .into_iter()
+        .filter(|event| !matches!(event, DownEvent::Project(_)))
+        .collect();
+    for entry in entries(1, events) {
+        store.apply_down(&entry).expect("apply");
+    }
+    let claimed = store.claim_next_number(61).expect("claim").expect("number");
+    assert_eq!(claimed.phone, "13800136100");
+    let popup = store.popup_for(claimed.attempt_id, Some("agent1")).expect("popup").expect("exists");
+    assert_eq!(popup.phone, "138****6100", "the number is masked");
+    assert!(popup.fields.is_empty(), "no field is shown, the hidden one least of all: {:?}", popup.fields);
+    assert!(popup.record_fields.is_empty() && popup.script.is_empty(), "{popup:?}");
+}
+
+#[test]
 fn everything_survives_a_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (epoch, attempt_id) = {

@@ -159,20 +159,9 @@ fn classify(digits: &str, shown: &str) -> Result<String, PhoneError> {
     }
 }
 
-/// Hides the middle four digits (隐藏电话号码中间四位): `138****8000`. Numbers too short to
-/// keep three digits before and four after the hidden part are hidden entirely.
-pub fn mask_middle(phone: &str) -> String {
-    let chars: Vec<char> = phone.chars().collect();
-    if chars.len() < 11 {
-        return "*".repeat(chars.len());
-    }
-    // Keep the head, hide the four digits that precede the last four.
-    let hide_from = chars.len() - 8;
-    let mut masked: String = chars[..hide_from].iter().collect();
-    masked.push_str("****");
-    masked.extend(&chars[chars.len() - 4..]);
-    masked
-}
+/// Hides the middle four digits (隐藏电话号码中间四位): `138****8000`. One rule for HQ and
+/// the site, kept in `sync-protocol` beside [`sync_protocol::ProjectDef::hide_middle_digits`].
+pub use sync_protocol::mask_middle_digits as mask_middle;
 
 #[cfg(test)]
 mod tests {

@@ -207,6 +207,29 @@ pub struct ProjectDef {
     pub version: u64,
 }
 
+/// A phone number with its middle four digits hidden (隐藏电话号码中间四位), the one masking
+/// rule of HQ and the site alike, used wherever [`ProjectDef::hide_middle_digits`] (or a
+/// popup on ring) hides a number.
+///
+/// The four characters before the last four become `****`; everything before them stays.
+/// A mobile (11 digits) shows its first three and last four, the manual's 前三后四:
+/// `138****8000`. A landline with its area code keeps the area code and the last four:
+/// `0755****6789`, `010****5678`; the area code names only a city, and every number has the
+/// same four digits hidden, never fewer. A number shorter than 11 characters is not a
+/// Chinese mobile or landline with area code, and is hidden entirely, so that a short number
+/// never shows most of itself.
+pub fn mask_middle_digits(phone: &str) -> String {
+    let chars: Vec<char> = phone.chars().collect();
+    if chars.len() < 11 {
+        return "*".repeat(chars.len());
+    }
+    let hide_from = chars.len() - 8;
+    let mut masked: String = chars[..hide_from].iter().collect();
+    masked.push_str("****");
+    masked.extend(&chars[chars.len() - 4..]);
+    masked
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldDef {
     /// Variable name, unique in its list (`[a-z][a-z0-9_]*`).
@@ -625,4 +648,34 @@ pub fn rows_hash<'a>(rows: impl IntoIterator<Item = &'a CustomerRow>) -> [u8; 32
         }
     }
     hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{Expect, expect};
+
+    use super::*;
+
+    fn check(input: &str, expect: Expect) {
+        expect.assert_eq(&mask_middle_digits(input));
+    }
+
+    #[test]
+    fn masking_hides_the_four_digits_before_the_last_four() {
+        // Mobiles: first three and last four (manual 1.2.1.6 and the popup on ring).
+        check("13800138000", expect!["138****8000"]);
+        check("19912345678", expect!["199****5678"]);
+        // Landlines with their area code: the area code stays, four digits are hidden.
+        check("075523456789", expect!["0755****6789"]);
+        check("01062345678", expect!["010****5678"]);
+        check("02187654321", expect!["021****4321"]);
+        check("05712345678", expect!["057****5678"]);
+        // Longer text (a number with its country code) keeps its head.
+        check("+8613800138000", expect!["+86138****8000"]);
+        // Shorter than a mobile or a landline with area code: hidden entirely.
+        check("1380013800", expect!["**********"]);
+        check("23456789", expect!["********"]);
+        check("10086", expect!["*****"]);
+        check("", expect![""]);
+    }
 }

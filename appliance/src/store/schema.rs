@@ -1,0 +1,233 @@
+//! The site database's schema: the migrations [`Store::open`](super::Store::open) applies in
+//! order, counted by SQLite's `user_version`. A released migration is never edited, only
+//! appended to.
+
+/// Schema migrations, applied in order; `user_version` counts how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: the skeleton's schema.
+    "CREATE TABLE sync_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        epoch INTEGER NOT NULL,
+        down_applied INTEGER NOT NULL
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        payload BLOB NOT NULL
+    );
+    CREATE TABLE projects (
+        project_id INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL,
+        def BLOB NOT NULL
+    );
+    CREATE TABLE batches (
+        batch_id INTEGER PRIMARY KEY,
+        project_id INTEGER,
+        name TEXT,
+        manifest_priority INTEGER,
+        imported_at INTEGER,
+        n_rows INTEGER,
+        n_chunks INTEGER,
+        rows_hash BLOB,
+        verified INTEGER NOT NULL DEFAULT 0,
+        verify_error TEXT,
+        control_version INTEGER,
+        control_priority INTEGER,
+        running INTEGER NOT NULL DEFAULT 0,
+        ratio INTEGER NOT NULL DEFAULT 1,
+        max_concurrency INTEGER NOT NULL DEFAULT 1,
+        ring_seconds INTEGER NOT NULL DEFAULT 35
+    );
+    CREATE TABLE batch_rows (
+        batch_id INTEGER NOT NULL,
+        chunk_idx INTEGER NOT NULL,
+        row_idx INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        phone TEXT NOT NULL,
+        fields BLOB NOT NULL,
+        status TEXT NOT NULL DEFAULT 'new' CHECK (status IN ('new', 'dialing', 'done')),
+        PRIMARY KEY (batch_id, chunk_idx, row_idx)
+    );
+    CREATE INDEX batch_rows_new ON batch_rows (batch_id, status);
+    CREATE TABLE extensions (
+        extension TEXT PRIMARY KEY,
+        password TEXT NOT NULL
+    );
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'agent')),
+        name TEXT NOT NULL,
+        extension TEXT REFERENCES extensions (extension)
+    );
+    CREATE TABLE attempts (
+        attempt_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id INTEGER NOT NULL,
+        chunk_idx INTEGER NOT NULL,
+        row_idx INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        phone TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('dialing', 'done')),
+        started_at INTEGER NOT NULL,
+        answered_at INTEGER,
+        ended_at INTEGER,
+        outcome TEXT,
+        hangup_side TEXT,
+        agent TEXT,
+        talk_seconds INTEGER NOT NULL DEFAULT 0,
+        recording_path TEXT,
+        recording_sha256 TEXT
+    );
+    CREATE INDEX attempts_dialing ON attempts (phone, state);
+    CREATE TABLE business_records (
+        attempt_id INTEGER PRIMARY KEY REFERENCES attempts (attempt_id),
+        agent TEXT NOT NULL,
+        saved_at INTEGER NOT NULL,
+        record_values TEXT NOT NULL
+    );",
+    // 2: the site's working day: task settings and agents, ownership of numbers, site
+    // attribution rules, callbacks, site roles, agents' desk settings, customer edits.
+    "ALTER TABLE batches ADD COLUMN dial_mode TEXT NOT NULL DEFAULT 'predictive';
+    ALTER TABLE batches ADD COLUMN caller TEXT NOT NULL DEFAULT '';
+    ALTER TABLE batches ADD COLUMN cool_down INTEGER NOT NULL DEFAULT 3;
+    ALTER TABLE batches ADD COLUMN queue_timeout INTEGER NOT NULL DEFAULT 35;
+    ALTER TABLE batches ADD COLUMN routing TEXT NOT NULL DEFAULT 'longest_idle';
+    ALTER TABLE batches ADD COLUMN answer_mode TEXT NOT NULL DEFAULT 'auto';
+    ALTER TABLE batch_rows ADD COLUMN owner TEXT;
+    CREATE INDEX batch_rows_owner ON batch_rows (owner, status);
+    CREATE TABLE task_agents (
+        batch_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        PRIMARY KEY (batch_id, user_id)
+    );
+    CREATE TABLE site_rules (
+        project_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        all_match INTEGER NOT NULL,
+        conditions TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        PRIMARY KEY (project_id, position)
+    );
+    CREATE TABLE hq_rules (
+        project_id INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL,
+        rules BLOB NOT NULL
+    );
+    CREATE TABLE callbacks (
+        callback_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id INTEGER NOT NULL,
+        chunk_idx INTEGER NOT NULL,
+        row_idx INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        phone TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        title TEXT NOT NULL,
+        note TEXT NOT NULL,
+        due_at INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('new', 'waiting', 'done', 'cancelled')),
+        created_at INTEGER NOT NULL,
+        done_at INTEGER
+    );
+    CREATE INDEX callbacks_due ON callbacks (state, due_at);
+    ALTER TABLE attempts ADD COLUMN kind TEXT NOT NULL DEFAULT 'predictive';
+    ALTER TABLE attempts ADD COLUMN callback_id INTEGER;
+    ALTER TABLE attempts ADD COLUMN popped INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE site_roles (
+        role_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        modules TEXT NOT NULL
+    );
+    ALTER TABLE users ADD COLUMN site_role INTEGER REFERENCES site_roles (role_id);
+    CREATE TABLE agent_settings (
+        user_id INTEGER PRIMARY KEY REFERENCES users (user_id),
+        caller TEXT NOT NULL DEFAULT '',
+        popup_timing TEXT NOT NULL DEFAULT 'answer',
+        popup_page TEXT NOT NULL DEFAULT 'default'
+    );
+    CREATE TABLE customer_edits (
+        batch_id INTEGER NOT NULL,
+        row_id INTEGER NOT NULL,
+        field TEXT NOT NULL,
+        value TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        edited_at INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, row_id, field)
+    );",
+    // 3: HQ's guards that hold offline (black list, project run state and calling windows,
+    // one-click stops), link settings, and which recordings HQ already holds.
+    "CREATE TABLE blacklist (
+        phone TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        listed INTEGER NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE TABLE project_run (
+        project_id INTEGER PRIMARY KEY,
+        settings_version INTEGER,
+        control_version INTEGER,
+        popup_on_ring INTEGER,
+        hq_state TEXT NOT NULL DEFAULT 'running' CHECK (hq_state IN ('running', 'paused', 'ended'))
+    );
+    CREATE TABLE calling_windows (
+        project_id INTEGER NOT NULL,
+        start_minute INTEGER NOT NULL,
+        end_minute INTEGER NOT NULL
+    );
+    CREATE INDEX calling_windows_project ON calling_windows (project_id);
+    CREATE TABLE one_click (
+        scope TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        start INTEGER NOT NULL
+    );
+    CREATE TABLE link_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        settings BLOB NOT NULL
+    );
+    ALTER TABLE sync_state ADD COLUMN heard_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE attempts ADD COLUMN recording_uploaded INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX attempts_recording_pending ON attempts (recording_uploaded, attempt_id)
+        WHERE recording_sha256 IS NOT NULL;",
+    // 4: how a task paces (the manual's fixed ratio, progressive, or adaptive under an
+    // abandon-rate cap in per cent).
+    "ALTER TABLE batches ADD COLUMN pacing TEXT NOT NULL DEFAULT 'fixed';
+    ALTER TABLE batches ADD COLUMN abandon_cap REAL NOT NULL DEFAULT 3.0;",
+    // 5: HQ's voice library and announcements; a task's hold music (a voice file, or none).
+    "CREATE TABLE voice_files (
+        voice_id INTEGER PRIMARY KEY,
+        version  INTEGER NOT NULL,
+        name     TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        sha256   TEXT NOT NULL,
+        size     INTEGER NOT NULL,
+        deleted  INTEGER NOT NULL
+    );
+    CREATE TABLE announcements (
+        announcement_id INTEGER PRIMARY KEY,
+        version         INTEGER NOT NULL,
+        title           TEXT NOT NULL,
+        body            TEXT NOT NULL,
+        published_at    INTEGER NOT NULL,
+        expires_at      INTEGER,
+        withdrawn       INTEGER NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN hold_music INTEGER;",
+    // Web sessions survive a restart; only a hash of each cookie's token is kept (see
+    // `sessions.rs`).
+    "CREATE TABLE web_sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL
+    );
+    CREATE INDEX web_sessions_user ON web_sessions (user_id);",
+    // 7: HQ's white list rides with the black list (one version per number across both,
+    // so a move from one list to the other is one change): `listed` stays "on the black
+    // list", which every claim checks; `white` is shown to the site's staff.
+    "ALTER TABLE blacklist ADD COLUMN white INTEGER NOT NULL DEFAULT 0;",
+    // 8: HQ's project status from the project settings (`running`: 1, 0, or NULL when HQ
+    // leaves it to the site), kept apart from `hq_state`, which HQ's project controls set:
+    // HQ handing the status back to the site must not lift a pause a control made.
+    "ALTER TABLE project_run ADD COLUMN settings_running INTEGER;",
+];
