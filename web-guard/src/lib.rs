@@ -104,6 +104,27 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// An error answer under `/api` that is not JSON (axum's own rejections, a wrong method, an
+/// empty 404): its status and text, for the server to answer with its documented JSON error
+/// in the caller's language. Any other answer is handed back untouched as `Err`.
+pub async fn plain_api_error(path_is_api: bool, response: Response) -> Result<(StatusCode, String), Response> {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !path_is_api || is_json || !(status.is_client_error() || status.is_server_error()) {
+        return Err(response);
+    }
+    // Framework rejections are short texts; anything longer is cut, not buffered whole.
+    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    Ok((status, detail))
+}
+
 /// `429 Too Many Requests` with `Retry-After` for a throttled login: JSON for the API.
 pub fn throttled_json(wait: Wait) -> Response {
     let body = serde_json::json!({ "error": wait.to_string(), "retry_after_seconds": wait.seconds() });

@@ -180,22 +180,10 @@ async fn not_found(_: guard::Public, headers: HeaderMap) -> Response {
 async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let api = request.uri().path().starts_with("/api/");
     let lang = i18n::Lang::from_cookie_header(cookie_header(request.headers()));
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
+    match web_guard::plain_api_error(api, next.run(request).await).await {
+        Ok((status, detail)) => ApiError::new(status, lang.errors().framework(status, &detail)).into_response(),
+        Err(response) => response,
     }
-    // Framework rejections are short texts; anything longer is cut, not buffered whole.
-    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
-        Err(_) => String::new(),
-    };
-    ApiError::new(status, lang.errors().framework(status, &detail)).into_response()
 }
 
 /// The value of cookie `name` in a `Cookie` header.

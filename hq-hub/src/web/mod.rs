@@ -210,22 +210,10 @@ async fn not_found(request: Request) -> Response {
 async fn json_errors(request: Request, next: Next) -> Response {
     let api = web_guard::is_api(request.uri().path());
     let tr = guard::request_tr(request.headers());
-    let response = next.run(request).await;
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
-    if !api || is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
+    match web_guard::plain_api_error(api, next.run(request).await).await {
+        Ok((status, detail)) => ApiError::new(status, extract::framework(tr, status, &detail)).into_response(),
+        Err(response) => response,
     }
-    // Framework answers are short texts; anything longer is cut, not buffered whole.
-    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
-        Err(_) => String::new(),
-    };
-    ApiError::new(status, extract::framework(tr, status, &detail)).into_response()
 }
 
 async fn style_css() -> impl IntoResponse {
