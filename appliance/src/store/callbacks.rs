@@ -5,6 +5,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use sync_protocol::{Callback, CallbackState, UpEvent};
 
+use super::dialing::attempt_customer;
 use super::viewer::DefCache;
 use super::{DbError, Store, Viewer, now_unix, push_outbox};
 
@@ -94,14 +95,7 @@ impl Store {
         check_callback_text(title, note)?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
-        let found: Option<(u64, u32, u32, u64, String, Option<String>)> = tx
-            .query_row(
-                "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent FROM attempts WHERE attempt_id = ?1",
-                [attempt_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
-            )
-            .optional()
-            .map_err(DbError::from)?;
+        let found = attempt_customer(&tx, attempt_id)?;
         let Some((batch_id, chunk_idx, row_idx, row_id, phone, owner)) = found else {
             return Err(CallbackError::NotFound(format!("call {attempt_id} does not exist")));
         };

@@ -276,3 +276,19 @@ impl Store {
         Ok(ids.len())
     }
 }
+
+/// The customer an attempt dialed, as `(batch_id, chunk_idx, row_idx, row_id, phone)`, and the
+/// agent who had it: what a callback of that call or a call back now starts from.
+pub(super) fn attempt_customer(
+    tx: &rusqlite::Transaction<'_>,
+    attempt_id: u64,
+) -> Result<Option<(u64, u32, u32, u64, String, Option<String>)>, DbError> {
+    use rusqlite::OptionalExtension;
+    Ok(tx
+        .query_row(
+            "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent FROM attempts WHERE attempt_id = ?1",
+            [attempt_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
+        )
+        .optional()?)
+}

@@ -5,6 +5,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use sync_protocol::mask_middle_digits;
 
+use super::dialing::attempt_customer;
 use super::accounts::agent_settings_in;
 use super::callbacks::push_callback_event;
 use super::tasks::{task_agents_in, task_settings_in};
@@ -179,14 +180,7 @@ impl Store {
     pub fn claim_call_back_now(&self, attempt_id: u64, user_id: u64, username: &str) -> Result<ManualClaim, ManualDialError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
-        let found: Option<(u64, u32, u32, u64, String, Option<String>)> = tx
-            .query_row(
-                "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent FROM attempts WHERE attempt_id = ?1",
-                [attempt_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
-            )
-            .optional()
-            .map_err(DbError::from)?;
+        let found = attempt_customer(&tx, attempt_id)?;
         let Some((batch_id, chunk_idx, row_idx, row_id, phone, agent)) = found else {
             return Err(ManualDialError::NotAllowed(format!("call {attempt_id} does not exist")));
         };
