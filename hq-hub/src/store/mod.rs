@@ -13,13 +13,19 @@ mod access;
 mod accounts;
 mod batches;
 mod control;
+mod dispatch_plan;
+mod down;
 mod files;
 mod filter;
 mod link;
 mod lists;
 mod notices;
+mod one_click;
+mod project_access;
 mod projects;
+mod recordings;
 mod sites;
+mod sync_up;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,12 +46,15 @@ pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
 };
 pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
-pub use link::{AlarmView, DownLogEntry, RecordingFetch, RecordingRequestError};
+pub use down::{DownError, DownLogEntry};
+pub use link::AlarmView;
 pub use lists::{ListError, ListKind, ListedNumber};
 pub use notices::{
     check_wav, parse_voice_kind, voice_kind_key, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError,
     VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
 };
+pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
+pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
@@ -564,6 +573,12 @@ fn migrate(conn: &mut Connection) -> Result<(), OpenError> {
 /// Now, in unix seconds.
 pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether `err` is a UNIQUE (or other constraint) violation: the store's answer to "that
+/// name is taken" without a racy look-up first.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// Hex SHA-256 of a secret (session tokens and enrollment codes are stored only hashed).

@@ -1,21 +1,22 @@
 //! Site-owned events as HQ keeps them: how each [`UpEvent`] lands in its table, and the
 //! read side the console shows.
 //!
-//! [`apply_event`] runs inside the transaction that also records the entry's
-//! `(site, epoch, seq)` in `up_applied`, so an entry is applied exactly once however often
-//! it arrives. The tables are keyed as well (by the site's own ids, with the epoch where the
+//! Each outbox entry is applied in one transaction together with its `(site, epoch, seq)`
+//! key and a hash of its content (`up_applied`), so an entry is applied exactly once however
+//! often it arrives; a replay with different content is refused as a conflict and raises an
+//! alarm. The tables are keyed as well (by the site's own ids, with the epoch where the
 //! id restarts with a fresh site store), so even a replay that got past `up_applied` could
 //! not double a row.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use sync_link::{StoreError, StoreResult};
 use sync_protocol::{
     AgentState, AttemptKind, CallbackState, ControlScope, ControlTarget, HangupSide, Outcome, UpEntry, UpEvent,
 };
 
-use super::other;
-use crate::store::{DbError, Store};
+use super::link::{epoch_column, other};
+use super::{now_unix, sha256_hex, DbError, Store};
 
 fn outcome_name(outcome: Outcome) -> &'static str {
     match outcome {
@@ -94,6 +95,58 @@ pub(super) fn control_target_key(target: &ControlTarget) -> String {
 /// like the epoch, so nothing a site sends is refused for being large.
 fn bits(value: u64) -> i64 {
     i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+impl Store {
+    /// Applies a run of up entries in one transaction; see [`sync_link::HubStore::apply_up_batch`].
+    ///
+    /// Each entry is checked against `up_applied` first: the same content again is skipped,
+    /// different content stops the run with an alarm (committed together with the entries
+    /// before it) and [`StoreError::Conflict`].
+    pub(super) fn apply_up_entries(&self, site: i64, entries: &[UpEntry]) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(other)?;
+        let now = now_unix();
+        for entry in entries {
+            let epoch = epoch_column(entry.epoch);
+            let seq = i64::try_from(entry.seq).map_err(other)?;
+            let content = serde_json::to_vec(&entry.event).map_err(other)?;
+            let content_hash = sha256_hex(&content);
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT content_hash FROM up_applied WHERE site_id = ?1 AND epoch = ?2 AND seq = ?3")
+                .and_then(|mut stmt| stmt.query_row(params![site, epoch, seq], |r| r.get(0)).optional())
+                .map_err(other)?;
+            match existing {
+                Some(hash) if hash == content_hash => continue,
+                Some(_) => {
+                    tx.execute(
+                        "INSERT INTO alarms (site_id, kind, message, created_at) VALUES (?1, 'up_conflict', ?2, ?3)",
+                        params![
+                            site,
+                            format!(
+                                "site {site} sent outbox entry {}/{} again with different content; \
+                                 the site may have been restored from an old backup. The first version is kept.",
+                                entry.epoch, entry.seq
+                            ),
+                            now
+                        ],
+                    )
+                    .map_err(other)?;
+                    tx.commit().map_err(other)?;
+                    return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
+                }
+                None => {}
+            }
+            apply_event(&tx, site, entry, epoch)?;
+            tx.prepare_cached(
+                "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
+            .map_err(other)?;
+        }
+        tx.commit().map_err(other)?;
+        Ok(())
+    }
 }
 
 /// Apply one entry's event in `tx` (the caller records the entry in `up_applied`).
