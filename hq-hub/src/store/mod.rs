@@ -650,7 +650,8 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 6 left it: a pending code in plain form, an enrolled site.
+            // A hub store as version 6 left it (none of migrations 7 to 10): a pending code
+            // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
             conn.execute_batch(
@@ -659,6 +660,11 @@ mod tests {
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  INSERT INTO sites (id, name, created_at, enrolled_at) VALUES (1, 'old', 1, 2), (2, 'new', 1, NULL);
                  INSERT INTO enrollment_codes VALUES ('h', 2, 1, 99999999999, NULL, 'ABCDEFGH2345');
+                 ALTER TABLE projects DROP COLUMN token_length;
+                 DROP TABLE phone_list_versions; DROP INDEX call_attempts_batch_row; ALTER TABLE call_attempts DROP COLUMN kind;
+                 CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at);
+                 DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
+                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  PRAGMA user_version = 6;",
             )
             .unwrap();
