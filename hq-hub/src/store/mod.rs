@@ -45,7 +45,7 @@ pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettin
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
 };
-pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
+pub use filter::{FilterCondition, FilterError, FilterJudgement, FilterOutcome, FilterScope, FilterSettings};
 pub use down::{DownError, DownLogEntry};
 pub use link::AlarmView;
 pub use lists::{ListError, ListKind, ListedNumber};
