@@ -320,9 +320,25 @@ fn parse_rows(
             Phase::Looking(_) => passed.push(sheet.clone()),
         }
     }
-    let Some((sheet, Header { headers, warnings: mut header_warnings, field_columns, phone_col, .. }, titles)) = found else {
+    let Some((sheet, head, titles)) = found else {
         return Err(no_header.unwrap_or(ImportError::Empty { file_name: file_name.to_string() }));
     };
+    Ok(sheet_report(state, sheet, head, titles, &passed, project, options))
+
+}
+
+/// The report of a parse that read `sheet` under `head`, after passing over the sheets
+/// `passed` and skipping the title rows `titles`.
+fn sheet_report(
+    state: RowState<'_>,
+    sheet: String,
+    head: Header,
+    titles: Vec<String>,
+    passed: &[String],
+    project: &Project,
+    options: &ParseOptions<'_>,
+) -> ImportReport {
+    let Header { headers, warnings: mut header_warnings, field_columns, phone_col, .. } = head;
     if !passed.is_empty() {
         let names = passed.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ");
         let names_zh = passed.iter().map(|s| format!("“{s}”")).collect::<Vec<_>>().join("、");
@@ -367,7 +383,7 @@ fn parse_rows(
     if let Some(progress) = options.progress {
         progress(total, total);
     }
-    Ok(ImportReport {
+    ImportReport {
         n_rows,
         n_good,
         bad,
@@ -378,7 +394,7 @@ fn parse_rows(
         header_warnings,
         sheet,
         warnings,
-    })
+    }
 }
 
 /// Why an upload was not imported; in every case nothing of it is left in the store.

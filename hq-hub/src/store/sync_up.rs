@@ -12,7 +12,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use sync_link::{StoreError, StoreResult};
 use sync_protocol::{
-    AgentState, AttemptKind, CallbackState, ControlScope, ControlTarget, HangupSide, Outcome, UpEntry, UpEvent,
+    AgentState, AttemptKind, BusinessRecord, CallAttempt, Callback, CallbackState, ControlScope, ControlTarget, HangupSide,
+    Outcome, UpEntry, UpEvent,
 };
 
 use super::link::{epoch_column, other};
@@ -149,66 +150,106 @@ impl Store {
     }
 }
 
+/// A finished attempt; a replay with new facts of the same attempt replaces them.
+fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
+             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (site_id, attempt_id) DO UPDATE SET
+             batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
+             answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
+             hangup_side = excluded.hangup_side, agent = excluded.agent,
+             talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
+             kind = excluded.kind",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            attempt.attempt_id as i64,
+            attempt.batch_id as i64,
+            attempt.row_id as i64,
+            attempt.started_at,
+            attempt.answered_at,
+            attempt.ended_at,
+            outcome_name(attempt.outcome),
+            attempt.hangup_side.map(hangup_name),
+            attempt.agent,
+            attempt.talk_seconds,
+            attempt.recording_sha256,
+            attempt_kind_name(attempt.kind),
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
+/// A business record, as last saved at the site.
+fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> StoreResult<()> {
+    let values = serde_json::to_string(&record.values).map_err(other)?;
+    // A re-save replaces the record: the site owns it and sends the latest.
+    tx.prepare_cached(
+        "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (site_id, attempt_id) DO UPDATE SET
+             batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
+             saved_at = excluded.saved_at, record = excluded.record
+         WHERE excluded.saved_at >= business_records.saved_at",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            record.attempt_id as i64,
+            record.batch_id as i64,
+            record.row_id as i64,
+            record.agent,
+            record.saved_at,
+            values
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
+/// A callback's state, kept as the site's latest entry about it.
+fn upsert_callback(tx: &Transaction<'_>, site: i64, epoch: i64, seq: i64, callback: &Callback) -> StoreResult<()> {
+    // The latest entry about a callback (by outbox order) is its current state.
+    tx.prepare_cached(
+        "INSERT INTO site_callbacks (site_id, epoch, callback_id, seq, batch_id, row_id, agent, due_at, note,
+             state, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (site_id, epoch, callback_id) DO UPDATE SET
+             seq = excluded.seq, batch_id = excluded.batch_id, row_id = excluded.row_id,
+             agent = excluded.agent, due_at = excluded.due_at, note = excluded.note,
+             state = excluded.state, changed_at = excluded.changed_at
+         WHERE excluded.seq > site_callbacks.seq",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            epoch,
+            bits(callback.callback_id),
+            seq,
+            bits(callback.batch_id),
+            bits(callback.row_id),
+            callback.agent,
+            callback.due_at,
+            callback.note,
+            callback_state_name(callback.state),
+            callback.changed_at
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
 /// Apply one entry's event in `tx` (the caller records the entry in `up_applied`).
 /// `epoch` is the entry's epoch as stored (see `epoch_column`).
 pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoch: i64) -> StoreResult<()> {
     let seq = bits(entry.seq);
     match &entry.event {
-        UpEvent::CallAttempt(attempt) => {
-            tx.prepare_cached(
-                "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-                     outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                     batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
-                     answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-                     hangup_side = excluded.hangup_side, agent = excluded.agent,
-                     talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
-                     kind = excluded.kind",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    attempt.attempt_id as i64,
-                    attempt.batch_id as i64,
-                    attempt.row_id as i64,
-                    attempt.started_at,
-                    attempt.answered_at,
-                    attempt.ended_at,
-                    outcome_name(attempt.outcome),
-                    attempt.hangup_side.map(hangup_name),
-                    attempt.agent,
-                    attempt.talk_seconds,
-                    attempt.recording_sha256,
-                    attempt_kind_name(attempt.kind),
-                ])
-            })
-            .map_err(other)?;
-        }
-        UpEvent::BusinessRecord(record) => {
-            let values = serde_json::to_string(&record.values).map_err(other)?;
-            // A re-save replaces the record: the site owns it and sends the latest.
-            tx.prepare_cached(
-                "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                     batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
-                     saved_at = excluded.saved_at, record = excluded.record
-                 WHERE excluded.saved_at >= business_records.saved_at",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    record.attempt_id as i64,
-                    record.batch_id as i64,
-                    record.row_id as i64,
-                    record.agent,
-                    record.saved_at,
-                    values
-                ])
-            })
-            .map_err(other)?;
-        }
+        UpEvent::CallAttempt(attempt) => upsert_attempt(tx, site, attempt)?,
+        UpEvent::BusinessRecord(record) => upsert_record(tx, site, record)?,
         UpEvent::CustomerEdit(edit) => {
             let changes = serde_json::to_string(&edit.changes).map_err(other)?;
             // An edit is a fact that happened; it never changes, so a second copy is ignored.
@@ -231,35 +272,7 @@ pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoc
             })
             .map_err(other)?;
         }
-        UpEvent::Callback(callback) => {
-            // The latest entry about a callback (by outbox order) is its current state.
-            tx.prepare_cached(
-                "INSERT INTO site_callbacks (site_id, epoch, callback_id, seq, batch_id, row_id, agent, due_at, note,
-                     state, changed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (site_id, epoch, callback_id) DO UPDATE SET
-                     seq = excluded.seq, batch_id = excluded.batch_id, row_id = excluded.row_id,
-                     agent = excluded.agent, due_at = excluded.due_at, note = excluded.note,
-                     state = excluded.state, changed_at = excluded.changed_at
-                 WHERE excluded.seq > site_callbacks.seq",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    epoch,
-                    bits(callback.callback_id),
-                    seq,
-                    bits(callback.batch_id),
-                    bits(callback.row_id),
-                    callback.agent,
-                    callback.due_at,
-                    callback.note,
-                    callback_state_name(callback.state),
-                    callback.changed_at
-                ])
-            })
-            .map_err(other)?;
-        }
+        UpEvent::Callback(callback) => upsert_callback(tx, site, epoch, seq, callback)?,
         UpEvent::AgentState(change) => {
             let (state, reason) = agent_state_name(&change.state);
             tx.prepare_cached(
