@@ -12,14 +12,16 @@
 //! definition (only if that site has not been sent this version), the rows in chunks of at
 //! most [`CHUNK_ROWS`], and a manifest carrying the count and `rows_hash` of all rows.
 
+mod plan;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEvent};
 
+use self::plan::{named_sites, plan_dispatch, PlanInput, PlannedBatch, SiteVerdict, SourceRow};
 use super::access::Scope;
-use super::dispatch_plan::{named_sites, plan_dispatch, PlanInput, PlannedBatch, SiteVerdict, SourceRow};
 use super::down::{append_down, DownError};
 use super::projects::{load_project, push_project, Project};
 use super::{now_unix, DbError, Store};

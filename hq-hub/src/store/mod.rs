@@ -13,7 +13,6 @@ mod access;
 mod accounts;
 mod batches;
 mod control;
-mod dispatch_plan;
 mod down;
 mod files;
 mod filter;

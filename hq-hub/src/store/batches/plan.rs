@@ -10,12 +10,12 @@
 //!   (trimmed), and to the rule's agent through the system field `seat` if the rule names
 //!   one; rows no rule matches are counted as not found.
 //!
-//! `Store::dispatch` (in `batches`) reads, plans, then leaves out numbers already live at a
+//! `Store::dispatch` (in `batches`, this module's parent) reads, plans, then leaves out numbers already live at a
 //! site and writes the batches.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::batches::{AttributionRule, DispatchError, DispatchKind};
+use super::{AttributionRule, DispatchError, DispatchKind};
 
 /// One imported row on its way into batches.
 #[derive(Debug, Clone, PartialEq)]
