@@ -10,7 +10,7 @@
 //!
 //! `cargo run --release -p hq-hub --example filter-bench -- [--attempts N] [--numbers N]
 //! [--dir PATH]` prints the generation time, then the filter's wall time (reading the file's
-//! rows as the console does, and `run_filter`: history tally, result workbook, result file
+//! rows as the console does, and `filter::run_filter`: history tally, result workbook, result file
 //! stored) and the peak RSS. With `--dir`, a store generated earlier with the same counts is
 //! reused. `--spread` filters instead a file whose numbers are spread over every batch (the
 //! worst case: the whole window is read). `--insert-cost N [--recent] [--without-row-index]` instead
@@ -289,7 +289,7 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let rows = store.file_rows(file_id)?;
     let read_s = started.elapsed().as_secs_f64();
-    let outcome = store.run_filter(file_id, &rows, "手机号码", &settings, &scope)?;
+    let outcome = hq_hub::filter::run_filter(&store, file_id, &rows, "手机号码", &settings, &scope)?;
     let total_s = started.elapsed().as_secs_f64();
     println!(
         "filter of {} numbers against {attempts} attempts (30 days, called ≥ 2): {total_s:.2} s \

@@ -13,8 +13,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::accounts::hash_password;
-use super::sites::is_unique_violation;
-use super::{now_unix, Account, DbError, Store};
+use super::{is_unique_violation, now_unix, Account, DbError, Store};
 
 /// The permission modules of the manual's module tree (1.3.1): `(key, Chinese, English)`.
 pub const MODULES: &[(&str, &str, &str)] = &[

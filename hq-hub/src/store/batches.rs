@@ -12,14 +12,18 @@
 //! definition (only if that site has not been sent this version), the rows in chunks of at
 //! most [`CHUNK_ROWS`], and a manifest carrying the count and `rows_hash` of all rows.
 
+mod plan;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEvent};
 
+use self::plan::{named_sites, plan_dispatch, PlanInput, PlannedBatch, SiteVerdict, SourceRow};
 use super::access::Scope;
-use super::projects::{load_project, push_project};
+use super::down::{append_down, DownError};
+use super::projects::{load_project, push_project, Project};
 use super::{now_unix, DbError, Store};
 
 /// Most rows in one [`BatchChunk`] (well under the frame size cap).
@@ -138,6 +142,15 @@ impl From<rusqlite::Error> for DispatchError {
     }
 }
 
+impl From<DownError> for DispatchError {
+    fn from(e: DownError) -> Self {
+        match e {
+            DownError::Encode(e) => DispatchError::Encode(e.to_string()),
+            DownError::Db(e) => DispatchError::Db(e),
+        }
+    }
+}
+
 /// One line of the task list (下发任务管理).
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchSummary {
@@ -188,15 +201,6 @@ pub struct RecordView {
     pub values: Vec<(String, String)>,
 }
 
-/// One imported row on its way into batches.
-#[derive(Debug, Clone)]
-struct SourceRow {
-    import_row_id: i64,
-    row_number: u32,
-    phone: String,
-    fields: Vec<(String, String)>,
-}
-
 /// An attribution rule (归属设置): rows whose `field_key` equals `value` go to `site_id`,
 /// to `agent` if one is named.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,18 +222,16 @@ pub(super) fn attribution_rules(conn: &rusqlite::Connection, project_id: i64) ->
 }
 
 /// Writes one batch: its row, its rows, chunks and manifest into the site's down log.
-#[allow(clippy::too_many_arguments)] // one call site; the values are all distinct facts of the batch
 fn write_batch(
     tx: &Transaction<'_>,
-    project: &super::Project,
-    site_id: i64,
-    name: &str,
+    project: &Project,
+    batch: &PlannedBatch,
     request: &DispatchRequest,
     kind: &str,
-    rows: &[SourceRow],
     imported_at: i64,
     now: i64,
 ) -> Result<i64, DispatchError> {
+    let (site_id, name, rows) = (batch.site_id, batch.name.as_str(), batch.rows.as_slice());
     tx.execute(
         "INSERT INTO batches (file_id, project_id, site_id, name, priority, n_rows, created_at, creator, description, kind)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -264,19 +266,87 @@ fn write_batch(
     Ok(batch_id)
 }
 
-/// Appends one event to `site_id`'s down log and returns its seq.
-pub(super) fn append_down(tx: &Transaction<'_>, site_id: i64, event: &DownEvent) -> Result<i64, DispatchError> {
-    let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM down_log WHERE site_id = ?1", [site_id], |r| r.get(0))?;
-    let json = serde_json::to_string(event).map_err(|e| DispatchError::Encode(e.to_string()))?;
-    tx.execute(
-        "INSERT INTO down_log (site_id, seq, event, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![site_id, seq, json, now_unix()],
+/// A file's imported rows, in file order.
+fn file_rows(tx: &Transaction<'_>, file_id: i64) -> Result<Vec<SourceRow>, DbError> {
+    let mut rows = Vec::new();
+    let mut stmt = tx.prepare("SELECT id, row_number, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
+    let mut found = stmt.query([file_id])?;
+    while let Some(row) = found.next()? {
+        let fields_json: String = row.get(3)?;
+        let fields: Vec<(String, String)> = serde_json::from_str(&fields_json)
+            .map_err(|e| DbError(rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))))?;
+        rows.push(SourceRow { import_row_id: row.get(0)?, row_number: row.get(1)?, phone: row.get(2)?, fields });
+    }
+    Ok(rows)
+}
+
+/// Blacklisted numbers never leave HQ: the rows kept, and those removed with the reason.
+fn without_blacklisted(tx: &Transaction<'_>, rows: Vec<SourceRow>) -> rusqlite::Result<(Vec<SourceRow>, Vec<RemovedRow>)> {
+    let mut black = tx.prepare("SELECT note FROM phone_lists WHERE phone = ?1 AND list = 'black'")?;
+    let mut kept = Vec::with_capacity(rows.len());
+    let mut removed = Vec::new();
+    for row in rows {
+        match black.query_row([&row.phone], |r| r.get::<_, String>(0)).optional()? {
+            Some(note) => {
+                let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+                removed.push(RemovedRow {
+                    row: row.row_number,
+                    phone: row.phone.clone(),
+                    reason: format!("the number is on the blacklist{note}"),
+                    reason_zh: format!("号码在黑名单中{note}"),
+                });
+            }
+            None => kept.push(row),
+        }
+    }
+    Ok((kept, removed))
+}
+
+/// Whether `site_id` may get rows of `project` from the caller of `scope`.
+fn site_verdict(tx: &Transaction<'_>, project: &Project, scope: &Scope, site_id: i64) -> rusqlite::Result<SiteVerdict> {
+    let exists = tx.query_row("SELECT 1 FROM sites WHERE id = ?1", [site_id], |_| Ok(())).optional()?;
+    Ok(if exists.is_none() {
+        SiteVerdict::Unknown
+    } else if !project.site_ids.is_empty() && !project.site_ids.contains(&site_id) {
+        SiteVerdict::NotParticipating
+    } else if !scope.project_site(project.id, site_id) {
+        SiteVerdict::OutsideScope
+    } else {
+        SiteVerdict::Open
+    })
+}
+
+/// "Update existing data": takes out of `batch` the numbers already live in this project
+/// at its site (they stay in the batch that has them) and answers them with the reason.
+fn leave_out_live(tx: &Transaction<'_>, project_id: i64, batch: &mut PlannedBatch) -> rusqlite::Result<Vec<RemovedRow>> {
+    let site = batch.site_id;
+    let mut live = tx.prepare(
+        "SELECT 1 FROM batch_rows br JOIN batches b ON b.id = br.batch_id
+         WHERE br.phone = ?1 AND b.project_id = ?2 AND b.site_id = ?3 AND b.deleted = 0 AND b.priority > 0 LIMIT 1",
     )?;
-    Ok(seq)
+    let mut kept = Vec::with_capacity(batch.rows.len());
+    let mut removed = Vec::new();
+    for row in batch.rows.drain(..) {
+        if live.query_row(params![row.phone, project_id, site], |_| Ok(())).optional()?.is_some() {
+            removed.push(RemovedRow {
+                row: row.row_number,
+                phone: row.phone.clone(),
+                reason: format!("already live at site {site} in this sub-project (update existing data): not sent again"),
+                reason_zh: format!("该号码已在职场 {site} 的本项目任务中（更新已有数据）：不重复下发"),
+            });
+        } else {
+            kept.push(row);
+        }
+    }
+    batch.rows = kept;
+    Ok(removed)
 }
 
 impl Store {
-    /// Dispatches a file (shared, exclusive or auto batches) as `scope` may.
+    /// Dispatches a file (shared, exclusive or auto batches) as `scope` may: reads the
+    /// file's rows and leaves out blacklisted numbers, plans the batches
+    /// ([`plan_dispatch`]), leaves out numbers already live at a site ("update existing
+    /// data"), and writes the batches and their down-log events in one transaction.
     pub fn dispatch(&self, request: &DispatchRequest, scope: &Scope) -> Result<DispatchOutcome, DispatchError> {
         let name = request.name.trim();
         if name.is_empty() && !matches!(request.kind, DispatchKind::Exclusive(_)) {
@@ -297,168 +367,42 @@ impl Store {
             return Err(DispatchError::UnknownFile(request.file_id));
         };
         let project = load_project(&tx, project_id)?.ok_or(DispatchError::UnknownFile(request.file_id))?;
-        let check_site = |site_id: i64| -> Result<(), DispatchError> {
-            let exists = tx.query_row("SELECT 1 FROM sites WHERE id = ?1", [site_id], |_| Ok(())).optional()?;
-            if exists.is_none() {
-                return Err(DispatchError::UnknownSite(site_id));
-            }
-            if !project.site_ids.is_empty() && !project.site_ids.contains(&site_id) {
-                return Err(DispatchError::NotParticipating(site_id));
-            }
-            if !scope.project_site(project_id, site_id) {
-                return Err(DispatchError::OutsideScope(site_id));
-            }
-            Ok(())
-        };
-
-        // (import row id, row number, phone, field values by key)
-        let mut rows: Vec<SourceRow> = Vec::new();
-        {
-            let mut stmt = tx.prepare("SELECT id, row_number, phone, fields FROM import_rows WHERE file_id = ?1 ORDER BY id")?;
-            let mut found = stmt.query([request.file_id])?;
-            while let Some(row) = found.next()? {
-                let fields_json: String = row.get(3)?;
-                let fields: Vec<(String, String)> = serde_json::from_str(&fields_json).map_err(|e| {
-                    DbError(rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e)))
-                })?;
-                rows.push(SourceRow { import_row_id: row.get(0)?, row_number: row.get(1)?, phone: row.get(2)?, fields });
-            }
-        }
+        let rows = file_rows(&tx, request.file_id)?;
         if rows.is_empty() {
             return Err(DispatchError::NoRows(request.file_id));
         }
-
-        // Blacklisted numbers never leave HQ.
-        let mut removed = Vec::new();
-        {
-            let mut black = tx.prepare("SELECT note FROM phone_lists WHERE phone = ?1 AND list = 'black'")?;
-            let mut kept = Vec::with_capacity(rows.len());
-            for row in rows {
-                match black.query_row([&row.phone], |r| r.get::<_, String>(0)).optional()? {
-                    Some(note) => {
-                        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
-                        removed.push(RemovedRow {
-                            row: row.row_number,
-                            phone: row.phone.clone(),
-                            reason: format!("the number is on the blacklist{note}"),
-                            reason_zh: format!("号码在黑名单中{note}"),
-                        });
-                    }
-                    None => kept.push(row),
-                }
-            }
-            rows = kept;
-        }
-
-        // Which rows go to which site, as (batch name, site, rows, kind).
-        let mut plans: Vec<(String, i64, Vec<SourceRow>)> = Vec::new();
-        let mut attributed = 0;
-        let mut not_found = 0;
-        let kind = match &request.kind {
-            DispatchKind::Shared => {
-                let mut seen = BTreeSet::new();
-                let site_ids: Vec<i64> = request.site_ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-                if site_ids.is_empty() {
-                    return Err(DispatchError::NoSites);
-                }
-                for site in &site_ids {
-                    check_site(*site)?;
-                    plans.push((name.to_string(), *site, rows.clone()));
-                }
-                "shared"
-            }
-            DispatchKind::Exclusive(parts) => {
-                if parts.is_empty() {
-                    return Err(DispatchError::NoSites);
-                }
-                let asked: u64 = parts.iter().map(|p| p.count).sum();
-                if asked > rows.len() as u64 {
-                    return Err(DispatchError::TooManyRows { asked, available: rows.len() as u64 });
-                }
-                let mut rest = rows.clone().into_iter();
-                for (idx, part) in parts.iter().enumerate() {
-                    let part_name = part.name.trim();
-                    if part_name.is_empty() {
-                        return Err(DispatchError::BadPart { number: idx + 1, reason: "the name is empty: name each batch".into() });
-                    }
-                    if part.count == 0 {
-                        return Err(DispatchError::BadPart { number: idx + 1, reason: "the count is 0: give it at least one row".into() });
-                    }
-                    check_site(part.site_id)?;
-                    plans.push((part_name.to_string(), part.site_id, rest.by_ref().take(part.count as usize).collect()));
-                }
-                "exclusive"
-            }
-            DispatchKind::Auto => {
-                let rules = attribution_rules(&tx, project_id)?;
-                if rules.is_empty() {
-                    return Err(DispatchError::NoRules);
-                }
-                let mut by_site: BTreeMap<i64, Vec<SourceRow>> = BTreeMap::new();
-                for mut row in rows.clone() {
-                    let rule = rules.iter().find(|rule| {
-                        row.fields.iter().any(|(key, value)| *key == rule.field_key && value.trim() == rule.value)
-                    });
-                    match rule {
-                        Some(rule) => {
-                            attributed += 1;
-                            if !rule.agent.is_empty() {
-                                // The system field 归属座席 (seat): the site hands the row to this agent.
-                                row.fields.retain(|(key, _)| key != "seat");
-                                row.fields.push(("seat".to_string(), rule.agent.clone()));
-                            }
-                            by_site.entry(rule.site_id).or_default().push(row);
-                        }
-                        None => not_found += 1,
-                    }
-                }
-                for (site, site_rows) in by_site {
-                    check_site(site)?;
-                    plans.push((name.to_string(), site, site_rows));
-                }
-                "auto"
-            }
+        let (rows, mut removed) = without_blacklisted(&tx, rows)?;
+        let rules = match request.kind {
+            DispatchKind::Auto => attribution_rules(&tx, project_id)?,
+            _ => Vec::new(),
         };
-
-        // "Update existing data": numbers already live in this project at that site stay there.
+        let mut sites = BTreeMap::new();
+        for site_id in named_sites(&request.kind, &request.site_ids, &rules) {
+            sites.insert(site_id, site_verdict(&tx, &project, scope, site_id)?);
+        }
+        let plan = plan_dispatch(PlanInput { name, kind: &request.kind, site_ids: &request.site_ids, rows, rules: &rules, sites: &sites })?;
+        let mut batches = plan.batches;
         if request.update_existing {
-            for (_, site, plan_rows) in plans.iter_mut() {
-                let mut live = tx.prepare(
-                    "SELECT 1 FROM batch_rows br JOIN batches b ON b.id = br.batch_id
-                     WHERE br.phone = ?1 AND b.project_id = ?2 AND b.site_id = ?3 AND b.deleted = 0 AND b.priority > 0 LIMIT 1",
-                )?;
-                let mut kept = Vec::with_capacity(plan_rows.len());
-                for row in plan_rows.drain(..) {
-                    if live.query_row(params![row.phone, project_id, *site], |_| Ok(())).optional()?.is_some() {
-                        removed.push(RemovedRow {
-                            row: row.row_number,
-                            phone: row.phone.clone(),
-                            reason: format!("already live at site {site} in this sub-project (update existing data): not sent again"),
-                            reason_zh: format!("该号码已在职场 {site} 的本项目任务中（更新已有数据）：不重复下发"),
-                        });
-                    } else {
-                        kept.push(row);
-                    }
-                }
-                *plan_rows = kept;
+            for batch in batches.iter_mut() {
+                removed.extend(leave_out_live(&tx, project_id, batch)?);
             }
         }
-        plans.retain(|(_, _, plan_rows)| !plan_rows.is_empty());
-        if plans.is_empty() {
+        batches.retain(|batch| !batch.rows.is_empty());
+        if batches.is_empty() {
             return Err(DispatchError::NothingLeft);
         }
 
         let now = now_unix();
-        let mut batch_ids = Vec::with_capacity(plans.len());
+        let mut batch_ids = Vec::with_capacity(batches.len());
         let mut touched = BTreeSet::new();
-        for (batch_name, site_id, plan_rows) in &plans {
-            if !project.site_ids.contains(site_id) {
+        for batch in &batches {
+            if !project.site_ids.contains(&batch.site_id) {
                 // A site outside the participating list (older set-ups) still needs the definition.
-                tx.execute("INSERT OR IGNORE INTO project_sites (project_id, site_id) VALUES (?1, ?2)", params![project_id, site_id])?;
+                tx.execute("INSERT OR IGNORE INTO project_sites (project_id, site_id) VALUES (?1, ?2)", params![project_id, batch.site_id])?;
             }
             push_project(&tx, project_id).map_err(|e| DispatchError::Encode(e.to_string()))?;
-            touched.insert(*site_id);
-            batch_ids.push(write_batch(&tx, &project, *site_id, batch_name, request, kind, plan_rows, imported_at, now)?);
+            touched.insert(batch.site_id);
+            batch_ids.push(write_batch(&tx, &project, batch, request, plan.kind, imported_at, now)?);
         }
         tx.execute("UPDATE files SET status = 'done' WHERE id = ?1", [request.file_id])?;
         tx.commit()?;
@@ -466,7 +410,7 @@ impl Store {
         for site_id in touched {
             self.down_notify_for(site_id as u64).notify_one();
         }
-        Ok(DispatchOutcome { batch_ids, removed, attributed, not_found })
+        Ok(DispatchOutcome { batch_ids, removed, attributed: plan.attributed, not_found: plan.not_found })
     }
 
     /// The task list, newest batch first (deleted batches left out).

@@ -10,11 +10,11 @@
 //!
 //! One-click is also HQ's word on the whole project, not only on the batches that exist when
 //! it is pressed: each project's state is kept (`one_click_projects`) and each of its sites
-//! is sent a [`DownEvent::OneClick`] over [`ControlScope::Project`], versioned per (project,
+//! is sent a [`DownEvent::OneClick`] over [`sync_protocol::ControlScope::Project`], versioned per (project,
 //! site) (`one_click_sites`). The site holds every batch of a stopped project, including
 //! one dispatched later, and a site's own start cannot lift it. A site that first gets the
 //! project after the press is sent the project's state with the definition
-//! ([`seed_project_site`]).
+//! (`one_click::seed_project_site`).
 //!
 //! Attribution rules go to every participating site (and every site sent a list before) as
 //! that site's own list, under a per-project version that rises on every save, an emptied
@@ -26,10 +26,12 @@ use std::collections::BTreeSet;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
-use sync_protocol::{AttributionCondition, AttributionRules, BatchControl, ControlScope, DownEvent, LinkSettings, OneClickControl};
+use sync_protocol::{AttributionCondition, AttributionRules, BatchControl, DownEvent, LinkSettings};
 
 use super::access::Scope;
-use super::batches::{append_down, attribution_rules, AttributionRule, DispatchError};
+use super::batches::{attribution_rules, AttributionRule};
+use super::down::{append_down, publish_to_enrolled, DownError};
+use super::one_click::send_one_click;
 use super::{now_unix, DbError, Store};
 
 /// The lowest recording upload cap HQ accepts, in bytes per second: below this a site's
@@ -150,7 +152,7 @@ fn control(tx: &Transaction<'_>, batch_id: i64, site_id: i64, priority: i64, res
     )?;
     let version: i64 = tx.query_row("SELECT control_version FROM batches WHERE id = ?1", [batch_id], |r| r.get(0))?;
     let event = DownEvent::BatchControl(BatchControl { batch_id: batch_id as u64, version: version as u64, priority: priority.clamp(0, 100) as u8 });
-    append_down(tx, site_id, &event).map_err(|e: DispatchError| BatchControlError::Encode(e.to_string()))?;
+    append_down(tx, site_id, &event).map_err(|e: DownError| BatchControlError::Encode(e.to_string()))?;
     Ok(version as u64)
 }
 
@@ -165,42 +167,6 @@ pub(super) fn project_site_ids(tx: &Transaction<'_>, project_id: i64) -> rusqlit
     )?;
     let sites = stmt.query_map([project_id], |r| r.get(0))?.collect();
     sites
-}
-
-/// Records `start` as `site_id`'s one-click state of `project_id` under the next version
-/// for that pair and sends it down.
-fn send_one_click(tx: &Transaction<'_>, project_id: i64, site_id: i64, start: bool) -> Result<(), DispatchError> {
-    tx.execute(
-        "INSERT INTO one_click_sites (project_id, site_id, start, version) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (project_id, site_id) DO UPDATE SET start = excluded.start, version = one_click_sites.version + 1",
-        params![project_id, site_id, start],
-    )?;
-    let version: i64 = tx.query_row(
-        "SELECT version FROM one_click_sites WHERE project_id = ?1 AND site_id = ?2",
-        params![project_id, site_id],
-        |r| r.get(0),
-    )?;
-    let event = DownEvent::OneClick(OneClickControl { scope: ControlScope::Project(project_id as u64), version: version as u64, start });
-    append_down(tx, site_id, &event)?;
-    Ok(())
-}
-
-/// A site that gets `project_id` for the first time (its definition is being sent): if HQ
-/// one-click stopped the project and this site was never told, it is told now, before any
-/// batch of the project reaches it.
-pub(super) fn seed_project_site(tx: &Transaction<'_>, project_id: i64, site_id: i64) -> Result<(), DispatchError> {
-    let told = tx
-        .query_row("SELECT 1 FROM one_click_sites WHERE project_id = ?1 AND site_id = ?2", params![project_id, site_id], |_| Ok(()))
-        .optional()?
-        .is_some();
-    let stopped = tx
-        .query_row("SELECT start = 0 FROM one_click_projects WHERE project_id = ?1", [project_id], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false);
-    if stopped && !told {
-        send_one_click(tx, project_id, site_id, false)?;
-    }
-    Ok(())
 }
 
 /// HQ's attribution rules as one site's wire list: the rules naming that site and an agent
@@ -230,8 +196,7 @@ fn load_link_settings(conn: &rusqlite::Connection) -> rusqlite::Result<Option<Li
 /// Sends a newly enrolled site HQ's current link settings, in the enrollment transaction.
 pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite::Result<()> {
     if let Some(settings) = load_link_settings(tx)? {
-        append_down(tx, site_id, &DownEvent::LinkSettings(settings))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        append_down(tx, site_id, &DownEvent::LinkSettings(settings))?;
     }
     Ok(())
 }
@@ -328,7 +293,7 @@ impl Store {
             let mut stmt = tx.prepare("SELECT id FROM projects WHERE (?1 IS NULL OR category_id = ?1) ORDER BY id")?;
             stmt.query_map([category_id], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?
         };
-        let encode = |e: DispatchError| BatchControlError::Encode(e.to_string());
+        let encode = |e: DownError| BatchControlError::Encode(e.to_string());
         for project in projects.into_iter().filter(|p| scope.project(*p)) {
             let all = project_site_ids(&tx, project)?;
             let covered: Vec<i64> = all.iter().copied().filter(|site| scope.project_site(project, *site)).collect();
@@ -458,13 +423,7 @@ impl Store {
             params![cap, now_unix(), changed_by],
         )?;
         let settings = load_link_settings(&tx)?.ok_or(LinkSettingsError::Db(DbError(rusqlite::Error::QueryReturnedNoRows)))?;
-        let sites: Vec<i64> = {
-            let mut stmt = tx.prepare("SELECT id FROM sites WHERE enrolled_at IS NOT NULL ORDER BY id")?;
-            stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?
-        };
-        for &site in &sites {
-            append_down(&tx, site, &DownEvent::LinkSettings(settings.clone())).map_err(|e| LinkSettingsError::Encode(e.to_string()))?;
-        }
+        let sites = publish_to_enrolled(&tx, &DownEvent::LinkSettings(settings.clone())).map_err(|e| LinkSettingsError::Encode(e.to_string()))?;
         tx.commit()?;
         drop(conn);
         for site in sites {
@@ -481,7 +440,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use sync_protocol::{AttributionRules, LinkSettings, OneClickControl};
+    use sync_protocol::{AttributionRules, ControlScope, LinkSettings, OneClickControl};
 
     use super::*;
     use crate::store::{Account, FieldSpec, NewProject, ProjectSettings};
@@ -489,6 +448,7 @@ mod tests {
     fn enrolled_site(store: &Store, name: &str) -> i64 {
         let site = store.create_site(name).unwrap();
         let code = store.create_enrollment_code(site).unwrap();
+        // Each box its own certificate: a certificate is one box's identity.
         assert_eq!(store.redeem_code(&code.code, name.as_bytes()).unwrap(), site);
         site
     }

@@ -12,9 +12,10 @@
 //! - not connected (未接通): dialed at least `repeat_count` times and never answered;
 //! - not called (未呼): never dialed.
 //!
-//! Whitelisted numbers are never removed. The kept rows become a new file
-//! "【过滤结果】name_YYYYMMDDhhmmss" (source: system generated) whose report lists every removed
-//! row with its reason. Each account's last settings are remembered.
+//! Whitelisted numbers are never removed. The store judges the rows and answers the kept
+//! and removed ones as data ([`Store::judge_filter`]); the result file (its workbook and its
+//! name) is made by `crate::filter`, which stores it through [`Store::begin_file`]. Each
+//! account's last settings are remembered ([`Store::remember_filter_settings`]).
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -24,7 +25,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::access::Scope;
-use super::{now_unix, BadRow, DbError, GoodRow, ImportReport, SaveImportError, Store};
+use super::{now_unix, BadRow, DbError, GoodRow, Project, SaveImportError, Store};
 
 /// Whose dispatches count (选择归属数据域).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +88,19 @@ pub struct FilterOutcome {
     pub file_name: String,
     pub kept: u64,
     pub removed: u64,
+}
+
+/// The filter's judgement of a file's rows, before anything is stored.
+#[derive(Debug, Clone)]
+pub struct FilterJudgement {
+    /// The filtered file's project (the result file belongs to it too).
+    pub project: Project,
+    /// The filtered file's name.
+    pub file_name: String,
+    /// The rows kept, in file order.
+    pub kept: Vec<GoodRow>,
+    /// The rows removed, each with its reason (in the phone column).
+    pub removed: Vec<BadRow>,
 }
 
 /// Failure to filter.
@@ -174,6 +188,29 @@ impl NumberIndex {
             None => *self.tokens.entry(phone.to_string()).or_insert(next),
         };
         (slot, slot == next)
+    }
+}
+
+/// Why the settings' condition removes a number with history `h` (English, Chinese), or
+/// `None` if it stays.
+fn removal_reason(settings: &FilterSettings, h: History) -> Option<(String, String)> {
+    let repeat = u64::from(settings.repeat_count);
+    let days = settings.valid_days;
+    match settings.condition {
+        FilterCondition::Called if h.dials >= repeat => Some((
+            format!("called {} times in the last {days} days (at least {repeat})", h.dials),
+            format!("近 {days} 天已呼 {} 次（不少于 {repeat} 次）", h.dials),
+        )),
+        FilterCondition::Connected if h.answered >= repeat => Some((
+            format!("connected {} times in the last {days} days (at least {repeat})", h.answered),
+            format!("近 {days} 天已接通 {} 次（不少于 {repeat} 次）", h.answered),
+        )),
+        FilterCondition::NotConnected if h.dials >= repeat && h.answered == 0 => Some((
+            format!("called {} times in the last {days} days and never connected", h.dials),
+            format!("近 {days} 天已呼 {} 次且未接通", h.dials),
+        )),
+        FilterCondition::NotCalled if h.dials == 0 => Some((format!("not called in the last {days} days"), format!("近 {days} 天未呼"))),
+        _ => None,
     }
 }
 
@@ -280,16 +317,17 @@ impl Store {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default())
     }
 
-    /// Filters file `file_id`'s rows (phones already taken from the auto-detected or chosen
-    /// column: `rows`) and stores the result file.
-    pub fn run_filter(
+    /// Judges file `file_id`'s rows (phones already taken from the auto-detected or chosen
+    /// column: `rows`) by `settings`: the rows kept and those removed with their reasons.
+    /// Stores nothing.
+    pub fn judge_filter(
         &self,
         file_id: i64,
         rows: &[GoodRow],
         phone_header: &str,
         settings: &FilterSettings,
         scope: &Scope,
-    ) -> Result<FilterOutcome, FilterError> {
+    ) -> Result<FilterJudgement, FilterError> {
         if !(1..=30).contains(&settings.valid_days) {
             return Err(FilterError::ValidDays(settings.valid_days));
         }
@@ -305,33 +343,10 @@ impl Store {
         let t_run = Instant::now();
         let since = now_unix() - i64::from(settings.valid_days) * 86_400;
         let (history, white) = self.filter_history(rows, settings, scope, since)?;
-        let repeat = u64::from(settings.repeat_count);
-        let days = settings.valid_days;
         let mut kept = Vec::new();
         let mut removed = Vec::new();
         for (row, h) in rows.iter().zip(history) {
-            let reason = if white.contains(&row.phone) {
-                None
-            } else {
-                match settings.condition {
-                    FilterCondition::Called if h.dials >= repeat => Some((
-                        format!("called {} times in the last {days} days (at least {repeat})", h.dials),
-                        format!("近 {days} 天已呼 {} 次（不少于 {repeat} 次）", h.dials),
-                    )),
-                    FilterCondition::Connected if h.answered >= repeat => Some((
-                        format!("connected {} times in the last {days} days (at least {repeat})", h.answered),
-                        format!("近 {days} 天已接通 {} 次（不少于 {repeat} 次）", h.answered),
-                    )),
-                    FilterCondition::NotConnected if h.dials >= repeat && h.answered == 0 => Some((
-                        format!("called {} times in the last {days} days and never connected", h.dials),
-                        format!("近 {days} 天已呼 {} 次且未接通", h.dials),
-                    )),
-                    FilterCondition::NotCalled if h.dials == 0 => {
-                        Some((format!("not called in the last {days} days"), format!("近 {days} 天未呼")))
-                    }
-                    _ => None,
-                }
-            };
+            let reason = if white.contains(&row.phone) { None } else { removal_reason(settings, h) };
             match reason {
                 Some((reason, reason_zh)) => removed.push(BadRow { row: row.row_number, column: phone_header.to_string(), reason, reason_zh }),
                 None => kept.push(row.clone()),
@@ -342,44 +357,71 @@ impl Store {
         }
         tracing::debug!(seconds = t_run.elapsed().as_secs_f64(), "filter: rows judged");
         let project = self.project(summary.project_id)?.ok_or(FilterError::UnknownFile(file_id))?;
-        let stamp = {
-            let at = time::OffsetDateTime::now_utc().to_offset(time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC));
-            format!("{:04}{:02}{:02}{:02}{:02}{:02}", at.year(), u8::from(at.month()), at.day(), at.hour(), at.minute(), at.second())
-        };
-        let file_name = format!("【过滤结果】{}_{stamp}", summary.file_name);
-        // The result workbook is written on a second thread while this one stores the kept
-        // rows: the two take about as long as each other at a million rows.
-        let (n_kept, n_removed) = (kept.len() as u64, removed.len() as u64);
-        let new_id = std::thread::scope(|threads| -> Result<i64, FilterError> {
-            let (project, kept) = (&project, &kept);
-            // The thread owns the removed rows and hands them back for the report.
-            let workbook = threads.spawn(move || (crate::export::filter_result_xlsx(project, phone_header, kept, &removed), removed));
-            let mut file = self.begin_file(summary.project_id, &file_name, &scope.account.username, "system", "数据过滤生成的结果文件")?;
-            for chunk in kept.chunks(super::IMPORT_CHUNK_ROWS) {
-                file.append(chunk)?;
-            }
-            tracing::debug!(seconds = t_run.elapsed().as_secs_f64(), "filter: kept rows stored");
-            let (bytes, removed) = workbook.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            let bytes = bytes.map_err(|e| FilterError::Write(e.to_string()))?;
-            tracing::debug!(seconds = t_run.elapsed().as_secs_f64(), "filter: result workbook written");
-            file.keep_copy(&bytes)?;
-            let report = ImportReport {
-                n_rows: n_kept,
-                n_good: n_kept,
-                bad: removed,
-                phone_column: phone_header.to_string(),
-                unmatched_fields: Vec::new(),
-                ..ImportReport::default()
-            };
-            Ok(file.finish(&report)?)
-        })?;
-        tracing::debug!(seconds = t_run.elapsed().as_secs_f64(), "filter: result file stored");
+        Ok(FilterJudgement { project, file_name: summary.file_name, kept, removed })
+    }
+
+    /// Remembers `settings` as the account's last filter settings.
+    pub fn remember_filter_settings(&self, account_id: i64, settings: &FilterSettings) -> Result<(), FilterError> {
         let json = serde_json::to_string(settings).map_err(|e| FilterError::Write(e.to_string()))?;
         self.conn().execute(
             "INSERT INTO filter_settings (account_id, settings) VALUES (?1, ?2)
              ON CONFLICT (account_id) DO UPDATE SET settings = excluded.settings",
-            params![scope.account.id, json],
+            params![account_id, json],
         )?;
-        Ok(FilterOutcome { file_id: new_id, file_name, kept: n_kept, removed: n_removed })
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use expect_test::{expect, Expect};
+
+    use super::*;
+
+    /// Each (dials, answered) history under each condition, repeat count 2 over 7 days:
+    /// why it is removed, or `kept`.
+    fn check(histories: &[(u64, u64)], expect: Expect) {
+        let mut out = String::new();
+        for condition in [FilterCondition::Called, FilterCondition::Connected, FilterCondition::NotConnected, FilterCondition::NotCalled] {
+            let settings = FilterSettings { condition, repeat_count: 2, valid_days: 7, ..FilterSettings::default() };
+            out.push_str(&format!("{condition:?}\n"));
+            for &(dials, answered) in histories {
+                let verdict = match removal_reason(&settings, History { dials, answered }) {
+                    Some((reason, reason_zh)) => format!("{reason} / {reason_zh}"),
+                    None => "kept".to_string(),
+                };
+                out.push_str(&format!("  {dials}/{answered}: {verdict}\n"));
+            }
+        }
+        expect.assert_eq(&out);
+    }
+
+    #[test]
+    fn each_condition_removes_by_its_count() {
+        check(
+            &[(0, 0), (1, 1), (2, 0), (3, 2)],
+            expect![[r#"
+                Called
+                  0/0: kept
+                  1/1: kept
+                  2/0: called 2 times in the last 7 days (at least 2) / 近 7 天已呼 2 次（不少于 2 次）
+                  3/2: called 3 times in the last 7 days (at least 2) / 近 7 天已呼 3 次（不少于 2 次）
+                Connected
+                  0/0: kept
+                  1/1: kept
+                  2/0: kept
+                  3/2: connected 2 times in the last 7 days (at least 2) / 近 7 天已接通 2 次（不少于 2 次）
+                NotConnected
+                  0/0: kept
+                  1/1: kept
+                  2/0: called 2 times in the last 7 days and never connected / 近 7 天已呼 2 次且未接通
+                  3/2: kept
+                NotCalled
+                  0/0: not called in the last 7 days / 近 7 天未呼
+                  1/1: kept
+                  2/0: kept
+                  3/2: kept
+            "#]],
+        );
     }
 }

@@ -1,33 +1,23 @@
 //! The store's side of the sync link: [`sync_link::HubStore`] for [`Store`].
 //!
-//! - Up: each outbox entry is applied in one transaction together with its
-//!   `(site, epoch, seq)` key and a hash of its content; a replay with the same content is a
-//!   no-op, a replay with different content is refused as a conflict and raises an alarm.
-//! - Down: the per-site log written by dispatch, read back in seq order.
-//! - Enrollment and the site identity check are `sites`' (called from here); link up/down
-//!   is recorded for monitoring.
+//! - Up: each outbox entry is applied once (`sync_up`); a replay with different content is
+//!   refused as a conflict and raises an alarm (listed here).
+//! - Down: the per-site log (`down`), read back in seq order.
+//! - Recordings, voice files and live figures are `recordings`'; enrollment and the site
+//!   identity check are `sites'` (all called from here); link up/down is recorded for
+//!   monitoring.
+//! - The helpers the link's modules share: [`other`], [`site_key`], [`epoch_column`].
 
 use std::sync::Arc;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 use sync_link::{EnrollRefusal, HubStore, IssuedCert, StoreError, StoreResult};
 use sync_protocol::enroll::CodeKey;
-use sync_protocol::{DownEntry, DownEvent, SiteId, UpEntry};
+use sync_protocol::{DownEntry, SiteId, UpEntry};
 use tokio::sync::Notify;
 
-use super::{now_unix, sha256_hex, DbError, Store};
-
-#[path = "recordings.rs"]
-mod recordings;
-#[path = "sync_up.rs"]
-mod sync_up;
-
-// The console names these through `store` (re-exported there next to `AlarmView`).
-#[allow(unused_imports)]
-pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
-#[allow(unused_imports)]
-pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
+use super::{DbError, Store};
 
 /// An alarm raised by the link (e.g. a conflicting replay).
 #[derive(Debug, Clone, Serialize)]
@@ -40,92 +30,17 @@ pub struct AlarmView {
     pub created_at: i64,
 }
 
-/// One decoded entry of a site's down log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DownLogEntry {
-    pub seq: u64,
-    pub event: DownEvent,
-}
-
+/// Any failure, as the link reports it to the sync server.
 pub(super) fn other(e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(e.to_string())
 }
 
+/// A site id as the store keys it.
 pub(super) fn site_key(site: SiteId) -> StoreResult<i64> {
     i64::try_from(site).map_err(|_| StoreError::Other(format!("site id {site} is out of range")))
 }
 
 impl Store {
-    /// Applies a run of up entries in one transaction; see [`HubStore::apply_up_batch`].
-    ///
-    /// Each entry is checked against `up_applied` first: the same content again is skipped,
-    /// different content stops the run with an alarm (committed together with the entries
-    /// before it) and [`StoreError::Conflict`].
-    fn apply_up_entries(&self, site: i64, entries: &[UpEntry]) -> StoreResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(other)?;
-        let now = now_unix();
-        for entry in entries {
-            let epoch = epoch_column(entry.epoch);
-            let seq = i64::try_from(entry.seq).map_err(other)?;
-            let content = serde_json::to_vec(&entry.event).map_err(other)?;
-            let content_hash = sha256_hex(&content);
-            let existing: Option<String> = tx
-                .prepare_cached("SELECT content_hash FROM up_applied WHERE site_id = ?1 AND epoch = ?2 AND seq = ?3")
-                .and_then(|mut stmt| stmt.query_row(params![site, epoch, seq], |r| r.get(0)).optional())
-                .map_err(other)?;
-            match existing {
-                Some(hash) if hash == content_hash => continue,
-                Some(_) => {
-                    tx.execute(
-                        "INSERT INTO alarms (site_id, kind, message, created_at) VALUES (?1, 'up_conflict', ?2, ?3)",
-                        params![
-                            site,
-                            format!(
-                                "site {site} sent outbox entry {}/{} again with different content; \
-                                 the site may have been restored from an old backup. The first version is kept.",
-                                entry.epoch, entry.seq
-                            ),
-                            now
-                        ],
-                    )
-                    .map_err(other)?;
-                    tx.commit().map_err(other)?;
-                    return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
-                }
-                None => {}
-            }
-            sync_up::apply_event(&tx, site, entry, epoch)?;
-            tx.prepare_cached(
-                "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
-            .map_err(other)?;
-        }
-        tx.commit().map_err(other)?;
-        Ok(())
-    }
-
-    /// A site's down log after `after_seq`, oldest first, at most `limit` entries.
-    pub fn down_log(&self, site: i64, after_seq: u64, limit: usize) -> Result<Vec<DownLogEntry>, DbError> {
-        let conn = self.conn();
-        let mut stmt =
-            conn.prepare("SELECT seq, event FROM down_log WHERE site_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3")?;
-        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let entries = stmt
-            .query_map(params![site, after, limit], |r| {
-                let seq: i64 = r.get(0)?;
-                let json: String = r.get(1)?;
-                let event: DownEvent = serde_json::from_str(&json).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
-                })?;
-                Ok(DownLogEntry { seq: seq as u64, event })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(entries)
-    }
-
     /// Alarms, newest first.
     pub fn list_alarms(&self) -> Result<Vec<AlarmView>, DbError> {
         let conn = self.conn();
@@ -248,9 +163,10 @@ pub(super) fn epoch_column(epoch: u64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use sync_protocol::{BusinessRecord, CallAttempt, HangupSide, Outcome, UpEvent};
+    use sync_protocol::{BusinessRecord, CallAttempt, DownEvent, HangupSide, Outcome, UpEvent};
 
     use super::*;
+    use crate::store::{RecordingFetch, RecordingRequestError, VoiceFileError};
 
     fn attempt(attempt_id: u64, outcome: Outcome) -> UpEvent {
         UpEvent::CallAttempt(CallAttempt {

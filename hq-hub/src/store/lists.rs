@@ -4,7 +4,7 @@
 //!   reason; whitelisted numbers are never removed by the data filter.
 //! - Every change (add, import, remove, a move from one list to the other) is written to
 //!   `phone_lists` and, in the same transaction, as a [`DownEvent::PhoneList`] into the down
-//!   log of every enrolled site ([`publish_to_enrolled`]), whose link is woken after the
+//!   log of every enrolled site (`down::append_to_sites`), whose link is woken after the
 //!   commit. A site then drops a blacklisted number from every batch it holds, offline too.
 //! - Each number has one version across both lists (`phone_list_versions`), raised by every
 //!   change and kept when the number is taken off, so add / remove / add give rising
@@ -18,7 +18,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sync_protocol::{DownEvent, PhoneListChange, PhoneListKind};
 
-use super::batches::append_down;
+use super::down::{append_down, append_to_sites, enrolled_sites};
 use super::{now_unix, DbError, Store};
 
 /// Which list.
@@ -110,27 +110,6 @@ pub(super) fn list_entry(raw: &str) -> Result<String, ListError> {
     Err(ListError::BadNumber { phone: raw.trim().to_string(), reason })
 }
 
-/// The sites that receive list changes now: every enrolled one (a site enrolled later is
-/// seeded when it enrolls). The lists' own copy of "every enrolled site", kept here so the
-/// lists do not depend on another module's publishing.
-fn enrolled_sites(tx: &Transaction<'_>) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = tx.prepare_cached("SELECT id FROM sites WHERE enrolled_at IS NOT NULL ORDER BY id")?;
-    let sites = stmt.query_map([], |r| r.get(0))?.collect();
-    sites
-}
-
-fn encode_error(e: super::DispatchError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-}
-
-/// Appends `event` to the down log of each of `sites`, in `tx`.
-fn publish_to_enrolled(tx: &Transaction<'_>, sites: &[i64], event: &DownEvent) -> rusqlite::Result<()> {
-    for &site in sites {
-        append_down(tx, site, event).map_err(encode_error)?;
-    }
-    Ok(())
-}
-
 /// Raises `phone`'s version (across both lists) and returns the new one.
 fn next_version(tx: &Transaction<'_>, phone: &str) -> rusqlite::Result<u64> {
     let version: i64 = tx.query_row(
@@ -157,7 +136,7 @@ pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite
     for (phone, list, note, version) in listed {
         let list = if list == "white" { PhoneListKind::White } else { PhoneListKind::Black };
         let event = DownEvent::PhoneList(PhoneListChange { phone, version: version as u64, list: Some(list), note });
-        append_down(tx, site_id, &event).map_err(encode_error)?;
+        append_down(tx, site_id, &event)?;
     }
     Ok(())
 }
@@ -165,7 +144,7 @@ pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite
 impl Store {
     fn wake_list_sites(&self, sites: &[i64]) {
         for &site in sites {
-            self.down_notify_for(site as u64).notify_waiters();
+            self.down_notify_for(site as u64).notify_one();
         }
     }
 
@@ -205,7 +184,7 @@ impl Store {
                     list: Some(list.wire()),
                     note: note.to_string(),
                 });
-                publish_to_enrolled(&tx, &sites, &event)?;
+                append_to_sites(&tx, &sites, &event).map_err(rusqlite::Error::from)?;
             }
             tx.commit()?;
             sites
@@ -227,7 +206,7 @@ impl Store {
             let sites = enrolled_sites(&tx)?;
             let version = next_version(&tx, &number)?;
             let event = DownEvent::PhoneList(PhoneListChange { phone: number, version, list: None, note: String::new() });
-            publish_to_enrolled(&tx, &sites, &event)?;
+            append_to_sites(&tx, &sites, &event).map_err(rusqlite::Error::from)?;
             tx.commit()?;
             (true, sites)
         };

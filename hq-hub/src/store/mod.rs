@@ -13,13 +13,18 @@ mod access;
 mod accounts;
 mod batches;
 mod control;
+mod down;
 mod files;
 mod filter;
 mod link;
 mod lists;
 mod notices;
+mod one_click;
+mod project_access;
 mod projects;
+mod recordings;
 mod sites;
+mod sync_up;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,13 +44,16 @@ pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettin
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
 };
-pub use filter::{FilterCondition, FilterError, FilterOutcome, FilterScope, FilterSettings};
-pub use link::{AlarmView, DownLogEntry, RecordingFetch, RecordingRequestError};
+pub use filter::{FilterCondition, FilterError, FilterJudgement, FilterOutcome, FilterScope, FilterSettings};
+pub use down::{DownError, DownLogEntry};
+pub use link::AlarmView;
 pub use lists::{ListError, ListKind, ListedNumber};
 pub use notices::{
     check_wav, parse_voice_kind, voice_kind_key, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError,
     VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
 };
+pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
+pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
@@ -566,6 +574,12 @@ pub fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Whether `err` is a UNIQUE (or other constraint) violation: the store's answer to "that
+/// name is taken" without a racy look-up first.
+fn is_unique_violation(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
 /// Hex SHA-256 of a secret (session tokens and enrollment codes are stored only hashed).
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -635,9 +649,8 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 8 left it (before enrollment kept only derived keys):
-            // a pending code in plain form, an enrolled site. What later migrations made is
-            // taken away too, so that they run again.
+            // A hub store as version 6 left it (none of migrations 7 to 10): a pending code
+            // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
             conn.execute_batch(
@@ -648,7 +661,12 @@ mod tests {
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  INSERT INTO sites (id, name, created_at, enrolled_at) VALUES (1, 'old', 1, 2), (2, 'new', 1, NULL);
                  INSERT INTO enrollment_codes VALUES ('h', 2, 1, 99999999999, NULL, 'ABCDEFGH2345');
-                 PRAGMA user_version = 8;",
+                 ALTER TABLE projects DROP COLUMN token_length;
+                 DROP TABLE phone_list_versions; DROP INDEX call_attempts_batch_row; ALTER TABLE call_attempts DROP COLUMN kind;
+                 CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at);
+                 DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
+                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 PRAGMA user_version = 6;",
             )
             .unwrap();
         }

@@ -17,8 +17,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use sync_protocol::{Announcement, DownEvent, VoiceFile, VoiceKind};
 
-use super::batches::append_down;
-use super::link::VoiceFileError;
+use super::down::{append_down, publish_to_enrolled};
+use super::recordings::VoiceFileError;
 use super::{now_unix, DbError, Store};
 
 /// Largest voice file accepted: 16-bit PCM at 8000 Hz is 16 kB a second, so this is about
@@ -353,32 +353,20 @@ fn announcement_wire(view: &AnnouncementView) -> Announcement {
     }
 }
 
-/// The sites that receive published changes now: every enrolled one (a site enrolled later
-/// is seeded when it enrolls).
-fn enrolled_sites(tx: &Transaction<'_>) -> rusqlite::Result<Vec<i64>> {
-    let mut stmt = tx.prepare("SELECT id FROM sites WHERE enrolled_at IS NOT NULL ORDER BY id")?;
-    stmt.query_map([], |r| r.get(0))?.collect()
-}
-
 /// Appends `event` to every enrolled site's down log; the sites to wake after the commit.
 fn publish(tx: &Transaction<'_>, event: &DownEvent) -> Result<Vec<i64>, String> {
-    let sites = enrolled_sites(tx).map_err(|e| e.to_string())?;
-    for &site in &sites {
-        append_down(tx, site, event).map_err(|e| e.to_string())?;
-    }
-    Ok(sites)
+    publish_to_enrolled(tx, event).map_err(|e| e.to_string())
 }
 
 /// Sends a newly enrolled site the current voice library and the live announcements. Runs
 /// in the enrollment transaction, so no change published meanwhile can be missed or doubled.
 pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite::Result<()> {
-    let encode = |e: super::DispatchError| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
     let voices = {
         let mut stmt = tx.prepare(&format!("{VOICE_SELECT} WHERE deleted = 0 ORDER BY id"))?;
         stmt.query_map([], voice_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?
     };
     for voice in &voices {
-        append_down(tx, site_id, &DownEvent::VoiceFile(voice_wire(voice)?)).map_err(encode)?;
+        append_down(tx, site_id, &DownEvent::VoiceFile(voice_wire(voice)?))?;
     }
     let now = now_unix();
     let live = {
@@ -388,7 +376,7 @@ pub(super) fn seed_enrolled_site(tx: &Transaction<'_>, site_id: i64) -> rusqlite
         stmt.query_map([now], |r| announcement_from_row(r, now))?.collect::<rusqlite::Result<Vec<_>>>()?
     };
     for notice in &live {
-        append_down(tx, site_id, &DownEvent::Announcement(announcement_wire(notice))).map_err(encode)?;
+        append_down(tx, site_id, &DownEvent::Announcement(announcement_wire(notice)))?;
     }
     Ok(())
 }
@@ -416,7 +404,7 @@ fn check_text(text: &AnnouncementText<'_>, published_at: i64) -> Result<(String,
 impl Store {
     fn wake_sites(&self, sites: &[i64]) {
         for &site in sites {
-            self.down_notify_for(site as u64).notify_waiters();
+            self.down_notify_for(site as u64).notify_one();
         }
     }
 

@@ -15,9 +15,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 use sync_protocol::DownEvent;
 
-use super::batches::append_down;
-use super::sites::is_unique_violation;
-use super::{now_unix, DbError, Store};
+use super::down::append_down;
+use super::{is_unique_violation, now_unix, DbError, Store};
 
 /// A project category.
 #[derive(Debug, Clone, Serialize)]
@@ -613,7 +612,7 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
         )?;
         if sent.is_none() {
             // A site new to the project learns HQ's one-click state before any batch of it.
-            super::control::seed_project_site(tx, project_id, site_id).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+            super::one_click::seed_project_site(tx, project_id, site_id).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
         }
         pushed.push(site_id);
     }
@@ -622,21 +621,6 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
 
 pub(super) fn load_project(conn: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Project>> {
     conn.query_row(&format!("{PROJECT_SELECT} WHERE p.id = ?1"), [id], project_from_row).optional()
-}
-
-fn ids_json(ids: &[i64]) -> String {
-    serde_json::Value::from(ids.to_vec()).to_string()
-}
-
-fn project_admins(conn: &rusqlite::Connection, project_id: i64) -> rusqlite::Result<Vec<ProjectAdmin>> {
-    let mut stmt = conn.prepare("SELECT account_id, site_ids FROM project_admins WHERE project_id = ?1 ORDER BY account_id")?;
-    let rows = stmt
-        .query_map([project_id], |r| {
-            let text: String = r.get(1)?;
-            Ok(ProjectAdmin { account_id: r.get(0)?, site_ids: serde_json::from_str(&text).unwrap_or_default() })
-        })?
-        .collect();
-    rows
 }
 
 /// Checks both field lists and encodes them for storage.
@@ -753,86 +737,6 @@ impl Store {
             self.down_notify_for(*site as u64).notify_one();
         }
         Ok(pushed)
-    }
-
-    /// Step 1 (参与职场): the sites taking part. Newly added sites are sent the definition;
-    /// project admins lose sites that no longer take part.
-    pub fn set_project_sites(&self, project_id: i64, site_ids: &[i64]) -> Result<(), ProjectAccessError> {
-        let sites: BTreeSet<i64> = site_ids.iter().copied().collect();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        if load_project(&tx, project_id)?.is_none() {
-            return Err(ProjectAccessError::UnknownProject(project_id));
-        }
-        for site in &sites {
-            if tx.query_row("SELECT 1 FROM sites WHERE id = ?1", [site], |_| Ok(())).optional()?.is_none() {
-                return Err(ProjectAccessError::UnknownSite(*site));
-            }
-        }
-        tx.execute("DELETE FROM project_sites WHERE project_id = ?1", [project_id])?;
-        for site in &sites {
-            tx.execute("INSERT INTO project_sites (project_id, site_id) VALUES (?1, ?2)", params![project_id, site])?;
-        }
-        let admins = project_admins(&tx, project_id)?;
-        for admin in admins {
-            let kept: Vec<i64> = admin.site_ids.iter().copied().filter(|s| sites.contains(s)).collect();
-            tx.execute(
-                "UPDATE project_admins SET site_ids = ?3 WHERE project_id = ?1 AND account_id = ?2",
-                params![project_id, admin.account_id, ids_json(&kept)],
-            )?;
-        }
-        let pushed = push_project(&tx, project_id)?;
-        tx.commit()?;
-        drop(conn);
-        for site in pushed {
-            self.down_notify_for(site as u64).notify_one();
-        }
-        Ok(())
-    }
-
-    /// Step 2 (项目管理员): replaces the project admins. Each admin's sites must take part
-    /// in the project and lie inside that account's data permission.
-    pub fn set_project_admins(&self, project_id: i64, admins: &[ProjectAdmin]) -> Result<(), ProjectAccessError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let project = load_project(&tx, project_id)?.ok_or(ProjectAccessError::UnknownProject(project_id))?;
-        if project.site_ids.is_empty() && !admins.is_empty() {
-            return Err(ProjectAccessError::NoParticipatingSites);
-        }
-        tx.execute("DELETE FROM project_admins WHERE project_id = ?1", [project_id])?;
-        for admin in admins {
-            let scope: Option<Option<String>> = tx
-                .query_row("SELECT scope_sites FROM accounts WHERE id = ?1", [admin.account_id], |r| r.get(0))
-                .optional()?;
-            let Some(scope) = scope else {
-                return Err(ProjectAccessError::UnknownAccount(admin.account_id));
-            };
-            let scope: Option<Vec<i64>> = scope.and_then(|s| serde_json::from_str(&s).ok());
-            let mut sites: Vec<i64> = admin.site_ids.clone();
-            sites.sort_unstable();
-            sites.dedup();
-            for site in &sites {
-                if !project.site_ids.contains(site) {
-                    return Err(ProjectAccessError::NotParticipating { site: *site });
-                }
-                if let Some(scope) = &scope
-                    && !scope.contains(site)
-                {
-                    return Err(ProjectAccessError::OutsideScope { account: admin.account_id, site: *site });
-                }
-            }
-            tx.execute(
-                "INSERT INTO project_admins (project_id, account_id, site_ids) VALUES (?1, ?2, ?3)",
-                params![project_id, admin.account_id, ids_json(&sites)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// A sub-project's admins.
-    pub fn project_admins(&self, project_id: i64) -> Result<Vec<ProjectAdmin>, DbError> {
-        Ok(project_admins(&self.conn(), project_id)?)
     }
 
     /// One sub-project.

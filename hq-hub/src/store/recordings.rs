@@ -20,8 +20,9 @@ use sync_link::server::RecordingRequests;
 use sync_link::StoreResult;
 use sync_protocol::{DownEvent, LiveFigures, SiteId, VoiceFile};
 
-use super::other;
-use crate::store::{now_unix, DbError, Store};
+use super::down::append_down;
+use super::link::{other, site_key};
+use super::{now_unix, DbError, Store};
 
 /// The latest live figures a site sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,7 +117,7 @@ impl Store {
         let check = dir.finish(sha256).map_err(other)?;
         if check == BlobCheck::Accepted {
             let size = dir.held(sha256).map_err(other)?;
-            let site = super::site_key(site)?;
+            let site = site_key(site)?;
             self.conn()
                 .execute(
                     "INSERT INTO site_recordings (site_id, sha256, size, received_at) VALUES (?1, ?2, ?3, ?4)
@@ -209,13 +210,13 @@ impl Store {
                 if exists.is_none() {
                     return Err(VoiceFileError::UnknownSite(site));
                 }
-                super::super::batches::append_down(&tx, site, &DownEvent::VoiceFile(voice.clone()))
+                append_down(&tx, site, &DownEvent::VoiceFile(voice.clone()))
                     .map_err(|e| VoiceFileError::Io(std::io::Error::other(e.to_string())))?;
             }
             tx.commit()?;
         }
         for &site in site_ids {
-            self.down_notify_for(site as u64).notify_waiters();
+            self.down_notify_for(site as u64).notify_one();
         }
         Ok(())
     }
@@ -223,7 +224,7 @@ impl Store {
     /// Voice files `site` should hold: the newest version of each voice its down log names,
     /// unless deleted.
     pub(super) fn voice_files_of(&self, site: SiteId) -> StoreResult<Vec<BlobRef>> {
-        let site = super::site_key(site)?;
+        let site = site_key(site)?;
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT event FROM down_log WHERE site_id = ?1 AND event LIKE '{\"VoiceFile\"%' ORDER BY seq")

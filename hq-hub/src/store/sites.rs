@@ -21,7 +21,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use sync_link::{EnrollRefusal, IssuedCert};
 use sync_protocol::enroll::CodeKey;
 
-use super::{now_unix, DbError, Store};
+use super::{is_unique_violation, now_unix, DbError, Store};
 
 /// How long a fresh enrollment code stays valid unless the hub is told otherwise.
 pub const DEFAULT_ENROLLMENT_CODE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -114,10 +114,6 @@ pub enum EnrollError {
     Refused(#[from] EnrollRefusal),
     #[error(transparent)]
     Db(#[from] DbError),
-}
-
-pub(super) fn is_unique_violation(err: &rusqlite::Error) -> bool {
-    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
 }
 
 /// A certificate's SHA-256 as the store keeps and shows it.

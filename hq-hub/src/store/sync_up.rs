@@ -1,21 +1,23 @@
 //! Site-owned events as HQ keeps them: how each [`UpEvent`] lands in its table, and the
 //! read side the console shows.
 //!
-//! [`apply_event`] runs inside the transaction that also records the entry's
-//! `(site, epoch, seq)` in `up_applied`, so an entry is applied exactly once however often
-//! it arrives. The tables are keyed as well (by the site's own ids, with the epoch where the
+//! Each outbox entry is applied in one transaction together with its `(site, epoch, seq)`
+//! key and a hash of its content (`up_applied`), so an entry is applied exactly once however
+//! often it arrives; a replay with different content is refused as a conflict and raises an
+//! alarm. The tables are keyed as well (by the site's own ids, with the epoch where the
 //! id restarts with a fresh site store), so even a replay that got past `up_applied` could
 //! not double a row.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use sync_link::{StoreError, StoreResult};
 use sync_protocol::{
-    AgentState, AttemptKind, CallbackState, ControlScope, ControlTarget, HangupSide, Outcome, UpEntry, UpEvent,
+    AgentState, AttemptKind, BusinessRecord, CallAttempt, Callback, CallbackState, ControlScope, ControlTarget, HangupSide,
+    Outcome, UpEntry, UpEvent,
 };
 
-use super::other;
-use crate::store::{DbError, Store};
+use super::link::{epoch_column, other};
+use super::{now_unix, sha256_hex, DbError, Store};
 
 fn outcome_name(outcome: Outcome) -> &'static str {
     match outcome {
@@ -96,66 +98,158 @@ fn bits(value: u64) -> i64 {
     i64::from_ne_bytes(value.to_ne_bytes())
 }
 
+impl Store {
+    /// Applies a run of up entries in one transaction; see [`sync_link::HubStore::apply_up_batch`].
+    ///
+    /// Each entry is checked against `up_applied` first: the same content again is skipped,
+    /// different content stops the run with an alarm (committed together with the entries
+    /// before it) and [`StoreError::Conflict`].
+    pub(super) fn apply_up_entries(&self, site: i64, entries: &[UpEntry]) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(other)?;
+        let now = now_unix();
+        for entry in entries {
+            let epoch = epoch_column(entry.epoch);
+            let seq = i64::try_from(entry.seq).map_err(other)?;
+            let content = serde_json::to_vec(&entry.event).map_err(other)?;
+            let content_hash = sha256_hex(&content);
+            let existing: Option<String> = tx
+                .prepare_cached("SELECT content_hash FROM up_applied WHERE site_id = ?1 AND epoch = ?2 AND seq = ?3")
+                .and_then(|mut stmt| stmt.query_row(params![site, epoch, seq], |r| r.get(0)).optional())
+                .map_err(other)?;
+            match existing {
+                Some(hash) if hash == content_hash => continue,
+                Some(_) => {
+                    tx.execute(
+                        "INSERT INTO alarms (site_id, kind, message, created_at) VALUES (?1, 'up_conflict', ?2, ?3)",
+                        params![
+                            site,
+                            format!(
+                                "site {site} sent outbox entry {}/{} again with different content; \
+                                 the site may have been restored from an old backup. The first version is kept.",
+                                entry.epoch, entry.seq
+                            ),
+                            now
+                        ],
+                    )
+                    .map_err(other)?;
+                    tx.commit().map_err(other)?;
+                    return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
+                }
+                None => {}
+            }
+            apply_event(&tx, site, entry, epoch)?;
+            tx.prepare_cached(
+                "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
+            .map_err(other)?;
+        }
+        tx.commit().map_err(other)?;
+        Ok(())
+    }
+}
+
+/// A finished attempt; a replay with new facts of the same attempt replaces them.
+fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> StoreResult<()> {
+    tx.prepare_cached(
+        "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
+             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (site_id, attempt_id) DO UPDATE SET
+             batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
+             answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
+             hangup_side = excluded.hangup_side, agent = excluded.agent,
+             talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
+             kind = excluded.kind",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            attempt.attempt_id as i64,
+            attempt.batch_id as i64,
+            attempt.row_id as i64,
+            attempt.started_at,
+            attempt.answered_at,
+            attempt.ended_at,
+            outcome_name(attempt.outcome),
+            attempt.hangup_side.map(hangup_name),
+            attempt.agent,
+            attempt.talk_seconds,
+            attempt.recording_sha256,
+            attempt_kind_name(attempt.kind),
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
+/// A business record, as last saved at the site.
+fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> StoreResult<()> {
+    let values = serde_json::to_string(&record.values).map_err(other)?;
+    // A re-save replaces the record: the site owns it and sends the latest.
+    tx.prepare_cached(
+        "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (site_id, attempt_id) DO UPDATE SET
+             batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
+             saved_at = excluded.saved_at, record = excluded.record
+         WHERE excluded.saved_at >= business_records.saved_at",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            record.attempt_id as i64,
+            record.batch_id as i64,
+            record.row_id as i64,
+            record.agent,
+            record.saved_at,
+            values
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
+/// A callback's state, kept as the site's latest entry about it.
+fn upsert_callback(tx: &Transaction<'_>, site: i64, epoch: i64, seq: i64, callback: &Callback) -> StoreResult<()> {
+    // The latest entry about a callback (by outbox order) is its current state.
+    tx.prepare_cached(
+        "INSERT INTO site_callbacks (site_id, epoch, callback_id, seq, batch_id, row_id, agent, due_at, note,
+             state, changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (site_id, epoch, callback_id) DO UPDATE SET
+             seq = excluded.seq, batch_id = excluded.batch_id, row_id = excluded.row_id,
+             agent = excluded.agent, due_at = excluded.due_at, note = excluded.note,
+             state = excluded.state, changed_at = excluded.changed_at
+         WHERE excluded.seq > site_callbacks.seq",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            site,
+            epoch,
+            bits(callback.callback_id),
+            seq,
+            bits(callback.batch_id),
+            bits(callback.row_id),
+            callback.agent,
+            callback.due_at,
+            callback.note,
+            callback_state_name(callback.state),
+            callback.changed_at
+        ])
+    })
+    .map_err(other)?;
+    Ok(())
+}
+
 /// Apply one entry's event in `tx` (the caller records the entry in `up_applied`).
 /// `epoch` is the entry's epoch as stored (see `epoch_column`).
 pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoch: i64) -> StoreResult<()> {
     let seq = bits(entry.seq);
     match &entry.event {
-        UpEvent::CallAttempt(attempt) => {
-            tx.prepare_cached(
-                "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-                     outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                     batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
-                     answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-                     hangup_side = excluded.hangup_side, agent = excluded.agent,
-                     talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
-                     kind = excluded.kind",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    attempt.attempt_id as i64,
-                    attempt.batch_id as i64,
-                    attempt.row_id as i64,
-                    attempt.started_at,
-                    attempt.answered_at,
-                    attempt.ended_at,
-                    outcome_name(attempt.outcome),
-                    attempt.hangup_side.map(hangup_name),
-                    attempt.agent,
-                    attempt.talk_seconds,
-                    attempt.recording_sha256,
-                    attempt_kind_name(attempt.kind),
-                ])
-            })
-            .map_err(other)?;
-        }
-        UpEvent::BusinessRecord(record) => {
-            let values = serde_json::to_string(&record.values).map_err(other)?;
-            // A re-save replaces the record: the site owns it and sends the latest.
-            tx.prepare_cached(
-                "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-                     batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
-                     saved_at = excluded.saved_at, record = excluded.record
-                 WHERE excluded.saved_at >= business_records.saved_at",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    record.attempt_id as i64,
-                    record.batch_id as i64,
-                    record.row_id as i64,
-                    record.agent,
-                    record.saved_at,
-                    values
-                ])
-            })
-            .map_err(other)?;
-        }
+        UpEvent::CallAttempt(attempt) => upsert_attempt(tx, site, attempt)?,
+        UpEvent::BusinessRecord(record) => upsert_record(tx, site, record)?,
         UpEvent::CustomerEdit(edit) => {
             let changes = serde_json::to_string(&edit.changes).map_err(other)?;
             // An edit is a fact that happened; it never changes, so a second copy is ignored.
@@ -178,35 +272,7 @@ pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoc
             })
             .map_err(other)?;
         }
-        UpEvent::Callback(callback) => {
-            // The latest entry about a callback (by outbox order) is its current state.
-            tx.prepare_cached(
-                "INSERT INTO site_callbacks (site_id, epoch, callback_id, seq, batch_id, row_id, agent, due_at, note,
-                     state, changed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (site_id, epoch, callback_id) DO UPDATE SET
-                     seq = excluded.seq, batch_id = excluded.batch_id, row_id = excluded.row_id,
-                     agent = excluded.agent, due_at = excluded.due_at, note = excluded.note,
-                     state = excluded.state, changed_at = excluded.changed_at
-                 WHERE excluded.seq > site_callbacks.seq",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    site,
-                    epoch,
-                    bits(callback.callback_id),
-                    seq,
-                    bits(callback.batch_id),
-                    bits(callback.row_id),
-                    callback.agent,
-                    callback.due_at,
-                    callback.note,
-                    callback_state_name(callback.state),
-                    callback.changed_at
-                ])
-            })
-            .map_err(other)?;
-        }
+        UpEvent::Callback(callback) => upsert_callback(tx, site, epoch, seq, callback)?,
         UpEvent::AgentState(change) => {
             let (state, reason) = agent_state_name(&change.state);
             tx.prepare_cached(

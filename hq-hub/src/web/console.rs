@@ -610,7 +610,7 @@ pub async fn filter_file(
                 (parsed.rows, parsed.report.phone_column)
             }
         };
-        Ok(store.run_filter(id, &rows, &phone_header, &body.settings, &scope)?)
+        Ok(crate::filter::run_filter(store, id, &rows, &phone_header, &body.settings, &scope)?)
     })
     .await??;
     Ok(Json(outcome))
