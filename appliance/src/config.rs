@@ -155,21 +155,20 @@ impl ApplianceConfig {
 
     /// A box on 127.0.0.1 with ephemeral web, SIP and RTP ports and one trunk named
     /// `carrier` of `channels` lines toward `carrier`: the demo's and the tests' appliance.
+    /// Its lines are [`hardware::TelephonyConfig::on_loopback`]'s and its trunk
+    /// [`hardware::TrunkConfig::on_loopback`]'s, pointed at `carrier`.
     pub fn on_loopback(data_dir: &Path, carrier: SocketAddr, channels: u32) -> ApplianceConfig {
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let lines = hardware::TelephonyConfig::on_loopback(data_dir);
         ApplianceConfig {
-            http_bind: SocketAddr::new(localhost, 0),
-            sip_bind: SocketAddr::new(localhost, 0),
-            public_ip: localhost,
-            rtp_ports: (0, 0),
+            http_bind: SocketAddr::new(lines.public_ip, 0),
+            sip_bind: lines.sip_bind,
+            public_ip: lines.public_ip,
+            rtp_ports: lines.rtp_ports,
             trunks: vec![hardware::TrunkConfig {
-                name: "carrier".into(),
                 address: carrier,
-                domain: "127.0.0.1".into(),
-                username: None,
-                password: None,
-                channels,
+                ..hardware::TrunkConfig::on_loopback("carrier", carrier.port(), channels)
             }],
+            hold_audio: lines.hold_audio,
             ..ApplianceConfig::with_defaults(data_dir)
         }
     }

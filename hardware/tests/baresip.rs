@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -43,23 +42,12 @@ async fn baresip_registers_auto_answers_and_is_recorded() -> anyhow::Result<()> 
     let dir = tempfile::tempdir()?;
     let carrier_port = free_udp_port();
     let (telephony, mut events) = Telephony::start(TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse()?,
-        public_ip: "127.0.0.1".parse()?,
-        rtp_ports: (0, 0),
-        trunks: vec![TrunkConfig {
-            name: "carrier".into(),
-            address: SocketAddr::from(([127, 0, 0, 1], carrier_port)),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: 1,
-        }],
+        trunks: vec![TrunkConfig::on_loopback("carrier", carrier_port, 1)],
         extensions: vec![ExtensionConfig {
             extension: EXTENSION.into(),
             password: PASSWORD.into(),
         }],
-        recordings_dir: dir.path().join("recordings"),
-        hold_audio: None,
+        ..TelephonyConfig::on_loopback(dir.path())
     })
     .await?;
     let box_sip = telephony.local_sip_addr();

@@ -42,23 +42,12 @@ async fn start_telephony_with(options: TelephonyOptions) -> anyhow::Result<Harne
     let dir = tempfile::tempdir()?;
     let carrier_port = free_udp_port();
     let config = TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse()?,
-        public_ip: "127.0.0.1".parse()?,
-        rtp_ports: (0, 0),
-        trunks: vec![TrunkConfig {
-            name: "carrier".into(),
-            address: SocketAddr::from(([127, 0, 0, 1], carrier_port)),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: 4,
-        }],
+        trunks: vec![TrunkConfig::on_loopback("carrier", carrier_port, 4)],
         extensions: vec![ExtensionConfig {
             extension: EXTENSION.into(),
             password: PASSWORD.into(),
         }],
-        recordings_dir: dir.path().join("recordings"),
-        hold_audio: None,
+        ..TelephonyConfig::on_loopback(dir.path())
     };
     let (telephony, events) = Telephony::start_with(config, options).await?;
     Ok(Harness {

@@ -37,6 +37,7 @@
 
 pub mod auth;
 pub mod message;
+pub mod peer;
 pub mod sdp;
 pub mod transaction;
 
