@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,40 +93,45 @@ fn free_udp_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The box's store before it starts: N extensions and agents (so the lines know them), the
+/// project and a batch with rows enough for every round.
+fn seed_store(dir: &Path, n_calls: u32, rounds: u32) -> anyhow::Result<()> {
+    let n_rows = u64::from(n_calls * (rounds + 2));
+    // Extensions and agents exist before the box starts, so the lines know them.
+    let store = Store::open(dir)?;
+    for idx in 0..n_calls {
+        let extension = format!("{}", 2000 + idx);
+        store.create_extension(&extension, SIP_PASSWORD)?;
+        store.create_user(&format!("a{idx}"), AGENT_PASSWORD, Role::Agent, "bench", Some(&extension))?;
+    }
+    let rows: Vec<CustomerRow> = (0..n_rows)
+        .map(|i| CustomerRow { row_id: i + 1, phone: format!("1390{:07}", i), fields: vec![("name".into(), format!("c{i}"))] })
+        .collect();
+    let events = vec![
+        DownEvent::Project(project()),
+        DownEvent::BatchChunk(BatchChunk { batch_id: 1, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id: 1,
+            project_id: 1,
+            name: "bench".into(),
+            priority: 50,
+            imported_at: 1,
+            n_rows,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    for (idx, event) in events.into_iter().enumerate() {
+        store.apply_down_entry(&DownEntry { seq: idx as u64 + 1, event })?;
+    }
+    Ok(())
+}
+
 /// One level: N agents, `rounds` × N calls; returns each popup's latency.
 async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "admin")?;
-    let n_rows = u64::from(n_calls * (rounds + 2));
-    {
-        // Extensions and agents exist before the box starts, so the lines know them.
-        let store = Store::open(dir.path())?;
-        for idx in 0..n_calls {
-            let extension = format!("{}", 2000 + idx);
-            store.create_extension(&extension, SIP_PASSWORD)?;
-            store.create_user(&format!("a{idx}"), AGENT_PASSWORD, Role::Agent, "bench", Some(&extension))?;
-        }
-        let rows: Vec<CustomerRow> = (0..n_rows)
-            .map(|i| CustomerRow { row_id: i + 1, phone: format!("1390{:07}", i), fields: vec![("name".into(), format!("c{i}"))] })
-            .collect();
-        let events = vec![
-            DownEvent::Project(project()),
-            DownEvent::BatchChunk(BatchChunk { batch_id: 1, chunk_idx: 0, rows: rows.clone() }),
-            DownEvent::BatchManifest(BatchManifest {
-                batch_id: 1,
-                project_id: 1,
-                name: "bench".into(),
-                priority: 50,
-                imported_at: 1,
-                n_rows,
-                n_chunks: 1,
-                rows_hash: rows_hash(&rows),
-            }),
-        ];
-        for (idx, event) in events.into_iter().enumerate() {
-            store.apply_down_entry(&DownEntry { seq: idx as u64 + 1, event })?;
-        }
-    }
+    seed_store(dir.path(), n_calls, rounds)?;
 
     // The appliance in its own runtime, as in production.
     let carrier_port = free_udp_port()?;
