@@ -4,10 +4,11 @@
 //! The appliance runs in its own tokio runtime (its own threads) exactly as `appliance::start`
 //! runs it in production: SQLite store, dialer driver, SIP lines, web server. Around it, on
 //! loopback, this program plays:
-//! - the carrier: a UDP SIP UAS that answers every INVITE at once with 200 OK (the instant
-//!   it sends the 200 is the start of the measurement; on loopback it reaches the box within
-//!   microseconds) and hangs up with BYE after the talk time;
-//! - N agent phones: digest REGISTER as their extension, answer every INVITE at once;
+//! - the carrier (`sip-peers`' simulated peer): answers every INVITE at once with 200 OK (the
+//!   instant it has sent the 200 is the start of the measurement; on loopback it reaches the
+//!   box within microseconds) and hangs up with BYE after the talk time;
+//! - N agent phones (the same peers): digest REGISTER as their extension, answer every
+//!   INVITE at once;
 //! - N agent desks: logged in over HTTP, 可回接, each reading `GET /api/agent/events`; the
 //!   instant a `popup` event's bytes arrive is the end of the measurement. Each desk then
 //!   saves the (empty) business record, which ends its after-call work, so the dialer calls
@@ -23,6 +24,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,11 +32,8 @@ use anyhow::{Context, bail};
 use appliance::ApplianceConfig;
 use appliance::store::{Role, Store};
 use serde_json::{Value, json};
-use sip_core::auth::{Challenge, Credentials};
-use sip_core::sdp::SessionDescription;
-use sip_core::{Message, Method, NameAddr, Request, Response};
+use sip_peers::{CallBehaviour, OnEvent, PeerConfig, PeerEvent, PeerSocket, RegisterConfig};
 use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEntry, DownEvent, FieldDef, FieldKind, ProjectDef, rows_hash};
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 const SIP_PASSWORD: &str = "bench-secret";
@@ -94,40 +93,45 @@ fn free_udp_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// The box's store before it starts: N extensions and agents (so the lines know them), the
+/// project and a batch with rows enough for every round.
+fn seed_store(dir: &Path, n_calls: u32, rounds: u32) -> anyhow::Result<()> {
+    let n_rows = u64::from(n_calls * (rounds + 2));
+    // Extensions and agents exist before the box starts, so the lines know them.
+    let store = Store::open(dir)?;
+    for idx in 0..n_calls {
+        let extension = format!("{}", 2000 + idx);
+        store.create_extension(&extension, SIP_PASSWORD)?;
+        store.create_user(&format!("a{idx}"), AGENT_PASSWORD, Role::Agent, "bench", Some(&extension))?;
+    }
+    let rows: Vec<CustomerRow> = (0..n_rows)
+        .map(|i| CustomerRow { row_id: i + 1, phone: format!("1390{:07}", i), fields: vec![("name".into(), format!("c{i}"))] })
+        .collect();
+    let events = vec![
+        DownEvent::Project(project()),
+        DownEvent::BatchChunk(BatchChunk { batch_id: 1, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id: 1,
+            project_id: 1,
+            name: "bench".into(),
+            priority: 50,
+            imported_at: 1,
+            n_rows,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    for (idx, event) in events.into_iter().enumerate() {
+        store.apply_down_entry(&DownEntry { seq: idx as u64 + 1, event })?;
+    }
+    Ok(())
+}
+
 /// One level: N agents, `rounds` × N calls; returns each popup's latency.
 async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     let dir = tempfile::tempdir()?;
     let admin_password = appliance::init_admin(dir.path(), "admin")?;
-    let n_rows = u64::from(n_calls * (rounds + 2));
-    {
-        // Extensions and agents exist before the box starts, so the lines know them.
-        let store = Store::open(dir.path())?;
-        for idx in 0..n_calls {
-            let extension = format!("{}", 2000 + idx);
-            store.create_extension(&extension, SIP_PASSWORD)?;
-            store.create_user(&format!("a{idx}"), AGENT_PASSWORD, Role::Agent, "bench", Some(&extension))?;
-        }
-        let rows: Vec<CustomerRow> = (0..n_rows)
-            .map(|i| CustomerRow { row_id: i + 1, phone: format!("1390{:07}", i), fields: vec![("name".into(), format!("c{i}"))] })
-            .collect();
-        let events = vec![
-            DownEvent::Project(project()),
-            DownEvent::BatchChunk(BatchChunk { batch_id: 1, chunk_idx: 0, rows: rows.clone() }),
-            DownEvent::BatchManifest(BatchManifest {
-                batch_id: 1,
-                project_id: 1,
-                name: "bench".into(),
-                priority: 50,
-                imported_at: 1,
-                n_rows,
-                n_chunks: 1,
-                rows_hash: rows_hash(&rows),
-            }),
-        ];
-        for (idx, event) in events.into_iter().enumerate() {
-            store.apply_down_entry(&DownEntry { seq: idx as u64 + 1, event })?;
-        }
-    }
+    seed_store(dir.path(), n_calls, rounds)?;
 
     // The appliance in its own runtime, as in production.
     let carrier_port = free_udp_port()?;
@@ -273,120 +277,47 @@ async fn desk(
     }
 }
 
-fn sdp(port: u16) -> Vec<u8> {
-    format!("v=0\r\no=bench 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
-        .into_bytes()
-}
-
-/// 200 OK with SDP for an INVITE; the media socket is kept open for the call's length.
-async fn ok_with_sdp(request: &Request, tag: &str) -> Option<(Response, UdpSocket)> {
-    SessionDescription::parse(&request.body).ok()?;
-    let media = UdpSocket::bind("127.0.0.1:0").await.ok()?;
-    let port = media.local_addr().ok()?.port();
-    let mut response = Response::to_request(request, 200, "OK", Some(tag))
-        .with_header("Contact", format!("<sip:{tag}@127.0.0.1>"))
-        .with_header("Content-Type", "application/sdp");
-    response.body = sdp(port);
-    Some((response, media))
-}
-
-/// The carrier: 200 OK at once (noting the instant per number), BYE after the talk time.
+/// The carrier: 200 OK at once (noting the instant it went out, per number; a retransmitted
+/// INVITE keeps the first), BYE after the talk time.
 async fn carrier(port: u16, answered: Arc<Mutex<HashMap<String, Instant>>>) -> anyhow::Result<()> {
-    let socket = Arc::new(UdpSocket::bind(("127.0.0.1", port)).await?);
-    let local = socket.local_addr()?;
-    let mut buffer = vec![0u8; 8192];
-    loop {
-        let (n_bytes, source) = socket.recv_from(&mut buffer).await?;
-        let Ok(Message::Request(request)) = sip_core::parse(&buffer[..n_bytes]) else { continue };
-        match request.method {
-            Method::Invite => {
-                let Some((response, media)) = ok_with_sdp(&request, "carrier").await else { continue };
-                let number = request.uri.trim_start_matches("sip:").split('@').next().unwrap_or_default().to_string();
-                // Retransmitted INVITEs keep the first instant.
-                let sent = Instant::now();
-                socket.send_to(&response.to_bytes(), source).await?;
-                if let Ok(mut map) = answered.lock() {
-                    map.entry(number).or_insert(sent);
-                }
-                let (socket, request) = (socket.clone(), request.clone());
-                tokio::spawn(async move {
-                    tokio::time::sleep(TALK).await;
-                    let target = request.headers.get("Contact").and_then(|c| NameAddr::parse(c).ok()).map(|a| a.uri);
-                    let (Some(target), Some(from), Some(call_id)) =
-                        (target, request.headers.get("From"), request.headers.get("Call-ID"))
-                    else {
-                        return;
-                    };
-                    let to = request.headers.get("To").unwrap_or_default();
-                    let bye = Request::new(Method::Bye, target)
-                        .with_header("Via", format!("SIP/2.0/UDP {local};branch=z9hG4bK{}", sip_core::transaction::new_branch()))
-                        .with_header("From", format!("{to};tag=carrier"))
-                        .with_header("To", from)
-                        .with_header("Call-ID", call_id)
-                        .with_header("CSeq", "2 BYE")
-                        .with_header("Max-Forwards", "70");
-                    let _ = socket.send_to(&bye.to_bytes(), source).await;
-                    drop(media);
-                });
-            }
-            Method::Bye => {
-                let _ = socket.send_to(&Response::to_request(&request, 200, "OK", None).to_bytes(), source).await;
-            }
-            _ => {}
+    let socket = PeerSocket::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let peer = PeerConfig {
+        user: "carrier".into(),
+        calls: CallBehaviour { talk: Some((TALK, TALK)), ..CallBehaviour::at_once() },
+        register: None,
+    };
+    let hooks = OnEvent(move |at: Instant, event: &PeerEvent| {
+        if let PeerEvent::Answered { number, .. } = event
+            && let Ok(mut map) = answered.lock()
+        {
+            map.entry(number.clone()).or_insert(at);
         }
-    }
+    });
+    socket.run(peer, Arc::new(hooks), CancellationToken::new()).await?;
+    Ok(())
 }
 
-/// An agent's phone: registers with digest, answers every call at once.
+/// An agent's phone: registers with digest, answers every call at once (noting the instant
+/// each was offered).
 async fn phone(box_sip: SocketAddr, extension: String, offered: Arc<Mutex<HashMap<String, Vec<Instant>>>>) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
-    let local = socket.local_addr()?;
-    let register = |cseq: u32, authorization: Option<String>| {
-        let mut request = Request::new(Method::Register, format!("sip:{box_sip}"))
-            .with_header("Via", format!("SIP/2.0/UDP {local};branch=z9hG4bK{extension}r{cseq}"))
-            .with_header("From", format!("<sip:{extension}@{box_sip}>;tag=p{extension}"))
-            .with_header("To", format!("<sip:{extension}@{box_sip}>"))
-            .with_header("Call-ID", format!("reg-{extension}"))
-            .with_header("CSeq", format!("{cseq} REGISTER"))
-            .with_header("Contact", format!("<sip:{extension}@{local}>"))
-            .with_header("Expires", "3600")
-            .with_header("Max-Forwards", "70");
-        if let Some(value) = authorization {
-            request.headers.push("Authorization", value);
-        }
-        request.to_bytes()
+    let socket = PeerSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let peer = PeerConfig {
+        user: extension.clone(),
+        calls: CallBehaviour::at_once(),
+        register: Some(RegisterConfig {
+            registrar: box_sip,
+            password: SIP_PASSWORD.into(),
+            expires: Duration::from_secs(3600),
+            retry: Duration::from_secs(1),
+        }),
     };
-    socket.send_to(&register(1, None), box_sip).await?;
-    let mut media = Vec::new();
-    let mut buffer = vec![0u8; 8192];
-    loop {
-        let (n_bytes, source) = socket.recv_from(&mut buffer).await?;
-        match sip_core::parse(&buffer[..n_bytes]) {
-            Ok(Message::Response(response)) if response.status == 401 => {
-                let Some(Ok(challenge)) = response.headers.get("WWW-Authenticate").map(Challenge::parse) else { continue };
-                let credentials = Credentials { username: extension.clone(), password: SIP_PASSWORD.into() };
-                let value = challenge.answer(&credentials, "REGISTER", &format!("sip:{box_sip}"), "c", 1);
-                socket.send_to(&register(2, Some(value)), box_sip).await?;
-            }
-            Ok(Message::Request(request)) => match request.method {
-                Method::Invite => {
-                    if let Ok(mut map) = offered.lock() {
-                        map.entry(extension.clone()).or_default().push(Instant::now());
-                    }
-                    let Some((response, socket_media)) = ok_with_sdp(&request, "agent").await else { continue };
-                    socket.send_to(&response.to_bytes(), source).await?;
-                    // Keep the last few calls' media sockets open; older calls are over.
-                    media.push(socket_media);
-                    if media.len() > 4 {
-                        media.remove(0);
-                    }
-                }
-                Method::Bye => {
-                    socket.send_to(&Response::to_request(&request, 200, "OK", None).to_bytes(), source).await?;
-                }
-                _ => {}
-            },
-            _ => {}
+    let hooks = OnEvent(move |at: Instant, event: &PeerEvent| {
+        if let PeerEvent::Offered { .. } = event
+            && let Ok(mut map) = offered.lock()
+        {
+            map.entry(extension.clone()).or_default().push(at);
         }
-    }
+    });
+    socket.run(peer, Arc::new(hooks), CancellationToken::new()).await?;
+    Ok(())
 }

@@ -155,21 +155,20 @@ impl ApplianceConfig {
 
     /// A box on 127.0.0.1 with ephemeral web, SIP and RTP ports and one trunk named
     /// `carrier` of `channels` lines toward `carrier`: the demo's and the tests' appliance.
+    /// Its lines are [`hardware::TelephonyConfig::on_loopback`]'s and its trunk
+    /// [`hardware::TrunkConfig::on_loopback`]'s, pointed at `carrier`.
     pub fn on_loopback(data_dir: &Path, carrier: SocketAddr, channels: u32) -> ApplianceConfig {
-        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let lines = hardware::TelephonyConfig::on_loopback(data_dir);
         ApplianceConfig {
-            http_bind: SocketAddr::new(localhost, 0),
-            sip_bind: SocketAddr::new(localhost, 0),
-            public_ip: localhost,
-            rtp_ports: (0, 0),
+            http_bind: SocketAddr::new(lines.public_ip, 0),
+            sip_bind: lines.sip_bind,
+            public_ip: lines.public_ip,
+            rtp_ports: lines.rtp_ports,
             trunks: vec![hardware::TrunkConfig {
-                name: "carrier".into(),
                 address: carrier,
-                domain: "127.0.0.1".into(),
-                username: None,
-                password: None,
-                channels,
+                ..hardware::TrunkConfig::on_loopback("carrier", carrier.port(), channels)
             }],
+            hold_audio: lines.hold_audio,
             ..ApplianceConfig::with_defaults(data_dir)
         }
     }
@@ -256,70 +255,12 @@ impl ApplianceConfig {
             config.telephony.lockout = policy;
         }
         for trunk in file.trunks {
-            if trunk.name.trim().is_empty() {
-                return Err(invalid(format!("trunk at {}: name must not be empty", trunk.address)));
-            }
             if config.trunks.iter().any(|t: &hardware::TrunkConfig| t.name == trunk.name) {
                 return Err(invalid(format!("trunk \"{}\" is defined twice", trunk.name)));
             }
-            let channels = trunk.channels.unwrap_or(30);
-            if channels == 0 {
-                return Err(invalid(format!("trunk \"{}\": channels must be at least 1", trunk.name)));
-            }
-            let transport = match trunk.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("udp") => SipTransport::Udp,
-                Some("tcp") => SipTransport::Tcp,
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "trunk \"{}\": transport \"{other}\" is not supported; use \"udp\" or \"tcp\"",
-                        trunk.name
-                    )));
-                }
-            };
-            let register = if trunk.register {
-                let Some(user) = trunk.username.clone() else {
-                    return Err(invalid(format!(
-                        "trunk \"{}\": register = true needs username (and password) for the account",
-                        trunk.name
-                    )));
-                };
-                Some(TrunkRegistration { user, expires: Duration::from_secs(trunk.register_expires.unwrap_or(3600)) })
-            } else if trunk.register_expires.is_some() {
-                return Err(invalid(format!(
-                    "trunk \"{}\": register_expires is set but register is not; add register = true",
-                    trunk.name
-                )));
-            } else {
-                None
-            };
-            if trunk.health_check_seconds == Some(0) {
-                return Err(invalid(format!("trunk \"{}\": health_check_seconds must be at least 1", trunk.name)));
-            }
-            if let Some(pattern) = &trunk.dial_pattern
-                && !pattern.contains("{number}")
-            {
-                return Err(invalid(format!(
-                    "trunk \"{}\": dial_pattern \"{pattern}\" must contain {{number}}",
-                    trunk.name
-                )));
-            }
-            let options = TrunkOptions {
-                transport,
-                outbound_proxy: trunk.outbound_proxy,
-                register,
-                health_check: trunk.health_check_seconds.map(Duration::from_secs),
-                failover: trunk.failover,
-                dial_pattern: trunk.dial_pattern,
-            };
-            config.telephony.trunks.insert(trunk.name.clone(), options);
-            config.trunks.push(hardware::TrunkConfig {
-                domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
-                name: trunk.name,
-                address: trunk.address,
-                username: trunk.username,
-                password: trunk.password,
-                channels,
-            });
+            let (line, options) = trunk_from(trunk).map_err(invalid)?;
+            config.telephony.trunks.insert(line.name.clone(), options);
+            config.trunks.push(line);
         }
         if let Some(profiles) = file.fxo_profiles {
             let profiles_path = if profiles.is_absolute() { profiles } else { data_dir.join(profiles) };
@@ -347,6 +288,71 @@ impl ApplianceConfig {
         }
         Ok(config)
     }
+}
+
+/// One `[[trunks]]` entry as the lines' trunk and its options, or why it is invalid.
+fn trunk_from(trunk: FileTrunk) -> Result<(hardware::TrunkConfig, TrunkOptions), String> {
+    if trunk.name.trim().is_empty() {
+        return Err(format!("trunk at {}: name must not be empty", trunk.address));
+    }
+    let channels = trunk.channels.unwrap_or(30);
+    if channels == 0 {
+        return Err(format!("trunk \"{}\": channels must be at least 1", trunk.name));
+    }
+    let transport = match trunk.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("udp") => SipTransport::Udp,
+        Some("tcp") => SipTransport::Tcp,
+        Some(other) => {
+            return Err(format!(
+                "trunk \"{}\": transport \"{other}\" is not supported; use \"udp\" or \"tcp\"",
+                trunk.name
+            ));
+        }
+    };
+    let register = if trunk.register {
+        let Some(user) = trunk.username.clone() else {
+            return Err(format!(
+                "trunk \"{}\": register = true needs username (and password) for the account",
+                trunk.name
+            ));
+        };
+        Some(TrunkRegistration { user, expires: Duration::from_secs(trunk.register_expires.unwrap_or(3600)) })
+    } else if trunk.register_expires.is_some() {
+        return Err(format!(
+            "trunk \"{}\": register_expires is set but register is not; add register = true",
+            trunk.name
+        ));
+    } else {
+        None
+    };
+    if trunk.health_check_seconds == Some(0) {
+        return Err(format!("trunk \"{}\": health_check_seconds must be at least 1", trunk.name));
+    }
+    if let Some(pattern) = &trunk.dial_pattern
+        && !pattern.contains("{number}")
+    {
+        return Err(format!(
+            "trunk \"{}\": dial_pattern \"{pattern}\" must contain {{number}}",
+            trunk.name
+        ));
+    }
+    let options = TrunkOptions {
+        transport,
+        outbound_proxy: trunk.outbound_proxy,
+        register,
+        health_check: trunk.health_check_seconds.map(Duration::from_secs),
+        failover: trunk.failover,
+        dial_pattern: trunk.dial_pattern,
+    };
+    let line = hardware::TrunkConfig {
+        domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
+        name: trunk.name,
+        address: trunk.address,
+        username: trunk.username,
+        password: trunk.password,
+        channels,
+    };
+    Ok((line, options))
 }
 
 #[cfg(test)]

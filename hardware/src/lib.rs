@@ -46,8 +46,8 @@ mod recording;
 mod tcp;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -263,6 +263,40 @@ pub struct TrunkConfig {
     pub password: Option<String>,
     /// Most calls at once on this trunk.
     pub channels: u32,
+}
+
+impl TelephonyConfig {
+    /// Lines on 127.0.0.1 for the tests, the examples and the loopback appliance
+    /// (`ApplianceConfig::on_loopback`): an ephemeral SIP port, RTP ports chosen by the
+    /// kernel, recordings under `dir/recordings`, and no trunk, extension or hold audio yet
+    /// (add them with struct update syntax). The one place a loopback box's lines are spelled.
+    pub fn on_loopback(dir: &Path) -> TelephonyConfig {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        TelephonyConfig {
+            sip_bind: SocketAddr::new(localhost, 0),
+            public_ip: localhost,
+            rtp_ports: (0, 0),
+            trunks: Vec::new(),
+            extensions: Vec::new(),
+            recordings_dir: dir.join("recordings"),
+            hold_audio: None,
+        }
+    }
+}
+
+impl TrunkConfig {
+    /// A trunk named `name` of `channels` lines toward a carrier on 127.0.0.1:`port` (domain
+    /// `127.0.0.1`, no credentials): the simulated or SIPp carrier of the tests and examples.
+    pub fn on_loopback(name: &str, port: u16, channels: u32) -> TrunkConfig {
+        TrunkConfig {
+            name: name.into(),
+            address: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            domain: "127.0.0.1".into(),
+            username: None,
+            password: None,
+            channels,
+        }
+    }
 }
 
 /// How SIP travels to a trunk.

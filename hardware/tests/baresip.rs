@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -34,42 +33,18 @@ fn channel_peaks(path: &std::path::Path) -> anyhow::Result<(i32, i32)> {
     Ok(peaks)
 }
 
-#[tokio::test]
-async fn baresip_registers_auto_answers_and_is_recorded() -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter("hardware=debug")
-        .try_init();
-    let dir = tempfile::tempdir()?;
-    let carrier_port = free_udp_port();
-    let (telephony, mut events) = Telephony::start(TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse()?,
-        public_ip: "127.0.0.1".parse()?,
-        rtp_ports: (0, 0),
-        trunks: vec![TrunkConfig {
-            name: "carrier".into(),
-            address: SocketAddr::from(([127, 0, 0, 1], carrier_port)),
-            domain: "127.0.0.1".into(),
-            username: None,
-            password: None,
-            channels: 1,
-        }],
-        extensions: vec![ExtensionConfig {
-            extension: EXTENSION.into(),
-            password: PASSWORD.into(),
-        }],
-        recordings_dir: dir.path().join("recordings"),
-        hold_audio: None,
-    })
-    .await?;
-    let box_sip = telephony.local_sip_addr();
-
+/// baresip registering as the extension with `box_sip` from 127.0.0.1:`phone_port`, its
+/// configuration and log (`baresip.log`) in `dir`.
+fn start_baresip(
+    dir: &std::path::Path,
+    phone_port: u16,
+    box_sip: std::net::SocketAddr,
+) -> anyhow::Result<tokio::process::Child> {
     // baresip's whole configuration lives in a temporary directory (-f). Debian's baresip
     // 1.0 has no null audio device: `aubridge` is a player that needs no hardware, and
     // `ausine` only makes 48 kHz stereo, which baresip resamples to the call's 8 kHz mono.
-    let config_dir = dir.path().join("baresip");
+    let config_dir = dir.join("baresip");
     std::fs::create_dir_all(&config_dir)?;
-    let phone_port = free_udp_port();
     std::fs::write(
         config_dir.join("config"),
         format!(
@@ -96,8 +71,8 @@ async fn baresip_registers_auto_answers_and_is_recorded() -> anyhow::Result<()> 
             "<sip:{EXTENSION}@{box_sip};transport=udp>;auth_pass={PASSWORD};answermode=auto;regint=300;audio_codecs=PCMA,PCMU\n"
         ),
     )?;
-    let log = std::fs::File::create(dir.path().join("baresip.log"))?;
-    let mut phone = tokio::process::Command::new("/usr/bin/baresip")
+    let log = std::fs::File::create(dir.join("baresip.log"))?;
+    tokio::process::Command::new("/usr/bin/baresip")
         .arg("-f")
         .arg(&config_dir)
         .stdin(Stdio::null())
@@ -105,7 +80,30 @@ async fn baresip_registers_auto_answers_and_is_recorded() -> anyhow::Result<()> 
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .context("start /usr/bin/baresip (Debian package baresip-core)")?;
+        .context("start /usr/bin/baresip (Debian package baresip-core)")
+}
+
+#[tokio::test]
+async fn baresip_registers_auto_answers_and_is_recorded() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("hardware=debug")
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let carrier_port = free_udp_port();
+    let (telephony, mut events) = Telephony::start(TelephonyConfig {
+        trunks: vec![TrunkConfig::on_loopback("carrier", carrier_port, 1)],
+        extensions: vec![ExtensionConfig {
+            extension: EXTENSION.into(),
+            password: PASSWORD.into(),
+        }],
+        ..TelephonyConfig::on_loopback(dir.path())
+    })
+    .await?;
+    let box_sip = telephony.local_sip_addr();
+
+    let phone_port = free_udp_port();
+    let mut phone = start_baresip(dir.path(), phone_port, box_sip)?;
     let baresip_log =
         || std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
 

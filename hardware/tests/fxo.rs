@@ -61,15 +61,7 @@ fn bad_profiles_are_refused_with_the_field_named() {
 }
 
 fn config_for(gateway: &FxoProfile, dir: &Path) -> (TelephonyConfig, TelephonyOptions) {
-    let mut config = TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse().expect("addr"),
-        public_ip: "127.0.0.1".parse().expect("ip"),
-        rtp_ports: (0, 0),
-        trunks: Vec::new(),
-        extensions: Vec::new(),
-        recordings_dir: dir.join("recordings"),
-        hold_audio: None,
-    };
+    let mut config = TelephonyConfig::on_loopback(dir);
     let mut options = TelephonyOptions::default();
     gateway.add_to(&mut config, &mut options);
     (config, options)

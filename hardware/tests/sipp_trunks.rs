@@ -28,12 +28,10 @@ const TRUNK_PASSWORD: &str = "trunk-s3cret";
 
 fn trunk(name: &str, port: u16, domain: &str, channels: u32) -> TrunkConfig {
     TrunkConfig {
-        name: name.into(),
-        address: SocketAddr::from(([127, 0, 0, 1], port)),
         domain: domain.into(),
         username: Some(TRUNK_USER.into()),
         password: Some(TRUNK_PASSWORD.into()),
-        channels,
+        ..TrunkConfig::on_loopback(name, port, channels)
     }
 }
 
@@ -53,13 +51,8 @@ async fn start(
         .try_init();
     let dir = tempfile::tempdir()?;
     let config = TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse()?,
-        public_ip: "127.0.0.1".parse()?,
-        rtp_ports: (0, 0),
         trunks,
-        extensions: Vec::new(),
-        recordings_dir: dir.path().join("recordings"),
-        hold_audio: None,
+        ..TelephonyConfig::on_loopback(dir.path())
     };
     let (telephony, events) = Telephony::start_with(
         config,
@@ -314,7 +307,7 @@ async fn carrier_sha256_digest_is_preferred_and_verifies() -> anyhow::Result<()>
     let port = carrier.local_addr()?.port();
     let lines = start(vec![trunk("carrier", port, "127.0.0.1", 1)], HashMap::new()).await?;
     lines.dial(3, "carrier", Duration::from_secs(10));
-    let nonces = NonceIssuer::new();
+    let nonces = NonceIssuer::from_rng(&mut rand::rng());
     let mut buffer = vec![0u8; 8192];
     let mut recv = async || -> anyhow::Result<(sip_core::Request, SocketAddr)> {
         loop {
@@ -560,13 +553,9 @@ async fn a_waiting_customer_hears_the_hold_file_in_20_ms_packets() -> anyhow::Re
     std::fs::write(&hold_file, ulaw_wav(0x2a, 8000))?;
     let port = free_udp_port();
     let (telephony, mut events) = Telephony::start(TelephonyConfig {
-        sip_bind: "127.0.0.1:0".parse()?,
-        public_ip: "127.0.0.1".parse()?,
-        rtp_ports: (0, 0),
         trunks: vec![trunk("carrier", port, "127.0.0.1", 1)],
-        extensions: Vec::new(),
-        recordings_dir: dir.path().join("recordings"),
         hold_audio: Some(hold_file),
+        ..TelephonyConfig::on_loopback(dir.path())
     })
     .await?;
     let customer_rtp = UdpSocket::bind("127.0.0.1:0").await?;

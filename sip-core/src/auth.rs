@@ -324,12 +324,6 @@ impl NonceIssuer {
         NonceIssuer { secret }
     }
 
-    /// A new issuer with a secret from OS randomness (feature `os-rng`, for test peers).
-    #[cfg(feature = "os-rng")]
-    pub fn new() -> NonceIssuer {
-        NonceIssuer::from_rng(&mut rand::rng())
-    }
-
     fn mac(&self, timestamp: u64) -> String {
         let mut hasher = Sha256::new();
         hasher.update(self.secret);
@@ -361,13 +355,6 @@ impl NonceIssuer {
         } else {
             NonceCheck::Valid
         }
-    }
-}
-
-#[cfg(feature = "os-rng")]
-impl Default for NonceIssuer {
-    fn default() -> Self {
-        NonceIssuer::new()
     }
 }
 

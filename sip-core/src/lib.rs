@@ -13,8 +13,7 @@
 //!   401/407 and the registrar challenging and verifying.
 //! - [`transaction`]: client and server transactions as sans-IO state machines (INVITE with
 //!   CANCEL and ACKs, non-INVITE, the server table; RFC 3261 timers A to K), and branch ids,
-//!   tags and Call-IDs drawn from a generator the caller passes in (no OS randomness here
-//!   unless the opt-in `os-rng` feature asks for it).
+//!   tags and Call-IDs drawn from a generator the caller passes in (no OS randomness here).
 //!
 //! Malformed input yields an error naming the defect; no input makes this crate panic (a
 //! property test feeds it random bytes).
@@ -40,6 +39,7 @@
 
 pub mod auth;
 pub mod message;
+pub mod peer;
 pub mod sdp;
 pub mod transaction;
 

@@ -65,24 +65,6 @@ pub fn call_id_from<R: RngCore + ?Sized>(rng: &mut R, host: &str) -> String {
     format!("{}@{host}", random_hex(rng, 12))
 }
 
-/// A fresh Via branch from OS randomness (feature `os-rng`, for test peers and the demo).
-#[cfg(feature = "os-rng")]
-pub fn new_branch() -> String {
-    branch_from(&mut rand::rng())
-}
-
-/// A fresh From/To tag from OS randomness (feature `os-rng`).
-#[cfg(feature = "os-rng")]
-pub fn new_tag() -> String {
-    tag_from(&mut rand::rng())
-}
-
-/// A fresh Call-ID from OS randomness (feature `os-rng`).
-#[cfg(feature = "os-rng")]
-pub fn new_call_id(host: &str) -> String {
-    call_id_from(&mut rand::rng(), host)
-}
-
 /// `via` (one Via header value) with its branch parameter replaced by `branch`, or added.
 pub fn via_with_branch(via: &str, branch: &str) -> String {
     let mut parts: Vec<String> = via.split(';').map(str::to_string).collect();
