@@ -151,39 +151,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     let site_dir = config.data_dir.join("site");
     let credentials_path = config.data_dir.join("credentials.json");
     let first_run = !credentials_path.exists();
-
-    let credentials = if first_run {
-        let credentials = Credentials {
-            hq_admin: Login {
-                username: "admin".into(),
-                password: hq_hub::init_admin(&hub_dir, "admin")?,
-            },
-            site_admin: Login {
-                username: "siteadmin".into(),
-                password: appliance::init_admin(&site_dir, "siteadmin")?,
-            },
-            sim_agents: (1..=config.n_agents)
-                .map(|i| AgentLogin {
-                    username: format!("agent{i}"),
-                    password: random_secret(12),
-                    extension: format!("{}", 8000 + i),
-                    sip_password: random_secret(16),
-                })
-                .collect(),
-            browser_agent: AgentLogin {
-                username: "agent-web".into(),
-                password: random_secret(12),
-                extension: "8099".into(),
-                sip_password: random_secret(16),
-            },
-        };
-        write_private(&credentials_path, &serde_json::to_vec_pretty(&credentials)?)?;
-        credentials
-    } else {
-        let bytes = std::fs::read(&credentials_path)?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("reading {}", credentials_path.display()))?
-    };
+    let credentials = credentials(&config, &hub_dir, &site_dir, &credentials_path, first_run)?;
 
     let hub = hq_hub::start(
         hq_hub::HubConfig {
@@ -220,7 +188,89 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         ),
     ));
 
-    let site = appliance::start(
+    let site = start_site(&config, site_dir, &shutdown).await?;
+    let site_url = format!("http://{}", site.http_addr);
+    let site_api = Api::login(
+        &site_url,
+        &credentials.site_admin.username,
+        &credentials.site_admin.password,
+    )
+    .await?;
+
+    let all_agents: Vec<&AgentLogin> = credentials
+        .sim_agents
+        .iter()
+        .chain(std::iter::once(&credentials.browser_agent))
+        .collect();
+    if first_run {
+        register_agents(&site_api, &all_agents).await?;
+    }
+    spawn_people(&mut tasks, &credentials, &all_agents, site.sip_addr, &site_url, &shutdown);
+    let batch_id = start_demo_task(&site_api, &config).await?;
+
+    Ok(Demo {
+        hub_url,
+        site_url,
+        credentials,
+        batch_id,
+        tasks,
+        hub,
+        site,
+    })
+}
+
+/// The demo's logins: made (and the hub's and the site's first admins created) on the first
+/// run and kept in `credentials.json`, read back on later runs.
+fn credentials(
+    config: &DemoConfig,
+    hub_dir: &std::path::Path,
+    site_dir: &std::path::Path,
+    credentials_path: &std::path::Path,
+    first_run: bool,
+) -> anyhow::Result<Credentials> {
+    let credentials = if first_run {
+        let credentials = Credentials {
+            hq_admin: Login {
+                username: "admin".into(),
+                password: hq_hub::init_admin(hub_dir, "admin")?,
+            },
+            site_admin: Login {
+                username: "siteadmin".into(),
+                password: appliance::init_admin(site_dir, "siteadmin")?,
+            },
+            sim_agents: (1..=config.n_agents)
+                .map(|i| AgentLogin {
+                    username: format!("agent{i}"),
+                    password: random_secret(12),
+                    extension: format!("{}", 8000 + i),
+                    sip_password: random_secret(16),
+                })
+                .collect(),
+            browser_agent: AgentLogin {
+                username: "agent-web".into(),
+                password: random_secret(12),
+                extension: "8099".into(),
+                sip_password: random_secret(16),
+            },
+        };
+        write_private(credentials_path, &serde_json::to_vec_pretty(&credentials)?)?;
+        credentials
+    } else {
+        let bytes = std::fs::read(&credentials_path)?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", credentials_path.display()))?
+    };
+
+    Ok(credentials)
+}
+
+/// The appliance on the demo's loopback addresses, its one trunk the simulated carrier.
+async fn start_site(
+    config: &DemoConfig,
+    site_dir: std::path::PathBuf,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<appliance::Appliance> {
+    appliance::start(
         appliance::ApplianceConfig {
             data_dir: site_dir,
             http_bind: config.site_http,
@@ -242,22 +292,13 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         shutdown.clone(),
     )
     .await
-    .context("starting the appliance")?;
-    let site_url = format!("http://{}", site.http_addr);
-    let site_api = Api::login(
-        &site_url,
-        &credentials.site_admin.username,
-        &credentials.site_admin.password,
-    )
-    .await?;
+    .context("starting the appliance")
+}
 
-    let all_agents: Vec<&AgentLogin> = credentials
-        .sim_agents
-        .iter()
-        .chain(std::iter::once(&credentials.browser_agent))
-        .collect();
-    if first_run {
-        for agent in &all_agents {
+/// Each agent's extension and account at the site (first run only).
+async fn register_agents(site_api: &Api, all_agents: &[&AgentLogin]) -> anyhow::Result<()> {
+    {
+        for agent in all_agents {
             site_api
                 .post::<Value>(
                     "/api/extensions",
@@ -274,11 +315,23 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         }
     }
 
+    Ok(())
+}
+
+/// The simulated people: a phone on every extension, a desk for every simulated agent.
+fn spawn_people(
+    tasks: &mut JoinSet<()>,
+    credentials: &Credentials,
+    all_agents: &[&AgentLogin],
+    site_sip: std::net::SocketAddr,
+    site_url: &str,
+    shutdown: &CancellationToken,
+) {
     // Every extension gets a phone, the browser agent's too: a person watching popups in the
     // browser needs no softphone of their own.
     for (idx, agent) in all_agents.iter().enumerate() {
         let mut phone_config =
-            phone::PhoneConfig::new(site.sip_addr, &agent.extension, &agent.sip_password);
+            phone::PhoneConfig::new(site_sip, &agent.extension, &agent.sip_password);
         // Tones a little apart so a listener can tell the agents apart in recordings.
         phone_config.tone_hz = 440.0 + 40.0 * idx as f64;
         tasks.spawn(log_errors(
@@ -288,7 +341,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
     }
     for agent in &credentials.sim_agents {
         let agent_config = agent::AgentConfig {
-            appliance_url: site_url.clone(),
+            appliance_url: site_url.to_string(),
             username: agent.username.clone(),
             password: agent.password.clone(),
             wrap_up: (Duration::from_secs(1), Duration::from_secs(4)),
@@ -299,6 +352,10 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         ));
     }
 
+}
+
+/// Waits for the dispatched batch (and the hold music) to reach the site and starts its task.
+async fn start_demo_task(site_api: &Api, config: &DemoConfig) -> anyhow::Result<u64> {
     let batch_id = wait_for_batch(&site_api, Duration::from_secs(60)).await?;
     let hold_music = wait_for_hold_music(&site_api, Duration::from_secs(20)).await;
     if hold_music.is_none() {
@@ -313,15 +370,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
         .await
         .context("starting the demo task")?;
 
-    Ok(Demo {
-        hub_url,
-        site_url,
-        credentials,
-        batch_id,
-        tasks,
-        hub,
-        site,
-    })
+    Ok(batch_id)
 }
 
 /// HQ's part: site, enrollment, project, call list, dispatch.
