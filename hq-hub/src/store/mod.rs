@@ -654,8 +654,6 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
             conn.execute_batch(
-                "DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
-                 DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
