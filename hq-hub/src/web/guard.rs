@@ -205,7 +205,7 @@ pub(super) fn refuse(status: StatusCode, api: bool, tr: Tr, user: &str, en: Stri
         return Redirect::to("/login").into_response();
     }
     let text = if tr.is_en() { en } else { zh };
-    let mut page = super::pages::message(tr, user, tr.t("common.failed"), text, "/");
+    let mut page = super::pages::message(tr, user, tr.text().common_failed, text, "/");
     *page.status_mut() = status;
     page
 }
@@ -253,7 +253,7 @@ async fn guard(state: AppState, access: Access, mut request: Request, next: Next
 }
 
 fn tr_zh_no_module() -> &'static str {
-    Tr { lang: Lang::Zh }.t("common.no_module")
+    Tr { lang: Lang::Zh }.text().common_no_module
 }
 
 fn module_name_zh(key: &str) -> &'static str {

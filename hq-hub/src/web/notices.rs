@@ -368,7 +368,7 @@ fn size_text(bytes: i64) -> String {
 fn voice_row(tr: Tr, view: VoiceFileView) -> VoiceRow {
     VoiceRow {
         id: view.id,
-        kind: if view.kind == "hold_music" { tr.t("voice.hold_music") } else { tr.t("voice.prompt") },
+        kind: if view.kind == "hold_music" { tr.text().voice_hold_music } else { tr.text().voice_prompt },
         size: size_text(view.size),
         seconds: format!("{:.1}", view.duration_ms as f64 / 1000.0),
         uploaded_at: format_time(view.uploaded_at),
@@ -414,17 +414,17 @@ struct NoticesPage {
 
 fn notice_row(tr: Tr, view: AnnouncementView) -> NoticeRow {
     let (state, state_text) = if view.withdrawn {
-        ("withdrawn", tr.t("notices.withdrawn"))
+        ("withdrawn", tr.text().notices_withdrawn)
     } else if view.expired {
-        ("expired", tr.t("notices.expired"))
+        ("expired", tr.text().notices_expired)
     } else {
-        ("live", tr.t("notices.live"))
+        ("live", tr.text().notices_live)
     };
     NoticeRow {
         id: view.id,
         version: view.version,
         published_at: format_time(view.published_at),
-        expires_text: view.expires_at.map_or_else(|| tr.t("notices.no_expiry").to_string(), format_time),
+        expires_text: view.expires_at.map_or_else(|| tr.text().notices_no_expiry.to_string(), format_time),
         // format_time gives "YYYY-MM-DD HH:MM:SS"; the field takes "YYYY-MM-DDTHH:MM".
         expires_input: view.expires_at.map(|at| format_time(at).replacen(' ', "T", 1).chars().take(16).collect()).unwrap_or_default(),
         state,

@@ -64,7 +64,7 @@ fn failed(user: &PageUser, text: String, back: &str) -> Response {
 
 /// A failure on a message page with its status (404 for what the caller may not see).
 fn failed_with(user: &PageUser, status: StatusCode, text: String, back: &str) -> Response {
-    let mut page = message(user.tr, &user.account.username, user.tr.t("common.failed"), text, back);
+    let mut page = message(user.tr, &user.account.username, user.tr.text().common_failed, text, back);
     *page.status_mut() = status;
     page
 }
@@ -262,11 +262,11 @@ pub async fn site_code(State(state): State<AppState>, admin: Admin, Path(id): Pa
             let text = format!(
                 "{}\n\n{}: {}\n\n{}",
                 code.code,
-                user.tr.t("sites.code_expires"),
+                user.tr.text().sites_code_expires,
                 format_time(code.expires_at),
-                user.tr.t("sites.code_note")
+                user.tr.text().sites_code_note
             );
-            message(user.tr, &user.account.username, user.tr.t("sites.code_title"), text, "/sites")
+            message(user.tr, &user.account.username, user.tr.text().sites_code_title, text, "/sites")
         }
         Err(page) => page,
     }
@@ -424,8 +424,8 @@ fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
         .map(|f| FileRow {
             system: f.source != "upload",
             id: f.id,
-            source: tr.t(if f.source == "upload" { "files.source_upload" } else { "files.source_system" }).to_string(),
-            status: tr.t(if f.status == "done" { "files.status_done" } else { "files.status_unprocessed" }).to_string(),
+            source: if f.source == "upload" { tr.text().files_source_upload } else { tr.text().files_source_system }.to_string(),
+            status: if f.status == "done" { tr.text().files_status_done } else { tr.text().files_status_unprocessed }.to_string(),
             time: format_time(f.created_at),
             file_name: f.file_name,
             project_name: f.project_name,
@@ -521,13 +521,13 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
         .map(|f| FieldRow {
             title: f.title.clone(),
             key: f.key.clone(),
-            kind: tr.t(match f.kind {
-                FieldSpecKind::Text => "projects.kind_text",
-                FieldSpecKind::SingleChoice => "projects.kind_choice",
-                FieldSpecKind::MultipleChoice => "projects.kind_multi",
-                FieldSpecKind::Number => "projects.kind_number",
-                FieldSpecKind::Date => "projects.kind_date",
-            })
+            kind: match f.kind {
+                FieldSpecKind::Text => tr.text().projects_kind_text,
+                FieldSpecKind::SingleChoice => tr.text().projects_kind_choice,
+                FieldSpecKind::MultipleChoice => tr.text().projects_kind_multi,
+                FieldSpecKind::Number => tr.text().projects_kind_number,
+                FieldSpecKind::Date => tr.text().projects_kind_date,
+            }
             .to_string(),
             options: f.options.join(" / "),
         })
@@ -606,7 +606,7 @@ pub async fn upload_file(State(state): State<AppState>, Module(user, _): Module<
         Ok(Ok((file_id, _))) => Redirect::to(&format!("/files/{file_id}")).into_response(),
         Ok(Err(err)) => {
             let text = if user.tr.is_en() { err.to_string() } else { err.zh() };
-            message(user.tr, &user.account.username, user.tr.t("common.failed"), text, &back)
+            message(user.tr, &user.account.username, user.tr.text().common_failed, text, &back)
         }
         Err(err) => or_message::<()>(Err(err), &user, &back).err().unwrap_or_else(|| Redirect::to(&back).into_response()),
     }
@@ -746,7 +746,7 @@ pub async fn dispatch_file(
                 let reason = if user.tr.is_en() { &row.reason } else { &row.reason_zh };
                 text.push_str(&format!("\n{} {}: {reason}", row.row, row.phone));
             }
-            message(user.tr, &user.account.username, user.tr.t("dispatch.done"), text, "/batches")
+            message(user.tr, &user.account.username, user.tr.text().dispatch_done, text, "/batches")
         }
         Ok(_) => Redirect::to("/batches").into_response(),
         Err(page) => page,

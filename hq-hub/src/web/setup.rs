@@ -202,8 +202,8 @@ pub async fn lists_page(State(state): State<AppState>, user: PageUser) -> Respon
             .collect()
     };
     let lists = vec![
-        ListView { key: "black", title: user.tr.t("lists.black"), rows: rows(black) },
-        ListView { key: "white", title: user.tr.t("lists.white"), rows: rows(white) },
+        ListView { key: "black", title: user.tr.text().lists_black, rows: rows(black) },
+        ListView { key: "white", title: user.tr.text().lists_white, rows: rows(white) },
     ];
     render(&ListsPage { tr: user.tr, user: user.account.username, lists })
 }
@@ -281,7 +281,7 @@ pub async fn accounts_page(State(state): State<AppState>, user: PageUser) -> Res
         accounts: accounts
             .into_iter()
             .map(|a| AccountRow {
-                role: if a.is_admin { user.tr.t("accounts.admin").to_string() } else { a.role_name.unwrap_or_default() },
+                role: if a.is_admin { user.tr.text().accounts_admin.to_string() } else { a.role_name.unwrap_or_default() },
                 group: a.group_name.unwrap_or_default(),
                 sites: match a.site_ids {
                     None => all_sites.to_string(),
