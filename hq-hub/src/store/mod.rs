@@ -654,7 +654,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
             conn.execute_batch(
-                 DROP TABLE site_identities; DROP TABLE enrollment_codes;
+                "DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  INSERT INTO sites (id, name, created_at, enrolled_at) VALUES (1, 'old', 1, 2), (2, 'new', 1, NULL);
