@@ -256,97 +256,124 @@ impl ApplianceConfig {
             config.telephony.lockout = policy;
         }
         for trunk in file.trunks {
-            if trunk.name.trim().is_empty() {
-                return Err(invalid(format!("trunk at {}: name must not be empty", trunk.address)));
-            }
-            if config.trunks.iter().any(|t: &hardware::TrunkConfig| t.name == trunk.name) {
-                return Err(invalid(format!("trunk \"{}\" is defined twice", trunk.name)));
-            }
-            let channels = trunk.channels.unwrap_or(30);
-            if channels == 0 {
-                return Err(invalid(format!("trunk \"{}\": channels must be at least 1", trunk.name)));
-            }
-            let transport = match trunk.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
-                None | Some("udp") => SipTransport::Udp,
-                Some("tcp") => SipTransport::Tcp,
-                Some(other) => {
-                    return Err(invalid(format!(
-                        "trunk \"{}\": transport \"{other}\" is not supported; use \"udp\" or \"tcp\"",
-                        trunk.name
-                    )));
-                }
-            };
-            let register = if trunk.register {
-                let Some(user) = trunk.username.clone() else {
-                    return Err(invalid(format!(
-                        "trunk \"{}\": register = true needs username (and password) for the account",
-                        trunk.name
-                    )));
-                };
-                Some(TrunkRegistration { user, expires: Duration::from_secs(trunk.register_expires.unwrap_or(3600)) })
-            } else if trunk.register_expires.is_some() {
-                return Err(invalid(format!(
-                    "trunk \"{}\": register_expires is set but register is not; add register = true",
-                    trunk.name
-                )));
-            } else {
-                None
-            };
-            if trunk.health_check_seconds == Some(0) {
-                return Err(invalid(format!("trunk \"{}\": health_check_seconds must be at least 1", trunk.name)));
-            }
-            if let Some(pattern) = &trunk.dial_pattern
-                && !pattern.contains("{number}")
-            {
-                return Err(invalid(format!(
-                    "trunk \"{}\": dial_pattern \"{pattern}\" must contain {{number}}",
-                    trunk.name
-                )));
-            }
-            let options = TrunkOptions {
-                transport,
-                outbound_proxy: trunk.outbound_proxy,
-                register,
-                health_check: trunk.health_check_seconds.map(Duration::from_secs),
-                failover: trunk.failover,
-                dial_pattern: trunk.dial_pattern,
-            };
-            config.telephony.trunks.insert(trunk.name.clone(), options);
-            config.trunks.push(hardware::TrunkConfig {
-                domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
-                name: trunk.name,
-                address: trunk.address,
-                username: trunk.username,
-                password: trunk.password,
-                channels,
-            });
+            add_trunk(&mut config, trunk, &invalid)?;
         }
         if let Some(profiles) = file.fxo_profiles {
-            let profiles_path = if profiles.is_absolute() { profiles } else { data_dir.join(profiles) };
-            let gateways = hardware::fxo::FxoProfile::load(&profiles_path)
-                .map_err(|error| invalid(format!("fxo_profiles: {error}")))?;
-            for (line, options) in gateways.iter().flat_map(|gateway| gateway.trunks()) {
-                if config.trunks.iter().any(|t| t.name == line.name) {
-                    return Err(invalid(format!("FXO line \"{}\" has the name of a trunk; rename one", line.name)));
-                }
-                config.telephony.trunks.insert(line.name.clone(), options);
-                config.trunks.push(line);
-            }
+            add_fxo_lines(&mut config, data_dir, profiles, &invalid)?;
         }
-        for (name, options) in &config.telephony.trunks {
-            for target in &options.failover {
-                if target == name {
-                    return Err(invalid(format!("trunk \"{name}\": failover names the trunk itself")));
-                }
-                if !config.trunks.iter().any(|t| &t.name == target) {
-                    return Err(invalid(format!(
-                        "trunk \"{name}\": failover trunk \"{target}\" is not defined; add a [[trunks]] entry named so"
-                    )));
-                }
-            }
-        }
+        check_failover(&config, &invalid)?;
         Ok(config)
     }
+}
+
+/// Builds the error naming the configuration file around a message.
+type Invalid<'a> = dyn Fn(String) -> ConfigError + 'a;
+
+/// One `[[trunks]]` entry, checked and added to the box's trunks and their options.
+fn add_trunk(config: &mut ApplianceConfig, trunk: FileTrunk, invalid: &Invalid<'_>) -> Result<(), ConfigError> {
+    if trunk.name.trim().is_empty() {
+        return Err(invalid(format!("trunk at {}: name must not be empty", trunk.address)));
+    }
+    if config.trunks.iter().any(|t: &hardware::TrunkConfig| t.name == trunk.name) {
+        return Err(invalid(format!("trunk \"{}\" is defined twice", trunk.name)));
+    }
+    let channels = trunk.channels.unwrap_or(30);
+    if channels == 0 {
+        return Err(invalid(format!("trunk \"{}\": channels must be at least 1", trunk.name)));
+    }
+    let transport = match trunk.transport.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("udp") => SipTransport::Udp,
+        Some("tcp") => SipTransport::Tcp,
+        Some(other) => {
+            return Err(invalid(format!(
+                "trunk \"{}\": transport \"{other}\" is not supported; use \"udp\" or \"tcp\"",
+                trunk.name
+            )));
+        }
+    };
+    let register = if trunk.register {
+        let Some(user) = trunk.username.clone() else {
+            return Err(invalid(format!(
+                "trunk \"{}\": register = true needs username (and password) for the account",
+                trunk.name
+            )));
+        };
+        Some(TrunkRegistration { user, expires: Duration::from_secs(trunk.register_expires.unwrap_or(3600)) })
+    } else if trunk.register_expires.is_some() {
+        return Err(invalid(format!(
+            "trunk \"{}\": register_expires is set but register is not; add register = true",
+            trunk.name
+        )));
+    } else {
+        None
+    };
+    if trunk.health_check_seconds == Some(0) {
+        return Err(invalid(format!("trunk \"{}\": health_check_seconds must be at least 1", trunk.name)));
+    }
+    if let Some(pattern) = &trunk.dial_pattern
+        && !pattern.contains("{number}")
+    {
+        return Err(invalid(format!(
+            "trunk \"{}\": dial_pattern \"{pattern}\" must contain {{number}}",
+            trunk.name
+        )));
+    }
+    let options = TrunkOptions {
+        transport,
+        outbound_proxy: trunk.outbound_proxy,
+        register,
+        health_check: trunk.health_check_seconds.map(Duration::from_secs),
+        failover: trunk.failover,
+        dial_pattern: trunk.dial_pattern,
+    };
+    config.telephony.trunks.insert(trunk.name.clone(), options);
+    config.trunks.push(hardware::TrunkConfig {
+        domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
+        name: trunk.name,
+        address: trunk.address,
+        username: trunk.username,
+        password: trunk.password,
+        channels,
+    });
+    Ok(())
+}
+
+/// The lines of the FXO gateways described in `profiles` (relative to the data directory),
+/// each a trunk of its own.
+fn add_fxo_lines(
+    config: &mut ApplianceConfig,
+    data_dir: &Path,
+    profiles: PathBuf,
+    invalid: &Invalid<'_>,
+) -> Result<(), ConfigError> {
+    let profiles_path = if profiles.is_absolute() { profiles } else { data_dir.join(profiles) };
+    let gateways = hardware::fxo::FxoProfile::load(&profiles_path)
+        .map_err(|error| invalid(format!("fxo_profiles: {error}")))?;
+    for (line, options) in gateways.iter().flat_map(|gateway| gateway.trunks()) {
+        if config.trunks.iter().any(|t| t.name == line.name) {
+            return Err(invalid(format!("FXO line \"{}\" has the name of a trunk; rename one", line.name)));
+        }
+        config.telephony.trunks.insert(line.name.clone(), options);
+        config.trunks.push(line);
+    }
+    Ok(())
+}
+
+/// Every failover target names another trunk that exists.
+fn check_failover(config: &ApplianceConfig, invalid: &Invalid<'_>) -> Result<(), ConfigError> {
+    for (name, options) in &config.telephony.trunks {
+        for target in &options.failover {
+            if target == name {
+                return Err(invalid(format!("trunk \"{name}\": failover names the trunk itself")));
+            }
+            if !config.trunks.iter().any(|t| &t.name == target) {
+                return Err(invalid(format!(
+                    "trunk \"{name}\": failover trunk \"{target}\" is not defined; add a [[trunks]] entry named so"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
