@@ -376,43 +376,10 @@ impl World {
                 }
                 self.at(Duration::from_secs(120), Event::LeaveAnyway(agent));
             }
-            Event::SignOut(agent) => {
-                if let Some(state) = self.agents.get_mut(&agent) {
-                    state.signed_out_for_good = true;
-                }
-                let desk = self.agents.get(&agent).map(|state| state.desk);
-                if desk == Some(Desk::OnBreak) || desk == Some(Desk::SittingOut) {
-                    self.set_desk(agent, Desk::SignedOut);
-                } else {
-                    self.at(Duration::from_secs(120), Event::LeaveAnyway(agent));
-                }
-            }
-            Event::LeaveAnyway(agent) => {
-                let desk = self.agents.get(&agent).map(|state| state.desk);
-                let pending = self
-                    .agents
-                    .get(&agent)
-                    .is_some_and(|state| state.break_due || state.signed_out_for_good);
-                if pending && desk == Some(Desk::Available) && !self.dialer.agent_has_call(agent) {
-                    self.back_to_desk(agent);
-                }
-            }
+            Event::SignOut(agent) => self.on_sign_out(agent),
+            Event::LeaveAnyway(agent) => self.on_leave_anyway(agent),
             Event::BreakOver(agent) => self.back_to_desk(agent),
-            Event::Answer(call) => {
-                if let Some(state) = self.calls.get_mut(&call) {
-                    state.answered_at = Some(now);
-                    self.report.answered += 1;
-                    self.dialer.call_answered(now, call);
-                    // Nobody hangs up in the first seconds of "hello?"; after that, waiting
-                    // customers give up at random.
-                    let patience =
-                        3.0 + self.exponential(self.config.customer_patience_mean.as_secs_f64());
-                    self.at(
-                        Duration::from_secs_f64(patience),
-                        Event::CustomerGivesUp(call),
-                    );
-                }
-            }
+            Event::Answer(call) => self.on_answer(call),
             Event::Fail(call) => {
                 if let Some(state) = self.calls.get_mut(&call) {
                     state.over = true;
@@ -428,73 +395,127 @@ impl World {
                     self.dialer.call_ended(now, call);
                 }
             }
-            Event::PickUp(call, agent) => {
-                let live = self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|state| !state.over && !state.bridged);
-                if live && self.dialer.agent_has_call(agent) {
-                    if let Some(state) = self.calls.get_mut(&call) {
-                        state.bridged = true;
-                        state.bridged_at = Some(now);
-                        if let Some(answered_at) = state.answered_at
-                            && now - answered_at > Duration::from_secs(2)
-                        {
-                            self.report.abandoned += 1;
-                        }
-                    }
-                    self.dialer.call_bridged(now, call, agent);
-                    let talk = self.lognormal_median(
-                        self.config.talk_mean.as_secs_f64()
-                            * (-self.config.talk_sigma.powi(2) / 2.0).exp(),
-                        self.config.talk_sigma,
-                    );
-                    self.at(Duration::from_secs_f64(talk), Event::TalkOver(call, agent));
-                }
-            }
-            Event::MissTimeout(call, agent) => {
-                let live = self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|state| !state.over && !state.bridged);
-                if live {
-                    self.dialer.call_agent_missed(now, call, agent);
-                }
-                // The desk shows the agent away; they come back after a minute.
-                if let Some(state) = self.agents.get_mut(&agent)
-                    && state.desk == Desk::Available
-                {
-                    if let Some(since) = state.available_since.take() {
-                        self.report.available_seconds += (now - since).as_secs_f64();
-                    }
-                    state.desk = Desk::SittingOut;
-                }
-                if !live {
-                    self.dialer.agent_unavailable(now, agent);
-                }
-                self.at(Duration::from_secs(60), Event::BackFromMiss(agent));
-            }
+            Event::PickUp(call, agent) => self.on_pick_up(call, agent),
+            Event::MissTimeout(call, agent) => self.on_miss_timeout(call, agent),
             Event::BackFromMiss(agent) => {
                 if self.agents.get(&agent).map(|state| state.desk) == Some(Desk::SittingOut) {
                     self.back_to_desk(agent);
                 }
             }
-            Event::TalkOver(call, agent) => {
-                if let Some(state) = self.calls.get_mut(&call) {
-                    state.over = true;
-                    if let Some(bridged_at) = state.bridged_at {
-                        self.report.talk_seconds += (now - bridged_at).as_secs_f64();
-                    }
-                }
-                // Wrap-up (话后处理) first, so the core knows the agent comes back soon.
-                self.set_desk(agent, Desk::WrapUp);
-                self.dialer.call_ended(now, call);
-                let wrap = self.exponential(self.config.wrap_up_mean.as_secs_f64() * 0.5)
-                    + self.config.wrap_up_mean.as_secs_f64() * 0.5;
-                self.at(Duration::from_secs_f64(wrap), Event::WrapUpOver(agent));
-            }
+            Event::TalkOver(call, agent) => self.on_talk_over(call, agent),
             Event::WrapUpOver(agent) => self.back_to_desk(agent),
         }
+    }
+
+    /// The agent signs out for the day: at once when away from the desk, else after the
+    /// current call's wrap-up (or two idle minutes).
+    fn on_sign_out(&mut self, agent: AgentId) {
+        if let Some(state) = self.agents.get_mut(&agent) {
+            state.signed_out_for_good = true;
+        }
+        let desk = self.agents.get(&agent).map(|state| state.desk);
+        if desk == Some(Desk::OnBreak) || desk == Some(Desk::SittingOut) {
+            self.set_desk(agent, Desk::SignedOut);
+        } else {
+            self.at(Duration::from_secs(120), Event::LeaveAnyway(agent));
+        }
+    }
+
+    /// Two minutes without a call: an agent due a break or sign-out leaves anyway.
+    fn on_leave_anyway(&mut self, agent: AgentId) {
+        let desk = self.agents.get(&agent).map(|state| state.desk);
+        let pending = self
+            .agents
+            .get(&agent)
+            .is_some_and(|state| state.break_due || state.signed_out_for_good);
+        if pending && desk == Some(Desk::Available) && !self.dialer.agent_has_call(agent) {
+            self.back_to_desk(agent);
+        }
+    }
+
+    /// The customer answers and starts waiting for an agent.
+    fn on_answer(&mut self, call: CallKey) {
+        let now = self.now;
+        if let Some(state) = self.calls.get_mut(&call) {
+            state.answered_at = Some(now);
+            self.report.answered += 1;
+            self.dialer.call_answered(now, call);
+            // Nobody hangs up in the first seconds of "hello?"; after that, waiting
+            // customers give up at random.
+            let patience = 3.0 + self.exponential(self.config.customer_patience_mean.as_secs_f64());
+            self.at(
+                Duration::from_secs_f64(patience),
+                Event::CustomerGivesUp(call),
+            );
+        }
+    }
+
+    /// The routed agent picks up: bridged if the customer is still there, then talk.
+    fn on_pick_up(&mut self, call: CallKey, agent: AgentId) {
+        let now = self.now;
+        let live = self
+            .calls
+            .get(&call)
+            .is_some_and(|state| !state.over && !state.bridged);
+        if live && self.dialer.agent_has_call(agent) {
+            if let Some(state) = self.calls.get_mut(&call) {
+                state.bridged = true;
+                state.bridged_at = Some(now);
+                if let Some(answered_at) = state.answered_at
+                    && now - answered_at > Duration::from_secs(2)
+                {
+                    self.report.abandoned += 1;
+                }
+            }
+            self.dialer.call_bridged(now, call, agent);
+            let talk = self.lognormal_median(
+                self.config.talk_mean.as_secs_f64() * (-self.config.talk_sigma.powi(2) / 2.0).exp(),
+                self.config.talk_sigma,
+            );
+            self.at(Duration::from_secs_f64(talk), Event::TalkOver(call, agent));
+        }
+    }
+
+    /// The routed agent did not pick up in time.
+    fn on_miss_timeout(&mut self, call: CallKey, agent: AgentId) {
+        let now = self.now;
+        let live = self
+            .calls
+            .get(&call)
+            .is_some_and(|state| !state.over && !state.bridged);
+        if live {
+            self.dialer.call_agent_missed(now, call, agent);
+        }
+        // The desk shows the agent away; they come back after a minute.
+        if let Some(state) = self.agents.get_mut(&agent)
+            && state.desk == Desk::Available
+        {
+            if let Some(since) = state.available_since.take() {
+                self.report.available_seconds += (now - since).as_secs_f64();
+            }
+            state.desk = Desk::SittingOut;
+        }
+        if !live {
+            self.dialer.agent_unavailable(now, agent);
+        }
+        self.at(Duration::from_secs(60), Event::BackFromMiss(agent));
+    }
+
+    /// The conversation ends; the agent wraps up.
+    fn on_talk_over(&mut self, call: CallKey, agent: AgentId) {
+        let now = self.now;
+        if let Some(state) = self.calls.get_mut(&call) {
+            state.over = true;
+            if let Some(bridged_at) = state.bridged_at {
+                self.report.talk_seconds += (now - bridged_at).as_secs_f64();
+            }
+        }
+        // Wrap-up (话后处理) first, so the core knows the agent comes back soon.
+        self.set_desk(agent, Desk::WrapUp);
+        self.dialer.call_ended(now, call);
+        let wrap = self.exponential(self.config.wrap_up_mean.as_secs_f64() * 0.5)
+            + self.config.wrap_up_mean.as_secs_f64() * 0.5;
+        self.at(Duration::from_secs_f64(wrap), Event::WrapUpOver(agent));
     }
 
     fn drain_actions(&mut self) {

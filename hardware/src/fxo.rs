@@ -265,23 +265,7 @@ pub async fn line_test_with(
                   ringing_after: Option<Duration>,
                   answered_after: Option<Duration>,
                   note: &str| {
-        let summary = match outcome {
-            Outcome::Answered | Outcome::Abandoned => {
-                format!("线路 {line} 正常：{number} 已接通 / line {line} OK: {number} answered")
-            }
-            Outcome::Busy => {
-                format!("线路 {line} 正常：{number} 忙 / line {line} OK: {number} is busy")
-            }
-            Outcome::NoAnswer => format!(
-                "线路 {line} 正常：{number} 振铃无人接 / line {line} OK: {number} rang, no answer"
-            ),
-            Outcome::Rejected => {
-                format!("线路 {line} 正常：{number} 拒接 / line {line} OK: {number} declined")
-            }
-            Outcome::Failed { status } => format!(
-                "线路 {line} 故障（SIP {status}）{note} / line {line} failed (SIP {status}) {note}"
-            ),
-        };
+        let summary = line_test_summary(line, number, &outcome, note);
         LineTestReport {
             line: line.to_string(),
             number: number.to_string(),
@@ -305,28 +289,7 @@ pub async fn line_test_with(
             &format!("no line named {line:?}; configured: {}", known.join(", ")),
         );
     }
-    let mut test_config = config.clone();
-    test_config.sip_bind = SocketAddr::new(config.sip_bind.ip(), 0);
-    test_config.rtp_ports = (0, 0);
-    test_config.extensions = Vec::new();
-    test_config.recordings_dir = std::env::temp_dir().join("outpost-line-test");
-    let mut test_options = TelephonyOptions {
-        trunks: HashMap::new(),
-        ..options.clone()
-    };
-    // Only the line under test, without failover, health checks or registration.
-    if let Some(line_options) = options.trunks.get(line) {
-        test_options.trunks.insert(
-            line.to_string(),
-            TrunkOptions {
-                failover: Vec::new(),
-                health_check: None,
-                register: None,
-                ..line_options.clone()
-            },
-        );
-    }
-    test_config.trunks.retain(|trunk| trunk.name == line);
+    let (test_config, test_options) = line_test_setup(config, options, line);
     let (telephony, mut events) = match Telephony::start_with(test_config, test_options).await {
         Ok(started) => started,
         Err(error) => {
@@ -382,4 +345,58 @@ pub async fn line_test_with(
             _ => {}
         }
     }
+}
+
+/// The technician's sentence for a line test's outcome; `note` says why a failed one failed.
+fn line_test_summary(line: &str, number: &str, outcome: &Outcome, note: &str) -> String {
+    match outcome {
+        Outcome::Answered | Outcome::Abandoned => {
+            format!("线路 {line} 正常：{number} 已接通 / line {line} OK: {number} answered")
+        }
+        Outcome::Busy => {
+            format!("线路 {line} 正常：{number} 忙 / line {line} OK: {number} is busy")
+        }
+        Outcome::NoAnswer => format!(
+            "线路 {line} 正常：{number} 振铃无人接 / line {line} OK: {number} rang, no answer"
+        ),
+        Outcome::Rejected => {
+            format!("线路 {line} 正常：{number} 拒接 / line {line} OK: {number} declined")
+        }
+        Outcome::Failed { status } => format!(
+            "线路 {line} 故障（SIP {status}）{note} / line {line} failed (SIP {status}) {note}"
+        ),
+    }
+}
+
+/// The lines a line test runs: the box's configuration on ephemeral ports with only the line
+/// under test, without failover, health checks or registration, so it can run beside the
+/// appliance's own lines.
+fn line_test_setup(
+    config: &TelephonyConfig,
+    options: &TelephonyOptions,
+    line: &str,
+) -> (TelephonyConfig, TelephonyOptions) {
+    let mut test_config = config.clone();
+    test_config.sip_bind = SocketAddr::new(config.sip_bind.ip(), 0);
+    test_config.rtp_ports = (0, 0);
+    test_config.extensions = Vec::new();
+    test_config.recordings_dir = std::env::temp_dir().join("outpost-line-test");
+    let mut test_options = TelephonyOptions {
+        trunks: HashMap::new(),
+        ..options.clone()
+    };
+    // Only the line under test, without failover, health checks or registration.
+    if let Some(line_options) = options.trunks.get(line) {
+        test_options.trunks.insert(
+            line.to_string(),
+            TrunkOptions {
+                failover: Vec::new(),
+                health_check: None,
+                register: None,
+                ..line_options.clone()
+            },
+        );
+    }
+    test_config.trunks.retain(|trunk| trunk.name == line);
+    (test_config, test_options)
 }

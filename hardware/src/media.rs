@@ -29,6 +29,7 @@
 //! inject into the call.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -150,190 +151,279 @@ impl HoldState {
 async fn run(
     call: CallId,
     customer_socket: UdpSocket,
-    mut hold_audio: Arc<Vec<i16>>,
+    hold_audio: Arc<Vec<i16>>,
     silence: Silence,
     mut inbox: mpsc::UnboundedReceiver<MediaCommand>,
 ) {
-    // Since the answer: when the customer last sent RTP (or the call was answered, or taken
-    // off hold); `None` before the answer or once reported.
-    let mut customer_heard: Option<Instant> = None;
+    let mut media = CallMedia::new(call, customer_socket, hold_audio, silence);
     let mut silence_check = tokio::time::interval(Duration::from_secs(1));
     silence_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut customer_remote: Option<SocketAddr> = None;
-    let mut codec = Codec::Pcmu;
-    let mut agent_codec = Codec::Pcmu;
-    let mut holding = false;
-    let mut hold = HoldState::new();
-    let mut agent: Option<(UdpSocket, SocketAddr)> = None;
-    // A bare 180 came: an agent on the call hears the ringback tone while the customer's
-    // media is unknown (no early media, no answer yet).
-    let mut ringing = false;
-    let mut ringback = HoldState::new();
-    // Bridged parties holding the other: (the agent holds the customer, the customer holds the agent).
-    let (mut agent_holds, mut customer_holds) = (false, false);
-    let mut hold_toward_agent = HoldState::new();
-    let mut toward_customer = StreamRewriter::new(rand::random());
-    let mut toward_agent = StreamRewriter::new(rand::random());
-    let mut recorder: Option<Recorder> = None;
     let mut hold_tick = tokio::time::interval(Duration::from_millis(20));
     hold_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut customer_buffer = vec![0u8; 2048];
     let mut agent_buffer = vec![0u8; 2048];
-    let mut forward = vec![0u8; 2048];
 
     loop {
         tokio::select! {
             command = inbox.recv() => match command {
                 None => return,
-                Some(MediaCommand::CustomerMedia { remote, codec: negotiated }) => {
-                    customer_remote = Some(remote);
-                    codec = negotiated;
-                }
-                Some(MediaCommand::Ringing) => ringing = true,
-                Some(MediaCommand::Answered) => customer_heard = Some(Instant::now()),
-                Some(MediaCommand::NewCustomerLeg) => {
-                    customer_remote = None;
-                    ringing = false;
-                }
-                Some(MediaCommand::Hold(audio)) => {
-                    if let Some(audio) = audio {
-                        hold_audio = audio;
-                        hold.position = 0;
+                Some(command) => {
+                    if media.on_command(command).await.is_break() {
+                        return;
                     }
-                    holding = agent.is_none();
-                }
-                Some(MediaCommand::PeerHold { agent_side: true, held }) => agent_holds = held && agent.is_some(),
-                Some(MediaCommand::PeerHold { agent_side: false, held }) => {
-                    customer_holds = held && agent.is_some();
-                    // A held call is silent by design; the clock restarts on resume.
-                    if customer_heard.is_some() {
-                        customer_heard = Some(Instant::now());
-                    }
-                }
-                Some(MediaCommand::Retarget { agent_side: false, remote }) => customer_remote = Some(remote),
-                Some(MediaCommand::Retarget { agent_side: true, remote }) => {
-                    if let Some((_, agent_remote)) = agent.as_mut() {
-                        *agent_remote = remote;
-                    }
-                }
-                Some(MediaCommand::Bridge { agent_socket, agent_remote, agent_codec: chosen, recording_path }) => {
-                    holding = false;
-                    agent_codec = chosen;
-                    agent = Some((agent_socket, agent_remote));
-                    recorder = match Recorder::create(&recording_path, Instant::now()) {
-                        Ok(recorder) => Some(recorder),
-                        Err(error) => {
-                            warn!(call = call.0, %error, "call not recorded");
-                            None
-                        }
-                    };
-                }
-                Some(MediaCommand::Finish { recording_path, reply }) => {
-                    let recording = match (recorder.take(), recording_path) {
-                        (Some(recorder), Some(_)) => {
-                            match tokio::task::spawn_blocking(move || recorder.finish()).await {
-                                Ok(Ok(recording)) => Some(recording),
-                                Ok(Err(error)) => {
-                                    warn!(call = call.0, %error, "recording lost");
-                                    None
-                                }
-                                Err(error) => {
-                                    warn!(call = call.0, %error, "recording task failed");
-                                    None
-                                }
-                            }
-                        }
-                        (Some(recorder), None) => {
-                            recorder.discard();
-                            None
-                        }
-                        (None, _) => None,
-                    };
-                    let _ = reply.send(recording);
-                    return;
                 }
             },
-            received = customer_socket.recv_from(&mut customer_buffer) => {
+            received = media.customer_socket.recv_from(&mut customer_buffer) => {
                 let Ok((n_bytes, source)) = received else { continue };
-                let packet = &customer_buffer[..n_bytes];
-                let Ok(reader) = RtpReader::new(packet) else {
-                    debug!(call = call.0, %source, "non-RTP packet on the customer media port dropped");
-                    continue;
-                };
-                latch(&mut customer_remote, source);
-                if customer_heard.is_some() {
-                    customer_heard = Some(Instant::now());
-                }
-                if let Some((agent_socket, agent_remote)) = &agent {
-                    if !customer_holds {
-                        let out = &mut forward[..n_bytes];
-                        out.copy_from_slice(packet);
-                        recode(out, &reader, agent_codec);
-                        toward_agent.rewrite(out, Instant::now());
-                        let _ = agent_socket.try_send_to(out, *agent_remote);
-                    }
-                    if let Some(active) = recorder.as_mut()
-                        && let Err(error) = active.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
-                        warn!(call = call.0, %error, "recording stopped");
-                        recorder = None;
-                    }
-                }
+                media.on_customer_packet(&customer_buffer[..n_bytes], source);
             },
-            received = recv_optional(agent.as_ref().map(|(socket, _)| socket), &mut agent_buffer) => {
+            received = recv_optional(media.agent.as_ref().map(|(socket, _)| socket), &mut agent_buffer) => {
                 let Ok((n_bytes, source)) = received else { continue };
-                let packet = &agent_buffer[..n_bytes];
-                let Ok(reader) = RtpReader::new(packet) else {
-                    debug!(call = call.0, %source, "non-RTP packet on the agent media port dropped");
-                    continue;
-                };
-                if let Some((_, agent_remote)) = agent.as_mut() {
-                    let mut remote = Some(*agent_remote);
-                    latch(&mut remote, source);
-                    if let Some(remote) = remote {
-                        *agent_remote = remote;
-                    }
-                }
-                if let Some(remote) = customer_remote.filter(|_| !agent_holds) {
-                    let out = &mut forward[..n_bytes];
-                    out.copy_from_slice(packet);
-                    recode(out, &reader, codec);
-                    toward_customer.rewrite(out, Instant::now());
-                    let _ = customer_socket.try_send_to(out, remote);
-                }
-                if let Some(active) = recorder.as_mut()
-                    && let Err(error) = active.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
-                    warn!(call = call.0, %error, "recording stopped");
-                    recorder = None;
-                }
+                media.on_agent_packet(&agent_buffer[..n_bytes], source);
             },
-            _ = silence_check.tick(), if customer_heard.is_some() && !customer_holds => {
-                if customer_heard.is_some_and(|heard| heard.elapsed() >= silence.timeout) {
-                    customer_heard = None;
-                    let _ = silence.dead.send(call);
-                }
+            _ = silence_check.tick(), if media.customer_heard.is_some() && !media.customer_holds => {
+                media.check_silence();
             },
-            _ = hold_tick.tick(), if ((holding && agent.is_none() || agent_holds) && customer_remote.is_some())
-                || ((customer_holds || ringing && customer_remote.is_none()) && agent.is_some()) => {
-                if (holding && agent.is_none() || agent_holds)
-                    && let Some(remote) = customer_remote
-                    && let Some(mut packet) = next_hold_packet(&mut hold, &hold_audio, codec) {
-                        toward_customer.rewrite(&mut packet, Instant::now());
-                        let _ = customer_socket.try_send_to(&packet, remote);
-                    }
-                if let Some((agent_socket, agent_remote)) = &agent {
-                    let packet = if customer_holds {
-                        next_hold_packet(&mut hold_toward_agent, &hold_audio, agent_codec)
-                    } else if ringing && customer_remote.is_none() {
-                        next_hold_packet(&mut ringback, &RINGBACK, agent_codec)
-                    } else {
+            _ = hold_tick.tick(), if media.hold_audio_due() => media.send_hold_audio(),
+        }
+    }
+}
+
+/// Everything one call's media task knows between two events.
+struct CallMedia {
+    call: CallId,
+    customer_socket: UdpSocket,
+    hold_audio: Arc<Vec<i16>>,
+    silence: Silence,
+    // Since the answer: when the customer last sent RTP (or the call was answered, or taken
+    // off hold); `None` before the answer or once reported.
+    customer_heard: Option<Instant>,
+    customer_remote: Option<SocketAddr>,
+    codec: Codec,
+    agent_codec: Codec,
+    holding: bool,
+    hold: HoldState,
+    agent: Option<(UdpSocket, SocketAddr)>,
+    // A bare 180 came: an agent on the call hears the ringback tone while the customer's
+    // media is unknown (no early media, no answer yet).
+    ringing: bool,
+    ringback: HoldState,
+    // Bridged parties holding the other: the agent holds the customer, the customer holds the agent.
+    agent_holds: bool,
+    customer_holds: bool,
+    hold_toward_agent: HoldState,
+    toward_customer: StreamRewriter,
+    toward_agent: StreamRewriter,
+    recorder: Option<Recorder>,
+    forward: Vec<u8>,
+}
+
+impl CallMedia {
+    fn new(
+        call: CallId,
+        customer_socket: UdpSocket,
+        hold_audio: Arc<Vec<i16>>,
+        silence: Silence,
+    ) -> CallMedia {
+        CallMedia {
+            call,
+            customer_socket,
+            hold_audio,
+            silence,
+            customer_heard: None,
+            customer_remote: None,
+            codec: Codec::Pcmu,
+            agent_codec: Codec::Pcmu,
+            holding: false,
+            hold: HoldState::new(),
+            agent: None,
+            ringing: false,
+            ringback: HoldState::new(),
+            agent_holds: false,
+            customer_holds: false,
+            hold_toward_agent: HoldState::new(),
+            toward_customer: StreamRewriter::new(rand::random()),
+            toward_agent: StreamRewriter::new(rand::random()),
+            recorder: None,
+            forward: vec![0u8; 2048],
+        }
+    }
+
+    /// Applies one command of the driver; `Break` once the task is finished.
+    async fn on_command(&mut self, command: MediaCommand) -> ControlFlow<()> {
+        match command {
+            MediaCommand::CustomerMedia { remote, codec: negotiated } => {
+                self.customer_remote = Some(remote);
+                self.codec = negotiated;
+            }
+            MediaCommand::Ringing => self.ringing = true,
+            MediaCommand::Answered => self.customer_heard = Some(Instant::now()),
+            MediaCommand::NewCustomerLeg => {
+                self.customer_remote = None;
+                self.ringing = false;
+            }
+            MediaCommand::Hold(audio) => {
+                if let Some(audio) = audio {
+                    self.hold_audio = audio;
+                    self.hold.position = 0;
+                }
+                self.holding = self.agent.is_none();
+            }
+            MediaCommand::PeerHold { agent_side: true, held } => {
+                self.agent_holds = held && self.agent.is_some();
+            }
+            MediaCommand::PeerHold { agent_side: false, held } => {
+                self.customer_holds = held && self.agent.is_some();
+                // A held call is silent by design; the clock restarts on resume.
+                if self.customer_heard.is_some() {
+                    self.customer_heard = Some(Instant::now());
+                }
+            }
+            MediaCommand::Retarget { agent_side: false, remote } => {
+                self.customer_remote = Some(remote);
+            }
+            MediaCommand::Retarget { agent_side: true, remote } => {
+                if let Some((_, agent_remote)) = self.agent.as_mut() {
+                    *agent_remote = remote;
+                }
+            }
+            MediaCommand::Bridge { agent_socket, agent_remote, agent_codec, recording_path } => {
+                self.holding = false;
+                self.agent_codec = agent_codec;
+                self.agent = Some((agent_socket, agent_remote));
+                self.recorder = match Recorder::create(&recording_path, Instant::now()) {
+                    Ok(recorder) => Some(recorder),
+                    Err(error) => {
+                        warn!(call = self.call.0, %error, "call not recorded");
                         None
-                    };
-                    if let Some(mut packet) = packet {
-                        toward_agent.rewrite(&mut packet, Instant::now());
-                        let _ = agent_socket.try_send_to(&packet, *agent_remote);
+                    }
+                };
+            }
+            MediaCommand::Finish { recording_path, reply } => {
+                let recording = self.finish_recording(recording_path).await;
+                let _ = reply.send(recording);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Completes the recording when the driver wants one kept, discards it otherwise.
+    async fn finish_recording(&mut self, recording_path: Option<PathBuf>) -> Option<Recording> {
+        match (self.recorder.take(), recording_path) {
+            (Some(recorder), Some(_)) => {
+                match tokio::task::spawn_blocking(move || recorder.finish()).await {
+                    Ok(Ok(recording)) => Some(recording),
+                    Ok(Err(error)) => {
+                        warn!(call = self.call.0, %error, "recording lost");
+                        None
+                    }
+                    Err(error) => {
+                        warn!(call = self.call.0, %error, "recording task failed");
+                        None
                     }
                 }
-            },
+            }
+            (Some(recorder), None) => {
+                recorder.discard();
+                None
+            }
+            (None, _) => None,
+        }
+    }
+
+    /// A datagram from the customer: forwarded to the bridged agent (unless the customer
+    /// holds) and recorded.
+    fn on_customer_packet(&mut self, packet: &[u8], source: SocketAddr) {
+        let call = self.call;
+        let Ok(reader) = RtpReader::new(packet) else {
+            debug!(call = call.0, %source, "non-RTP packet on the customer media port dropped");
+            return;
+        };
+        latch(&mut self.customer_remote, source);
+        if self.customer_heard.is_some() {
+            self.customer_heard = Some(Instant::now());
+        }
+        if let Some((agent_socket, agent_remote)) = &self.agent {
+            if !self.customer_holds {
+                let out = &mut self.forward[..packet.len()];
+                out.copy_from_slice(packet);
+                recode(out, &reader, self.agent_codec);
+                self.toward_agent.rewrite(out, Instant::now());
+                let _ = agent_socket.try_send_to(out, *agent_remote);
+            }
+            if let Some(active) = self.recorder.as_mut()
+                && let Err(error) = active.push(Channel::Customer, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
+                warn!(call = call.0, %error, "recording stopped");
+                self.recorder = None;
+            }
+        }
+    }
+
+    /// A datagram from the agent: forwarded to the customer (unless the agent holds) and
+    /// recorded.
+    fn on_agent_packet(&mut self, packet: &[u8], source: SocketAddr) {
+        let call = self.call;
+        let Ok(reader) = RtpReader::new(packet) else {
+            debug!(call = call.0, %source, "non-RTP packet on the agent media port dropped");
+            return;
+        };
+        if let Some((_, agent_remote)) = self.agent.as_mut() {
+            let mut remote = Some(*agent_remote);
+            latch(&mut remote, source);
+            if let Some(remote) = remote {
+                *agent_remote = remote;
+            }
+        }
+        if let Some(remote) = self.customer_remote.filter(|_| !self.agent_holds) {
+            let out = &mut self.forward[..packet.len()];
+            out.copy_from_slice(packet);
+            recode(out, &reader, self.codec);
+            self.toward_customer.rewrite(out, Instant::now());
+            let _ = self.customer_socket.try_send_to(out, remote);
+        }
+        if let Some(active) = self.recorder.as_mut()
+            && let Err(error) = active.push(Channel::Agent, Instant::now(), reader.ssrc(), reader.timestamp(), reader.payload_type(), reader.payload()) {
+            warn!(call = call.0, %error, "recording stopped");
+            self.recorder = None;
+        }
+    }
+
+    /// Reports an answered customer silent past the media timeout, once.
+    fn check_silence(&mut self) {
+        if self.customer_heard.is_some_and(|heard| heard.elapsed() >= self.silence.timeout) {
+            self.customer_heard = None;
+            let _ = self.silence.dead.send(self.call);
+        }
+    }
+
+    /// Whether someone should hear audio made here: hold audio toward the customer (held
+    /// before the bridge, or by the agent), hold audio or ringback toward the agent.
+    fn hold_audio_due(&self) -> bool {
+        ((self.holding && self.agent.is_none() || self.agent_holds) && self.customer_remote.is_some())
+            || ((self.customer_holds || self.ringing && self.customer_remote.is_none()) && self.agent.is_some())
+    }
+
+    /// Sends the next 20 ms of made-here audio to whoever is due it.
+    fn send_hold_audio(&mut self) {
+        if (self.holding && self.agent.is_none() || self.agent_holds)
+            && let Some(remote) = self.customer_remote
+            && let Some(mut packet) = next_hold_packet(&mut self.hold, &self.hold_audio, self.codec) {
+                self.toward_customer.rewrite(&mut packet, Instant::now());
+                let _ = self.customer_socket.try_send_to(&packet, remote);
+            }
+        if let Some((agent_socket, agent_remote)) = &self.agent {
+            let packet = if self.customer_holds {
+                next_hold_packet(&mut self.hold_toward_agent, &self.hold_audio, self.agent_codec)
+            } else if self.ringing && self.customer_remote.is_none() {
+                next_hold_packet(&mut self.ringback, &RINGBACK, self.agent_codec)
+            } else {
+                None
+            };
+            if let Some(mut packet) = packet {
+                self.toward_agent.rewrite(&mut packet, Instant::now());
+                let _ = agent_socket.try_send_to(&packet, *agent_remote);
+            }
         }
     }
 }

@@ -731,33 +731,15 @@ async fn pump<S: SiteStore>(
         tokio::select! {
             finished = DownCommit::finished(&mut committing) => {
                 committing = None;
-                match finished {
-                    Ok((last, settings)) => {
-                        session.down_committed(last);
-                        if let Some(settings) = settings {
-                            tracing::info!(cap = ?settings.recording_upload_bytes_per_sec, "recording upload cap set by HQ");
-                            cap.set(settings.recording_upload_bytes_per_sec);
-                        }
-                    }
-                    Err(error) => return (online, Err(PumpEnd::Store(error))),
+                if let Err(end) = down_committed(&mut session, cap, finished) {
+                    return (online, Err(end));
                 }
             }
-            received = stream.recv::<Frame>() => match received {
-                Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
-                Ok(None) => return (online, Ok("the hub finished the stream".to_owned())),
-                Err(WireError::Frame(frame_error)) => {
-                    tracing::warn!(%frame_error, "undecodable frame from the hub; closing the connection");
-                    session.bad_frame(frame_error);
+            received = stream.recv::<Frame>() => {
+                if let Some(end) = frame_received(&mut session, connection, received) {
+                    return (online, end);
                 }
-                Err(error) => {
-                    // A close from the hub carries its reason; prefer it to the read error.
-                    let reason = match connection.close_reason() {
-                        Some(close) => close.to_string(),
-                        None => error.to_string(),
-                    };
-                    return (online, Err(PumpEnd::Transport(reason)));
-                }
-            },
+            }
             _ = &mut notified => {
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
@@ -769,4 +751,45 @@ async fn pump<S: SiteStore>(
             _ = shutdown.cancelled() => return (online, Err(PumpEnd::Shutdown)),
         }
     }
+}
+
+/// A run of down entries is in the store: the session may acknowledge it, and link settings
+/// from HQ in it take effect.
+fn down_committed(
+    session: &mut SiteSession,
+    cap: &RateCap,
+    finished: Result<(u64, Option<LinkSettings>), StoreError>,
+) -> Result<(), PumpEnd> {
+    let (last, settings) = finished.map_err(PumpEnd::Store)?;
+    session.down_committed(last);
+    if let Some(settings) = settings {
+        tracing::info!(cap = ?settings.recording_upload_bytes_per_sec, "recording upload cap set by HQ");
+        cap.set(settings.recording_upload_bytes_per_sec);
+    }
+    Ok(())
+}
+
+/// Hands the session what the hub sent; `Some` ends the session with that result.
+fn frame_received(
+    session: &mut SiteSession,
+    connection: &quinn::Connection,
+    received: Result<Option<Frame>, WireError>,
+) -> Option<Result<String, PumpEnd>> {
+    match received {
+        Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
+        Ok(None) => return Some(Ok("the hub finished the stream".to_owned())),
+        Err(WireError::Frame(frame_error)) => {
+            tracing::warn!(%frame_error, "undecodable frame from the hub; closing the connection");
+            session.bad_frame(frame_error);
+        }
+        Err(error) => {
+            // A close from the hub carries its reason; prefer it to the read error.
+            let reason = match connection.close_reason() {
+                Some(close) => close.to_string(),
+                None => error.to_string(),
+            };
+            return Some(Err(PumpEnd::Transport(reason)));
+        }
+    }
+    None
 }

@@ -470,140 +470,215 @@ async fn pump_frames<S: HubStore>(
     wanted: &mut mpsc::UnboundedReceiver<[u8; 32]>,
 ) -> (bool, Outcome) {
     let site = session.site_id();
-    let mut online = false;
-    let accepted = tokio::select! {
-        accepted = connection.accept_bi() => accepted,
-        _ = tokio::time::sleep(SessionConfig::default().hello_timeout) => {
-            return (false, Outcome::Closed(SessionError::HelloTimeout(SessionConfig::default().hello_timeout)));
-        }
-        _ = shutdown.cancelled() => return (false, Outcome::Shutdown),
-    };
-    let mut stream = match accepted {
-        Ok((send, recv)) => FrameStream::new(send, recv),
-        Err(error) => return (false, Outcome::Transport(error.to_string())),
+    let mut stream = match accept_sync_stream(connection, shutdown).await {
+        Ok(stream) => stream,
+        Err(outcome) => return (false, outcome),
     };
     let notify = store.down_notify(site);
     let mut notified = Box::pin(notify.notified());
     notified.as_mut().enable();
-    let voices_wake = Arc::new(Notify::new());
-    // Outbox entries delivered by the session and not yet handed to the store.
-    let mut pending_up: Vec<sync_protocol::UpEntry> = Vec::new();
+    let mut link = SiteLink {
+        connection,
+        session,
+        cert,
+        store,
+        side_tasks,
+        site,
+        online: false,
+        voices_wake: Arc::new(Notify::new()),
+        pending_up: Vec::new(),
+    };
     loop {
-        while let Some(event) = session.poll_event() {
-            if !matches!(event, HubEvent::ApplyUp(_))
-                && let Err(outcome) = commit_up(store, site, session, &mut pending_up).await
-            {
-                return (online, outcome);
-            }
-            match event {
-                HubEvent::Hello { site_id, epoch, software, .. } => {
-                    match blocking(store, move |store| store.site_allowed(site_id, &cert)).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            session.refuse(Instant::now(), not_allowed_reason(site_id));
-                            continue;
-                        }
-                        Err(error) => return (online, Outcome::Store(error)),
-                    }
-                    match blocking(store, move |store| store.up_committed(site_id, epoch)).await {
-                        Ok(committed) => session.accept(Instant::now(), committed),
-                        Err(error) => return (online, Outcome::Store(error)),
-                    }
-                    tracing::info!(site, epoch, software, "site online");
-                    online = true;
-                    let sink = Arc::new(HubRecordings { store: store.clone(), site });
-                    side_tasks.spawn(blob::serve_blob_streams(connection.clone(), sink, format!("site {site}")));
-                    side_tasks.spawn(push_voice_files(connection.clone(), store.clone(), site, voices_wake.clone()));
-                    let store_for_state = store.clone();
-                    let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site_id, true)).await;
-                }
-                HubEvent::FetchDown { after_seq, limit } => {
-                    match blocking(store, move |store| store.down_after(site, after_seq, limit)).await {
-                        Ok(entries) => session.down_fetched(Instant::now(), entries),
-                        Err(error) => return (online, Outcome::Store(error)),
-                    }
-                }
-                HubEvent::ApplyUp(entry) => {
-                    // Gathered and committed as one run below, before any later event.
-                    pending_up.push(entry);
-                    continue;
-                }
-                HubEvent::DownAcked { seq } => {
-                    if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
-                        return (online, Outcome::Store(error));
-                    }
-                }
-                HubEvent::LiveFigures(figures) => {
-                    let store = store.clone();
-                    // Latest-value data: nothing waits on it, and a failure loses one snapshot.
-                    let _ = tokio::task::spawn_blocking(move || store.live_figures(site, figures)).await;
-                }
-                HubEvent::Closed(error) => {
-                    // Send the Refused frame (if any) before closing.
-                    while let Some(frame) = session.poll_transmit() {
-                        let _ = stream.send(&frame).await;
-                    }
-                    stream.finish();
-                    // Give the frame a moment to leave before the close discards it.
-                    let _ = tokio::time::timeout(Duration::from_millis(500), stream_drained(connection)).await;
-                    return (online, Outcome::Closed(error));
-                }
+        while let Some(event) = link.session.poll_event() {
+            if let Err(outcome) = link.on_event(event, &mut stream).await {
+                return (link.online, outcome);
             }
         }
-        if let Err(outcome) = commit_up(store, site, session, &mut pending_up).await {
-            return (online, outcome);
+        if let Err(outcome) = link.commit_up().await {
+            return (link.online, outcome);
         }
-        while let Some(frame) = session.poll_transmit() {
+        while let Some(frame) = link.session.poll_transmit() {
             if let Err(error) = stream.send::<Frame>(&frame).await {
-                return (online, Outcome::Transport(error.to_string()));
+                return (link.online, Outcome::Transport(error.to_string()));
             }
         }
-        let deadline = session.poll_timeout();
+        let deadline = link.session.poll_timeout();
         tokio::select! {
             received = stream.recv::<Frame>() => {
-                let mut received = received;
-                // Take every frame that has already arrived before going back to the store,
-                // so a site catching up has its entries committed many to a transaction.
-                for _ in 0..MAX_FRAMES_PER_TURN {
-                    match received {
-                        Ok(Some(frame)) => session.handle_frame(Instant::now(), frame),
-                        Ok(None) => return (online, Outcome::Transport("the site finished the stream".to_owned())),
-                        Err(WireError::Frame(frame_error)) => {
-                            tracing::warn!(site, %frame_error, "undecodable frame from the site; closing the connection");
-                            session.bad_frame(frame_error);
-                            break;
-                        }
-                        Err(error) => return (online, Outcome::Transport(error.to_string())),
-                    }
-                    match ready_now(stream.recv::<Frame>()) {
-                        Some(next) => received = next,
-                        None => break,
-                    }
+                if let Err(outcome) = link.take_frames(&mut stream, received) {
+                    return (link.online, outcome);
                 }
             }
-            Some(sha256) = wanted.recv() => session.want_recording(sha256),
+            Some(sha256) = wanted.recv() => link.session.want_recording(sha256),
             _ = &mut notified => {
                 notified = Box::pin(notify.notified());
                 notified.as_mut().enable();
-                // The store also wakes the link when HQ retires or disables the site: a box
-                // that may no longer hold the site is cut off now, not at its next hello.
-                if online {
-                    match blocking(store, move |store| store.site_allowed(site, &cert)).await {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!(site, "the site's identity was retired or the site disabled; closing its link");
-                            session.refuse(Instant::now(), not_allowed_reason(site));
-                            continue;
-                        }
-                        Err(error) => return (online, Outcome::Store(error)),
-                    }
+                if let Err(outcome) = link.on_down_changed().await {
+                    return (link.online, outcome);
                 }
-                session.down_changed();
-                voices_wake.notify_one();
             }
-            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-            _ = shutdown.cancelled() => return (online, Outcome::Shutdown),
+            _ = sleep_until(deadline) => link.session.handle_timeout(Instant::now()),
+            _ = shutdown.cancelled() => return (link.online, Outcome::Shutdown),
         }
+    }
+}
+
+/// Waits for the site to open its sync stream, at most the hello timeout.
+async fn accept_sync_stream(
+    connection: &quinn::Connection,
+    shutdown: &CancellationToken,
+) -> Result<FrameStream, Outcome> {
+    let accepted = tokio::select! {
+        accepted = connection.accept_bi() => accepted,
+        _ = tokio::time::sleep(SessionConfig::default().hello_timeout) => {
+            return Err(Outcome::Closed(SessionError::HelloTimeout(SessionConfig::default().hello_timeout)));
+        }
+        _ = shutdown.cancelled() => return Err(Outcome::Shutdown),
+    };
+    match accepted {
+        Ok((send, recv)) => Ok(FrameStream::new(send, recv)),
+        Err(error) => Err(Outcome::Transport(error.to_string())),
+    }
+}
+
+/// One site's link while its sync stream is open: the session and what the pump keeps
+/// between turns.
+struct SiteLink<'a, S: HubStore> {
+    connection: &'a quinn::Connection,
+    session: &'a mut HubSession,
+    cert: [u8; 32],
+    store: &'a Arc<S>,
+    side_tasks: &'a mut tokio::task::JoinSet<()>,
+    site: SiteId,
+    online: bool,
+    voices_wake: Arc<Notify>,
+    // Outbox entries delivered by the session and not yet handed to the store.
+    pending_up: Vec<sync_protocol::UpEntry>,
+}
+
+impl<S: HubStore> SiteLink<'_, S> {
+    async fn commit_up(&mut self) -> Result<(), Outcome> {
+        commit_up(self.store, self.site, self.session, &mut self.pending_up).await
+    }
+
+    /// Acts on one event of the session; `Err` ends the link with that outcome.
+    async fn on_event(&mut self, event: HubEvent, stream: &mut FrameStream) -> Result<(), Outcome> {
+        if !matches!(event, HubEvent::ApplyUp(_)) {
+            self.commit_up().await?;
+        }
+        let (store, site) = (self.store, self.site);
+        match event {
+            HubEvent::Hello { site_id, epoch, software, .. } => {
+                self.on_hello(site_id, epoch, software).await?;
+            }
+            HubEvent::FetchDown { after_seq, limit } => {
+                match blocking(store, move |store| store.down_after(site, after_seq, limit)).await {
+                    Ok(entries) => self.session.down_fetched(Instant::now(), entries),
+                    Err(error) => return Err(Outcome::Store(error)),
+                }
+            }
+            HubEvent::ApplyUp(entry) => {
+                // Gathered and committed as one run, before any later event.
+                self.pending_up.push(entry);
+            }
+            HubEvent::DownAcked { seq } => {
+                if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
+                    return Err(Outcome::Store(error));
+                }
+            }
+            HubEvent::LiveFigures(figures) => {
+                let store = store.clone();
+                // Latest-value data: nothing waits on it, and a failure loses one snapshot.
+                let _ = tokio::task::spawn_blocking(move || store.live_figures(site, figures)).await;
+            }
+            HubEvent::Closed(error) => {
+                // Send the Refused frame (if any) before closing.
+                while let Some(frame) = self.session.poll_transmit() {
+                    let _ = stream.send(&frame).await;
+                }
+                stream.finish();
+                // Give the frame a moment to leave before the close discards it.
+                let _ = tokio::time::timeout(Duration::from_millis(500), stream_drained(self.connection)).await;
+                return Err(Outcome::Closed(error));
+            }
+        }
+        Ok(())
+    }
+
+    /// The site's hello: refused unless its certificate may hold the site; otherwise the
+    /// site is online and its blob streams and voice pushes start.
+    async fn on_hello(&mut self, site_id: SiteId, epoch: u64, software: String) -> Result<(), Outcome> {
+        let (store, site, cert) = (self.store, self.site, self.cert);
+        match blocking(store, move |store| store.site_allowed(site_id, &cert)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.session.refuse(Instant::now(), not_allowed_reason(site_id));
+                return Ok(());
+            }
+            Err(error) => return Err(Outcome::Store(error)),
+        }
+        match blocking(store, move |store| store.up_committed(site_id, epoch)).await {
+            Ok(committed) => self.session.accept(Instant::now(), committed),
+            Err(error) => return Err(Outcome::Store(error)),
+        }
+        tracing::info!(site, epoch, software, "site online");
+        self.online = true;
+        let connection = self.connection;
+        let sink = Arc::new(HubRecordings { store: store.clone(), site });
+        self.side_tasks.spawn(blob::serve_blob_streams(connection.clone(), sink, format!("site {site}")));
+        self.side_tasks.spawn(push_voice_files(connection.clone(), store.clone(), site, self.voices_wake.clone()));
+        let store_for_state = store.clone();
+        let _ = tokio::task::spawn_blocking(move || store_for_state.link_state(site_id, true)).await;
+        Ok(())
+    }
+
+    /// Hands the session the frame just received and every one already arrived after it.
+    fn take_frames(
+        &mut self,
+        stream: &mut FrameStream,
+        mut received: Result<Option<Frame>, WireError>,
+    ) -> Result<(), Outcome> {
+        let site = self.site;
+        // Take every frame that has already arrived before going back to the store,
+        // so a site catching up has its entries committed many to a transaction.
+        for _ in 0..MAX_FRAMES_PER_TURN {
+            match received {
+                Ok(Some(frame)) => self.session.handle_frame(Instant::now(), frame),
+                Ok(None) => return Err(Outcome::Transport("the site finished the stream".to_owned())),
+                Err(WireError::Frame(frame_error)) => {
+                    tracing::warn!(site, %frame_error, "undecodable frame from the site; closing the connection");
+                    self.session.bad_frame(frame_error);
+                    break;
+                }
+                Err(error) => return Err(Outcome::Transport(error.to_string())),
+            }
+            match ready_now(stream.recv::<Frame>()) {
+                Some(next) => received = next,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The site's down log (or its standing at HQ) changed.
+    async fn on_down_changed(&mut self) -> Result<(), Outcome> {
+        let (store, site, cert) = (self.store, self.site, self.cert);
+        // The store also wakes the link when HQ retires or disables the site: a box
+        // that may no longer hold the site is cut off now, not at its next hello.
+        if self.online {
+            match blocking(store, move |store| store.site_allowed(site, &cert)).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(site, "the site's identity was retired or the site disabled; closing its link");
+                    self.session.refuse(Instant::now(), not_allowed_reason(site));
+                    return Ok(());
+                }
+                Err(error) => return Err(Outcome::Store(error)),
+            }
+        }
+        self.session.down_changed();
+        self.voices_wake.notify_one();
+        Ok(())
     }
 }
 
