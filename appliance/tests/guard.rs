@@ -5,6 +5,9 @@
 //!   as an agent, as an account of the right kind whose role lacks the route's modules, and
 //!   as the site admin; each answer must match the rule this test expects for the route,
 //!   and a route the test has no rule for fails it;
+//! - every state-changing route of the registry, sent from another site's page (`Origin:
+//!   http://evil.example`) or from no page (`Origin: null`) with the session of an account
+//!   allowed to call it, is refused and changes nothing in the site's database;
 //! - no JSON answer an agent can get holds a number the project masks;
 //! - sessions survive a restart over the same data directory and end when idle;
 //! - over-long text is refused naming the field and the limit, in Chinese or English;
@@ -73,6 +76,18 @@ fn session(site: &Site, username: &str) -> anyhow::Result<String> {
 }
 
 async fn call(site: &Site, method: &str, path: &str, cookie: Option<&str>, body: Option<&Value>) -> anyhow::Result<(StatusCode, String)> {
+    call_from(site, method, path, cookie, body, None).await
+}
+
+/// [`call`] as a browser sends it from the page of `origin` (`Origin` header).
+async fn call_from(
+    site: &Site,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<&Value>,
+    origin: Option<&str>,
+) -> anyhow::Result<(StatusCode, String)> {
     let url = format!("{}{path}", site.url);
     let mut request = match method {
         "GET" => client().get(&url),
@@ -81,6 +96,9 @@ async fn call(site: &Site, method: &str, path: &str, cookie: Option<&str>, body:
     };
     if let Some(cookie) = cookie {
         request = request.header("Cookie", cookie);
+    }
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
     }
     if method == "POST" {
         request = request.json(body.unwrap_or(&json!({})));
@@ -655,6 +673,103 @@ async fn every_api_answer_matches_its_documented_schema() -> anyhow::Result<()> 
     for expected in ["/api/tasks/77", "/api/data/records", "/api/status", "/api/roles", "/api/agent/records", "/api/agent/settings"] {
         ensure!(checked.iter().any(|path| path == expected), "{expected} was not checked: {checked:?}");
     }
+    Ok(())
+}
+
+/// Every row of every table of the site's database, as text: what a refused request must
+/// leave as it was (sessions included, so a refused request did not even touch one).
+fn database_rows(db: &rusqlite::Connection) -> anyhow::Result<BTreeMap<String, Vec<String>>> {
+    let tables: Vec<String> = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = BTreeMap::new();
+    for table in tables {
+        let mut statement = db.prepare(&format!("SELECT * FROM \"{table}\""))?;
+        let columns = statement.column_count();
+        let mut rows: Vec<String> = statement
+            .query_map([], |row| {
+                (0..columns).map(|i| row.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}"))).collect::<Result<Vec<_>, _>>()
+            })?
+            .map(|row| row.map(|cells| cells.join(" | ")))
+            .collect::<Result<_, _>>()?;
+        rows.sort();
+        out.insert(table, rows);
+    }
+    Ok(out)
+}
+
+/// The tables whose rows differ between two [`database_rows`].
+fn changed_tables(before: &BTreeMap<String, Vec<String>>, after: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let names: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    names.into_iter().filter(|name| before.get(*name) != after.get(*name)).cloned().collect()
+}
+
+#[tokio::test]
+async fn foreign_origins_are_refused_on_every_state_changing_route() -> anyhow::Result<()> {
+    let (site, attempt) = staffed_site().await?;
+    let store = &site.appliance.store;
+    let callback = store
+        .callbacks(&appliance::store::Viewer { username: "agent1".into(), unmask: false }, Some("agent1"), None, None)?
+        .first()
+        .context("a callback")?
+        .callback_id;
+    let mut expected = expectations(attempt, callback, "9");
+    // The right password: a login let through would open a session, which the database shows.
+    if let Some(login) = expected.get_mut(&("POST", "/api/login")) {
+        login.body = Some(json!({"username": "siteadmin", "password": site.admin_password}));
+    }
+    let mut changing: Vec<_> = route_table().into_iter().filter(|r| r.method != "GET").collect();
+    // The logout last: one let through would end the admin's session, and with it what the
+    // later admin routes could show had they been let through too.
+    changing.sort_by_key(|route| route.path == "/api/logout");
+    ensure!(changing.len() > 20, "the registry lists {} state-changing routes", changing.len());
+    let admin = session(&site, "siteadmin")?;
+    let agent = session(&site, "agent1")?;
+    // What the desk and the monitor show lives partly in memory (agent states): read it through
+    // the API before the database is read, so that these reads are not the difference.
+    let (status, status_before) = call(&site, "GET", "/api/status", Some(&admin), None).await?;
+    ensure!(status == StatusCode::OK, "{status} {status_before}");
+    let (_, settings_before) = call(&site, "GET", "/api/agent/settings", Some(&agent), None).await?;
+    let db = rusqlite::Connection::open(site.dir.path().join("site.db"))?;
+    let before = database_rows(&db)?;
+
+    let mut failures = Vec::new();
+    for route in &changing {
+        let Some(expect) = expected.get(&(route.method, route.path)) else {
+            failures.push(format!("{} {}: the test has no request for this route", route.method, route.path));
+            continue;
+        };
+        // An account the route admits, so that only the origin can refuse it.
+        let cookie = match route.access {
+            Access::Agent(_) => &agent,
+            Access::Public | Access::SignedIn | Access::Admin(_) | Access::AgentOrAdmin { .. } => &admin,
+        };
+        for origin in ["http://evil.example", "null"] {
+            let (status, body) = call_from(&site, route.method, &expect.path, Some(cookie), expect.body.as_ref(), Some(origin)).await?;
+            let error: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            let refused = status == StatusCode::FORBIDDEN && error["error"].as_str().is_some_and(|e| e.starts_with("refused"));
+            if !refused {
+                failures.push(format!("{} {} from {origin}: {status} {}", route.method, expect.path, body.chars().take(160).collect::<String>()));
+            }
+        }
+    }
+    let after = database_rows(&db)?;
+    let changed = changed_tables(&before, &after);
+    ensure!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    ensure!(changed.is_empty(), "refused requests changed {changed:?}");
+    let (status, status_after) = call(&site, "GET", "/api/status", Some(&admin), None).await?;
+    ensure!(status == StatusCode::OK, "the admin is still signed in (the refused logout did nothing): {status}");
+    ensure!(status_after == status_before, "agent states changed:\n{status_before}\n{status_after}");
+    let (_, settings_after) = call(&site, "GET", "/api/agent/settings", Some(&agent), None).await?;
+    ensure!(settings_after == settings_before, "{settings_before} became {settings_after}");
+
+    // The comparison sees a change: the site's own page may make one.
+    let before = database_rows(&db)?;
+    let (status, body) =
+        call_from(&site, "POST", "/api/extensions", Some(&admin), Some(&json!({"extension": "1009", "password": "secret-pass"})), Some(&site.url)).await?;
+    ensure!(status.is_success(), "same origin: {status} {body}");
+    ensure!(changed_tables(&before, &database_rows(&db)?) == ["extensions"], "the same-origin request shows in the extensions table");
     Ok(())
 }
 

@@ -7,7 +7,9 @@
 //!   token length, …);
 //! - every GET `/api` route of the table, called as the admin on a seeded hub, answers what
 //!   the document's schema for that answer says, with objects closed: a field a handler
-//!   sends that its type's schema does not list fails the test;
+//!   sends that its type's schema does not list fails the test; so do the state-changing
+//!   routes whose answers the console's script shows (enrollment code, attribution, one-click,
+//!   list edits and imports);
 //! - malformed bodies (bad JSON, not JSON, wrong shape), a bad path id, a wrong method, an
 //!   unknown `/api` route and a broken upload each get the JSON error, in the caller's
 //!   language.
@@ -464,6 +466,46 @@ async fn every_get_route_answers_as_the_document_says() -> Result<()> {
     h.stop().await
 }
 
+/// Checks a state-changing call's `200` answer against the document and returns it.
+async fn documented_answer(h: &Harness, doc: &Value, method: Method, pattern: &str, path: &str, body: Value) -> Result<Value> {
+    let answer = h.json(method.clone(), path, body).await?;
+    conforms(doc, method.as_str(), pattern, StatusCode::OK, "application/json", &answer)?;
+    Ok(answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changing_routes_answer_as_the_document_says() -> Result<()> {
+    let h = Harness::start().await?;
+    let seeded = seed(&h).await?;
+    let doc = document()?;
+    let (site, project) = (seeded.site, seeded.project);
+
+    let code = documented_answer(&h, &doc, Method::POST, "/api/sites/{id}/enrollment-code", &format!("/api/sites/{site}/enrollment-code"), Value::Null).await?;
+    ensure!(code["code"].as_str().is_some_and(|c| !c.is_empty()) && code["expires_at"].as_i64().is_some(), "{code}");
+    let rules = json!({ "rules": [{ "field_key": "team", "value": "B", "site_id": site }] });
+    let saved = documented_answer(&h, &doc, Method::PUT, "/api/projects/{id}/attribution", &format!("/api/projects/{project}/attribution"), rules).await?;
+    ensure!(saved["id"] == json!(project) && saved["version"] == json!(2), "the seed saved version 1, this is 2: {saved}");
+    let paused = documented_answer(&h, &doc, Method::POST, "/api/one-click", "/api/one-click", json!({ "action": "pause" })).await?;
+    ensure!(paused["changed"] == json!(1), "the seeded batch paused: {paused}");
+    let added = documented_answer(&h, &doc, Method::POST, "/api/lists/{list}", "/api/lists/white", json!({ "phones": ["13700137000\n13700137001"], "note": "VIP" })).await?;
+    ensure!(added["added"] == json!(2), "{added}");
+    let removed = documented_answer(&h, &doc, Method::POST, "/api/lists/remove", "/api/lists/remove", json!({ "phone": "13700137001" })).await?;
+    ensure!(removed["removed"] == json!(true), "{removed}");
+
+    let sheet = workbook(&[&["手机号码"], &["13600136000"], &["不是号码"]]);
+    let form = Form::new().part("file", Part::bytes(sheet).file_name("黑名单.xlsx"));
+    let imported = h.upload("/api/lists/black/import", form).await?;
+    conforms(&doc, "POST", "/api/lists/{list}/import", StatusCode::OK, "application/json", &imported)?;
+    ensure!(imported["added"] == json!(1) && imported["bad"].as_array().is_some_and(|bad| bad.len() == 1), "{imported}");
+    ensure!(imported["message"].as_str().is_some_and(|m| m.contains("已导入 1 个号码")), "the console shows the message: {imported}");
+
+    // The checker holds these schemas closed too.
+    let mut extra = paused.clone();
+    extra["undocumented"] = json!(1);
+    ensure!(conforms(&doc, "POST", "/api/one-click", StatusCode::OK, "application/json", &extra).is_err(), "an extra field passed");
+    h.stop().await
+}
+
 /// One raw request and its JSON error.
 async fn raw(h: &Harness, method: Method, path: &str, content_type: Option<&str>, body: &str, lang: Option<&str>) -> Result<(StatusCode, String)> {
     let cookie = match lang {
@@ -503,11 +545,14 @@ async fn malformed_requests_get_the_json_error() -> Result<()> {
         (Method::GET, "/api/files/{id}", "/api/files/not-a-number", None, "", StatusCode::BAD_REQUEST, "路径参数有误"),
         (Method::POST, "/api/batches/{id}/priority", "/api/batches/x/priority", json, "{\"priority\": 5}", StatusCode::BAD_REQUEST, "路径参数有误"),
         (Method::POST, "/api/projects/{id}/files", "/api/projects/1/files", json, "{}", StatusCode::BAD_REQUEST, "multipart"),
-        // Handlers still on axum's own extractors: the /api middleware makes their
-        // rejections the JSON error, status kept.
-        (Method::POST, "/api/one-click", "/api/one-click", json, "{", StatusCode::BAD_REQUEST, "400"),
+        (Method::POST, "/api/one-click", "/api/one-click", json, "{", StatusCode::BAD_REQUEST, "不是有效的 JSON"),
         (Method::POST, "/api/one-click", "/api/one-click", json, "{\"action\": \"jump\"}", StatusCode::UNPROCESSABLE_ENTITY, "jump"),
-        (Method::GET, "/api/projects/{id}/attribution", "/api/projects/x/attribution", None, "", StatusCode::BAD_REQUEST, "400"),
+        (Method::GET, "/api/projects/{id}/attribution", "/api/projects/x/attribution", None, "", StatusCode::BAD_REQUEST, "路径参数有误"),
+        (Method::PUT, "/api/projects/{id}/attribution", "/api/projects/1/attribution", json, "{\"rules\": 5}", StatusCode::UNPROCESSABLE_ENTITY, "rules"),
+        (Method::POST, "/api/sites/{id}/enrollment-code", "/api/sites/x/enrollment-code", None, "", StatusCode::BAD_REQUEST, "路径参数有误"),
+        (Method::POST, "/api/lists/{list}", "/api/lists/black", Some("text/plain"), "13800138000", StatusCode::UNSUPPORTED_MEDIA_TYPE, "须为 JSON"),
+        (Method::POST, "/api/lists/remove", "/api/lists/remove", json, "{}", StatusCode::UNPROCESSABLE_ENTITY, "phone"),
+        (Method::POST, "/api/lists/{list}/import", "/api/lists/black/import", json, "{}", StatusCode::BAD_REQUEST, "multipart"),
     ];
     for (method, pattern, path, content_type, body, expected, words) in cases {
         let (status, message) = raw(&h, method.clone(), path, content_type, body, None).await?;

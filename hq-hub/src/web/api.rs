@@ -5,12 +5,12 @@
 //! and carries its `#[utoipa::path]`; the 401 / 403 of its access rule and the 400 / 415 /
 //! 422 of its body are added to the document from the route table ([`super::openapi`]).
 
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use web_guard::ClientAddr;
@@ -35,19 +35,64 @@ pub struct IdReply {
 #[derive(Serialize, ToSchema)]
 pub struct EmptyReply {}
 
-/// An xlsx workbook or a WAV recording, as a download.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-#[allow(dead_code)]
-pub struct FileBytes(Vec<u8>);
+/// An xlsx workbook or a WAV recording, as a download: its bytes with their type and the
+/// name the browser saves them under. The document shows only the bytes (the type and name
+/// travel in headers), hence the hand-written schema.
+pub struct FileBytes {
+    pub content_type: &'static str,
+    /// The saved file's name; non-ASCII names survive in the RFC 5987 form.
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl utoipa::PartialSchema for FileBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .description(Some("An xlsx workbook or a WAV recording, as a download."))
+            .into()
+    }
+}
+
+impl ToSchema for FileBytes {}
+
+impl IntoResponse for FileBytes {
+    fn into_response(self) -> Response {
+        // The plain `filename` is for clients that ignore `filename*`: the name itself when
+        // it is plain ASCII, else a stand-in of the same extension.
+        let plain = if self.file_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            self.file_name.clone()
+        } else {
+            let extension = self.file_name.rsplit_once('.').map_or("bin", |(_, ext)| ext);
+            format!("download.{extension}")
+        };
+        let encoded: String = self
+            .file_name
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        (
+            [
+                (header::CONTENT_TYPE, self.content_type.to_string()),
+                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")),
+            ],
+            self.bytes,
+        )
+            .into_response()
+    }
+}
 
 /// A multipart upload with one file.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct UploadForm {
+    /// The uploaded file's own name (from its part's header).
+    #[schema(ignore)]
+    pub file_name: String,
     /// The xlsx file.
     #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
+    pub file: Vec<u8>,
 }
 
 impl From<LoginError> for ApiError {
@@ -228,12 +273,12 @@ pub async fn list_sites(State(state): State<AppState>, caller: Caller) -> Result
     params(("id" = i64, Path, description = "The site")),
     responses((status = 200, description = "The code and when it expires (unix seconds)", body = EnrollmentCode),
               (status = 404, description = "No such site", body = ErrorBody)))]
-pub async fn enrollment_code(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(mint_code(&state, &admin, id).await?)))
+pub async fn enrollment_code(State(state): State<AppState>, admin: Admin, ApiPath(id): ApiPath<i64>) -> Result<Json<EnrollmentCode>, ApiError> {
+    Ok(Json(mint_code(&state, &admin, id).await?))
 }
 
 /// Mints a site's enrollment code: the one check both the API and the sites page make.
-pub async fn mint_code(state: &AppState, admin: &Admin, id: i64) -> Result<crate::store::EnrollmentCode, ApiError> {
+pub async fn mint_code(state: &AppState, admin: &Admin, id: i64) -> Result<EnrollmentCode, ApiError> {
     if !admin.scope.site(id) {
         return Err(ApiError::not_found(format!("site {id} does not exist")));
     }
@@ -294,7 +339,7 @@ pub async fn list_projects(State(state): State<AppState>, caller: Caller) -> Res
 }
 
 /// The uploaded file's name and bytes from a multipart form's `file` field.
-pub async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>), ApiError> {
+pub async fn read_upload(mut multipart: Multipart) -> Result<UploadForm, ApiError> {
     while let Some(field) = multipart
         .next_field()
         .await
@@ -311,7 +356,7 @@ pub async fn read_upload(mut multipart: Multipart) -> Result<(String, Vec<u8>), 
         if bytes.is_empty() {
             return Err(ApiError::bad_request(format!("{file_name:?} is empty: choose the xlsx file to import")));
         }
-        return Ok((file_name, bytes.to_vec()));
+        return Ok(UploadForm { file_name, file: bytes.to_vec() });
     }
     Err(ApiError::bad_request("no file in the upload: send the xlsx in a multipart field named \"file\""))
 }
@@ -414,8 +459,8 @@ pub async fn upload_file(
     if !caller.scope.project(project_id) {
         return Err(ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")));
     }
-    let (file_name, bytes) = read_upload(multipart).await?;
-    let (file_id, report) = import_upload(&state, project_id, caller.account.username.clone(), file_name, bytes).await??;
+    let upload = read_upload(multipart).await?;
+    let (file_id, report) = import_upload(&state, project_id, caller.account.username.clone(), upload.file_name, upload.file).await??;
     Ok(Json(ImportReply::new(file_id, report)))
 }
 
@@ -714,7 +759,7 @@ pub async fn download_recording(
     State(state): State<AppState>,
     caller: Module<DataRecordings>,
     ApiPath((site_id, sha256)): ApiPath<(i64, String)>,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<FileBytes, ApiError> {
     if !caller.scope.site(site_id) {
         return Err(ApiError::not_found(format!("site {site_id} does not exist")));
     }
@@ -726,14 +771,7 @@ pub async fn download_recording(
         )));
     };
     let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-    Ok((
-        [
-            (axum::http::header::CONTENT_TYPE, "audio/wav".to_owned()),
-            (axum::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(FileBytes { content_type: "audio/wav", file_name: name, bytes })
 }
 
 fn recording_error(error: crate::store::RecordingRequestError) -> ApiError {

@@ -10,12 +10,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::api::{read_upload, FileBytes, IdReply, NameBody, UploadForm};
@@ -304,11 +302,11 @@ pub async fn set_project_admins(
     params(("id" = i64, Path, description = "The sub-project")),
     responses((status = 200, description = "The rules", body = Vec<AttributionRule>),
               (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
-pub async fn get_attribution(State(state): State<AppState>, Caller { scope, .. }: Caller, Path(id): Path<i64>) -> Result<Json<Value>, ApiError> {
+pub async fn get_attribution(State(state): State<AppState>, Caller { scope, .. }: Caller, ApiPath(id): ApiPath<i64>) -> Result<Json<Vec<AttributionRule>>, ApiError> {
     visible_project(&scope, id)?;
     let mut rules = blocking(&state, move |store| store.attribution_rules(id)).await??;
     rules.retain(|r| scope.project_site(id, r.site_id));
-    Ok(Json(json!(rules)))
+    Ok(Json(rules))
 }
 
 #[derive(Deserialize)]
@@ -317,21 +315,28 @@ pub struct RulesBody {
     rules: Vec<AttributionRule>,
 }
 
+/// The attribution rules as saved: their new version goes down to the participating sites.
+#[derive(Serialize, ToSchema)]
+pub struct RulesReply {
+    pub id: i64,
+    pub version: u64,
+}
+
 /// `PUT /api/projects/{id}/attribution` (admin): replaces the attribution rules.
 #[utoipa::path(put, path = "/api/projects/{id}/attribution", tag = "projects", request_body = RulesBody,
     params(("id" = i64, Path, description = "The sub-project")),
-    responses((status = 200, description = "Saved", body = IdReply),
+    responses((status = 200, description = "Saved, and the rules' new version", body = RulesReply),
               (status = 400, description = "A rule is not valid (named in the message)", body = ErrorBody),
               (status = 404, description = "No such sub-project", body = ErrorBody)))]
 pub async fn set_attribution(
     State(state): State<AppState>,
     _admin: Admin,
-    Path(id): Path<i64>,
-    Json(body): Json<RulesBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RulesBody>,
+) -> Result<Json<RulesReply>, ApiError> {
     limits::rules(&body.rules)?;
     let version = blocking(&state, move |store| store.set_attribution_rules(id, &body.rules)).await??;
-    Ok(Json(json!({ "id": id, "version": version })))
+    Ok(Json(RulesReply { id, version }))
 }
 
 // ---- background imports ----
@@ -383,7 +388,7 @@ pub async fn start_import(
     ApiMultipart(multipart): ApiMultipart,
 ) -> Result<Json<JobReply>, ApiError> {
     visible_project(&scope, project_id)?;
-    let (file_name, bytes) = read_upload(multipart).await?;
+    let UploadForm { file_name, file: bytes } = read_upload(multipart).await?;
     let project = blocking(&state, move |store| store.project(project_id))
         .await??
         .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist")))?;
@@ -450,20 +455,8 @@ fn visible_file(store: &Store, scope: &Scope, id: i64) -> Result<(crate::store::
         .ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))
 }
 
-fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
-    // RFC 5987 form so that Chinese names survive.
-    let encoded: String = name
-        .bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect();
-    (
-        [
-            (header::CONTENT_TYPE, XLSX.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"download.xlsx\"; filename*=UTF-8''{encoded}")),
-        ],
-        bytes,
-    )
-        .into_response()
+fn xlsx_file(file_name: String, bytes: Vec<u8>) -> FileBytes {
+    FileBytes { content_type: XLSX, file_name, bytes }
 }
 
 /// The bad rows of an import as an xlsx (行号 / 列 / 原因).
@@ -471,11 +464,11 @@ fn xlsx_response(name: &str, bytes: Vec<u8>) -> Response {
     params(("id" = i64, Path, description = "The file")),
     responses((status = 200, description = "The bad rows as a workbook", body = FileBytes, content_type = XLSX),
               (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
-pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
+pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<FileBytes, ApiError> {
     let (summary, report) = blocking(&state, move |store| visible_file(store, &scope, id)).await??;
     let bytes = crate::export::bad_rows_xlsx(&report.bad).map_err(ApiError::internal)?;
     let name = format!("{}_错误行.xlsx", summary.file_name.trim_end_matches(".xlsx"));
-    Ok(xlsx_response(&name, bytes))
+    Ok(xlsx_file(name, bytes))
 }
 
 /// The stored file (for a filter result: kept rows and the removal reasons).
@@ -483,7 +476,7 @@ pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope
     params(("id" = i64, Path, description = "The file")),
     responses((status = 200, description = "The stored workbook", body = FileBytes, content_type = XLSX),
               (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
-pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<Response, ApiError> {
+pub async fn download_file(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<FileBytes, ApiError> {
     let (summary, bytes) = blocking(&state, move |store| -> Result<_, ApiError> {
         let (summary, _) = visible_file(store, &scope, id)?;
         let project = store.project(summary.project_id)?.ok_or_else(|| ApiError::not_found(format!("file {id} does not exist")))?;
@@ -505,7 +498,7 @@ pub async fn download_file(State(state): State<AppState>, Module(Caller { scope,
     })
     .await??;
     let name = if summary.file_name.to_lowercase().ends_with(".xlsx") { summary.file_name } else { format!("{}.xlsx", summary.file_name) };
-    Ok(xlsx_response(&name, bytes))
+    Ok(xlsx_file(name, bytes))
 }
 
 /// Something deleted (a file) or ended (a batch).
@@ -668,7 +661,6 @@ pub async fn batch_numbers(State(state): State<AppState>, Module(Caller { scope,
 
 /// What `POST /api/one-click` answers: how many batches changed.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct ChangedReply {
     pub changed: u64,
 }
@@ -685,9 +677,9 @@ pub struct OneClickBody {
 #[utoipa::path(post, path = "/api/one-click", tag = "batches", request_body = OneClickBody,
     responses((status = 200, description = "Done", body = ChangedReply),
               (status = 404, description = "No such category", body = ErrorBody)))]
-pub async fn one_click(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, Json(body): Json<OneClickBody>) -> Result<Json<Value>, ApiError> {
+pub async fn one_click(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataBatches>, ApiJson(body): ApiJson<OneClickBody>) -> Result<Json<ChangedReply>, ApiError> {
     let changed = blocking(&state, move |store| store.one_click(body.action, body.category_id, &scope)).await??;
-    Ok(Json(json!({ "changed": changed })))
+    Ok(Json(ChangedReply { changed }))
 }
 
 // ---- black / white lists ----
@@ -705,17 +697,16 @@ pub(super) fn list_kind(text: &str) -> Result<ListKind, ApiError> {
     params(("list" = ListKind, Path, description = "`black` or `white`")),
     responses((status = 200, description = "The listed numbers", body = Vec<ListedNumber>),
               (status = 404, description = "No such list", body = ErrorBody)))]
-pub async fn list_numbers(State(state): State<AppState>, _caller: Module<CtiLists>, Path(list): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn list_numbers(State(state): State<AppState>, _caller: Module<CtiLists>, ApiPath(list): ApiPath<String>) -> Result<Json<Vec<ListedNumber>>, ApiError> {
     let kind = list_kind(&list)?;
-    Ok(Json(json!(blocking(&state, move |store| store.list_numbers(kind)).await??)))
+    Ok(Json(blocking(&state, move |store| store.list_numbers(kind)).await??))
 }
 
 /// What adding numbers to a list answers.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct AddedReply {
     /// Numbers newly listed.
-    pub added: u64,
+    pub added: usize,
 }
 
 #[derive(Deserialize)]
@@ -736,20 +727,19 @@ pub struct NumbersBody {
 pub async fn add_numbers(
     State(state): State<AppState>,
     caller: Module<CtiLists>,
-    Path(list): Path<String>,
-    Json(body): Json<NumbersBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(list): ApiPath<String>,
+    ApiJson(body): ApiJson<NumbersBody>,
+) -> Result<Json<AddedReply>, ApiError> {
     let kind = list_kind(&list)?;
     limits::note(&body.note)?;
     let creator = caller.account.username.clone();
     let phones: Vec<String> = body.phones.iter().flat_map(|p| p.lines()).map(str::to_string).collect();
     let added = blocking(&state, move |store| store.add_to_list(kind, &phones, &body.note, &creator)).await??;
-    Ok(Json(json!({ "added": added })))
+    Ok(Json(AddedReply { added }))
 }
 
 /// What taking a number off the lists answers.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct RemovedReply {
     /// Whether the number was listed.
     pub removed: bool,
@@ -765,7 +755,7 @@ pub struct PhoneBody {
 #[utoipa::path(post, path = "/api/lists/remove", tag = "lists", request_body = PhoneBody,
     responses((status = 200, description = "Done", body = RemovedReply),
               (status = 400, description = "The number cannot be read", body = ErrorBody)))]
-pub async fn remove_number(State(state): State<AppState>, _caller: Module<CtiLists>, Json(body): Json<PhoneBody>) -> Result<Json<Value>, ApiError> {
+pub async fn remove_number(State(state): State<AppState>, _caller: Module<CtiLists>, ApiJson(body): ApiJson<PhoneBody>) -> Result<Json<RemovedReply>, ApiError> {
     let removed = blocking(&state, move |store| store.remove_from_lists(&body.phone)).await??;
-    Ok(Json(json!({ "removed": removed })))
+    Ok(Json(RemovedReply { removed }))
 }

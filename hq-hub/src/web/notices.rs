@@ -13,7 +13,9 @@ use axum::extract::{Multipart, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
+use sync_protocol::VoiceKind;
 use utoipa::ToSchema;
 
 use super::extract::{ApiJson, ApiMultipart, ApiPath};
@@ -21,7 +23,7 @@ use super::pages::render;
 use super::guard::{CtiVoice, Notices};
 use super::{blocking, format_time, ApiError, AppState, ErrorBody, Module, PageUser, Tr};
 use crate::store::{
-    parse_voice_kind, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError, VoiceFileView, VoiceUpload,
+    AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError, VoiceFileView, VoiceUpload,
     VoiceUploadError,
 };
 
@@ -82,10 +84,9 @@ pub async fn list_voice_files(State(state): State<AppState>, _caller: Module<Cti
     Ok(Json(VoiceFilesReply { voice_files }))
 }
 
-/// A voice file's kind.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code)]
+/// A voice file's kind, as the upload form names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum VoiceKindName {
     /// 等待音乐: a task may play it while a customer waits for an agent.
     HoldMusic,
@@ -93,14 +94,34 @@ pub enum VoiceKindName {
     Prompt,
 }
 
-/// The upload form of a voice file.
+impl VoiceKindName {
+    /// The kind a form field names (surrounding blanks ignored); an unknown one is the
+    /// store's error, which names it.
+    fn parse(key: &str) -> Result<Self, VoiceUploadError> {
+        let key = key.trim();
+        Self::deserialize(key.into_deserializer()).map_err(|_: serde::de::value::Error| VoiceUploadError::UnknownKind(key.to_string()))
+    }
+}
+
+impl From<VoiceKindName> for VoiceKind {
+    fn from(kind: VoiceKindName) -> Self {
+        match kind {
+            VoiceKindName::HoldMusic => VoiceKind::HoldMusic,
+            VoiceKindName::Prompt => VoiceKind::Prompt,
+        }
+    }
+}
+
+/// The upload form of a voice file, as read and checked.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub struct VoiceUploadForm {
     /// The name sites show; the file's name (less its extension) if empty. At most 100
     /// characters.
     name: Option<String>,
     kind: VoiceKindName,
+    /// The uploaded file's own name (from its part's header).
+    #[schema(ignore)]
+    file_name: String,
     /// A WAV file: mono 8000 Hz, G.711 µ-law / A-law or 16-bit PCM.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
@@ -115,15 +136,9 @@ pub struct VoiceFileReply {
     pub message: Option<String>,
 }
 
-/// The fields of a voice upload form.
-struct VoiceForm {
-    name: Option<String>,
-    kind: Option<String>,
-    file: Option<(String, Vec<u8>)>,
-}
-
-async fn read_voice_form(mut multipart: Multipart) -> Result<VoiceForm, ApiError> {
-    let mut form = VoiceForm { name: None, kind: None, file: None };
+/// Reads a voice upload: a file that is there and not empty, a known kind.
+async fn read_voice_form(mut multipart: Multipart) -> Result<VoiceUploadForm, ApiError> {
+    let (mut name, mut kind, mut file) = (None, None, None);
     let broken = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(format!(
             "the upload is not a valid multipart form ({e}): send fields \"name\", \"kind\" and the WAV in \"file\""
@@ -134,21 +149,28 @@ async fn read_voice_form(mut multipart: Multipart) -> Result<VoiceForm, ApiError
             Some("file") => {
                 let file_name = field.file_name().unwrap_or("upload.wav").to_string();
                 let bytes = field.bytes().await.map_err(broken)?;
-                form.file = Some((file_name, bytes.to_vec()));
+                file = Some((file_name, bytes.to_vec()));
             }
             Some(key @ ("name" | "kind")) => {
                 let key = key.to_string();
                 let text = field.text().await.map_err(broken)?;
                 if key == "name" {
-                    form.name = Some(text);
+                    name = Some(text);
                 } else {
-                    form.kind = Some(text);
+                    kind = Some(text);
                 }
             }
             _ => {}
         }
     }
-    Ok(form)
+    let Some((file_name, file)) = file else {
+        return Err(ApiError::bad_request("no file in the upload: send the WAV in a multipart field named \"file\""));
+    };
+    if file.is_empty() {
+        return Err(ApiError::bad_request(format!("{file_name:?} is empty: choose the WAV file to upload")));
+    }
+    let kind = VoiceKindName::parse(kind.as_deref().unwrap_or_default())?;
+    Ok(VoiceUploadForm { name, kind, file_name, file })
 }
 
 /// `POST /api/voice-files` (multipart: `name`, `kind` = `hold_music` | `prompt`, `file`):
@@ -165,16 +187,10 @@ pub async fn upload_voice_file(
     caller: Module<CtiVoice>,
     ApiMultipart(multipart): ApiMultipart,
 ) -> Result<Json<VoiceFileReply>, ApiError> {
-    let form = read_voice_form(multipart).await?;
-    let Some((file_name, bytes)) = form.file else {
-        return Err(ApiError::bad_request("no file in the upload: send the WAV in a multipart field named \"file\""));
-    };
-    if bytes.is_empty() {
-        return Err(ApiError::bad_request(format!("{file_name:?} is empty: choose the WAV file to upload")));
-    }
-    let kind = parse_voice_kind(form.kind.as_deref().unwrap_or_default())?;
+    let VoiceUploadForm { name, kind, file_name, file: bytes } = read_voice_form(multipart).await?;
+    let kind = VoiceKind::from(kind);
     // Without a name, the file's own name (less its extension) is the name sites see.
-    let name = match form.name.filter(|n| !n.trim().is_empty()) {
+    let name = match name.filter(|n| !n.trim().is_empty()) {
         Some(name) => name,
         None => file_name.rsplit_once('.').map_or(file_name.as_str(), |(stem, _)| stem).to_string(),
     };
@@ -463,5 +479,15 @@ mod tests {
         assert!(Expiry::unix(Some(Expiry::Text("next week".into()))).is_err());
         assert_eq!(size_text(512), "512 B");
         assert_eq!(size_text(16_044), "15.7 KB");
+    }
+
+    /// The form's kinds are the store's: every key the store knows reads as the same kind.
+    #[test]
+    fn form_kinds_are_the_stores() {
+        for key in ["hold_music", " prompt ", "music", "", "HoldMusic"] {
+            let form = VoiceKindName::parse(key).map(VoiceKind::from).map_err(|e| e.to_string());
+            let store = crate::store::parse_voice_kind(key).map_err(|e| e.to_string());
+            assert_eq!(form, store, "{key:?}");
+        }
     }
 }

@@ -601,8 +601,7 @@ pub async fn upload_file(State(state): State<AppState>, Module(user, _): Module<
         Ok(upload) => upload,
         Err(page) => return page,
     };
-    let (file_name, bytes) = upload;
-    match import_upload(&state, project_id, user.account.username.clone(), file_name, bytes).await {
+    match import_upload(&state, project_id, user.account.username.clone(), upload.file_name, upload.file).await {
         Ok(Ok((file_id, _))) => Redirect::to(&format!("/files/{file_id}")).into_response(),
         Ok(Err(err)) => {
             let text = if user.tr.is_en() { err.to_string() } else { err.zh() };

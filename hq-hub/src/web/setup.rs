@@ -10,16 +10,15 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 use super::api::{read_upload, UploadForm};
 use super::console::VersionReply;
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiMultipart, ApiPath};
 use super::pages::render;
 use super::guard::{Admin, CtiLists, DataSettings};
 use super::{blocking, format_time, ApiError, AppState, ErrorBody, Module, PageUser, Tr};
@@ -84,10 +83,9 @@ pub async fn put_settings(
 
 /// What a list import answers.
 #[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)]
 pub struct ListImportReply {
     /// Numbers newly listed.
-    pub added: u64,
+    pub added: usize,
     /// Cells that are not dialable numbers, and repeats.
     pub bad: Vec<BadRow>,
     /// The counts as the console shows them.
@@ -145,11 +143,11 @@ pub async fn put_link_settings(
 pub async fn import_list(
     State(state): State<AppState>,
     caller: Module<CtiLists>,
-    Path(list): Path<String>,
-    multipart: Multipart,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(list): ApiPath<String>,
+    ApiMultipart(multipart): ApiMultipart,
+) -> Result<Json<ListImportReply>, ApiError> {
     let kind = super::console::list_kind(&list)?;
-    let (file_name, bytes) = read_upload(multipart).await?;
+    let UploadForm { file_name, file: bytes } = read_upload(multipart).await?;
     let creator = caller.account.username.clone();
     let note = format!("导入：{file_name}");
     let (added, bad) = blocking(&state, move |store| -> Result<_, ApiError> {
@@ -159,7 +157,7 @@ pub async fn import_list(
     })
     .await??;
     let message = format!("已导入 {added} 个号码，错误行 {} 行 / added {added}, bad rows {}", bad.len(), bad.len());
-    Ok(Json(json!({ "added": added, "bad": bad, "message": message })))
+    Ok(Json(ListImportReply { added, bad, message }))
 }
 
 // ---- pages ----
