@@ -11,55 +11,36 @@ use rust_xlsxwriter::Workbook;
 use serde_json::{json, Value};
 use sync_link::HubStore;
 use sync_protocol::{BusinessRecord, CallAttempt, DownEvent, HangupSide, Outcome, UpEntry, UpEvent};
-use tokio_util::sync::CancellationToken;
 
-use hq_hub::{Hub, HubConfig};
+use common::TestHub;
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    client: reqwest::Client,
-    base: String,
-    password: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+
+type Harness = TestHub<reqwest::Client>;
 
 impl Harness {
     async fn start() -> Result<Harness> {
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig {
-            data_dir: dir.path().to_path_buf(),
-            http_bind: "127.0.0.1:0".parse()?,
-            sync_bind: "127.0.0.1:0".parse()?,
-        };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        assert_ne!(hub.sync_addr.port(), 0, "the sync link is bound");
-        assert!(!hub.ca_fingerprint.is_empty());
-        let base = format!("http://{}", hub.http_addr);
-        let client = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
-        Ok(Harness { hub: Some(hub), shutdown, client, base, password, _dir: dir })
-    }
-
-    fn hub(&self) -> &Hub {
-        self.hub.as_ref().expect("hub running")
+        let hq = TestHub::launch().await?;
+        assert_ne!(hq.hub().sync_addr.port(), 0, "the sync link is bound");
+        assert!(!hq.hub().ca_fingerprint.is_empty());
+        let client = common::cookie_client(Duration::from_secs(20))?;
+        Ok(hq.with(client))
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<(StatusCode, Value)> {
-        let response = self.client.post(format!("{}{path}", self.base)).json(&body).send().await?;
+        let response = self.admin.post(format!("{}{path}", self.base)).json(&body).send().await?;
         let status = response.status();
         Ok((status, response.json().await?))
     }
 
     async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        let response = self.admin.get(format!("{}{path}", self.base)).send().await?;
         let status = response.status();
         Ok((status, response.json().await?))
     }
 
     async fn page(&self, path: &str) -> Result<String> {
-        let response = self.client.get(format!("{}{path}", self.base)).send().await?;
+        let response = self.admin.get(format!("{}{path}", self.base)).send().await?;
         assert_eq!(response.status(), StatusCode::OK, "GET {path}");
         Ok(response.text().await?)
     }
@@ -67,17 +48,9 @@ impl Harness {
     async fn upload(&self, project_id: i64, file_name: &str, bytes: Vec<u8>) -> Result<(StatusCode, Value)> {
         let form = Form::new().part("file", Part::bytes(bytes).file_name(file_name.to_string()));
         let response =
-            self.client.post(format!("{}/api/projects/{project_id}/files", self.base)).multipart(form).send().await?;
+            self.admin.post(format!("{}/api/projects/{project_id}/files", self.base)).multipart(form).send().await?;
         let status = response.status();
         Ok((status, response.json().await?))
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
     }
 }
 
@@ -371,6 +344,6 @@ async fn sites_and_enrollment_codes() -> Result<()> {
     let page = h.page("/sites").await?;
     assert!(page.contains("成都职场") && page.contains("在线"), "{page}");
 
-    assert!(hq_hub::init_admin(h._dir.path(), "second").is_err(), "only the first admin is created this way");
+    assert!(hq_hub::init_admin(h.dir(), "second").is_err(), "only the first admin is created this way");
     h.stop().await
 }

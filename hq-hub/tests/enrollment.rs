@@ -23,7 +23,7 @@ use sync_protocol::{DownEntry, DownEvent, UpEntry};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use hq_hub::{Hub, HubConfig};
+use common::TestHub;
 
 /// A logged-in console client (its own cookie jar).
 struct Console {
@@ -33,8 +33,7 @@ struct Console {
 
 impl Console {
     async fn login(base: &str, username: &str, password: &str) -> Result<Console> {
-        let http = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
-        let console = Console { http, base: base.to_owned() };
+        let console = Console { http: common::cookie_client(Duration::from_secs(20))?, base: base.to_owned() };
         let (status, body) = console.post("/api/login", json!({ "username": username, "password": password })).await?;
         anyhow::ensure!(status == StatusCode::OK, "login as {username}: {status} {body}");
         Ok(console)
@@ -80,33 +79,16 @@ impl Console {
     }
 }
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    admin: Console,
-    base: String,
-    dir: tempfile::TempDir,
-}
+mod common;
+
+type Harness = TestHub<Console>;
 
 impl Harness {
     async fn start() -> Result<Harness> {
         let _ = tracing_subscriber::fmt().with_env_filter("info").with_test_writer().try_init();
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig {
-            data_dir: dir.path().to_path_buf(),
-            http_bind: "127.0.0.1:0".parse()?,
-            sync_bind: "127.0.0.1:0".parse()?,
-        };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        let base = format!("http://{}", hub.http_addr);
-        let admin = Console::login(&base, "admin", &password).await?;
-        Ok(Harness { hub: Some(hub), shutdown, admin, base, dir })
-    }
-
-    fn hub(&self) -> &Hub {
-        self.hub.as_ref().expect("hub running")
+        let hq = TestHub::launch().await?;
+        let admin = Console::login(&hq.base, "admin", &hq.password).await?;
+        Ok(hq.with(admin))
     }
 
     fn sync_addr(&self) -> String {
@@ -120,15 +102,7 @@ impl Harness {
 
     /// Enrolls a box with `code` into its own identity directory.
     async fn enroll(&self, name: &str, code: &str) -> Result<SiteIdentity, EnrollError> {
-        client::enroll(&self.sync_addr(), code, &self.dir.path().join(name)).await
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
+        client::enroll(&self.sync_addr(), code, &self.dir().join(name)).await
     }
 }
 
@@ -272,7 +246,7 @@ async fn rogue_box_sub_admin_cannot_mint_and_a_second_box_is_refused() -> Result
     let reason = refusal(h.enroll("rogue", &fresh).await)?;
     assert!(reason.contains(&format!("site {other} already has an enrolled box")), "{reason}");
     assert!(reason.contains(&first.cert_fingerprint()), "the refusal names the holding box: {reason}");
-    assert!(!h.dir.path().join("rogue").join("site.json").exists(), "nothing saved on the refused box");
+    assert!(!h.dir().join("rogue").join("site.json").exists(), "nothing saved on the refused box");
     // The first box was not disturbed, and still holds the site.
     assert!(matches!(*running.status.borrow(), LinkStatus::Online { .. }));
     let listed = h.admin.site(other).await?;

@@ -12,9 +12,8 @@ use rust_xlsxwriter::Workbook;
 use serde_json::{json, Value};
 use sync_link::HubStore;
 use sync_protocol::{CallAttempt, DownEvent, Outcome, UpEntry, UpEvent};
-use tokio_util::sync::CancellationToken;
 
-use hq_hub::{Hub, HubConfig};
+use common::TestHub;
 
 struct Client {
     http: reqwest::Client,
@@ -23,8 +22,7 @@ struct Client {
 
 impl Client {
     fn new(base: &str) -> Result<Client> {
-        let http = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
-        Ok(Client { http, base: base.to_string() })
+        Ok(Client { http: common::cookie_client(Duration::from_secs(20))?, base: base.to_string() })
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
@@ -64,41 +62,20 @@ impl Client {
     }
 }
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    admin: Client,
-    base: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+
+type Harness = TestHub<Client>;
 
 impl Harness {
     async fn start() -> Result<Harness> {
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        let base = format!("http://{}", hub.http_addr);
-        let admin = Client::new(&base)?;
-        admin.ok(reqwest::Method::POST, "/api/login", Some(json!({ "username": "admin", "password": password }))).await?;
-        Ok(Harness { hub: Some(hub), shutdown, admin, base, _dir: dir })
-    }
-
-    fn hub(&self) -> &Hub {
-        self.hub.as_ref().expect("hub running")
+        let hq = TestHub::launch().await?;
+        let admin = Client::new(&hq.base)?;
+        admin.ok(reqwest::Method::POST, "/api/login", Some(json!({ "username": "admin", "password": hq.password }))).await?;
+        Ok(hq.with(admin))
     }
 
     fn down(&self, site: i64) -> Result<Vec<DownEvent>> {
         Ok(self.hub().store.down_log(site, 0, 10_000)?.into_iter().map(|e| e.event).collect())
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
     }
 }
 

@@ -17,37 +17,13 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Method, StatusCode};
 use rust_xlsxwriter::Workbook;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
-use hq_hub::{Access, Hub, HubConfig};
+use hq_hub::Access;
+use common::TestHub;
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    base: String,
-    password: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-impl Harness {
-    async fn start() -> Result<Harness> {
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        let base = format!("http://{}", hub.http_addr);
-        Ok(Harness { hub: Some(hub), shutdown, base, password, _dir: dir })
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
-    }
-}
+type Harness = TestHub;
 
 /// What a request sends.
 #[derive(Clone)]
@@ -339,7 +315,7 @@ fn is_api(path: &str) -> bool {
 
 #[tokio::test]
 async fn every_route_is_guarded_as_its_rule_says() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     let admin = Client::login(&h.base, "admin", &h.password).await?;
     let w = world(&h, &admin).await?;
     let expect = expectations(&w);
@@ -432,7 +408,7 @@ async fn every_route_is_guarded_as_its_rule_says() -> Result<()> {
 
 #[tokio::test]
 async fn foreign_origins_are_refused_on_every_state_changing_route() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     let admin = Client::login(&h.base, "admin", &h.password).await?;
     let w = world(&h, &admin).await?;
     let expect = expectations(&w);
@@ -469,7 +445,7 @@ fn security_headers(what: &str, headers: &HeaderMap) -> Result<()> {
 
 #[tokio::test]
 async fn every_page_has_the_security_headers_and_no_inline_script() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     let admin = Client::login(&h.base, "admin", &h.password).await?;
     let w = world(&h, &admin).await?;
     let expect = expectations(&w);
@@ -493,7 +469,7 @@ async fn every_page_has_the_security_headers_and_no_inline_script() -> Result<()
 
 #[tokio::test]
 async fn a_burst_of_bad_logins_is_slowed_but_the_real_user_gets_in_from_elsewhere() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     // The attacker speaks from 127.0.0.2 (the whole of 127/8 is this host); the admin from
     // 127.0.0.1.
     let attacker = Client::new(&h.base, Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))))?;
@@ -529,7 +505,7 @@ async fn a_burst_of_bad_logins_is_slowed_but_the_real_user_gets_in_from_elsewher
 
 #[tokio::test]
 async fn over_long_fields_are_refused_with_their_limit() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     let admin = Client::login(&h.base, "admin", &h.password).await?;
     let w = world(&h, &admin).await?;
     let long = |n: usize| "长".repeat(n);
@@ -612,7 +588,7 @@ async fn download(client: &Client, file: i64) -> Result<Vec<u8>> {
 /// file as uploaded.
 #[tokio::test]
 async fn a_file_download_holds_only_rows_of_the_callers_sites() -> Result<()> {
-    let h = Harness::start().await?;
+    let h = Harness::launch().await?;
     let admin = Client::login(&h.base, "admin", &h.password).await?;
     let w = world(&h, &admin).await?;
     let upload = |phones: &'static [&'static str], name: &'static str| {

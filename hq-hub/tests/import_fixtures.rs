@@ -11,40 +11,28 @@ use anyhow::{Context, Result};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
 
 use hq_hub::store::Store;
-use hq_hub::{Hub, HubConfig};
+use common::TestHub;
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    http: reqwest::Client,
-    base: String,
-    _dir: tempfile::TempDir,
-}
+mod common;
+
+type Harness = TestHub<reqwest::Client>;
 
 impl Harness {
     async fn start() -> Result<Harness> {
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        let base = format!("http://{}", hub.http_addr);
-        let http = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(20)).build()?;
-        let h = Harness { hub: Some(hub), shutdown, http, base, _dir: dir };
-        let (status, body) = h.send(reqwest::Method::POST, "/api/login", Some(json!({ "username": "admin", "password": password }))).await?;
+        let h = TestHub::launch().await?.with(common::cookie_client(Duration::from_secs(20))?);
+        let (status, body) = h.send(reqwest::Method::POST, "/api/login", Some(json!({ "username": "admin", "password": h.password }))).await?;
         assert_eq!(status, StatusCode::OK, "login: {body}");
         Ok(h)
     }
 
     fn store(&self) -> &Store {
-        &self.hub.as_ref().expect("hub running").store
+        &self.hub().store
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self.admin.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -55,7 +43,7 @@ impl Harness {
     }
 
     async fn page(&self, path: &str) -> Result<String> {
-        let response = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let response = self.admin.get(format!("{}{path}", self.base)).send().await?;
         assert_eq!(response.status(), StatusCode::OK, "GET {path}");
         Ok(response.text().await?)
     }
@@ -84,7 +72,7 @@ impl Harness {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_string()));
-        let response = self.http.post(format!("{}/api/projects/{project}/files", self.base)).multipart(form).send().await?;
+        let response = self.admin.post(format!("{}/api/projects/{project}/files", self.base)).multipart(form).send().await?;
         let status = response.status();
         let report: Value = response.json().await?;
         assert_eq!(status, StatusCode::OK, "{name}: {report}");
@@ -96,14 +84,6 @@ impl Harness {
         let file = report["file_id"].as_i64().context("file id")?;
         let rows = self.store().file_rows(file)?;
         Ok(rows.iter().map(|r| format!("{} {} {:?}\n", r.row_number, r.phone, r.fields.iter().collect::<Vec<_>>())).collect())
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
     }
 }
 

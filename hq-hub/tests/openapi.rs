@@ -25,31 +25,27 @@ use rust_xlsxwriter::Workbook;
 use serde_json::{json, Map, Value};
 use sync_link::HubStore;
 use sync_protocol::{AttemptKind, BusinessRecord, CallAttempt, DownEvent, Outcome, UpEntry, UpEvent};
-use tokio_util::sync::CancellationToken;
 
-use hq_hub::{Access, Hub, HubConfig};
+use hq_hub::Access;
+use common::TestHub;
 
-struct Harness {
-    hub: Option<Hub>,
-    shutdown: CancellationToken,
-    base: String,
-    /// Logged in as the admin (cookie store).
-    admin: reqwest::Client,
+mod common;
+
+/// Logged in as the admin.
+struct Admin {
+    /// Holds the session (cookie store).
+    http: reqwest::Client,
     /// The admin's session cookie, `hq_session=…`.
     session: String,
-    _dir: tempfile::TempDir,
 }
+
+type Harness = TestHub<Admin>;
 
 impl Harness {
     async fn start() -> Result<Harness> {
-        let dir = tempfile::tempdir()?;
-        let password = hq_hub::init_admin(dir.path(), "admin")?;
-        let shutdown = CancellationToken::new();
-        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
-        let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
-        let base = format!("http://{}", hub.http_addr);
-        let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build()?;
-        let login = admin.post(format!("{base}/api/login")).json(&json!({ "username": "admin", "password": password })).send().await?;
+        let hq = TestHub::launch().await?;
+        let http = common::cookie_client(Duration::from_secs(30))?;
+        let login = http.post(format!("{}/api/login", hq.base)).json(&json!({ "username": "admin", "password": hq.password })).send().await?;
         ensure!(login.status() == StatusCode::OK, "login: {}", login.status());
         let session = login
             .headers()
@@ -59,15 +55,11 @@ impl Harness {
             .find_map(|v| v.split(';').next().filter(|pair| pair.starts_with("hq_session=")))
             .context("the login sets hq_session")?
             .to_string();
-        Ok(Harness { hub: Some(hub), shutdown, base, admin, session, _dir: dir })
-    }
-
-    fn hub(&self) -> &Hub {
-        self.hub.as_ref().expect("hub running")
+        Ok(hq.with(Admin { http, session }))
     }
 
     async fn json(&self, method: Method, path: &str, body: Value) -> Result<Value> {
-        let response = self.admin.request(method.clone(), format!("{}{path}", self.base)).json(&body).send().await?;
+        let response = self.admin.http.request(method.clone(), format!("{}{path}", self.base)).json(&body).send().await?;
         let status = response.status();
         let text = response.text().await?;
         ensure!(status == StatusCode::OK, "{method} {path}: {status} {text}");
@@ -75,19 +67,11 @@ impl Harness {
     }
 
     async fn upload(&self, path: &str, form: Form) -> Result<Value> {
-        let response = self.admin.post(format!("{}{path}", self.base)).multipart(form).send().await?;
+        let response = self.admin.http.post(format!("{}{path}", self.base)).multipart(form).send().await?;
         let status = response.status();
         let text = response.text().await?;
         ensure!(status == StatusCode::OK, "POST {path}: {status} {text}");
         Ok(serde_json::from_str(&text)?)
-    }
-
-    async fn stop(mut self) -> Result<()> {
-        self.shutdown.cancel();
-        if let Some(hub) = self.hub.take() {
-            tokio::time::timeout(Duration::from_secs(10), hub.wait()).await?;
-        }
-        Ok(())
     }
 }
 
@@ -423,13 +407,13 @@ async fn every_get_route_answers_as_the_document_says() -> Result<()> {
     let seeded = seed(&h).await?;
     let doc = document()?;
     // The served document is this one.
-    let served: Value = h.admin.get(format!("{}/api/openapi.json", h.base)).send().await?.json().await?;
+    let served: Value = h.admin.http.get(format!("{}/api/openapi.json", h.base)).send().await?.json().await?;
     ensure!(served == doc, "the served document differs from hq_hub::api_document()");
 
     let mut checked = 0;
     for route in hq_hub::routes().into_iter().filter(|r| r.path.starts_with("/api/") && r.method == Method::GET) {
         let path = concrete(route.path, &seeded)?;
-        let response = h.admin.get(format!("{}{path}", h.base)).send().await?;
+        let response = h.admin.http.get(format!("{}{path}", h.base)).send().await?;
         let status = response.status();
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
         let bytes = response.bytes().await?;
@@ -455,11 +439,11 @@ async fn every_get_route_answers_as_the_document_says() -> Result<()> {
     ensure!(checked >= 25, "only {checked} GET routes checked");
 
     // The checker does catch a field the document does not name.
-    let mut sites: Value = h.admin.get(format!("{}/api/sites", h.base)).send().await?.json().await?;
+    let mut sites: Value = h.admin.http.get(format!("{}/api/sites", h.base)).send().await?.json().await?;
     sites[0]["undocumented"] = json!(1);
     ensure!(conforms(&doc, "GET", "/api/sites", StatusCode::OK, "application/json", &sites).is_err(), "an extra field passed");
     // And error answers match the error schema.
-    let response = h.admin.get(format!("{}/api/files/999999", h.base)).send().await?;
+    let response = h.admin.http.get(format!("{}/api/files/999999", h.base)).send().await?;
     ensure!(response.status() == StatusCode::NOT_FOUND);
     let error: Value = response.json().await?;
     conforms(&doc, "GET", "/api/files/{id}", StatusCode::NOT_FOUND, "application/json", &error)?;
@@ -509,8 +493,8 @@ async fn state_changing_routes_answer_as_the_document_says() -> Result<()> {
 /// One raw request and its JSON error.
 async fn raw(h: &Harness, method: Method, path: &str, content_type: Option<&str>, body: &str, lang: Option<&str>) -> Result<(StatusCode, String)> {
     let cookie = match lang {
-        Some(lang) => format!("{}; lang={lang}", h.session),
-        None => h.session.clone(),
+        Some(lang) => format!("{}; lang={lang}", h.admin.session),
+        None => h.admin.session.clone(),
     };
     let mut request = reqwest::Client::new().request(method.clone(), format!("{}{path}", h.base)).header("Cookie", cookie).body(body.to_string());
     if let Some(content_type) = content_type {
