@@ -2,6 +2,7 @@
 //! auto-answers the bridged call (`answermode=auto`), and sends a 440 Hz tone (`ausine`),
 //! which must show up on the agent channel of the recording. SIPp plays the carrier.
 
+mod calls;
 mod common;
 
 use std::process::Stdio;
@@ -13,25 +14,11 @@ use hardware::{
     TelephonyConfig, TrunkConfig,
 };
 
+use calls::channel_peaks;
 use common::{Sipp, free_udp_port};
 
 const EXTENSION: &str = "1001";
 const PASSWORD: &str = "baresip-s3cret";
-
-/// Peak absolute sample of each channel of a two-channel WAV.
-fn channel_peaks(path: &std::path::Path) -> anyhow::Result<(i32, i32)> {
-    let mut reader = hound::WavReader::open(path)?;
-    let mut peaks = (0i32, 0i32);
-    for (idx, sample) in reader.samples::<i16>().enumerate() {
-        let magnitude = i32::from(sample?).abs();
-        if idx % 2 == 0 {
-            peaks.0 = peaks.0.max(magnitude);
-        } else {
-            peaks.1 = peaks.1.max(magnitude);
-        }
-    }
-    Ok(peaks)
-}
 
 /// baresip registering as the extension with `box_sip` from 127.0.0.1:`phone_port`, its
 /// configuration and log (`baresip.log`) in `dir`.

@@ -1,6 +1,6 @@
-//! The harness of the SIPp call tests (`sipp_calls.rs`, `sipp_agents.rs`): lines on loopback
-//! with one trunk toward a SIPp carrier and one agent extension, SIPp carriers and agent
-//! phones, and the waits and checks the tests share.
+//! The harness of the SIPp call tests (`sipp_calls.rs`, `sipp_agents.rs`; `baresip.rs` takes
+//! its recording check from here): lines on loopback with one trunk toward a SIPp carrier and
+//! one agent extension, SIPp carriers and agent phones, and the waits and checks the tests share.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
