@@ -26,14 +26,7 @@ impl Client {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        common::send(&self.http, &self.base, method, path, body).await
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<(StatusCode, Value)> {

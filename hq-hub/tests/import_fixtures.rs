@@ -32,14 +32,7 @@ impl Harness {
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
-        let mut request = self.admin.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let text = response.text().await?;
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+        common::send(&self.admin, &self.base, method, path, body).await
     }
 
     async fn page(&self, path: &str) -> Result<String> {

@@ -2,12 +2,15 @@
 //! console and the sync link), over a fresh data directory whose first admin is `admin`, and
 //! stopped cleanly at the end. Each test file picks the client it talks to the hub with
 //! (`TestHub<ItsClient>`, usually aliased `Harness`) and adds the requests it needs as
-//! inherent methods there, so only the starting and stopping is shared.
+//! inherent methods there; only the starting, stopping, the cookie client and the plain JSON
+//! request are shared.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use reqwest::StatusCode;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use hq_hub::{Hub, HubConfig};
@@ -74,4 +77,18 @@ impl<C> TestHub<C> {
 #[allow(dead_code)]
 pub fn cookie_client(timeout: Duration) -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder().cookie_store(true).timeout(timeout).build()?)
+}
+
+/// `method path` with an optional JSON body: the status and the answer, JSON if it parses,
+/// else its text as a JSON string (so a test can show what came back either way).
+#[allow(dead_code)]
+pub async fn send(http: &reqwest::Client, base: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<(StatusCode, Value)> {
+    let mut request = http.request(method, format!("{base}{path}"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    let text = response.text().await?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
