@@ -49,6 +49,16 @@ struct HqPut {
     client: reqwest::Client,
 }
 
+/// A hub on loopback with its admin logged in twice: the harness's `Api` (GET / POST) and
+/// [`HqPut`] for the PUT routes.
+async fn start_hq(data_dir: &std::path::Path, shutdown: &CancellationToken) -> anyhow::Result<(hq_hub::Hub, Api, HqPut)> {
+    let (hub, password) = tests::start_hub(data_dir, shutdown.clone()).await?;
+    let url = format!("http://{}", hub.http_addr);
+    let api = Api::login(&url, "admin", &password).await?;
+    let put = HqPut::login(&url, &password).await?;
+    Ok((hub, api, put))
+}
+
 impl HqPut {
     async fn login(base: &str, password: &str) -> anyhow::Result<HqPut> {
         let client = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(30)).build()?;
@@ -334,10 +344,7 @@ async fn a_project_paused_at_hq_while_the_site_is_offline_is_not_dialed_once_the
     let site_dir = dir.path().join("site");
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let (hub, hq_password) = tests::start_hub(&dir.path().join("hub"), shutdown.clone()).await?;
-    let hq_url = format!("http://{}", hub.http_addr);
-    let hq = Api::login(&hq_url, "admin", &hq_password).await?;
-    let hq_put = HqPut::login(&hq_url, &hq_password).await?;
+    let (hub, hq, hq_put) = start_hq(&dir.path().join("hub"), &shutdown).await?;
 
     // The box knows HQ only through the relay: cutting the relay is cutting the cable.
     let relay = UdpRelay::start(hub.sync_addr).await?;
@@ -380,10 +387,7 @@ async fn attribution_rules_saved_at_hq_give_an_auto_batchs_rows_to_the_named_age
     let site_dir = dir.path().join("site");
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let (hub, hq_password) = tests::start_hub(&dir.path().join("hub"), shutdown.clone()).await?;
-    let hq_url = format!("http://{}", hub.http_addr);
-    let hq = Api::login(&hq_url, "admin", &hq_password).await?;
-    let hq_put = HqPut::login(&hq_url, &hq_password).await?;
+    let (hub, hq, hq_put) = start_hq(&dir.path().join("hub"), &shutdown).await?;
 
     let site_id = enroll_site(&hq, "归属职场", &site_dir, hub.sync_addr).await?;
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
@@ -518,10 +522,7 @@ async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later()
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let (hub, hq_password) = tests::start_hub(&dir.path().join("hub"), shutdown.clone()).await?;
-    let hq_url = format!("http://{}", hub.http_addr);
-    let hq = Api::login(&hq_url, "admin", &hq_password).await?;
-    let hq_put = HqPut::login(&hq_url, &hq_password).await?;
+    let (hub, hq, hq_put) = start_hq(&dir.path().join("hub"), &shutdown).await?;
 
     let start_site = |name: &'static str| {
         let site_dir = dir.path().join(name);
