@@ -162,6 +162,17 @@ impl Site {
         Ok(())
     }
 
+    /// Starts the batch's task: one call at a time, no cool-down, this mode and ring time.
+    async fn start_task(&self, batch_id: u64, dial_mode: &str, ring_seconds: u32) -> anyhow::Result<()> {
+        self.admin
+            .post::<Value>(
+                &format!("/api/tasks/{batch_id}/start"),
+                &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": ring_seconds, "dial_mode": dial_mode, "cool_down": 0}),
+            )
+            .await?;
+        Ok(())
+    }
+
     async fn start_agent(&self, desk: CancellationToken) -> tokio::task::JoinHandle<anyhow::Result<()>> {
         tokio::spawn(demo::agent::run_agent(
             demo::agent::AgentConfig {
@@ -215,12 +226,7 @@ async fn a_number_blacklisted_at_hq_while_its_batch_is_dialed_is_never_dialed() 
         .spawn()?;
     let desk = CancellationToken::new();
     let agent = site.start_agent(desk.clone()).await;
-    site.admin
-        .post::<Value>(
-            &format!("/api/tasks/{batch_id}/start"),
-            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 5, "dial_mode": "predictive", "cool_down": 0}),
-        )
-        .await?;
+    site.start_task(batch_id, "predictive", 5).await?;
     wait_until(Duration::from_secs(30), || async {
         site.customers().is_ok_and(|rows| rows.iter().any(|row| row.status != "new"))
     })
@@ -260,12 +266,7 @@ async fn a_number_blacklisted_at_hq_while_its_batch_is_dialed_is_never_dialed() 
     let reason = format!("{:#}", refused.expect_err("a callback of a blacklisted number is refused"));
     ensure!(reason.contains("black list"), "{reason}");
     site.admin.post::<Value>(&format!("/api/tasks/{batch_id}/stop"), &json!({})).await?;
-    site.admin
-        .post::<Value>(
-            &format!("/api/tasks/{batch_id}/start"),
-            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 5, "dial_mode": "one_click", "cool_down": 0}),
-        )
-        .await?;
+    site.start_task(batch_id, "one_click", 5).await?;
     let project_id = scene.project_id().await?;
     let refused = agent_api.post::<Value>(&format!("/api/agent/projects/{project_id}/dial"), &json!({})).await;
     let reason = format!("{:#}", refused.expect_err("one-click finds nothing to dial"));
@@ -336,12 +337,7 @@ async fn a_number_blacklisted_while_the_site_is_offline_is_never_dialed_once_it_
         .spawn()?;
     let desk = CancellationToken::new();
     let agent = site.start_agent(desk.clone()).await;
-    site.admin
-        .post::<Value>(
-            &format!("/api/tasks/{batch_id}/start"),
-            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 10, "dial_mode": "predictive", "cool_down": 0}),
-        )
-        .await?;
+    site.start_task(batch_id, "predictive", 10).await?;
     wait_until(Duration::from_secs(60), || async { site.customers().is_ok_and(|rows| rows.iter().filter(|row| row.status == "done").count() == 3) })
         .await
         .context("the three other numbers are dialed")?;
