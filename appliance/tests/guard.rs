@@ -187,6 +187,7 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("GET", "/lang/{code}", Public, "/lang/en".into(), None),
         ("GET", "/assets/app.css", Public, "/assets/app.css".into(), None),
         ("GET", "/assets/app.js", Public, "/assets/app.js".into(), None),
+        ("GET", "/assets/echarts.min.js", Public, "/assets/echarts.min.js".into(), None),
         ("GET", "/api/openapi.json", Public, "/api/openapi.json".into(), None),
         ("POST", "/api/login", Public, "/api/login".into(), Some(json!({"username": "nobody", "password": "x"}))),
         ("POST", "/api/logout", SignedIn, "/api/logout".into(), None),

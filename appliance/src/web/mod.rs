@@ -89,6 +89,7 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/lang/{code}", session::switch_lang)
         .get("/assets/app.css", session::css)
         .get("/assets/app.js", session::js)
+        .get("/assets/echarts.min.js", session::echarts)
         .get("/api/openapi.json", openapi::document)
         .post("/api/login", session::login)
         .post("/api/logout", session::logout)

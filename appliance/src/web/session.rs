@@ -24,6 +24,7 @@ use crate::store::Role;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
+const ECHARTS_JS: &str = include_str!("../../../vendor/echarts/echarts.common.min.js");
 
 /// `GET /`: where a session belongs.
 pub async fn home(MaybeSignedIn(user): MaybeSignedIn, State(state): State<AppState>) -> Redirect {
@@ -87,6 +88,16 @@ pub async fn js(_: Public) -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")],
         APP_JS,
+    )
+        .into_response()
+}
+
+/// `GET /assets/echarts.min.js`: Apache ECharts, vendored (see `vendor/echarts`), for the
+/// report charts; served from the box because a site's LAN may have no internet.
+pub async fn echarts(_: Public) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=86400")],
+        ECHARTS_JS,
     )
         .into_response()
 }

@@ -93,6 +93,7 @@ fn register(r: Registry) -> Registry {
     r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
+        .get("/static/echarts.min.js", Public, echarts_js)
         .get("/lang/{code}", Public, pages::set_lang)
         .get("/login", Public, pages::login_page)
         .post("/login", Public, pages::login_submit)
@@ -222,6 +223,14 @@ async fn style_css() -> impl IntoResponse {
 
 async fn console_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/console.js"))
+}
+
+/// Apache ECharts, vendored (see `vendor/echarts`): the console's charts, with no CDN.
+async fn echarts_js() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=86400")],
+        include_str!("../../../vendor/echarts/echarts.common.min.js"),
+    )
 }
 
 /// The one error shape of the JSON API: every 4xx and 5xx under `/api` is this.
