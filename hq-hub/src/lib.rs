@@ -4,7 +4,8 @@
 //! - [`store`]: every SQL statement (SQLite now, PostgreSQL later behind the same API); also
 //!   the [`sync_link::HubStore`] the sync server drives.
 //! - [`import`]: xlsx → good rows + a report of bad ones; [`phone`]: number normalisation;
-//!   [`filter`]: the data filter's result file; [`export`]: the workbooks HQ hands out.
+//!   [`filter`]: the data filter's result file; [`export`]: the workbooks HQ hands out;
+//!   [`across_export`]: a project's customer data and business records across sites.
 //! - `web`: the axum console (Simplified Chinese by default, English switchable) and the
 //!   JSON API under `/api`.
 //!
@@ -13,6 +14,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod across_export;
 pub mod export;
 pub mod filter;
 pub mod import;

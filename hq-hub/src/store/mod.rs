@@ -11,6 +11,7 @@
 
 mod access;
 mod accounts;
+mod across;
 mod batches;
 mod control;
 mod down;
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
+pub use across::{AcrossError, AcrossQuery, BusinessData, CustomerData, DataColumn, DataPage, DataValue, MAX_PAGE_ROWS};
 pub use access::{AccessError, AccountView, Group, NewAccount, Role, Scope, MODULES};
 pub use accounts::{Account, InitAdminError, LoginError};
 pub use batches::{
@@ -469,6 +471,12 @@ const MIGRATIONS: &[&str] = &[
         changed_at                     INTEGER NOT NULL,
         changed_by                     TEXT NOT NULL
     );
+    "#,
+    // 11: a project's business records across its sites (H26, see `across`) page newest
+    // saved first: this index gives that order and the keyset cursor's range without
+    // sorting a project's records for each page.
+    r#"
+    CREATE INDEX business_records_saved ON business_records(saved_at, site_id, attempt_id);
     "#,
 ];
 

@@ -71,6 +71,10 @@ pub struct FieldSpec {
     /// Not shown to agents at all (隐藏); the server leaves it out of every agent response.
     #[serde(default)]
     pub hidden: bool,
+    /// A filter of HQ's data across sites (筛选条件, H6): 客户资料 / 业务资料 can be searched
+    /// by this field. HQ-side only: sites are not sent it.
+    #[serde(default)]
+    pub filterable: bool,
 }
 
 impl FieldSpec {
@@ -90,6 +94,7 @@ impl FieldSpec {
             required: false,
             read_only: false,
             hidden: false,
+            filterable: false,
         }
     }
 
