@@ -108,6 +108,10 @@ permissions! {
     DataRecordings = "data.recordings";
     /// 公告管理.
     Notices = "notices";
+    /// 客户资料 (a project's customer data across its sites).
+    DataCustomer = "data.customer";
+    /// 职场业务数据 (a project's business records across its sites, as 业务资料 opens them).
+    SiteBusiness = "site.business";
 }
 
 /// The account modules, any of which opens the accounts page.

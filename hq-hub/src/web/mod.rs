@@ -14,6 +14,7 @@
 //!   answers an error in plain text (a wrong method, an unknown route) into the JSON error.
 //! - The stylesheet is compiled into the binary: the console works with no internet.
 
+mod across;
 mod api;
 mod console;
 mod extract;
@@ -90,6 +91,7 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
+    let r = across::routes(r);
     r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)

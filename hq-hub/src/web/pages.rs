@@ -375,6 +375,7 @@ fn fields_from_form(form: &HashMap<String, String>, prefix: &str) -> Vec<FieldSp
             "hidden" => field.hidden = true,
             _ => {}
         }
+        field.filterable = form.contains_key(&format!("{prefix}_filterable_{idx}"));
         fields.push(field);
     }
     fields
@@ -442,6 +443,7 @@ struct FieldRow {
     key: String,
     kind: String,
     options: String,
+    filterable: bool,
 }
 
 #[derive(Template)]
@@ -454,6 +456,8 @@ struct ProjectPage {
     record_fields: Vec<FieldRow>,
     files: Vec<FileRow>,
     setup: Option<ProjectSetup>,
+    /// The role may mark filterable fields (系统设置).
+    can_set_filters: bool,
 }
 
 /// The set-up forms of a project page (admins only): parameters, participating sites,
@@ -530,6 +534,7 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
             }
             .to_string(),
             options: f.options.join(" / "),
+            filterable: f.filterable,
         })
         .collect()
 }
@@ -586,6 +591,7 @@ pub async fn project_page(State(state): State<AppState>, user: PageUser, Path(id
         customer_fields: field_rows(user.tr, &project.customer_fields),
         record_fields: field_rows(user.tr, &project.record_fields),
         files: file_rows(user.tr, files),
+        can_set_filters: user.scope.has_module(<super::guard::DataSettings as super::guard::Permission>::KEY),
         user: user.account.username,
         project,
         setup,
