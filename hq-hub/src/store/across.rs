@@ -331,14 +331,7 @@ impl Store {
             stmt.query_map(params![query.project_id, range.0, range.1, query.batch_id], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?
         };
-        let sql = format!(
-            "SELECT br.id, b.id, b.name, b.site_id, s.name, br.phone, ir.fields, b.created_at, {CUSTOMER_AGENT}
-             FROM batch_rows br JOIN batches b ON b.id = br.batch_id JOIN sites s ON s.id = b.site_id
-             JOIN import_rows ir ON ir.id = br.import_row_id
-             WHERE br.batch_id = ? AND br.id < ? {} ORDER BY br.id DESC LIMIT ?",
-            conditions.sql
-        );
-        let mut stmt = conn.prepare(&sql)?;
+        let mut stmt = conn.prepare(&customer_select(&conditions.sql))?;
         let mut rows = Vec::new();
         let mut more = false;
         for (batch_id, site_id) in batches {
@@ -437,15 +430,7 @@ impl Store {
             let field = filter_field(&view, &fields, key)?;
             field_condition(&mut conditions, RECORD_VALUE, 1, field, value)?;
         }
-        // `+r.batch_id`: the project is a filter, not the index to read by; the time index
-        // gives the order, so no page is sorted in memory.
-        let sql = format!(
-            "SELECT r.site_id, s.name, r.attempt_id, r.batch_id, b.name, r.row_id, COALESCE(br.phone, ''), r.agent, r.saved_at, r.record
-             FROM business_records r JOIN batches b ON b.id = +r.batch_id JOIN sites s ON s.id = r.site_id
-             LEFT JOIN batch_rows br ON br.id = r.row_id
-             WHERE b.project_id = ? {} ORDER BY r.saved_at DESC, r.site_id DESC, r.attempt_id DESC LIMIT ?",
-            conditions.sql
-        );
+        let sql = business_select(&conditions.sql);
         let mut bound = vec![SqlValue::Integer(query.project_id)];
         bound.extend(conditions.values);
         bound.push(SqlValue::Integer(limit as i64 + 1));
@@ -518,6 +503,30 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(sites.into_iter().filter(|(id, _)| view.site_allowed(*id, None)).collect())
     }
+}
+
+/// One batch's part of a customer page with `conditions` (each starting with ` AND `);
+/// binds the batch, the cursor's row id, the conditions' values, then the row limit.
+fn customer_select(conditions: &str) -> String {
+    format!(
+        "SELECT br.id, b.id, b.name, b.site_id, s.name, br.phone, ir.fields, b.created_at, {CUSTOMER_AGENT}
+         FROM batch_rows br JOIN batches b ON b.id = br.batch_id JOIN sites s ON s.id = b.site_id
+         JOIN import_rows ir ON ir.id = br.import_row_id
+         WHERE br.batch_id = ? AND br.id < ? {conditions} ORDER BY br.id DESC LIMIT ?"
+    )
+}
+
+/// The business-record page query with `conditions` (each starting with ` AND `); binds the
+/// project, the conditions' values, then the row limit.
+fn business_select(conditions: &str) -> String {
+    // `+r.batch_id`: the project is a filter, not the index to read by; the time index
+    // gives the order and the cursor's range, so no page is sorted in memory.
+    format!(
+        "SELECT r.site_id, s.name, r.attempt_id, r.batch_id, b.name, r.row_id, COALESCE(br.phone, ''), r.agent, r.saved_at, r.record
+         FROM business_records r JOIN batches b ON b.id = +r.batch_id JOIN sites s ON s.id = r.site_id
+         LEFT JOIN batch_rows br ON br.id = r.row_id
+         WHERE b.project_id = ? {conditions} ORDER BY r.saved_at DESC, r.site_id DESC, r.attempt_id DESC LIMIT ?"
+    )
 }
 
 fn parse_record_cursor(text: &str) -> Option<(i64, i64, i64)> {
