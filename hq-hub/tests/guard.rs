@@ -167,6 +167,9 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     let lists = Access::Module("cti.lists");
     let voice = Access::Module("cti.voice");
     let notices = Access::Module("notices");
+    // 客户资料; 业务资料 or 职场业务数据.
+    let customers = Access::Module("data.customer");
+    let business = Access::AnyModule(&["data.business", "site.business"]);
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -258,6 +261,13 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/announcements", notices, "/api/announcements".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}", notices, "/api/announcements/999".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}/withdraw", notices, "/api/announcements/999/withdraw".into(), Body::None, Global),
+        (Method::GET, "/data/customers", customers, format!("/data/customers?project={project}"), Body::None, Hidden),
+        (Method::GET, "/data/records", business, format!("/data/records?project={project}&f.x="), Body::None, Hidden),
+        (Method::GET, "/api/projects/{id}/customer-data", customers, format!("/api/projects/{project}/customer-data?site={site}"), Body::None, Hidden),
+        (Method::GET, "/api/projects/{id}/customer-data/export", customers, format!("/api/projects/{project}/customer-data/export"), Body::None, Hidden),
+        (Method::GET, "/api/projects/{id}/business-data", business, format!("/api/projects/{project}/business-data?limit=5"), Body::None, Hidden),
+        (Method::GET, "/api/projects/{id}/business-data/export", business, format!("/api/projects/{project}/business-data/export"), Body::None, Hidden),
+        (Method::PUT, "/api/projects/{id}/filterable", settings, format!("/api/projects/{project}/filterable"), json(json!({ "customer": [], "record": [] })), Hidden),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {
