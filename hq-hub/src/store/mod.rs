@@ -474,9 +474,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 11: a project's business records across its sites (H26, see `across`) page newest
     // saved first: this index gives that order and the keyset cursor's range without
-    // sorting a project's records for each page.
+    // sorting a project's records for each page. (`IF NOT EXISTS`: the upgrade tests
+    // rebuild older schemas from the newest, which has it.)
     r#"
-    CREATE INDEX business_records_saved ON business_records(saved_at, site_id, attempt_id);
+    CREATE INDEX IF NOT EXISTS business_records_saved ON business_records(saved_at, site_id, attempt_id);
     "#,
 ];
 
