@@ -109,8 +109,8 @@ impl World {
         HubStore::apply_up(&self.store, site as u64, &UpEntry { epoch: 1, seq, event }).unwrap();
     }
 
-    /// A call by `agent` on `row` and its record, saved at `saved_at`.
-    fn call_and_record(&self, site: i64, seq: u64, batch: i64, row: u64, agent: &str, saved_at: i64, result: &str) {
+    /// A call by `agent` on `(site, batch, row)` and its record, saved at `saved_at`.
+    fn call_and_record(&self, seq: u64, (site, batch, row): (i64, i64, u64), agent: &str, saved_at: i64, result: &str) {
         let attempt = CallAttempt {
             attempt_id: seq,
             batch_id: batch as u64,
@@ -158,7 +158,7 @@ fn customer_rows_show_current_values_and_filter_by_them() {
     let w = world();
     // 杭州's agent 8001 calls its first customer and moves them to 乙套餐; 成都's agent
     // edits a customer it never called.
-    w.call_and_record(w.hz, 1, w.hz_batch, w.hz_rows[0], "8001", 1_700_000_000, "成功");
+    w.call_and_record(1, (w.hz, w.hz_batch, w.hz_rows[0]), "8001", 1_700_000_000, "成功");
     let edit = |batch: i64, row: u64, agent: &str, edited_at: i64, plan: &str| {
         UpEvent::CustomerEdit(CustomerEdit {
             edit_id: 1,
@@ -218,7 +218,7 @@ fn pages_follow_a_keyset_cursor_without_gaps_or_repeats() {
         (w.cd, w.cd_batch, w.cd_rows[1], 300, "成功"), (w.cd, w.cd_batch, w.cd_rows[2], 300, "失败"), (w.hz, w.hz_batch, w.hz_rows[2], 400, "失败"),
         (w.hz, w.hz_batch, w.hz_rows[0], 500, "成功")];
     for (seq, (site, batch, row, at, result)) in saves.iter().enumerate() {
-        w.call_and_record(*site, seq as u64 + 1, *batch, *row, if *site == w.hz { "8001" } else { "9001" }, 1_700_000_000 + at, result);
+        w.call_and_record(seq as u64 + 1, (*site, *batch, *row), if *site == w.hz { "8001" } else { "9001" }, 1_700_000_000 + at, result);
     }
     let mut query = w.query();
     query.limit = 3;
@@ -296,8 +296,8 @@ fn page_queries_read_an_index_in_order() {
 #[test]
 fn a_sub_admin_sees_its_sites_without_hidden_fields() {
     let w = world();
-    w.call_and_record(w.hz, 1, w.hz_batch, w.hz_rows[0], "8001", 1_700_000_100, "成功");
-    w.call_and_record(w.cd, 2, w.cd_batch, w.cd_rows[0], "9001", 1_700_000_200, "成功");
+    w.call_and_record(1, (w.hz, w.hz_batch, w.hz_rows[0]), "8001", 1_700_000_100, "成功");
+    w.call_and_record(2, (w.cd, w.cd_batch, w.cd_rows[0]), "9001", 1_700_000_200, "成功");
     let hz_admin = w.sub_admin("hz_admin", &[w.hz], &[w.hz]);
     let outsider = w.sub_admin("gz_admin", &[w.hz, w.cd], &[]);
 
@@ -353,8 +353,8 @@ fn read_sheet(bytes: Vec<u8>) -> (String, Vec<Vec<String>>) {
 fn exports_hold_every_filtered_row_in_words() {
     let w = world();
     for n in 0..3 {
-        w.call_and_record(w.hz, n + 1, w.hz_batch, w.hz_rows[n as usize], "8001", 1_700_000_000 + n as i64, if n == 1 { "失败" } else { "成功" });
-        w.call_and_record(w.cd, n + 11, w.cd_batch, w.cd_rows[n as usize], "9001", 1_700_000_100 + n as i64, "成功");
+        w.call_and_record(n + 1, (w.hz, w.hz_batch, w.hz_rows[n as usize]), "8001", 1_700_000_000 + n as i64, if n == 1 { "失败" } else { "成功" });
+        w.call_and_record(n + 11, (w.cd, w.cd_batch, w.cd_rows[n as usize]), "9001", 1_700_000_100 + n as i64, "成功");
     }
     let mut query = w.query();
     query.fields = vec![("result".into(), "成功".into())];
@@ -382,7 +382,7 @@ fn exports_hold_every_filtered_row_in_words() {
     // More rows than one export page (500) come out whole.
     let many: Vec<(u64, i64)> = (0..520).map(|n| (1000 + n, 1_700_001_000 + n as i64)).collect();
     for (attempt, at) in &many {
-        w.call_and_record(w.cd, *attempt, w.cd_batch, w.cd_rows[0], "9001", *at, "失败");
+        w.call_and_record(*attempt, (w.cd, w.cd_batch, w.cd_rows[0]), "9001", *at, "失败");
     }
     query.fields = vec![("result".into(), "失败".into())];
     let (_, rows) = read_sheet(records_xlsx(&w.store, &w.admin, &query, &words()).unwrap());
