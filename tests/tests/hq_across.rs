@@ -7,8 +7,9 @@
 //!   the admin marks 营销结果 filterable (筛选条件) on the project page, opens 业务资料,
 //!   picks the project, filters 营销结果 = 成功 and sees exactly the 成功 records of both
 //!   sites (numbers masked); the export link of that page downloads a workbook holding the
-//!   same rows in words (checked with calamine). Screenshots `hub-business-records.png`
-//!   and `hub-project-filterable.png` at 1366×768.
+//!   same rows in words (checked with calamine); 客户资料 lists both sites' customers with
+//!   the agent who called each. Screenshots `hub-business-records.png`,
+//!   `hub-project-filterable.png` and `hub-customer-data.png` at 1366×768.
 
 mod sync_support;
 
@@ -238,6 +239,15 @@ async fn an_admin_filters_business_records_across_two_sites_and_exports_them() -
     shown.sort_unstable();
     ensure!(exported == shown && exported == ["成都二号职场第2通", "杭州一号职场第1通", "杭州一号职场第3通"], "{exported:?} / {shown:?}");
     ensure!(sheet[1..].iter().all(|r| r[4].starts_with("2025-12-01 ")), "China time: {sheet:?}");
+
+    // 客户资料 of the same project: both sites' customers, masked, with who has each.
+    browser.goto(&format!("{}/data/customers?project={project}", hub.url)).await?;
+    let customers = wait_for_some(WAIT, || async { table_rows(&browser).await.ok().filter(|rows| !rows.is_empty()) }).await.context("the customer list")?;
+    browser.screenshot(tests::screenshot_dir().join("hub-customer-data.png")).await?;
+    // Site, batch, phone, agent, dispatched at, last edited, 客户姓名.
+    ensure!(customers.len() == 6, "six customers: {customers:?}");
+    ensure!(customers.iter().filter(|r| r[0] == "成都二号职场").count() == 3 && customers.iter().filter(|r| r[0] == "杭州一号职场").count() == 3, "{customers:?}");
+    ensure!(customers.iter().all(|r| r[2].contains("****") && r[3].starts_with("800") && r[6].starts_with("客户")), "{customers:?}");
 
     browser.close().await?;
     for site in [hz, cd] {
