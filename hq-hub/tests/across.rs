@@ -161,6 +161,11 @@ async fn each_caller_gets_its_sites_masked_and_without_hidden_fields() -> Result
     let (status, page, _) = hz_admin.get_in(&format!("/data/records?project={project}&f.result=%E6%88%90%E5%8A%9F"), "zh").await?;
     ensure!(status == StatusCode::OK && page.contains("杭州职场") && !page.contains("成都职场") && !page.contains("内部评分"), "{status} {page}");
 
+    let (status, page, _) = hz_admin.get_in(&format!("/data/customers?project={project}"), "en").await?;
+    ensure!(status == StatusCode::OK && page.contains("Customer data") && page.contains("Dispatched at") && page.contains("138****0002"), "{status} {page}");
+    let (status, page, _) = hz_admin.get_in("/data/records?project=x", "en").await?;
+    ensure!(status == StatusCode::BAD_REQUEST && page.contains("project: &#34;x&#34; is not a number"), "{status} {page}");
+
     // Every other module but not these: refused, in the caller's language.
     let no_data = Caller::login(&h.base, "no_data", "sub-secret-1").await?;
     for path in ["customer-data", "customer-data/export", "business-data", "business-data/export"] {
@@ -169,6 +174,8 @@ async fn each_caller_gets_its_sites_masked_and_without_hidden_fields() -> Result
     }
     let (status, text, _) = no_data.get_in(&format!("/data/customers?project={project}"), "zh").await?;
     ensure!(status == StatusCode::FORBIDDEN && text.contains("客户资料"), "{status} {text}");
+    let (status, text, _) = no_data.get_in(&format!("/api/projects/{project}/business-data"), "en").await?;
+    ensure!(status == StatusCode::FORBIDDEN && text.contains("your role does not include"), "{status} {text}");
     // 职场业务数据 alone opens the business records, not the customer data.
     let site_data = Caller::login(&h.base, "site_data", "sub-secret-1").await?;
     ensure!(site_data.call(Method::GET, &format!("/api/projects/{project}/business-data"), None).await?.0 == StatusCode::OK);
