@@ -202,5 +202,24 @@ async fn filterable_flags_are_set_in_the_console_and_listed_with_the_project() -
     ensure!(status == StatusCode::BAD_REQUEST && answer.to_string().contains("nope"), "{status} {answer}");
     let (_, page, _) = admin.get_in(&format!("/projects/{project}"), "zh").await?;
     ensure!(page.contains("id=\"filterable\"") && page.contains("筛选条件"), "the project page offers the switch");
+
+    // The create form sets the flag per field; a sub-project cloned from it keeps it.
+    let category = saved["category_id"].as_i64().context("category")?.to_string();
+    let form = [
+        ("category_id", category.as_str()), ("name", "表单项目"),
+        ("cf_title_0", "套餐"), ("cf_key_0", "plan"), ("cf_kind_0", "text"), ("cf_filterable_0", "on"),
+        ("cf_title_1", "地址"), ("cf_key_1", "addr"), ("cf_kind_1", "text"),
+        ("rf_title_0", "结果"), ("rf_key_0", "result"), ("rf_kind_0", "single_choice"), ("rf_options_0", "成功\n失败"), ("rf_filterable_0", "on"),
+    ];
+    let response = admin.http.post(format!("{}/projects", h.base)).form(&form).send().await?;
+    ensure!(response.status().is_success(), "create form: {}", response.status());
+    let made = admin.ok(Method::GET, "/api/projects", None).await?.as_array().context("projects")?.iter().find(|p| p["name"] == "表单项目").cloned().context("created")?;
+    let flags: Vec<(Value, Value)> = made["customer_fields"].as_array().into_iter().flatten().chain(made["record_fields"].as_array().into_iter().flatten())
+        .map(|f| (f["key"].clone(), f["filterable"].clone()))
+        .collect();
+    ensure!(flags == [(json!("plan"), json!(true)), (json!("addr"), json!(false)), (json!("result"), json!(true))], "{made}");
+    let clone = admin.ok(Method::POST, "/api/projects", Some(json!({ "category_id": saved["category_id"], "name": "克隆项目", "template_id": made["id"] }))).await?["id"].clone();
+    let clone = admin.ok(Method::GET, &format!("/api/projects/{clone}"), None).await?;
+    ensure!(clone["customer_fields"][0]["filterable"] == true && clone["record_fields"][0]["filterable"] == true, "{clone}");
     h.stop().await
 }
