@@ -391,7 +391,19 @@ impl Store {
     }
 
     /// One page of a project's business records from all its sites, newest saved first.
+    ///
+    /// A project of few batches (most) is read batch by batch through
+    /// `business_records(batch_id, saved_at, …)` and the pages merged, so a quiet project
+    /// is not paged by walking every busier project's newer records; a project of many
+    /// batches walks the time index `business_records(saved_at, …)` instead, which bounds
+    /// the work by the page rather than by the number of batches.
     pub fn business_data(&self, scope: &Scope, query: &AcrossQuery) -> Result<DataPage<BusinessData>, AcrossError> {
+        self.business_data_by(scope, query, PER_BATCH_MAX)
+    }
+
+    /// [`Store::business_data`], reading batch by batch up to `per_batch_max` batches (the
+    /// tests run both ways over the same data).
+    fn business_data_by(&self, scope: &Scope, query: &AcrossQuery, per_batch_max: usize) -> Result<DataPage<BusinessData>, AcrossError> {
         let limit = check_limit_and_range(query)?;
         let after = match &query.after {
             Some(text) => Some(parse_record_cursor(text).ok_or_else(|| AcrossError::BadCursor(text.clone()))?),
@@ -400,61 +412,31 @@ impl Store {
         let conn = self.conn();
         let view = self.across_view(&conn, scope, query.project_id)?;
         let fields = view.project.record_fields.clone();
-        let mut conditions = Conditions::default();
-        if let Some(sites) = &view.sites {
-            let list = sites.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-            conditions.push(&format!("r.site_id IN ({list})"), []);
-        }
-        if let Some(site) = query.site_id {
-            conditions.push("r.site_id = ?", [SqlValue::Integer(site)]);
-        }
-        if let Some(batch) = query.batch_id {
-            conditions.push("r.batch_id = ?", [SqlValue::Integer(batch)]);
-        }
-        if let Some(agent) = query.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
-            conditions.push("r.agent = ?", [SqlValue::Text(agent.to_string())]);
-        }
-        if let Some(from) = query.from {
-            conditions.push("r.saved_at >= ?", [SqlValue::Integer(from)]);
-        }
-        if let Some(to) = query.to {
-            conditions.push("r.saved_at < ?", [SqlValue::Integer(to)]);
-        }
-        if let Some(phone) = query.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-            conditions.push("br.phone = ?", [SqlValue::Text(phone.to_string())]);
-        }
-        if let Some((saved_at, site, attempt)) = after {
-            conditions.push("(r.saved_at, r.site_id, r.attempt_id) < (?, ?, ?)", [saved_at, site, attempt].map(SqlValue::Integer));
-        }
-        for (key, value) in query.fields.iter().filter(|(_, v)| !v.trim().is_empty()) {
-            let field = filter_field(&view, &fields, key)?;
-            field_condition(&mut conditions, RECORD_VALUE, 1, field, value)?;
-        }
-        let sql = business_select(&conditions.sql);
-        let mut bound = vec![SqlValue::Integer(query.project_id)];
-        bound.extend(conditions.values);
-        bound.push(SqlValue::Integer(limit as i64 + 1));
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt
-            .query_map(params_from_iter(bound), |r| {
-                let record: String = r.get(9)?;
-                Ok((
-                    BusinessData {
-                        site_id: r.get(0)?,
-                        site_name: r.get(1)?,
-                        attempt_id: r.get(2)?,
-                        batch_id: r.get(3)?,
-                        batch_name: r.get(4)?,
-                        row_id: r.get(5)?,
-                        phone: r.get(6)?,
-                        agent: r.get(7)?,
-                        saved_at: r.get(8)?,
-                        values: Vec::new(),
-                    },
-                    decode_pairs(9, &record)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
+        let conditions = record_conditions(&view, &fields, query, after)?;
+        let batches: Vec<i64> = {
+            let mut stmt = conn.prepare_cached("SELECT id FROM batches WHERE project_id = ?1 AND (?2 IS NULL OR id = ?2) ORDER BY id")?;
+            stmt.query_map(params![query.project_id, query.batch_id], |r| r.get(0))?.collect::<Result<_, _>>()?
+        };
+        let want = limit as usize + 1;
+        let mut rows = if batches.len() <= per_batch_max {
+            let mut stmt = conn.prepare(&business_select(&conditions.sql, true))?;
+            let mut rows = Vec::new();
+            for batch in batches {
+                let mut bound = vec![SqlValue::Integer(batch)];
+                bound.extend(conditions.values.iter().cloned());
+                bound.push(SqlValue::Integer(want as i64));
+                rows.extend(stmt.query_map(params_from_iter(bound), record_row)?.collect::<Result<Vec<_>, _>>()?);
+            }
+            rows.sort_unstable_by(|(a, _), (b, _)| (b.saved_at, b.site_id, b.attempt_id).cmp(&(a.saved_at, a.site_id, a.attempt_id)));
+            rows
+        } else {
+            let mut bound = vec![SqlValue::Integer(query.project_id)];
+            bound.extend(conditions.values.iter().cloned());
+            bound.push(SqlValue::Integer(want as i64));
+            let mut stmt = conn.prepare(&business_select(&conditions.sql, false))?;
+            let rows = stmt.query_map(params_from_iter(bound), record_row)?.collect::<Result<Vec<_>, _>>()?;
+            rows
+        };
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let out: Vec<BusinessData> = rows
@@ -505,6 +487,61 @@ impl Store {
     }
 }
 
+/// Projects of at most this many batches (in the search) are read batch by batch.
+const PER_BATCH_MAX: usize = 64;
+
+/// The business-record search's conditions, in the order [`business_select`] binds them.
+fn record_conditions(view: &View, fields: &[FieldSpec], query: &AcrossQuery, after: Option<(i64, i64, i64)>) -> Result<Conditions, AcrossError> {
+    let mut conditions = Conditions::default();
+    if let Some(sites) = &view.sites {
+        let list = sites.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        conditions.push(&format!("r.site_id IN ({list})"), []);
+    }
+    if let Some(site) = query.site_id {
+        conditions.push("r.site_id = ?", [SqlValue::Integer(site)]);
+    }
+    if let Some(agent) = query.agent.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        conditions.push("r.agent = ?", [SqlValue::Text(agent.to_string())]);
+    }
+    if let Some(from) = query.from {
+        conditions.push("r.saved_at >= ?", [SqlValue::Integer(from)]);
+    }
+    if let Some(to) = query.to {
+        conditions.push("r.saved_at < ?", [SqlValue::Integer(to)]);
+    }
+    if let Some(phone) = query.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        conditions.push("br.phone = ?", [SqlValue::Text(phone.to_string())]);
+    }
+    if let Some((saved_at, site, attempt)) = after {
+        conditions.push("(r.saved_at, r.site_id, r.attempt_id) < (?, ?, ?)", [saved_at, site, attempt].map(SqlValue::Integer));
+    }
+    for (key, value) in query.fields.iter().filter(|(_, v)| !v.trim().is_empty()) {
+        let field = filter_field(view, fields, key)?;
+        field_condition(&mut conditions, RECORD_VALUE, 1, field, value)?;
+    }
+    Ok(conditions)
+}
+
+/// A row of [`business_select`]: the record and its stored `[key, value]` pairs.
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(BusinessData, Vec<(String, String)>)> {
+    let record: String = r.get(9)?;
+    Ok((
+        BusinessData {
+            site_id: r.get(0)?,
+            site_name: r.get(1)?,
+            attempt_id: r.get(2)?,
+            batch_id: r.get(3)?,
+            batch_name: r.get(4)?,
+            row_id: r.get(5)?,
+            phone: r.get(6)?,
+            agent: r.get(7)?,
+            saved_at: r.get(8)?,
+            values: Vec::new(),
+        },
+        decode_pairs(9, &record)?,
+    ))
+}
+
 /// One batch's part of a customer page with `conditions` (each starting with ` AND `);
 /// binds the batch, the cursor's row id, the conditions' values, then the row limit.
 fn customer_select(conditions: &str) -> String {
@@ -516,16 +553,19 @@ fn customer_select(conditions: &str) -> String {
     )
 }
 
-/// The business-record page query with `conditions` (each starting with ` AND `); binds the
-/// project, the conditions' values, then the row limit.
-fn business_select(conditions: &str) -> String {
-    // `+r.batch_id`: the project is a filter, not the index to read by; the time index
-    // gives the order and the cursor's range, so no page is sorted in memory.
+/// The business-record page query with `conditions` (each starting with ` AND `): of one
+/// batch (`by_batch`; binds the batch) or of the whole project (binds the project); then
+/// the conditions' values and the row limit.
+fn business_select(conditions: &str, by_batch: bool) -> String {
+    // By batch: `business_records(batch_id, saved_at, …)` gives the batch's records in order.
+    // Whole project: `+r.batch_id` keeps the planner off the batch index, so the time index
+    // gives the order and the cursor's range and no page is sorted in memory.
+    let (join, scope) = if by_batch { ("b.id = r.batch_id", "r.batch_id = ?") } else { ("b.id = +r.batch_id", "b.project_id = ?") };
     format!(
         "SELECT r.site_id, s.name, r.attempt_id, r.batch_id, b.name, r.row_id, COALESCE(br.phone, ''), r.agent, r.saved_at, r.record
-         FROM business_records r JOIN batches b ON b.id = +r.batch_id JOIN sites s ON s.id = r.site_id
+         FROM business_records r JOIN batches b ON {join} JOIN sites s ON s.id = r.site_id
          LEFT JOIN batch_rows br ON br.id = r.row_id
-         WHERE b.project_id = ? {conditions} ORDER BY r.saved_at DESC, r.site_id DESC, r.attempt_id DESC LIMIT ?"
+         WHERE {scope} {conditions} ORDER BY r.saved_at DESC, r.site_id DESC, r.attempt_id DESC LIMIT ?"
     )
 }
 

@@ -220,25 +220,35 @@ fn pages_follow_a_keyset_cursor_without_gaps_or_repeats() {
     for (seq, (site, batch, row, at, result)) in saves.iter().enumerate() {
         w.call_and_record(seq as u64 + 1, (*site, *batch, *row), if *site == w.hz { "8001" } else { "9001" }, 1_700_000_000 + at, result);
     }
-    let mut query = w.query();
-    query.limit = 3;
-    let mut seen = Vec::new();
-    let mut pages = 0;
-    loop {
-        let page = w.store.business_data(&w.admin, &query).unwrap();
-        pages += 1;
-        seen.extend(page.rows.iter().map(|r| (r.saved_at, r.site_id, r.attempt_id)));
-        match page.next {
-            Some(next) => query.after = Some(next),
-            None => break,
+    // Batch by batch (a project of few batches) and through the time index (of many): the
+    // same pages.
+    let mut both = Vec::new();
+    for per_batch_max in [PER_BATCH_MAX, 0] {
+        let mut query = w.query();
+        query.limit = 3;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = w.store.business_data_by(&w.admin, &query, per_batch_max).unwrap();
+            pages += 1;
+            seen.extend(page.rows.iter().map(|r| (r.saved_at, r.site_id, r.attempt_id)));
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
         }
+        assert_eq!(pages, 3);
+        let mut expected = seen.clone();
+        expected.sort_unstable_by(|a, b| b.cmp(a));
+        expected.dedup();
+        assert_eq!(seen, expected, "newest first, each record once");
+        assert_eq!(seen.len(), 7);
+        query = w.query();
+        query.fields = vec![("result".into(), "失败".into())];
+        query.from = Some(1_700_000_100);
+        both.push((seen, w.store.business_data_by(&w.admin, &query, per_batch_max).unwrap()));
     }
-    assert_eq!(pages, 3);
-    let mut expected = seen.clone();
-    expected.sort_unstable_by(|a, b| b.cmp(a));
-    expected.dedup();
-    assert_eq!(seen, expected, "newest first, each record once");
-    assert_eq!(seen.len(), 7);
+    assert_eq!(both[0], both[1]);
 
     // Customer pages too: six rows by two.
     let mut query = w.query();
@@ -287,8 +297,10 @@ fn page_queries_read_an_index_in_order() {
         let rows = stmt.query_map(params_from_iter(nulls), |r| Ok((r.get::<_, i64>(1)?, r.get::<_, String>(3)?))).unwrap();
         rows.map(|r| r.unwrap()).map(|(parent, detail)| if parent == 0 { detail } else { format!("  {detail}") }).collect::<Vec<_>>().join("\n")
     };
-    let records = plan(&business_select(" AND (r.saved_at, r.site_id, r.attempt_id) < (?, ?, ?)"), 5);
+    let records = plan(&business_select(" AND (r.saved_at, r.site_id, r.attempt_id) < (?, ?, ?)", false), 5);
     assert!(records.contains("business_records_saved") && !records.contains("\nUSE TEMP B-TREE"), "{records}");
+    let records = plan(&business_select(" AND (r.saved_at, r.site_id, r.attempt_id) < (?, ?, ?)", true), 5);
+    assert!(records.contains("business_records_batch_saved (batch_id=? AND (saved_at,site_id,attempt_id)<(?,?,?))") && !records.contains("\nUSE TEMP B-TREE"), "{records}");
     let customers = plan(&customer_select(""), 3);
     assert!(customers.contains("batch_rows_batch (batch_id=? AND id<?)") && !customers.contains("\nUSE TEMP B-TREE"), "{customers}");
 }

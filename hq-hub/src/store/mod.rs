@@ -473,11 +473,15 @@ const MIGRATIONS: &[&str] = &[
     );
     "#,
     // 11: a project's business records across its sites (H26, see `across`) page newest
-    // saved first: this index gives that order and the keyset cursor's range without
-    // sorting a project's records for each page. (`IF NOT EXISTS`: the upgrade tests
-    // rebuild older schemas from the newest, which has it.)
+    // saved first, through one batch's records in that order or, for a project of many
+    // batches, all records in that order: these indexes give the order and the keyset
+    // cursor's range without sorting a project's records for each page. The batch one
+    // replaces the batch-only index (its prefix serves the same queries). (`IF [NOT]
+    // EXISTS`: the upgrade tests rebuild older schemas from the newest, which has them.)
     r#"
     CREATE INDEX IF NOT EXISTS business_records_saved ON business_records(saved_at, site_id, attempt_id);
+    CREATE INDEX IF NOT EXISTS business_records_batch_saved ON business_records(batch_id, saved_at, site_id, attempt_id);
+    DROP INDEX IF EXISTS business_records_batch;
     "#,
 ];
 
