@@ -427,15 +427,14 @@ impl Store {
                 bound.push(SqlValue::Integer(want as i64));
                 rows.extend(stmt.query_map(params_from_iter(bound), record_row)?.collect::<Result<Vec<_>, _>>()?);
             }
-            rows.sort_unstable_by(|(a, _), (b, _)| (b.saved_at, b.site_id, b.attempt_id).cmp(&(a.saved_at, a.site_id, a.attempt_id)));
+            rows.sort_unstable_by_key(|(r, _)| std::cmp::Reverse((r.saved_at, r.site_id, r.attempt_id)));
             rows
         } else {
             let mut bound = vec![SqlValue::Integer(query.project_id)];
             bound.extend(conditions.values.iter().cloned());
             bound.push(SqlValue::Integer(want as i64));
             let mut stmt = conn.prepare(&business_select(&conditions.sql, false))?;
-            let rows = stmt.query_map(params_from_iter(bound), record_row)?.collect::<Result<Vec<_>, _>>()?;
-            rows
+            stmt.query_map(params_from_iter(bound), record_row)?.collect::<Result<Vec<_>, _>>()?
         };
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
