@@ -23,6 +23,9 @@ mod limits;
 mod notices;
 pub mod openapi;
 mod pages;
+mod report_run;
+mod report_xlsx;
+mod reports;
 mod setup;
 
 use std::collections::HashMap;
@@ -90,7 +93,8 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
-    r.get("/", LoggedIn, pages::home)
+    reports::routes(r)
+        .get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)

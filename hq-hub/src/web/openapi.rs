@@ -71,6 +71,7 @@ fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
 /// The whole document: the handlers' operations plus the errors the route table implies.
 pub fn api_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(<super::reports::ReportsDoc as OpenApi>::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "session",
