@@ -167,10 +167,15 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     let lists = Access::Module("cti.lists");
     let voice = Access::Module("cti.voice");
     let notices = Access::Module("notices");
+    let reports = Access::Module("reports");
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
     let sha = "0".repeat(64);
+    let report = json!({
+        "def": { "name": "接口报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] },
+        "projects": [project], "time": { "kind": "today" },
+    });
     let rows: Vec<(Method, &'static str, Access, String, Body, Scoped)> = vec![
         (Method::GET, "/", LoggedIn, "/".into(), Body::None, Global),
         (Method::GET, "/static/style.css", Public, "/static/style.css".into(), Body::None, Global),
@@ -258,6 +263,16 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/announcements", notices, "/api/announcements".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}", notices, "/api/announcements/999".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}/withdraw", notices, "/api/announcements/999/withdraw".into(), Body::None, Global),
+        (Method::GET, "/static/reports.js", Public, "/static/reports.js".into(), Body::None, Global),
+        (Method::GET, "/reports", reports, "/reports".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/projects/{id}", reports, format!("/reports/projects/{project}"), Body::None, Hidden),
+        (Method::GET, "/reports/projects/{id}/board", reports, format!("/reports/projects/{project}/board"), Body::None, Hidden),
+        (Method::GET, "/reports/categories/{id}", reports, format!("/reports/categories/{}", w.category), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/overall", reports, "/reports/overall".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/running", reports, "/reports/running".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::POST, "/api/reports/run", reports, "/api/reports/run".into(), json(report.clone()), Hidden),
+        (Method::POST, "/api/reports/export", reports, "/api/reports/export".into(), json(report.clone()), Hidden),
+        (Method::GET, "/api/reports/projects/{id}/choices", reports, format!("/api/reports/projects/{project}/choices"), Body::None, Hidden),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {
