@@ -114,7 +114,7 @@
     body.innerHTML = "";
     if (items.length === 0) { body.innerHTML = "<tr><td colspan=3></td></tr>"; body.querySelector("td").textContent = W.none; }
     for (const item of items) {
-      const def = item.def || item;
+      const def = item.definition || item.def || item;
       const tr = document.createElement("tr");
       tr.dataset.report = item.id;
       for (const text of [String(item.id), def.name]) {
@@ -259,7 +259,10 @@
   }
   async function post(url) {
     clearErrors();
-    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request()) });
+    const body = JSON.stringify(request());
+    // The last request, for whoever wants to repeat it (the end-to-end test does).
+    page.dataset.request = body;
+    const response = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body });
     if (!response.ok) {
       const answer = await response.json().catch(() => ({}));
       showError(answer.error || response.statusText, $("#run-result"));
