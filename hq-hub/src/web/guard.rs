@@ -108,7 +108,7 @@ permissions! {
     DataRecordings = "data.recordings";
     /// 公告管理.
     Notices = "notices";
-    /// 数据报表管理 (the report console).
+    /// 数据报表管理 (report definitions and their previews).
     Reports = "reports";
 }
 

@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The route table: the only place routes are added, each with who may call it.
 fn register(r: Registry) -> Registry {
+    let r = reports::routes(r);
     use guard::{
         AccountsAccounts as Accounts, AccountsGroups as Groups, AccountsRoles as Roles, CtiLists as Lists,
         CtiVoice as Voice, DataBatches as Batches, DataBusiness as Business, DataFiles as Files,
@@ -93,8 +94,7 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
-    reports::routes(r)
-        .get("/", LoggedIn, pages::home)
+    r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)

@@ -53,7 +53,7 @@ pub(super) fn routes(r: Registry) -> Registry {
 
 /// The report routes' part of the OpenAPI document.
 #[derive(OpenApi)]
-#[openapi(paths(run_report, export_report, choices), tags((name = "reports", description = "Reports (数据报表管理): preview, export, filter choices")))]
+#[openapi(paths(run_report, export_report, choices))]
 pub struct ReportsDoc;
 
 async fn reports_js() -> impl IntoResponse {
