@@ -220,6 +220,20 @@ fn china_day(unix: i64) -> i64 {
     (unix + 8 * 3600).div_euclid(86_400)
 }
 
+/// Days since 1970-01-01 as `YYYY-MM-DD` (H. Hinnant's civil-from-days).
+fn day_text(day: i64) -> String {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 async fn browser_login(browser: &Browser, url: &str, username: &str, password: &str) -> anyhow::Result<()> {
     browser.goto(&format!("{url}/login")).await?;
     browser.wait_for("input[name=username]", WAIT).await?.send_keys(username).await?;
@@ -390,13 +404,13 @@ async fn an_admin_builds_previews_and_exports_a_report() -> anyhow::Result<()> {
     build_report(&browser).await?;
 
     let today = china_day(w.now);
-    let from = reports::day_text(today - 44);
+    let from = day_text(today - 44);
     let times = [("today", (today, today)), ("yesterday", (today - 1, today - 1)), ("last7_days", (today - 6, today)), ("last_month", (today - 29, today)), ("custom", (today - 44, today))];
     for (kind, days) in times {
         click(&browser, &format!("#report-filters input[name=time][value={kind}]")).await?;
         if kind == "custom" {
             // The date inputs take the browser's locale order; set their values directly.
-            let script = format!("document.querySelector('#report-filters [name=from]').value='{from}';document.querySelector('#report-filters [name=to]').value='{}';", reports::day_text(today));
+            let script = format!("document.querySelector('#report-filters [name=from]').value='{from}';document.querySelector('#report-filters [name=to]').value='{}';", day_text(today));
             browser.client().execute(&script, vec![]).await?;
         }
         let cells = run_and_read(&browser, "#report-run").await?;
