@@ -360,6 +360,21 @@ impl Engine {
         Ok(guard.as_ref().map(|m| m.cubes.iter().map(|c| (c.spec, c.cells)).collect()).unwrap_or_default())
     }
 
+    /// Brings the cubes up to the store's version (loading them the first time): call with
+    /// the store's connection, then [`Engine::answer`] without it.
+    pub fn refresh(&self, conn: &rusqlite::Connection) -> Result<(), ReportError> {
+        self.ensure_loaded(conn)
+    }
+
+    /// Answers `def` from the cubes as they are (see [`Engine::refresh`]).
+    pub fn answer(&self, def: &ReportDef, filter: &Filter) -> ReportTable {
+        let guard = self.mem.read().unwrap_or_else(PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(mem) => crate::query::answer(mem_view(mem), def, filter),
+            None => crate::query::empty(def),
+        }
+    }
+
     fn ensure_loaded(&self, conn: &rusqlite::Connection) -> Result<(), ReportError> {
         let version = store::version(conn)?;
         let fresh = self.mem.read().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|m| m.version >= version);
@@ -375,11 +390,7 @@ impl Engine {
     /// Answers `def` within `filter`, from the cubes.
     pub fn run(&self, conn: &rusqlite::Connection, def: &ReportDef, filter: &Filter) -> Result<ReportTable, ReportError> {
         self.ensure_loaded(conn)?;
-        let guard = self.mem.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(mem) = guard.as_ref() else {
-            return Ok(crate::query::empty(def));
-        };
-        Ok(crate::query::answer(mem_view(mem), def, filter))
+        Ok(self.answer(def, filter))
     }
 }
 
