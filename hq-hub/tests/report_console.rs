@@ -204,7 +204,7 @@ async fn the_preview_counts_each_site_under_every_time_filter() -> Result<()> {
     let filters = [
         (json!({ "kind": "today" }), (today, today)),
         (json!({ "kind": "yesterday" }), (today - 1, today - 1)),
-        (json!({ "kind": "last7_days" }), (today - 6, today)),
+        (json!({ "kind": "last_7_days" }), (today - 6, today)),
         (json!({ "kind": "last_month" }), (today - 29, today)),
         (json!({ "kind": "custom", "from": "2000-01-01", "to": "2000-12-31" }), (0, 0)),
     ];

@@ -405,7 +405,7 @@ async fn an_admin_builds_previews_and_exports_a_report() -> anyhow::Result<()> {
 
     let today = china_day(w.now);
     let from = day_text(today - 44);
-    let times = [("today", (today, today)), ("yesterday", (today - 1, today - 1)), ("last7_days", (today - 6, today)), ("last_month", (today - 29, today)), ("custom", (today - 44, today))];
+    let times = [("today", (today, today)), ("yesterday", (today - 1, today - 1)), ("last_7_days", (today - 6, today)), ("last_month", (today - 29, today)), ("custom", (today - 44, today))];
     for (kind, days) in times {
         click(&browser, &format!("#report-filters input[name=time][value={kind}]")).await?;
         if kind == "custom" {
@@ -468,7 +468,7 @@ async fn boards_and_multi_reports(browser: &Browser, hub: &RunningHub, w: &World
 
     browser.goto(&format!("{}/reports/running", hub.url)).await?;
     first_table(browser).await?;
-    for (kind, days) in [("today", (today, today)), ("yesterday", (today - 1, today - 1)), ("last7_days", (today - 6, today)), ("last_month", (today - 29, today))] {
+    for (kind, days) in [("today", (today, today)), ("yesterday", (today - 1, today - 1)), ("last_7_days", (today - 6, today)), ("last_month", (today - 29, today))] {
         click(browser, &format!("#report-filters input[name=time][value={kind}]")).await?;
         let cells = run_and_read(browser, "#report-run").await?;
         let (dials, _, _) = count(&w.sent, days, |_| true);

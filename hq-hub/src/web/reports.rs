@@ -384,7 +384,18 @@ pub async fn board_page(State(state): State<AppState>, caller: Module<Reports>, 
         Err(page) => return page,
     };
     let tr = caller.tr;
-    let mut def = starting_def(tr, &project, vec![Tag::Team]);
+    // The manual: a leaderboard needs the project's report first (需先操作指定项目“添加报表”);
+    // its columns and conditions, one line per team. Without one, the standard columns.
+    let saved = match blocking(&state, move |store| store.report_definitions(id)).await {
+        Ok(Ok(saved)) => saved,
+        Ok(Err(err)) => return ApiError::from(err).into_response(),
+        Err(err) => return err.into_response(),
+    };
+    let mut def = match saved.into_iter().next() {
+        Some(stored) => stored.definition,
+        None => starting_def(tr, &project, vec![]),
+    };
+    def.tags = vec![Tag::Team];
     def.name = format!("{}【{}】", tr.text().reports_board, project.name);
     let config = PageConfig {
         mode: "board",
