@@ -246,7 +246,7 @@
       tooltip: { trigger: "axis" },
       legend: { top: 24 },
       grid: { top: 64, left: 48, right: 16, bottom: 64 },
-      xAxis: { type: "category", data: view.chart.categories, axisLabel: { rotate: view.chart.categories.length > 6 ? 30 : 0 } },
+      xAxis: { type: "category", data: view.chart.categories, axisLabel: { interval: 0, rotate: view.chart.categories.length > 3 ? 20 : 0 } },
       yAxis: { type: "value" },
       series: view.chart.series.map((i) => ({
         name: view.headers[view.tag_count + i],

@@ -402,6 +402,7 @@ async fn an_admin_builds_previews_and_exports_a_report() -> anyhow::Result<()> {
     browser.goto(&format!("{}/reports/projects/{}", hub.url, w.project)).await?;
     first_table(&browser).await?;
     build_report(&browser).await?;
+    browser.client().execute("window.scrollTo(0, 0);", vec![]).await?;
 
     let today = china_day(w.now);
     let from = day_text(today - 44);
@@ -418,7 +419,10 @@ async fn an_admin_builds_previews_and_exports_a_report() -> anyhow::Result<()> {
         let total = cells.last().context("a total row")?;
         ensure!(total[0] == "合计" && total[2..] == expected_total(&w, days, None)[..], "{kind}: total {total:?}");
         if kind == "last_month" {
-            browser.screenshot(shots.join("hub-report-builder.png")).await?;
+            browser.client().execute("window.scrollTo(0, 0);", vec![]).await?;
+            browser.screenshot(shots.join("hub-report-editor.png")).await?;
+            browser.client().execute("document.getElementById('report-filters').scrollIntoView();", vec![]).await?;
+            browser.screenshot(shots.join("hub-report-preview.png")).await?;
             // Export: the same request the page sent, read back with calamine.
             click(&browser, "#report-export").await?;
             wait_until(WAIT, || async { attr(&browser, "#report-page", "data-exported").await.is_ok_and(|e| e == "1") }).await.context("exported")?;

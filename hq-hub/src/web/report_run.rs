@@ -287,11 +287,26 @@ fn view(tr: Tr, def: &ReportDef, needs: &Needs, sums: &Sums, names: &Names, rang
     let chart = ChartView {
         kind: if timeline { "line" } else { "bar" }.to_string(),
         categories: rows.iter().map(|r| r.labels.join(" / ")).collect(),
-        series: ratio.iter().enumerate().filter(|(_, r)| !**r).map(|(i, _)| i).take(CHART_SERIES).collect(),
+        series: chart_series(def),
         label_from: 0,
     };
     let range = format!("{} ~ {}", reports::day_text(range.first), reports::day_text(range.last));
     ReportView { title: def.name.clone(), range, headers, tag_count: def.tags.len(), ratio, rows, total, chart }
+}
+
+/// The columns a chart draws: counts, not ratios (another scale) nor seconds (which dwarf
+/// the counts), unless a report has nothing else.
+fn chart_series(def: &ReportDef) -> Vec<usize> {
+    let seconds = |s: &Statistic| {
+        matches!(s, Statistic::TalkSeconds | Statistic::IvrSeconds | Statistic::RingSeconds | Statistic::QueueSeconds)
+    };
+    let plain = |c: &&Column| c.divide_by.is_none();
+    let pick = |keep_seconds: bool| -> Vec<usize> {
+        let columns = def.columns.iter().enumerate().filter(|(_, c)| plain(c) && (keep_seconds || !seconds(&c.statistic)));
+        columns.map(|(i, _)| i).take(CHART_SERIES).collect()
+    };
+    let counts = pick(false);
+    if counts.is_empty() { pick(true) } else { counts }
 }
 
 /// The names keys stand for: projects, sites, batches.
