@@ -505,6 +505,7 @@ async fn sub_admin_sees_its_site(hub: &RunningHub, w: &World) -> anyhow::Result<
     ensure!(total[total.len() - 5] == dials.to_string(), "site A's dials {dials}: {total:?}");
     let text = text_of(&browser, "#report-filters").await;
     ensure!(!text.contains(SITE_B), "the filters offer only its site: {text}");
+    browser.client().execute("document.getElementById('report-filters').scrollIntoView();", vec![]).await?;
     browser.screenshot(tests::screenshot_dir().join("hub-report-subadmin.png")).await?;
     let request: Value = serde_json::from_str(&attr(&browser, "#report-page", "data-request").await?)?;
     let api = Api::login(&hub.url, "mine", "sub-secret-1").await?;
