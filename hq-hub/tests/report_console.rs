@@ -76,10 +76,10 @@ async fn dispatch(h: &Harness, project: i64, site: i64, phones: &[&str]) -> Resu
     let batch = out["batch_ids"][0].as_u64().context("batch id")?;
     let mut rows = Vec::new();
     for entry in h.hub().store.down_log(site, 0, 1000)? {
-        if let DownEvent::BatchChunk(chunk) = entry.event {
-            if chunk.batch_id == batch {
-                rows.extend(chunk.rows.iter().map(|r| (batch, r.row_id)));
-            }
+        if let DownEvent::BatchChunk(chunk) = entry.event
+            && chunk.batch_id == batch
+        {
+            rows.extend(chunk.rows.iter().map(|r| (batch, r.row_id)));
         }
     }
     Ok(rows)
@@ -110,7 +110,8 @@ async fn world() -> Result<(Harness, World)> {
 
     let now = hq_hub::store::now_unix();
     let day = 86_400;
-    let plan: Vec<(i64, (u64, u64), i64, Outcome, Option<&'static str>)> = vec![
+    type Plan = (i64, (u64, u64), i64, Outcome, Option<&'static str>);
+    let plan: Vec<Plan> = vec![
         (site_a, rows_a[0], now - 120, Outcome::Connected, Some("成功")),
         (site_a, rows_a[1], now - 300, Outcome::NoAnswer, None),
         (site_a, rows_a[2], now - 3_700, Outcome::Connected, Some("失败")),

@@ -100,10 +100,10 @@ async fn dispatch(hub: &RunningHub, api: &Api, project: u64, site: u64, first_ph
     let batch = out["batch_ids"][0].as_u64().context("batch id")?;
     let mut rows = Vec::new();
     for entry in hub.hub().store.down_log(site as i64, 0, 10_000)? {
-        if let DownEvent::BatchChunk(chunk) = entry.event {
-            if chunk.batch_id == batch {
-                rows.extend(chunk.rows.iter().map(|r| (batch, r.row_id)));
-            }
+        if let DownEvent::BatchChunk(chunk) = entry.event
+            && chunk.batch_id == batch
+        {
+            rows.extend(chunk.rows.iter().map(|r| (batch, r.row_id)));
         }
     }
     Ok(rows)

@@ -145,6 +145,9 @@ pub fn zone(store: &Store) -> Zone {
     store.report_zone().clone()
 }
 
+/// One engine run: these projects, at these sites (`None`: every site).
+pub type Run = (Vec<i64>, Option<Vec<i64>>);
+
 /// Which (projects, sites) to run for `scope`: one run for an admin, one per distinct set of
 /// visible sites for a sub-admin; `chosen_sites` narrows the sites. A project the caller may
 /// not see is refused as unknown.
@@ -154,7 +157,7 @@ pub fn scoped_runs(
     all_sites: &[i64],
     projects: &[i64],
     chosen_sites: &[i64],
-) -> Result<Vec<(Vec<i64>, Option<Vec<i64>>)>, ApiError> {
+) -> Result<Vec<Run>, ApiError> {
     for &p in projects {
         if !scope.project(p) {
             return Err(ApiError::not_found(super::extract::text(
@@ -310,7 +313,6 @@ fn chart_series(def: &ReportDef) -> Vec<usize> {
 }
 
 /// The names keys stand for: projects, sites, batches.
-#[derive(Default)]
 pub struct Names {
     projects: HashMap<i64, String>,
     sites: HashMap<i64, String>,
@@ -319,13 +321,16 @@ pub struct Names {
 
 impl Names {
     pub fn load(store: &Store, tags: &[Tag]) -> Result<Names, ApiError> {
-        let mut names = Names::default();
-        names.projects = store.list_projects()?.into_iter().map(|p| (p.id, p.name)).collect();
-        names.sites = store.list_sites()?.into_iter().map(|s| (s.id, s.name)).collect();
-        if tags.contains(&Tag::Batch) {
-            names.batches = store.list_batches()?.into_iter().map(|b| (b.id, b.name)).collect();
-        }
-        Ok(names)
+        let batches = if tags.contains(&Tag::Batch) {
+            store.list_batches()?.into_iter().map(|b| (b.id, b.name)).collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(Names {
+            projects: store.list_projects()?.into_iter().map(|p| (p.id, p.name)).collect(),
+            sites: store.list_sites()?.into_iter().map(|s| (s.id, s.name)).collect(),
+            batches,
+        })
     }
 
     fn site(&self, id: i64) -> String {

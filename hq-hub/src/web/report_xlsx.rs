@@ -30,8 +30,7 @@ pub fn report_xlsx(tr: Tr, view: &ReportView, now: i64) -> Result<Vec<u8>, XlsxE
         sheet.write_with_format(HEADER_ROW, col as u16, header.as_str(), &bold)?;
         sheet.set_column_width(col as u16, if col < view.tag_count { 22 } else { 14 })?;
     }
-    let mut line = HEADER_ROW + 1;
-    for row in view.rows.iter().chain(std::iter::once(&view.total)) {
+    for (line, row) in (HEADER_ROW + 1..).zip(view.rows.iter().chain(std::iter::once(&view.total))) {
         for (col, label) in row.labels.iter().enumerate() {
             sheet.write(line, col as u16, label.as_str())?;
         }
@@ -43,7 +42,6 @@ pub fn report_xlsx(tr: Tr, view: &ReportView, now: i64) -> Result<Vec<u8>, XlsxE
                 (None, _) => sheet.write(line, col, "")?,
             };
         }
-        line += 1;
     }
     if !view.rows.is_empty() && view.tag_count > 0 && !view.chart.series.is_empty() {
         let chart = chart(view)?;
