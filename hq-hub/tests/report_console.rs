@@ -233,6 +233,14 @@ async fn the_preview_counts_each_site_under_every_time_filter() -> Result<()> {
     assert_eq!(labels, days.iter().map(|d| json!(reports::day_text(*d))).collect::<Vec<_>>());
     assert_eq!(view["chart"]["kind"], "line");
     assert_eq!(view["total"]["values"], json!(expected(&w.sent, (today - 365, today), |_| true)));
+    // 数据来源: the dispatching account; an account that dispatched nothing counts nothing.
+    let mut body = run_body(&w, &["site"], json!({ "kind": "last_month" }));
+    body["accounts"] = json!(["admin"]);
+    let view = ok(&h, reqwest::Method::POST, "/api/reports/run", body.clone()).await?;
+    assert_eq!(view["total"]["values"], json!(expected(&w.sent, (today - 29, today), |_| true)));
+    body["accounts"] = json!(["nobody"]);
+    let view = ok(&h, reqwest::Method::POST, "/api/reports/run", body).await?;
+    assert_eq!((view["rows"].clone(), view["total"]["values"][0].clone()), (json!([]), json!(0.0)));
     // A condition on the business field: only the successes' sites.
     let mut body = run_body(&w, &["site"], json!({ "kind": "last_month" }));
     body["def"]["conditions"] = json!([{ "subject": { "kind": "field", "key": "result" }, "values": ["成功"] }]);
@@ -348,6 +356,11 @@ async fn a_sub_admin_sees_only_its_sites_and_projects_in_every_report() -> Resul
     let (_, view) = common::send(&mine, &h.base, reqwest::Method::POST, "/api/reports/run", Some(board.clone())).await?;
     assert_eq!(view["headers"][0], "名次");
     assert_eq!(view["rows"], json!([{ "labels": ["1", SITE_A], "values": only_a }]));
+    // 在执行项目 / 项目报表: one line per project, its figures at A only.
+    let mut per_project = body.clone();
+    per_project["def"]["tags"] = json!(["project"]);
+    let (_, view) = common::send(&mine, &h.base, reqwest::Method::POST, "/api/reports/run", Some(per_project)).await?;
+    assert_eq!(view["rows"], json!([{ "labels": ["分期推荐"], "values": only_a, "project": w.project }]));
     // The export: A's figures, B's name nowhere.
     let response = mine.post(format!("{}/api/reports/export", h.base)).json(&board).send().await?;
     assert_eq!(response.status(), StatusCode::OK);
