@@ -34,6 +34,8 @@ struct Args {
     duck_runs: usize,
     python: Option<String>,
     write_sample: usize,
+    /// Reuse the cells and the Parquet of an earlier run in `dir`.
+    reuse: bool,
 }
 
 fn args() -> Args {
@@ -47,6 +49,7 @@ fn args() -> Args {
         duck_runs: 5,
         python: None,
         write_sample: 200_000,
+        reuse: false,
     };
     let raw: Vec<String> = std::env::args().skip(1).collect();
     for pair in raw.chunks(2) {
@@ -62,6 +65,7 @@ fn args() -> Args {
             "--duck-runs" => a.duck_runs = num() as usize,
             "--python" => a.python = Some(value.clone()),
             "--write-sample" => a.write_sample = num() as usize,
+            "--reuse" => a.reuse = value == "yes",
             other => panic!("unknown option {other}"),
         }
     }
@@ -338,13 +342,19 @@ fn main() -> anyhow::Result<()> {
     let a = args();
     std::fs::create_dir_all(&a.dir)?;
     let db = a.dir.join("cells.sqlite3");
-    let _ = std::fs::remove_file(&db);
+    if !a.reuse {
+        let _ = std::fs::remove_file(&db);
+    }
     let mut conn = Connection::open(&db)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.execute_batch(SCHEMA)?;
     let t = Instant::now();
-    let n = generate(&a, &mut conn)?;
+    let n = if a.reuse {
+        conn.query_row("SELECT sum(m0) FROM report_cells", [], |r| r.get::<_, i64>(0))? as u64
+    } else {
+        conn.execute_batch(SCHEMA)?;
+        generate(&a, &mut conn)?
+    };
     let cells: i64 = conn.query_row("SELECT count(*) FROM report_cells", [], |r| r.get(0))?;
     println!("history: {} sites x {} agents x {} days, {n} attempts, {cells} cells, generated in {:.1} s", a.sites, a.agents, a.days, t.elapsed().as_secs_f64());
 
@@ -394,7 +404,8 @@ dir = {dir:?}
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 t = time.time()
-con.execute(f"COPY (SELECT * FROM read_csv('{{dir}}/attempts.csv', header=true, columns={{{{'project':'BIGINT','site':'BIGINT','team':'VARCHAR','agent':'VARCHAR','extension':'VARCHAR','batch':'BIGINT','account':'VARCHAR','direction':'TINYINT','hangup':'TINYINT','outcome':'TINYINT','ring':'INTEGER','queue':'INTEGER','talk':'INTEGER','ivr':'INTEGER','started_at':'BIGINT','result':'VARCHAR'}}}})) TO '{{dir}}/attempts.parquet' (FORMAT parquet)")
+import os
+if not os.path.exists(f"{{dir}}/attempts.parquet"): con.execute(f"COPY (SELECT * FROM read_csv('{{dir}}/attempts.csv', header=true, columns={{{{'project':'BIGINT','site':'BIGINT','team':'VARCHAR','agent':'VARCHAR','extension':'VARCHAR','batch':'BIGINT','account':'VARCHAR','direction':'TINYINT','hangup':'TINYINT','outcome':'TINYINT','ring':'INTEGER','queue':'INTEGER','talk':'INTEGER','ivr':'INTEGER','started_at':'BIGINT','result':'VARCHAR'}}}})) TO '{{dir}}/attempts.parquet' (FORMAT parquet)")
 print(f"parquet written in {{time.time()-t:.1f}} s", file=sys.stderr)
 con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{{dir}}/attempts.parquet')")
 out = []
