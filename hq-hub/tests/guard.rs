@@ -170,10 +170,17 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     // 客户资料; 业务资料 or 职场业务数据.
     let customers = Access::Module("data.customer");
     let business = Access::AnyModule(&["data.business", "site.business"]);
+    let reports = Access::Module("reports");
+    let report_def = json!({ "name": "综合话务报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] });
+    let preview = json!({ "time": { "kind": "last_7_days" } });
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
     let sha = "0".repeat(64);
+    let report = json!({
+        "def": { "name": "接口报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] },
+        "projects": [project], "time": { "kind": "today" },
+    });
     let rows: Vec<(Method, &'static str, Access, String, Body, Scoped)> = vec![
         (Method::GET, "/", LoggedIn, "/".into(), Body::None, Global),
         (Method::GET, "/static/style.css", Public, "/static/style.css".into(), Body::None, Global),
@@ -268,6 +275,23 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::GET, "/api/projects/{id}/business-data", business, format!("/api/projects/{project}/business-data?limit=5"), Body::None, Hidden),
         (Method::GET, "/api/projects/{id}/business-data/export", business, format!("/api/projects/{project}/business-data/export"), Body::None, Hidden),
         (Method::PUT, "/api/projects/{id}/filterable", settings, format!("/api/projects/{project}/filterable"), json(json!({ "customer": [], "record": [] })), Hidden),
+        (Method::GET, "/static/reports.js", Public, "/static/reports.js".into(), Body::None, Global),
+        (Method::GET, "/reports", reports, "/reports".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/projects/{id}", reports, format!("/reports/projects/{project}"), Body::None, Hidden),
+        (Method::GET, "/reports/projects/{id}/board", reports, format!("/reports/projects/{project}/board"), Body::None, Hidden),
+        (Method::GET, "/reports/categories/{id}", reports, format!("/reports/categories/{}", w.category), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/overall", reports, "/reports/overall".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::GET, "/reports/running", reports, "/reports/running".into(), Body::None, Filtered(PROJECT_NAME)),
+        (Method::POST, "/api/reports/run", reports, "/api/reports/run".into(), json(report.clone()), Hidden),
+        (Method::POST, "/api/reports/export", reports, "/api/reports/export".into(), json(report.clone()), Hidden),
+        (Method::GET, "/api/reports/projects/{id}/choices", reports, format!("/api/reports/projects/{project}/choices"), Body::None, Hidden),
+        (Method::GET, "/api/projects/{id}/reports", reports.clone(), format!("/api/projects/{project}/reports"), Body::None, Hidden),
+        (Method::POST, "/api/projects/{id}/reports", reports.clone(), format!("/api/projects/{project}/reports"), json(report_def.clone()), Hidden),
+        (Method::POST, "/api/projects/{id}/reports/preview", reports.clone(), format!("/api/projects/{project}/reports/preview"), json(json!({ "definition": report_def.clone(), "filter": preview.clone() })), Hidden),
+        (Method::GET, "/api/projects/{id}/reports/{report}", reports.clone(), format!("/api/projects/{project}/reports/999"), Body::None, HiddenAbsent),
+        (Method::PUT, "/api/projects/{id}/reports/{report}", reports.clone(), format!("/api/projects/{project}/reports/999"), json(report_def.clone()), HiddenAbsent),
+        (Method::POST, "/api/projects/{id}/reports/{report}/delete", reports.clone(), format!("/api/projects/{project}/reports/999/delete"), Body::None, HiddenAbsent),
+        (Method::POST, "/api/projects/{id}/reports/{report}/preview", reports, format!("/api/projects/{project}/reports/999/preview"), json(preview), HiddenAbsent),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {

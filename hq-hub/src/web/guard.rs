@@ -112,6 +112,8 @@ permissions! {
     DataCustomer = "data.customer";
     /// 职场业务数据 (a project's business records across its sites, as 业务资料 opens them).
     SiteBusiness = "site.business";
+    /// 数据报表管理 (report definitions and their previews).
+    Reports = "reports";
 }
 
 /// The account modules, any of which opens the accounts page.

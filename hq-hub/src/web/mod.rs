@@ -24,6 +24,10 @@ mod limits;
 mod notices;
 pub mod openapi;
 mod pages;
+mod report_run;
+mod report_xlsx;
+mod reports;
+mod report_api;
 mod setup;
 
 use std::collections::HashMap;
@@ -79,6 +83,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The route table: the only place routes are added, each with who may call it.
 fn register(r: Registry) -> Registry {
+    let r = reports::routes(r);
     use guard::{
         AccountsAccounts as Accounts, AccountsGroups as Groups, AccountsRoles as Roles, CtiLists as Lists,
         CtiVoice as Voice, DataBatches as Batches, DataBusiness as Business, DataFiles as Files,
@@ -92,6 +97,7 @@ fn register(r: Registry) -> Registry {
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
     let r = across::routes(r);
+    let r = report_api::routes(r);
     r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)

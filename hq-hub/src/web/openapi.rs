@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{across, api, console, notices, setup, ErrorBody, SESSION_COOKIE};
+use super::{across, api, console, notices, report_api, setup, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -47,6 +47,8 @@ use super::{across, api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         notices::list_announcements, notices::post_announcement, notices::edit_announcement,
         notices::withdraw_announcement,
         across::customer_data, across::export_customers, across::business_data, across::export_records, across::set_filterable,
+        report_api::list_reports, report_api::create_report, report_api::get_report, report_api::update_report,
+        report_api::delete_report, report_api::preview_unsaved, report_api::preview_report,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -59,6 +61,7 @@ use super::{across, api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         (name = "accounts", description = "Modules, roles, groups and sub-admin accounts (账号权限管理)"),
         (name = "lists", description = "Black and white lists (黑白名单设置)"),
         (name = "voice", description = "The voice library (语音库)"),
+        (name = "reports", description = "Report definitions and previews (数据报表管理)"),
         (name = "notices", description = "Announcements (公告管理)"),
         (name = "data", description = "A project's customer data and business records across its sites (客户资料, 业务资料)"),
     )
@@ -73,6 +76,7 @@ fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
 /// The whole document: the handlers' operations plus the errors the route table implies.
 pub fn api_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(<super::reports::ReportsDoc as OpenApi>::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "session",
