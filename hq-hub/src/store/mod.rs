@@ -25,6 +25,8 @@ mod projects;
 mod recordings;
 mod sites;
 mod sync_up;
+mod today;
+mod wall;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -54,6 +56,8 @@ pub use notices::{
 };
 pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
 pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
+pub use today::{day_start, HourCounts};
+pub use wall::WallSite;
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
@@ -470,6 +474,15 @@ const MIGRATIONS: &[&str] = &[
         changed_by                     TEXT NOT NULL
     );
     "#,
+    // 11: each site's last wall snapshot (职场监控管理), kept so that an offline site shows
+    // its last known state after a restart (see `wall`).
+    r#"
+    CREATE TABLE site_live (
+        site_id        INTEGER PRIMARY KEY REFERENCES sites(id),
+        received_at_ms INTEGER NOT NULL,
+        snapshot       TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Failure to open the store.
@@ -504,6 +517,10 @@ pub struct Store {
     down_notifies: Mutex<HashMap<u64, Arc<Notify>>>,
     /// Lifetime of enrollment codes minted from now on (`serve --enrollment-code-ttl`).
     enrollment_ttl_secs: AtomicI64,
+    /// Each site's latest wall snapshot and link state, in memory (see `wall`).
+    wall: wall::Wall,
+    /// The zone the console counts "today" in, seconds east of UTC (see `today`).
+    utc_offset_secs: AtomicI64,
 }
 
 impl Store {
@@ -523,11 +540,17 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         migrate(&mut conn)?;
         Store::discard_unfinished_imports(&conn, &files_dir).map_err(open_err)?;
+        // No link is up before this hub's link server runs: a site marked online was so
+        // when the hub last stopped, and is offline since now until it reconnects.
+        conn.execute("UPDATE sites SET online = 0, link_since = ?1 WHERE online = 1", [now_unix()]).map_err(open_err)?;
+        let wall = wall::Wall::load(&conn).map_err(open_err)?;
         Ok(Store {
             conn: Mutex::new(conn),
             files_dir,
             down_notifies: Mutex::new(HashMap::new()),
             enrollment_ttl_secs: AtomicI64::new(sites::DEFAULT_ENROLLMENT_CODE_TTL.as_secs() as i64),
+            wall,
+            utc_offset_secs: AtomicI64::new(today::CHINA_OFFSET_SECS),
         })
     }
 
@@ -621,6 +644,7 @@ mod tests {
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 DROP TABLE site_live;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -649,7 +673,7 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 6 left it (none of migrations 7 to 10): a pending code
+            // A hub store as version 6 left it (none of migrations 7 to 11): a pending code
             // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
@@ -664,6 +688,7 @@ mod tests {
                  CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at);
                  DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 DROP TABLE site_live;
                  PRAGMA user_version = 6;",
             )
             .unwrap();

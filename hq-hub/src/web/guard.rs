@@ -108,6 +108,8 @@ permissions! {
     DataRecordings = "data.recordings";
     /// 公告管理.
     Notices = "notices";
+    /// 职场监控管理 (the monitoring wall).
+    SiteMonitor = "site.monitor";
 }
 
 /// The account modules, any of which opens the accounts page.

@@ -18,12 +18,15 @@ mod api;
 mod console;
 mod extract;
 pub mod guard;
+mod home;
 mod i18n;
 mod limits;
 mod notices;
 pub mod openapi;
 mod pages;
 mod setup;
+mod wall;
+mod wall_view;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -90,8 +93,8 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
-    r.get("/", LoggedIn, pages::home)
-        .get("/static/style.css", Public, style_css)
+    let r = wall::routes(home::routes(r));
+    r.get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)
         .get("/lang/{code}", Public, pages::set_lang)

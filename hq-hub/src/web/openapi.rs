@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
+use super::{api, console, notices, setup, wall, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,7 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         notices::list_voice_files, notices::upload_voice_file, notices::delete_voice_file,
         notices::list_announcements, notices::post_announcement, notices::edit_announcement,
         notices::withdraw_announcement,
+        wall::wall_json, wall::site_json, wall::wall_events,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -59,6 +60,7 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         (name = "lists", description = "Black and white lists (黑白名单设置)"),
         (name = "voice", description = "The voice library (语音库)"),
         (name = "notices", description = "Announcements (公告管理)"),
+        (name = "monitor", description = "The monitoring wall (职场监控管理): every site live, one site's agents and tasks, the live stream"),
     )
 )]
 struct ApiDoc;
