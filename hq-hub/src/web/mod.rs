@@ -59,11 +59,26 @@ pub struct AppState {
     pub recordings: sync_link::server::RecordingRequests,
     /// Failed logins per (account, source address) and per source address.
     pub throttle: Arc<web_guard::SharedThrottle>,
+    /// Cancelled when the hub stops: open event streams end, so the graceful shutdown
+    /// does not wait for walls left open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, recordings: sync_link::server::RecordingRequests) -> AppState {
-        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())), recordings, throttle: Arc::default() }
+        AppState {
+            store,
+            jobs: Arc::new(Mutex::new(HashMap::new())),
+            recordings,
+            throttle: Arc::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Event streams end when `shutdown` is cancelled.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> AppState {
+        self.shutdown = shutdown;
+        self
     }
 }
 

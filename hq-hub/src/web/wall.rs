@@ -21,7 +21,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -173,8 +173,9 @@ pub async fn wall_events(
         site_in_scope(&state, &user.scope, id, user.tr).await?;
     }
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default().to_string();
+    let stopping = state.shutdown.clone().cancelled_owned();
     let stream = WallStream { state, scope: user.scope.clone(), tr: user.tr, site: query.site, token };
-    Ok(Sse::new(stream.run(changes)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(Sse::new(stream.run(changes).take_until(stopping)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
 struct WallStream {
