@@ -261,6 +261,13 @@ async fn the_wall_shows_each_change_within_two_seconds_in_scope_and_a_lost_site_
     assert_eq!(detail["card"]["live"], false, "{detail}");
     assert_eq!(detail["agents"][0]["username"], "张三", "the last known state stays: {detail}");
     assert_eq!(detail["card"]["link_text"], "离线 不到 1 分钟");
+    // The English switch: the same card in the other language.
+    h.admin.get("/lang/en").await?;
+    let english: Value = serde_json::from_str(&h.admin.get(&format!("/api/monitor/sites/{a}")).await?.1)?;
+    assert_eq!(english["card"]["link_text"], "offline for less than a minute", "{english}");
+    assert_eq!(english["agents"][0]["label"], "Talking", "{english}");
+    let page = h.admin.get("/monitor").await?.1;
+    assert!(page.contains("Site monitoring") && page.contains("Link down for less than a minute"), "{page}");
 
     box_b.stop().await?;
     h.stop().await

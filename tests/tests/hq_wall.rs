@@ -27,6 +27,15 @@ const AGENT: &str = "wall-agent";
 const AGENT_PASSWORD: &str = "agent-secret-8201";
 const SITE: &str = "杭州监控职场";
 
+/// Sizes the window so that the page itself (what a screenshot holds) is 1366×768.
+async fn viewport_1366_by_768(browser: &Browser) -> anyhow::Result<()> {
+    browser.client().set_window_size(1366, 768).await?;
+    let inner = browser.client().execute("return [window.innerWidth, window.innerHeight];", vec![]).await?;
+    let (width, height) = (inner[0].as_u64().unwrap_or(1366) as u32, inner[1].as_u64().unwrap_or(768) as u32);
+    browser.client().set_window_size(1366 + 1366 - width, 768 + 768 - height).await?;
+    Ok(())
+}
+
 /// Logs in to the HQ console as its admin through the login page.
 async fn hq_login(browser: &Browser, url: &str, password: &str) -> anyhow::Result<()> {
     browser.goto(&format!("{url}/login")).await?;
@@ -80,6 +89,8 @@ async fn the_wall_shows_a_real_call_ringing_talking_and_ending_and_the_site_goin
     let hq = Api::login(&hq_url, "admin", &hq_password).await?;
     let relay = UdpRelay::start(hub.sync_addr).await?;
     let site_id = enroll_site(&hq, SITE, &site_dir, relay.addr).await?;
+    // A second site HQ has set up whose box is not installed yet.
+    hq.post::<Value>("/api/sites", &json!({ "name": "成都二号职场" })).await?;
     dispatch_demo_list(&hq, "监控类", &dir.path().join("监控名单.xlsx"), 1, "监控批次", site_id).await?;
     let projects: Vec<Value> = hq.get("/api/projects").await?;
     let project_id = projects[0]["id"].as_u64().context("project id")?;
@@ -108,7 +119,7 @@ async fn the_wall_shows_a_real_call_ringing_talking_and_ending_and_the_site_goin
 
     // HQ opens the wall before anything happens at the site.
     let browser = Browser::start().await?;
-    browser.client().set_window_size(1366, 768).await?;
+    viewport_1366_by_768(&browser).await?;
     hq_login(&browser, &hq_url, &hq_password).await?;
     browser.goto(&format!("{hq_url}/monitor")).await?;
     wait_card(&browser, site_id, "the site online", Duration::from_secs(20), |text, _| text.contains("在线")).await?;
