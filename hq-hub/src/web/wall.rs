@@ -8,8 +8,9 @@
 //!   ([`super::wall_view`]).
 //! - Changes are coalesced for [`COALESCE`] before rendering: a site sending several
 //!   snapshots in a burst costs one render per open wall.
-//! - Every [`REFRESH`], offline sites are sent again (their age grows) and the session is
-//!   checked: a stream outlives neither its session nor the viewer's scope.
+//! - Every [`REFRESH`], offline sites (or the one site of a site's page) are sent again
+//!   (their ages grow) and the session is checked: a stream outlives neither its session
+//!   nor the hub; changes of sites outside the viewer's scope wake it but send nothing.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -193,39 +194,65 @@ impl WallStream {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // `None` in the set's place: everything (the first event, and after lagging).
         futures::stream::unfold((self, changes, refresh, true), |(this, mut changes, mut refresh, first)| async move {
-            let mut wanted: Option<BTreeSet<i64>> = if first { None } else { Some(BTreeSet::new()) };
-            if !first {
-                tokio::select! {
-                    change = changes.recv() => match change {
-                        Ok(id) => { wanted.get_or_insert_default().insert(id); }
-                        Err(RecvError::Lagged(_)) => wanted = None,
-                        Err(RecvError::Closed) => return None,
-                    },
-                    _ = refresh.tick() => {
-                        if !this.session_alive().await {
-                            return None;
-                        }
-                        wanted = Some(this.offline_sites().await);
-                    }
+            // The first event holds everything; later ones only what changed, and only
+            // when some of it renders (a site's page ignores the wall's other sites).
+            let items = loop {
+                let wanted = if first { None } else { this.next_changes(&mut changes, &mut refresh).await? };
+                let items = this.patches(wanted).await;
+                if first || !items.is_empty() {
+                    break items;
                 }
-                // Gather the rest of the burst.
-                let deadline = tokio::time::sleep(COALESCE);
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        change = changes.recv() => match change {
-                            Ok(id) => { if let Some(set) = wanted.as_mut() { set.insert(id); } }
-                            Err(RecvError::Lagged(_)) => wanted = None,
-                            Err(RecvError::Closed) => return None,
-                        },
-                        _ = &mut deadline => break,
-                    }
-                }
-            }
-            let items = this.patches(wanted).await;
+            };
             let data = serde_json::json!({ "items": items }).to_string();
             Some((Ok(Event::default().event("cards").data(data)), (this, changes, refresh, false)))
         })
+    }
+
+    /// Waits for a change the viewer may see (or the refresh tick) and gathers the rest of
+    /// its burst: the sites to render, `None` for all. `None` overall ends the stream
+    /// (the hub is stopping, or the session is over).
+    async fn next_changes(
+        &self,
+        changes: &mut tokio::sync::broadcast::Receiver<i64>,
+        refresh: &mut tokio::time::Interval,
+    ) -> Option<Option<BTreeSet<i64>>> {
+        let mine = |id: i64| self.scope.site(id) && self.site.is_none_or(|only| only == id);
+        let mut wanted: Option<BTreeSet<i64>> = Some(BTreeSet::new());
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(id) if mine(id) => { wanted.get_or_insert_default().insert(id); break; }
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => { wanted = None; break; }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = refresh.tick() => {
+                    if !self.session_alive().await {
+                        return None;
+                    }
+                    // Ages grow: offline sites' cards, and a site page's "for how long".
+                    wanted = Some(match self.site {
+                        Some(id) => BTreeSet::from([id]),
+                        None => self.offline_sites().await,
+                    });
+                    break;
+                }
+            }
+        }
+        let deadline = tokio::time::sleep(COALESCE);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(id) if mine(id) => { if let Some(set) = wanted.as_mut() { set.insert(id); } }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => wanted = None,
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        Some(wanted)
     }
 
     async fn session_alive(&self) -> bool {
