@@ -234,4 +234,47 @@ mod tests {
         assert_eq!(third.abandon_cap_percent, DEFAULT_ABANDON_CAP_PERCENT);
         assert!(third.tasks.is_empty());
     }
+
+    /// Today's counts and the running tasks come from the database; an abandon rate over
+    /// the strictest running task's cap raises the alarm.
+    #[test]
+    fn todays_figures_running_tasks_and_the_abandon_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = now_unix();
+        {
+            let conn = store.lock();
+            conn.execute_batch(
+                "INSERT INTO batches (batch_id, name, running, verified, abandon_cap) VALUES
+                    (7, '五月批次', 1, 1, 2.5), (8, '六月批次', 1, 1, 4.0), (9, '暂停批次', 0, 1, 1.0);
+                 INSERT INTO batch_rows (batch_id, chunk_idx, row_idx, row_id, phone, fields, status) VALUES
+                    (7, 0, 0, 1, '13800000001', x'', 'new'), (7, 0, 1, 2, '13800000002', x'', 'done'),
+                    (8, 0, 0, 3, '13800000003', x'', 'new');",
+            )
+            .unwrap();
+            let attempt = |started: i64, answered: bool, outcome: &str| {
+                conn.execute(
+                    "INSERT INTO attempts (batch_id, chunk_idx, row_idx, row_id, phone, state, started_at, answered_at, outcome)
+                     VALUES (7, 0, 1, 2, '13800000002', 'done', ?1, ?2, ?3)",
+                    rusqlite::params![started, answered.then_some(started), outcome],
+                )
+                .unwrap();
+            };
+            attempt(now, true, "connected");
+            attempt(now, true, "abandoned");
+            attempt(now, false, "no_answer");
+            attempt(now - 3 * 86_400, true, "connected");
+        }
+        let live = store.site_live_now().unwrap();
+        assert_eq!((live.dials_today, live.connected_today, live.answered_today, live.abandoned_today), (3, 1, 2, 1));
+        assert_eq!((live.answered_30_days, live.abandoned_30_days), (3, 1));
+        assert_eq!(live.abandon_cap_percent, 2.5, "the strictest running task's cap");
+        let tasks: Vec<(u64, &str, u64)> = live.tasks.iter().map(|t| (t.batch_id, t.name.as_str(), t.remaining)).collect();
+        assert_eq!(tasks, [(7, "五月批次", 1), (8, "六月批次", 1)]);
+        assert!(
+            live.alarms.contains(&SiteAlarm::AbandonOverCap { rate_percent: 50.0, cap_percent: 2.5 }),
+            "{:?}",
+            live.alarms
+        );
+    }
 }
