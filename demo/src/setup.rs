@@ -67,6 +67,11 @@ impl Api {
         decode(path, response).await
     }
 
+    pub async fn put<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
+        let response = self.client.put(format!("{}{path}", self.base)).json(body).send().await?;
+        decode(path, response).await
+    }
+
     pub async fn upload<T: DeserializeOwned>(&self, path: &str, file: &Path) -> anyhow::Result<T> {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let name = file

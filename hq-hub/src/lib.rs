@@ -88,7 +88,7 @@ pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Re
         .await
         .with_context(|| format!("cannot listen for the console on {}; pick a free port", config.http_bind))?;
     let http_addr = listener.local_addr()?;
-    let app = web::router(web::AppState::new(store.clone(), recordings));
+    let app = web::router(web::AppState::new(store.clone(), recordings).with_shutdown(shutdown.clone()));
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(async move { http_shutdown.cancelled().await }).await;

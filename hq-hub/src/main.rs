@@ -40,6 +40,10 @@ enum Command {
         /// How long an enrollment code stays valid: a number with s, m, h or d (`90m`, `24h`).
         #[arg(long, env = "HQ_HUB_ENROLLMENT_CODE_TTL", default_value = "24h", value_parser = parse_ttl)]
         enrollment_code_ttl: Duration,
+        /// The zone the console counts "today" in (home page), in hours east of UTC.
+        #[arg(long, env = "HQ_HUB_UTC_OFFSET_HOURS", default_value_t = 8, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(i32).range(-12..=14))]
+        utc_offset_hours: i32,
     },
 }
 
@@ -81,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             let password = hq_hub::init_admin(&data, &username)?;
             print_password(&username, &password);
         }
-        Command::Serve { data, http, sync, enrollment_code_ttl } => {
+        Command::Serve { data, http, sync, enrollment_code_ttl, utc_offset_hours } => {
             if let Some(password) = hq_hub::ensure_admin(&data, "admin")? {
                 print_password("admin", &password);
             }
@@ -89,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
             let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync }, shutdown.clone())
                 .await?;
             hub.store.set_enrollment_code_ttl(enrollment_code_ttl);
+            hub.store.set_utc_offset_secs(utc_offset_hours * 3600);
             println!("console: http://{}  sync link: {}  CA fingerprint: {}", hub.http_addr, hub.sync_addr, hub.ca_fingerprint);
             let signal = shutdown.clone();
             tokio::spawn(async move {

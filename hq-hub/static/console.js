@@ -114,3 +114,45 @@ document.addEventListener("submit", async (event) => {
     }));
   }
 });
+
+// The monitoring wall and a site's page: [data-wall-stream] names the server-sent event
+// stream; each `cards` event lists elements rendered by the server ({target, html}) that
+// replace the element of that id (a site new to the wall is added to it).
+for (const holder of document.querySelectorAll("[data-wall-stream]")) {
+  const source = new EventSource(holder.dataset.wallStream);
+  source.addEventListener("cards", (event) => {
+    const items = JSON.parse(event.data).items || [];
+    for (const item of items) {
+      const old = document.getElementById(item.target);
+      if (old) {
+        old.outerHTML = item.html;
+      } else if (holder.id === "wall") {
+        holder.querySelector(":scope > p")?.remove();
+        holder.insertAdjacentHTML("beforeend", item.html);
+      }
+    }
+    holder.dataset.updates = String(Number(holder.dataset.updates || 0) + 1);
+  });
+}
+
+// The home page's chart of dials and connects per hour (ECharts, vendored), from the
+// numbers the server put in the element's data attributes.
+const hourly = document.getElementById("hourly-chart");
+if (hourly && window.echarts) {
+  const numbers = (text) => text.split(",").map(Number);
+  const chart = window.echarts.init(hourly);
+  chart.setOption({
+    animation: false,
+    tooltip: { trigger: "axis" },
+    legend: { data: [hourly.dataset.labelDials, hourly.dataset.labelConnects] },
+    grid: { left: 40, right: 20, top: 30, bottom: 25 },
+    xAxis: { type: "category", data: hourly.dataset.hours.split(",") },
+    yAxis: { type: "value", minInterval: 1 },
+    series: [
+      { name: hourly.dataset.labelDials, type: "bar", data: numbers(hourly.dataset.dials), itemStyle: { color: "#2563eb" } },
+      { name: hourly.dataset.labelConnects, type: "bar", data: numbers(hourly.dataset.connects), itemStyle: { color: "#067647" } },
+    ],
+  });
+  window.addEventListener("resize", () => chart.resize());
+  hourly.dataset.drawn = "true";
+}

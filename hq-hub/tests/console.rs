@@ -308,7 +308,10 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert!(!page.contains("13800138000"), "the full number must not leave the server");
     let page = h.page(&format!("/files/{mixed_file}")).await?;
     assert!(page.contains("与第 2 行重复"), "bad rows are explained in Chinese");
+    // The switch goes back to where the browser came from; without a referrer, home.
     let page = h.page("/lang/en").await?;
+    assert!(page.contains("Today at a glance") && page.contains("Dials and connects per hour today"), "{page}");
+    let page = h.page("/batches").await?;
     assert!(page.contains("Batches") && page.contains("Agent connected (rate)"), "{page}");
 
     h.stop().await

@@ -84,10 +84,22 @@ impl Client {
                 request.multipart(form)
             }
         };
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let mut response = request.send().await.with_context(|| format!("{method} {path}"))?;
         let status = response.status();
         let headers = response.headers().clone();
-        Ok(Answer { status, headers, text: response.text().await? })
+        let stream = headers.get("content-type").is_some_and(|t| t.to_str().unwrap_or("").starts_with("text/event-stream"));
+        if !stream {
+            return Ok(Answer { status, headers, text: response.text().await? });
+        }
+        // An event stream never ends: its first event (everything the wall shows) is the answer.
+        let mut text = String::new();
+        while !text.contains("\n\n") {
+            match tokio::time::timeout(Duration::from_secs(10), response.chunk()).await {
+                Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                _ => bail!("{method} {path}: no first event within 10 s: {text}"),
+            }
+        }
+        Ok(Answer { status, headers, text })
     }
 
     async fn json(&self, method: Method, path: &str, body: Value) -> Result<Value> {
@@ -173,6 +185,7 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     let reports = Access::Module("reports");
     let report_def = json!({ "name": "综合话务报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] });
     let preview = json!({ "time": { "kind": "last_7_days" } });
+    let monitor = Access::Module("site.monitor");
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -208,6 +221,11 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::GET, "/accounts", Access::AnyModule(&["accounts.accounts", "accounts.roles", "accounts.groups"]), "/accounts".into(), Body::None, Global),
         (Method::GET, "/voice", voice, "/voice".into(), Body::None, Global),
         (Method::GET, "/announcements", notices, "/announcements".into(), Body::None, Global),
+        (Method::GET, "/monitor", monitor, "/monitor".into(), Body::None, Filtered(SITE_NAME)),
+        (Method::GET, "/monitor/sites/{id}", monitor, format!("/monitor/sites/{site}"), Body::None, Hidden),
+        (Method::GET, "/api/monitor", monitor, "/api/monitor".into(), Body::None, Filtered(SITE_NAME)),
+        (Method::GET, "/api/monitor/sites/{id}", monitor, format!("/api/monitor/sites/{site}"), Body::None, Hidden),
+        (Method::GET, "/api/monitor/events", monitor, "/api/monitor/events".into(), Body::None, Filtered(SITE_NAME)),
         (Method::POST, "/api/login", Public, "/api/login".into(), json(json!({ "username": "nobody", "password": "x" })), Global),
         (Method::POST, "/api/logout", Public, "/api/logout".into(), Body::None, Global),
         (Method::GET, "/api/sites", LoggedIn, "/api/sites".into(), Body::None, Filtered(SITE_NAME)),

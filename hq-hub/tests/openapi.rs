@@ -364,6 +364,23 @@ async fn seed(h: &Harness) -> Result<Seeded> {
     store.recording_append(site as u64, &sha, 0, &wav)?;
     store.recording_finish(site as u64, &sha)?;
     let recording = hex(&sha);
+    // The site is online and its wall snapshot came: an agent, a running task, an alarm.
+    store.link_state(site as u64, true);
+    store.site_live(
+        site as u64,
+        sync_protocol::SiteLive {
+            agents: vec![sync_protocol::LiveAgent {
+                username: "8001".into(),
+                extension: "801".into(),
+                state: sync_protocol::LiveAgentState::Talking,
+                since_ms: 1_700_000_000_000,
+            }],
+            calls_talking: 1,
+            tasks: vec![sync_protocol::LiveTask { batch_id: 1, name: "五月批次".into(), remaining: 9 }],
+            alarms: vec![sync_protocol::SiteAlarm::DiskLow { free_bytes: 1, total_bytes: 2 }],
+            ..sync_protocol::SiteLive::default()
+        },
+    );
 
     let form = Form::new().part("file", Part::bytes(sheet).file_name("后台.xlsx"));
     let job = h.upload(&format!("/api/projects/{project}/imports"), form).await?["job_id"].as_u64().context("job")?;
@@ -429,9 +446,26 @@ async fn every_get_route_answers_as_the_document_says() -> Result<()> {
     let mut checked = 0;
     for route in hq_hub::routes().into_iter().filter(|r| r.path.starts_with("/api/") && r.method == Method::GET) {
         let path = concrete(route.path, &seeded)?;
-        let response = h.admin.http.get(format!("{}{path}", h.base)).send().await?;
+        let mut response = h.admin.http.get(format!("{}{path}", h.base)).send().await?;
         let status = response.status();
         let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if content_type.starts_with("text/event-stream") {
+            // A stream never ends: its first event must hold patches as the document names them.
+            let mut text = String::new();
+            while !text.contains("\n\n") {
+                let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk()).await??;
+                text.push_str(&String::from_utf8_lossy(&chunk.context("the stream ended")?));
+            }
+            let data: String = text.lines().filter_map(|line| line.strip_prefix("data: ")).collect();
+            let event: Value = serde_json::from_str(&data)?;
+            let items = event["items"].as_array().context("items")?;
+            ensure!(!items.is_empty(), "GET {path}: an empty first event");
+            for item in items {
+                conforms(&doc, "GET", route.path, status, "text/event-stream", item)?;
+            }
+            checked += 1;
+            continue;
+        }
         let bytes = response.bytes().await?;
         ensure!(status == StatusCode::OK, "GET {path}: {status} {}", String::from_utf8_lossy(&bytes));
         let documented = &doc["paths"][route.path]["get"]["responses"]["200"]["content"];

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{SessionConfig, SessionError, SiteEvent, SiteSession, SiteStart, close_code};
 use sync_protocol::{
-    BlobKind, DownEntry, DownEvent, Frame, LinkSettings, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId,
+    BlobKind, DownEntry, DownEvent, Frame, LinkSettings, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId, SiteLive,
 };
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +38,16 @@ const SOFTWARE: &str = concat!("outpost-appliance/", env!("CARGO_PKG_VERSION"));
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the link looks at the live figures; a change reaches HQ well within 2 s.
 const LIVE_FIGURES_EVERY: Duration = Duration::from_millis(500);
+
+/// A wall snapshot is sent again after this long even if nothing changed, so HQ sees the
+/// site's figures are current.
+pub const SITE_LIVE_REFRESH: Duration = Duration::from_secs(15);
+
+/// What the live-figures task hands the pump.
+enum Live {
+    Figures(LiveFigures),
+    Site(SiteLive),
+}
 /// How often the uploader looks for recordings when nothing woke it.
 const RECORDINGS_RECHECK: Duration = Duration::from_secs(10);
 
@@ -619,19 +629,21 @@ impl DownCommit {
     }
 }
 
-/// Read the live figures every [`LIVE_FIGURES_EVERY`] while the session is up, and hand
-/// them to the pump whenever they changed.
-async fn watch_live_figures<S: SiteStore>(store: Arc<S>, figures: mpsc::Sender<LiveFigures>) {
+/// Read the live figures and the wall snapshot every [`LIVE_FIGURES_EVERY`] while the
+/// session is up, and hand them to the pump whenever they changed (the snapshot also every
+/// [`SITE_LIVE_REFRESH`]).
+async fn watch_live_figures<S: SiteStore>(store: Arc<S>, live: mpsc::Sender<Live>) {
     let mut tick = tokio::time::interval(LIVE_FIGURES_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: Option<LiveFigures> = None;
+    let mut last_site: Option<(SiteLive, Instant)> = None;
     loop {
         tick.tick().await;
         match blocking(&store, |store| store.live_figures()).await {
             Ok(Some(now)) => {
                 let key = figures_key(&now);
                 if last.as_ref() != Some(&key) {
-                    if figures.send(now).await.is_err() {
+                    if live.send(Live::Figures(now)).await.is_err() {
                         return; // the session ended
                     }
                     last = Some(key);
@@ -639,6 +651,22 @@ async fn watch_live_figures<S: SiteStore>(store: Arc<S>, figures: mpsc::Sender<L
             }
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "cannot read the live figures"),
+        }
+        match blocking(&store, |store| store.site_live()).await {
+            Ok(Some(now)) => {
+                let key = SiteLive { taken_at_ms: 0, ..now.clone() };
+                let due = last_site
+                    .as_ref()
+                    .is_none_or(|(sent, at)| *sent != key || at.elapsed() >= SITE_LIVE_REFRESH);
+                if due {
+                    if live.send(Live::Site(now)).await.is_err() {
+                        return;
+                    }
+                    last_site = Some((key, Instant::now()));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the wall snapshot"),
         }
     }
 }
@@ -662,7 +690,7 @@ async fn pump<S: SiteStore>(
     let mut wanted_rx = Some(wanted_rx);
     // Live figures are read by a task of their own: a store call awaited in the pump would
     // wait behind a long down commit, and the pump would stop reading frames meanwhile.
-    let (figures_tx, mut figures_rx) = mpsc::channel::<LiveFigures>(1);
+    let (figures_tx, mut figures_rx) = mpsc::channel::<Live>(1);
     let mut online = false;
     let mut stream = match connection.open_bi().await {
         Ok((send, recv)) => FrameStream::new(send, recv),
@@ -747,7 +775,10 @@ async fn pump<S: SiteStore>(
                 recordings_wake.notify_one();
             }
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
-            Some(figures) = figures_rx.recv() => session.send_live_figures(figures),
+            Some(live) = figures_rx.recv() => match live {
+                Live::Figures(figures) => session.send_live_figures(figures),
+                Live::Site(site) => session.send_site_live(site),
+            },
             _ = shutdown.cancelled() => return (online, Err(PumpEnd::Shutdown)),
         }
     }

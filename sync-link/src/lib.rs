@@ -32,7 +32,7 @@
 use std::time::Duration;
 
 use sync_protocol::enroll::CodeKey;
-use sync_protocol::{DownEntry, LiveFigures, LinkSettings, SiteId, UpEntry};
+use sync_protocol::{DownEntry, LiveFigures, LinkSettings, SiteId, SiteLive, UpEntry};
 
 use crate::blob::{BlobCheck, BlobRef, OpenBlob};
 
@@ -138,6 +138,12 @@ pub trait SiteStore: Send + Sync + 'static {
     /// The site's live figures now; the link sends them whenever they change (it looks
     /// every 500 ms). The default has none and sends nothing.
     fn live_figures(&self) -> StoreResult<Option<LiveFigures>> {
+        Ok(None)
+    }
+    /// The site as HQ's monitoring wall shows it, now; read and sent like
+    /// [`SiteStore::live_figures`] (on change, and again every [`client::SITE_LIVE_REFRESH`]
+    /// even if unchanged). The default has none and sends nothing.
+    fn site_live(&self) -> StoreResult<Option<SiteLive>> {
         Ok(None)
     }
     /// Bytes of the voice file `sha256` the store already holds (its full size once
@@ -260,6 +266,10 @@ pub trait HubStore: Send + Sync + 'static {
     /// The site's latest live figures arrived (keep only the latest; not durable).
     fn live_figures(&self, site: SiteId, figures: LiveFigures) {
         let _ = (site, figures);
+    }
+    /// The site's latest wall snapshot arrived (keep only the latest).
+    fn site_live(&self, site: SiteId, live: SiteLive) {
+        let _ = (site, live);
     }
     /// Voice files `site` should hold (those its down log names and not deleted). The link
     /// offers each on connect and when the down log grows; the site answers how much it

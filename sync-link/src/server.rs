@@ -591,6 +591,10 @@ impl<S: HubStore> SiteLink<'_, S> {
                 // Latest-value data: nothing waits on it, and a failure loses one snapshot.
                 let _ = tokio::task::spawn_blocking(move || store.live_figures(site, figures)).await;
             }
+            HubEvent::SiteLive(live) => {
+                let store = store.clone();
+                let _ = tokio::task::spawn_blocking(move || store.site_live(site, *live)).await;
+            }
             HubEvent::Closed(error) => {
                 // Send the Refused frame (if any) before closing.
                 while let Some(frame) = self.session.poll_transmit() {

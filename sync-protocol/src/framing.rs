@@ -561,6 +561,43 @@ mod tests {
         check(Frame::WantRecording { sha256: [0xcd; 32] }, expect!["2100000009cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd"]);
     }
 
+    /// The wall's snapshot is appended as frame variant 10; what an agent's state and an
+    /// alarm encode to is pinned with it.
+    #[test]
+    fn golden_site_live() {
+        check(
+            Frame::SiteLive(SiteLive {
+                taken_at_ms: 1_700_000_000_000,
+                agents: vec![LiveAgent {
+                    username: "a1".into(),
+                    extension: "801".into(),
+                    state: LiveAgentState::Talking,
+                    since_ms: 1_699_999_990_000,
+                }],
+                calls_ringing: 2,
+                calls_queued: 1,
+                longest_queued_s: 4,
+                calls_talking: 1,
+                lines_in_use: 4,
+                lines_available: 30,
+                dials_today: 300,
+                connected_today: 90,
+                answered_today: 95,
+                abandoned_today: 5,
+                answered_30_days: 2000,
+                abandoned_30_days: 40,
+                abandon_cap_percent: 3.0,
+                outbox_backlog: 7,
+                tasks: vec![LiveTask { batch_id: 5, name: "T".into(), remaining: 1000 }],
+                alarms: vec![
+                    SiteAlarm::TrunkDown { trunk: "t1".into() },
+                    SiteAlarm::DiskLow { free_bytes: 1, total_bytes: 2 },
+                ],
+            }),
+            expect!["3b0000000a80a0abfef962010261310338303105e083aafef96202010401041eac025a5f05d00f2800000000000008400701050154e8070200027431030102"],
+        );
+    }
+
     #[test]
     fn golden_blob_messages() {
         let check_blob = |message: BlobMessage, expected: Expect| {

@@ -56,6 +56,10 @@ pub enum Frame {
     /// HQ wants this recording (by SHA-256) before its turn in the upload queue (hub to
     /// site); the site starts it on its own stream at once.
     WantRecording { sha256: [u8; 32] },
+    /// What HQ's monitoring wall shows of the site as of now (site to hub): every agent
+    /// with its state, the calls and lines, today's figures and the alarms. Latest-value
+    /// data like [`Frame::LiveFigures`]: sent whenever it changes, a lost one is replaced.
+    SiteLive(SiteLive),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -648,6 +652,97 @@ pub struct LiveFigures {
     pub connected_today: u64,
     /// Per running batch: `(batch_id, rows left to dial)`.
     pub batches_remaining: Vec<(u64, u64)>,
+}
+
+/// The site as HQ's monitoring wall shows it (职场监控管理), taken at `taken_at_ms`.
+/// Counts travel rather than rates, so HQ can add sites up and compute the rates itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SiteLive {
+    /// When the site took the snapshot (unix milliseconds).
+    pub taken_at_ms: i64,
+    /// Every signed-in agent, in username order.
+    pub agents: Vec<LiveAgent>,
+    /// Calls dialing a customer who has not answered yet.
+    pub calls_ringing: u32,
+    /// Answered calls waiting for an agent.
+    pub calls_queued: u32,
+    /// How long the longest-waiting queued call has waited, in seconds.
+    pub longest_queued_s: u32,
+    /// Calls bridged to an agent.
+    pub calls_talking: u32,
+    /// Lines carrying a call, of the channels the site's trunks offer.
+    pub lines_in_use: u32,
+    pub lines_available: u32,
+    /// Today (China time) so far: numbers dialed, calls connected, calls answered by the
+    /// customer and, of those, abandoned before an agent took them.
+    pub dials_today: u64,
+    pub connected_today: u64,
+    pub answered_today: u64,
+    pub abandoned_today: u64,
+    /// The same answered / abandoned counts over the last 30 days.
+    pub answered_30_days: u64,
+    pub abandoned_30_days: u64,
+    /// The strictest abandon-rate cap of the running tasks, in percent (the default cap
+    /// when none runs).
+    pub abandon_cap_percent: f64,
+    /// Outbox entries HQ has not acknowledged yet.
+    pub outbox_backlog: u64,
+    /// Running tasks and the numbers each has left to dial.
+    pub tasks: Vec<LiveTask>,
+    pub alarms: Vec<SiteAlarm>,
+}
+
+/// One agent on the wall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveAgent {
+    pub username: String,
+    pub extension: String,
+    pub state: LiveAgentState,
+    /// Since when the agent has been in `state` (unix milliseconds).
+    pub since_ms: i64,
+}
+
+/// An agent's state as the wall shows it: the desk's own states, overlaid by the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LiveAgentState {
+    /// 可回接: ready for predictive calls.
+    Available,
+    /// 不可回接: signed in, one-click calls only.
+    OneClickOnly,
+    /// 小休.
+    Break,
+    /// 离开.
+    Away,
+    /// A call is being offered to the agent's phone.
+    Ringing,
+    Talking,
+    /// The call ended and its business record is not saved yet.
+    WrapUp,
+}
+
+/// A running task on the wall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveTask {
+    pub batch_id: u64,
+    pub name: String,
+    /// Numbers not dialed yet.
+    pub remaining: u64,
+}
+
+/// Something at the site needing attention. (The link being down is HQ's own alarm: a
+/// site cannot report it.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SiteAlarm {
+    /// The trunk does not answer its health check.
+    TrunkDown { trunk: String },
+    /// The trunk's registration at the carrier failed.
+    TrunkUnregistered { trunk: String },
+    /// Today's abandon rate is over the cap (both in percent).
+    AbandonOverCap { rate_percent: f64, cap_percent: f64 },
+    /// The data disk is nearly full.
+    DiskLow { free_bytes: u64, total_bytes: u64 },
 }
 
 /// What a blob stream carries.

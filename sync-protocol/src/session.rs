@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::framing::FrameError;
 use crate::messages::{
-    ClientHello, DownEntry, Frame, LiveFigures, PROTOCOL_VERSION, ServerHello, SiteId, UpEntry,
+    ClientHello, DownEntry, Frame, LiveFigures, PROTOCOL_VERSION, ServerHello, SiteId, SiteLive, UpEntry,
 };
 
 /// QUIC application close codes used by the link, so both ends' logs agree on why.
@@ -154,6 +154,7 @@ pub fn frame_kind(frame: &Frame) -> &'static str {
         Frame::Ping => "Ping",
         Frame::LiveFigures(_) => "LiveFigures",
         Frame::WantRecording { .. } => "WantRecording",
+        Frame::SiteLive(_) => "SiteLive",
     }
 }
 
@@ -321,6 +322,8 @@ pub enum HubEvent {
     DownAcked { seq: u64 },
     /// The site's latest live figures (replace whatever was shown before).
     LiveFigures(LiveFigures),
+    /// The site's latest wall snapshot (replace whatever was shown before).
+    SiteLive(Box<SiteLive>),
     /// The session is over; send what `poll_transmit` still yields, then close with
     /// [`SessionError::close_code`].
     Closed(SessionError),
@@ -366,6 +369,8 @@ pub struct SiteSession {
     transmits: VecDeque<Frame>,
     /// The newest live figures not yet sent; a newer snapshot replaces an unsent one.
     live: Option<LiveFigures>,
+    /// The newest wall snapshot not yet sent, likewise.
+    site_live: Option<Box<SiteLive>>,
     events: VecDeque<SiteEvent>,
     error: Option<SessionError>,
 }
@@ -390,6 +395,7 @@ impl SiteSession {
             up: None,
             transmits,
             live: None,
+            site_live: None,
             events: VecDeque::new(),
             error: None,
         }
@@ -489,6 +495,14 @@ impl SiteSession {
         }
     }
 
+    /// Send this wall snapshot as soon as the sync stream is free; like
+    /// [`SiteSession::send_live_figures`], only the latest counts.
+    pub fn send_site_live(&mut self, live: SiteLive) {
+        if self.phase == Phase::Established {
+            self.site_live = Some(Box::new(live));
+        }
+    }
+
     /// Whether the hub has accepted the session (entries and figures flow).
     pub fn is_established(&self) -> bool {
         self.phase == Phase::Established
@@ -532,7 +546,10 @@ impl SiteSession {
         if let Some(seq) = self.down.poll_ack() {
             return Some(Frame::DownAck { seq });
         }
-        self.live.take().map(Frame::LiveFigures)
+        if let Some(figures) = self.live.take() {
+            return Some(Frame::LiveFigures(figures));
+        }
+        self.site_live.take().map(|live| Frame::SiteLive(*live))
     }
 
     pub fn poll_event(&mut self) -> Option<SiteEvent> {
@@ -675,6 +692,10 @@ impl HubSession {
             }
             (Phase::Established, Frame::LiveFigures(figures)) => {
                 self.events.push_back(HubEvent::LiveFigures(figures));
+                Ok(())
+            }
+            (Phase::Established, Frame::SiteLive(live)) => {
+                self.events.push_back(HubEvent::SiteLive(Box::new(live)));
                 Ok(())
             }
             (Phase::Established, Frame::DownAck { seq }) => {

@@ -97,6 +97,7 @@ struct HubStore {
     down_acked: u64,
     allowed: bool,
     live: Option<LiveFigures>,
+    site_live: Option<SiteLive>,
 }
 
 impl HubStore {
@@ -345,6 +346,7 @@ impl Pair {
                 self.hub_store.down_acked = seq;
             }
             HubEvent::LiveFigures(figures) => self.hub_store.live = Some(figures),
+            HubEvent::SiteLive(live) => self.hub_store.site_live = Some(*live),
             HubEvent::Closed(error) => self.hub_closed = Some(error),
         }
     }
@@ -703,6 +705,21 @@ fn live_figures_reach_the_hub_and_only_the_latest_is_sent() {
     assert_eq!(pair.up_wire.in_flight.len(), 1, "an unsent snapshot is replaced, not queued");
     pair.drive(100);
     assert_eq!(pair.hub_store.live.as_ref().map(|f| (f.agents_ready, f.calls_queued)), Some((3, 1)));
+}
+
+#[test]
+fn wall_snapshots_reach_the_hub_and_only_the_latest_is_sent() {
+    let (site, hub) = stores(0, 0);
+    let mut pair = Pair::new(site, hub, SessionConfig::default(), CALM, 1);
+    pair.site.send_site_live(SiteLive { calls_ringing: 1, ..SiteLive::default() });
+    pair.drive(100);
+    assert!(pair.hub_store.site_live.is_none(), "dropped before the hub accepted the hello");
+    pair.site.send_site_live(SiteLive { calls_ringing: 2, ..SiteLive::default() });
+    pair.site.send_site_live(SiteLive { calls_ringing: 3, calls_talking: 1, ..SiteLive::default() });
+    pair.step();
+    assert_eq!(pair.up_wire.in_flight.len(), 1, "an unsent snapshot is replaced, not queued");
+    pair.drive(100);
+    assert_eq!(pair.hub_store.site_live.as_ref().map(|l| (l.calls_ringing, l.calls_talking)), Some((3, 1)));
 }
 
 #[test]

@@ -30,6 +30,7 @@
 pub mod inbox;
 
 mod agents;
+mod board;
 mod cores;
 mod events;
 mod manual;
@@ -254,6 +255,8 @@ impl Driver {
                     self.publish_agent_counts();
                 }
             }
+            // HQ's wall sees every change (the store ignores an unchanged board).
+            self.publish_board();
         }
         for call in self.calls.keys() {
             self.telephony.hangup(*call);

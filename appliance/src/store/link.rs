@@ -494,6 +494,10 @@ impl SiteStore for Store {
         self.heard_from_link();
         self.figures_now().map(Some).map_err(link_error)
     }
+
+    fn site_live(&self) -> StoreResult<Option<sync_protocol::SiteLive>> {
+        self.site_live_now().map(Some).map_err(link_error)
+    }
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod callbacks;
 mod dialing;
 mod hq;
 mod link;
+mod live;
 mod manual;
 mod notices;
 mod popup;
@@ -59,6 +60,7 @@ pub use attribution::{AllocationReport, AttributionError, SiteRule, attribute};
 pub use callbacks::{CallbackError, CallbackView, DueCallback};
 pub use dialing::{AttemptEnd, ClaimedNumber};
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
+pub use live::{BoardAgent, LiveBoard};
 pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
@@ -124,6 +126,8 @@ pub struct Store {
     link_tick_at: AtomicI64,
     /// Agents by state as the desk last told, for the live figures.
     agent_counts: Mutex<AgentCounts>,
+    /// The driver's board and since when each agent is in its state, for HQ's wall.
+    live: Mutex<live::LiveMemory>,
     /// Batches whose rows were hashed as they were written (see [`WrittenHash`]). Lives
     /// in memory only: after a restart a batch is checked by reading it back.
     written: Mutex<std::collections::HashMap<u64, WrittenHash>>,
@@ -184,6 +188,7 @@ impl Store {
             link_heard_at: AtomicI64::new(heard_at),
             link_tick_at: AtomicI64::new(0),
             agent_counts: Mutex::new(AgentCounts::default()),
+            live: Mutex::new(live::LiveMemory::default()),
             written: Mutex::new(std::collections::HashMap::new()),
         })
     }

@@ -143,6 +143,12 @@ impl Scope {
         Scope { account, modules: None, sites: None, projects: None }
     }
 
+    /// Every module, these sites only (the store's tests).
+    #[cfg(test)]
+    pub(crate) fn for_sites_in_test(account: Account, sites: &[i64]) -> Scope {
+        Scope { account, modules: None, sites: Some(sites.iter().copied().collect()), projects: None }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.account.is_admin
     }

@@ -115,6 +115,9 @@ impl HubStore for Store {
         if let Err(e) = self.set_link_state(site_id, online) {
             tracing::warn!(site, online, error = %e, "could not record the link state");
         }
+        if let Err(e) = self.wall_link_changed(site_id, online) {
+            tracing::warn!(site, online, error = %e, "could not keep the wall's last snapshot");
+        }
     }
 
     fn enroll_site(
@@ -142,6 +145,14 @@ impl HubStore for Store {
         if let Err(error) = self.store_live_figures(site, &figures) {
             // Latest-value data: the next snapshot replaces this one anyway.
             tracing::warn!(site, %error, "could not keep the live figures");
+        }
+    }
+
+    fn site_live(&self, site: SiteId, live: sync_protocol::SiteLive) {
+        let Ok(site_id) = i64::try_from(site) else { return };
+        if let Err(error) = self.keep_site_live(site_id, live) {
+            // Latest-value data: the next snapshot replaces this one anyway.
+            tracing::warn!(site, %error, "could not keep the wall snapshot");
         }
     }
 

@@ -28,6 +28,8 @@ mod report_defs;
 mod report_facts;
 mod sites;
 mod sync_up;
+mod today;
+mod wall;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,8 @@ pub use notices::{
 pub use report_defs::{ReportDefError, StoredReport};
 pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
 pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
+pub use today::{day_start, HourCounts};
+pub use wall::WallSite;
 pub use projects::{
     CallingWindow, Category, CreateCategoryError, CreateProjectError, DialModeSetting, FieldSpec, FieldSpecKind,
     NewProject, PhoneMode, PopupTiming, Project, ProjectAccessError, ProjectAdmin, ProjectEdit, ProjectSettings,
@@ -490,6 +494,15 @@ const MIGRATIONS: &[&str] = &[
     reports::SCHEMA,
     // 13: report definitions per sub-project, and the backfill of attempts synced before.
     report_facts::DEFINITIONS_MIGRATION,
+    // 14: each site's last wall snapshot (职场监控管理), kept so that an offline site shows
+    // its last known state after a restart (see `wall`).
+    r#"
+    CREATE TABLE site_live (
+        site_id        INTEGER PRIMARY KEY REFERENCES sites(id),
+        received_at_ms INTEGER NOT NULL,
+        snapshot       TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// Failure to open the store.
@@ -526,6 +539,10 @@ pub struct Store {
     enrollment_ttl_secs: AtomicI64,
     /// The report engine's cubes, kept in step with every sync-up commit.
     reports: reports::Engine,
+    /// Each site's latest wall snapshot and link state, in memory (see `wall`).
+    wall: wall::Wall,
+    /// The zone the console counts "today" in, seconds east of UTC (see `today`).
+    utc_offset_secs: AtomicI64,
 }
 
 impl Store {
@@ -552,12 +569,18 @@ impl Store {
         migrate(&mut conn)?;
         report_facts::backfill(&mut conn).map_err(|e| open_err(report_facts::db_error(e).0))?;
         Store::discard_unfinished_imports(&conn, &files_dir).map_err(open_err)?;
+        // No link is up before this hub's link server runs: a site marked online was so
+        // when the hub last stopped, and is offline since now until it reconnects.
+        conn.execute("UPDATE sites SET online = 0, link_since = ?1 WHERE online = 1", [now_unix()]).map_err(open_err)?;
+        let wall = wall::Wall::load(&conn).map_err(open_err)?;
         Ok(Store {
             conn: Mutex::new(conn),
             files_dir,
             down_notifies: Mutex::new(HashMap::new()),
             enrollment_ttl_secs: AtomicI64::new(sites::DEFAULT_ENROLLMENT_CODE_TTL.as_secs() as i64),
             reports: reports::Engine::hub(zone),
+            wall,
+            utc_offset_secs: AtomicI64::new(today::CHINA_OFFSET_SECS),
         })
     }
 
@@ -653,6 +676,7 @@ mod tests {
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta;
                  DROP TABLE report_definitions; ALTER TABLE projects DROP COLUMN reports_version;
+                 DROP TABLE site_live;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -681,7 +705,7 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 6 left it (none of migrations 7 to 10): a pending code
+            // A hub store as version 6 left it (none of migrations 7 to 11): a pending code
             // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
@@ -698,6 +722,7 @@ mod tests {
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
                  DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta;
                  DROP TABLE report_definitions; ALTER TABLE projects DROP COLUMN reports_version;
+                 DROP TABLE site_live;
                  PRAGMA user_version = 6;",
             )
             .unwrap();

@@ -114,6 +114,8 @@ permissions! {
     SiteBusiness = "site.business";
     /// 数据报表管理 (report definitions and their previews).
     Reports = "reports";
+    /// 职场监控管理 (the monitoring wall).
+    SiteMonitor = "site.monitor";
 }
 
 /// The account modules, any of which opens the accounts page.

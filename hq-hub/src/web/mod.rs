@@ -19,6 +19,7 @@ mod api;
 mod console;
 mod extract;
 pub mod guard;
+mod home;
 mod i18n;
 mod limits;
 mod notices;
@@ -29,6 +30,8 @@ mod report_xlsx;
 mod reports;
 mod report_api;
 mod setup;
+mod wall;
+mod wall_view;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,11 +64,26 @@ pub struct AppState {
     pub recordings: sync_link::server::RecordingRequests,
     /// Failed logins per (account, source address) and per source address.
     pub throttle: Arc<web_guard::SharedThrottle>,
+    /// Cancelled when the hub stops: open event streams end, so the graceful shutdown
+    /// does not wait for walls left open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
     pub fn new(store: Arc<Store>, recordings: sync_link::server::RecordingRequests) -> AppState {
-        AppState { store, jobs: Arc::new(Mutex::new(HashMap::new())), recordings, throttle: Arc::default() }
+        AppState {
+            store,
+            jobs: Arc::new(Mutex::new(HashMap::new())),
+            recordings,
+            throttle: Arc::default(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Event streams end when `shutdown` is cancelled.
+    pub fn with_shutdown(mut self, shutdown: tokio_util::sync::CancellationToken) -> AppState {
+        self.shutdown = shutdown;
+        self
     }
 }
 
@@ -98,8 +116,8 @@ fn register(r: Registry) -> Registry {
     let notices = Access::module::<Notices>();
     let r = across::routes(r);
     let r = report_api::routes(r);
-    r.get("/", LoggedIn, pages::home)
-        .get("/static/style.css", Public, style_css)
+    let r = wall::routes(home::routes(r));
+    r.get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)
         .get("/lang/{code}", Public, pages::set_lang)

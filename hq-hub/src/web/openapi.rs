@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{across, api, console, notices, report_api, setup, ErrorBody, SESSION_COOKIE};
+use super::{across, api, console, notices, report_api, setup, wall, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -49,6 +49,7 @@ use super::{across, api, console, notices, report_api, setup, ErrorBody, SESSION
         across::customer_data, across::export_customers, across::business_data, across::export_records, across::set_filterable,
         report_api::list_reports, report_api::create_report, report_api::get_report, report_api::update_report,
         report_api::delete_report, report_api::preview_unsaved, report_api::preview_report,
+        wall::wall_json, wall::site_json, wall::wall_events,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -64,6 +65,7 @@ use super::{across, api, console, notices, report_api, setup, ErrorBody, SESSION
         (name = "reports", description = "Report definitions and previews (数据报表管理)"),
         (name = "notices", description = "Announcements (公告管理)"),
         (name = "data", description = "A project's customer data and business records across its sites (客户资料, 业务资料)"),
+        (name = "monitor", description = "The monitoring wall (职场监控管理): every site live, one site's agents and tasks, the live stream"),
     )
 )]
 struct ApiDoc;

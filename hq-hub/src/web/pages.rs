@@ -112,11 +112,6 @@ pub struct LoginForm {
     password: String,
 }
 
-/// `GET /`: the first page the caller may open (the task list, else the projects).
-pub async fn home(user: PageUser) -> Redirect {
-    use super::guard::Permission;
-    Redirect::to(if user.scope.has_module(DataBatches::KEY) { "/batches" } else { "/projects" })
-}
 
 /// `POST /login`: throttled like `POST /api/login`; a throttled attempt gets the login page
 /// again saying how long to wait, without checking the password.
