@@ -12,6 +12,7 @@
 mod access;
 mod accounts;
 mod batches;
+mod calls;
 mod control;
 mod down;
 mod files;
@@ -40,6 +41,7 @@ pub use batches::{
     AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
     RecordView, RemovedRow,
 };
+pub use calls::{CallCursor, CallPage, CallQuery, CallRecord, CallRecording, CallView, Direction, PhoneMatch, RecordValue, MAX_PAGE as MAX_CALL_PAGE};
 pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettings, LinkSettingsError, OneClickAction, MIN_UPLOAD_BYTES_PER_SEC};
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
@@ -470,6 +472,22 @@ const MIGRATIONS: &[&str] = &[
         changed_by                     TEXT NOT NULL
     );
     "#,
+    // 11: call records at HQ (see `calls`). Each attempt keeps its number's last four
+    // digits, copied from the batch row, so a number is found through an index; and each
+    // selective filter has an index ending in the page key (started_at, site_id,
+    // attempt_id), so a page of a filtered month is read in key order, never sorted. The
+    // time index replaces the plain `started_at` one (its prefix serves the same queries).
+    r#"
+    ALTER TABLE call_attempts ADD COLUMN phone_last4 TEXT;
+    UPDATE call_attempts SET phone_last4 =
+        (SELECT substr(br.phone, -4) FROM batch_rows br WHERE br.id = call_attempts.row_id);
+    CREATE INDEX calls_time ON call_attempts(started_at, site_id, attempt_id);
+    DROP INDEX call_attempts_started;
+    CREATE INDEX calls_site_time ON call_attempts(site_id, started_at, attempt_id);
+    CREATE INDEX calls_last4_time ON call_attempts(phone_last4, started_at, site_id, attempt_id);
+    CREATE INDEX calls_agent_time ON call_attempts(agent, started_at, site_id, attempt_id);
+    CREATE INDEX calls_batch_time ON call_attempts(batch_id, started_at, site_id, attempt_id);
+    "#,
 ];
 
 /// Failure to open the store.
@@ -610,6 +628,7 @@ mod tests {
             // A hub store as version 4 left it: no row index on the attempts.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
+            conn.execute_batch(calls::UNDO_MIGRATION).unwrap();
             conn.execute_batch(
                 "DROP INDEX call_attempts_batch_row; CREATE INDEX call_attempts_batch ON call_attempts(batch_id);
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
@@ -649,10 +668,11 @@ mod tests {
     fn upgrading_erases_plain_codes_and_keeps_enrolled_sites_enrolled() {
         let dir = tempfile::tempdir().unwrap();
         {
-            // A hub store as version 6 left it (none of migrations 7 to 10): a pending code
+            // A hub store as version 6 left it (none of migrations 7 to 11): a pending code
             // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
+            conn.execute_batch(calls::UNDO_MIGRATION).unwrap();
             conn.execute_batch(
                 "DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,
