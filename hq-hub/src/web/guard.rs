@@ -108,6 +108,8 @@ permissions! {
     DataRecordings = "data.recordings";
     /// 公告管理.
     Notices = "notices";
+    /// 职场通话记录 (every synced call of the caller's sites).
+    SiteCalls = "site.calls";
 }
 
 /// The account modules, any of which opens the accounts page.

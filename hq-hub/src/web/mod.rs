@@ -15,6 +15,8 @@
 //! - The stylesheet is compiled into the binary: the console works with no internet.
 
 mod api;
+mod calls;
+mod calls_files;
 mod console;
 mod extract;
 pub mod guard;
@@ -90,6 +92,7 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
+    let r = calls::routes(r);
     r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)

@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
+use super::{api, calls, calls_files, console, notices, setup, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,8 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         notices::list_voice_files, notices::upload_voice_file, notices::delete_voice_file,
         notices::list_announcements, notices::post_announcement, notices::edit_announcement,
         notices::withdraw_announcement,
+        calls::search, calls::get_call, calls_files::export_xlsx, calls_files::recordings_zip, calls_files::recording,
+        calls_files::fetch,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -59,6 +61,7 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         (name = "lists", description = "Black and white lists (黑白名单设置)"),
         (name = "voice", description = "The voice library (语音库)"),
         (name = "notices", description = "Announcements (公告管理)"),
+        (name = "calls", description = "Call records and their recordings (职场通话记录, 录音管理)"),
     )
 )]
 struct ApiDoc;
