@@ -542,12 +542,12 @@ mod tests {
         let filter = Filter { from: "2026-12-01".into(), to: "2026-12-01 08:30".into(), phone: "1234".into(), talk_min: "5".into(), ..Filter::default() };
         let query = filter.query(zh).unwrap();
         // 2026-12-01 00:00 China time is 2026-11-30 16:00 UTC.
-        assert_eq!(query.from, Some(1_764_518_400));
-        assert_eq!(query.to, Some(1_764_518_400 + 8 * 3600 + 30 * 60));
+        assert_eq!(query.from, Some(1_796_054_400));
+        assert_eq!(query.to, Some(1_796_054_400 + 8 * 3600 + 30 * 60));
         assert_eq!(query.phone, Some(PhoneMatch::LastFour("1234".into())));
         assert_eq!(query.limit, DEFAULT_PAGE);
         let whole = Filter { to: "2026-12-01".into(), phone: "138-0013-8000".into(), ..Filter::default() }.query(zh).unwrap();
-        assert_eq!(whole.to, Some(1_764_518_400 + 86_400), "a day alone ends the range with the whole day");
+        assert_eq!(whole.to, Some(1_796_054_400 + 86_400), "a day alone ends the range with the whole day");
         assert_eq!(whole.phone, Some(PhoneMatch::Exact("13800138000".into())));
         for (filter, field) in [
             (Filter { from: "12/01/2026".into(), ..Filter::default() }, "from"),
