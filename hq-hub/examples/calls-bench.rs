@@ -13,6 +13,9 @@
 //!
 //! `cargo run --release -p hq-hub --example calls-bench -- [--attempts N] [--dir PATH]
 //! [--rounds N]`. With `--dir`, a store generated earlier with the same count is reused.
+//! `--insert-cost N` instead times applying N more calls through the sync link's store call
+//! (runs of 256, rows of the newest batches), with migration 11's five indexes and then
+//! without them (dropped, timed, and built again).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -216,17 +219,82 @@ fn measure(store: &Store, scope: &Scope, name: &str, rounds: usize, mut make: im
     Ok(())
 }
 
+/// Applies `n` calls through the link's store call; calls per second.
+fn apply_calls(store: &Store, attempts: i64, n: u64, first_id: u64) -> anyhow::Result<f64> {
+    use sync_link::HubStore;
+    use sync_protocol::{AttemptKind, CallAttempt, Outcome, UpEntry, UpEvent};
+    let rows = (attempts / 3) as u64;
+    let per_batch = rows.div_ceil((SITES * DAYS) as u64);
+    let now = now_unix();
+    let started = Instant::now();
+    let mut k = 0u64;
+    while k < n {
+        // The newest day's batch of site 1, in row order, as a day of dialing reports them.
+        let batch = (SITES * DAYS - SITES + 1) as u64;
+        let run: Vec<UpEntry> = (k..(k + 256).min(n))
+            .map(|i| UpEntry {
+                epoch: first_id,
+                seq: i + 1,
+                event: UpEvent::CallAttempt(CallAttempt {
+                    attempt_id: first_id + i,
+                    batch_id: batch,
+                    row_id: (batch - 1) * per_batch + i % per_batch + 1,
+                    started_at: now - 100,
+                    answered_at: Some(now - 92),
+                    ended_at: now - 60,
+                    outcome: Outcome::Connected,
+                    hangup_side: None,
+                    agent: Some(format!("agent{}", 100 + i % 40)),
+                    talk_seconds: 32,
+                    recording_sha256: Some(format!("{:064x}", first_id + i)),
+                    kind: AttemptKind::Predictive,
+                }),
+            })
+            .collect();
+        k += run.len() as u64;
+        store.apply_up_batch(1, &run).map_err(|e| anyhow::anyhow!("applying calls: {e}"))?;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The intake cost of migration 11's indexes.
+fn insert_cost(dir: &std::path::Path, attempts: i64, n: u64) -> anyhow::Result<()> {
+    let stamp = now_unix() as u64 * 1000;
+    let with = apply_calls(&Store::open(dir)?, attempts, n, stamp)?;
+    println!("with migration 11's indexes: {with:.0} calls/s ({n} calls in runs of 256)");
+    let conn = Connection::open(dir.join("hub.sqlite3"))?;
+    conn.execute_batch(
+        "DROP INDEX calls_time; DROP INDEX calls_site_time; DROP INDEX calls_last4_time; DROP INDEX calls_agent_time;
+         DROP INDEX calls_batch_time; CREATE INDEX call_attempts_started ON call_attempts(started_at);",
+    )?;
+    let without = apply_calls(&Store::open(dir)?, attempts, n, stamp + n)?;
+    println!("without them (version 10's started_at index): {without:.0} calls/s");
+    let started = Instant::now();
+    conn.execute_batch(
+        "DROP INDEX call_attempts_started;
+         CREATE INDEX calls_time ON call_attempts(started_at, site_id, attempt_id);
+         CREATE INDEX calls_site_time ON call_attempts(site_id, started_at, attempt_id);
+         CREATE INDEX calls_last4_time ON call_attempts(phone_last4, started_at, site_id, attempt_id);
+         CREATE INDEX calls_agent_time ON call_attempts(agent, started_at, site_id, attempt_id);
+         CREATE INDEX calls_batch_time ON call_attempts(batch_id, started_at, site_id, attempt_id);",
+    )?;
+    println!("indexes built again in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let mut attempts: i64 = 30_000_000;
     let mut dir: Option<PathBuf> = None;
     let mut rounds = 40usize;
+    let mut insert: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--attempts" => attempts = args.next().context("--attempts N")?.parse()?,
             "--dir" => dir = Some(PathBuf::from(args.next().context("--dir PATH")?)),
             "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
-            other => anyhow::bail!("unknown argument {other}: use --attempts N, --dir PATH, --rounds N"),
+            "--insert-cost" => insert = Some(args.next().context("--insert-cost N")?.parse()?),
+            other => anyhow::bail!("unknown argument {other}: use --attempts N, --dir PATH, --rounds N, --insert-cost N"),
         }
     }
     let temp;
@@ -244,6 +312,9 @@ fn main() -> anyhow::Result<()> {
     };
     if fresh {
         generate(&dir.join("hub.sqlite3"), project, attempts)?;
+    }
+    if let Some(n) = insert {
+        return insert_cost(&dir, attempts, n);
     }
     let store = Store::open(&dir)?;
     let admin = Scope::all(Account { id: 1, username: "admin".into(), is_admin: true });

@@ -208,10 +208,10 @@ impl Filter {
         };
         let talk_min = int(tr, "talk_min", &self.talk_min)?;
         let talk_max = int(tr, "talk_max", &self.talk_max)?;
-        if let (Some(min), Some(max)) = (talk_min, talk_max) {
-            if min > max {
-                return Err(bad(tr, "talk_max", &format!("{max} is below the minimum {min}"), &format!("{max} 小于最短 {min}")));
-            }
+        if let (Some(min), Some(max)) = (talk_min, talk_max)
+            && min > max
+        {
+            return Err(bad(tr, "talk_max", &format!("{max} is below the minimum {min}"), &format!("{max} 小于最短 {min}")));
         }
         Ok(CallQuery {
             from: china_time(tr, "from", &self.from, false)?,
