@@ -23,7 +23,7 @@ pub mod store;
 mod web;
 
 /// The console's route table, each route with who may call it (tests enumerate it).
-pub use web::{routes, Access, RouteInfo};
+pub use web::{format_time, routes, Access, RouteInfo};
 /// The JSON API's OpenAPI document, as `/api/openapi.json` serves it.
 pub use web::openapi::api_document;
 

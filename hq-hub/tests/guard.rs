@@ -163,6 +163,8 @@ struct World {
     edit: Value,
     mine_account: i64,
     nomod_account: i64,
+    /// A call at `site` of the batch, with a recording HQ holds.
+    attempt: i64,
 }
 
 const SITE_NAME: &str = "杭州一号职场";
@@ -186,6 +188,8 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     let report_def = json!({ "name": "综合话务报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] });
     let preview = json!({ "time": { "kind": "last_7_days" } });
     let monitor = Access::Module("site.monitor");
+    let calls = Access::Module("site.calls");
+    let recordings = Access::Module("data.recordings");
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -310,6 +314,18 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::PUT, "/api/projects/{id}/reports/{report}", reports.clone(), format!("/api/projects/{project}/reports/999"), json(report_def.clone()), HiddenAbsent),
         (Method::POST, "/api/projects/{id}/reports/{report}/delete", reports.clone(), format!("/api/projects/{project}/reports/999/delete"), Body::None, HiddenAbsent),
         (Method::POST, "/api/projects/{id}/reports/{report}/preview", reports, format!("/api/projects/{project}/reports/999/preview"), json(preview), HiddenAbsent),
+        // Call records: the list shows the call's batch to its own site only; the exports
+        // are answered to any holder of the module, filtered by its scope (checked in the
+        // end-to-end test, which opens them).
+        (Method::GET, "/calls", calls, "/calls".into(), Body::None, Filtered(BATCH_NAME)),
+        (Method::GET, "/calls/{site}/{attempt}", calls, format!("/calls/{site}/{}", w.attempt), Body::None, Hidden),
+        (Method::GET, "/static/calls.js", Public, "/static/calls.js".into(), Body::None, Global),
+        (Method::GET, "/api/calls", calls, "/api/calls".into(), Body::None, Filtered(BATCH_NAME)),
+        (Method::GET, "/api/calls/export.xlsx", calls, "/api/calls/export.xlsx".into(), Body::None, Global),
+        (Method::GET, "/api/calls/recordings.zip", recordings, "/api/calls/recordings.zip".into(), Body::None, Global),
+        (Method::GET, "/api/sites/{id}/calls/{attempt}", calls, format!("/api/sites/{site}/calls/{}", w.attempt), Body::None, Hidden),
+        (Method::GET, "/api/sites/{id}/calls/{attempt}/recording", recordings, format!("/api/sites/{site}/calls/{}/recording", w.attempt), Body::None, Hidden),
+        (Method::POST, "/api/sites/{id}/calls/{attempt}/recording/fetch", recordings, format!("/api/sites/{site}/calls/{}/recording/fetch", w.attempt), Body::None, Hidden),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {
@@ -359,7 +375,38 @@ async fn world(h: &Harness, admin: &Client) -> Result<World> {
         "customer_fields": current["customer_fields"], "record_fields": current["record_fields"],
         "settings": current["settings"], "phone_mode": current["phone_mode"],
     });
-    Ok(World { site, other_site, category, project, file, batch, job, edit, mine_account, nomod_account })
+    let attempt = seed_call(h, site, batch)?;
+    Ok(World { site, other_site, category, project, file, batch, job, edit, mine_account, nomod_account, attempt })
+}
+
+/// A call the site placed from the batch, stored as the link stores it, with its recording.
+fn seed_call(h: &Harness, site: i64, batch: i64) -> Result<i64> {
+    use sync_link::HubStore;
+    use sync_protocol::{AttemptKind, CallAttempt, DownEvent, Outcome, UpEntry, UpEvent};
+    let store = &h.hub().store;
+    let row = store
+        .down_log(site, 0, 10_000)?
+        .into_iter()
+        .find_map(|e| match e.event {
+            DownEvent::BatchChunk(chunk) => chunk.rows.first().map(|r| r.row_id),
+            _ => None,
+        })
+        .context("a row went down")?;
+    let wav = b"RIFF\x24\x00\x00\x00WAVEfmt a recording stand-in".to_vec();
+    let sha: [u8; 32] = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&wav).into()
+    };
+    let hub_store: &dyn HubStore = store.as_ref();
+    hub_store.recording_append(site as u64, &sha, 0, &wav)?;
+    hub_store.recording_finish(site as u64, &sha)?;
+    let attempt = CallAttempt {
+        attempt_id: 1, batch_id: batch as u64, row_id: row, started_at: 1_700_000_000, answered_at: Some(1_700_000_005),
+        ended_at: 1_700_000_060, outcome: Outcome::Connected, hangup_side: None, agent: Some("8001".into()), talk_seconds: 55,
+        recording_sha256: Some(sha.iter().map(|b| format!("{b:02x}")).collect()), kind: AttemptKind::Predictive,
+    };
+    store.apply_up(site as u64, &UpEntry { epoch: 1, seq: 1, event: UpEvent::CallAttempt(attempt) })?;
+    Ok(1)
 }
 
 fn is_api(path: &str) -> bool {

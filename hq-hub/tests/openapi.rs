@@ -345,10 +345,17 @@ async fn seed(h: &Harness) -> Result<Seeded> {
         .flatten()
         .collect();
     let row = rows.first().context("a row went down")?.row_id;
+    // A recording the site uploaded, as the link stores it; the call names it.
+    let wav = ulaw_wav(800);
+    let sha: [u8; 32] = sha2_of(&wav);
+    let store: &dyn HubStore = h.hub().store.as_ref();
+    store.recording_append(site as u64, &sha, 0, &wav)?;
+    store.recording_finish(site as u64, &sha)?;
+    let recording = hex(&sha);
     let attempt = UpEvent::CallAttempt(CallAttempt {
         attempt_id: 1, batch_id: batch as u64, row_id: row, started_at: 1_700_000_000, answered_at: Some(1_700_000_008),
         ended_at: 1_700_000_090, outcome: Outcome::Connected, hangup_side: None, agent: Some("8001".into()), talk_seconds: 82,
-        recording_sha256: None, kind: AttemptKind::Predictive,
+        recording_sha256: Some(recording.clone()), kind: AttemptKind::Predictive,
     });
     let record = |result: &str| UpEvent::BusinessRecord(BusinessRecord {
         attempt_id: 1, batch_id: batch as u64, row_id: row, agent: "8001".into(), saved_at: 1_700_000_100, values: vec![("result".into(), result.into())],
@@ -357,13 +364,6 @@ async fn seed(h: &Harness) -> Result<Seeded> {
     h.hub().store.apply_up(site as u64, &UpEntry { epoch: 1, seq: 2, event: record("成功") })?;
     ensure!(h.hub().store.apply_up(site as u64, &UpEntry { epoch: 1, seq: 2, event: record("失败") }).is_err(), "a conflicting re-send is refused");
 
-    // A recording the site uploaded, as the link stores it.
-    let wav = ulaw_wav(800);
-    let sha: [u8; 32] = sha2_of(&wav);
-    let store: &dyn HubStore = h.hub().store.as_ref();
-    store.recording_append(site as u64, &sha, 0, &wav)?;
-    store.recording_finish(site as u64, &sha)?;
-    let recording = hex(&sha);
     // The site is online and its wall snapshot came: an agent, a running task, an alarm.
     store.link_state(site as u64, true);
     store.site_live(
@@ -427,6 +427,7 @@ fn concrete(pattern: &str, seeded: &Seeded) -> Result<String> {
             ("lists", "list") => "black".to_string(),
             ("recordings", "sha256") => seeded.recording.clone(),
             ("reports", "report") => seeded.report.to_string(),
+            ("calls", "attempt") => "1".to_string(),
             _ => bail!("{pattern}: the test has no value for {{{name}}} after /{owner}/: add one to `concrete`"),
         };
         out.push(value);

@@ -186,6 +186,18 @@ impl Scope {
         sites.iter().all(|&site| self.project_site(project, site))
     }
 
+    /// Every (project, site) whose data the account may see, for filtering in SQL; `None`
+    /// means everything (an admin).
+    pub fn project_site_pairs(&self) -> Option<Vec<(i64, i64)>> {
+        let projects = self.projects.as_ref()?;
+        Some(
+            projects
+                .iter()
+                .flat_map(|(project, sites)| sites.iter().filter(|site| self.site(**site)).map(move |site| (*project, *site)))
+                .collect(),
+        )
+    }
+
     /// Whether the account may see data of project `project` at site `site`.
     pub fn project_site(&self, project: i64, site: i64) -> bool {
         self.site(site) && self.projects.as_ref().is_none_or(|p| p.get(&project).is_some_and(|s| s.contains(&site)))

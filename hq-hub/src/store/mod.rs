@@ -13,6 +13,7 @@ mod access;
 mod accounts;
 mod across;
 mod batches;
+mod calls;
 mod control;
 mod down;
 mod files;
@@ -46,6 +47,7 @@ pub use batches::{
     AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
     RecordView, RemovedRow,
 };
+pub use calls::{CallCursor, CallPage, CallQuery, CallRecord, CallRecording, CallView, Direction, PhoneMatch, RecordValue, MAX_PAGE as MAX_CALL_PAGE};
 pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettings, LinkSettingsError, OneClickAction, MIN_UPLOAD_BYTES_PER_SEC};
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
@@ -502,6 +504,21 @@ const MIGRATIONS: &[&str] = &[
         received_at_ms INTEGER NOT NULL,
         snapshot       TEXT NOT NULL
     );
+    // 15: call records at HQ (see `calls`). Each attempt keeps its number's last four
+    // digits, copied from the batch row, so a number is found through an index; and each
+    // selective filter has an index ending in the page key (started_at, site_id,
+    // attempt_id), so a page of a filtered month is read in key order, never sorted. The
+    // time index replaces the plain `started_at` one (its prefix serves the same queries).
+    r#"
+    ALTER TABLE call_attempts ADD COLUMN phone_last4 TEXT;
+    UPDATE call_attempts SET phone_last4 =
+        (SELECT substr(br.phone, -4) FROM batch_rows br WHERE br.id = call_attempts.row_id);
+    CREATE INDEX calls_time ON call_attempts(started_at, site_id, attempt_id);
+    DROP INDEX call_attempts_started;
+    CREATE INDEX calls_site_time ON call_attempts(site_id, started_at, attempt_id);
+    CREATE INDEX calls_last4_time ON call_attempts(phone_last4, started_at, site_id, attempt_id);
+    CREATE INDEX calls_agent_time ON call_attempts(agent, started_at, site_id, attempt_id);
+    CREATE INDEX calls_batch_time ON call_attempts(batch_id, started_at, site_id, attempt_id);
     "#,
 ];
 
@@ -663,6 +680,7 @@ mod tests {
             // A hub store as version 4 left it: no row index on the attempts.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
+            conn.execute_batch(calls::UNDO_MIGRATION).unwrap();
             conn.execute_batch(
                 "DROP INDEX call_attempts_batch_row; CREATE INDEX call_attempts_batch ON call_attempts(batch_id);
                  DROP INDEX batch_rows_phone_batch; CREATE INDEX batch_rows_phone ON batch_rows(phone);
@@ -709,6 +727,7 @@ mod tests {
             // in plain form, an enrolled site.
             let store = Store::open(dir.path()).unwrap();
             let conn = store.conn();
+            conn.execute_batch(calls::UNDO_MIGRATION).unwrap();
             conn.execute_batch(
                 "DROP TABLE site_identities; DROP TABLE enrollment_codes;
                  CREATE TABLE enrollment_codes (code_hash TEXT PRIMARY KEY, site_id INTEGER NOT NULL,

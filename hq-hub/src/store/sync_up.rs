@@ -160,14 +160,15 @@ impl Store {
 fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind, phone_last4)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+             (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4))
          ON CONFLICT (site_id, attempt_id) DO UPDATE SET
              batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
              answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
              hangup_side = excluded.hangup_side, agent = excluded.agent,
              talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
-             kind = excluded.kind",
+             kind = excluded.kind, phone_last4 = excluded.phone_last4",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![

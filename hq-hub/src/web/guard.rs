@@ -116,6 +116,8 @@ permissions! {
     Reports = "reports";
     /// 职场监控管理 (the monitoring wall).
     SiteMonitor = "site.monitor";
+    /// 职场通话记录 (every synced call of the caller's sites).
+    SiteCalls = "site.calls";
 }
 
 /// The account modules, any of which opens the accounts page.

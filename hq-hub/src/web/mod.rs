@@ -16,6 +16,8 @@
 
 mod across;
 mod api;
+mod calls;
+mod calls_files;
 mod console;
 mod extract;
 pub mod guard;
@@ -117,6 +119,7 @@ fn register(r: Registry) -> Registry {
     let r = across::routes(r);
     let r = report_api::routes(r);
     let r = wall::routes(home::routes(r));
+    let r = calls::routes(r);
     r.get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)

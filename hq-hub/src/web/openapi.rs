@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{across, api, console, notices, report_api, setup, wall, ErrorBody, SESSION_COOKIE};
+use super::{across, api, calls, calls_files, console, notices, report_api, setup, wall, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -50,6 +50,8 @@ use super::{across, api, console, notices, report_api, setup, wall, ErrorBody, S
         report_api::list_reports, report_api::create_report, report_api::get_report, report_api::update_report,
         report_api::delete_report, report_api::preview_unsaved, report_api::preview_report,
         wall::wall_json, wall::site_json, wall::wall_events,
+        calls::search, calls::get_call, calls_files::export_xlsx, calls_files::recordings_zip, calls_files::recording,
+        calls_files::fetch,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -66,6 +68,7 @@ use super::{across, api, console, notices, report_api, setup, wall, ErrorBody, S
         (name = "notices", description = "Announcements (公告管理)"),
         (name = "data", description = "A project's customer data and business records across its sites (客户资料, 业务资料)"),
         (name = "monitor", description = "The monitoring wall (职场监控管理): every site live, one site's agents and tasks, the live stream"),
+        (name = "calls", description = "Call records and their recordings (职场通话记录, 录音管理)"),
     )
 )]
 struct ApiDoc;
