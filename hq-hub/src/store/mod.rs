@@ -504,6 +504,7 @@ const MIGRATIONS: &[&str] = &[
         received_at_ms INTEGER NOT NULL,
         snapshot       TEXT NOT NULL
     );
+    "#,
     // 15: call records at HQ (see `calls`). Each attempt keeps its number's last four
     // digits, copied from the batch row, so a number is found through an index; and each
     // selective filter has an index ending in the page key (started_at, site_id,

@@ -306,9 +306,9 @@ fn the_migration_fills_the_last_four_digits_of_calls_stored_before_it() {
     let dir = w._dir.path().to_path_buf();
     let one = w.calls[5].clone();
     {
-        // The store as migration 10 left it: no column, no call indexes.
+        // The store as migration 14 left it: no column, no call indexes.
         let conn = w.store.conn();
-        conn.execute_batch(&format!("{UNDO_MIGRATION} PRAGMA user_version = 10;")).unwrap();
+        conn.execute_batch(&format!("{UNDO_MIGRATION} PRAGMA user_version = 14;")).unwrap();
     }
     drop(w.store);
     let store = Store::open(&dir).unwrap();
