@@ -12,7 +12,7 @@ use crate::store::{self, CellKey, Pending, ReportError};
 use crate::table::{day_text, month_text, Filter, KeyPart, ReportTable};
 use crate::time::{month_index, weekday, Zone};
 
-/// The dimensions of a cell key, in [`Key`] order.
+/// The dimensions of a cell key, in key order.
 pub const PROJECT: usize = 0;
 pub const SITE: usize = 1;
 pub const TEAM: usize = 2;

@@ -25,6 +25,15 @@
 //! engine's dictionaries. A missed or out-of-order delta is detected by the version the
 //! writes bump, and the cubes are rebuilt rather than answer wrong.
 //!
+//! Cube choice: an agent belongs to one site and team and (nearly always) one extension,
+//! so summing agents and extensions away divides a cube by the agents per site; days divide
+//! by the working hours; batches and business values multiply cells, so the coarsest cubes
+//! drop them ([`hub_cubes`], [`site_cubes`]). Groups are summed into a dense array indexed
+//! by the tags' value ranges when that is small (no hashing per cell), else a hash map, and
+//! only the measures the columns read are summed. `examples/report_bench.rs` measures it
+//! against DuckDB (figures in `docs/benchmarks.md`): at HQ scale the finest cube, which
+//! every cube is derived from and which answers agent × hour reports, dominates memory.
+//!
 //! Local time is read-time: cells are per UTC hour and the [`Zone`] (China time by default)
 //! maps them to local hours, so zones must have whole-hour offsets ([`Zone::new`] checks).
 //!
