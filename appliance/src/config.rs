@@ -12,6 +12,7 @@
 //! fxo_profiles = "/var/lib/outpost/fxo.toml" # optional: FXO gateways (docs/fxo-profiles.md)
 //! media_timeout_seconds = 60        # hang up an answered call whose customer sends no RTP
 //! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
+//! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -62,6 +63,8 @@ pub struct ApplianceConfig {
     pub telephony: TelephonyOptions,
     /// The web server's sessions.
     pub web: WebOptions,
+    /// The zone reports count local days and hours in (China time by default).
+    pub report_zone: reports::Zone,
 }
 
 /// The web server's settings.
@@ -104,6 +107,7 @@ struct FileConfig {
     fxo_profiles: Option<PathBuf>,
     media_timeout_seconds: Option<u64>,
     session_idle_minutes: Option<u64>,
+    report_time_zone: Option<String>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -150,6 +154,7 @@ impl ApplianceConfig {
             hold_audio: None,
             telephony: TelephonyOptions::default(),
             web: WebOptions::default(),
+            report_zone: reports::Zone::china(),
         }
     }
 
@@ -239,6 +244,10 @@ impl ApplianceConfig {
                 return Err(invalid("session_idle_minutes = 0: use at least 1 (480, 8 hours, is the default)".to_string()));
             }
             config.web.session_idle = Duration::from_secs(minutes * 60);
+        }
+        if let Some(zone) = file.report_time_zone {
+            config.report_zone =
+                reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
         }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();

@@ -145,6 +145,20 @@ pub enum DownEvent {
     /// white one is one change, so it is un-blacklisted by the same entry. Supersedes
     /// [`DownEvent::BlackList`], which a hub of this version no longer sends.
     PhoneList(PhoneListChange),
+    /// HQ's report definitions of a sub-project (项目任务报表's columns), versioned per
+    /// project: a site keeps the newest it has seen and computes them from its own store.
+    ReportDefinitions(ReportDefinitions),
+}
+
+/// The report definitions of one sub-project, as JSON text of `Vec<reports::ReportDef>`:
+/// text, so this crate need not depend on the report engine, and a site of an older build
+/// still decodes the event (and skips definitions it cannot read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportDefinitions {
+    pub project_id: u64,
+    /// Per-project version: a site applies only a newer one.
+    pub version: u64,
+    pub definitions_json: String,
 }
 
 /// Which of HQ's lists a number is on.

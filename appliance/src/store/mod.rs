@@ -30,6 +30,8 @@
 //! - `viewer`: who reads and what they may see (number masking, hidden fields).
 //! - `link`: down-log apply, batch verification, the outbox and `impl SiteStore`.
 //! - `hq`: HQ's gates and controls; `notices`: voice files and announcements.
+//! - `reports`: the report engine's facts written with each attempt and record, HQ's
+//!   report definitions, and the site's report reads.
 
 mod accounts;
 mod attribution;
@@ -41,6 +43,7 @@ mod manual;
 mod notices;
 mod popup;
 mod records;
+mod reports;
 mod schema;
 mod sessions;
 mod tasks;
@@ -62,6 +65,7 @@ pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
+pub use reports::{AgentNumbers, NumberAttempt};
 pub use records::{CallFilter, CallRecordView, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,
@@ -93,6 +97,9 @@ pub enum OpenError {
     /// SQLite could not open the file or apply the migrations.
     #[error("cannot open site database {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
+    /// The reports' one-time backfill of the attempts written before them failed.
+    #[error("cannot fill the reports of site database {path}: {source}")]
+    Backfill { path: PathBuf, source: DbError },
     /// The database was written by a newer build than this one.
     #[error(
         "site database {path} has schema version {found}, newer than this build's {known}; \
@@ -127,6 +134,8 @@ pub struct Store {
     /// Batches whose rows were hashed as they were written (see [`WrittenHash`]). Lives
     /// in memory only: after a restart a batch is checked by reading it back.
     written: Mutex<std::collections::HashMap<u64, WrittenHash>>,
+    /// The report engine, fed after each commit that gave it facts (see `reports`).
+    reports: std::sync::RwLock<Arc<::reports::Engine>>,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> DbError {
@@ -160,6 +169,7 @@ impl Store {
             tx.execute_batch(migration).map_err(sqlite)?;
         }
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(sqlite)?;
+        reports::backfill(&tx).map_err(|source| OpenError::Backfill { path: path.clone(), source })?;
         // The epoch is drawn once, when the store is created; it never changes afterwards.
         let fresh_epoch = rand::random::<u64>();
         tx.execute(
@@ -185,6 +195,7 @@ impl Store {
             link_tick_at: AtomicI64::new(0),
             agent_counts: Mutex::new(AgentCounts::default()),
             written: Mutex::new(std::collections::HashMap::new()),
+            reports: std::sync::RwLock::new(Arc::new(::reports::Engine::new(::reports::Zone::china()))),
         })
     }
 
