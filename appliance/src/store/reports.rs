@@ -256,6 +256,19 @@ impl Store {
         }
     }
 
+    /// The batches of `project_id`: `(batch_id, name, numbers)`, newest first.
+    pub fn project_batches(&self, project_id: u64) -> Result<Vec<(u64, String, u64)>, DbError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT batch_id, COALESCE(name, ''), COALESCE(n_rows, 0) FROM batches WHERE project_id = ?1
+             ORDER BY batch_id DESC",
+        )?;
+        let rows = statement
+            .query_map([project_id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     /// Distinct customers each agent's attempts of `project_id` dialed between the unix
     /// seconds `[from, to)` (号码总数 of the leaderboard).
     pub fn agent_numbers(&self, project_id: u64, from: i64, to: i64) -> Result<Vec<AgentNumbers>, DbError> {
