@@ -61,10 +61,8 @@ pub struct ApplianceConfig {
     /// Per-trunk transport, proxy, registration, health checks and failover; the
     /// registrar's lockout policy.
     pub telephony: TelephonyOptions,
-    /// The web server's sessions.
+    /// The web server's sessions and the reports' time zone.
     pub web: WebOptions,
-    /// The zone reports count local days and hours in (China time by default).
-    pub report_zone: reports::Zone,
 }
 
 /// The web server's settings.
@@ -74,11 +72,13 @@ pub struct WebOptions {
     /// agent's shift with its breaks, so no one is logged out mid-shift, while a browser left
     /// signed in overnight on a shared desk is not.
     pub session_idle: Duration,
+    /// The zone the reports count local days and hours in (China time by default).
+    pub report_zone: reports::Zone,
 }
 
 impl Default for WebOptions {
     fn default() -> WebOptions {
-        WebOptions { session_idle: Duration::from_secs(8 * 3600) }
+        WebOptions { session_idle: Duration::from_secs(8 * 3600), report_zone: reports::Zone::china() }
     }
 }
 
@@ -154,7 +154,6 @@ impl ApplianceConfig {
             hold_audio: None,
             telephony: TelephonyOptions::default(),
             web: WebOptions::default(),
-            report_zone: reports::Zone::china(),
         }
     }
 
@@ -246,7 +245,7 @@ impl ApplianceConfig {
             config.web.session_idle = Duration::from_secs(minutes * 60);
         }
         if let Some(zone) = file.report_time_zone {
-            config.report_zone =
+            config.web.report_zone =
                 reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
         }
         if let Some(lockout) = file.lockout {

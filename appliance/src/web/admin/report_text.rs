@@ -57,7 +57,6 @@ report_text! {
     queue_hangup: "队列挂断(率)", "Queue hang-up (rate)";
     ext_hangup: "分机挂断(率)", "Extension hang-up (rate)";
     agent_account: "员工账号", "Agent account";
-    success: "成功", "success";
     success_rate: "成功率", "Success rate";
     result_field: "本次业务结果", "Result";
     no_agent: "（未接入坐席）", "(no agent)";

@@ -137,14 +137,18 @@ fn daily_section(state: &AppState, ctx: &Ctx) -> Result<Section, ApiError> {
     })
 }
 
-/// The project's business result field (the first single choice offering 成功): its key and
-/// title.
-fn result_field(state: &AppState, project_id: u64) -> Result<(String, String), ApiError> {
+/// The project's business result (本次业务结果-成功): the first single choice field with an
+/// option that is, or starts with, 成功 (成功办理); its key, title and that option.
+fn result_field(state: &AppState, project_id: u64) -> Result<(String, String, String), ApiError> {
     let def = state.store.project(project_id)?;
-    let field = def.and_then(|def| {
-        def.record_fields.into_iter().find(|f| matches!(&f.kind, FieldKind::SingleChoice(o) if o.iter().any(|o| o == "成功")))
+    let found = def.into_iter().flat_map(|def| def.record_fields).find_map(|f| match &f.kind {
+        FieldKind::SingleChoice(options) => {
+            let option = options.iter().find(|o| o.as_str() == "成功").or_else(|| options.iter().find(|o| o.starts_with("成功")));
+            option.map(|o| (f.key.clone(), f.title.clone(), o.clone()))
+        }
+        _ => None,
     });
-    Ok(field.map(|f| (f.key, f.title)).unwrap_or_else(|| ("result".into(), String::new())))
+    Ok(found.unwrap_or_else(|| ("result".into(), String::new(), "成功".into())))
 }
 
 /// The unix seconds `[from, to)` of a range of local days.
@@ -157,9 +161,9 @@ fn unix_range(days: &DayRange, zone: &Zone) -> (i64, i64) {
 pub(super) fn agent_section(state: &AppState, ctx: &Ctx) -> Result<Section, ApiError> {
     let r = ctx.r;
     let project_id = ctx.project_id.unwrap_or_default();
-    let (key, title) = result_field(state, project_id)?;
-    let success = Statistic::FieldValue { key, value: "成功".into() };
-    let success_header = format!("{}-{}", if title.is_empty() { r.result_field } else { title.as_str() }, r.success);
+    let (key, title, option) = result_field(state, project_id)?;
+    let success = Statistic::FieldValue { key, value: option.clone() };
+    let success_header = format!("{}-{option}", if title.is_empty() { r.result_field } else { title.as_str() });
     let def = ReportDef {
         name: r.agents.into(),
         tags: vec![Tag::Agent],
