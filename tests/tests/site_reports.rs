@@ -282,6 +282,21 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
     ensure!(exported[header_at + 1..] == board[..], "the export matches the page: {exported:?} vs {board:?}");
     ensure!(exported[1][0].contains("北京时间"), "China time: {:?}", exported[1]);
 
+    // A custom range over a year is refused naming the field, in Chinese, then in English.
+    browser.goto(&format!("{url}/admin/reports?time=custom&from=2025-01-01&to=2026-12-31")).await?;
+    let refused = browser.wait_for("#report-error", Duration::from_secs(5)).await?.text().await?;
+    ensure!(refused.contains("to：时间段最多 366 天"), "{refused}");
+    browser.goto(&format!("{url}/lang/en")).await?;
+    browser.goto(&format!("{url}/admin/reports?time=custom&from=2025-01-01&to=2026-12-31")).await?;
+    let refused = browser.wait_for("#report-error", Duration::from_secs(5)).await?.text().await?;
+    ensure!(refused.contains("to: a range covers at most 366 days"), "{refused}");
+    browser.goto(&format!("{url}/admin/reports/agents?time=month")).await?;
+    let english = browser.wait_for("#leaderboard thead", Duration::from_secs(5)).await?.text().await?;
+    ensure!(english.contains("Dials") && english.contains("Agent account"), "{english}");
+    let english_board = table(&browser, "#leaderboard table", true).await?;
+    ensure!(english_board[0] == board[0] && english_board[1][1] == "(no agent)", "the same figures in English: {english_board:?}");
+    ensure!(english_board[2][0] == "Total" && english_board[2][2..] == board[2][2..], "{english_board:?}");
+
     // Only a role with the full-numbers module sees them whole.
     let detail = format!("/admin/reports/batches?batch_id={batch_id}");
     let reader = Api::login(&url, "reader", "reader-pass-1").await?;

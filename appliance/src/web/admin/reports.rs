@@ -212,7 +212,6 @@ impl Ctx {
             Tag::Project => r.project,
             Tag::Batch => r.batch,
             Tag::Agent => r.agent_account,
-            Tag::Day => r.by_day,
             _ => return tag_words(tag, zh).to_string(),
         }
         .to_string()
@@ -230,6 +229,7 @@ fn tag_words(tag: Tag, zh: bool) -> &'static str {
         Tag::Hour => ("时段-时", "Hour"),
         Tag::Weekday => ("时段-周", "Weekday"),
         Tag::Month => ("时段-月", "Month"),
+        Tag::Day => ("日期", "Day"),
         _ => ("", ""),
     };
     if zh { c } else { e }
