@@ -311,7 +311,7 @@ async fn without_hq_the_desk_keeps_working_and_the_outbox_keeps_it() -> anyhow::
         .outbox_after(0, 10)?
         .into_iter()
         .map(|entry| match entry.event {
-            UpEvent::CallAttempt(_) => "attempt".to_string(),
+            UpEvent::CallAttemptDetail(_) => "attempt".to_string(),
             UpEvent::BusinessRecord(record) => format!("record:{}", record.values.len()),
             UpEvent::Callback(callback) => format!("callback:{}", callback.row_id),
             other => format!("{other:?}"),

@@ -167,10 +167,7 @@ async fn outbox_entry<T>(site: &Site, timeout: Duration, pick: impl Fn(&UpEvent)
 }
 
 fn attempt(event: &UpEvent) -> Option<CallAttempt> {
-    match event {
-        UpEvent::CallAttempt(attempt) => Some(attempt.clone()),
-        _ => None,
-    }
+    event.call_attempt().cloned()
 }
 
 async fn next_popup(response: &mut reqwest::Response, buffer: &mut String, timeout: Duration) -> anyhow::Result<Value> {
@@ -242,6 +239,15 @@ async fn answered_call_reaches_the_agent_phone_and_popup_and_goes_up() -> anyhow
     assert_eq!(attempt.agent.as_deref(), Some("agent1"));
     assert_eq!(attempt.row_id, 77_000);
     assert!(attempt.answered_at.is_some());
+    // HQ's reports get the agent's extension and the ring time with it.
+    let detail = outbox_entry(&site, Duration::from_secs(1), |event| match event {
+        UpEvent::CallAttemptDetail(detail) => Some(detail.clone()),
+        _ => None,
+    })
+    .await?;
+    assert_eq!(detail.extension, EXTENSION);
+    let answered = attempt.answered_at.unwrap_or_default();
+    assert_eq!(i64::from(detail.ring_seconds), answered - attempt.started_at);
     let sha = attempt.recording_sha256.clone().context("a connected call is recorded")?;
     let recordings: Vec<_> = std::fs::read_dir(site.dir.path().join("recordings"))?.collect::<Result<_, _>>()?;
     assert_eq!(recordings.len(), 1, "{recordings:?}");

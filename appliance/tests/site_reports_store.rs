@@ -8,7 +8,7 @@ mod common;
 use appliance::store::{AttemptEnd, Role, Store, TaskParams};
 use reports::{Column, Filter, ReportDef, ReportTable, Statistic, Tag, TimeFilter, Value, Zone};
 use sync_link::SiteStore;
-use sync_protocol::{DownEntry, DownEvent, HangupSide, Outcome, ReportDefinitions};
+use sync_protocol::{DownEntry, DownEvent, HangupSide, Outcome, ReportDefinition};
 
 use common::*;
 
@@ -140,16 +140,14 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
 }
 
 fn definitions(seq: u64, version: u64, json: String) -> DownEntry {
-    DownEntry {
-        seq,
-        event: DownEvent::ReportDefinitions(ReportDefinitions { project_id: PROJECT_ID, version, definitions_json: json }),
-    }
+    let defs = vec![ReportDefinition { id: 1, name: "榜单".into(), definition: json }];
+    DownEntry { seq, event: DownEvent::ReportDefinitions { project_id: PROJECT_ID, version, defs } }
 }
 
 fn named(name: &str) -> String {
     let mut def = def();
     def.name = name.into();
-    serde_json::to_string(&vec![def]).expect("json")
+    serde_json::to_string(&def).expect("json")
 }
 
 #[test]
@@ -165,7 +163,7 @@ fn hq_report_definitions_keep_the_newest_version() {
     assert_eq!((version, defs[0].name.as_str()), (2, "第二版"));
     store.apply_down(&definitions(3, 3, named("第三版"))).expect("v3");
     // Definitions this build cannot read are skipped and the link moves on.
-    store.apply_down(&definitions(4, 4, "[{\"nonsense\": 1}]".into())).expect("unreadable");
+    store.apply_down(&definitions(4, 4, "{\"nonsense\": 1}".into())).expect("unreadable");
     assert_eq!(store.down_applied().expect("cursor"), 4);
     let (version, defs) = store.report_definitions(PROJECT_ID).expect("read").expect("kept");
     assert_eq!((version, defs[0].name.as_str()), (3, "第三版"));

@@ -52,7 +52,12 @@ fn finished_attempt_and_record_go_to_the_outbox_with_the_change() {
     let outbox = store.outbox_after(0, 100).expect("outbox");
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].epoch, store.epoch());
-    assert_eq!(outbox[0].event, UpEvent::CallAttempt(attempt.clone()));
+    assert_eq!(outbox[0].event.call_attempt(), Some(&attempt));
+    let UpEvent::CallAttemptDetail(detail) = &outbox[0].event else { panic!("{:?}", outbox[0].event) };
+    // What HQ's reports need besides the attempt: the phone rang until it was answered.
+    let answered = attempt.answered_at.expect("answered");
+    assert_eq!(i64::from(detail.ring_seconds), (answered - attempt.started_at).max(0));
+    assert_eq!(detail.queue_seconds, 0);
 
     // A record that fails the form writes neither the record nor an outbox entry.
     let missing = store.save_record(claimed.attempt_id, "agent1", &[("note".into(), "hi".into())]);
@@ -280,7 +285,7 @@ fn everything_survives_a_reopen() {
     assert_eq!(store.recover_interrupted().expect("recover"), 1);
     assert_eq!(store.outbox_len().expect("len"), 2);
     let outbox = store.outbox_after(0, 10).expect("outbox");
-    assert!(matches!(&outbox[1].event, UpEvent::CallAttempt(a) if a.outcome == Outcome::Failed));
+    assert!(outbox[1].event.call_attempt().is_some_and(|a| a.outcome == Outcome::Failed));
     let task = &store.tasks().expect("tasks")[0];
     assert_eq!((task.numbers, task.dialed, task.connected), (2, 2, 1));
     // A brand-new store draws a different epoch.

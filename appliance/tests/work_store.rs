@@ -220,10 +220,7 @@ fn callbacks_are_scheduled_armed_executed_and_reported() {
         .outbox_after(0, 100)
         .expect("outbox")
         .into_iter()
-        .filter_map(|entry| match entry.event {
-            UpEvent::CallAttempt(attempt) => Some(attempt.kind),
-            _ => None,
-        })
+        .filter_map(|entry| entry.event.call_attempt().map(|attempt| attempt.kind))
         .collect();
     assert_eq!(kinds, vec![AttemptKind::Predictive, AttemptKind::Callback]);
 }
@@ -296,7 +293,7 @@ fn with_the_link_down_the_outbox_keeps_every_kind_of_event_until_acknowledged() 
     let kinds: Vec<&str> = outbox
         .iter()
         .map(|entry| match &entry.event {
-            UpEvent::CallAttempt(_) => "attempt",
+            UpEvent::CallAttemptDetail(_) => "attempt",
             UpEvent::BusinessRecord(_) => "record",
             UpEvent::Callback(_) => "callback",
             UpEvent::CustomerEdit(_) => "edit",

@@ -167,6 +167,9 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
     let lists = Access::Module("cti.lists");
     let voice = Access::Module("cti.voice");
     let notices = Access::Module("notices");
+    let reports = Access::Module("reports");
+    let report_def = json!({ "name": "综合话务报表", "tags": ["team"], "columns": [{ "header": "外呼数", "statistic": { "kind": "dials" } }] });
+    let preview = json!({ "time": { "kind": "last_7_days" } });
     let (site, project, file, batch, job) = (w.site, w.project, w.file, w.batch, w.job);
     let json = |v: Value| Body::Json(v);
     let form = |pairs: &[(&str, String)]| Body::Form(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect());
@@ -258,6 +261,13 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/announcements", notices, "/api/announcements".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}", notices, "/api/announcements/999".into(), json(json!({ "title": "通知", "body": "" })), Global),
         (Method::POST, "/api/announcements/{id}/withdraw", notices, "/api/announcements/999/withdraw".into(), Body::None, Global),
+        (Method::GET, "/api/projects/{id}/reports", reports.clone(), format!("/api/projects/{project}/reports"), Body::None, Hidden),
+        (Method::POST, "/api/projects/{id}/reports", reports.clone(), format!("/api/projects/{project}/reports"), json(report_def.clone()), Hidden),
+        (Method::POST, "/api/projects/{id}/reports/preview", reports.clone(), format!("/api/projects/{project}/reports/preview"), json(json!({ "definition": report_def.clone(), "filter": preview.clone() })), Hidden),
+        (Method::GET, "/api/projects/{id}/reports/{report}", reports.clone(), format!("/api/projects/{project}/reports/999"), Body::None, HiddenAbsent),
+        (Method::PUT, "/api/projects/{id}/reports/{report}", reports.clone(), format!("/api/projects/{project}/reports/999"), json(report_def.clone()), HiddenAbsent),
+        (Method::POST, "/api/projects/{id}/reports/{report}/delete", reports.clone(), format!("/api/projects/{project}/reports/999/delete"), Body::None, HiddenAbsent),
+        (Method::POST, "/api/projects/{id}/reports/{report}/preview", reports, format!("/api/projects/{project}/reports/999/preview"), json(preview), HiddenAbsent),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {

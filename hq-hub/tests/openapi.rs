@@ -260,6 +260,19 @@ fn conforms(doc: &Value, method: &str, path: &str, status: StatusCode, content_t
     Ok(())
 }
 
+/// A report grouped by team and hour, with a business-result count and a ratio.
+fn report_definition() -> Value {
+    json!({
+        "name": "综合话务报表", "tags": ["team", "hour"],
+        "conditions": [{ "subject": { "kind": "direction" }, "values": ["outbound"] }],
+        "columns": [
+            { "header": "外呼数", "statistic": { "kind": "dials" } },
+            { "header": "成功", "statistic": { "kind": "field_value", "key": "result", "value": "成功" } },
+            { "header": "接通率", "statistic": { "kind": "dial_connected" }, "divide_by": { "kind": "dials" } }
+        ]
+    })
+}
+
 /// The ids the GET routes are called with.
 struct Seeded {
     site: i64,
@@ -268,6 +281,7 @@ struct Seeded {
     batch: i64,
     job: u64,
     recording: String,
+    report: i64,
 }
 
 /// Something in every list a GET route answers: sites, a sub-project with every kind of
@@ -364,7 +378,8 @@ async fn seed(h: &Harness) -> Result<Seeded> {
     let form = Form::new().text("name", "等待音乐").text("kind", "hold_music").part("file", Part::bytes(ulaw_wav(4000)).file_name("hold.wav"));
     h.upload("/api/voice-files", form).await?;
     h.json(Method::POST, "/api/announcements", json!({ "title": "通知", "body": "今晚维护", "expires_at": "2099-01-01 08:00" })).await?;
-    Ok(Seeded { site, project, file, batch, job, recording })
+    let report = h.json(Method::POST, &format!("/api/projects/{project}/reports"), report_definition()).await?["id"].as_i64().context("report")?;
+    Ok(Seeded { site, project, file, batch, job, recording, report })
 }
 
 fn sha2_of(bytes: &[u8]) -> [u8; 32] {
@@ -394,6 +409,7 @@ fn concrete(pattern: &str, seeded: &Seeded) -> Result<String> {
             ("imports", "job") => seeded.job.to_string(),
             ("lists", "list") => "black".to_string(),
             ("recordings", "sha256") => seeded.recording.clone(),
+            ("reports", "report") => seeded.report.to_string(),
             _ => bail!("{pattern}: the test has no value for {{{name}}} after /{owner}/: add one to `concrete`"),
         };
         out.push(value);
@@ -482,6 +498,13 @@ async fn state_changing_routes_answer_as_the_document_says() -> Result<()> {
     conforms(&doc, "POST", "/api/lists/{list}/import", StatusCode::OK, "application/json", &imported)?;
     ensure!(imported["added"] == json!(1) && imported["bad"].as_array().is_some_and(|bad| bad.len() == 1), "{imported}");
     ensure!(imported["message"].as_str().is_some_and(|m| m.contains("已导入 1 个号码")), "the console shows the message: {imported}");
+
+    // A report's preview, over the month the seeded call (2023-11-14) is in.
+    let filter = json!({ "time": { "kind": "custom", "from": "2023-11-01", "to": "2023-11-30" } });
+    let report = seeded.report;
+    let table = documented_answer(&h, &doc, Method::POST, "/api/projects/{id}/reports/{report}/preview", &format!("/api/projects/{project}/reports/{report}/preview"), filter).await?;
+    ensure!(table["headers"] == json!(["外呼数", "成功", "接通率"]) && table["total"] == json!([1, 1, 1.0]), "{table}");
+    ensure!(table["rows"][0]["keys"] == json!([{ "site": site, "text": "" }, 6]), "team none, 06:00 China time: {table}");
 
     // The checker holds these schemas closed too.
     let mut extra = paused.clone();

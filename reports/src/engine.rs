@@ -193,12 +193,44 @@ impl CubeSpec {
     }
 }
 
+/// HQ's cubes, besides the finest. An agent is one site's, one team's and (nearly always)
+/// one extension's, so summing agents and extensions away divides a cube by the agents per
+/// site (~100); batches and business values multiply it, so the coarsest cubes drop them too.
+/// Days divide by the working hours (~10). A report grouping by agent and hour without
+/// business values or batches has its own cube; one that needs agent, hour and business
+/// values together is answered from the finest.
+pub fn hub_cubes() -> Vec<CubeSpec> {
+    vec![
+        CubeSpec::without(&[], false),
+        CubeSpec::without(&[AGENT, EXTENSION], true),
+        CubeSpec::without(&[AGENT, EXTENSION], false),
+        CubeSpec::without(&[AGENT, EXTENSION, BATCH, COMBO], true),
+        CubeSpec::without(&[AGENT, EXTENSION, BATCH, COMBO], false),
+        CubeSpec::without(&[BATCH, ACCOUNT, HANGUP, COMBO], true),
+    ]
+}
+
+/// A site's cubes, besides the finest: one site's month is ~100 times smaller than HQ's, so
+/// fewer, finer cubes do.
+pub fn site_cubes() -> Vec<CubeSpec> {
+    vec![
+        CubeSpec::without(&[], false),
+        CubeSpec::without(&[AGENT, EXTENSION], true),
+        CubeSpec::without(&[AGENT, EXTENSION, BATCH, COMBO], false),
+    ]
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Bucket {
     index: FxMap<Key, u32>,
     keys: Vec<Key>,
-    vals: Vec<Measures>,
+    /// Sums kept as `u32` (wrapping, so a delta may be negative): half the memory of
+    /// `i64`, and a cell holds at most one local day of one key, far below 2^32 seconds.
+    vals: Vec<CellSums>,
 }
+
+/// A cube cell's sums.
+pub(crate) type CellSums = [u32; N_MEASURES];
 
 #[derive(Debug)]
 struct Cube {
@@ -229,7 +261,8 @@ impl Cube {
             }
         };
         for (v, d) in bucket.vals[i].iter_mut().zip(m) {
-            *v += d;
+            // Two's complement: adding a negative delta's low 32 bits subtracts it.
+            *v = v.wrapping_add(*d as u32);
         }
     }
 }
@@ -263,6 +296,16 @@ impl Engine {
             specs.push(CubeSpec::FINEST);
         }
         Engine { zone, specs, mem: RwLock::new(None) }
+    }
+
+    /// HQ's engine: the cubes of [`hub_cubes`].
+    pub fn hub(zone: Zone) -> Engine {
+        Engine::with_cubes(zone, hub_cubes())
+    }
+
+    /// A site box's engine: the cubes of [`site_cubes`].
+    pub fn site(zone: Zone) -> Engine {
+        Engine::with_cubes(zone, site_cubes())
     }
 
     pub fn zone(&self) -> &Zone {
@@ -317,6 +360,21 @@ impl Engine {
         Ok(guard.as_ref().map(|m| m.cubes.iter().map(|c| (c.spec, c.cells)).collect()).unwrap_or_default())
     }
 
+    /// Brings the cubes up to the store's version (loading them the first time): call with
+    /// the store's connection, then [`Engine::answer`] without it.
+    pub fn refresh(&self, conn: &rusqlite::Connection) -> Result<(), ReportError> {
+        self.ensure_loaded(conn)
+    }
+
+    /// Answers `def` from the cubes as they are (see [`Engine::refresh`]).
+    pub fn answer(&self, def: &ReportDef, filter: &Filter) -> ReportTable {
+        let guard = self.mem.read().unwrap_or_else(PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(mem) => crate::query::answer(mem_view(mem), def, filter),
+            None => crate::query::empty(def),
+        }
+    }
+
     fn ensure_loaded(&self, conn: &rusqlite::Connection) -> Result<(), ReportError> {
         let version = store::version(conn)?;
         let fresh = self.mem.read().unwrap_or_else(PoisonError::into_inner).as_ref().is_some_and(|m| m.version >= version);
@@ -332,11 +390,7 @@ impl Engine {
     /// Answers `def` within `filter`, from the cubes.
     pub fn run(&self, conn: &rusqlite::Connection, def: &ReportDef, filter: &Filter) -> Result<ReportTable, ReportError> {
         self.ensure_loaded(conn)?;
-        let guard = self.mem.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(mem) = guard.as_ref() else {
-            return Ok(crate::query::empty(def));
-        };
-        Ok(crate::query::answer(mem_view(mem), def, filter))
+        Ok(self.answer(def, filter))
     }
 }
 
@@ -380,7 +434,11 @@ impl DictsView<'_> {
 }
 
 impl Bucket {
-    pub(crate) fn cells(&self) -> impl Iterator<Item = (&Key, &Measures)> {
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub(crate) fn cells(&self) -> impl Iterator<Item = (&Key, &CellSums)> {
         self.keys.iter().zip(&self.vals)
     }
 }

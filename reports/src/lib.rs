@@ -40,7 +40,7 @@ mod store;
 mod table;
 mod time;
 
-pub use engine::{CubeSpec, Engine};
+pub use engine::{hub_cubes, site_cubes, CubeSpec, Engine};
 pub use fact::{measure_index, AttemptFact, Direction, HangupSide, Measures, Outcome, MEASURES, N_MEASURES};
 pub use model::{
     Column, Condition, DefError, DefErrorKind, Lang, ReportDef, Statistic, Subject, Tag, MAX_COLUMNS, MAX_CONDITIONS,

@@ -2,8 +2,10 @@
 //! report needs, turn the filter and conditions into per-id lookup tables, then one pass
 //! over the buckets of the range summing each cell into its group.
 
-use crate::engine::{bucket_time, subject_dim, tag_dim, CubeView, FxMap, Group, MemView, ACCOUNT, COMBO, PROJECT, SITE, TEAM};
-use crate::fact::{Measures, N_MEASURES};
+use crate::engine::{
+    bucket_time, subject_dim, tag_dim, Bucket, CellSums, CubeView, FxMap, Group, MemView, ACCOUNT, COMBO, PROJECT, SITE, TEAM,
+};
+use crate::fact::N_MEASURES;
 use crate::model::{Condition, ReportDef, Subject, Tag, MAX_TAGS};
 use crate::table::{field_statistics, values, Filter, ReportTable, Row};
 
@@ -153,10 +155,22 @@ struct Groups {
     keys: Vec<Group>,
     sums: Vec<i64>,
     stride: usize,
+    /// The last group added to: neighbouring cells mostly share a group, and comparing 20
+    /// bytes is cheaper than hashing them.
+    last: Option<(Group, usize)>,
 }
 
 impl Groups {
-    fn add(&mut self, key: Group, m: &Measures, fields: &[Vec<bool>], combo: u32) {
+    fn new(stride: usize) -> Groups {
+        Groups { index: FxMap::default(), keys: Vec::new(), sums: Vec::new(), stride, last: None }
+    }
+
+    fn slot(&mut self, key: Group) -> usize {
+        if let Some((last, at)) = self.last {
+            if last == key {
+                return at;
+            }
+        }
         let at = match self.index.get(&key) {
             Some(at) => *at,
             None => {
@@ -167,39 +181,50 @@ impl Groups {
                 at
             }
         };
+        self.last = Some((key, at));
+        at
+    }
+
+    fn add(&mut self, key: Group, m: &CellSums, fields: &[Vec<bool>], combo: u32) {
+        let at = self.slot(key);
         let slot = &mut self.sums[at..at + self.stride];
         for (s, v) in slot[..N_MEASURES].iter_mut().zip(m) {
-            *s += v;
+            *s += i64::from(*v);
         }
         for (s, table) in slot[N_MEASURES..].iter_mut().zip(fields) {
             if table.get(combo as usize).copied().unwrap_or(false) {
-                *s += m[0];
+                *s += i64::from(m[0]);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Groups) {
+        for key in &other.keys {
+            let from = other.index[key];
+            let at = self.slot(*key);
+            for (s, v) in self.sums[at..at + self.stride].iter_mut().zip(&other.sums[from..from + other.stride]) {
+                *s += v;
             }
         }
     }
 }
 
-/// Answers `def` within `filter` from the memory.
-pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> ReportTable {
-    let (dims, hourly) = needs(def, filter);
-    let Some(cube) = pick(&mem, dims, hourly) else { return empty(def) };
-    let compiled = compile(&mem, def, filter);
-    let field_stats = field_statistics(def);
-    let mut groups = Groups {
-        index: FxMap::default(),
-        keys: Vec::new(),
-        sums: Vec::new(),
-        stride: N_MEASURES + field_stats.len(),
-    };
-    let (lo, hi) = if cube.spec.hourly {
-        (filter.days.first * 24, (filter.days.last + 1) * 24)
-    } else {
-        (filter.days.first, filter.days.last + 1)
-    };
+/// Below this many cells a report is summed on the calling thread.
+const PARALLEL_CELLS: usize = 200_000;
+
+/// Sums the cells of `buckets` into groups.
+fn scan<'b>(
+    buckets: impl Iterator<Item = (&'b i64, &'b Bucket)>,
+    hourly: bool,
+    def: &ReportDef,
+    compiled: &Compiled,
+    stride: usize,
+) -> Groups {
+    let mut groups = Groups::new(stride);
     let cell_tags: Vec<(usize, usize)> =
         def.tags.iter().enumerate().filter_map(|(slot, t)| tag_dim(*t).map(|d| (slot, d))).collect();
-    for (&bucket, cells) in cube.buckets.range(lo..hi) {
-        let (hour, day, weekday, month) = bucket_time(bucket, cube.spec.hourly);
+    for (&bucket, cells) in buckets {
+        let (hour, day, weekday, month) = bucket_time(bucket, hourly);
         if hour.is_some_and(|h| !compiled.hours[h as usize]) || !compiled.weekdays[weekday as usize] {
             continue;
         }
@@ -229,6 +254,56 @@ pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> Repo
             groups.add(group, m, &compiled.fields, key[COMBO]);
         }
     }
+    groups
+}
+
+/// Answers `def` within `filter` from the memory.
+pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> ReportTable {
+    let (dims, hourly) = needs(def, filter);
+    let Some(cube) = pick(&mem, dims, hourly) else { return empty(def) };
+    let compiled = compile(&mem, def, filter);
+    let field_stats = field_statistics(def);
+    let stride = N_MEASURES + field_stats.len();
+    let (lo, hi) = if cube.spec.hourly {
+        (filter.days.first * 24, (filter.days.last + 1) * 24)
+    } else {
+        (filter.days.first, filter.days.last + 1)
+    };
+    let buckets: Vec<(&i64, &Bucket)> = if lo < hi { cube.buckets.range(lo..hi).collect() } else { Vec::new() };
+    let cells: usize = buckets.iter().map(|(_, b)| b.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let groups = if cells < PARALLEL_CELLS || threads < 2 || buckets.len() < 2 {
+        scan(buckets.into_iter(), cube.spec.hourly, def, &compiled, stride)
+    } else {
+        // Contiguous shares of about equal cells, one per thread, merged at the end.
+        let share = cells.div_ceil(threads);
+        let mut parts: Vec<Vec<(&i64, &Bucket)>> = vec![Vec::new()];
+        let mut in_part = 0;
+        for bucket in buckets {
+            if in_part >= share {
+                parts.push(Vec::new());
+                in_part = 0;
+            }
+            in_part += bucket.1.len();
+            if let Some(part) = parts.last_mut() {
+                part.push(bucket);
+            }
+        }
+        let hourly = cube.spec.hourly;
+        let compiled = &compiled;
+        let mut results = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| s.spawn(move || scan(part.into_iter(), hourly, def, compiled, stride)))
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect::<Vec<_>>()
+        });
+        let mut first = results.pop().unwrap_or_else(|| Groups::new(stride));
+        for other in results {
+            first.merge(other);
+        }
+        first
+    };
     finish(&mem, def, &field_stats, groups)
 }
 

@@ -113,6 +113,7 @@ pub enum TimeFilter {
     Today,
     Yesterday,
     /// Today and the 6 days before.
+    #[serde(rename = "last_7_days")]
     Last7Days,
     /// Today and the 29 days before (近一月).
     LastMonth,

@@ -140,3 +140,15 @@ fn conditions_and_the_filter_scope_narrow_the_rows() {
     assert_eq!(counts(&table), counts(&run_brute_force(&conn, &zone, &report, &scoped).unwrap()));
     assert_eq!(table.rows.len(), 1);
 }
+
+#[test]
+fn a_field_value_counts_every_attempt_of_a_cell() {
+    let (_dir, mut conn) = open();
+    let engine = Engine::new(Zone::china());
+    for attempt in 1..=3 {
+        write_attempt(&mut conn, &engine, &fact(1, attempt, DAY_START + 9 * 3600 + attempt)).unwrap();
+        write_record(&mut conn, &engine, 1, attempt, &[("result", "成功")]).unwrap();
+    }
+    let table = engine.run(&conn, &def(vec![Tag::Team]), &month(engine.zone())).unwrap();
+    assert_eq!(table.rows[0].values[..2], [Value::Count(3), Value::Count(3)]);
+}

@@ -107,6 +107,21 @@ pub enum UpEvent {
     AgentState(AgentStateChange),
     /// What the site actually did about a control change from HQ.
     ControlApplied(ControlApplied),
+    /// One dial attempt finished, with what HQ's reports need besides the attempt itself
+    /// (extension, team, ring / queue / IVR seconds). A site of this version sends it in
+    /// place of [`UpEvent::CallAttempt`]; HQ stores the attempt the same way.
+    CallAttemptDetail(CallAttemptDetail),
+}
+
+impl UpEvent {
+    /// The attempt of a [`UpEvent::CallAttempt`] or a [`UpEvent::CallAttemptDetail`].
+    pub fn call_attempt(&self) -> Option<&CallAttempt> {
+        match self {
+            UpEvent::CallAttempt(attempt) => Some(attempt),
+            UpEvent::CallAttemptDetail(detail) => Some(&detail.attempt),
+            _ => None,
+        }
+    }
 }
 
 /// Things HQ owns and sends to a site.
@@ -145,20 +160,9 @@ pub enum DownEvent {
     /// white one is one change, so it is un-blacklisted by the same entry. Supersedes
     /// [`DownEvent::BlackList`], which a hub of this version no longer sends.
     PhoneList(PhoneListChange),
-    /// HQ's report definitions of a sub-project (项目任务报表's columns), versioned per
-    /// project: a site keeps the newest it has seen and computes them from its own store.
-    ReportDefinitions(ReportDefinitions),
-}
-
-/// The report definitions of one sub-project, as JSON text of `Vec<reports::ReportDef>`:
-/// text, so this crate need not depend on the report engine, and a site of an older build
-/// still decodes the event (and skips definitions it cannot read).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReportDefinitions {
-    pub project_id: u64,
-    /// Per-project version: a site applies only a newer one.
-    pub version: u64,
-    pub definitions_json: String,
+    /// A sub-project's report definitions (数据报表管理), the whole list under a per-project
+    /// version, so the site computes HQ's columns (项目任务报表) from its own store.
+    ReportDefinitions { project_id: u64, version: u64, defs: Vec<ReportDefinition> },
 }
 
 /// Which of HQ's lists a number is on.
@@ -326,6 +330,33 @@ pub struct BatchControl {
     /// Per-batch version: a site applies a control change only if it is newer than the last.
     pub version: u64,
     pub priority: u8,
+}
+
+/// A finished attempt and the facts reports group and count it by.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallAttemptDetail {
+    pub attempt: CallAttempt,
+    /// The agent's team at the site; empty when none.
+    pub team: String,
+    /// The agent's extension; empty when no agent took part.
+    pub extension: String,
+    /// Seconds the customer's phone rang (to the answer, or to the end if unanswered).
+    pub ring_seconds: u32,
+    /// Seconds an answered customer waited for an agent.
+    pub queue_seconds: u32,
+    /// Seconds the customer spent in the IVR.
+    pub ivr_seconds: u32,
+}
+
+/// One report definition as it travels down: the definition itself is the `reports`
+/// crate's JSON, opaque here, so the wire format does not change with a new statistic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportDefinition {
+    /// HQ's id of the definition.
+    pub id: u64,
+    pub name: String,
+    /// `reports::ReportDef` as JSON.
+    pub definition: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
-use sync_protocol::{CallAttempt, Outcome, UpEvent};
+use sync_protocol::{CallAttempt, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use site_support::*;
@@ -189,10 +189,7 @@ async fn adaptive_pacing_overdials_for_free_agents_and_accounts_for_every_answer
         .store
         .outbox_after(0, 100_000)?
         .into_iter()
-        .filter_map(|entry| match entry.event {
-            UpEvent::CallAttempt(attempt) => Some(attempt),
-            _ => None,
-        })
+        .filter_map(|entry| entry.event.call_attempt().cloned())
         .filter(|attempt| attempt.batch_id == BATCH)
         .collect();
     let trace = std::fs::read_to_string(carrier.work_dir().join("messages.log")).unwrap_or_default();

@@ -123,10 +123,7 @@ async fn agents_work_through_a_cut_link_and_hq_gets_everything_once() -> anyhow:
         let outbox = appliance.store.outbox_after(0, 10_000).ok()?;
         let attempts: Vec<u64> = outbox
             .iter()
-            .filter_map(|entry| match &entry.event {
-                UpEvent::CallAttempt(attempt) if attempt.answered_at.is_some() => Some(attempt.attempt_id),
-                _ => None,
-            })
+            .filter_map(|entry| entry.event.call_attempt().filter(|a| a.answered_at.is_some()).map(|a| a.attempt_id))
             .collect();
         let records = outbox.iter().filter(|entry| matches!(entry.event, UpEvent::BusinessRecord(_))).count();
         (attempts.len() as u64 == CALLS && records as u64 == CALLS).then_some(attempts)

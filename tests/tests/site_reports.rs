@@ -24,7 +24,7 @@ use calamine::{Data, Reader, Xlsx};
 use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
-use sync_protocol::{DownEntry, DownEvent, ReportDefinitions};
+use sync_protocol::{DownEntry, DownEvent, ReportDefinition};
 use tests::{Browser, Sipp, UdpRelay, free_udp_port, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
 
@@ -200,7 +200,7 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
 
     // HQ's report definitions for the project, as the down log brings them.
     let (project_id, project_name) = appliance.store.projects()?.first().cloned().context("the project")?;
-    let defs = json!([{
+    let def = json!({
         "name": "每日成交",
         "tags": ["day"],
         "columns": [
@@ -209,11 +209,12 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
             {"header": "接通率", "statistic": {"kind": "customer_connected"}, "divide_by": {"kind": "dials"}},
             {"header": "成功办理", "statistic": {"kind": "field_value", "key": "result", "value": "成功办理"}}
         ]
-    }]);
+    });
+    let defs = vec![ReportDefinition { id: 1, name: "每日成交".into(), definition: def.to_string() }];
     let seq = appliance.store.down_applied()? + 1;
     appliance.store.apply_down_batch(&[DownEntry {
         seq,
-        event: DownEvent::ReportDefinitions(ReportDefinitions { project_id, version: 1, definitions_json: defs.to_string() }),
+        event: DownEvent::ReportDefinitions { project_id, version: 1, defs },
     }])?;
     let state = admin.get::<Value>("/api/status").await?["link"]["state"].clone();
     ensure!(state == json!("offline") || state == json!("connecting"), "still cut: {state}");

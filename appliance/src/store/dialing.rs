@@ -1,13 +1,13 @@
 //! The predictive dialer's side of the store: claiming numbers (HQ's gates checked in the same
 //! transaction), marking attempts answered and bridged, and finishing them with their
-//! [`UpEvent::CallAttempt`](sync_protocol::UpEvent::CallAttempt) in the outbox; attempts a
+//! [`UpEvent::CallAttemptDetail`](sync_protocol::UpEvent::CallAttemptDetail) in the outbox; attempts a
 //! crash left dialing are finished as failed on start.
 
 use std::path::PathBuf;
 use std::sync::MutexGuard;
 
 use rusqlite::{OptionalExtension, params};
-use sync_protocol::{AttemptKind, CallAttempt, HangupSide, Outcome, UpEvent};
+use sync_protocol::{AttemptKind, CallAttempt, CallAttemptDetail, HangupSide, Outcome, UpEvent};
 
 use super::{DbError, Store, hq, now_unix, push_outbox};
 
@@ -173,7 +173,7 @@ impl Store {
     }
 
     /// Writes the attempt's final outcome, marks its number done and queues the
-    /// [`UpEvent::CallAttempt`] in the outbox, all in one transaction.
+    /// [`UpEvent::CallAttemptDetail`] in the outbox, all in one transaction.
     pub fn finish_attempt(&self, attempt_id: u64, end: &AttemptEnd) -> Result<CallAttempt, DbError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
@@ -246,7 +246,7 @@ impl Store {
              WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
             params![batch_id, chunk_idx, row_idx],
         )?;
-        push_outbox(&tx, &UpEvent::CallAttempt(attempt.clone()))?;
+        push_outbox(&tx, &UpEvent::CallAttemptDetail(attempt_detail(&tx, &attempt)?))?;
         let mut pending = reports::Pending::default();
         super::reports::record_attempt(&tx, attempt_id, &mut pending)?;
         tx.commit()?;
@@ -296,4 +296,32 @@ pub(super) fn attempt_customer(
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?)),
         )
         .optional()?)
+}
+
+/// The attempt with what HQ's reports need besides it: the agent's extension (teams do not
+/// exist at the site yet, so the team is empty), how long the customer's phone rang, and how
+/// long an answered customer who left without an agent waited in the queue. IVR time stays
+/// 0 until the site has an IVR.
+fn attempt_detail(tx: &rusqlite::Transaction<'_>, attempt: &CallAttempt) -> Result<CallAttemptDetail, DbError> {
+    let extension: Option<String> = match &attempt.agent {
+        Some(agent) => tx
+            .query_row("SELECT extension FROM users WHERE username = ?1", [agent], |row| row.get(0))
+            .optional()?
+            .flatten(),
+        None => None,
+    };
+    let seconds = |from: i64, to: i64| (to - from).clamp(0, i64::from(u32::MAX)) as u32;
+    let ring_seconds = seconds(attempt.started_at, attempt.answered_at.unwrap_or(attempt.ended_at));
+    let queue_seconds = match (attempt.outcome, attempt.answered_at) {
+        (Outcome::Abandoned, Some(answered)) => seconds(answered, attempt.ended_at),
+        _ => 0,
+    };
+    Ok(CallAttemptDetail {
+        attempt: attempt.clone(),
+        team: String::new(),
+        extension: extension.unwrap_or_default(),
+        ring_seconds,
+        queue_seconds,
+        ivr_seconds: 0,
+    })
 }

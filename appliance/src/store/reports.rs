@@ -13,7 +13,7 @@ use std::sync::{Arc, PoisonError};
 
 use reports::{AttemptFact, Direction, Engine, Filter, HangupSide, Outcome, Pending, ReportDef, ReportTable, Zone};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use sync_protocol::{FieldKind, ReportDefinitions};
+use sync_protocol::{FieldKind, ReportDefinition};
 
 use super::{DbError, Store, corrupt, load_project};
 
@@ -50,11 +50,11 @@ pub struct NumberAttempt {
     pub nth: i64,
 }
 
-fn outcome_of(outcome: &str, kind: &str) -> Outcome {
+fn outcome_of(outcome: &str) -> Outcome {
     match outcome {
         "connected" => Outcome::Connected,
-        // The customer answered and no agent took the call in time: left in the queue.
-        "abandoned" if kind == "ivr" => Outcome::AnsweredNoAgent,
+        // The customer answered and no agent took the call in time: left in the queue (as
+        // HQ counts the same attempt).
         "abandoned" => Outcome::QueueAbandoned,
         "agent_missed" => Outcome::ExtensionMissed,
         _ => Outcome::NotAnswered,
@@ -102,7 +102,7 @@ pub(super) fn attempt_fact(conn: &Connection, attempt_id: u64) -> Result<Option<
         return Ok(None);
     };
     let ended = ended.unwrap_or(started);
-    let outcome = outcome_of(outcome.as_deref().unwrap_or(""), &kind);
+    let outcome = outcome_of(outcome.as_deref().unwrap_or(""));
     let secs = |from: i64, to: i64| u32::try_from((to - from).max(0)).unwrap_or(u32::MAX);
     Ok(Some(AttemptFact {
         project,
@@ -122,10 +122,8 @@ pub(super) fn attempt_fact(conn: &Connection, attempt_id: u64) -> Result<Option<
             _ => 0,
         },
         talk_seconds: u32::try_from(talk.max(0)).unwrap_or(u32::MAX),
-        ivr_seconds: match (kind.as_str(), answered) {
-            ("ivr", Some(answered)) => secs(answered, ended),
-            _ => 0,
-        },
+        // No IVR at the site yet; HQ counts none either.
+        ivr_seconds: 0,
         started_at: started,
         values: None,
     }))
@@ -199,18 +197,29 @@ pub(super) fn backfill(tx: &Transaction<'_>) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Stores HQ's report definitions of a project when newer than the ones kept. Definitions
-/// this build cannot read are skipped (logged), so the link keeps moving.
-pub(super) fn apply_report_definitions(tx: &Transaction<'_>, defs: &ReportDefinitions) -> Result<(), DbError> {
-    if let Err(error) = serde_json::from_str::<Vec<ReportDef>>(&defs.definitions_json) {
-        tracing::warn!(project = defs.project_id, version = defs.version, %error, "HQ's report definitions unreadable; skipped");
-        return Ok(());
-    }
+/// Stores HQ's report definitions of a project when newer than the ones kept, as the JSON
+/// list of their [`ReportDef`]s. Definitions this build cannot read are skipped whole
+/// (logged), so the link keeps moving and the site keeps the last list it could read.
+pub(super) fn apply_report_definitions(
+    tx: &Transaction<'_>,
+    project_id: u64,
+    version: u64,
+    defs: &[ReportDefinition],
+) -> Result<(), DbError> {
+    let parsed: Result<Vec<ReportDef>, _> = defs.iter().map(|d| serde_json::from_str::<ReportDef>(&d.definition)).collect();
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::warn!(project = project_id, version, %error, "HQ's report definitions unreadable; skipped");
+            return Ok(());
+        }
+    };
+    let json = serde_json::to_string(&parsed).map_err(|e| corrupt("report definitions", e))?;
     tx.execute(
         "INSERT INTO report_defs (project_id, version, definitions) VALUES (?1, ?2, ?3)
          ON CONFLICT (project_id) DO UPDATE SET version = excluded.version, definitions = excluded.definitions
          WHERE excluded.version > report_defs.version",
-        params![defs.project_id as i64, defs.version as i64, defs.definitions_json],
+        params![project_id as i64, version as i64, json],
     )?;
     Ok(())
 }

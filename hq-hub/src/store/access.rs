@@ -152,6 +152,18 @@ impl Scope {
         self.modules.as_ref().is_none_or(|m| m.contains(module))
     }
 
+    /// The sites of `project` this account's reports may count: `None` for every site (an
+    /// admin, or a scope without limits), otherwise the sites it sees in the project.
+    pub fn report_sites(&self, project: i64) -> Option<Vec<i64>> {
+        let in_project = self.projects.as_ref().map(|p| p.get(&project).cloned().unwrap_or_default());
+        match (in_project, &self.sites) {
+            (None, None) => None,
+            (Some(p), None) => Some(p.into_iter().collect()),
+            (None, Some(s)) => Some(s.iter().copied().collect()),
+            (Some(p), Some(s)) => Some(p.intersection(s).copied().collect()),
+        }
+    }
+
     /// Whether the account may see site `id`'s data at all.
     pub fn site(&self, id: i64) -> bool {
         self.sites.as_ref().is_none_or(|s| s.contains(&id))

@@ -23,6 +23,8 @@ mod one_click;
 mod project_access;
 mod projects;
 mod recordings;
+mod report_defs;
+mod report_facts;
 mod sites;
 mod sync_up;
 
@@ -52,6 +54,7 @@ pub use notices::{
     check_wav, parse_voice_kind, voice_kind_key, AnnouncementError, AnnouncementText, AnnouncementView, VoiceDeleteError,
     VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
 };
+pub use report_defs::{ReportDefError, StoredReport};
 pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
 pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
 pub use projects::{
@@ -470,6 +473,10 @@ const MIGRATIONS: &[&str] = &[
         changed_by                     TEXT NOT NULL
     );
     "#,
+    // 11: the report engine's own tables (facts, per-hour cells, version), see `report_facts`.
+    reports::SCHEMA,
+    // 12: report definitions per sub-project, and the backfill of attempts synced before.
+    report_facts::DEFINITIONS_MIGRATION,
 ];
 
 /// Failure to open the store.
@@ -504,11 +511,19 @@ pub struct Store {
     down_notifies: Mutex<HashMap<u64, Arc<Notify>>>,
     /// Lifetime of enrollment codes minted from now on (`serve --enrollment-code-ttl`).
     enrollment_ttl_secs: AtomicI64,
+    /// The report engine's cubes, kept in step with every sync-up commit.
+    reports: reports::Engine,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store under `data_dir` and runs pending migrations.
+    /// Opens (creating if needed) the store under `data_dir` and runs pending migrations;
+    /// reports count in China time.
     pub fn open(data_dir: &Path) -> Result<Store, OpenError> {
+        Store::open_with_report_zone(data_dir, reports::Zone::china())
+    }
+
+    /// [`Store::open`] with reports counting local hours and days in `zone`.
+    pub fn open_with_report_zone(data_dir: &Path, zone: reports::Zone) -> Result<Store, OpenError> {
         let files_dir = data_dir.join("files");
         for dir in [data_dir, files_dir.as_path()] {
             std::fs::create_dir_all(dir)
@@ -522,12 +537,14 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         migrate(&mut conn)?;
+        report_facts::backfill(&mut conn).map_err(|e| open_err(report_facts::db_error(e).0))?;
         Store::discard_unfinished_imports(&conn, &files_dir).map_err(open_err)?;
         Ok(Store {
             conn: Mutex::new(conn),
             files_dir,
             down_notifies: Mutex::new(HashMap::new()),
             enrollment_ttl_secs: AtomicI64::new(sites::DEFAULT_ENROLLMENT_CODE_TTL.as_secs() as i64),
+            reports: reports::Engine::hub(zone),
         })
     }
 
@@ -621,6 +638,8 @@ mod tests {
                      created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER, pending_code TEXT);
                  DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta;
+                 DROP TABLE report_definitions; ALTER TABLE projects DROP COLUMN reports_version;
                  PRAGMA user_version = 4;",
             )
             .unwrap();
@@ -664,6 +683,8 @@ mod tests {
                  CREATE INDEX call_attempts_batch_row ON call_attempts(batch_id, row_id, started_at, site_id, answered_at);
                  DROP TABLE one_click_projects; DROP TABLE one_click_sites; DROP TABLE attribution_sent;
                  DROP TABLE link_settings; ALTER TABLE projects DROP COLUMN rules_version;
+                 DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta;
+                 DROP TABLE report_definitions; ALTER TABLE projects DROP COLUMN reports_version;
                  PRAGMA user_version = 6;",
             )
             .unwrap();

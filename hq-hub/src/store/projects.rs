@@ -613,6 +613,7 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
         if sent.is_none() {
             // A site new to the project learns HQ's one-click state before any batch of it.
             super::one_click::seed_project_site(tx, project_id, site_id).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+            super::report_defs::seed_site(tx, project_id, site_id).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
         }
         pushed.push(site_id);
     }
@@ -698,7 +699,14 @@ impl Store {
                     settings_json, phone_mode_text(new.phone_mode), new.template_id],
         );
         match inserted {
-            Ok(_) => Ok(conn.last_insert_rowid()),
+            Ok(_) => {
+                let id = conn.last_insert_rowid();
+                if let Some(template_id) = new.template_id {
+                    // A template clones its report definitions too (H2).
+                    super::report_defs::clone_definitions(&conn, template_id, id).map_err(DbError)?;
+                }
+                Ok(id)
+            }
             Err(e) if is_unique_violation(&e) => Err(CreateProjectError::Duplicate(name.to_string())),
             Err(e) => Err(DbError(e).into()),
         }

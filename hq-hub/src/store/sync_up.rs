@@ -17,9 +17,10 @@ use sync_protocol::{
 };
 
 use super::link::{epoch_column, other};
+use super::report_facts;
 use super::{now_unix, sha256_hex, DbError, Store};
 
-fn outcome_name(outcome: Outcome) -> &'static str {
+pub(super) fn outcome_name(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Connected => "connected",
         Outcome::Busy => "busy",
@@ -108,6 +109,9 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(other)?;
         let now = now_unix();
+        // The report engine's changes of this transaction, handed to its cubes once (and
+        // only if) it commits; the connection lock keeps commits and hand-overs in order.
+        let mut pending = reports::Pending::default();
         for entry in entries {
             let epoch = epoch_column(entry.epoch);
             let seq = i64::try_from(entry.seq).map_err(other)?;
@@ -134,11 +138,12 @@ impl Store {
                     )
                     .map_err(other)?;
                     tx.commit().map_err(other)?;
+                    self.reports.apply(pending);
                     return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
                 }
                 None => {}
             }
-            apply_event(&tx, site, entry, epoch)?;
+            apply_event(&tx, site, entry, epoch, &mut pending)?;
             tx.prepare_cached(
                 "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
@@ -146,6 +151,7 @@ impl Store {
             .map_err(other)?;
         }
         tx.commit().map_err(other)?;
+        self.reports.apply(pending);
         Ok(())
     }
 }
@@ -184,8 +190,8 @@ fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> Sto
     Ok(())
 }
 
-/// A business record, as last saved at the site.
-fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> StoreResult<()> {
+/// A business record, as last saved at the site; whether it replaced the one kept.
+fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> StoreResult<bool> {
     let values = serde_json::to_string(&record.values).map_err(other)?;
     // A re-save replaces the record: the site owns it and sends the latest.
     tx.prepare_cached(
@@ -207,8 +213,8 @@ fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> St
             values
         ])
     })
-    .map_err(other)?;
-    Ok(())
+    .map_err(other)
+    .map(|changed| changed > 0)
 }
 
 /// A callback's state, kept as the site's latest entry about it.
@@ -245,11 +251,28 @@ fn upsert_callback(tx: &Transaction<'_>, site: i64, epoch: i64, seq: i64, callba
 
 /// Apply one entry's event in `tx` (the caller records the entry in `up_applied`).
 /// `epoch` is the entry's epoch as stored (see `epoch_column`).
-pub(super) fn apply_event(tx: &Transaction<'_>, site: i64, entry: &UpEntry, epoch: i64) -> StoreResult<()> {
+pub(super) fn apply_event(
+    tx: &Transaction<'_>,
+    site: i64,
+    entry: &UpEntry,
+    epoch: i64,
+    pending: &mut reports::Pending,
+) -> StoreResult<()> {
     let seq = bits(entry.seq);
     match &entry.event {
-        UpEvent::CallAttempt(attempt) => upsert_attempt(tx, site, attempt)?,
-        UpEvent::BusinessRecord(record) => upsert_record(tx, site, record)?,
+        UpEvent::CallAttempt(attempt) => {
+            upsert_attempt(tx, site, attempt)?;
+            report_facts::record_attempt(tx, site, attempt, None, pending).map_err(other)?;
+        }
+        UpEvent::CallAttemptDetail(detail) => {
+            upsert_attempt(tx, site, &detail.attempt)?;
+            report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), pending).map_err(other)?;
+        }
+        UpEvent::BusinessRecord(record) => {
+            if upsert_record(tx, site, record)? {
+                report_facts::record_business(tx, site, record, pending).map_err(other)?;
+            }
+        }
         UpEvent::CustomerEdit(edit) => {
             let changes = serde_json::to_string(&edit.changes).map_err(other)?;
             // An edit is a fact that happened; it never changes, so a second copy is ignored.

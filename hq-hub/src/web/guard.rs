@@ -108,6 +108,8 @@ permissions! {
     DataRecordings = "data.recordings";
     /// 公告管理.
     Notices = "notices";
+    /// 数据报表管理 (report definitions and their previews).
+    Reports = "reports";
 }
 
 /// The account modules, any of which opens the accounts page.

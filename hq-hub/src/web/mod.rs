@@ -23,6 +23,7 @@ mod limits;
 mod notices;
 pub mod openapi;
 mod pages;
+mod report_api;
 mod setup;
 
 use std::collections::HashMap;
@@ -90,6 +91,7 @@ fn register(r: Registry) -> Registry {
     let lists = Access::module::<Lists>();
     let voice = Access::module::<Voice>();
     let notices = Access::module::<Notices>();
+    let r = report_api::routes(r);
     r.get("/", LoggedIn, pages::home)
         .get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)

@@ -17,7 +17,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::OpenApi;
 
 use super::guard::{routes, Access};
-use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
+use super::{api, console, notices, report_api, setup, ErrorBody, SESSION_COOKIE};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -46,6 +46,8 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         notices::list_voice_files, notices::upload_voice_file, notices::delete_voice_file,
         notices::list_announcements, notices::post_announcement, notices::edit_announcement,
         notices::withdraw_announcement,
+        report_api::list_reports, report_api::create_report, report_api::get_report, report_api::update_report,
+        report_api::delete_report, report_api::preview_unsaved, report_api::preview_report,
     ),
     components(schemas(ErrorBody)),
     tags(
@@ -58,6 +60,7 @@ use super::{api, console, notices, setup, ErrorBody, SESSION_COOKIE};
         (name = "accounts", description = "Modules, roles, groups and sub-admin accounts (账号权限管理)"),
         (name = "lists", description = "Black and white lists (黑白名单设置)"),
         (name = "voice", description = "The voice library (语音库)"),
+        (name = "reports", description = "Report definitions and previews (数据报表管理)"),
         (name = "notices", description = "Announcements (公告管理)"),
     )
 )]
