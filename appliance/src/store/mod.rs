@@ -65,7 +65,7 @@ pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
-pub use reports::{AgentNumbers, NumberAttempt};
+pub use reports::NumberAttempt;
 pub use records::{CallFilter, CallRecordView, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,

@@ -29,13 +29,6 @@ impl From<reports::ReportError> for DbError {
     }
 }
 
-/// One agent's row of the leaderboard's number count: distinct customers dialed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentNumbers {
-    pub agent: String,
-    pub numbers: i64,
-}
-
 /// One attempt of the per-number detail (项目任务批次), the phone as the viewer may see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumberAttempt {
@@ -274,23 +267,6 @@ impl Store {
         )?;
         let rows = statement
             .query_map([project_id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-
-    /// Distinct customers each agent's attempts of `project_id` dialed between the unix
-    /// seconds `[from, to)` (号码总数 of the leaderboard).
-    pub fn agent_numbers(&self, project_id: u64, from: i64, to: i64) -> Result<Vec<AgentNumbers>, DbError> {
-        let conn = self.lock();
-        let mut statement = conn.prepare(
-            "SELECT a.agent, COUNT(DISTINCT a.batch_id || ':' || a.row_id) FROM attempts a
-             JOIN batches b ON b.batch_id = a.batch_id
-             WHERE b.project_id = ?1 AND a.state = 'done' AND a.agent IS NOT NULL
-               AND a.started_at >= ?2 AND a.started_at < ?3
-             GROUP BY a.agent ORDER BY a.agent",
-        )?;
-        let rows = statement
-            .query_map(params![project_id as i64, from, to], |r| Ok(AgentNumbers { agent: r.get(0)?, numbers: r.get(1)? }))?
             .collect::<Result<_, _>>()?;
         Ok(rows)
     }

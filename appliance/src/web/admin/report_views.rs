@@ -4,7 +4,7 @@
 //!
 //! 分机挂断 counts the calls the agent's side hung up; rates are of the dials.
 
-use reports::{Condition, DayRange, KeyPart, ReportDef, ReportTable, Statistic, Subject, Tag, Zone, day_text};
+use reports::{Condition, KeyPart, ReportDef, ReportTable, Statistic, Subject, Tag, Zone, day_text};
 use rust_xlsxwriter::{Chart, ChartType, Format, Workbook, XlsxError};
 use sync_protocol::FieldKind;
 
@@ -151,13 +151,10 @@ fn result_field(state: &AppState, project_id: u64) -> Result<(String, String, St
     Ok(found.unwrap_or_else(|| ("result".into(), String::new(), "成功".into())))
 }
 
-/// The unix seconds `[from, to)` of a range of local days.
-fn unix_range(days: &DayRange, zone: &Zone) -> (i64, i64) {
-    let (start, end) = days.utc_hours(zone);
-    (start * 3600, end * 3600)
-}
-
 /// S9 项目任务榜单: per agent, most successes first; the calls no agent took last.
+/// 号码总数 counts the numbers the agent's attempts dialed, a redial again (in the manual's
+/// example it equals 外呼数): the aggregates cannot count distinct numbers, and reports
+/// must not scan the raw attempts.
 pub(super) fn agent_section(state: &AppState, ctx: &Ctx) -> Result<Section, ApiError> {
     let r = ctx.r;
     let project_id = ctx.project_id.unwrap_or_default();
@@ -169,6 +166,7 @@ pub(super) fn agent_section(state: &AppState, ctx: &Ctx) -> Result<Section, ApiE
         tags: vec![Tag::Agent],
         conditions: vec![],
         columns: vec![
+            column(r.numbers, Statistic::Attempts),
             column(r.dials, Statistic::Dials),
             column(r.dial_connected, Statistic::DialConnected),
             ratio(r.connect_rate, Statistic::DialConnected, Statistic::Dials),
@@ -179,32 +177,26 @@ pub(super) fn agent_section(state: &AppState, ctx: &Ctx) -> Result<Section, ApiE
         ],
     };
     let table = state.store.run_report(&def, &ctx.filter(false))?;
-    let (from, to) = unix_range(&ctx.days, &ctx.zone);
-    let numbers = state.store.agent_numbers(project_id, from, to)?;
     let mut ranked: Vec<&reports::Row> = table.rows.iter().collect();
     let agent_of = |row: &reports::Row| match row.keys.first() {
         Some(KeyPart::SiteText { text, .. }) => text.clone(),
         _ => String::new(),
     };
-    ranked.sort_by_key(|row| (agent_of(row).is_empty(), -count(&row.values[3]), -count(&row.values[1]), agent_of(row)));
+    ranked.sort_by_key(|row| (agent_of(row).is_empty(), -count(&row.values[4]), -count(&row.values[2]), agent_of(row)));
     let mut rows = Vec::new();
     let (mut categories, mut connected, mut successes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut numbers_total = 0;
     for (i, row) in ranked.iter().enumerate() {
-        let agent = agent_of(row);
-        let n = numbers.iter().find(|a| a.agent == agent).map(|a| a.numbers).unwrap_or(0);
-        numbers_total += n;
         let name = ctx.key_text(Tag::Agent, &row.keys[0]);
-        let mut cells = vec![(i + 1).to_string(), name.clone(), n.to_string()];
+        let mut cells = vec![(i + 1).to_string(), name.clone()];
         cells.extend(row.values.iter().map(cell));
         rows.push(cells);
         categories.push(name);
-        connected.push(count(&row.values[1]));
-        successes.push(count(&row.values[3]));
+        connected.push(count(&row.values[2]));
+        successes.push(count(&row.values[4]));
     }
-    let mut headers = vec!["#".to_string(), r.agent_account.to_string(), r.numbers.to_string()];
+    let mut headers = vec!["#".to_string(), r.agent_account.to_string()];
     headers.extend(table.headers.iter().cloned());
-    let mut total = vec![r.total.to_string(), String::new(), numbers_total.to_string()];
+    let mut total = vec![r.total.to_string(), String::new()];
     total.extend(table.total.iter().map(cell));
     Ok(Section {
         id: "leaderboard".into(),

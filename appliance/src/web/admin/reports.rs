@@ -1,8 +1,8 @@
 //! The site's reports (S6-S9), from the site's own store with or without HQ: 统计报表 over
 //! every project, 项目任务批次 (each number's attempts, paginated), 项目任务统计 (per batch
 //! and the manual's daily table), 项目任务报表 (HQ's definitions, read-only) and 项目任务榜单
-//! (per agent, with its `.xlsx` export). Every figure but the per-number detail and the
-//! leaderboard's 号码总数 comes from the report engine's aggregates, never the raw attempts.
+//! (per agent, with its `.xlsx` export). Every figure but the per-number detail (a page of
+//! one batch's attempts) comes from the report engine's aggregates, never the raw attempts.
 //!
 //! Each report shows an ECharts chart beside its table: the page carries the chart's data
 //! in a `data-chart` attribute and `/assets/reports.js` draws it (no inline script). Numbers
