@@ -461,4 +461,15 @@ mod tests {
         let message = range.expect_err("reversed range").to_string();
         assert!(message.contains("rtp_ports"), "{message}");
     }
+
+    #[test]
+    fn the_reports_zone_is_china_time_unless_set_and_must_be_whole_hours() {
+        let default = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "").expect("empty");
+        assert_eq!(default.web.report_zone.name(), "Asia/Shanghai");
+        let berlin = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "report_time_zone = \"Europe/Berlin\"");
+        assert_eq!(berlin.expect("berlin").web.report_zone.name(), "Europe/Berlin");
+        let message = error_of("report_time_zone = \"Asia/Kolkata\"");
+        assert!(message.contains("report_time_zone") && message.contains("whole hours"), "{message}");
+        assert!(error_of("report_time_zone = \"Mars/Base\"").contains("not known"));
+    }
 }
