@@ -41,6 +41,8 @@ mod table;
 mod time;
 
 pub use engine::{hub_cubes, site_cubes, CubeSpec, Engine};
+#[doc(hidden)]
+pub use query::set_dense_group_limit;
 pub use fact::{measure_index, AttemptFact, Direction, HangupSide, Measures, Outcome, MEASURES, N_MEASURES};
 pub use model::{
     Column, Condition, DefError, DefErrorKind, Lang, ReportDef, Statistic, Subject, Tag, MAX_COLUMNS, MAX_CONDITIONS,

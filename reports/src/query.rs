@@ -2,12 +2,15 @@
 //! report needs, turn the filter and conditions into per-id lookup tables, then one pass
 //! over the buckets of the range summing each cell into its group.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::engine::{
     bucket_time, subject_dim, tag_dim, Bucket, CellSums, CubeView, FxMap, Group, MemView, ACCOUNT, COMBO, PROJECT, SITE, TEAM,
 };
 use crate::fact::N_MEASURES;
 use crate::model::{Condition, ReportDef, Subject, Tag, MAX_TAGS};
 use crate::table::{field_statistics, values, Filter, ReportTable, Row};
+use crate::time::month_index;
 
 /// The answer with no rows (an engine that holds nothing).
 pub(crate) fn empty(def: &ReportDef) -> ReportTable {
@@ -149,23 +152,101 @@ fn pick<'m>(mem: &'m MemView<'_>, dims: u16, hourly: bool) -> Option<&'m CubeVie
     mem.cubes.iter().filter(|c| c.spec.covers(dims, hourly)).min_by_key(|c| c.cells)
 }
 
-/// The group sums: per group, the base measures then the field counts, flat.
+/// How groups are laid out: a dense array when the tags' value ranges multiply to a small
+/// enough number (no hashing at all: a few multiplications per cell), else a hash map.
+#[derive(Clone)]
+struct Layout {
+    /// The cell measures summed (only those the columns read), then the field counts.
+    measures: Vec<usize>,
+    stride: usize,
+    /// Per tag slot: (smallest value, number of values, multiplier) of the dense index.
+    dense: Option<Vec<(i64, usize, usize)>>,
+}
+
+/// Dense group arrays up to this many groups (times the stride, in i64s).
+static MAX_DENSE_GROUPS: AtomicUsize = AtomicUsize::new(1 << 20);
+
+/// Sets the largest dense group array (tests set 0 to hold the hash-map layout to the
+/// oracle too); returns the previous limit.
+#[doc(hidden)]
+pub fn set_dense_group_limit(groups: usize) -> usize {
+    MAX_DENSE_GROUPS.swap(groups, Ordering::Relaxed)
+}
+
+impl Layout {
+    fn new(mem: &MemView<'_>, def: &ReportDef, filter: &Filter, n_fields: usize) -> Layout {
+        let mut measures: Vec<usize> = Vec::new();
+        let stats = def.columns.iter().flat_map(|c| std::iter::once(&c.statistic).chain(c.divide_by.iter()));
+        for statistic in stats {
+            let index = crate::fact::measure_index(statistic).unwrap_or(0);
+            if !measures.contains(&index) {
+                measures.push(index);
+            }
+        }
+        let months = (month_index(filter.days.first), month_index(filter.days.last.max(filter.days.first)));
+        let mut ranges = Vec::new();
+        for tag in &def.tags {
+            ranges.push(match (tag, tag_dim(*tag)) {
+                (_, Some(dim)) => (0, mem.dicts.len(dim).max(1)),
+                (Tag::Hour, None) => (0, 24),
+                (Tag::Weekday, None) => (0, 8),
+                (Tag::Day, None) => (filter.days.first, (filter.days.last - filter.days.first + 1).max(1) as usize),
+                _ => (months.0, (months.1 - months.0 + 1).max(1) as usize),
+            });
+        }
+        let total = ranges.iter().try_fold(1_usize, |acc, (_, n)| acc.checked_mul(*n));
+        let dense = total.filter(|t| *t <= MAX_DENSE_GROUPS.load(Ordering::Relaxed)).map(|_| {
+            let mut mult = 1;
+            let mut out = vec![(0, 0, 0); ranges.len()];
+            for (slot, (base, n)) in ranges.iter().enumerate().rev() {
+                out[slot] = (*base, *n, mult);
+                mult *= n;
+            }
+            out
+        });
+        Layout { stride: measures.len() + n_fields, measures, dense }
+    }
+
+    fn groups(&self) -> usize {
+        self.dense.as_ref().map_or(0, |d| d.iter().map(|(_, n, _)| n).product())
+    }
+}
+
+/// The group sums: per group, the summed measures then the field counts, flat.
 struct Groups {
+    layout: Layout,
     index: FxMap<Group, usize>,
     keys: Vec<Group>,
     sums: Vec<i64>,
-    stride: usize,
+    /// Dense layout: which groups had a cell.
+    touched: Vec<bool>,
     /// The last group added to: neighbouring cells mostly share a group, and comparing 20
     /// bytes is cheaper than hashing them.
     last: Option<(Group, usize)>,
 }
 
 impl Groups {
-    fn new(stride: usize) -> Groups {
-        Groups { index: FxMap::default(), keys: Vec::new(), sums: Vec::new(), stride, last: None }
+    fn new(layout: &Layout) -> Groups {
+        let n = layout.groups();
+        Groups {
+            layout: layout.clone(),
+            index: FxMap::default(),
+            keys: Vec::new(),
+            sums: vec![0; n * layout.stride],
+            touched: vec![false; n],
+            last: None,
+        }
     }
 
     fn slot(&mut self, key: Group) -> usize {
+        if let Some(dense) = &self.layout.dense {
+            let mut at = 0;
+            for (slot, (base, _, mult)) in dense.iter().enumerate() {
+                at += (i64::from(key[slot] as i32) - base) as usize * mult;
+            }
+            self.touched[at] = true;
+            return at * self.layout.stride;
+        }
         if let Some((last, at)) = self.last {
             if last == key {
                 return at;
@@ -175,7 +256,7 @@ impl Groups {
             Some(at) => *at,
             None => {
                 let at = self.sums.len();
-                self.sums.resize(at + self.stride, 0);
+                self.sums.resize(at + self.layout.stride, 0);
                 self.index.insert(key, at);
                 self.keys.push(key);
                 at
@@ -187,25 +268,60 @@ impl Groups {
 
     fn add(&mut self, key: Group, m: &CellSums, fields: &[Vec<bool>], combo: u32) {
         let at = self.slot(key);
-        let slot = &mut self.sums[at..at + self.stride];
-        for (s, v) in slot[..N_MEASURES].iter_mut().zip(m) {
-            *s += i64::from(*v);
+        let n = self.layout.measures.len();
+        let slot = &mut self.sums[at..at + self.layout.stride];
+        for (s, i) in slot[..n].iter_mut().zip(&self.layout.measures) {
+            *s += i64::from(m[*i]);
         }
-        for (s, table) in slot[N_MEASURES..].iter_mut().zip(fields) {
+        for (s, table) in slot[n..].iter_mut().zip(fields) {
             if table.get(combo as usize).copied().unwrap_or(false) {
                 *s += i64::from(m[0]);
             }
         }
     }
 
+    /// Every group with its sums, and its key.
+    fn each(&self) -> Vec<(Group, &[i64])> {
+        let stride = self.layout.stride;
+        match &self.layout.dense {
+            Some(dense) => (0..self.touched.len())
+                .filter(|i| self.touched[*i])
+                .map(|i| {
+                    let mut key: Group = [0; MAX_TAGS];
+                    for (slot, (base, n, mult)) in dense.iter().enumerate() {
+                        key[slot] = ((i / mult % n) as i64 + base) as i32 as u32;
+                    }
+                    (key, &self.sums[i * stride..(i + 1) * stride])
+                })
+                .collect(),
+            None => self.keys.iter().map(|k| (*k, &self.sums[self.index[k]..self.index[k] + stride])).collect(),
+        }
+    }
+
     fn merge(&mut self, other: Groups) {
+        if self.layout.dense.is_some() {
+            self.sums.iter_mut().zip(&other.sums).for_each(|(s, o)| *s += o);
+            self.touched.iter_mut().zip(&other.touched).for_each(|(t, o)| *t |= o);
+            return;
+        }
         for key in &other.keys {
             let from = other.index[key];
             let at = self.slot(*key);
-            for (s, v) in self.sums[at..at + self.stride].iter_mut().zip(&other.sums[from..from + other.stride]) {
+            let stride = self.layout.stride;
+            for (s, v) in self.sums[at..at + stride].iter_mut().zip(&other.sums[from..from + stride]) {
                 *s += v;
             }
         }
+    }
+
+    /// The full measures (zero where not summed) and the field counts of one group's sums.
+    fn measures_of(&self, sums: &[i64]) -> ([i64; N_MEASURES], Vec<i64>) {
+        let mut m = [0_i64; N_MEASURES];
+        let n = self.layout.measures.len();
+        for (i, v) in self.layout.measures.iter().zip(&sums[..n]) {
+            m[*i] = *v;
+        }
+        (m, sums[n..].to_vec())
     }
 }
 
@@ -218,9 +334,9 @@ fn scan<'b>(
     hourly: bool,
     def: &ReportDef,
     compiled: &Compiled,
-    stride: usize,
+    layout: &Layout,
 ) -> Groups {
-    let mut groups = Groups::new(stride);
+    let mut groups = Groups::new(layout);
     let cell_tags: Vec<(usize, usize)> =
         def.tags.iter().enumerate().filter_map(|(slot, t)| tag_dim(*t).map(|d| (slot, d))).collect();
     for (&bucket, cells) in buckets {
@@ -263,7 +379,7 @@ pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> Repo
     let Some(cube) = pick(&mem, dims, hourly) else { return empty(def) };
     let compiled = compile(&mem, def, filter);
     let field_stats = field_statistics(def);
-    let stride = N_MEASURES + field_stats.len();
+    let layout = Layout::new(&mem, def, filter, field_stats.len());
     let (lo, hi) = if cube.spec.hourly {
         (filter.days.first * 24, (filter.days.last + 1) * 24)
     } else {
@@ -273,7 +389,7 @@ pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> Repo
     let cells: usize = buckets.iter().map(|(_, b)| b.len()).sum();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
     let groups = if cells < PARALLEL_CELLS || threads < 2 || buckets.len() < 2 {
-        scan(buckets.into_iter(), cube.spec.hourly, def, &compiled, stride)
+        scan(buckets.into_iter(), cube.spec.hourly, def, &compiled, &layout)
     } else {
         // Contiguous shares of about equal cells, one per thread, merged at the end.
         let share = cells.div_ceil(threads);
@@ -291,14 +407,15 @@ pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> Repo
         }
         let hourly = cube.spec.hourly;
         let compiled = &compiled;
+        let layout = &layout;
         let mut results = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .into_iter()
-                .map(|part| s.spawn(move || scan(part.into_iter(), hourly, def, compiled, stride)))
+                .map(|part| s.spawn(move || scan(part.into_iter(), hourly, def, compiled, layout)))
                 .collect();
             handles.into_iter().filter_map(|h| h.join().ok()).collect::<Vec<_>>()
         });
-        let mut first = results.pop().unwrap_or_else(|| Groups::new(stride));
+        let mut first = results.pop().unwrap_or_else(|| Groups::new(layout));
         for other in results {
             first.merge(other);
         }
@@ -308,27 +425,23 @@ pub(crate) fn answer(mem: MemView<'_>, def: &ReportDef, filter: &Filter) -> Repo
 }
 
 fn finish(mem: &MemView<'_>, def: &ReportDef, field_stats: &[(String, String)], groups: Groups) -> ReportTable {
-    let mut total = vec![0_i64; groups.stride];
+    let mut total = vec![0_i64; groups.layout.stride];
     let mut rows: Vec<Row> = groups
-        .keys
-        .iter()
-        .map(|key| {
-            let at = groups.index[key];
-            let sums = &groups.sums[at..at + groups.stride];
+        .each()
+        .into_iter()
+        .map(|(key, sums)| {
             total.iter_mut().zip(sums).for_each(|(t, s)| *t += s);
-            let mut m = [0_i64; N_MEASURES];
-            m.copy_from_slice(&sums[..N_MEASURES]);
+            let (m, counts) = groups.measures_of(sums);
             let keys = def.tags.iter().enumerate().map(|(slot, tag)| mem.dicts.key_part(*tag, key[slot])).collect();
-            Row { keys, values: values(def, &m, field_stats, &sums[N_MEASURES..]) }
+            Row { keys, values: values(def, &m, field_stats, &counts) }
         })
         .collect();
     rows.sort_by(|a, b| a.keys.cmp(&b.keys));
-    let mut m = [0_i64; N_MEASURES];
-    m.copy_from_slice(&total[..N_MEASURES]);
+    let (m, counts) = groups.measures_of(&total);
     ReportTable {
         tags: def.tags.clone(),
         headers: def.columns.iter().map(|c| c.header.clone()).collect(),
         rows,
-        total: values(def, &m, field_stats, &total[N_MEASURES..]),
+        total: values(def, &m, field_stats, &counts),
     }
 }

@@ -7,8 +7,9 @@
 //! - `report_cells`: the finest aggregate, per UTC hour and full dimension key, with every
 //!   base statistic summed. The in-memory cubes of [`crate::Engine`] are rebuilt from it at
 //!   start; it is never scanned by a report.
-//! - `report_meta.version`: bumped by every write, so an engine that missed a commit's deltas
-//!   (a write made without applying them) notices and reloads instead of answering stale.
+//! - `report_meta.version`: bumped once by each transaction that changed a cell, so an
+//!   engine that missed a commit's deltas (a write made without applying them) notices and
+//!   reloads instead of answering stale.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
@@ -144,7 +145,7 @@ pub fn canonical_combo(values: &[(String, String)]) -> String {
 }
 
 /// The changes one transaction made to the cells, for [`crate::Engine::apply`] once it
-/// committed. Dropped with a rolled-back transaction.
+/// committed; one per transaction. Dropped with a rolled-back transaction.
 #[derive(Debug, Default, Clone)]
 pub struct Pending {
     /// The version before this transaction's first write.
@@ -201,7 +202,11 @@ fn move_contribution(
     if old == new {
         return Ok(());
     }
-    bump_version(tx, pending)?;
+    // One version per transaction: the engine only needs to know where a commit's changes
+    // start and end.
+    if pending.from_version.is_none() {
+        bump_version(tx, pending)?;
+    }
     if let Some((hour, key, m)) = old {
         let neg = m.map(|v| -v);
         add_to_cell(tx, hour, &key, &neg)?;
@@ -324,7 +329,7 @@ pub fn record_business(
     Ok(())
 }
 
-/// The current version (bumped by every write that changed a cell).
+/// The current version (bumped once by each transaction that changed a cell).
 pub fn version(conn: &rusqlite::Connection) -> Result<i64, ReportError> {
     Ok(conn.query_row("SELECT value FROM report_meta WHERE key = 'version'", [], |r| r.get(0))?)
 }

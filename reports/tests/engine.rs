@@ -152,3 +152,23 @@ fn a_field_value_counts_every_attempt_of_a_cell() {
     let table = engine.run(&conn, &def(vec![Tag::Team]), &month(engine.zone())).unwrap();
     assert_eq!(table.rows[0].values[..2], [Value::Count(3), Value::Count(3)]);
 }
+
+#[test]
+fn one_transaction_of_many_writes_is_one_version_and_one_hand_over() {
+    let (_dir, mut conn) = open();
+    let engine = Engine::new(Zone::china());
+    let filter = month(engine.zone());
+    assert_eq!(engine.run(&conn, &def(vec![]), &filter).unwrap().rows.len(), 0);
+    let tx = conn.transaction().unwrap();
+    let mut pending = Pending::default();
+    for attempt in 1..=3 {
+        record_attempt(&tx, &fact(1, attempt, DAY_START + 3600 * attempt), &mut pending).unwrap();
+    }
+    reports::record_business(&tx, 1, 2, &[("result".into(), "成功".into())], &mut pending).unwrap();
+    tx.commit().unwrap();
+    assert_eq!(reports::version(&conn).unwrap(), 1);
+    engine.apply(pending);
+    let table = engine.run(&conn, &def(vec![Tag::Hour]), &filter).unwrap();
+    assert_eq!(table.total[..2], [Value::Count(3), Value::Count(1)]);
+    assert_eq!(table, run_brute_force(&conn, engine.zone(), &def(vec![Tag::Hour]), &filter).unwrap());
+}
