@@ -195,7 +195,7 @@ impl Store {
             link_tick_at: AtomicI64::new(0),
             agent_counts: Mutex::new(AgentCounts::default()),
             written: Mutex::new(std::collections::HashMap::new()),
-            reports: std::sync::RwLock::new(Arc::new(::reports::Engine::new(::reports::Zone::china()))),
+            reports: std::sync::RwLock::new(Arc::new(::reports::Engine::site(::reports::Zone::china()))),
         })
     }
 

@@ -225,7 +225,7 @@ impl Store {
 
     /// Counts local days and hours in `zone` from now on (set at start, from the config).
     pub fn set_report_zone(&self, zone: Zone) {
-        *self.reports.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Engine::new(zone));
+        *self.reports.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Engine::site(zone));
     }
 
     /// Applies a committed transaction's report deltas; called with the write lock held.
