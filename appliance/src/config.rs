@@ -12,6 +12,7 @@
 //! fxo_profiles = "/var/lib/outpost/fxo.toml" # optional: FXO gateways (docs/fxo-profiles.md)
 //! media_timeout_seconds = 60        # hang up an answered call whose customer sends no RTP
 //! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
+//! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -60,7 +61,7 @@ pub struct ApplianceConfig {
     /// Per-trunk transport, proxy, registration, health checks and failover; the
     /// registrar's lockout policy.
     pub telephony: TelephonyOptions,
-    /// The web server's sessions.
+    /// The web server's sessions and the reports' time zone.
     pub web: WebOptions,
 }
 
@@ -71,11 +72,13 @@ pub struct WebOptions {
     /// agent's shift with its breaks, so no one is logged out mid-shift, while a browser left
     /// signed in overnight on a shared desk is not.
     pub session_idle: Duration,
+    /// The zone the reports count local days and hours in (China time by default).
+    pub report_zone: reports::Zone,
 }
 
 impl Default for WebOptions {
     fn default() -> WebOptions {
-        WebOptions { session_idle: Duration::from_secs(8 * 3600) }
+        WebOptions { session_idle: Duration::from_secs(8 * 3600), report_zone: reports::Zone::china() }
     }
 }
 
@@ -104,6 +107,7 @@ struct FileConfig {
     fxo_profiles: Option<PathBuf>,
     media_timeout_seconds: Option<u64>,
     session_idle_minutes: Option<u64>,
+    report_time_zone: Option<String>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -239,6 +243,10 @@ impl ApplianceConfig {
                 return Err(invalid("session_idle_minutes = 0: use at least 1 (480, 8 hours, is the default)".to_string()));
             }
             config.web.session_idle = Duration::from_secs(minutes * 60);
+        }
+        if let Some(zone) = file.report_time_zone {
+            config.web.report_zone =
+                reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
         }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();
@@ -452,5 +460,16 @@ mod tests {
             ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "rtp_ports = [30000, 20000]");
         let message = range.expect_err("reversed range").to_string();
         assert!(message.contains("rtp_ports"), "{message}");
+    }
+
+    #[test]
+    fn the_reports_zone_is_china_time_unless_set_and_must_be_whole_hours() {
+        let default = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "").expect("empty");
+        assert_eq!(default.web.report_zone.name(), "Asia/Shanghai");
+        let berlin = ApplianceConfig::parse(Path::new("/d"), Path::new("a.toml"), "report_time_zone = \"Europe/Berlin\"");
+        assert_eq!(berlin.expect("berlin").web.report_zone.name(), "Europe/Berlin");
+        let message = error_of("report_time_zone = \"Asia/Kolkata\"");
+        assert!(message.contains("report_time_zone") && message.contains("whole hours"), "{message}");
+        assert!(error_of("report_time_zone = \"Mars/Base\"").contains("not known"));
     }
 }

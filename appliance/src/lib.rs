@@ -68,6 +68,7 @@ impl Appliance {
 /// every socket is bound.
 pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyhow::Result<Appliance> {
     let store = Arc::new(Store::open(&config.data_dir)?);
+    store.set_report_zone(config.web.report_zone.clone());
     let recovered = store.recover_interrupted()?;
     if recovered > 0 {
         tracing::warn!(recovered, "attempts interrupted by the last stop were closed as failed");

@@ -247,7 +247,12 @@ impl Store {
             params![batch_id, chunk_idx, row_idx],
         )?;
         push_outbox(&tx, &UpEvent::CallAttemptDetail(attempt_detail(&tx, &attempt)?))?;
+        let mut pending = reports::Pending::default();
+        super::reports::record_attempt(&tx, attempt_id, &mut pending)?;
         tx.commit()?;
+        // Still under the write lock: the engine gets the deltas in commit order.
+        self.apply_report(pending);
+        drop(conn);
         self.notify.notify_one();
         Ok(attempt)
     }

@@ -115,6 +115,9 @@ impl Store {
                 }
                 DownEvent::VoiceFile(voice) => notices::apply_voice_file(&tx, voice)?,
                 DownEvent::Announcement(notice) => notices::apply_announcement(&tx, notice)?,
+                DownEvent::ReportDefinitions { project_id, version, defs } => {
+                    super::reports::apply_report_definitions(&tx, *project_id, *version, defs)?
+                }
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.

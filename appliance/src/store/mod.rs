@@ -30,6 +30,8 @@
 //! - `viewer`: who reads and what they may see (number masking, hidden fields).
 //! - `link`: down-log apply, batch verification, the outbox and `impl SiteStore`.
 //! - `hq`: HQ's gates and controls; `notices`: voice files and announcements.
+//! - `reports`: the report engine's facts written with each attempt and record, HQ's
+//!   report definitions, and the site's report reads.
 
 mod accounts;
 mod attribution;
@@ -42,6 +44,7 @@ mod manual;
 mod notices;
 mod popup;
 mod records;
+mod reports;
 mod schema;
 mod sessions;
 mod tasks;
@@ -64,6 +67,7 @@ pub use live::{BoardAgent, LiveBoard};
 pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
+pub use reports::NumberAttempt;
 pub use records::{CallFilter, CallRecordView, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,
@@ -95,6 +99,9 @@ pub enum OpenError {
     /// SQLite could not open the file or apply the migrations.
     #[error("cannot open site database {path}: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
+    /// The reports' one-time backfill of the attempts written before them failed.
+    #[error("cannot fill the reports of site database {path}: {source}")]
+    Backfill { path: PathBuf, source: DbError },
     /// The database was written by a newer build than this one.
     #[error(
         "site database {path} has schema version {found}, newer than this build's {known}; \
@@ -131,6 +138,8 @@ pub struct Store {
     /// Batches whose rows were hashed as they were written (see [`WrittenHash`]). Lives
     /// in memory only: after a restart a batch is checked by reading it back.
     written: Mutex<std::collections::HashMap<u64, WrittenHash>>,
+    /// The report engine, fed after each commit that gave it facts (see `reports`).
+    reports: std::sync::RwLock<Arc<::reports::Engine>>,
 }
 
 fn corrupt(what: &'static str, detail: impl ToString) -> DbError {
@@ -164,6 +173,7 @@ impl Store {
             tx.execute_batch(migration).map_err(sqlite)?;
         }
         tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64).map_err(sqlite)?;
+        reports::backfill(&tx).map_err(|source| OpenError::Backfill { path: path.clone(), source })?;
         // The epoch is drawn once, when the store is created; it never changes afterwards.
         let fresh_epoch = rand::random::<u64>();
         tx.execute(
@@ -190,6 +200,7 @@ impl Store {
             agent_counts: Mutex::new(AgentCounts::default()),
             live: Mutex::new(live::LiveMemory::default()),
             written: Mutex::new(std::collections::HashMap::new()),
+            reports: std::sync::RwLock::new(Arc::new(::reports::Engine::site(::reports::Zone::china()))),
         })
     }
 

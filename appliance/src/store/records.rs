@@ -89,7 +89,12 @@ impl Store {
         )
         .map_err(DbError::from)?;
         push_outbox(&tx, &UpEvent::BusinessRecord(record.clone()))?;
+        let mut pending = reports::Pending::default();
+        super::reports::record_business(&tx, project_id.unwrap_or_default(), attempt_id, &record.values, &mut pending)?;
         tx.commit().map_err(DbError::from)?;
+        // Still under the write lock: the engine gets the deltas in commit order.
+        self.apply_report(pending);
+        drop(conn);
         self.notify.notify_one();
         Ok(record)
     }

@@ -230,4 +230,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // leaves it to the site), kept apart from `hq_state`, which HQ's project controls set:
     // HQ handing the status back to the site must not lift a pause a control made.
     "ALTER TABLE project_run ADD COLUMN settings_running INTEGER;",
+    // 9: the report engine's facts, cells and version (see the `reports` crate).
+    reports::SCHEMA,
+    // 10: the site's reports: HQ's report definitions per project (newest version kept),
+    // the one-time backfill of the attempts and records written before 9 (`reports.rs`
+    // runs it when this is 0), and the per-batch detail's index.
+    "CREATE TABLE report_defs (
+        project_id INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL,
+        definitions TEXT NOT NULL
+    );
+    INSERT INTO report_meta (key, value) VALUES ('site_backfill', 0);
+    CREATE INDEX attempts_batch_row ON attempts (batch_id, row_id, attempt_id);",
 ];

@@ -260,6 +260,7 @@ work_text! {
     nav_attribution: "归属分配", "Attribution";
     nav_data: "项目数据资料", "Project data";
     nav_roles: "角色权限", "Roles";
+    nav_reports: "统计报表", "Reports";
     nav_desk: "坐席工作台", "Desk";
     nav_settings: "分机设置", "Extension settings";
     nav_records: "外呼通话记录", "Call records";

@@ -132,6 +132,7 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/api/data/recordings.zip", admin::data_api::export_recordings)
         .get("/api/data/callbacks", admin::data_api::data_callbacks)
         .post("/api/data/callbacks", admin::data_api::add_callback)
+        .merge(admin::reports::routes)
         // The agent desk: pages, then the API.
         .get("/desk", desk::pages::desk)
         .get("/desk/settings", desk::pages::desk_settings)

@@ -92,6 +92,12 @@ impl Registry {
         self.add("POST", MethodFilter::POST, path, handler)
     }
 
+    /// The routes a module registers itself (`registry.merge(module::routes)`), so the
+    /// shared list grows by one line per module.
+    pub fn merge(self, routes: impl FnOnce(Registry) -> Registry) -> Registry {
+        routes(self)
+    }
+
     /// The routes registered so far.
     pub fn table(&self) -> &[RouteInfo] {
         &self.table
