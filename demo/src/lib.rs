@@ -158,6 +158,7 @@ pub async fn run(config: DemoConfig, shutdown: CancellationToken) -> anyhow::Res
             data_dir: hub_dir,
             http_bind: config.hub_http,
             sync_bind: config.hub_sync,
+            time_zone: Default::default(),
         },
         shutdown.clone(),
     )

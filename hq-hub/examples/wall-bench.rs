@@ -126,7 +126,7 @@ fn main() -> anyhow::Result<()> {
     let sim_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("sim").enable_all().build()?;
     let password = hq_hub::init_admin(dir.path(), "admin")?;
     let shutdown = CancellationToken::new();
-    let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
+    let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()?, time_zone: Default::default() };
     let hub = hub_rt.block_on(hq_hub::start(config, shutdown.clone()))?;
     let base = format!("http://{}", hub.http_addr);
     println!("hub up at {base}; enrolling {} sites of {} agents", args.sites, args.agents);

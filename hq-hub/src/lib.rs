@@ -46,7 +46,13 @@ pub struct HubConfig {
     pub http_bind: SocketAddr,
     /// The sync link (QUIC, UDP).
     pub sync_bind: SocketAddr,
+    /// The zone the console counts local hours and days in: reports and the home page's
+    /// "today" (China time by default).
+    pub time_zone: TimeZone,
 }
+
+/// An IANA time zone with whole-hour offsets (see [`reports::Zone::new`]).
+pub use reports::Zone as TimeZone;
 
 /// A running hub.
 pub struct Hub {
@@ -72,7 +78,8 @@ impl Hub {
 /// Opens the store, binds the console and the sync link, and serves until `shutdown`.
 pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<Hub> {
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    let time_zone = config.time_zone.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_with_report_zone(&data_dir, time_zone))
         .await
         .context("opening the store")?
         .with_context(|| format!("opening the hub's store in {}", config.data_dir.display()))?;

@@ -40,11 +40,16 @@ enum Command {
         /// How long an enrollment code stays valid: a number with s, m, h or d (`90m`, `24h`).
         #[arg(long, env = "HQ_HUB_ENROLLMENT_CODE_TTL", default_value = "24h", value_parser = parse_ttl)]
         enrollment_code_ttl: Duration,
-        /// The zone the console counts "today" in (home page), in hours east of UTC.
-        #[arg(long, env = "HQ_HUB_UTC_OFFSET_HOURS", default_value_t = 8, allow_negative_numbers = true,
-              value_parser = clap::value_parser!(i32).range(-12..=14))]
-        utc_offset_hours: i32,
+        /// The IANA time zone the console counts local hours and days in (the home page's
+        /// "today", reports); zones with part-hour offsets are refused.
+        #[arg(long, env = "HQ_HUB_TIME_ZONE", default_value = "Asia/Shanghai", value_parser = parse_zone)]
+        time_zone: hq_hub::TimeZone,
     },
+}
+
+/// An IANA zone name such as `Asia/Shanghai`.
+fn parse_zone(text: &str) -> Result<hq_hub::TimeZone, String> {
+    hq_hub::TimeZone::new(text.trim()).map_err(|err| format!("{err}; give an IANA zone with whole-hour offsets, e.g. Asia/Shanghai"))
 }
 
 /// `90s`, `30m`, `24h`, `7d`: a positive whole number and its unit.
@@ -85,15 +90,14 @@ async fn main() -> anyhow::Result<()> {
             let password = hq_hub::init_admin(&data, &username)?;
             print_password(&username, &password);
         }
-        Command::Serve { data, http, sync, enrollment_code_ttl, utc_offset_hours } => {
+        Command::Serve { data, http, sync, enrollment_code_ttl, time_zone } => {
             if let Some(password) = hq_hub::ensure_admin(&data, "admin")? {
                 print_password("admin", &password);
             }
             let shutdown = CancellationToken::new();
-            let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync }, shutdown.clone())
+            let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync, time_zone }, shutdown.clone())
                 .await?;
             hub.store.set_enrollment_code_ttl(enrollment_code_ttl);
-            hub.store.set_utc_offset_secs(utc_offset_hours * 3600);
             println!("console: http://{}  sync link: {}  CA fingerprint: {}", hub.http_addr, hub.sync_addr, hub.ca_fingerprint);
             let signal = shutdown.clone();
             tokio::spawn(async move {

@@ -62,6 +62,7 @@ pub async fn start_hub(data_dir: &Path, shutdown: CancellationToken) -> anyhow::
         data_dir: data_dir.to_path_buf(),
         http_bind: SocketAddr::new(localhost, 0),
         sync_bind: SocketAddr::new(localhost, 0),
+        time_zone: Default::default(),
     };
     let hub = tokio::time::timeout(Duration::from_secs(30), hq_hub::start(config, shutdown))
         .await

@@ -559,8 +559,6 @@ pub struct Store {
     reports: reports::Engine,
     /// Each site's latest wall snapshot and link state, in memory (see `wall`).
     wall: wall::Wall,
-    /// The zone the console counts "today" in, seconds east of UTC (see `today`).
-    utc_offset_secs: AtomicI64,
 }
 
 impl Store {
@@ -598,7 +596,6 @@ impl Store {
             enrollment_ttl_secs: AtomicI64::new(sites::DEFAULT_ENROLLMENT_CODE_TTL.as_secs() as i64),
             reports: reports::Engine::hub(zone),
             wall,
-            utc_offset_secs: AtomicI64::new(today::CHINA_OFFSET_SECS),
         })
     }
 

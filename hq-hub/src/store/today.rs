@@ -4,12 +4,7 @@
 //! "Today" and its hours are local to a UTC offset the caller names (China time unless the
 //! hub is told otherwise), so an HQ outside China can still see its own day.
 
-use std::sync::atomic::Ordering;
-
 use super::{DbError, Scope, Store};
-
-/// China Standard Time, the console's default zone.
-pub(super) const CHINA_OFFSET_SECS: i64 = 8 * 3600;
 
 /// One hour of today.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,14 +22,14 @@ pub fn day_start(now: i64, offset_secs: i32) -> i64 {
 }
 
 impl Store {
-    /// The zone "today" is counted in, seconds east of UTC.
+    /// The offset from UTC "today" is counted in at this moment, seconds east: the
+    /// report zone's (China time unless `serve --time-zone` says otherwise), so the home
+    /// page and the reports agree on where a day starts.
     pub fn utc_offset_secs(&self) -> i32 {
-        self.utc_offset_secs.load(Ordering::Relaxed) as i32
-    }
-
-    /// Count "today" in another zone (the hub's `serve --utc-offset-hours`); within ±14 h.
-    pub fn set_utc_offset_secs(&self, offset: i32) {
-        self.utc_offset_secs.store(i64::from(offset.clamp(-14 * 3600, 14 * 3600)), Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.report_zone().offset_at(now) as i32
     }
 
     /// Today's attempts per local hour (24 entries) over the sites `scope` may see.

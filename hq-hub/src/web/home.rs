@@ -3,7 +3,7 @@
 //! attributes), running projects, and the sites needing attention (offline, alarms).
 //!
 //! Today and its hours are counted in the hub's display zone (China time unless `serve
-//! --utc-offset-hours` says otherwise: `Store::utc_offset_secs`).
+//! --time-zone` says otherwise: `Store::utc_offset_secs`).
 
 use askama::Template;
 use axum::extract::State;

@@ -39,7 +39,7 @@ impl TestHub {
         let dir = tempfile::tempdir()?;
         let password = hq_hub::init_admin(dir.path(), "admin")?;
         let shutdown = CancellationToken::new();
-        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()? };
+        let config = HubConfig { data_dir: dir.path().to_path_buf(), http_bind: "127.0.0.1:0".parse()?, sync_bind: "127.0.0.1:0".parse()?, time_zone: Default::default() };
         let hub = tokio::time::timeout(Duration::from_secs(20), hq_hub::start(config, shutdown.clone())).await??;
         let base = format!("http://{}", hub.http_addr);
         Ok(TestHub { hub: Some(hub), shutdown, dir, base, password, admin: () })

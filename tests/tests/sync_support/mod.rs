@@ -82,6 +82,7 @@ pub async fn set_up_hub_in_process(hub_dir: &Path, rows: u32, work: &Path) -> Re
             data_dir: hub_dir.to_path_buf(),
             http_bind: SocketAddr::new(LOCALHOST, 0),
             sync_bind: SocketAddr::new(LOCALHOST, 0),
+            time_zone: Default::default(),
         },
         shutdown.clone(),
     )
