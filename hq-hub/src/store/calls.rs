@@ -84,6 +84,8 @@ pub struct CallQuery {
     pub batch_id: Option<i64>,
     /// The agent's account at the site, exactly.
     pub agent: Option<String>,
+    /// The agent's extension, exactly (calls synced before sites sent it have none).
+    pub extension: Option<String>,
     pub direction: Option<Direction>,
     /// An outcome key (`connected`, `busy`, …).
     pub outcome: Option<String>,
@@ -138,6 +140,7 @@ pub struct CallView {
     /// Masked when the project hides the middle digits.
     pub phone: String,
     pub agent: Option<String>,
+    pub extension: Option<String>,
     pub direction: Direction,
     /// The path that placed it (`predictive`, `one_click`, `callback`, `manual`, `inbound`, `ivr`).
     pub kind: String,
@@ -228,6 +231,9 @@ fn conditions(query: &CallQuery, scope: &Scope) -> Option<(String, Vec<SqlValue>
     if let Some(agent) = &query.agent {
         push("a.agent = ?", agent.clone().into(), &mut clauses, &mut args);
     }
+    if let Some(extension) = &query.extension {
+        push("a.extension = ?", extension.clone().into(), &mut clauses, &mut args);
+    }
     match query.direction {
         Some(Direction::Inbound) => clauses.push("a.kind = 'inbound'".into()),
         Some(Direction::Outbound) => clauses.push("a.kind <> 'inbound'".into()),
@@ -278,7 +284,7 @@ const CALL_COLUMNS: &str = "a.site_id, COALESCE(s.name, ''), COALESCE(s.online, 
     a.batch_id, b.name, COALESCE(br.phone, ''), a.agent, a.kind, a.outcome, a.hangup_side, a.started_at, a.answered_at,
     a.ended_at, a.talk_seconds, a.recording_sha256,
     (a.recording_sha256 IS NOT NULL AND EXISTS (SELECT 1 FROM site_recordings sr WHERE sr.site_id = a.site_id AND sr.sha256 = a.recording_sha256)),
-    r.agent, r.saved_at, r.record";
+    r.agent, r.saved_at, r.record, a.extension";
 
 /// The joins every call read shares: `a` is the attempt.
 const CALL_JOINS: &str = "LEFT JOIN batches b ON b.id = a.batch_id
@@ -337,6 +343,7 @@ fn raw_call(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCall> {
             batch_name: r.get(7)?,
             phone: r.get(8)?,
             agent: r.get(9)?,
+            extension: r.get(22)?,
             direction: if kind == "inbound" { Direction::Inbound } else { Direction::Outbound },
             kind,
             outcome: r.get(11)?,
@@ -427,11 +434,11 @@ impl Store {
     }
 }
 
-/// Undoes migration 11, for the tests that rebuild an older store.
+/// Undoes migrations 15 and 16 (the call search), for the tests that rebuild an older store.
 #[cfg(test)]
 pub(super) const UNDO_MIGRATION: &str = "DROP INDEX calls_time; DROP INDEX calls_site_time; DROP INDEX calls_last4_time;
     DROP INDEX calls_agent_time; DROP INDEX calls_batch_time; CREATE INDEX call_attempts_started ON call_attempts(started_at);
-    ALTER TABLE call_attempts DROP COLUMN phone_last4;";
+    ALTER TABLE call_attempts DROP COLUMN phone_last4; ALTER TABLE call_attempts DROP COLUMN extension;";
 
 #[cfg(test)]
 mod tests;

@@ -157,18 +157,19 @@ impl Store {
 }
 
 /// A finished attempt; a replay with new facts of the same attempt replaces them.
-fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> StoreResult<()> {
+fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt, extension: Option<&str>) -> StoreResult<()> {
     tx.prepare_cached(
         "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind, phone_last4)
+             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind, phone_last4, extension)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-             (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4))
+             (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4), ?14)
          ON CONFLICT (site_id, attempt_id) DO UPDATE SET
              batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
              answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
              hangup_side = excluded.hangup_side, agent = excluded.agent,
              talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
-             kind = excluded.kind, phone_last4 = excluded.phone_last4",
+             kind = excluded.kind, phone_last4 = excluded.phone_last4,
+             extension = COALESCE(excluded.extension, call_attempts.extension)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -185,6 +186,7 @@ fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt) -> Sto
             attempt.talk_seconds,
             attempt.recording_sha256,
             attempt_kind_name(attempt.kind),
+            extension.filter(|e| !e.is_empty()),
         ])
     })
     .map_err(other)?;
@@ -262,11 +264,11 @@ pub(super) fn apply_event(
     let seq = bits(entry.seq);
     match &entry.event {
         UpEvent::CallAttempt(attempt) => {
-            upsert_attempt(tx, site, attempt)?;
+            upsert_attempt(tx, site, attempt, None)?;
             report_facts::record_attempt(tx, site, attempt, None, pending).map_err(other)?;
         }
         UpEvent::CallAttemptDetail(detail) => {
-            upsert_attempt(tx, site, &detail.attempt)?;
+            upsert_attempt(tx, site, &detail.attempt, Some(&detail.extension))?;
             report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), pending).map_err(other)?;
         }
         UpEvent::BusinessRecord(record) => {

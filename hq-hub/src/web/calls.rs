@@ -67,6 +67,9 @@ pub struct Filter {
     /// The agent's account at the site.
     #[serde(default)]
     pub agent: String,
+    /// The agent's extension.
+    #[serde(default)]
+    pub extension: String,
     /// `outbound` or `inbound`.
     #[serde(default)]
     pub direction: String,
@@ -220,6 +223,7 @@ impl Filter {
             project_id: int(tr, "project", &self.project)?,
             batch_id: int(tr, "batch", &self.batch)?,
             agent: Some(self.agent.trim().to_string()).filter(|a| !a.is_empty()),
+            extension: Some(self.extension.trim().to_string()).filter(|e| !e.is_empty()),
             direction,
             outcome: one_of(tr, "outcome", &self.outcome, OUTCOMES)?,
             hangup: one_of(tr, "hangup", &self.hangup, HANGUPS)?,
@@ -241,6 +245,7 @@ impl Filter {
             ("project", &self.project),
             ("batch", &self.batch),
             ("agent", &self.agent),
+            ("extension", &self.extension),
             ("direction", &self.direction),
             ("outcome", &self.outcome),
             ("hangup", &self.hangup),
@@ -361,6 +366,7 @@ pub(super) struct CallRow {
     pub batch: String,
     pub phone: String,
     pub agent: String,
+    pub extension: String,
     pub direction: &'static str,
     pub kind: &'static str,
     pub outcome: &'static str,
@@ -385,6 +391,7 @@ pub(super) fn call_row(tr: Tr, call: &CallView) -> CallRow {
         },
         phone: call.phone.clone(),
         agent: call.agent.clone().unwrap_or_default(),
+        extension: call.extension.clone().unwrap_or_default(),
         direction: direction_word(tr, call.direction),
         kind: kind_word(tr, &call.kind),
         outcome: outcome_word(tr, &call.outcome),

@@ -136,10 +136,10 @@ fn each_call(store: &crate::store::Store, query: &CallQuery, scope: &Scope, mut 
 }
 
 /// The export's columns, in the caller's language.
-fn headers(tr: Tr) -> [&'static str; 16] {
+fn headers(tr: Tr) -> [&'static str; 17] {
     let t = tr.text();
     [
-        t.calls_started, t.calls_site, t.calls_project, t.calls_batch, t.calls_phone, t.calls_agent, t.calls_direction, t.calls_kind,
+        t.calls_started, t.calls_site, t.calls_project, t.calls_batch, t.calls_phone, t.calls_agent, t.calls_extension, t.calls_direction, t.calls_kind,
         t.calls_outcome, t.calls_hangup, t.calls_answered, t.calls_ended, t.calls_talk, t.calls_recording, t.calls_record, t.calls_attempt,
     ]
 }
@@ -163,8 +163,8 @@ fn calls_xlsx(tr: Tr, store: &crate::store::Store, query: &CallQuery, scope: &Sc
         let row = call_row(tr, call);
         let record = row.record.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ");
         let site = if row.site.is_empty() { call.site_id.to_string() } else { row.site.clone() };
-        let cells: [String; 16] = [
-            row.started, site, row.project, row.batch, row.phone, row.agent, row.direction.into(), row.kind.into(), row.outcome.into(),
+        let cells: [String; 17] = [
+            row.started, site, row.project, row.batch, row.phone, row.agent, row.extension, row.direction.into(), row.kind.into(), row.outcome.into(),
             row.hangup.into(), row.answered, row.ended, row.talk.to_string(), row.recording.into(), record,
             format!("{}/{}", call.site_id, call.attempt_id),
         ];

@@ -529,6 +529,7 @@ words! {
     (calls_project, "子项目", "Sub-project"),
     (calls_batch, "批次编号", "Batch no."),
     (calls_agent, "坐席", "Agent"),
+    (calls_extension, "分机", "Extension"),
     (calls_direction, "呼叫方向", "Direction"),
     (calls_outcome, "呼叫结果", "Outcome"),
     (calls_hangup, "挂断方", "Hung up by"),

@@ -19,6 +19,8 @@ struct Seeded {
     batch: i64,
     phone: String,
     agent: String,
+    /// Sent only with the detailed attempt (every other call here): older sites had none.
+    extension: Option<String>,
     kind: AttemptKind,
     outcome: &'static str,
     hangup: &'static str,
@@ -131,6 +133,7 @@ fn world() -> World {
                     batch: batch_id,
                     phone: phones[row].clone(),
                     agent: format!("agent{}", n % 3),
+                    extension: (n % 2 == 0).then(|| format!("80{}", n % 3)),
                     kind: kinds[n % 3],
                     outcome: outcome_key,
                     hangup: hangup_key,
@@ -140,7 +143,7 @@ fn world() -> World {
                 };
                 let site_key = site as u64;
                 seq[si] += 1;
-                let event = UpEvent::CallAttempt(CallAttempt {
+                let attempt_event = CallAttempt {
                     attempt_id: attempt as u64,
                     batch_id: batch_id as u64,
                     row_id: rows[row] as u64,
@@ -153,7 +156,18 @@ fn world() -> World {
                     talk_seconds: call.talk as u32,
                     recording_sha256: Some(format!("{:064x}", attempt)),
                     kind: call.kind,
-                });
+                };
+                let event = match &call.extension {
+                    Some(extension) => UpEvent::CallAttemptDetail(sync_protocol::CallAttemptDetail {
+                        attempt: attempt_event,
+                        team: String::new(),
+                        extension: extension.clone(),
+                        ring_seconds: 5,
+                        queue_seconds: 0,
+                        ivr_seconds: 0,
+                    }),
+                    None => UpEvent::CallAttempt(attempt_event),
+                };
                 store.apply_up(site_key, &UpEntry { epoch: 1, seq: seq[si], event }).unwrap();
                 if let Some(result) = result {
                     seq[si] += 1;
@@ -222,6 +236,12 @@ fn each_filter_finds_what_it_says_page_by_page() {
         ("project", CallQuery { project_id: Some(p1), ..base.clone() }, Box::new(move |c| c.project == p1)),
         ("batch", CallQuery { batch_id: Some(b), ..base.clone() }, Box::new(move |c| c.batch == b)),
         ("agent", CallQuery { agent: Some("agent1".into()), ..base.clone() }, Box::new(|c| c.agent == "agent1")),
+        ("extension", CallQuery { extension: Some("802".into()), ..base.clone() }, Box::new(|c| c.extension.as_deref() == Some("802"))),
+        (
+            "agent and extension",
+            CallQuery { agent: Some("agent1".into()), extension: Some("801".into()), ..base.clone() },
+            Box::new(|c| c.agent == "agent1" && c.extension.as_deref() == Some("801")),
+        ),
         ("inbound", CallQuery { direction: Some(Direction::Inbound), ..base.clone() }, Box::new(|c| c.kind == AttemptKind::Inbound)),
         ("outbound", CallQuery { direction: Some(Direction::Outbound), ..base.clone() }, Box::new(|c| c.kind != AttemptKind::Inbound)),
         ("outcome", CallQuery { outcome: Some("busy".into()), ..base.clone() }, Box::new(|c| c.outcome == "busy")),
