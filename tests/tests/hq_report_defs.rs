@@ -11,7 +11,8 @@
 //!   real calls (two put through to the agent, one busy) the figures of the site's own file.
 //! - HQ renames a header and adds a column: the site shows the new version, same figures.
 //! - With the cable cut after that, the page still shows HQ's columns and the figures.
-//! - A second box, enrolled and linked but not in the project, never receives them.
+//! - A second box, enrolled and linked but not in the project, never receives them; it is
+//!   sent another sub-project's definitions, saved before it joined, when it joins that one.
 
 mod site_support;
 
@@ -21,7 +22,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use demo::setup::{Api, dispatch_demo_list, enroll_site};
+use demo::setup::{Api, demo_project, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
 use sync_protocol::DownEvent;
 use tests::{Browser, Sipp, UdpRelay, free_udp_port, wait_for_some, wait_until};
@@ -217,17 +218,25 @@ async fn hq_report_definitions_reach_only_the_projects_site_and_stay_with_the_li
     browser.screenshot(tests::screenshot_dir().join("site-reports-hq-definitions.png")).await?;
     browser.close().await?;
 
-    // The other box is linked and has applied what HQ logged for every site after the edit
-    // (a black-list change; the log is applied in order), and holds no definitions.
-    let listed = "13900000077";
-    hq.post::<Value>("/api/lists/black", &json!({"phones": [listed], "note": "排序标记"})).await?;
-    wait_until(Duration::from_secs(60), || async { other.store.is_blacklisted(listed).unwrap_or(false) })
+    // The other box can receive definitions: a second sub-project gets one before any site
+    // takes part, then the other box joins it and is sent that project with its definitions.
+    let category_id = projects[0]["category_id"].as_u64().context("the demo project's category")?;
+    let mut second = demo_project(category_id);
+    second["name"] = json!("宽带续约回访");
+    let second: Value = hq.post("/api/projects", &second).await?;
+    let second_id = second["id"].as_u64().context("the second project's id")?;
+    hq.post::<Value>(&format!("/api/projects/{second_id}/reports"), &first_version()).await?;
+    hq.put::<Value>(&format!("/api/projects/{second_id}/sites"), &json!({"site_ids": [other_id]})).await?;
+    let (_, seeded) = wait_for_some(Duration::from_secs(60), || async { other.store.report_definitions(second_id).ok().flatten() })
         .await
-        .context("the other site is linked and applies HQ's log")?;
+        .context("a site joining a sub-project is sent its definitions")?;
+    ensure!(seeded.len() == 1 && seeded[0].name == "成交日报", "the second project's definitions: {seeded:?}");
+    // It has applied everything HQ logged for it after the edit (the log is applied in
+    // order), and holds nothing of the first project.
     let other_log = hub.store.down_log(other_id as i64, 0, 10_000)?;
     ensure!(
-        !other_log.iter().any(|e| matches!(e.event, DownEvent::ReportDefinitions { .. })),
-        "HQ queued no definitions for the other site"
+        !other_log.iter().any(|e| matches!(e.event, DownEvent::ReportDefinitions { project_id: p, .. } if p == project_id)),
+        "HQ queued none of the first project's definitions for the other site"
     );
     let hq_logged = hub.store.down_log(site_id as i64, 0, 10_000)?;
     ensure!(
