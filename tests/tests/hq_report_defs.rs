@@ -216,6 +216,13 @@ async fn hq_report_definitions_reach_only_the_projects_site_and_stay_with_the_li
     let (headers, rows) = hq_report(&browser, &url, project_id).await?;
     ensure!(headers[1..] == expected_headers && rows == vec![second_row], "with the link cut: {headers:?} {rows:?}");
     browser.screenshot(tests::screenshot_dir().join("site-reports-hq-definitions.png")).await?;
+    // In English too, the note names the version in English punctuation.
+    let (edited, _) = appliance.store.report_definitions(project_id)?.context("kept with the link cut")?;
+    browser.goto(&format!("{url}/lang/en")).await?;
+    let (headers, _) = hq_report(&browser, &url, project_id).await?;
+    ensure!(headers[1..] == expected_headers, "HQ's headers are HQ's words in any language: {headers:?}");
+    let note = browser.wait_for("#report-note", Duration::from_secs(5)).await?.text().await?;
+    ensure!(note.ends_with(&format!("(version {edited})")), "the English note: {note}");
     browser.close().await?;
 
     // The other box can receive definitions: a second sub-project gets one before any site

@@ -3,8 +3,8 @@
 //! dispatched from HQ's console, then the cable cut. Real SIPp calls follow: the carrier
 //! answers two (the agent's SIPp phone takes both) and is busy for the third; the agent
 //! saves one record "成功办理" and one "无意向". HQ's report definitions for the project are
-//! put into the site's down log as the link would bring them (the hub's sending them is the
-//! hub's part).
+//! put into the site's down log as the link would bring them (`hq_report_defs` proves the
+//! real path, from HQ's API over the link).
 //!
 //! The site admin then reads, in headless Chromium, 统计报表, 项目任务统计, 项目任务批次,
 //! 项目任务报表 and 项目任务榜单; every figure is checked against the site's own SQLite file
