@@ -3,8 +3,8 @@
 //! dispatched from HQ's console, then the cable cut. Real SIPp calls follow: the carrier
 //! answers two (the agent's SIPp phone takes both) and is busy for the third; the agent
 //! saves one record "成功办理" and one "无意向". HQ's report definitions for the project are
-//! put into the site's down log as the link would bring them (the hub's sending them is the
-//! hub's part).
+//! put into the site's down log as the link would bring them (`hq_report_defs` proves the
+//! real path, from HQ's API over the link).
 //!
 //! The site admin then reads, in headless Chromium, 统计报表, 项目任务统计, 项目任务批次,
 //! 项目任务报表 and 项目任务榜单; every figure is checked against the site's own SQLite file
@@ -55,30 +55,6 @@ fn raw_phones(db: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let mut statement = conn.prepare("SELECT phone FROM attempts")?;
     let phones = statement.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
     Ok(phones)
-}
-
-/// The cells of a table's body rows (and its footer's as a last row when `foot`).
-async fn table(browser: &Browser, css: &str, foot: bool) -> anyhow::Result<Vec<Vec<String>>> {
-    browser.wait_for(css, Duration::from_secs(10)).await?;
-    let rows = if foot { "tbody tr, tfoot tr" } else { "tbody tr" };
-    let script = format!(
-        "const t = document.querySelector({css:?});
-         return [...t.querySelectorAll({rows:?})].map((tr) => [...tr.cells].map((c) => c.textContent.trim()));"
-    );
-    let value = browser.client().execute(&script, vec![]).await?;
-    Ok(serde_json::from_value(value)?)
-}
-
-async fn chart_drawn(browser: &Browser, section: &str) -> anyhow::Result<()> {
-    wait_until(Duration::from_secs(10), || async {
-        let drawn = browser
-            .client()
-            .execute(&format!("const c = document.querySelector('#{section} .chart'); return !!c && c.dataset.drawn === '1' && !!c.querySelector('canvas');"), vec![])
-            .await;
-        drawn.is_ok_and(|v| v == json!(true))
-    })
-    .await
-    .with_context(|| format!("the chart of #{section} is drawn"))
 }
 
 fn rate(n: i64, of: i64) -> String {
@@ -226,16 +202,16 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
 
     // S6 统计报表: the project's row and the day's.
     browser.goto(&format!("{url}/admin/reports?time=today")).await?;
-    let rows = table(&browser, "#by-project table", false).await?;
+    let rows = site_support::table(&browser, "#by-project table", false).await?;
     let expected = vec![project_name.clone(), "3".into(), answered.to_string(), pct(answered, 3), connected.to_string(), pct(connected, 3), connected.to_string(), talk.to_string()];
     ensure!(rows == vec![expected], "统计报表 by project: {rows:?}");
-    chart_drawn(&browser, "by-project").await?;
-    chart_drawn(&browser, "by-day").await?;
+    site_support::chart_drawn(&browser, "by-project").await?;
+    site_support::chart_drawn(&browser, "by-day").await?;
     browser.screenshot(shots.join("site-reports-statistics.png")).await?;
 
     // S7 项目任务统计: per batch and the daily table (总计 first).
     browser.goto(&format!("{url}/admin/reports/tasks?time=last7")).await?;
-    let by_batch = table(&browser, "#by-batch table", false).await?;
+    let by_batch = site_support::table(&browser, "#by-batch table", false).await?;
     ensure!(by_batch.len() == 1, "{by_batch:?}");
     ensure!(
         by_batch[0][1..] == [
@@ -243,16 +219,16 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
         ],
         "外呼任务统计: {by_batch:?}"
     );
-    let daily = table(&browser, "#by-day table", false).await?;
+    let daily = site_support::table(&browser, "#by-day table", false).await?;
     let day_row = |label: &str| vec![label.to_string(), "3".into(), rate(answered, 3), rate(connected, 3), rate(0, 3), rate(0, 3), rate(agent_hangups, 3)];
     let today = reports::day_text(reports::Zone::china().local_day(appliance::store::now_unix()));
     ensure!(daily == vec![day_row("总计"), day_row(&today)], "每日统计: {daily:?}");
-    chart_drawn(&browser, "by-day").await?;
+    site_support::chart_drawn(&browser, "by-day").await?;
     browser.screenshot(shots.join("site-reports-task-statistics.png")).await?;
 
     // S7 项目任务批次: each number's attempt; the project hides the middle digits.
     browser.goto(&format!("{url}/admin/reports/batches?batch_id={batch_id}")).await?;
-    let numbers = table(&browser, "#numbers table", false).await?;
+    let numbers = site_support::table(&browser, "#numbers table", false).await?;
     let phones = raw_phones(&db)?;
     ensure!(numbers.len() == 3 && numbers.iter().all(|r| r[1].contains("****")), "{numbers:?}");
     ensure!(numbers.iter().all(|r| phones.iter().any(|p| p[..3] == r[1][..3] && p[7..] == r[1][7..])), "{numbers:?} {phones:?}");
@@ -261,14 +237,14 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
 
     // S8 项目任务报表: HQ's columns, computed here.
     browser.goto(&format!("{url}/admin/reports/hq?time=today")).await?;
-    let hq_rows = table(&browser, "#hq-0 table", false).await?;
+    let hq_rows = site_support::table(&browser, "#hq-0 table", false).await?;
     ensure!(hq_rows == vec![vec![today.clone(), "3".into(), answered.to_string(), pct(answered, 3), "1".into()]], "项目任务报表: {hq_rows:?}");
-    chart_drawn(&browser, "hq-0").await?;
+    site_support::chart_drawn(&browser, "hq-0").await?;
     browser.screenshot(shots.join("site-reports-task-report.png")).await?;
 
     // S9 项目任务榜单 and its export.
     browser.goto(&format!("{url}/admin/reports/agents?time=month")).await?;
-    let board = table(&browser, "#leaderboard table", true).await?;
+    let board = site_support::table(&browser, "#leaderboard table", true).await?;
     let agent_row = vec![
         "1".to_string(), AGENT.into(), "2".into(), "2".into(), "2".into(), "100.00%".into(), "1".into(), "50.00%".into(), "2".into(), talk.to_string(),
     ];
@@ -277,7 +253,7 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
         board.len() == 3 && board[1][1..5] == ["（未接入坐席）".to_string(), "1".into(), "1".into(), "0".into()],
         "the busy number has no agent: {board:?}"
     );
-    chart_drawn(&browser, "leaderboard").await?;
+    site_support::chart_drawn(&browser, "leaderboard").await?;
     browser.screenshot(shots.join("site-reports-leaderboard.png")).await?;
     let href = browser.wait_for("#export-xlsx", Duration::from_secs(5)).await?.attr("href").await?.context("export link")?;
     let exported = xlsx_rows(admin.get_bytes(&href).await?)?;
@@ -297,7 +273,7 @@ async fn site_reports_add_up_the_real_calls_with_the_hq_link_cut() -> anyhow::Re
     browser.goto(&format!("{url}/admin/reports/agents?time=month")).await?;
     let english = browser.wait_for("#leaderboard thead", Duration::from_secs(5)).await?.text().await?;
     ensure!(english.contains("Dials") && english.contains("Agent account"), "{english}");
-    let english_board = table(&browser, "#leaderboard table", true).await?;
+    let english_board = site_support::table(&browser, "#leaderboard table", true).await?;
     ensure!(english_board[0] == board[0] && english_board[1][1] == "(no agent)", "the same figures in English: {english_board:?}");
     ensure!(english_board[2][0] == "Total" && english_board[2][2..] == board[2][2..], "{english_board:?}");
 

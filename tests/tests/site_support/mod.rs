@@ -224,3 +224,39 @@ pub async fn login(browser: &Browser, url: &str, username: &str, password: &str)
     .context("login leaves the login page")?;
     Ok(())
 }
+
+/// The cells of a table's body rows (and its footer's as a last row when `foot`).
+pub async fn table(browser: &Browser, css: &str, foot: bool) -> anyhow::Result<Vec<Vec<String>>> {
+    browser.wait_for(css, Duration::from_secs(10)).await?;
+    let rows = if foot { "tbody tr, tfoot tr" } else { "tbody tr" };
+    let script = format!(
+        "const t = document.querySelector({css:?});
+         return [...t.querySelectorAll({rows:?})].map((tr) => [...tr.cells].map((c) => c.textContent.trim()));"
+    );
+    let value = browser.client().execute(&script, vec![]).await?;
+    Ok(serde_json::from_value(value)?)
+}
+
+/// Waits until the ECharts chart of section `#section` is drawn.
+pub async fn chart_drawn(browser: &Browser, section: &str) -> anyhow::Result<()> {
+    wait_until(Duration::from_secs(10), || async {
+        let drawn = browser
+            .client()
+            .execute(&format!("const c = document.querySelector('#{section} .chart'); return !!c && c.dataset.drawn === '1' && !!c.querySelector('canvas');"), vec![])
+            .await;
+        drawn.is_ok_and(|v| v == json!(true))
+    })
+    .await
+    .with_context(|| format!("the chart of #{section} is drawn"))
+}
+
+/// The header cells of a table (`thead th`), as the page prints them.
+pub async fn table_headers(browser: &Browser, css: &str) -> anyhow::Result<Vec<String>> {
+    browser.wait_for(css, Duration::from_secs(10)).await?;
+    let script = format!(
+        "const t = document.querySelector({css:?});
+         return [...t.querySelectorAll('thead th')].map((c) => c.textContent.trim());"
+    );
+    let value = browser.client().execute(&script, vec![]).await?;
+    Ok(serde_json::from_value(value)?)
+}

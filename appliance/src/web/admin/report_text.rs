@@ -35,6 +35,7 @@ report_text! {
     no_data: "所选时间内没有通话", "No calls in the chosen time";
     no_defs: "总部尚未下发该项目的报表定义；报表字段由总控设置，职场只读。", "HQ has not sent this project's report definitions yet; HQ sets the columns, the site only reads them.";
     hq_note: "报表字段为总控设置，职场只读（版本 ", "HQ sets these columns; read-only at the site (version ";
+    hq_note_end: "）", ")";
     by_project: "各项目执行情况", "By project";
     by_day: "每日统计", "By day";
     by_batch: "外呼任务统计", "By batch";

@@ -335,7 +335,7 @@ fn hq_sections(state: &AppState, ctx: &Ctx) -> Result<(Vec<Section>, String), Ap
             def.columns.iter().enumerate().filter(|(_, c)| c.divide_by.is_none()).map(|(i, _)| i).take(3).collect();
         sections.push(table_section(ctx, &format!("hq-{i}"), def, &table, &counts));
     }
-    Ok((sections, format!("{}{version}）", ctx.r.hq_note)))
+    Ok((sections, format!("{}{version}{}", ctx.r.hq_note, ctx.r.hq_note_end)))
 }
 
 /// The view's words, sections, note and pager.
