@@ -32,7 +32,10 @@
 //! by the tags' value ranges when that is small (no hashing per cell), else a hash map, and
 //! only the measures the columns read are summed. `examples/report_bench.rs` measures it
 //! against DuckDB (figures in `docs/benchmarks.md`): at HQ scale the finest cube, which
-//! every cube is derived from and which answers agent × hour reports, dominates memory.
+//! every cube is derived from, dominates memory; agent × hour reports have their own narrow
+//! hourly cube (no batch, account, direction, hang-up side or business values). A bucket
+//! indexes its cells by position (a `hashbrown::HashTable` of `u32`), so each key is stored
+//! once.
 //!
 //! Local time is read-time: cells are per UTC hour and the [`Zone`] (China time by default)
 //! maps them to local hours, so zones must have whole-hour offsets ([`Zone::new`] checks).
