@@ -134,6 +134,11 @@ async fn hq_finds_a_real_call_by_its_last_four_digits_plays_it_and_exports_it() 
     carrier.wait(Duration::from_secs(30)).await.ensure_success().context("carrier scenario")?;
     phone.wait(Duration::from_secs(30)).await.ensure_success().context("agent phone scenario")?;
     ensure!(call["phone"] == "138****0001", "masked as the project says: {call}");
+    // The extension filter finds it by the agent's phone and nothing by another.
+    let by_extension: Value = hq.get(&format!("/api/calls?extension={EXTENSION}")).await?;
+    ensure!(by_extension["calls"].as_array().is_some_and(|c| c.len() == 1), "{by_extension}");
+    let other: Value = hq.get("/api/calls?extension=8999").await?;
+    ensure!(other["calls"].as_array().is_some_and(|c| c.is_empty()), "{other}");
     let attempt = call["attempt_id"].as_i64().context("attempt")?;
     let result = call["record"]["values"][0]["value"].as_str().context("the saved result")?.to_owned();
 
@@ -187,10 +192,12 @@ async fn hq_finds_a_real_call_by_its_last_four_digits_plays_it_and_exports_it() 
     let sheet = workbook.worksheet_range_at(0).context("a sheet")??;
     let rows: Vec<Vec<String>> = sheet.rows().map(|row| row.iter().map(|cell| cell.to_string()).collect()).collect();
     ensure!(rows.len() == 2, "header and one call: {rows:?}");
-    ensure!(rows[0][0] == "开始时间" && rows[0][4] == "电话号码" && rows[0][8] == "呼叫结果", "{:?}", rows[0]);
+    ensure!(rows[0][0] == "开始时间" && rows[0][4] == "电话号码" && rows[0][6] == "分机" && rows[0][9] == "呼叫结果", "{:?}", rows[0]);
     let started = call["started_at"].as_i64().context("started")?;
     ensure!(rows[1][0] == hq_hub::format_time(started) && rows[1][1] == "杭州职场", "{:?}", rows[1]);
-    ensure!(rows[1][4] == "138****0001" && rows[1][8] == "接通" && rows[1][14].contains(&result), "{:?}", rows[1]);
+    // The extension the agent's phone registered as, which the site sent with the call.
+    ensure!(call["extension"] == json!(EXTENSION) && rows[1][6] == EXTENSION, "{:?} / {call}", rows[1]);
+    ensure!(rows[1][4] == "138****0001" && rows[1][9] == "接通" && rows[1][15].contains(&result), "{:?}", rows[1]);
     let zip = hq.get_bytes(&export_href.replace("/api/calls/export.xlsx", "/api/calls/recordings.zip")).await?;
     let wav_name = format!("_{site_id}-{attempt}.wav");
     ensure!(

@@ -473,6 +473,9 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
     })
     .await
     .context("the removed number leaves the black list")?;
+    // The page reloads itself after the removal; opening the next page before that reload
+    // has landed would race it. Exactly three rows shows the reloaded list.
+    browser.wait_for("#black-list tbody tr:nth-child(3):last-child", WAIT).await?;
 
     // Accounts: a role from the module tree, a group, a sub-admin limited to site A.
     browser.goto(&format!("{}/accounts", hub.url)).await?;
