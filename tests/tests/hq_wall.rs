@@ -18,7 +18,7 @@ use anyhow::Context;
 use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use tests::{Browser, Sipp, UdpRelay, free_udp_port, wait_for_some};
+use tests::{Browser, UdpRelay, free_udp_port, wait_for_some};
 use tokio_util::sync::CancellationToken;
 
 const EXTENSION: &str = "8201";
@@ -126,14 +126,7 @@ async fn the_wall_shows_a_real_call_ringing_talking_and_ending_and_the_site_goin
 
     // The agent's phone registers, the agent goes 可回接, the task starts: the carrier rings.
     let phone = site_support::agent_phone_for(appliance.sip_addr, EXTENSION, SIP_PASSWORD, 1).await?;
-    let carrier = Sipp::scenario("carrier_ring_answer.xml")
-        .local_port(carrier_port)
-        .calls(1)
-        .media_on_loopback()
-        .arg("-d")
-        .arg("3000")
-        .timeout(Duration::from_secs(120))
-        .spawn()?;
+    let carrier = site_support::carrier_with("carrier_ring_answer.xml", carrier_port, 1, 3000)?;
     let desk = CancellationToken::new();
     let agent = tokio::spawn(demo::agent::run_agent(
         demo::agent::AgentConfig {

@@ -191,7 +191,12 @@ pub async fn agent_phone_with(
 
 /// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.
 pub fn carrier(port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
-    Sipp::scenario("carrier_answer.xml")
+    carrier_with("carrier_answer.xml", port, calls, talk_ms)
+}
+
+/// [`carrier`] playing another scenario (one that rings before it answers, say).
+pub fn carrier_with(scenario: &str, port: u16, calls: u32, talk_ms: u32) -> anyhow::Result<Sipp> {
+    Sipp::scenario(scenario)
         .local_port(port)
         .calls(calls)
         .media_on_loopback()
