@@ -84,6 +84,8 @@ pub enum DeskEvent {
     CallEnded { attempt_id: u64, outcome: String },
     /// The agent's state was changed by the system (a missed call sets 离开).
     State { state: AgentState },
+    /// Customer and agent are both on the line: the desk's call timer starts talking time.
+    Talking { attempt_id: u64 },
 }
 
 impl DeskEvent {
@@ -95,6 +97,7 @@ impl DeskEvent {
             DeskEvent::CallbackDue { .. } => "callback",
             DeskEvent::CallEnded { .. } => "ended",
             DeskEvent::State { .. } => "state",
+            DeskEvent::Talking { .. } => "talking",
         }
     }
 
@@ -108,6 +111,7 @@ impl DeskEvent {
             }
             DeskEvent::CallEnded { attempt_id, outcome } => serde_json::json!({"attempt_id": attempt_id, "outcome": outcome}),
             DeskEvent::State { state } => serde_json::json!({"state": state.as_str()}),
+            DeskEvent::Talking { attempt_id } => serde_json::json!({"attempt_id": attempt_id}),
         };
         value.to_string()
     }

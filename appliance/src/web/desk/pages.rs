@@ -12,6 +12,7 @@ use sync_protocol::FieldKind;
 use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerView, Module};
 use crate::web::guard::need;
 use crate::web::i18n::Text;
+use super::words::{DeskWords, desk_words};
 use crate::web::limits::ApiQuery;
 use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
 use crate::web::{AgentUser, ApiError, AppState};
@@ -34,6 +35,7 @@ struct StateButton {
 #[template(path = "desk.html")]
 struct DeskPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     projects: Vec<ProjectRow>,
     extension: String,
@@ -73,6 +75,7 @@ pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: Head
         .collect();
     render(DeskPage {
         t,
+        dw: desk_words(&headers),
         projects,
         nav: Nav::desk("desk", &agent.user.username, work(&headers)),
         extension: agent.extension,
@@ -86,6 +89,7 @@ pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: Head
 #[template(path = "desk_settings.html")]
 struct SettingsPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     callers: Vec<Choice>,
     timings: Vec<Choice>,
@@ -107,6 +111,7 @@ pub async fn desk_settings(agent: AgentUser, State(state): State<AppState>, head
     }));
     render(SettingsPage {
         t,
+        dw: desk_words(&headers),
         nav: Nav::desk("settings", &agent.user.username, w),
         callers,
         timings: choices(&[("answer", w.timing_answer), ("ring", w.timing_ring)], &settings.popup_timing),
@@ -132,6 +137,7 @@ struct RecordRow {
 #[template(path = "desk_records.html")]
 struct RecordsPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     records: Vec<RecordRow>,
     outcomes: Vec<Choice>,
@@ -187,6 +193,7 @@ pub async fn desk_records(
         }
         Ok(RecordsPage {
             t,
+            dw: desk_words(&headers),
             nav: Nav::desk("records", &agent.user.username, w),
             records: rows,
             outcomes: choices(
@@ -214,6 +221,7 @@ pub async fn desk_records(
 #[template(path = "desk_callbacks.html")]
 struct CallbacksPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     callbacks: Vec<CallbackView>,
 }
@@ -225,6 +233,7 @@ pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): Sta
         let viewer = agent.viewer.clone();
         Ok(CallbacksPage {
             t,
+            dw: desk_words(&headers),
             nav: Nav::desk("callbacks", &agent.user.username, w),
             callbacks: state.store.callbacks(&viewer, Some(&agent.user.username), None, None)?,
         })
@@ -239,6 +248,7 @@ pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): Sta
 #[template(path = "desk_customers.html")]
 struct CustomersPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     customers: Vec<CustomerView>,
     title: &'static str,
@@ -252,6 +262,7 @@ pub async fn desk_customers(agent: AgentUser<need::Customers>, State(state): Sta
         let viewer = agent.viewer.clone();
         Ok(CustomersPage {
             t,
+            dw: desk_words(&headers),
             nav: Nav::desk("customers", &agent.user.username, w),
             customers: state.store.customers(&viewer, Some(&agent.user.username), None, None, 500)?,
             title: w.nav_customers,
@@ -280,7 +291,7 @@ pub async fn desk_numbers(
             .into_iter()
             .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
             .collect();
-        Ok(CustomersPage { t, nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
+        Ok(CustomersPage { t, dw: desk_words(&headers), nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
     })();
     match page {
         Ok(page) => render(page),
