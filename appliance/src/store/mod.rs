@@ -71,7 +71,7 @@ pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
 pub use reports::NumberAttempt;
-pub use records::{CallFilter, CallRecordView, CustomerView, EditCustomerError, SaveRecordError};
+pub use records::{CallFilter, CallRecordView, CustomerPage, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,
     TaskSettings, TaskSettingsError, TaskStatus, TaskSummary, suggested_max_concurrency,

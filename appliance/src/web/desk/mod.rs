@@ -8,6 +8,7 @@
 //!   (its own [`routes`]); [`words`]: the desk's words in both languages.
 
 pub mod api;
+pub mod lists;
 pub mod pages;
 pub mod words;
 pub mod work_api;

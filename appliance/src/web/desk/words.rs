@@ -52,6 +52,7 @@ pub struct DeskWords {
     pub err_busy_number: &'static str,
     pub err_lines_down: &'static str,
     pub err_grace: &'static str,
+    pub err_date: &'static str,
 }
 
 pub static DESK_ZH: DeskWords = DeskWords {
@@ -97,6 +98,7 @@ pub static DESK_ZH: DeskWords = DeskWords {
     err_busy_number: "该号码正在通话中，请稍后再拨",
     err_lines_down: "外呼线路不可用，请联系现场管理员",
     err_grace: "回访宽限须为 0 至 1440 分钟",
+    err_date: "“{field}”须为日期，如 2026-12-07",
 };
 
 pub static DESK_EN: DeskWords = DeskWords {
@@ -142,6 +144,7 @@ pub static DESK_EN: DeskWords = DeskWords {
     err_busy_number: "This number is on another call; try again in a moment",
     err_lines_down: "The lines are not available; ask the site admin",
     err_grace: "The callback grace must be 0 to 1440 minutes",
+    err_date: "\"{field}\" must be a date such as 2026-12-07",
 };
 
 /// The desk's words in the request's language.
