@@ -228,7 +228,8 @@
     body.append(left, right);
     overlay.hidden = false;
     if (current !== popup.attempt_id || bar.dataset.state === "idle") {
-      setCall(ended.has(popup.attempt_id) ? "wrap_up" : "talking", popup.attempt_id);
+      // A popup sent when this page connected may be of a call that ended meanwhile.
+      setCall(ended.has(popup.attempt_id) || popup.live === false ? "wrap_up" : "talking", popup.attempt_id);
     }
     chime();
   };

@@ -1,6 +1,7 @@
 //! The desk's growing lists over real HTTP: 外呼通话记录 and 客户管理 page by keyset (50 a
 //! page, a "next page" link that carries the last row's key and the filters) and filter by
-//! a day span; a malformed day is refused by its label, in Chinese.
+//! a day span; a malformed day is refused by its label, in Chinese. The site admin's
+//! callback grace page.
 
 mod common;
 
@@ -34,7 +35,7 @@ fn rows_and_next(html: &str, marker: &str) -> (Vec<String>, Option<String>) {
 #[tokio::test]
 async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    appliance::init_admin(dir.path(), "siteadmin")?;
+    let admin_password = appliance::init_admin(dir.path(), "siteadmin")?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let config = ApplianceConfig {
         data_dir: dir.path().to_path_buf(),
@@ -110,6 +111,17 @@ async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result
     assert_eq!(that_day.len(), 50);
     let (day_before, _) = rows_and_next(&page(format!("{url}/desk/customers?to=2023-11-14")).await?, "<td class=\"phone\">");
     assert!(day_before.is_empty(), "imported the next day, China time");
+
+    // The site admin's callback grace: its page, and a value out of range refused in Chinese.
+    let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(10)).build()?;
+    let login = admin.post(format!("{url}/api/login")).json(&json!({"username": "siteadmin", "password": admin_password})).send().await?;
+    ensure!(login.status().is_success(), "admin login");
+    let settings = admin.get(format!("{url}/admin/callback-settings")).send().await?.text().await?;
+    assert!(settings.contains("回访宽限（分钟）") && settings.contains("name=\"minutes\"") && settings.contains("value=\"10\""), "{settings}");
+    let refused = admin.post(format!("{url}/api/desk/callback-grace")).json(&json!({"minutes": 2000})).send().await?;
+    assert_eq!(refused.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text().await?.contains("回访宽限须为 0 至 1440 分钟"));
+    assert_eq!(store.callback_grace_minutes()?, 10);
     shutdown.cancel();
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! take it), the site admin's callback grace period, and the desk's own script and style.
 //! Refusals are in the UI's language ([`DeskWords`]) and name the field by its label.
 
+use askama::Template;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +19,8 @@ use crate::store::{CallbackEdit, CallbackError, CallbackScope};
 use crate::web::guard::{Public, need};
 use crate::web::limits::{self, ApiJson, ApiPath, Check, Limits};
 use crate::web::routes::Registry;
+use crate::web::i18n::Text;
+use crate::web::page::{Nav, fail, lang, render, work};
 use crate::web::{AdminUser, AgentUser, ApiError, AppState, ErrorBody};
 
 const DESK_JS: &str = include_str!("../../../assets/desk.js");
@@ -30,6 +33,7 @@ pub(crate) fn routes(registry: Registry) -> Registry {
         .get("/assets/desk.css", desk_css)
         .post("/api/agent/dial", manual_dial)
         .post("/api/callbacks/{callback_id}/edit", edit_callback)
+        .get("/admin/callback-settings", grace_page)
         .get("/api/desk/callback-grace", get_grace)
         .post("/api/desk/callback-grace", set_grace)
 }
@@ -231,4 +235,26 @@ pub async fn set_grace(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, desk_words(&headers).err_grace));
     }
     Ok(Json(form))
+}
+
+#[derive(Template)]
+#[template(path = "desk_admin.html")]
+struct GracePage {
+    t: &'static Text,
+    dw: &'static DeskWords,
+    nav: Nav,
+    minutes: u32,
+}
+
+/// `GET /admin/callback-settings` (site admin, tasks): the callback grace period.
+pub async fn grace_page(admin: AdminUser<need::Tasks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.store.callback_grace_minutes() {
+        Ok(minutes) => render(GracePage {
+            t: lang(&headers),
+            dw: desk_words(&headers),
+            nav: Nav::admin("tasks", &admin.user.username, work(&headers)),
+            minutes,
+        }),
+        Err(error) => fail(error.into()),
+    }
 }
