@@ -261,6 +261,7 @@ pub async fn save_record(
         ),
         None => None,
     };
+    state.desk.saved(agent.user.user_id, attempt_id);
     state.driver.send(DriverMsg::RecordSaved { agent_id: agent.user.user_id, attempt_id });
     Ok(Json(RecordReply { attempt_id, saved_at: record.saved_at, values: record.values.into_iter().collect(), callback_id }))
 }
