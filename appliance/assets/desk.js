@@ -71,25 +71,40 @@
   };
 
   // A short two-tone chime: the agent may be looking at another window. Browsers let a page
-  // sound only after the person interacted with it; until then the title blinks instead.
+  // sound only after the person interacted with it, so the first click anywhere on a desk
+  // page readies the sound; until then the title blinks, and once the agent allowed
+  // notifications (asked on the desk's state buttons) a hidden page also shows one.
   let audio = null;
-  const chime = () => {
-    document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+  const readyAudio = () => {
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
-      if (audio.state === "suspended") audio.resume();
-      [880, 1175].forEach((frequency, index) => {
-        const oscillator = audio.createOscillator();
-        const gain = audio.createGain();
-        oscillator.frequency.value = frequency;
-        gain.gain.value = 0.15;
-        oscillator.connect(gain).connect(audio.destination);
-        const start = audio.currentTime + index * 0.22;
-        oscillator.start(start);
-        oscillator.stop(start + 0.18);
-      });
-    } catch (_) { /* no audio device: the title still blinks */ }
-    const title = document.title;
+      return audio.state === "running" ? Promise.resolve() : audio.resume();
+    } catch (_) {
+      return Promise.reject(new Error("no audio"));
+    }
+  };
+  document.addEventListener("pointerdown", () => { readyAudio().catch(() => {}); }, { once: true });
+  const tones = () => {
+    [880, 1175].forEach((frequency, index) => {
+      const oscillator = audio.createOscillator();
+      const gain = audio.createGain();
+      oscillator.frequency.value = frequency;
+      gain.gain.value = 0.15;
+      oscillator.connect(gain).connect(audio.destination);
+      const start = audio.currentTime + index * 0.22;
+      oscillator.start(start);
+      oscillator.stop(start + 0.18);
+    });
+    document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+  };
+  const chime = (popup) => {
+    readyAudio().then(tones).catch(() => {}).finally(() => {
+      document.body.dataset.audio = audio ? audio.state : "none";
+    });
+    if (document.hidden && window.Notification && Notification.permission === "granted") {
+      try { new Notification(bar.dataset.newCall, { body: popup.phone, tag: "popup-" + popup.attempt_id }); } catch (_) { /* not offered */ }
+    }
+    const title = document.title.replace(/^【[^】]*】/, "");
     let blinks = 0;
     const blink = setInterval(() => {
       document.title = blinks % 2 === 0 ? "【" + bar.dataset.newCall + "】" + title : title;
@@ -231,7 +246,7 @@
       // A popup sent when this page connected may be of a call that ended meanwhile.
       setCall(ended.has(popup.attempt_id) || popup.live === false ? "wrap_up" : "talking", popup.attempt_id);
     }
-    chime();
+    chime(popup);
   };
 
   const next = () => {
@@ -298,6 +313,11 @@
   for (const button of document.querySelectorAll("#desk button.state")) {
     button.addEventListener("click", async () => {
       stateError.hidden = true;
+      // A click is the moment a browser lets a page ask; the answer lasts for the site.
+      if (window.Notification && Notification.permission === "default") {
+        const asked = Notification.requestPermission();
+        if (asked && asked.catch) asked.catch(() => {});
+      }
       try {
         const answer = await post("/api/agent/state", { state: button.dataset.state });
         showAgentState(answer.state);

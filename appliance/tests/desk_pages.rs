@@ -1,7 +1,7 @@
 //! The desk's growing lists over real HTTP: 外呼通话记录 and 客户管理 page by keyset (50 a
 //! page, a "next page" link that carries the last row's key and the filters) and filter by
 //! a day span; a malformed day is refused by its label, in Chinese. The site admin's
-//! callback grace page.
+//! callback grace page; a manual dial refused in the UI's language.
 
 mod common;
 
@@ -111,6 +111,25 @@ async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result
     assert_eq!(that_day.len(), 50);
     let (day_before, _) = rows_and_next(&page(format!("{url}/desk/customers?to=2023-11-14")).await?, "<td class=\"phone\">");
     assert!(day_before.is_empty(), "imported the next day, China time");
+
+    // A manual dial's refusal in the UI's language: Chinese by default, English on the switch.
+    let refuse = || {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let response = client.post(format!("{url}/api/agent/dial")).json(&json!({"phone": "13800130700"})).send().await?;
+            anyhow::Ok((response.status(), response.json::<serde_json::Value>().await?))
+        }
+    };
+    let (status, zh) = refuse().await?;
+    assert_eq!((status, zh["error"].as_str()), (reqwest::StatusCode::CONFLICT, Some("请先签入（可回接或不可回接）再外呼")));
+    client.get(format!("{url}/lang/en")).send().await?;
+    let (_, en) = refuse().await?;
+    assert_eq!(en["error"].as_str(), Some("Sign in (available or one-click only) before dialing"));
+    client.get(format!("{url}/lang/zh")).send().await?;
+    let bad = client.post(format!("{url}/api/agent/dial")).json(&json!({"phone": "12ab"})).send().await?;
+    assert_eq!(bad.status(), reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json::<serde_json::Value>().await?["error"], "客户号码须为 3 至 20 位数字");
 
     // The site admin's callback grace: its page, and a value out of range refused in Chinese.
     let admin = reqwest::Client::builder().cookie_store(true).timeout(Duration::from_secs(10)).build()?;

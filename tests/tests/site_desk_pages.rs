@@ -79,7 +79,8 @@ async fn the_popup_reaches_an_available_agent_on_the_customers_page_and_a_callba
     set_state(&browser, "available").await?;
     // The agent leaves the desk page for 客户管理; the stream there says who they are.
     browser.goto(&format!("{}/desk/customers", site.url)).await?;
-    browser.wait_for("table#customers", Duration::from_secs(10)).await?;
+    // Any click on a page readies its sound (browsers allow audio only after one).
+    browser.wait_for("table#customers", Duration::from_secs(10)).await?.click().await?;
     trap_alerts(&browser).await?;
     post(&site.admin, format!("{}/api/tasks/41/start", site.url), json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20}))
         .await?;
@@ -91,8 +92,17 @@ async fn the_popup_reaches_an_available_agent_on_the_customers_page_and_a_callba
     wait_until(Duration::from_secs(5), || async { text(&browser, "#call-timer").await.is_ok_and(|t| t != "00:00") })
         .await
         .context("the call timer runs")?;
-    let chimes = browser.client().execute("return Number(document.body.dataset.chimes || 0);", vec![]).await?;
-    assert!(chimes.as_u64().unwrap_or(0) >= 1, "the popup chimed: {chimes}");
+    let sound = wait_for_some(Duration::from_secs(5), || async {
+        let sound = browser
+            .client()
+            .execute("return {chimes: Number(document.body.dataset.chimes || 0), audio: document.body.dataset.audio || ''};", vec![])
+            .await
+            .ok()?;
+        (sound["chimes"].as_u64().unwrap_or(0) >= 1).then_some(sound)
+    })
+    .await
+    .context("the popup chimes")?;
+    assert_eq!(sound["audio"], "running", "the chime played on a running audio context: {sound}");
     // At 1366×768 the business record, the callback section and the save button are all on
     // screen, without scrolling.
     let layout = browser
