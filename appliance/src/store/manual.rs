@@ -209,7 +209,9 @@ impl Store {
     pub fn claim_callback(&self, callback_id: u64, user_id: u64, username: &str) -> Result<ManualClaim, ManualDialError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
-        let found: Option<(u64, u32, u32, u64, String, String, String, String)> = tx
+        // batch, chunk, row, row id, phone, agent, state, scope.
+        type Found = (u64, u32, u32, u64, String, String, String, String);
+        let found: Option<Found> = tx
             .query_row(
                 "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent, state, scope FROM callbacks WHERE callback_id = ?1",
                 [callback_id],

@@ -50,7 +50,9 @@ impl Store {
             return Err(TypedDialError::NoCaller);
         }
         // The agent's own rows first, then the newest batch.
-        let candidates: Vec<(u64, u32, u32, u64, Option<u64>, u32, String)> = {
+        // batch, chunk, row, row id, project, ring seconds, answer mode.
+        type Candidate = (u64, u32, u32, u64, Option<u64>, u32, String);
+        let candidates: Vec<Candidate> = {
             let mut statement = tx
                 .prepare(
                     "SELECT r.batch_id, r.chunk_idx, r.row_idx, r.row_id, b.project_id, b.ring_seconds, b.answer_mode
