@@ -1,7 +1,8 @@
 //! The desk's store rules: a number the agent types (坐席手动外呼) keeps to the caller of the
 //! desk settings, the agent's projects, the black list, the calling windows and "one call
 //! per number", goes up as a manual attempt and leaves the task's row alone; callbacks are
-//! edited (重新编辑), scoped to the agent or the task, and handed to the task. That the driver
+//! edited (重新编辑), scoped to the agent or the task, and handed to the task; migration 11 on
+//! a store of the release before it. That the driver
 //! hands an absent agent's callback over after the grace and another agent's phone takes it
 //! is proven with real SIP in `tests/tests/site_desk_pages.rs`.
 
@@ -162,4 +163,27 @@ fn a_callback_is_edited_by_its_agent_and_a_handed_over_one_taken_by_the_task() {
     assert!(store.set_callback_grace_minutes(0).expect("set"));
     assert!(!store.set_callback_grace_minutes(1441).expect("set"), "at most a day");
     assert_eq!(store.callback_grace_minutes().expect("grace"), 0);
+}
+
+#[test]
+fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
+    let (dir, store, _next, agent1, _agent2) = site();
+    choose_caller(&store, agent1);
+    let claim = store.claim_typed_number(None, "13800130700", agent1, "agent1", MORNING).expect("dial");
+    finish(&store, claim.claimed.attempt_id);
+    let callback_id = store.schedule_callback(claim.claimed.attempt_id, "agent1", "回访", MORNING + 60, "").expect("schedule");
+    drop(store);
+    // The file as the release before migration 11 left it.
+    let conn = rusqlite::Connection::open(dir.path().join("site.db")).expect("sqlite");
+    conn.execute_batch(
+        "ALTER TABLE callbacks DROP COLUMN scope; ALTER TABLE callbacks DROP COLUMN handed_over_at;
+         DROP TABLE desk_settings; PRAGMA user_version = 10;",
+    )
+    .expect("downgrade");
+    drop(conn);
+    let store = Store::open(dir.path()).expect("upgrade");
+    let viewer = Viewer { username: "agent1".into(), unmask: false };
+    let listed = store.callbacks(&viewer, Some("agent1"), None, None).expect("list");
+    assert_eq!((listed[0].callback_id, listed[0].scope.as_str(), listed[0].handed_over_at), (callback_id, "agent", None));
+    assert_eq!(store.callback_grace_minutes().expect("grace"), 10);
 }
