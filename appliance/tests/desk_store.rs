@@ -1,10 +1,10 @@
 //! The desk's store rules: a number the agent types (坐席手动外呼) keeps to the caller of the
 //! desk settings, the agent's projects, the black list, the calling windows and "one call
 //! per number", goes up as a manual attempt and leaves the task's row alone; callbacks are
-//! edited (重新编辑), scoped to the agent or the task, and handed to the task; migration 11 on
-//! a store of the release before it. That the driver
-//! hands an absent agent's callback over after the grace and another agent's phone takes it
-//! is proven with real SIP in `tests/tests/site_desk_pages.rs`.
+//! edited (重新编辑), scoped to the agent or the task, and handed to the task; migration 11
+//! on a store of the release before it. That the driver hands an absent agent's callback
+//! over after the grace and another agent's phone takes it is proven with real SIP in
+//! `tests/tests/site_desk_pages.rs`.
 
 mod common;
 
