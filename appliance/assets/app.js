@@ -1,5 +1,5 @@
-// The site UI's only script: JSON forms and buttons (a few lines in place of htmx), the agent
-// desk's state buttons and popup (server-sent events), and the live status page.
+// The site UI's script: JSON forms and buttons (a few lines in place of htmx), the
+// attribution rules and the live status page. The agent desk's script is desk.js.
 "use strict";
 
 async function postJson(url, body) {
@@ -80,231 +80,30 @@ function wireForms(root) {
   }
   for (const button of root.querySelectorAll("button[data-post]")) {
     button.addEventListener("click", async () => {
+      // The error shows next to the button that caused it (no alert()).
+      let errorBox = button.nextElementSibling;
+      if (!errorBox || !errorBox.classList.contains("post-error")) {
+        errorBox = document.createElement("span");
+        errorBox.className = "form-error post-error";
+        errorBox.hidden = true;
+        button.after(errorBox);
+      }
+      errorBox.hidden = true;
       try {
         await postJson(button.dataset.post, {});
         then(button.dataset.then);
       } catch (error) {
-        window.alert(error.message);
+        errorBox.textContent = error.message;
+        errorBox.hidden = false;
       }
     });
   }
 }
 
-// ---- agent desk ----
+// ---- state labels (the agent desk's own script is desk.js) ----
 
 function stateLabel(holder, state) {
   return holder.getAttribute("data-st-" + state) || state;
-}
-
-function wireDesk(desk) {
-  const current = document.getElementById("current-state");
-  const showState = (state) => {
-    desk.dataset.state = state;
-    current.textContent = stateLabel(desk, state);
-  };
-  for (const button of desk.querySelectorAll("button.state")) {
-    button.addEventListener("click", async () => {
-      try {
-        const answer = await postJson("/api/agent/state", { state: button.dataset.state });
-        showState(answer.state);
-      } catch (error) {
-        window.alert(error.message);
-      }
-    });
-  }
-
-  const overlay = document.getElementById("popup");
-  const body = overlay.querySelector(".popup-body");
-  const queue = [];
-  let open = null;
-
-  const element = (tag, text, className) => {
-    const node = document.createElement(tag);
-    if (text !== undefined) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  };
-
-  const show = (popup) => {
-    open = popup;
-    body.replaceChildren();
-    const facts = element("dl", undefined, "facts");
-    facts.append(element("dt", overlay.dataset.phone), element("dd", popup.phone, "phone"));
-    for (const field of popup.fields) {
-      facts.append(element("dt", field.title), element("dd", field.value));
-    }
-    body.append(facts);
-    if (popup.script) {
-      body.append(element("h3", overlay.dataset.script), element("pre", popup.script, "script"));
-    }
-    body.append(element("h3", overlay.dataset.record));
-    const form = element("form", undefined, "record");
-    for (const field of popup.record_fields) {
-      const label = element("label", field.title + (field.required ? " *" : ""));
-      let input;
-      if (field.kind === "single_choice") {
-        input = document.createElement("select");
-        const blank = element("option", overlay.dataset.choose);
-        blank.value = "";
-        input.append(blank);
-        for (const option of field.options) {
-          const node = element("option", option);
-          node.value = option;
-          input.append(node);
-        }
-      } else {
-        input = document.createElement("textarea");
-        input.rows = 2;
-      }
-      input.name = field.key;
-      input.required = field.required;
-      label.append(input);
-      form.append(label);
-    }
-    const error = element("p", "", "form-error");
-    error.hidden = true;
-    const save = element("button", overlay.dataset.save);
-    save.type = "submit";
-    form.append(error, save);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const values = {};
-      for (const input of form.elements) {
-        if (input.name) values[input.name] = input.value;
-      }
-      try {
-        await postJson("/api/attempts/" + popup.attempt_id + "/record", { values });
-        open = null;
-        overlay.hidden = true;
-        next();
-      } catch (failure) {
-        error.textContent = failure.message;
-        error.hidden = false;
-      }
-    });
-    body.append(form);
-    body.append(callbackSection(popup));
-    overlay.hidden = false;
-  };
-
-  // 回访: call back now, or schedule one (title, planned time, note).
-  const callbackSection = (popup) => {
-    const section = element("div", undefined, "callback");
-    const now = element("button", overlay.dataset.callBackNow, "call-back-now");
-    now.type = "button";
-    const status = element("p", "", "hint");
-    now.addEventListener("click", async () => {
-      try {
-        const started = await postJson("/api/attempts/" + popup.attempt_id + "/call-back-now", {});
-        status.textContent = desk.dataset.calling + " " + started.phone;
-      } catch (failure) {
-        status.textContent = failure.message;
-      }
-    });
-    const schedule = element("form", undefined, "schedule inline");
-    const field = (label, name, type) => {
-      const wrap = element("label", label + " ");
-      const input = document.createElement("input");
-      input.name = name;
-      input.type = type;
-      wrap.append(input);
-      schedule.append(wrap);
-      return input;
-    };
-    const title = field(overlay.dataset.title, "title", "text");
-    title.required = true;
-    const due = field(overlay.dataset.due, "due_at", "datetime-local");
-    due.required = true;
-    due.step = "1";
-    const note = field(overlay.dataset.note, "note", "text");
-    const submit = element("button", overlay.dataset.schedule);
-    submit.type = "submit";
-    schedule.append(submit);
-    schedule.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      try {
-        const dueAt = Math.floor(new Date(due.value).getTime() / 1000);
-        await postJson("/api/attempts/" + popup.attempt_id + "/callbacks", { title: title.value, due_at: dueAt, note: note.value });
-        status.textContent = overlay.dataset.saved;
-        schedule.reset();
-      } catch (failure) {
-        status.textContent = failure.message;
-      }
-    });
-    section.append(element("h3", overlay.dataset.schedule), now, schedule, status);
-    return section;
-  };
-
-  const next = () => {
-    if (open || queue.length === 0) return;
-    show(queue.shift());
-  };
-
-  // The popup cannot be closed until saved: Escape does nothing and leaving the page warns.
-  document.addEventListener("keydown", (event) => {
-    if (open && event.key === "Escape") event.preventDefault();
-  });
-  window.addEventListener("beforeunload", (event) => {
-    if (open) {
-      event.preventDefault();
-      event.returnValue = overlay.dataset.mustSave;
-    }
-  });
-
-  const calling = document.getElementById("calling");
-  const callResult = document.getElementById("call-result");
-  const endedAttempts = new Set();
-  const notice = document.getElementById("notice");
-  const dialError = document.getElementById("dial-error");
-  for (const button of document.querySelectorAll("button.one-click")) {
-    button.addEventListener("click", async () => {
-      dialError.hidden = true;
-      callResult.hidden = true;
-      try {
-        const started = await postJson(button.dataset.dial, {});
-        // A call that failed at once may have ended before this answer came back.
-        if (!endedAttempts.has(started.attempt_id)) {
-          calling.textContent = desk.dataset.calling + " " + started.phone;
-          calling.hidden = false;
-        }
-      } catch (failure) {
-        dialError.textContent = failure.message;
-        dialError.hidden = false;
-      }
-    });
-  }
-
-  const events = new EventSource("/api/agent/events");
-  events.addEventListener("state", (event) => showState(JSON.parse(event.data).state));
-  events.addEventListener("ringing", (event) => {
-    const ringing = JSON.parse(event.data);
-    callResult.hidden = true;
-    calling.textContent = desk.dataset.calling + " " + ringing.phone;
-    calling.hidden = false;
-  });
-  // A call of the agent's that did not go through says why, until the next call.
-  events.addEventListener("ended", (event) => {
-    calling.hidden = true;
-    const ended = JSON.parse(event.data);
-    endedAttempts.add(ended.attempt_id);
-    const outcome = ended.outcome || "";
-    const reason = desk.dataset["ended" + outcome.charAt(0).toUpperCase() + outcome.slice(1)];
-    callResult.textContent = reason || "";
-    callResult.hidden = !reason;
-  });
-  events.addEventListener("callback", (event) => {
-    const due = JSON.parse(event.data);
-    notice.textContent = desk.dataset.callbackDue + " #" + due.callback_id + (due.phone ? " · " + due.phone : "");
-    notice.hidden = false;
-  });
-  events.addEventListener("popup", (event) => {
-    const popup = JSON.parse(event.data);
-    callResult.hidden = true;
-    const known = (open && open.attempt_id === popup.attempt_id) ||
-      queue.some((queued) => queued.attempt_id === popup.attempt_id);
-    if (!known) queue.push(popup);
-    next();
-  });
 }
 
 // ---- attribution rules ----
@@ -442,8 +241,6 @@ document.addEventListener("DOMContentLoaded", () => {
   showTimes(document);
   const rules = document.getElementById("rules");
   if (rules) wireRules(rules);
-  const desk = document.getElementById("desk");
-  if (desk) wireDesk(desk);
   const status = document.getElementById("live-status");
   if (status) wireStatus(status);
 });

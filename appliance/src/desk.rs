@@ -6,6 +6,9 @@
 //!   through (or while it rings, for agents who pop on ring), the ringing number of their own
 //!   calls, a callback coming due, and the end of a call.
 //!
+//! A popup pushed while none of the agent's desk pages is connected (the agent is moving from
+//! one page to another) is kept and sent first to the next page that connects.
+//!
 //! States live in memory: after a restart every agent is signed out and signs in again,
 //! which is what a site expects of a rebooted box.
 
@@ -84,6 +87,8 @@ pub enum DeskEvent {
     CallEnded { attempt_id: u64, outcome: String },
     /// The agent's state was changed by the system (a missed call sets 离开).
     State { state: AgentState },
+    /// Customer and agent are both on the line: the desk's call timer starts talking time.
+    Talking { attempt_id: u64 },
 }
 
 impl DeskEvent {
@@ -95,6 +100,7 @@ impl DeskEvent {
             DeskEvent::CallbackDue { .. } => "callback",
             DeskEvent::CallEnded { .. } => "ended",
             DeskEvent::State { .. } => "state",
+            DeskEvent::Talking { .. } => "talking",
         }
     }
 
@@ -108,6 +114,7 @@ impl DeskEvent {
             }
             DeskEvent::CallEnded { attempt_id, outcome } => serde_json::json!({"attempt_id": attempt_id, "outcome": outcome}),
             DeskEvent::State { state } => serde_json::json!({"state": state.as_str()}),
+            DeskEvent::Talking { attempt_id } => serde_json::json!({"attempt_id": attempt_id}),
         };
         value.to_string()
     }
@@ -117,7 +124,14 @@ impl DeskEvent {
 struct DeskInner {
     agents: HashMap<u64, AgentLive>,
     streams: HashMap<u64, Vec<mpsc::UnboundedSender<DeskEvent>>>,
+    /// Popups pushed while none of the agent's pages was connected (between two desk pages):
+    /// the next page to connect gets them first. The store's backlog covers the same calls
+    /// once their bridge is written, which may be a moment later.
+    missed: HashMap<u64, Vec<DeskEvent>>,
 }
+
+/// At most this many missed popups are kept per agent (an agent has one call at a time).
+const MISSED_KEPT: usize = 8;
 
 /// See the module doc.
 #[derive(Default)]
@@ -173,7 +187,12 @@ impl Desk {
     /// Opens an event stream for one of the agent's browser tabs.
     pub fn subscribe(&self, agent_id: u64) -> mpsc::UnboundedReceiver<DeskEvent> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        self.lock().streams.entry(agent_id).or_default().push(sender);
+        let mut inner = self.lock();
+        for event in inner.missed.remove(&agent_id).unwrap_or_default() {
+            // The receiver is alive here, so this cannot fail.
+            let _ = sender.send(event);
+        }
+        inner.streams.entry(agent_id).or_default().push(sender);
         receiver
     }
 
@@ -185,14 +204,59 @@ impl Desk {
     /// Sends an event to every open browser of the agent; returns how many received it.
     pub fn push(&self, agent_id: u64, event: DeskEvent) -> usize {
         let mut inner = self.lock();
-        let Some(streams) = inner.streams.get_mut(&agent_id) else { return 0 };
         // Closed tabs are dropped here rather than tracked on disconnect.
-        streams.retain(|stream| stream.send(event.clone()).is_ok());
-        streams.len()
+        let reached = match inner.streams.get_mut(&agent_id) {
+            Some(streams) => {
+                streams.retain(|stream| stream.send(event.clone()).is_ok());
+                streams.len()
+            }
+            None => 0,
+        };
+        if reached == 0 && matches!(event, DeskEvent::Popup(_)) {
+            let missed = inner.missed.entry(agent_id).or_default();
+            missed.push(event);
+            if missed.len() > MISSED_KEPT {
+                missed.remove(0);
+            }
+        }
+        reached
+    }
+
+    /// The agent saved the record of `attempt_id`: a missed popup of it is not sent again.
+    pub fn saved(&self, agent_id: u64, attempt_id: u64) {
+        let mut inner = self.lock();
+        if let Some(missed) = inner.missed.get_mut(&agent_id) {
+            missed.retain(|event| !matches!(event, DeskEvent::Popup(popup) if popup.attempt_id == attempt_id));
+        }
     }
 
     /// The agent by username, if they set a state since start.
     pub fn agent_by_username(&self, username: &str) -> Option<AgentLive> {
         self.lock().agents.values().find(|agent| agent.username == username).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn popup(attempt_id: u64) -> Popup {
+        Popup { attempt_id, phone: "139****0001".into(), fields: Vec::new(), script: String::new(), record_fields: Vec::new(), live: true }
+    }
+
+    #[test]
+    fn a_popup_pushed_between_two_pages_reaches_the_next_page() {
+        let desk = Desk::default();
+        let first = desk.subscribe(7);
+        drop(first);
+        assert_eq!(desk.push_popup(7, &popup(1)), 0, "the agent is between pages");
+        assert_eq!(desk.push_popup(7, &popup(2)), 0);
+        desk.saved(7, 2);
+        let mut next = desk.subscribe(7);
+        assert_eq!(next.try_recv().ok(), Some(DeskEvent::Popup(popup(1))));
+        assert!(next.try_recv().is_err(), "a saved popup is not sent again");
+        assert_eq!(desk.push_popup(7, &popup(3)), 1);
+        assert_eq!(next.try_recv().ok(), Some(DeskEvent::Popup(popup(3))));
+        assert!(desk.subscribe(7).try_recv().is_err(), "a delivered popup is not kept");
     }
 }

@@ -256,6 +256,13 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("POST", "/api/attempts/{attempt_id}/callbacks", Agent(CALLBACKS), format!("/api/attempts/{attempt}/callbacks"), Some(json!({"title": "再联系", "due_at": 4_000_000_000i64}))),
         ("POST", "/api/callbacks/{callback_id}/arm", Agent(CALLBACKS), format!("/api/callbacks/{callback}/arm"), None),
         ("POST", "/api/callbacks/{callback_id}/dial", Agent(CALLBACKS), format!("/api/callbacks/{callback}/dial"), None),
+        ("GET", "/assets/desk.js", Public, "/assets/desk.js".into(), None),
+        ("GET", "/assets/desk.css", Public, "/assets/desk.css".into(), None),
+        ("POST", "/api/agent/dial", Agent(&[]), "/api/agent/dial".into(), Some(json!({"phone": "13900000000"}))),
+        ("POST", "/api/callbacks/{callback_id}/edit", Agent(CALLBACKS), format!("/api/callbacks/{callback}/edit"), Some(json!({"title": "改时间", "due_at": 4_000_000_000i64, "scope": "task"}))),
+        ("GET", "/admin/callback-settings", Admin(TASKS), "/admin/callback-settings".into(), None),
+        ("GET", "/api/desk/callback-grace", Admin(TASKS), "/api/desk/callback-grace".into(), None),
+        ("POST", "/api/desk/callback-grace", Admin(TASKS), "/api/desk/callback-grace".into(), Some(json!({"minutes": 5}))),
         ("GET", "/api/attempts/{attempt_id}/recording", AgentOrAdmin { agent: RECORDS, admin: DATA }, format!("/api/attempts/{attempt}/recording"), None),
     ];
     rows.into_iter().map(|(method, route, access, path, body)| ((method, route), Expect { access, path, body })).collect()

@@ -1,7 +1,7 @@
 //! The agent's working day in a real browser against the real appliance, with SIPp as the
 //! carrier and as the agent's phone: a predictive call pops, is saved, and its recording
 //! plays in the browser; a one-click call pops while ringing (number masked), a callback is
-//! scheduled from the popup, armed in the callback list and comes back to the agent at its
+//! scheduled in the popup's save, armed in the callback list and comes back to the agent at its
 //! time. Screenshots of the desk pages go to
 //! `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-desk-*.png`).
 
@@ -24,7 +24,7 @@ async fn save_popup(browser: &Browser, result: &str) -> anyhow::Result<()> {
         .await?
         .click()
         .await?;
-    browser.wait_for("#popup form.record button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    browser.wait_for("#popup .popup-actions button[type=submit]", Duration::from_secs(2)).await?.click().await?;
     wait_until(Duration::from_secs(10), || async { browser.wait_for("#popup[hidden]", Duration::from_millis(200)).await.is_ok() })
         .await
         .context("the popup closes once the record is saved")
@@ -54,7 +54,7 @@ async fn predictive_call_pops_is_saved_and_its_recording_plays_in_the_browser() 
     assert!(!body.contains("SECRET0") && !body.contains("内部编码"), "a hidden field reached the page: {body}");
     browser.screenshot(screenshots().join("site-desk-popup.png")).await?;
     // Saving without the required result is refused by the form; the popup stays.
-    browser.wait_for("#popup form.record button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    browser.wait_for("#popup .popup-actions button[type=submit]", Duration::from_secs(2)).await?.click().await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(browser.wait_for("#popup:not([hidden])", Duration::from_secs(1)).await.is_ok(), "the popup cannot close unsaved");
     save_popup(&browser, "成功").await?;
@@ -135,27 +135,18 @@ async fn one_click_pops_while_ringing_and_a_scheduled_callback_comes_back_at_its
     let shown = browser.wait_for("#popup:not([hidden]) dd.phone", Duration::from_secs(20)).await?.text().await?;
     assert_eq!(shown, "139****0320", "the ringing popup shows first three and last four digits");
 
-    // A7: schedule a callback from the popup, a few seconds ahead (browser local time).
-    browser.wait_for("#popup form.schedule input[name=title]", Duration::from_secs(2)).await?.send_keys("下午回访").await?;
+    // A7: schedule a callback in the popup's one save, a few seconds ahead (browser local time).
+    browser.wait_for("#popup input[name=cb_title]", Duration::from_secs(2)).await?.send_keys("下午回访").await?;
     browser
         .client()
         .execute(
             "const d = new Date(Date.now() + 8000); const p = (n) => String(n).padStart(2, '0');
-             document.querySelector('#popup form.schedule input[name=due_at]').value =
+             document.querySelector('#popup input[name=cb_due]').value =
                d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds());",
             vec![],
         )
         .await?;
-    browser.wait_for("#popup form.schedule input[name=note]", Duration::from_secs(2)).await?.send_keys("客户在开会").await?;
-    browser.wait_for("#popup form.schedule button[type=submit]", Duration::from_secs(2)).await?.click().await?;
-    wait_until(Duration::from_secs(5), || async {
-        match browser.wait_for("#popup div.callback p.hint", Duration::from_millis(300)).await {
-            Ok(hint) => hint.text().await.map(|t| t == "已保存").unwrap_or(false),
-            Err(_) => false,
-        }
-    })
-    .await
-    .context("the callback is scheduled from the popup")?;
+    browser.wait_for("#popup input[name=cb_note]", Duration::from_secs(2)).await?.send_keys("客户在开会").await?;
     save_popup(&browser, "再联系").await?;
 
     // The callback list: new → 定时执行 → waiting.

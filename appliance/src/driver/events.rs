@@ -280,6 +280,7 @@ impl Driver {
                 self.send_popup(agent_id, attempt_id, false);
             }
         }
+        self.desk.push(agent_id, crate::desk::DeskEvent::Talking { attempt_id });
         self.store.note_bridge(attempt_id, &username);
         self.writer.write(move |store| {
             if let Err(error) = store.mark_answered_and_bridged(attempt_id, answered_at, &username) {

@@ -24,6 +24,13 @@ pub enum DriverMsg {
     Status { reply: oneshot::Sender<LineStatus> },
     /// An agent's own call: one-click, call back now, or a callback from the list.
     ManualDial { agent: AgentLive, target: ManualTarget, reply: oneshot::Sender<Result<ManualStarted, String>> },
+    /// 手动外呼: a number the agent typed (see `driver::typed`).
+    TypedDial {
+        agent: AgentLive,
+        project_id: Option<u64>,
+        phone: String,
+        reply: oneshot::Sender<Result<ManualStarted, super::TypedRefusal>>,
+    },
 }
 
 /// What an agent's own call dials.
@@ -127,6 +134,22 @@ impl DriverHandle {
         match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
             Ok(Ok(result)) => result,
             _ => Err("the dialer did not answer within 5 s".to_string()),
+        }
+    }
+
+    /// Asks the driver to dial a number the agent typed; answers once it is dialing.
+    pub async fn typed_dial(&self, agent: AgentLive, project_id: Option<u64>, phone: String) -> Result<ManualStarted, super::TypedRefusal> {
+        let down = |problem: &str| super::TypedRefusal::LinesDown(problem.to_string());
+        let Some(sender) = &self.sender else {
+            return Err(down(self.problem.as_deref().unwrap_or("the lines are down")));
+        };
+        let (reply, answer) = oneshot::channel();
+        if sender.send(DriverMsg::TypedDial { agent, project_id, phone, reply }).is_err() {
+            return Err(down("the dialer has stopped"));
+        }
+        match tokio::time::timeout(std::time::Duration::from_secs(5), answer).await {
+            Ok(Ok(result)) => result,
+            _ => Err(down("the dialer did not answer within 5 s")),
         }
     }
 

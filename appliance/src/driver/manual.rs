@@ -45,7 +45,7 @@ impl Driver {
         Ok(self.place_manual(agent, claim))
     }
 
-    fn place_manual(&mut self, agent: AgentLive, claim: ManualClaim) -> ManualStarted {
+    pub(super) fn place_manual(&mut self, agent: AgentLive, claim: ManualClaim) -> ManualStarted {
         let agent_id = agent.agent_id;
         let now = self.now();
         let attempt_id = claim.claimed.attempt_id;
@@ -120,29 +120,54 @@ impl Driver {
     }
 
     /// Executes armed callbacks whose time has come: the agent's phone gets the call as
-    /// soon as the agent is signed in and free; until then the desk is told once.
+    /// soon as the agent is signed in and free; until then the desk is told once. A "this
+    /// agent only" callback whose agent is absent (not signed in to take calls) goes to its
+    /// task once the site admin's grace period has passed; a task callback goes to its
+    /// agent if free, else to the first free agent of the task.
     pub(super) fn run_due_callbacks(&mut self) {
-        let due = match self.store.due_callbacks(unix_now()) {
+        let now = unix_now();
+        let due = match self.store.due_callbacks(now) {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, "cannot read due callbacks");
                 return;
             }
         };
-        for callback in due {
-            let Some(agent) = self.desk.agent_by_username(&callback.agent) else { continue };
-            let free = matches!(agent.state, AgentState::Available | AgentState::OneClickOnly)
-                && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up)
-                && self.telephony.registered_extensions().contains(&agent.extension);
-            if !free {
-                if self.told_due.insert(callback.callback_id) {
+        if due.is_empty() {
+            return;
+        }
+        let grace = i64::from(self.store.callback_grace_minutes().unwrap_or(10)) * 60;
+        for mut callback in due {
+            let owner = self.desk.agent_by_username(&callback.agent);
+            let owner_free = owner.clone().filter(|agent| self.free_for_callback(agent));
+            if callback.scope == "agent" && owner_free.is_none() {
+                let absent = !owner.as_ref().is_some_and(|agent| matches!(agent.state, AgentState::Available | AgentState::OneClickOnly));
+                if absent && now >= callback.due_at + grace {
+                    match self.store.hand_over_callback(callback.callback_id, now) {
+                        Ok(_) => {
+                            tracing::info!(callback = callback.callback_id, "callback handed to its task: its agent is absent");
+                            callback.scope = "task".into();
+                        }
+                        Err(error) => tracing::error!(%error, "cannot hand a callback over"),
+                    }
+                }
+            }
+            let taker = match owner_free {
+                Some(agent) => Some(agent),
+                None if callback.scope == "task" => self.free_task_agent(callback.batch_id),
+                None => None,
+            };
+            let Some(agent) = taker else {
+                if let Some(owner) = owner
+                    && self.told_due.insert(callback.callback_id)
+                {
                     self.desk.push(
-                        agent.agent_id,
+                        owner.agent_id,
                         DeskEvent::CallbackDue { callback_id: callback.callback_id, title: String::new(), phone: String::new(), dialing: false },
                     );
                 }
                 continue;
-            }
+            };
             self.told_due.remove(&callback.callback_id);
             let agent_id = agent.agent_id;
             match self.manual_dial(agent, ManualTarget::Callback { callback_id: callback.callback_id }) {
@@ -156,5 +181,28 @@ impl Driver {
                 Err(reason) => tracing::warn!(callback = callback.callback_id, %reason, "callback not executed yet"),
             }
         }
+    }
+
+    /// Signed in to take calls, not on a call or in after-call work, phone registered.
+    fn free_for_callback(&self, agent: &AgentLive) -> bool {
+        matches!(agent.state, AgentState::Available | AgentState::OneClickOnly)
+            && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up)
+            && self.telephony.registered_extensions().contains(&agent.extension)
+    }
+
+    /// The first free agent (by id) who may take a task callback of `batch_id`.
+    fn free_task_agent(&self, batch_id: u64) -> Option<AgentLive> {
+        let takers = match self.store.callback_takers(batch_id) {
+            Ok(takers) => takers,
+            Err(error) => {
+                tracing::error!(%error, "cannot read a task's agents");
+                return None;
+            }
+        };
+        self.desk
+            .agents()
+            .into_iter()
+            .filter(|agent| takers.is_empty() || takers.contains(&agent.agent_id))
+            .find(|agent| self.free_for_callback(agent))
     }
 }

@@ -28,6 +28,7 @@
 //! `writer` (the store writes the driver does not wait for).
 
 pub mod inbox;
+pub use typed::TypedRefusal;
 
 mod agents;
 mod board;
@@ -35,6 +36,7 @@ mod cores;
 mod events;
 mod manual;
 mod status;
+mod typed;
 mod writer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -276,6 +278,9 @@ impl Driver {
             }
             DriverMsg::ManualDial { agent, target, reply } => {
                 let _ = reply.send(self.manual_dial(agent, target));
+            }
+            DriverMsg::TypedDial { agent, project_id, phone, reply } => {
+                let _ = reply.send(self.typed_dial(agent, project_id, &phone));
             }
         }
     }

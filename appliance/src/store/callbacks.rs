@@ -5,6 +5,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use sync_protocol::{Callback, CallbackState, UpEvent};
 
+pub use super::callback_edit::CallbackScope;
 use super::dialing::attempt_customer;
 use super::viewer::DefCache;
 use super::{DbError, Store, Viewer, now_unix, push_outbox};
@@ -24,6 +25,10 @@ pub struct CallbackView {
     pub done_at: Option<i64>,
     pub note: String,
     pub project: String,
+    /// `agent` (this agent only) or `task` (anyone in the task).
+    pub scope: String,
+    /// When a due callback of an absent agent went to its task.
+    pub handed_over_at: Option<i64>,
 }
 
 /// Why a callback could not be created or changed.
@@ -44,6 +49,10 @@ pub enum CallbackError {
 pub struct DueCallback {
     pub callback_id: u64,
     pub agent: String,
+    /// `agent` (this agent only) or `task` (anyone in the task, or handed over).
+    pub scope: String,
+    pub due_at: i64,
+    pub batch_id: u64,
 }
 
 fn callback_state(state: &str) -> CallbackState {
@@ -79,7 +88,7 @@ pub(super) fn push_callback_event(tx: &Transaction<'_>, callback_id: u64) -> Res
     Ok(())
 }
 
-fn check_callback_text(title: &str, note: &str) -> Result<(), CallbackError> {
+pub(super) fn check_callback_text(title: &str, note: &str) -> Result<(), CallbackError> {
     if title.trim().is_empty() || title.chars().count() > 60 {
         return Err(CallbackError::Invalid("callback title must be 1 to 60 characters".into()));
     }
@@ -92,6 +101,19 @@ fn check_callback_text(title: &str, note: &str) -> Result<(), CallbackError> {
 impl Store {
     /// Schedules a callback of the customer of `attempt_id` (the agent's own call), state new.
     pub fn schedule_callback(&self, attempt_id: u64, agent: &str, title: &str, due_at: i64, note: &str) -> Result<u64, CallbackError> {
+        self.schedule_callback_for(attempt_id, agent, title, due_at, note, CallbackScope::Agent)
+    }
+
+    /// [`Store::schedule_callback`] for this agent only or for anyone in the task.
+    pub fn schedule_callback_for(
+        &self,
+        attempt_id: u64,
+        agent: &str,
+        title: &str,
+        due_at: i64,
+        note: &str,
+        scope: CallbackScope,
+    ) -> Result<u64, CallbackError> {
         check_callback_text(title, note)?;
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
@@ -103,6 +125,8 @@ impl Store {
             return Err(CallbackError::NotAllowed(format!("call {attempt_id} was not yours; schedule callbacks of your own calls")));
         }
         let callback_id = insert_callback(&tx, (batch_id, chunk_idx, row_idx, row_id, &phone), agent, agent, title, due_at, note)?;
+        tx.execute("UPDATE callbacks SET scope = ?2 WHERE callback_id = ?1", params![callback_id, scope.as_str()])
+            .map_err(DbError::from)?;
         tx.commit().map_err(DbError::from)?;
         self.notify.notify_one();
         Ok(callback_id)
@@ -164,10 +188,19 @@ impl Store {
     pub fn due_callbacks(&self, now: i64) -> Result<Vec<DueCallback>, DbError> {
         let conn = self.lock();
         let mut statement = conn.prepare(
-            "SELECT callback_id, agent FROM callbacks WHERE state = 'waiting' AND due_at <= ?1 ORDER BY due_at, callback_id",
+            "SELECT callback_id, agent, scope, due_at, batch_id FROM callbacks
+             WHERE state = 'waiting' AND due_at <= ?1 ORDER BY due_at, callback_id",
         )?;
         let due = statement
-            .query_map([now], |row| Ok(DueCallback { callback_id: row.get(0)?, agent: row.get(1)? }))?
+            .query_map([now], |row| {
+                Ok(DueCallback {
+                    callback_id: row.get(0)?,
+                    agent: row.get(1)?,
+                    scope: row.get(2)?,
+                    due_at: row.get(3)?,
+                    batch_id: row.get(4)?,
+                })
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(due)
     }
@@ -177,7 +210,7 @@ impl Store {
         let conn = self.lock();
         let mut statement = conn.prepare(
             "SELECT c.callback_id, c.title, c.phone, c.state, c.created_by, c.created_at, c.agent, c.due_at,
-                    c.done_at, c.note, b.project_id
+                    c.done_at, c.note, b.project_id, c.scope, c.handed_over_at
              FROM callbacks c JOIN batches b ON b.batch_id = c.batch_id
              WHERE (?1 IS NULL OR c.agent = ?1) AND (?2 IS NULL OR b.project_id = ?2) AND (?3 IS NULL OR c.state = ?3)
              ORDER BY c.callback_id DESC LIMIT 500",
@@ -201,6 +234,8 @@ impl Store {
                 done_at: row.get(8)?,
                 note: row.get(9)?,
                 project: def.map(|d| d.name.clone()).unwrap_or_default(),
+                scope: row.get(11)?,
+                handed_over_at: row.get(12)?,
             });
         }
         Ok(list)

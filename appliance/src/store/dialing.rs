@@ -241,11 +241,14 @@ impl Store {
                 end.recording_sha256,
             ],
         )?;
-        tx.execute(
-            "UPDATE batch_rows SET status = 'done'
-             WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
-            params![batch_id, chunk_idx, row_idx],
-        )?;
+        // A number the agent typed (`manual`) is not the task's dial: the row stays as it was.
+        if kind != "manual" {
+            tx.execute(
+                "UPDATE batch_rows SET status = 'done'
+                 WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
+                params![batch_id, chunk_idx, row_idx],
+            )?;
+        }
         push_outbox(&tx, &UpEvent::CallAttemptDetail(attempt_detail(&tx, &attempt)?))?;
         let mut pending = reports::Pending::default();
         super::reports::record_attempt(&tx, attempt_id, &mut pending)?;

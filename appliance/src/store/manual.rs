@@ -209,18 +209,24 @@ impl Store {
     pub fn claim_callback(&self, callback_id: u64, user_id: u64, username: &str) -> Result<ManualClaim, ManualDialError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
-        let found: Option<(u64, u32, u32, u64, String, String, String)> = tx
+        // batch, chunk, row, row id, phone, agent, state, scope.
+        type Found = (u64, u32, u32, u64, String, String, String, String);
+        let found: Option<Found> = tx
             .query_row(
-                "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent, state FROM callbacks WHERE callback_id = ?1",
+                "SELECT batch_id, chunk_idx, row_idx, row_id, phone, agent, state, scope FROM callbacks WHERE callback_id = ?1",
                 [callback_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)),
             )
             .optional()
             .map_err(DbError::from)?;
-        let Some((batch_id, chunk_idx, row_idx, row_id, phone, agent, state)) = found else {
+        let Some((batch_id, chunk_idx, row_idx, row_id, phone, agent, state, scope)) = found else {
             return Err(ManualDialError::NotAllowed(format!("callback {callback_id} does not exist")));
         };
-        if agent != username {
+        // A task callback (scheduled for anyone, or handed over from an absent agent) may be
+        // taken by any agent of its task; whoever takes it becomes its agent.
+        let takers = task_agents_in(&tx, batch_id)?;
+        let task_may = scope == "task" && (takers.is_empty() || takers.contains(&user_id));
+        if agent != username && !task_may {
             return Err(ManualDialError::NotAllowed(format!("callback {callback_id} is assigned to another agent")));
         }
         if state == "done" || state == "cancelled" {
@@ -228,8 +234,8 @@ impl Store {
         }
         busy_check(&tx, &phone)?;
         tx.execute(
-            "UPDATE callbacks SET state = 'done', done_at = ?2 WHERE callback_id = ?1",
-            params![callback_id, now_unix()],
+            "UPDATE callbacks SET state = 'done', done_at = ?2, agent = ?3 WHERE callback_id = ?1",
+            params![callback_id, now_unix(), username],
         )
         .map_err(DbError::from)?;
         push_callback_event(&tx, callback_id)?;

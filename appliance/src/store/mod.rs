@@ -35,6 +35,7 @@
 
 mod accounts;
 mod attribution;
+mod callback_edit;
 mod callbacks;
 mod dialing;
 mod hq;
@@ -48,6 +49,7 @@ mod reports;
 mod schema;
 mod sessions;
 mod tasks;
+mod typed_dial;
 mod viewer;
 
 use std::path::{Path, PathBuf};
@@ -60,7 +62,8 @@ use tokio::sync::Notify;
 
 pub use accounts::{AgentSettings, CreateExtensionError, CreateUserError, Extension, Module, Role, RoleError, SiteRole, User};
 pub use attribution::{AllocationReport, AttributionError, SiteRule, attribute};
-pub use callbacks::{CallbackError, CallbackView, DueCallback};
+pub use callbacks::{CallbackError, CallbackScope, CallbackView, DueCallback};
+pub use callback_edit::CallbackEdit;
 pub use dialing::{AttemptEnd, ClaimedNumber};
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use live::{BoardAgent, LiveBoard};
@@ -68,11 +71,12 @@ pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
 pub use reports::NumberAttempt;
-pub use records::{CallFilter, CallRecordView, CustomerView, EditCustomerError, SaveRecordError};
+pub use records::{CallFilter, CallRecordView, CustomerPage, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,
     TaskSettings, TaskSettingsError, TaskStatus, TaskSummary, suggested_max_concurrency,
 };
+pub use typed_dial::TypedDialError;
 pub use viewer::{Viewer, mask_phone, visible_fields};
 
 use hq::hex_of;

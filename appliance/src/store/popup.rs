@@ -17,6 +17,9 @@ pub struct Popup {
     pub fields: Vec<PopupField>,
     pub script: String,
     pub record_fields: Vec<RecordField>,
+    /// The call is still on the lines (false: ended, only its record is left to save), so a
+    /// desk page opened later shows the right call state.
+    pub live: bool,
 }
 
 /// One customer field in the popup.
@@ -50,17 +53,17 @@ impl Store {
     pub fn popup_for(&self, attempt_id: u64, agent_override: Option<&str>) -> Result<Option<Popup>, DbError> {
         // See `reader`: the same reasoning as `lock` makes a poisoned reader safe to use.
         let conn = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>);
+        type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>, bool);
         let found: Option<Found> = conn
             .query_row(
-                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent
+                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent, a.state = 'dialing'
                  FROM attempts a JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",
                 [attempt_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)),
             )
             .optional()?;
-        let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent)) = found else {
+        let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent, live)) = found else {
             return Ok(None);
         };
         let fields_blob: Vec<u8> = conn.query_row(
@@ -94,6 +97,7 @@ impl Store {
             fields: visible_fields(def.as_ref(), &values),
             script: def.map(|def| def.script).unwrap_or_default(),
             record_fields,
+            live,
         }))
     }
 }

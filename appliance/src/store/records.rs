@@ -208,6 +208,16 @@ pub struct CallRecordView {
     pub record_saved_at: Option<i64>,
 }
 
+/// A keyset page of [`Store::customers_page`]: rows after customer `after` (batch id, row
+/// id: the last row of the page before), of batches imported in `[imported_from,
+/// imported_to)` (unix seconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerPage {
+    pub after: Option<(u64, u64)>,
+    pub imported_from: Option<i64>,
+    pub imported_to: Option<i64>,
+}
+
 /// A customer row as the data pages show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct CustomerView {
@@ -241,6 +251,12 @@ pub enum EditCustomerError {
 impl Store {
     /// Calls matching `filter`, newest first, at most `limit`, masked for `viewer`.
     pub fn call_records(&self, viewer: &Viewer, filter: &CallFilter, limit: u32) -> Result<Vec<CallRecordView>, DbError> {
+        self.call_records_before(viewer, filter, None, limit)
+    }
+
+    /// [`Store::call_records`] one keyset page at a time: calls older than attempt
+    /// `before` (the last one of the page before), newest first.
+    pub fn call_records_before(&self, viewer: &Viewer, filter: &CallFilter, before: Option<u64>, limit: u32) -> Result<Vec<CallRecordView>, DbError> {
         let conn = self.lock();
         let tail: Option<String> = filter.phone_tail.as_ref().map(|tail| {
             let digits: String = tail.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -263,6 +279,7 @@ impl Store {
                AND (?3 IS NULL OR a.batch_id = ?3) AND (?4 IS NULL OR a.outcome = ?4)
                AND (?5 IS NULL OR a.phone LIKE '%' || ?5) AND (?6 IS NULL OR a.started_at >= ?6)
                AND (?7 IS NULL OR a.started_at < ?7) AND (?8 = 0 OR br.attempt_id IS NOT NULL)
+               AND (?10 IS NULL OR a.attempt_id < ?10)
              ORDER BY a.attempt_id DESC LIMIT ?9",
         )?;
         let mut rows = statement.query(params![
@@ -274,7 +291,8 @@ impl Store {
             filter.from,
             filter.to,
             filter.with_record,
-            limit
+            limit,
+            before
         ])?;
         let mut defs = DefCache::default();
         let mut list = Vec::new();
@@ -344,6 +362,20 @@ impl Store {
     /// Customer rows: an agent's own (`owner_or_agent`: rows they own or calls they took),
     /// or a project's for the admin, filtered by status and phone tail; masked for `viewer`.
     pub fn customers(&self, viewer: &Viewer, owner_or_agent: Option<&str>, project_id: Option<u64>, status: Option<&str>, limit: u32) -> Result<Vec<CustomerView>, DbError> {
+        self.customers_page(viewer, owner_or_agent, project_id, status, &CustomerPage::default(), limit)
+    }
+
+    /// [`Store::customers`] one keyset page at a time, optionally only of batches imported
+    /// within a span (see [`CustomerPage`]).
+    pub fn customers_page(
+        &self,
+        viewer: &Viewer,
+        owner_or_agent: Option<&str>,
+        project_id: Option<u64>,
+        status: Option<&str>,
+        page: &CustomerPage,
+        limit: u32,
+    ) -> Result<Vec<CustomerView>, DbError> {
         let conn = self.lock();
         let mut statement = conn.prepare(
             "SELECT r.batch_id, r.row_id, b.project_id, r.phone, r.status, r.owner, r.fields,
@@ -352,9 +384,25 @@ impl Store {
              WHERE (?1 IS NULL OR r.owner = ?1 OR EXISTS (SELECT 1 FROM attempts a WHERE a.batch_id = r.batch_id
                         AND a.chunk_idx = r.chunk_idx AND a.row_idx = r.row_idx AND a.agent = ?1))
                AND (?2 IS NULL OR b.project_id = ?2) AND (?3 IS NULL OR r.status = ?3)
+               AND (?5 IS NULL OR (r.batch_id, r.chunk_idx, r.row_idx) >
+                    (SELECT k.batch_id, k.chunk_idx, k.row_idx FROM batch_rows k WHERE k.batch_id = ?5 AND k.row_id = ?6))
+               AND (?7 IS NULL OR b.imported_at >= ?7) AND (?8 IS NULL OR b.imported_at < ?8)
              ORDER BY r.batch_id, r.chunk_idx, r.row_idx LIMIT ?4",
         )?;
-        let mut rows = statement.query(params![owner_or_agent, project_id, status, limit])?;
+        let (after_batch, after_row) = match page.after {
+            Some((batch_id, row_id)) => (Some(batch_id), Some(row_id)),
+            None => (None, None),
+        };
+        let mut rows = statement.query(params![
+            owner_or_agent,
+            project_id,
+            status,
+            limit,
+            after_batch,
+            after_row,
+            page.imported_from,
+            page.imported_to
+        ])?;
         let mut defs = DefCache::default();
         let mut list = Vec::new();
         while let Some(row) = rows.next()? {

@@ -242,4 +242,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO report_meta (key, value) VALUES ('site_backfill', 0);
     CREATE INDEX attempts_batch_row ON attempts (batch_id, row_id, attempt_id);",
+    // 11: callbacks (A7): for "this agent only" (`agent`) or "anyone in the task" (`task`),
+    // when a due callback of an absent agent was handed to its task, and the grace period
+    // (minutes, the site admin's) before that hand-over.
+    "ALTER TABLE callbacks ADD COLUMN scope TEXT NOT NULL DEFAULT 'agent';
+    ALTER TABLE callbacks ADD COLUMN handed_over_at INTEGER;
+    CREATE TABLE desk_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        callback_grace_minutes INTEGER NOT NULL DEFAULT 10
+    );
+    INSERT INTO desk_settings (id, callback_grace_minutes) VALUES (1, 10);",
 ];

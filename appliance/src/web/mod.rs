@@ -156,6 +156,7 @@ pub(crate) fn registry() -> routes::Registry {
         .post("/api/attempts/{attempt_id}/callbacks", desk::api::schedule_callback)
         .post("/api/callbacks/{callback_id}/arm", desk::api::arm_callback)
         .post("/api/callbacks/{callback_id}/dial", desk::api::dial_callback)
+        .merge(desk::routes)
 }
 
 /// Builds the router; `state` is shared by every handler.

@@ -37,6 +37,7 @@ use super::{ErrorBody, admin, desk, session, shared};
         desk::api::one_click, desk::api::my_numbers, desk::api::my_callbacks, desk::api::my_records,
         desk::api::my_customers, desk::api::edit_customer, desk::api::call_back_now,
         desk::api::schedule_callback, desk::api::arm_callback, desk::api::dial_callback,
+        desk::work_api::manual_dial, desk::work_api::edit_callback, desk::work_api::get_grace, desk::work_api::set_grace,
     ),
     components(schemas(ErrorBody))
 )]

@@ -165,6 +165,9 @@ pub struct RecordForm {
     /// The project's record fields by key: text (at most 1000 characters) or a choice.
     #[schema(value_type = BTreeMap<String, String>)]
     values: BTreeMap<String, Value>,
+    /// A callback scheduled in the same save (the popup's one action), if any.
+    #[serde(default)]
+    callback: Option<super::work_api::CallbackForm>,
 }
 
 impl Limits for RecordForm {
@@ -176,7 +179,10 @@ impl Limits for RecordForm {
                 check.text(key, text, limits::VALUE)?;
             }
         }
-        Ok(())
+        match &self.callback {
+            Some(callback) => callback.check(check),
+            None => Ok(()),
+        }
     }
 }
 
@@ -186,6 +192,8 @@ pub struct RecordReply {
     attempt_id: u64,
     saved_at: i64,
     values: BTreeMap<String, String>,
+    /// The callback scheduled with it, if one was asked for.
+    callback_id: Option<u64>,
 }
 
 /// `POST /api/attempts/{attempt_id}/record {values: {key: value}}` (the agent who took it).
@@ -198,9 +206,17 @@ pub struct RecordReply {
 pub async fn save_record(
     agent: AgentUser,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiPath(attempt_id): ApiPath<u64>,
     ApiJson(form): ApiJson<RecordForm>,
 ) -> Result<Json<RecordReply>, ApiError> {
+    // The callback is checked before anything is saved, so a refused callback leaves the
+    // record unsaved and the agent corrects both in one go.
+    let words = super::words::desk_words(&headers);
+    let callback = match &form.callback {
+        Some(callback) => Some(callback.checked(words, (state.clock)())?),
+        None => None,
+    };
     let mut values = Vec::new();
     for (key, value) in form.values {
         let text = match value {
@@ -236,8 +252,18 @@ pub async fn save_record(
         Err(SaveRecordError::Db(error)) => return Err(error.into()),
         Err(error) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())),
     };
+    let callback_id = match callback {
+        Some(edit) => Some(
+            state
+                .store
+                .schedule_callback_for(attempt_id, &agent.user.username, &edit.title, edit.due_at, &edit.note, edit.scope)
+                .map_err(|error| super::work_api::callback_refusal(words, error))?,
+        ),
+        None => None,
+    };
+    state.desk.saved(agent.user.user_id, attempt_id);
     state.driver.send(DriverMsg::RecordSaved { agent_id: agent.user.user_id, attempt_id });
-    Ok(Json(RecordReply { attempt_id, saved_at: record.saved_at, values: record.values.into_iter().collect() }))
+    Ok(Json(RecordReply { attempt_id, saved_at: record.saved_at, values: record.values.into_iter().collect(), callback_id }))
 }
 
 /// An agent's settings with the lines they can choose from.

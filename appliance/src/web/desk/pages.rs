@@ -9,12 +9,15 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use sync_protocol::FieldKind;
 
-use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerView, Module};
+use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerPage, CustomerView, Module};
 use crate::web::guard::need;
 use crate::web::i18n::Text;
 use crate::web::limits::ApiQuery;
 use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
 use crate::web::{AgentUser, ApiError, AppState};
+
+use super::lists::{DeskListQuery, PAGE, Pager};
+use super::words::{DeskWords, desk_words};
 
 struct ProjectRow {
     project_id: u64,
@@ -34,6 +37,7 @@ struct StateButton {
 #[template(path = "desk.html")]
 struct DeskPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     projects: Vec<ProjectRow>,
     extension: String,
@@ -73,6 +77,7 @@ pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: Head
         .collect();
     render(DeskPage {
         t,
+        dw: desk_words(&headers),
         projects,
         nav: Nav::desk("desk", &agent.user.username, work(&headers)),
         extension: agent.extension,
@@ -86,6 +91,7 @@ pub async fn desk(agent: AgentUser, State(state): State<AppState>, headers: Head
 #[template(path = "desk_settings.html")]
 struct SettingsPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     callers: Vec<Choice>,
     timings: Vec<Choice>,
@@ -107,6 +113,7 @@ pub async fn desk_settings(agent: AgentUser, State(state): State<AppState>, head
     }));
     render(SettingsPage {
         t,
+        dw: desk_words(&headers),
         nav: Nav::desk("settings", &agent.user.username, w),
         callers,
         timings: choices(&[("answer", w.timing_answer), ("ring", w.timing_ring)], &settings.popup_timing),
@@ -132,33 +139,46 @@ struct RecordRow {
 #[template(path = "desk_records.html")]
 struct RecordsPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     records: Vec<RecordRow>,
     outcomes: Vec<Choice>,
     phone_tail: String,
+    from: String,
+    to: String,
+    pager: Pager,
     can_download: bool,
 }
 
-/// `GET /desk/records?outcome&phone_tail` (A8): own calls, playback, download, edit.
+/// `GET /desk/records?outcome&phone_tail&from&to&before` (A8): own calls, playback,
+/// download, edit; a day span and keyset pages of [`PAGE`].
 pub async fn desk_records(
     agent: AgentUser<need::Records>,
     State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ProjectQuery>,
+    ApiQuery(query): ApiQuery<DeskListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
+    let (t, w, dw) = (lang(&headers), work(&headers), desk_words(&headers));
     let page = (|| -> Result<RecordsPage, ApiError> {
         let viewer = agent.viewer.clone();
         let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let (from, to) = query.span(dw)?;
         let filter = CallFilter {
             agent: Some(agent.user.username.clone()),
             outcome: blank(&query.outcome),
             phone_tail: blank(&query.phone_tail),
+            from,
+            to,
             ..CallFilter::default()
         };
+        let mut views = state.store.call_records_before(&viewer, &filter, query.before, PAGE + 1)?;
+        let more = views.len() > PAGE as usize;
+        views.truncate(PAGE as usize);
+        let cursor = views.last().filter(|_| more).map(|last| format!("before={}", last.attempt_id));
+        let pager = Pager::new("/desk/records", &query, query.before.is_none(), cursor);
         let mut rows = Vec::new();
         let mut defs = std::collections::HashMap::new();
-        for view in state.store.call_records(&viewer, &filter, 200)? {
+        for view in views {
             let project_id = view.project_id.unwrap_or_default();
             if let std::collections::hash_map::Entry::Vacant(slot) = defs.entry(project_id) {
                 slot.insert(state.store.project(project_id)?);
@@ -187,6 +207,7 @@ pub async fn desk_records(
         }
         Ok(RecordsPage {
             t,
+            dw: desk_words(&headers),
             nav: Nav::desk("records", &agent.user.username, w),
             records: rows,
             outcomes: choices(
@@ -201,6 +222,9 @@ pub async fn desk_records(
                 query.outcome.as_deref().unwrap_or(""),
             ),
             phone_tail: query.phone_tail.clone().unwrap_or_default(),
+            from: query.from.clone().unwrap_or_default(),
+            to: query.to.clone().unwrap_or_default(),
+            pager,
             can_download: agent.modules.contains(&Module::Download),
         })
     })();
@@ -214,6 +238,7 @@ pub async fn desk_records(
 #[template(path = "desk_callbacks.html")]
 struct CallbacksPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     callbacks: Vec<CallbackView>,
 }
@@ -225,6 +250,7 @@ pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): Sta
         let viewer = agent.viewer.clone();
         Ok(CallbacksPage {
             t,
+            dw: desk_words(&headers),
             nav: Nav::desk("callbacks", &agent.user.username, w),
             callbacks: state.store.callbacks(&viewer, Some(&agent.user.username), None, None)?,
         })
@@ -239,23 +265,42 @@ pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): Sta
 #[template(path = "desk_customers.html")]
 struct CustomersPage {
     t: &'static Text,
+    dw: &'static DeskWords,
     nav: Nav,
     customers: Vec<CustomerView>,
     title: &'static str,
     editable: bool,
+    /// The list's filters and pager (客户管理 only; "my numbers" shows one list).
+    paged: Option<(String, String, Pager)>,
 }
 
-/// `GET /desk/customers` (A9): the agent's own customers, editable fields.
-pub async fn desk_customers(agent: AgentUser<need::Customers>, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
+/// `GET /desk/customers?from&to&after_batch&after_row` (A9): the agent's own customers,
+/// editable fields; batches imported in a day span, keyset pages of [`PAGE`].
+pub async fn desk_customers(
+    agent: AgentUser<need::Customers>,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<DeskListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let (t, w, dw) = (lang(&headers), work(&headers), desk_words(&headers));
     let page = (|| -> Result<CustomersPage, ApiError> {
         let viewer = agent.viewer.clone();
+        let (imported_from, imported_to) = query.span(dw)?;
+        let after = query.after_batch.zip(query.after_row);
+        let keys = CustomerPage { after, imported_from, imported_to };
+        let mut customers = state.store.customers_page(&viewer, Some(&agent.user.username), None, None, &keys, PAGE + 1)?;
+        let more = customers.len() > PAGE as usize;
+        customers.truncate(PAGE as usize);
+        let cursor = customers.last().filter(|_| more).map(|c| format!("after_batch={}&after_row={}", c.batch_id, c.row_id));
+        let pager = Pager::new("/desk/customers", &query, after.is_none(), cursor);
         Ok(CustomersPage {
             t,
+            dw,
             nav: Nav::desk("customers", &agent.user.username, w),
-            customers: state.store.customers(&viewer, Some(&agent.user.username), None, None, 500)?,
+            customers,
             title: w.nav_customers,
             editable: true,
+            paged: Some((query.from.clone().unwrap_or_default(), query.to.clone().unwrap_or_default(), pager)),
         })
     })();
     match page {
@@ -280,7 +325,7 @@ pub async fn desk_numbers(
             .into_iter()
             .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
             .collect();
-        Ok(CustomersPage { t, nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false })
+        Ok(CustomersPage { t, dw: desk_words(&headers), nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false, paged: None })
     })();
     match page {
         Ok(page) => render(page),
