@@ -5,7 +5,8 @@
 // - <form data-confirm="…"> / <button data-confirm="…">: a modal asks first; Cancel leaves
 //   everything as it was, Confirm lets the submit / click go on to the page's own handler.
 //   data-confirm-if="field=value" asks only when that field of the form holds that value;
-//   data-confirm-danger makes the Confirm button red; data-confirm-ok names it.
+//   data-confirm-danger makes the Confirm button red; data-confirm-ok names it;
+//   data-confirm-from="select" takes the question from that select's chosen option.
 // - [data-tabs] holding sections with data-tab-label: one tab per section, the chosen tab
 //   kept across reloads of the same page (a form that reloads stays on its tab).
 // - OutpostUi.toast(text) shows a note that fades; OutpostUi.flash(text) shows it after the
@@ -87,8 +88,17 @@ const OutpostUi = (() => {
     return !!field && String(field.value).trim() === value;
   }
 
+  // The question: the form's own, or with data-confirm-from="field" the data-confirm of
+  // that select's chosen option (the server words each choice, counts included).
+  function question(holder) {
+    const from = holder.dataset.confirmFrom;
+    const field = from && holder.elements ? holder.elements.namedItem(from) : null;
+    const option = field && field.selectedOptions ? field.selectedOptions[0] : null;
+    return (option && option.dataset.confirm) || holder.dataset.confirm;
+  }
+
   async function ask(holder, go) {
-    const ok = await confirmBox(holder.dataset.confirm, {
+    const ok = await confirmBox(question(holder), {
       title: holder.dataset.confirmTitle,
       ok: holder.dataset.confirmOk,
       danger: holder.dataset.confirmDanger !== undefined,
@@ -142,6 +152,11 @@ const OutpostUi = (() => {
     try { wanted = wanted || sessionStorage.getItem(key); } catch (_) { /* no memory */ }
     const found = panes.findIndex((pane, i) => pane.id === wanted || String(i) === wanted);
     show(found >= 0 ? found : 0);
+    // A link to another tab of the same page (#tab-…) switches to it.
+    window.addEventListener("hashchange", () => {
+      const index = panes.findIndex((pane) => pane.id && "#" + pane.id === location.hash);
+      if (index >= 0) show(index);
+    });
   }
 
   function start() {

@@ -182,6 +182,25 @@ pub(super) fn crumbs(t: &'static Text, nav: &Nav) -> Option<Crumbs> {
     Some(Crumbs { group: heading, href: item.path, label: label(item, t, nav.w) })
 }
 
+/// The shell's own words: the questions of the confirmations, in the page's language.
+pub struct Words {
+    pub confirm_stop_task: &'static str,
+    pub stop: &'static str,
+}
+
+const WORDS_ZH: Words =
+    Words { confirm_stop_task: "停止这个任务？本职场将不再拨打它的号码，直到再次启动。", stop: "停止" };
+
+const WORDS_EN: Words = Words {
+    confirm_stop_task: "Stop this task? This site stops dialing its numbers until it is started again.",
+    stop: "Stop",
+};
+
+/// The shell's words in `t`'s language (templates: `crate::web::shell::words(t)`).
+pub(super) fn words(t: &'static Text) -> &'static Words {
+    if t.html_lang == "en" { &WORDS_EN } else { &WORDS_ZH }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

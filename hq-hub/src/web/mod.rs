@@ -31,6 +31,7 @@ mod report_run;
 mod report_xlsx;
 mod reports;
 mod report_api;
+mod pause;
 mod setup;
 pub mod shell;
 mod wall;

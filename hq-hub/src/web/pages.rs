@@ -798,14 +798,20 @@ struct BatchesPage {
     user: String,
     batches: Vec<BatchRow>,
     categories: Vec<Category>,
+    /// What a one-click pause would stop, for its confirmation.
+    pause: super::pause::PausePrompts,
 }
 
 pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>) -> Response {
     let scope = user.scope.clone();
-    match blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.list_batches_scoped(&scope)?, store.list_categories()?)) }).await {
-        Ok(Ok((batches, categories))) => render(&BatchesPage {
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        Ok((store.list_batches_scoped(&scope)?, store.list_categories()?, store.list_projects()?))
+    });
+    match loaded.await {
+        Ok(Ok((batches, categories, projects))) => render(&BatchesPage {
             tr: user.tr,
             user: user.account.username,
+            pause: super::pause::PausePrompts::new(user.tr, &batches, &projects, &categories),
             batches: batches.iter().map(batch_row).collect(),
             categories,
         }),

@@ -184,6 +184,40 @@ pub fn crumbs(tr: &Tr) -> Option<Crumbs> {
     Some(Crumbs { group, href: item.path, label: (item.label)(tr.text()) })
 }
 
+/// The shell's own words: the questions of the confirmations and the names of the actions
+/// they guard, in the page's language.
+pub struct Words {
+    pub confirm_priority_zero: &'static str,
+    pub confirm_delete_batch: &'static str,
+    pub confirm_delete_file: &'static str,
+    pub delete: &'static str,
+    pub pause: &'static str,
+    pub tab_fields: &'static str,
+}
+
+const WORDS_ZH: Words = Words {
+    confirm_priority_zero: "优先级 0 会永久结束这个批次：职场不再拨打其中的号码，之后也不能再恢复。确定结束？",
+    confirm_delete_batch: "删除这个批次？职场会停止拨打并移除其中未拨的号码，删除后不能恢复。",
+    confirm_delete_file: "删除这个文件？已下发的批次不受影响，但文件不能再下发或下载，删除后不能恢复。",
+    delete: "删除",
+    pause: "暂停",
+    tab_fields: "字段设置",
+};
+
+const WORDS_EN: Words = Words {
+    confirm_priority_zero: "Priority 0 ends this batch for ever: its sites stop dialing its numbers and it cannot be resumed. End it?",
+    confirm_delete_batch: "Delete this batch? Its site stops dialing it and drops its undialed numbers; this cannot be undone.",
+    confirm_delete_file: "Delete this file? Batches already dispatched stay, but the file can no longer be dispatched or downloaded; this cannot be undone.",
+    delete: "Delete",
+    pause: "Pause",
+    tab_fields: "Fields",
+};
+
+/// The shell's words in `tr`'s language (templates: `crate::web::shell::words(tr)`).
+pub fn words(tr: &Tr) -> &'static Words {
+    if tr.is_en() { &WORDS_EN } else { &WORDS_ZH }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
