@@ -314,6 +314,8 @@ async fn console_main_flows() -> anyhow::Result<()> {
     // One-click pause for every project: each live batch goes to priority 1.
     browser.wait_for("#one-click select[name=action]", WAIT).await?.select_by_value("pause").await?;
     browser.wait_for("#one-click button", WAIT).await?.click().await?;
+    // A pause asks first, naming what it stops.
+    browser.wait_for(".modal [data-answer=yes]", WAIT).await?.click().await?;
     wait_until(WAIT, || async {
         match api.get("/api/batches").await {
             Ok(list) => list.as_array().is_some_and(|all| all.iter().all(|b| b["priority"] == json!(1))),

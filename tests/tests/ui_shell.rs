@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use fantoccini::Locator;
 use serde_json::{Value, json};
-use tests::{Browser, Engine, RunningHub, wait_until};
+use tests::{Browser, Engine, RunningHub, free_udp_port, wait_until};
+
+mod site_support;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -294,4 +296,63 @@ async fn hub_nav_shows_only_the_roles_modules() -> anyhow::Result<()> {
     }
     browser.close().await?;
     hub.stop().await
+}
+
+/// The hrefs of the side navigation on the current page.
+async fn menu(browser: &Browser) -> anyhow::Result<Vec<String>> {
+    browser.wait_for("#side-nav", WAIT).await?;
+    let mut shown = Vec::new();
+    for link in browser.client().find_all(Locator::Css("#side-nav a.item")).await? {
+        shown.push(link.attr("href").await?.unwrap_or_default());
+    }
+    Ok(shown)
+}
+
+/// The site box: stopping a task asks first (Cancel keeps it running, Confirm stops it); the
+/// admin's menu holds the admin pages and no desk page, the agent's the reverse, and the
+/// server refuses the agent an admin page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_stop_task_confirmation_and_menus() -> anyhow::Result<()> {
+    let site = site_support::start_site_with_agent(free_udp_port(), 41, 3).await?;
+    let url = site.url.clone();
+    site_support::post(
+        &site.admin,
+        format!("{url}/api/tasks/41/start"),
+        json!({"ratio": 1, "max_concurrency": 1, "dial_mode": "predictive", "caller": "02150001111"}),
+    )
+    .await?;
+    let browser = Browser::start().await?;
+    site_support::login(&browser, &url, "siteadmin", &site.admin_password).await?;
+    let shown = menu(&browser).await?;
+    ensure!(shown.iter().any(|h| h == "/admin/tasks") && shown.iter().any(|h| h == "/admin/roles"), "admin menu: {shown:?}");
+    ensure!(!shown.iter().any(|h| h.starts_with("/desk")), "no desk page in the admin's menu: {shown:?}");
+
+    let task = format!("{url}/admin/tasks/41");
+    let running = || async {
+        browser.goto(&task).await.ok()?;
+        Some(browser.wait_for("h1", WAIT).await.ok()?.text().await.ok()?.contains("外呼中"))
+    };
+    ensure!(running().await == Some(true), "the task runs");
+    let stop = "button[data-post='/api/tasks/41/stop']";
+    browser.wait_for(stop, WAIT).await?.click().await?;
+    ensure!(modal_text(&browser).await?.contains("停止"), "the stop question");
+    answer(&browser, "no").await?;
+    ensure!(running().await == Some(true), "Cancel keeps the task running");
+    browser.wait_for(stop, WAIT).await?.click().await?;
+    modal_text(&browser).await?;
+    answer(&browser, "yes").await?;
+    wait_until(WAIT, || async { running().await == Some(false) }).await.context("Confirm stops the task")?;
+
+    // The agent: desk pages only, and an admin page is refused.
+    browser.client().delete_all_cookies().await?;
+    site_support::login(&browser, &url, "agent1", site_support::AGENT_PASSWORD).await?;
+    let shown = menu(&browser).await?;
+    ensure!(shown.iter().any(|h| h == "/desk"), "agent menu: {shown:?}");
+    ensure!(!shown.iter().any(|h| h.starts_with("/admin")), "no admin page in the agent's menu: {shown:?}");
+    let agent = reqwest::Client::builder().cookie_store(true).timeout(WAIT).build()?;
+    site_support::post(&agent, format!("{url}/api/login"), json!({"username": "agent1", "password": site_support::AGENT_PASSWORD})).await?;
+    let refused = agent.get(format!("{url}/admin/tasks")).send().await?.status();
+    ensure!(refused == reqwest::StatusCode::FORBIDDEN, "the agent is refused /admin/tasks: {refused}");
+    browser.close().await?;
+    Ok(())
 }
