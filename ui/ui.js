@@ -152,6 +152,11 @@ const OutpostUi = (() => {
     try { wanted = wanted || sessionStorage.getItem(key); } catch (_) { /* no memory */ }
     const found = panes.findIndex((pane, i) => pane.id === wanted || String(i) === wanted);
     show(found >= 0 ? found : 0);
+    // A #tab-… link opens the tab, not a page scrolled past its title and tabs.
+    if (found >= 0 && location.hash === "#" + panes[found].id) {
+      window.scrollTo(0, 0);
+      window.addEventListener("load", () => window.scrollTo(0, 0), { once: true });
+    }
     // A link to another tab of the same page (#tab-…) switches to it.
     window.addEventListener("hashchange", () => {
       const index = panes.findIndex((pane) => pane.id && "#" + pane.id === location.hash);

@@ -128,6 +128,7 @@ async fn set_priority(browser: &Browser, id: i64, value: &str) -> anyhow::Result
 /// Two categories, one project each, one file each, one batch each at its own site.
 struct Setup {
     cat_a: i64,
+    project_a: i64,
     batch_a: i64,
     batch_b: i64,
     file_a: i64,
@@ -153,6 +154,7 @@ async fn set_up(hub: &RunningHub, api: &Api) -> anyhow::Result<Setup> {
     };
     Ok(Setup {
         cat_a,
+        project_a,
         batch_a: find("宽带一批").context("batch 宽带一批")?,
         batch_b: find("分期一批").context("batch 分期一批")?,
         file_a,
@@ -353,6 +355,109 @@ async fn site_stop_task_confirmation_and_menus() -> anyhow::Result<()> {
     site_support::post(&agent, format!("{url}/api/login"), json!({"username": "agent1", "password": site_support::AGENT_PASSWORD})).await?;
     let refused = agent.get(format!("{url}/admin/tasks")).send().await?.status();
     ensure!(refused == reqwest::StatusCode::FORBIDDEN, "the agent is refused /admin/tasks: {refused}");
+    browser.close().await?;
+    Ok(())
+}
+
+/// Opens every page of `pages` in Chinese, then in English, each shot as `{prefix}-{name}-{lang}.png`
+/// (in `docs/screenshots/tour/` when `UPDATE_SCREENSHOTS=1`). A page that fails to render
+/// (no `<main>`, or an error status page) fails the tour.
+async fn tour(browser: &Browser, base: &str, prefix: &str, pages: &[(&str, String)]) -> anyhow::Result<()> {
+    let dir = tests::screenshot_dir().join("tour");
+    for lang in ["zh", "en"] {
+        browser.goto(&format!("{base}/lang/{lang}")).await?;
+        for (name, path) in pages {
+            // Through a blank page: a tab fragment alone would not load the page afresh.
+            browser.goto("about:blank").await?;
+            browser.goto(&format!("{base}{path}")).await?;
+            let main = browser.wait_for("main", WAIT).await.with_context(|| format!("{path} in {lang}"))?;
+            let text = main.text().await?;
+            ensure!(!text.contains("Internal Server Error") && !text.trim().is_empty(), "{path} in {lang}: {text}");
+            // Let charts and event streams draw before the shot.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            browser.screenshot(dir.join(format!("{prefix}-{name}-{lang}.png"))).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Screenshots of every page of the hub console, in both languages, at 1366×768.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tour_of_the_hub_console() -> anyhow::Result<()> {
+    let hub = RunningHub::start().await?;
+    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let s = set_up(&hub, &api).await?;
+    let project = s.project_a;
+    let site = api.get("/api/sites").await?[0]["id"].as_i64().context("a site")?;
+    let browser = Browser::start().await?;
+    browser.goto(&format!("{}/lang/zh", hub.url)).await?;
+    tour(&browser, &hub.url, "hub", &[("login", "/login".to_string())]).await?;
+    browser_login(&browser, &hub.url, "admin", &hub.password).await?;
+    let pages: Vec<(&str, String)> = vec![
+        ("home", "/".into()),
+        ("lists", "/lists".into()),
+        ("voice", "/voice".into()),
+        ("projects", "/projects".into()),
+        ("project-fields", format!("/projects/{project}#tab-fields")),
+        ("project-params", format!("/projects/{project}#tab-params")),
+        ("project-attribution", format!("/projects/{project}#tab-attribution")),
+        ("project-files", format!("/projects/{project}#tab-files")),
+        ("files", "/files".into()),
+        ("file", format!("/files/{}", s.file_a)),
+        ("batches", "/batches".into()),
+        ("batch-records", format!("/batches/{}/records", s.batch_a)),
+        ("customer-data", "/data/customers".into()),
+        ("business-data", "/data/records".into()),
+        ("reports", "/reports".into()),
+        ("report-project", format!("/reports/projects/{project}")),
+        ("sites", "/sites".into()),
+        ("monitor", "/monitor".into()),
+        ("monitor-site", format!("/monitor/sites/{site}")),
+        ("calls", "/calls".into()),
+        ("announcements", "/announcements".into()),
+        ("accounts", "/accounts".into()),
+    ];
+    tour(&browser, &hub.url, "hub", &pages).await?;
+    browser.close().await?;
+    hub.stop().await
+}
+
+/// Screenshots of every page of the site box, admin's and agent's, in both languages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tour_of_the_site_box() -> anyhow::Result<()> {
+    let site = site_support::start_site_with_agent(free_udp_port(), 41, 3).await?;
+    let url = site.url.clone();
+    let browser = Browser::start().await?;
+    tour(&browser, &url, "site", &[("login", "/login".to_string())]).await?;
+    site_support::login(&browser, &url, "siteadmin", &site.admin_password).await?;
+    let admin: Vec<(&str, String)> = [
+        ("tasks", "/admin/tasks"),
+        ("task", "/admin/tasks/41"),
+        ("extensions", "/admin/extensions"),
+        ("agents", "/admin/agents"),
+        ("attribution", "/admin/attribution"),
+        ("data", "/admin/data"),
+        ("reports", "/admin/reports"),
+        ("roles", "/admin/roles"),
+        ("status", "/admin/status"),
+    ]
+    .into_iter()
+    .map(|(name, path)| (name, path.to_string()))
+    .collect();
+    tour(&browser, &url, "site-admin", &admin).await?;
+    browser.client().delete_all_cookies().await?;
+    site_support::login(&browser, &url, "agent1", site_support::AGENT_PASSWORD).await?;
+    let desk: Vec<(&str, String)> = [
+        ("desk", "/desk"),
+        ("settings", "/desk/settings"),
+        ("records", "/desk/records"),
+        ("callbacks", "/desk/callbacks"),
+        ("customers", "/desk/customers"),
+    ]
+    .into_iter()
+    .map(|(name, path)| (name, path.to_string()))
+    .collect();
+    tour(&browser, &url, "site-desk", &desk).await?;
     browser.close().await?;
     Ok(())
 }

@@ -184,6 +184,14 @@ pub fn crumbs(tr: &Tr) -> Option<Crumbs> {
     Some(Crumbs { group, href: item.path, label: (item.label)(tr.text()) })
 }
 
+/// A time as both consoles show it, to the minute: `2026-12-07 15:36` (China time, as
+/// [`super::format_time`], which keeps the seconds for exports and file names).
+pub fn minute(unix: i64) -> String {
+    let full = super::format_time(unix);
+    // "YYYY-MM-DD HH:MM:SS" is ASCII; anything else (an out-of-range time) is shown whole.
+    if full.len() == 19 { full[..16].to_string() } else { full }
+}
+
 /// The shell's own words: the questions of the confirmations and the names of the actions
 /// they guard, in the page's language.
 pub struct Words {
@@ -193,6 +201,10 @@ pub struct Words {
     pub delete: &'static str,
     pub pause: &'static str,
     pub tab_fields: &'static str,
+    pub empty_batches: &'static str,
+    pub empty_files: &'static str,
+    pub empty_projects: &'static str,
+    pub empty_records: &'static str,
 }
 
 const WORDS_ZH: Words = Words {
@@ -202,6 +214,10 @@ const WORDS_ZH: Words = Words {
     delete: "删除",
     pause: "暂停",
     tab_fields: "字段设置",
+    empty_batches: "还没有批次。在「文件管理」导入名单后，点击「数据下发」把号码下发到职场。",
+    empty_files: "还没有文件。在子项目页面的「文件管理」标签上传 .xlsx 名单。",
+    empty_projects: "还没有子项目。先在上方添加项目分类，再在下方「创建项目」。",
+    empty_records: "这个批次还没有业务记录：坐席在职场保存的记录会同步到这里。",
 };
 
 const WORDS_EN: Words = Words {
@@ -211,6 +227,10 @@ const WORDS_EN: Words = Words {
     delete: "Delete",
     pause: "Pause",
     tab_fields: "Fields",
+    empty_batches: "No batches yet. Import a call list under Files, then use Dispatch to send its numbers to sites.",
+    empty_files: "No files yet. Upload an .xlsx call list on a project's Files tab.",
+    empty_projects: "No projects yet. Add a category above, then create a project below.",
+    empty_records: "No business records in this batch yet: records agents save at the site arrive here.",
 };
 
 /// The shell's words in `tr`'s language (templates: `crate::web::shell::words(tr)`).
@@ -242,5 +262,11 @@ mod tests {
         assert_eq!(here, Some("/projects"));
         // "/" matches only itself, not every path.
         assert_eq!(Page::new(&admin, "/nowhere").here, None);
+    }
+
+    #[test]
+    fn times_show_to_the_minute_in_china_time() {
+        assert_eq!(minute(1_795_523_415), "2026-11-24 20:30");
+        assert_eq!(minute(0), "1970-01-01 08:00");
     }
 }
