@@ -8,7 +8,9 @@
 //   data-confirm-danger makes the Confirm button red; data-confirm-ok names it;
 //   data-confirm-from="select" takes the question from that select's chosen option.
 // - [data-tabs] holding sections with data-tab-label: one tab per section, the chosen tab
-//   kept across reloads of the same page (a form that reloads stays on its tab).
+//   kept across reloads of the same page (a form that reloads stays on its tab); a section's
+//   data-tab-id names it in links (page#tab-id). Not an element id: the browser would
+//   scroll the page down to it.
 // - OutpostUi.toast(text) shows a note that fades; OutpostUi.flash(text) shows it after the
 //   next page load (forms that reload the page).
 "use strict";
@@ -135,14 +137,14 @@ const OutpostUi = (() => {
     const show = (index) => {
       panes.forEach((pane, i) => { pane.hidden = i !== index; });
       bar.querySelectorAll("button").forEach((b, i) => b.setAttribute("aria-selected", String(i === index)));
-      try { sessionStorage.setItem(key, panes[index].id || String(index)); } catch (_) { /* no memory */ }
+      try { sessionStorage.setItem(key, panes[index].dataset.tabId || String(index)); } catch (_) { /* no memory */ }
     };
     panes.forEach((pane, i) => {
       const button = document.createElement("button");
       button.type = "button";
       button.setAttribute("role", "tab");
       button.textContent = pane.dataset.tabLabel;
-      if (pane.id) button.dataset.tabFor = pane.id;
+      if (pane.dataset.tabId) button.dataset.tabFor = pane.dataset.tabId;
       button.addEventListener("click", () => show(i));
       bar.appendChild(button);
     });
@@ -150,16 +152,11 @@ const OutpostUi = (() => {
     holder.classList.add("tabbed");
     let wanted = location.hash ? location.hash.slice(1) : null;
     try { wanted = wanted || sessionStorage.getItem(key); } catch (_) { /* no memory */ }
-    const found = panes.findIndex((pane, i) => pane.id === wanted || String(i) === wanted);
+    const found = panes.findIndex((pane, i) => pane.dataset.tabId === wanted || String(i) === wanted);
     show(found >= 0 ? found : 0);
-    // A #tab-… link opens the tab, not a page scrolled past its title and tabs.
-    if (found >= 0 && location.hash === "#" + panes[found].id) {
-      window.scrollTo(0, 0);
-      window.addEventListener("load", () => window.scrollTo(0, 0), { once: true });
-    }
     // A link to another tab of the same page (#tab-…) switches to it.
     window.addEventListener("hashchange", () => {
-      const index = panes.findIndex((pane) => pane.id && "#" + pane.id === location.hash);
+      const index = panes.findIndex((pane) => pane.dataset.tabId && "#" + pane.dataset.tabId === location.hash);
       if (index >= 0) show(index);
     });
   }

@@ -201,10 +201,11 @@ async fn console_main_flows() -> anyhow::Result<()> {
     .context("the templated project opens")?;
     let text = main_text(&browser).await?;
     ensure!(text.contains("5G升级（二期）"), "the templated project's page: {text}");
-    ensure!(
-        text.contains("客户姓名") && text.contains("本次业务结果") && text.contains("您好，我是客服代表"),
-        "the template's fields and script are cloned: {text}"
-    );
+    ensure!(text.contains("客户姓名") && text.contains("本次业务结果"), "the template's fields are cloned: {text}");
+    // The script is on the page's 话术说明 tab.
+    browser.wait_for(".tabbar button[data-tab-for=tab-script]", WAIT).await?.click().await?;
+    let text = main_text(&browser).await?;
+    ensure!(text.contains("您好，我是客服代表"), "the template's script is cloned: {text}");
 
     // Step 1 of the manual's two-step order: participating sites.
     api.put(&format!("/api/projects/{first_project}/sites"), json!({ "site_ids": [site_a, site_b] })).await?;
