@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests drive, from Debian's packages, and only those
-# that are missing: SIPp (sip-tester), Chromium and chromedriver, baresip.
+# that are missing: SIPp (sip-tester), Chromium and chromedriver, baresip, Firefox ESR (the
+# consoles' second browser); then geckodriver (Firefox's WebDriver, not packaged by Debian)
+# with `cargo install` when it is not on the PATH.
 # Idempotent: on a machine that has them all it touches nothing and needs no network.
 set -euo pipefail
 
 # fonts-wqy-zenhei: Chromium has no CJK font otherwise, and screenshots of the
 # Chinese UI would show boxes.
-packages=(sip-tester chromium chromium-driver baresip fonts-wqy-zenhei)
+packages=(sip-tester chromium chromium-driver baresip fonts-wqy-zenhei firefox-esr)
 
 missing=()
 for package in "${packages[@]}"; do
@@ -17,8 +19,14 @@ for package in "${packages[@]}"; do
     fi
 done
 
+# geckodriver: from crates.io through cargo, into ~/.cargo/bin (the harness looks there too).
+if ! command -v geckodriver >/dev/null && [[ ! -x "$HOME/.cargo/bin/geckodriver" ]]; then
+    echo "install-test-deps: installing geckodriver (cargo install)"
+    cargo install --locked geckodriver
+fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
-    echo "install-test-deps: all present (${packages[*]})"
+    echo "install-test-deps: all present (${packages[*]} geckodriver)"
     exit 0
 fi
 
@@ -38,7 +46,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 
 # Fail here, with the name, rather than later in a test with a spawn error.
-for binary in /usr/bin/sipp /usr/bin/chromium /usr/bin/chromedriver /usr/bin/baresip; do
+for binary in /usr/bin/sipp /usr/bin/chromium /usr/bin/chromedriver /usr/bin/baresip /usr/bin/firefox-esr; do
     if [[ ! -x "$binary" ]]; then
         echo "install-test-deps: $binary is still missing after installing ${missing[*]}" >&2
         exit 1

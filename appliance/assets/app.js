@@ -53,12 +53,20 @@ function formBody(form) {
   return form.dataset.wrap ? { [form.dataset.wrap]: body } : body;
 }
 
-// Times travel as unix seconds and are shown in the browser's own time zone.
+// Times travel as unix seconds and are shown in the browser's own time zone, in the one
+// format both consoles use (2026-12-07 15:36, ui.js).
 function showTimes(root) {
   for (const node of root.querySelectorAll("time[data-unix]")) {
     const unix = Number(node.dataset.unix);
-    if (unix > 0) node.textContent = new Date(unix * 1000).toLocaleString(document.documentElement.lang || undefined);
+    if (unix > 0) node.textContent = window.OutpostUi.formatTime(unix);
   }
+}
+
+// A success: a toast now, or after the reload.
+function saved(target) {
+  const text = document.documentElement.lang === "en" ? "Saved" : "已保存";
+  if (target) window.OutpostUi.flash(text);
+  else window.OutpostUi.toast(text);
 }
 
 function wireForms(root) {
@@ -69,6 +77,9 @@ function wireForms(root) {
       if (errorBox) errorBox.hidden = true;
       try {
         await postJson(form.dataset.api, formBody(form));
+        // A form that reloads (or stays) changed something here; one that leads elsewhere
+        // (signing in) has its answer in the next page.
+        if (!form.dataset.then || form.dataset.then === "reload") saved(form.dataset.then);
         then(form.dataset.then);
       } catch (error) {
         if (errorBox) {
@@ -171,7 +182,7 @@ function wireStatus(panel) {
       online: panel.dataset.online, offline: panel.dataset.offline,
       connecting: panel.dataset.connecting, not_enrolled: panel.dataset.notEnrolled,
     }[link.state] || link.state;
-    if (link.since) text += " (" + panel.dataset.since + " " + new Date(link.since * 1000).toLocaleString() + ")";
+    if (link.since) text += " (" + panel.dataset.since + " " + window.OutpostUi.formatTime(link.since) + ")";
     if (link.reason) text += ": " + link.reason;
     field("link").textContent = text;
     field("ringing").textContent = status.ringing;
@@ -216,7 +227,7 @@ async function showAnnouncements(box) {
     const title = document.createElement("strong");
     title.textContent = notice.title;
     const when = document.createElement("time");
-    when.textContent = new Date(notice.published_at * 1000).toLocaleString();
+    when.textContent = window.OutpostUi.formatTime(notice.published_at);
     const body = document.createElement("p");
     body.textContent = notice.body;
     item.append(title, " ", when, body);

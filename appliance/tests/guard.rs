@@ -187,6 +187,8 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("GET", "/lang/{code}", Public, "/lang/en".into(), None),
         ("GET", "/assets/app.css", Public, "/assets/app.css".into(), None),
         ("GET", "/assets/app.js", Public, "/assets/app.js".into(), None),
+        ("GET", "/assets/ui.css", Public, "/assets/ui.css".into(), None),
+        ("GET", "/assets/ui.js", Public, "/assets/ui.js".into(), None),
         ("GET", "/assets/echarts.min.js", Public, "/assets/echarts.min.js".into(), None),
         ("GET", "/assets/reports.js", Public, "/assets/reports.js".into(), None),
         ("GET", "/api/openapi.json", Public, "/api/openapi.json".into(), None),

@@ -39,7 +39,7 @@ document.addEventListener("submit", async (event) => {
   const form = event.target;
   if (!form.dataset.api) return;
   event.preventDefault();
-  if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+  // A form marked data-confirm reached here only after its modal was confirmed (ui.js).
   const body = collect(form, form);
   if (form.dataset.rows) {
     body[form.dataset.rows] = [];
@@ -61,10 +61,21 @@ document.addEventListener("submit", async (event) => {
     if (out) { out.className = "result error"; out.textContent = answer.error || response.statusText; }
     return;
   }
-  if (form.dataset.then === "reload") { window.location.reload(); return; }
+  if (form.dataset.then === "reload") { savedToast(answer); window.location.reload(); return; }
   if (form.dataset.then === "file" && answer.file_id) { window.location.href = "/files/" + answer.file_id; return; }
-  if (out) { out.className = "result ok"; out.textContent = answer.message || JSON.stringify(answer); }
+  if (out) { out.className = "result ok"; out.textContent = answer.message || savedText(); }
+  if (window.OutpostUi) window.OutpostUi.toast(answer.message || savedText());
 });
+
+// The word a success toast says when the server's answer has no message of its own.
+function savedText() {
+  return document.documentElement.lang === "en" ? "Saved" : "已保存";
+}
+
+// Shows the success toast after the reload that lists what changed.
+function savedToast(answer) {
+  if (window.OutpostUi) window.OutpostUi.flash(answer.message || savedText());
+}
 
 // Background import with a progress bar: the form posts to /api/projects/{id}/imports and
 // the page polls the job until it is done, then opens the file.
@@ -102,7 +113,7 @@ document.addEventListener("submit", async (event) => {
   const response = await fetch(form.dataset.upload, { method: "POST", body: new FormData(form) });
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) { out.className = "result error"; out.textContent = answer.error || response.statusText; return; }
-  if (form.dataset.then === "reload") { window.location.reload(); return; }
+  if (form.dataset.then === "reload") { savedToast(answer); window.location.reload(); return; }
   out.className = "result ok";
   out.textContent = answer.message || JSON.stringify(answer);
   const list = form.querySelector("ul.bad");

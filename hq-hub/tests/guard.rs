@@ -202,6 +202,8 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::GET, "/", LoggedIn, "/".into(), Body::None, Global),
         (Method::GET, "/static/style.css", Public, "/static/style.css".into(), Body::None, Global),
         (Method::GET, "/static/console.js", Public, "/static/console.js".into(), Body::None, Global),
+        (Method::GET, "/static/ui.css", Public, "/static/ui.css".into(), Body::None, Global),
+        (Method::GET, "/static/ui.js", Public, "/static/ui.js".into(), Body::None, Global),
         (Method::GET, "/static/echarts.min.js", Public, "/static/echarts.min.js".into(), Body::None, Global),
         (Method::GET, "/lang/{code}", Public, "/lang/en".into(), Body::None, Global),
         (Method::GET, "/login", Public, "/login".into(), Body::None, Global),

@@ -1,9 +1,11 @@
 //! A real headless browser for the web UI scenarios: Debian's Chromium driven through
-//! chromedriver with fantoccini.
+//! chromedriver, or Debian's Firefox ESR driven through geckodriver, with fantoccini.
 //!
-//! [`Browser::start`] runs `chromedriver --port=N` in its own process group, waits for it to
-//! listen, and opens a session on `/usr/bin/chromium` with a fresh profile in a temporary
-//! folder. [`Browser::close`] ends the session (chromedriver then quits Chromium); dropping a
+//! [`Browser::start`] starts the browser `OUTPOST_BROWSER` names (`firefox`, or Chromium by
+//! default); [`Browser::start_with`] takes the [`Engine`] explicitly. It runs the driver
+//! (`chromedriver --port=N` / `geckodriver --port N`) in its own process group, waits for it
+//! to listen, and opens a session with a fresh profile in a temporary folder, the window at
+//! 1366×768 (the consoles' target screen). [`Browser::close`] ends the session (chromedriver then quits Chromium); dropping a
 //! [`Browser`] without closing kills chromedriver's whole process group, Chromium included,
 //! so a panicking test leaves no browser behind.
 
@@ -28,6 +30,47 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// Debian's `chromium-driver` package.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// Debian's `firefox-esr` package.
+pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// The consoles' target screen.
+pub const WINDOW: (u32, u32) = (1366, 768);
+
+/// Which browser a [`Browser`] drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    /// The engine `OUTPOST_BROWSER` names (`firefox`; anything else, or unset, is Chromium).
+    pub fn from_env() -> Engine {
+        match std::env::var("OUTPOST_BROWSER").as_deref() {
+            Ok("firefox") => Engine::Firefox,
+            _ => Engine::Chromium,
+        }
+    }
+
+    /// The WebDriver program: chromedriver from Debian, geckodriver from the PATH or from
+    /// `cargo install geckodriver` (~/.cargo/bin).
+    fn driver(self) -> PathBuf {
+        match self {
+            Engine::Chromium => PathBuf::from(CHROMEDRIVER),
+            Engine::Firefox => {
+                let on_path = std::env::var_os("PATH")
+                    .into_iter()
+                    .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+                    .map(|dir| dir.join("geckodriver"))
+                    .find(|candidate| candidate.is_file());
+                let cargo_bin = std::env::var_os("HOME")
+                    .map(|home| PathBuf::from(home).join(".cargo/bin/geckodriver"));
+                on_path.or(cargo_bin).unwrap_or_else(|| PathBuf::from("geckodriver"))
+            }
+        }
+    }
+}
+
 /// How long chromedriver and Chromium get to come up; the first start on a cold machine
 /// is the slow one.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,14 +78,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A headless Chromium session. Cheap to use from one test; not shared between tests.
 pub struct Browser {
     client: Client,
+    engine: Engine,
     chromedriver: Child,
     profile_dir: TempDir,
     port: u16,
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium with a fresh profile.
+    /// Starts the browser `OUTPOST_BROWSER` names (Chromium unless it says `firefox`).
     pub async fn start() -> anyhow::Result<Browser> {
+        Browser::start_with(Engine::from_env()).await
+    }
+
+    /// Starts the driver of `engine` and its headless browser with a fresh profile.
+    pub async fn start_with(engine: Engine) -> anyhow::Result<Browser> {
         // fantoccini's HTTP client is built on rustls even for plain http:// and rustls
         // needs a process-wide crypto provider; an Err means one is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -51,25 +100,43 @@ impl Browser {
             .tempdir()
             .context("cannot create a temporary Chromium profile folder")?;
         let port = free_tcp_port();
-        let log_path = profile_dir.path().join("chromedriver.log");
-        let mut chromedriver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .arg(format!("--log-path={}", log_path.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let log_path = profile_dir.path().join("driver.log");
+        let driver = engine.driver();
+        let mut command = Command::new(&driver);
+        command.stdin(Stdio::null());
+        match engine {
+            Engine::Chromium => {
+                command
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--log-path={}", log_path.display()))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+            Engine::Firefox => {
+                // geckodriver logs to its standard output.
+                let log_file = std::fs::File::create(&log_path).context("cannot create the driver's log")?;
+                let copy = log_file.try_clone().context("cannot share the driver's log")?;
+                command.arg("--port").arg(port.to_string()).stdout(Stdio::from(log_file)).stderr(Stdio::from(copy));
+            }
+        }
+        let mut chromedriver = command
             // Its own process group, so Drop can kill chromedriver and Chromium together.
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| {
                 format!(
-                    "cannot start {CHROMEDRIVER}; install it with scripts/install-test-deps.sh \
-                     (Debian packages chromium and chromium-driver)"
+                    "cannot start {}; install it with scripts/install-test-deps.sh \
+                     (Debian packages chromium, chromium-driver and firefox-esr; geckodriver \
+                     through cargo install)",
+                    driver.display()
                 )
             })?;
 
-        let capabilities = chromium_capabilities(profile_dir.path());
+        let capabilities = match engine {
+            Engine::Chromium => chromium_capabilities(profile_dir.path()),
+            Engine::Firefox => firefox_capabilities(),
+        };
         let webdriver_url = format!("http://127.0.0.1:{port}");
         // chromedriver takes a moment to listen; connecting is the readiness probe. Each
         // attempt's error is kept so a final failure says what went wrong.
@@ -116,8 +183,13 @@ impl Browser {
                 ));
             }
         };
+        // Both engines at the same size (Chromium's flag already says so; Firefox needs asking).
+        if engine == Engine::Firefox {
+            client.set_window_size(WINDOW.0, WINDOW.1).await.context("cannot size the Firefox window")?;
+        }
         Ok(Browser {
             client,
+            engine,
             chromedriver,
             profile_dir,
             port,
@@ -127,6 +199,11 @@ impl Browser {
     /// The fantoccini client, for anything the helpers here do not cover.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Which browser this is.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// The port chromedriver listens on.
@@ -223,7 +300,7 @@ fn chromium_capabilities(profile_dir: &Path) -> serde_json::Map<String, serde_js
         "--disable-component-update".to_owned(),
         "--disable-sync".to_owned(),
         // A fixed window size keeps screenshots comparable between runs.
-        "--window-size=1280,800".to_owned(),
+        format!("--window-size={},{}", WINDOW.0, WINDOW.1),
         format!("--user-data-dir={}", profile_dir.display()),
     ];
     let capabilities = json!({
@@ -233,6 +310,29 @@ fn chromium_capabilities(profile_dir: &Path) -> serde_json::Map<String, serde_js
     match capabilities {
         serde_json::Value::Object(map) => map,
         // json!({...}) always builds an object.
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// The session request: Debian's Firefox ESR, headless (geckodriver makes a fresh profile).
+fn firefox_capabilities() -> serde_json::Map<String, serde_json::Value> {
+    let capabilities = json!({
+        "browserName": "firefox",
+        "moz:firefoxOptions": {
+            "binary": FIREFOX,
+            "args": ["-headless"],
+            // Nothing that calls home, and no first-run pages.
+            "prefs": {
+                "app.update.enabled": false,
+                "browser.shell.checkDefaultBrowser": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "toolkit.telemetry.enabled": false,
+                "intl.accept_languages": "zh-CN, zh, en"
+            }
+        },
+    });
+    match capabilities {
+        serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     }
 }

@@ -25,7 +25,7 @@ mod schemathesis;
 mod sipp;
 mod wait;
 
-pub use browser::{Browser, CHROMEDRIVER, CHROMIUM};
+pub use browser::{Browser, CHROMEDRIVER, CHROMIUM, Engine, FIREFOX};
 pub use hub::{RunningHub, start_hub};
 pub use ports::{free_tcp_port, free_udp_port};
 pub use schemathesis::{SchemathesisOutcome, SchemathesisRun, schemathesis};

@@ -201,10 +201,11 @@ async fn console_main_flows() -> anyhow::Result<()> {
     .context("the templated project opens")?;
     let text = main_text(&browser).await?;
     ensure!(text.contains("5G升级（二期）"), "the templated project's page: {text}");
-    ensure!(
-        text.contains("客户姓名") && text.contains("本次业务结果") && text.contains("您好，我是客服代表"),
-        "the template's fields and script are cloned: {text}"
-    );
+    ensure!(text.contains("客户姓名") && text.contains("本次业务结果"), "the template's fields are cloned: {text}");
+    // The script is on the page's 话术说明 tab.
+    browser.wait_for(".tabbar button[data-tab-for=tab-script]", WAIT).await?.click().await?;
+    let text = main_text(&browser).await?;
+    ensure!(text.contains("您好，我是客服代表"), "the template's script is cloned: {text}");
 
     // Step 1 of the manual's two-step order: participating sites.
     api.put(&format!("/api/projects/{first_project}/sites"), json!({ "site_ids": [site_a, site_b] })).await?;
@@ -214,7 +215,8 @@ async fn console_main_flows() -> anyhow::Result<()> {
     // Import a sheet with bad rows: progress, then the report page.
     let sheet = hub.dir.path().join("五月名单.xlsx");
     write_call_list(&sheet)?;
-    browser.goto(&format!("{}/projects/{first_project}", hub.url)).await?;
+    // The import form is on the project page's 文件管理 tab.
+    browser.goto(&format!("{}/projects/{first_project}#tab-files", hub.url)).await?;
     browser
         .wait_for("#upload input[type=file]", WAIT)
         .await?
@@ -313,6 +315,8 @@ async fn console_main_flows() -> anyhow::Result<()> {
     // One-click pause for every project: each live batch goes to priority 1.
     browser.wait_for("#one-click select[name=action]", WAIT).await?.select_by_value("pause").await?;
     browser.wait_for("#one-click button", WAIT).await?.click().await?;
+    // A pause asks first, naming what it stops.
+    browser.wait_for(".modal [data-answer=yes]", WAIT).await?.click().await?;
     wait_until(WAIT, || async {
         match api.get("/api/batches").await {
             Ok(list) => list.as_array().is_some_and(|all| all.iter().all(|b| b["priority"] == json!(1))),
@@ -399,13 +403,12 @@ async fn sub_admin_pages_show_only_its_scope() -> anyhow::Result<()> {
     hub.stop().await
 }
 
-/// Scrolls `css` into view (screenshots show what a person looking at that part sees).
-async fn scroll_to(browser: &Browser, css: &str) -> anyhow::Result<()> {
-    browser.wait_for(css, WAIT).await?;
-    browser
-        .client()
-        .execute("document.querySelector(arguments[0]).scrollIntoView({block: 'start'});", vec![json!(css)])
-        .await?;
+/// Opens a page afresh on one of its tabs (`#tab-…`; the project page splits its forms into
+/// tabs): through a blank page, so that a change of fragment alone is not a same-page jump.
+async fn open_tab(browser: &Browser, url: &str, tab: &str) -> anyhow::Result<()> {
+    browser.goto("about:blank").await?;
+    browser.goto(&format!("{url}#{tab}")).await?;
+    browser.wait_for(&format!(".tabbar button[data-tab-for={tab}][aria-selected=true]"), WAIT).await?;
     Ok(())
 }
 
@@ -528,7 +531,8 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
     let sub_id = id(&sub)?;
 
     // Project parameters, bound by HQ.
-    browser.goto(&format!("{}/projects/{project}", hub.url)).await?;
+    let project_page = format!("{}/projects/{project}", hub.url);
+    open_tab(&browser, &project_page, "tab-params").await?;
     browser.wait_for("#settings select[name=dial_mode]", WAIT).await?.select_by_value("one_click").await?;
     browser.wait_for("#settings select[name=popup_timing]", WAIT).await?.select_by_value("on_ring").await?;
     browser.wait_for("#settings input[name=ring_seconds]", WAIT).await?.send_keys("35").await?;
@@ -548,13 +552,14 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
 
     // Two steps: participating sites first; only then the project admins. (Saving the
     // parameters reloads the page; load it afresh so no element is the old page's.)
-    browser.goto(&format!("{}/projects/{project}", hub.url)).await?;
+    open_tab(&browser, &project_page, "tab-sites").await?;
     ensure!(browser.wait_for("#admins-first", WAIT).await.is_ok(), "admins wait for the participating sites");
     for site in [site_a, site_b] {
         browser.wait_for(&format!("#project-sites input[value='{site}']"), WAIT).await?.click().await?;
     }
     browser.wait_for("#project-sites > button", WAIT).await?.click().await?;
     browser.wait_for("#project-admins", WAIT).await.context("the admins form appears after step 1")?;
+    browser.wait_for(".tabbar button[data-tab-for=tab-admins]", WAIT).await?.click().await?;
     ensure!(api.get(&format!("/api/projects/{project}")).await?["site_ids"] == json!([site_a, site_b]), "participating sites");
     // The sub-admin is offered only site A (its data permission).
     let offered = browser.client().find_all(Locator::Css("#project-admins input[name=site_ids]")).await?;
@@ -569,8 +574,7 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
 
     // Attribution: team "A组" goes to site B. Saving the admins reloads the page once the
     // save is answered; load it afresh so no element below belongs to the page going away.
-    let project_page = browser.client().current_url().await?.to_string();
-    browser.goto(&project_page).await?;
+    open_tab(&browser, &project_page, "tab-attribution").await?;
     browser.wait_for("#attribution", WAIT).await?;
     let value = browser.wait_for("#attribution tr[data-row] input[name=value]", WAIT).await?;
     value.send_keys("A组").await?;
@@ -587,9 +591,9 @@ async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Resu
     })
     .await
     .context("the attribution rule is stored")?;
-    scroll_to(&browser, "#settings").await?;
+    open_tab(&browser, &project_page, "tab-params").await?;
     browser.screenshot(screenshot_path("hub-project-setup.png")).await?;
-    scroll_to(&browser, "#project-sites").await?;
+    open_tab(&browser, &project_page, "tab-admins").await?;
     browser.screenshot(screenshot_path("hub-project-admins.png")).await?;
 
     browser.close().await?;

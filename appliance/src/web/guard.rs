@@ -189,6 +189,7 @@ async fn signed_in(parts: &Parts, state: &AppState) -> Result<SignedIn, AuthReje
     let user = session(parts, state).await?.ok_or(AuthRejection::NotLoggedIn { api, lang })?;
     let modules = state.store.modules_of(user.user_id).map_err(|error| AuthRejection::Internal(error.into()))?;
     let viewer = Viewer { username: user.username.clone(), unmask: modules.contains(&Module::FullNumbers) };
+    super::shell::note(user.role, &modules);
     Ok(SignedIn { user, viewer, modules })
 }
 

@@ -28,6 +28,7 @@ pub mod page;
 pub mod routes;
 pub mod session;
 pub mod shared;
+pub mod shell;
 
 use std::sync::Arc;
 
@@ -89,6 +90,8 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/lang/{code}", session::switch_lang)
         .get("/assets/app.css", session::css)
         .get("/assets/app.js", session::js)
+        .get("/assets/ui.css", session::ui_css)
+        .get("/assets/ui.js", session::ui_js)
         .get("/assets/echarts.min.js", session::echarts)
         .get("/api/openapi.json", openapi::document)
         .post("/api/login", session::login)
@@ -165,6 +168,8 @@ pub fn router(state: AppState) -> Router {
         .into_router()
         .fallback(not_found)
         .layer(axum::middleware::from_fn(json_errors))
+        // The slot the guards fill with the account's modules, for the page's menu.
+        .layer(axum::middleware::from_fn(shell::scope))
         .with_state(state)
         // Failed logins per (account, source address) and per source address.
         .layer(axum::Extension(Arc::new(web_guard::SharedThrottle::default())))

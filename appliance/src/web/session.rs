@@ -24,6 +24,10 @@ use crate::store::Role;
 
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
+/// The look and behaviour both consoles share, one file each at the repository root (the hub
+/// serves the same files at `/static/ui.css` and `/static/ui.js`).
+const UI_CSS: &str = include_str!("../../../ui/ui.css");
+const UI_JS: &str = include_str!("../../../ui/ui.js");
 const ECHARTS_JS: &str = include_str!("../../../vendor/echarts/echarts.common.min.js");
 
 /// `GET /`: where a session belongs.
@@ -90,6 +94,16 @@ pub async fn js(_: Public) -> Response {
         APP_JS,
     )
         .into_response()
+}
+
+/// `GET /assets/ui.css`.
+pub async fn ui_css(_: Public) -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], UI_CSS).into_response()
+}
+
+/// `GET /assets/ui.js`.
+pub async fn ui_js(_: Public) -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "max-age=3600")], UI_JS).into_response()
 }
 
 /// `GET /assets/echarts.min.js`: Apache ECharts, vendored (see `vendor/echarts`), for the

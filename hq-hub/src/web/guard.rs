@@ -54,7 +54,7 @@ impl Access {
     }
 
     /// Whether `scope` passes this rule (a logged-in caller).
-    fn allows(self, scope: &Scope) -> bool {
+    pub(super) fn allows(self, scope: &Scope) -> bool {
         match self {
             Access::Public | Access::LoggedIn => true,
             Access::Module(key) => scope.has_module(key),
@@ -247,6 +247,8 @@ async fn guard(state: AppState, access: Access, mut request: Request, next: Next
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    // The side navigation of this request (see `shell`): the pages this scope may open.
+    let page = super::shell::Page::new(&scope, request.uri().path());
     if !access.allows(&scope) {
         let (en, zh) = match access {
             Access::Admin => ("only an admin account may do this".to_string(), "只有管理员账号可以执行此操作".to_string()),
@@ -256,10 +258,10 @@ async fn guard(state: AppState, access: Access, mut request: Request, next: Next
             ),
             _ => ("your role does not include this module: ask an admin to add it".to_string(), tr_zh_no_module().to_string()),
         };
-        return refuse(StatusCode::FORBIDDEN, api, tr, &account.username, en, zh);
+        return super::shell::PAGE.sync_scope(page, || refuse(StatusCode::FORBIDDEN, api, tr, &account.username, en, zh));
     }
     request.extensions_mut().insert(Caller { account, scope, tr, access });
-    next.run(request).await
+    super::shell::PAGE.scope(page, next.run(request)).await
 }
 
 fn tr_zh_no_module() -> &'static str {

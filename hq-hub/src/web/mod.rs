@@ -31,7 +31,9 @@ mod report_run;
 mod report_xlsx;
 mod reports;
 mod report_api;
+mod pause;
 mod setup;
+pub mod shell;
 mod wall;
 mod wall_view;
 
@@ -121,6 +123,8 @@ fn register(r: Registry) -> Registry {
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
     r.get("/static/style.css", Public, style_css)
+        .get("/static/ui.css", Public, ui_css)
+        .get("/static/ui.js", Public, ui_js)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)
         .get("/lang/{code}", Public, pages::set_lang)
@@ -252,6 +256,17 @@ async fn style_css() -> impl IntoResponse {
 
 async fn console_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/console.js"))
+}
+
+/// The look both consoles share (`ui/ui.css` at the repository root; the site box serves the
+/// same file at `/assets/ui.css`).
+async fn ui_css() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../../ui/ui.css"))
+}
+
+/// The confirmation modal, toasts and tabs both consoles share (`ui/ui.js`).
+async fn ui_js() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../../ui/ui.js"))
 }
 
 /// Apache ECharts, vendored (see `vendor/echarts`): the console's charts, with no CDN.

@@ -387,7 +387,7 @@ fn voice_row(tr: Tr, view: VoiceFileView) -> VoiceRow {
         kind: if view.kind == "hold_music" { tr.text().voice_hold_music } else { tr.text().voice_prompt },
         size: size_text(view.size),
         seconds: format!("{:.1}", view.duration_ms as f64 / 1000.0),
-        uploaded_at: format_time(view.uploaded_at),
+        uploaded_at: super::shell::minute(view.uploaded_at),
         uploaded_by: view.uploaded_by,
         name: view.name,
     }
@@ -439,8 +439,8 @@ fn notice_row(tr: Tr, view: AnnouncementView) -> NoticeRow {
     NoticeRow {
         id: view.id,
         version: view.version,
-        published_at: format_time(view.published_at),
-        expires_text: view.expires_at.map_or_else(|| tr.text().notices_no_expiry.to_string(), format_time),
+        published_at: super::shell::minute(view.published_at),
+        expires_text: view.expires_at.map_or_else(|| tr.text().notices_no_expiry.to_string(), super::shell::minute),
         // format_time gives "YYYY-MM-DD HH:MM:SS"; the field takes "YYYY-MM-DDTHH:MM".
         expires_input: view.expires_at.map(|at| format_time(at).replacen(' ', "T", 1).chars().take(16).collect()).unwrap_or_default(),
         state,

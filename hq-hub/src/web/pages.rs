@@ -196,8 +196,8 @@ fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
                 name: s.name,
                 enrolled: s.enrolled,
                 online: s.online,
-                since: s.link_since.map(format_time).unwrap_or_default(),
-                box_enrolled_at: s.box_enrolled_at.map(format_time).unwrap_or_default(),
+                since: s.link_since.map(super::shell::minute).unwrap_or_default(),
+                box_enrolled_at: s.box_enrolled_at.map(super::shell::minute).unwrap_or_default(),
                 box_short: short_fingerprint(&certificate),
                 box_certificate: certificate,
             }
@@ -422,7 +422,7 @@ fn file_rows(tr: Tr, files: Vec<FileSummary>) -> Vec<FileRow> {
             id: f.id,
             source: if f.source == "upload" { tr.text().files_source_upload } else { tr.text().files_source_system }.to_string(),
             status: if f.status == "done" { tr.text().files_status_done } else { tr.text().files_status_unprocessed }.to_string(),
-            time: format_time(f.created_at),
+            time: super::shell::minute(f.created_at),
             file_name: f.file_name,
             project_name: f.project_name,
             creator: f.creator,
@@ -798,14 +798,20 @@ struct BatchesPage {
     user: String,
     batches: Vec<BatchRow>,
     categories: Vec<Category>,
+    /// What a one-click pause would stop, for its confirmation.
+    pause: super::pause::PausePrompts,
 }
 
 pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>) -> Response {
     let scope = user.scope.clone();
-    match blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.list_batches_scoped(&scope)?, store.list_categories()?)) }).await {
-        Ok(Ok((batches, categories))) => render(&BatchesPage {
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        Ok((store.list_batches_scoped(&scope)?, store.list_categories()?, store.list_projects()?))
+    });
+    match loaded.await {
+        Ok(Ok((batches, categories, projects))) => render(&BatchesPage {
             tr: user.tr,
             user: user.account.username,
+            pause: super::pause::PausePrompts::new(user.tr, &batches, &projects, &categories),
             batches: batches.iter().map(batch_row).collect(),
             categories,
         }),
@@ -859,7 +865,7 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
                 .collect(),
             phone: r.phone,
             agent: r.agent,
-            saved_at: format_time(r.saved_at),
+            saved_at: super::shell::minute(r.saved_at),
         })
         .collect();
     render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records })
