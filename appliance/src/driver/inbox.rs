@@ -86,7 +86,7 @@ pub struct LineStatus {
     pub talking: u32,
     /// Extensions whose phones are registered now.
     pub registered_extensions: Vec<String>,
-    /// Tasks the driver is dialing.
+    /// Tasks the driver is dialing, by project id (a task is a project's, S1).
     pub running_tasks: Vec<u64>,
     /// Why the lines are not working, if they are not.
     pub problem: Option<String>,
