@@ -128,7 +128,9 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
     let conn = rusqlite::Connection::open(dir.path().join("site.db")).expect("sqlite");
     conn.execute_batch(
         "DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta; DROP TABLE report_defs;
-         DROP INDEX attempts_batch_row; PRAGMA user_version = 8;",
+         DROP INDEX attempts_batch_row;
+         DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
+         PRAGMA user_version = 8;",
     )
     .expect("downgrade");
     drop(conn);
