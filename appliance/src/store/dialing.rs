@@ -68,8 +68,9 @@ fn hangup_name(side: HangupSide) -> &'static str {
 }
 
 impl Store {
-    /// Takes the next number of `batch_id` and writes its attempt as "dialing", in one
-    /// transaction. Order: batch priority (desc), import time, then row order; a number that
+    /// Takes the next number of one batch and writes its attempt as "dialing", in one
+    /// transaction (tests and benchmarks; the driver dials a project's task through
+    /// [`Store::claim_next_numbers_for_task`], which also keeps owned numbers to their agent). Order: batch priority (desc), import time, then row order; a number that
     /// has an attempt in progress anywhere on the site is skipped. `None` when nothing is left.
     pub fn claim_next_number(&self, batch_id: u64) -> Result<Option<ClaimedNumber>, DbError> {
         Ok(self.claim_next_numbers(batch_id, 1)?.pop())
