@@ -135,3 +135,21 @@ fn an_owned_number_is_taken_only_for_its_agent() {
     assert_eq!(owned.len(), 1);
     assert_eq!((owned[0].row_id, owned[0].owner.as_deref()), (40_000, Some("a1")));
 }
+
+#[test]
+fn a_one_click_task_hands_out_the_projects_batches_by_priority_then_import() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let mut seq = dispatch(&store, 1, 50, 1, 50, 1_000);
+    let agent = two_agents(&store);
+    let mut extras = store.task_settings(50).expect("read").expect("exists").extras;
+    extras.dial_mode = appliance::store::SiteDialMode::OneClick;
+    store.set_task_extras(50, &extras).expect("one-click");
+    store.start_task(50, PARAMS).expect("start");
+    seq = dispatch(&store, seq, 51, 1, 70, 3_000);
+    dispatch(&store, seq, 52, 1, 50, 2_000);
+    assert!(store.dialable_tasks().expect("dialable").is_empty(), "a one-click task has no pacing core");
+    let order: Vec<u64> =
+        (0..3).map(|_| store.claim_one_click(PROJECT_ID, agent, "a1").expect("a number").claimed.batch_id).collect();
+    assert_eq!(order, vec![51, 50, 52], "priority 70, then the 50s by import");
+}
