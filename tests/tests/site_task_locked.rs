@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use serde_json::Value;
-use sync_link::SiteStore;
 use sync_protocol::{DownEntry, DownEvent};
 
 use site_support::*;
