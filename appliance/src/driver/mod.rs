@@ -129,8 +129,9 @@ struct TaskRun {
 }
 
 /// How long a task that ran out of numbers lets its idle agents go to other tasks before
-/// it is given agents again to find out whether numbers came (a new batch).
-const STARVED_FOR: Duration = Duration::from_secs(30);
+/// it is given agents again to find out whether numbers came (a new batch): the core's own
+/// no-number back-off, so a batch arriving in a started project is dialed within seconds.
+const STARVED_FOR: Duration = Duration::from_secs(5);
 
 impl TaskRun {
     fn takes(&self, agent: AgentId) -> bool {
