@@ -130,7 +130,9 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
         "DROP TABLE report_facts; DROP TABLE report_cells; DROP TABLE report_meta; DROP TABLE report_defs;
          DROP INDEX attempts_batch_row;
          ALTER TABLE callbacks DROP COLUMN scope; ALTER TABLE callbacks DROP COLUMN handed_over_at;
-         DROP TABLE desk_settings; PRAGMA user_version = 8;",
+         DROP TABLE desk_settings;
+         DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
+         PRAGMA user_version = 8;",
     )
     .expect("downgrade");
     drop(conn);

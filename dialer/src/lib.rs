@@ -34,8 +34,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 mod adaptive;
+pub mod arbiter;
 pub mod erlang;
 mod estimate;
+pub mod shared_sim;
 pub mod sim;
 #[cfg(test)]
 mod tests;
@@ -163,6 +165,8 @@ struct CallState {
     phase: Phase,
     /// Already counted as abandoned (so it is counted once).
     abandoned: bool,
+    /// A number owned by one agent (S4): only this agent may take the call.
+    for_agent: Option<AgentId>,
 }
 
 /// What an agent is doing, as far as calls go.
@@ -352,6 +356,17 @@ impl Dialer {
         }
     }
 
+    /// The agent is unavailable and will not come back to this task soon (the site-wide
+    /// arbiter gave them to another task): unlike [`Dialer::agent_unavailable`] the pacer
+    /// stops expecting them back from after-call work.
+    pub fn agent_left(&mut self, now: Time, agent: AgentId) {
+        self.now = now;
+        if let Some(state) = self.agents.get_mut(&agent) {
+            state.available = false;
+            state.wrapping_since = None;
+        }
+    }
+
     /// The driver had no number for that [`Action::Dial`]; the core stops dialing for a
     /// few seconds (or until [`Dialer::numbers_available`] / [`Dialer::set_config`]).
     pub fn call_no_number(&mut self, now: Time, call: CallKey) {
@@ -363,6 +378,17 @@ impl Dialer {
             self.counters.dialed = self.counters.dialed.saturating_sub(1);
             self.counters.no_number += 1;
             self.no_number_until = now + NO_NUMBER_BACKOFF;
+        }
+    }
+
+    /// The number the driver dialed for `call` belongs to `agent` (the attribution gave it
+    /// to them, S4): the call is routed to that agent only, and it waits for them; no other
+    /// queued call is routed to them while it waits. The driver dials such a number only
+    /// while its agent is free, so the wait is short.
+    pub fn reserve_call(&mut self, now: Time, call: CallKey, agent: AgentId) {
+        self.now = now;
+        if let Some(state) = self.calls.get_mut(&call) {
+            state.for_agent = Some(agent);
         }
     }
 
@@ -529,11 +555,10 @@ impl Dialer {
             return Some(Action::Drop { call });
         }
 
-        // Routing: the front of the queue to the longest-idle free agent.
-        if let Some(&call) = self.queue.front()
-            && let Some(agent) = self.longest_idle_free_agent(now)
-        {
-            self.queue.pop_front();
+        // Routing: the front of the queue to the longest-idle free agent; a call reserved
+        // for its number's owner goes to them only (and they take no other call meanwhile).
+        if let Some((position, call, agent)) = self.next_route(now) {
+            self.queue.remove(position);
             if let Some(state) = self.calls.get_mut(&call) {
                 state.phase = Phase::Offered(agent);
             }
@@ -553,6 +578,7 @@ impl Dialer {
                     answered_at: None,
                     phase: Phase::Ringing,
                     abandoned: false,
+                    for_agent: None,
                 },
             );
             self.counters.dialed += 1;
@@ -601,6 +627,11 @@ impl Dialer {
             consider(self.now.max(self.no_number_until) + ADAPTIVE_TICK);
         }
         earliest
+    }
+
+    /// Agents this core counts as idle for pacing (available, no call; in cool-down too).
+    pub fn idle_agents(&self) -> u32 {
+        self.agents.values().filter(|state| state.available && state.call == AgentCall::None).count() as u32
     }
 
     pub fn stats(&self) -> DialerStats {
@@ -689,11 +720,37 @@ impl Dialer {
         }
     }
 
-    fn longest_idle_free_agent(&self, now: Time) -> Option<AgentId> {
+    /// The first queued call that can go to an agent now, its place in the queue and the
+    /// agent.
+    fn next_route(&self, now: Time) -> Option<(usize, CallKey, AgentId)> {
+        let reserved: Vec<AgentId> = self
+            .queue
+            .iter()
+            .filter_map(|call| self.calls.get(call).and_then(|state| state.for_agent))
+            .collect();
+        let free = |id: &AgentId| {
+            self.agents.get(id).is_some_and(|state| {
+                state.available && state.call == AgentCall::None && state.cool_until <= now
+            })
+        };
+        self.queue.iter().enumerate().find_map(|(position, &call)| {
+            let owner = self.calls.get(&call).and_then(|state| state.for_agent);
+            let agent = match owner {
+                Some(owner) => free(&owner).then_some(owner),
+                None => self.longest_idle_free_agent(now, &reserved),
+            };
+            agent.map(|agent| (position, call, agent))
+        })
+    }
+
+    fn longest_idle_free_agent(&self, now: Time, except: &[AgentId]) -> Option<AgentId> {
         self.agents
             .iter()
-            .filter(|(_, state)| {
-                state.available && state.call == AgentCall::None && state.cool_until <= now
+            .filter(|(id, state)| {
+                state.available
+                    && state.call == AgentCall::None
+                    && state.cool_until <= now
+                    && !except.contains(id)
             })
             .min_by_key(|(id, state)| (state.idle_since, **id))
             .map(|(id, _)| *id)

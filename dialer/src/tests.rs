@@ -331,3 +331,23 @@ fn adaptive_slows_down_at_once_when_today_is_over_the_cap() {
         "over the cap {over_dials} dials, under it {calm_dials}"
     );
 }
+
+/// S4: a call dialed for a number an agent owns goes to that agent only; while it waits for
+/// them no other call is routed to them, and the other agents take the other calls.
+#[test]
+fn a_reserved_call_goes_only_to_its_agent_and_waits_for_them() {
+    let mut dialer = with_agents(config(PacingMode::FixedRatio { ratio: 1 }, 10), &[1, 2]);
+    let placed = dials(&drain(&mut dialer, secs(0.0)));
+    assert_eq!(placed.len(), 2);
+    let (owned, other) = (placed[0], placed[1]);
+    dialer.reserve_call(secs(0.0), owned, 2);
+    // Agent 2 is busy elsewhere: the owned call answered first must not go to agent 1.
+    dialer.agent_unavailable(secs(0.5), 2);
+    dialer.call_answered(secs(1.0), owned);
+    dialer.call_answered(secs(1.5), other);
+    let actions = drain(&mut dialer, secs(1.5));
+    assert_eq!(routes(&actions), vec![(other, 1)], "agent 1 takes the unowned call, not the owned one");
+    dialer.agent_available(secs(2.0), 2);
+    let actions = drain(&mut dialer, secs(2.0));
+    assert_eq!(routes(&actions), vec![(owned, 2)], "the owned call waited for its agent");
+}

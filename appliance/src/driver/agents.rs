@@ -11,7 +11,6 @@ use crate::desk::{AgentLive, AgentState};
 impl Driver {
     pub(super) fn on_agent_state(&mut self, agent: AgentLive) {
         let agent_id = agent.agent_id;
-        let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
         let slot = self.agents.entry(agent_id).or_insert_with(|| AgentSlot {
             username: agent.username.clone(),
             extension: agent.extension.clone(),
@@ -27,21 +26,21 @@ impl Driver {
             // Coming back to 可回接 is the agent's word that earlier calls are dealt with.
             slot.wrap_up = false;
         }
-        self.announce(agent_id, was_ready, None);
+        self.sync_agent_tasks(agent_id);
+        self.announce(agent_id);
     }
 
     /// The agent saved a business record: after-call work ends once every call put through
     /// to them has one. A record saved while the call still rings is remembered for its bridge.
     pub(super) fn on_record_saved(&mut self, agent_id: AgentId, attempt_id: u64) {
         let Some(slot) = self.agents.get_mut(&agent_id) else { return };
-        let was_ready = slot.ready();
         if !slot.unsaved.remove(&attempt_id) && slot.call.is_some() {
             slot.saved_early.insert(attempt_id);
         }
         if slot.wrap_up && slot.unsaved.is_empty() {
             slot.wrap_up = false;
         }
-        self.announce(agent_id, was_ready, None);
+        self.announce(agent_id);
     }
 
     /// Extensions were added or changed: the registrar gets the new list.

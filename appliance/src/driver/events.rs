@@ -8,7 +8,7 @@ use std::time::Duration;
 use hardware::{CallId, LineEvent};
 use tokio::time::Instant;
 
-use super::{AgentSlot, Driver, unix_now};
+use super::{Driver, unix_now};
 use crate::desk::{AgentLive, AgentState, DeskEvent};
 use crate::store::AttemptEnd;
 
@@ -84,7 +84,7 @@ impl Driver {
         let Some(info) = self.calls.get_mut(&call) else { return };
         info.answered = true;
         info.answered_at = Some(unix_now());
-        let batch_id = info.batch_id;
+        let task_id = info.task;
         if info.manual.is_some() {
             // An agent's own call: the agent's phone was offered it at the dial. Connected
             // now if the agent is on already, else when the phone picks up.
@@ -93,13 +93,13 @@ impl Driver {
             }
             return;
         }
-        if let Some(run) = self.tasks.get_mut(&info.batch_id) {
+        if let Some(run) = self.tasks.get_mut(&info.task) {
             run.dialer.call_answered(now, info.key);
         }
         // Route at once if an agent is free; hold audio only for a call that waits.
         self.drain_actions();
         if self.calls.get(&call).is_some_and(|info| info.agent.is_none()) {
-            self.hold(call, batch_id);
+            self.hold(call, task_id);
         }
     }
 
@@ -136,15 +136,14 @@ impl Driver {
         }
         let agent_id = info.agent.take().or_else(|| self.agent_by_extension(&extension));
         let Some(info) = self.calls.get(&call) else { return };
-        let (batch_id, key) = (info.batch_id, info.key);
+        let (task_id, key) = (info.task, info.key);
         let Some(agent_id) = agent_id else { return };
         tracing::warn!(call = call.0, %extension, "agent did not take the call; agent set to away");
-        if let Some(run) = self.tasks.get_mut(&batch_id) {
+        if let Some(run) = self.tasks.get_mut(&task_id) {
             run.dialer.call_agent_missed(now, key, agent_id);
         }
         // The core takes a miss as "not at the desk"; the desk shows the same, so the
         // agent sees why no call comes and chooses 可回接 again when back.
-        let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
         if let Some(slot) = self.agents.get_mut(&agent_id) {
             slot.call = None;
             slot.state = AgentState::Away;
@@ -156,10 +155,10 @@ impl Driver {
             });
             self.desk.push(agent_id, DeskEvent::State { state: AgentState::Away });
         }
-        self.announce(agent_id, was_ready, Some(batch_id));
+        self.announce(agent_id);
         // Back in the queue: the customer hears hold music, not silence, until the
         // next agent takes the call or the queue timeout lets it go.
-        self.hold(call, batch_id);
+        self.hold(call, task_id);
     }
 
     /// The whole call is over: its outcome goes to the desk, the store and the core, and the
@@ -173,7 +172,7 @@ impl Driver {
     ) {
         let now = self.now();
         let Some(info) = self.calls.remove(&call) else { return };
-        self.by_key.remove(&(info.batch_id, info.key));
+        self.by_key.remove(&(info.task, info.key));
         let connected = info.bridged && info.answered;
         let end = AttemptEnd {
             outcome: if connected { sync_outcome(hardware::Outcome::Answered) } else { sync_outcome(outcome) },
@@ -206,7 +205,6 @@ impl Driver {
             }
         });
         if let Some(agent_id) = info.agent {
-            let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
             if let Some(slot) = self.agents.get_mut(&agent_id)
                 && slot.call == Some(call)
             {
@@ -216,22 +214,15 @@ impl Driver {
                     slot.wrap_up = !slot.unsaved.is_empty();
                 }
             }
-            let ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
-            if info.manual.is_some() {
-                // No core knew of this call: every core hears of the agent afresh.
-                self.announce(agent_id, was_ready, None);
-            } else {
-                if let Some(run) = self.tasks.get_mut(&info.batch_id) {
-                    if !ready {
-                        // After-call work, or a state change during the call:
-                        // reported before call_ended, as the core asks.
-                        run.dialer.agent_unavailable(now, agent_id);
-                    }
-                    run.dialer.call_ended(now, info.key);
-                }
-                self.announce(agent_id, was_ready, Some(info.batch_id));
+            if info.manual.is_none()
+                && let Some(run) = self.tasks.get_mut(&info.task)
+            {
+                run.dialer.call_ended(now, info.key);
             }
-        } else if let Some(run) = self.tasks.get_mut(&info.batch_id) {
+            // Free again, in after-call work, or gone: the arbiter gives the agent to a task
+            // (maybe another one) or takes them from theirs, after the core heard the end.
+            self.announce(agent_id);
+        } else if let Some(run) = self.tasks.get_mut(&info.task) {
             if info.answered {
                 run.dialer.call_ended(now, info.key);
             } else {
@@ -239,7 +230,15 @@ impl Driver {
             }
         }
         let calls = &self.calls;
-        self.tasks.retain(|batch_id, run| !run.stopping || calls.values().any(|c| c.batch_id == *batch_id));
+        let arbiter = &mut self.arbiter;
+        self.tasks.retain(|task_id, run| {
+            let keep = !run.stopping || calls.values().any(|c| c.task == *task_id);
+            if !keep {
+                arbiter.remove_task(now, *task_id);
+            }
+            keep
+        });
+        self.apply_grants();
     }
 
     fn on_extension_registered(&mut self, extension: String, contact: SocketAddr) {
@@ -257,7 +256,7 @@ impl Driver {
         let now = self.now();
         let Some(info) = self.calls.get(&call) else { return };
         let Some(agent_id) = info.agent else { return };
-        let (batch_id, key, attempt_id) = (info.batch_id, info.key, info.attempt_id);
+        let (task_id, key, attempt_id) = (info.task, info.key, info.attempt_id);
         let answered_at = info.answered_at.unwrap_or_else(unix_now);
         let popped = info.manual.as_ref().map(|manual| manual.popped);
         let username = self.agents.get(&agent_id).map(|slot| slot.username.clone()).unwrap_or_default();
@@ -273,7 +272,7 @@ impl Driver {
                 self.send_popup(agent_id, attempt_id, true);
             }
             None => {
-                if let Some(run) = self.tasks.get_mut(&batch_id) {
+                if let Some(run) = self.tasks.get_mut(&task_id) {
                     run.dialer.call_bridged(now, key, agent_id);
                 }
                 // The popup first, the disk after: the agent is talking already.
@@ -291,8 +290,8 @@ impl Driver {
 
     /// Hold audio toward a waiting customer: the task's hold music once its file is here,
     /// otherwise the box's own.
-    fn hold(&mut self, call: CallId, batch_id: u64) {
-        let music = self.tasks.get(&batch_id).and_then(|run| run.extras.hold_music);
+    fn hold(&mut self, call: CallId, task_id: u64) {
+        let music = self.tasks.get(&task_id).and_then(|run| run.extras.hold_music);
         match music.and_then(|voice_id| self.hold_music(voice_id)) {
             Some(audio) => self.telephony.hold_with(call, audio),
             None => self.telephony.hold(call),

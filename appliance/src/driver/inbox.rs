@@ -93,8 +93,13 @@ pub struct LineStatus {
     pub talking: u32,
     /// Extensions whose phones are registered now.
     pub registered_extensions: Vec<String>,
-    /// Tasks the driver is dialing.
+    /// Tasks the driver is dialing, by project id (a task is a project's, S1).
     pub running_tasks: Vec<u64>,
+    /// Agents 可回接 with no call and no record to save: the site's idle agents.
+    pub agents_idle: u32,
+    /// Idle agents as the tasks' cores count them, summed over the tasks: never more than
+    /// `agents_idle`, since the arbiter gives each idle agent to one task at a time.
+    pub agents_counted: u32,
     /// Why the lines are not working, if they are not.
     pub problem: Option<String>,
     /// Every call on the lines.

@@ -64,7 +64,6 @@ impl Driver {
             self.desk.push(agent_id, DeskEvent::CallEnded { attempt_id, outcome: "noline".into() });
             return ManualStarted { attempt_id, phone: claim.ringing_phone };
         };
-        let was_ready = self.agents.get(&agent_id).is_some_and(AgentSlot::ready);
         let slot = self.agents.entry(agent_id).or_insert_with(|| AgentSlot {
             username: agent.username.clone(),
             extension: agent.extension.clone(),
@@ -78,7 +77,7 @@ impl Driver {
         let call_id = CallId(self.next_call);
         self.next_call += 1;
         slot.call = Some(call_id);
-        self.announce(agent_id, was_ready, None);
+        self.announce(agent_id);
         // Agents who pop on ring (their choice, or HQ's for the project) get the popup now,
         // number first three and last four only.
         let pops_on_ring = self.store.pops_on_ring_for(claim.claimed.batch_id, agent_id).unwrap_or(false);
@@ -91,6 +90,7 @@ impl Driver {
         self.calls.insert(
             call_id,
             CallInfo {
+                task: super::NO_TASK,
                 batch_id: claim.claimed.batch_id,
                 key: 0,
                 attempt_id,
@@ -98,6 +98,7 @@ impl Driver {
                 answered: false,
                 answered_at: None,
                 agent: Some(agent_id),
+                owner: None,
                 bridged: false,
                 manual: Some(ManualCall { popped }),
                 phone_missed: false,

@@ -17,8 +17,11 @@
 //!   dials the number the store picked and puts the answered call straight through to that
 //!   agent. A one-second tick executes callbacks that have come due.
 //!
-//! Agents are shared by every running task: when one core routes a call to an agent, the
-//! others are told the agent is unavailable until the agent is free again. An agent whose
+//! A task is a project's (S1): one core per running project task, drawing numbers from all
+//! its batches by priority. Agents may work several tasks: the site-wide arbiter
+//! (`dialer::arbiter`) gives each idle 可回接 agent to one task's core at a time (task
+//! priority, then the longest waiting; a task with a customer waiting borrows an idle
+//! agent), so the cores together never pace on more agents than are idle. An agent whose
 //! call ended is in after-call work (unavailable) until they save the business record.
 //!
 //! Its parts: [`inbox`] (the messages and views the web sees), `cores` (the running tasks'
@@ -44,6 +47,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dialer::arbiter::Arbiter;
 use dialer::{AgentId, CallKey, Dialer};
 use hardware::{CallId, ExtensionConfig, LineEvent, Telephony};
 use tokio::sync::mpsc;
@@ -101,6 +105,7 @@ pub async fn spawn(
         trunks: config.trunks.iter().map(|t| (t.name.clone(), t.channels)).collect(),
         origin: Instant::now(),
         tasks: BTreeMap::new(),
+        arbiter: Arbiter::new(),
         calls: HashMap::new(),
         by_key: HashMap::new(),
         next_call: 1,
@@ -121,16 +126,34 @@ struct TaskRun {
     agents: Vec<AgentId>,
     /// Stopped (at the site or by HQ): no new dials; removed once its calls are over.
     stopping: bool,
+    /// When the store last had no number for it (reset by the next number).
+    no_number_at: Option<Duration>,
 }
+
+/// How long a task that ran out of numbers lets its idle agents go to other tasks before
+/// it is given agents again to find out whether numbers came (a new batch): the core's own
+/// no-number back-off, so a batch arriving in a started project is dialed within seconds.
+const STARVED_FOR: Duration = Duration::from_secs(5);
 
 impl TaskRun {
     fn takes(&self, agent: AgentId) -> bool {
         self.agents.is_empty() || self.agents.contains(&agent)
     }
+
+    /// Out of numbers lately: the arbiter gives its agents to the other tasks.
+    fn starved(&self, now: Duration) -> bool {
+        self.no_number_at.is_some_and(|at| now.saturating_sub(at) < STARVED_FOR)
+    }
 }
+
+/// The task of a call that belongs to none (an agent's own call).
+const NO_TASK: u64 = u64::MAX;
 
 /// One call on the lines.
 struct CallInfo {
+    /// The task (project id) whose core placed the call; [`NO_TASK`] for an agent's own.
+    task: u64,
+    /// The batch of the number dialed.
     batch_id: u64,
     key: CallKey,
     attempt_id: u64,
@@ -140,6 +163,8 @@ struct CallInfo {
     answered_at: Option<i64>,
     /// The agent offered or talking, if any.
     agent: Option<AgentId>,
+    /// The agent who owns the number (S4): the call is reserved for them.
+    owner: Option<AgentId>,
     /// The agent's phone is on the call. For an agent's own call this comes while the
     /// customer still rings (the agent hears the ringback or the network's announcement);
     /// the call is connected once `answered` is true as well.
@@ -190,7 +215,10 @@ struct Driver {
     /// Trunk name and its channel count, in configuration order.
     trunks: Vec<(String, u32)>,
     origin: Instant,
+    /// Running tasks by project id.
     tasks: BTreeMap<u64, TaskRun>,
+    /// Gives each idle 可回接 agent to one task's core at a time.
+    arbiter: Arbiter,
     calls: HashMap<CallId, CallInfo>,
     by_key: HashMap<(u64, CallKey), CallId>,
     next_call: u64,

@@ -12,7 +12,9 @@ impl Driver {
             running_tasks: self.tasks.iter().filter(|(_, run)| !run.stopping).map(|(id, _)| *id).collect(),
             ..LineStatus::default()
         };
+        status.agents_idle = self.agents.values().filter(|slot| slot.ready()).count() as u32;
         for run in self.tasks.values() {
+            status.agents_counted += run.dialer.idle_agents();
             let stats = run.dialer.stats();
             status.ringing += stats.ringing;
             status.queued += stats.queued;

@@ -18,6 +18,8 @@ pub struct ClaimedNumber {
     pub batch_id: u64,
     pub row_id: u64,
     pub phone: String,
+    /// The agent the attribution gave the number to (S4): its call goes to them only.
+    pub owner: Option<String>,
 }
 
 /// How an attempt ended, as the dialer driver learned it from the lines.
@@ -66,8 +68,9 @@ fn hangup_name(side: HangupSide) -> &'static str {
 }
 
 impl Store {
-    /// Takes the next number of `batch_id` and writes its attempt as "dialing", in one
-    /// transaction. Order: batch priority (desc), import time, then row order; a number that
+    /// Takes the next number of one batch and writes its attempt as "dialing", in one
+    /// transaction (tests and benchmarks; the driver dials a project's task through
+    /// [`Store::claim_next_numbers_for_task`], which also keeps owned numbers to their agent). Order: batch priority (desc), import time, then row order; a number that
     /// has an attempt in progress anywhere on the site is skipped. `None` when nothing is left.
     pub fn claim_next_number(&self, batch_id: u64) -> Result<Option<ClaimedNumber>, DbError> {
         Ok(self.claim_next_numbers(batch_id, 1)?.pop())
@@ -117,7 +120,80 @@ impl Store {
                 params![batch_id, chunk_idx, row_idx, row_id, phone, now_unix()],
             )?;
             let attempt_id = tx.last_insert_rowid() as u64;
-            claimed.push(ClaimedNumber { attempt_id, batch_id, row_id, phone });
+            claimed.push(ClaimedNumber { attempt_id, batch_id, row_id, phone, owner: None });
+        }
+        drop(next_row);
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Takes up to `n` numbers for a project's task from all its batches, in one
+    /// transaction: higher batch priority first, equal priority the earlier import first
+    /// (the manual's rule), then row order. A batch at priority 1 is skipped, at 0 never
+    /// dialed again. A number the attribution gave to an agent (S4) is taken only when that
+    /// agent is in `owners` (free and given to this task), at most one per owner per call,
+    /// and the caller routes its call to that agent only; otherwise it waits.
+    pub fn claim_next_numbers_for_task(
+        &self,
+        project_id: u64,
+        n: usize,
+        owners: &[String],
+    ) -> Result<Vec<ClaimedNumber>, DbError> {
+        self.claim_for_task_at(project_id, n, owners, now_unix())
+    }
+
+    /// [`Store::claim_next_numbers_for_task`] as if the clock read `now` (unix seconds).
+    pub fn claim_for_task_at(
+        &self,
+        project_id: u64,
+        n: usize,
+        owners: &[String],
+        now: i64,
+    ) -> Result<Vec<ClaimedNumber>, DbError> {
+        let minute = hq::china_minute(now);
+        let mut owners: Vec<String> = owners.to_vec();
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let sql = format!(
+            "SELECT r.batch_id, r.chunk_idx, r.row_idx, r.row_id, r.phone, r.owner
+             FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
+             WHERE b.project_id = ?1 AND r.status = 'new' AND b.verified = 1
+               AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
+               AND (r.owner IS NULL OR r.owner IN (SELECT value FROM json_each(?3)))
+               AND NOT EXISTS (SELECT 1 FROM attempts a
+                               WHERE a.phone = r.phone AND a.state = 'dialing')
+               {gates}
+             ORDER BY COALESCE(b.control_priority, b.manifest_priority, 2) DESC,
+                      b.imported_at, b.batch_id, r.chunk_idx, r.row_idx
+             LIMIT 1",
+            gates = hq::HQ_GATES
+        );
+        let mut next_row = tx.prepare_cached(&sql)?;
+        let mut claimed = Vec::new();
+        for _ in 0..n {
+            let owners_json = serde_json::to_string(&owners).map_err(|e| super::corrupt("owners", e))?;
+            type Row = (u64, u32, u32, u64, String, Option<String>);
+            let next: Option<Row> = next_row
+                .query_row(params![project_id, minute, owners_json], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?))
+                })
+                .optional()?;
+            let Some((batch_id, chunk_idx, row_idx, row_id, phone, owner)) = next else { break };
+            if let Some(owner) = &owner {
+                owners.retain(|name| name != owner);
+            }
+            tx.execute(
+                "UPDATE batch_rows SET status = 'dialing'
+                 WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
+                params![batch_id, chunk_idx, row_idx],
+            )?;
+            tx.execute(
+                "INSERT INTO attempts (batch_id, chunk_idx, row_idx, row_id, phone, state, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'dialing', ?6)",
+                params![batch_id, chunk_idx, row_idx, row_id, phone, now_unix()],
+            )?;
+            let attempt_id = tx.last_insert_rowid() as u64;
+            claimed.push(ClaimedNumber { attempt_id, batch_id, row_id, phone, owner });
         }
         drop(next_row);
         tx.commit()?;

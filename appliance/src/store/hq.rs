@@ -313,9 +313,17 @@ pub(super) fn apply_one_click(tx: &Transaction<'_>, control: &OneClickControl, h
                 _ => ("1".to_string(), "1".to_string()),
             };
             tx.execute(&format!("UPDATE one_click SET start = 1 WHERE start = 0 AND {inner}"), [])?;
+            // Tasks are the projects' (S1): a start starts the tasks of the projects whose
+            // batches it covers; batches whose project has not arrived start on their own.
+            let covered = format!(
+                "SELECT project_id FROM batches WHERE {batches} AND verified = 1 AND project_id IS NOT NULL
+                 AND COALESCE(control_priority, manifest_priority, 2) >= 1"
+            );
+            tx.execute(&format!("INSERT OR IGNORE INTO project_tasks (project_id) {covered}"), [])?;
+            tx.execute(&format!("UPDATE project_tasks SET running = 1 WHERE project_id IN ({covered})"), [])?;
             tx.execute(
                 &format!(
-                    "UPDATE batches SET running = 1 WHERE {batches} AND verified = 1
+                    "UPDATE batches SET running = 1 WHERE {batches} AND verified = 1 AND project_id IS NULL
                      AND COALESCE(control_priority, manifest_priority, 2) >= 1"
                 ),
                 [],

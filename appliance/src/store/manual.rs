@@ -292,7 +292,7 @@ fn insert_manual_attempt(
     )?;
     let settings = agent_settings_in(tx, user_id)?;
     Ok(ManualClaim {
-        claimed: ClaimedNumber { attempt_id, batch_id, row_id, phone: phone.to_string() },
+        claimed: ClaimedNumber { attempt_id, batch_id, row_id, phone: phone.to_string(), owner: None },
         caller: if settings.caller.is_empty() { task_caller } else { settings.caller },
         ring_seconds,
         auto_answer: answer_mode != "ring",

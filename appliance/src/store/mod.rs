@@ -46,6 +46,8 @@ mod notices;
 mod popup;
 mod records;
 mod reports;
+#[cfg(test)]
+mod migration_tests;
 mod schema;
 mod sessions;
 mod tasks;

@@ -252,4 +252,79 @@ pub(super) const MIGRATIONS: &[&str] = &[
         callback_grace_minutes INTEGER NOT NULL DEFAULT 10
     );
     INSERT INTO desk_settings (id, callback_grace_minutes) VALUES (1, 10);",
+    // 12: a task is a project's (sub-project's) at the site, not a batch's: its agents,
+    // parameters and start / stop live in `project_tasks` and every batch of the project is
+    // dialed under it. A project's task takes the settings of its running batch (the newest
+    // import if several), else of its newest batch; it runs if any of its batches not ended
+    // by HQ ran. The per-batch columns stay as a mirror the triggers keep (readers that work
+    // per batch, such as the one-click claim and the live wall, read them); only
+    // `project_tasks` and `project_task_agents` are written.
+    "CREATE TABLE project_tasks (
+        project_id INTEGER PRIMARY KEY,
+        running INTEGER NOT NULL DEFAULT 0,
+        ratio INTEGER NOT NULL DEFAULT 1,
+        max_concurrency INTEGER NOT NULL DEFAULT 1,
+        ring_seconds INTEGER NOT NULL DEFAULT 35,
+        dial_mode TEXT NOT NULL DEFAULT 'predictive',
+        caller TEXT NOT NULL DEFAULT '',
+        cool_down INTEGER NOT NULL DEFAULT 3,
+        queue_timeout INTEGER NOT NULL DEFAULT 35,
+        routing TEXT NOT NULL DEFAULT 'longest_idle',
+        answer_mode TEXT NOT NULL DEFAULT 'auto',
+        pacing TEXT NOT NULL DEFAULT 'fixed',
+        abandon_cap REAL NOT NULL DEFAULT 3.0,
+        hold_music INTEGER
+    );
+    CREATE TABLE project_task_agents (
+        project_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL REFERENCES users (user_id),
+        PRIMARY KEY (project_id, user_id)
+    );
+    INSERT INTO project_tasks (project_id, running, ratio, max_concurrency, ring_seconds, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap, hold_music)
+    SELECT b.project_id,
+           EXISTS (SELECT 1 FROM batches x WHERE x.project_id = b.project_id AND x.running = 1
+                   AND COALESCE(x.control_priority, x.manifest_priority, 2) <> 0),
+           b.ratio, b.max_concurrency, b.ring_seconds, b.dial_mode, b.caller, b.cool_down,
+           b.queue_timeout, b.routing, b.answer_mode, b.pacing, b.abandon_cap, b.hold_music
+    FROM batches b
+    WHERE b.project_id IS NOT NULL
+      AND b.batch_id = (SELECT x.batch_id FROM batches x WHERE x.project_id = b.project_id
+                        ORDER BY x.running DESC, x.imported_at DESC, x.batch_id DESC LIMIT 1);
+    INSERT OR IGNORE INTO project_task_agents (project_id, user_id)
+    SELECT b.project_id, ta.user_id FROM task_agents ta JOIN batches b ON b.batch_id = ta.batch_id
+    WHERE b.batch_id = (SELECT x.batch_id FROM batches x WHERE x.project_id = b.project_id
+                        ORDER BY x.running DESC, x.imported_at DESC, x.batch_id DESC LIMIT 1);
+    UPDATE batches SET (running, ratio, max_concurrency, ring_seconds, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap, hold_music) =
+        (SELECT t.running, t.ratio, t.max_concurrency, t.ring_seconds, t.dial_mode, t.caller, t.cool_down, t.queue_timeout, t.routing, t.answer_mode, t.pacing, t.abandon_cap, t.hold_music FROM project_tasks t WHERE t.project_id = batches.project_id)
+    WHERE project_id IN (SELECT project_id FROM project_tasks);
+    DELETE FROM task_agents WHERE batch_id IN
+        (SELECT batch_id FROM batches WHERE project_id IN (SELECT project_id FROM project_tasks));
+    INSERT OR IGNORE INTO task_agents (batch_id, user_id)
+    SELECT b.batch_id, a.user_id FROM batches b JOIN project_task_agents a ON a.project_id = b.project_id;
+    CREATE TRIGGER project_task_written AFTER UPDATE ON project_tasks BEGIN
+        UPDATE batches SET (running, ratio, max_concurrency, ring_seconds, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap, hold_music) = (NEW.running, NEW.ratio, NEW.max_concurrency, NEW.ring_seconds, NEW.dial_mode, NEW.caller, NEW.cool_down, NEW.queue_timeout, NEW.routing, NEW.answer_mode, NEW.pacing, NEW.abandon_cap, NEW.hold_music)
+        WHERE project_id = NEW.project_id;
+    END;
+    CREATE TRIGGER project_task_created AFTER INSERT ON project_tasks BEGIN
+        UPDATE batches SET (running, ratio, max_concurrency, ring_seconds, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap, hold_music) = (NEW.running, NEW.ratio, NEW.max_concurrency, NEW.ring_seconds, NEW.dial_mode, NEW.caller, NEW.cool_down, NEW.queue_timeout, NEW.routing, NEW.answer_mode, NEW.pacing, NEW.abandon_cap, NEW.hold_music)
+        WHERE project_id = NEW.project_id;
+    END;
+    CREATE TRIGGER batch_joins_project AFTER UPDATE OF project_id ON batches
+    WHEN NEW.project_id IS NOT NULL
+     AND EXISTS (SELECT 1 FROM project_tasks t WHERE t.project_id = NEW.project_id) BEGIN
+        UPDATE batches SET (running, ratio, max_concurrency, ring_seconds, dial_mode, caller, cool_down, queue_timeout, routing, answer_mode, pacing, abandon_cap, hold_music) =
+            (SELECT t.running, t.ratio, t.max_concurrency, t.ring_seconds, t.dial_mode, t.caller, t.cool_down, t.queue_timeout, t.routing, t.answer_mode, t.pacing, t.abandon_cap, t.hold_music FROM project_tasks t WHERE t.project_id = NEW.project_id)
+        WHERE batch_id = NEW.batch_id;
+        DELETE FROM task_agents WHERE batch_id = NEW.batch_id;
+        INSERT OR IGNORE INTO task_agents (batch_id, user_id)
+        SELECT NEW.batch_id, user_id FROM project_task_agents WHERE project_id = NEW.project_id;
+    END;
+    CREATE TRIGGER project_task_agent_added AFTER INSERT ON project_task_agents BEGIN
+        INSERT OR IGNORE INTO task_agents (batch_id, user_id)
+        SELECT batch_id, NEW.user_id FROM batches WHERE project_id = NEW.project_id;
+    END;
+    CREATE TRIGGER project_task_agent_removed AFTER DELETE ON project_task_agents BEGIN
+        DELETE FROM task_agents WHERE user_id = OLD.user_id
+          AND batch_id IN (SELECT batch_id FROM batches WHERE project_id = OLD.project_id);
+    END;",
 ];

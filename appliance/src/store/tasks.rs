@@ -113,12 +113,13 @@ impl Store {
             let manifest_priority: Option<u8> = row.get(6)?;
             let running: bool = row.get(7)?;
             let def: Option<Vec<u8>> = row.get(14)?;
-            let project = match def {
-                Some(bytes) => postcard::from_bytes::<ProjectDef>(&bytes)
-                    .map_err(|e| corrupt("project definition", e))?
-                    .name,
-                None => String::new(),
+            let def = match def {
+                Some(bytes) => {
+                    Some(postcard::from_bytes::<ProjectDef>(&bytes).map_err(|e| corrupt("project definition", e))?)
+                }
+                None => None,
             };
+            let project = def.as_ref().map(|def| def.name.clone()).unwrap_or_default();
             // HQ's project state and one-click stops hold the batch as a batch control does.
             let hq_state: Option<String> = row.get(15)?;
             let stopped: bool = row.get(16)?;
@@ -153,11 +154,11 @@ impl Store {
                 dialed: row.get(12)?,
                 connected: row.get(13)?,
                 status,
-                params: TaskParams {
-                    ratio: row.get(8)?,
-                    max_concurrency: row.get(9)?,
-                    ring_seconds: row.get(10)?,
-                },
+                // What HQ locked is shown as it binds, before the task starts as after.
+                params: hq_bound_params(
+                    def.as_ref(),
+                    TaskParams { ratio: row.get(8)?, max_concurrency: row.get(9)?, ring_seconds: row.get(10)? },
+                ),
                 problem,
             });
         }
@@ -212,15 +213,7 @@ impl Store {
         let project_id = project_id.unwrap_or_default();
         let def = load_project(&conn, project_id)?
             .ok_or(StartTaskError::NoProject { batch_id, project_id })?;
-        // A value HQ sets binds every site (H5); a value it leaves unset is the site's own.
-        let effective = TaskParams {
-            ratio: def.params.ratio.unwrap_or(params.ratio).clamp(1, 10),
-            max_concurrency: def.params.max_concurrency.unwrap_or(params.max_concurrency).max(1),
-            ring_seconds: match def.params.ring_seconds {
-                Some(seconds) if seconds > 0 => seconds,
-                _ => params.ring_seconds,
-            },
-        };
+        let effective = hq_bound_params(Some(&def), params);
         let caller: String =
             conn.query_row("SELECT caller FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get(0)).map_err(DbError::from)?;
         // S2: max concurrency never above the caller's line count, or numbers are burnt on
@@ -235,30 +228,49 @@ impl Store {
                 effective.max_concurrency
             )));
         }
+        // The batch names its project's task (S1): every batch of the project, those HQ
+        // dispatches later included, is dialed under it.
+        ensure_project_task(&conn, project_id)?;
         conn.execute(
-            "UPDATE batches SET running = 1, ratio = ?2, max_concurrency = ?3, ring_seconds = ?4
-             WHERE batch_id = ?1",
-            params![batch_id, effective.ratio, effective.max_concurrency, effective.ring_seconds],
+            "UPDATE project_tasks SET running = 1, ratio = ?2, max_concurrency = ?3, ring_seconds = ?4
+             WHERE project_id = ?1",
+            params![project_id, effective.ratio, effective.max_concurrency, effective.ring_seconds],
         )
         .map_err(DbError::from)?;
         Ok(effective)
     }
 
-    /// The site admin stops a task. Returns whether the batch exists.
+    /// The site admin stops the task of the batch's project (every batch of it). Returns
+    /// whether the batch exists.
     pub fn stop_task(&self, batch_id: u64) -> Result<bool, DbError> {
-        let changed =
-            self.lock().execute("UPDATE batches SET running = 0 WHERE batch_id = ?1", [batch_id])?;
-        Ok(changed > 0)
+        let conn = self.lock();
+        let project: Option<Option<u64>> = conn
+            .query_row("SELECT project_id FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get(0))
+            .optional()?;
+        let Some(project) = project else { return Ok(false) };
+        match project {
+            Some(project_id) => {
+                conn.execute("UPDATE project_tasks SET running = 0 WHERE project_id = ?1", [project_id])?;
+            }
+            // A batch whose project has not arrived has no task; it cannot be running.
+            None => {
+                conn.execute("UPDATE batches SET running = 0 WHERE batch_id = ?1", [batch_id])?;
+            }
+        }
+        Ok(true)
     }
 
-    /// Tasks that should be dialing now: started here, verified, and not paused or ended.
+    /// Tasks (by project id) that should be dialing predictively now: started here, with at
+    /// least one verified batch HQ has not paused or ended. One pacing loop per task draws
+    /// from all its batches ([`Store::claim_next_numbers_for_task`]).
     pub fn dialable_tasks(&self) -> Result<Vec<(u64, TaskParams)>, DbError> {
         let conn = self.lock();
         let mut statement = conn.prepare(
-            "SELECT batch_id, ratio, max_concurrency, ring_seconds FROM batches
-             WHERE running = 1 AND verified = 1 AND dial_mode = 'predictive'
-               AND COALESCE(control_priority, manifest_priority, 2) >= 2
-             ORDER BY batch_id",
+            "SELECT t.project_id, t.ratio, t.max_concurrency, t.ring_seconds FROM project_tasks t
+             WHERE t.running = 1 AND t.dial_mode = 'predictive'
+               AND EXISTS (SELECT 1 FROM batches b WHERE b.project_id = t.project_id AND b.verified = 1
+                           AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2)
+             ORDER BY t.project_id",
         )?;
         let tasks = statement
             .query_map([], |row| {
@@ -273,6 +285,25 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(tasks)
+    }
+}
+
+impl Store {
+    /// Each dialable task's priority for the arbiter: the highest priority among the
+    /// project's batches still to dial (HQ's control, else the manifest's).
+    pub fn dialable_task_priorities(&self) -> Result<std::collections::BTreeMap<u64, u32>, DbError> {
+        let conn = self.lock();
+        let mut statement = conn.prepare(
+            "SELECT t.project_id, MAX(COALESCE(b.control_priority, b.manifest_priority, 2))
+             FROM project_tasks t JOIN batches b ON b.project_id = t.project_id
+             WHERE t.running = 1 AND b.verified = 1
+               AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2
+             GROUP BY t.project_id",
+        )?;
+        let priorities = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(priorities)
     }
 }
 
@@ -410,6 +441,20 @@ fn bound_of(def: Option<&ProjectDef>) -> HqBound {
     }
 }
 
+/// The parameters a task runs with: a value HQ sets binds every site (H5); a value it
+/// leaves unset is the site's own.
+pub(super) fn hq_bound_params(def: Option<&ProjectDef>, site: TaskParams) -> TaskParams {
+    let Some(def) = def else { return site };
+    TaskParams {
+        ratio: def.params.ratio.unwrap_or(site.ratio).clamp(1, 10),
+        max_concurrency: def.params.max_concurrency.unwrap_or(site.max_concurrency).max(1),
+        ring_seconds: match def.params.ring_seconds {
+            Some(seconds) if seconds > 0 => seconds,
+            _ => site.ring_seconds,
+        },
+    }
+}
+
 fn hq_dial_mode(def: Option<&ProjectDef>) -> Option<SiteDialMode> {
     match def?.params.dial_mode? {
         DialMode::Predictive => Some(SiteDialMode::Predictive),
@@ -445,6 +490,23 @@ impl Store {
     pub fn task_settings(&self, batch_id: u64) -> Result<Option<TaskSettings>, DbError> {
         let conn = self.lock();
         task_settings_in(&conn, batch_id)
+    }
+
+    /// The settings of a project's task (read through its newest batch, whose columns
+    /// mirror the task's); `None` when the project has no batch here.
+    pub fn project_task_settings(&self, project_id: u64) -> Result<Option<TaskSettings>, DbError> {
+        let conn = self.lock();
+        let batch: Option<u64> = conn
+            .query_row(
+                "SELECT batch_id FROM batches WHERE project_id = ?1 ORDER BY imported_at DESC, batch_id DESC LIMIT 1",
+                [project_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match batch {
+            Some(batch_id) => task_settings_in(&conn, batch_id),
+            None => Ok(None),
+        }
     }
 
     /// Saves the parameters beyond ratio, concurrency and ring time. A value HQ bound is
@@ -511,12 +573,18 @@ impl Store {
         if let Some(mode) = hq_dial_mode(def.as_ref()) {
             saved.dial_mode = mode;
         }
+        let Some(project_id) = current.project_id else {
+            return Err(TaskSettingsError::Invalid(format!(
+                "batch {batch_id}: its project has not arrived from HQ yet; its task cannot be set"
+            )));
+        };
+        ensure_project_task(&conn, project_id)?;
         conn.execute(
-            "UPDATE batches SET dial_mode = ?2, caller = ?3, cool_down = ?4, queue_timeout = ?5,
+            "UPDATE project_tasks SET dial_mode = ?2, caller = ?3, cool_down = ?4, queue_timeout = ?5,
                     routing = ?6, answer_mode = ?7, pacing = ?8, abandon_cap = ?9, hold_music = ?10
-             WHERE batch_id = ?1",
+             WHERE project_id = ?1",
             params![
-                batch_id,
+                project_id,
                 saved.dial_mode.as_str(),
                 saved.caller,
                 saved.cool_down,
@@ -536,13 +604,18 @@ impl Store {
     pub fn set_task_agents(&self, batch_id: u64, agents: &[u64]) -> Result<(), TaskSettingsError> {
         let mut conn = self.lock();
         let tx = conn.transaction().map_err(DbError::from)?;
-        let exists: Option<u64> = tx
-            .query_row("SELECT batch_id FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get(0))
+        let project: Option<Option<u64>> = tx
+            .query_row("SELECT project_id FROM batches WHERE batch_id = ?1", [batch_id], |row| row.get(0))
             .optional()
             .map_err(DbError::from)?;
-        if exists.is_none() {
+        let Some(project) = project else {
             return Err(TaskSettingsError::NoSuchBatch(batch_id));
-        }
+        };
+        let Some(project_id) = project else {
+            return Err(TaskSettingsError::Invalid(format!(
+                "batch {batch_id}: its project has not arrived from HQ yet; its task cannot be set"
+            )));
+        };
         for agent in agents {
             let role: Option<String> = tx
                 .query_row("SELECT role FROM users WHERE user_id = ?1", [agent], |row| row.get(0))
@@ -552,11 +625,13 @@ impl Store {
                 return Err(TaskSettingsError::Invalid(format!("account {agent} is not an agent of this site")));
             }
         }
-        tx.execute("DELETE FROM task_agents WHERE batch_id = ?1", [batch_id]).map_err(DbError::from)?;
+        // The project's task's agents; the triggers copy them to each batch's mirror.
+        ensure_project_task(&tx, project_id)?;
+        tx.execute("DELETE FROM project_task_agents WHERE project_id = ?1", [project_id]).map_err(DbError::from)?;
         for agent in agents {
             tx.execute(
-                "INSERT OR IGNORE INTO task_agents (batch_id, user_id) VALUES (?1, ?2)",
-                params![batch_id, agent],
+                "INSERT OR IGNORE INTO project_task_agents (project_id, user_id) VALUES (?1, ?2)",
+                params![project_id, agent],
             )
             .map_err(DbError::from)?;
         }
@@ -570,6 +645,12 @@ impl Store {
         let agents = task_agents_in(&conn, batch_id)?;
         Ok(agents.is_empty() || agents.contains(&user_id))
     }
+}
+
+/// Creates the project's task with the site's defaults if it has none yet.
+pub(super) fn ensure_project_task(conn: &Connection, project_id: u64) -> Result<(), DbError> {
+    conn.execute("INSERT OR IGNORE INTO project_tasks (project_id) VALUES (?1)", [project_id])?;
+    Ok(())
 }
 
 pub(super) fn task_agents_in(conn: &Connection, batch_id: u64) -> Result<Vec<u64>, DbError> {

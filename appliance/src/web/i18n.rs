@@ -269,6 +269,7 @@ work_text! {
     task_settings: "任务参数", "Task parameters";
     task_agents: "任务坐席", "Task agents";
     task_agents_hint: "不勾选任何坐席表示全部坐席执行该任务", "No agent ticked means every agent works this task";
+    task_is_project: "任务按项目设置：本项目的全部批次（包括总控以后下发的批次）都按这里的坐席和参数外呼，优先级高的先呼，同级按导入先后", "The task is the project's: every batch of this project, those HQ dispatches later included, is dialed with these agents and parameters, higher priority first, equal priority by import";
     save_agents: "保存坐席", "Save agents";
     dial_mode: "外呼方式", "Dial mode";
     mode_predictive: "预测外呼", "Predictive";

@@ -288,10 +288,20 @@ pub async fn admin_task(
             abandon_cap: settings.extras.abandon_cap_percent,
             hold_musics,
             caller_lines: caller_lines.map(|n| n.to_string()).unwrap_or_else(|| "-".into()),
-            suggested: caller_lines
-                .map(|lines| suggested_max_concurrency(lines, n_agents, task.params.ratio).to_string())
-                .unwrap_or_else(|| "-".into()),
-            max_limit: caller_lines.unwrap_or(1000),
+            // A max concurrency HQ locked is the only value there is to suggest, and the
+            // field must accept it even above the caller's lines (HQ answers for it).
+            suggested: if settings.bound.max_concurrency {
+                task.params.max_concurrency.to_string()
+            } else {
+                caller_lines
+                    .map(|lines| suggested_max_concurrency(lines, n_agents, task.params.ratio).to_string())
+                    .unwrap_or_else(|| "-".into())
+            },
+            max_limit: if settings.bound.max_concurrency {
+                task.params.max_concurrency.max(caller_lines.unwrap_or(1000))
+            } else {
+                caller_lines.unwrap_or(1000)
+            },
         })
     })();
     match page {

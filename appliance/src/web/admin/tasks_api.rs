@@ -236,12 +236,17 @@ pub async fn task_detail(
         settings.agents.len() as u32
     };
     let ratio = task.as_ref().map(|task| task.params.ratio).unwrap_or(1);
+    let bound_max = settings.bound.max_concurrency;
     Ok(Json(TaskDetail {
         batch_id,
         settings,
         lines,
         task_agents: n_agents,
-        suggested_max_concurrency: lines.map(|lines| suggested_max_concurrency(lines, n_agents, ratio)),
+        // A max concurrency HQ locked is the only value to suggest.
+        suggested_max_concurrency: match (bound_max, task.as_ref()) {
+            (true, Some(task)) => Some(task.params.max_concurrency),
+            _ => lines.map(|lines| suggested_max_concurrency(lines, n_agents, ratio)),
+        },
         ratio,
         max_concurrency: task.as_ref().map(|task| task.params.max_concurrency),
         ring_seconds: task.as_ref().map(|task| task.params.ring_seconds),

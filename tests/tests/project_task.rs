@@ -1,0 +1,185 @@
+//! A site works by project (issue 16, S1/S5): the site admin starts the project's task once,
+//! through its first batch, and the batches HQ dispatches into the project later are dialed
+//! under it without anyone touching the site, higher priority first, equal priority the
+//! earlier import first; HQ setting one batch to priority 1 holds that batch only.
+//!
+//! The real path: the real hub, the appliance enrolled over QUIC with mutual TLS, a SIPp
+//! carrier, SIPp as the agent's phone and the demo's simulated agent at the desk. The test
+//! acts only as an HQ admin on the hub's API and as the site's admin on the appliance's; the
+//! order is the site's outbox as HQ received it (each finished attempt, in the order the
+//! calls were made, since the task places one call at a time).
+
+mod site_support;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use demo::setup::{Api, dispatch_demo_list, enroll_site};
+use serde_json::{Value, json};
+use tests::{Sipp, free_udp_port, wait_for_some};
+use tokio_util::sync::CancellationToken;
+
+const EXTENSION: &str = "8401";
+const SIP_PASSWORD: &str = "phone-secret-8401";
+const AGENT: &str = "project-agent";
+const AGENT_PASSWORD: &str = "agent-secret-8401";
+
+fn write_sheet(path: &Path, phones: &[String]) -> anyhow::Result<()> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, title) in ["手机号码", "客户姓名", "推荐套餐"].iter().enumerate() {
+        sheet.write_string(0, col as u16, *title)?;
+    }
+    for (idx, phone) in phones.iter().enumerate() {
+        let row = idx as u32 + 1;
+        sheet.write_string(row, 0, phone)?;
+        sheet.write_string(row, 1, format!("客户{row}"))?;
+        sheet.write_string(row, 2, "5G畅享129元")?;
+    }
+    workbook.save(path)?;
+    Ok(())
+}
+
+/// The site's tasks: `(batch_id, name, status, dialed)`.
+async fn site_tasks(site_admin: &Api) -> anyhow::Result<Vec<(u64, String, String, u64)>> {
+    let tasks: Vec<Value> = site_admin.get("/api/tasks").await?;
+    Ok(tasks
+        .iter()
+        .filter_map(|t| {
+            Some((t["batch_id"].as_u64()?, t["name"].as_str()?.to_string(), t["status"].as_str()?.to_string(), t["dialed"].as_u64()?))
+        })
+        .collect())
+}
+
+/// The site's batch id of the batch named `name`, once it has arrived whole.
+async fn arrived(site_admin: &Api, name: &str) -> anyhow::Result<u64> {
+    wait_for_some(Duration::from_secs(60), || async {
+        let tasks = site_tasks(site_admin).await.ok()?;
+        tasks.into_iter().find(|(_, n, status, _)| n == name && status != "receiving").map(|(id, _, _, _)| id)
+    })
+    .await
+    .with_context(|| format!("batch {name} reaches the site over the link"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_priority_1_holds_one() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,quinn=warn,rustls=warn").try_init();
+    let dir = tempfile::tempdir()?;
+    let site_dir = dir.path().join("site");
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let (hub, hq_password) = tests::start_hub(&dir.path().join("hub"), shutdown.clone()).await?;
+    let hq = Api::login(&format!("http://{}", hub.http_addr), "admin", &hq_password).await?;
+    let site_id = enroll_site(&hq, "项目职场", &site_dir, hub.sync_addr).await?;
+    dispatch_demo_list(&hq, "项目类", &dir.path().join("首批.xlsx"), 2, "首批", site_id).await?;
+    let projects: Vec<Value> = hq.get("/api/projects").await?;
+    let project_id = projects.iter().filter_map(|p| p["id"].as_u64()).max().context("a project")?;
+
+    // The site: one trunk toward the SIPp carrier, the agent's SIPp phone registered.
+    let carrier_port = free_udp_port();
+    let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let site = appliance::start(
+        appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
+        shutdown.clone(),
+    )
+    .await?;
+    let url = format!("http://{}", site.http_addr);
+    let admin = Api::login(&url, "siteadmin", &site_password).await?;
+    admin.post::<Value>("/api/extensions", &json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+    admin
+        .post::<Value>("/api/agents", &json!({"username": AGENT, "password": AGENT_PASSWORD, "name": "小项", "extension": EXTENSION}))
+        .await?;
+    let _phone = site_support::agent_phone_for(site.sip_addr, EXTENSION, SIP_PASSWORD, 20).await?;
+    let carrier = Sipp::scenario("carrier_answer.xml")
+        .local_port(carrier_port)
+        .calls(6)
+        .media_on_loopback()
+        .arg("-d")
+        .arg("600")
+        .timeout(Duration::from_secs(240))
+        .spawn()?;
+
+    // The site admin starts the project's task once, through its first batch; one call at a
+    // time, so the outbox holds the calls in the order they were made. No agent is at the
+    // desk yet: nothing is dialed until every batch is here.
+    let first = arrived(&admin, "首批").await?;
+    admin
+        .post::<Value>(
+            &format!("/api/tasks/{first}/start"),
+            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20, "dial_mode": "predictive", "cool_down": 0}),
+        )
+        .await?;
+
+    // HQ dispatches three more batches into the project, later imports each.
+    let mut later = Vec::new();
+    for (idx, (name, priority)) in [("次批", 50), ("急批", 80), ("末批", 50)].into_iter().enumerate() {
+        let phones: Vec<String> = (0..2).map(|row| format!("1391000{:02}{:02}", idx, row)).collect();
+        let sheet = dir.path().join(format!("{name}.xlsx"));
+        write_sheet(&sheet, &phones)?;
+        let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
+        ensure!(import["n_good"] == json!(2), "{import}");
+        let file_id = import["file_id"].as_u64().context("file id")?;
+        hq.post::<Value>(&format!("/api/files/{file_id}/dispatch"), &json!({"name": name, "priority": priority, "site_ids": [site_id]}))
+            .await?;
+        later.push(arrived(&admin, name).await?);
+        // Imports a second apart: the import time orders equal priorities.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    let (second, urgent, last) = (later[0], later[1], later[2]);
+    let tasks = site_tasks(&admin).await?;
+    ensure!(
+        tasks.iter().all(|(_, _, status, dialed)| status == "running" && *dialed == 0),
+        "every batch of the started project runs, none touched at the site: {tasks:?}"
+    );
+
+    // HQ holds the second batch (priority 1): that batch only.
+    hq.post::<Value>(&format!("/api/batches/{second}/priority"), &json!({"priority": 1})).await?;
+    wait_for_some(Duration::from_secs(30), || async {
+        let tasks = site_tasks(&admin).await.ok()?;
+        tasks.iter().find(|(id, _, status, _)| *id == second && status == "paused").map(|_| ())
+    })
+    .await
+    .context("HQ's priority 1 reaches the site")?;
+
+    // The agent comes to the desk: the project's task dials.
+    let desk = CancellationToken::new();
+    let agent = tokio::spawn(demo::agent::run_agent(
+        demo::agent::AgentConfig {
+            appliance_url: url.clone(),
+            username: AGENT.into(),
+            password: AGENT_PASSWORD.into(),
+            wrap_up: (Duration::from_millis(100), Duration::from_millis(300)),
+        },
+        desk.clone(),
+    ));
+    // The site's outbox, as HQ received it (acknowledged entries leave the site's outbox):
+    // one attempt per call, in the site's order.
+    let hub_db = dir.path().join("hub").join("hub.sqlite3");
+    let attempts = wait_for_some(Duration::from_secs(120), || async {
+        let conn = rusqlite::Connection::open_with_flags(&hub_db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        let mut statement = conn.prepare("SELECT batch_id FROM call_attempts ORDER BY attempt_id").ok()?;
+        let attempts: Vec<u64> = statement.query_map([], |row| row.get(0)).ok()?.collect::<Result<_, _>>().ok()?;
+        (attempts.len() >= 6).then_some(attempts)
+    })
+    .await
+    .context("the six numbers of the batches not held are dialed")?;
+    ensure!(
+        attempts == vec![urgent, urgent, first, first, last, last],
+        "priority 80 first, then the 50s by import (首批, 末批); the held 次批 not at all: {attempts:?} \
+         (首批 {first}, 次批 {second}, 急批 {urgent}, 末批 {last})"
+    );
+    // The held batch stays held while the rest is done.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tasks = site_tasks(&admin).await?;
+    let held = tasks.iter().find(|(id, _, _, _)| *id == second).context("the held batch")?;
+    ensure!(held.2 == "paused" && held.3 == 0, "priority 1 held the batch: {tasks:?}");
+    let carrier = carrier.wait(Duration::from_secs(60)).await;
+    carrier.ensure_success().context("carrier scenario")?;
+    ensure!(carrier.successful_calls() == Some(6), "the carrier saw six calls: {:?}", carrier.successful_calls());
+    desk.cancel();
+    agent.await??;
+    Ok(())
+}
