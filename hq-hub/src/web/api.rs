@@ -99,6 +99,7 @@ impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
             LoginError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, err.to_string()),
+            LoginError::Disabled => ApiError::new(StatusCode::FORBIDDEN, err.to_string()),
             LoginError::Db(e) => e.into(),
         }
     }

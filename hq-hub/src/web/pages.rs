@@ -141,6 +141,10 @@ pub async fn login_submit(
             let error = if tr.is_en() { "Wrong username or password." } else { "账号或密码错误。" };
             render(&LoginPage { tr, user: String::new(), error: error.to_string() })
         }
+        Ok(Err(crate::store::LoginError::Disabled)) => {
+            let error = if tr.is_en() { "This account is disabled: ask an admin to enable it." } else { "该账号已停用：请联系管理员启用。" };
+            render(&LoginPage { tr, user: String::new(), error: error.to_string() })
+        }
         Ok(Err(err)) => ApiError::internal(err).into_response(),
         Err(err) => err.into_response(),
     }
