@@ -20,6 +20,7 @@ mod calls;
 mod calls_files;
 mod console;
 mod edit;
+mod account_edit;
 mod edit_words;
 mod extract;
 pub mod guard;
@@ -122,7 +123,7 @@ fn register(r: Registry) -> Registry {
     let r = report_api::routes(r);
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
-    let r = edit::routes(r);
+    let r = edit::routes(account_edit::routes(r));
     r.get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)
