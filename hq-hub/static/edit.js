@@ -69,3 +69,69 @@ if (definition) {
     window.location.href = definition.dataset.saved;
   });
 }
+
+// The dispatch form (文件管理 → 数据下发): only the chosen kind's section shows; exclusive
+// batches say how many rows stay in the file as counts are typed; the form is sent as JSON,
+// so a refusal is shown next to the button with every typed batch name still in place.
+const dispatchForm = document.querySelector("form[data-dispatch]");
+if (dispatchForm) {
+  const kind = dispatchForm.querySelector("[name=kind]");
+  const left = dispatchForm.querySelector("[data-left]");
+  const total = Number(dispatchForm.dataset.rows || 0);
+  const updateLeft = () => {
+    let asked = 0;
+    for (const input of dispatchForm.querySelectorAll("[name^=part_count_]")) asked += Number(input.value || 0);
+    left.textContent = left.dataset.template.replace("{total}", String(total)).replace("{asked}", String(asked)).replace("{n}", String(Math.max(total - asked, 0)));
+    left.classList.toggle("error", asked > total);
+  };
+  const show = () => {
+    for (const el of dispatchForm.querySelectorAll("[data-kinds]")) el.hidden = !el.dataset.kinds.split(" ").includes(kind.value);
+    updateLeft();
+  };
+  kind.addEventListener("change", show);
+  dispatchForm.addEventListener("input", updateLeft);
+  show();
+
+  dispatchForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = (name) => dispatchForm.querySelector(`[name="${name}"]`).value;
+    const body = {
+      kind: kind.value,
+      name: value("name"),
+      priority: Number(value("priority")),
+      description: value("description"),
+      update_existing: dispatchForm.querySelector("[name=update_existing]").checked,
+      site_ids: [],
+      parts: [],
+    };
+    if (kind.value === "shared") {
+      body.site_ids = [...dispatchForm.querySelectorAll("input[data-site]:checked")].map((el) => Number(el.dataset.site));
+    }
+    if (kind.value === "exclusive") {
+      for (const row of dispatchForm.querySelectorAll("tr[data-part]")) {
+        const count = row.querySelector("[name^=part_count_]").value;
+        if (count === "") continue;
+        body.parts.push({
+          name: row.querySelector("[name^=part_name_]").value,
+          count: Number(count),
+          site_id: Number(row.querySelector("[name^=part_site_]").value),
+        });
+      }
+    }
+    const out = dispatchForm.querySelector(".result");
+    const response = await fetch(dispatchForm.dataset.dispatch, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      out.className = "result error";
+      out.textContent = answer.error || response.statusText;
+      return;
+    }
+    out.className = "result ok";
+    out.textContent = answer.message;
+    document.getElementById("dispatch-done").hidden = false;
+  });
+}

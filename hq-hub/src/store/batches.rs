@@ -88,6 +88,9 @@ pub struct DispatchOutcome {
     /// Auto batches: rows a rule routed (归属数量) and rows no rule matched (未找到归属数量).
     pub attributed: u64,
     pub not_found: u64,
+    /// Rows of the file no batch took (exclusive batches asking fewer than there are, or
+    /// auto rows no rule matched): still in the file, to dispatch later.
+    pub leftover: u64,
 }
 
 /// Failure to dispatch.
@@ -126,9 +129,10 @@ pub enum DispatchError {
     /// Auto batches need attribution rules.
     #[error("this sub-project has no attribution rules: set them up (归属设置) before using auto batches")]
     NoRules,
-    /// Every row was removed.
-    #[error("no row is left to dispatch after removing blacklisted and existing numbers")]
-    NothingLeft,
+    /// Every row was removed: `blacklisted` on HQ's black list, `live` already in a running
+    /// batch of this sub-project at the site (更新已有数据).
+    #[error("no row is left to dispatch: {blacklisted} on the black list, {live} already in this sub-project's batches at the site (untick 更新已有数据 to send them again)")]
+    NothingLeft { blacklisted: u64, live: u64 },
     /// A down-log event could not be encoded (a bug).
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
@@ -372,6 +376,7 @@ impl Store {
             return Err(DispatchError::NoRows(request.file_id));
         }
         let (rows, mut removed) = without_blacklisted(&tx, rows)?;
+        let n_kept = rows.len() as u64;
         let rules = match request.kind {
             DispatchKind::Auto => attribution_rules(&tx, project_id)?,
             _ => Vec::new(),
@@ -382,6 +387,12 @@ impl Store {
         }
         let plan = plan_dispatch(PlanInput { name, kind: &request.kind, site_ids: &request.site_ids, rows, rules: &rules, sites: &sites })?;
         let mut batches = plan.batches;
+        let blacklisted = removed.len() as u64;
+        let leftover = match &request.kind {
+            DispatchKind::Exclusive(_) => n_kept.saturating_sub(batches.iter().map(|b| b.rows.len() as u64).sum()),
+            DispatchKind::Auto => plan.not_found,
+            DispatchKind::Shared => 0,
+        };
         if request.update_existing {
             for batch in batches.iter_mut() {
                 removed.extend(leave_out_live(&tx, project_id, batch)?);
@@ -389,7 +400,7 @@ impl Store {
         }
         batches.retain(|batch| !batch.rows.is_empty());
         if batches.is_empty() {
-            return Err(DispatchError::NothingLeft);
+            return Err(DispatchError::NothingLeft { blacklisted, live: removed.len() as u64 - blacklisted });
         }
 
         let now = now_unix();
@@ -410,7 +421,7 @@ impl Store {
         for site_id in touched {
             self.down_notify_for(site_id as u64).notify_one();
         }
-        Ok(DispatchOutcome { batch_ids, removed, attributed: plan.attributed, not_found: plan.not_found })
+        Ok(DispatchOutcome { batch_ids, removed, attributed: plan.attributed, not_found: plan.not_found, leftover })
     }
 
     /// The task list, newest batch first (deleted batches left out).

@@ -279,3 +279,29 @@ fn roles_and_accounts_are_editable_and_disabling_ends_sessions() {
     assert!(matches!(w.store.login("zhang", "zhang-secret"), Err(LoginError::BadCredentials)));
     assert!(w.store.login("zhang", &password).is_ok());
 }
+
+#[test]
+fn a_dispatch_reports_its_leftover_rows_and_says_why_nothing_is_left() {
+    let w = world(false);
+    let file: i64 = w.store.conn().query_row("SELECT file_id FROM batches WHERE id = ?1", [w.batch], |r| r.get(0)).unwrap();
+    // Everything is already live at the site: nothing is left, and the error says so.
+    let again = DispatchRequest {
+        file_id: file,
+        name: "再次下发".into(),
+        priority: 5,
+        site_ids: vec![w.site],
+        creator: "admin".into(),
+        kind: DispatchKind::Shared,
+        update_existing: true,
+        description: String::new(),
+    };
+    match w.store.dispatch(&again, &w.admin) {
+        Err(crate::store::DispatchError::NothingLeft { blacklisted: 0, live: 120 }) => {}
+        other => panic!("expected nothing left (120 live): {:?}", other.map(|o| o.batch_ids)),
+    }
+    // Exclusive batches taking 70 of 120 rows leave 50 in the file.
+    let parts = vec![crate::store::ExclusivePart { name: "独享一".into(), count: 70, site_id: w.site }];
+    let exclusive = DispatchRequest { kind: DispatchKind::Exclusive(parts), update_existing: false, ..again };
+    let outcome = w.store.dispatch(&exclusive, &w.admin).unwrap();
+    assert_eq!((outcome.batch_ids.len(), outcome.leftover), (1, 50));
+}

@@ -327,3 +327,53 @@ fn url_escape(text: &str) -> String {
         .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
+
+/// A refused dispatch in the caller's language; "nothing left" says why, in numbers.
+pub(super) fn dispatch_refused(tr: Tr, err: crate::store::DispatchError) -> ApiError {
+    match err {
+        crate::store::DispatchError::NothingLeft { blacklisted, live } => ApiError::bad_request(super::extract::text(
+            tr,
+            &err.to_string(),
+            &format!(
+                "剔除后没有可下发的号码：{blacklisted} 个在黑名单中，{live} 个已在本子项目该职场的批次中（如需再次下发，请取消勾选“更新已有数据”）"
+            ),
+        )),
+        other => other.into(),
+    }
+}
+
+/// What a dispatch did, as a sentence: batches made, rows removed, rows left in the file.
+pub(super) fn dispatch_summary(tr: Tr, outcome: &crate::store::DispatchOutcome) -> String {
+    let (batches, removed, left) = (outcome.batch_ids.len(), outcome.removed.len(), outcome.leftover);
+    let mut text = if tr.is_en() {
+        format!("{batches} batch(es) dispatched; {removed} row(s) removed; {left} row(s) left in the file")
+    } else {
+        format!("已下发 {batches} 个批次；剔除 {removed} 行；文件中剩余 {left} 行未下发")
+    };
+    if outcome.attributed > 0 || outcome.not_found > 0 {
+        text.push_str(&if tr.is_en() {
+            format!("; attributed: {}; not found: {}", outcome.attributed, outcome.not_found)
+        } else {
+            format!("；归属数量：{}；未找到归属数量：{}", outcome.attributed, outcome.not_found)
+        });
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n::Lang;
+    use super::*;
+    use crate::store::DispatchError;
+
+    /// "Nothing left" says why in numbers, in Chinese by default and in English on request.
+    #[test]
+    fn nothing_left_is_explained_in_the_callers_language() {
+        let zh = dispatch_refused(Tr { lang: Lang::Zh }, DispatchError::NothingLeft { blacklisted: 2, live: 118 });
+        let zh = zh.message;
+        assert!(zh.contains("2 个在黑名单中") && zh.contains("118 个已在本子项目该职场的批次中") && zh.contains("更新已有数据"), "{zh}");
+        let en = dispatch_refused(Tr { lang: Lang::En }, DispatchError::NothingLeft { blacklisted: 2, live: 118 });
+        let en = en.message;
+        assert!(en.contains("2 on the black list") && en.contains("118 already"), "{en}");
+    }
+}

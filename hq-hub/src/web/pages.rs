@@ -738,14 +738,11 @@ pub async fn dispatch_file(
     }
     let scope = user.scope.clone();
     let auto = matches!(request.kind, DispatchKind::Auto);
-    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(ApiError::from)).await;
+    let tr = user.tr;
+    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(|e| super::edit::dispatch_refused(tr, e))).await;
     match or_message(result.and_then(|r| r), &user, &back) {
-        Ok(outcome) if auto || !outcome.removed.is_empty() => {
-            let mut text = if user.tr.is_en() {
-                format!("attributed: {}; not found: {}; removed: {}", outcome.attributed, outcome.not_found, outcome.removed.len())
-            } else {
-                format!("归属数量：{}；未找到归属数量：{}；剔除：{}", outcome.attributed, outcome.not_found, outcome.removed.len())
-            };
+        Ok(outcome) if auto || !outcome.removed.is_empty() || outcome.leftover > 0 => {
+            let mut text = super::edit::dispatch_summary(user.tr, &outcome);
             for row in &outcome.removed {
                 let reason = if user.tr.is_en() { &row.reason } else { &row.reason_zh };
                 text.push_str(&format!("\n{} {}: {reason}", row.row, row.phone));
