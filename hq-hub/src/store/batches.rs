@@ -440,6 +440,11 @@ impl Store {
     }
 
     fn batches_where(&self, condition: &str, id: Option<i64>) -> Result<Vec<BatchSummary>, DbError> {
+        self.batches_limited(condition, id, i64::MAX)
+    }
+
+    /// The task list's lines matching `condition` (`?1` = `id`), newest first, at most `limit`.
+    pub(super) fn batches_limited(&self, condition: &str, id: Option<i64>, limit: i64) -> Result<Vec<BatchSummary>, DbError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT b.id, b.name, b.project_id, p.name, b.site_id, s.name, b.n_rows, b.priority, b.creator, b.created_at,
@@ -450,7 +455,7 @@ impl Store {
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'connected'),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'abandoned')
              FROM batches b JOIN projects p ON p.id = b.project_id JOIN sites s ON s.id = b.site_id
-             WHERE {condition} ORDER BY b.id DESC"
+             WHERE {condition} ORDER BY b.id DESC LIMIT {limit}"
         );
         let mut stmt = conn.prepare(&sql)?;
         let map = |r: &rusqlite::Row<'_>| {
@@ -485,6 +490,12 @@ impl Store {
     /// A batch's business records, newest first. Phones are masked here (not in a template)
     /// when the batch's project hides the middle four digits.
     pub fn batch_records(&self, batch_id: i64) -> Result<Vec<RecordView>, DbError> {
+        self.batch_records_window(batch_id, &super::paging::RecordWindow::default())
+    }
+
+    /// One page of a batch's business records, newest first: saved in `[from, to)`, before
+    /// the cursor `(saved_at, attempt_id)`, at most `limit` (all when 0).
+    pub fn batch_records_window(&self, batch_id: i64, window: &super::paging::RecordWindow) -> Result<Vec<RecordView>, DbError> {
         let conn = self.conn();
         let hide: bool = conn
             .query_row(
@@ -497,10 +508,14 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT r.site_id, r.attempt_id, r.row_id, COALESCE(br.phone, ''), r.agent, r.saved_at, r.record
              FROM business_records r LEFT JOIN batch_rows br ON br.id = r.row_id AND br.batch_id = r.batch_id
-             WHERE r.batch_id = ?1 ORDER BY r.saved_at DESC, r.attempt_id DESC",
+             WHERE r.batch_id = ?1 AND r.saved_at >= ?2 AND r.saved_at < ?3 AND (r.saved_at, r.attempt_id) < (?4, ?5)
+             ORDER BY r.saved_at DESC, r.attempt_id DESC LIMIT ?6",
         )?;
+        let (before_saved, before_attempt) = window.before.unwrap_or((i64::MAX, i64::MAX));
+        let limit = if window.limit == 0 { i64::MAX } else { window.limit as i64 };
+        let args = params![batch_id, window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX), before_saved, before_attempt, limit];
         let rows = stmt
-            .query_map([batch_id], |r| {
+            .query_map(args, |r| {
                 let phone: String = r.get(3)?;
                 let values_json: String = r.get(6)?;
                 let values: Vec<(String, String)> = serde_json::from_str(&values_json).map_err(|e| {

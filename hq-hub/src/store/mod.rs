@@ -17,6 +17,7 @@ mod calls;
 mod control;
 mod down;
 mod edits;
+mod paging;
 mod account_edits;
 mod files;
 mod filter;
@@ -56,6 +57,7 @@ pub use files::{
 };
 pub use filter::{FilterCondition, FilterError, FilterJudgement, FilterOutcome, FilterScope, FilterSettings};
 pub use down::{DownError, DownLogEntry};
+pub use paging::{ListWindow, Paged, RecordWindow};
 pub use edits::{DefinitionEdit, NumberPage, ProjectUsage, NUMBERS_PAGE};
 pub use account_edits::{AccountEdit, AccountEditError};
 pub use link::AlarmView;

@@ -22,6 +22,7 @@ mod console;
 mod edit;
 mod account_edit;
 mod edit_words;
+mod paging;
 mod extract;
 pub mod guard;
 mod home;

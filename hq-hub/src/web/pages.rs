@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Form, Multipart, Path, State};
+use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -622,13 +622,21 @@ struct FilesPage {
     tr: Tr,
     user: String,
     files: Vec<FileRow>,
+    pager: super::paging::Pager,
 }
 
-pub async fn files_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>) -> Response {
-    match blocking(&state, |store| store.list_files(None)).await {
-        Ok(Ok(mut files)) => {
-            files.retain(|f| user.scope.project(f.project_id));
-            render(&FilesPage { tr: user.tr, files: file_rows(user.tr, files), user: user.account.username })
+/// 文件管理: the caller's files, newest first, a page at a time, filtered by import date.
+pub async fn files_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>, Query(query): Query<super::paging::ListQuery>) -> Response {
+    let (scope, tr, q) = (user.scope.clone(), user.tr, query.clone());
+    let loaded = blocking(&state, move |store| {
+        let (window, error) = q.window(tr, store.utc_offset_secs());
+        store.files_page(None, &window, &scope).map(|page| (page, error))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((page, error))) => {
+            let pager = query.pager("/files", error, page.next.map(|id| id.to_string()));
+            render(&FilesPage { tr: user.tr, files: file_rows(user.tr, page.items), user: user.account.username, pager })
         }
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
@@ -799,16 +807,24 @@ struct BatchesPage {
     user: String,
     batches: Vec<BatchRow>,
     categories: Vec<Category>,
+    pager: super::paging::Pager,
 }
 
-pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>) -> Response {
-    let scope = user.scope.clone();
-    match blocking(&state, move |store| -> Result<_, crate::store::DbError> { Ok((store.list_batches_scoped(&scope)?, store.list_categories()?)) }).await {
-        Ok(Ok((batches, categories))) => render(&BatchesPage {
+/// 下发任务管理: the caller's batches, newest first, a page at a time, filtered by date.
+pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>, Query(query): Query<super::paging::ListQuery>) -> Response {
+    let (scope, tr, q) = (user.scope.clone(), user.tr, query.clone());
+    let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
+        let (window, error) = q.window(tr, store.utc_offset_secs());
+        Ok((store.batches_page(&window, &scope)?, store.list_categories()?, error))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((page, categories, error))) => render(&BatchesPage {
             tr: user.tr,
             user: user.account.username,
-            batches: batches.iter().map(batch_row).collect(),
+            batches: page.items.iter().map(batch_row).collect(),
             categories,
+            pager: query.pager("/batches", error, page.next.map(|id| id.to_string())),
         }),
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
@@ -831,16 +847,26 @@ struct RecordsPage {
     batch: BatchRow,
     columns: Vec<String>,
     records: Vec<RecordRow>,
+    pager: super::paging::Pager,
 }
 
-pub async fn records_page(State(state): State<AppState>, Module(user, _): Module<DataBusiness>, Path(id): Path<i64>) -> Response {
+/// 业务记录 of a batch, newest first, a page at a time, filtered by the day saved.
+pub async fn records_page(
+    State(state): State<AppState>,
+    Module(user, _): Module<DataBusiness>,
+    Path(id): Path<i64>,
+    Query(query): Query<super::paging::ListQuery>,
+) -> Response {
+    let (tr, q) = (user.tr, query.clone());
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         let Some(batch) = store.batch(id)? else { return Ok(None) };
         let project = store.project(batch.project_id)?;
-        Ok(Some((batch, project, store.batch_records(id)?)))
+        let (mut window, error) = q.record_window(tr, store.utc_offset_secs());
+        window.limit += 1;
+        Ok(Some((batch, project, (store.batch_records_window(id, &window)?, error))))
     })
     .await;
-    let (batch, project, records) = match loaded {
+    let (batch, project, (mut records, error)) = match loaded {
         Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
         Ok(Ok(_)) => {
             return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "批次", "batch", id), "/batches")
@@ -848,6 +874,13 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    let next = if records.len() > super::paging::PAGE_ROWS {
+        records.truncate(super::paging::PAGE_ROWS);
+        records.last().map(|r| format!("{}.{}", r.saved_at, r.attempt_id))
+    } else {
+        None
+    };
+    let pager = query.pager(&format!("/batches/{id}/records"), error, next);
     let record_fields = project.map(|p| p.record_fields).unwrap_or_default();
     let columns = record_fields.iter().map(|f| f.title.clone()).collect();
     let records = records
@@ -863,5 +896,5 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
             saved_at: format_time(r.saved_at),
         })
         .collect();
-    render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records })
+    render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records, pager })
 }
