@@ -135,3 +135,17 @@ if (dispatchForm) {
     document.getElementById("dispatch-done").hidden = false;
   });
 }
+
+// 归属设置: "add a row" appends an empty rule row (a copy of the last, cleared), so a
+// project with many rules is not limited to the blank rows the page came with.
+for (const button of document.querySelectorAll("button[data-add-rule]")) {
+  button.addEventListener("click", () => {
+    const body = button.closest("form").querySelector("tbody");
+    const last = body.querySelector("tr[data-row]:last-of-type");
+    if (!last) return;
+    const row = last.cloneNode(true);
+    for (const input of row.querySelectorAll("input")) input.value = "";
+    body.appendChild(row);
+    row.querySelector("input[name=value]").focus();
+  });
+}

@@ -138,6 +138,46 @@ async fn edit_project(browser: &Browser, base: &str, project: u64) -> anyhow::Re
     Ok(())
 }
 
+/// 归属设置's "add a row" past the blank rows, then archiving (asked first) and its mark.
+async fn rules_and_archive(browser: &Browser, base: &str, hq: &Api, project: u64) -> anyhow::Result<()> {
+    browser.goto(&format!("{base}/projects/{project}")).await?;
+    let blank = count(browser, "#attribution tbody tr[data-row]").await?;
+    for _ in 0..blank {
+        click(browser, "#attribution button[data-add-rule]").await?;
+    }
+    ensure!(count(browser, "#attribution tbody tr[data-row]").await? == blank * 2, "each click adds a row");
+    let last = format!("#attribution tbody tr[data-row]:nth-of-type({})", blank * 2);
+    replace_text(browser, &format!("{last} input[name=value]"), "5G畅享129元").await?;
+    click(browser, "#attribution > button").await?;
+    let rules = wait_for_some(WAIT, || async {
+        let rules: Value = hq.get(&format!("/api/projects/{project}/attribution")).await.ok()?;
+        let list = rules.get("rules").cloned().unwrap_or(rules);
+        list.as_array().filter(|l| !l.is_empty()).cloned()
+    })
+    .await
+    .context("the rule typed in an added row is saved")?;
+    ensure!(rules.len() == 1 && rules[0]["value"] == json!("5G畅享129元"), "{rules:?}");
+    // The form reloads with the saved rule in its first row.
+    wait_until(WAIT, || async {
+        match browser.client().find(Locator::Css("#attribution tbody tr[data-row] input[name=value]")).await {
+            Ok(e) => e.prop("value").await.ok().flatten().is_some_and(|v| v == "5G畅享129元"),
+            Err(_) => false,
+        }
+    })
+    .await
+    .context("the page reloads with the rule")?;
+
+    browser.goto(&format!("{base}/projects/{project}/edit")).await?;
+    click(browser, "#archive button").await?;
+    ensure!(dialog(browser).await?.contains("归档"), "archiving asks first");
+    browser.client().accept_alert().await?;
+    browser.wait_for("#archived-tag", WAIT).await.context("the editor shows 已归档")?;
+    browser.goto(&format!("{base}/projects")).await?;
+    let row = browser.wait_for(&format!("#project-{project}"), WAIT).await?.text().await?;
+    ensure!(row.contains("已归档"), "the project list marks it: {row}");
+    Ok(())
+}
+
 /// Role edit, password reset, disable and enable, all on the pages.
 async fn accounts(browser: &Browser, base: &str, hq: &Api, site_id: u64) -> anyhow::Result<()> {
     let role: Value = hq.post("/api/roles", &json!({"name": "质检", "modules": ["data.batches"]})).await?;
@@ -267,6 +307,7 @@ async fn edit_after_create_in_chromium_reaches_the_site_over_the_link() -> anyho
     browser.wait_for("#numbers tbody td.phone", WAIT).await?;
     ensure!(number_rows(&browser).await?[0] == "13800130001", "unmasked after the edit");
 
+    rules_and_archive(&browser, &base, &hq, project_id).await?;
     accounts(&browser, &base, &hq, site_id).await?;
     browser.close().await?;
     Ok(())

@@ -94,6 +94,7 @@ words! {
     (accounts_back, "返回账号权限管理", "Back to accounts"),
     (dispatch_left, "文件共有可下发号码 {total} 行，独占批次已分配 {asked} 行，剩余 {n} 行留在文件中", "The file has {total} rows to dispatch; the exclusive batches take {asked}, {n} stay in the file"),
     (dispatch_auto_note, "自动分配：按归属设置的规则把号码分到职场和坐席，未匹配规则的号码留在文件中。", "Auto: rows go to sites and agents by the attribution rules; rows no rule matches stay in the file."),
+    (add_row, "添加一行", "Add a row"),
     (list_from, "开始日期", "From"),
     (list_to, "结束日期", "To"),
     (list_filter, "筛选", "Filter"),

@@ -272,6 +272,7 @@ pub async fn site_code(State(state): State<AppState>, admin: Admin, Path(id): Pa
 }
 
 struct ProjectRow {
+    archived: bool,
     id: i64,
     category: String,
     name: String,
@@ -303,19 +304,21 @@ struct FieldList {
 
 pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Response {
     let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
-        Ok((store.list_categories()?, store.list_projects()?))
+        Ok((store.list_categories()?, (store.list_projects()?, store.archived_projects()?)))
     })
     .await;
-    let (categories, projects) = match loaded {
+    let (categories, (projects, archived)) = match loaded {
         Ok(Ok(pair)) => pair,
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
     let templates: Vec<(i64, String)> = projects.iter().filter(|p| user.scope.project(p.id)).map(|p| (p.id, format!("{} / {}", p.category_name, p.name))).collect();
-    let projects = projects
+    // Archived projects come last, marked (归档: out of the working list, not deleted).
+    let mut projects: Vec<ProjectRow> = projects
         .into_iter()
         .filter(|p| user.scope.project(p.id))
         .map(|p| ProjectRow {
+            archived: archived.contains(&p.id),
             id: p.id,
             category: p.category_name,
             name: p.name,
@@ -324,6 +327,7 @@ pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Res
             hide: p.hide_middle_digits,
         })
         .collect();
+    projects.sort_by_key(|p| p.archived);
     render(&ProjectsPage {
         tr: user.tr,
         user: user.account.username,
