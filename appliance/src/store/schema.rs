@@ -242,4 +242,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO report_meta (key, value) VALUES ('site_backfill', 0);
     CREATE INDEX attempts_batch_row ON attempts (batch_id, row_id, attempt_id);",
+    // 11: edit after create (`account_edits`): a disabled account cannot sign in.
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
 ];
