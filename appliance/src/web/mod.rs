@@ -126,6 +126,7 @@ pub(crate) fn registry() -> routes::Registry {
         .post("/api/roles", admin::accounts_api::create_role)
         .post("/api/accounts/{user_id}/role", admin::accounts_api::assign_role)
         .post("/api/staff", admin::accounts_api::create_staff)
+        .merge_with(admin::account_edits::routes)
         .get("/api/data/customers", admin::data_api::data_customers)
         .get("/api/data/records", admin::data_api::data_records)
         .get("/api/data/records.xlsx", admin::data_api::export_records)

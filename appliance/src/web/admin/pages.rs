@@ -529,10 +529,18 @@ struct AccountRow {
     username: String,
     kind: &'static str,
     roles: Vec<Choice>,
+    disabled: bool,
 }
 
 struct ModuleTick {
     name: &'static str,
+}
+
+impl ModuleTick {
+    /// Whether `role` has this module (the role editor's ticks).
+    fn in_role(&self, role: &SiteRole) -> bool {
+        role.modules.iter().any(|m| m.as_str() == self.name)
+    }
 }
 
 #[derive(Template)]
@@ -564,6 +572,7 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
                 selected: current == Some(role.role_id),
             }));
             accounts.push(AccountRow {
+                disabled: state.store.user_disabled(account.user_id)?.unwrap_or(false),
                 user_id: account.user_id,
                 username: account.username,
                 kind: if account.role == Role::Admin { "admin" } else { "agent" },
