@@ -197,7 +197,7 @@ pub(crate) fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str>
     })
 }
 
-fn cookie_header(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn cookie_header(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::COOKIE).and_then(|value| value.to_str().ok())
 }
 

@@ -136,3 +136,46 @@ pub async fn reset_password(
     };
     Ok(Json(PasswordReset { user_id, message: format!("新密码（只显示这一次）：{password}"), password }))
 }
+
+/// The words of the account-edit controls on 角色管理, per language (kept with this module
+/// so its words travel with it).
+pub struct EditWords {
+    pub edit: &'static str,
+    pub active: &'static str,
+    pub disabled: &'static str,
+    pub disable: &'static str,
+    pub enable: &'static str,
+    pub disable_confirm: &'static str,
+    pub reset: &'static str,
+    pub reset_confirm: &'static str,
+}
+
+static ZH: EditWords = EditWords {
+    edit: "编辑",
+    active: "正常",
+    disabled: "已停用",
+    disable: "停用账号",
+    enable: "启用账号",
+    disable_confirm: "停用后该账号立即退出且不能再登录。确定停用？",
+    reset: "重置密码",
+    reset_confirm: "重置后旧密码立即失效。确定重置？",
+};
+
+static EN: EditWords = EditWords {
+    edit: "Edit",
+    active: "Active",
+    disabled: "Disabled",
+    disable: "Disable account",
+    enable: "Enable account",
+    disable_confirm: "The account is signed out at once and cannot sign in. Disable it?",
+    reset: "Reset password",
+    reset_confirm: "The old password stops working at once. Reset it?",
+};
+
+/// The controls' words in the language of the request's cookie.
+pub fn words(headers: &axum::http::HeaderMap) -> &'static EditWords {
+    match crate::web::i18n::Lang::from_cookie_header(crate::web::cookie_header(headers)) {
+        crate::web::i18n::Lang::En => &EN,
+        _ => &ZH,
+    }
+}

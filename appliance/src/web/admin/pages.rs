@@ -552,6 +552,7 @@ struct RolesPage {
     modules: Vec<ModuleTick>,
     accounts: Vec<AccountRow>,
     role_choices: Vec<Choice>,
+    e: &'static super::account_edits::EditWords,
 }
 
 /// `GET /admin/roles` (S11): roles, staff accounts, applying roles to accounts.
@@ -588,6 +589,7 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
             modules: Module::ADMIN.iter().chain(Module::AGENT.iter()).map(|m| ModuleTick { name: m.as_str() }).collect(),
             accounts,
             role_choices,
+            e: super::account_edits::words(&headers),
         })
     })();
     match page {
