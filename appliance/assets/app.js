@@ -27,7 +27,8 @@ function then(target) {
 }
 
 // A form's fields as JSON: numbers as numbers, ticked boxes marked data-array as a list,
-// selects marked data-number as a number (or null when blank), datetime-local fields marked
+// selects marked data-number as a number (or null when blank), fields marked data-bool as
+// true / false, datetime-local fields marked
 // data-unix as unix seconds; data-wrap="values" nests the lot under "values".
 function formBody(form) {
   const body = {};
@@ -40,7 +41,9 @@ function formBody(form) {
       }
       continue;
     }
-    if (element.dataset.number) {
+    if (element.dataset.bool) {
+      body[element.name] = element.value === "true";
+    } else if (element.dataset.number) {
       body[element.name] = element.value === "" ? null : Number(element.value);
     } else if (element.dataset.unix) {
       body[element.name] = Math.floor(new Date(element.value).getTime() / 1000);
@@ -76,10 +79,13 @@ function wireForms(root) {
       const errorBox = form.querySelector(".form-error");
       if (errorBox) errorBox.hidden = true;
       try {
-        await postJson(form.dataset.api, formBody(form));
+        const answer = await postJson(form.dataset.api, formBody(form));
+        // data-show: the answer's message stays on the page (a new password, shown once).
+        const shown = form.querySelector(".form-result");
+        if (form.dataset.show && shown && answer) shown.textContent = answer.message || "";
         // A form that reloads (or stays) changed something here; one that leads elsewhere
         // (signing in) has its answer in the next page.
-        if (!form.dataset.then || form.dataset.then === "reload") saved(form.dataset.then);
+        else if (!form.dataset.then || form.dataset.then === "reload") saved(form.dataset.then);
         then(form.dataset.then);
       } catch (error) {
         if (errorBox) {

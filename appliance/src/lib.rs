@@ -123,7 +123,7 @@ pub fn init_admin(data_dir: &Path, username: &str) -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn random_password(len: usize) -> String {
+pub(crate) fn random_password(len: usize) -> String {
     use rand::Rng;
     // Letters and digits a person can read aloud without confusion (no 0/O, 1/l/I).
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";

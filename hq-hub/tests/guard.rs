@@ -165,6 +165,9 @@ struct World {
     nomod_account: i64,
     /// A call at `site` of the batch, with a recording HQ holds.
     attempt: i64,
+    /// An account and a role no caller of the test uses, for the edit routes.
+    spare_account: i64,
+    spare_role: i64,
 }
 
 const SITE_NAME: &str = "杭州一号职场";
@@ -328,6 +331,19 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::GET, "/api/sites/{id}/calls/{attempt}", calls, format!("/api/sites/{site}/calls/{}", w.attempt), Body::None, Hidden),
         (Method::GET, "/api/sites/{id}/calls/{attempt}/recording", recordings, format!("/api/sites/{site}/calls/{}/recording", w.attempt), Body::None, Hidden),
         (Method::POST, "/api/sites/{id}/calls/{attempt}/recording/fetch", recordings, format!("/api/sites/{site}/calls/{}/recording/fetch", w.attempt), Body::None, Hidden),
+        // Edit after create (`web::edit`, `web::account_edit`).
+        (Method::GET, "/static/edit.js", Public, "/static/edit.js".into(), Body::None, Global),
+        (Method::GET, "/projects/{id}/edit", settings, format!("/projects/{project}/edit"), Body::None, Hidden),
+        (Method::PUT, "/api/projects/{id}/definition", settings, format!("/api/projects/{project}/definition"), json(json!({ "name": PROJECT_NAME, "script": "编辑话术" })), Hidden),
+        (Method::POST, "/api/projects/{id}/archive", Admin, format!("/api/projects/{project}/archive"), json(json!({ "archived": false })), Hidden),
+        (Method::GET, "/batches/{id}/numbers", batches, format!("/batches/{batch}/numbers?q=0001"), Body::None, Hidden),
+        (Method::GET, "/api/batches/{id}/number-page", batches, format!("/api/batches/{batch}/number-page"), Body::None, Hidden),
+        (Method::GET, "/accounts/{id}/edit", Admin, format!("/accounts/{}/edit", w.spare_account), Body::None, Global),
+        (Method::GET, "/roles/{id}/edit", Admin, format!("/roles/{}/edit", w.spare_role), Body::None, Global),
+        (Method::PUT, "/api/accounts/{id}", Admin, format!("/api/accounts/{}", w.spare_account), json(json!({ "role_id": w.spare_role, "site_ids": [site] })), Global),
+        (Method::POST, "/api/accounts/{id}/disabled", Admin, format!("/api/accounts/{}/disabled", w.spare_account), json(json!({ "disabled": true })), Global),
+        (Method::POST, "/api/accounts/{id}/password", Admin, format!("/api/accounts/{}/password", w.spare_account), Body::None, Global),
+        (Method::PUT, "/api/roles/{id}", Admin, format!("/api/roles/{}", w.spare_role), json(json!({ "name": "备用角色", "modules": ["reports"] })), Global),
     ];
     let mut map = BTreeMap::new();
     for (method, pattern, access, path, body, scoped) in rows {
@@ -378,7 +394,9 @@ async fn world(h: &Harness, admin: &Client) -> Result<World> {
         "settings": current["settings"], "phone_mode": current["phone_mode"],
     });
     let attempt = seed_call(h, site, batch)?;
-    Ok(World { site, other_site, category, project, file, batch, job, edit, mine_account, nomod_account, attempt })
+    let spare_role = id(&admin.json(Method::POST, "/api/roles", json!({ "name": "备用角色", "modules": [] })).await?);
+    let spare_account = id(&admin.json(Method::POST, "/api/accounts", account("spare", spare_role, site)).await?);
+    Ok(World { site, other_site, category, project, file, batch, job, edit, mine_account, nomod_account, attempt, spare_account, spare_role })
 }
 
 /// A call the site placed from the batch, stored as the link stores it, with its recording.

@@ -272,15 +272,45 @@ async fn console_main_flows() -> anyhow::Result<()> {
     ensure!(removed.contains("近 7 天未呼"), "each removed row's reason: {removed}");
     browser.screenshot(screenshot_path("hub-filter-result.png")).await?;
 
-    // Dispatch the imported file as two exclusive batches, one per site.
+    // Dispatch the imported file as two exclusive batches, one per site. The form shows
+    // only the exclusive section; asking too many rows is refused next to the button with
+    // the typed names kept; the answer says how many rows stay in the file.
     browser.goto(&format!("{}/files/{file_id}", hub.url)).await?;
+    let n_good: u64 = browser.wait_for("#n-good", WAIT).await?.text().await?.parse()?;
+    ensure!(browser.wait_for("#dispatch-shared", WAIT).await?.is_displayed().await?, "the shared section shows first");
+    ensure!(!browser.wait_for("#dispatch-exclusive", WAIT).await?.is_displayed().await?, "the exclusive section is hidden");
     browser.wait_for("#dispatch select[name=kind]", WAIT).await?.select_by_value("exclusive").await?;
-    browser.wait_for("#dispatch input[name=part_count_0]", WAIT).await?.send_keys("4").await?;
+    ensure!(!browser.wait_for("#dispatch-shared", WAIT).await?.is_displayed().await?, "only the chosen kind's section shows");
+    browser.wait_for("#dispatch input[name=part_count_0]", WAIT).await?.send_keys("400").await?;
+    browser.wait_for("#dispatch > button", WAIT).await?.click().await?;
+    wait_until(WAIT, || async {
+        match browser.client().find(Locator::Css("#dispatch .result.error")).await {
+            Ok(e) => e.text().await.is_ok_and(|t| t.contains("400")),
+            Err(_) => false,
+        }
+    })
+    .await
+    .context("too many rows are refused next to the button")?;
+    let kept = browser.wait_for("#dispatch input[name=part_name_1]", WAIT).await?.prop("value").await?.unwrap_or_default();
+    ensure!(kept == "五月名单-2", "the typed batch names stay: {kept}");
+    let count = browser.wait_for("#dispatch input[name=part_count_0]", WAIT).await?;
+    count.clear().await?;
+    count.send_keys("4").await?;
     browser.wait_for("#dispatch select[name=part_site_0]", WAIT).await?.select_by_value(&site_a.to_string()).await?;
-    browser.wait_for("#dispatch input[name=part_count_1]", WAIT).await?.send_keys("3").await?;
+    browser.wait_for("#dispatch input[name=part_count_1]", WAIT).await?.send_keys("2").await?;
     browser.wait_for("#dispatch select[name=part_site_1]", WAIT).await?.select_by_value(&site_b.to_string()).await?;
+    let left = browser.wait_for("#dispatch-left", WAIT).await?.text().await?;
+    ensure!(left.contains(&format!("剩余 {} 行", n_good - 6)), "the rows left as counts are typed: {left}");
     browser.screenshot(screenshot_path("hub-dispatch.png")).await?;
     browser.wait_for("#dispatch > button", WAIT).await?.click().await?;
+    let done = wait_for_some(WAIT, || async {
+        let e = browser.client().find(Locator::Css("#dispatch .result.ok")).await.ok()?;
+        e.text().await.ok().filter(|t| !t.is_empty())
+    })
+    .await
+    .context("the dispatch reports what it did")?;
+    ensure!(done.contains("已下发 2 个批次") && done.contains(&format!("剩余 {} 行未下发", n_good - 6)), "leftover rows reported: {done}");
+    browser.wait_for("#dispatch-done a", WAIT).await?.click().await?;
     wait_for_path(&browser, "/batches").await?;
     let rows = browser.client().find_all(Locator::Css("#batches tbody tr[id^=batch-]")).await?;
     ensure!(rows.len() == 2, "two exclusive batches in the task list, found {}", rows.len());
@@ -288,7 +318,7 @@ async fn console_main_flows() -> anyhow::Result<()> {
     let batches = listed.as_array().context("batch list")?;
     let counts: Vec<(i64, i64)> =
         batches.iter().map(|b| (b["site_id"].as_i64().unwrap_or(0), b["numbers"].as_i64().unwrap_or(0))).collect();
-    ensure!(counts.contains(&(site_a, 4)) && counts.contains(&(site_b, 3)), "batch sizes per site: {listed}");
+    ensure!(counts.contains(&(site_a, 4)) && counts.contains(&(site_b, 2)), "batch sizes per site: {listed}");
     let batch_id = batches.iter().find(|b| b["site_id"] == json!(site_a)).and_then(|b| b["id"].as_i64()).context("batch id")?;
     let names = browser.wait_for("#batches", WAIT).await?.text().await?;
     ensure!(names.contains("五月名单-1") && names.contains("五月名单-2"), "the batches keep the names typed: {names}");

@@ -140,7 +140,7 @@ impl Store {
         let found: Option<(u64, String)> = self
             .lock()
             .query_row(
-                "SELECT user_id, password_hash FROM users WHERE username = ?1",
+                "SELECT user_id, password_hash FROM users WHERE username = ?1 AND disabled = 0",
                 [username.trim()],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )
@@ -228,7 +228,7 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn hash_password(password: &str) -> String {
+pub(super) fn hash_password(password: &str) -> String {
     use argon2::password_hash::{PasswordHasher, SaltString};
     // 16 random bytes always encode to a valid salt, and argon2's default parameters are
     // within its limits, so neither step fails; if one ever did, the empty hash stored

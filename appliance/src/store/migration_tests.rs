@@ -1,4 +1,4 @@
-//! The move from per-batch tasks to the project's task (migration 11), on a store written by
+//! The move from per-batch tasks to the project's task (migration 12), on a store written by
 //! the release before it: its schema is built here from the first ten migrations, filled as
 //! that release filled it (batches with their own settings, running flags and agents), then
 //! opened by today's code.

@@ -34,6 +34,7 @@
 //!   report definitions, and the site's report reads.
 
 mod accounts;
+mod account_edits;
 mod attribution;
 mod callback_edit;
 mod callbacks;

@@ -327,4 +327,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
         DELETE FROM task_agents WHERE user_id = OLD.user_id
           AND batch_id IN (SELECT batch_id FROM batches WHERE project_id = OLD.project_id);
     END;",
+    // 13: edit after create (`account_edits`): a disabled account cannot sign in.
+    "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
 ];

@@ -37,9 +37,12 @@ impl Store {
         let hash = token_hash(token);
         let conn = self.lock();
         let found: Option<(u64, i64)> = conn
-            .query_row("SELECT user_id, last_seen FROM web_sessions WHERE token_hash = ?1", [&hash], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
+            .query_row(
+                "SELECT s.user_id, s.last_seen FROM web_sessions s JOIN users u ON u.user_id = s.user_id
+                 WHERE s.token_hash = ?1 AND u.disabled = 0",
+                [&hash],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
             .optional()?;
         let Some((user_id, last_seen)) = found else { return Ok(None) };
         if now - last_seen > idle {

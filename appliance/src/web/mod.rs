@@ -129,6 +129,7 @@ pub(crate) fn registry() -> routes::Registry {
         .post("/api/roles", admin::accounts_api::create_role)
         .post("/api/accounts/{user_id}/role", admin::accounts_api::assign_role)
         .post("/api/staff", admin::accounts_api::create_staff)
+        .merge_with(admin::account_edits::routes)
         .get("/api/data/customers", admin::data_api::data_customers)
         .get("/api/data/records", admin::data_api::data_records)
         .get("/api/data/records.xlsx", admin::data_api::export_records)
@@ -202,7 +203,7 @@ pub(crate) fn cookie<'a>(header: Option<&'a str>, name: &str) -> Option<&'a str>
     })
 }
 
-fn cookie_header(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn cookie_header(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::COOKIE).and_then(|value| value.to_str().ok())
 }
 

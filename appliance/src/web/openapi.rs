@@ -30,6 +30,7 @@ use super::{ErrorBody, admin, desk, session, shared};
         admin::accounts_api::list_extensions, admin::accounts_api::create_extension,
         admin::accounts_api::list_agents, admin::accounts_api::create_agent, admin::accounts_api::list_roles,
         admin::accounts_api::create_role, admin::accounts_api::assign_role, admin::accounts_api::create_staff,
+        admin::account_edits::update_role, admin::account_edits::set_disabled, admin::account_edits::reset_password,
         admin::data_api::data_customers, admin::data_api::data_records, admin::data_api::export_records,
         admin::data_api::export_recordings, admin::data_api::data_callbacks, admin::data_api::add_callback,
         desk::api::set_agent_state, desk::api::agent_events, desk::api::save_record,

@@ -73,6 +73,11 @@ impl Registry {
     }
 
     /// Registers `GET path` (HEAD is answered by the same handler).
+    /// Adds a module's own routes (`module::routes`), keeping the table one chain.
+    pub fn merge_with(self, routes: impl FnOnce(Registry) -> Registry) -> Registry {
+        routes(self)
+    }
+
     pub fn get<H, T, G, A>(self, path: &'static str, handler: H) -> Registry
     where
         H: Handler<T, AppState> + GuardFirst<G, A>,

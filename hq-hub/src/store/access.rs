@@ -69,6 +69,8 @@ pub struct AccountView {
     /// `None` = every site.
     pub site_ids: Option<Vec<i64>>,
     pub created_at: i64,
+    /// Disabled accounts cannot log in (账号已停用).
+    pub disabled: bool,
 }
 
 /// A new sub-admin account.
@@ -336,7 +338,7 @@ impl Store {
     pub fn list_accounts(&self) -> Result<Vec<AccountView>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT a.id, a.username, a.is_admin, a.role_id, r.name, a.group_id, g.name, a.scope_sites, a.created_at
+            "SELECT a.id, a.username, a.is_admin, a.role_id, r.name, a.group_id, g.name, a.scope_sites, a.created_at, a.disabled
              FROM accounts a LEFT JOIN roles r ON r.id = a.role_id LEFT JOIN account_groups g ON g.id = a.group_id ORDER BY a.id",
         )?;
         let rows = stmt
@@ -352,6 +354,7 @@ impl Store {
                     group_name: r.get(6)?,
                     site_ids: if is_admin { None } else { Some(parse_ids(r.get(7)?).unwrap_or_default()) },
                     created_at: r.get(8)?,
+                    disabled: r.get(9)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

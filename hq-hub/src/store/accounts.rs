@@ -41,6 +41,9 @@ pub enum LoginError {
     /// Unknown user or wrong password (deliberately not saying which).
     #[error("wrong username or password")]
     BadCredentials,
+    /// The right password of an account HQ disabled (账号已停用).
+    #[error("this account is disabled: ask an admin to enable it")]
+    Disabled,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -99,21 +102,25 @@ impl Store {
 
     /// Checks a password and opens a session; returns the session token (to put in a cookie).
     pub fn login(&self, username: &str, password: &str) -> Result<(String, Account), LoginError> {
-        let row: Option<(i64, String, bool)> = self
+        let row: Option<(i64, String, bool, bool)> = self
             .conn()
             .query_row(
-                "SELECT id, password_hash, is_admin FROM accounts WHERE username = ?1",
+                "SELECT id, password_hash, is_admin, disabled FROM accounts WHERE username = ?1",
                 [username],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(DbError)?;
         // An unknown user costs the same argon2 work as a wrong password, so the time of
         // the answer does not tell which usernames exist.
-        let verified = web_guard::verify_or_dummy(row.as_ref().map(|(_, hash, _)| hash.as_str()), password);
-        let Some((id, _, is_admin)) = row.filter(|_| verified) else {
+        let verified = web_guard::verify_or_dummy(row.as_ref().map(|(_, hash, _, _)| hash.as_str()), password);
+        let Some((id, _, is_admin, disabled)) = row.filter(|_| verified) else {
             return Err(LoginError::BadCredentials);
         };
+        // Said only to whoever knows the password, so it tells nothing to a guesser.
+        if disabled {
+            return Err(LoginError::Disabled);
+        }
         let token_bytes: [u8; 32] = rand::rng().random();
         let token = hex::encode(token_bytes);
         let now = now_unix();
@@ -132,7 +139,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT a.id, a.username, a.is_admin FROM sessions s JOIN accounts a ON a.id = s.account_id
-                 WHERE s.token_hash = ?1 AND s.expires_at > ?2",
+                 WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND a.disabled = 0",
                 params![sha256_hex(token.as_bytes()), now_unix()],
                 |r| Ok(Account { id: r.get(0)?, username: r.get(1)?, is_admin: r.get(2)? }),
             )

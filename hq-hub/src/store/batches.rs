@@ -88,6 +88,9 @@ pub struct DispatchOutcome {
     /// Auto batches: rows a rule routed (归属数量) and rows no rule matched (未找到归属数量).
     pub attributed: u64,
     pub not_found: u64,
+    /// Rows of the file no batch took (exclusive batches asking fewer than there are, or
+    /// auto rows no rule matched): still in the file, to dispatch later.
+    pub leftover: u64,
 }
 
 /// Failure to dispatch.
@@ -126,9 +129,10 @@ pub enum DispatchError {
     /// Auto batches need attribution rules.
     #[error("this sub-project has no attribution rules: set them up (归属设置) before using auto batches")]
     NoRules,
-    /// Every row was removed.
-    #[error("no row is left to dispatch after removing blacklisted and existing numbers")]
-    NothingLeft,
+    /// Every row was removed: `blacklisted` on HQ's black list, `live` already in a running
+    /// batch of this sub-project at the site (更新已有数据).
+    #[error("no row is left to dispatch: {blacklisted} on the black list, {live} already in this sub-project's batches at the site (untick 更新已有数据 to send them again)")]
+    NothingLeft { blacklisted: u64, live: u64 },
     /// A down-log event could not be encoded (a bug).
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
@@ -372,6 +376,7 @@ impl Store {
             return Err(DispatchError::NoRows(request.file_id));
         }
         let (rows, mut removed) = without_blacklisted(&tx, rows)?;
+        let n_kept = rows.len() as u64;
         let rules = match request.kind {
             DispatchKind::Auto => attribution_rules(&tx, project_id)?,
             _ => Vec::new(),
@@ -382,6 +387,12 @@ impl Store {
         }
         let plan = plan_dispatch(PlanInput { name, kind: &request.kind, site_ids: &request.site_ids, rows, rules: &rules, sites: &sites })?;
         let mut batches = plan.batches;
+        let blacklisted = removed.len() as u64;
+        let leftover = match &request.kind {
+            DispatchKind::Exclusive(_) => n_kept.saturating_sub(batches.iter().map(|b| b.rows.len() as u64).sum()),
+            DispatchKind::Auto => plan.not_found,
+            DispatchKind::Shared => 0,
+        };
         if request.update_existing {
             for batch in batches.iter_mut() {
                 removed.extend(leave_out_live(&tx, project_id, batch)?);
@@ -389,7 +400,7 @@ impl Store {
         }
         batches.retain(|batch| !batch.rows.is_empty());
         if batches.is_empty() {
-            return Err(DispatchError::NothingLeft);
+            return Err(DispatchError::NothingLeft { blacklisted, live: removed.len() as u64 - blacklisted });
         }
 
         let now = now_unix();
@@ -410,7 +421,7 @@ impl Store {
         for site_id in touched {
             self.down_notify_for(site_id as u64).notify_one();
         }
-        Ok(DispatchOutcome { batch_ids, removed, attributed: plan.attributed, not_found: plan.not_found })
+        Ok(DispatchOutcome { batch_ids, removed, attributed: plan.attributed, not_found: plan.not_found, leftover })
     }
 
     /// The task list, newest batch first (deleted batches left out).
@@ -429,6 +440,11 @@ impl Store {
     }
 
     fn batches_where(&self, condition: &str, id: Option<i64>) -> Result<Vec<BatchSummary>, DbError> {
+        self.batches_limited(condition, id, i64::MAX)
+    }
+
+    /// The task list's lines matching `condition` (`?1` = `id`), newest first, at most `limit`.
+    pub(super) fn batches_limited(&self, condition: &str, id: Option<i64>, limit: i64) -> Result<Vec<BatchSummary>, DbError> {
         let conn = self.conn();
         let sql = format!(
             "SELECT b.id, b.name, b.project_id, p.name, b.site_id, s.name, b.n_rows, b.priority, b.creator, b.created_at,
@@ -439,7 +455,7 @@ impl Store {
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'connected'),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'abandoned')
              FROM batches b JOIN projects p ON p.id = b.project_id JOIN sites s ON s.id = b.site_id
-             WHERE {condition} ORDER BY b.id DESC"
+             WHERE {condition} ORDER BY b.id DESC LIMIT {limit}"
         );
         let mut stmt = conn.prepare(&sql)?;
         let map = |r: &rusqlite::Row<'_>| {
@@ -474,6 +490,12 @@ impl Store {
     /// A batch's business records, newest first. Phones are masked here (not in a template)
     /// when the batch's project hides the middle four digits.
     pub fn batch_records(&self, batch_id: i64) -> Result<Vec<RecordView>, DbError> {
+        self.batch_records_window(batch_id, &super::paging::RecordWindow::default())
+    }
+
+    /// One page of a batch's business records, newest first: saved in `[from, to)`, before
+    /// the cursor `(saved_at, attempt_id)`, at most `limit` (all when 0).
+    pub fn batch_records_window(&self, batch_id: i64, window: &super::paging::RecordWindow) -> Result<Vec<RecordView>, DbError> {
         let conn = self.conn();
         let hide: bool = conn
             .query_row(
@@ -486,10 +508,14 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT r.site_id, r.attempt_id, r.row_id, COALESCE(br.phone, ''), r.agent, r.saved_at, r.record
              FROM business_records r LEFT JOIN batch_rows br ON br.id = r.row_id AND br.batch_id = r.batch_id
-             WHERE r.batch_id = ?1 ORDER BY r.saved_at DESC, r.attempt_id DESC",
+             WHERE r.batch_id = ?1 AND r.saved_at >= ?2 AND r.saved_at < ?3 AND (r.saved_at, r.attempt_id) < (?4, ?5)
+             ORDER BY r.saved_at DESC, r.attempt_id DESC LIMIT ?6",
         )?;
+        let (before_saved, before_attempt) = window.before.unwrap_or((i64::MAX, i64::MAX));
+        let limit = if window.limit == 0 { i64::MAX } else { window.limit as i64 };
+        let args = params![batch_id, window.from.unwrap_or(i64::MIN), window.to.unwrap_or(i64::MAX), before_saved, before_attempt, limit];
         let rows = stmt
-            .query_map([batch_id], |r| {
+            .query_map(args, |r| {
                 let phone: String = r.get(3)?;
                 let values_json: String = r.get(6)?;
                 let values: Vec<(String, String)> = serde_json::from_str(&values_json).map_err(|e| {

@@ -349,10 +349,10 @@ fn discard_file(conn: &Connection, files_dir: &std::path::Path, file_id: i64) ->
     Ok(())
 }
 
-const FILE_SELECT: &str = "SELECT f.id, f.project_id, p.name, f.file_name, f.source, f.status, f.created_at,
+pub(super) const FILE_SELECT: &str = "SELECT f.id, f.project_id, p.name, f.file_name, f.source, f.status, f.created_at,
         f.creator, f.n_rows, f.n_good, f.report, f.remark FROM files f JOIN projects p ON p.id = f.project_id";
 
-fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileSummary> {
+pub(super) fn file_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileSummary> {
     Ok(FileSummary {
         id: r.get(0)?,
         project_id: r.get(1)?,

@@ -16,6 +16,9 @@ mod batches;
 mod calls;
 mod control;
 mod down;
+mod edits;
+mod paging;
+mod account_edits;
 mod files;
 mod filter;
 mod link;
@@ -54,6 +57,9 @@ pub use files::{
 };
 pub use filter::{FilterCondition, FilterError, FilterJudgement, FilterOutcome, FilterScope, FilterSettings};
 pub use down::{DownError, DownLogEntry};
+pub use paging::{ListWindow, Paged, RecordWindow};
+pub use edits::{DefinitionEdit, NumberPage, ProjectUsage, NUMBERS_PAGE};
+pub use account_edits::{AccountEdit, AccountEditError};
 pub use link::AlarmView;
 pub use lists::{ListError, ListKind, ListedNumber};
 pub use notices::{
@@ -527,6 +533,19 @@ const MIGRATIONS: &[&str] = &[
     // every index more slows the link's intake (see the call search benchmark).
     r#"
     ALTER TABLE call_attempts ADD COLUMN extension TEXT;
+    "#,
+    // 17: edit after create (see `edits`, `account_edits`): the names a renamed project had
+    // and until when (call records keep the name of their time), archiving, disabled
+    // accounts.
+    r#"
+    CREATE TABLE project_names (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        name       TEXT NOT NULL,
+        until_at   INTEGER NOT NULL
+    );
+    CREATE INDEX project_names_project ON project_names(project_id, until_at);
+    ALTER TABLE projects ADD COLUMN archived_at INTEGER;
+    ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -729,6 +729,8 @@ impl Store {
         let settings_json = serde_json::to_string(&settings).map_err(|e| CreateProjectError::InvalidSetting { name: "settings", reason: e.to_string() })?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
+        // Call records keep the name a project had at the time of the call (the manual).
+        super::edits::remember_old_name(&tx, id, name)?;
         let updated = tx.execute(
             "UPDATE projects SET name = ?2, script = ?3, hide_middle_digits = ?4, customer_fields = ?5, record_fields = ?6,
                 settings = ?7, phone_mode = ?8, version = version + 1 WHERE id = ?1",

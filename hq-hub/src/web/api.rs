@@ -99,6 +99,7 @@ impl From<LoginError> for ApiError {
     fn from(err: LoginError) -> Self {
         match err {
             LoginError::BadCredentials => ApiError::new(StatusCode::UNAUTHORIZED, err.to_string()),
+            LoginError::Disabled => ApiError::new(StatusCode::FORBIDDEN, err.to_string()),
             LoginError::Db(e) => e.into(),
         }
     }
@@ -189,7 +190,7 @@ impl From<DispatchError> for ApiError {
             | DispatchError::TooManyRows { .. }
             | DispatchError::BadPart { .. }
             | DispatchError::NoRules
-            | DispatchError::NothingLeft => ApiError::bad_request(err.to_string()),
+            | DispatchError::NothingLeft { .. } => ApiError::bad_request(err.to_string()),
             DispatchError::Encode(_) => ApiError::internal(err),
             DispatchError::Db(e) => e.into(),
         }
@@ -538,6 +539,9 @@ pub struct DispatchBody {
 #[derive(Serialize, ToSchema)]
 pub struct DispatchReply {
     pub batch_ids: Vec<i64>,
+    /// Rows of the file no batch took (exclusive counts short of the file, auto rows no rule
+    /// matched): still in the file.
+    pub leftover: u64,
     /// Rows removed (blacklisted) or not sent (already live at the site), with why.
     pub removed: Vec<RemovedRow>,
     /// Auto batches: rows a rule routed (归属数量).
@@ -578,9 +582,11 @@ pub async fn dispatch(
         update_existing: body.update_existing,
         description: body.description,
     };
-    let outcome = blocking(&state, move |store| store.dispatch(&request, &scope)).await??;
+    let tr = caller.tr;
+    let outcome = blocking(&state, move |store| store.dispatch(&request, &scope)).await?.map_err(|e| super::edit::dispatch_refused(tr, e))?;
     Ok(Json(DispatchReply {
-        message: format!("归属数量：{}；未找到归属数量：{}", outcome.attributed, outcome.not_found),
+        message: super::edit::dispatch_summary(tr, &outcome),
+        leftover: outcome.leftover,
         batch_ids: outcome.batch_ids,
         removed: outcome.removed,
         attributed: outcome.attributed,

@@ -19,6 +19,10 @@ mod api;
 mod calls;
 mod calls_files;
 mod console;
+mod edit;
+mod account_edit;
+mod edit_words;
+mod paging;
 mod extract;
 pub mod guard;
 mod home;
@@ -122,6 +126,7 @@ fn register(r: Registry) -> Registry {
     let r = report_api::routes(r);
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
+    let r = edit::routes(account_edit::routes(r));
     r.get("/static/style.css", Public, style_css)
         .get("/static/ui.css", Public, ui_css)
         .get("/static/ui.js", Public, ui_js)

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Form, Multipart, Path, State};
+use axum::extract::{Form, Multipart, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -141,6 +141,10 @@ pub async fn login_submit(
             let error = if tr.is_en() { "Wrong username or password." } else { "账号或密码错误。" };
             render(&LoginPage { tr, user: String::new(), error: error.to_string() })
         }
+        Ok(Err(crate::store::LoginError::Disabled)) => {
+            let error = if tr.is_en() { "This account is disabled: ask an admin to enable it." } else { "该账号已停用：请联系管理员启用。" };
+            render(&LoginPage { tr, user: String::new(), error: error.to_string() })
+        }
         Ok(Err(err)) => ApiError::internal(err).into_response(),
         Err(err) => err.into_response(),
     }
@@ -268,6 +272,7 @@ pub async fn site_code(State(state): State<AppState>, admin: Admin, Path(id): Pa
 }
 
 struct ProjectRow {
+    archived: bool,
     id: i64,
     category: String,
     name: String,
@@ -299,19 +304,21 @@ struct FieldList {
 
 pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Response {
     let loaded = blocking(&state, |store| -> Result<_, crate::store::DbError> {
-        Ok((store.list_categories()?, store.list_projects()?))
+        Ok((store.list_categories()?, (store.list_projects()?, store.archived_projects()?)))
     })
     .await;
-    let (categories, projects) = match loaded {
+    let (categories, (projects, archived)) = match loaded {
         Ok(Ok(pair)) => pair,
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
     let templates: Vec<(i64, String)> = projects.iter().filter(|p| user.scope.project(p.id)).map(|p| (p.id, format!("{} / {}", p.category_name, p.name))).collect();
-    let projects = projects
+    // Archived projects come last, marked (归档: out of the working list, not deleted).
+    let mut projects: Vec<ProjectRow> = projects
         .into_iter()
         .filter(|p| user.scope.project(p.id))
         .map(|p| ProjectRow {
+            archived: archived.contains(&p.id),
             id: p.id,
             category: p.category_name,
             name: p.name,
@@ -320,6 +327,7 @@ pub async fn projects_page(State(state): State<AppState>, user: PageUser) -> Res
             hide: p.hide_middle_digits,
         })
         .collect();
+    projects.sort_by_key(|p| p.archived);
     render(&ProjectsPage {
         tr: user.tr,
         user: user.account.username,
@@ -618,13 +626,21 @@ struct FilesPage {
     tr: Tr,
     user: String,
     files: Vec<FileRow>,
+    pager: super::paging::Pager,
 }
 
-pub async fn files_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>) -> Response {
-    match blocking(&state, |store| store.list_files(None)).await {
-        Ok(Ok(mut files)) => {
-            files.retain(|f| user.scope.project(f.project_id));
-            render(&FilesPage { tr: user.tr, files: file_rows(user.tr, files), user: user.account.username })
+/// 文件管理: the caller's files, newest first, a page at a time, filtered by import date.
+pub async fn files_page(State(state): State<AppState>, Module(user, _): Module<DataFiles>, Query(query): Query<super::paging::ListQuery>) -> Response {
+    let (scope, tr, q) = (user.scope.clone(), user.tr, query.clone());
+    let loaded = blocking(&state, move |store| {
+        let (window, error) = q.window(tr, store.utc_offset_secs());
+        store.files_page(None, &window, &scope).map(|page| (page, error))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((page, error))) => {
+            let pager = query.pager("/files", error, page.next.map(|id| id.to_string()));
+            render(&FilesPage { tr: user.tr, files: file_rows(user.tr, page.items), user: user.account.username, pager })
         }
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
@@ -734,14 +750,11 @@ pub async fn dispatch_file(
     }
     let scope = user.scope.clone();
     let auto = matches!(request.kind, DispatchKind::Auto);
-    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(ApiError::from)).await;
+    let tr = user.tr;
+    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(|e| super::edit::dispatch_refused(tr, e))).await;
     match or_message(result.and_then(|r| r), &user, &back) {
-        Ok(outcome) if auto || !outcome.removed.is_empty() => {
-            let mut text = if user.tr.is_en() {
-                format!("attributed: {}; not found: {}; removed: {}", outcome.attributed, outcome.not_found, outcome.removed.len())
-            } else {
-                format!("归属数量：{}；未找到归属数量：{}；剔除：{}", outcome.attributed, outcome.not_found, outcome.removed.len())
-            };
+        Ok(outcome) if auto || !outcome.removed.is_empty() || outcome.leftover > 0 => {
+            let mut text = super::edit::dispatch_summary(user.tr, &outcome);
             for row in &outcome.removed {
                 let reason = if user.tr.is_en() { &row.reason } else { &row.reason_zh };
                 text.push_str(&format!("\n{} {}: {reason}", row.row, row.phone));
@@ -800,20 +813,27 @@ struct BatchesPage {
     categories: Vec<Category>,
     /// What a one-click pause would stop, for its confirmation.
     pause: super::pause::PausePrompts,
+    pager: super::paging::Pager,
 }
 
-pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>) -> Response {
-    let scope = user.scope.clone();
+/// 下发任务管理: the caller's batches, newest first, a page at a time, filtered by date; the
+/// one-click pause's question counts all of them, not the page.
+pub async fn batches_page(State(state): State<AppState>, Module(user, _): Module<DataBatches>, Query(query): Query<super::paging::ListQuery>) -> Response {
+    let (scope, tr, q) = (user.scope.clone(), user.tr, query.clone());
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
-        Ok((store.list_batches_scoped(&scope)?, store.list_categories()?, store.list_projects()?))
-    });
-    match loaded.await {
-        Ok(Ok((batches, categories, projects))) => render(&BatchesPage {
+        let (window, error) = q.window(tr, store.utc_offset_secs());
+        let all = store.list_batches_scoped(&scope)?;
+        Ok((store.batches_page(&window, &scope)?, all, store.list_categories()?, store.list_projects()?, error))
+    })
+    .await;
+    match loaded {
+        Ok(Ok((page, all, categories, projects, error))) => render(&BatchesPage {
             tr: user.tr,
             user: user.account.username,
-            pause: super::pause::PausePrompts::new(user.tr, &batches, &projects, &categories),
-            batches: batches.iter().map(batch_row).collect(),
+            pause: super::pause::PausePrompts::new(user.tr, &all, &projects, &categories),
+            batches: page.items.iter().map(batch_row).collect(),
             categories,
+            pager: query.pager("/batches", error, page.next.map(|id| id.to_string())),
         }),
         Ok(Err(err)) => ApiError::from(err).into_response(),
         Err(err) => err.into_response(),
@@ -836,16 +856,26 @@ struct RecordsPage {
     batch: BatchRow,
     columns: Vec<String>,
     records: Vec<RecordRow>,
+    pager: super::paging::Pager,
 }
 
-pub async fn records_page(State(state): State<AppState>, Module(user, _): Module<DataBusiness>, Path(id): Path<i64>) -> Response {
+/// 业务记录 of a batch, newest first, a page at a time, filtered by the day saved.
+pub async fn records_page(
+    State(state): State<AppState>,
+    Module(user, _): Module<DataBusiness>,
+    Path(id): Path<i64>,
+    Query(query): Query<super::paging::ListQuery>,
+) -> Response {
+    let (tr, q) = (user.tr, query.clone());
     let loaded = blocking(&state, move |store| -> Result<_, crate::store::DbError> {
         let Some(batch) = store.batch(id)? else { return Ok(None) };
         let project = store.project(batch.project_id)?;
-        Ok(Some((batch, project, store.batch_records(id)?)))
+        let (mut window, error) = q.record_window(tr, store.utc_offset_secs());
+        window.limit += 1;
+        Ok(Some((batch, project, (store.batch_records_window(id, &window)?, error))))
     })
     .await;
-    let (batch, project, records) = match loaded {
+    let (batch, project, (mut records, error)) = match loaded {
         Ok(Ok(Some(found))) if user.scope.project_site(found.0.project_id, found.0.site_id) => found,
         Ok(Ok(_)) => {
             return failed_with(&user, StatusCode::NOT_FOUND, missing(user.tr, "批次", "batch", id), "/batches")
@@ -853,6 +883,13 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
         Ok(Err(err)) => return ApiError::from(err).into_response(),
         Err(err) => return err.into_response(),
     };
+    let next = if records.len() > super::paging::PAGE_ROWS {
+        records.truncate(super::paging::PAGE_ROWS);
+        records.last().map(|r| format!("{}.{}", r.saved_at, r.attempt_id))
+    } else {
+        None
+    };
+    let pager = query.pager(&format!("/batches/{id}/records"), error, next);
     let record_fields = project.map(|p| p.record_fields).unwrap_or_default();
     let columns = record_fields.iter().map(|f| f.title.clone()).collect();
     let records = records
@@ -868,5 +905,5 @@ pub async fn records_page(State(state): State<AppState>, Module(user, _): Module
             saved_at: super::shell::minute(r.saved_at),
         })
         .collect();
-    render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records })
+    render(&RecordsPage { tr: user.tr, user: user.account.username, batch: batch_row(&batch), columns, records, pager })
 }

@@ -212,11 +212,15 @@ struct ModuleOption {
 }
 
 struct RoleRow {
+    id: i64,
     name: String,
     modules: String,
 }
 
 struct AccountRow {
+    id: i64,
+    is_admin: bool,
+    disabled: bool,
     username: String,
     role: String,
     group: String,
@@ -270,7 +274,7 @@ pub async fn accounts_page(State(state): State<AppState>, user: PageUser) -> Res
         is_admin: scope.is_admin(),
         modules: MODULES.iter().map(|(key, zh, e)| ModuleOption { key, label: if en { e } else { zh } }).collect(),
         roles: if scope.has_module("accounts.roles") {
-            roles.iter().map(|r| RoleRow { name: r.name.clone(), modules: r.modules.iter().map(|m| module_label(m)).collect::<Vec<_>>().join("；") }).collect()
+            roles.iter().map(|r| RoleRow { id: r.id, name: r.name.clone(), modules: r.modules.iter().map(|m| module_label(m)).collect::<Vec<_>>().join("；") }).collect()
         } else {
             Vec::new()
         },
@@ -279,6 +283,9 @@ pub async fn accounts_page(State(state): State<AppState>, user: PageUser) -> Res
         accounts: accounts
             .into_iter()
             .map(|a| AccountRow {
+                id: a.id,
+                is_admin: a.is_admin,
+                disabled: a.disabled,
                 role: if a.is_admin { user.tr.text().accounts_admin.to_string() } else { a.role_name.unwrap_or_default() },
                 group: a.group_name.unwrap_or_default(),
                 sites: match a.site_ids {

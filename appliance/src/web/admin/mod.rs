@@ -9,6 +9,7 @@
 //! - [`reports`]: the site's reports and leaderboard (S6-S9), [`report_views`] their
 //!   manual-shaped tables and export, [`report_text`] their words.
 
+pub mod account_edits;
 pub mod accounts_api;
 pub mod data_api;
 pub mod pages;

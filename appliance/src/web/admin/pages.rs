@@ -539,10 +539,18 @@ struct AccountRow {
     username: String,
     kind: &'static str,
     roles: Vec<Choice>,
+    disabled: bool,
 }
 
 struct ModuleTick {
     name: &'static str,
+}
+
+impl ModuleTick {
+    /// Whether `role` has this module (the role editor's ticks).
+    fn in_role(&self, role: &SiteRole) -> bool {
+        role.modules.iter().any(|m| m.as_str() == self.name)
+    }
 }
 
 #[derive(Template)]
@@ -554,6 +562,7 @@ struct RolesPage {
     modules: Vec<ModuleTick>,
     accounts: Vec<AccountRow>,
     role_choices: Vec<Choice>,
+    e: &'static super::account_edits::EditWords,
 }
 
 /// `GET /admin/roles` (S11): roles, staff accounts, applying roles to accounts.
@@ -574,6 +583,7 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
                 selected: current == Some(role.role_id),
             }));
             accounts.push(AccountRow {
+                disabled: state.store.user_disabled(account.user_id)?.unwrap_or(false),
                 user_id: account.user_id,
                 username: account.username,
                 kind: if account.role == Role::Admin { "admin" } else { "agent" },
@@ -589,6 +599,7 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
             modules: Module::ADMIN.iter().chain(Module::AGENT.iter()).map(|m| ModuleTick { name: m.as_str() }).collect(),
             accounts,
             role_choices,
+            e: super::account_edits::words(&headers),
         })
     })();
     match page {
