@@ -160,7 +160,7 @@ pub(super) fn backfill(conn: &mut Connection) -> Result<(), ReportError> {
     }
     let tx = conn.transaction()?;
     // The engine is not loaded yet: the deltas are not needed, the cells are.
-    let mut pending = Pending::default();
+    let mut pending = Pending::buffered();
     {
         let mut stmt = tx.prepare(
             "SELECT site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at, outcome, hangup_side,
@@ -195,6 +195,7 @@ pub(super) fn backfill(conn: &mut Connection) -> Result<(), ReportError> {
             reports::record_business(&tx, r.get(0)?, r.get(1)?, &values, &mut pending)?;
         }
     }
+    reports::flush(&tx, &mut pending)?;
     tx.execute("DELETE FROM report_meta WHERE key = 'hub_backfill_pending'", [])?;
     tx.commit()?;
     Ok(())

@@ -111,7 +111,8 @@ impl Store {
         let now = now_unix();
         // The report engine's changes of this transaction, handed to its cubes once (and
         // only if) it commits; the connection lock keeps commits and hand-overs in order.
-        let mut pending = reports::Pending::default();
+        // Buffered: the run's cell changes are summed and written once, before the commit.
+        let mut pending = reports::Pending::buffered();
         for entry in entries {
             let epoch = epoch_column(entry.epoch);
             let seq = i64::try_from(entry.seq).map_err(other)?;
@@ -137,6 +138,7 @@ impl Store {
                         ],
                     )
                     .map_err(other)?;
+                    reports::flush(&tx, &mut pending).map_err(other)?;
                     tx.commit().map_err(other)?;
                     self.reports.apply(pending);
                     return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
@@ -150,6 +152,7 @@ impl Store {
             .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
             .map_err(other)?;
         }
+        reports::flush(&tx, &mut pending).map_err(other)?;
         tx.commit().map_err(other)?;
         self.reports.apply(pending);
         Ok(())
