@@ -55,6 +55,41 @@ CREATE TABLE report_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO report_meta (key, value) VALUES ('version', 0);
 ";
 
+/// A later migration of the facts' table, which each store appends after [`SCHEMA`]: the
+/// facts keyed by `(site_id, attempt_id)` alone (`WITHOUT ROWID`), so writing one touches
+/// one B-tree instead of a table and its primary-key index.
+pub const FACTS_WITHOUT_ROWID: &str = "
+CREATE TABLE report_facts_keyed (
+    site_id INTEGER NOT NULL,
+    attempt_id INTEGER NOT NULL,
+    has_attempt INTEGER NOT NULL DEFAULT 0,
+    utc_hour INTEGER NOT NULL DEFAULT 0,
+    project_id INTEGER NOT NULL DEFAULT 0,
+    team TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    extension TEXT NOT NULL DEFAULT '',
+    batch_id INTEGER NOT NULL DEFAULT 0,
+    account TEXT NOT NULL DEFAULT '',
+    direction INTEGER NOT NULL DEFAULT 0,
+    hangup INTEGER NOT NULL DEFAULT 0,
+    outcome INTEGER NOT NULL DEFAULT 0,
+    ring_s INTEGER NOT NULL DEFAULT 0,
+    queue_s INTEGER NOT NULL DEFAULT 0,
+    talk_s INTEGER NOT NULL DEFAULT 0,
+    ivr_s INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL DEFAULT 0,
+    combo TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (site_id, attempt_id)
+) WITHOUT ROWID;
+INSERT INTO report_facts_keyed (site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
+    batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo)
+SELECT site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
+    batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo
+FROM report_facts;
+DROP TABLE report_facts;
+ALTER TABLE report_facts_keyed RENAME TO report_facts;
+";
+
 /// A failed engine write or read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -377,10 +412,18 @@ pub fn record_business(
     pending: &mut Pending,
 ) -> Result<(), ReportError> {
     let combo = canonical_combo(values);
-    let previous = stored(tx, site, attempt)?;
-    match &previous {
+    let kept: Option<(bool, String)> = tx
+        .prepare_cached("SELECT has_attempt, combo FROM report_facts WHERE site_id = ?1 AND attempt_id = ?2")?
+        .query_row(params![site, attempt], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let previous = match kept {
         // The same values again (a re-save of other fields): nothing moves.
-        Some((_, old_combo)) if *old_combo == combo => return Ok(()),
+        Some((_, old_combo)) if old_combo == combo => return Ok(()),
+        Some((true, _)) => stored(tx, site, attempt)?,
+        Some((false, old_combo)) => Some((None, old_combo)),
+        None => None,
+    };
+    match &previous {
         Some(_) => {
             tx.prepare_cached("UPDATE report_facts SET combo = ?3 WHERE site_id = ?1 AND attempt_id = ?2")?
                 .execute(params![site, attempt, combo])?;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{open, write_attempt, write_record};
+use common::{open, open_keyed, write_attempt, write_record};
 use proptest::prelude::*;
 use reports::dims::{ACCOUNT, COMBO, HANGUP, PROJECT};
 use reports::oracle::run_brute_force;
@@ -236,8 +236,9 @@ proptest! {
             }
         }
         // The same history again as a sync-up writes it: runs of `run` operations, each in
-        // one transaction whose cell changes are summed and written at its end.
-        let (_dir2, mut conn2) = open();
+        // one transaction whose cell changes are summed and written at its end, into facts
+        // keyed as the hub keeps them.
+        let (_dir2, mut conn2) = open_keyed();
         let buffered = Engine::with_cubes(zone.clone(), cubes());
         buffered.run(&conn2, &queries[0].0, &queries[0].1).unwrap();
         for chunk in ops.chunks(run) {
