@@ -342,7 +342,7 @@ fn contribution(fact: &AttemptFact, combo: &str) -> (i64, CellKey, Measures) {
 const FACT_COLUMNS: &str = "site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
     batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo";
 
-fn fact_params<'a>(fact: &'a AttemptFact, hour: &'a i64, codes: &'a [u8; 3], combo: &'a String) -> [&'a dyn rusqlite::ToSql; 18] {
+fn fact_params<'a>(fact: &'a AttemptFact, hour: &'a i64, codes: &'a [u8; 3], combo: &'a &'a str) -> [&'a dyn rusqlite::ToSql; 18] {
     [
         &fact.site,
         &fact.attempt,
@@ -379,7 +379,7 @@ pub fn record_attempt(tx: &Transaction<'_>, fact: &AttemptFact, pending: &mut Pe
              VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT (site_id, attempt_id) DO NOTHING"
         ))?
-        .execute(&fact_params(fact, &hour, &codes, &fresh_combo)[..])?;
+        .execute(&fact_params(fact, &hour, &codes, &fresh_combo.as_str())[..])?;
     if inserted == 1 {
         return move_contribution(tx, pending, None, Some(contribution(fact, &fresh_combo)));
     }
@@ -395,7 +395,7 @@ pub fn record_attempt(tx: &Transaction<'_>, fact: &AttemptFact, pending: &mut Pe
              ring_s = ?13, queue_s = ?14, talk_s = ?15, ivr_s = ?16, started_at = ?17, combo = ?18
          WHERE site_id = ?1 AND attempt_id = ?2",
     )?
-    .execute(&fact_params(fact, &hour, &codes, &combo)[..])?;
+    .execute(&fact_params(fact, &hour, &codes, &combo.as_str())[..])?;
     let new = Some(contribution(fact, &combo));
     move_contribution(tx, pending, old, new)
 }

@@ -164,11 +164,11 @@ pub(super) fn record_business(
     writes: &mut ReportWrites,
 ) -> Result<(), ReportError> {
     let batch_id = record.batch_id as i64;
-    if !writes.choice_keys.contains_key(&batch_id) {
-        let keys = single_choice_keys(tx, batch_id)?;
-        writes.choice_keys.insert(batch_id, keys);
-    }
-    let values = keep_keys(&writes.choice_keys[&batch_id], &record.values);
+    let keys = match writes.choice_keys.entry(batch_id) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => slot.insert(single_choice_keys(tx, batch_id)?),
+    };
+    let values = keep_keys(keys, &record.values);
     reports::record_business(tx, site, record.attempt_id as i64, &values, &mut writes.pending)
 }
 
