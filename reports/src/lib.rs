@@ -60,7 +60,10 @@ pub use model::{
     Column, Condition, DefError, DefErrorKind, Lang, ReportDef, Statistic, Subject, Tag, MAX_COLUMNS, MAX_CONDITIONS,
     MAX_NAME_CHARS, MAX_TAGS,
 };
-pub use store::{canonical_combo, record_attempt, record_business, version, CellKey, Pending, ReportError, SCHEMA};
+pub use store::{
+    canonical_combo, flush, record_attempt, record_business, version, CellKey, Pending, ReportError, FACTS_WITHOUT_ROWID,
+    SCHEMA,
+};
 pub use table::{day_text, month_text, Filter, KeyPart, ReportTable, Row, Value};
 pub use time::{civil_from_days, days_from_civil, weekday, DayRange, TimeError, TimeFilter, Zone, MAX_RANGE_DAYS};
 

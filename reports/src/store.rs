@@ -11,6 +11,8 @@
 //!   engine that missed a commit's deltas (a write made without applying them) notices and
 //!   reloads instead of answering stale.
 
+use std::collections::HashMap;
+
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,41 @@ CREATE TABLE report_cells (
 ) WITHOUT ROWID;
 CREATE TABLE report_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO report_meta (key, value) VALUES ('version', 0);
+";
+
+/// A later migration of the facts' table, which each store appends after [`SCHEMA`]: the
+/// facts keyed by `(site_id, attempt_id)` alone (`WITHOUT ROWID`), so writing one touches
+/// one B-tree instead of a table and its primary-key index.
+pub const FACTS_WITHOUT_ROWID: &str = "
+CREATE TABLE report_facts_keyed (
+    site_id INTEGER NOT NULL,
+    attempt_id INTEGER NOT NULL,
+    has_attempt INTEGER NOT NULL DEFAULT 0,
+    utc_hour INTEGER NOT NULL DEFAULT 0,
+    project_id INTEGER NOT NULL DEFAULT 0,
+    team TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    extension TEXT NOT NULL DEFAULT '',
+    batch_id INTEGER NOT NULL DEFAULT 0,
+    account TEXT NOT NULL DEFAULT '',
+    direction INTEGER NOT NULL DEFAULT 0,
+    hangup INTEGER NOT NULL DEFAULT 0,
+    outcome INTEGER NOT NULL DEFAULT 0,
+    ring_s INTEGER NOT NULL DEFAULT 0,
+    queue_s INTEGER NOT NULL DEFAULT 0,
+    talk_s INTEGER NOT NULL DEFAULT 0,
+    ivr_s INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL DEFAULT 0,
+    combo TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (site_id, attempt_id)
+) WITHOUT ROWID;
+INSERT INTO report_facts_keyed (site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
+    batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo)
+SELECT site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
+    batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo
+FROM report_facts;
+DROP TABLE report_facts;
+ALTER TABLE report_facts_keyed RENAME TO report_facts;
 ";
 
 /// A failed engine write or read.
@@ -146,18 +183,50 @@ pub fn canonical_combo(values: &[(String, String)]) -> String {
 
 /// The changes one transaction made to the cells, for [`crate::Engine::apply`] once it
 /// committed; one per transaction. Dropped with a rolled-back transaction.
+///
+/// A [`Pending::buffered`] one keeps the cell changes in memory, summed per cell, and writes
+/// them with [`flush`] just before the commit: a sync-up run of a thousand attempts touches
+/// far fewer cells than attempts (unanswered attempts share a cell per hour and batch), and
+/// each cell is then written, and its key encoded, once per transaction.
 #[derive(Debug, Default, Clone)]
 pub struct Pending {
     /// The version before this transaction's first write.
     pub(crate) from_version: Option<i64>,
     pub(crate) to_version: i64,
     pub(crate) deltas: Vec<(i64, CellKey, Measures)>,
+    /// `Some` for a buffered transaction: the summed, not yet written, cell changes.
+    summed: Option<HashMap<(i64, CellKey), Measures>>,
 }
 
 impl Pending {
-    pub fn is_empty(&self) -> bool {
-        self.from_version.is_none()
+    /// A transaction whose cell changes wait in memory until [`flush`]; the store must call
+    /// it before committing, or the cells miss the transaction's attempts.
+    pub fn buffered() -> Pending {
+        Pending { summed: Some(HashMap::new()), ..Pending::default() }
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.from_version.is_none() && self.summed.as_ref().is_none_or(HashMap::is_empty)
+    }
+}
+
+/// Writes a buffered transaction's summed cell changes (see [`Pending::buffered`]), bumping
+/// the version once; a no-op for an unbuffered or unchanged one. Call it inside `tx`, just
+/// before the commit.
+pub fn flush(tx: &Transaction<'_>, pending: &mut Pending) -> Result<(), ReportError> {
+    let Some(summed) = pending.summed.as_mut() else { return Ok(()) };
+    let changes: Vec<((i64, CellKey), Measures)> = summed.drain().filter(|(_, m)| m.iter().any(|v| *v != 0)).collect();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if pending.from_version.is_none() {
+        bump_version(tx, pending)?;
+    }
+    for ((hour, key), m) in changes {
+        add_to_cell(tx, hour, &key, &m)?;
+        pending.deltas.push((hour, key, m));
+    }
+    Ok(())
 }
 
 fn bump_version(tx: &Transaction<'_>, pending: &mut Pending) -> Result<(), ReportError> {
@@ -200,6 +269,18 @@ fn move_contribution(
     new: Option<(i64, CellKey, Measures)>,
 ) -> Result<(), ReportError> {
     if old == new {
+        return Ok(());
+    }
+    if let Some(summed) = pending.summed.as_mut() {
+        // Buffered: summed per cell, written by `flush`.
+        if let Some((hour, key, m)) = old {
+            let cell = summed.entry((hour, key)).or_insert([0; N_MEASURES]);
+            cell.iter_mut().zip(m).for_each(|(c, v)| *c -= v);
+        }
+        if let Some((hour, key, m)) = new {
+            let cell = summed.entry((hour, key)).or_insert([0; N_MEASURES]);
+            cell.iter_mut().zip(m).for_each(|(c, v)| *c += v);
+        }
         return Ok(());
     }
     // One version per transaction: the engine only needs to know where a commit's changes
@@ -258,47 +339,63 @@ fn contribution(fact: &AttemptFact, combo: &str) -> (i64, CellKey, Measures) {
     (fact.started_at.div_euclid(3600), CellKey::of(fact, combo), fact.measures())
 }
 
+const FACT_COLUMNS: &str = "site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
+    batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo";
+
+fn fact_params<'a>(fact: &'a AttemptFact, hour: &'a i64, codes: &'a [u8; 3], combo: &'a &'a str) -> [&'a dyn rusqlite::ToSql; 18] {
+    [
+        &fact.site,
+        &fact.attempt,
+        hour,
+        &fact.project,
+        &fact.team,
+        &fact.agent,
+        &fact.extension,
+        &fact.batch,
+        &fact.account,
+        &codes[0],
+        &codes[1],
+        &codes[2],
+        &fact.ring_seconds,
+        &fact.queue_seconds,
+        &fact.talk_seconds,
+        &fact.ivr_seconds,
+        &fact.started_at,
+        combo,
+    ]
+}
+
 /// Records a finished attempt inside the store's write transaction `tx`. A redelivery of the
 /// same fact changes nothing; a changed fact replaces the old one's contribution.
 pub fn record_attempt(tx: &Transaction<'_>, fact: &AttemptFact, pending: &mut Pending) -> Result<(), ReportError> {
+    let hour = fact.started_at.div_euclid(3600);
+    let codes = [fact.direction.code(), hangup_code(fact.hangup), fact.outcome.code()];
+    let fresh_combo = fact.values.as_deref().map_or_else(|| "[]".to_owned(), canonical_combo);
+    // Insert first: an attempt seen the first time (nearly every one in a sync-up run) has
+    // no stored fact or values to read back.
+    let inserted = tx
+        .prepare_cached(&format!(
+            "INSERT INTO report_facts ({FACT_COLUMNS})
+             VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (site_id, attempt_id) DO NOTHING"
+        ))?
+        .execute(&fact_params(fact, &hour, &codes, &fresh_combo.as_str())[..])?;
+    if inserted == 1 {
+        return move_contribution(tx, pending, None, Some(contribution(fact, &fresh_combo)));
+    }
     let previous = stored(tx, fact.site, fact.attempt)?;
     let combo = match (&fact.values, &previous) {
-        (Some(values), _) => canonical_combo(values),
+        (Some(_), _) | (None, None) => fresh_combo,
         (None, Some((_, combo))) => combo.clone(),
-        (None, None) => "[]".to_owned(),
     };
     let old = previous.and_then(|(f, c)| f.map(|f| contribution(&f, &c)));
     tx.prepare_cached(
-        "INSERT INTO report_facts (site_id, attempt_id, has_attempt, utc_hour, project_id, team, agent, extension,
-             batch_id, account, direction, hangup, outcome, ring_s, queue_s, talk_s, ivr_s, started_at, combo)
-         VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-         ON CONFLICT (site_id, attempt_id) DO UPDATE SET has_attempt = 1, utc_hour = excluded.utc_hour,
-             project_id = excluded.project_id, team = excluded.team, agent = excluded.agent,
-             extension = excluded.extension, batch_id = excluded.batch_id, account = excluded.account,
-             direction = excluded.direction, hangup = excluded.hangup, outcome = excluded.outcome,
-             ring_s = excluded.ring_s, queue_s = excluded.queue_s, talk_s = excluded.talk_s,
-             ivr_s = excluded.ivr_s, started_at = excluded.started_at, combo = excluded.combo",
+        "UPDATE report_facts SET has_attempt = 1, utc_hour = ?3, project_id = ?4, team = ?5, agent = ?6,
+             extension = ?7, batch_id = ?8, account = ?9, direction = ?10, hangup = ?11, outcome = ?12,
+             ring_s = ?13, queue_s = ?14, talk_s = ?15, ivr_s = ?16, started_at = ?17, combo = ?18
+         WHERE site_id = ?1 AND attempt_id = ?2",
     )?
-    .execute(params![
-        fact.site,
-        fact.attempt,
-        fact.started_at.div_euclid(3600),
-        fact.project,
-        fact.team,
-        fact.agent,
-        fact.extension,
-        fact.batch,
-        fact.account,
-        fact.direction.code(),
-        hangup_code(fact.hangup),
-        fact.outcome.code(),
-        fact.ring_seconds,
-        fact.queue_seconds,
-        fact.talk_seconds,
-        fact.ivr_seconds,
-        fact.started_at,
-        combo,
-    ])?;
+    .execute(&fact_params(fact, &hour, &codes, &combo.as_str())[..])?;
     let new = Some(contribution(fact, &combo));
     move_contribution(tx, pending, old, new)
 }
@@ -315,12 +412,27 @@ pub fn record_business(
     pending: &mut Pending,
 ) -> Result<(), ReportError> {
     let combo = canonical_combo(values);
-    let previous = stored(tx, site, attempt)?;
-    tx.prepare_cached(
-        "INSERT INTO report_facts (site_id, attempt_id, combo) VALUES (?1, ?2, ?3)
-         ON CONFLICT (site_id, attempt_id) DO UPDATE SET combo = excluded.combo",
-    )?
-    .execute(params![site, attempt, combo])?;
+    let kept: Option<(bool, String)> = tx
+        .prepare_cached("SELECT has_attempt, combo FROM report_facts WHERE site_id = ?1 AND attempt_id = ?2")?
+        .query_row(params![site, attempt], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let previous = match kept {
+        // The same values again (a re-save of other fields): nothing moves.
+        Some((_, old_combo)) if old_combo == combo => return Ok(()),
+        Some((true, _)) => stored(tx, site, attempt)?,
+        Some((false, old_combo)) => Some((None, old_combo)),
+        None => None,
+    };
+    match &previous {
+        Some(_) => {
+            tx.prepare_cached("UPDATE report_facts SET combo = ?3 WHERE site_id = ?1 AND attempt_id = ?2")?
+                .execute(params![site, attempt, combo])?;
+        }
+        None => {
+            tx.prepare_cached("INSERT INTO report_facts (site_id, attempt_id, combo) VALUES (?1, ?2, ?3)")?
+                .execute(params![site, attempt, combo])?;
+        }
+    }
     if let Some((Some(fact), old_combo)) = previous {
         let old = Some(contribution(&fact, &old_combo));
         let new = Some(contribution(&fact, &combo));

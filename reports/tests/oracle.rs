@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::{open, write_attempt, write_record};
+use common::{open, open_keyed, write_attempt, write_record};
 use proptest::prelude::*;
 use reports::dims::{ACCOUNT, COMBO, HANGUP, PROJECT};
 use reports::oracle::run_brute_force;
 use reports::{
     AttemptFact, Column, Condition, CubeSpec, DayRange, Direction, Engine, Filter, HangupSide, Outcome, ReportDef,
-    Statistic, Subject, Tag, Zone,
+    Pending, Statistic, Subject, Tag, Zone,
 };
 
 /// 2026-03-01 00:00 UTC: the range crosses Europe's and America's summer-time change.
@@ -188,6 +188,29 @@ fn cubes() -> Vec<CubeSpec> {
     cubes
 }
 
+/// Every stored cell, in key order.
+fn cells(conn: &rusqlite::Connection) -> Vec<(i64, String, i64, i64, i64)> {
+    let mut stmt = conn.prepare("SELECT utc_hour, cell, m0, m1, m15 FROM report_cells ORDER BY utc_hour, cell").unwrap();
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+/// `ops` in one transaction with a buffered [`Pending`], flushed before the commit.
+fn write_buffered(conn: &mut rusqlite::Connection, engine: &Engine, ops: &[Op]) -> Result<(), reports::ReportError> {
+    let tx = conn.transaction()?;
+    let mut pending = Pending::buffered();
+    for op in ops {
+        match op {
+            Op::Attempt(fact) => reports::record_attempt(&tx, fact, &mut pending)?,
+            Op::Record { site, attempt, values } => reports::record_business(&tx, *site, *attempt, values, &mut pending)?,
+        }
+    }
+    reports::flush(&tx, &mut pending)?;
+    tx.commit()?;
+    engine.apply(pending);
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
@@ -196,6 +219,7 @@ proptest! {
         ops in proptest::collection::vec(op_strategy(), 1..100),
         queries in proptest::collection::vec((def_strategy(), filter_strategy()), 1..6),
         zone in proptest::sample::select(vec!["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC"]),
+        run in 1..12_usize,
     ) {
         let zone = Zone::new(zone).unwrap();
         let (_dir, mut conn) = open();
@@ -211,12 +235,25 @@ proptest! {
                 }
             }
         }
+        // The same history again as a sync-up writes it: runs of `run` operations, each in
+        // one transaction whose cell changes are summed and written at its end, into facts
+        // keyed as the hub keeps them.
+        let (_dir2, mut conn2) = open_keyed();
+        let buffered = Engine::with_cubes(zone.clone(), cubes());
+        buffered.run(&conn2, &queries[0].0, &queries[0].1).unwrap();
+        for chunk in ops.chunks(run) {
+            write_buffered(&mut conn2, &buffered, chunk).unwrap();
+        }
+        // The same cells, row for row: none left empty, none written twice.
+        prop_assert_eq!(cells(&conn2), cells(&conn));
         let rebuilt = Engine::with_cubes(zone.clone(), cubes());
         let finest = Engine::new(zone.clone());
         for (def, filter) in &queries {
             let want = run_brute_force(&conn, &zone, def, filter).unwrap();
             prop_assert_eq!(&live.run(&conn, def, filter).unwrap(), &want);
             prop_assert_eq!(&rebuilt.run(&conn, def, filter).unwrap(), &want);
+            prop_assert_eq!(&buffered.run(&conn2, def, filter).unwrap(), &want);
+            prop_assert_eq!(&run_brute_force(&conn2, &zone, def, filter).unwrap(), &want);
             // Groups in a hash map rather than a dense array.
             let dense = reports::set_dense_group_limit(0);
             let hashed = finest.run(&conn, def, filter).unwrap();

@@ -547,6 +547,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE projects ADD COLUMN archived_at INTEGER;
     ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 18 and 19: a lighter write per synced attempt. The report facts keyed by (site,
+    // attempt) alone (one B-tree, see `reports::FACTS_WITHOUT_ROWID`); the agent index holds
+    // only the calls an agent took (most predictive attempts reach none, and a search by
+    // agent never looks for the others: `agent = ?` implies the index's condition).
+    reports::FACTS_WITHOUT_ROWID,
+    r#"
+    DROP INDEX calls_agent_time;
+    CREATE INDEX calls_agent_time ON call_attempts(agent, started_at, site_id, attempt_id) WHERE agent IS NOT NULL;
+    "#,
 ];
 
 /// Failure to open the store.

@@ -7,6 +7,8 @@
 //! with [`CallAttemptDetail`]; a plain [`CallAttempt`] (an older site, or the backfill) counts
 //! with those empty, and its ring time from its own timestamps.
 
+use std::collections::HashMap;
+
 use reports::{AttemptFact, Direction, Outcome as FactOutcome, Pending, ReportError};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use sync_protocol::{AttemptKind, CallAttempt, CallAttemptDetail, HangupSide, Outcome};
@@ -49,6 +51,36 @@ fn fact_hangup(side: Option<HangupSide>) -> Option<reports::HangupSide> {
     })
 }
 
+/// One write transaction's report changes, and what it looked up once per batch (a batch's
+/// sub-project, account and field kinds do not change under a sync-up run).
+#[derive(Default)]
+pub(super) struct ReportWrites {
+    pub(super) pending: Pending,
+    origins: HashMap<i64, (i64, String)>,
+    choice_keys: HashMap<i64, Vec<String>>,
+}
+
+impl ReportWrites {
+    /// Cell changes summed in memory and written by [`ReportWrites::flush`].
+    pub(super) fn buffered() -> ReportWrites {
+        ReportWrites { pending: Pending::buffered(), ..ReportWrites::default() }
+    }
+
+    /// Writes the summed cells: call inside the transaction, just before its commit.
+    pub(super) fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), ReportError> {
+        reports::flush(tx, &mut self.pending)
+    }
+
+    fn origin(&mut self, conn: &Connection, batch_id: i64) -> rusqlite::Result<(i64, String)> {
+        if let Some(found) = self.origins.get(&batch_id) {
+            return Ok(found.clone());
+        }
+        let found = batch_origin(conn, batch_id)?;
+        self.origins.insert(batch_id, found.clone());
+        Ok(found)
+    }
+}
+
 /// The sub-project and dispatching account of a batch; `(0, "")` for an attempt of no
 /// batch HQ knows (a hand-dialed number).
 fn batch_origin(tx: &Connection, batch_id: i64) -> rusqlite::Result<(i64, String)> {
@@ -61,11 +93,12 @@ fn batch_origin(tx: &Connection, batch_id: i64) -> rusqlite::Result<(i64, String
 
 fn attempt_fact(
     conn: &Connection,
+    writes: &mut ReportWrites,
     site: i64,
     attempt: &CallAttempt,
     detail: Option<&CallAttemptDetail>,
 ) -> rusqlite::Result<AttemptFact> {
-    let (project, account) = batch_origin(conn, attempt.batch_id as i64)?;
+    let (project, account) = writes.origin(conn, attempt.batch_id as i64)?;
     let rang_until = attempt.answered_at.unwrap_or(attempt.ended_at);
     let ring_seconds = detail.map_or_else(|| (rang_until - attempt.started_at).clamp(0, i64::from(u32::MAX)) as u32, |d| d.ring_seconds);
     Ok(AttemptFact {
@@ -95,25 +128,31 @@ pub(super) fn record_attempt(
     site: i64,
     attempt: &CallAttempt,
     detail: Option<&CallAttemptDetail>,
-    pending: &mut Pending,
+    writes: &mut ReportWrites,
 ) -> Result<(), ReportError> {
-    let fact = attempt_fact(tx, site, attempt, detail)?;
-    reports::record_attempt(tx, &fact, pending)
+    let fact = attempt_fact(tx, writes, site, attempt, detail)?;
+    reports::record_attempt(tx, &fact, &mut writes.pending)
 }
 
-/// The single-choice values of a record of `batch_id`'s sub-project: the only values a
-/// report groups, filters or counts by.
-fn single_choice_values(conn: &Connection, batch_id: i64, values: &[(String, String)]) -> rusqlite::Result<Vec<(String, String)>> {
+/// The keys of the single-choice fields of `batch_id`'s sub-project.
+fn single_choice_keys(conn: &Connection, batch_id: i64) -> rusqlite::Result<Vec<String>> {
     let fields: Option<String> = conn
         .prepare_cached("SELECT p.record_fields FROM batches b JOIN projects p ON p.id = b.project_id WHERE b.id = ?1")?
         .query_row([batch_id], |r| r.get(0))
         .optional()?;
     let specs: Vec<super::FieldSpec> = fields.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default();
-    Ok(values
-        .iter()
-        .filter(|(key, _)| specs.iter().any(|s| s.key == *key && s.kind == FieldSpecKind::SingleChoice))
-        .cloned()
-        .collect())
+    Ok(specs.into_iter().filter(|s| s.kind == FieldSpecKind::SingleChoice).map(|s| s.key).collect())
+}
+
+/// The single-choice values of a record of `batch_id`'s sub-project: the only values a
+/// report groups, filters or counts by.
+fn single_choice_values(conn: &Connection, batch_id: i64, values: &[(String, String)]) -> rusqlite::Result<Vec<(String, String)>> {
+    let keys = single_choice_keys(conn, batch_id)?;
+    Ok(keep_keys(&keys, values))
+}
+
+fn keep_keys(keys: &[String], values: &[(String, String)]) -> Vec<(String, String)> {
+    values.iter().filter(|(key, _)| keys.contains(key)).cloned().collect()
 }
 
 /// Counts a (re-)saved business record, inside the sync-up transaction: the caller calls
@@ -122,10 +161,15 @@ pub(super) fn record_business(
     tx: &Transaction<'_>,
     site: i64,
     record: &sync_protocol::BusinessRecord,
-    pending: &mut Pending,
+    writes: &mut ReportWrites,
 ) -> Result<(), ReportError> {
-    let values = single_choice_values(tx, record.batch_id as i64, &record.values)?;
-    reports::record_business(tx, site, record.attempt_id as i64, &values, pending)
+    let batch_id = record.batch_id as i64;
+    let keys = match writes.choice_keys.entry(batch_id) {
+        std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => slot.insert(single_choice_keys(tx, batch_id)?),
+    };
+    let values = keep_keys(keys, &record.values);
+    reports::record_business(tx, site, record.attempt_id as i64, &values, &mut writes.pending)
 }
 
 fn outcome_from_name(name: &str) -> Outcome {
@@ -160,7 +204,7 @@ pub(super) fn backfill(conn: &mut Connection) -> Result<(), ReportError> {
     }
     let tx = conn.transaction()?;
     // The engine is not loaded yet: the deltas are not needed, the cells are.
-    let mut pending = Pending::default();
+    let mut writes = ReportWrites::buffered();
     {
         let mut stmt = tx.prepare(
             "SELECT site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at, outcome, hangup_side,
@@ -183,7 +227,7 @@ pub(super) fn backfill(conn: &mut Connection) -> Result<(), ReportError> {
                 recording_sha256: None,
                 kind: if kind == "inbound" { AttemptKind::Inbound } else { AttemptKind::Predictive },
             };
-            record_attempt(&tx, r.get(0)?, &attempt, None, &mut pending)?;
+            record_attempt(&tx, r.get(0)?, &attempt, None, &mut writes)?;
         }
     }
     {
@@ -192,9 +236,10 @@ pub(super) fn backfill(conn: &mut Connection) -> Result<(), ReportError> {
         while let Some(r) = rows.next()? {
             let values: Vec<(String, String)> = serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default();
             let values = single_choice_values(&tx, r.get(2)?, &values)?;
-            reports::record_business(&tx, r.get(0)?, r.get(1)?, &values, &mut pending)?;
+            reports::record_business(&tx, r.get(0)?, r.get(1)?, &values, &mut writes.pending)?;
         }
     }
+    writes.flush(&tx)?;
     tx.execute("DELETE FROM report_meta WHERE key = 'hub_backfill_pending'", [])?;
     tx.commit()?;
     Ok(())

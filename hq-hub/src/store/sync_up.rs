@@ -111,7 +111,8 @@ impl Store {
         let now = now_unix();
         // The report engine's changes of this transaction, handed to its cubes once (and
         // only if) it commits; the connection lock keeps commits and hand-overs in order.
-        let mut pending = reports::Pending::default();
+        // Buffered: the run's cell changes are summed and written once, before the commit.
+        let mut writes = report_facts::ReportWrites::buffered();
         for entry in entries {
             let epoch = epoch_column(entry.epoch);
             let seq = i64::try_from(entry.seq).map_err(other)?;
@@ -137,21 +138,23 @@ impl Store {
                         ],
                     )
                     .map_err(other)?;
+                    writes.flush(&tx).map_err(other)?;
                     tx.commit().map_err(other)?;
-                    self.reports.apply(pending);
+                    self.reports.apply(writes.pending);
                     return Err(StoreError::Conflict { epoch: entry.epoch, seq: entry.seq });
                 }
                 None => {}
             }
-            apply_event(&tx, site, entry, epoch, &mut pending)?;
+            apply_event(&tx, site, entry, epoch, &mut writes)?;
             tx.prepare_cached(
                 "INSERT INTO up_applied (site_id, epoch, seq, content_hash, applied_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut stmt| stmt.execute(params![site, epoch, seq, content_hash, now]))
             .map_err(other)?;
         }
+        writes.flush(&tx).map_err(other)?;
         tx.commit().map_err(other)?;
-        self.reports.apply(pending);
+        self.reports.apply(writes.pending);
         Ok(())
     }
 }
@@ -259,21 +262,21 @@ pub(super) fn apply_event(
     site: i64,
     entry: &UpEntry,
     epoch: i64,
-    pending: &mut reports::Pending,
+    writes: &mut report_facts::ReportWrites,
 ) -> StoreResult<()> {
     let seq = bits(entry.seq);
     match &entry.event {
         UpEvent::CallAttempt(attempt) => {
             upsert_attempt(tx, site, attempt, None)?;
-            report_facts::record_attempt(tx, site, attempt, None, pending).map_err(other)?;
+            report_facts::record_attempt(tx, site, attempt, None, writes).map_err(other)?;
         }
         UpEvent::CallAttemptDetail(detail) => {
             upsert_attempt(tx, site, &detail.attempt, Some(&detail.extension))?;
-            report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), pending).map_err(other)?;
+            report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), writes).map_err(other)?;
         }
         UpEvent::BusinessRecord(record) => {
             if upsert_record(tx, site, record)? {
-                report_facts::record_business(tx, site, record, pending).map_err(other)?;
+                report_facts::record_business(tx, site, record, writes).map_err(other)?;
             }
         }
         UpEvent::CustomerEdit(edit) => {

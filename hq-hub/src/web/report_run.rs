@@ -360,6 +360,8 @@ impl Names {
                 (_, "") => none(),
                 _ => text.clone(),
             },
+            // 外呼团队 defaults to the site account: a site without agent groups is its own team.
+            KeyPart::SiteText { site, text } if tag == Tag::Team && text.is_empty() => self.site(*site),
             KeyPart::SiteText { site, text } => {
                 let text = if text.is_empty() { none() } else { text.clone() };
                 format!("{} · {text}", self.site(*site))
@@ -494,5 +496,16 @@ mod tests {
         let values = needs.values(&def, &[8, 2, 1, 90]);
         assert_eq!(values, vec![Some(8.0), Some(2.0), Some(0.25), Some(1.0), Some(90.0)]);
         assert_eq!(needs.values(&def, &[0, 0, 0, 0])[2], None);
+    }
+
+    #[test]
+    fn a_site_without_groups_is_its_own_team() {
+        let names = Names { projects: HashMap::new(), sites: HashMap::from([(3, "杭州职场".to_owned())]), batches: HashMap::new() };
+        let tr = Tr { lang: super::super::Lang::Zh };
+        let no_group = KeyPart::SiteText { site: 3, text: String::new() };
+        assert_eq!(names.label(tr, Tag::Team, &no_group), "杭州职场");
+        let group = KeyPart::SiteText { site: 3, text: "A组".into() };
+        assert_eq!(names.label(tr, Tag::Team, &group), "杭州职场 · A组");
+        assert_eq!(names.label(tr, Tag::Agent, &no_group), "杭州职场 · （无）");
     }
 }

@@ -14,6 +14,13 @@ pub fn open() -> (tempfile::TempDir, Connection) {
     (dir, conn)
 }
 
+/// [`open`], then the later migration of the facts' table, as the hub's store has it.
+pub fn open_keyed() -> (tempfile::TempDir, Connection) {
+    let (dir, conn) = open();
+    conn.execute_batch(reports::FACTS_WITHOUT_ROWID).unwrap();
+    (dir, conn)
+}
+
 pub fn fact(site: i64, attempt: i64, started_at: i64) -> AttemptFact {
     AttemptFact {
         project: 1,
