@@ -12,6 +12,9 @@ use appliance::ApplianceConfig;
 #[derive(Parser)]
 #[command(name = "appliance", about = "Outpost site appliance", version)]
 struct Cli {
+    /// `json` writes one JSON object per log event, for a log collector.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: web_guard::probe::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,13 +70,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    web_guard::probe::init_logging(cli.log_format);
+    match cli.command {
         Command::Enroll { hub, code, data } => {
             appliance::enroll(&data, &hub, &code).await?;
             println!("enrolled with {hub}; start the box with: appliance run --data {}", data.display());
@@ -109,14 +108,27 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run { data, config } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
+            let config_grace = config.stop_grace;
             let shutdown = CancellationToken::new();
-            let running = appliance::start(config, shutdown.clone()).await.context("starting the appliance")?;
+            let mut running = appliance::start(config, shutdown.clone()).await.context("starting the appliance")?;
             println!("web UI on http://{}  SIP on {}", running.http_addr, running.sip_addr);
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-            tracing::info!("stopping");
+            wait_for_stop_signal().await?;
+            tracing::info!(grace_seconds = config_grace.as_secs(), "stopping");
             shutdown.cancel();
             running.wait().await;
+            tracing::info!("stopped");
         }
+    }
+    Ok(())
+}
+
+/// SIGTERM (systemd's stop) or Ctrl-C.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
     }
     Ok(())
 }

@@ -11,8 +11,11 @@ use tokio_util::sync::CancellationToken;
 use hq_hub::HubConfig;
 
 #[derive(Parser)]
-#[command(name = "hq-hub", about = "Outpost HQ hub: console, xlsx import, dispatch and the sync server")]
+#[command(name = "hq-hub", about = "Outpost HQ hub: console, xlsx import, dispatch and the sync server", version)]
 struct Cli {
+    /// `json` writes one JSON object per log event, for a log collector.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: web_guard::probe::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,12 +83,9 @@ fn print_password(username: &str, password: &str) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    web_guard::probe::init_logging(cli.log_format);
+    match cli.command {
         Command::InitAdmin { data, username } => {
             let password = hq_hub::init_admin(&data, &username)?;
             print_password(&username, &password);

@@ -37,6 +37,7 @@ mod accounts;
 mod attribution;
 mod callbacks;
 mod dialing;
+mod health;
 mod hq;
 mod link;
 mod live;
@@ -62,6 +63,7 @@ pub use accounts::{AgentSettings, CreateExtensionError, CreateUserError, Extensi
 pub use attribution::{AllocationReport, AttributionError, SiteRule, attribute};
 pub use callbacks::{CallbackError, CallbackView, DueCallback};
 pub use dialing::{AttemptEnd, ClaimedNumber};
+pub use health::HealthFigures;
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use live::{BoardAgent, LiveBoard};
 pub use manual::{ManualClaim, ManualDialError, MyProject};

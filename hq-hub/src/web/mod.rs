@@ -21,6 +21,7 @@ mod calls_files;
 mod console;
 mod extract;
 pub mod guard;
+mod health;
 mod home;
 mod i18n;
 mod limits;
@@ -120,6 +121,7 @@ fn register(r: Registry) -> Registry {
     let r = report_api::routes(r);
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
+    let r = health::routes(r);
     r.get("/static/style.css", Public, style_css)
         .get("/static/console.js", Public, console_js)
         .get("/static/echarts.min.js", Public, echarts_js)
