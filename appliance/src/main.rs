@@ -39,6 +39,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "admin")]
         username: String,
+        /// Write the password to this file (mode 0600) instead of printing it: for install
+        /// scripts, whose output goes to a log.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Dial a number on one trunk or FXO line (e.g. `gw1/3`) and report what happened; works
     /// while the box runs (it uses its own SIP port). Exit code 0 when the line works.
@@ -57,6 +61,15 @@ enum Command {
         /// Give up ringing after this many seconds.
         #[arg(long, default_value_t = 30)]
         ring_seconds: u64,
+    },
+    /// Check the configuration file and say what the box would run with; exit code 1 and
+    /// the key to fix when it is wrong.
+    CheckConfig {
+        #[arg(long, env = "OUTPOST_DATA", default_value = "/var/lib/outpost")]
+        data: PathBuf,
+        /// Configuration file (default: appliance.toml in the data directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the box until interrupted.
     Run {
@@ -77,10 +90,19 @@ async fn main() -> anyhow::Result<()> {
             appliance::enroll(&data, &hub, &code).await?;
             println!("enrolled with {hub}; start the box with: appliance run --data {}", data.display());
         }
-        Command::InitAdmin { data, username } => {
+        Command::InitAdmin { data, username, password_file } => {
             let password = appliance::init_admin(&data, &username)?;
-            println!("site admin \"{username}\" one-time password: {password}");
-            println!("log in at the box's web UI and hand this password over in person.");
+            match password_file {
+                Some(path) => {
+                    web_guard::password::write_secret_file(&path, &password)
+                        .with_context(|| format!("writing the password to {}", path.display()))?;
+                    println!("site admin \"{username}\" created; its one-time password is in {}", path.display());
+                }
+                None => {
+                    println!("site admin \"{username}\" one-time password: {password}");
+                    println!("log in at the box's web UI and hand this password over in person.");
+                }
+            }
         }
         Command::LineTest { data, config, line, number, ring_seconds } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
@@ -106,6 +128,23 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::CheckConfig { data, config } => match ApplianceConfig::load(&data, config.as_deref()) {
+            Ok(config) => {
+                println!("configuration ok");
+                println!("  web UI {}  SIP {}  public IP {}", config.http_bind, config.sip_bind, config.public_ip);
+                println!("  RTP ports {}-{}  stop grace {} s", config.rtp_ports.0, config.rtp_ports.1, config.stop_grace.as_secs());
+                for trunk in &config.trunks {
+                    println!("  trunk {}: {} ({} channels)", trunk.name, trunk.address, trunk.channels);
+                }
+                if config.trunks.is_empty() {
+                    println!("  no trunk: add [[trunks]] before the box can dial");
+                }
+            }
+            Err(error) => {
+                eprintln!("configuration error: {error}");
+                std::process::exit(1);
+            }
+        },
         Command::Run { data, config } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
             let config_grace = config.stop_grace;

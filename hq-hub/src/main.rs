@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -29,16 +30,20 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "admin")]
         username: String,
+        /// Write the password to this file (mode 0600) instead of printing it: for install
+        /// scripts, whose output goes to a log.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Run the console and the sync link.
     Serve {
         #[arg(long, env = "HQ_HUB_DATA")]
         data: PathBuf,
         /// Console (HTTP) address.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "HQ_HUB_HTTP", default_value = "127.0.0.1:8080")]
         http: SocketAddr,
         /// Sync link (QUIC/UDP) address.
-        #[arg(long, default_value = "127.0.0.1:4433")]
+        #[arg(long, env = "HQ_HUB_SYNC", default_value = "127.0.0.1:4433")]
         sync: SocketAddr,
         /// How long an enrollment code stays valid: a number with s, m, h or d (`90m`, `24h`).
         #[arg(long, env = "HQ_HUB_ENROLLMENT_CODE_TTL", default_value = "24h", value_parser = parse_ttl)]
@@ -75,6 +80,19 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Hands the one-time password over: into `file` (owner-only) when given, else on the terminal.
+fn hand_over(username: &str, password: &str, file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            web_guard::password::write_secret_file(path, password)
+                .with_context(|| format!("writing the password to {}", path.display()))?;
+            println!("First admin account \"{username}\" created; its one-time password is in {}", path.display());
+        }
+        None => print_password(username, password),
+    }
+    Ok(())
+}
+
 fn print_password(username: &str, password: &str) {
     println!("First admin account created. This password is shown only once:");
     println!("  username: {username}");
@@ -86,13 +104,18 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     web_guard::probe::init_logging(cli.log_format);
     match cli.command {
-        Command::InitAdmin { data, username } => {
+        Command::InitAdmin { data, username, password_file } => {
             let password = hq_hub::init_admin(&data, &username)?;
-            print_password(&username, &password);
+            hand_over(&username, &password, password_file.as_deref())?;
         }
         Command::Serve { data, http, sync, enrollment_code_ttl, time_zone } => {
+            // A service's output is its journal: the password goes to a file only the
+            // service's account can read, never into the log.
             if let Some(password) = hq_hub::ensure_admin(&data, "admin")? {
-                print_password("admin", &password);
+                let file = data.join("first-admin-password");
+                web_guard::password::write_secret_file(&file, &password)
+                    .with_context(|| format!("writing the first admin's password to {}", file.display()))?;
+                tracing::warn!(file = %file.display(), "first admin \"admin\" created; its one-time password is in this file");
             }
             let shutdown = CancellationToken::new();
             let hub = hq_hub::start(HubConfig { data_dir: data, http_bind: http, sync_bind: sync, time_zone }, shutdown.clone())
