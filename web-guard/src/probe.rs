@@ -93,10 +93,25 @@ pub fn init_logging(format: LogFormat) {
     }
 }
 
+/// The size of a file system and what an unprivileged writer may still use of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub free_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// [`DiskSpace`] of the file system holding `path` (statvfs through `rustix`, no unsafe).
+pub fn disk_space(path: &std::path::Path) -> Option<DiskSpace> {
+    let stat = rustix::fs::statvfs(path).ok()?;
+    Some(DiskSpace {
+        free_bytes: stat.f_bavail.saturating_mul(stat.f_frsize),
+        total_bytes: stat.f_blocks.saturating_mul(stat.f_frsize),
+    })
+}
+
 /// Free bytes for an unprivileged writer on the file system holding `path`.
 pub fn disk_free_bytes(path: &std::path::Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(path).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    disk_space(path).map(|space| space.free_bytes)
 }
 
 #[cfg(test)]
