@@ -6,9 +6,16 @@
 # Idempotent: on a machine that has them all it touches nothing and needs no network.
 set -euo pipefail
 
+# cargo-deb builds the Debian packages that tests/tests/packages.rs installs.
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "install-test-deps: installing cargo-deb"
+    cargo install cargo-deb --locked
+fi
+
 # fonts-wqy-zenhei: Chromium has no CJK font otherwise, and screenshots of the
 # Chinese UI would show boxes.
-packages=(sip-tester chromium chromium-driver baresip fonts-wqy-zenhei firefox-esr)
+# dpkg-dev and systemd: the package test (dpkg-shlibdeps for the dependencies, systemd-analyze).
+packages=(sip-tester chromium chromium-driver baresip fonts-wqy-zenhei firefox-esr dpkg-dev systemd passwd)
 
 missing=()
 for package in "${packages[@]}"; do

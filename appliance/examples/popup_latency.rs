@@ -144,7 +144,7 @@ async fn run(n_calls: u32, rounds: u32) -> anyhow::Result<Vec<Duration>> {
     let box_thread = std::thread::spawn(move || -> anyhow::Result<()> {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         runtime.block_on(async move {
-            let running = appliance::start(config, box_shutdown.clone()).await?;
+            let mut running = appliance::start(config, box_shutdown.clone()).await?;
             let _ = ready_tx.send((running.http_addr, running.sip_addr));
             box_shutdown.cancelled().await;
             running.wait().await;

@@ -13,6 +13,7 @@
 //! media_timeout_seconds = 60        # hang up an answered call whose customer sends no RTP
 //! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
 //! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
+//! stop_grace_seconds = 30           # on SIGTERM: calls in progress may finish this long
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -63,6 +64,9 @@ pub struct ApplianceConfig {
     pub telephony: TelephonyOptions,
     /// The web server's sessions and the reports' time zone.
     pub web: WebOptions,
+    /// On a stop (SIGTERM, Ctrl-C): no new call is dialed, and the calls in progress may
+    /// finish for this long before they are hung up.
+    pub stop_grace: Duration,
 }
 
 /// The web server's settings.
@@ -108,6 +112,7 @@ struct FileConfig {
     media_timeout_seconds: Option<u64>,
     session_idle_minutes: Option<u64>,
     report_time_zone: Option<String>,
+    stop_grace_seconds: Option<u64>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -154,6 +159,7 @@ impl ApplianceConfig {
             hold_audio: None,
             telephony: TelephonyOptions::default(),
             web: WebOptions::default(),
+            stop_grace: Duration::from_secs(30),
         }
     }
 
@@ -247,6 +253,15 @@ impl ApplianceConfig {
         if let Some(zone) = file.report_time_zone {
             config.web.report_zone =
                 reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
+        }
+        if let Some(seconds) = file.stop_grace_seconds {
+            // systemd's TimeoutStopSec (90 s by default) must leave room for the hang-ups.
+            if seconds > 75 {
+                return Err(invalid(format!(
+                    "stop_grace_seconds = {seconds}: use at most 75 (30 is the default), or systemd kills the box first"
+                )));
+            }
+            config.stop_grace = Duration::from_secs(seconds);
         }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();

@@ -55,7 +55,7 @@ pub struct Appliance {
 
 impl Appliance {
     /// Waits until every part has stopped (after the shutdown token is cancelled).
-    pub async fn wait(mut self) {
+    pub async fn wait(&mut self) {
         while let Some(result) = self.tasks.join_next().await {
             if let Err(error) = result {
                 tracing::error!(%error, "an appliance task panicked");
@@ -83,11 +83,18 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     let desk = Arc::new(Desk::default());
     let mut tasks = JoinSet::new();
 
+    // A stop goes in order: the lines first (calls may finish, see `stop_grace`), then the
+    // web (agents save their records meanwhile) and the link (it carries what the last calls
+    // wrote up to HQ first, for a few seconds).
+    let lines_done = CancellationToken::new();
+    let link_stop = CancellationToken::new();
     let (link_tx, link_rx) = watch::channel(LinkView::NotEnrolled);
-    sync::spawn(&config.data_dir, store.clone(), link_tx, shutdown.clone(), &mut tasks);
+    sync::spawn(&config.data_dir, store.clone(), link_tx, link_stop.clone(), &mut tasks);
+    tasks.spawn(stop_link_after_flush(store.clone(), link_rx.clone(), lines_done.clone(), link_stop));
 
     let (driver, sip_addr) =
-        driver::spawn(&config, store.clone(), desk.clone(), shutdown.clone(), &mut tasks).await;
+        driver::spawn(&config, store.clone(), desk.clone(), shutdown.clone(), lines_done.clone().drop_guard(), &mut tasks)
+            .await;
 
     let listener = tokio::net::TcpListener::bind(config.http_bind)
         .await
@@ -99,17 +106,59 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
         tracing::info!(pruned, "web sessions idle past the limit were removed");
     }
     let app = web::router(web::AppState::new(store.clone(), desk, driver, link_rx).with_session_idle(idle));
-    let web_shutdown = shutdown.clone();
     tasks.spawn(async move {
+        let web_done = lines_done.clone();
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(async move { web_shutdown.cancelled().await })
-            .await;
-        if let Err(error) = served {
-            tracing::error!(%error, "web server stopped");
+            .with_graceful_shutdown(async move { web_done.cancelled().await });
+        // Requests in flight get a moment to finish; the desks' event streams never end by
+        // themselves, so they are cut then.
+        tokio::select! {
+            served = served => {
+                if let Err(error) = served {
+                    tracing::error!(%error, "web server stopped");
+                }
+            }
+            _ = async {
+                lines_done.cancelled().await;
+                tokio::time::sleep(WEB_DRAIN).await;
+            } => tracing::info!("the web's open connections were closed by the stop"),
         }
     });
     tracing::info!(%http_addr, %sip_addr, "appliance started");
     Ok(Appliance { http_addr, sip_addr, store, tasks })
+}
+
+/// How long a stopping box's web finishes the requests in flight.
+const WEB_DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a stopping box keeps the link up for HQ to take what its last calls wrote.
+const LINK_FLUSH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stops the link once the lines are done and the outbox is empty (or the link is not up,
+/// or [`LINK_FLUSH`] has passed): what is left stays in the outbox for the next start.
+async fn stop_link_after_flush(
+    store: Arc<Store>,
+    link: watch::Receiver<LinkView>,
+    lines_done: CancellationToken,
+    link_stop: CancellationToken,
+) {
+    lines_done.cancelled().await;
+    let until = tokio::time::Instant::now() + LINK_FLUSH;
+    while tokio::time::Instant::now() < until && matches!(*link.borrow(), LinkView::Online { .. }) {
+        match store.outbox_len() {
+            Ok(0) => break,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the outbox while stopping");
+                break;
+            }
+        }
+    }
+    let left = store.outbox_len().unwrap_or(0);
+    if left > 0 {
+        tracing::info!(left, "stopping with entries for HQ still in the outbox; they go up after the restart");
+    }
+    link_stop.cancel();
 }
 
 /// Creates (or resets) the site admin account `username`; returns a fresh one-time password

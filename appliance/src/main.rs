@@ -12,6 +12,9 @@ use appliance::ApplianceConfig;
 #[derive(Parser)]
 #[command(name = "appliance", about = "Outpost site appliance", version)]
 struct Cli {
+    /// `json` writes one JSON object per log event, for a log collector.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: web_guard::probe::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,6 +39,10 @@ enum Command {
         data: PathBuf,
         #[arg(long, default_value = "admin")]
         username: String,
+        /// Write the password to this file (mode 0600) instead of printing it: for install
+        /// scripts, whose output goes to a log.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
     },
     /// Dial a number on one trunk or FXO line (e.g. `gw1/3`) and report what happened; works
     /// while the box runs (it uses its own SIP port). Exit code 0 when the line works.
@@ -55,6 +62,15 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         ring_seconds: u64,
     },
+    /// Check the configuration file and say what the box would run with; exit code 1 and
+    /// the key to fix when it is wrong.
+    CheckConfig {
+        #[arg(long, env = "OUTPOST_DATA", default_value = "/var/lib/outpost")]
+        data: PathBuf,
+        /// Configuration file (default: appliance.toml in the data directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run the box until interrupted.
     Run {
         #[arg(long, env = "OUTPOST_DATA")]
@@ -67,21 +83,26 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    web_guard::probe::init_logging(cli.log_format);
+    match cli.command {
         Command::Enroll { hub, code, data } => {
             appliance::enroll(&data, &hub, &code).await?;
             println!("enrolled with {hub}; start the box with: appliance run --data {}", data.display());
         }
-        Command::InitAdmin { data, username } => {
+        Command::InitAdmin { data, username, password_file } => {
             let password = appliance::init_admin(&data, &username)?;
-            println!("site admin \"{username}\" one-time password: {password}");
-            println!("log in at the box's web UI and hand this password over in person.");
+            match password_file {
+                Some(path) => {
+                    web_guard::password::write_secret_file(&path, &password)
+                        .with_context(|| format!("writing the password to {}", path.display()))?;
+                    println!("site admin \"{username}\" created; its one-time password is in {}", path.display());
+                }
+                None => {
+                    println!("site admin \"{username}\" one-time password: {password}");
+                    println!("log in at the box's web UI and hand this password over in person.");
+                }
+            }
         }
         Command::LineTest { data, config, line, number, ring_seconds } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
@@ -107,16 +128,46 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
+        Command::CheckConfig { data, config } => match ApplianceConfig::load(&data, config.as_deref()) {
+            Ok(config) => {
+                println!("configuration ok");
+                println!("  web UI {}  SIP {}  public IP {}", config.http_bind, config.sip_bind, config.public_ip);
+                println!("  RTP ports {}-{}  stop grace {} s", config.rtp_ports.0, config.rtp_ports.1, config.stop_grace.as_secs());
+                for trunk in &config.trunks {
+                    println!("  trunk {}: {} ({} channels)", trunk.name, trunk.address, trunk.channels);
+                }
+                if config.trunks.is_empty() {
+                    println!("  no trunk: add [[trunks]] before the box can dial");
+                }
+            }
+            Err(error) => {
+                eprintln!("configuration error: {error}");
+                std::process::exit(1);
+            }
+        },
         Command::Run { data, config } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
+            let config_grace = config.stop_grace;
             let shutdown = CancellationToken::new();
-            let running = appliance::start(config, shutdown.clone()).await.context("starting the appliance")?;
+            let mut running = appliance::start(config, shutdown.clone()).await.context("starting the appliance")?;
             println!("web UI on http://{}  SIP on {}", running.http_addr, running.sip_addr);
-            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-            tracing::info!("stopping");
+            wait_for_stop_signal().await?;
+            tracing::info!(grace_seconds = config_grace.as_secs(), "stopping");
             shutdown.cancel();
             running.wait().await;
+            tracing::info!("stopped");
         }
+    }
+    Ok(())
+}
+
+/// SIGTERM (systemd's stop) or Ctrl-C.
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
     }
     Ok(())
 }

@@ -192,6 +192,9 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("GET", "/assets/echarts.min.js", Public, "/assets/echarts.min.js".into(), None),
         ("GET", "/assets/reports.js", Public, "/assets/reports.js".into(), None),
         ("GET", "/api/openapi.json", Public, "/api/openapi.json".into(), None),
+        ("GET", "/healthz", Public, "/healthz".into(), None),
+        ("GET", "/readyz", Public, "/readyz".into(), None),
+        ("GET", "/metrics", Public, "/metrics".into(), None),
         ("POST", "/api/login", Public, "/api/login".into(), Some(json!({"username": "nobody", "password": "x"}))),
         ("POST", "/api/logout", SignedIn, "/api/logout".into(), None),
         ("GET", "/api/status", SignedIn, "/api/status".into(), None),
@@ -418,7 +421,7 @@ async fn sessions_survive_a_restart_and_end_when_idle() -> anyhow::Result<()> {
     assert_ne!(stored[0], token);
 
     // Restart over the same data directory: the same cookie still works.
-    let Site { appliance, shutdown, dir, _stop, .. } = site;
+    let Site { mut appliance, shutdown, dir, _stop, .. } = site;
     drop(_stop);
     shutdown.cancel();
     appliance.wait().await;

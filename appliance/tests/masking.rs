@@ -98,6 +98,7 @@ async fn site_with_a_call() -> anyhow::Result<(Site, u64)> {
         hold_audio: None,
         telephony: Default::default(),
         web: Default::default(),
+        stop_grace: std::time::Duration::from_secs(30),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

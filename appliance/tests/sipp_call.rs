@@ -325,3 +325,112 @@ async fn a_trunk_answering_503_fails_over_to_the_next_as_appliance_toml_says() -
     assert_eq!(trunks, ["primary", "backup"], "{status}");
     Ok(())
 }
+
+/// Registers agent1's phone (a SIPp UAS on its own port) and returns the answering SIPp.
+async fn agent_phone(site: &Site, scenario: &str) -> anyhow::Result<Sipp> {
+    let logs = site.dir.path().to_path_buf();
+    let agent_port = free_udp_port();
+    let phone = Sipp::start("agent", scenario, agent_port, &[], &logs)?;
+    let register_args: Vec<String> = vec![
+        site.appliance.sip_addr.to_string(),
+        "-s".into(),
+        EXTENSION.into(),
+        "-au".into(),
+        EXTENSION.into(),
+        "-ap".into(),
+        SIP_PASSWORD.into(),
+        "-key".into(),
+        "contact_port".into(),
+        agent_port.to_string(),
+    ];
+    Sipp::start("register", "agent_register.xml", free_udp_port(), &register_args, &logs)?
+        .finish(Duration::from_secs(15))
+        .await?;
+    Ok(phone)
+}
+
+/// The agent goes 可回接, the task starts, and the call is put through: returns once the
+/// agent's popup arrived (the customer answered and the agent's phone is being bridged).
+async fn call_in_progress(site: &Site) -> anyhow::Result<reqwest::Response> {
+    post(&site.agent, format!("{}/api/agent/state", site.url), json!({"state": "available"})).await?;
+    let mut events = site.agent.get(format!("{}/api/agent/events", site.url)).send().await?;
+    post(&site.admin, format!("{}/api/tasks/77/start", site.url), json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20}))
+        .await?;
+    next_popup(&mut events, &mut String::new(), Duration::from_secs(20)).await?;
+    Ok(events)
+}
+
+/// A WAV file whose RIFF and data sizes agree with its length (a recording closed, not cut).
+fn assert_closed_wav(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path)?;
+    anyhow::ensure!(bytes.len() > 44 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WAVE", "not a WAV: {path:?}");
+    let riff = u32::from_le_bytes(bytes[4..8].try_into()?) as usize;
+    anyhow::ensure!(riff == bytes.len() - 8, "RIFF size {riff} for a file of {} bytes", bytes.len());
+    let data_at = bytes.windows(4).position(|w| w == b"data").context("a data chunk")?;
+    let data = u32::from_le_bytes(bytes[data_at + 4..data_at + 8].try_into()?) as usize;
+    anyhow::ensure!(data_at + 8 + data == bytes.len(), "data size {data} at {data_at} for {} bytes", bytes.len());
+    anyhow::ensure!(data > 8000, "under a second of audio: {data} bytes");
+    Ok(())
+}
+
+/// A stop (what SIGTERM does) during a call: no new dial, the call goes on for the grace,
+/// then the box hangs up both legs itself; the recording is closed with a valid header and
+/// the attempt is written as connected (nothing for the next start to repair).
+#[tokio::test]
+async fn a_stop_lets_the_call_run_for_the_grace_then_hangs_up_and_closes_the_recording() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let mut site = start_site_with(carrier_port, 3, |config| config.stop_grace = Duration::from_secs(3)).await?;
+    let phone = agent_phone(&site, "agent_answer.xml").await?;
+    let carrier = Sipp::start("carrier", "carrier_answer_wait.xml", carrier_port, &[], &site.dir.path().to_path_buf())?;
+    let _events = call_in_progress(&site).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let stopped = std::time::Instant::now();
+    site.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), site.appliance.wait()).await.context("the box did not stop")?;
+    let took = stopped.elapsed();
+    assert!(took >= Duration::from_secs(3), "stopped after {took:?}: the call did not get its grace");
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    // Both SIPp peers got the box's BYE and answered it (they fail on anything else).
+    carrier.finish(Duration::from_secs(10)).await?;
+    phone.finish(Duration::from_secs(10)).await?;
+
+    let store = &site.appliance.store;
+    let entries = store.outbox_after(0, 100)?;
+    let attempts: Vec<CallAttempt> = entries.iter().filter_map(|entry| attempt(&entry.event)).collect();
+    assert_eq!(attempts.len(), 1, "one call only, none dialed after the stop: {attempts:?}");
+    assert_eq!(attempts[0].outcome, Outcome::Connected, "{attempts:?}");
+    assert!(attempts[0].recording_sha256.is_some());
+    let recordings: Vec<_> = std::fs::read_dir(site.dir.path().join("recordings"))?.collect::<Result<_, _>>()?;
+    assert_eq!(recordings.len(), 1, "{recordings:?}");
+    assert_closed_wav(&recordings[0].path())?;
+    assert_eq!(store.recover_interrupted()?, 0, "an attempt was left open");
+    Ok(())
+}
+
+/// A stop while a call is about to end by itself: the box waits for it (not the whole grace)
+/// and stops as soon as it is over.
+#[tokio::test]
+async fn a_stop_waits_for_a_call_that_ends_within_the_grace() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let mut site = start_site_with(carrier_port, 3, |config| config.stop_grace = Duration::from_secs(40)).await?;
+    let phone = agent_phone(&site, "agent_answer.xml").await?;
+    let logs = site.dir.path().to_path_buf();
+    let carrier = Sipp::start("carrier", "carrier_answer.xml", carrier_port, &["-d".into(), "4000".into()], &logs)?;
+    let _events = call_in_progress(&site).await?;
+
+    let stopped = std::time::Instant::now();
+    site.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), site.appliance.wait()).await.context("the box did not stop")?;
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(15), "stopped after {took:?}, not when the call ended");
+    carrier.finish(Duration::from_secs(10)).await?;
+    phone.finish(Duration::from_secs(10)).await?;
+    let attempts: Vec<CallAttempt> =
+        site.appliance.store.outbox_after(0, 100)?.iter().filter_map(|entry| attempt(&entry.event)).collect();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, Outcome::Connected, "the customer hung up: {attempts:?}");
+    let recordings: Vec<_> = std::fs::read_dir(site.dir.path().join("recordings"))?.collect::<Result<_, _>>()?;
+    assert_closed_wav(&recordings[0].path())?;
+    Ok(())
+}

@@ -44,6 +44,7 @@ async fn start_site(rtp_base: u16) -> anyhow::Result<Site> {
         hold_audio: None,
         telephony: Default::default(),
         web: Default::default(),
+        stop_grace: std::time::Duration::from_secs(30),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

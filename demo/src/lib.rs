@@ -289,6 +289,7 @@ async fn start_site(
             hold_audio: None,
             telephony: Default::default(),
             web: Default::default(),
+            stop_grace: std::time::Duration::from_secs(30),
         },
         shutdown.clone(),
     )

@@ -379,3 +379,49 @@ async fn sub_admin_cannot_mint_a_code_through_the_form_route() -> Result<()> {
     }
     h.stop().await
 }
+
+/// The value of one sample line `name` (with its labels) in an OpenMetrics page.
+fn sample(page: &str, name: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// The hub's probes without a login: `/healthz`, `/readyz`, and `/metrics` following a real
+/// box's link (QUIC with mutual TLS) up and down, and the down log it has not taken yet.
+#[tokio::test]
+async fn probes_follow_a_box_online_and_offline() -> Result<()> {
+    let h = Harness::start().await?;
+    let anonymous = reqwest::Client::new();
+    let get = |path: &str| anonymous.get(format!("{}{path}", h.base)).send();
+    let health = get("/healthz").await?;
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.text().await?, "ok\n");
+    let ready = get("/readyz").await?;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await?;
+    assert_eq!(ready, json!({"ready": true, "store": "ok", "sites_online": 0, "problems": []}));
+
+    let site = h.site("杭州职场").await?;
+    let code = h.admin.mint(site).await?;
+    let mut running = run_box(h.enroll("box", &code).await?);
+    running.wait_online().await?;
+    wait_until("the hub shows the site online", || async { Ok(h.admin.site(site).await?["online"] == true) }).await?;
+    let metrics = get("/metrics").await?;
+    let kind = metrics.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    let page = metrics.text().await?;
+    assert_eq!(sample(&page, "outpost_sites_online"), Some(1.0), "{page}");
+    assert_eq!(sample(&page, "outpost_site_link_up{site=\"杭州职场\"}"), Some(1.0), "{page}");
+    assert_eq!(sample(&page, "outpost_imports_running"), Some(0.0), "{page}");
+    assert!(sample(&page, "outpost_disk_free_bytes").is_some_and(|bytes| bytes > 0.0), "{page}");
+
+    // Offline, HQ writes for the site: the backlog grows by what the box has not taken.
+    running.stop().await?;
+    wait_until("the hub shows the site offline", || async { Ok(h.admin.site(site).await?["online"] == false) }).await?;
+    let before = sample(&get("/metrics").await?.text().await?, "outpost_site_down_backlog{site=\"杭州职场\"}").context("backlog")?;
+    h.admin.ok("/api/announcements", json!({ "title": "停机通知", "body": "今晚维护" })).await?;
+    let page = get("/metrics").await?.text().await?;
+    assert_eq!(sample(&page, "outpost_site_link_up{site=\"杭州职场\"}"), Some(0.0), "{page}");
+    assert_eq!(sample(&page, "outpost_sites_online"), Some(0.0), "{page}");
+    assert_eq!(sample(&page, "outpost_site_down_backlog{site=\"杭州职场\"}"), Some(before + 1.0), "{page}");
+    Ok(())
+}

@@ -291,7 +291,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
 
     let box_shutdown = CancellationToken::new();
     let admin_password = appliance::init_admin(&box_dir, "siteadmin")?;
-    let stranger_box = appliance::start(
+    let mut stranger_box = appliance::start(
         appliance::ApplianceConfig {
             data_dir: box_dir,
             http_bind: SocketAddr::new(localhost, 0),
@@ -302,6 +302,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             hold_audio: None,
             telephony: Default::default(),
             web: Default::default(),
+            stop_grace: std::time::Duration::from_secs(30),
         },
         box_shutdown.clone(),
     )

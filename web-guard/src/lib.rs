@@ -8,6 +8,8 @@
 //! - [`headers`]: the security headers every response carries (a CSP without inline script,
 //!   no framing, `nosniff`, a referrer policy).
 //! - [`password`]: a login for an unknown user costs the same argon2 work as a wrong password.
+//! - [`probe`]: the `/metrics` page's OpenMetrics text (through `prometheus-client`) and the
+//!   free disk both servers report.
 //! - [`protect`]: the middleware that applies the Origin check and the headers to a router.
 //!
 //! Why hand-written rather than a CSRF-token or rate-limit crate: both servers need exactly
@@ -21,6 +23,7 @@
 pub mod headers;
 pub mod origin;
 pub mod password;
+pub mod probe;
 pub mod throttle;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

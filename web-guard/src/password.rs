@@ -61,3 +61,40 @@ mod tests {
         assert!(unknown * 4 > wrong, "unknown user took {unknown:?}, wrong password {wrong:?}");
     }
 }
+
+/// Writes a one-time password to `path`, readable by its owner only (mode 0600, set when
+/// the file is created, so it is never readable by others even for a moment): the way a
+/// package's install script hands the first admin's password to the installer without
+/// printing it into a log.
+pub fn write_secret_file(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // A file left from an earlier install may have looser permissions: replace it.
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod secret_file_tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_secret_file_is_the_owners_only_even_over_a_loose_old_one() {
+        let dir = std::env::temp_dir().join(format!("outpost-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("admin-password");
+        std::fs::write(&path, "old").expect("old file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("loosen");
+        super::write_secret_file(&path, "Abc234xyz").expect("written");
+        let meta = std::fs::metadata(&path).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "Abc234xyz\n");
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+}

@@ -127,6 +127,11 @@ impl DriverHandle {
         DriverHandle { sender: None, problem: Some(problem) }
     }
 
+    /// Whether the lines started (the SIP socket is bound and the driver runs).
+    pub fn lines_running(&self) -> bool {
+        self.sender.as_ref().is_some_and(|sender| !sender.is_closed())
+    }
+
     /// Asks the driver to place an agent's own call; answers once the number is dialing.
     pub async fn manual_dial(&self, agent: AgentLive, target: ManualTarget) -> Result<ManualStarted, String> {
         let Some(sender) = &self.sender else {

@@ -75,6 +75,7 @@ pub async fn spawn(
     store: Arc<Store>,
     desk: Arc<Desk>,
     shutdown: CancellationToken,
+    done: tokio_util::sync::DropGuard,
     tasks: &mut JoinSet<()>,
 ) -> (DriverHandle, SocketAddr) {
     let extensions = match store.extensions() {
@@ -92,6 +93,11 @@ pub async fn spawn(
         Ok(started) => started,
         Err(error) => {
             tracing::error!(%error, "telephony did not start; the box runs without lines");
+            // No lines to stop: done as soon as the box stops.
+            tasks.spawn(async move {
+                shutdown.cancelled().await;
+                drop(done);
+            });
             return (DriverHandle::without_lines(error.to_string()), config.sip_bind);
         }
     };
@@ -113,8 +119,46 @@ pub async fn spawn(
         told_due: std::collections::HashSet::new(),
         hold_music: HashMap::new(),
     };
-    tasks.spawn(driver.run(inbox, events, shutdown));
+    let grace = config.stop_grace;
+    tasks.spawn(async move {
+        // Dropped when the driver is done: the web and the link stop after the calls.
+        let _done = done;
+        driver.run(inbox, events, shutdown, grace).await;
+    });
     (DriverHandle::new(sender), sip_addr)
+}
+
+/// Where a stop (SIGTERM) is: calls finish during the grace, then are hung up and given a
+/// few seconds for their hang-ups to complete (so recordings close with valid headers and
+/// each attempt is written as it ended, not as "interrupted").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopping {
+    Running,
+    Draining { until: Instant },
+    HangingUp { until: Instant },
+    Done,
+}
+
+/// How long hung-up calls get to end on the wire (BYE answered, recording closed).
+const HANG_UP_WAIT: Duration = Duration::from_secs(5);
+
+impl Stopping {
+    fn deadline(self) -> Option<tokio::time::Instant> {
+        match self {
+            Stopping::Draining { until } | Stopping::HangingUp { until } => Some(until),
+            Stopping::Running | Stopping::Done => None,
+        }
+    }
+
+    fn next(self, no_calls: bool, now: Instant) -> Stopping {
+        match self {
+            Stopping::Running => Stopping::Running,
+            _ if no_calls => Stopping::Done,
+            Stopping::Draining { until } if now >= until => Stopping::HangingUp { until: now + HANG_UP_WAIT },
+            Stopping::HangingUp { until } if now >= until => Stopping::Done,
+            other => other,
+        }
+    }
 }
 
 /// One task being dialed.
@@ -250,8 +294,10 @@ impl Driver {
         mut inbox: mpsc::UnboundedReceiver<DriverMsg>,
         mut events: mpsc::UnboundedReceiver<LineEvent>,
         shutdown: CancellationToken,
+        grace: Duration,
     ) {
         self.reconcile_tasks();
+        let mut stop = Stopping::Running;
         let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut callbacks = tokio::time::interval(CALLBACKS_EVERY);
@@ -265,9 +311,15 @@ impl Driver {
                 .min()
                 .map(|at| self.origin + at)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let deadline = stop.deadline().unwrap_or(wake);
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled(), if stop == Stopping::Running => {
+                    stop = Stopping::Draining { until: Instant::now() + grace };
+                    self.stop_dialing();
+                }
+                _ = tokio::time::sleep_until(deadline), if stop != Stopping::Running => {}
                 message = inbox.recv() => match message {
+                    Some(message) if stop != Stopping::Running => self.on_message_stopping(message),
                     Some(message) => self.on_message(message),
                     None => break,
                 },
@@ -279,20 +331,53 @@ impl Driver {
                     }
                 },
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = reconcile.tick() => self.reconcile_tasks(),
-                _ = callbacks.tick() => {
+                // A stopping box re-reads no task (that would restart the dialing) and
+                // places no callback.
+                _ = reconcile.tick(), if stop == Stopping::Running => self.reconcile_tasks(),
+                _ = callbacks.tick(), if stop == Stopping::Running => {
                     self.run_due_callbacks();
                     self.publish_agent_counts();
                 }
             }
             // HQ's wall sees every change (the store ignores an unchanged board).
             self.publish_board();
+            match stop.next(self.calls.is_empty(), Instant::now()) {
+                Stopping::Done => break,
+                Stopping::HangingUp { until } if !matches!(stop, Stopping::HangingUp { .. }) => {
+                    tracing::warn!(calls = self.calls.len(), "the stop's grace is over; hanging up the calls left");
+                    for call in self.calls.keys() {
+                        self.telephony.hangup(*call);
+                    }
+                    stop = Stopping::HangingUp { until };
+                }
+                next => stop = next,
+            }
         }
-        for call in self.calls.keys() {
-            self.telephony.hangup(*call);
+        if !self.calls.is_empty() {
+            tracing::error!(calls = self.calls.len(), "calls did not end after their hang-up; the next start closes them");
         }
         // Whatever is queued is written before the driver goes.
         self.writer.flush();
+        tracing::info!("the lines have stopped");
+    }
+
+    /// While the box stops: status and record saves as usual, no new call.
+    fn on_message_stopping(&mut self, message: DriverMsg) {
+        match message {
+            DriverMsg::ManualDial { reply, .. } => {
+                let _ = reply.send(Err("the box is stopping; calls resume after its restart".to_string()));
+            }
+            DriverMsg::TasksChanged | DriverMsg::ExtensionsChanged => {}
+            other => self.on_message(other),
+        }
+    }
+
+    /// The stop's first step: every task dials no more; calls in progress go on.
+    fn stop_dialing(&mut self) {
+        tracing::info!(calls = self.calls.len(), "stopping: no new calls; the calls in progress may finish");
+        for run in self.tasks.values_mut() {
+            run.stopping = true;
+        }
     }
 
     fn on_message(&mut self, message: DriverMsg) {

@@ -184,10 +184,7 @@ impl Store {
     }
 
     fn disk_alarm(&self) -> Option<SiteAlarm> {
-        let dir = self.path.parent()?;
-        let stats = rustix::fs::statvfs(dir).ok()?;
-        let total_bytes = stats.f_blocks.saturating_mul(stats.f_frsize);
-        let free_bytes = stats.f_bavail.saturating_mul(stats.f_frsize);
+        let web_guard::probe::DiskSpace { free_bytes, total_bytes } = web_guard::probe::disk_space(self.path.parent()?)?;
         let low = free_bytes < DISK_LOW_BYTES || free_bytes.saturating_mul(100) < total_bytes.saturating_mul(DISK_LOW_PERCENT);
         low.then_some(SiteAlarm::DiskLow { free_bytes, total_bytes })
     }

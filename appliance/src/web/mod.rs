@@ -21,6 +21,7 @@ pub mod admin;
 pub mod desk;
 pub mod export;
 pub mod guard;
+pub mod health;
 pub mod i18n;
 pub mod limits;
 pub mod openapi;
@@ -96,6 +97,7 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/api/openapi.json", openapi::document)
         .post("/api/login", session::login)
         .post("/api/logout", session::logout)
+        .merge(health::routes)
         // Any signed-in account.
         .get("/api/status", shared::status)
         .get("/api/announcements", shared::announcements)

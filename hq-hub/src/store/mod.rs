@@ -21,6 +21,7 @@ mod paging;
 mod account_edits;
 mod files;
 mod filter;
+mod health;
 mod link;
 mod lists;
 mod notices;
@@ -67,6 +68,7 @@ pub use notices::{
     VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
 };
 pub use report_defs::{ReportDefError, StoredReport};
+pub use health::SiteHealth;
 pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
 pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
 pub use today::{day_start, HourCounts};

@@ -25,6 +25,7 @@ mod edit_words;
 mod paging;
 mod extract;
 pub mod guard;
+mod health;
 mod home;
 mod i18n;
 mod limits;
@@ -127,6 +128,7 @@ fn register(r: Registry) -> Registry {
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
     let r = edit::routes(account_edit::routes(r));
+    let r = health::routes(r);
     r.get("/static/style.css", Public, style_css)
         .get("/static/ui.css", Public, ui_css)
         .get("/static/ui.js", Public, ui_js)
