@@ -24,6 +24,7 @@ pub mod guard;
 mod home;
 mod i18n;
 mod limits;
+mod messages;
 mod notices;
 pub mod openapi;
 mod pages;
@@ -236,14 +237,30 @@ async fn not_found(request: Request) -> Response {
 
 /// Makes every error under `/api` the documented JSON error, whatever produced it: axum
 /// answers a wrong method (405) and a few of its own rejections in plain text or with no
-/// body at all.
+/// body at all. A page route's plain-text rejection (a form field that does not parse)
+/// becomes a message page; and every error's message is put in the caller's language
+/// ([`messages`]), whichever handler or store worded it.
 async fn json_errors(request: Request, next: Next) -> Response {
     let api = web_guard::is_api(request.uri().path());
     let tr = guard::request_tr(request.headers());
-    match web_guard::plain_api_error(api, next.run(request).await).await {
-        Ok((status, detail)) => ApiError::new(status, extract::framework(tr, status, &detail)).into_response(),
+    let response = match web_guard::plain_api_error(api, next.run(request).await).await {
+        Ok((status, detail)) => return ApiError::new(status, extract::framework(tr, status, &detail)).into_response(),
         Err(response) => response,
-    }
+    };
+    let response = match web_guard::plain_page_error(api, response).await {
+        Ok((status, detail)) => {
+            let text = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                extract::text(tr, "send this form from its page", "请从页面上的表单提交")
+            } else {
+                extract::framework(tr, status, &detail)
+            };
+            let mut page = pages::message(tr, "", tr.text().common_failed, text, "/");
+            *page.status_mut() = status;
+            return page;
+        }
+        Err(response) => response,
+    };
+    web_guard::localize_json_error(response, |message| messages::localize(tr, message)).await
 }
 
 async fn style_css() -> impl IntoResponse {
