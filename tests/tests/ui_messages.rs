@@ -45,7 +45,34 @@ fn bodies(doc: &Value, method: &str, pattern: &str) -> Vec<(String, Body)> {
     for (field, wrong) in wrong_fields(doc, method, pattern) {
         out.push((format!("{field} of the wrong type"), Body::Json(wrong)));
     }
+    // Values of the right type that the server must refuse: everything empty or zero, and
+    // everything too large or too long.
+    out.push(("every field empty".to_string(), Body::Json(typed_body(doc, method, pattern, false))));
+    out.push(("every field too large".to_string(), Body::Json(typed_body(doc, method, pattern, true))));
     out
+}
+
+/// The route's documented body with every field empty / zero, or too large / too long.
+fn typed_body(doc: &Value, method: &str, pattern: &str, large: bool) -> Value {
+    let operation = &doc["paths"][pattern][method.to_lowercase()];
+    let schema = resolve(doc, &operation["requestBody"]["content"]["application/json"]["schema"]);
+    let mut body = serde_json::Map::new();
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        let property = resolve(doc, property);
+        let kind = property["type"].as_str().or_else(|| property["type"][0].as_str()).unwrap_or("object");
+        let value = match (kind, large) {
+            ("string", false) => json!(""),
+            ("string", true) => json!("长".repeat(5000)),
+            ("integer" | "number", false) => json!(0),
+            ("integer" | "number", true) => json!(99_999_999_999i64),
+            ("boolean", _) => json!(false),
+            ("array", false) => json!([]),
+            ("array", true) => json!(vec!["长".repeat(100); 600]),
+            _ => continue,
+        };
+        body.insert(name.clone(), value);
+    }
+    Value::Object(body)
 }
 
 /// The schema `node` refers to, resolved once.

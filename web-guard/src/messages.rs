@@ -77,8 +77,13 @@ impl Catalog {
             let values = captures(en, message)?;
             let mut out = zh.to_string();
             for (idx, value) in values.iter().enumerate() {
-                // A value may itself be a known sentence (a store error inside a wrapper).
-                let shown = self.to_zh(value).unwrap_or_else(|| self.value(value, true));
+                // A value may itself be a known sentence (a store error inside a wrapper), or
+                // carry its own Chinese after " / " (`reason / 原因`).
+                let own_zh = value.rsplit_once(" / ").map(|(_, zh)| zh).filter(|zh| has_cjk(zh));
+                let shown = match own_zh {
+                    Some(zh) => zh.to_string(),
+                    None => self.to_zh(value).unwrap_or_else(|| self.value(value, true)),
+                };
                 out = out.replace(&format!("{{{idx}}}"), &shown);
             }
             Some(out)
