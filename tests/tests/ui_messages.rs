@@ -264,20 +264,33 @@ async fn walk(server: &Server, judge: fn(&str) -> Option<&'static str>) -> Resul
     Ok(failures)
 }
 
-/// A reqwest client whose cookie jar holds `lang`, logged in as `username` if given.
+/// A reqwest client that sends `lang` and, if `username` is given, the session it logged
+/// in with, as one `Cookie` header on every request.
 async fn client_logged_in(base: &str, lang: &str, username: Option<(&str, &str)>) -> Result<reqwest::Client> {
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    jar.add_cookie_str(&format!("lang={lang}; Path=/"), &base.parse()?);
-    let client = reqwest::Client::builder()
-        .cookie_provider(jar)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()?;
+    let build = |cookie: String| -> Result<reqwest::Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::COOKIE, cookie.parse()?);
+        Ok(reqwest::Client::builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()?)
+    };
+    let mut cookie = format!("lang={lang}");
     if let Some((username, password)) = username {
-        let answer = client.post(format!("{base}/api/login")).json(&json!({ "username": username, "password": password })).send().await?;
+        let answer = build(cookie.clone())?
+            .post(format!("{base}/api/login"))
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await?;
         ensure!(answer.status().is_success(), "login {username}: {}", answer.status());
+        for set in answer.headers().get_all(reqwest::header::SET_COOKIE) {
+            let pair = set.to_str()?.split(';').next().unwrap_or_default();
+            cookie.push_str("; ");
+            cookie.push_str(pair);
+        }
     }
-    Ok(client)
+    build(cookie)
 }
 
 /// The hub with a site, a project, a file and a batch; the admin, nobody, and a sub-admin
