@@ -211,6 +211,8 @@ fn field_zh(path: &str) -> String {
         "statistic" => "统计项",
         "numerator" => "分子",
         "denominator" => "分母",
+        "divide_by" => "除以",
+        "key" => "业务字段",
         _ => "",
     };
     let parts: Vec<String> = path
@@ -353,7 +355,8 @@ mod tests {
         let err = def.validate().unwrap_err();
         assert_eq!(err.field, "tags");
         assert_eq!(err.message(Lang::En), "tags: at most 5 (got 6)");
-        assert_eq!(err.message(Lang::Zh), "tags：最多 5 项（现有 6 项）");
+        assert_eq!(err.message(Lang::Zh), "标签：最多 5 项（现有 6 项）");
+        assert_eq!(field_zh("columns[2].header"), "数值第 3 项的表头名称");
     }
 
     #[test]

@@ -389,6 +389,8 @@ work_text! {
     trunk_calls: "通话/线路数", "Calls / channels";
     offered: "转接中", "Offered";
     kind: "类型", "Kind";
+    kind_admin: "职场管理员", "Site admin";
+    kind_agent: "坐席", "Agent";
     seconds: "时长(秒)", "Seconds";
     on_call: "通话中", "on a call";
     ringing_title: "振铃弹屏", "Ringing";

@@ -570,8 +570,10 @@ mod tests {
         ] {
             let zh_error = filter.query(zh).unwrap_err();
             let en_error = filter.query(en).unwrap_err();
-            assert!(zh_error.starts_with(&format!("{field}：")), "{zh_error}");
-            assert!(en_error.starts_with(&format!("{field}: ")), "{en_error}");
+            // Named by the page's label, never the variable.
+            let label = |zh: bool| super::super::messages::CATALOG.label(field, zh).unwrap_or_else(|| panic!("{field} has no label"));
+            assert!(zh_error.starts_with(&format!("“{}”", label(true))), "{zh_error}");
+            assert!(en_error.starts_with(&format!("{}: ", label(false))), "{en_error}");
             assert_ne!(zh_error, en_error);
         }
         let echoed = Filter { phone: "8000".into(), agent: "小李 1".into(), ..Filter::default() };

@@ -125,6 +125,8 @@ static LABELS: &[Label] = &[
     label("outcome", "呼叫结果", "Outcome"),
     label("agent_id", "坐席", "Agent"),
     label("extension", "分机", "Extension"),
+    label("result_key", "业务结果字段", "Business result field"),
+    label("result_value", "业务结果字段值", "Business result value"),
 ];
 
 /// English wordings of the hub's refusals with their Chinese; `{}` is a value.
@@ -171,6 +173,10 @@ static ENTRIES: &[(&str, &str)] = &[
     ("this category already has a sub-project named {}: choose another name", "该分类下已有名为 {0} 的子项目：请换一个名称"),
     ("template sub-project {} is not in this category: pick a sub-project of the same category as template", "模板子项目 {0} 不在该分类中：请选择同一分类的子项目作为模板"),
     ("project parameter {}: {}", "项目参数{0}：{1}"),
+    ("customer field {}: {}", "客户资料字段第 {0} 项：{1}"),
+    ("business-record field {}: {}", "业务记录字段第 {0} 项：{1}"),
+    ("single choice {} has no options: enter one option per line", "单项选择 {0} 没有选项：请每行填写一个选项"),
+    ("{} is out of range: a dial token is 8 to 64 hex digits (20 in the manual's sample)", "{0} 超出范围：加密号码为 8 到 64 位十六进制数字（手册示例为 20 位）"),
     ("group name is empty: type a name", "分组名称为空：请填写名称"),
     ("role name is empty: type a name", "角色名称为空：请填写名称"),
     ("{} is empty: type a name", "{0}为空：请填写名称"),

@@ -377,9 +377,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
 /// A logged-in user of the console pages: the guard's [`Caller`].
 pub type PageUser = Caller;
 
-/// Unix seconds as China Standard Time (the console's users are in UTC+8).
+/// The zone every time the console shows or exports is in: the hub's configured
+/// `time_zone`. Process-wide because times are formatted in views and sheets that have no
+/// store at hand; a process runs one hub. Unset (a view built outside a running hub), China
+/// time.
+static DISPLAY_ZONE: std::sync::OnceLock<::reports::Zone> = std::sync::OnceLock::new();
+
+/// Sets the zone of [`format_time`]; the first hub of the process decides it.
+pub fn set_display_zone(zone: ::reports::Zone) {
+    let _ = DISPLAY_ZONE.set(zone);
+}
+
+/// Unix seconds as local time in the hub's zone (China time unless configured otherwise).
 pub fn format_time(unix: i64) -> String {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let offset = DISPLAY_ZONE.get().map_or(8 * 3600, |zone| zone.offset_at(unix));
+    let offset = time::UtcOffset::from_whole_seconds(offset as i32).unwrap_or(time::UtcOffset::UTC);
     match time::OffsetDateTime::from_unix_timestamp(unix) {
         Ok(at) => {
             let at = at.to_offset(offset);
