@@ -221,7 +221,10 @@ pub async fn plain_page_error(path_is_api: bool, response: Response) -> Result<(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("text/plain"));
-    if path_is_api || !is_plain || !status.is_client_error() {
+    // Only axum's rejections of what the request carried (a form or path that does not
+    // parse, a body of the wrong type); a guard's own 401 / 403 / 404 stay as they are.
+    let rejection = [StatusCode::BAD_REQUEST, StatusCode::UNSUPPORTED_MEDIA_TYPE, StatusCode::UNPROCESSABLE_ENTITY].contains(&status);
+    if path_is_api || !is_plain || !rejection {
         return Err(response);
     }
     let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
