@@ -126,11 +126,15 @@ function stateLabel(holder, state) {
 // ---- attribution rules ----
 
 function wireRules(section) {
+  // The rules as saved. A change is tried on a copy and kept only once the site accepts
+  // it, so a refused rule never stays behind to make every later save fail.
   let rules = JSON.parse(section.dataset.rules || "[]");
   const error = section.querySelector(".form-error");
-  const save = async () => {
+  const save = async (candidate) => {
+    error.hidden = true;
     try {
-      await postJson("/api/projects/" + section.dataset.project + "/rules", { rules });
+      await postJson("/api/projects/" + section.dataset.project + "/rules", { rules: candidate });
+      rules = candidate;
       window.location.reload();
     } catch (failure) {
       error.textContent = failure.message;
@@ -139,20 +143,18 @@ function wireRules(section) {
   };
   for (const button of section.querySelectorAll("button.remove-rule")) {
     button.addEventListener("click", () => {
-      rules.splice(Number(button.dataset.index), 1);
-      save();
+      save(rules.filter((_, index) => index !== Number(button.dataset.index)));
     });
   }
   const form = section.querySelector("form.add-rule");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const values = form.elements.values.value.split(/[,，]/).map((v) => v.trim()).filter((v) => v);
-    rules.push({
+    save(rules.concat([{
       conditions: [[form.elements.field.value, values]],
       all_match: form.elements.all_match.value === "true",
       agent: form.elements.agent.value,
-    });
-    save();
+    }]));
   });
   for (const button of document.querySelectorAll("button.allocate")) {
     button.addEventListener("click", async () => {

@@ -476,16 +476,18 @@ async fn over_long_text_is_refused_with_the_field_and_its_limit() -> anyhow::Res
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
         let error: Value = serde_json::from_str(&text)?;
         let message = error["error"].as_str().context("error")?;
-        assert!(message.contains(&format!("“{field}”过长")) && message.contains(&format!("最多 {limit} 个字符")), "{path}: {message}");
+        // The field by its label on the page.
+        let label = appliance::web::messages::CATALOG.label(field, true).unwrap_or(field);
+        assert!(message.contains(&format!("“{label}”过长")) && message.contains(&format!("最多 {limit} 个字符")), "{path}: {message}");
     }
     let (status, text) = call(&site, "POST", &format!("/api/attempts/{attempt}/callbacks"), Some(&english), Some(&json!({"title": "t", "note": "n".repeat(1200), "due_at": 1}))).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let error: Value = serde_json::from_str(&text)?;
-    assert_eq!(error["error"], "field \"note\" is too long: at most 1000 characters (got 1200)");
+    assert_eq!(error["error"], "field \"Note\" is too long: at most 1000 characters (got 1200)");
     // A query too: the data filter's agent name.
     let (status, text) = call(&site, "GET", &format!("/api/data/records?agent={}", "a".repeat(40)), Some(&admin), None).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
-    assert!(text.contains("“agent”过长"), "{text}");
+    assert!(text.contains("“坐席”过长"), "{text}");
     // At the limit is fine.
     let (status, text) = call(&site, "POST", &format!("/api/attempts/{attempt}/callbacks"), Some(&agent), Some(&json!({"title": "t", "note": "很".repeat(1000), "due_at": 4_000_000_000i64}))).await?;
     assert_eq!(status, StatusCode::CREATED, "{text}");
@@ -534,7 +536,7 @@ async fn the_api_document_lists_every_api_route_and_errors_are_json() -> anyhow:
     let cases = [
         ("application/json", "{\"name\": ", StatusCode::BAD_REQUEST, "不是有效的 JSON"),
         ("text/plain", "{}", StatusCode::UNSUPPORTED_MEDIA_TYPE, "须为 JSON"),
-        ("application/json", "{\"name\": 5}", StatusCode::UNPROCESSABLE_ENTITY, "字段不符合要求"),
+        ("application/json", "{\"name\": 5}", StatusCode::UNPROCESSABLE_ENTITY, "应为文字"),
     ];
     for (content_type, body, expected, words) in cases {
         let response = client().post(&url).header("Cookie", &admin).header("Content-Type", content_type).body(body).send().await?;
@@ -569,7 +571,8 @@ async fn the_api_document_lists_every_api_route_and_errors_are_json() -> anyhow:
         let (status, text) = call(&site, method, &path, Some(&admin), body.as_ref()).await?;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
         let error: Value = serde_json::from_str(&text)?;
-        assert_eq!(error["error"], format!("字段“{field}”的数值过大：最大 9223372036854775807"), "{path}");
+        let label = appliance::web::messages::CATALOG.label(field, true).unwrap_or(field);
+        assert_eq!(error["error"], format!("字段“{label}”的数值过大：最大 9223372036854775807"), "{path}");
     }
     Ok(())
 }

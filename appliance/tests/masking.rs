@@ -226,6 +226,9 @@ async fn no_route_leaks_a_masked_number_or_a_hidden_field() -> anyhow::Result<()
     let cells: Vec<String> = range.cells().map(|(_, _, cell)| cell.to_string()).collect();
     assert!(cells.contains(&MASKED_PHONE.to_string()) && cells.contains(&"成功".to_string()), "{cells:?}");
     assert_clean("xlsx export", &cells.join("|"));
+    // Outcomes in words and times in the site's report zone, as the pages show them.
+    assert!(cells.contains(&"接通".to_string()), "the outcome in words: {cells:?}");
+    assert!(!cells.iter().any(|c| c == "connected" || c.ends_with("UTC")), "no stored key, no UTC: {cells:?}");
 
     // The recordings export: names carry the masked number only.
     let zip = site.admin.get(format!("{url}/api/data/recordings.zip")).send().await?.bytes().await?;

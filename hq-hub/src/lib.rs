@@ -80,6 +80,7 @@ impl Hub {
 pub async fn start(config: HubConfig, shutdown: CancellationToken) -> anyhow::Result<Hub> {
     let data_dir = config.data_dir.clone();
     let time_zone = config.time_zone.clone();
+    web::set_display_zone(time_zone.clone());
     let store = tokio::task::spawn_blocking(move || Store::open_with_report_zone(&data_dir, time_zone))
         .await
         .context("opening the store")?

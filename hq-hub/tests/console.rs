@@ -74,7 +74,7 @@ async fn setup_project(h: &Harness) -> Result<(i64, i64)> {
     assert_eq!(status, StatusCode::OK, "{category}");
     let (status, again) = h.post("/api/categories", json!({ "name": "流量类" })).await?;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(again["error"].as_str().unwrap_or_default().contains("already exists"), "{again}");
+    assert!(again["error"].as_str().unwrap_or_default().contains("已有名为"), "{again}");
     let (status, project) = h
         .post(
             "/api/projects",
@@ -103,10 +103,10 @@ async fn login_import_dispatch_and_results() -> Result<()> {
 
     let (status, body) = h.get("/api/sites").await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["error"], "not logged in: POST /api/login first");
+    assert_eq!(body["error"], "未登录，请先登录");
     let (status, body) = h.post("/api/login", json!({ "username": "admin", "password": "nope" })).await?;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["error"], "wrong username or password");
+    assert_eq!(body["error"], "账号或密码错误");
     let (status, _) = h.post("/api/login", json!({ "username": "admin", "password": h.password })).await?;
     assert_eq!(status, StatusCode::OK);
 
@@ -122,7 +122,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(
         body["error"],
-        "business-record field 1: single choice \"结果\" has no options: enter one option per line"
+        "业务记录字段第 1 项：单项选择 \"结果\" 没有选项：请每行填写一个选项"
     );
 
     // A good file.
@@ -168,8 +168,8 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     let (status, body) = h.upload(project_id, "broken.xlsx", b"PK\x03\x04 this is not really a workbook".to_vec()).await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let message = body["error"].as_str().unwrap_or_default();
-    assert!(message.starts_with("\"broken.xlsx\" cannot be read as an xlsx workbook"), "{message}");
-    assert!(message.ends_with("open it in Excel or WPS and save it again as .xlsx"), "{message}");
+    assert!(message.starts_with("\"broken.xlsx\" 无法作为 xlsx 工作簿读取"), "{message}");
+    assert!(message.ends_with("请用 Excel 或 WPS 打开后重新另存为 .xlsx"), "{message}");
     let (status, body) = h.upload(project_id, "old.xls", b"\xD0\xCF\x11\xE0".to_vec()).await?;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert_eq!(h.hub().store.count_files_and_rows()?, before);
@@ -178,10 +178,10 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     // Dispatch errors say what to fix.
     let (status, body) = h.post(&format!("/api/files/{good_file}/dispatch"), json!({ "name": "b", "priority": 5, "site_ids": [] })).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "no site chosen: pick at least one site to dispatch to");
+    assert_eq!(body["error"], "未选择职场：请至少选择一个下发职场");
     let (status, body) = h.post(&format!("/api/files/{good_file}/dispatch"), json!({ "name": "b", "priority": 101, "site_ids": [site_id] })).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "priority 101 is out of range: use 1 (paused) to 100 (highest)");
+    assert_eq!(body["error"], "优先级 101 超出范围：请填 1（暂停）到 100（最高）");
 
     // Dispatch: project definition and its settings, chunk(s), manifest whose hash matches the rows.
     let (status, body) = h
@@ -325,7 +325,7 @@ async fn sites_and_enrollment_codes() -> Result<()> {
     let site_id = site["id"].as_i64().unwrap_or_default();
     let (status, body) = h.post("/api/sites", json!({ "name": "  " })).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body["error"], "site name is empty: give the site a name");
+    assert_eq!(body["error"], "职场名称为空：请填写职场名称");
     let (status, code) = h.post(&format!("/api/sites/{site_id}/enrollment-code"), json!({})).await?;
     assert_eq!(status, StatusCode::OK, "{code}");
     let text = code["code"].as_str().unwrap_or_default().to_string();

@@ -224,7 +224,7 @@ async fn rogue_box_sub_admin_cannot_mint_and_a_second_box_is_refused() -> Result
     for site in [other, own] {
         let (status, body) = sub.post(&format!("/api/sites/{site}/enrollment-code"), json!({})).await?;
         assert_eq!(status, StatusCode::FORBIDDEN, "sub-admin minted a code for site {site}: {body}");
-        assert!(body["error"].as_str().unwrap_or_default().contains("admin"), "{body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains("管理员"), "{body}");
         let (status, body) = sub.post(&format!("/api/sites/{site}/retire"), json!({})).await?;
         assert_eq!(status, StatusCode::FORBIDDEN, "sub-admin retired site {site}'s box: {body}");
     }

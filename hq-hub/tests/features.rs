@@ -382,7 +382,7 @@ async fn sub_admin_sees_only_its_scope_on_every_route() -> Result<()> {
     // Step 2 limited to the account's data permission.
     let (status, err) = a.put(&format!("/api/projects/{project}/admins"), json!({ "admins": [{ "account_id": sub, "site_ids": [s1, s2] }] })).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(err["error"].as_str().unwrap_or_default().contains("outside that account's data permission"), "{err}");
+    assert!(err["error"].as_str().unwrap_or_default().contains("不在此账号的数据权限内"), "{err}");
     a.ok(reqwest::Method::PUT, &format!("/api/projects/{project}/admins"), Some(json!({ "admins": [{ "account_id": sub, "site_ids": [s1] }] }))).await?;
 
     let file = import_numbers(&h, project, &["13600000001", "13600000002"], &["A"]).await?;

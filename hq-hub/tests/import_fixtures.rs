@@ -148,7 +148,7 @@ async fn dial_tokens_are_exactly_the_projects_length() -> Result<()> {
     // is taken and the 20-digit ones are not.
     let (status, body) = h.send(reqwest::Method::PUT, &format!("/api/projects/{project}/settings"), Some(json!({ "token_length": 7 }))).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["error"].as_str().unwrap_or_default().contains("token_length: 7 is out of range"), "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("“加密号码位数”：7 超出范围"), "{body}");
     assert_eq!(h.store().project_token_length(project)?, Some(20), "a refused length changes nothing");
     let (status, body) = h.send(reqwest::Method::PUT, &format!("/api/projects/{project}/settings"), Some(json!({ "token_length": 19 }))).await?;
     assert_eq!(status, StatusCode::OK, "{body}");

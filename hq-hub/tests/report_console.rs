@@ -255,11 +255,11 @@ async fn bad_definitions_and_ranges_name_the_field_in_the_callers_language() -> 
     let (h, w) = world().await?;
     let post = |body: Value| call(&h, reqwest::Method::POST, "/api/reports/run", Some(body));
     let (status, answer) = post(run_body(&w, &["site", "team", "agent", "hour", "day", "month"], json!({ "kind": "today" }))).await?;
-    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("tags：最多 5 项（现有 6 项）")));
+    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("标签：最多 5 项（现有 6 项）")));
     let mut body = run_body(&w, &["site"], json!({ "kind": "today" }));
     body["def"]["columns"][1]["header"] = json!("外呼数");
     let (status, answer) = post(body).await?;
-    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("columns[1].header：重复")));
+    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("数值第 2 项的表头名称：重复")));
     let (status, answer) = post(run_body(&w, &["site"], json!({ "kind": "custom", "from": "2025-01-01", "to": "2026-06-30" }))).await?;
     assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("to：时间段最多 366 天（现有 546 天）")));
     let (status, answer) = post(run_body(&w, &["site"], json!({ "kind": "custom", "from": "2026-02-30", "to": "2026-03-01" }))).await?;
@@ -272,9 +272,9 @@ async fn bad_definitions_and_ranges_name_the_field_in_the_callers_language() -> 
     // English after the switch.
     h.admin.get(format!("{}/lang/en", h.base)).send().await?;
     let (status, answer) = post(run_body(&w, &["site", "team", "agent", "hour", "day", "month"], json!({ "kind": "today" }))).await?;
-    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("tags: at most 5 (got 6)")));
+    assert_eq!((status, answer["error"].clone()), (StatusCode::BAD_REQUEST, json!("Tags: at most 5 (got 6)")));
     let (_, answer) = post(run_body(&w, &["site"], json!({ "kind": "custom", "from": "2026-03-01", "to": "2026-02-01" }))).await?;
-    assert_eq!(answer["error"], "to: the range ends before it starts");
+    assert_eq!(answer["error"], "To: the range ends before it starts");
     h.stop().await
 }
 

@@ -250,10 +250,10 @@ async fn definitions_are_checked_cloned_by_templates_and_scoped() -> Result<()> 
     bad["columns"][2]["statistic"]["key"] = json!("note");
     let (status, answer) = h.call(Method::POST, &format!("/api/projects/{project}/reports"), bad.clone()).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(answer["error"], "columns[2].statistic.key：“note”不是有效的取值");
+    assert_eq!(answer["error"], "数值第 3 项的统计项的业务字段：“note”不是有效的取值");
     bad["tags"] = json!(["site", "team", "agent", "hour", "day", "month"]);
     let (_, answer) = h.call(Method::POST, &format!("/api/projects/{project}/reports"), bad).await?;
-    assert_eq!(answer["error"], "tags：最多 5 项（现有 6 项）");
+    assert_eq!(answer["error"], "标签：最多 5 项（现有 6 项）");
     let (status, _) = h.call(Method::POST, "/api/projects/99999/reports", agent_report()).await?;
     assert_eq!(status, StatusCode::NOT_FOUND);
 

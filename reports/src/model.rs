@@ -191,10 +191,45 @@ impl DefError {
                     DefErrorKind::NoColumns => "至少需要一个数据列".to_owned(),
                     DefErrorKind::BadValue { value } => format!("“{value}”不是有效的取值"),
                 };
-                format!("{}：{why}", self.field)
+                format!("{}：{why}", field_zh(&self.field))
             }
         }
     }
+}
+
+/// A definition's field path (`columns[2].header`) as the report editor labels it
+/// (数值第 3 项的表头名称), not by its variables.
+fn field_zh(path: &str) -> String {
+    let label = |key: &str| match key {
+        "name" => "标题",
+        "tags" => "标签",
+        "columns" => "数值",
+        "header" => "表头名称",
+        "conditions" => "数据条件",
+        "values" => "取值",
+        "field" => "业务字段",
+        "statistic" => "统计项",
+        "numerator" => "分子",
+        "denominator" => "分母",
+        "divide_by" => "除以",
+        "key" => "业务字段",
+        _ => "",
+    };
+    let parts: Vec<String> = path
+        .split('.')
+        .map(|segment| {
+            let (key, index) = match segment.split_once('[') {
+                Some((key, rest)) => (key, rest.trim_end_matches(']').parse::<usize>().ok()),
+                None => (segment, None),
+            };
+            let word = if label(key).is_empty() { key.to_string() } else { label(key).to_string() };
+            match index {
+                Some(index) => format!("{word}第 {} 项", index + 1),
+                None => word,
+            }
+        })
+        .collect();
+    parts.join("的")
 }
 
 fn check_text(field: String, text: &str) -> Result<(), DefError> {
@@ -320,7 +355,8 @@ mod tests {
         let err = def.validate().unwrap_err();
         assert_eq!(err.field, "tags");
         assert_eq!(err.message(Lang::En), "tags: at most 5 (got 6)");
-        assert_eq!(err.message(Lang::Zh), "tags：最多 5 项（现有 6 项）");
+        assert_eq!(err.message(Lang::Zh), "标签：最多 5 项（现有 6 项）");
+        assert_eq!(field_zh("columns[2].header"), "数值第 3 项的表头名称");
     }
 
     #[test]

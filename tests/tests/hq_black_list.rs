@@ -270,7 +270,7 @@ async fn a_number_blacklisted_at_hq_while_its_batch_is_dialed_is_never_dialed() 
     let project_id = scene.project_id().await?;
     let refused = agent_api.post::<Value>(&format!("/api/agent/projects/{project_id}/dial"), &json!({})).await;
     let reason = format!("{:#}", refused.expect_err("one-click finds nothing to dial"));
-    ensure!(reason.contains("no number is left"), "{reason}");
+    ensure!(reason.contains("已没有可供您拨打的号码"), "{reason}");
     desk.cancel();
     agent.await??;
 

@@ -543,7 +543,7 @@ async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later()
 
     let (status, refused) = hq_put.put("/api/link-settings", &json!({"recording_upload_bytes_per_sec": 100})).await?;
     ensure!(status == StatusCode::BAD_REQUEST, "{status}: {refused}");
-    ensure!(refused.to_string().contains("recording_upload_bytes_per_sec"), "the error names the field: {refused}");
+    ensure!(refused.to_string().contains("录音上传限速"), "the error names the field by its label: {refused}");
 
     let set = hq_put.put_ok("/api/link-settings", &json!({"recording_upload_bytes_per_sec": 64000})).await?;
     ensure!(set == json!({"version": 1, "recording_upload_bytes_per_sec": 64000}), "{set}");

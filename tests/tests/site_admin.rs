@@ -115,7 +115,7 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
         browser.wait_for(&format!("form[data-api='/api/roles'] input[value={module}]"), Duration::from_secs(2)).await?.click().await?;
     }
     browser.wait_for("form[data-api='/api/roles'] button[type=submit]", Duration::from_secs(2)).await?.click().await?;
-    wait_until(Duration::from_secs(5), || async { page_text(&browser, "main").await.is_ok_and(|t| t.contains("值班长") && t.contains("data monitor")) })
+    wait_until(Duration::from_secs(5), || async { page_text(&browser, "main").await.is_ok_and(|t| t.contains("值班长") && t.contains("项目数据资料、队列监控")) })
         .await
         .context("the role is listed with its modules")?;
     browser.screenshot(screenshots().join("site-admin-roles.png")).await?;

@@ -21,6 +21,7 @@
 //! here with simulated time.
 
 pub mod headers;
+pub mod messages;
 pub mod origin;
 pub mod password;
 pub mod probe;
@@ -180,4 +181,58 @@ mod tests {
             }
         }
     }
+}
+
+/// An error answer's JSON `error` text passed through `localize` (the rest of the answer,
+/// headers included, kept). Any other answer is handed back untouched.
+pub async fn localize_json_error(response: Response, localize: impl FnOnce(&str) -> String) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are a sentence or two; a larger one is not an error body to rewrite.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (status, "").into_response();
+    };
+    let rewritten = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(mut value) => match value.get("error").and_then(|e| e.as_str()) {
+            Some(message) => {
+                value["error"] = serde_json::Value::String(localize(message));
+                serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec())
+            }
+            None => bytes.to_vec(),
+        },
+        Err(_) => bytes.to_vec(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(rewritten))
+}
+
+/// An error answer outside `/api` in plain text (axum's rejection of a form or a path): its
+/// status and text, for the server to answer with a page in the caller's language. Any
+/// other answer (a page, a redirect, an empty 404) is handed back untouched as `Err`.
+pub async fn plain_page_error(path_is_api: bool, response: Response) -> Result<(StatusCode, String), Response> {
+    let status = response.status();
+    let is_plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/plain"));
+    // Only axum's rejections of what the request carried (a form or path that does not
+    // parse, a body of the wrong type); a guard's own 401 / 403 / 404 stay as they are.
+    let rejection = [StatusCode::BAD_REQUEST, StatusCode::UNSUPPORTED_MEDIA_TYPE, StatusCode::UNPROCESSABLE_ENTITY].contains(&status);
+    if path_is_api || !is_plain || !rejection {
+        return Err(response);
+    }
+    let detail = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    Ok((status, detail))
 }

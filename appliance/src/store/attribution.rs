@@ -138,6 +138,12 @@ pub(super) fn allocate_by_hq_rules(tx: &Transaction<'_>, batch_id: u64) -> Resul
 impl Store {
     /// Replaces the site's attribution rules of a project, in order.
     pub fn set_site_rules(&self, project_id: u64, rules: &[SiteRule]) -> Result<(), AttributionError> {
+        // A refusal names the field by its title on the page, not by its variable.
+        let def = self.project(project_id)?;
+        let title = |key: &str| -> String {
+            let found = def.as_ref().and_then(|def| def.customer_fields.iter().find(|f| f.key == key)).map(|f| f.title.clone());
+            found.unwrap_or_else(|| if key == "phone" { "电话号码".to_string() } else { key.to_string() })
+        };
         for (idx, rule) in rules.iter().enumerate() {
             if rule.conditions.is_empty() {
                 return Err(AttributionError::Invalid(format!("rule {}: add at least one field = value", idx + 1)));
@@ -145,8 +151,9 @@ impl Store {
             for (field, values) in &rule.conditions {
                 if field.trim().is_empty() || values.iter().all(|value| value.trim().is_empty()) {
                     return Err(AttributionError::Invalid(format!(
-                        "rule {}: field \"{field}\" needs a name and at least one value",
-                        idx + 1
+                        "rule {}: field \"{}\" needs a name and at least one value",
+                        idx + 1,
+                        title(field)
                     )));
                 }
             }

@@ -1,12 +1,16 @@
 //! Exports of project data: business results as xlsx (rust_xlsxwriter) and recordings as a
 //! zip of WAV files. Both take views the store already masked for the exporting account,
-//! so an export carries nothing the page would not show.
+//! so an export carries nothing the page would not show. Times are local to the site's
+//! report zone (`report_time_zone`, Asia/Shanghai by default) and outcomes are words (接通),
+//! as the pages show them, never UTC or stored keys.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
+use super::admin::report_text::ReportText;
+use super::i18n::Lang;
 use crate::store::CallRecordView;
 
 /// Why an export could not be built.
@@ -20,19 +24,19 @@ pub enum ExportError {
     Zip(String),
 }
 
-fn time_text(unix: Option<i64>) -> String {
+/// `unix` as `2026-12-07 15:36:05` in `zone`.
+fn time_text(zone: &reports::Zone, unix: Option<i64>) -> String {
     let Some(unix) = unix else { return String::new() };
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|at| at.format(&format).ok())
-        .map(|text| format!("{text} UTC"))
-        .unwrap_or_default()
+    let local = unix + zone.offset_at(unix);
+    let (secs, day) = (local.rem_euclid(86_400), local.div_euclid(86_400));
+    let (year, month, date) = reports::civil_from_days(day);
+    format!("{year:04}-{month:02}-{date:02} {:02}:{:02}:{:02}", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 
 /// The business results: one row per call, customer fields and record fields as columns
 /// (titles from the first record of each key, in order of appearance).
-pub fn records_xlsx(records: &[CallRecordView]) -> Result<Vec<u8>, ExportError> {
+pub fn records_xlsx(records: &[CallRecordView], zone: &reports::Zone, lang: Lang) -> Result<Vec<u8>, ExportError> {
+    let words = ReportText::of(lang);
     let mut customer_cols: Vec<(String, String)> = Vec::new();
     let mut record_cols: Vec<(String, String)> = Vec::new();
     for record in records {
@@ -49,9 +53,13 @@ pub fn records_xlsx(records: &[CallRecordView]) -> Result<Vec<u8>, ExportError> 
     }
     let mut workbook = Workbook::new();
     let sheet = workbook.add_worksheet();
-    sheet.set_name("业务资料")?;
+    let (name, columns) = match lang {
+        Lang::Zh => ("业务资料", ["通话编号", "项目", "批次", "客户号码", "坐席", "呼叫时间", "结果", "通话时长(秒)", "保存时间"]),
+        Lang::En => ("Business records", ["Call", "Project", "Batch", "Customer number", "Agent", "Called at", "Outcome", "Talk (s)", "Saved at"]),
+    };
+    sheet.set_name(name)?;
     let bold = Format::new().set_bold();
-    let mut headers: Vec<String> = ["通话编号", "项目", "批次", "客户号码", "坐席", "呼叫时间", "结果", "通话时长(秒)", "保存时间"]
+    let mut headers: Vec<String> = columns
         .iter()
         .map(|text| text.to_string())
         .collect();
@@ -67,10 +75,10 @@ pub fn records_xlsx(records: &[CallRecordView]) -> Result<Vec<u8>, ExportError> 
         sheet.write_number(row, 2, record.batch_id as f64)?;
         sheet.write_string(row, 3, &record.phone)?;
         sheet.write_string(row, 4, record.agent.as_deref().unwrap_or(""))?;
-        sheet.write_string(row, 5, time_text(Some(record.started_at)))?;
-        sheet.write_string(row, 6, record.outcome.as_deref().unwrap_or(""))?;
+        sheet.write_string(row, 5, time_text(zone, Some(record.started_at)))?;
+        sheet.write_string(row, 6, record.outcome.as_deref().map(|key| words.outcome(key)).unwrap_or(""))?;
         sheet.write_number(row, 7, f64::from(record.talk_seconds))?;
-        sheet.write_string(row, 8, time_text(record.record_saved_at))?;
+        sheet.write_string(row, 8, time_text(zone, record.record_saved_at))?;
         let mut col = 9u16;
         for (key, _) in &customer_cols {
             let value = record.customer.iter().find(|f| f.key == *key).map(|f| f.value.as_str()).unwrap_or("");

@@ -126,7 +126,7 @@ impl IntoResponse for AuthRejection {
             AuthRejection::NotLoggedIn { api: false, .. } => return Redirect::to("/login").into_response(),
             AuthRejection::NotLoggedIn { api, lang } => {
                 let message = match lang {
-                    Lang::Zh => "未登录或登录已过期：请先登录（POST /api/login）".to_string(),
+                    Lang::Zh => "未登录或登录已过期：请先登录".to_string(),
                     Lang::En => "not logged in, or the session expired: POST /api/login first".to_string(),
                 };
                 (api, lang, StatusCode::UNAUTHORIZED, message)

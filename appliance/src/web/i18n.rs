@@ -390,6 +390,8 @@ work_text! {
     trunk_calls: "通话/线路数", "Calls / channels";
     offered: "转接中", "Offered";
     kind: "类型", "Kind";
+    kind_admin: "职场管理员", "Site admin";
+    kind_agent: "坐席", "Agent";
     seconds: "时长(秒)", "Seconds";
     on_call: "通话中", "on a call";
     ringing_title: "振铃弹屏", "Ringing";
@@ -442,59 +444,68 @@ pub struct ErrorText {
     pub too_many: &'static str,
     pub too_big: &'static str,
     pub wrong_login: &'static str,
+    /// Whether these are the Chinese messages (the catalogue's language switch).
+    pub zh: bool,
 }
 
 pub static ERRORS_ZH: ErrorText = ErrorText {
     no_such_route: "没有这个接口：请查看 /api/openapi.json",
     bad_request: "请求有误：{detail}",
-    bad_json: "请求体不是有效的 JSON：{detail}",
+    bad_json: "请求内容不是有效的 JSON：请检查括号、引号和逗号",
     wrong_shape: "请求体的字段不符合要求：{detail}",
-    not_json: "请求体须为 JSON（Content-Type: application/json）",
+    not_json: "请求内容须为 JSON 格式",
     method_not_allowed: "此接口不支持该请求方法",
     too_large: "请求体过大",
-    failed: "请求失败：{detail}",
+    failed: "请求失败（{detail}），请重试或查看设备日志",
     too_long: "字段“{field}”过长：最多 {max} 个字符（当前 {got} 个）",
     empty: "字段“{field}”不能为空",
     too_many: "字段“{field}”的项目过多：最多 {max} 项（当前 {got} 项）",
     too_big: "字段“{field}”的数值过大：最大 {max}",
     wrong_login: "账号或密码错误",
+    zh: true,
 };
 
 pub static ERRORS_EN: ErrorText = ErrorText {
     no_such_route: "no such API route: see /api/openapi.json",
     bad_request: "bad request: {detail}",
-    bad_json: "the body is not valid JSON: {detail}",
+    bad_json: "the body is not valid JSON: check the brackets, quotes and commas",
     wrong_shape: "the body's fields are not as expected: {detail}",
     not_json: "the body must be JSON (Content-Type: application/json)",
     method_not_allowed: "this route does not take that method",
     too_large: "the body is too large",
-    failed: "the request failed: {detail}",
+    failed: "the request failed ({detail}): try again, or see the box's log",
     too_long: "field \"{field}\" is too long: at most {max} characters (got {got})",
     empty: "field \"{field}\" must not be empty",
     too_many: "field \"{field}\" has too many items: at most {max} (got {got})",
     too_big: "field \"{field}\" is too large: at most {max}",
     wrong_login: "wrong username or password",
+    zh: false,
 };
 
 impl ErrorText {
+    /// The label of field variable `field` as the pages show it.
+    fn label<'a>(&self, field: &'a str) -> &'a str {
+        super::messages::CATALOG.label(field, self.zh).unwrap_or(field)
+    }
+
     /// The message of an over-long text field.
     pub fn too_long(&self, field: &str, max: usize, got: usize) -> String {
-        self.too_long.replace("{field}", field).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
+        self.too_long.replace("{field}", self.label(field)).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
     }
 
     /// The message of a list with too many items.
     pub fn too_many(&self, field: &str, max: usize, got: usize) -> String {
-        self.too_many.replace("{field}", field).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
+        self.too_many.replace("{field}", self.label(field)).replace("{max}", &max.to_string()).replace("{got}", &got.to_string())
     }
 
     /// The message of a number above what the field takes.
     pub fn too_big(&self, field: &str, max: u64) -> String {
-        self.too_big.replace("{field}", field).replace("{max}", &max.to_string())
+        self.too_big.replace("{field}", self.label(field)).replace("{max}", &max.to_string())
     }
 
     /// The message of an empty required field.
     pub fn empty(&self, field: &str) -> String {
-        self.empty.replace("{field}", field)
+        self.empty.replace("{field}", self.label(field))
     }
 
     /// The message of an error the framework raised (`detail` is its own text).
@@ -505,11 +516,12 @@ impl ErrorText {
             StatusCode::METHOD_NOT_ALLOWED => return self.method_not_allowed.to_string(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => return self.not_json.to_string(),
             StatusCode::PAYLOAD_TOO_LARGE => return self.too_large.to_string(),
-            StatusCode::UNPROCESSABLE_ENTITY => self.wrong_shape,
-            status if status.is_client_error() => self.bad_request,
+            status if status.is_client_error() && !detail.is_empty() => {
+                return super::messages::CATALOG.rejection(detail, self.zh);
+            }
             _ => self.failed,
         };
-        template.replace("{detail}", detail)
+        template.replace("{detail}", status.as_str())
     }
 }
 

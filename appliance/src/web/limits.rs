@@ -106,8 +106,8 @@ pub fn json_rejection(rejection: JsonRejection, lang: Lang) -> ApiError {
     let errors = lang.errors();
     let detail = rejection.body_text();
     let (status, message) = match rejection {
-        JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, errors.wrong_shape.replace("{detail}", &detail)),
-        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, errors.bad_json.replace("{detail}", &detail)),
+        JsonRejection::JsonDataError(_) => (StatusCode::UNPROCESSABLE_ENTITY, super::messages::CATALOG.rejection(&detail, errors.zh)),
+        JsonRejection::JsonSyntaxError(_) => (StatusCode::BAD_REQUEST, errors.bad_json.to_string()),
         JsonRejection::MissingJsonContentType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, errors.not_json.to_string()),
         other => (other.status(), errors.framework(other.status(), &detail)),
     };
@@ -132,7 +132,7 @@ where
 pub struct ApiQuery<T>(pub T);
 
 fn query_rejection(rejection: QueryRejection, lang: Lang) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, lang.errors().bad_request.replace("{detail}", &rejection.body_text()))
+    ApiError::new(StatusCode::BAD_REQUEST, super::messages::CATALOG.rejection(&rejection.body_text(), lang.errors().zh))
 }
 
 impl<T> FromRequestParts<AppState> for ApiQuery<T>

@@ -24,6 +24,7 @@ pub mod guard;
 pub mod health;
 pub mod i18n;
 pub mod limits;
+pub mod messages;
 pub mod openapi;
 pub mod page;
 pub mod routes;
@@ -187,14 +188,22 @@ async fn not_found(_: guard::Public, headers: HeaderMap) -> Response {
 }
 
 /// Makes every error under `/api/` the documented JSON error, whatever produced it: axum's
-/// own rejections (a bad path or query parameter, a wrong method) answer in plain text.
+/// own rejections (a bad path or query parameter, a wrong method) answer in plain text. A
+/// page's plain-text rejection (an id in its path that does not parse) becomes the same
+/// JSON error the pages answer with; and every error's message is put in the caller's
+/// language ([`messages`]), whichever handler or store worded it.
 async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let api = request.uri().path().starts_with("/api/");
     let lang = i18n::Lang::from_cookie_header(cookie_header(request.headers()));
-    match web_guard::plain_api_error(api, next.run(request).await).await {
-        Ok((status, detail)) => ApiError::new(status, lang.errors().framework(status, &detail)).into_response(),
+    let response = match web_guard::plain_api_error(api, next.run(request).await).await {
+        Ok((status, detail)) => return ApiError::new(status, lang.errors().framework(status, &detail)).into_response(),
         Err(response) => response,
-    }
+    };
+    let response = match web_guard::plain_page_error(api, response).await {
+        Ok((status, detail)) => return ApiError::new(status, lang.errors().framework(status, &detail)).into_response(),
+        Err(response) => response,
+    };
+    web_guard::localize_json_error(response, |message| messages::localize(lang, message)).await
 }
 
 /// The value of cookie `name` in a `Cookie` header.

@@ -64,6 +64,26 @@ pub(super) fn state_label(t: &'static Text, state: AgentState) -> &'static str {
     }
 }
 
+/// A permission module in words (任务管理), never its key (`tasks`).
+pub(super) fn module_word(module: crate::store::Module, t: &Text) -> &'static str {
+    use crate::store::Module as M;
+    let (zh, en) = match module {
+        M::Tasks => ("任务管理", "Tasks"),
+        M::Extensions => ("分机管理", "Extensions"),
+        M::Accounts => ("账号权限", "Accounts"),
+        M::Attribution => ("归属分配", "Attribution"),
+        M::Data => ("项目数据资料", "Project data"),
+        M::Export => ("数据导出", "Export"),
+        M::Monitor => ("队列监控", "Queue monitor"),
+        M::FullNumbers => ("查看完整号码", "Full numbers"),
+        M::Records => ("外呼通话记录", "Call records"),
+        M::Download => ("录音下载", "Recording download"),
+        M::Customers => ("客户管理", "Customers"),
+        M::Callbacks => ("回访管理", "Callbacks"),
+    };
+    if t.html_lang.starts_with("zh") { zh } else { en }
+}
+
 pub(super) fn fail(error: ApiError) -> Response {
     error.into_response()
 }

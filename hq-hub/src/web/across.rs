@@ -87,9 +87,11 @@ fn china_instant(value: &str, end: bool) -> Option<i64> {
 /// Reads the query string into a search of project `project` (the path's, or `project=`).
 fn read_query(tr: Tr, pairs: &Pairs, project: Option<i64>) -> Result<AcrossQuery, ApiError> {
     let mut query = AcrossQuery { project_id: project.unwrap_or_default(), limit: PAGE_ROWS, ..AcrossQuery::default() };
+    // Fields by their labels on the page (开始时间), not their variables (`from`).
+    let label = |name: &str, zh: bool| super::messages::CATALOG.label(name, zh).unwrap_or(name).to_string();
     let number = |name: &str, value: &str| -> Result<i64, ApiError> {
         value.trim().parse().map_err(|_| {
-            refusal(tr, StatusCode::BAD_REQUEST, format!("{name}: {value:?} is not a number"), format!("{name}：“{value}”不是数字"))
+            refusal(tr, StatusCode::BAD_REQUEST, format!("{}: {value:?} is not a number", label(name, false)), format!("“{}”：“{value}”不是数字", label(name, true)))
         })
     };
     let instant = |name: &str, value: &str, end: bool| -> Result<i64, ApiError> {
@@ -97,8 +99,8 @@ fn read_query(tr: Tr, pairs: &Pairs, project: Option<i64>) -> Result<AcrossQuery
             refusal(
                 tr,
                 StatusCode::BAD_REQUEST,
-                format!("{name}: {value:?} is not a time: write 2024-05-31 or 2024-05-31T09:30 (China time)"),
-                format!("{name}：“{value}”不是时间：请写成 2024-05-31 或 2024-05-31T09:30（北京时间）"),
+                format!("{}: {value:?} is not a time: write 2024-05-31 or 2024-05-31T09:30 (China time)", label(name, false)),
+                format!("“{}”：“{value}”不是时间：请写成 2024-05-31 或 2024-05-31T09:30（北京时间）", label(name, true)),
             )
         })
     };

@@ -106,7 +106,9 @@ const HANGUPS: &[&str] = &["customer", "agent", "system"];
 
 /// "field: reason" in the caller's language.
 fn bad(tr: Tr, field: &str, en: &str, zh: &str) -> String {
-    text(tr, &format!("{field}: {en}"), &format!("{field}：{zh}"))
+    // The field by its label on the page (开始时间), not its variable (`from`).
+    let label = |zh: bool| super::messages::CATALOG.label(field, zh).unwrap_or(field);
+    text(tr, &format!("{}: {en}", label(false)), &format!("“{}”{zh}", label(true)))
 }
 
 fn int(tr: Tr, field: &str, value: &str) -> Result<Option<i64>, String> {
@@ -202,7 +204,7 @@ impl Filter {
         };
         let after = match self.after.trim() {
             "" => None,
-            token => Some(CallCursor::parse(token).ok_or_else(|| bad(tr, "after", "not a page cursor: use the `next` of the previous page", "不是翻页位置：请使用上一页返回的 next"))?),
+            token => Some(CallCursor::parse(token).ok_or_else(|| bad(tr, "after", "not a page cursor: use the `next` of the previous page", "无效：请使用页面上的“下一页”翻页"))?),
         };
         let limit = match int(tr, "limit", &self.limit)? {
             None => DEFAULT_PAGE,
@@ -568,8 +570,10 @@ mod tests {
         ] {
             let zh_error = filter.query(zh).unwrap_err();
             let en_error = filter.query(en).unwrap_err();
-            assert!(zh_error.starts_with(&format!("{field}：")), "{zh_error}");
-            assert!(en_error.starts_with(&format!("{field}: ")), "{en_error}");
+            // Named by the page's label, never the variable.
+            let label = |zh: bool| super::super::messages::CATALOG.label(field, zh).unwrap_or_else(|| panic!("{field} has no label"));
+            assert!(zh_error.starts_with(&format!("“{}”", label(true))), "{zh_error}");
+            assert!(en_error.starts_with(&format!("{}: ", label(false))), "{en_error}");
             assert_ne!(zh_error, en_error);
         }
         let echoed = Filter { phone: "8000".into(), agent: "小李 1".into(), ..Filter::default() };

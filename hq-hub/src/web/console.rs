@@ -669,8 +669,29 @@ pub struct ChangedReply {
 #[derive(ToSchema)]
 pub struct OneClickBody {
     action: OneClickAction,
-    #[serde(default)]
+    /// The category, or none for every project. A `<select>` gives its value as text, so
+    /// `"3"` is read as 3 and `""` as none.
+    #[serde(default, deserialize_with = "category_id")]
+    #[schema(value_type = Option<i64>)]
     category_id: Option<i64>,
+}
+
+/// A category id as a number, as its digits in a string, or none (`null`, `""`).
+fn category_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(i64),
+        Text(String),
+    }
+    match Option::<Id>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Id::Number(id)) => Ok(Some(id)),
+        Some(Id::Text(text)) if text.trim().is_empty() => Ok(None),
+        Some(Id::Text(text)) => text.trim().parse().map(Some).map_err(|_| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Str(&text), &"i64")
+        }),
+    }
 }
 
 /// `POST /api/one-click`: starts or pauses every batch in the caller's scope, or a category's.

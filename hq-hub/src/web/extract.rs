@@ -2,8 +2,8 @@
 //! axum's `Json`, `Path` and `Multipart` so that a body not declared as JSON (415), malformed
 //! JSON (400), a body of the wrong shape (422), a path parameter that does not parse (400)
 //! and a broken upload (400) leave as the documented JSON error ([`super::ErrorBody`]) in the
-//! caller's language, never as axum's plain text. The messages keep axum's detail, which
-//! names the field at fault.
+//! caller's language, never as axum's plain text. The messages name the field at fault by
+//! its label ([`super::messages`]).
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{JsonRejection, PathRejection};
@@ -35,10 +35,15 @@ pub(super) fn framework(tr: Tr, status: StatusCode, detail: &str) -> String {
             "请求内容过大：请发送较小的文件",
         ),
         StatusCode::NOT_FOUND => text(tr, "no such API route: see /api/openapi.json", "没有该接口：见 /api/openapi.json"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => text(
+            tr,
+            "the body must be JSON: send it with Content-Type: application/json",
+            "请求内容须为 JSON 格式",
+        ),
+        status if status.is_client_error() && !detail.is_empty() => super::messages::rejection(tr, detail),
         _ => {
             let reason = status.canonical_reason().unwrap_or("error");
-            let detail = if detail.is_empty() { reason } else { detail };
-            text(tr, &format!("{} {reason}: {detail}", status.as_u16()), &format!("请求失败（{} {reason}）：{detail}", status.as_u16()))
+            text(tr, &format!("{} {reason}: try again, or see the hub's log", status.as_u16()), &format!("请求失败（{}），请重试或查看总控日志", status.as_u16()))
         }
     }
 }
@@ -47,25 +52,18 @@ pub(super) fn framework(tr: Tr, status: StatusCode, detail: &str) -> String {
 fn json_rejection(tr: Tr, rejection: JsonRejection) -> ApiError {
     let detail = rejection.body_text();
     match rejection {
-        JsonRejection::JsonDataError(_) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            text(
-                tr,
-                &format!("the body's fields are missing or of the wrong type: {detail}"),
-                &format!("请求字段缺失或类型不符：{detail}"),
-            ),
-        ),
+        JsonRejection::JsonDataError(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, super::messages::rejection(tr, &detail)),
         JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(text(
             tr,
-            &format!("the body is not valid JSON: {detail}"),
-            &format!("请求内容不是有效的 JSON：{detail}"),
+            "the body is not valid JSON: check the brackets, quotes and commas",
+            "请求内容不是有效的 JSON：请检查括号、引号和逗号",
         )),
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             text(
                 tr,
                 "the body must be JSON: send it with Content-Type: application/json",
-                "请求内容须为 JSON：请以 Content-Type: application/json 发送",
+                "请求内容须为 JSON 格式",
             ),
         ),
         other => {
@@ -109,12 +107,7 @@ where
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(ApiPath(value)),
             Err(PathRejection::FailedToDeserializePathParams(err)) => {
-                let detail = err.body_text();
-                Err(ApiError::bad_request(text(
-                    tr,
-                    &format!("a path parameter is malformed: {detail}"),
-                    &format!("路径参数有误：{detail}"),
-                )))
+                Err(ApiError::bad_request(super::messages::rejection(tr, &err.body_text())))
             }
             Err(other) => Err(ApiError::internal(other.body_text())),
         }
@@ -140,12 +133,13 @@ where
                     MultipartRejection::InvalidBoundary(_) => StatusCode::BAD_REQUEST,
                     other => other.status(),
                 };
+                tracing::debug!(detail, "upload refused");
                 Err(ApiError::new(
                     status,
                     text(
                         tr,
-                        &format!("the upload is not a multipart/form-data form ({detail}): send the file in a field named \"file\""),
-                        &format!("上传内容不是 multipart/form-data 表单（{detail}）：请在名为 file 的字段中发送文件"),
+                        "the upload is not a file upload form (multipart/form-data): send the file in a field named \"file\"",
+                        "上传内容中没有文件：请选择文件后再上传",
                     ),
                 ))
             }

@@ -209,7 +209,7 @@ pub(super) fn request_tr(headers: &axum::http::HeaderMap) -> Tr {
 /// A refusal: JSON under `/api`, otherwise a redirect (401) or a message page (403).
 pub(super) fn refuse(status: StatusCode, api: bool, tr: Tr, user: &str, en: String, zh: String) -> Response {
     if api {
-        return ApiError::new(status, en).into_response();
+        return ApiError::new(status, if tr.is_en() { en } else { zh }).into_response();
     }
     if status == StatusCode::UNAUTHORIZED {
         return Redirect::to("/login").into_response();

@@ -29,6 +29,7 @@ mod health;
 mod home;
 mod i18n;
 mod limits;
+mod messages;
 mod notices;
 pub mod openapi;
 mod pages;
@@ -247,14 +248,30 @@ async fn not_found(request: Request) -> Response {
 
 /// Makes every error under `/api` the documented JSON error, whatever produced it: axum
 /// answers a wrong method (405) and a few of its own rejections in plain text or with no
-/// body at all.
+/// body at all. A page route's plain-text rejection (a form field that does not parse)
+/// becomes a message page; and every error's message is put in the caller's language
+/// ([`messages`]), whichever handler or store worded it.
 async fn json_errors(request: Request, next: Next) -> Response {
     let api = web_guard::is_api(request.uri().path());
     let tr = guard::request_tr(request.headers());
-    match web_guard::plain_api_error(api, next.run(request).await).await {
-        Ok((status, detail)) => ApiError::new(status, extract::framework(tr, status, &detail)).into_response(),
+    let response = match web_guard::plain_api_error(api, next.run(request).await).await {
+        Ok((status, detail)) => return ApiError::new(status, extract::framework(tr, status, &detail)).into_response(),
         Err(response) => response,
-    }
+    };
+    let response = match web_guard::plain_page_error(api, response).await {
+        Ok((status, detail)) => {
+            let text = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                extract::text(tr, "send this form from its page", "请从页面上的表单提交")
+            } else {
+                extract::framework(tr, status, &detail)
+            };
+            let mut page = pages::message(tr, "", tr.text().common_failed, text, "/");
+            *page.status_mut() = status;
+            return page;
+        }
+        Err(response) => response,
+    };
+    web_guard::localize_json_error(response, |message| messages::localize(tr, message)).await
 }
 
 async fn style_css() -> impl IntoResponse {
@@ -382,9 +399,21 @@ impl<S: Send + Sync> FromRequestParts<S> for PageLang {
 /// A logged-in user of the console pages: the guard's [`Caller`].
 pub type PageUser = Caller;
 
-/// Unix seconds as China Standard Time (the console's users are in UTC+8).
+/// The zone every time the console shows or exports is in: the hub's configured
+/// `time_zone`. Process-wide because times are formatted in views and sheets that have no
+/// store at hand; a process runs one hub. Unset (a view built outside a running hub), China
+/// time.
+static DISPLAY_ZONE: std::sync::OnceLock<::reports::Zone> = std::sync::OnceLock::new();
+
+/// Sets the zone of [`format_time`]; the first hub of the process decides it.
+pub fn set_display_zone(zone: ::reports::Zone) {
+    let _ = DISPLAY_ZONE.set(zone);
+}
+
+/// Unix seconds as local time in the hub's zone (China time unless configured otherwise).
 pub fn format_time(unix: i64) -> String {
-    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let offset = DISPLAY_ZONE.get().map_or(8 * 3600, |zone| zone.offset_at(unix));
+    let offset = time::UtcOffset::from_whole_seconds(offset as i32).unwrap_or(time::UtcOffset::UTC);
     match time::OffsetDateTime::from_unix_timestamp(unix) {
         Ok(at) => {
             let at = at.to_offset(offset);

@@ -48,7 +48,10 @@ struct MessagePage {
 }
 
 pub(super) fn message(tr: Tr, user: &str, title: &str, message: impl Into<String>, back: &str) -> Response {
-    render(&MessagePage { tr, user: user.to_string(), title: title.to_string(), message: message.into(), back: back.to_string() })
+    // Handlers and stores may word a refusal in English only: the catalogue says it in the
+    // page's language.
+    let message = super::messages::localize(tr, &message.into());
+    render(&MessagePage { tr, user: user.to_string(), title: title.to_string(), message, back: back.to_string() })
 }
 
 /// "X n does not exist" in the page's language (also what a sub-admin sees for anything

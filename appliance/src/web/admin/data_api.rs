@@ -44,11 +44,13 @@ pub async fn data_records(
     responses((status = 200, description = "The business results as a workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = Vec<u8>)))]
 pub async fn export_records(
     AdminUser { viewer, .. }: AdminUser<need::DataExport>,
+    lang: crate::web::i18n::Lang,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<DataQuery>,
 ) -> Result<Response, ApiError> {
     let records = state.store.call_records(&viewer, &query.filter(true), 100_000)?;
-    let bytes = crate::web::export::records_xlsx(&records).map_err(ApiError::internal)?;
+    let zone = state.store.report_engine().zone().clone();
+    let bytes = crate::web::export::records_xlsx(&records, &zone, lang).map_err(ApiError::internal)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),

@@ -16,7 +16,7 @@ use crate::store::{
 use crate::web::guard::need;
 use crate::web::i18n::Text;
 use crate::web::limits::ApiQuery;
-use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
+use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, module_word, render, state_label, work};
 use crate::web::{AdminUser, ApiError, AppState};
 
 struct TaskRow {
@@ -361,11 +361,12 @@ pub async fn admin_attribution(
         let project_id = chosen.unwrap_or_default();
         let rules: Vec<SiteRule> = state.store.site_rules(project_id)?;
         let def = state.store.project(project_id)?;
-        let mut fields = vec![Choice { value: "phone".into(), label: "phone".into(), selected: false }];
+        // Fields by their titles on the page, never their variables.
+        let mut fields = vec![Choice { value: "phone".into(), label: t.phone.into(), selected: false }];
         if let Some(def) = &def {
             fields.extend(def.customer_fields.iter().filter(|f| !f.hidden).map(|f| Choice {
                 value: f.key.clone(),
-                label: format!("{} ({})", f.title, f.key),
+                label: f.title.clone(),
                 selected: false,
             }));
         }
@@ -395,7 +396,10 @@ pub async fn admin_attribution(
                     text: rule
                         .conditions
                         .iter()
-                        .map(|(field, values)| format!("{field} = {}", values.join(" / ")))
+                        .map(|(field, values)| {
+                            let title = fields.iter().find(|c| c.value == *field).map_or(field.as_str(), |c| c.label.as_str());
+                            format!("{title} = {}", values.join(" / "))
+                        })
                         .collect::<Vec<_>>()
                         .join(if rule.all_match { " 且 " } else { " 或 " }),
                     agent: rule.agent.clone(),
@@ -544,12 +548,21 @@ struct AccountRow {
 
 struct ModuleTick {
     name: &'static str,
+    label: &'static str,
+}
+
+/// A role with its modules in words, and their keys for the role editor's ticks.
+struct RoleView {
+    role_id: u64,
+    name: String,
+    modules: String,
+    keys: Vec<&'static str>,
 }
 
 impl ModuleTick {
     /// Whether `role` has this module (the role editor's ticks).
-    fn in_role(&self, role: &SiteRole) -> bool {
-        role.modules.iter().any(|m| m.as_str() == self.name)
+    fn in_role(&self, role: &RoleView) -> bool {
+        role.keys.contains(&self.name)
     }
 }
 
@@ -558,7 +571,7 @@ impl ModuleTick {
 struct RolesPage {
     t: &'static Text,
     nav: Nav,
-    roles: Vec<SiteRole>,
+    roles: Vec<RoleView>,
     modules: Vec<ModuleTick>,
     accounts: Vec<AccountRow>,
     role_choices: Vec<Choice>,
@@ -586,17 +599,26 @@ pub async fn admin_roles(AdminUser { user, .. }: AdminUser<need::Accounts>, Stat
                 disabled: state.store.user_disabled(account.user_id)?.unwrap_or(false),
                 user_id: account.user_id,
                 username: account.username,
-                kind: if account.role == Role::Admin { "admin" } else { "agent" },
+                kind: if account.role == Role::Admin { w.kind_admin } else { w.kind_agent },
                 roles: list,
             });
         }
         let mut role_choices = vec![Choice { value: String::new(), label: w.default_role.to_string(), selected: true }];
         role_choices.extend(roles.iter().map(|r| Choice { value: r.role_id.to_string(), label: r.name.clone(), selected: false }));
+        let roles = roles
+            .into_iter()
+            .map(|role| RoleView {
+                role_id: role.role_id,
+                modules: role.modules.iter().map(|m| module_word(*m, t)).collect::<Vec<_>>().join("、"),
+                keys: role.modules.iter().map(|m| m.as_str()).collect(),
+                name: role.name,
+            })
+            .collect();
         Ok(RolesPage {
             t,
             nav: Nav::admin("roles", &user.username, w),
             roles,
-            modules: Module::ADMIN.iter().chain(Module::AGENT.iter()).map(|m| ModuleTick { name: m.as_str() }).collect(),
+            modules: Module::ADMIN.iter().chain(Module::AGENT.iter()).map(|m| ModuleTick { name: m.as_str(), label: module_word(*m, t) }).collect(),
             accounts,
             role_choices,
             e: super::account_edits::words(&headers),

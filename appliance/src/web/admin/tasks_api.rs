@@ -142,8 +142,7 @@ pub async fn start_task(
     ApiPath(batch_id): ApiPath<u64>,
     ApiJson(StartBody(body)): ApiJson<StartBody>,
 ) -> Result<Json<StartReply>, ApiError> {
-    let form: StartForm = serde_json::from_value(body.clone())
-        .map_err(|error| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string()))?;
+    let form: StartForm = read_value(&body, StatusCode::UNPROCESSABLE_ENTITY)?;
     // The form may carry the other task parameters too (S2); they are saved first.
     start_extras(&state, batch_id, extras_of(&body)?)?;
     let params = TaskParams {
@@ -346,7 +345,18 @@ pub(super) fn extras_of(value: &Value) -> Result<Option<ExtrasForm>, ApiError> {
     if value.get("dial_mode").is_none() {
         return Ok(None);
     }
-    serde_json::from_value(value.clone()).map(Some).map_err(ApiError::bad_request)
+    read_value(value, StatusCode::BAD_REQUEST).map(Some)
+}
+
+/// `value` read as `T`; a field that does not read is refused by its path (`ratio: invalid
+/// type…`), which the web's catalogue names by the field's label.
+fn read_value<T: serde::de::DeserializeOwned>(value: &Value, status: StatusCode) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value.clone()).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = if path == "." { inner.to_string() } else { format!("{path}: {inner}") };
+        ApiError::new(status, message)
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
