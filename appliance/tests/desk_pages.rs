@@ -47,6 +47,7 @@ async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result
         hold_audio: None,
         telephony: Default::default(),
         web: Default::default(),
+        stop_grace: Duration::from_secs(30),
     };
     let shutdown = CancellationToken::new();
     let site = appliance::start(config, shutdown.clone()).await?;

@@ -67,8 +67,10 @@ async fn one_click_pauses_only_the_chosen_category() -> anyhow::Result<()> {
     browser.wait_for("#one-click select[name=category_id]", WAIT).await?.select_by_value(&chosen.to_string()).await?;
     browser.wait_for("#one-click select[name=action]", WAIT).await?.select_by_value("pause").await?;
     browser.wait_for("#one-click button", WAIT).await?.click().await?;
-    // A confirmation, if the page asks for one, is accepted.
-    let _ = browser.client().accept_alert().await;
+    // The pause asks first (the console's modal, worded with the counts); confirm it.
+    let question = browser.wait_for(".modal-back .modal p", WAIT).await?.text().await?;
+    ensure!(question.contains('1'), "the question counts the category's batches: {question}");
+    browser.wait_for(".modal [data-answer=yes]", WAIT).await?.click().await?;
     wait_until(WAIT, || async { priority_of(&api, paused).await == Some(1) }).await.with_context(|| {
         format!("the chosen category's batch {paused} is paused")
     })?;

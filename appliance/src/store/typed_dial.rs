@@ -119,7 +119,7 @@ impl Store {
         let attempt_id = tx.last_insert_rowid() as u64;
         tx.commit().map_err(DbError::from)?;
         Ok(ManualClaim {
-            claimed: ClaimedNumber { attempt_id, batch_id, row_id, phone: phone.to_string() },
+            claimed: ClaimedNumber { attempt_id, batch_id, row_id, phone: phone.to_string(), owner: None },
             caller,
             ring_seconds,
             auto_answer: answer_mode != "ring",

@@ -44,6 +44,7 @@ pub(super) fn note(role: Role, modules: &[Module]) {
 enum Label {
     T(fn(&'static Text) -> &'static str),
     W(fn(&'static WorkText) -> &'static str),
+    D(fn(&'static super::desk::words::DeskWords) -> &'static str),
 }
 
 /// One link: the `Nav::active` key of its pages, its path and its name.
@@ -63,6 +64,10 @@ const fn t(key: &'static str, path: &'static str, label: fn(&'static Text) -> &'
     Item { key, path, label: Label::T(label) }
 }
 
+const fn d(key: &'static str, path: &'static str, label: fn(&'static super::desk::words::DeskWords) -> &'static str) -> Item {
+    Item { key, path, label: Label::D(label) }
+}
+
 const fn w(key: &'static str, path: &'static str, label: fn(&'static WorkText) -> &'static str) -> Item {
     Item { key, path, label: Label::W(label) }
 }
@@ -77,6 +82,7 @@ const MENU: &[Group] = &[
             w("attribution", "/admin/attribution", |w| w.nav_attribution),
             w("data", "/admin/data", |w| w.nav_data),
             w("reports", "/admin/reports", |w| w.nav_reports),
+            d("callback-settings", "/admin/callback-settings", |d| d.grace_title),
         ],
     },
     Group {
@@ -137,6 +143,7 @@ fn label(item: &Item, t: &'static Text, w: &'static WorkText) -> &'static str {
     match item.label {
         Label::T(f) => f(t),
         Label::W(f) => f(w),
+        Label::D(f) => f(if t.html_lang == "en" { &super::desk::words::DESK_EN } else { &super::desk::words::DESK_ZH }),
     }
 }
 
@@ -219,7 +226,7 @@ mod tests {
     fn items_follow_kind_and_modules() {
         let paths = |open: Vec<(usize, usize)>| open.into_iter().map(|(g, i)| MENU[g].items[i].path).collect::<Vec<_>>();
         let admin = paths(open(Role::Admin, &[Module::Tasks, Module::Monitor]));
-        assert_eq!(admin, ["/admin/tasks", "/admin/status"]);
+        assert_eq!(admin, ["/admin/tasks", "/admin/callback-settings", "/admin/status"]);
         let agent = paths(open(Role::Agent, &[Module::Records]));
         assert_eq!(agent, ["/desk", "/desk/settings", "/desk/records"]);
     }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use sync_protocol::ProjectDef;
 
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRole, SiteRule, TaskStatus,
+    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRule, TaskStatus,
     suggested_max_concurrency,
 };
 use crate::web::guard::need;

@@ -252,7 +252,7 @@ pub async fn grace_page(admin: AdminUser<need::Tasks>, State(state): State<AppSt
         Ok(minutes) => render(GracePage {
             t: lang(&headers),
             dw: desk_words(&headers),
-            nav: Nav::admin("tasks", &admin.user.username, work(&headers)),
+            nav: Nav::admin("callback-settings", &admin.user.username, work(&headers)),
             minutes,
         }),
         Err(error) => fail(error.into()),
