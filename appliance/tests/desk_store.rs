@@ -179,6 +179,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
         "ALTER TABLE callbacks DROP COLUMN scope; ALTER TABLE callbacks DROP COLUMN handed_over_at;
          DROP TABLE desk_settings;
          DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
+         ALTER TABLE users DROP COLUMN disabled;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

@@ -132,6 +132,7 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
          ALTER TABLE callbacks DROP COLUMN scope; ALTER TABLE callbacks DROP COLUMN handed_over_at;
          DROP TABLE desk_settings;
          DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
+         ALTER TABLE users DROP COLUMN disabled;
          PRAGMA user_version = 8;",
     )
     .expect("downgrade");

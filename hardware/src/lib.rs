@@ -92,23 +92,33 @@ impl Telephony {
                 source,
             }
         })?;
-        let socket = bind_sip_udp(config.sip_bind).map_err(|source| StartError::Bind {
-            addr: config.sip_bind,
-            source,
-        })?;
-        let bound = socket.local_addr().map_err(|source| StartError::Bind {
-            addr: config.sip_bind,
-            source,
-        })?;
+        // SIP over TCP listens on the same port as UDP (phones and carriers that prefer TCP).
+        // With port 0 the system picks a free UDP port whose TCP twin may be taken: another
+        // pick then, a few times, rather than failing the start.
+        let mut picks = if config.sip_bind.port() == 0 { 8 } else { 1 };
+        let (socket, bound, tcp_listener) = loop {
+            picks -= 1;
+            let socket = bind_sip_udp(config.sip_bind).map_err(|source| StartError::Bind {
+                addr: config.sip_bind,
+                source,
+            })?;
+            let bound = socket.local_addr().map_err(|source| StartError::Bind {
+                addr: config.sip_bind,
+                source,
+            })?;
+            let tcp_addr = SocketAddr::new(config.sip_bind.ip(), bound.port());
+            match tokio::net::TcpListener::bind(tcp_addr).await {
+                Ok(listener) => break (socket, bound, listener),
+                Err(source) if picks == 0 || source.kind() != std::io::ErrorKind::AddrInUse => {
+                    return Err(StartError::Bind {
+                        addr: tcp_addr,
+                        source,
+                    });
+                }
+                Err(_) => continue,
+            }
+        };
         let local_sip = SocketAddr::new(config.public_ip, bound.port());
-        // SIP over TCP listens on the same port (phones and carriers that prefer TCP).
-        let tcp_listener =
-            tokio::net::TcpListener::bind(SocketAddr::new(config.sip_bind.ip(), bound.port()))
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: SocketAddr::new(config.sip_bind.ip(), bound.port()),
-                    source,
-                })?;
         let hold_audio = Arc::new(hold::load(config.hold_audio.as_deref()));
         let shared = Arc::new(Shared::default());
         let (commands, inbox) = mpsc::unbounded_channel();

@@ -88,7 +88,14 @@
     for (const el of $$(".result")) { el.textContent = ""; el.className = "result"; }
   }
   function showError(message, fallback) {
-    const m = /^([a-z_]+)(?:\[(\d+)\])?[^:：\s]*\s*[:：]/.exec(message);
+    // The field leads the message: its variable in English (`columns[2].header: …`), its
+    // label in Chinese (`数值第 3 项的表头名称：…`).
+    let m = /^([a-z_]+)(?:\[(\d+)\])?[^:：\s]*\s*[:：]/.exec(message);
+    const zh = /^(标题|标签|数值|数据条件)(?:第 (\d+) 项)?/.exec(message);
+    if (!m && zh) {
+      const names = { "标题": "name", "标签": "tags", "数值": "columns", "数据条件": "conditions" };
+      m = [zh[0], names[zh[1]], zh[2] === undefined ? undefined : String(Number(zh[2]) - 1)];
+    }
     let target = null;
     if (m) {
       const [, name, index] = m;

@@ -140,7 +140,8 @@ async fn edit_project(browser: &Browser, base: &str, project: u64) -> anyhow::Re
 
 /// 归属设置's "add a row" past the blank rows, then archiving (asked first) and its mark.
 async fn rules_and_archive(browser: &Browser, base: &str, hq: &Api, project: u64) -> anyhow::Result<()> {
-    browser.goto(&format!("{base}/projects/{project}")).await?;
+    // 归属设置 is a tab of the project page; the link names it.
+    browser.goto(&format!("{base}/projects/{project}#tab-attribution")).await?;
     let blank = count(browser, "#attribution tbody tr[data-row]").await?;
     for _ in 0..blank {
         click(browser, "#attribution button[data-add-rule]").await?;

@@ -347,7 +347,7 @@ async fn build_report(browser: &Browser) -> anyhow::Result<()> {
     }
     click(browser, "#report-save").await?;
     let error = wait_for_some(WAIT, || async { Some(text_of(browser, "[data-error-for=tags]").await).filter(|t| !t.is_empty()) }).await?;
-    ensure!(error == "tags：最多 5 项（现有 6 项）", "the tags' error: {error}");
+    ensure!(error == "标签：最多 5 项（现有 6 项）", "the tags' error: {error}");
     // Keep 外呼职场 and 挂断位置 only.
     for tag in ["team", "agent", "hour", "day", "month"] {
         click(browser, &format!("#tags input[value={tag}]")).await?;

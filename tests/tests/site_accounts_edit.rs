@@ -41,7 +41,16 @@ async fn the_site_admin_edits_a_role_and_disables_an_agent() -> anyhow::Result<(
     .context("the role's modules are saved from the page")?;
 
     let disable = format!("form.account-disable[data-api='/api/accounts/{agent}/disabled']");
+    // Disabling asks first: Cancel keeps the account, Confirm disables it.
     browser.wait_for(&format!("{disable} button"), WAIT).await?.click().await?;
+    browser.wait_for(".modal [data-answer=no]", WAIT).await?.click().await?;
+    wait_until(WAIT, || async { browser.client().find(fantoccini::Locator::Css(".modal-back")).await.is_err() })
+        .await
+        .context("the question closes")?;
+    let status = browser.wait_for(&format!("{disable} .account-status"), WAIT).await?.text().await?;
+    ensure!(status == "正常", "cancelled, the account stays active: {status}");
+    browser.wait_for(&format!("{disable} button"), WAIT).await?.click().await?;
+    browser.wait_for(".modal [data-answer=yes]", WAIT).await?.click().await?;
     wait_until(WAIT, || async {
         match browser.client().find(fantoccini::Locator::Css(&format!("{disable} .account-status"))).await {
             Ok(e) => e.text().await.is_ok_and(|t| t == "已停用"),
@@ -66,6 +75,7 @@ async fn the_site_admin_edits_a_role_and_disables_an_agent() -> anyhow::Result<(
     .context("enabled again")?;
     let reset = format!("form.account-password[data-api='/api/accounts/{agent}/password']");
     browser.wait_for(&format!("{reset} button"), WAIT).await?.click().await?;
+    browser.wait_for(".modal [data-answer=yes]", WAIT).await?.click().await?;
     let shown = wait_for_some(WAIT, || async {
         let text = browser.client().find(fantoccini::Locator::Css(&format!("{reset} .form-result"))).await.ok()?.text().await.ok()?;
         text.contains("新密码").then_some(text)

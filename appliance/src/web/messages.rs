@@ -72,6 +72,10 @@ static LABELS: &[Label] = &[
     label("abandon_cap_percent", "放弃率上限", "Abandon-rate cap"),
     label("popup_timing", "弹屏时机", "Popup timing"),
     label("popup_page", "弹屏设置", "Popup page"),
+    label("disabled", "停用", "Disabled"),
+    label("callback", "预约回访", "Callback"),
+    label("scope", "回访人", "Who calls back"),
+    label("minutes", "宽限时间（分钟）", "Grace period (minutes)"),
 ];
 
 /// English wordings of the site's refusals with their Chinese; `{}` is a value.
@@ -116,6 +120,9 @@ static ENTRIES: &[(&str, &str)] = &[
     ("role name must be 1 to 32 characters", "角色名称须为 1 到 32 个字符"),
     ("role {} does not exist", "角色 {0} 不存在"),
     ("account {} does not exist", "账号 {0} 不存在"),
+    ("permission module \"{}\" does not exist", "权限模块“{0}”不存在"),
+    ("you cannot disable your own account; ask another site admin", "不能停用自己的账号：请由另一位职场管理员操作"),
+    ("you cannot reset your own password here; ask another site admin", "不能在此重置自己的密码：请由另一位职场管理员操作"),
     // Attribution.
     ("rule {}: add at least one field = value", "规则 {0}：请至少添加一个“字段 = 值”"),
     ("rule {}: field {} needs a name and at least one value", "规则 {0}：字段{1}须有名称和至少一个值"),

@@ -29,6 +29,8 @@ pub(super) static CATALOG: Catalog = Catalog { entries: ENTRIES, labels: LABELS 
 
 /// Field variables as the pages label them (the manual's words).
 static LABELS: &[Label] = &[
+    label("disabled", "停用", "Disabled"),
+    label("archived", "归档", "Archived"),
     label("name", "名称", "Name"),
     label("username", "账号", "Username"),
     label("password", "密码", "Password"),

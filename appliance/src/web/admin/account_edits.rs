@@ -44,8 +44,9 @@ pub struct AccountChanged {
     message: String,
 }
 
-fn unknown(what_zh: &str, id: u64) -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("{what_zh} {id} 不存在"))
+/// `what` is the English noun (`account`, `role`); the catalogue says it in Chinese.
+fn unknown(what: &str, id: u64) -> ApiError {
+    ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("{what} {id} does not exist"))
 }
 
 /// `POST /api/roles/{role_id} {name, modules}` (site admin): renames a role and replaces its
@@ -65,12 +66,12 @@ pub async fn update_role(
     for name in &form.modules {
         match Module::parse(name) {
             Some(module) => chosen.push(module),
-            None => return Err(ApiError::bad_request(format!("权限模块“{name}”不存在"))),
+            None => return Err(ApiError::bad_request(format!("permission module \"{name}\" does not exist"))),
         }
     }
     match state.store.update_role(role_id, &form.name, &chosen) {
         Ok(true) => Ok(Json(AccountChanged { user_id: role_id, message: "已保存".to_string() })),
-        Ok(false) => Err(unknown("角色", role_id)),
+        Ok(false) => Err(unknown("role", role_id)),
         Err(RoleError::Taken(name)) => Err(ApiError::new(axum::http::StatusCode::CONFLICT, format!("角色名称“{name}”已被使用：请换一个名称"))),
         Err(RoleError::Invalid(_)) => Err(ApiError::bad_request("角色名称须为 1 到 32 个字")),
         Err(RoleError::Db(error)) => Err(error.into()),
@@ -101,10 +102,10 @@ pub async fn set_disabled(
     ApiJson(form): ApiJson<DisabledForm>,
 ) -> Result<Json<AccountChanged>, ApiError> {
     if user_id == user.user_id {
-        return Err(ApiError::bad_request("不能停用自己的账号：请由另一位职场管理员操作"));
+        return Err(ApiError::bad_request("you cannot disable your own account; ask another site admin"));
     }
     if !state.store.set_user_disabled(user_id, form.disabled)? {
-        return Err(unknown("账号", user_id));
+        return Err(unknown("account", user_id));
     }
     Ok(Json(AccountChanged { user_id, message: if form.disabled { "已停用" } else { "正常" }.to_string() }))
 }
@@ -129,10 +130,10 @@ pub async fn reset_password(
     ApiPath(user_id): ApiPath<u64>,
 ) -> Result<Json<PasswordReset>, ApiError> {
     if user_id == user.user_id {
-        return Err(ApiError::bad_request("不能在此重置自己的密码：请由另一位职场管理员操作"));
+        return Err(ApiError::bad_request("you cannot reset your own password here; ask another site admin"));
     }
     let Some(password) = state.store.reset_user_password(user_id)? else {
-        return Err(unknown("账号", user_id));
+        return Err(unknown("account", user_id));
     };
     Ok(Json(PasswordReset { user_id, message: format!("新密码（只显示这一次）：{password}"), password }))
 }
