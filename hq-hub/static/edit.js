@@ -23,7 +23,7 @@ function fieldOf(row) {
 }
 
 if (definition) {
-  definition.addEventListener("click", (event) => {
+  definition.addEventListener("click", async (event) => {
     const button = event.target.closest("button[type=button]");
     if (!button) return;
     const list = button.closest("[data-list]");
@@ -39,7 +39,9 @@ if (definition) {
     } else if (button.dataset.remove !== undefined) {
       const count = Number(list.dataset.count || 0);
       // A field that was never saved holds no data: no warning.
-      if (row.dataset.key && count > 0 && !window.confirm(list.dataset.warning.replace("{n}", String(count)))) return;
+      // The consoles' own question (ui.js), not the browser's confirm().
+      const warning = list.dataset.warning.replace("{n}", String(count));
+      if (row.dataset.key && count > 0 && !(await window.OutpostUi.confirm(warning, { danger: true }))) return;
       row.remove();
     }
   });

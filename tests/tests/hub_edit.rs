@@ -47,9 +47,18 @@ async fn count(browser: &Browser, css: &str) -> anyhow::Result<usize> {
     Ok(browser.client().find_all(Locator::Css(css)).await?.len())
 }
 
-/// Waits for the page's confirmation dialog and returns its text.
+/// Waits for the console's confirmation modal and returns its question.
 async fn dialog(browser: &Browser) -> anyhow::Result<String> {
-    wait_for_some(WAIT, || async { browser.client().get_alert_text().await.ok() }).await.context("a confirmation dialog opens")
+    let question = browser.wait_for(".modal-back .modal p", WAIT).await.context("a confirmation dialog opens")?;
+    Ok(question.text().await?)
+}
+
+/// Answers the open modal: `yes` confirms, `no` cancels; waits for it to close.
+async fn answer(browser: &Browser, which: &str) -> anyhow::Result<()> {
+    click(browser, &format!(".modal [data-answer={which}]")).await?;
+    wait_until(WAIT, || async { browser.client().find(Locator::Css(".modal-back")).await.is_err() })
+        .await
+        .context("the modal closes")
 }
 
 async fn replace_text(browser: &Browser, css: &str, text: &str) -> anyhow::Result<()> {
@@ -113,11 +122,11 @@ async fn edit_project(browser: &Browser, base: &str, project: u64) -> anyhow::Re
     click(browser, "#customer_fields tbody tr:nth-child(2) button[data-remove]").await?;
     let warning = dialog(browser).await?;
     ensure!(warning.contains("60 行客户资料"), "the warning names the rows: {warning}");
-    browser.client().dismiss_alert().await?;
+    answer(browser, "no").await?;
     ensure!(count(browser, "#customer_fields tbody tr").await? == 2, "cancel keeps the field");
     click(browser, "#customer_fields tbody tr:nth-child(2) button[data-remove]").await?;
     dialog(browser).await?;
-    browser.client().accept_alert().await?;
+    answer(browser, "yes").await?;
     ensure!(count(browser, "#customer_fields tbody tr").await? == 1, "confirm deletes it");
     // A new business field: 意向等级, single choice 高 / 低, required.
     let before = count(browser, "#record_fields tbody tr").await?;
@@ -171,7 +180,7 @@ async fn rules_and_archive(browser: &Browser, base: &str, hq: &Api, project: u64
     browser.goto(&format!("{base}/projects/{project}/edit")).await?;
     click(browser, "#archive button").await?;
     ensure!(dialog(browser).await?.contains("归档"), "archiving asks first");
-    browser.client().accept_alert().await?;
+    answer(browser, "yes").await?;
     browser.wait_for("#archived-tag", WAIT).await.context("the editor shows 已归档")?;
     browser.goto(&format!("{base}/projects")).await?;
     let row = browser.wait_for(&format!("#project-{project}"), WAIT).await?.text().await?;
@@ -209,7 +218,7 @@ async fn accounts(browser: &Browser, base: &str, hq: &Api, site_id: u64) -> anyh
     wait_for_path(browser, &format!("/accounts/{account}/edit")).await?;
     click(browser, "#account-password button").await?;
     ensure!(dialog(browser).await?.contains("旧密码"), "the reset asks first");
-    browser.client().accept_alert().await?;
+    answer(browser, "yes").await?;
     let shown = wait_for_some(WAIT, || async {
         let text = browser.wait_for("#account-password .result", WAIT).await.ok()?.text().await.ok()?;
         text.contains("新密码").then_some(text)
@@ -221,7 +230,7 @@ async fn accounts(browser: &Browser, base: &str, hq: &Api, site_id: u64) -> anyh
 
     click(browser, "#account-disable button").await?;
     ensure!(dialog(browser).await?.contains("停用"), "disabling asks first");
-    browser.client().accept_alert().await?;
+    answer(browser, "yes").await?;
     wait_until(WAIT, || async {
         matches!(browser.wait_for("#account-status", WAIT).await, Ok(e) if e.text().await.is_ok_and(|t| t == "已停用"))
     })
@@ -245,8 +254,13 @@ async fn accounts(browser: &Browser, base: &str, hq: &Api, site_id: u64) -> anyh
     hq.post::<Value>(&format!("/api/accounts/{account}/disabled"), &json!({"disabled": true})).await?;
     browser.client().delete_all_cookies().await?;
     login(browser, base, "zhangsan", &password).await?;
-    let main = browser.wait_for("main", WAIT).await?.text().await?;
-    ensure!(main.contains("该账号已停用"), "the login page says the account is disabled: {main}");
+    // The login page answers in place; read it once it has (an element read before may be gone).
+    wait_for_some(WAIT, || async {
+        let main = browser.client().find(Locator::Css("main")).await.ok()?.text().await.ok()?;
+        main.contains("该账号已停用").then_some(())
+    })
+    .await
+    .context("the login page says the account is disabled")?;
     Ok(())
 }
 
