@@ -41,6 +41,8 @@ async fn the_site_admin_edits_a_role_and_disables_an_agent() -> anyhow::Result<(
     .context("the role's modules are saved from the page")?;
 
     let disable = format!("form.account-disable[data-api='/api/accounts/{agent}/disabled']");
+    // The role's save reloads the page; start the next step from a page that has loaded.
+    browser.goto(&format!("{url}/admin/roles")).await?;
     // Disabling asks first: Cancel keeps the account, Confirm disables it.
     browser.wait_for(&format!("{disable} button"), WAIT).await?.click().await?;
     browser.wait_for(".modal [data-answer=no]", WAIT).await?.click().await?;
