@@ -20,6 +20,7 @@
 
 mod browser;
 mod hub;
+mod json_api;
 mod ports;
 mod schemathesis;
 mod sipp;
@@ -27,6 +28,7 @@ mod wait;
 
 pub use browser::{Browser, CHROMEDRIVER, CHROMIUM, Engine, FIREFOX};
 pub use hub::{RunningHub, start_hub};
+pub use json_api::JsonApi;
 pub use ports::{free_tcp_port, free_udp_port};
 pub use schemathesis::{SchemathesisOutcome, SchemathesisRun, schemathesis};
 pub use sync_link::relay::UdpRelay;

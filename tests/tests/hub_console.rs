@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 use tests::{Browser, RunningHub, wait_for_some, wait_until};
@@ -23,46 +23,7 @@ use tests::{Browser, RunningHub, wait_for_some, wait_until};
 /// Generous for a cold, shared 2-core machine; every wait is bounded by it.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A JSON API client with the session cookie (GET, POST and PUT).
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn login(base: &str, username: &str, password: &str) -> anyhow::Result<Api> {
-        let http = reqwest::Client::builder().cookie_store(true).timeout(WAIT).build()?;
-        let api = Api { base: base.to_string(), http };
-        api.send(reqwest::Method::POST, "/api/login", json!({ "username": username, "password": password })).await?;
-        Ok(api)
-    }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if method != reqwest::Method::GET {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {text}");
-        }
-        serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON: {text}"))
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, Value::Null).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    async fn put(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::PUT, path, body).await
-    }
-}
+use tests::JsonApi as Api;
 
 fn id(value: &Value) -> anyhow::Result<i64> {
     value["id"].as_i64().with_context(|| format!("no id in {value}"))
@@ -158,7 +119,7 @@ async fn fill_field(browser: &Browser, prefix: &str, title: &str, key: &str, kin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_main_flows() -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let site_a = id(&api.post("/api/sites", json!({ "name": "一号职场" })).await?)?;
     let site_b = id(&api.post("/api/sites", json!({ "name": "二号职场" })).await?)?;
 
@@ -365,7 +326,7 @@ async fn console_main_flows() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sub_admin_pages_show_only_its_scope() -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let mine = id(&api.post("/api/sites", json!({ "name": "杭州职场" })).await?)?;
     let other = id(&api.post("/api/sites", json!({ "name": "成都职场" })).await?)?;
     let category = id(&api.post("/api/categories", json!({ "name": "信用卡" })).await?)?;
@@ -445,7 +406,7 @@ async fn open_tab(browser: &Browser, url: &str, tab: &str) -> anyhow::Result<()>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_setup_pages_lists_accounts_project_parameters() -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let site_a = id(&api.post("/api/sites", json!({ "name": "一号职场" })).await?)?;
     let site_b = id(&api.post("/api/sites", json!({ "name": "二号职场" })).await?)?;
     let category = id(&api.post("/api/categories", json!({ "name": "宽带" })).await?)?;

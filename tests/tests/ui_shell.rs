@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 use tests::{Browser, Engine, RunningHub, free_udp_port, wait_until};
@@ -18,63 +18,24 @@ mod site_support;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A JSON API client with the session cookie.
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
+use tests::JsonApi as Api;
 
-impl Api {
-    async fn login(base: &str, username: &str, password: &str) -> anyhow::Result<Api> {
-        let http = reqwest::Client::builder().cookie_store(true).timeout(WAIT).build()?;
-        let api = Api { base: base.to_string(), http };
-        api.send(reqwest::Method::POST, "/api/login", json!({ "username": username, "password": password })).await?;
-        Ok(api)
+/// Imports a two-number call list into `project`; the file's id.
+async fn import(api: &Api, project: i64, dir: &Path, name: &str, phones: [&str; 2]) -> anyhow::Result<i64> {
+    let path = dir.join(name);
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    sheet.write_string(0, 0, "手机号码")?;
+    for (row, phone) in phones.iter().enumerate() {
+        sheet.write_string(u32::try_from(row)? + 1, 0, *phone)?;
     }
-
-    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if method != reqwest::Method::GET {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {text}");
-        }
-        serde_json::from_str(&text).with_context(|| format!("{method} {path}: not JSON: {text}"))
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::GET, path, Value::Null).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(reqwest::Method::POST, path, body).await
-    }
-
-    async fn status(&self, path: &str) -> anyhow::Result<u16> {
-        Ok(self.http.get(format!("{}{path}", self.base)).send().await?.status().as_u16())
-    }
-
-    /// Imports a two-number call list into `project`; the file's id.
-    async fn import(&self, project: i64, dir: &Path, name: &str, phones: [&str; 2]) -> anyhow::Result<i64> {
-        let path = dir.join(name);
-        let mut workbook = rust_xlsxwriter::Workbook::new();
-        let sheet = workbook.add_worksheet();
-        sheet.write_string(0, 0, "手机号码")?;
-        for (row, phone) in phones.iter().enumerate() {
-            sheet.write_string(u32::try_from(row)? + 1, 0, *phone)?;
-        }
-        workbook.save(&path)?;
-        let part = reqwest::multipart::Part::bytes(std::fs::read(&path)?).file_name(name.to_string());
-        let form = reqwest::multipart::Form::new().part("file", part);
-        let response = self.http.post(format!("{}/api/projects/{project}/files", self.base)).multipart(form).send().await?;
-        ensure!(response.status().is_success(), "importing {name}: {}", response.text().await?);
-        let report: Value = response.json().await?;
-        report["file_id"].as_i64().context("file id")
-    }
+    workbook.save(&path)?;
+    let part = reqwest::multipart::Part::bytes(std::fs::read(&path)?).file_name(name.to_string());
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let response = api.http.post(format!("{}/api/projects/{project}/files", api.base)).multipart(form).send().await?;
+    ensure!(response.status().is_success(), "importing {name}: {}", response.text().await?);
+    let report: Value = response.json().await?;
+    report["file_id"].as_i64().context("file id")
 }
 
 fn id(value: &Value) -> anyhow::Result<i64> {
@@ -143,8 +104,8 @@ async fn set_up(hub: &RunningHub, api: &Api) -> anyhow::Result<Setup> {
     let project_b = id(&api.post("/api/projects", json!({ "category_id": cat_b, "name": "分期推荐" })).await?)?;
     api.send(reqwest::Method::PUT, &format!("/api/projects/{project_a}/sites"), json!({ "site_ids": [site_a] })).await?;
     api.send(reqwest::Method::PUT, &format!("/api/projects/{project_b}/sites"), json!({ "site_ids": [site_b] })).await?;
-    let file_a = api.import(project_a, hub.dir.path(), "宽带名单.xlsx", ["13800138001", "13800138002"]).await?;
-    let file_b = api.import(project_b, hub.dir.path(), "分期名单.xlsx", ["13900139001", "13900139002"]).await?;
+    let file_a = import(&api, project_a, hub.dir.path(), "宽带名单.xlsx", ["13800138001", "13800138002"]).await?;
+    let file_b = import(&api, project_b, hub.dir.path(), "分期名单.xlsx", ["13900139001", "13900139002"]).await?;
     for (file, name, site) in [(file_a, "宽带一批", site_a), (file_b, "分期一批", site_b)] {
         api.post(&format!("/api/files/{file}/dispatch"), json!({ "name": name, "priority": 5, "site_ids": [site] })).await?;
     }
@@ -164,7 +125,7 @@ async fn set_up(hub: &RunningHub, api: &Api) -> anyhow::Result<Setup> {
 /// Every confirmation of the hub's task list and file list: Cancel keeps, Confirm acts.
 async fn confirmations(engine: Engine) -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let s = set_up(&hub, &api).await?;
     let browser = Browser::start_with(engine).await?;
     browser_login(&browser, &hub.url, "admin", &hub.password).await?;
@@ -270,7 +231,7 @@ async fn hub_confirmations_in_firefox() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_nav_shows_only_the_roles_modules() -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let role = id(&api.post("/api/roles", json!({ "name": "文件专员", "modules": ["data.files"] })).await?)?;
     api.post("/api/accounts", json!({ "username": "files_clerk", "password": "files-secret-1", "role_id": role })).await?;
     let browser = Browser::start().await?;
@@ -292,7 +253,7 @@ async fn hub_nav_shows_only_the_roles_modules() -> anyhow::Result<()> {
     let crumbs = browser.wait_for(".topbar .crumbs", WAIT).await?.text().await?;
     ensure!(crumbs.contains("综合管理后台") && crumbs.contains("文件管理"), "breadcrumbs: {crumbs}");
     // The server refuses what the menu hides.
-    let clerk = Api::login(&hub.url, "files_clerk", "files-secret-1").await?;
+    let clerk = Api::login(&hub.url, "files_clerk", "files-secret-1", WAIT).await?;
     for path in ["/batches", "/accounts", "/api/batches", "/voice"] {
         ensure!(clerk.status(path).await? == 403, "{path} is refused to the clerk");
     }
@@ -385,7 +346,7 @@ async fn tour(browser: &Browser, base: &str, prefix: &str, pages: &[(&str, Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tour_of_the_hub_console() -> anyhow::Result<()> {
     let hub = RunningHub::start().await?;
-    let api = Api::login(&hub.url, "admin", &hub.password).await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let s = set_up(&hub, &api).await?;
     let project = s.project_a;
     let site = api.get("/api/sites").await?[0]["id"].as_i64().context("a site")?;
