@@ -149,8 +149,14 @@ async fn hq_finds_a_real_call_by_its_last_four_digits_plays_it_and_exports_it() 
     browser.goto(&format!("{hub_url}/calls")).await?;
     browser.wait_for("#calls-filter input[name=phone]", Duration::from_secs(10)).await?.send_keys("0001").await?;
     browser.wait_for("#calls-filter button[type=submit]", Duration::from_secs(5)).await?.click().await?;
-    let row = browser.wait_for("#calls tr.call", Duration::from_secs(10)).await?;
-    let text = row.text().await?;
+    // The unfiltered list already shows the call: read the rows only once the filtered page has loaded.
+    wait_until(Duration::from_secs(10), || async {
+        browser.client().current_url().await.is_ok_and(|url| url.as_str().contains("phone=0001"))
+            && browser.wait_for("#calls tr.call", Duration::from_millis(300)).await.is_ok()
+    })
+    .await
+    .context("the filtered list loads")?;
+    let text = browser.wait_for("#calls tr.call", Duration::from_secs(10)).await?.text().await?;
     ensure!(text.contains("138****0001") && text.contains("杭州职场") && text.contains(&result) && text.contains("接通"), "{text}");
     let rows = browser.client().find_all(fantoccini::Locator::Css("#calls tr.call")).await?;
     ensure!(rows.len() == 1, "one call ends in 0001: {}", rows.len());
