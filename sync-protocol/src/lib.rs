@@ -16,5 +16,8 @@ pub mod enroll;
 pub mod framing;
 pub mod messages;
 pub mod session;
+pub mod v2;
+pub mod versions;
 
 pub use messages::*;
+pub use versions::{alpn_version, sync_alpns};

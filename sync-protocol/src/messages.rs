@@ -7,21 +7,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// ALPN of the sync link. The trailing number is [`PROTOCOL_VERSION`]; a peer offering a
-/// different one fails the TLS handshake with `no_application_protocol`, and both sides log
-/// which versions were on offer.
-pub const SYNC_ALPN: &[u8] = b"outpost-sync/2";
+/// ALPN of the sync link at this build's [`PROTOCOL_VERSION`]. Both ends offer every
+/// version they speak, newest first ([`crate::sync_alpns`]); TLS picks the newest both share, and
+/// the hello then speaks that version ([`crate::alpn_version`]). A peer sharing none fails the TLS
+/// handshake with `no_application_protocol`, and both sides log which versions were on offer.
+pub const SYNC_ALPN: &[u8] = b"outpost-sync/3";
 
 /// ALPN of the enrollment exchange (no client certificate yet; proven by the one-time code).
 /// Version 2: the proofs are keyed by a key derived from the code (`enroll::CodeKey`), which
 /// is all the hub keeps; a box of version 1 fails the handshake instead of a proof.
 pub const ENROLL_ALPN: &[u8] = b"outpost-enroll/2";
 
-/// Version of the messages in this module. Bumped whenever a change is not purely additive.
+/// Version of the messages in this module: bumped by the first release that appends a variant
+/// to [`Frame`], [`UpEvent`] or [`DownEvent`] (each variant names its version in `since()`).
 ///
 /// - 2: [`CallAttempt::kind`] (postcard is not self-describing, so a new field changes the
-///   encoding of every attempt); [`DownEvent::PhoneList`] appended.
-pub const PROTOCOL_VERSION: u32 = 2;
+///   encoding of every attempt); [`DownEvent::PhoneList`] appended. Frozen in [`crate::v2`].
+/// - 3: rolling upgrades: a hub serves sites of 2 and 3, a site talks to a hub of 2 or 3
+///   ([`MIN_PROTOCOL_VERSION`]); [`DownEvent::SiteProfile`] and the other variants whose
+///   `since()` is 3.
+pub const PROTOCOL_VERSION: u32 = 3;
+
+/// The oldest protocol version this build still speaks: a hub of this build serves sites
+/// from it up, holding back what they cannot read; a site of this build talks to a hub of it.
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts, in bytes. A batch chunk is sized well below this.
 pub const MAX_FRAME_LEN: usize = 4 * 1024 * 1024;
@@ -66,8 +75,9 @@ pub enum Frame {
 pub struct ClientHello {
     pub protocol_version: u32,
     pub site_id: SiteId,
-    /// The appliance's store epoch: a fresh store (or one restored from a backup) starts a
-    /// new epoch, so HQ can tell a reused sequence number from a replay.
+    /// The appliance's store epoch: a fresh store starts a new epoch, so HQ can tell a reused
+    /// sequence number from a replay. A store restored from a backup keeps its epoch and
+    /// finds its place from the server hello (`sync_link::SiteStore::hub_position`).
     pub epoch: u64,
     /// The last down-log entry the site has committed.
     pub down_applied: u64,
@@ -167,6 +177,17 @@ pub enum DownEvent {
     /// A sub-project's report definitions (数据报表管理), the whole list under a per-project
     /// version, so the site computes HQ's columns (项目任务报表) from its own store.
     ReportDefinitions { project_id: u64, version: u64, defs: Vec<ReportDefinition> },
+    /// HQ's name of the site (protocol 3), for the box's status page and front panel,
+    /// versioned: a site keeps the newest.
+    SiteProfile(SiteProfile),
+}
+
+/// What HQ calls the site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SiteProfile {
+    /// Rises with every change; a site keeps the newest it has seen.
+    pub version: u64,
+    pub name: String,
 }
 
 /// Which of HQ's lists a number is on.

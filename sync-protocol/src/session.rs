@@ -19,13 +19,23 @@
 //! consecutive from 1 in each log (the site's per-epoch outbox, the hub's per-site down log),
 //! so a hole is a store fault that closes the session with [`SessionError::LogGap`] instead
 //! of stalling silently.
+//!
+//! Versions: the site's hello speaks the version TLS negotiated (the newest both offered,
+//! [`crate::sync_alpns`]); the hub serves any from [`MIN_PROTOCOL_VERSION`] to
+//! [`PROTOCOL_VERSION`] and answers in the site's. A down entry whose event is newer than the
+//! site's version ([`DownEvent::since`]) is not sent: the site gets
+//! [`DownEvent::held_back_stand_in`] at its seq (its cursor needs every seq) and the driver
+//! keeps the entry ([`HubEvent::HeldBack`]) to append it again once the site is upgraded.
+//! A site whose hub is older stops its outbox before the first entry the hub cannot read
+//! ([`SiteEvent::HubTooOld`]): upgrade the hub first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::framing::FrameError;
 use crate::messages::{
-    ClientHello, DownEntry, Frame, LiveFigures, PROTOCOL_VERSION, ServerHello, SiteId, SiteLive, UpEntry,
+    ClientHello, DownEntry, DownEvent, Frame, LiveFigures, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ServerHello, SiteId,
+    SiteLive, UpEntry,
 };
 
 /// QUIC application close codes used by the link, so both ends' logs agree on why.
@@ -302,6 +312,10 @@ pub enum SiteEvent {
     UpAcked { epoch: u64, seq: u64 },
     /// HQ wants this recording before its turn: upload it now.
     RecordingWanted { sha256: [u8; 32] },
+    /// The hub speaks an older protocol than the outbox entry `seq` needs: the outbox stops
+    /// before it for this connection (nothing is skipped or reordered) until the hub is
+    /// upgraded. Entries before it still go up.
+    HubTooOld { seq: u64, needs: u32, hub: u32 },
     /// The session is over; send what `poll_transmit` still yields, then close with
     /// [`SessionError::close_code`].
     Closed(SessionError),
@@ -324,6 +338,12 @@ pub enum HubEvent {
     LiveFigures(LiveFigures),
     /// The site's latest wall snapshot (replace whatever was shown before).
     SiteLive(Box<SiteLive>),
+    /// The site speaks a protocol too old for this down entry's event: the site receives
+    /// [`DownEvent::held_back_stand_in`] at its seq instead. The driver records the entry
+    /// durably (to append it to the site's down log again once the site speaks a version
+    /// that reads it) before it next sends what `poll_transmit` yields, which holds the
+    /// stand-in: the event comes before the frame in every drain.
+    HeldBack(DownEntry),
     /// The session is over; send what `poll_transmit` still yields, then close with
     /// [`SessionError::close_code`].
     Closed(SessionError),
@@ -361,6 +381,10 @@ pub struct SiteStart {
 #[derive(Debug)]
 pub struct SiteSession {
     config: SessionConfig,
+    /// The protocol version this connection speaks (the hello's).
+    version: u32,
+    /// The outbox reached an entry the hub cannot read: nothing more goes up this session.
+    up_blocked: bool,
     epoch: u64,
     phase: Phase,
     hello_deadline: Option<Instant>,
@@ -376,11 +400,19 @@ pub struct SiteSession {
 }
 
 impl SiteSession {
-    /// A new session; its first transmit is the [`ClientHello`].
+    /// A new session speaking [`PROTOCOL_VERSION`]; its first transmit is the [`ClientHello`].
     pub fn new(now: Instant, start: SiteStart, config: SessionConfig) -> Self {
+        Self::speaking(now, start, config, PROTOCOL_VERSION)
+    }
+
+    /// A new session speaking `version`, the one the connection negotiated
+    /// ([`crate::alpn_version`] of the TLS ALPN): a hub of an older release is spoken to in
+    /// its version. Clamped to the versions this build speaks.
+    pub fn speaking(now: Instant, start: SiteStart, config: SessionConfig, version: u32) -> Self {
+        let version = version.clamp(MIN_PROTOCOL_VERSION, PROTOCOL_VERSION);
         let mut transmits = VecDeque::new();
         transmits.push_back(Frame::ClientHello(ClientHello {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: version,
             site_id: start.site_id,
             epoch: start.epoch,
             down_applied: start.down_applied,
@@ -390,6 +422,8 @@ impl SiteSession {
             hello_deadline: Some(now + config.hello_timeout),
             down: Incoming::new(Log::Down, start.down_applied, config.max_ahead),
             config,
+            version,
+            up_blocked: false,
             epoch: start.epoch,
             phase: Phase::AwaitingHello,
             up: None,
@@ -445,8 +479,8 @@ impl SiteSession {
     }
 
     fn on_server_hello(&mut self, hello: ServerHello) -> Result<(), SessionError> {
-        if hello.protocol_version != PROTOCOL_VERSION {
-            return Err(SessionError::VersionMismatch { ours: PROTOCOL_VERSION, theirs: hello.protocol_version });
+        if hello.protocol_version != self.version {
+            return Err(SessionError::VersionMismatch { ours: self.version, theirs: hello.protocol_version });
         }
         self.phase = Phase::Established;
         self.hello_deadline = None;
@@ -469,6 +503,14 @@ impl SiteSession {
             self.fail(error);
             return;
         }
+        let mut entries = entries;
+        // An entry the hub cannot read stops the outbox here: skipping it would lose it and
+        // sending it would break the hub's decoder, so the rest waits for the hub's upgrade.
+        let blocked_at = entries.iter().position(|entry| entry.event.since() > self.version);
+        let blocked = blocked_at.map(|at| (entries[at].seq, entries[at].event.since()));
+        if let Some(at) = blocked_at {
+            entries.truncate(at);
+        }
         let seqs: Vec<u64> = entries.iter().map(|entry| entry.seq).collect();
         let Some(up) = self.up.as_mut() else { return };
         if let Err(error) = up.fetched(&seqs) {
@@ -476,7 +518,21 @@ impl SiteSession {
             return;
         }
         self.transmits.extend(entries.into_iter().map(Frame::Up));
+        if let Some((seq, needs)) = blocked {
+            self.up_blocked = true;
+            self.events.push_back(SiteEvent::HubTooOld { seq, needs, hub: self.version });
+        }
         self.pump();
+    }
+
+    /// The protocol version this session speaks.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The store epoch the hello announced.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The outbox grew (the store's notify fired).
@@ -566,7 +622,7 @@ impl SiteSession {
     }
 
     fn pump(&mut self) {
-        if self.phase != Phase::Established {
+        if self.phase != Phase::Established || self.up_blocked {
             return;
         }
         if let Some(up) = self.up.as_mut()
@@ -596,6 +652,8 @@ pub struct HubSession {
     software: String,
     phase: Phase,
     epoch: u64,
+    /// The protocol version the site's hello spoke; the session answers and sends in it.
+    peer_version: u32,
     hello_deadline: Option<Instant>,
     down_start: u64,
     up: Option<Incoming<UpEntry>>,
@@ -615,6 +673,7 @@ impl HubSession {
             software,
             phase: Phase::AwaitingHello,
             epoch: 0,
+            peer_version: PROTOCOL_VERSION,
             down_start: 0,
             up: None,
             down: None,
@@ -632,6 +691,12 @@ impl HubSession {
     /// The epoch the site announced (0 before the hello).
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// The protocol version the site speaks ([`PROTOCOL_VERSION`] before the hello): any
+    /// from [`MIN_PROTOCOL_VERSION`] up is served.
+    pub fn peer_version(&self) -> u32 {
+        self.peer_version
     }
 
     pub fn handle_frame(&mut self, _now: Instant, frame: Frame) {
@@ -654,7 +719,7 @@ impl HubSession {
         match (self.phase, frame) {
             (_, Frame::Ping) => Ok(()),
             (Phase::AwaitingHello, Frame::ClientHello(hello)) => {
-                if hello.protocol_version != PROTOCOL_VERSION {
+                if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&hello.protocol_version) {
                     return Err(SessionError::VersionMismatch {
                         ours: PROTOCOL_VERSION,
                         theirs: hello.protocol_version,
@@ -668,6 +733,7 @@ impl HubSession {
                 }
                 self.phase = Phase::AwaitingAccept;
                 self.hello_deadline = None;
+                self.peer_version = hello.protocol_version;
                 self.epoch = hello.epoch;
                 self.down_start = hello.down_applied;
                 self.events.push_back(HubEvent::Hello {
@@ -720,7 +786,7 @@ impl HubSession {
         }
         self.phase = Phase::Established;
         self.transmits.push_back(Frame::ServerHello(ServerHello {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: self.peer_version,
             up_committed,
             software: self.software.clone(),
         }));
@@ -759,7 +825,16 @@ impl HubSession {
             self.fail(error);
             return;
         }
-        self.transmits.extend(entries.into_iter().map(Frame::Down));
+        for entry in entries {
+            if entry.event.since() > self.peer_version {
+                // The site's Incoming needs every seq: it gets one it applies as a no-op.
+                let seq = entry.seq;
+                self.events.push_back(HubEvent::HeldBack(entry));
+                self.transmits.push_back(Frame::Down(DownEntry { seq, event: DownEvent::held_back_stand_in() }));
+            } else {
+                self.transmits.push_back(Frame::Down(entry));
+            }
+        }
         self.pump();
     }
 

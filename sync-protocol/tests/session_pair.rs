@@ -314,6 +314,8 @@ impl Pair {
                 assert_eq!(epoch, self.site_store.epoch);
                 self.site_store.outbox.retain(|s, _| *s > seq);
             }
+            // Both ends speak this build's version: nothing is held in either direction.
+            SiteEvent::HubTooOld { seq, .. } => panic!("entry {seq} held back between equal versions"),
             SiteEvent::Closed(error) => self.site_closed = Some(error),
         }
     }
@@ -347,6 +349,7 @@ impl Pair {
             }
             HubEvent::LiveFigures(figures) => self.hub_store.live = Some(figures),
             HubEvent::SiteLive(live) => self.hub_store.site_live = Some(*live),
+            HubEvent::HeldBack(entry) => panic!("entry {} held back between equal versions", entry.seq),
             HubEvent::Closed(error) => self.hub_closed = Some(error),
         }
     }
