@@ -1,5 +1,5 @@
 //! The `appliance` command: provisioning (`enroll`, `init-admin`), the technician's line test
-//! (`line-test`) and running the box (`run`).
+//! (`line-test`), `backup` / `restore`, and running the box (`run`).
 
 use std::path::PathBuf;
 
@@ -70,6 +70,24 @@ enum Command {
         /// Configuration file (default: appliance.toml in the data directory).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Back up the box while it runs: its store (SQLite's online backup), site identity and
+    /// appliance.toml, into a new directory.
+    Backup {
+        #[arg(long, env = "OUTPOST_DATA", default_value = "/var/lib/outpost")]
+        data: PathBuf,
+        /// A new (or empty) directory for the backup.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data directory; stop the box first. What it replaces is
+    /// moved to `replaced-<time>/` in the data directory.
+    Restore {
+        #[arg(long, env = "OUTPOST_DATA", default_value = "/var/lib/outpost")]
+        data: PathBuf,
+        /// The directory `backup --to` wrote.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Run the box until interrupted.
     Run {
@@ -145,6 +163,24 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         },
+        Command::Backup { data, to } => {
+            let done = appliance::backup::backup(&data, &to)?;
+            println!("backed up {} to {} (outbox at {})", data.display(), to.display(), done.outbox_seq);
+            if !done.identity {
+                println!("the box is not enrolled: the backup holds no site identity");
+            }
+        }
+        Command::Restore { data, from } => {
+            let done = appliance::backup::restore(&from, &data)?;
+            if let Some(aside) = &done.set_aside {
+                println!("what was in {} is kept in {}", data.display(), aside.display());
+            }
+            println!(
+                "restored {} into {}; start the box: it finds its place at HQ on its first connection",
+                from.display(),
+                data.display()
+            );
+        }
         Command::Run { data, config } => {
             let config = ApplianceConfig::load(&data, config.as_deref())?;
             let config_grace = config.stop_grace;

@@ -15,6 +15,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod across_export;
+pub mod backup;
 pub mod config;
 pub mod export;
 pub mod filter;

@@ -38,6 +38,30 @@ enum Command {
     },
     /// Run the console and the sync link.
     Serve(ServeArgs),
+    /// Back up the hub while it runs: its store (SQLite's online backup), the link's CA and
+    /// the configuration file, into a new directory.
+    Backup {
+        #[arg(long, env = "HQ_HUB_DATA")]
+        data: PathBuf,
+        /// The configuration file to include (`/etc/outpost/hub.toml` in the package).
+        #[arg(long, env = "HQ_HUB_CONFIG")]
+        config: Option<PathBuf>,
+        /// A new (or empty) directory for the backup.
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the data directory; stop the hub first. What it replaces is
+    /// moved to `replaced-<time>/` in the data directory.
+    Restore {
+        #[arg(long, env = "HQ_HUB_DATA")]
+        data: PathBuf,
+        /// Where to write the backup's configuration file, if it holds one.
+        #[arg(long, env = "HQ_HUB_CONFIG")]
+        config: Option<PathBuf>,
+        /// The directory `backup --to` wrote.
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Check the configuration (file, variables, flags) and say what `serve` would run with;
     /// exit code 1 and the key to fix when it is wrong.
     CheckConfig(ServeArgs),
@@ -117,6 +141,16 @@ async fn main() -> anyhow::Result<()> {
         Command::InitAdmin { data, username, password_file } => {
             let password = hq_hub::init_admin(&data, &username)?;
             hand_over(&username, &password, password_file.as_deref())?;
+        }
+        Command::Backup { data, config, to } => {
+            hq_hub::backup::backup(&data, config.as_deref(), &to)?;
+            println!("backed up {} to {}", data.display(), to.display());
+        }
+        Command::Restore { data, config, from } => {
+            if let Some(aside) = hq_hub::backup::restore(&from, &data, config.as_deref())? {
+                println!("what was in {} is kept in {}", data.display(), aside.display());
+            }
+            println!("restored {} into {}; start the hub", from.display(), data.display());
         }
         Command::CheckConfig(args) => match args.settings() {
             Ok(settings) => {

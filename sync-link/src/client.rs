@@ -24,6 +24,7 @@ use sync_protocol::enroll::{self, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{SessionConfig, SessionError, SiteEvent, SiteSession, SiteStart, close_code};
 use sync_protocol::{
     BlobKind, DownEntry, DownEvent, Frame, LinkSettings, LiveFigures, PROTOCOL_VERSION, SYNC_ALPN, SiteId, SiteLive,
+    alpn_version,
 };
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -155,6 +156,13 @@ impl SiteIdentity {
     /// console shows (shortened) for the box holding the site.
     pub fn cert_fingerprint(&self) -> String {
         fingerprint_of(&self.cert)
+    }
+
+    /// The sync client configuration of this identity offering exactly `alpns`.
+    #[cfg(feature = "test-utils")]
+    pub(crate) fn client_config_offering(&self, alpns: Vec<Vec<u8>>) -> Result<quinn::ClientConfig, String> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
+        crate::tls::sync_client_config_offering(self.ca_cert.clone(), vec![self.cert.clone()], key, &LinkTuning::default(), alpns)
     }
 
     pub(crate) fn client_config(&self, tuning: &LinkTuning) -> Result<quinn::ClientConfig, String> {
@@ -404,10 +412,19 @@ async fn connect_and_pump<S: SiteStore>(
         Ok(settings) => cap.set(settings.and_then(|settings| settings.recording_upload_bytes_per_sec)),
         Err(error) => tracing::warn!(%error, "cannot read the link settings; keeping the current upload cap"),
     }
-    let session = SiteSession::new(
+    // The newest version both ends speak, as TLS negotiated it: a hub of the previous
+    // release is spoken to in its version.
+    let version = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .and_then(|alpn| alpn_version(&alpn))
+        .unwrap_or(PROTOCOL_VERSION);
+    let session = SiteSession::speaking(
         Instant::now(),
         SiteStart { site_id: identity.site_id, epoch, down_applied, software: SOFTWARE.to_owned() },
         SessionConfig::default(),
+        version,
     );
     let (was_online, outcome) = pump(&connection, session, store, status, shutdown, cap).await;
     let (code, reason) = match outcome {
@@ -684,6 +701,7 @@ async fn pump<S: SiteStore>(
     shutdown: &CancellationToken,
     cap: &RateCap,
 ) -> (bool, Result<String, PumpEnd>) {
+    let session_epoch = session.epoch();
     // Blob and figure tasks live as long as this session.
     let mut side_tasks = tokio::task::JoinSet::new();
     let (wanted_tx, wanted_rx) = mpsc::unbounded_channel();
@@ -709,6 +727,10 @@ async fn pump<S: SiteStore>(
         while let Some(event) = session.poll_event() {
             match event {
                 SiteEvent::Established { up_committed } => {
+                    let epoch = session_epoch;
+                    if let Err(error) = blocking(store, move |store| store.hub_position(epoch, up_committed)).await {
+                        return (online, Err(PumpEnd::Store(error)));
+                    }
                     tracing::info!(?up_committed, "link online");
                     online = true;
                     status.send_replace(LinkStatus::Online { since: SystemTime::now() });
@@ -743,6 +765,9 @@ async fn pump<S: SiteStore>(
                     if let Err(error) = blocking(store, move |store| store.outbox_acked(epoch, seq)).await {
                         return (online, Err(PumpEnd::Store(error)));
                     }
+                }
+                SiteEvent::HubTooOld { seq, needs, hub } => {
+                    tracing::warn!(seq, needs, hub, "HQ's hub speaks an older protocol than outbox entry {seq} needs; it waits until the hub is upgraded");
                 }
                 SiteEvent::Closed(error) => return (online, Err(PumpEnd::Session(error))),
             }

@@ -43,6 +43,8 @@ pub mod ca;
 pub mod client;
 #[cfg(feature = "test-utils")]
 pub mod relay;
+#[cfg(feature = "test-utils")]
+pub mod old_peer;
 pub mod server;
 mod tls;
 mod wire;
@@ -97,6 +99,13 @@ pub trait SiteStore: Send + Sync + 'static {
     fn outbox_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<UpEntry>>;
     /// HQ committed everything up to `seq` of `epoch`: the store may drop those entries.
     fn outbox_acked(&self, epoch: u64, seq: u64) -> StoreResult<()>;
+    /// HQ accepted the hello and holds the outbox of `epoch` up to `up_committed`; called
+    /// before any acknowledgement or fetch of the session. A store restored from a backup
+    /// finds here that HQ holds entries it no longer has, and renumbers what it wrote since
+    /// the restore after them. Nothing to do by default.
+    fn hub_position(&self, _epoch: u64, _up_committed: Option<u64>) -> StoreResult<()> {
+        Ok(())
+    }
     /// Apply one down-log entry and record `entry.seq` as applied, in one transaction.
     /// Applying an entry at or below the recorded position must change nothing.
     fn apply_down(&self, entry: &DownEntry) -> StoreResult<()>;
@@ -228,6 +237,25 @@ pub trait HubStore: Send + Sync + 'static {
     fn down_after(&self, site: SiteId, after_seq: u64, limit: usize) -> StoreResult<Vec<DownEntry>>;
     /// The site committed everything up to `seq`.
     fn down_acked(&self, site: SiteId, seq: u64) -> StoreResult<()>;
+    /// `entry` was not sent to `site`, whose protocol version is older than the entry's
+    /// event (it got `DownEvent::held_back_stand_in` at that seq): keep the event, committed
+    /// before returning, to append it again once the site speaks a version that reads it
+    /// ([`HubStore::site_speaks`]), and show at HQ that the site needs an upgrade. The
+    /// default refuses, so a store that cannot keep it never loses an event silently.
+    fn down_held_back(&self, site: SiteId, entry: &DownEntry) -> StoreResult<()> {
+        Err(StoreError::Other(format!(
+            "site {site} is too old for down entry {} and this hub store cannot hold it back; upgrade the site",
+            entry.seq
+        )))
+    }
+    /// `site`'s hello speaks protocol `version` and has applied the down log up to
+    /// `down_applied` (asked before the session starts): append to its down log, in their
+    /// order, the events held back from it at seqs up to `down_applied` that `version` reads,
+    /// and forget them (and those after `down_applied`, which this session sends from the
+    /// log itself). Nothing is held back by default.
+    fn site_speaks(&self, _site: SiteId, _version: u32, _down_applied: u64) -> StoreResult<()> {
+        Ok(())
+    }
     /// Wakes the link for `site` when its down log grows, or its identity changes.
     fn down_notify(&self, site: SiteId) -> std::sync::Arc<tokio::sync::Notify>;
     /// The site's link came up or went down (for monitoring).

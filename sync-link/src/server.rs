@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use sync_protocol::enroll::{self, CodeKey, EnrollRequest, EnrollResponse};
 use sync_protocol::session::{HubEvent, HubSession, SessionConfig, SessionError, close_code};
-use sync_protocol::{BlobKind, ENROLL_ALPN, Frame, PROTOCOL_VERSION, SYNC_ALPN, SiteId};
+use sync_protocol::{
+    BlobKind, ENROLL_ALPN, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SYNC_ALPN, SiteId, alpn_version,
+};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -173,7 +175,7 @@ async fn handle_connection<S: HubStore>(
             tracing::warn!(
                 %remote,
                 %error,
-                "handshake failed; this hub speaks {} and {} and accepts only certificates of its own CA",
+                "handshake failed; this hub speaks {} (down to version {MIN_PROTOCOL_VERSION}) and {} and accepts only certificates of its own CA",
                 String::from_utf8_lossy(SYNC_ALPN),
                 String::from_utf8_lossy(ENROLL_ALPN),
             );
@@ -186,7 +188,7 @@ async fn handle_connection<S: HubStore>(
         .and_then(|data| data.protocol);
     match alpn.as_deref() {
         Some(protocol) if protocol == ENROLL_ALPN => enroll_site(connection, ca, store).await,
-        Some(protocol) if protocol == SYNC_ALPN => sync_site(connection, store, requests, shutdown).await,
+        Some(protocol) if alpn_version(protocol).is_some() => sync_site(connection, store, requests, shutdown).await,
         other => {
             tracing::warn!(%remote, alpn = ?other.map(String::from_utf8_lossy), "connection without a known ALPN");
             connection.close(close_code::PROTOCOL.into(), b"unknown ALPN");
@@ -244,9 +246,9 @@ async fn enroll_exchange<S: HubStore>(
         stream.finish();
         return Err(reason);
     };
-    if protocol_version != PROTOCOL_VERSION {
+    if !(MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&protocol_version) {
         let reason = format!(
-            "protocol version mismatch: the hub speaks {PROTOCOL_VERSION}, the appliance {protocol_version}; upgrade the older one"
+            "protocol version mismatch: the hub speaks {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, the appliance {protocol_version}; upgrade the older one"
         );
         stream.send(&refuse_enrollment(reason.clone())).await.map_err(|error| error.to_string())?;
         stream.finish();
@@ -568,8 +570,8 @@ impl<S: HubStore> SiteLink<'_, S> {
         }
         let (store, site) = (self.store, self.site);
         match event {
-            HubEvent::Hello { site_id, epoch, software, .. } => {
-                self.on_hello(site_id, epoch, software).await?;
+            HubEvent::Hello { site_id, epoch, software, down_applied } => {
+                self.on_hello(site_id, epoch, down_applied, software).await?;
             }
             HubEvent::FetchDown { after_seq, limit } => {
                 match blocking(store, move |store| store.down_after(site, after_seq, limit)).await {
@@ -580,6 +582,14 @@ impl<S: HubStore> SiteLink<'_, S> {
             HubEvent::ApplyUp(entry) => {
                 // Gathered and committed as one run, before any later event.
                 self.pending_up.push(entry);
+            }
+            HubEvent::HeldBack(entry) => {
+                // Recorded before the stand-in leaves: the pump drains events first.
+                let version = self.session.peer_version();
+                tracing::info!(site, seq = entry.seq, needs = entry.event.since(), version, "down entry held back until the site is upgraded");
+                if let Err(error) = blocking(store, move |store| store.down_held_back(site, &entry)).await {
+                    return Err(Outcome::Store(error));
+                }
             }
             HubEvent::DownAcked { seq } => {
                 if let Err(error) = blocking(store, move |store| store.down_acked(site, seq)).await {
@@ -611,7 +621,7 @@ impl<S: HubStore> SiteLink<'_, S> {
 
     /// The site's hello: refused unless its certificate may hold the site; otherwise the
     /// site is online and its blob streams and voice pushes start.
-    async fn on_hello(&mut self, site_id: SiteId, epoch: u64, software: String) -> Result<(), Outcome> {
+    async fn on_hello(&mut self, site_id: SiteId, epoch: u64, down_applied: u64, software: String) -> Result<(), Outcome> {
         let (store, site, cert) = (self.store, self.site, self.cert);
         match blocking(store, move |store| store.site_allowed(site_id, &cert)).await {
             Ok(true) => {}
@@ -621,11 +631,17 @@ impl<S: HubStore> SiteLink<'_, S> {
             }
             Err(error) => return Err(Outcome::Store(error)),
         }
+        // Entries held back from this site while it was older go down again now if it reads
+        // them, appended before the session fetches its first entries.
+        let version = self.session.peer_version();
+        if let Err(error) = blocking(store, move |store| store.site_speaks(site_id, version, down_applied)).await {
+            return Err(Outcome::Store(error));
+        }
         match blocking(store, move |store| store.up_committed(site_id, epoch)).await {
             Ok(committed) => self.session.accept(Instant::now(), committed),
             Err(error) => return Err(Outcome::Store(error)),
         }
-        tracing::info!(site, epoch, software, "site online");
+        tracing::info!(site, epoch, software, version, "site online");
         self.online = true;
         let connection = self.connection;
         let sink = Arc::new(HubRecordings { store: store.clone(), site });

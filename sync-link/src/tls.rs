@@ -18,7 +18,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use sync_protocol::{ENROLL_ALPN, SYNC_ALPN};
+use sync_protocol::{sync_alpns, ENROLL_ALPN};
 
 use crate::LinkTuning;
 use crate::ca::HubCa;
@@ -58,7 +58,10 @@ pub(crate) fn server_config(ca: &HubCa, tuning: &LinkTuning) -> Result<quinn::Se
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)
         .map_err(|error| format!("the server certificate is unusable: {error}"))?;
-    tls.alpn_protocols = vec![SYNC_ALPN.to_vec(), ENROLL_ALPN.to_vec()];
+    // Every sync version this hub serves, newest first (rustls picks the first of ours the
+    // site offers), then enrollment.
+    tls.alpn_protocols = sync_alpns();
+    tls.alpn_protocols.push(ENROLL_ALPN.to_vec());
     let quic = QuicServerConfig::try_from(tls).map_err(|error| error.to_string())?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
     config.transport_config(transport(tuning));
@@ -71,6 +74,18 @@ pub(crate) fn sync_client_config(
     key: PrivateKeyDer<'static>,
     tuning: &LinkTuning,
 ) -> Result<quinn::ClientConfig, String> {
+    sync_client_config_offering(ca_cert, chain, key, tuning, sync_alpns())
+}
+
+/// The sync client configuration offering exactly `alpns` (a box of an older release
+/// offers only its own version).
+pub(crate) fn sync_client_config_offering(
+    ca_cert: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    tuning: &LinkTuning,
+    alpns: Vec<Vec<u8>>,
+) -> Result<quinn::ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     roots.add(ca_cert).map_err(|error| format!("ca.crt is unusable: {error}"))?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
@@ -79,7 +94,7 @@ pub(crate) fn sync_client_config(
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(|error| format!("site.crt / site.key are unusable: {error}"))?;
-    tls.alpn_protocols = vec![SYNC_ALPN.to_vec()];
+    tls.alpn_protocols = alpns;
     client_config(tls, tuning)
 }
 

@@ -10,6 +10,8 @@
 //! - [`password`]: a login for an unknown user costs the same argon2 work as a wrong password.
 //! - [`probe`]: the `/metrics` page's OpenMetrics text (through `prometheus-client`) and the
 //!   free disk both servers report.
+//! - [`backup`]: the backup directory both servers write and read back (SQLite's online
+//!   backup of the live database, the files beside it, a manifest).
 //! - [`protect`]: the middleware that applies the Origin check and the headers to a router.
 //!
 //! Why hand-written rather than a CSRF-token or rate-limit crate: both servers need exactly
@@ -20,6 +22,7 @@
 //! lock a real user out from elsewhere. The whole crate is a few hundred lines and tested
 //! here with simulated time.
 
+pub mod backup;
 pub mod headers;
 pub mod messages;
 pub mod origin;

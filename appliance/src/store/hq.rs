@@ -344,6 +344,17 @@ pub(super) fn apply_link_settings(tx: &Transaction<'_>, settings: &LinkSettings)
     Ok(())
 }
 
+/// HQ's name of the site; an older version never replaces a newer one.
+pub(super) fn apply_site_profile(tx: &Transaction<'_>, profile: &sync_protocol::SiteProfile) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO site_profile (id, version, name) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, name = excluded.name
+         WHERE excluded.version >= site_profile.version",
+        params![profile.version as i64, profile.name],
+    )?;
+    Ok(())
+}
+
 pub(super) fn hex_of(sha256: &[u8; 32]) -> String {
     sha256.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -500,6 +511,11 @@ impl Store {
     }
 
     /// The last link settings HQ sent.
+    /// HQ's name of the site, once HQ sent it.
+    pub fn site_name(&self) -> Result<Option<String>, DbError> {
+        Ok(self.lock().query_row("SELECT name FROM site_profile WHERE id = 1", [], |row| row.get(0)).optional()?)
+    }
+
     pub fn stored_link_settings(&self) -> Result<Option<LinkSettings>, DbError> {
         let bytes: Option<Vec<u8>> = self
             .lock()

@@ -118,6 +118,7 @@ impl Store {
                 DownEvent::ReportDefinitions { project_id, version, defs } => {
                     super::reports::apply_report_definitions(&tx, *project_id, *version, defs)?
                 }
+                DownEvent::SiteProfile(profile) => hq::apply_site_profile(&tx, profile)?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.
@@ -449,6 +450,13 @@ impl SiteStore for Store {
 
     fn outbox_acked(&self, epoch: u64, seq: u64) -> StoreResult<()> {
         self.drop_acked(epoch, seq).map_err(link_error)
+    }
+
+    fn hub_position(&self, epoch: u64, up_committed: Option<u64>) -> StoreResult<()> {
+        if epoch != self.epoch {
+            return Ok(());
+        }
+        self.realign_after_restore(up_committed).map_err(link_error)
     }
 
     fn apply_down(&self, entry: &DownEntry) -> StoreResult<()> {

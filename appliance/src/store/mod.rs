@@ -51,6 +51,7 @@ mod reports;
 #[cfg(test)]
 mod migration_tests;
 mod schema;
+mod restore;
 mod sessions;
 mod tasks;
 mod typed_dial;
@@ -69,6 +70,7 @@ pub use attribution::{AllocationReport, AttributionError, SiteRule, attribute};
 pub use callbacks::{CallbackError, CallbackScope, CallbackView, DueCallback};
 pub use callback_edit::CallbackEdit;
 pub use dialing::{AttemptEnd, ClaimedNumber};
+pub use restore::{ID_GAP, mark_restored};
 pub use health::HealthFigures;
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use live::{BoardAgent, LiveBoard};
@@ -216,6 +218,11 @@ impl Store {
     /// Where the database file lives.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The schema version this build writes (a backup newer than it is refused).
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
     }
 
     /// The store's epoch (see the module doc).

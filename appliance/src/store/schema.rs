@@ -329,4 +329,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     END;",
     // 13: edit after create (`account_edits`): a disabled account cannot sign in.
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    // 14: the box as a product. HQ's name of the site (`DownEvent::SiteProfile`, newest
+    // version wins); and where the outbox stood in a backup this store was restored from,
+    // until HQ's first answer after the restore (`link::realign_after_restore`).
+    "CREATE TABLE site_profile (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        name TEXT NOT NULL
+    );
+    ALTER TABLE sync_state ADD COLUMN restored_outbox_seq INTEGER;",
 ];

@@ -444,7 +444,8 @@ impl Store {
 pub(super) const UNDO_MIGRATION: &str = "DROP TABLE project_names; ALTER TABLE projects DROP COLUMN archived_at;
     ALTER TABLE accounts DROP COLUMN disabled; DROP INDEX calls_time; DROP INDEX calls_site_time; DROP INDEX calls_last4_time;
     DROP INDEX calls_agent_time; DROP INDEX calls_batch_time; CREATE INDEX call_attempts_started ON call_attempts(started_at);
-    ALTER TABLE call_attempts DROP COLUMN phone_last4; ALTER TABLE call_attempts DROP COLUMN extension;";
+    ALTER TABLE call_attempts DROP COLUMN phone_last4; ALTER TABLE call_attempts DROP COLUMN extension;
+    DROP TABLE down_held; ALTER TABLE sites DROP COLUMN protocol_version;";
 
 #[cfg(test)]
 mod tests;

@@ -106,6 +106,14 @@ impl HubStore for Store {
         Ok(())
     }
 
+    fn down_held_back(&self, site: SiteId, entry: &DownEntry) -> StoreResult<()> {
+        self.hold_back_down(site_key(site)?, entry).map_err(other)
+    }
+
+    fn site_speaks(&self, site: SiteId, version: u32, down_applied: u64) -> StoreResult<()> {
+        self.release_held_down(site_key(site)?, version, down_applied).map_err(other)
+    }
+
     fn down_notify(&self, site: SiteId) -> Arc<Notify> {
         self.down_notify_for(site)
     }

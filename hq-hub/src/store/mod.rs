@@ -34,6 +34,7 @@ mod report_facts;
 mod sites;
 mod sync_up;
 mod today;
+mod upgrades;
 mod wall;
 
 use std::collections::HashMap;
@@ -558,6 +559,20 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX calls_agent_time;
     CREATE INDEX calls_agent_time ON call_attempts(agent, started_at, site_id, attempt_id) WHERE agent IS NOT NULL;
     "#,
+    // 20: rolling upgrades. Down entries held back from a site whose protocol is older than
+    // their event (it got a stand-in at that seq), kept until it speaks a version that reads
+    // them; and the version each site spoke at its last hello.
+    r#"
+    CREATE TABLE down_held (
+        site_id INTEGER NOT NULL REFERENCES sites(id),
+        seq     INTEGER NOT NULL,
+        since   INTEGER NOT NULL,
+        event   TEXT NOT NULL,
+        held_at INTEGER NOT NULL,
+        PRIMARY KEY (site_id, seq)
+    );
+    ALTER TABLE sites ADD COLUMN protocol_version INTEGER;
+    "#,
 ];
 
 /// Failure to open the store.
@@ -599,6 +614,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The schema version this build writes (a backup newer than it is refused).
+    pub fn schema_version() -> usize {
+        MIGRATIONS.len()
+    }
+
     /// Opens (creating if needed) the store under `data_dir` and runs pending migrations;
     /// reports count in China time.
     pub fn open(data_dir: &Path) -> Result<Store, OpenError> {

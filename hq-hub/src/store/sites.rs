@@ -50,6 +50,10 @@ pub struct Site {
     /// the appliance logs it); `None` for a box enrolled before the hub kept certificates,
     /// until its next connection.
     pub box_certificate: Option<String>,
+    /// The sync protocol version the box spoke at its last hello.
+    pub protocol_version: Option<u32>,
+    /// HQ holds back changes the box's version cannot read (职场需升级).
+    pub needs_upgrade: bool,
 }
 
 /// A freshly minted enrollment code (the only time it is visible).
@@ -155,6 +159,7 @@ fn record_enrollment(tx: &Transaction<'_>, code_id: i64, site_id: i64, cert: &[u
         super::notices::seed_enrolled_site(tx, site_id)?;
         super::lists::seed_enrolled_site(tx, site_id)?;
         super::control::seed_enrolled_site(tx, site_id)?;
+        super::upgrades::seed_site_profile(tx, site_id)?;
     }
     Ok(())
 }
@@ -178,7 +183,8 @@ impl Store {
     pub fn list_sites(&self) -> Result<Vec<Site>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT s.id, s.name, i.id IS NOT NULL, s.online, s.link_since, s.down_acked, i.enrolled_at, i.cert_sha256
+            "SELECT s.id, s.name, i.id IS NOT NULL, s.online, s.link_since, s.down_acked, i.enrolled_at, i.cert_sha256,
+                    s.protocol_version, EXISTS (SELECT 1 FROM down_held h WHERE h.site_id = s.id)
              FROM sites s LEFT JOIN site_identities i ON i.site_id = s.id AND i.retired_at IS NULL
              ORDER BY s.id",
         )?;
@@ -193,6 +199,8 @@ impl Store {
                     down_acked: r.get(5)?,
                     box_enrolled_at: r.get(6)?,
                     box_certificate: r.get(7)?,
+                    protocol_version: r.get(8)?,
+                    needs_upgrade: r.get(9)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -254,6 +254,8 @@ words! {
     (sites_status, "连接状态", "Link"),
     (sites_online, "在线", "online"),
     (sites_offline, "离线", "offline"),
+    (sites_needs_upgrade, "职场需升级", "site needs upgrade"),
+    (sites_needs_upgrade_hint, "总控有该职场版本无法接收的更新，升级职场设备后自动补发", "HQ holds changes this site's version cannot read; they are sent once the box is upgraded"),
     (sites_since, "自", "since"),
     (sites_never, "从未连接", "never connected"),
     (sites_enrolled, "已接入", "Enrolled"),

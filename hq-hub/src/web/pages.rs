@@ -174,6 +174,7 @@ struct SiteRow {
     /// The start of its certificate's SHA-256 (what the box logs when it enrolls), and the whole.
     box_short: String,
     box_certificate: String,
+    needs_upgrade: bool,
 }
 
 #[derive(Template)]
@@ -207,6 +208,7 @@ fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
                 box_enrolled_at: s.box_enrolled_at.map(super::shell::minute).unwrap_or_default(),
                 box_short: short_fingerprint(&certificate),
                 box_certificate: certificate,
+                needs_upgrade: s.needs_upgrade,
             }
         })
         .collect()
