@@ -167,6 +167,19 @@ pub enum DownEvent {
     /// A sub-project's report definitions (数据报表管理), the whole list under a per-project
     /// version, so the site computes HQ's columns (项目任务报表) from its own store.
     ReportDefinitions { project_id: u64, version: u64, defs: Vec<ReportDefinition> },
+    /// How many days the site keeps its recordings (HQ sets it per site). The site deletes
+    /// a recording only after HQ has received it, whatever the retention.
+    RecordingRetention(RecordingRetention),
+}
+
+/// A site's recording retention, replaced as a whole under a per-site version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingRetention {
+    /// Rises on every change.
+    pub version: u64,
+    /// Recordings older than this many days are deleted at the site once HQ holds them;
+    /// `None` keeps them for ever.
+    pub days: Option<u32>,
 }
 
 /// Which of HQ's lists a number is on.
@@ -743,6 +756,8 @@ pub enum SiteAlarm {
     AbandonOverCap { rate_percent: f64, cap_percent: f64 },
     /// The data disk is nearly full.
     DiskLow { free_bytes: u64, total_bytes: u64 },
+    /// The data disk is under the box's floor: new calls are not recorded (calls go on).
+    RecordingStopped { free_bytes: u64, floor_bytes: u64 },
 }
 
 /// What a blob stream carries.
