@@ -329,4 +329,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     END;",
     // 13: edit after create (`account_edits`): a disabled account cannot sign in.
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    // 14: how many days recordings are kept, as HQ last set it (`retention`).
+    "CREATE TABLE recording_retention (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        days INTEGER
+    );",
 ];
