@@ -50,6 +50,8 @@ pub struct Site {
     /// the appliance logs it); `None` for a box enrolled before the hub kept certificates,
     /// until its next connection.
     pub box_certificate: Option<String>,
+    /// Days the site keeps its recordings once HQ holds them; `None`: for ever.
+    pub recording_retention_days: Option<u32>,
 }
 
 /// A freshly minted enrollment code (the only time it is visible).
@@ -155,6 +157,7 @@ fn record_enrollment(tx: &Transaction<'_>, code_id: i64, site_id: i64, cert: &[u
         super::notices::seed_enrolled_site(tx, site_id)?;
         super::lists::seed_enrolled_site(tx, site_id)?;
         super::control::seed_enrolled_site(tx, site_id)?;
+        super::retention::seed_enrolled_site(tx, site_id)?;
     }
     Ok(())
 }
@@ -178,7 +181,8 @@ impl Store {
     pub fn list_sites(&self) -> Result<Vec<Site>, DbError> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT s.id, s.name, i.id IS NOT NULL, s.online, s.link_since, s.down_acked, i.enrolled_at, i.cert_sha256
+            "SELECT s.id, s.name, i.id IS NOT NULL, s.online, s.link_since, s.down_acked, i.enrolled_at, i.cert_sha256,
+                    s.recording_retention_days
              FROM sites s LEFT JOIN site_identities i ON i.site_id = s.id AND i.retired_at IS NULL
              ORDER BY s.id",
         )?;
@@ -193,6 +197,7 @@ impl Store {
                     down_acked: r.get(5)?,
                     box_enrolled_at: r.get(6)?,
                     box_certificate: r.get(7)?,
+                    recording_retention_days: r.get::<_, Option<i64>>(8)?.map(|days| days as u32),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -174,6 +174,8 @@ struct SiteRow {
     /// The start of its certificate's SHA-256 (what the box logs when it enrolls), and the whole.
     box_short: String,
     box_certificate: String,
+    /// Days the site keeps recordings; empty for ever.
+    retention_days: String,
 }
 
 #[derive(Template)]
@@ -207,6 +209,7 @@ fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
                 box_enrolled_at: s.box_enrolled_at.map(super::shell::minute).unwrap_or_default(),
                 box_short: short_fingerprint(&certificate),
                 box_certificate: certificate,
+                retention_days: s.recording_retention_days.map(|days| days.to_string()).unwrap_or_default(),
             }
         })
         .collect()
