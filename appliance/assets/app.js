@@ -200,6 +200,14 @@ function wireStatus(panel) {
     field("outbox").textContent = status.outbox;
     field("registered").textContent = status.registered.join(", ") || "-";
     field("problem").textContent = status.problem || "";
+    const recording = field("recording");
+    const stopped = status.recording_stopped;
+    recording.textContent = stopped
+      ? recording.dataset.stopped.replace("{free}", stopped.free_mb).replace("{floor}", stopped.floor_mb) : "";
+    const recordingState = field("recording-state");
+    recordingState.textContent = stopped ? recording.textContent : recordingState.dataset.on;
+    // The panel is redrawn each second too; a new query defeats the browser's cache.
+    field("panel").src = "/admin/status/panel.png?at=" + Date.now();
     field("counts").textContent = ["available", "one_click_only", "break", "away", "signed_out"]
       .map((state) => stateLabel(panel, state) + " " + (status.agents[state] || 0)).join(" · ");
     field("agents").replaceChildren(...status.agent_list.map((agent) => cells([

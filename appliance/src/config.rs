@@ -14,6 +14,12 @@
 //! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
 //! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
 //! stop_grace_seconds = 30           # on SIGTERM: calls in progress may finish this long
+//! recording_floor_mb = 512          # under this much free disk, new calls are not recorded
+//!
+//! [panel]                           # optional: a 128x64 SSD1306 front panel on I2C
+//! i2c = "/dev/i2c-1"
+//! address = 0x3c                    # the controller's address (0x3c or 0x3d)
+//! name = "SH-PUDONG-01"             # the site's name on the panel (ASCII); default: its id
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -67,6 +73,10 @@ pub struct ApplianceConfig {
     /// On a stop (SIGTERM, Ctrl-C): no new call is dialed, and the calls in progress may
     /// finish for this long before they are hung up.
     pub stop_grace: Duration,
+    /// The disk floor under which new calls are not recorded.
+    pub recordings: crate::recordings::RecordingOptions,
+    /// The front panel: where it is attached, if it is, and the name it shows.
+    pub panel: crate::panel::PanelOptions,
 }
 
 /// The web server's settings.
@@ -113,9 +123,19 @@ struct FileConfig {
     session_idle_minutes: Option<u64>,
     report_time_zone: Option<String>,
     stop_grace_seconds: Option<u64>,
+    recording_floor_mb: Option<u64>,
+    panel: Option<FilePanel>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilePanel {
+    i2c: Option<PathBuf>,
+    address: Option<u8>,
+    name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +180,8 @@ impl ApplianceConfig {
             telephony: TelephonyOptions::default(),
             web: WebOptions::default(),
             stop_grace: Duration::from_secs(30),
+            recordings: crate::recordings::RecordingOptions::default(),
+            panel: crate::panel::PanelOptions::default(),
         }
     }
 
@@ -262,6 +284,22 @@ impl ApplianceConfig {
                 )));
             }
             config.stop_grace = Duration::from_secs(seconds);
+        }
+        if let Some(megabytes) = file.recording_floor_mb {
+            config.recordings.floor_bytes = megabytes.saturating_mul(1 << 20);
+        }
+        if let Some(panel) = file.panel {
+            if panel.address.is_some_and(|address| !(0x3c..=0x3d).contains(&address)) {
+                return Err(invalid(format!(
+                    "[panel] address = {:#x}: an SSD1306 answers at 0x3c or 0x3d; use the one printed on the board",
+                    panel.address.unwrap_or_default()
+                )));
+            }
+            config.panel = crate::panel::PanelOptions {
+                i2c: panel.i2c,
+                address: panel.address.unwrap_or(0x3c),
+                name: panel.name,
+            };
         }
         if let Some(lockout) = file.lockout {
             let defaults = LockoutPolicy::default();

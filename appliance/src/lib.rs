@@ -24,6 +24,8 @@ pub mod backup;
 pub mod config;
 pub mod desk;
 pub mod driver;
+pub mod panel;
+pub mod recordings;
 pub mod store;
 pub mod sync;
 pub mod web;
@@ -106,7 +108,18 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     if pruned > 0 {
         tracing::info!(pruned, "web sessions idle past the limit were removed");
     }
-    let app = web::router(web::AppState::new(store.clone(), desk, driver, link_rx).with_session_idle(idle));
+    let panel_image = Arc::new(panel::PanelImage::default());
+    let sources = panel::PanelSources {
+        store: store.clone(),
+        desk: desk.clone(),
+        driver: driver.clone(),
+        link: link_rx.clone(),
+        site_name: site_name(&config),
+    };
+    tasks.spawn(panel::run(sources, config.panel.clone(), panel_image.clone(), lines_done.clone()));
+    let app = web::router(
+        web::AppState::new(store.clone(), desk, driver, link_rx).with_session_idle(idle).with_panel(panel_image),
+    );
     tasks.spawn(async move {
         let web_done = lines_done.clone();
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -127,6 +140,17 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     });
     tracing::info!(%http_addr, %sip_addr, "appliance started");
     Ok(Appliance { http_addr, sip_addr, store, tasks })
+}
+
+/// The site's name on the front panel: the configured one, else the enrolled site's id.
+fn site_name(config: &ApplianceConfig) -> String {
+    if let Some(name) = &config.panel.name {
+        return name.clone();
+    }
+    match sync_link::client::SiteIdentity::load(&sync::identity_dir(&config.data_dir)) {
+        Ok(identity) => format!("SITE {}", identity.site_id),
+        Err(_) => "OUTPOST".to_string(),
+    }
 }
 
 /// How long a stopping box's web finishes the requests in flight.

@@ -48,6 +48,8 @@ async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result
         telephony: Default::default(),
         web: Default::default(),
         stop_grace: Duration::from_secs(30),
+        recordings: Default::default(),
+        panel: Default::default(),
     };
     let shutdown = CancellationToken::new();
     let site = appliance::start(config, shutdown.clone()).await?;

@@ -181,6 +181,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
          DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
          ALTER TABLE users DROP COLUMN disabled;
          DROP TABLE site_profile; ALTER TABLE sync_state DROP COLUMN restored_outbox_seq;
+         DROP TABLE recording_retention;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

@@ -373,3 +373,55 @@ fn unit_hq_status_handed_back_to_the_site_lifts_a_settings_pause_but_not_a_contr
     apply(&store, next, vec![settings(5, Some(true))]);
     assert_eq!(store.claim_next_numbers(12, 1).expect("claim").len(), 1);
 }
+
+/// HQ's retention (down the link, by version) deletes recordings oldest first, and never one
+/// HQ has not received: real files in a real store.
+#[test]
+fn unit_recordings_past_the_retention_are_deleted_oldest_first_once_hq_holds_them() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("site")).expect("open");
+    let next = load(&store, 1, 5, 4);
+    store.start_task(5, PARAMS).expect("start");
+    let claimed = store.claim_next_numbers(5, 4).expect("claim");
+    let now = MORNING;
+    // Ended 40, 35, 31 and 1 days ago; HQ holds all but the one of 35 days ago.
+    let mut files = Vec::new();
+    for (claim, days_ago) in claimed.iter().zip([40, 35, 31, 1]) {
+        let path = dir.path().join(format!("call-{}.wav", claim.attempt_id));
+        let bytes = format!("RIFF recording {days_ago}").into_bytes();
+        std::fs::write(&path, &bytes).expect("write recording");
+        let sha: [u8; 32] = Sha256::digest(&bytes).into();
+        let end = AttemptEnd {
+            outcome: Outcome::Connected,
+            hangup_side: None,
+            ended_at: now - days_ago * 86_400,
+            recording_path: Some(path.clone()),
+            recording_sha256: Some(sha.iter().map(|b| format!("{b:02x}")).collect()),
+        };
+        store.finish_attempt(claim.attempt_id, &end).expect("finish");
+        if days_ago != 35 {
+            store.recording_uploaded(&sha).expect("uploaded");
+        }
+        files.push((claim.attempt_id, path, sha));
+    }
+    assert_eq!(store.delete_expired_recordings(now).expect("pass"), Default::default(), "no retention: kept for ever");
+
+    let retention = |version, days| DownEvent::RecordingRetention(sync_protocol::RecordingRetention { version, days });
+    apply(&store, next, vec![retention(2, Some(30)), retention(1, None)]);
+    assert_eq!(store.recording_retention_days().expect("days"), Some(30), "the older version changes nothing");
+
+    let pass = store.delete_expired_recordings(now).expect("pass");
+    assert_eq!(pass.deleted, vec![files[0].0, files[2].0], "oldest first, and not the one HQ lacks");
+    assert!(pass.bytes_freed > 0);
+    assert!(!files[0].1.exists() && !files[2].1.exists());
+    assert!(files[1].1.exists() && files[3].1.exists());
+    assert!(store.open_recording(&files[0].2).expect("open").is_none(), "nothing left to offer");
+    let pending = store.pending_recordings(10).expect("pending");
+    assert_eq!(pending.iter().map(|blob| blob.sha256).collect::<Vec<_>>(), vec![files[1].2], "still going up to HQ");
+
+    // Once HQ holds it, the next pass deletes it too; the recent one stays.
+    store.recording_uploaded(&files[1].2).expect("uploaded");
+    assert_eq!(store.delete_expired_recordings(now).expect("pass").deleted, vec![files[1].0]);
+    assert!(!files[1].1.exists() && files[3].1.exists());
+}

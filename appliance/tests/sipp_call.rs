@@ -434,3 +434,73 @@ async fn a_stop_waits_for_a_call_that_ends_within_the_grace() -> anyhow::Result<
     assert_closed_wav(&recordings[0].path())?;
     Ok(())
 }
+
+/// The front panel as the status page serves it, decoded: grey levels, one per pixel.
+async fn panel_pixels(site: &Site) -> anyhow::Result<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = site.admin.get(format!("{}/admin/status/panel.png", site.url)).send().await?;
+        if response.status().is_success() {
+            anyhow::ensure!(response.headers()["content-type"] == "image/png", "{:?}", response.headers());
+            let bytes = response.bytes().await?;
+            let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec())).read_info()?;
+            let mut pixels = vec![0; reader.output_buffer_size().context("image size")?];
+            let info = reader.next_frame(&mut pixels)?;
+            anyhow::ensure!((info.width, info.height) == (384, 192), "{info:?}");
+            pixels.truncate(info.buffer_size());
+            return Ok(pixels);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no panel image: {}", response.status());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A box whose disk is under its floor goes on taking calls without recording them, and says
+/// so: the wall's alarm, the status page's monitor; its front panel (the status page's PNG,
+/// redrawn each second from the running box) changes as an agent signs in and a call runs.
+#[tokio::test]
+async fn under_the_disk_floor_calls_go_on_unrecorded_with_an_alarm_and_the_panel_follows() -> anyhow::Result<()> {
+    let carrier_port = free_udp_port();
+    let site = start_site_with(carrier_port, 3, |config| config.recordings.floor_bytes = u64::MAX).await?;
+    let idle = panel_pixels(&site).await?;
+    assert!(idle.iter().any(|level| *level > 0x80), "the panel shows something");
+
+    let live = site.appliance.store.site_live_now()?;
+    assert!(
+        live.alarms.iter().any(|alarm| matches!(alarm, sync_protocol::SiteAlarm::RecordingStopped { floor_bytes: u64::MAX, .. })),
+        "{:?}",
+        live.alarms
+    );
+    let mut monitor = site.admin.get(format!("{}/api/monitor/events", site.url)).send().await?;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), monitor.chunk()).await?.context("monitor closed")??;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data: String = text.lines().filter_map(|line| line.strip_prefix("data:")).collect();
+    let snapshot: Value = serde_json::from_str(data.trim())?;
+    assert_eq!(snapshot["recording_stopped"]["floor_mb"], json!(u64::MAX >> 20), "{snapshot}");
+    drop(monitor);
+    let page = site.admin.get(format!("{}/admin/status", site.url)).send().await?.text().await?;
+    assert!(page.contains("永久保留") && page.contains("/admin/status/panel.png"), "retention and panel on the status page: {page}");
+
+    let phone = agent_phone(&site, "agent_answer.xml").await?;
+    let logs = site.dir.path().to_path_buf();
+    let carrier = Sipp::start("carrier", "carrier_answer.xml", carrier_port, &["-d".into(), "3000".into()], &logs)?;
+    let _events = call_in_progress(&site).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while panel_pixels(&site).await? == idle {
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the panel did not change with an agent and a call");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    carrier.finish(Duration::from_secs(20)).await?;
+    phone.finish(Duration::from_secs(10)).await?;
+    let attempt = outbox_entry(&site, Duration::from_secs(10), attempt).await?;
+    assert_eq!(attempt.outcome, Outcome::Connected, "{attempt:?}");
+    assert_eq!(attempt.recording_sha256, None, "recorded under the floor");
+    let recordings: Vec<_> = std::fs::read_dir(site.dir.path().join("recordings"))?.collect::<Result<_, _>>()?;
+    assert!(recordings.is_empty(), "{recordings:?}");
+    Ok(())
+}

@@ -134,6 +134,7 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
          DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
          ALTER TABLE users DROP COLUMN disabled;
          DROP TABLE site_profile; ALTER TABLE sync_state DROP COLUMN restored_outbox_seq;
+         DROP TABLE recording_retention;
          PRAGMA user_version = 8;",
     )
     .expect("downgrade");

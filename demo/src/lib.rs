@@ -290,6 +290,8 @@ async fn start_site(
             telephony: Default::default(),
             web: Default::default(),
             stop_grace: std::time::Duration::from_secs(30),
+            recordings: Default::default(),
+            panel: Default::default(),
         },
         shutdown.clone(),
     )

@@ -13,7 +13,8 @@
 //!   decides to queue (hold audio) or to [`Telephony::bridge`] to a registered extension.
 //!   An agent's own call is bridged while it still rings, so the agent hears the carrier's
 //!   early media (183 with SDP), re-encoded if the phone chose the other G.711 law.
-//! - Bridged calls relay RTP both ways and are recorded to a two-channel WAV file; the
+//! - Bridged calls relay RTP both ways and are recorded to a two-channel A-law WAV file
+//!   (unless [`Telephony::pause_recording`] holds recording off); the
 //!   recording's path, size, duration and hash come with [`LineEvent::Ended`].
 //! - [`Telephony::set_extensions`] provisions agent phones; only those may REGISTER (digest,
 //!   realm `outpost`); repeated failed logins lock the source address out
@@ -213,6 +214,22 @@ impl Telephony {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         trunks.values().cloned().collect()
+    }
+
+    /// Stops recording calls bridged from now on (`true`), or records them again (`false`).
+    /// The box pauses recording when its disk falls under the floor, rather than let a full
+    /// disk fail the store; calls already being recorded finish their recordings.
+    pub fn pause_recording(&self, paused: bool) {
+        self.shared
+            .recording_paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether recording is paused ([`Telephony::pause_recording`]).
+    pub fn recording_paused(&self) -> bool {
+        self.shared
+            .recording_paused
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Extensions registered right now, sorted.

@@ -76,8 +76,9 @@ pub(crate) enum MediaCommand {
         agent_socket: UdpSocket,
         agent_remote: SocketAddr,
         agent_codec: Codec,
-        /// Where the recording is streamed from now on.
-        recording_path: PathBuf,
+        /// Where the recording is streamed from now on; `None` records nothing (the box's
+        /// disk is under its floor).
+        recording_path: Option<PathBuf>,
     },
     Finish {
         recording_path: Option<PathBuf>,
@@ -291,9 +292,10 @@ impl CallMedia {
                 self.holding = false;
                 self.agent_codec = agent_codec;
                 self.agent = Some((agent_socket, agent_remote));
-                self.recorder = match Recorder::create(&recording_path, Instant::now()) {
-                    Ok(recorder) => Some(recorder),
-                    Err(error) => {
+                self.recorder = match recording_path.map(|path| Recorder::create(&path, Instant::now())) {
+                    None => None,
+                    Some(Ok(recorder)) => Some(recorder),
+                    Some(Err(error)) => {
                         warn!(call = self.call.0, %error, "call not recorded");
                         None
                     }

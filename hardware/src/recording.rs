@@ -1,10 +1,12 @@
-//! Two-channel call recording: customer on the left, agent on the right, 8 kHz 16-bit WAV,
-//! streamed to disk while the call runs.
+//! Two-channel call recording: customer on the left, agent on the right, 8 kHz A-law WAV
+//! (`WAVE_FORMAT_ALAW`, one byte per sample: half the size of 16-bit PCM, and the law the
+//! carriers here speak), streamed to disk while the call runs.
 //!
 //! Packets are decoded from G.711 (a 256-entry table per law: one lookup per sample) and
 //! placed by RTP timestamp, so lost or late packets leave silence rather than shifting the
 //! rest of the call; each direction is anchored to the wall clock at its first packet, which
-//! aligns the two channels. A new SSRC or a timestamp jump of more than two seconds from the
+//! aligns the two channels. Samples are kept linear until written, so a µ-law leg and an
+//! A-law leg mix into one file; an A-law leg comes out byte for byte as it arrived. A new SSRC or a timestamp jump of more than two seconds from the
 //! wall clock re-anchors the stream (a peer restarting its media).
 //!
 //! Memory stays flat whatever the call length: samples wait in a one-second window per
@@ -32,8 +34,13 @@ const MAX_SAMPLES: i64 = SAMPLE_RATE as i64 * 60 * 60 * 4;
 const REANCHOR_SAMPLES: i64 = 2 * SAMPLE_RATE as i64;
 /// How long samples wait for late packets before they are written.
 const WINDOW_SAMPLES: i64 = SAMPLE_RATE as i64;
-/// Size of the canonical WAV header written before the samples.
-const HEADER_BYTES: u32 = 44;
+/// Size of the WAV header written before the samples: RIFF, an 18-byte `fmt ` chunk, the
+/// `fact` chunk a non-PCM format carries, and the `data` chunk's own header.
+pub(crate) const HEADER_BYTES: u32 = 58;
+/// `WAVE_FORMAT_ALAW`.
+const FORMAT_ALAW: u16 = 6;
+/// Bytes per frame: one A-law byte per channel.
+const FRAME_BYTES: u32 = 2;
 
 static ULAW: LazyLock<[i16; 256]> =
     LazyLock::new(|| std::array::from_fn(|idx| g711::ulaw_to_linear(idx as u8)));
@@ -82,21 +89,25 @@ pub(crate) enum RecordError {
 }
 
 fn wav_header(n_frames: u32) -> [u8; HEADER_BYTES as usize] {
-    let data_bytes = n_frames.saturating_mul(4);
+    let data_bytes = n_frames.saturating_mul(FRAME_BYTES);
     let mut header = [0u8; HEADER_BYTES as usize];
     header[0..4].copy_from_slice(b"RIFF");
-    header[4..8].copy_from_slice(&(data_bytes.saturating_add(36)).to_le_bytes());
+    header[4..8].copy_from_slice(&(data_bytes.saturating_add(HEADER_BYTES - 8)).to_le_bytes());
     header[8..12].copy_from_slice(b"WAVE");
     header[12..16].copy_from_slice(b"fmt ");
-    header[16..20].copy_from_slice(&16u32.to_le_bytes());
-    header[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
+    header[16..20].copy_from_slice(&18u32.to_le_bytes());
+    header[20..22].copy_from_slice(&FORMAT_ALAW.to_le_bytes());
     header[22..24].copy_from_slice(&2u16.to_le_bytes()); // channels
     header[24..28].copy_from_slice(&SAMPLE_RATE.to_le_bytes());
-    header[28..32].copy_from_slice(&(SAMPLE_RATE * 4).to_le_bytes()); // byte rate
-    header[32..34].copy_from_slice(&4u16.to_le_bytes()); // block align
-    header[34..36].copy_from_slice(&16u16.to_le_bytes()); // bits per sample
-    header[36..40].copy_from_slice(b"data");
-    header[40..44].copy_from_slice(&data_bytes.to_le_bytes());
+    header[28..32].copy_from_slice(&(SAMPLE_RATE * FRAME_BYTES).to_le_bytes()); // byte rate
+    header[32..34].copy_from_slice(&(FRAME_BYTES as u16).to_le_bytes()); // block align
+    header[34..36].copy_from_slice(&8u16.to_le_bytes()); // bits per sample
+    header[36..38].copy_from_slice(&0u16.to_le_bytes()); // no format extension
+    header[38..42].copy_from_slice(b"fact");
+    header[42..46].copy_from_slice(&4u32.to_le_bytes());
+    header[46..50].copy_from_slice(&n_frames.to_le_bytes());
+    header[50..54].copy_from_slice(b"data");
+    header[54..58].copy_from_slice(&data_bytes.to_le_bytes());
     header
 }
 
@@ -183,11 +194,11 @@ impl Recorder {
             return Ok(());
         }
         let n_frames = (position - self.written) as usize;
-        let mut bytes = Vec::with_capacity(n_frames * 4);
+        let mut bytes = Vec::with_capacity(n_frames * FRAME_BYTES as usize);
         for _ in 0..n_frames {
             for track in &mut self.tracks {
                 let sample = track.pending.pop_front().unwrap_or(0);
-                bytes.extend_from_slice(&sample.to_le_bytes());
+                bytes.push(g711::linear_to_alaw(sample));
             }
         }
         self.written = position;
@@ -260,15 +271,22 @@ mod tests {
 
     use super::*;
 
+    /// The frames of a recording, decoded, after checking its header says what it holds.
     fn samples(path: &Path) -> Vec<(i16, i16)> {
-        let mut reader = hound::WavReader::open(path).expect("valid wav");
-        assert_eq!(reader.spec().channels, 2);
-        let flat: Vec<i16> = reader
-            .samples::<i16>()
-            .map(|s| s.expect("sample"))
-            .collect();
-        flat.chunks_exact(2)
-            .map(|pair| (pair[0], pair[1]))
+        let bytes = std::fs::read(path).expect("recording");
+        let header = &bytes[..HEADER_BYTES as usize];
+        let field = |at: usize| u32::from_le_bytes(header[at..at + 4].try_into().expect("4 bytes"));
+        assert_eq!(&header[..4], b"RIFF");
+        assert_eq!(field(4) as usize, bytes.len() - 8, "RIFF size");
+        assert_eq!(u16::from_le_bytes([header[20], header[21]]), FORMAT_ALAW);
+        assert_eq!(u16::from_le_bytes([header[22], header[23]]), 2, "channels");
+        assert_eq!(field(24), SAMPLE_RATE);
+        assert_eq!(&header[50..54], b"data");
+        let data = &bytes[HEADER_BYTES as usize..];
+        assert_eq!(field(54) as usize, data.len(), "data size");
+        assert_eq!(field(46) as usize, data.len() / 2, "fact: frames");
+        data.chunks_exact(2)
+            .map(|pair| (g711::alaw_to_linear(pair[0]), g711::alaw_to_linear(pair[1])))
             .collect()
     }
 
@@ -312,21 +330,17 @@ mod tests {
         );
         let frames = samples(&path);
         assert_eq!(frames.len(), 960);
+        // µ-law's loudest sample is stored as A-law's loudest.
+        let loudest = g711::alaw_to_linear(g711::linear_to_alaw(-32124));
+        // A-law has no zero: silence is its smallest step.
+        let silence = g711::alaw_to_linear(g711::linear_to_alaw(0));
+        assert!(frames[..160].iter().all(|(customer, _)| *customer == loudest));
         assert!(
-            frames[..160]
-                .iter()
-                .all(|(customer, _)| *customer == -32124)
-        );
-        assert!(
-            frames[160..320].iter().all(|(customer, _)| *customer == 0),
+            frames[160..320].iter().all(|(customer, _)| *customer == silence),
             "the lost packet is silence"
         );
-        assert!(
-            frames[320..480]
-                .iter()
-                .all(|(customer, _)| *customer == -32124)
-        );
-        assert!(frames[..800].iter().all(|(_, agent)| *agent == 0));
+        assert!(frames[320..480].iter().all(|(customer, _)| *customer == loudest));
+        assert!(frames[..800].iter().all(|(_, agent)| *agent == silence));
         assert!(
             frames[800..]
                 .iter()
@@ -356,7 +370,7 @@ mod tests {
         }
         let recording = recorder.finish().expect("written");
         assert_eq!(recording.duration_ms, 60_000);
-        assert_eq!(recording.bytes, 44 + 3000 * 160 * 4);
+        assert_eq!(recording.bytes, 58 + 3000 * 160 * 2, "one byte per sample");
         assert_eq!(samples(&path).len(), 3000 * 160);
     }
 

@@ -244,6 +244,7 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/sites", Admin, "/api/sites".into(), json(json!({ "name": "接口职场" })), Global),
         (Method::POST, "/api/sites/{id}/enrollment-code", Admin, format!("/api/sites/{site}/enrollment-code"), Body::None, Hidden),
         (Method::POST, "/api/sites/{id}/retire", Admin, format!("/api/sites/{site}/retire"), Body::None, Hidden),
+        (Method::PUT, "/api/sites/{id}/recording-retention", Admin, format!("/api/sites/{site}/recording-retention"), json(json!({ "recording_retention_days": 90 })), Hidden),
         (Method::GET, "/api/categories", LoggedIn, "/api/categories".into(), Body::None, Global),
         (Method::POST, "/api/categories", Admin, "/api/categories".into(), json(json!({ "name": "接口分类" })), Global),
         (Method::GET, "/api/projects", LoggedIn, "/api/projects".into(), Body::None, Filtered(PROJECT_NAME)),

@@ -598,6 +598,38 @@ mod tests {
         );
     }
 
+    // Appended after version 2's frames: a site's recording retention and the alarm of a box
+    // that stopped recording for want of disk.
+    #[test]
+    fn golden_recording_retention_and_alarm() {
+        check(
+            down(15, DownEvent::RecordingRetention(RecordingRetention { version: 2, days: Some(90) })),
+            expect!["06000000050f0e02015a"],
+        );
+        check(down(16, DownEvent::RecordingRetention(RecordingRetention { version: 3, days: None })), expect!["0500000005100e0300"]);
+        let live = SiteLive {
+            taken_at_ms: 1,
+            agents: Vec::new(),
+            calls_ringing: 0,
+            calls_queued: 0,
+            longest_queued_s: 0,
+            calls_talking: 0,
+            lines_in_use: 0,
+            lines_available: 0,
+            dials_today: 0,
+            connected_today: 0,
+            answered_today: 0,
+            abandoned_today: 0,
+            answered_30_days: 0,
+            abandoned_30_days: 0,
+            abandon_cap_percent: 3.0,
+            outbox_backlog: 0,
+            tasks: Vec::new(),
+            alarms: vec![SiteAlarm::RecordingStopped { free_bytes: 1000, floor_bytes: 2000 }],
+        };
+        check(Frame::SiteLive(live), expect!["1f0000000a0200000000000000000000000000000000000000084000000104e807d00f"]);
+    }
+
     #[test]
     fn golden_blob_messages() {
         let check_blob = |message: BlobMessage, expected: Expect| {

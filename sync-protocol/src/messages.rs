@@ -180,6 +180,9 @@ pub enum DownEvent {
     /// HQ's name of the site (protocol 3), for the box's status page and front panel,
     /// versioned: a site keeps the newest.
     SiteProfile(SiteProfile),
+    /// How many days the site keeps its recordings (HQ sets it per site). The site deletes
+    /// a recording only after HQ has received it, whatever the retention.
+    RecordingRetention(RecordingRetention),
 }
 
 /// What HQ calls the site.
@@ -188,6 +191,16 @@ pub struct SiteProfile {
     /// Rises with every change; a site keeps the newest it has seen.
     pub version: u64,
     pub name: String,
+}
+
+/// A site's recording retention, replaced as a whole under a per-site version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingRetention {
+    /// Rises on every change.
+    pub version: u64,
+    /// Recordings older than this many days are deleted at the site once HQ holds them;
+    /// `None` keeps them for ever.
+    pub days: Option<u32>,
 }
 
 /// Which of HQ's lists a number is on.
@@ -764,6 +777,8 @@ pub enum SiteAlarm {
     AbandonOverCap { rate_percent: f64, cap_percent: f64 },
     /// The data disk is nearly full.
     DiskLow { free_bytes: u64, total_bytes: u64 },
+    /// The data disk is under the box's floor: new calls are not recorded (calls go on).
+    RecordingStopped { free_bytes: u64, floor_bytes: u64 },
 }
 
 /// What a blob stream carries.

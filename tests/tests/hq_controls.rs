@@ -517,7 +517,7 @@ async fn attribution_rules_saved_at_hq_give_an_auto_batchs_rows_to_the_named_age
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later() -> anyhow::Result<()> {
+async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later_and_retention_its_own_site() -> anyhow::Result<()> {
     logging();
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
@@ -552,12 +552,25 @@ async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later()
         .await
         .context("the cap reaches the enrolled site's store")?;
 
+    // A site's recording retention (录音保留天数) goes down that site's link only.
+    let sites: Value = hq.get("/api/sites").await?;
+    let early_id = sites.as_array().into_iter().flatten().find(|site| site["name"] == "早职场").context("the early site")?["id"].clone();
+    let retention_path = format!("/api/sites/{early_id}/recording-retention");
+    let (status, refused) = hq_put.put(&retention_path, &json!({"recording_retention_days": 0})).await?;
+    ensure!(status == StatusCode::BAD_REQUEST && refused.to_string().contains("录音保留天数"), "{status}: {refused}");
+    let kept = hq_put.put_ok(&retention_path, &json!({"recording_retention_days": 30})).await?;
+    ensure!(kept["version"] == 1 && kept["recording_retention_days"] == 30, "{kept}");
+    wait_until(Duration::from_secs(30), || async { early.store.recording_retention_days().ok().flatten() == Some(30) })
+        .await
+        .context("the retention reaches the site's store")?;
+
     // The sites page (职场) shows the cap in the admin's link-settings form.
     let page = String::from_utf8(hq.get_bytes("/sites").await?)?;
     ensure!(
         page.contains(r#"name="recording_upload_bytes_per_sec" type="number" min="8000" step="1000" value="64000""#),
         "the sites page shows the cap: {page}"
     );
+    ensure!(page.contains(r#"name="recording_retention_days" type="number" min="1" max="3650" value="30""#), "and the retention: {page}");
 
     let late = start_site("晚职场").await?;
     wait_until(Duration::from_secs(30), || async { late.store.link_settings().ok().flatten().as_ref() == Some(&capped) })
@@ -574,5 +587,6 @@ async fn link_settings_set_at_hq_reach_every_site_including_one_enrolled_later()
             .await
             .context("lifting the cap reaches every site")?;
     }
+    ensure!(late.store.recording_retention_days()?.is_none(), "the other site's retention is its own");
     Ok(())
 }

@@ -303,6 +303,8 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             telephony: Default::default(),
             web: Default::default(),
             stop_grace: std::time::Duration::from_secs(30),
+            recordings: Default::default(),
+            panel: Default::default(),
         },
         box_shutdown.clone(),
     )

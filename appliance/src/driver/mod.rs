@@ -102,6 +102,13 @@ pub async fn spawn(
         }
     };
     let sip_addr = telephony.local_sip_addr();
+    tasks.spawn(crate::recordings::keep(
+        store.clone(),
+        telephony.clone(),
+        config.data_dir.join("recordings"),
+        config.recordings.clone(),
+        shutdown.clone(),
+    ));
     let (sender, inbox) = mpsc::unbounded_channel();
     let driver = Driver {
         writer: Writer::spawn(store.clone()),

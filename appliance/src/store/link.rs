@@ -105,6 +105,7 @@ impl Store {
                 DownEvent::PhoneList(change) => hq::apply_phone_list(&tx, change)?,
                 DownEvent::ProjectSettings(settings) => hq::apply_project_settings(&tx, settings)?,
                 DownEvent::LinkSettings(settings) => hq::apply_link_settings(&tx, settings)?,
+                DownEvent::RecordingRetention(retention) => super::retention::apply_recording_retention(&tx, retention)?,
                 DownEvent::ProjectControl(control) => {
                     hq::apply_project_control(&tx, control, heard_at)?;
                     wrote_outbox = true;

@@ -8,7 +8,9 @@
 //! - The 30-day abandon figures scan a month of attempts: they are read at most once a
 //!   minute ([`THIRTY_DAYS_EVERY_SECS`]).
 //! - Disk space is the data directory's file system: below [`DISK_LOW_PERCENT`] free, or
-//!   below [`DISK_LOW_BYTES`], the wall shows an alarm.
+//!   below [`DISK_LOW_BYTES`], the wall shows an alarm. Under the box's floor the recordings
+//!   keeper stops recording new calls and says so ([`Store::set_recording_stopped`]): a
+//!   second alarm, on the wall and on the site's status page.
 
 use std::collections::HashMap;
 
@@ -59,6 +61,8 @@ pub(super) struct LiveMemory {
     since: HashMap<String, (LiveAgentState, i64)>,
     /// `(answered, abandoned, read at)` over the last 30 days.
     thirty_days: Option<(u64, u64, i64)>,
+    /// `(free, floor)` bytes while recording is stopped for want of disk.
+    recording_stopped: Option<(u64, u64)>,
 }
 
 impl Store {
@@ -77,6 +81,17 @@ impl Store {
         }
         memory.since = since;
         memory.board = board;
+    }
+
+    /// Recording stopped because the disk has `free` bytes, under the `floor` (`Some`), or
+    /// runs again (`None`).
+    pub fn set_recording_stopped(&self, stopped: Option<(u64, u64)>) {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recording_stopped = stopped;
+    }
+
+    /// `(free, floor)` bytes while recording is stopped for want of disk.
+    pub fn recording_stopped(&self) -> Option<(u64, u64)> {
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recording_stopped
     }
 
     /// The site as HQ's wall shows it, now.
@@ -106,6 +121,9 @@ impl Store {
             }
         }
         alarms.extend(self.disk_alarm());
+        if let Some((free_bytes, floor_bytes)) = self.recording_stopped() {
+            alarms.push(SiteAlarm::RecordingStopped { free_bytes, floor_bytes });
+        }
         Ok(SiteLive {
             taken_at_ms: now * 1000,
             agents,

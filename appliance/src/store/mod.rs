@@ -32,6 +32,7 @@
 //! - `hq`: HQ's gates and controls; `notices`: voice files and announcements.
 //! - `reports`: the report engine's facts written with each attempt and record, HQ's
 //!   report definitions, and the site's report reads.
+//! - `retention`: how long recordings are kept (HQ's setting) and their deletion.
 
 mod accounts;
 mod account_edits;
@@ -48,6 +49,7 @@ mod notices;
 mod popup;
 mod records;
 mod reports;
+mod retention;
 #[cfg(test)]
 mod migration_tests;
 mod schema;
@@ -78,6 +80,7 @@ pub use manual::{ManualClaim, ManualDialError, MyProject};
 pub use notices::{AnnouncementView, VoiceFileView};
 pub use popup::{Popup, PopupField, RecordField};
 pub use reports::NumberAttempt;
+pub use retention::RetentionPass;
 pub use records::{CallFilter, CallRecordView, CustomerPage, CustomerView, EditCustomerError, SaveRecordError};
 pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,

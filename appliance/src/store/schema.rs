@@ -338,4 +338,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name TEXT NOT NULL
     );
     ALTER TABLE sync_state ADD COLUMN restored_outbox_seq INTEGER;",
+    // 15: how many days recordings are kept, as HQ last set it (`retention`).
+    "CREATE TABLE recording_retention (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        days INTEGER
+    );",
 ];

@@ -409,6 +409,14 @@ work_text! {
     hq_lists: "总控黑白名单", "HQ's lists";
     hq_lists_note: "由总控设置，职场只读。黑名单号码在本职场不会以任何方式拨打（预测外呼、一键外呼、回访），断网时也一样。", "Set by HQ, read-only here. A number on the black list is never dialed at this site by any path (predictive, one-click, callback), even while the link to HQ is down.";
     list_version: "版本", "Version";
+    front_panel: "前面板", "Front panel";
+    front_panel_hint: "本机前面板此刻显示的内容（未接面板时也在此显示）", "What the box's front panel shows now (also shown here when no panel is attached)";
+    recordings: "录音", "Recordings";
+    retention: "录音保留", "Kept for";
+    retention_days: "{days} 天（总控已收到的录音到期后从本机删除，最旧的先删）", "{days} days (recordings HQ holds are deleted here when older, oldest first)";
+    retention_forever: "永久保留（总控未设置保留天数）", "For ever (HQ has set no retention)";
+    recording_on: "正常录音", "Recording calls";
+    recording_stopped: "已停止录音：磁盘剩余 {free} MB，低于下限 {floor} MB；通话照常进行，但不再录音", "Recording stopped: {free} MB free on the disk, under the floor of {floor} MB; calls go on but are not recorded";
 }
 
 impl Lang {

@@ -54,6 +54,8 @@ pub struct AppState {
     pub desk: Arc<Desk>,
     pub driver: DriverHandle,
     pub link: watch::Receiver<LinkView>,
+    /// The front panel's latest rendering, for the status page.
+    pub panel: Arc<crate::panel::PanelImage>,
     /// Seconds without a request after which a session ends.
     session_idle: i64,
     /// The wall clock in unix seconds; sessions' idle time is measured with it.
@@ -68,7 +70,14 @@ impl AppState {
         link: watch::Receiver<LinkView>,
     ) -> AppState {
         let session_idle = crate::config::WebOptions::default().session_idle.as_secs() as i64;
-        AppState { store, desk, driver, link, session_idle, clock: crate::store::now_unix }
+        let panel = Arc::default();
+        AppState { store, desk, driver, link, panel, session_idle, clock: crate::store::now_unix }
+    }
+
+    /// The same state showing `panel` on the status page.
+    pub fn with_panel(mut self, panel: Arc<crate::panel::PanelImage>) -> AppState {
+        self.panel = panel;
+        self
     }
 
     /// The same state with sessions ending after `idle` without a request.
@@ -108,6 +117,7 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/admin/extensions", admin::pages::admin_extensions)
         .get("/admin/agents", admin::pages::admin_agents)
         .get("/admin/status", admin::pages::admin_status)
+        .get("/admin/status/panel.png", admin::pages::admin_panel_png)
         .get("/admin/tasks/{batch_id}", admin::pages::admin_task)
         .get("/admin/attribution", admin::pages::admin_attribution)
         .get("/admin/data", admin::pages::admin_data)

@@ -428,15 +428,22 @@ impl Driver {
                             return;
                         };
                         let extension = agent.extension.clone();
+                        let paused = self
+                            .shared
+                            .recording_paused
+                            .load(std::sync::atomic::Ordering::Relaxed);
+                        let recording_path = (!paused).then(|| {
+                            self.recordings_dir
+                                .join(format!("call-{}-{}.wav", call_id.0, unix_millis()))
+                        });
+                        if paused {
+                            info!(call = call_id.0, "not recorded: the disk is under the floor");
+                        }
                         call.media.send(MediaCommand::Bridge {
                             agent_socket,
                             agent_remote: path.remote,
                             agent_codec: path.codec,
-                            recording_path: self.recordings_dir.join(format!(
-                                "call-{}-{}.wav",
-                                call_id.0,
-                                unix_millis()
-                            )),
+                            recording_path,
                         });
                         call.stage = Stage::Bridged {
                             extension: extension.clone(),

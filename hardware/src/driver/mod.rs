@@ -69,6 +69,8 @@ pub(crate) enum Command {
 pub(crate) struct Shared {
     pub(crate) registered: Mutex<BTreeMap<String, SocketAddr>>,
     pub(crate) trunks: Mutex<BTreeMap<String, TrunkStatus>>,
+    /// Set while the disk is under the box's floor: calls bridged then are not recorded.
+    pub(crate) recording_paused: std::sync::atomic::AtomicBool,
 }
 
 /// Everything the driver needs, from [`crate::Telephony::start`].

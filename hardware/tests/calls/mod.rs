@@ -196,22 +196,18 @@ pub fn ended(event: &LineEvent) -> bool {
     matches!(event, LineEvent::Ended { .. })
 }
 
-/// Peak absolute sample per channel of a two-channel WAV.
+/// Peak absolute sample per channel of a two-channel A-law WAV (the recorder's format:
+/// a 58-byte header, then one A-law byte per channel per frame).
 pub fn channel_peaks(path: &Path) -> anyhow::Result<(i32, i32)> {
-    let mut reader = hound::WavReader::open(path)?;
-    let spec = reader.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (2, 8000, 16)
-    );
+    let bytes = std::fs::read(path)?;
+    anyhow::ensure!(bytes.len() >= 58 && &bytes[..4] == b"RIFF" && &bytes[50..54] == b"data", "not a recording: {path:?}");
+    let format = u16::from_le_bytes([bytes[20], bytes[21]]);
+    let channels = u16::from_le_bytes([bytes[22], bytes[23]]);
+    anyhow::ensure!((format, channels) == (6, 2), "format {format}, {channels} channels");
     let mut peaks = (0i32, 0i32);
-    for (idx, sample) in reader.samples::<i16>().enumerate() {
-        let magnitude = i32::from(sample?).abs();
-        if idx % 2 == 0 {
-            peaks.0 = peaks.0.max(magnitude);
-        } else {
-            peaks.1 = peaks.1.max(magnitude);
-        }
+    for frame in bytes[58..].chunks_exact(2) {
+        peaks.0 = peaks.0.max(i32::from(hardware::g711::alaw_to_linear(frame[0])).abs());
+        peaks.1 = peaks.1.max(i32::from(hardware::g711::alaw_to_linear(frame[1])).abs());
     }
     Ok(peaks)
 }

@@ -439,13 +439,16 @@ impl Store {
 }
 
 /// Undoes migrations 15 and 16 (the call search) and 17 (edit after create, whose
-/// `project_names` the call search reads), for the tests that rebuild an older store.
+/// `project_names` the call search reads), and 20 (recording retention, which a store
+/// rebuilt at an older version would otherwise add twice), for the tests that rebuild an
+/// older store.
 #[cfg(test)]
 pub(super) const UNDO_MIGRATION: &str = "DROP TABLE project_names; ALTER TABLE projects DROP COLUMN archived_at;
     ALTER TABLE accounts DROP COLUMN disabled; DROP INDEX calls_time; DROP INDEX calls_site_time; DROP INDEX calls_last4_time;
     DROP INDEX calls_agent_time; DROP INDEX calls_batch_time; CREATE INDEX call_attempts_started ON call_attempts(started_at);
     ALTER TABLE call_attempts DROP COLUMN phone_last4; ALTER TABLE call_attempts DROP COLUMN extension;
-    DROP TABLE down_held; ALTER TABLE sites DROP COLUMN protocol_version;";
+    DROP TABLE down_held; ALTER TABLE sites DROP COLUMN protocol_version;
+    ALTER TABLE sites DROP COLUMN recording_retention_days; ALTER TABLE sites DROP COLUMN retention_version;";
 
 #[cfg(test)]
 mod tests;

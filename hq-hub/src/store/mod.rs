@@ -31,6 +31,7 @@ mod projects;
 mod recordings;
 mod report_defs;
 mod report_facts;
+mod retention;
 mod sites;
 mod sync_up;
 mod today;
@@ -69,6 +70,7 @@ pub use notices::{
     VoiceFileView, VoiceUpload, VoiceUploadError, WavError, WavInfo, MAX_VOICE_BYTES,
 };
 pub use report_defs::{ReportDefError, StoredReport};
+pub use retention::{RetentionError, MAX_RETENTION_DAYS};
 pub use health::SiteHealth;
 pub use recordings::{LiveFiguresView, RecordingFetch, RecordingRequestError, VoiceFileError};
 pub use sync_up::{AgentStateView, CallbackView, ControlReportView, CustomerEditView};
@@ -572,6 +574,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (site_id, seq)
     );
     ALTER TABLE sites ADD COLUMN protocol_version INTEGER;
+    "#,
+    // 21: how many days each site keeps its recordings (see `retention`); the version rises
+    // with every change and goes down the site's log with it.
+    r#"
+    ALTER TABLE sites ADD COLUMN recording_retention_days INTEGER;
+    ALTER TABLE sites ADD COLUMN retention_version INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -54,6 +54,8 @@ pub struct Site {
     pub protocol_version: Option<u32>,
     /// HQ holds back changes the box's version cannot read (职场需升级).
     pub needs_upgrade: bool,
+    /// Days the site keeps its recordings once HQ holds them; `None`: for ever.
+    pub recording_retention_days: Option<u32>,
 }
 
 /// A freshly minted enrollment code (the only time it is visible).
@@ -160,6 +162,7 @@ fn record_enrollment(tx: &Transaction<'_>, code_id: i64, site_id: i64, cert: &[u
         super::lists::seed_enrolled_site(tx, site_id)?;
         super::control::seed_enrolled_site(tx, site_id)?;
         super::upgrades::seed_site_profile(tx, site_id)?;
+        super::retention::seed_enrolled_site(tx, site_id)?;
     }
     Ok(())
 }
@@ -184,7 +187,8 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT s.id, s.name, i.id IS NOT NULL, s.online, s.link_since, s.down_acked, i.enrolled_at, i.cert_sha256,
-                    s.protocol_version, EXISTS (SELECT 1 FROM down_held h WHERE h.site_id = s.id)
+                    s.protocol_version, EXISTS (SELECT 1 FROM down_held h WHERE h.site_id = s.id),
+                    s.recording_retention_days
              FROM sites s LEFT JOIN site_identities i ON i.site_id = s.id AND i.retired_at IS NULL
              ORDER BY s.id",
         )?;
@@ -201,6 +205,7 @@ impl Store {
                     box_certificate: r.get(7)?,
                     protocol_version: r.get(8)?,
                     needs_upgrade: r.get(9)?,
+                    recording_retention_days: r.get::<_, Option<i64>>(10)?.map(|days| days as u32),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;

@@ -84,6 +84,7 @@ static LABELS: &[Label] = &[
     label("update_existing", "更新已有数据", "Update existing data"),
     label("description", "描述", "Description"),
     label("recording_upload_bytes_per_sec", "录音上传限速（字节/秒）", "Recording upload cap (bytes/s)"),
+    label("recording_retention_days", "录音保留天数", "Recording retention (days)"),
     label("body", "内容", "Text"),
     label("expires_at", "过期时间", "Expires"),
     label("customer", "客户资料筛选条件", "Customer filters"),
@@ -229,6 +230,7 @@ static ENTRIES: &[(&str, &str)] = &[
     ("the sheet has {} rows, more than the {} one file may hold: split it into several files", "该表有 {0} 行，超过单个文件上限 {1} 行：请拆分成多个文件"),
     // Link settings, voice files, notices.
     ("recording_upload_bytes_per_sec: {} bytes/s is too low: use at least {} bytes/s, or leave it empty for no cap", "录音上传限速 {0} 字节/秒过低：至少 {1} 字节/秒，或留空不限速"),
+    ("recording_retention_days: {} days is out of range: use 1 to {}, or leave it empty to keep recordings for ever", "录音保留天数 {0} 天超出范围：请填 1 到 {1}，或留空永久保留"),
     ("the voice file's name is empty: type a name the sites will see", "语音名称为空：请填写职场看到的名称"),
     ("the voice file's name has {} characters: use at most {}", "语音名称有 {0} 个字符：最多 {1} 个"),
     ("voice kind {} is unknown: use \"hold_music\" (等待音乐) or \"prompt\" (提示音)", "语音类型 {0} 无效：请选择“等待音乐”或“提示音”"),

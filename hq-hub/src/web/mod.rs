@@ -163,6 +163,7 @@ fn register(r: Registry) -> Registry {
         .post("/api/sites", Admin, api::create_site)
         .post("/api/sites/{id}/enrollment-code", Admin, api::enrollment_code)
         .post("/api/sites/{id}/retire", Admin, api::retire_site)
+        .put("/api/sites/{id}/recording-retention", Admin, setup::put_recording_retention)
         .get("/api/categories", LoggedIn, api::list_categories)
         .post("/api/categories", Admin, api::create_category)
         .get("/api/projects", LoggedIn, api::list_projects)

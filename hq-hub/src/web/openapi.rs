@@ -42,7 +42,7 @@ use super::{across, api, calls, calls_files, console, notices, report_api, setup
         console::delete_file, console::set_remark, console::filter_settings, console::filter_file,
         console::set_priority, console::delete_batch, console::batch_numbers, console::one_click,
         console::list_numbers, console::add_numbers, console::remove_number,
-        setup::import_list, setup::put_settings, setup::get_link_settings, setup::put_link_settings,
+        setup::import_list, setup::put_settings, setup::get_link_settings, setup::put_link_settings, setup::put_recording_retention,
         notices::list_voice_files, notices::upload_voice_file, notices::delete_voice_file,
         notices::list_announcements, notices::post_announcement, notices::edit_announcement,
         notices::withdraw_announcement,

@@ -175,6 +175,8 @@ struct SiteRow {
     box_short: String,
     box_certificate: String,
     needs_upgrade: bool,
+    /// Days the site keeps recordings; empty for ever.
+    retention_days: String,
 }
 
 #[derive(Template)]
@@ -209,6 +211,7 @@ fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
                 box_short: short_fingerprint(&certificate),
                 box_certificate: certificate,
                 needs_upgrade: s.needs_upgrade,
+                retention_days: s.recording_retention_days.map(|days| days.to_string()).unwrap_or_default(),
             }
         })
         .collect()

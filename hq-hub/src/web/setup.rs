@@ -23,7 +23,7 @@ use super::pages::render;
 use super::guard::{Admin, CtiLists, DataSettings};
 use super::{blocking, format_time, ApiError, AppState, ErrorBody, Module, PageUser, Tr};
 use crate::import::read_phone_list;
-use crate::store::{BadRow, HqLinkSettings, LinkSettingsError, ListKind, ProjectEdit, ProjectSettings, MODULES};
+use crate::store::{BadRow, HqLinkSettings, LinkSettingsError, ListKind, ProjectEdit, ProjectSettings, RetentionError, MODULES};
 
 // ---- JSON ----
 
@@ -129,6 +129,53 @@ pub async fn put_link_settings(
     let by = admin.account.username.clone();
     let cap = body.recording_upload_bytes_per_sec;
     Ok(Json(blocking(&state, move |store| store.set_link_settings(cap, &by)).await??))
+}
+
+impl From<RetentionError> for ApiError {
+    fn from(err: RetentionError) -> Self {
+        match err {
+            RetentionError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            RetentionError::OutOfRange(_) => ApiError::bad_request(err.to_string()),
+            RetentionError::Encode(_) => ApiError::internal(err),
+            RetentionError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// The body of `PUT /api/sites/{id}/recording-retention`; absent or null keeps recordings
+/// for ever.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+pub struct RetentionBody {
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    recording_retention_days: Option<u32>,
+}
+
+/// The retention a site was sent.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RetentionReply {
+    pub site_id: i64,
+    /// Rises with every change.
+    pub version: u64,
+    pub recording_retention_days: Option<u32>,
+}
+
+/// `PUT /api/sites/{id}/recording-retention` (admin): how many days the site keeps its
+/// recordings; goes down the site's link. The site deletes only recordings HQ holds.
+#[utoipa::path(put, path = "/api/sites/{id}/recording-retention", tag = "sites", request_body = RetentionBody,
+    params(("id" = i64, Path, description = "The site")),
+    responses((status = 200, description = "The retention sent", body = RetentionReply),
+              (status = 400, description = "Days out of range", body = ErrorBody),
+              (status = 404, description = "No such site", body = ErrorBody)))]
+pub async fn put_recording_retention(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<RetentionBody>,
+) -> Result<Json<RetentionReply>, ApiError> {
+    let days = body.recording_retention_days;
+    let version = blocking(&state, move |store| store.set_recording_retention(id, days)).await??;
+    Ok(Json(RetentionReply { site_id: id, version, recording_retention_days: days }))
 }
 
 /// Adds the numbers of an uploaded xlsx to the black or white list; answers with how many

@@ -206,6 +206,12 @@ fn alarm_text(tr: Tr, alarm: &SiteAlarm) -> String {
         SiteAlarm::DiskLow { free_bytes, total_bytes } => {
             format!("{} {:.1} / {:.1} GB", t.wall_alarm_disk, *free_bytes as f64 / 1e9, *total_bytes as f64 / 1e9)
         }
+        SiteAlarm::RecordingStopped { free_bytes, floor_bytes } => format!(
+            "{} {:.1} / {:.1} GB",
+            t.wall_alarm_recording_stopped,
+            *free_bytes as f64 / 1e9,
+            *floor_bytes as f64 / 1e9
+        ),
         _ => t.wall_alarm_other.to_string(),
     }
 }
@@ -278,6 +284,9 @@ mod tests {
         assert_eq!(card.abandon_rate_today, "5.0%");
         assert_eq!(card.abandon_rate_30_days, "—");
         assert_eq!(card.alarms, vec!["中继故障 电信1".to_string()]);
+        let stopped = SiteAlarm::RecordingStopped { free_bytes: 300_000_000, floor_bytes: 500_000_000 };
+        assert_eq!(alarm_text(zh, &stopped), "磁盘低于下限，已停止录音 剩余 0.3 / 0.5 GB");
+        assert_eq!(alarm_text(Tr { lang: Lang::En }, &stopped), "Recording stopped, disk under the floor, free: 0.3 / 0.5 GB");
     }
 
     #[test]

@@ -162,11 +162,33 @@ pub async fn admin_agents(AdminUser { user, .. }: AdminUser<need::Accounts>, Sta
 struct StatusPage {
     t: &'static Text,
     nav: Nav,
+    /// How long recordings are kept, in words.
+    retention: String,
 }
 
 /// `GET /admin/status`: filled and refreshed by the page's script from `/api/status`.
-pub async fn admin_status(AdminUser { user, .. }: AdminUser<need::Monitor>, headers: HeaderMap) -> Response {
-    render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username, work(&headers)) })
+pub async fn admin_status(
+    AdminUser { user, .. }: AdminUser<need::Monitor>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Response {
+    let w = work(&headers);
+    let retention = match state.store.recording_retention_days() {
+        Ok(Some(days)) => w.retention_days.replace("{days}", &days.to_string()),
+        Ok(None) => w.retention_forever.to_string(),
+        Err(error) => return fail(ApiError::from(error)),
+    };
+    render(StatusPage { t: lang(&headers), nav: Nav::admin("status", &user.username, w), retention })
+}
+
+/// `GET /admin/status/panel.png`: the front panel as it is drawn now (refreshed each second).
+pub async fn admin_panel_png(_: AdminUser<need::Monitor>, State(state): State<AppState>) -> Response {
+    let png = state.panel.png();
+    if png.is_empty() {
+        return ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, "the front panel is not drawn yet; reload in a second")
+            .into_response();
+    }
+    ([(axum::http::header::CONTENT_TYPE, "image/png"), (axum::http::header::CACHE_CONTROL, "no-store")], png).into_response()
 }
 
 // ---- admin: one task's parameters and agents ----

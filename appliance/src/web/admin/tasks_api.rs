@@ -500,6 +500,7 @@ async fn monitor_snapshot(state: &AppState) -> Value {
         "registered": lines.registered_extensions,
         "problem": lines.problem,
         "outbox": state.store.outbox_len().unwrap_or(0),
+        "recording_stopped": state.store.recording_stopped().map(|(free, floor)| json!({"free_mb": free >> 20, "floor_mb": floor >> 20})),
     })
 }
 
