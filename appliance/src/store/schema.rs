@@ -329,4 +329,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     END;",
     // 13: edit after create (`account_edits`): a disabled account cannot sign in.
     "ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    // 14: priority between the site's tasks (下发任务管理, the arbiter's first key), set on
+    // the project's task page; none set, the highest of the task's batches counts.
+    "ALTER TABLE project_tasks ADD COLUMN priority INTEGER;",
 ];
