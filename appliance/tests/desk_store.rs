@@ -67,13 +67,27 @@ fn a_typed_number_keeps_to_the_guards_and_goes_up_as_a_manual_attempt() {
     // Manual 3.2.1.1: no caller chosen in the desk settings, no manual dial.
     assert!(matches!(store.claim_typed_number(None, phone, agent1, "agent1", MORNING), Err(TypedDialError::NoCaller)));
     choose_caller(&store, agent1);
-    // Only a customer of the agent's projects (the popup and the record need its project).
-    assert!(matches!(store.claim_typed_number(None, "13911112222", agent1, "agent1", MORNING), Err(TypedDialError::NotYours)));
+    // Any number: one that is no customer is dialed under the agent's project, with an
+    // empty customer card and the project's record form.
+    let other = store.claim_typed_number(None, "13911112222", agent1, "agent1", MORNING).expect("any number");
+    assert_eq!(other.claimed.batch_id, 7);
+    let popup = store.popup_for(other.claimed.attempt_id, Some("agent1")).expect("popup").expect("a popup");
+    assert!(popup.fields.iter().all(|field| field.value.is_empty()), "an empty customer card: {popup:?}");
+    assert!(popup.record_fields.iter().any(|field| field.key == "result"), "the project's form: {popup:?}");
+    assert_eq!(finish(&store, other.claimed.attempt_id).kind, AttemptKind::Manual);
+    // An agent in no task: under no project, with the site's default form (a note).
     store.set_task_agents(7, &[agent2]).expect("task agents");
     assert!(
-        matches!(store.claim_typed_number(None, phone, agent1, "agent1", MORNING), Err(TypedDialError::NotYours)),
-        "a task the agent does not work"
+        matches!(store.claim_typed_number(Some(PROJECT_ID), phone, agent1, "agent1", MORNING), Err(TypedDialError::NotYours)),
+        "a project whose task the agent does not work"
     );
+    let loose = store.claim_typed_number(None, "13911112223", agent1, "agent1", MORNING).expect("no project");
+    assert_eq!(loose.claimed.batch_id, 0);
+    let popup = store.popup_for(loose.claimed.attempt_id, Some("agent1")).expect("popup").expect("a popup");
+    let keys: Vec<&str> = popup.record_fields.iter().map(|field| field.key.as_str()).collect();
+    assert_eq!((popup.fields.len(), keys), (0, vec!["note"]), "no project: no customer field, the default form");
+    store.save_record(loose.claimed.attempt_id, "agent1", &[("note".into(), "打错了".into())]).expect("saved");
+    assert_eq!(finish(&store, loose.claimed.attempt_id).kind, AttemptKind::Manual);
     store.set_task_agents(7, &[agent1, agent2]).expect("task agents");
     assert!(matches!(store.claim_typed_number(Some(99), phone, agent1, "agent1", MORNING), Err(TypedDialError::NotYours)), "another project");
 

@@ -197,6 +197,7 @@ async fn no_route_leaks_a_masked_number_or_a_hidden_field() -> anyhow::Result<()
     let admin_routes = [
         "/admin/tasks",
         "/admin/tasks/77",
+        "/admin/project-tasks/7",
         "/admin/attribution",
         "/admin/data?tab=customers",
         "/admin/data?tab=business",

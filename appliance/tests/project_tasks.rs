@@ -153,3 +153,31 @@ fn a_one_click_task_hands_out_the_projects_batches_by_priority_then_import() {
         (0..3).map(|_| store.claim_one_click(PROJECT_ID, agent, "a1").expect("a number").claimed.batch_id).collect();
     assert_eq!(order, vec![51, 50, 52], "priority 70, then the 50s by import");
 }
+
+/// 下发任务管理: one task per project, its batches inside in dial order, and the priority
+/// between tasks the site admin sets (else the highest of its batches), which the arbiter
+/// reads for a running task.
+#[test]
+fn the_task_list_shows_a_project_once_with_its_batches_in_dial_order_and_its_priority() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let seq = dispatch(&store, 1, 51, 2, 50, 100);
+    let seq = dispatch(&store, seq, 52, 2, 80, 300);
+    let seq = dispatch(&store, seq, 53, 2, 50, 200);
+    store.apply_down(&DownEntry { seq, event: DownEvent::BatchControl(BatchControl { batch_id: 51, version: 1, priority: 1 }) }).expect("hold");
+    let list = store.project_task_list().expect("list");
+    assert_eq!(list.len(), 1, "one task for the project: {list:?}");
+    let order: Vec<u64> = list[0].batches.iter().map(|batch| batch.batch_id).collect();
+    assert_eq!(order, vec![52, 53, 51], "80 first, then 50, the held batch last");
+    assert_eq!((list[0].priority, list[0].priority_set, list[0].status), (80, false, TaskStatus::NotStarted));
+
+    store.start_task(53, PARAMS).expect("start");
+    assert_eq!(store.dialable_task_priorities().expect("priorities").get(&PROJECT_ID), Some(&80), "from its batches");
+    let task = store.project_task_of_batch(51).expect("task").expect("its project's");
+    store.set_task_priority(task.project_id, Some(5)).expect("set");
+    assert_eq!(store.dialable_task_priorities().expect("priorities").get(&PROJECT_ID), Some(&5), "the site admin's");
+    let list = store.project_task_list().expect("list");
+    assert_eq!((list[0].priority, list[0].priority_set, list[0].status), (5, true, TaskStatus::Running));
+    store.set_task_priority(task.project_id, None).expect("unset");
+    assert_eq!(store.dialable_task_priorities().expect("priorities").get(&PROJECT_ID), Some(&80));
+}

@@ -6,9 +6,13 @@
 //! at a time, so the cores' counts of idle agents add up to the site's.
 //!
 //! Rules:
-//! - an agent who becomes ready (可回接 and free) is given to one of their open tasks: the
-//!   highest task priority first, then the task that has waited longest since it was last
-//!   given an agent (so equal tasks take turns);
+//! - an agent who becomes ready (可回接 and free) is given first to a task whose calls in
+//!   flight need more idle agents than it holds (it dialed for an agent who then took a
+//!   call or went to after-call work: giving them to another task would let it dial for
+//!   the same agent again, and the site's calls not yet with an agent would pass the
+//!   ratio); else to one of their open tasks: the highest task priority first, then the
+//!   task that has waited longest since it was last given an agent (so equal tasks take
+//!   turns);
 //! - an agent on a call of the task that holds them stays with it; a task never loses an
 //!   idle agent to another task (it may have dialed for them already), except when it
 //!   closes (stopped, or no number left) or the agent leaves it;
@@ -56,6 +60,8 @@ struct TaskSlot {
     waiting_since: Time,
     /// An answered customer of this task waits and none of its agents is free.
     customer_waiting: bool,
+    /// Idle agents its calls in flight need (`Dialer::agents_needed`).
+    needed: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +90,7 @@ impl Arbiter {
     /// that closes lets its idle agents go to the others; one that opens takes idle agents
     /// no task holds.
     pub fn set_task(&mut self, now: Time, task: TaskId, priority: u32, open: bool) {
-        let slot = self.tasks.entry(task).or_insert(TaskSlot { priority, open: false, waiting_since: now, customer_waiting: false });
+        let slot = self.tasks.entry(task).or_insert(TaskSlot { priority, open: false, waiting_since: now, customer_waiting: false, needed: 0 });
         let opened = open && !slot.open;
         let closed = !open && slot.open;
         if opened {
@@ -97,6 +103,17 @@ impl Arbiter {
         }
         if opened || closed {
             self.place_unheld(now);
+        }
+    }
+
+    /// How many idle agents the task's calls in flight need (`Dialer::agents_needed`), told
+    /// before the arbiter places agents. A task holding fewer is given ready agents first;
+    /// a closed task holding more than it needs lets the rest go.
+    pub fn set_task_needs(&mut self, now: Time, task: TaskId, needed: u32) {
+        let Some(slot) = self.tasks.get_mut(&task) else { return };
+        slot.needed = needed;
+        if !slot.open {
+            self.release_idle_of(now, task);
         }
     }
 
@@ -157,8 +174,9 @@ impl Arbiter {
 
     /// Whether an answered customer of `task` waits with none of its agents free. A task
     /// with a customer waiting has waited longest of all: it is lent a ready agent of a
-    /// task with nobody waiting (the lowest priority first), so a customer is not lost
-    /// while an agent sits idle in another task.
+    /// task with nobody waiting (the lowest priority first) and more idle agents than its
+    /// own calls in flight need, so a customer is not lost while a spare agent sits idle in
+    /// another task.
     pub fn set_customer_waiting(&mut self, now: Time, task: TaskId, waiting: bool) {
         let Some(slot) = self.tasks.get_mut(&task) else { return };
         let became = waiting && !slot.customer_waiting;
@@ -173,7 +191,10 @@ impl Arbiter {
             .filter_map(|(id, agent)| {
                 let holder = agent.holder?;
                 let held_by = self.tasks.get(&holder)?;
-                (holder != task && !held_by.customer_waiting).then_some((*id, holder, held_by.priority))
+                // Only an agent the lender's calls in flight do not need: lending one it
+                // dialed for would let both tasks pace on them.
+                let spare = self.held_ready(holder) > held_by.needed;
+                (holder != task && !held_by.customer_waiting && spare).then_some((*id, holder, held_by.priority))
             })
             .min_by_key(|(id, _, priority)| (*priority, *id));
         if let Some((agent, from, _)) = donor {
@@ -211,13 +232,24 @@ impl Arbiter {
         }
     }
 
+    /// Ready agents the task holds.
+    fn held_ready(&self, task: TaskId) -> u32 {
+        self.agents.values().filter(|slot| slot.holder == Some(task) && slot.state == AgentUse::Ready).count() as u32
+    }
+
+    /// Whether the task's calls in flight need more idle agents than it holds.
+    fn short(&self, id: TaskId, task: &TaskSlot) -> bool {
+        task.needed > self.held_ready(id)
+    }
+
     fn best_task(&self, agent: AgentId) -> Option<TaskId> {
         let slot = self.agents.get(&agent)?;
         slot.tasks
             .iter()
-            .filter_map(|id| self.tasks.get(id).filter(|task| task.open).map(|task| (*id, task)))
-            .min_by_key(|(id, task)| (std::cmp::Reverse(task.priority), task.waiting_since, *id))
-            .map(|(id, _)| id)
+            .filter_map(|id| self.tasks.get(id).map(|task| (*id, task, self.short(*id, task))))
+            .filter(|(_, task, short)| task.open || *short)
+            .min_by_key(|(id, task, short)| (!short, std::cmp::Reverse(task.priority), task.waiting_since, *id))
+            .map(|(id, _, _)| id)
     }
 
     fn choose(&mut self, now: Time, agent: AgentId) {
@@ -247,13 +279,16 @@ impl Arbiter {
         }
     }
 
-    /// A closing task lets its idle agents go (it will not dial for them any more).
+    /// A closing task lets its idle agents go (it will not dial for them any more), but
+    /// those its calls in flight still need.
     fn release_idle_of(&mut self, now: Time, task: TaskId) {
+        let needed = self.tasks.get(&task).map_or(0, |slot| slot.needed) as usize;
         let idle: Vec<AgentId> = self
             .agents
             .iter()
             .filter(|(_, slot)| slot.holder == Some(task) && slot.state == AgentUse::Ready)
             .map(|(id, _)| *id)
+            .skip(needed)
             .collect();
         for agent in idle {
             self.release(agent);
@@ -350,5 +385,47 @@ mod tests {
         );
         arbiter.agent_state(t(5), 7, AgentUse::Away);
         assert_eq!(drain(&mut arbiter), vec![Grant::Take { agent: 7, task: 2 }]);
+    }
+
+    #[test]
+    fn an_agent_back_from_a_call_goes_to_the_task_that_dialed_for_them() {
+        let t = Duration::from_secs;
+        let mut arbiter = Arbiter::new();
+        arbiter.set_task(t(0), 1, 2, true);
+        arbiter.set_task(t(0), 2, 2, true);
+        arbiter.set_agent_tasks(t(1), 7, [1, 2]);
+        arbiter.agent_state(t(1), 7, AgentUse::Ready);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Give { agent: 7, task: 1 }]);
+        arbiter.agent_state(t(2), 7, AgentUse::OnTaskCall);
+        arbiter.agent_state(t(3), 7, AgentUse::Away);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Take { agent: 7, task: 1 }]);
+        // Task 2 waited longest, but task 1 still has calls ringing it dialed for agent 7.
+        arbiter.set_task_needs(t(4), 1, 1);
+        arbiter.agent_state(t(4), 7, AgentUse::Ready);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Give { agent: 7, task: 1 }]);
+        // Closed with a call still ringing, task 1 keeps the agent it needs, then lets them go.
+        arbiter.set_task(t(5), 1, 2, false);
+        assert!(drain(&mut arbiter).is_empty(), "a closing task keeps the agent its ringing call needs");
+        arbiter.set_task_needs(t(6), 1, 0);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Take { agent: 7, task: 1 }, Grant::Give { agent: 7, task: 2 }]);
+    }
+
+    #[test]
+    fn a_waiting_customer_borrows_only_an_agent_the_lender_does_not_need() {
+        let t = Duration::from_secs;
+        let mut arbiter = Arbiter::new();
+        arbiter.set_task(t(0), 1, 2, true);
+        arbiter.set_task(t(0), 2, 2, true);
+        arbiter.set_agent_tasks(t(1), 7, [1, 2]);
+        arbiter.agent_state(t(1), 7, AgentUse::Ready);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Give { agent: 7, task: 1 }]);
+        // Task 1 dialed for agent 7: its ringing calls need them.
+        arbiter.set_task_needs(t(2), 1, 1);
+        arbiter.set_customer_waiting(t(2), 2, true);
+        assert!(drain(&mut arbiter).is_empty(), "agent 7 stays with the task ringing for them");
+        arbiter.set_customer_waiting(t(3), 2, false);
+        arbiter.set_task_needs(t(3), 1, 0);
+        arbiter.set_customer_waiting(t(3), 2, true);
+        assert_eq!(drain(&mut arbiter), vec![Grant::Take { agent: 7, task: 1 }, Grant::Give { agent: 7, task: 2 }]);
     }
 }

@@ -634,6 +634,31 @@ impl Dialer {
         self.agents.values().filter(|state| state.available && state.call == AgentCall::None).count() as u32
     }
 
+    /// Idle agents the calls this core has placed still need: the calls not yet with an
+    /// agent at the pacing rate (`ceil(unconnected / ratio)`, one per call progressive, the
+    /// expected answers adaptive), and at least one per answered call waiting. A core that
+    /// holds fewer idle agents than this dialed for agents it no longer holds (one took a
+    /// call, or went to after-call work): the arbiter gives it the next ready agent before
+    /// any other task may dial for them, so the site's calls in flight stay within the
+    /// ratio of its agents.
+    pub fn agents_needed(&self) -> u32 {
+        let (mut ringing, mut queued) = (0u64, 0u64);
+        for state in self.calls.values() {
+            match state.phase {
+                Phase::Ringing => ringing += 1,
+                Phase::Queued => queued += 1,
+                Phase::Offered(_) | Phase::Talking(_) => {}
+            }
+        }
+        let unconnected = ringing + queued;
+        let at_rate = match (self.lines_target, &self.config.mode) {
+            (None, PacingMode::FixedRatio { ratio }) => unconnected.div_ceil(u64::from((*ratio).max(1))),
+            (None, PacingMode::Progressive) => unconnected,
+            _ => queued + (ringing as f64 * self.answer_rate.estimate()).ceil() as u64,
+        };
+        at_rate.max(queued).min(u64::from(u32::MAX)) as u32
+    }
+
     pub fn stats(&self) -> DialerStats {
         let mut stats = self.counters;
         for state in self.calls.values() {

@@ -32,6 +32,9 @@ pub struct SharedConfig {
     pub tasks: Vec<PacingConfig>,
     pub length: Duration,
     pub answer_probability: f64,
+    /// Median talk time (lognormal) and mean after-call work (exponential), in seconds.
+    pub talk_median: f64,
+    pub wrap_mean: f64,
     /// Share the agents through the [`Arbiter`]; `false` tells every core of every agent.
     pub arbiter: bool,
 }
@@ -50,6 +53,8 @@ pub struct SharedReport {
     pub dials_over_ratio: u64,
     /// The largest `unconnected / idle agents` seen at a dial.
     pub worst_ratio: f64,
+    /// The most calls not yet with an agent, across all tasks, seen at a dial.
+    pub peak_unconnected: u64,
     /// Share of signed-in agent time spent talking.
     pub occupancy: f64,
 }
@@ -163,6 +168,7 @@ impl World {
     fn agent_ready(&mut self, agent: AgentId) {
         self.idle.insert(agent, true);
         if self.config.arbiter {
+            self.tell_needs();
             self.arbiter.agent_state(self.now, agent, AgentUse::Ready);
         } else {
             for core in self.cores.values_mut() {
@@ -194,6 +200,13 @@ impl World {
             for core in self.cores.values_mut() {
                 core.agent_unavailable(self.now, agent);
             }
+        }
+    }
+
+    /// Tells the arbiter how many idle agents each task's calls in flight need.
+    fn tell_needs(&mut self) {
+        for (task, core) in &self.cores {
+            self.arbiter.set_task_needs(self.now, *task, core.agents_needed());
         }
     }
 
@@ -250,7 +263,7 @@ impl World {
                     }
                     self.calls.insert((task, call), Phase::Talking);
                     self.core(task).call_bridged(now, call, agent);
-                    let talk = self.lognormal_median(100.0, 0.6);
+                    let talk = self.lognormal_median(self.config.talk_median, 0.6);
                     self.talk_seconds += talk;
                     self.at(talk, Event::TalkOver(task, call, agent));
                 }
@@ -259,7 +272,7 @@ impl World {
                 self.calls.remove(&(task, call));
                 self.agent_wrapping(agent);
                 self.core(task).call_ended(now, call);
-                let wrap = self.exponential(10.0);
+                let wrap = self.exponential(self.config.wrap_mean);
                 self.at(wrap, Event::WrapOver(agent));
             }
             Event::WrapOver(agent) => self.agent_ready(agent),
@@ -301,6 +314,7 @@ impl World {
             if !acted && self.config.arbiter {
                 // A task whose customer waits with none of its agents free borrows one.
                 let now = self.now;
+                self.tell_needs();
                 let waiting: Vec<(TaskId, bool)> = self
                     .cores
                     .iter()
@@ -333,6 +347,7 @@ impl World {
             self.report.dials_over_ratio += 1;
         }
         self.report.worst_ratio = self.report.worst_ratio.max(unconnected as f64 / idle.max(1) as f64);
+        self.report.peak_unconnected = self.report.peak_unconnected.max(unconnected as u64);
         if self.rng.random::<f64>() < self.config.answer_probability {
             let ring = self.lognormal_median(9.0, 0.5).min(34.0);
             self.at(ring, Event::Answer(task, call));
@@ -361,6 +376,8 @@ mod tests {
             tasks: vec![pacing.clone(), pacing],
             length: Duration::from_secs(8 * 3600),
             answer_probability: 0.3,
+            talk_median: 100.0,
+            wrap_mean: 10.0,
             arbiter,
         }
     }
@@ -378,6 +395,24 @@ mod tests {
             let naive = run(&config(PacingMode::FixedRatio { ratio: 2 }, false, seed));
             assert!(naive.dials_over_ratio > 100, "seed {seed}: without the arbiter both tasks dial for the same agents: {naive:?}");
             assert!(naive.abandon_rate > shared.abandon_rate, "seed {seed}: arbiter {shared:?} vs none {naive:?}");
+        }
+    }
+
+    /// The real-SIP case (`shared_agents_sipp`): three agents on short calls and quick
+    /// after-call work, two tasks at 1:2. An agent back from a call of one task must not be
+    /// given to the other while the first still has calls ringing for them, or the site's
+    /// calls not yet with an agent exceed the ratio times all its agents.
+    #[test]
+    fn calls_in_flight_across_tasks_stay_within_the_ratio_of_the_agents() {
+        for seed in [6, 7, 8] {
+            let mut short = config(PacingMode::FixedRatio { ratio: 2 }, true, seed);
+            short.agents = 3;
+            short.talk_median = 6.0;
+            short.wrap_mean = 0.5;
+            short.length = Duration::from_secs(3600);
+            let report = run(&short);
+            assert!(report.answered > 200, "seed {seed}: the site worked: {report:?}");
+            assert!(report.peak_unconnected <= 2 * 3, "seed {seed}: over 1:2 of the three agents: {report:?}");
         }
     }
 

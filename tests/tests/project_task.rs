@@ -3,9 +3,13 @@
 //! under it without anyone touching the site, higher priority first, equal priority the
 //! earlier import first; HQ setting one batch to priority 1 holds that batch only.
 //!
+//! The site admin works in headless Chromium at 1366×768 on 下发任务管理: a batch's old task
+//! page leads to its project's task page, where the task is started once and its priority
+//! between tasks set; the task list shows the project's batches inside it in dial order.
+//!
 //! The real path: the real hub, the appliance enrolled over QUIC with mutual TLS, a SIPp
 //! carrier, SIPp as the agent's phone and the demo's simulated agent at the desk. The test
-//! acts only as an HQ admin on the hub's API and as the site's admin on the appliance's; the
+//! acts only as an HQ admin on the hub's API and as the site's admin in the browser; the
 //! order is the site's outbox as HQ received it (each finished attempt, in the order the
 //! calls were made, since the task places one call at a time).
 
@@ -18,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
-use tests::{Sipp, free_udp_port, wait_for_some};
+use tests::{Browser, Sipp, free_udp_port, wait_for_some};
 use tokio_util::sync::CancellationToken;
 
 const EXTENSION: &str = "8401";
@@ -102,16 +106,37 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
         .timeout(Duration::from_secs(240))
         .spawn()?;
 
-    // The site admin starts the project's task once, through its first batch; one call at a
-    // time, so the outbox holds the calls in the order they were made. No agent is at the
-    // desk yet: nothing is dialed until every batch is here.
+    // The site admin starts the project's task once, on its task page (the first batch's
+    // old page leads there); one call at a time, so the outbox holds the calls in the order
+    // they were made. No agent is at the desk yet: nothing is dialed until every batch is here.
     let first = arrived(&admin, "首批").await?;
-    admin
-        .post::<Value>(
-            &format!("/api/tasks/{first}/start"),
-            &json!({"ratio": 1, "max_concurrency": 1, "ring_seconds": 20, "dial_mode": "predictive", "cool_down": 0}),
-        )
-        .await?;
+    let browser = Browser::start().await?;
+    browser.client().set_window_size(1366, 768).await?;
+    site_support::login(&browser, &url, "siteadmin", &site_password).await?;
+    browser.goto(&format!("{url}/admin/tasks/{first}")).await?;
+    browser.wait_for("#task-params", Duration::from_secs(10)).await?;
+    let page = browser.client().current_url().await?;
+    ensure!(page.path().starts_with("/admin/project-tasks/"), "a batch's page is its project's task: {page}");
+    for (name, value) in [("ratio", "1"), ("max_concurrency", "1"), ("ring_seconds", "20"), ("cool_down", "0")] {
+        let input = browser.wait_for(&format!("#task-params input[name={name}]"), Duration::from_secs(2)).await?;
+        input.clear().await?;
+        input.send_keys(value).await?;
+    }
+    browser.wait_for("#start-task", Duration::from_secs(2)).await?.click().await?;
+    wait_for_some(Duration::from_secs(10), || async {
+        site_tasks(&admin).await.ok()?.iter().any(|(id, _, status, _)| *id == first && status == "running").then_some(())
+    })
+    .await
+    .context("the task starts from its page")?;
+    // Its priority between the site's tasks (the arbiter's first key).
+    browser.wait_for("#task-priority input[name=priority]", Duration::from_secs(10)).await?.send_keys("60").await?;
+    browser.wait_for("#task-priority button[type=submit]", Duration::from_secs(2)).await?.click().await?;
+    wait_for_some(Duration::from_secs(10), || async {
+        let shown = browser.wait_for("#task-priority input[name=priority]", Duration::from_millis(500)).await.ok()?;
+        (shown.prop("value").await.ok()?? == "60").then_some(())
+    })
+    .await
+    .context("the task priority is saved")?;
 
     // HQ dispatches three more batches into the project, later imports each.
     let mut later = Vec::new();
@@ -129,6 +154,17 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
         tokio::time::sleep(Duration::from_millis(1100)).await;
     }
     let (second, urgent, last) = (later[0], later[1], later[2]);
+    // 下发任务管理: one task for the project, its batches inside it in dial order.
+    browser.goto(&format!("{url}/admin/tasks")).await?;
+    browser.wait_for("#project-tasks tr.task-batch", Duration::from_secs(10)).await?;
+    let tasks_shown = browser.client().execute("return document.querySelectorAll('#project-tasks tr.project-task').length;", vec![]).await?;
+    ensure!(tasks_shown.as_u64() == Some(1), "one task for the project: {tasks_shown}");
+    let order = browser
+        .client()
+        .execute("return [...document.querySelectorAll('#project-tasks tr.task-batch')].map(r => Number(r.dataset.batch));", vec![])
+        .await?;
+    ensure!(order == json!([urgent, first, second, last]), "急批 (80), then 首批, 次批, 末批 by import: {order}");
+    browser.screenshot(site_support::screenshots().join("site-project-tasks.png")).await?;
     let tasks = site_tasks(&admin).await?;
     ensure!(
         tasks.iter().all(|(_, _, status, dialed)| status == "running" && *dialed == 0),
@@ -176,6 +212,20 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
     let tasks = site_tasks(&admin).await?;
     let held = tasks.iter().find(|(id, _, _, _)| *id == second).context("the held batch")?;
     ensure!(held.2 == "paused" && held.3 == 0, "priority 1 held the batch: {tasks:?}");
+    browser.goto(&format!("{url}/admin/project-tasks/{}", page.path().rsplit('/').next().unwrap_or_default())).await?;
+    let order = wait_for_some(Duration::from_secs(10), || async {
+        browser.wait_for("#task-batches tr.task-batch", Duration::from_millis(500)).await.ok()?;
+        browser
+            .client()
+            .execute("return [...document.querySelectorAll('#task-batches tr.task-batch')].map(r => Number(r.dataset.batch));", vec![])
+            .await
+            .ok()
+    })
+    .await
+    .context("the task page lists its batches")?;
+    ensure!(order == json!([urgent, first, last, second]), "the held batch last on the task page: {order}");
+    browser.screenshot(site_support::screenshots().join("site-project-task.png")).await?;
+    browser.close().await?;
     let carrier = carrier.wait(Duration::from_secs(60)).await;
     carrier.ensure_success().context("carrier scenario")?;
     ensure!(carrier.successful_calls() == Some(6), "the carrier saw six calls: {:?}", carrier.successful_calls());

@@ -3,10 +3,10 @@
 //! the agents on SIPp phones with the demo's simulated desks. Both tasks run the manual's
 //! fixed ratio 1:2. The site-wide arbiter gives each idle agent to one task at a time: at
 //! every sample of the lines' status the tasks' cores together count no more idle agents
-//! than the site has, and the calls not yet with an agent across both tasks stay below what
-//! two tasks pacing on the same agents reach (twice 1:2 of the agents; the trunk has room
-//! for it); every answered call is put through or counted abandoned, and agents take calls
-//! of both tasks.
+//! than the site has, and the calls not yet with an agent across both tasks stay within 1:2
+//! of the agents (an agent back from a call goes to the task still ringing for them before
+//! the other may dial for them again; two tasks pacing on the same agents reach twice that,
+//! and the trunk has room for it); every answered call is put through or counted abandoned, and agents take calls of both tasks.
 
 mod site_support;
 
@@ -177,15 +177,15 @@ async fn two_tasks_sharing_three_agents_stay_within_the_ratio_together() -> anyh
     ensure!(samples >= 100 && both_running >= samples / 2, "both tasks ran: {both_running} of {samples}");
     ensure!(per_batch(FIRST) >= 10 && per_batch(SECOND) >= 10, "both tasks dialed: {attempts:?}");
     ensure!(double_counted == 0, "in {double_counted} of {samples} samples the tasks counted more idle agents than there were");
-    // Each task paces on the idle agents it counts, so together they stay near 1:2 of the
-    // agents; the ratio's own transients (calls still ringing for an agent who took another
-    // call or went to after-call work, and now works the other task) add a little. Two
-    // tasks pacing on the same agents reach twice that (12 here, with the trunk's room).
-    let doubled = 2 * RATIO * AGENTS.len() as u64;
+    // Each task paces on the idle agents it holds, and an agent back from a call goes to
+    // the task still ringing for them: together within 1:2 of the agents (6). Two tasks
+    // pacing on the same agents reach twice that (12 here, with the trunk's room).
+    let bound = RATIO * AGENTS.len() as u64;
     ensure!(
-        peak_unconnected < doubled,
-        "calls not yet with an agent across both tasks reached {peak_unconnected}: the tasks paced on the same agents"
+        peak_unconnected <= bound,
+        "calls not yet with an agent across both tasks reached {peak_unconnected}, over 1:{RATIO} of the agents ({bound})"
     );
+
     ensure!(connected.len() + abandoned + missed == answered.len(), "every answered call accounted for: {answered:?}");
     // The agents are shared: both tasks' calls were put through, and an agent took calls
     // of both (which agent takes which call is the arbiter's turn-taking and chance).

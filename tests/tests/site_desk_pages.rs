@@ -6,8 +6,10 @@
 //!   screen with its callback section; a callback is scheduled in the same save as the
 //!   record, a wrong time is refused next to the save button in Chinese, and the callback is
 //!   rescheduled (重新编辑) on the callback list;
-//! - 坐席手动外呼: a typed number is refused next to the dial button when it is not the
-//!   agent's customer, and dialed, popped and saved as a manual attempt when it is;
+//! - 坐席手动外呼: a typed number that is not a number is refused next to the dial button;
+//!   any number (here one that is no customer of the agent's) is dialed with the desk
+//!   settings' caller number, pops an empty customer card with the project's record form,
+//!   and is saved as a manual attempt;
 //! - a due callback of an absent agent waits out the site admin's grace, then goes to another
 //!   agent of the task, whose phone rings.
 
@@ -194,20 +196,27 @@ async fn an_agent_dials_a_typed_number_and_it_is_recorded_as_a_manual_attempt() 
     set_state(&browser, "one_click_only").await?;
     trap_alerts(&browser).await?;
 
-    // Not one of the agent's customers: refused next to the dial button, in Chinese.
+    // Not a number: refused next to the dial button, in Chinese.
     let input = browser.wait_for("#manual-dial-form input[name=phone]", Duration::from_secs(5)).await?;
-    input.send_keys("13911112222").await?;
+    input.send_keys("12").await?;
     browser.wait_for("#manual-dial-form button[type=submit]", Duration::from_secs(2)).await?.click().await?;
     let refused = browser.wait_for("#manual-dial-error:not([hidden])", Duration::from_secs(5)).await?.text().await?;
-    assert_eq!(refused, "该号码不在您的项目数据中，不能手动外呼");
+    assert_eq!(refused, "客户号码须为 3 至 20 位数字");
 
+    // Any number (manual 3.2.1.1), here none of the project's customers: dialed under the
+    // agent's project, an empty customer card with the project's record form.
     input.clear().await?;
-    input.send_keys("139 0000 0421").await?;
+    input.send_keys("139 1111 2222").await?;
     browser.wait_for("#manual-dial-form button[type=submit]", Duration::from_secs(2)).await?.click().await?;
     let calling = browser.wait_for("#calling:not([hidden])", Duration::from_secs(10)).await?.text().await?;
-    assert!(calling.contains("139****0421"), "{calling}");
+    assert!(calling.contains("139****2222"), "{calling}");
     let shown = browser.wait_for("#popup:not([hidden]) dd.phone", Duration::from_secs(30)).await?.text().await?;
-    assert_eq!(shown, "139****0421");
+    assert_eq!(shown, "139****2222");
+    let filled = browser
+        .client()
+        .execute("return [...document.querySelectorAll('#popup dd:not(.phone)')].filter(d => d.textContent.trim()).length;", vec![])
+        .await?;
+    assert_eq!(filled.as_u64(), Some(0), "an empty customer card");
     browser.screenshot(screenshots().join("site-desk-manual-dial.png")).await?;
     browser.wait_for("#popup form.record select[name=result] option[value='成功']", Duration::from_secs(2)).await?.click().await?;
     browser.wait_for("#popup .popup-actions button", Duration::from_secs(2)).await?.click().await?;
@@ -239,6 +248,10 @@ async fn an_agent_dials_a_typed_number_and_it_is_recorded_as_a_manual_attempt() 
         })
         .collect();
     assert_eq!(up, vec![sync_protocol::AttemptKind::Manual]);
+    let everyone = appliance::store::Viewer { username: "siteadmin".into(), unmask: true };
+    let dialed: Vec<String> =
+        site.appliance.store.call_records(&everyone, &Default::default(), 10)?.into_iter().map(|r| r.phone).collect();
+    assert_eq!(dialed, vec!["13911112222".to_string()], "the typed number was dialed");
     let viewer = appliance::store::Viewer { username: "siteadmin".into(), unmask: true };
     let new_rows = site.appliance.store.customers(&viewer, None, None, Some("new"), 10)?;
     assert_eq!(new_rows.len(), 2, "a manual dial leaves the task's numbers alone");

@@ -50,6 +50,7 @@ impl Driver {
                 return;
             }
         };
+        self.tell_needs();
         let now = self.now();
         for (task_id, params) in &dialable {
             let (extras, task_agents) = match self.store.project_task_settings(*task_id) {
@@ -140,9 +141,19 @@ impl Driver {
         } else {
             AgentUse::Away
         };
+        self.tell_needs();
         let now = self.now();
         self.arbiter.agent_state(now, agent_id, state);
         self.apply_grants();
+    }
+
+    /// Tells the arbiter how many idle agents each task's calls in flight need, so an agent
+    /// back from a call goes to the task that dialed for them before another may dial again.
+    pub(super) fn tell_needs(&mut self) {
+        let now = self.now();
+        for (task_id, run) in &self.tasks {
+            self.arbiter.set_task_needs(now, *task_id, run.dialer.agents_needed());
+        }
     }
 
     /// Carries the arbiter's decisions to the cores.
@@ -198,6 +209,7 @@ impl Driver {
                 self.dial_many(task_id, keys);
             }
             if !acted {
+                self.tell_needs();
                 let waiting: Vec<(u64, bool)> = self
                     .tasks
                     .iter()

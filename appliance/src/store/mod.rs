@@ -56,6 +56,7 @@ mod schema;
 mod restore;
 mod sessions;
 mod tasks;
+mod task_list;
 mod typed_dial;
 mod viewer;
 
@@ -86,6 +87,7 @@ pub use tasks::{
     ANSWER_MODES, HqBound, Line, PACING_MODES, ROUTING_RULES, SiteDialMode, StartTaskError, TaskExtras, TaskParams,
     TaskSettings, TaskSettingsError, TaskStatus, TaskSummary, suggested_max_concurrency,
 };
+pub use task_list::ProjectTaskView;
 pub use typed_dial::TypedDialError;
 pub use viewer::{Viewer, mask_phone, visible_fields};
 

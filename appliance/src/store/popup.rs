@@ -57,7 +57,7 @@ impl Store {
         let found: Option<Found> = conn
             .query_row(
                 "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent, a.state = 'dialing'
-                 FROM attempts a JOIN batches b ON b.batch_id = a.batch_id
+                 FROM attempts a LEFT JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",
                 [attempt_id],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)),
@@ -66,12 +66,18 @@ impl Store {
         let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent, live)) = found else {
             return Ok(None);
         };
-        let fields_blob: Vec<u8> = conn.query_row(
-            "SELECT fields FROM batch_rows WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
-            params![batch_id, chunk_idx, row_idx],
-            |row| row.get(0),
-        )?;
-        let values = row_values(&conn, batch_id, row_id, &fields_blob)?;
+        // A number the agent typed that is no customer has no row: an empty customer card.
+        let fields_blob: Option<Vec<u8>> = conn
+            .query_row(
+                "SELECT fields FROM batch_rows WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
+                params![batch_id, chunk_idx, row_idx],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let values = match fields_blob {
+            Some(blob) => row_values(&conn, batch_id, row_id, &blob)?,
+            None => Vec::new(),
+        };
         // An agent who pops on ring sees the number as first three and last four digits for
         // the whole call (manual 3.2.1.1), whatever the project says.
         let agent = agent_override.map(str::to_string).or(agent);
@@ -85,12 +91,12 @@ impl Store {
         // The popup does not unmask by role (it never did): it is the agent desk's view.
         let viewer = Viewer { username: agent.unwrap_or_default(), unmask: false };
         let phone = if ring_mask { mask_middle_digits(&phone) } else { viewer.phone(def.as_ref(), &phone) };
-        let record_fields = def
-            .iter()
-            .flat_map(|def| def.record_fields.iter())
-            .filter(|field| !field.hidden)
-            .map(record_field)
-            .collect();
+        let record_fields = match (&def, project_id) {
+            (Some(def), _) => def.record_fields.iter().filter(|field| !field.hidden).map(record_field).collect(),
+            (None, None) => site_default_record_fields().iter().map(record_field).collect(),
+            // A project whose definition is missing fails closed.
+            (None, Some(_)) => Vec::new(),
+        };
         Ok(Some(Popup {
             attempt_id,
             phone,
@@ -100,6 +106,19 @@ impl Store {
             live,
         }))
     }
+}
+
+/// The business-record form of a call under no project (a number typed by an agent who
+/// works no task): one free note.
+pub(super) fn site_default_record_fields() -> Vec<FieldDef> {
+    vec![FieldDef {
+        key: "note".into(),
+        title: "备注".into(),
+        kind: FieldKind::Text,
+        required: false,
+        read_only: false,
+        hidden: false,
+    }]
 }
 
 fn record_field(field: &FieldDef) -> RecordField {

@@ -52,7 +52,7 @@ impl Store {
         let found: Option<(u64, u64, Option<String>, Option<u64>)> = tx
             .query_row(
                 "SELECT a.batch_id, a.row_id, a.agent, b.project_id
-                 FROM attempts a JOIN batches b ON b.batch_id = a.batch_id
+                 FROM attempts a LEFT JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",
                 [attempt_id],
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
@@ -67,7 +67,11 @@ impl Store {
             return Err(SaveRecordError::NotYours(attempt_id));
         }
         let def = load_project(&tx, project_id.unwrap_or_default())?;
-        let record_fields = def.map(|def| def.record_fields).unwrap_or_default();
+        let record_fields = match (def, project_id) {
+            (Some(def), _) => def.record_fields,
+            (None, None) => super::popup::site_default_record_fields(),
+            (None, Some(_)) => Vec::new(),
+        };
         let checked = check_record(&record_fields, values)?;
         let record = BusinessRecord {
             attempt_id,

@@ -344,4 +344,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         version INTEGER NOT NULL,
         days INTEGER
     );",
+    // 16: priority between the site's tasks (下发任务管理, the arbiter's first key), set on
+    // the project's task page; none set, the highest of the task's batches counts.
+    "ALTER TABLE project_tasks ADD COLUMN priority INTEGER;",
 ];

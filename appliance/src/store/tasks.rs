@@ -43,7 +43,13 @@ pub struct TaskParams {
 pub struct TaskSummary {
     pub batch_id: u64,
     pub name: String,
+    /// The project (its task at the site) the batch is dialed under, once known.
+    pub project_id: Option<u64>,
     pub project: String,
+    /// The batch's priority as the dialer reads it (HQ's, 1 held, 0 ended).
+    pub priority: u8,
+    /// When HQ imported it: equal priority, the earlier import is dialed first.
+    pub imported_at: i64,
     pub numbers: u64,
     pub dialed: u64,
     pub connected: u64,
@@ -98,7 +104,8 @@ impl Store {
                      FROM project_run pr WHERE pr.project_id = b.project_id),
                     EXISTS (SELECT 1 FROM one_click oc WHERE oc.start = 0
                             AND (oc.scope = 'site' OR oc.scope = 'project:' || b.project_id
-                                 OR oc.scope = 'batch:' || b.batch_id))
+                                 OR oc.scope = 'batch:' || b.batch_id)),
+                    b.imported_at
              FROM batches b LEFT JOIN projects p ON p.project_id = b.project_id
              ORDER BY b.imported_at DESC, b.batch_id DESC",
         )?;
@@ -149,7 +156,10 @@ impl Store {
             tasks.push(TaskSummary {
                 batch_id,
                 name: name.unwrap_or_else(|| format!("batch {batch_id}")),
+                project_id: row.get(2)?,
                 project,
+                priority,
+                imported_at: row.get::<_, Option<i64>>(17)?.unwrap_or_default(),
                 numbers: row.get(11)?,
                 dialed: row.get(12)?,
                 connected: row.get(13)?,
@@ -289,12 +299,13 @@ impl Store {
 }
 
 impl Store {
-    /// Each dialable task's priority for the arbiter: the highest priority among the
-    /// project's batches still to dial (HQ's control, else the manifest's).
+    /// Priority between the site's tasks, by project (the arbiter's first key: "by task
+    /// priority, then the longest waiting"): the one the site admin set on the task page,
+    /// else the highest of its dialable batches.
     pub fn dialable_task_priorities(&self) -> Result<std::collections::BTreeMap<u64, u32>, DbError> {
         let conn = self.lock();
         let mut statement = conn.prepare(
-            "SELECT t.project_id, MAX(COALESCE(b.control_priority, b.manifest_priority, 2))
+            "SELECT t.project_id, COALESCE(t.priority, MAX(COALESCE(b.control_priority, b.manifest_priority, 2)))
              FROM project_tasks t JOIN batches b ON b.project_id = t.project_id
              WHERE t.running = 1 AND b.verified = 1
                AND COALESCE(b.control_priority, b.manifest_priority, 2) >= 2

@@ -1,6 +1,10 @@
-//! 坐席手动外呼 (A11): the attempt of a number an agent typed. The number must be a
-//! customer of one of the agent's projects (a row of a verified batch of a task the agent
-//! works, not owned by another agent), so the call has a popup and a business record; the
+//! 坐席手动外呼 (A11): the attempt of a number an agent typed. Any number may be typed
+//! (manual 3.2.1.1). A customer of one of the agent's projects (a row of a verified batch of
+//! a task the agent works, not owned by another agent) is dialed as that customer, with
+//! their card in the popup; any other number is dialed under the agent's project (the
+//! newest batch of a task they work: an empty customer card and that project's business
+//! record form) or, for an agent in no task, under no project (batch 0: the site-wide
+//! default form, a note). The
 //! black list, the project's calling windows and "one call per number at a time" hold as
 //! for every dial. The attempt is `manual`: it leaves the row's status alone (the task may
 //! still dial it) and goes up as `AttemptKind::Manual`, which HQ's data filter does not
@@ -19,7 +23,7 @@ use super::{ClaimedNumber, DbError, ManualClaim, Store};
 pub enum TypedDialError {
     #[error("no caller number is chosen in the desk settings")]
     NoCaller,
-    #[error("the number is not a customer of the agent's projects")]
+    #[error("the agent works no task of that project")]
     NotYours,
     #[error("the number is on the black list")]
     BlackListed,
@@ -78,9 +82,11 @@ impl Store {
                 break;
             }
         }
-        let Some((batch_id, chunk_idx, row_idx, row_id, project, ring_seconds, answer_mode)) = found else {
-            return Err(TypedDialError::NotYours);
+        let found = match found {
+            Some(found) => found,
+            None => typed_elsewhere(&tx, project_id, user_id)?,
         };
+        let (batch_id, chunk_idx, row_idx, row_id, project, ring_seconds, answer_mode) = found;
         let listed: Option<bool> = tx
             .query_row("SELECT listed FROM blacklist WHERE phone = ?1", [phone], |row| row.get(0))
             .optional()
@@ -126,4 +132,41 @@ impl Store {
             ringing_phone: mask_middle_digits(phone),
         })
     }
+}
+
+/// `chunk_idx` of a typed number's attempt with no customer row: no row has it, so the
+/// popup shows an empty customer card.
+pub(super) const NO_ROW_CHUNK: u32 = u32::MAX;
+
+/// Where a typed number that is no customer of the agent's is recorded: the newest verified
+/// batch of a task the agent works (of `project_id` if given), else batch 0 (no project).
+fn typed_elsewhere(
+    tx: &rusqlite::Transaction<'_>,
+    project_id: Option<u64>,
+    user_id: u64,
+) -> Result<(u64, u32, u32, u64, Option<u64>, u32, String), TypedDialError> {
+    let batches: Vec<(u64, Option<u64>, u32, String)> = {
+        let mut statement = tx
+            .prepare(
+                "SELECT b.batch_id, b.project_id, b.ring_seconds, b.answer_mode FROM batches b
+                 WHERE b.verified = 1 AND b.project_id IS NOT NULL AND (?1 IS NULL OR b.project_id = ?1)
+                 ORDER BY b.imported_at DESC, b.batch_id DESC",
+            )
+            .map_err(DbError::from)?;
+        statement
+            .query_map(params![project_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .map_err(DbError::from)?
+            .collect::<Result<_, _>>()
+            .map_err(DbError::from)?
+    };
+    for (batch_id, project, ring_seconds, answer_mode) in batches {
+        let agents = task_agents_in(tx, batch_id)?;
+        if agents.is_empty() || agents.contains(&user_id) {
+            return Ok((batch_id, NO_ROW_CHUNK, 0, 0, project, ring_seconds, answer_mode));
+        }
+    }
+    if project_id.is_some() {
+        return Err(TypedDialError::NotYours);
+    }
+    Ok((0, NO_ROW_CHUNK, 0, 0, None, 35, "auto".to_string()))
 }

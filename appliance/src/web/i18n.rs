@@ -271,6 +271,13 @@ work_text! {
     task_agents_hint: "不勾选任何坐席表示全部坐席执行该任务", "No agent ticked means every agent works this task";
     task_is_project: "任务按项目设置：本项目的全部批次（包括总控以后下发的批次）都按这里的坐席和参数外呼，优先级高的先呼，同级按导入先后", "The task is the project's: every batch of this project, those HQ dispatches later included, is dialed with these agents and parameters, higher priority first, equal priority by import";
     save_agents: "保存坐席", "Save agents";
+    task_priority: "任务优先级", "Task priority";
+    task_priority_hint: "多个任务共用坐席时，优先级高的任务先得到空闲坐席（2-100），同级则等待最久的先得；留空则取本任务批次的最高优先级", "When tasks share agents, the higher priority task gets a free agent first (2-100), equal priority the one waiting longest; empty follows the highest priority of the task's batches";
+    task_priority_auto: "按批次", "from its batches";
+    save_priority: "保存优先级", "Save priority";
+    task_batches: "本任务的批次（按外呼顺序）", "This task's batches (in dial order)";
+    batch_priority: "优先级", "Priority";
+    task_settings_link: "任务设置", "Task settings";
     dial_mode: "外呼方式", "Dial mode";
     mode_predictive: "预测外呼", "Predictive";
     mode_one_click: "一键外呼", "One-click";

@@ -39,6 +39,7 @@ static LABELS: &[Label] = &[
     label("queue_timeout", "排队超时", "Queue timeout"),
     label("hold_music", "等待音乐", "Hold music"),
     label("agents", "任务坐席", "Task agents"),
+    label("priority", "任务优先级", "Task priority"),
     label("rules", "归属规则", "Attribution rules"),
     label("conditions", "归属条件", "Conditions"),
     label("all_match", "匹配方式", "Match"),
@@ -89,6 +90,8 @@ static ENTRIES: &[(&str, &str)] = &[
     ("callback {} does not exist", "回访 {0} 不存在"),
     // Tasks.
     ("batch {} is unknown at this site", "本职场没有任务 {0}"),
+    ("project {} has no task at this site", "本职场没有项目 {0} 的任务"),
+    ("the task priority must be 2 to 100", "任务优先级须为 2 到 100"),
     ("batch {} is not dialable yet: {}", "任务 {0} 还不能外呼：{1}"),
     ("batch {} was ended by HQ and cannot be started", "任务 {0} 已被总控结束，不能启动"),
     ("batch {}: project {} has not arrived from HQ yet", "任务 {0}：项目 {1} 尚未从总控同步到本职场"),

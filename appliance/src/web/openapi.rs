@@ -25,7 +25,7 @@ use super::{ErrorBody, admin, desk, session, shared};
         shared::status, shared::announcements, shared::recording,
         admin::tasks_api::list_tasks, admin::tasks_api::start_task, admin::tasks_api::stop_task,
         admin::tasks_api::lines, admin::tasks_api::task_detail, admin::tasks_api::save_task_settings,
-        admin::tasks_api::save_task_agents, admin::tasks_api::allocate, admin::tasks_api::get_rules,
+        admin::tasks_api::save_task_agents, admin::tasks_api::save_task_priority, admin::tasks_api::allocate, admin::tasks_api::get_rules,
         admin::tasks_api::save_rules, admin::tasks_api::monitor_events, admin::tasks_api::voice_files,
         admin::accounts_api::list_extensions, admin::accounts_api::create_extension,
         admin::accounts_api::list_agents, admin::accounts_api::create_agent, admin::accounts_api::list_roles,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use sync_protocol::ProjectDef;
 
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRule, TaskStatus,
+    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, ProjectTaskView, Role, SiteRule, TaskStatus,
     suggested_max_concurrency,
 };
 use crate::web::guard::need;
@@ -19,27 +19,69 @@ use crate::web::limits::ApiQuery;
 use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, module_word, render, state_label, work};
 use crate::web::{AdminUser, ApiError, AppState};
 
-struct TaskRow {
+/// One batch inside its project's task, in dial order.
+struct BatchLine {
     batch_id: u64,
     name: String,
-    project: String,
+    priority: u8,
     numbers: u64,
     dialed: u64,
     connected: u64,
     status_label: &'static str,
+    problem: String,
+}
+
+/// One project's task on 下发任务管理.
+struct TaskRow {
+    project_id: u64,
+    project: String,
+    priority: u32,
+    priority_set: bool,
+    numbers: u64,
+    dialed: u64,
+    connected: u64,
+    status_label: &'static str,
+    running: bool,
     can_start: bool,
     can_stop: bool,
+    lead_batch: u64,
     ratio: u32,
     max_concurrency: u32,
     ring_seconds: u32,
-    problem: String,
     /// Abandon rate today and over 30 days, as "2.4 %" or "-" when nothing was answered.
     abandon_today: String,
     abandon_30_days: String,
+    batches: Vec<BatchLine>,
 }
 
 fn percent(rate: Option<f64>) -> String {
     rate.map(|rate| format!("{:.1} %", rate * 100.0)).unwrap_or_else(|| "-".to_string())
+}
+
+fn status_word(t: &Text, status: TaskStatus) -> &'static str {
+    match status {
+        TaskStatus::Receiving => t.st_receiving,
+        TaskStatus::NotStarted => t.st_not_started,
+        TaskStatus::Running => t.st_running,
+        TaskStatus::Paused => t.st_paused,
+        TaskStatus::Ended => t.st_ended,
+    }
+}
+
+fn batch_lines(t: &Text, task: &ProjectTaskView) -> Vec<BatchLine> {
+    task.batches
+        .iter()
+        .map(|batch| BatchLine {
+            batch_id: batch.batch_id,
+            name: batch.name.clone(),
+            priority: batch.priority,
+            numbers: batch.numbers,
+            dialed: batch.dialed,
+            connected: batch.connected,
+            status_label: status_word(t, batch.status),
+            problem: batch.problem.clone().unwrap_or_default(),
+        })
+        .collect()
 }
 
 #[derive(Template)]
@@ -50,40 +92,39 @@ struct TasksPage {
     tasks: Vec<TaskRow>,
 }
 
-/// `GET /admin/tasks`: batches from HQ, start/stop with parameters.
+/// `GET /admin/tasks` (下发任务管理): one task per project, its batches inside in dial order.
 pub async fn admin_tasks(AdminUser { user, .. }: AdminUser<need::Tasks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
     let t = lang(&headers);
-    let tasks = match state.store.tasks() {
+    let tasks = match state.store.project_task_list() {
         Ok(tasks) => tasks,
         Err(error) => return ApiError::from(error).into_response(),
     };
     let now = crate::store::now_unix();
     let tasks = tasks
         .into_iter()
-        .map(|task| TaskRow {
-            abandon_today: percent(state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.today)),
-            abandon_30_days: percent(
-                state.store.abandon_rates(task.batch_id, now).ok().and_then(|rates| rates.last_30_days),
-            ),
-            batch_id: task.batch_id,
-            name: task.name,
-            project: task.project,
-            numbers: task.numbers,
-            dialed: task.dialed,
-            connected: task.connected,
-            status_label: match task.status {
-                TaskStatus::Receiving => t.st_receiving,
-                TaskStatus::NotStarted => t.st_not_started,
-                TaskStatus::Running => t.st_running,
-                TaskStatus::Paused => t.st_paused,
-                TaskStatus::Ended => t.st_ended,
-            },
-            can_start: matches!(task.status, TaskStatus::NotStarted | TaskStatus::Running),
-            can_stop: task.status == TaskStatus::Running,
-            ratio: task.params.ratio,
-            max_concurrency: task.params.max_concurrency,
-            ring_seconds: task.params.ring_seconds,
-            problem: task.problem.unwrap_or_default(),
+        .filter_map(|task| {
+            let lead_batch = task.lead_batch()?;
+            let rates = state.store.task_abandon_rates(task.project_id, now).ok();
+            Some(TaskRow {
+                abandon_today: percent(rates.and_then(|rates| rates.today)),
+                abandon_30_days: percent(rates.and_then(|rates| rates.last_30_days)),
+                project_id: task.project_id,
+                project: task.project.clone(),
+                priority: task.priority,
+                priority_set: task.priority_set,
+                numbers: task.numbers(),
+                dialed: task.dialed(),
+                connected: task.connected(),
+                status_label: status_word(t, task.status),
+                running: task.status == TaskStatus::Running,
+                can_start: task.status == TaskStatus::NotStarted,
+                can_stop: task.status == TaskStatus::Running,
+                lead_batch,
+                ratio: task.batches[0].params.ratio,
+                max_concurrency: task.batches[0].params.max_concurrency,
+                ring_seconds: task.batches[0].params.ring_seconds,
+                batches: batch_lines(t, &task),
+            })
         })
         .collect();
     render(TasksPage { t, nav: Nav::admin("tasks", &user.username, work(&headers)), tasks })
@@ -204,11 +245,14 @@ struct AgentTick {
 struct TaskPage {
     t: &'static Text,
     nav: Nav,
+    /// The batch the task's forms act through (any batch acts on its project's task).
     batch_id: u64,
-    name: String,
     project: String,
     status: &'static str,
     running: bool,
+    priority: String,
+    priority_auto: u32,
+    batches: Vec<BatchLine>,
     agents: Vec<AgentTick>,
     modes: Vec<Choice>,
     mode_bound: bool,
@@ -231,21 +275,36 @@ struct TaskPage {
     max_limit: u32,
 }
 
-/// `GET /admin/tasks/{batch_id}`: task agents (S1), parameters (S2), start (S5).
+/// `GET /admin/tasks/{batch_id}`: a batch has no task page of its own; it goes to its
+/// project's task.
 pub async fn admin_task(
-    AdminUser { user, .. }: AdminUser<need::Tasks>,
+    _: AdminUser<need::Tasks>,
     State(state): State<AppState>,
     Path(batch_id): Path<u64>,
+) -> Response {
+    match state.store.project_task_of_batch(batch_id) {
+        Ok(Some(task)) => axum::response::Redirect::to(&format!("/admin/project-tasks/{}", task.project_id)).into_response(),
+        Ok(None) => fail(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site"))),
+        Err(error) => fail(error.into()),
+    }
+}
+
+/// `GET /admin/project-tasks/{project_id}` (下发任务管理, one task): the project's task
+/// agents (S1), parameters (S2), start (S5), its priority between tasks, and its batches in
+/// dial order.
+pub async fn admin_project_task(
+    AdminUser { user, .. }: AdminUser<need::Tasks>,
+    State(state): State<AppState>,
+    Path(project_id): Path<u64>,
     headers: HeaderMap,
 ) -> Response {
     let (t, w) = (lang(&headers), work(&headers));
     let page = (|| -> Result<TaskPage, ApiError> {
-        let Some(settings) = state.store.task_settings(batch_id)? else {
-            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
-        };
-        let Some(task) = state.store.tasks()?.into_iter().find(|task| task.batch_id == batch_id) else {
-            return Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
-        };
+        let unknown = || ApiError::new(axum::http::StatusCode::NOT_FOUND, format!("project {project_id} has no task at this site"));
+        let view = state.store.project_task_list()?.into_iter().find(|task| task.project_id == project_id).ok_or_else(unknown)?;
+        let task = view.batches.first().cloned().ok_or_else(unknown)?;
+        let batch_id = task.batch_id;
+        let settings = state.store.task_settings(batch_id)?.ok_or_else(unknown)?;
         let users = state.store.users()?;
         let agents: Vec<AgentTick> = users
             .iter()
@@ -276,16 +335,12 @@ pub async fn admin_task(
             t,
             nav: Nav::admin("tasks", &user.username, w),
             batch_id,
-            name: task.name,
-            project: task.project,
-            status: match task.status {
-                TaskStatus::Receiving => t.st_receiving,
-                TaskStatus::NotStarted => t.st_not_started,
-                TaskStatus::Running => t.st_running,
-                TaskStatus::Paused => t.st_paused,
-                TaskStatus::Ended => t.st_ended,
-            },
-            running: task.status == TaskStatus::Running,
+            project: view.project.clone(),
+            status: status_word(t, view.status),
+            running: view.status == TaskStatus::Running,
+            priority: if view.priority_set { view.priority.to_string() } else { String::new() },
+            priority_auto: view.priority,
+            batches: batch_lines(t, &view),
             agents,
             modes: choices(
                 &[("predictive", w.mode_predictive), ("one_click", w.mode_one_click)],

@@ -387,6 +387,45 @@ pub async fn save_task_agents(
     Ok(Json(TaskAgents { batch_id, agents: form.agents }))
 }
 
+/// `POST /api/tasks/{batch_id}/priority {priority}`: the task's priority between the
+/// site's tasks; `null` follows its batches again.
+#[derive(Deserialize, ToSchema)]
+pub struct PriorityForm {
+    /// 2 (lowest) to 100, or null.
+    priority: Option<u32>,
+}
+
+/// A task's priority as saved.
+#[derive(Serialize, ToSchema)]
+pub struct TaskPriority {
+    project_id: u64,
+    /// Set by the site admin, or null (the highest of its batches counts).
+    priority: Option<u32>,
+}
+
+/// `POST /api/tasks/{batch_id}/priority` (site admin): sets the priority of the batch's
+/// project's task, the arbiter's first key when tasks share agents.
+#[utoipa::path(post, path = "/api/tasks/{batch_id}/priority", tag = "site admin", request_body = PriorityForm, params(("batch_id" = u64, Path)),
+    responses((status = 200, description = "The task's priority", body = TaskPriority),
+              (status = 404, description = "No such batch at this site, or it has no project yet", body = ErrorBody),
+              (status = 422, description = "Not within 2 to 100", body = ErrorBody)))]
+pub async fn save_task_priority(
+    _: AdminUser<need::Tasks>,
+    State(state): State<AppState>,
+    ApiPath(batch_id): ApiPath<u64>,
+    ApiJson(form): ApiJson<PriorityForm>,
+) -> Result<Json<TaskPriority>, ApiError> {
+    if form.priority.is_some_and(|priority| !(2..=100).contains(&priority)) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "the task priority must be 2 to 100"));
+    }
+    let Some(task) = state.store.project_task_of_batch(batch_id)? else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("batch {batch_id} is unknown at this site")));
+    };
+    state.store.set_task_priority(task.project_id, form.priority)?;
+    state.driver.send(DriverMsg::TasksChanged);
+    Ok(Json(TaskPriority { project_id: task.project_id, priority: form.priority }))
+}
+
 // ---- site admin: attribution ----
 
 fn attribution_error(error: AttributionError) -> ApiError {
@@ -524,6 +563,12 @@ impl Limits for ExtrasForm {
         check.text("answer_mode", &self.answer_mode, limits::KEY)?;
         check.text("pacing", &self.pacing, limits::KEY)?;
         check.opt_id("hold_music", self.hold_music)
+    }
+}
+
+impl Limits for PriorityForm {
+    fn check(&self, _: &mut Check) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 

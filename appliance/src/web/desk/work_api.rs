@@ -148,13 +148,14 @@ impl Limits for DialForm {
     }
 }
 
-/// `POST /api/agent/dial {phone, project_id?}` (agent, 坐席手动外呼): dials a number of the
-/// agent's projects on the line of the desk settings; a manual attempt, not a task dial.
+/// `POST /api/agent/dial {phone, project_id?}` (agent, 坐席手动外呼): dials any number on the
+/// line of the desk settings (a customer of the agent's projects as that customer, any other
+/// under the agent's project); a manual attempt, not a task dial.
 #[utoipa::path(post, path = "/api/agent/dial", tag = "agent", request_body = DialForm,
     responses((status = 200, description = "The call placed", body = ManualStarted),
               (status = 409, description = "Not dialed: not signed in, on a call, phone not registered, no caller chosen, \
                   black-listed, outside the calling windows, the number on another call", body = ErrorBody),
-              (status = 422, description = "Not a number, or not one of the agent's customers", body = ErrorBody)))]
+              (status = 422, description = "Not a number, or a project whose task the agent does not work", body = ErrorBody)))]
 pub async fn manual_dial(
     agent: AgentUser,
     State(state): State<AppState>,
