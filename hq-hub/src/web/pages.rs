@@ -785,6 +785,7 @@ struct BatchRow {
     creator: String,
     site: String,
     priority: i64,
+    pooled: bool,
 }
 
 fn batch_row(b: &BatchSummary) -> BatchRow {
@@ -804,6 +805,7 @@ fn batch_row(b: &BatchSummary) -> BatchRow {
         creator: b.creator.clone(),
         site: b.site_name.clone(),
         priority: b.priority,
+        pooled: b.pool_id.is_some(),
     }
 }
 
