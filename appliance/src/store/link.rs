@@ -118,6 +118,8 @@ impl Store {
                 DownEvent::ReportDefinitions { project_id, version, defs } => {
                     super::reports::apply_report_definitions(&tx, *project_id, *version, defs)?
                 }
+                DownEvent::LeaseGrant(grant) => super::leases::apply_grant(&tx, grant, super::now_unix())?,
+                DownEvent::LeaseRecall(recall) => wrote_outbox |= super::leases::apply_recall(&tx, recall, super::now_unix())?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.

@@ -41,6 +41,7 @@ mod callbacks;
 mod dialing;
 mod health;
 mod hq;
+mod leases;
 mod link;
 mod live;
 mod manual;
