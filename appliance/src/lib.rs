@@ -94,6 +94,7 @@ pub async fn start(config: ApplianceConfig, shutdown: CancellationToken) -> anyh
     let (link_tx, link_rx) = watch::channel(LinkView::NotEnrolled);
     sync::spawn(&config.data_dir, store.clone(), link_tx, link_stop.clone(), &mut tasks);
     tasks.spawn(stop_link_after_flush(store.clone(), link_rx.clone(), lines_done.clone(), link_stop));
+    tasks.spawn(keep_leases(store.clone(), shutdown.clone()));
 
     let (driver, sip_addr) =
         driver::spawn(&config, store.clone(), desk.clone(), shutdown.clone(), lines_done.clone().drop_guard(), &mut tasks)
@@ -150,6 +151,23 @@ fn site_name(config: &ApplianceConfig) -> String {
     match sync_link::client::SiteIdentity::load(&sync::identity_dir(&config.data_dir)) {
         Ok(identity) => format!("SITE {}", identity.site_id),
         Err(_) => "OUTPOST".to_string(),
+    }
+}
+
+/// The lease keeper: every second, returns expired leases of shared batches and asks HQ
+/// for more where few numbers are left (see `store::leases`). It runs with the link down
+/// too: a return waits in the outbox, and the site dials on from what it holds.
+async fn keep_leases(store: Arc<Store>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(error) = store.keep_leases(store::now_unix()) {
+            tracing::warn!(%error, "the lease keeper could not run");
+        }
     }
 }
 

@@ -196,6 +196,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
          ALTER TABLE users DROP COLUMN disabled;
          DROP TABLE site_profile; ALTER TABLE sync_state DROP COLUMN restored_outbox_seq;
          DROP TABLE recording_retention;
+         DROP TABLE leases; DROP TABLE pool_batches;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

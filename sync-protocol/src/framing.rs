@@ -630,6 +630,46 @@ mod tests {
         check(Frame::SiteLive(live), expect!["1f0000000a0200000000000000000000000000000000000000084000000104e807d00f"]);
     }
 
+    // Shared batches' leases (appended variants: older frames keep their bytes).
+    #[test]
+    fn golden_lease_frames() {
+        let row = CustomerRow { row_id: 9, phone: "13800138000".into(), fields: vec![] };
+        check(
+            down(
+                30,
+                DownEvent::LeaseGrant(LeaseGrant {
+                    batch_id: 5,
+                    lease_id: 2,
+                    request_id: 1,
+                    granted_at: 100,
+                    expires_at: 200,
+                    refill_below: 3,
+                    rows: vec![row],
+                }),
+            ),
+            expect!["1a000000051e0e050201c80190030301090b313338303031333830303000"],
+        );
+        check(down(31, DownEvent::LeaseRecall(LeaseRecall { recall_id: 4, batch_id: 5, lease_id: Some(2) })), expect!["07000000051f0f04050102"]);
+        check(
+            up(9, UpEvent::LeaseRequest(LeaseRequest { batch_id: 5, request_id: 1, held: 3, dials_last_hour: 40, asked_at: 100 })),
+            expect!["0a0000000301090705010328c801"],
+        );
+        check(
+            up(
+                10,
+                UpEvent::LeaseReturn(LeaseReturn {
+                    batch_id: 5,
+                    lease_id: 2,
+                    recall_id: None,
+                    dialed: vec![9],
+                    returned: vec![10, 11],
+                    returned_at: 300,
+                }),
+            ),
+            expect!["0e00000003010a080502000109020a0bd804"],
+        );
+    }
+
     #[test]
     fn golden_blob_messages() {
         let check_blob = |message: BlobMessage, expected: Expect| {

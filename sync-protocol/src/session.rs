@@ -553,8 +553,12 @@ impl SiteSession {
 
     /// Send this wall snapshot as soon as the sync stream is free; like
     /// [`SiteSession::send_live_figures`], only the latest counts.
-    pub fn send_site_live(&mut self, live: SiteLive) {
+    pub fn send_site_live(&mut self, mut live: SiteLive) {
         if self.phase == Phase::Established {
+            // A version-2 hub cannot decode an alarm kind added after it: leave those out
+            // rather than have it close the session over the whole snapshot.
+            let version = self.version;
+            live.alarms.retain(|alarm| alarm.since() <= version);
             self.site_live = Some(Box::new(live));
         }
     }

@@ -4,7 +4,7 @@
 //! version cannot decode. The `since()` matches are exhaustive on purpose: a variant appended
 //! to one of the enums does not compile until it names its version here.
 
-use crate::messages::{DownEvent, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, UpEvent};
+use crate::messages::{DownEvent, Frame, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, SiteAlarm, UpEvent};
 
 /// The ALPN of each sync protocol version, `outpost-sync/<version>`.
 const SYNC_ALPN_PREFIX: &str = "outpost-sync/";
@@ -63,6 +63,7 @@ impl UpEvent {
             | UpEvent::AgentState(_)
             | UpEvent::ControlApplied(_)
             | UpEvent::CallAttemptDetail(_) => 2,
+            UpEvent::LeaseRequest(_) | UpEvent::LeaseReturn(_) => 3,
         }
     }
 }
@@ -87,7 +88,10 @@ impl DownEvent {
             | DownEvent::ProjectSettings(_)
             | DownEvent::PhoneList(_)
             | DownEvent::ReportDefinitions { .. } => 2,
-            DownEvent::SiteProfile(_) => 3,
+            DownEvent::SiteProfile(_)
+            | DownEvent::RecordingRetention(_)
+            | DownEvent::LeaseGrant(_)
+            | DownEvent::LeaseRecall(_) => 3,
         }
     }
 
@@ -97,5 +101,19 @@ impl DownEvent {
     /// empty list for that project once, and never shows or uses it.
     pub fn held_back_stand_in() -> DownEvent {
         DownEvent::ReportDefinitions { project_id: 0, version: 0, defs: Vec::new() }
+    }
+}
+
+impl SiteAlarm {
+    /// The protocol version that introduced this alarm kind: a snapshot sent to an older hub
+    /// leaves it out ([`crate::session::SiteSession::send_site_live`]). Exhaustive on purpose.
+    pub fn since(&self) -> u32 {
+        match self {
+            SiteAlarm::TrunkDown { .. }
+            | SiteAlarm::TrunkUnregistered { .. }
+            | SiteAlarm::AbandonOverCap { .. }
+            | SiteAlarm::DiskLow { .. } => 2,
+            SiteAlarm::RecordingStopped { .. } => 3,
+        }
     }
 }

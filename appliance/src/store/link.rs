@@ -120,6 +120,8 @@ impl Store {
                     super::reports::apply_report_definitions(&tx, *project_id, *version, defs)?
                 }
                 DownEvent::SiteProfile(profile) => hq::apply_site_profile(&tx, profile)?,
+                DownEvent::LeaseGrant(grant) => super::leases::apply_grant(&tx, grant, super::now_unix())?,
+                DownEvent::LeaseRecall(recall) => wrote_outbox |= super::leases::apply_recall(&tx, recall, super::now_unix())?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.

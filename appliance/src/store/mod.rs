@@ -42,6 +42,7 @@ mod callbacks;
 mod dialing;
 mod health;
 mod hq;
+mod leases;
 mod link;
 mod live;
 mod manual;

@@ -381,7 +381,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<CustomerView>, DbError> {
         let conn = self.lock();
-        let mut statement = conn.prepare(
+        let mut statement = conn.prepare(&format!(
             "SELECT r.batch_id, r.row_id, b.project_id, r.phone, r.status, r.owner, r.fields,
                     EXISTS (SELECT 1 FROM blacklist bl WHERE bl.phone = r.phone AND bl.listed = 1)
              FROM batch_rows r JOIN batches b ON b.batch_id = r.batch_id
@@ -391,8 +391,10 @@ impl Store {
                AND (?5 IS NULL OR (r.batch_id, r.chunk_idx, r.row_idx) >
                     (SELECT k.batch_id, k.chunk_idx, k.row_idx FROM batch_rows k WHERE k.batch_id = ?5 AND k.row_id = ?6))
                AND (?7 IS NULL OR b.imported_at >= ?7) AND (?8 IS NULL OR b.imported_at < ?8)
+               AND {hide}
              ORDER BY r.batch_id, r.chunk_idx, r.row_idx LIMIT ?4",
-        )?;
+            hide = super::leases::HIDE_UNDIALED_POOLED,
+        ))?;
         let (after_batch, after_row) = match page.after {
             Some((batch_id, row_id)) => (Some(batch_id), Some(row_id)),
             None => (None, None),

@@ -347,4 +347,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 16: priority between the site's tasks (下发任务管理, the arbiter's first key), set on
     // the project's task page; none set, the highest of the task's batches counts.
     "ALTER TABLE project_tasks ADD COLUMN priority INTEGER;",
+    // 17: shared batches' leases (`leases`): each lease HQ granted (its rows are the batch's
+    // rows with `chunk_idx` = the lease id) and whether it went back; per pooled batch, the
+    // site's requests for more and HQ's last answer.
+    "CREATE TABLE leases (
+        lease_id INTEGER PRIMARY KEY,
+        batch_id INTEGER NOT NULL,
+        granted_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'returned'))
+    );
+    CREATE INDEX leases_open ON leases (state, expires_at);
+    CREATE TABLE pool_batches (
+        batch_id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL DEFAULT 0,
+        answered INTEGER NOT NULL DEFAULT 0,
+        asked_at INTEGER NOT NULL DEFAULT 0,
+        dry_until INTEGER NOT NULL DEFAULT 0,
+        refill_below INTEGER NOT NULL DEFAULT 0,
+        recalled INTEGER NOT NULL DEFAULT 0
+    );",
 ];

@@ -1,14 +1,16 @@
 //! Batches (下发任务): dispatching an imported file to sites, the task list's figures, and
 //! the business records sites sent back.
 //!
-//! Three kinds of dispatch (数据下发): shared (共享批次: every chosen site gets all rows),
+//! Three kinds of dispatch (数据下发): shared (共享批次: one pool the chosen sites dial
+//! once between them, leased in blocks, see `pools`),
 //! exclusive (独享批次: N batches, each a count of rows and one site, renamable) and auto
 //! (自动批次: rows routed by the project's attribution rules, "attributed: N; not found: M").
 //! Blacklisted numbers are removed before any of them, each with its reason.
 //!
-//! A shared batch (共享批次) sent to N sites becomes N batches, one per site, each with its
-//! own hub-wide row ids, so that every attempt and record a site reports names exactly one
-//! batch and one row. Dispatch appends, per site and in one transaction: the project's
+//! A shared batch (共享批次) sent to N sites becomes N batches, one per site, whose rows
+//! arrive in leases from one pool, each leased number with a hub-wide row id of that site's
+//! batch, so that every attempt and record a site reports names exactly one batch and one
+//! row. Exclusive and auto dispatch append, per site and in one transaction: the project's
 //! definition (only if that site has not been sent this version), the rows in chunks of at
 //! most [`CHUNK_ROWS`], and a manifest carrying the count and `rows_hash` of all rows.
 
@@ -23,6 +25,7 @@ use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEvent};
 use self::plan::{named_sites, plan_dispatch, PlanInput, PlannedBatch, SiteVerdict, SourceRow};
 use super::access::Scope;
 use super::down::{append_down, DownError};
+use super::pools::create_pool;
 use super::projects::{load_project, push_project, Project};
 use super::{now_unix, DbError, Store};
 
@@ -184,6 +187,8 @@ pub struct BatchSummary {
     pub kind: String,
     /// Ended for ever (priority 0).
     pub ended: bool,
+    /// The shared pool this site's batch draws from (共享批次), if any.
+    pub pool_id: Option<i64>,
 }
 
 impl BatchSummary {
@@ -225,6 +230,38 @@ pub(super) fn attribution_rules(conn: &rusqlite::Connection, project_id: i64) ->
     rules
 }
 
+/// The rows of a shared dispatch's pool: those every site's planned batch kept, in order.
+fn shared_rows(batches: &[PlannedBatch]) -> Vec<(i64, String)> {
+    let Some((first, rest)) = batches.split_first() else { return Vec::new() };
+    let kept: Vec<BTreeSet<i64>> = rest.iter().map(|b| b.rows.iter().map(|r| r.import_row_id).collect()).collect();
+    first
+        .rows
+        .iter()
+        .filter(|r| kept.iter().all(|k| k.contains(&r.import_row_id)))
+        .map(|r| (r.import_row_id, r.phone.clone()))
+        .collect()
+}
+
+/// Inserts a batch's line of the task list; answers its id.
+#[allow(clippy::too_many_arguments)]
+fn insert_batch(
+    tx: &Transaction<'_>,
+    project_id: i64,
+    site_id: i64,
+    name: &str,
+    n_rows: i64,
+    request: &DispatchRequest,
+    kind: &str,
+    now: i64,
+) -> Result<i64, DispatchError> {
+    tx.execute(
+        "INSERT INTO batches (file_id, project_id, site_id, name, priority, n_rows, created_at, creator, description, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![request.file_id, project_id, site_id, name, request.priority, n_rows, now, request.creator, request.description, kind],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// Writes one batch: its row, its rows, chunks and manifest into the site's down log.
 fn write_batch(
     tx: &Transaction<'_>,
@@ -236,12 +273,7 @@ fn write_batch(
     now: i64,
 ) -> Result<i64, DispatchError> {
     let (site_id, name, rows) = (batch.site_id, batch.name.as_str(), batch.rows.as_slice());
-    tx.execute(
-        "INSERT INTO batches (file_id, project_id, site_id, name, priority, n_rows, created_at, creator, description, kind)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![request.file_id, project.id, site_id, name, request.priority, rows.len() as i64, now, request.creator, request.description, kind],
-    )?;
-    let batch_id = tx.last_insert_rowid();
+    let batch_id = insert_batch(tx, project.id, site_id, name, rows.len() as i64, request, kind, now)?;
     let mut customer_rows = Vec::with_capacity(rows.len());
     {
         let mut insert = tx.prepare("INSERT INTO batch_rows (batch_id, import_row_id, phone) VALUES (?1, ?2, ?3)")?;
@@ -406,6 +438,10 @@ impl Store {
         let now = now_unix();
         let mut batch_ids = Vec::with_capacity(batches.len());
         let mut touched = BTreeSet::new();
+        // Two sites or more share one pool; a single site is given the whole batch, as
+        // nobody else dials it.
+        let pooled = matches!(request.kind, DispatchKind::Shared) && batches.len() >= 2;
+        let mut pool_sites = Vec::new();
         for batch in &batches {
             if !project.site_ids.contains(&batch.site_id) {
                 // A site outside the participating list (older set-ups) still needs the definition.
@@ -413,7 +449,19 @@ impl Store {
             }
             push_project(&tx, project_id).map_err(|e| DispatchError::Encode(e.to_string()))?;
             touched.insert(batch.site_id);
-            batch_ids.push(write_batch(&tx, &project, batch, request, plan.kind, imported_at, now)?);
+            let batch_id = if pooled {
+                insert_batch(&tx, project.id, batch.site_id, &batch.name, 0, request, plan.kind, now)?
+            } else {
+                write_batch(&tx, &project, batch, request, plan.kind, imported_at, now)?
+            };
+            pool_sites.push((batch.site_id, batch_id));
+            batch_ids.push(batch_id);
+        }
+        if pooled {
+            // One pool of the numbers every chosen site may dial (none live at any of them).
+            let rows = shared_rows(&batches);
+            create_pool(&tx, project_id, request.file_id, name, &rows, &pool_sites, imported_at, request.priority, now)
+                .map_err(|e| DispatchError::Encode(e.to_string()))?;
         }
         tx.execute("UPDATE files SET status = 'done' WHERE id = ?1", [request.file_id])?;
         tx.commit()?;
@@ -453,7 +501,8 @@ impl Store {
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.answered_at IS NOT NULL),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'agent_missed'),
                 (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'connected'),
-                (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'abandoned')
+                (SELECT COUNT(*) FROM call_attempts a WHERE a.batch_id = b.id AND a.site_id = b.site_id AND a.outcome = 'abandoned'),
+                b.pool_id
              FROM batches b JOIN projects p ON p.id = b.project_id JOIN sites s ON s.id = b.site_id
              WHERE {condition} ORDER BY b.id DESC LIMIT {limit}"
         );
@@ -478,6 +527,7 @@ impl Store {
                 agent_missed: r.get(14)?,
                 agent_connected: r.get(15)?,
                 abandoned: r.get(16)?,
+                pool_id: r.get(17)?,
             })
         };
         let rows = match id {

@@ -443,7 +443,9 @@ impl Store {
 /// rebuilt at an older version would otherwise add twice), for the tests that rebuild an
 /// older store.
 #[cfg(test)]
-pub(super) const UNDO_MIGRATION: &str = "DROP TABLE project_names; ALTER TABLE projects DROP COLUMN archived_at;
+pub(super) const UNDO_MIGRATION: &str = "DROP TABLE lease_recalls; DROP TABLE leases; DROP TABLE pool_numbers; DROP TABLE pools;
+    ALTER TABLE batches DROP COLUMN pool_id; ALTER TABLE batches DROP COLUMN lease_request; ALTER TABLE batches DROP COLUMN pool_recalled;
+    DROP TABLE project_names; ALTER TABLE projects DROP COLUMN archived_at;
     ALTER TABLE accounts DROP COLUMN disabled; DROP INDEX calls_time; DROP INDEX calls_site_time; DROP INDEX calls_last4_time;
     DROP INDEX calls_agent_time; DROP INDEX calls_batch_time; CREATE INDEX call_attempts_started ON call_attempts(started_at);
     ALTER TABLE call_attempts DROP COLUMN phone_last4; ALTER TABLE call_attempts DROP COLUMN extension;

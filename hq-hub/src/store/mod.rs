@@ -18,6 +18,7 @@ mod control;
 mod down;
 mod edits;
 mod paging;
+mod pools;
 mod account_edits;
 mod files;
 mod filter;
@@ -61,6 +62,7 @@ pub use files::{
 pub use filter::{FilterCondition, FilterError, FilterJudgement, FilterOutcome, FilterScope, FilterSettings};
 pub use down::{DownError, DownLogEntry};
 pub use paging::{ListWindow, Paged, RecordWindow};
+pub use pools::{LeaseView, PoolError, PoolSettings, PoolSite, PoolView};
 pub use edits::{DefinitionEdit, NumberPage, ProjectUsage, NUMBERS_PAGE};
 pub use account_edits::{AccountEdit, AccountEditError};
 pub use link::AlarmView;
@@ -580,6 +582,61 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE sites ADD COLUMN recording_retention_days INTEGER;
     ALTER TABLE sites ADD COLUMN retention_version INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 22: shared batches as one pool (see `pools`): the pool's numbers and their state, the
+    // leases of blocks of them to sites, HQ's recalls; a site's batch of a pool names it.
+    r#"
+    CREATE TABLE pools (
+        id              INTEGER PRIMARY KEY,
+        project_id      INTEGER NOT NULL REFERENCES projects(id),
+        file_id         INTEGER NOT NULL REFERENCES files(id),
+        name            TEXT NOT NULL,
+        lease_hours     REAL NOT NULL DEFAULT 2,
+        lease_lifetime_s INTEGER NOT NULL DEFAULT 86400,
+        min_block       INTEGER NOT NULL DEFAULT 200,
+        created_at      INTEGER NOT NULL
+    );
+    CREATE TABLE pool_numbers (
+        id            INTEGER PRIMARY KEY,
+        pool_id       INTEGER NOT NULL REFERENCES pools(id),
+        import_row_id INTEGER NOT NULL REFERENCES import_rows(id),
+        phone         TEXT NOT NULL,
+        state         TEXT NOT NULL DEFAULT 'pooled' CHECK (state IN ('pooled', 'leased', 'dialed')),
+        site_id       INTEGER,
+        lease_id      INTEGER,
+        row_id        INTEGER,
+        UNIQUE (pool_id, import_row_id)
+    );
+    CREATE INDEX pool_numbers_state ON pool_numbers(pool_id, state, id);
+    CREATE INDEX pool_numbers_row ON pool_numbers(row_id);
+    CREATE INDEX pool_numbers_lease ON pool_numbers(lease_id);
+    CREATE TABLE leases (
+        id          INTEGER PRIMARY KEY,
+        pool_id     INTEGER NOT NULL REFERENCES pools(id),
+        site_id     INTEGER NOT NULL REFERENCES sites(id),
+        batch_id    INTEGER NOT NULL REFERENCES batches(id),
+        request_id  INTEGER NOT NULL,
+        granted_at  INTEGER NOT NULL,
+        expires_at  INTEGER NOT NULL,
+        n_rows      INTEGER NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('open', 'recalling', 'closed')),
+        forced      INTEGER NOT NULL DEFAULT 0,
+        dialed      INTEGER NOT NULL DEFAULT 0,
+        returned    INTEGER NOT NULL DEFAULT 0,
+        dialed_twice INTEGER NOT NULL DEFAULT 0,
+        closed_at   INTEGER
+    );
+    CREATE INDEX leases_batch ON leases(batch_id, state);
+    CREATE TABLE lease_recalls (
+        id         INTEGER PRIMARY KEY,
+        batch_id   INTEGER NOT NULL REFERENCES batches(id),
+        lease_id   INTEGER,
+        forced     INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    ALTER TABLE batches ADD COLUMN pool_id INTEGER;
+    ALTER TABLE batches ADD COLUMN lease_request INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE batches ADD COLUMN pool_recalled INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 

@@ -17,6 +17,7 @@ use sync_protocol::{
 };
 
 use super::link::{epoch_column, other};
+use super::pools;
 use super::report_facts;
 use super::{now_unix, sha256_hex, DbError, Store};
 
@@ -155,6 +156,10 @@ impl Store {
         writes.flush(&tx).map_err(other)?;
         tx.commit().map_err(other)?;
         self.reports.apply(writes.pending);
+        if entries.iter().any(|e| matches!(e.event, UpEvent::LeaseRequest(_))) {
+            // A request is answered by a grant in the site's down log.
+            self.down_notify_for(site as u64).notify_one();
+        }
         Ok(())
     }
 }
@@ -268,10 +273,12 @@ pub(super) fn apply_event(
     match &entry.event {
         UpEvent::CallAttempt(attempt) => {
             upsert_attempt(tx, site, attempt, None)?;
+            pools::note_attempt(tx, attempt.batch_id as i64, attempt.row_id as i64).map_err(other)?;
             report_facts::record_attempt(tx, site, attempt, None, writes).map_err(other)?;
         }
         UpEvent::CallAttemptDetail(detail) => {
             upsert_attempt(tx, site, &detail.attempt, Some(&detail.extension))?;
+            pools::note_attempt(tx, detail.attempt.batch_id as i64, detail.attempt.row_id as i64).map_err(other)?;
             report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), writes).map_err(other)?;
         }
         UpEvent::BusinessRecord(record) => {
@@ -334,6 +341,10 @@ pub(super) fn apply_event(
             })
             .map_err(other)?;
         }
+        UpEvent::LeaseRequest(request) => {
+            pools::apply_lease_request(tx, site, request, now_unix()).map_err(other)?;
+        }
+        UpEvent::LeaseReturn(ret) => pools::apply_lease_return(tx, site, ret, now_unix()).map_err(other)?,
         unknown => {
             // Not acknowledged: the site keeps it until a hub that understands it runs.
             return Err(StoreError::Other(format!(

@@ -38,6 +38,10 @@ static LABELS: &[Label] = &[
     label("project_id", "子项目", "Sub-project"),
     label("template_id", "模板", "Template"),
     label("site_id", "职场", "Site"),
+    label("lease_hours", "每次租出（小时外呼量）", "Lease size (hours of dialing)"),
+    label("lease_lifetime_s", "租约有效期（秒）", "Lease lifetime (seconds)"),
+    label("min_block", "每次最少租出号码数", "Smallest lease (numbers)"),
+    label("lease_id", "租约", "Lease"),
     label("site_ids", "参与职场", "Sites"),
     label("role_id", "角色", "Role"),
     label("group_id", "分组部门", "Group"),
@@ -142,6 +146,10 @@ static ENTRIES: &[(&str, &str)] = &[
     ("no file in the upload: send the WAV in a multipart field named \"file\"", "上传内容中没有文件：请选择 WAV 文件后再上传"),
     ("the upload is not a valid multipart form ({}): send the file in a field named \"file\"", "上传内容不是文件上传表单：请选择文件后再上传"),
     ("the upload of {} broke off ({}): upload it again", "{0} 上传中断：请重新上传"),
+    // Shared pools (共享批次).
+    ("batch {} is not a site's batch of a shared pool: open a shared batch", "批次 {0} 不是共享批次：请打开共享批次"),
+    ("lease {} is not open at this batch: reload the page", "租约 {0} 已不在该批次中：请刷新页面"),
+    ("the lease settings are out of range: hours 0.1 to 72, lifetime 60 to 2592000 seconds, block 1 to 2000", "租约设置超出范围：时长 0.1 到 72 小时，有效期 60 到 2592000 秒，每块 1 到 2000 个号码"),
     // Not found.
     ("site {} does not exist: pick sites from the site register", "职场 {0} 不存在：请从职场列表中选择"),
     ("site {} does not exist: choose an existing site", "职场 {0} 不存在：请选择已有职场"),

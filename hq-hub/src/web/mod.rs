@@ -33,6 +33,7 @@ mod messages;
 mod notices;
 pub mod openapi;
 mod pages;
+mod pools;
 mod report_run;
 mod report_xlsx;
 mod reports;
@@ -128,7 +129,7 @@ fn register(r: Registry) -> Registry {
     let r = report_api::routes(r);
     let r = wall::routes(home::routes(r));
     let r = calls::routes(r);
-    let r = edit::routes(account_edit::routes(r));
+    let r = pools::routes(edit::routes(account_edit::routes(r)));
     let r = health::routes(r);
     r.get("/static/style.css", Public, style_css)
         .get("/static/ui.css", Public, ui_css)

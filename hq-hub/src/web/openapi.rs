@@ -83,6 +83,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(<super::reports::ReportsDoc as OpenApi>::openapi());
     doc.merge(<super::edit::EditDoc as OpenApi>::openapi());
+    doc.merge(<super::pools::PoolDoc as OpenApi>::openapi());
     doc.merge(<super::account_edit::AccountEditDoc as OpenApi>::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(

@@ -790,6 +790,7 @@ struct BatchRow {
     creator: String,
     site: String,
     priority: i64,
+    pooled: bool,
 }
 
 fn batch_row(b: &BatchSummary) -> BatchRow {
@@ -809,6 +810,7 @@ fn batch_row(b: &BatchSummary) -> BatchRow {
         creator: b.creator.clone(),
         site: b.site_name.clone(),
         priority: b.priority,
+        pooled: b.pool_id.is_some(),
     }
 }
 

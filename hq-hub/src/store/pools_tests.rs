@@ -1,0 +1,198 @@
+//! The pool against a real SQLite store, through the hub's own intake (`apply_up_batch`)
+//! and the sites' down logs: first leases, a request answered once, returns applied once,
+//! recovery, forced reclaim and a number dialed after it was forced back.
+
+use sync_link::HubStore;
+use sync_protocol::{AttemptKind, CallAttempt, DownEvent, LeaseGrant, LeaseReturn, Outcome, UpEntry, UpEvent};
+
+use super::*;
+use crate::store::{
+    Account, DispatchKind, DispatchRequest, FieldSpec, FieldValues, GoodRow, ImportReport, NewProject, PhoneMode, ProjectSettings, Scope,
+};
+
+struct World {
+    _dir: tempfile::TempDir,
+    store: Store,
+    sites: [i64; 2],
+    batches: [i64; 2],
+    pool: i64,
+}
+
+/// Forty numbers dispatched as one shared batch to two sites.
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.init_admin("admin").unwrap();
+    let admin = Scope::all(Account { id: 1, username: "admin".into(), is_admin: true });
+    let sites = [store.create_site("甲职场").unwrap(), store.create_site("乙职场").unwrap()];
+    let category = store.create_category("信用卡").unwrap();
+    let project = store
+        .create_project(&NewProject {
+            category_id: category,
+            name: "分期推荐".into(),
+            template_id: None,
+            script: "您好".into(),
+            hide_middle_digits: false,
+            customer_fields: vec![FieldSpec::text("name", "姓名")],
+            record_fields: vec![],
+            settings: ProjectSettings::default(),
+            phone_mode: PhoneMode::Number,
+        })
+        .unwrap();
+    let rows: Vec<GoodRow> = (0..40)
+        .map(|n| GoodRow { row_number: n + 2, phone: format!("1390000{n:04}"), fields: FieldValues::from(vec![format!("客户{n}")]) })
+        .collect();
+    let file = store.save_import(project, "名单.xlsx", b"xlsx", "admin", &rows, &ImportReport::default()).unwrap();
+    let request = DispatchRequest {
+        file_id: file,
+        name: "共享".into(),
+        priority: 5,
+        site_ids: sites.to_vec(),
+        creator: "admin".into(),
+        kind: DispatchKind::Shared,
+        update_existing: false,
+        description: String::new(),
+    };
+    let outcome = store.dispatch(&request, &admin).unwrap();
+    let batches = [outcome.batch_ids[0], outcome.batch_ids[1]];
+    let pool = store.batch_pool(batches[0]).unwrap().unwrap();
+    World { _dir: dir, store, sites, batches, pool }
+}
+
+fn grants(store: &Store, site: i64) -> Vec<LeaseGrant> {
+    store
+        .down_log(site, 0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            DownEvent::LeaseGrant(grant) => Some(grant),
+            _ => None,
+        })
+        .collect()
+}
+
+fn up(store: &Store, site: i64, seq: u64, event: UpEvent) {
+    store.apply_up_batch(site as u64, &[UpEntry { epoch: 1, seq, event }]).unwrap();
+}
+
+fn attempt(attempt_id: u64, batch_id: i64, row_id: u64) -> UpEvent {
+    UpEvent::CallAttempt(CallAttempt {
+        attempt_id,
+        batch_id: batch_id as u64,
+        row_id,
+        started_at: 1,
+        answered_at: None,
+        ended_at: 2,
+        outcome: Outcome::Busy,
+        hangup_side: None,
+        agent: None,
+        talk_seconds: 0,
+        recording_sha256: None,
+        kind: AttemptKind::Predictive,
+    })
+}
+
+#[test]
+fn first_leases_cover_half_the_pool_and_a_request_is_answered_once() {
+    let w = world();
+    let (a, b) = (grants(&w.store, w.sites[0]), grants(&w.store, w.sites[1]));
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert_eq!((a[0].rows.len(), b[0].rows.len()), (10, 10));
+    let phones = |g: &LeaseGrant| g.rows.iter().map(|r| r.phone.clone()).collect::<Vec<_>>();
+    assert!(phones(&a[0]).iter().all(|p| !phones(&b[0]).contains(p)), "no number in two leases");
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!((view.total, view.pooled, view.leased, view.dialed), (40, 20, 20, 0));
+
+    // Site A asks, twice under two entries with the same request id: one grant.
+    let ask = |seq, request_id| {
+        up(&w.store, w.sites[0], seq, UpEvent::LeaseRequest(LeaseRequest { batch_id: w.batches[0] as u64, request_id, held: 3, dials_last_hour: 6, asked_at: 1 }))
+    };
+    ask(1, 1);
+    ask(1, 1);
+    ask(2, 1);
+    let a = grants(&w.store, w.sites[0]);
+    assert_eq!(a.len(), 2, "one answer for request 1");
+    assert_eq!((a[1].request_id, a[1].rows.len()), (1, 20), "the smallest block, as much as is left");
+    // The pool is dry: the next request is answered empty.
+    ask(3, 2);
+    let a = grants(&w.store, w.sites[0]);
+    assert_eq!((a.len(), a[2].lease_id, a[2].rows.len()), (3, 0, 0));
+    // Site B may not ask on A's batch.
+    up(&w.store, w.sites[1], 1, UpEvent::LeaseRequest(LeaseRequest { batch_id: w.batches[0] as u64, request_id: 9, held: 0, dials_last_hour: 0, asked_at: 1 }));
+    assert_eq!(grants(&w.store, w.sites[0]).len(), 3);
+    assert_eq!(grants(&w.store, w.sites[1]).len(), 1);
+}
+
+#[test]
+fn a_return_is_applied_once_and_recovery_puts_numbers_back_only_with_the_sites_word() {
+    let w = world();
+    let lease = grants(&w.store, w.sites[0]).remove(0);
+    let rows: Vec<u64> = lease.rows.iter().map(|r| r.row_id).collect();
+    up(&w.store, w.sites[0], 1, attempt(1, w.batches[0], rows[0]));
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!((view.dialed, view.sites[0].dialed, view.sites[0].leased), (1, 1, 9), "an attempt marks its number dialed at once");
+
+    w.store.recover_batch(w.batches[0], None).unwrap();
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!((view.pooled, view.sites[0].leased, view.sites[0].leases[0].state.as_str()), (20, 9, "recalling"), "nothing back before the site says so");
+    let recall = w.store.down_log(w.sites[0], 0, 1000).unwrap().into_iter().rev().find_map(|e| match e.event {
+        DownEvent::LeaseRecall(recall) => Some(recall),
+        _ => None,
+    });
+    assert_eq!(recall.map(|r| r.lease_id), Some(None), "the whole batch is recalled at the site");
+
+    let ret = LeaseReturn {
+        batch_id: w.batches[0] as u64,
+        lease_id: lease.lease_id,
+        recall_id: Some(1),
+        dialed: rows[..2].to_vec(),
+        returned: rows[2..].to_vec(),
+        returned_at: 5,
+    };
+    up(&w.store, w.sites[0], 2, UpEvent::LeaseReturn(ret.clone()));
+    up(&w.store, w.sites[0], 3, UpEvent::LeaseReturn(ret));
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!((view.pooled, view.dialed, view.sites[0].returned, view.sites[0].dialed, view.sites[0].leased), (28, 2, 8, 2, 0));
+    assert!(view.sites[0].recalled && view.sites[0].leases.is_empty());
+    // A recovered batch is leased no more: its request is answered empty.
+    up(&w.store, w.sites[0], 4, UpEvent::LeaseRequest(LeaseRequest { batch_id: w.batches[0] as u64, request_id: 1, held: 0, dials_last_hour: 9, asked_at: 1 }));
+    assert!(grants(&w.store, w.sites[0]).last().unwrap().rows.is_empty());
+}
+
+#[test]
+fn a_forced_reclaim_counts_a_number_dialed_twice_when_the_site_dialed_it_offline() {
+    let w = world();
+    let lease = grants(&w.store, w.sites[1]).remove(0);
+    assert_eq!(w.store.force_reclaim(w.batches[1]).unwrap(), 10);
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!((view.pooled, view.sites[1].leased), (30, 0));
+    // Site A asks and is leased everything, B's numbers included.
+    up(&w.store, w.sites[0], 1, UpEvent::LeaseRequest(LeaseRequest { batch_id: w.batches[0] as u64, request_id: 1, held: 0, dials_last_hour: 0, asked_at: 1 }));
+    let a = grants(&w.store, w.sites[0]);
+    assert_eq!(a.last().unwrap().rows.len(), 30);
+    let taken: Vec<String> = a.last().unwrap().rows.iter().map(|r| r.phone.clone()).collect();
+    assert!(lease.rows.iter().all(|r| taken.contains(&r.phone)));
+    // B comes back: it had dialed two of them offline.
+    let rows: Vec<u64> = lease.rows.iter().map(|r| r.row_id).collect();
+    let ret = LeaseReturn { batch_id: w.batches[1] as u64, lease_id: lease.lease_id, recall_id: Some(1), dialed: rows[..2].to_vec(), returned: rows[2..].to_vec(), returned_at: 5 };
+    up(&w.store, w.sites[1], 1, UpEvent::LeaseReturn(ret));
+    let view = w.store.pool_view(w.pool).unwrap().unwrap();
+    assert_eq!(view.sites[1].dialed_twice, 2);
+    assert_eq!(view.sites[0].leased, 40, "A keeps both its leases");
+}
+
+#[test]
+fn the_sites_batches_and_the_pool_count_each_number_once() {
+    let w = world();
+    let numbers = |w: &World| -> i64 { w.batches.iter().map(|b| w.store.batch(*b).unwrap().unwrap().numbers).sum() };
+    assert_eq!(numbers(&w), 20, "the first leases");
+    let lease = grants(&w.store, w.sites[0]).remove(0);
+    let rows: Vec<u64> = lease.rows.iter().map(|r| r.row_id).collect();
+    let ret = LeaseReturn { batch_id: w.batches[0] as u64, lease_id: lease.lease_id, recall_id: None, dialed: rows[..4].to_vec(), returned: rows[4..].to_vec(), returned_at: 5 };
+    up(&w.store, w.sites[0], 1, UpEvent::LeaseReturn(ret));
+    assert_eq!(numbers(&w), 14, "six went back to the pool");
+    w.store.force_reclaim(w.batches[1]).unwrap();
+    assert_eq!(numbers(&w), 4);
+    let pooled = w.store.pool_view(w.pool).unwrap().unwrap().pooled;
+    assert_eq!(pooled + numbers(&w), 40);
+}

@@ -1,0 +1,277 @@
+//! A shared batch as one pool (issue 17) through the real path: a real hub, two appliances
+//! enrolled over QUIC with mutual TLS (the second through a UDP relay the test cuts), a SIPp
+//! carrier per site recording every number it is asked to ring, a SIPp phone and the demo's
+//! agent at each desk. The test acts only as HQ's admin on the hub's API and as each site's
+//! admin on its appliance's API; leases, returns and recalls travel the link.
+//!
+//! - Forty numbers shared by two sites, the second cut from HQ once it holds its first lease:
+//!   the cut site dials only what it was leased, the other asks for more and gets the rest,
+//!   and after the heal HQ holds one attempt per number, each number rung once in all.
+//! - Twenty more: HQ recovers the first site's batch (批次数据回收), the site gives its
+//!   numbers back before dialing any; HQ forces back the cut site's leases (flagged as away);
+//!   healed, the site returns what it held, asks again, is leased the whole pool and dials
+//!   it: every number rung once across both runs.
+
+mod site_support;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use demo::setup::{Api, enroll_site};
+use serde_json::{Value, json};
+use tests::{Sipp, SippResult, UdpRelay, free_udp_port, wait_for_some, wait_until};
+use tokio_util::sync::CancellationToken;
+
+const EXTENSION: &str = "8601";
+const SIP_PASSWORD: &str = "phone-secret-8601";
+const AGENT: &str = "pool-agent";
+const AGENT_PASSWORD: &str = "agent-secret-8601";
+const WAIT: Duration = Duration::from_secs(90);
+
+fn write_sheet(path: &Path, phones: &[String]) -> anyhow::Result<()> {
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (col, title) in ["手机号码", "客户姓名", "推荐套餐"].iter().enumerate() {
+        sheet.write_string(0, col as u16, *title)?;
+    }
+    for (idx, phone) in phones.iter().enumerate() {
+        let row = idx as u32 + 1;
+        sheet.write_string(row, 0, phone)?;
+        sheet.write_string(row, 1, format!("客户{row}"))?;
+        sheet.write_string(row, 2, "5G畅享129元")?;
+    }
+    workbook.save(path)?;
+    Ok(())
+}
+
+/// One box: running, its admin signed in, an agent with a registered phone.
+struct Site {
+    appliance: appliance::Appliance,
+    url: String,
+    admin: Api,
+    carrier_port: u16,
+    _phone: Sipp,
+}
+
+impl Site {
+    async fn start(dir: &Path, shutdown: &CancellationToken) -> anyhow::Result<Site> {
+        let carrier_port = free_udp_port();
+        let password = appliance::init_admin(dir, "siteadmin")?;
+        let carrier = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), carrier_port);
+        let appliance = appliance::start(appliance::ApplianceConfig::on_loopback(dir, carrier, 2), shutdown.clone()).await?;
+        let url = format!("http://{}", appliance.http_addr);
+        let admin = Api::login(&url, "siteadmin", &password).await?;
+        admin.post::<Value>("/api/extensions", &json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
+        admin.post::<Value>("/api/agents", &json!({"username": AGENT, "password": AGENT_PASSWORD, "name": "小池", "extension": EXTENSION})).await?;
+        let phone = site_support::agent_phone_for(appliance.sip_addr, EXTENSION, SIP_PASSWORD, 1).await?;
+        Ok(Site { appliance, url, admin, carrier_port, _phone: phone })
+    }
+
+    /// The site's batch named `name`, once it has arrived.
+    async fn batch(&self, name: &str) -> anyhow::Result<u64> {
+        wait_for_some(WAIT, || async {
+            let tasks: Vec<Value> = self.admin.get("/api/tasks").await.ok()?;
+            tasks.iter().find(|t| t["name"] == json!(name) && t["status"] != json!("receiving")).and_then(|t| t["batch_id"].as_u64())
+        })
+        .await
+        .with_context(|| format!("batch {name} reaches the site"))
+    }
+
+    /// Undialed numbers the site holds under open leases of `batch`.
+    fn held(&self, batch: u64) -> u64 {
+        self.appliance.store.open_leases(batch).map(|l| l.iter().map(|(_, held, _)| held).sum()).unwrap_or(0)
+    }
+
+    async fn start_task(&self, batch: u64) -> anyhow::Result<()> {
+        let body = json!({"ratio": 1, "max_concurrency": 2, "ring_seconds": 5, "dial_mode": "predictive", "cool_down": 0});
+        self.admin.post::<Value>(&format!("/api/tasks/{batch}/start"), &body).await?;
+        Ok(())
+    }
+
+    async fn stop_task(&self, batch: u64) -> anyhow::Result<()> {
+        self.admin.post::<Value>(&format!("/api/tasks/{batch}/stop"), &json!({})).await?;
+        Ok(())
+    }
+
+    fn agent(&self, desk: CancellationToken) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let config = demo::agent::AgentConfig {
+            appliance_url: self.url.clone(),
+            username: AGENT.into(),
+            password: AGENT_PASSWORD.into(),
+            wrap_up: (Duration::from_millis(100), Duration::from_millis(200)),
+        };
+        tokio::spawn(demo::agent::run_agent(config, desk))
+    }
+
+    /// A busy carrier for `calls` numbers, recording each INVITE.
+    fn carrier(&self, calls: u32) -> anyhow::Result<Sipp> {
+        Sipp::scenario("carrier_busy.xml").local_port(self.carrier_port).calls(calls).trace_messages().timeout(Duration::from_secs(120)).spawn()
+    }
+
+    async fn link(&self) -> String {
+        let status: Option<Value> = self.admin.get("/api/status").await.ok();
+        status.and_then(|s| s["link"]["state"].as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+/// The numbers a carrier was asked to ring.
+fn invited(result: &SippResult) -> Vec<String> {
+    let messages = result.messages.clone().unwrap_or_default();
+    messages
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("INVITE sip:"))
+        .filter_map(|rest| rest.split(['@', ';', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn hub_db(dir: &Path) -> anyhow::Result<rusqlite::Connection> {
+    Ok(rusqlite::Connection::open_with_flags(dir.join("hub.sqlite3"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?)
+}
+
+/// HQ's attempts per number of `file`'s pool (every site's batch of it).
+fn attempts_per_number(dir: &Path, batch_ids: &[u64]) -> anyhow::Result<BTreeMap<String, u64>> {
+    let db = hub_db(dir)?;
+    let list = batch_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let mut statement = db.prepare(&format!(
+        "SELECT br.phone, COUNT(*) FROM call_attempts a JOIN batch_rows br ON br.id = a.row_id AND br.batch_id = a.batch_id
+         WHERE a.batch_id IN ({list}) GROUP BY br.phone"
+    ))?;
+    let counts = statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(counts)
+}
+
+/// The phones HQ leased to a site's batch.
+fn leased_phones(dir: &Path, batch: u64) -> anyhow::Result<Vec<String>> {
+    let db = hub_db(dir)?;
+    let mut statement = db.prepare("SELECT phone FROM batch_rows WHERE batch_id = ?1")?;
+    let phones = statement.query_map([batch], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(phones)
+}
+
+async fn pool(hq: &Api, batch: u64) -> anyhow::Result<Value> {
+    hq.get(&format!("/api/batches/{batch}/pool")).await
+}
+
+/// Imports `phones` into the project and dispatches them as one shared batch to `sites`.
+async fn dispatch(hq: &Api, dir: &Path, project_id: u64, name: &str, phones: &[String], sites: &[u64]) -> anyhow::Result<()> {
+    let sheet = dir.join(format!("{name}.xlsx"));
+    write_sheet(&sheet, phones)?;
+    let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
+    ensure!(import["n_good"] == json!(phones.len()), "{import}");
+    let file_id = import["file_id"].as_u64().context("file id")?;
+    hq.post::<Value>(&format!("/api/files/{file_id}/dispatch"), &json!({"name": name, "priority": 50, "site_ids": sites})).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_batch_is_dialed_once_across_two_sites_one_of_them_offline_then_recovered_and_reclaimed() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,quinn=warn,rustls=warn").try_init();
+    let dir = tempfile::tempdir()?;
+    let hub_dir = dir.path().join("hub");
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let (hub, hq_password) = tests::start_hub(&hub_dir, shutdown.clone()).await?;
+    let hq = Api::login(&format!("http://{}", hub.http_addr), "admin", &hq_password).await?;
+    let relay = UdpRelay::start(hub.sync_addr).await?;
+    let near_id = enroll_site(&hq, "近职场", &dir.path().join("near"), hub.sync_addr).await?;
+    let far_id = enroll_site(&hq, "远职场", &dir.path().join("far"), relay.addr).await?;
+    let category: Value = hq.post("/api/categories", &json!({"name": "共享类"})).await?;
+    let project: Value = hq.post("/api/projects", &demo::setup::demo_project(category["id"].as_u64().context("category")?)).await?;
+    let project_id = project["id"].as_u64().context("project")?;
+    let near = Site::start(&dir.path().join("near"), &shutdown).await?;
+    let far = Site::start(&dir.path().join("far"), &shutdown).await?;
+
+    // Forty numbers for both sites: each is leased a first block (a quarter of the pool),
+    // the rest stays at HQ for whoever asks first.
+    let first: Vec<String> = (0..40).map(|n| format!("1392000{n:04}")).collect();
+    dispatch(&hq, &hub_dir, project_id, "共享首批", &first, &[near_id, far_id]).await?;
+    let (near_batch, far_batch) = (near.batch("共享首批").await?, far.batch("共享首批").await?);
+    wait_until(WAIT, || async { near.held(near_batch) == 10 && far.held(far_batch) == 10 }).await.context("each site holds its first lease")?;
+    let view = pool(&hq, near_batch).await?;
+    ensure!(view["pooled"] == json!(20) && view["leased"] == json!(20), "{view}");
+    ensure!(
+        near.appliance.store.customers(&appliance::store::Viewer { username: "t".into(), unmask: true }, None, None, None, 100)?.is_empty(),
+        "a pooled batch's numbers are not shown at the site before they are dialed"
+    );
+
+    // The far site is cut from HQ, then both dial.
+    relay.partitioned.store(true, Ordering::SeqCst);
+    wait_until(WAIT, || async { far.link().await == "offline" }).await.context("the far site sees the cut")?;
+    let (near_carrier, far_carrier) = (near.carrier(30)?, far.carrier(10)?);
+    let desk = CancellationToken::new();
+    let agents = [near.agent(desk.clone()), far.agent(desk.clone())];
+    near.start_task(near_batch).await?;
+    far.start_task(far_batch).await?;
+    let (near_rung, far_rung) = (invited(&near_carrier.wait(Duration::from_secs(120)).await), invited(&far_carrier.wait(Duration::from_secs(120)).await));
+    ensure!(near_rung.len() == 30 && far_rung.len() == 10, "near rang {near_rung:?}, far rang {far_rung:?}");
+    let far_leased = leased_phones(&hub_dir, far_batch)?;
+    ensure!(far_rung.iter().all(|p| far_leased.contains(p)), "the cut site dialed only what it held: {far_rung:?} of {far_leased:?}");
+    near.stop_task(near_batch).await?;
+    far.stop_task(far_batch).await?;
+    desk.cancel();
+    for agent in agents {
+        agent.await??;
+    }
+
+    // Healed: HQ holds one attempt per number, and every number was rung once in all.
+    relay.partitioned.store(false, Ordering::SeqCst);
+    wait_until(WAIT, || async { attempts_per_number(&hub_dir, &[near_batch, far_batch]).is_ok_and(|c| c.len() == 40) })
+        .await
+        .context("every attempt reaches HQ")?;
+    let counts = attempts_per_number(&hub_dir, &[near_batch, far_batch])?;
+    ensure!(counts.values().all(|&n| n == 1), "each number dialed once: {counts:?}");
+    let mut rung: Vec<String> = near_rung.iter().chain(&far_rung).cloned().collect();
+    rung.sort();
+    ensure!(rung == first, "the carriers rang each number once: {rung:?}");
+    wait_until(WAIT, || async { pool(&hq, near_batch).await.is_ok_and(|v| v["dialed"] == json!(40)) }).await.context("HQ's pool is all dialed")?;
+
+    // Twenty more, neither task running. HQ recovers the near site's batch: the site gives
+    // back its block before dialing any of it.
+    let second: Vec<String> = (0..20).map(|n| format!("1392100{n:04}")).collect();
+    dispatch(&hq, &hub_dir, project_id, "共享次批", &second, &[near_id, far_id]).await?;
+    let (near_second, far_second) = (near.batch("共享次批").await?, far.batch("共享次批").await?);
+    wait_until(WAIT, || async { near.held(near_second) == 5 && far.held(far_second) == 5 }).await.context("first leases of the second batch")?;
+    hq.post::<Value>(&format!("/api/batches/{near_second}/recover"), &json!({})).await?;
+    wait_until(WAIT, || async {
+        pool(&hq, near_second).await.is_ok_and(|v| v["pooled"] == json!(15) && v["sites"][0]["returned"] == json!(5) && v["sites"][0]["recalled"] == json!(true))
+    })
+    .await
+    .context("the near site gives its block back")?;
+    ensure!(near.held(near_second) == 0, "the near site holds none of it");
+
+    // The far site is cut again and stays away: HQ flags it and forces its lease back.
+    relay.partitioned.store(true, Ordering::SeqCst);
+    wait_until(WAIT, || async { pool(&hq, far_second).await.is_ok_and(|v| v["sites"][1]["flagged"] == json!(true)) })
+        .await
+        .context("HQ flags the site away with a lease")?;
+    let reclaimed: Value = hq.post(&format!("/api/batches/{far_second}/reclaim"), &json!({})).await?;
+    ensure!(reclaimed["returned"] == json!(5), "{reclaimed}");
+    ensure!(pool(&hq, far_second).await?["pooled"] == json!(20), "the whole batch is back in the pool");
+
+    // Healed: the far site returns what it held (none dialed), asks again and is leased the
+    // pool, which it dials; nothing of it is dialed twice.
+    let far_carrier = far.carrier(20)?;
+    relay.partitioned.store(false, Ordering::SeqCst);
+    wait_until(WAIT, || async { far.held(far_second) == 20 }).await.context("the healed site is leased the whole pool")?;
+    let desk = CancellationToken::new();
+    let agent = far.agent(desk.clone());
+    far.start_task(far_second).await?;
+    let far_rung = invited(&far_carrier.wait(Duration::from_secs(120)).await);
+    desk.cancel();
+    agent.await??;
+    let mut rung = far_rung.clone();
+    rung.sort();
+    ensure!(rung == second, "the far site rang the second batch once: {far_rung:?}");
+    wait_until(WAIT, || async { attempts_per_number(&hub_dir, &[near_second, far_second]).is_ok_and(|c| c.len() == 20) })
+        .await
+        .context("the second batch's attempts reach HQ")?;
+    ensure!(attempts_per_number(&hub_dir, &[near_second, far_second])?.values().all(|&n| n == 1), "each number dialed once");
+    let view = pool(&hq, far_second).await?;
+    ensure!(view["dialed"] == json!(20) && view["sites"][1]["dialed_twice"] == json!(0), "{view}");
+    Ok(())
+}
