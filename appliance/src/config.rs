@@ -14,6 +14,7 @@
 //! session_idle_minutes = 480        # a web session unused this long must log in again (8 h)
 //! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
 //! stop_grace_seconds = 30           # on SIGTERM: calls in progress may finish this long
+//! inbound_queue_seconds = 60        # a customer's call waits this long in the site's queue
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -32,6 +33,7 @@
 //! register_expires = 600            # seconds asked for; refreshed at half of what is granted
 //! health_check_seconds = 30         # OPTIONS this often; a silent trunk is skipped
 //! failover = ["backup"]             # tried in order on 5xx, silence, or no free channel
+//! dids = ["02155550000"]            # the site's numbers this carrier delivers calls to (呼入)
 //!
 //! [[trunks]]
 //! name = "backup"
@@ -67,6 +69,9 @@ pub struct ApplianceConfig {
     /// On a stop (SIGTERM, Ctrl-C): no new call is dialed, and the calls in progress may
     /// finish for this long before they are hung up.
     pub stop_grace: Duration,
+    /// How long a customer's call to the site (呼入) waits in the site-wide queue (callers
+    /// who are none of the site's customers, or whose task is not running) for an agent.
+    pub inbound_queue: Duration,
 }
 
 /// The web server's settings.
@@ -113,6 +118,7 @@ struct FileConfig {
     session_idle_minutes: Option<u64>,
     report_time_zone: Option<String>,
     stop_grace_seconds: Option<u64>,
+    inbound_queue_seconds: Option<u64>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -144,6 +150,8 @@ struct FileTrunk {
     #[serde(default)]
     failover: Vec<String>,
     dial_pattern: Option<String>,
+    #[serde(default)]
+    dids: Vec<String>,
 }
 
 impl ApplianceConfig {
@@ -160,6 +168,7 @@ impl ApplianceConfig {
             telephony: TelephonyOptions::default(),
             web: WebOptions::default(),
             stop_grace: Duration::from_secs(30),
+            inbound_queue: Duration::from_secs(60),
         }
     }
 
@@ -253,6 +262,12 @@ impl ApplianceConfig {
         if let Some(zone) = file.report_time_zone {
             config.web.report_zone =
                 reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
+        }
+        if let Some(seconds) = file.inbound_queue_seconds {
+            if !(1..=600).contains(&seconds) {
+                return Err(invalid(format!("inbound_queue_seconds = {seconds}: use 1 to 600 (60 is the default)")));
+            }
+            config.inbound_queue = Duration::from_secs(seconds);
         }
         if let Some(seconds) = file.stop_grace_seconds {
             // systemd's TimeoutStopSec (90 s by default) must leave room for the hang-ups.
@@ -366,6 +381,7 @@ fn trunk_from(trunk: FileTrunk) -> Result<(hardware::TrunkConfig, TrunkOptions),
         health_check: trunk.health_check_seconds.map(Duration::from_secs),
         failover: trunk.failover,
         dial_pattern: trunk.dial_pattern,
+        dids: trunk.dids,
     };
     let line = hardware::TrunkConfig {
         domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),
