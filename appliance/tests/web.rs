@@ -45,6 +45,7 @@ async fn start_site(rtp_base: u16) -> anyhow::Result<Site> {
         telephony: Default::default(),
         web: Default::default(),
         stop_grace: std::time::Duration::from_secs(30),
+        inbound_queue: std::time::Duration::from_secs(60),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -290,6 +290,7 @@ async fn start_site(
             telephony: Default::default(),
             web: Default::default(),
             stop_grace: std::time::Duration::from_secs(30),
+            inbound_queue: std::time::Duration::from_secs(60),
         },
         shutdown.clone(),
     )

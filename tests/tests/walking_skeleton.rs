@@ -303,6 +303,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             telephony: Default::default(),
             web: Default::default(),
             stop_grace: std::time::Duration::from_secs(30),
+            inbound_queue: std::time::Duration::from_secs(60),
         },
         box_shutdown.clone(),
     )
