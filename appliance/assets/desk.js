@@ -233,6 +233,8 @@
     open = popup;
     body.replaceChildren();
     const left = element("div", undefined, "popup-left");
+    // A call the customer placed (呼入) says so above the customer's data.
+    if (popup.inbound) left.append(element("p", overlay.dataset.inbound, "tag popup-inbound"));
     const facts = element("dl", undefined, "facts");
     facts.append(element("dt", overlay.dataset.phone), element("dd", popup.phone, "phone"));
     for (const field of popup.fields) facts.append(element("dt", field.title), element("dd", field.value));

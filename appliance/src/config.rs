@@ -20,6 +20,7 @@
 //! i2c = "/dev/i2c-1"
 //! address = 0x3c                    # the controller's address (0x3c or 0x3d)
 //! name = "SH-PUDONG-01"             # the site's name on the panel (ASCII); default: its id
+//! inbound_queue_seconds = 60        # a customer's call waits this long in the site's queue
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5
@@ -38,6 +39,7 @@
 //! register_expires = 600            # seconds asked for; refreshed at half of what is granted
 //! health_check_seconds = 30         # OPTIONS this often; a silent trunk is skipped
 //! failover = ["backup"]             # tried in order on 5xx, silence, or no free channel
+//! dids = ["02155550000"]            # the site's numbers this carrier delivers calls to (呼入)
 //!
 //! [[trunks]]
 //! name = "backup"
@@ -77,6 +79,9 @@ pub struct ApplianceConfig {
     pub recordings: crate::recordings::RecordingOptions,
     /// The front panel: where it is attached, if it is, and the name it shows.
     pub panel: crate::panel::PanelOptions,
+    /// How long a customer's call to the site (呼入) waits in the site-wide queue (callers
+    /// who are none of the site's customers, or whose task is not running) for an agent.
+    pub inbound_queue: Duration,
 }
 
 /// The web server's settings.
@@ -125,6 +130,7 @@ struct FileConfig {
     stop_grace_seconds: Option<u64>,
     recording_floor_mb: Option<u64>,
     panel: Option<FilePanel>,
+    inbound_queue_seconds: Option<u64>,
     lockout: Option<FileLockout>,
     #[serde(default)]
     trunks: Vec<FileTrunk>,
@@ -164,6 +170,8 @@ struct FileTrunk {
     #[serde(default)]
     failover: Vec<String>,
     dial_pattern: Option<String>,
+    #[serde(default)]
+    dids: Vec<String>,
 }
 
 impl ApplianceConfig {
@@ -182,6 +190,7 @@ impl ApplianceConfig {
             stop_grace: Duration::from_secs(30),
             recordings: crate::recordings::RecordingOptions::default(),
             panel: crate::panel::PanelOptions::default(),
+            inbound_queue: Duration::from_secs(60),
         }
     }
 
@@ -275,6 +284,12 @@ impl ApplianceConfig {
         if let Some(zone) = file.report_time_zone {
             config.web.report_zone =
                 reports::Zone::new(&zone).map_err(|error| invalid(format!("report_time_zone = {zone:?}: {error}")))?;
+        }
+        if let Some(seconds) = file.inbound_queue_seconds {
+            if !(1..=600).contains(&seconds) {
+                return Err(invalid(format!("inbound_queue_seconds = {seconds}: use 1 to 600 (60 is the default)")));
+            }
+            config.inbound_queue = Duration::from_secs(seconds);
         }
         if let Some(seconds) = file.stop_grace_seconds {
             // systemd's TimeoutStopSec (90 s by default) must leave room for the hang-ups.
@@ -404,6 +419,7 @@ fn trunk_from(trunk: FileTrunk) -> Result<(hardware::TrunkConfig, TrunkOptions),
         health_check: trunk.health_check_seconds.map(Duration::from_secs),
         failover: trunk.failover,
         dial_pattern: trunk.dial_pattern,
+        dids: trunk.dids,
     };
     let line = hardware::TrunkConfig {
         domain: trunk.domain.unwrap_or_else(|| trunk.address.ip().to_string()),

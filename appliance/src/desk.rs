@@ -241,7 +241,7 @@ mod tests {
     use super::*;
 
     fn popup(attempt_id: u64) -> Popup {
-        Popup { attempt_id, phone: "139****0001".into(), fields: Vec::new(), script: String::new(), record_fields: Vec::new(), live: true }
+        Popup { attempt_id, phone: "139****0001".into(), fields: Vec::new(), script: String::new(), record_fields: Vec::new(), live: true, inbound: false }
     }
 
     #[test]

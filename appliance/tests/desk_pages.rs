@@ -50,6 +50,7 @@ async fn records_and_customers_page_by_key_and_filter_by_day() -> anyhow::Result
         stop_grace: Duration::from_secs(30),
         recordings: Default::default(),
         panel: Default::default(),
+        inbound_queue: Duration::from_secs(60),
     };
     let shutdown = CancellationToken::new();
     let site = appliance::start(config, shutdown.clone()).await?;

@@ -101,6 +101,7 @@ async fn site_with_a_call() -> anyhow::Result<(Site, u64)> {
         stop_grace: std::time::Duration::from_secs(30),
         recordings: Default::default(),
         panel: Default::default(),
+        inbound_queue: std::time::Duration::from_secs(60),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -47,6 +47,7 @@ async fn start_site(rtp_base: u16) -> anyhow::Result<Site> {
         stop_grace: std::time::Duration::from_secs(30),
         recordings: Default::default(),
         panel: Default::default(),
+        inbound_queue: std::time::Duration::from_secs(60),
     };
     let shutdown = CancellationToken::new();
     let appliance = appliance::start(config, shutdown.clone()).await?;

@@ -359,3 +359,56 @@ fn abandon_rate_counts_answered_calls_not_put_through() {
     assert_eq!((rates.today, rates.last_30_days), (Some(0.5), Some(0.5)));
     assert_eq!(store.abandon_rates(11, now).expect("rates").today, None, "nothing answered, no rate");
 }
+
+#[test]
+fn an_inbound_call_finds_its_customer_and_last_agent_and_leaves_the_row_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    load(&store, 1, 40, 2, 50, 1);
+    agents(&store, 1);
+    store.start_task(40, TaskParams { ratio: 1, max_concurrency: 1, ring_seconds: 30 }).expect("start");
+    let talked = store.claim_next_number(40).expect("claim").expect("a number");
+    store.mark_bridged(talked.attempt_id, "agent1").expect("bridged");
+    let connected = AttemptEnd { outcome: Outcome::Connected, hangup_side: Some(HangupSide::Customer), ended_at: 5, recording_path: None, recording_sha256: None };
+    store.finish_attempt(talked.attempt_id, &connected).expect("finish");
+
+    // The customer calls back: their batch, project and the agent who talked to them; the
+    // popup is marked inbound and shows their data.
+    let back = store.claim_inbound(&talked.phone, 10).expect("inbound");
+    assert_eq!((back.batch_id, back.last_agent.as_deref()), (40, Some("agent1")));
+    assert!(back.project_id.is_some());
+    let popup = store.popup(back.attempt_id).expect("popup").expect("built");
+    assert!(popup.inbound && !popup.fields.is_empty() && !popup.script.is_empty(), "{popup:?}");
+    // Nobody took it: a callback for the task, on agent1's list, not armed.
+    let callback = store.inbound_callback(back.attempt_id, Some("agent1"), "呼入未接").expect("callback").expect("known customer");
+    let listed = store.callbacks(&MASKED_VIEWER(), Some("agent1"), None, None).expect("list");
+    assert_eq!((listed[0].callback_id, listed[0].scope.as_str(), listed[0].state.as_str()), (callback, "task", "new"));
+    let abandoned = AttemptEnd { outcome: Outcome::Abandoned, hangup_side: Some(HangupSide::System), ended_at: 20, recording_path: None, recording_sha256: None };
+    assert_eq!(store.finish_attempt(back.attempt_id, &abandoned).expect("finish").kind, AttemptKind::Inbound);
+
+    // A customer the site never called: no last agent, and the row stays dialable.
+    let other = rows(40, 2).into_iter().find(|row| row.phone != talked.phone).expect("second row");
+    let first_call = store.claim_inbound(&other.phone, 30).expect("inbound");
+    assert_eq!((first_call.batch_id, first_call.last_agent), (40, None));
+    store.finish_attempt(first_call.attempt_id, &connected).expect("finish");
+    let next = store.claim_next_number(40).expect("claim").expect("the row is still to dial");
+    assert_eq!(next.phone, other.phone);
+
+    // A stranger: no customer, an empty popup, no callback; it goes up as inbound all the same.
+    let stranger = store.claim_inbound("13999999999", 40).expect("inbound");
+    assert_eq!((stranger.batch_id, stranger.project_id, stranger.last_agent), (0, None, None));
+    let popup = store.popup(stranger.attempt_id).expect("popup").expect("built");
+    assert!(popup.inbound && popup.fields.is_empty() && popup.script.is_empty() && popup.record_fields.is_empty(), "{popup:?}");
+    assert_eq!(store.inbound_callback(stranger.attempt_id, None, "呼入未接").expect("callback"), None);
+    store.mark_bridged(stranger.attempt_id, "agent1").expect("bridged");
+    store.save_record(stranger.attempt_id, "agent1", &[]).expect("an empty record closes the stranger's popup");
+    store.finish_attempt(stranger.attempt_id, &abandoned).expect("finish");
+    let inbound: Vec<(u64, AttemptKind)> = store
+        .outbox_after(0, 100)
+        .expect("outbox")
+        .into_iter()
+        .filter_map(|entry| entry.event.call_attempt().map(|attempt| (attempt.batch_id, attempt.kind)))
+        .filter(|(_, kind)| *kind == AttemptKind::Inbound)
+        .collect();
+    assert_eq!(inbound, vec![(40, AttemptKind::Inbound), (40, AttemptKind::Inbound), (0, AttemptKind::Inbound)]);
+}

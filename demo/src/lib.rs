@@ -292,6 +292,7 @@ async fn start_site(
             stop_grace: std::time::Duration::from_secs(30),
             recordings: Default::default(),
             panel: Default::default(),
+            inbound_queue: std::time::Duration::from_secs(60),
         },
         shutdown.clone(),
     )

@@ -18,8 +18,13 @@
 //!   recording's path, size, duration and hash come with [`LineEvent::Ended`].
 //! - [`Telephony::set_extensions`] provisions agent phones; only those may REGISTER (digest,
 //!   realm `outpost`); repeated failed logins lock the source address out
-//!   ([`LockoutPolicy`]). Inbound INVITEs are refused with 403, from trunks, phones and
-//!   strangers alike: the box never relays calls, so there is no toll-fraud path.
+//!   ([`LockoutPolicy`]).
+//! - Inbound calls: an INVITE from a trunk's own address to one of the numbers that trunk
+//!   delivers ([`TrunkOptions::dids`]) is answered and reported as [`LineEvent::Incoming`]
+//!   then [`LineEvent::Answered`]; the appliance queues or bridges it like an answered
+//!   outbound call. Every other INVITE (another number, phones, strangers) gets 403. An
+//!   inbound call is only ever bridged to a registered extension, never dialed out again,
+//!   so there is no toll-fraud path.
 //! - [`Telephony::start_with`] adds per-trunk [`TrunkOptions`]: SIP over TCP, an outbound
 //!   proxy, REGISTER with refresh, OPTIONS health checks ([`Telephony::trunk_status`]),
 //!   failover on 5xx / no answer / dead trunk, and a dial pattern. Digest toward carriers
@@ -361,6 +366,10 @@ pub struct TrunkOptions {
     /// Request-URI user part with `{number}` replaced (FXO gateways that pick the port from a
     /// dial-plan prefix, carriers wanting a tech prefix); `None` sends the number as is.
     pub dial_pattern: Option<String>,
+    /// The numbers (DIDs) this trunk's carrier delivers calls to: an INVITE from the trunk's
+    /// address for one of them is answered and reported as [`LineEvent::Incoming`]. Empty
+    /// (the default): the trunk's INVITEs are refused like any other.
+    pub dids: Vec<String>,
 }
 
 /// Registrar protection against password guessing.
@@ -499,6 +508,15 @@ pub enum LineEvent {
         outcome: Outcome,
         hangup_side: Option<HangupSide>,
         recording: Option<Recording>,
+    },
+    /// A trunk delivered a call to one of its numbers (`did`) and the box answered it; an
+    /// [`LineEvent::Answered`] follows. `caller` is the calling number (digits of the From
+    /// user part; empty when the carrier withheld it). The call's id has its top bit set.
+    Incoming {
+        call: CallId,
+        trunk: String,
+        did: String,
+        caller: String,
     },
     /// An extension registered (or refreshed) from this contact.
     ExtensionRegistered {

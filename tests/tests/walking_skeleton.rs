@@ -305,6 +305,7 @@ async fn stranger_is_refused(dir: &Path, hub_sync: SocketAddr) -> anyhow::Result
             stop_grace: std::time::Duration::from_secs(30),
             recordings: Default::default(),
             panel: Default::default(),
+            inbound_queue: std::time::Duration::from_secs(60),
         },
         box_shutdown.clone(),
     )

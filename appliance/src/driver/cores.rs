@@ -133,7 +133,7 @@ impl Driver {
     /// idle 可回接 agent is counted by one task's core at a time.
     pub(super) fn announce(&mut self, agent_id: AgentId) {
         let Some(slot) = self.agents.get(&agent_id) else { return };
-        let on_task_call = slot.call.and_then(|call| self.calls.get(&call)).is_some_and(|info| info.manual.is_none());
+        let on_task_call = slot.call.and_then(|call| self.calls.get(&call)).is_some_and(|info| info.manual.is_none() && info.inbound.is_none());
         let state = if slot.ready() {
             AgentUse::Ready
         } else if on_task_call {
@@ -305,6 +305,7 @@ impl Driver {
                     phone_missed: false,
                     phone: number.phone.clone(),
                     dialed_at: Instant::now(),
+                    inbound: None,
                 },
             );
             self.by_key.insert((task_id, key), call_id);

@@ -66,6 +66,7 @@ impl Driver {
             LineEvent::Ended { call, outcome, hangup_side, recording } => self.on_ended(call, outcome, hangup_side, recording),
             LineEvent::ExtensionRegistered { extension, contact } => self.on_extension_registered(extension, contact),
             LineEvent::ExtensionUnregistered { extension } => self.on_extension_unregistered(extension),
+            LineEvent::Incoming { call, trunk, did, caller } => self.on_incoming(call, trunk, did, caller),
         }
     }
 
@@ -85,6 +86,10 @@ impl Driver {
         info.answered = true;
         info.answered_at = Some(unix_now());
         let task_id = info.task;
+        if info.inbound.is_some() {
+            self.on_inbound_answered(call);
+            return;
+        }
         if info.manual.is_some() {
             // An agent's own call: the agent's phone was offered it at the dial. Connected
             // now if the agent is on already, else when the phone picks up.
@@ -132,6 +137,10 @@ impl Driver {
             info.phone_missed = true;
             tracing::warn!(call = call.0, %extension, "the agent's phone did not take their own call; hanging up");
             self.telephony.hangup(call);
+            return;
+        }
+        if info.inbound.is_some() {
+            self.on_inbound_missed(call, &extension);
             return;
         }
         let agent_id = info.agent.take().or_else(|| self.agent_by_extension(&extension));
@@ -290,7 +299,7 @@ impl Driver {
 
     /// Hold audio toward a waiting customer: the task's hold music once its file is here,
     /// otherwise the box's own.
-    fn hold(&mut self, call: CallId, task_id: u64) {
+    pub(super) fn hold(&mut self, call: CallId, task_id: u64) {
         let music = self.tasks.get(&task_id).and_then(|run| run.extras.hold_music);
         match music.and_then(|voice_id| self.hold_music(voice_id)) {
             Some(audio) => self.telephony.hold_with(call, audio),

@@ -64,7 +64,7 @@ pub struct LiveCall {
     pub agent: Option<String>,
     /// Seconds since the call was dialed.
     pub seconds: u64,
-    /// predictive, or manual (an agent's own call).
+    /// predictive, manual (an agent's own call) or inbound (the customer called, 呼入).
     pub kind: &'static str,
 }
 

@@ -104,6 +104,7 @@ impl Driver {
                 phone_missed: false,
                 phone: claim.claimed.phone.clone(),
                 dialed_at: Instant::now(),
+                inbound: None,
             },
         );
         let _ = now;
@@ -185,7 +186,7 @@ impl Driver {
     }
 
     /// Signed in to take calls, not on a call or in after-call work, phone registered.
-    fn free_for_callback(&self, agent: &AgentLive) -> bool {
+    pub(super) fn free_for_callback(&self, agent: &AgentLive) -> bool {
         matches!(agent.state, AgentState::Available | AgentState::OneClickOnly)
             && !self.agents.get(&agent.agent_id).is_some_and(|slot| slot.call.is_some() || slot.wrap_up)
             && self.telephony.registered_extensions().contains(&agent.extension)

@@ -26,7 +26,8 @@
 //!
 //! Its parts: [`inbox`] (the messages and views the web sees), `cores` (the running tasks'
 //! dialer cores: reconciling with the store, their actions, dialing and routing), `events`
-//! (one method per line event), `manual` (agents' own calls and due callbacks), `agents`
+//! (one method per line event), `inbound` (calls customers place to the site's numbers:
+//! the last agent, the task's queue or the site's), `manual` (agents' own calls and due callbacks), `agents`
 //! (agents' states, records saved, popups, phones), `status` (the lines' live figures) and
 //! `writer` (the store writes the driver does not wait for).
 
@@ -37,6 +38,7 @@ mod agents;
 mod board;
 mod cores;
 mod events;
+mod inbound;
 mod manual;
 mod status;
 mod typed;
@@ -125,6 +127,7 @@ pub async fn spawn(
         agents: HashMap::new(),
         told_due: std::collections::HashSet::new(),
         hold_music: HashMap::new(),
+        inbound_queue: config.inbound_queue,
     };
     let grace = config.stop_grace;
     tasks.spawn(async move {
@@ -227,6 +230,8 @@ struct CallInfo {
     phone_missed: bool,
     phone: String,
     dialed_at: Instant,
+    /// A call the customer placed (呼入): its queue and who it goes to.
+    inbound: Option<inbound::InboundCall>,
 }
 
 /// What an agent's own call needs on answer (the agent is [`CallInfo::agent`]).
@@ -279,6 +284,8 @@ struct Driver {
     /// Tasks' hold music, decoded once (by voice id, with when it was loaded: HQ may replace
     /// or delete a file, so an entry is looked up again after a minute).
     hold_music: HashMap<u64, (Instant, hardware::HoldAudio)>,
+    /// How long an inbound call waits in the site-wide queue.
+    inbound_queue: Duration,
 }
 
 fn unix_now() -> i64 {
@@ -343,6 +350,7 @@ impl Driver {
                 _ = reconcile.tick(), if stop == Stopping::Running => self.reconcile_tasks(),
                 _ = callbacks.tick(), if stop == Stopping::Running => {
                     self.run_due_callbacks();
+                    self.tick_inbound();
                     self.publish_agent_counts();
                 }
             }

@@ -39,15 +39,22 @@ impl Driver {
                 phone: mask_phone(&call.phone),
                 agent: call.agent.and_then(|id| self.agents.get(&id)).map(|slot| slot.username.clone()),
                 seconds: call.dialed_at.elapsed().as_secs(),
-                kind: if call.manual.is_some() { "manual" } else { "predictive" },
+                kind: if call.inbound.is_some() {
+                    "inbound"
+                } else if call.manual.is_some() {
+                    "manual"
+                } else {
+                    "predictive"
+                },
             })
             .collect();
         calls.sort_by_key(|call| call.attempt_id);
-        // Agents' own calls are outside the cores' figures; count them in too.
-        for call in calls.iter().filter(|call| call.kind == "manual") {
+        // Agents' own calls and customers' calls are outside the cores' figures; count them in too.
+        for call in calls.iter().filter(|call| call.kind != "predictive") {
             match call.state {
                 "talking" => status.talking += 1,
                 "ringing" => status.ringing += 1,
+                "queued" => status.queued += 1,
                 _ => status.offered += 1,
             }
         }

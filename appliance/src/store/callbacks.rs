@@ -242,7 +242,7 @@ impl Store {
     }
 }
 
-fn insert_callback(
+pub(super) fn insert_callback(
     tx: &Transaction<'_>,
     (batch_id, chunk_idx, row_idx, row_id, phone): (u64, u32, u32, u64, &str),
     agent: &str,

@@ -317,8 +317,9 @@ impl Store {
                 end.recording_sha256,
             ],
         )?;
-        // A number the agent typed (`manual`) is not the task's dial: the row stays as it was.
-        if kind != "manual" {
+        // A number the agent typed (`manual`) is not the task's dial, nor is a customer's own
+        // call (`inbound`): the row stays as it was.
+        if kind != "manual" && kind != "inbound" {
             tx.execute(
                 "UPDATE batch_rows SET status = 'done'
                  WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",

@@ -184,6 +184,13 @@ impl Store {
         Ok(views)
     }
 
+    /// Where the voice file of SHA-256 `hex` lies, once its bytes are here and checked.
+    pub(super) fn held_voice(&self, hex: &str) -> Option<PathBuf> {
+        let sha = sha_of(hex)?;
+        let dir = self.voice_dir().ok()?;
+        dir.has(&sha).then(|| dir.path_of(&sha))
+    }
+
     /// Bytes of voice file `sha256` held so far (its full size once complete).
     pub(super) fn voice_held_bytes(&self, sha256: &[u8; 32]) -> std::io::Result<u64> {
         self.voice_dir()?.held(sha256)

@@ -20,6 +20,9 @@ pub struct Popup {
     /// The call is still on the lines (false: ended, only its record is left to save), so a
     /// desk page opened later shows the right call state.
     pub live: bool,
+    /// The customer called the site (呼入): the desk marks the popup so. An unknown
+    /// caller's popup has the number and no field, script or form of a project.
+    pub inbound: bool,
 }
 
 /// One customer field in the popup.
@@ -53,20 +56,24 @@ impl Store {
     pub fn popup_for(&self, attempt_id: u64, agent_override: Option<&str>) -> Result<Option<Popup>, DbError> {
         // See `reader`: the same reasoning as `lock` makes a poisoned reader safe to use.
         let conn = self.reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>, bool);
+        type Found = (u64, u32, u32, String, Option<u64>, u64, Option<String>, bool, bool);
         let found: Option<Found> = conn
             .query_row(
-                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent, a.state = 'dialing'
+                "SELECT a.batch_id, a.chunk_idx, a.row_idx, a.phone, b.project_id, a.row_id, a.agent, a.state = 'dialing',
+                        a.kind = 'inbound'
                  FROM attempts a LEFT JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",
                 [attempt_id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?)),
+                |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?, row.get(8)?))
+                },
             )
             .optional()?;
-        let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent, live)) = found else {
+        let Some((batch_id, chunk_idx, row_idx, phone, project_id, row_id, agent, live, inbound)) = found else {
             return Ok(None);
         };
-        // A number the agent typed that is no customer has no row: an empty customer card.
+        // A number the agent typed that is no customer, or an unknown caller (inbound, batch 0),
+        // has no row: an empty customer card.
         let fields_blob: Option<Vec<u8>> = conn
             .query_row(
                 "SELECT fields FROM batch_rows WHERE batch_id = ?1 AND chunk_idx = ?2 AND row_idx = ?3",
@@ -74,9 +81,9 @@ impl Store {
                 |row| row.get(0),
             )
             .optional()?;
-        let values = match fields_blob {
-            Some(blob) => row_values(&conn, batch_id, row_id, &blob)?,
-            None => Vec::new(),
+        let values = match &fields_blob {
+            Some(blob) => row_values(&conn, batch_id, row_id, blob)?,
+            None => Default::default(),
         };
         // An agent who pops on ring sees the number as first three and last four digits for
         // the whole call (manual 3.2.1.1), whatever the project says.
@@ -104,6 +111,7 @@ impl Store {
             script: def.map(|def| def.script).unwrap_or_default(),
             record_fields,
             live,
+            inbound,
         }))
     }
 }

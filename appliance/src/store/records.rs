@@ -30,7 +30,7 @@ impl Store {
         let conn = self.lock();
         let mut statement = conn.prepare(
             "SELECT a.attempt_id FROM attempts a
-             WHERE a.agent = ?1 AND (a.kind = 'predictive' OR a.popped = 1)
+             WHERE a.agent = ?1 AND (a.kind IN ('predictive', 'inbound') OR a.popped = 1)
                AND NOT EXISTS (SELECT 1 FROM business_records r WHERE r.attempt_id = a.attempt_id)
              ORDER BY a.attempt_id",
         )?;
@@ -51,6 +51,7 @@ impl Store {
         let tx = conn.transaction().map_err(DbError::from)?;
         let found: Option<(u64, u64, Option<String>, Option<u64>)> = tx
             .query_row(
+                // An unknown caller's inbound call has no batch: its record has no field.
                 "SELECT a.batch_id, a.row_id, a.agent, b.project_id
                  FROM attempts a LEFT JOIN batches b ON b.batch_id = a.batch_id
                  WHERE a.attempt_id = ?1",

@@ -88,6 +88,8 @@ pub struct Text {
     pub current_state: &'static str,
     pub waiting_for_calls: &'static str,
     pub popup_title: &'static str,
+    /// The mark on the popup of a call the customer placed.
+    pub popup_inbound: &'static str,
     pub phone: &'static str,
     pub script: &'static str,
     pub business_record: &'static str,
@@ -161,6 +163,7 @@ pub static ZH: Text = Text {
     current_state: "当前状态",
     waiting_for_calls: "等待系统转入电话…",
     popup_title: "弹屏信息",
+    popup_inbound: "呼入",
     phone: "客户号码",
     script: "话术",
     business_record: "记录业务结果",
@@ -234,6 +237,7 @@ pub static EN: Text = Text {
     current_state: "Current state",
     waiting_for_calls: "Waiting for the system to put a call through…",
     popup_title: "Customer",
+    popup_inbound: "Inbound call",
     phone: "Phone",
     script: "Script",
     business_record: "Business result",
@@ -404,6 +408,7 @@ work_text! {
     ringing_title: "振铃弹屏", "Ringing";
     monitor_hint: "每秒自动刷新，无需重新加载页面", "Updates every second without reloading";
     kind_manual: "坐席外呼", "Agent's own call";
+    kind_inbound: "呼入", "Inbound call";
     out_connected: "接通", "connected";
     out_busy: "忙", "busy";
     out_no_answer: "未接", "no answer";

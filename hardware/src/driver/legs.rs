@@ -437,13 +437,7 @@ impl Driver {
             Method::Register => Some(self.on_register(&request, source)),
             _ if in_dialog => self.on_in_dialog(&request, source),
             Method::Ack => None,
-            Method::Invite => {
-                warn!(%source, uri = %request.uri, "refusing an inbound INVITE: this box places calls only (no open relay)");
-                // Statelessly: a stranger's INVITE gets one 403, never retransmissions.
-                let refusal = Response::to_request(&request, 403, "Forbidden", Some(&new_tag()));
-                self.server.respond_stateless(&request, refusal);
-                None
-            }
+            Method::Invite => self.on_new_invite(&request, source),
             Method::Options => Some(
                 Response::to_request(&request, 200, "OK", Some(&new_tag()))
                     .with_header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"),

@@ -42,6 +42,7 @@ use crate::{
 };
 
 mod calls;
+mod inbound;
 mod legs;
 mod registrar;
 mod trunks;
@@ -357,6 +358,8 @@ pub(crate) struct Driver {
     /// Calls whose media task found the customer silent past `media_timeout`.
     dead_media: mpsc::UnboundedSender<CallId>,
     dead_media_inbox: Option<mpsc::UnboundedReceiver<CallId>>,
+    /// Inbound calls answered so far (their ids, see `inbound`).
+    next_inbound: u64,
 }
 
 impl Driver {
@@ -431,6 +434,7 @@ impl Driver {
             media_timeout: setup.media_timeout,
             dead_media,
             dead_media_inbox: Some(dead_media_inbox),
+            next_inbound: 0,
         }
     }
 
