@@ -604,9 +604,9 @@ mod tests {
     fn golden_recording_retention_and_alarm() {
         check(
             down(15, DownEvent::RecordingRetention(RecordingRetention { version: 2, days: Some(90) })),
-            expect!["06000000050f0e02015a"],
+            expect!["06000000050f0f02015a"],
         );
-        check(down(16, DownEvent::RecordingRetention(RecordingRetention { version: 3, days: None })), expect!["0500000005100e0300"]);
+        check(down(16, DownEvent::RecordingRetention(RecordingRetention { version: 3, days: None })), expect!["0500000005100f0300"]);
         let live = SiteLive {
             taken_at_ms: 1,
             agents: Vec::new(),
@@ -647,9 +647,9 @@ mod tests {
                     rows: vec![row],
                 }),
             ),
-            expect!["1a000000051e0e050201c80190030301090b313338303031333830303000"],
+            expect!["1a000000051e10050201c80190030301090b313338303031333830303000"],
         );
-        check(down(31, DownEvent::LeaseRecall(LeaseRecall { recall_id: 4, batch_id: 5, lease_id: Some(2) })), expect!["07000000051f0f04050102"]);
+        check(down(31, DownEvent::LeaseRecall(LeaseRecall { recall_id: 4, batch_id: 5, lease_id: Some(2) })), expect!["07000000051f1104050102"]);
         check(
             up(9, UpEvent::LeaseRequest(LeaseRequest { batch_id: 5, request_id: 1, held: 3, dials_last_hour: 40, asked_at: 100 })),
             expect!["0a0000000301090705010328c801"],
