@@ -180,6 +180,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
          DROP TABLE desk_settings;
          DROP TRIGGER batch_joins_project; DROP TABLE project_tasks; DROP TABLE project_task_agents;
          ALTER TABLE users DROP COLUMN disabled;
+         DROP TABLE list_columns; DROP TABLE unlisted_fields;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

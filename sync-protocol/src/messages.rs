@@ -167,6 +167,23 @@ pub enum DownEvent {
     /// A sub-project's report definitions (数据报表管理), the whole list under a per-project
     /// version, so the site computes HQ's columns (项目任务报表) from its own store.
     ReportDefinitions { project_id: u64, version: u64, defs: Vec<ReportDefinition> },
+    /// Which of a sub-project's fields its lists show as columns (列表显示). Sent after
+    /// every [`DownEvent::Project`] of the same version; a site that never had one shows
+    /// every field (the rule before this event existed).
+    ListColumns(ListColumns),
+}
+
+/// The fields HQ keeps out of a sub-project's list columns (列表显示 unticked); the popup
+/// and the edit forms still show them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListColumns {
+    pub project_id: u64,
+    /// The [`ProjectDef::version`] these belong to; apply only if not older than the last applied.
+    pub version: u64,
+    /// Keys of customer fields left out of lists.
+    pub unlisted_customer: Vec<String>,
+    /// Keys of business-record fields left out of lists.
+    pub unlisted_record: Vec<String>,
 }
 
 /// Which of HQ's lists a number is on.

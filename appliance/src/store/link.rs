@@ -118,6 +118,7 @@ impl Store {
                 DownEvent::ReportDefinitions { project_id, version, defs } => {
                     super::reports::apply_report_definitions(&tx, *project_id, *version, defs)?
                 }
+                DownEvent::ListColumns(columns) => super::list_columns::apply_list_columns(&tx, columns)?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.

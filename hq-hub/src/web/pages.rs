@@ -450,6 +450,7 @@ struct FieldRow {
     kind: String,
     options: String,
     filterable: bool,
+    listed: bool,
 }
 
 #[derive(Template)]
@@ -541,6 +542,7 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
             .to_string(),
             options: f.options.join(" / "),
             filterable: f.filterable,
+            listed: f.listed,
         })
         .collect()
 }
