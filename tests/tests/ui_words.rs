@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 use serde_json::{Value, json};
+use sync_link::HubStore as _;
 use tests::{RunningHub, free_udp_port};
 
 mod site_support;

@@ -424,7 +424,7 @@ words! {
     (across_last_edited_by, "最后编辑人", "Last edited by"),
     (across_filter_note, "可按子项目中设为“筛选条件”的字段筛选；时间为北京时间。", "Filter by the fields the sub-project marks filterable; times are China time."),
     (across_truncated, "已达 Excel 行数上限，其余行未导出：请缩小筛选范围", "Excel's row limit was reached and the remaining rows were not exported: narrow the filter"),
-    (reports_none, "这个子项目还没有报表：在下方设置名称、统计项和数据条件后保存。", "This sub-project has no reports yet: set a name, statistics and conditions below and save."),
+    (reports_empty, "这个子项目还没有报表：在下方设置名称、统计项和数据条件后保存。", "This sub-project has no reports yet: set a name, statistics and conditions below and save."),
     (projects_field_filterable, "筛选条件", "Filterable"),
     (projects_field_listed, "列表显示", "In lists"),
     (projects_filterable_title, "筛选条件设置", "Filterable fields"),

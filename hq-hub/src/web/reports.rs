@@ -251,7 +251,7 @@ fn js_words(tr: Tr) -> JsWords {
         delete: t.reports_delete,
         saved: t.reports_saved_ok,
         none: t.common_none,
-        no_reports: t.reports_none,
+        no_reports: t.reports_empty,
         total: t.reports_total,
     }
 }

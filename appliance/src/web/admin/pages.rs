@@ -7,10 +7,9 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use sync_protocol::ProjectDef;
 
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, Role, SiteRule, TaskStatus,
+    Line, Module, Role, SiteRule, TaskStatus,
     suggested_max_concurrency,
 };
 use crate::web::guard::need;
