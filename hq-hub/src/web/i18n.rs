@@ -556,7 +556,7 @@ words! {
     (calls_recording, "录音", "Recording"),
     (calls_record, "业务记录", "Business record"),
     (calls_no_record, "没有业务记录", "No business record"),
-    (calls_none_found, "没有符合条件的通话", "No call matches"),
+    (calls_none_found, "没有符合条件的通话：可换个时间范围、职场或号码再查询", "No call matches: try another time range, site or number"),
     (calls_detail, "通话详情", "Call"),
     (calls_attempt, "通话编号", "Call no."),
     (calls_held, "总控已有", "held at HQ"),
