@@ -182,6 +182,21 @@ function wireStatus(panel) {
     }
     return row;
   };
+  // A table with no row says so (its tbody's data-empty), as the page first drew it.
+  const fill = (name, rows) => {
+    const body = field(name);
+    if (rows.length > 0) {
+      body.replaceChildren(...rows);
+      return;
+    }
+    const cell = document.createElement("td");
+    cell.className = "empty";
+    cell.colSpan = body.closest("table").querySelectorAll("thead th").length;
+    cell.textContent = body.dataset.empty || "";
+    const row = document.createElement("tr");
+    row.append(cell);
+    body.replaceChildren(row);
+  };
   const source = new EventSource("/api/monitor/events");
   source.addEventListener("monitor", (event) => {
     const status = JSON.parse(event.data);
@@ -210,18 +225,18 @@ function wireStatus(panel) {
     field("panel").src = "/admin/status/panel.png?at=" + Date.now();
     field("counts").textContent = ["available", "one_click_only", "break", "away", "signed_out"]
       .map((state) => stateLabel(panel, state) + " " + (status.agents[state] || 0)).join(" · ");
-    field("agents").replaceChildren(...status.agent_list.map((agent) => cells([
+    fill("agents", status.agent_list.map((agent) => cells([
       agent.username, agent.extension,
       stateLabel(panel, agent.state) + (agent.on_call ? " · " + panel.dataset.onCall : ""),
     ])));
     const trunks = field("trunks");
     const words = trunks.closest("table").dataset;
-    trunks.replaceChildren(...(status.trunks || []).map((trunk) => cells([
+    fill("trunks", (status.trunks || []).map((trunk) => cells([
       trunk.name, trunk.alive ? words.alive : words.dead,
       trunk.registered === null ? "-" : (trunk.registered ? words.registered : words.unregistered),
       trunk.active_calls + " / " + trunk.channels,
     ])));
-    field("calls").replaceChildren(...status.calls.map((call) => cells([
+    fill("calls", status.calls.map((call) => cells([
       call.attempt_id, panel.getAttribute("data-call-" + call.state) || call.state, call.phone,
       call.agent || "-", panel.getAttribute("data-kind-" + call.kind) || call.kind, call.seconds,
     ])));

@@ -197,6 +197,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
          DROP TABLE site_profile; ALTER TABLE sync_state DROP COLUMN restored_outbox_seq;
          DROP TABLE recording_retention;
          DROP TABLE leases; DROP TABLE pool_batches;
+         DROP TABLE list_columns; DROP TABLE unlisted_fields;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

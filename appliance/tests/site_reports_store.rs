@@ -136,6 +136,7 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
          DROP TABLE site_profile; ALTER TABLE sync_state DROP COLUMN restored_outbox_seq;
          DROP TABLE recording_retention;
          DROP TABLE leases; DROP TABLE pool_batches;
+         DROP TABLE list_columns; DROP TABLE unlisted_fields;
          PRAGMA user_version = 8;",
     )
     .expect("downgrade");

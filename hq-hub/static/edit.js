@@ -19,6 +19,7 @@ function fieldOf(row) {
     read_only: el("read_only").checked,
     hidden: el("hidden").checked,
     filterable: el("filterable").checked,
+    listed: el("listed").checked,
   };
 }
 

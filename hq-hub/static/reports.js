@@ -119,7 +119,7 @@
     const items = Array.isArray(answer) ? answer : answer.reports || [];
     const body = $("#report-list tbody");
     body.innerHTML = "";
-    if (items.length === 0) { body.innerHTML = "<tr><td colspan=3></td></tr>"; body.querySelector("td").textContent = W.none; }
+    if (items.length === 0) { body.innerHTML = "<tr><td colspan=3 class=empty></td></tr>"; body.querySelector("td").textContent = W.no_reports; }
     for (const item of items) {
       const def = item.definition || item.def || item;
       const tr = document.createElement("tr");

@@ -125,3 +125,55 @@ async fn growing_lists_page_by_keyset_with_date_filters_and_scope() -> Result<()
     ensure!(theirs.matches("<tr id=\"batch-").count() == 0 && link(&theirs, "next-page").is_none(), "another site's batches stay hidden");
     h.stop().await
 }
+
+/// An archived sub-project takes no new upload (either way in: the form's import job or the
+/// plain upload) and no new dispatch of a file it already had; the refusal says why, in
+/// Chinese by default and in English for an English console; brought back, it takes both.
+#[tokio::test]
+async fn an_archived_sub_project_refuses_uploads_and_dispatches() -> Result<()> {
+    let h = TestHub::launch().await?;
+    let base = h.base.clone();
+    let admin = login(&base, "admin", &h.password).await?;
+    let site = call(&admin, &base, Method::POST, "/api/sites", json!({"name": "杭州职场"})).await?["id"].as_i64().context("site")?;
+    let category = call(&admin, &base, Method::POST, "/api/categories", json!({"name": "信用卡"})).await?["id"].as_i64().context("category")?;
+    let project = call(&admin, &base, Method::POST, "/api/projects", json!({"category_id": category, "name": "分期"})).await?["id"].as_i64().context("project")?;
+    call(&admin, &base, Method::PUT, &format!("/api/projects/{project}/sites"), json!({"site_ids": [site]})).await?;
+    let upload = |path: String| {
+        let (admin, base) = (admin.clone(), base.clone());
+        async move {
+            let form = Form::new().part("file", Part::bytes(sheet("13900001234")).file_name("名单.xlsx"));
+            let response = admin.post(format!("{base}{path}")).multipart(form).send().await?;
+            Ok::<_, anyhow::Error>((response.status(), response.json::<Value>().await?))
+        }
+    };
+    let (status, answer) = upload(format!("/api/projects/{project}/files")).await?;
+    ensure!(status.is_success(), "upload before archiving: {status} {answer}");
+    let file = answer["file_id"].as_i64().context("file id")?;
+
+    call(&admin, &base, Method::POST, &format!("/api/projects/{project}/archive"), json!({"archived": true})).await?;
+    for path in [format!("/api/projects/{project}/files"), format!("/api/projects/{project}/imports")] {
+        let (status, answer) = upload(path.clone()).await?;
+        ensure!(status == reqwest::StatusCode::CONFLICT, "{path} on an archived sub-project: {status} {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        ensure!(error.contains("已归档") && error.contains("取消归档"), "{path}: the refusal in Chinese: {error}");
+    }
+    let dispatch = json!({"name": "批次一", "priority": 5, "site_ids": [site]});
+    let (status, answer) = send(&admin, &base, Method::POST, &format!("/api/files/{file}/dispatch"), Some(dispatch.clone())).await?;
+    ensure!(status == reqwest::StatusCode::CONFLICT, "dispatch into an archived sub-project: {status} {answer}");
+    ensure!(answer["error"].as_str().unwrap_or_default().contains("不能再下发"), "the dispatch refusal in Chinese: {answer}");
+    let english = login(&base, "admin", &h.password).await?;
+    english.get(format!("{base}/lang/en")).send().await?;
+    let (_, answer) = send(&english, &base, Method::POST, &format!("/api/files/{file}/dispatch"), Some(dispatch.clone())).await?;
+    ensure!(answer["error"].as_str().unwrap_or_default().contains("is archived"), "the refusal in English: {answer}");
+    // The form's dispatch page says it too, on the page, not as a bare status.
+    let site_key = format!("site_{site}");
+    let form = [("name", "批次一"), ("priority", "5"), (site_key.as_str(), "on")];
+    let html = admin.post(format!("{base}/files/{file}/dispatch")).form(&form).send().await?.text().await?;
+    ensure!(html.contains("已归档"), "the dispatch form's answer names the archive");
+
+    call(&admin, &base, Method::POST, &format!("/api/projects/{project}/archive"), json!({"archived": false})).await?;
+    call(&admin, &base, Method::POST, &format!("/api/files/{file}/dispatch"), dispatch).await?;
+    let (status, answer) = upload(format!("/api/projects/{project}/files")).await?;
+    ensure!(status.is_success(), "upload once brought back: {status} {answer}");
+    h.stop().await
+}

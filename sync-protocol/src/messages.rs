@@ -194,6 +194,10 @@ pub enum DownEvent {
     /// (batch recovery, 批次数据回收, or HQ's forced reclaim): the site stops dialing those
     /// numbers and answers with a [`UpEvent::LeaseReturn`].
     LeaseRecall(LeaseRecall),
+    /// Which of a sub-project's fields its lists show as columns (列表显示). Sent after
+    /// every [`DownEvent::Project`] of the same version; a site that never had one shows
+    /// every field (the rule before this event existed).
+    ListColumns(ListColumns),
 }
 
 /// What HQ calls the site.
@@ -268,6 +272,19 @@ pub struct LeaseReturn {
     /// Row ids the site gives back undialed.
     pub returned: Vec<u64>,
     pub returned_at: i64,
+}
+
+/// The fields HQ keeps out of a sub-project's list columns (列表显示 unticked); the popup
+/// and the edit forms still show them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListColumns {
+    pub project_id: u64,
+    /// The [`ProjectDef::version`] these belong to; apply only if not older than the last applied.
+    pub version: u64,
+    /// Keys of customer fields left out of lists.
+    pub unlisted_customer: Vec<String>,
+    /// Keys of business-record fields left out of lists.
+    pub unlisted_record: Vec<String>,
 }
 
 /// Which of HQ's lists a number is on.

@@ -91,7 +91,8 @@ impl DownEvent {
             DownEvent::SiteProfile(_)
             | DownEvent::RecordingRetention(_)
             | DownEvent::LeaseGrant(_)
-            | DownEvent::LeaseRecall(_) => 3,
+            | DownEvent::LeaseRecall(_)
+            | DownEvent::ListColumns(_) => 3,
         }
     }
 

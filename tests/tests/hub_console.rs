@@ -1,5 +1,5 @@
 //! The HQ console in a real headless Chromium: the flows HQ staff use all day, clicked
-//! through the pages as a person would, with screenshots (kept copies in `docs/screenshots/hub-*.png`, refreshed with `UPDATE_SCREENSHOTS=1`).
+//! through the pages as a person would, with screenshots (in `tests::screenshot_dir()`; the pages' kept copies are the tour, `docs/screenshots/tour/`).
 //!
 //! - `console_main_flows`: log in; add a category and a sub-project with customer and
 //!   business-record fields; set up a second sub-project from it as a template (the fields
@@ -218,6 +218,7 @@ async fn console_main_flows() -> anyhow::Result<()> {
     );
 
     // Filter: "not called in 7 days" removes every number nobody dialed, except the white-listed one.
+    browser.wait_for("[data-tab-for=tab-filter]", WAIT).await?.click().await?;
     browser.wait_for("#filter select[name=condition]", WAIT).await?.select_by_value("not_called").await?;
     let days = browser.wait_for("#filter input[name=valid_days]", WAIT).await?;
     days.clear().await?;
@@ -237,7 +238,9 @@ async fn console_main_flows() -> anyhow::Result<()> {
     // only the exclusive section; asking too many rows is refused next to the button with
     // the typed names kept; the answer says how many rows stay in the file.
     browser.goto(&format!("{}/files/{file_id}", hub.url)).await?;
+    browser.wait_for("[data-tab-for=tab-report]", WAIT).await?.click().await?;
     let n_good: u64 = browser.wait_for("#n-good", WAIT).await?.text().await?.parse()?;
+    browser.wait_for("[data-tab-for=tab-dispatch]", WAIT).await?.click().await?;
     ensure!(browser.wait_for("#dispatch-shared", WAIT).await?.is_displayed().await?, "the shared section shows first");
     ensure!(!browser.wait_for("#dispatch-exclusive", WAIT).await?.is_displayed().await?, "the exclusive section is hidden");
     browser.wait_for("#dispatch select[name=kind]", WAIT).await?.select_by_value("exclusive").await?;

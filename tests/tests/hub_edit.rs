@@ -7,8 +7,10 @@
 //! - The sub-project editor: rename, reorder, retitle and make a field read-only, delete a
 //!   field (the warning names the project's 60 customer rows; cancel keeps it, confirm
 //!   deletes it), add a required single-choice business field, change the script and stop
-//!   hiding digits. The new version reaches the site through the link (nothing is written to
-//!   a down log by hand), and 查看号码 shows whole numbers from then on.
+//!   hiding digits, and keep 推荐套餐 out of the lists (列表显示). The new version reaches the
+//!   site through the link (nothing is written to a down log by hand): 查看号码 shows whole
+//!   numbers from then on, and the site admin's customer list (paged 50 + 10, an empty day
+//!   span showing the empty state) drops the 推荐套餐 column it showed before.
 //! - A role's modules edited, a sub-admin's password reset and the account disabled: its
 //!   session ends, the login page says it is disabled; enabled again, the new password works.
 
@@ -118,6 +120,8 @@ async fn edit_project(browser: &Browser, base: &str, project: u64) -> anyhow::Re
     click(browser, "#customer_fields tbody tr:nth-child(2) button[data-move='-1']").await?;
     replace_text(browser, "#customer_fields tbody tr:nth-child(1) input[name=title]", "推荐套餐名称").await?;
     click(browser, "#customer_fields tbody tr:nth-child(1) input[name=read_only]").await?;
+    // ... and kept out of the lists' columns (列表显示).
+    click(browser, "#customer_fields tbody tr:nth-child(1) input[name=listed]").await?;
     // Deleting 客户姓名 warns with the count; cancel keeps it, confirm deletes it.
     click(browser, "#customer_fields tbody tr:nth-child(2) button[data-remove]").await?;
     let warning = dialog(browser).await?;
@@ -145,6 +149,42 @@ async fn edit_project(browser: &Browser, base: &str, project: u64) -> anyhow::Re
     let name = browser.wait_for("#definition input[name=name]", WAIT).await?.prop("value").await?.unwrap_or_default();
     ensure!(name == "5G畅享套餐升级二期", "the page shows the new name: {name}");
     Ok(())
+}
+
+/// The site admin's 项目数据资料 → customers, in the same browser (the site's session cookie
+/// is its own): the columns shown and whether `plan_shown`; 60 rows come as 50 then 10; a
+/// day span with no import shows the empty state.
+async fn site_customers(browser: &Browser, site: &str, project: u64, plan_shown: bool) -> anyhow::Result<()> {
+    browser.goto(&format!("{site}/admin/data?project_id={project}&tab=customers")).await?;
+    browser.wait_for("#customers thead", WAIT).await?;
+    let rows = || async { count(browser, "#customers tbody tr").await };
+    ensure!(rows().await? == 50, "50 customers a page: {}", rows().await?);
+    let head = browser.wait_for("#customers thead", WAIT).await?.text().await?;
+    let body = browser.wait_for("#customers tbody", WAIT).await?.text().await?;
+    let plan = head.contains("推荐套餐") || body.contains("5G畅享") || body.contains("流量包");
+    ensure!(plan == plan_shown, "推荐套餐 shown in the list: {plan}, expected {plan_shown}: {head}");
+    click(browser, "#data-pager a.next").await?;
+    wait_until(WAIT, || async { rows().await.is_ok_and(|n| n == 10) }).await.context("the second page holds the last 10")?;
+    ensure!(count(browser, "#data-pager a.next").await? == 0, "no page after the last");
+    browser.wait_for("#data-pager a.first", WAIT).await.context("a link back to the first page")?;
+    // A day span with no import: nothing listed, and the page says so.
+    browser
+        .client()
+        .execute("const i = document.querySelector('form input[name=from]'); i.value = '2099-01-01'; i.form.submit();", vec![])
+        .await?;
+    let empty = browser.wait_for("p.empty", WAIT).await?.text().await?;
+    ensure!(rows().await? == 0 && !empty.is_empty(), "an empty span shows the empty state: {empty}");
+    Ok(())
+}
+
+async fn site_login(browser: &Browser, site: &str, password: &str) -> anyhow::Result<()> {
+    browser.goto(&format!("{site}/login")).await?;
+    browser.wait_for("input[name=username]", WAIT).await?.send_keys("siteadmin").await?;
+    browser.wait_for("input[name=password]", WAIT).await?.send_keys(password).await?;
+    click(browser, "button[type=submit]").await?;
+    wait_until(WAIT, || async { browser.client().current_url().await.is_ok_and(|u| !u.path().starts_with("/login")) })
+        .await
+        .context("the site admin is signed in")
 }
 
 /// 归属设置's "add a row" past the blank rows, then archiving (asked first) and its mark.
@@ -280,14 +320,24 @@ async fn edit_after_create_in_chromium_reaches_the_site_over_the_link() -> anyho
     let project_id = projects[0]["id"].as_u64().context("the demo project")?;
     let batches: Vec<Value> = hq.get("/api/batches").await?;
     let batch = batches[0]["id"].as_i64().context("the batch")?;
+    let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let box_config = appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_udp_port()), 1);
     let appliance = appliance::start(box_config, shutdown.clone()).await?;
     let first = wait_for_some(Duration::from_secs(60), || async { appliance.store.project(project_id).ok().flatten() })
         .await
         .context("the site has the project")?;
 
+    wait_until(Duration::from_secs(60), || async {
+        appliance.store.customers(&appliance::store::Viewer { username: "t".into(), unmask: false }, None, Some(project_id), None, 100).is_ok_and(|c| c.len() == 60)
+    })
+    .await
+    .context("the site has the 60 rows")?;
+
     let browser = Browser::start().await?;
     browser.client().set_window_size(1366, 768).await?;
+    let site = format!("http://{}", appliance.http_addr);
+    site_login(&browser, &site, &site_password).await?;
+    site_customers(&browser, &site, project_id, true).await?;
     login(&browser, &base, "admin", &hq_password).await?;
     wait_until(WAIT, || async { browser.client().current_url().await.is_ok_and(|u| u.path() == "/") }).await.context("logged in")?;
 
@@ -300,6 +350,7 @@ async fn edit_after_create_in_chromium_reaches_the_site_over_the_link() -> anyho
     let customer = project["customer_fields"].as_array().context("customer fields")?;
     ensure!(customer.len() == 1 && customer[0]["key"] == json!("plan"), "only 推荐套餐 is left: {customer:?}");
     ensure!(customer[0]["title"] == json!("推荐套餐名称") && customer[0]["read_only"] == json!(true), "{customer:?}");
+    ensure!(customer[0]["listed"] == json!(false), "kept out of the lists: {customer:?}");
     let record = project["record_fields"].as_array().context("record fields")?;
     let level = record.last().context("a record field")?;
     ensure!(level["title"] == json!("意向等级") && level["key"] == json!("field_1"), "{level}");
@@ -316,6 +367,12 @@ async fn edit_after_create_in_chromium_reaches_the_site_over_the_link() -> anyho
     let titles: Vec<&str> = sent.customer_fields.iter().map(|f| f.title.as_str()).collect();
     ensure!(titles == ["推荐套餐名称"] && sent.customer_fields[0].read_only, "{titles:?}");
     ensure!(sent.record_fields.iter().any(|f| f.title == "意向等级" && f.required), "{:?}", sent.record_fields);
+
+    // The site's list leaves the unlisted field out once HQ's choice arrives over the link.
+    wait_until(Duration::from_secs(60), || async { appliance.store.unlisted_fields(project_id).is_ok_and(|u| u.customer.contains("plan")) })
+        .await
+        .context("列表显示 reaches the site over the link")?;
+    site_customers(&browser, &site, project_id, false).await?;
 
     // Numbers are whole now that the project no longer hides them.
     browser.goto(&format!("{base}/batches/{batch}/numbers")).await?;

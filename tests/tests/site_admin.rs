@@ -4,7 +4,7 @@
 //! library), HQ's notice on every page, starting the task,
 //! attribution rules and allocation, the live queue monitor during a real call (updating
 //! without a reload), and project data with its export. Screenshots of the admin pages go
-//! to `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-admin-*.png`).
+//! to `tests::screenshot_dir()` (the pages' kept copies are the tour, `docs/screenshots/tour/`).
 
 use std::time::Duration;
 
@@ -124,6 +124,8 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     browser.goto(&format!("{url}/admin/tasks")).await?;
     browser.screenshot(screenshots().join("site-admin-tasks.png")).await?;
     browser.goto(&format!("{url}/admin/tasks/41")).await?;
+    // The page's tabs: 任务参数 first, 任务坐席 second.
+    browser.wait_for("[data-tab-for=tab-agents]", Duration::from_secs(5)).await?.click().await?;
     browser.wait_for("#task-agents input[value='2']", Duration::from_secs(5)).await?.click().await?;
     browser.wait_for("#task-agents button[type=submit]", Duration::from_secs(2)).await?.click().await?;
     wait_until(Duration::from_secs(5), || async { site.appliance.store.works_task(41, 3).is_ok_and(|works| !works) })
@@ -133,6 +135,7 @@ async fn site_admin_sets_up_agents_and_a_task_and_watches_the_call_live() -> any
     // element found on the old page goes stale under the test's hands).
     browser.goto(&format!("{url}/admin/tasks/41")).await?;
     browser.wait_for("#task-agents input[value='2']:checked", Duration::from_secs(5)).await?;
+    browser.wait_for("[data-tab-for=tab-params]", Duration::from_secs(5)).await?.click().await?;
     let form = "#task-params form";
     fill_and_submit(&browser, form, &[("caller", "02150001111"), ("ratio", "2"), ("max_concurrency", "5")]).await?;
     // The page caps the field at the caller's line count, and the server refuses it anyway.

@@ -3,7 +3,7 @@
 //! plays in the browser; a one-click call pops while ringing (number masked), a callback is
 //! scheduled in the popup's save, armed in the callback list and comes back to the agent at its
 //! time. Screenshots of the desk pages go to
-//! `tests::screenshot_dir()` (kept copies: `docs/screenshots/site-desk-*.png`).
+//! `tests::screenshot_dir()` (the pages' kept copies are the tour, `docs/screenshots/tour/`).
 
 use std::time::Duration;
 

@@ -122,6 +122,7 @@ impl Store {
                 DownEvent::SiteProfile(profile) => hq::apply_site_profile(&tx, profile)?,
                 DownEvent::LeaseGrant(grant) => super::leases::apply_grant(&tx, grant, super::now_unix())?,
                 DownEvent::LeaseRecall(recall) => wrote_outbox |= super::leases::apply_recall(&tx, recall, super::now_unix())?,
+                DownEvent::ListColumns(columns) => super::list_columns::apply_list_columns(&tx, columns)?,
                 other => {
                     // A newer hub sent something this build does not know; skipping it keeps the
                     // link moving, and the log line tells the technician to upgrade.

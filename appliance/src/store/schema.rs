@@ -367,4 +367,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         refill_below INTEGER NOT NULL DEFAULT 0,
         recalled INTEGER NOT NULL DEFAULT 0
     );",
+    // 18: the fields HQ keeps out of a project's list columns (列表显示), newest version
+    // kept; `record` is 0 for a customer field, 1 for a business-record field. A project
+    // with no row in `list_columns` lists every field.
+    "CREATE TABLE list_columns (project_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
+     CREATE TABLE unlisted_fields (project_id INTEGER NOT NULL, record INTEGER NOT NULL, key TEXT NOT NULL,
+                                   PRIMARY KEY (project_id, record, key));",
 ];

@@ -121,7 +121,7 @@ pub(crate) fn registry() -> routes::Registry {
         .get("/admin/tasks/{batch_id}", admin::pages::admin_task)
         .get("/admin/project-tasks/{project_id}", admin::pages::admin_project_task)
         .get("/admin/attribution", admin::pages::admin_attribution)
-        .get("/admin/data", admin::pages::admin_data)
+        .get("/admin/data", admin::data_page::admin_data)
         .get("/admin/roles", admin::pages::admin_roles)
         .get("/api/tasks", admin::tasks_api::list_tasks)
         .post("/api/tasks/{batch_id}/start", admin::tasks_api::start_task)

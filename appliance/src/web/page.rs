@@ -111,6 +111,15 @@ pub struct ProjectQuery {
     pub(super) phone_tail: Option<String>,
     pub(super) status: Option<String>,
     pub(super) state: Option<String>,
+    /// First day, `YYYY-MM-DD` (China time), of a growing list.
+    pub(super) from: Option<String>,
+    /// Last day, included.
+    pub(super) to: Option<String>,
+    /// Business records: the last attempt of the page before.
+    pub(super) before: Option<u64>,
+    /// Customers: the last row of the page before.
+    pub(super) after_batch: Option<u64>,
+    pub(super) after_row: Option<u64>,
 }
 
 impl Limits for ProjectQuery {
@@ -120,6 +129,11 @@ impl Limits for ProjectQuery {
         check.opt("outcome", self.outcome.as_deref(), limits::KEY)?;
         check.opt("phone_tail", self.phone_tail.as_deref(), limits::KEY)?;
         check.opt("status", self.status.as_deref(), limits::KEY)?;
-        check.opt("state", self.state.as_deref(), limits::KEY)
+        check.opt("state", self.state.as_deref(), limits::KEY)?;
+        check.opt("from", self.from.as_deref(), limits::KEY)?;
+        check.opt("to", self.to.as_deref(), limits::KEY)?;
+        check.opt_id("before", self.before)?;
+        check.opt_id("after_batch", self.after_batch)?;
+        check.opt_id("after_row", self.after_row)
     }
 }

@@ -203,6 +203,75 @@ const WORDS_EN: Words = Words {
     stop: "Stop",
 };
 
+/// What each list says when it has no row: what it will hold, and what to do.
+pub struct EmptyWords {
+    pub agents: &'static str,
+    pub extensions: &'static str,
+    pub rules: &'static str,
+    pub allocate: &'static str,
+    pub roles: &'static str,
+    pub accounts: &'static str,
+    pub status_agents: &'static str,
+    pub status_trunks: &'static str,
+    pub status_calls: &'static str,
+    pub customers: &'static str,
+    pub business: &'static str,
+    pub hq_lists: &'static str,
+    pub callbacks: &'static str,
+    pub desk_projects: &'static str,
+    pub desk_records: &'static str,
+    pub desk_callbacks: &'static str,
+    pub desk_customers: &'static str,
+    pub my_numbers: &'static str,
+}
+
+const EMPTY_ZH: EmptyWords = EmptyWords {
+    agents: "还没有坐席账号：在上方填写账号、姓名和密码，选择分机后添加。",
+    extensions: "还没有分机：在上方填写分机号和密码添加，每个坐席账号都要绑定一个分机。",
+    rules: "还没有归属规则：在下方选择字段、填写值并指定坐席后添加。",
+    allocate: "还没有可分配的批次：总部下发的批次到达本职场后会出现在这里。",
+    roles: "还没有角色：在上方填写名称、勾选模块后添加。",
+    accounts: "还没有其他账号：在“坐席管理”中添加坐席，或在上方添加员工账号。",
+    status_agents: "没有坐席签入：坐席在工作台签入后会显示在这里。",
+    status_trunks: "没有配置中继线路：请在盒子的配置文件中添加中继。",
+    status_calls: "当前没有通话：任务启动后，正在进行的通话会显示在这里。",
+    customers: "所选项目和日期内没有客户资料：总部下发批次后名单会出现在这里，也可换个日期查看。",
+    business: "没有符合条件的业务记录：坐席通话后保存的记录会出现在这里，可调整筛选条件或日期。",
+    hq_lists: "总部黑白名单为空：总部添加的号码会同步到这里。",
+    callbacks: "还没有回访安排：可在上方为坐席添加回访。",
+    desk_projects: "您还没有参与的项目：管理员把您加入任务后会出现在这里。",
+    desk_records: "没有符合条件的通话记录：您的通话结束后会出现在这里，可调整筛选条件或日期。",
+    desk_callbacks: "还没有回访安排：在通话弹屏保存记录时可以同时安排回访。",
+    desk_customers: "没有您的客户资料：分配给您的名单会出现在这里，也可换个日期查看。",
+    my_numbers: "您没有未呼的号码：管理员分配给您的号码会出现在这里。",
+};
+
+const EMPTY_EN: EmptyWords = EmptyWords {
+    agents: "No agent accounts yet: fill in the form above and pick an extension to add one.",
+    extensions: "No extensions yet: add one above; every agent account needs an extension.",
+    rules: "No attribution rules yet: choose a field, type its values and pick an agent below.",
+    allocate: "No batches to allocate yet: batches appear here when HQ's dispatch reaches this site.",
+    roles: "No roles yet: name one above and tick its modules.",
+    accounts: "No other accounts yet: add agents under Agents, or a staff account above.",
+    status_agents: "No agent is signed in: agents appear here once they sign in on the desk.",
+    status_trunks: "No trunk is configured: add one in the box's configuration file.",
+    status_calls: "No calls right now: calls in progress appear here once a task runs.",
+    customers: "No customers for this project and these dates: they appear when HQ dispatches a batch; try other dates.",
+    business: "No business records match: records agents save after calls appear here; try other filters or dates.",
+    hq_lists: "HQ's black and white lists are empty: numbers HQ adds are synced here.",
+    callbacks: "No callbacks yet: add one for an agent above.",
+    desk_projects: "You are in no project yet: projects appear here once an admin adds you to a task.",
+    desk_records: "No calls match: your calls appear here once they end; try other filters or dates.",
+    desk_callbacks: "No callbacks yet: schedule one from the call popup when you save a record.",
+    desk_customers: "No customers of yours: numbers assigned to you appear here; try other dates.",
+    my_numbers: "You have no undialed numbers: numbers assigned to you appear here.",
+};
+
+/// The lists' empty states in `t`'s language (templates: `crate::web::shell::empty(t)`).
+pub(super) fn empty(t: &'static Text) -> &'static EmptyWords {
+    if t.html_lang == "en" { &EMPTY_EN } else { &EMPTY_ZH }
+}
+
 /// The shell's words in `t`'s language (templates: `crate::web::shell::words(t)`).
 pub(super) fn words(t: &'static Text) -> &'static Words {
     if t.html_lang == "en" { &WORDS_EN } else { &WORDS_ZH }

@@ -60,6 +60,9 @@ pub struct DataColumn {
     pub filterable: bool,
     /// Its options, for a choice field (the filter is then a choice too).
     pub options: Vec<String>,
+    /// Shown as a column of the console's list (列表显示); the JSON and the export carry
+    /// every column either way.
+    pub listed: bool,
 }
 
 /// One field's value in a row.
@@ -182,7 +185,13 @@ impl View {
 
     fn columns(&self, fields: &[FieldSpec]) -> Vec<DataColumn> {
         self.visible(fields)
-            .map(|f| DataColumn { key: f.key.clone(), title: f.title.clone(), filterable: f.filterable, options: f.options.clone() })
+            .map(|f| DataColumn {
+                key: f.key.clone(),
+                title: f.title.clone(),
+                filterable: f.filterable,
+                options: f.options.clone(),
+                listed: f.listed,
+            })
             .collect()
     }
 

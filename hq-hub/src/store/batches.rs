@@ -136,6 +136,9 @@ pub enum DispatchError {
     /// batch of this sub-project at the site (更新已有数据).
     #[error("no row is left to dispatch: {blacklisted} on the black list, {live} already in this sub-project's batches at the site (untick 更新已有数据 to send them again)")]
     NothingLeft { blacklisted: u64, live: u64 },
+    /// The file's sub-project is archived: it takes no new batches until brought back.
+    #[error("sub-project {0} is archived: bring it back (取消归档) before dispatching to it")]
+    Archived(i64),
     /// A down-log event could not be encoded (a bug).
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
@@ -403,6 +406,10 @@ impl Store {
             return Err(DispatchError::UnknownFile(request.file_id));
         };
         let project = load_project(&tx, project_id)?.ok_or(DispatchError::UnknownFile(request.file_id))?;
+        let archived: Option<i64> = tx.query_row("SELECT archived_at FROM projects WHERE id = ?1", [project_id], |r| r.get(0))?;
+        if archived.is_some() {
+            return Err(DispatchError::Archived(project_id));
+        }
         let rows = file_rows(&tx, request.file_id)?;
         if rows.is_empty() {
             return Err(DispatchError::NoRows(request.file_id));

@@ -75,6 +75,14 @@ pub struct FieldSpec {
     /// by this field. HQ-side only: sites are not sent it.
     #[serde(default)]
     pub filterable: bool,
+    /// Shown as a column of the lists (列表显示) at HQ, at the sites and on the desk; the
+    /// popup and the edit forms show it either way. On unless unticked.
+    #[serde(default = "listed_by_default")]
+    pub listed: bool,
+}
+
+fn listed_by_default() -> bool {
+    true
 }
 
 impl FieldSpec {
@@ -95,6 +103,7 @@ impl FieldSpec {
             read_only: false,
             hidden: false,
             filterable: false,
+            listed: true,
         }
     }
 
@@ -333,6 +342,17 @@ impl Project {
                 .iter()
                 .filter_map(|w| Some(sync_protocol::CallingWindow { start_minute: minute(&w.start)?, end_minute: minute(&w.end)? }))
                 .collect(),
+        }
+    }
+
+    /// The fields left out of list columns, sent after the definition of the same version.
+    pub fn list_columns_to_wire(&self) -> sync_protocol::ListColumns {
+        let unlisted = |fields: &[FieldSpec]| fields.iter().filter(|f| !f.listed).map(|f| f.key.clone()).collect();
+        sync_protocol::ListColumns {
+            project_id: self.id as u64,
+            version: self.version as u64,
+            unlisted_customer: unlisted(&self.customer_fields),
+            unlisted_record: unlisted(&self.record_fields),
         }
     }
 
@@ -609,6 +629,8 @@ pub(super) fn push_project(tx: &Transaction<'_>, project_id: i64) -> Result<Vec<
         }
         append_down(tx, site_id, &DownEvent::Project(project.to_wire())).map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
         append_down(tx, site_id, &DownEvent::ProjectSettings(project.settings_to_wire()))
+            .map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
+        append_down(tx, site_id, &DownEvent::ListColumns(project.list_columns_to_wire()))
             .map_err(|e| ProjectAccessError::Encode(e.to_string()))?;
         tx.execute(
             "INSERT INTO sent_projects (site_id, project_id, version) VALUES (?1, ?2, ?3)

@@ -364,6 +364,11 @@ fn filter_inputs(columns: &[DataColumn], pairs: &Pairs) -> Vec<FilterInput> {
         .collect()
 }
 
+/// The items of `values` (one per column) whose column is shown in lists (列表显示).
+fn listed<'a, T: 'a>(columns: &'a [DataColumn], values: impl IntoIterator<Item = T> + 'a) -> impl Iterator<Item = T> + 'a {
+    columns.iter().zip(values).filter(|(c, _)| c.listed).map(|(_, v)| v)
+}
+
 /// Which of the two pages.
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
@@ -451,7 +456,7 @@ impl Table {
         match self {
             Table::Customers(page) => {
                 let fixed = [t.across_site, t.across_batch_name, t.across_phone, t.across_agent, t.across_dispatched_at, t.across_last_edited_at];
-                let headers = fixed.iter().map(|s| s.to_string()).chain(page.columns.iter().map(|c| c.title.clone())).collect();
+                let headers = fixed.iter().map(|s| s.to_string()).chain(listed(&page.columns, page.columns.iter().map(|c| c.title.clone()))).collect();
                 let rows = page
                     .rows
                     .into_iter()
@@ -459,7 +464,7 @@ impl Table {
                         let edited = r.last_edited_at.map(format_time).map(|at| format!("{at} {}", r.last_edited_by.unwrap_or_default())).unwrap_or_default();
                         [r.site_name, r.batch_name, r.phone, r.agent.unwrap_or_default(), format_time(r.dispatched_at), edited]
                             .into_iter()
-                            .chain(r.values.into_iter().map(|v| v.value))
+                            .chain(listed(&page.columns, r.values.into_iter().map(|v| v.value)))
                             .collect()
                     })
                     .collect();
@@ -467,12 +472,15 @@ impl Table {
             }
             Table::Records(page) => {
                 let fixed = [t.across_site, t.across_batch_name, t.across_phone, t.records_agent, t.records_saved_at];
-                let headers = fixed.iter().map(|s| s.to_string()).chain(page.columns.iter().map(|c| c.title.clone())).collect();
+                let headers = fixed.iter().map(|s| s.to_string()).chain(listed(&page.columns, page.columns.iter().map(|c| c.title.clone()))).collect();
                 let rows = page
                     .rows
                     .into_iter()
                     .map(|r| {
-                        [r.site_name, r.batch_name, r.phone, r.agent, format_time(r.saved_at)].into_iter().chain(r.values.into_iter().map(|v| v.value)).collect()
+                        [r.site_name, r.batch_name, r.phone, r.agent, format_time(r.saved_at)]
+                            .into_iter()
+                            .chain(listed(&page.columns, r.values.into_iter().map(|v| v.value)))
+                            .collect()
                     })
                     .collect();
                 (headers, rows, page.columns, page.next)

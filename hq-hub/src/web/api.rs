@@ -191,6 +191,7 @@ impl From<DispatchError> for ApiError {
             | DispatchError::BadPart { .. }
             | DispatchError::NoRules
             | DispatchError::NothingLeft { .. } => ApiError::bad_request(err.to_string()),
+            DispatchError::Archived(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
             DispatchError::Encode(_) => ApiError::internal(err),
             DispatchError::Db(e) => e.into(),
         }
@@ -374,6 +375,7 @@ pub async fn import_upload(
         let project = store
             .project(project_id)?
             .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist: choose an existing sub-project")))?;
+        refuse_archived(store, project_id)?;
         match import_xlsx(store, &project, &file_name, &bytes, &creator, &ParseOptions::default()) {
             Ok(done) => Ok(Ok(done)),
             Err(ImportFileError::Parse(err)) => Ok(Err(err)),
@@ -381,6 +383,17 @@ pub async fn import_upload(
         }
     })
     .await?
+}
+
+/// An archived sub-project takes no new uploads until it is brought back.
+pub(super) fn refuse_archived(store: &crate::store::Store, project_id: i64) -> Result<(), ApiError> {
+    match store.project_archived_at(project_id)? {
+        Some(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("sub-project {project_id} is archived: bring it back (取消归档) before uploading to it"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A row the import refused.
@@ -449,6 +462,7 @@ impl ImportReply {
     responses((status = 200, description = "Imported: the report", body = ImportReply),
               (status = 400, description = "No file in the upload, or it is empty", body = ErrorBody),
               (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody),
+              (status = 409, description = "The sub-project is archived: it takes no new upload", body = ErrorBody),
               (status = 415, description = "The file is not an xlsx workbook", body = ErrorBody),
               (status = 422, description = "The workbook cannot be read as a call list (why is in the message)", body = ErrorBody)))]
 pub async fn upload_file(
@@ -558,7 +572,8 @@ pub struct DispatchReply {
     responses((status = 200, description = "Dispatched", body = DispatchReply),
               (status = 400, description = "Something to fix before dispatching (named in the message)", body = ErrorBody),
               (status = 403, description = "A chosen site is outside the caller's data scope", body = ErrorBody),
-              (status = 404, description = "No such file or site", body = ErrorBody)))]
+              (status = 404, description = "No such file or site", body = ErrorBody),
+              (status = 409, description = "The file's sub-project is archived: it takes no new batch", body = ErrorBody)))]
 pub async fn dispatch(
     State(state): State<AppState>,
     caller: Module<DataFiles>,

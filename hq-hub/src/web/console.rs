@@ -380,7 +380,8 @@ pub struct JobReply {
     request_body(content = inline(UploadForm), content_type = "multipart/form-data"),
     responses((status = 200, description = "Started", body = JobReply),
               (status = 400, description = "No file in the upload, or it is empty", body = ErrorBody),
-              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody)))]
+              (status = 404, description = "No such sub-project (or not the caller's)", body = ErrorBody),
+              (status = 409, description = "The sub-project is archived: it takes no new upload", body = ErrorBody)))]
 pub async fn start_import(
     State(state): State<AppState>,
     Module(Caller { scope, .. }, _): Module<DataFiles>,
@@ -389,9 +390,12 @@ pub async fn start_import(
 ) -> Result<Json<JobReply>, ApiError> {
     visible_project(&scope, project_id)?;
     let UploadForm { file_name, file: bytes } = read_upload(multipart).await?;
-    let project = blocking(&state, move |store| store.project(project_id))
-        .await??
-        .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist")))?;
+    let project = blocking(&state, move |store| {
+        super::api::refuse_archived(store, project_id)?;
+        Ok::<_, ApiError>(store.project(project_id)?)
+    })
+    .await??
+    .ok_or_else(|| ApiError::not_found(format!("sub-project {project_id} does not exist")))?;
     let id = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
     {
         let mut jobs = state.jobs.lock().unwrap_or_else(|p| p.into_inner());

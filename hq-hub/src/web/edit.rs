@@ -121,6 +121,7 @@ struct FieldRow {
     read_only: bool,
     hidden: bool,
     filterable: bool,
+    listed: bool,
 }
 
 fn kind_key(kind: FieldSpecKind) -> &'static str {
@@ -144,6 +145,7 @@ fn field_row(f: &FieldSpec) -> FieldRow {
         read_only: f.read_only,
         hidden: f.hidden,
         filterable: f.filterable,
+        listed: f.listed,
     }
 }
 

@@ -40,6 +40,7 @@ words! {
     (edit_col_read_only, "只读", "Read-only"),
     (edit_col_hidden, "隐藏", "Hidden"),
     (edit_col_filterable, "筛选条件", "Filter"),
+    (edit_col_listed, "列表显示", "In lists"),
     (edit_col_order, "排序", "Order"),
     (edit_up, "上移", "Up"),
     (edit_down, "下移", "Down"),

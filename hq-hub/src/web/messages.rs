@@ -31,6 +31,7 @@ pub(super) static CATALOG: Catalog = Catalog { entries: ENTRIES, labels: LABELS 
 static LABELS: &[Label] = &[
     label("disabled", "停用", "Disabled"),
     label("archived", "归档", "Archived"),
+    label("listed", "列表显示", "In lists"),
     label("name", "名称", "Name"),
     label("username", "账号", "Username"),
     label("password", "密码", "Password"),
@@ -211,6 +212,8 @@ static ENTRIES: &[(&str, &str)] = &[
     ("rule {}: site {} does not take part in this sub-project", "规则 {0}：职场 {1} 未参与本子项目"),
     ("this sub-project has no attribution rules: set them up (归属设置) before using auto batches", "本子项目没有归属规则：使用自动批次前请先在“归属设置”中设置"),
     // Files, filter, dispatch, batches.
+    ("sub-project {} is archived: bring it back (取消归档) before dispatching to it", "子项目 {0} 已归档，不能再下发：请先取消归档"),
+    ("sub-project {} is archived: bring it back (取消归档) before uploading to it", "子项目 {0} 已归档，不能再上传数据：请先取消归档"),
     ("batch name is empty: give the batch a name", "批次名称为空：请填写批次名称"),
     ("no site chosen: pick at least one site to dispatch to", "未选择职场：请至少选择一个下发职场"),
     ("file {} has no valid rows to dispatch: fix the rows in its import report and upload it again", "文件 {0} 没有可下发的有效数据：请按导入结果修正后重新上传"),

@@ -455,6 +455,7 @@ struct FieldRow {
     kind: String,
     options: String,
     filterable: bool,
+    listed: bool,
 }
 
 #[derive(Template)]
@@ -546,6 +547,7 @@ fn field_rows(tr: Tr, fields: &[FieldSpec]) -> Vec<FieldRow> {
             .to_string(),
             options: f.options.join(" / "),
             filterable: f.filterable,
+            listed: f.listed,
         })
         .collect()
 }

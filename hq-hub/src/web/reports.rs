@@ -239,6 +239,7 @@ struct JsWords {
     delete: &'static str,
     saved: &'static str,
     none: &'static str,
+    no_reports: &'static str,
     total: &'static str,
 }
 
@@ -250,6 +251,7 @@ fn js_words(tr: Tr) -> JsWords {
         delete: t.reports_delete,
         saved: t.reports_saved_ok,
         none: t.common_none,
+        no_reports: t.reports_empty,
         total: t.reports_total,
     }
 }

@@ -205,6 +205,16 @@ pub struct Words {
     pub empty_files: &'static str,
     pub empty_projects: &'static str,
     pub empty_records: &'static str,
+    pub empty_roles: &'static str,
+    pub empty_accounts: &'static str,
+    pub empty_across: &'static str,
+    pub empty_announcements: &'static str,
+    pub empty_list: &'static str,
+    pub empty_report_projects: &'static str,
+    pub empty_sites: &'static str,
+    pub empty_voice: &'static str,
+    pub empty_record_fields: &'static str,
+    pub empty_admins: &'static str,
 }
 
 const WORDS_ZH: Words = Words {
@@ -218,6 +228,16 @@ const WORDS_ZH: Words = Words {
     empty_files: "还没有文件。在子项目页面的「文件管理」标签上传 .xlsx 名单。",
     empty_projects: "还没有子项目。先在上方添加项目分类，再在下方「创建项目」。",
     empty_records: "这个批次还没有业务记录：坐席在职场保存的记录会同步到这里。",
+    empty_roles: "还没有角色：在下方填写角色名称、勾选模块权限后创建。",
+    empty_accounts: "还没有子账号：在下方填写账号、密码并选择角色后创建。",
+    empty_across: "没有符合条件的数据：换个子项目、职场或时间范围再查询。",
+    empty_announcements: "还没有公告：在上方填写标题和内容后发布，职场会在页面顶部看到。",
+    empty_list: "名单为空：在上方粘贴号码添加，或导入 .xlsx 名单。",
+    empty_report_projects: "还没有子项目：在「职场数据管理」创建子项目后，报表会列在这里。",
+    empty_sites: "还没有职场：在上方填写名称创建职场，再用注册码登记盒子。",
+    empty_voice: "语音库为空：在上方上传等待音乐或提示音，职场会自动同步。",
+    empty_record_fields: "还没有业务记录字段：点击「编辑子项目」添加坐席要填写的字段。",
+    empty_admins: "没有可设置的项目管理员：先在「账号权限管理」创建子账号。",
 };
 
 const WORDS_EN: Words = Words {
@@ -231,6 +251,16 @@ const WORDS_EN: Words = Words {
     empty_files: "No files yet. Upload an .xlsx call list on a project's Files tab.",
     empty_projects: "No projects yet. Add a category above, then create a project below.",
     empty_records: "No business records in this batch yet: records agents save at the site arrive here.",
+    empty_roles: "No roles yet: name one below and tick its modules.",
+    empty_accounts: "No sub-accounts yet: create one below with a username, a password and a role.",
+    empty_across: "Nothing matches: try another sub-project, site or time range.",
+    empty_announcements: "No announcements yet: post one above; sites see it at the top of their pages.",
+    empty_list: "The list is empty: paste numbers above to add them, or import an .xlsx list.",
+    empty_report_projects: "No sub-projects yet: create one under Site data and its reports are listed here.",
+    empty_sites: "No sites yet: create one above, then enroll its box with the enrollment code.",
+    empty_voice: "The voice library is empty: upload hold music or a prompt above; sites sync it by themselves.",
+    empty_record_fields: "No business-record fields yet: add the fields agents fill in with Edit sub-project.",
+    empty_admins: "No account can be a project admin yet: create a sub-account under Accounts first.",
 };
 
 /// The shell's words in `tr`'s language (templates: `crate::web::shell::words(tr)`).

@@ -12,6 +12,7 @@
 pub mod account_edits;
 pub mod accounts_api;
 pub mod data_api;
+pub mod data_page;
 pub mod pages;
 pub mod report_text;
 pub mod report_views;

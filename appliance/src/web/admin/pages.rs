@@ -7,7 +7,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use sync_protocol::ProjectDef;
 
 use crate::store::{
     CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, ProjectTaskView, Role, SiteRule, TaskStatus,
@@ -413,7 +412,7 @@ struct AttributionPage {
     batches: Vec<BatchRow>,
 }
 
-fn project_choices(state: &AppState, current: Option<u64>) -> Result<(Vec<Choice>, Option<u64>), ApiError> {
+pub(super) fn project_choices(state: &AppState, current: Option<u64>) -> Result<(Vec<Choice>, Option<u64>), ApiError> {
     let projects = state.store.projects()?;
     let chosen = current.or_else(|| projects.first().map(|(id, _)| *id));
     Ok((
@@ -485,126 +484,6 @@ pub async fn admin_attribution(
             fields,
             agents,
             batches,
-        })
-    })();
-    match page {
-        Ok(page) => render(page),
-        Err(error) => fail(error),
-    }
-}
-
-// ---- admin: project data ----
-
-#[derive(Template)]
-#[template(path = "admin_data.html")]
-struct DataPage {
-    t: &'static Text,
-    nav: Nav,
-    projects: Vec<Choice>,
-    project_id: u64,
-    tab: String,
-    query_string: String,
-    agent: String,
-    outcome: String,
-    phone_tail: String,
-    customers: Vec<CustomerView>,
-    records: Vec<CallRecordView>,
-    callbacks: Vec<CallbackView>,
-    hq_lists: Vec<HqListedView>,
-    columns: Vec<String>,
-    record_columns: Vec<String>,
-    agents: Vec<Choice>,
-    can_export: bool,
-}
-
-fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// `GET /admin/data?project_id&tab=customers|business|callbacks&...` (S10).
-pub async fn admin_data(
-    AdminUser { user, viewer, modules, .. }: AdminUser<need::Data>,
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<ProjectQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let (t, w) = (lang(&headers), work(&headers));
-    let page = (|| -> Result<DataPage, ApiError> {
-        let (projects, chosen) = project_choices(&state, query.project_id)?;
-        let project_id = chosen.unwrap_or_default();
-        let tab = match query.tab.as_deref() {
-            Some("business") => "business",
-            Some("callbacks") => "callbacks",
-            Some("lists") => "lists",
-            _ => "customers",
-        }
-        .to_string();
-        let blank = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
-        let def: Option<ProjectDef> = state.store.project(project_id)?;
-        let columns: Vec<String> =
-            def.as_ref().map(|d| d.customer_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
-        let record_columns: Vec<String> =
-            def.as_ref().map(|d| d.record_fields.iter().filter(|f| !f.hidden).map(|f| f.title.clone()).collect()).unwrap_or_default();
-        let (mut customers, mut records, mut callbacks, mut hq_lists) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        match tab.as_str() {
-            "customers" => {
-                customers = state.store.customers(&viewer, None, Some(project_id), blank(&query.status).as_deref(), 500)?;
-            }
-            "business" => {
-                let filter = CallFilter {
-                    agent: blank(&query.agent),
-                    project_id: Some(project_id),
-                    outcome: blank(&query.outcome),
-                    phone_tail: blank(&query.phone_tail),
-                    with_record: true,
-                    ..CallFilter::default()
-                };
-                records = state.store.call_records(&viewer, &filter, 500)?;
-            }
-            "lists" => hq_lists = state.store.hq_lists(&viewer)?,
-            _ => {
-                callbacks = state.store.callbacks(&viewer, blank(&query.agent).as_deref(), Some(project_id), blank(&query.state).as_deref())?;
-            }
-        }
-        let mut query_string = format!("project_id={project_id}");
-        for (key, value) in [("agent", &query.agent), ("outcome", &query.outcome), ("phone_tail", &query.phone_tail)] {
-            if let Some(value) = blank(value) {
-                query_string.push_str(&format!("&{key}={}", encode(&value)));
-            }
-        }
-        let agents = state
-            .store
-            .users()?
-            .into_iter()
-            .filter(|u| u.role == Role::Agent)
-            .map(|u| Choice { label: u.username.clone(), value: u.username, selected: false })
-            .collect();
-        Ok(DataPage {
-            t,
-            nav: Nav::admin("data", &user.username, w),
-            projects,
-            project_id,
-            tab,
-            query_string,
-            agent: query.agent.clone().unwrap_or_default(),
-            outcome: query.outcome.clone().unwrap_or_default(),
-            phone_tail: query.phone_tail.clone().unwrap_or_default(),
-            customers,
-            records,
-            callbacks,
-            hq_lists,
-            columns,
-            record_columns,
-            agents,
-            can_export: modules.contains(&Module::Export),
         })
     })();
     match page {

@@ -32,7 +32,7 @@ report_text! {
     show: "查询", "Show";
     export: "数据导出", "Export";
     total: "总计", "Total";
-    no_data: "所选时间内没有通话", "No calls in the chosen time";
+    no_data: "所选时间内没有通话：可换个时间范围查看", "No calls in the chosen time: try another time range";
     no_defs: "总部尚未下发该项目的报表定义；报表字段由总控设置，职场只读。", "HQ has not sent this project's report definitions yet; HQ sets the columns, the site only reads them.";
     hq_note: "报表字段为总控设置，职场只读（版本 ", "HQ sets these columns; read-only at the site (version ";
     hq_note_end: "）", ")";

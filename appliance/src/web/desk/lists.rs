@@ -3,7 +3,12 @@
 //! with a "next page" link carrying the last row's key, so paging stays exact and cheap
 //! however long the list grows, and a row added meanwhile never shifts a page.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use serde::Deserialize;
+
+use crate::store::{PopupField, Store, Unlisted};
 
 use crate::web::ApiError;
 use crate::web::limits::{self, Check, Limits};
@@ -66,6 +71,45 @@ impl DeskListQuery {
     }
 }
 
+/// The fields each project's lists show (列表显示 at HQ), read once per project per page.
+pub struct Listed<'a> {
+    store: &'a Store,
+    unlisted: HashMap<u64, Unlisted>,
+}
+
+impl<'a> Listed<'a> {
+    pub fn new(store: &'a Store) -> Listed<'a> {
+        Listed { store, unlisted: HashMap::new() }
+    }
+
+    fn of(&mut self, project_id: Option<u64>) -> Result<&Unlisted, ApiError> {
+        let project_id = project_id.unwrap_or_default();
+        if let Entry::Vacant(slot) = self.unlisted.entry(project_id) {
+            slot.insert(self.store.unlisted_fields(project_id)?);
+        }
+        Ok(&self.unlisted[&project_id])
+    }
+
+    /// The customer fields of `project_id` its lists show.
+    pub fn customer(&mut self, project_id: Option<u64>, fields: &[PopupField]) -> Result<Vec<PopupField>, ApiError> {
+        let unlisted = self.of(project_id)?;
+        Ok(fields.iter().filter(|f| !unlisted.customer.contains(&f.key)).cloned().collect())
+    }
+
+    /// The business-record fields of `project_id` its lists show.
+    pub fn record(&mut self, project_id: Option<u64>, fields: &[PopupField]) -> Result<Vec<PopupField>, ApiError> {
+        let unlisted = self.of(project_id)?;
+        Ok(fields.iter().filter(|f| !unlisted.record.contains(&f.key)).cloned().collect())
+    }
+
+    /// The list's column titles: the definition's fields, less hidden and unlisted ones.
+    pub fn columns(&mut self, project_id: u64, fields: &[sync_protocol::FieldDef], record: bool) -> Result<Vec<String>, ApiError> {
+        let unlisted = self.of(Some(project_id))?;
+        let keys = if record { &unlisted.record } else { &unlisted.customer };
+        Ok(fields.iter().filter(|f| !f.hidden && !keys.contains(&f.key)).map(|f| f.title.clone()).collect())
+    }
+}
+
 /// Unix seconds of 00:00 China time (UTC+8) on `YYYY-MM-DD`.
 pub fn china_day_start(text: &str) -> Option<i64> {
     let mut parts = text.split('-');
@@ -79,7 +123,7 @@ pub fn china_day_start(text: &str) -> Option<i64> {
 }
 
 /// Percent-encodes everything but ASCII letters, digits and `-_.`.
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.') {
@@ -101,9 +145,13 @@ pub struct Pager {
 impl Pager {
     /// `cursor` is the next page's cursor (`before=..`), when more rows follow.
     pub fn new(path: &str, query: &DeskListQuery, on_first: bool, cursor: Option<String>) -> Pager {
-        let filters = query.filters();
+        Pager::with_filters(path, &query.filters(), on_first, cursor)
+    }
+
+    /// The same with the list's filters given as a query string (no cursor).
+    pub fn with_filters(path: &str, filters: &str, on_first: bool, cursor: Option<String>) -> Pager {
         let join = |extra: Option<&str>| {
-            let parts: Vec<&str> = [Some(filters.as_str()), extra].into_iter().flatten().filter(|p| !p.is_empty()).collect();
+            let parts: Vec<&str> = [Some(filters), extra].into_iter().flatten().filter(|p| !p.is_empty()).collect();
             if parts.is_empty() { path.to_string() } else { format!("{path}?{}", parts.join("&")) }
         };
         Pager { first: (!on_first).then(|| join(None)), next: cursor.map(|cursor| join(Some(&cursor))) }

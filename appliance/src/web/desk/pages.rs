@@ -9,14 +9,14 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use sync_protocol::FieldKind;
 
-use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerPage, CustomerView, Module};
+use crate::store::{CallFilter, CallRecordView, CallbackView, CustomerPage, CustomerView, Module, PopupField};
 use crate::web::guard::need;
 use crate::web::i18n::Text;
 use crate::web::limits::ApiQuery;
 use crate::web::page::{Choice, Nav, ProjectQuery, choices, fail, lang, render, state_label, work};
 use crate::web::{AgentUser, ApiError, AppState};
 
-use super::lists::{DeskListQuery, PAGE, Pager};
+use super::lists::{DeskListQuery, Listed, PAGE, Pager};
 use super::words::{DeskWords, desk_words};
 
 struct ProjectRow {
@@ -178,7 +178,8 @@ pub async fn desk_records(
         let pager = Pager::new("/desk/records", &query, query.before.is_none(), cursor);
         let mut rows = Vec::new();
         let mut defs = std::collections::HashMap::new();
-        for view in views {
+        let mut listed = Listed::new(&state.store);
+        for mut view in views {
             let project_id = view.project_id.unwrap_or_default();
             if let std::collections::hash_map::Entry::Vacant(slot) = defs.entry(project_id) {
                 slot.insert(state.store.project(project_id)?);
@@ -203,6 +204,8 @@ pub async fn desk_records(
                         .collect()
                 })
                 .unwrap_or_default();
+            // The edit form keeps every editable field; the list shows the listed ones.
+            view.record = listed.record(view.project_id, &view.record)?;
             rows.push(RecordRow { view, fields });
         }
         Ok(RecordsPage {
@@ -261,13 +264,27 @@ pub async fn desk_callbacks(agent: AgentUser<need::Callbacks>, State(state): Sta
     }
 }
 
+/// A customer with the fields its project's lists show (the edit form has them all).
+struct CustomerRow {
+    c: CustomerView,
+    shown: Vec<PopupField>,
+}
+
+fn customer_rows(state: &AppState, customers: Vec<CustomerView>) -> Result<Vec<CustomerRow>, ApiError> {
+    let mut listed = Listed::new(&state.store);
+    customers
+        .into_iter()
+        .map(|c| -> Result<CustomerRow, ApiError> { Ok(CustomerRow { shown: listed.customer(c.project_id, &c.fields)?, c }) })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "desk_customers.html")]
 struct CustomersPage {
     t: &'static Text,
     dw: &'static DeskWords,
     nav: Nav,
-    customers: Vec<CustomerView>,
+    customers: Vec<CustomerRow>,
     title: &'static str,
     editable: bool,
     /// The list's filters and pager (客户管理 only; "my numbers" shows one list).
@@ -297,7 +314,7 @@ pub async fn desk_customers(
             t,
             dw,
             nav: Nav::desk("customers", &agent.user.username, w),
-            customers,
+            customers: customer_rows(&state, customers)?,
             title: w.nav_customers,
             editable: true,
             paged: Some((query.from.clone().unwrap_or_default(), query.to.clone().unwrap_or_default(), pager)),
@@ -325,6 +342,7 @@ pub async fn desk_numbers(
             .into_iter()
             .filter(|c| c.owner.as_deref() == Some(agent.user.username.as_str()))
             .collect();
+        let customers = customer_rows(&state, customers)?;
         Ok(CustomersPage { t, dw: desk_words(&headers), nav: Nav::desk("desk", &agent.user.username, w), customers, title: w.my_numbers, editable: false, paged: None })
     })();
     match page {
