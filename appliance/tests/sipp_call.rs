@@ -476,7 +476,7 @@ async fn under_the_disk_floor_calls_go_on_unrecorded_with_an_alarm_and_the_panel
     let mut monitor = site.admin.get(format!("{}/api/monitor/events", site.url)).send().await?;
     let mut text = String::new();
     while !text.contains("\n\n") {
-        let chunk = tokio::time::timeout(Duration::from_secs(5), monitor.chunk()).await?.context("monitor closed")??;
+        let chunk = tokio::time::timeout(Duration::from_secs(5), monitor.chunk()).await??.context("monitor closed")?;
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     let data: String = text.lines().filter_map(|line| line.strip_prefix("data:")).collect();

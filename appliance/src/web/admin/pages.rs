@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use crate::store::{
-    CallFilter, CallRecordView, CallbackView, CustomerView, HqListedView, Line, Module, ProjectTaskView, Role, SiteRule, TaskStatus,
+    Line, Module, ProjectTaskView, Role, SiteRule, TaskStatus,
     suggested_max_concurrency,
 };
 use crate::web::guard::need;
