@@ -15,12 +15,12 @@
 //! report_time_zone = "Asia/Shanghai" # reports count days and hours here (whole-hour zones)
 //! stop_grace_seconds = 30           # on SIGTERM: calls in progress may finish this long
 //! recording_floor_mb = 512          # under this much free disk, new calls are not recorded
+//! inbound_queue_seconds = 60        # a customer's call waits this long in the site's queue
 //!
 //! [panel]                           # optional: a 128x64 SSD1306 front panel on I2C
 //! i2c = "/dev/i2c-1"
 //! address = 0x3c                    # the controller's address (0x3c or 0x3d)
 //! name = "SH-PUDONG-01"             # the site's name on the panel (ASCII); default: its id
-//! inbound_queue_seconds = 60        # a customer's call waits this long in the site's queue
 //!
 //! [lockout]                         # phones guessing passwords (defaults shown)
 //! max_failures = 5

@@ -243,6 +243,7 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("GET", "/admin/reports/agents", Admin(DATA), "/admin/reports/agents".into(), None),
         ("GET", "/admin/reports/agents.xlsx", Admin(EXPORT), "/admin/reports/agents.xlsx".into(), None),
         ("GET", "/admin/status", Admin(MONITOR), "/admin/status".into(), None),
+        ("GET", "/admin/status/panel.png", Admin(MONITOR), "/admin/status/panel.png".into(), None),
         ("GET", "/api/monitor/events", Admin(MONITOR), "/api/monitor/events".into(), None),
         ("GET", "/desk", Agent(&[]), "/desk".into(), None),
         ("GET", "/desk/settings", Agent(&[]), "/desk/settings".into(), None),

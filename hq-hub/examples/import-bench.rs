@@ -118,7 +118,7 @@ fn run_one(mode: &str, path: &Path) -> anyhow::Result<()> {
             let bytes = std::fs::read(path)?;
             let (file_id, report) = import_xlsx(&store, &project, "bench.xlsx", &bytes, "bench", &ParseOptions::default())?;
             let stored_s = start.elapsed().as_secs_f64();
-            let sheet = hq_hub::export::bad_rows_xlsx(&report.bad)?;
+            let sheet = hq_hub::export::bad_rows_xlsx(&report.bad, false)?;
             let (_, stored_rows) = store.count_files_and_rows()?;
             anyhow::ensure!(stored_rows as u64 == report.n_good, "stored {stored_rows} rows of {}", report.n_good);
             format!(

@@ -6,24 +6,25 @@ use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 use crate::store::{BadRow, GoodRow, Project};
 
-/// The bad rows of an import as an xlsx: 行号 / 列 / 原因 (Chinese and English reasons).
-pub fn bad_rows_xlsx(bad: &[BadRow]) -> Result<Vec<u8>, XlsxError> {
+/// The bad rows of an import as an xlsx: 行号 / 列 / 原因, in the caller's language only
+/// (`english`), like every other export: an English sentence in a Chinese sheet is noise to
+/// the clerk who reads it.
+pub fn bad_rows_xlsx(bad: &[BadRow], english: bool) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
     let sheet = workbook.add_worksheet();
-    sheet.set_name("错误行")?;
-    for (col, title) in ["行号 Row", "列 Column", "原因", "Reason"].iter().enumerate() {
+    sheet.set_name(if english { "Bad rows" } else { "错误行" })?;
+    let titles = if english { ["Row", "Column", "Reason"] } else { ["行号", "列", "原因"] };
+    for (col, title) in titles.iter().enumerate() {
         sheet.write_with_format(0, col as u16, *title, &bold)?;
     }
     for (idx, row) in bad.iter().enumerate() {
         let line = idx as u32 + 1;
         sheet.write(line, 0, row.row)?;
         sheet.write(line, 1, row.column.as_str())?;
-        sheet.write(line, 2, row.reason_zh.as_str())?;
-        sheet.write(line, 3, row.reason.as_str())?;
+        sheet.write(line, 2, if english { row.reason.as_str() } else { row.reason_zh.as_str() })?;
     }
     sheet.set_column_width(2, 60)?;
-    sheet.set_column_width(3, 60)?;
     workbook.save_to_buffer()
 }
 

@@ -190,14 +190,16 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(status, StatusCode::OK, "{body}");
     let batch_id = body["batch_ids"][0].as_i64().unwrap_or_default();
     let log = h.hub().store.down_log(site_id, 0, 100)?;
-    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
     let DownEvent::Project(project) = &log[0].event else { panic!("first entry is {:?}", log[0].event) };
     assert_eq!(project.customer_fields.len(), 2);
     assert!(project.hide_middle_digits);
     let DownEvent::ProjectSettings(settings) = &log[1].event else { panic!("second entry is {:?}", log[1].event) };
     assert_eq!(settings.version, project.version);
-    let DownEvent::BatchChunk(chunk) = &log[2].event else { panic!("third entry is {:?}", log[2].event) };
-    let DownEvent::BatchManifest(manifest) = &log[3].event else { panic!("fourth entry is {:?}", log[3].event) };
+    let DownEvent::ListColumns(columns) = &log[2].event else { panic!("third entry is {:?}", log[2].event) };
+    assert!(columns.unlisted_customer.is_empty() && columns.unlisted_record.is_empty(), "every field is listed by default: {columns:?}");
+    let DownEvent::BatchChunk(chunk) = &log[3].event else { panic!("fourth entry is {:?}", log[3].event) };
+    let DownEvent::BatchManifest(manifest) = &log[4].event else { panic!("fifth entry is {:?}", log[4].event) };
     assert_eq!(chunk.batch_id, batch_id as u64);
     assert_eq!(manifest.n_rows, 3);
     assert_eq!(manifest.n_chunks, 1);
@@ -208,7 +210,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
     assert_eq!(chunk.rows[0].fields, vec![("name".to_string(), "张三".to_string()), ("level".to_string(), "A".to_string())]);
     // The link's view of the same log.
     let via_link = h.hub().store.down_after(site_id as u64, 1, 10)?;
-    assert_eq!(via_link.len(), 3);
+    assert_eq!(via_link.len(), 4);
 
     // A second batch of the same project does not resend the project.
     let mixed_file = good_file + 1;

@@ -284,6 +284,13 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         (Method::POST, "/api/batches/{id}/priority", batches, format!("/api/batches/{batch}/priority"), json(json!({ "priority": 6 })), Hidden),
         (Method::POST, "/api/batches/{id}/delete", batches, format!("/api/batches/{batch}/delete"), Body::None, Hidden),
         (Method::GET, "/api/batches/{id}/numbers", batches, format!("/api/batches/{batch}/numbers"), Body::None, Hidden),
+        // The world's batch goes to one site, so it is no pool: every caller the module admits
+        // gets 404 (the pool's own behaviour is `shared_pool`'s); the guard still answers first.
+        (Method::GET, "/api/batches/{id}/pool", batches, format!("/api/batches/{batch}/pool"), Body::None, HiddenAbsent),
+        (Method::PUT, "/api/batches/{id}/pool/settings", batches, format!("/api/batches/{batch}/pool/settings"), json(json!({ "lease_hours": 2.0, "lease_lifetime_s": 86400, "min_block": 200 })), HiddenAbsent),
+        (Method::POST, "/api/batches/{id}/recover", batches, format!("/api/batches/{batch}/recover"), json(json!({})), HiddenAbsent),
+        (Method::POST, "/api/batches/{id}/reclaim", batches, format!("/api/batches/{batch}/reclaim"), Body::None, HiddenAbsent),
+        (Method::GET, "/batches/{id}/pool", batches, format!("/batches/{batch}/pool"), Body::None, HiddenAbsent),
         (Method::POST, "/api/one-click", batches, "/api/one-click".into(), json(json!({ "action": "pause" })), Shows("\"changed\":0")),
         (Method::GET, "/api/lists/{list}", lists, "/api/lists/black".into(), Body::None, Global),
         (Method::POST, "/api/lists/{list}", lists, "/api/lists/black".into(), json(json!({ "phones": ["13900000001"] })), Global),

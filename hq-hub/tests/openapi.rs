@@ -279,6 +279,8 @@ struct Seeded {
     project: i64,
     file: i64,
     batch: i64,
+    /// A shared batch dispatched to two sites: one pool, for the pool's routes.
+    pooled: i64,
     job: u64,
     recording: String,
     report: i64,
@@ -396,7 +398,15 @@ async fn seed(h: &Harness) -> Result<Seeded> {
     h.upload("/api/voice-files", form).await?;
     h.json(Method::POST, "/api/announcements", json!({ "title": "通知", "body": "今晚维护", "expires_at": "2099-01-01 08:00" })).await?;
     let report = h.json(Method::POST, &format!("/api/projects/{project}/reports"), report_definition()).await?["id"].as_i64().context("report")?;
-    Ok(Seeded { site, project, file, batch, job, recording, report })
+    // A second site and a batch shared by both: one pool leased in blocks.
+    let second = h.json(Method::POST, "/api/sites", json!({ "name": "杭州二号职场" })).await?["id"].as_i64().context("second site")?;
+    h.json(Method::PUT, &format!("/api/projects/{project}/sites"), json!({ "site_ids": [site, second] })).await?;
+    let sheet = workbook(&[&["手机号码", "姓名", "团队", "到期日"], &["13700137001", "赵六", "A", "2030-01-31"], &["13700137002", "钱七", "B", "2030-02-28"]]);
+    let form = Form::new().part("file", Part::bytes(sheet).file_name("共享.xlsx"));
+    let shared_file = h.upload(&format!("/api/projects/{project}/files"), form).await?["file_id"].as_i64().context("shared file")?;
+    let out = h.json(Method::POST, &format!("/api/files/{shared_file}/dispatch"), json!({ "name": "共享批", "priority": 5, "site_ids": [site, second] })).await?;
+    let pooled = out["batch_ids"][0].as_i64().context("pooled batch")?;
+    Ok(Seeded { site, project, file, batch, pooled, job, recording, report })
 }
 
 fn sha2_of(bytes: &[u8]) -> [u8; 32] {
@@ -422,6 +432,7 @@ fn concrete(pattern: &str, seeded: &Seeded) -> Result<String> {
             ("sites", "id") => seeded.site.to_string(),
             ("projects", "id") => seeded.project.to_string(),
             ("files", "id") => seeded.file.to_string(),
+            ("batches", "id") if pattern.contains("/pool") => seeded.pooled.to_string(),
             ("batches", "id") => seeded.batch.to_string(),
             ("imports", "job") => seeded.job.to_string(),
             ("lists", "list") => "black".to_string(),

@@ -468,9 +468,9 @@ fn xlsx_file(file_name: String, bytes: Vec<u8>) -> FileBytes {
     params(("id" = i64, Path, description = "The file")),
     responses((status = 200, description = "The bad rows as a workbook", body = FileBytes, content_type = XLSX),
               (status = 404, description = "No such file (or not the caller's)", body = ErrorBody)))]
-pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<FileBytes, ApiError> {
+pub async fn bad_rows_sheet(State(state): State<AppState>, Module(Caller { scope, tr, .. }, _): Module<DataFiles>, ApiPath(id): ApiPath<i64>) -> Result<FileBytes, ApiError> {
     let (summary, report) = blocking(&state, move |store| visible_file(store, &scope, id)).await??;
-    let bytes = crate::export::bad_rows_xlsx(&report.bad).map_err(ApiError::internal)?;
+    let bytes = crate::export::bad_rows_xlsx(&report.bad, tr.lang == crate::web::Lang::En).map_err(ApiError::internal)?;
     let name = format!("{}_错误行.xlsx", summary.file_name.trim_end_matches(".xlsx"));
     Ok(xlsx_file(name, bytes))
 }
