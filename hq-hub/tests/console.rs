@@ -218,7 +218,7 @@ async fn login_import_dispatch_and_results() -> Result<()> {
         .post(&format!("/api/files/{mixed_file}/dispatch"), json!({ "name": "补充", "priority": 10, "site_ids": [site_id] }))
         .await?;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let log = h.hub().store.down_log(site_id, 4, 100)?;
+    let log = h.hub().store.down_log(site_id, 5, 100)?;
     assert!(matches!(log[0].event, DownEvent::BatchChunk(_)), "{:?}", log[0].event);
     let DownEvent::BatchChunk(second_chunk) = &log[0].event else { unreachable!() };
     assert!(second_chunk.rows.iter().all(|r| !chunk.rows.iter().any(|c| c.row_id == r.row_id)), "row ids are hub-wide unique");
