@@ -14,6 +14,7 @@
 
 pub mod enroll;
 pub mod framing;
+pub mod leases;
 pub mod messages;
 pub mod session;
 pub mod v2;
