@@ -13,9 +13,15 @@
 //   scroll the page down to it.
 // - OutpostUi.toast(text) shows a note that fades; OutpostUi.flash(text) shows it after the
 //   next page load (forms that reload the page).
-"use strict";
+// - Every <input type="date"> and <input type="datetime-local"> gets flatpickr's calendar
+//   (vendor/flatpickr, served in front of this file) showing 2026-12-07 / 2026-12-07 15:36 in
+//   the page's language, whatever the browser's locale; the form still submits the input's own
+//   value format (2026-12-07, 2026-12-07T15:36). Inputs made later call OutpostUi.datePicker.
+//   The strict-mode directive sits inside the function because this file is served after
+//   flatpickr's, where a file-level directive would no longer be the first statement.
 
 const OutpostUi = (() => {
+  "use strict";
   const en = () => (document.documentElement.lang || "").startsWith("en");
   const two = (n) => String(n).padStart(2, "0");
 
@@ -161,8 +167,31 @@ const OutpostUi = (() => {
     });
   }
 
+  // The calendar on a date or date-time input; a no-op without flatpickr or when done already.
+  function datePicker(input) {
+    if (!window.flatpickr || input._flatpickr) return;
+    const withTime = input.type === "datetime-local";
+    const seconds = withTime && input.step === "1";
+    // An empty field says the format it takes (the calendar also fills it in).
+    if (!input.placeholder) input.placeholder = (en() ? "YYYY-MM-DD" : "年-月-日") + (withTime ? (en() ? " HH:MM" : " 时:分") : "");
+    window.flatpickr(input, {
+      locale: en() ? "default" : "zh",
+      allowInput: true,
+      disableMobile: true,
+      enableTime: withTime,
+      enableSeconds: false,
+      time_24hr: true,
+      // The value the form sends keeps the native input's format; only the shown text changes.
+      dateFormat: withTime ? (seconds ? "Y-m-d\\TH:i:S" : "Y-m-d\\TH:i") : "Y-m-d",
+      altInput: withTime,
+      altFormat: "Y-m-d H:i",
+      altInputClass: input.className,
+    });
+  }
+
   function start() {
     for (const holder of document.querySelectorAll("[data-tabs]")) tabs(holder);
+    for (const input of document.querySelectorAll("input[type=date], input[type=datetime-local]")) datePicker(input);
     for (const node of document.querySelectorAll("time[data-unix]")) {
       const unix = Number(node.dataset.unix);
       if (unix > 0) node.textContent = formatTime(unix);
@@ -174,6 +203,6 @@ const OutpostUi = (() => {
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 
-  return { confirm: confirmBox, toast, flash, formatTime };
+  return { confirm: confirmBox, toast, flash, formatTime, datePicker };
 })();
 window.OutpostUi = OutpostUi;

@@ -160,6 +160,7 @@
     title.maxLength = 60;
     const due = input(overlay.dataset.due, "cb_due", "datetime-local");
     due.step = "1";
+    window.OutpostUi.datePicker(due);
     const note = input(overlay.dataset.note, "cb_note", "text");
     const scopeLabel = element("label", overlay.dataset.scope + " ");
     const scope = document.createElement("select");
@@ -367,7 +368,9 @@
   // ---- callback list: 重新编辑 shows the planned time in the browser's zone ----
   for (const input of document.querySelectorAll("input[data-unix-value]")) {
     const at = new Date(Number(input.dataset.unixValue) * 1000);
-    input.value = at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) + "T" +
+    // The date picker (ui.js) owns the field by now: through it, the shown text follows too.
+    if (input._flatpickr) input._flatpickr.setDate(at, false);
+    else input.value = at.getFullYear() + "-" + two(at.getMonth() + 1) + "-" + two(at.getDate()) + "T" +
       two(at.getHours()) + ":" + two(at.getMinutes()) + ":" + two(at.getSeconds());
   }
 })();

@@ -123,6 +123,7 @@ async fn a_box_of_the_previous_release_is_served_in_its_version() -> Result<()> 
     assert!(status.is_success());
     let page = http.get(format!("{}/sites", hq.base)).send().await?.text().await?;
     assert!(page.contains("职场需升级"), "the sites page marks the site");
+    assert!(monitor_card(&http, &hq.base, site).await?.contains("职场需升级"), "the monitor's card marks the site");
     old.close();
 
     // The box is upgraded: the held event arrives after what it already applied.
@@ -147,7 +148,16 @@ async fn a_box_of_the_previous_release_is_served_in_its_version() -> Result<()> 
     assert_eq!(name, "北京一号");
     let listed = store.list_sites()?.into_iter().find(|s| s.id == site).context("listed")?;
     assert!(!listed.needs_upgrade && listed.protocol_version == Some(sync_protocol::PROTOCOL_VERSION), "{listed:?}");
+    assert!(!monitor_card(&http, &hq.base, site).await?.contains("职场需升级"), "the mark leaves the card with the upgrade");
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await??;
     hq.stop().await
+}
+
+/// The alarms of `site`'s card on the monitoring wall, as the wall's JSON twin gives them.
+async fn monitor_card(http: &reqwest::Client, base: &str, site: i64) -> anyhow::Result<String> {
+    let wall: serde_json::Value = http.get(format!("{base}/api/monitor")).send().await?.error_for_status()?.json().await?;
+    let cards = wall["sites"].as_array().or(wall.as_array()).context("the wall's cards")?;
+    let card = cards.iter().find(|card| card["site_id"] == json!(site)).context("the site's card")?;
+    Ok(card["alarms"].to_string())
 }

@@ -29,7 +29,10 @@
 //! A site whose hub is older stops its outbox before the first entry the hub cannot read
 //! ([`SiteEvent::HubTooOld`]): upgrade the hub first.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
+
+mod window;
+use window::{Incoming, Outgoing};
 use std::time::{Duration, Instant};
 
 use crate::framing::FrameError;
@@ -165,136 +168,6 @@ pub fn frame_kind(frame: &Frame) -> &'static str {
         Frame::LiveFigures(_) => "LiveFigures",
         Frame::WantRecording { .. } => "WantRecording",
         Frame::SiteLive(_) => "SiteLive",
-    }
-}
-
-/// The sending half of a log: what was sent, what was acknowledged, whether to fetch more.
-#[derive(Debug)]
-struct Outgoing {
-    log: Log,
-    acked: u64,
-    sent: u64,
-    window: u64,
-    /// A fetch was requested and its result has not come back.
-    fetch_limit: Option<u64>,
-    /// The store may hold entries after `sent`.
-    more_available: bool,
-    /// The store signalled growth while a fetch was out: its result may be stale.
-    changed_during_fetch: bool,
-}
-
-impl Outgoing {
-    fn new(log: Log, start: u64, window: u64) -> Self {
-        Outgoing {
-            log,
-            acked: start,
-            sent: start,
-            window: window.max(1),
-            fetch_limit: None,
-            more_available: true,
-            changed_during_fetch: false,
-        }
-    }
-
-    /// `(after_seq, limit)` of the next store fetch, if one is due.
-    fn want_fetch(&mut self) -> Option<(u64, usize)> {
-        let in_flight = self.sent - self.acked;
-        if self.fetch_limit.is_some() || !self.more_available || in_flight >= self.window {
-            return None;
-        }
-        let limit = self.window - in_flight;
-        self.fetch_limit = Some(limit);
-        self.changed_during_fetch = false;
-        Some((self.sent, usize::try_from(limit).unwrap_or(usize::MAX)))
-    }
-
-    /// Record fetched seqs (already checked for order by the caller through `next_seq`).
-    fn fetched(&mut self, seqs: &[u64]) -> Result<(), SessionError> {
-        let limit = self.fetch_limit.take().unwrap_or(0);
-        for &seq in seqs {
-            if seq != self.sent + 1 {
-                return Err(SessionError::LogGap { log: self.log, expected: self.sent + 1, found: seq });
-            }
-            self.sent = seq;
-        }
-        self.more_available = seqs.len() as u64 >= limit || self.changed_during_fetch;
-        Ok(())
-    }
-
-    fn changed(&mut self) {
-        self.more_available = true;
-        if self.fetch_limit.is_some() {
-            self.changed_during_fetch = true;
-        }
-    }
-
-    /// A cumulative ack: the new position if it moved.
-    fn ack(&mut self, seq: u64) -> Result<Option<u64>, SessionError> {
-        if seq > self.sent {
-            return Err(SessionError::AckBeyondSent { log: self.log, acked: seq, sent: self.sent });
-        }
-        if seq <= self.acked {
-            return Ok(None);
-        }
-        self.acked = seq;
-        Ok(Some(seq))
-    }
-}
-
-/// The receiving half of a log: delivers in order once, acknowledges what is committed.
-#[derive(Debug)]
-struct Incoming<T> {
-    log: Log,
-    delivered: u64,
-    committed: u64,
-    ahead: BTreeMap<u64, T>,
-    max_ahead: u64,
-    ack_due: bool,
-}
-
-impl<T> Incoming<T> {
-    fn new(log: Log, start: u64, max_ahead: u64) -> Self {
-        Incoming { log, delivered: start, committed: start, ahead: BTreeMap::new(), max_ahead, ack_due: false }
-    }
-
-    /// Take an arriving entry; returns the entries now deliverable, in order.
-    fn receive(&mut self, seq: u64, item: T) -> Result<Vec<T>, SessionError> {
-        if seq <= self.delivered {
-            // A duplicate: the sender may be behind on acks, so repeat the position.
-            if self.committed > 0 {
-                self.ack_due = true;
-            }
-            return Ok(Vec::new());
-        }
-        if seq - self.delivered > self.max_ahead {
-            return Err(SessionError::TooFarAhead { log: self.log, seq, position: self.delivered });
-        }
-        self.ahead.insert(seq, item);
-        let mut ready = Vec::new();
-        while let Some(next) = self.ahead.remove(&(self.delivered + 1)) {
-            self.delivered += 1;
-            ready.push(next);
-        }
-        Ok(ready)
-    }
-
-    fn committed(&mut self, seq: u64) -> Result<(), SessionError> {
-        if seq > self.delivered {
-            return Err(SessionError::CommitBeyondDelivered { log: self.log, seq, delivered: self.delivered });
-        }
-        if seq > self.committed {
-            self.committed = seq;
-            self.ack_due = true;
-        }
-        Ok(())
-    }
-
-    fn poll_ack(&mut self) -> Option<u64> {
-        if !self.ack_due {
-            return None;
-        }
-        self.ack_due = false;
-        Some(self.committed)
     }
 }
 

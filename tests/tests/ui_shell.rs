@@ -342,6 +342,18 @@ async fn tour(browser: &Browser, base: &str, prefix: &str, pages: &[(&str, Strin
     Ok(())
 }
 
+/// A batch of `project` shared by every site of `sites`: one pool leased to them, for the pool's page.
+async fn shared_batch(hub: &RunningHub, api: &Api, project: i64, sites: &[i64]) -> anyhow::Result<i64> {
+    api.send(reqwest::Method::PUT, &format!("/api/projects/{project}/sites"), json!({ "site_ids": sites })).await?;
+    let file = import(api, project, hub.dir.path(), "宽带共享名单.xlsx", ["13800138011", "13800138012"]).await?;
+    api.post(&format!("/api/files/{file}/dispatch"), json!({ "name": "宽带共享批", "priority": 5, "site_ids": sites })).await?;
+    let list = api.get("/api/batches").await?;
+    list.as_array()
+        .and_then(|batches| batches.iter().find(|batch| batch["name"] == json!("宽带共享批")))
+        .and_then(|batch| batch["id"].as_i64())
+        .context("the shared batch")
+}
+
 /// Screenshots of every page of the hub console, in both languages, at 1366×768.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tour_of_the_hub_console() -> anyhow::Result<()> {
@@ -349,7 +361,10 @@ async fn tour_of_the_hub_console() -> anyhow::Result<()> {
     let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
     let s = set_up(&hub, &api).await?;
     let project = s.project_a;
-    let site = api.get("/api/sites").await?[0]["id"].as_i64().context("a site")?;
+    let sites = api.get("/api/sites").await?;
+    let site_ids: Vec<i64> = sites.as_array().context("sites")?.iter().filter_map(|site| site["id"].as_i64()).collect();
+    let site = *site_ids.first().context("a site")?;
+    let pool = shared_batch(&hub, &api, project, &site_ids).await?;
     let browser = Browser::start().await?;
     browser.goto(&format!("{}/lang/zh", hub.url)).await?;
     tour(&browser, &hub.url, "hub", &[("login", "/login".to_string())]).await?;
@@ -367,6 +382,7 @@ async fn tour_of_the_hub_console() -> anyhow::Result<()> {
         ("file", format!("/files/{}", s.file_a)),
         ("batches", "/batches".into()),
         ("batch-records", format!("/batches/{}/records", s.batch_a)),
+        ("batch-pool", format!("/batches/{pool}/pool")),
         ("customer-data", "/data/customers".into()),
         ("business-data", "/data/records".into()),
         ("reports", "/reports".into()),
@@ -421,4 +437,59 @@ async fn tour_of_the_site_box() -> anyhow::Result<()> {
     tour(&browser, &url, "site-desk", &desk).await?;
     browser.close().await?;
     Ok(())
+}
+
+/// The weekday names of the calendar that is open (its text, whatever its fade-in's opacity).
+async fn open_calendar_weekdays(browser: &Browser) -> anyhow::Result<String> {
+    browser.wait_for(".flatpickr-calendar.open .flatpickr-weekdaycontainer", WAIT).await?;
+    let script = "return document.querySelector('.flatpickr-calendar.open .flatpickr-weekdaycontainer').textContent;";
+    Ok(browser.client().execute(script, vec![]).await?.as_str().unwrap_or_default().to_string())
+}
+
+/// Every date and date-time field shows and takes the consoles' one format (2099-01-01 09:00)
+/// with a calendar in the page's language, whatever the browser's locale: typed into the
+/// announcement form, it is what the hub stores; a list's date filter is the same picker.
+async fn date_fields(engine: Engine) -> anyhow::Result<()> {
+    let hub = RunningHub::start().await?;
+    let api = Api::login(&hub.url, "admin", &hub.password, WAIT).await?;
+    let browser = Browser::start_with(engine).await?;
+    browser.goto(&format!("{}/lang/zh", hub.url)).await?;
+    browser_login(&browser, &hub.url, "admin", &hub.password).await?;
+    browser.goto(&format!("{}/announcements", hub.url)).await?;
+    let shown = browser.wait_for("#notice-post input[name=expires_at] + input", WAIT).await?;
+    shown.click().await?;
+    let weekdays = open_calendar_weekdays(&browser).await?;
+    ensure!(weekdays.contains("周一"), "the calendar speaks Chinese: {weekdays}");
+    // Typed, then Tab to the next field, as a clerk does.
+    shown.send_keys("2099-01-01 09:00\u{E004}").await?;
+    browser.client().find(Locator::Css("#notice-post input[name=title]")).await?.send_keys("班前会").await?;
+    let sent = browser.client().execute("return document.querySelector('#notice-post input[name=expires_at]').value;", vec![]).await?;
+    ensure!(sent == json!("2099-01-01T09:00"), "the form sends the native format: {sent}");
+    ensure!(shown.prop("value").await?.as_deref() == Some("2099-01-01 09:00"), "the field shows the console's format");
+    browser.client().find(Locator::Css("#notice-post button")).await?.click().await?;
+    wait_until(WAIT, || async {
+        api.get("/api/announcements").await.is_ok_and(|list| list["announcements"][0]["expires_at"] == json!(4_070_912_400_i64))
+    })
+    .await
+    .context("the announcement expires at 2099-01-01 09:00 China time")?;
+    browser.goto(&format!("{}/lang/en", hub.url)).await?;
+    browser.goto(&format!("{}/batches", hub.url)).await?;
+    let from = browser.wait_for("input[name=from]", WAIT).await?;
+    from.click().await?;
+    let weekdays = open_calendar_weekdays(&browser).await?;
+    ensure!(weekdays.contains("Mon"), "the calendar speaks English on an English page: {weekdays}");
+    from.send_keys("2026-12-01\u{E004}").await?;
+    ensure!(from.prop("value").await?.as_deref() == Some("2026-12-01"), "a date filter shows and sends one format");
+    browser.close().await?;
+    hub.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_fields_in_chromium() -> anyhow::Result<()> {
+    date_fields(Engine::Chromium).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_fields_in_firefox() -> anyhow::Result<()> {
+    date_fields(Engine::Firefox).await
 }

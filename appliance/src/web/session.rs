@@ -25,9 +25,16 @@ use crate::store::Role;
 const APP_CSS: &str = include_str!("../../assets/app.css");
 const APP_JS: &str = include_str!("../../assets/app.js");
 /// The look and behaviour both consoles share, one file each at the repository root (the hub
-/// serves the same files at `/static/ui.css` and `/static/ui.js`).
-const UI_CSS: &str = include_str!("../../../ui/ui.css");
-const UI_JS: &str = include_str!("../../../ui/ui.js");
+/// serves the same files at `/static/ui.css` and `/static/ui.js`), each behind the vendored
+/// date picker they build on (`vendor/flatpickr`).
+const UI_CSS: &str = concat!(include_str!("../../../vendor/flatpickr/flatpickr.min.css"), "\n", include_str!("../../../ui/ui.css"));
+const UI_JS: &str = concat!(
+    include_str!("../../../vendor/flatpickr/flatpickr.min.js"),
+    ";\n",
+    include_str!("../../../vendor/flatpickr/zh.js"),
+    ";\n",
+    include_str!("../../../ui/ui.js")
+);
 const ECHARTS_JS: &str = include_str!("../../../vendor/echarts/echarts.common.min.js");
 
 /// `GET /`: where a session belongs.

@@ -36,6 +36,7 @@ impl Store {
             "INSERT OR IGNORE INTO down_held (site_id, seq, since, event, held_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![site, entry.seq as i64, entry.event.since(), json, now_unix()],
         )?;
+        self.wall_needs_upgrade(site, true);
         Ok(())
     }
 
@@ -76,7 +77,10 @@ impl Store {
             }
             tx.execute("DELETE FROM down_held WHERE site_id = ?1 AND seq = ?2", params![site, seq])?;
         }
+        let still_held: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM down_held WHERE site_id = ?1)", [site], |r| r.get(0))?;
         tx.commit()?;
+        drop(conn);
+        self.wall_needs_upgrade(site, still_held);
         if appended {
             tracing::info!(site, version, entries = held.len(), "down entries held back from the site sent again after its upgrade");
             self.down_notify_for(site as u64).notify_one();

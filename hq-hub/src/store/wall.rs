@@ -36,12 +36,15 @@ pub struct WallSite {
     pub live: Option<Arc<SiteLive>>,
     /// When the hub received `live` (unix milliseconds).
     pub received_at_ms: Option<i64>,
+    /// HQ holds back changes the site's version cannot read (see `store::upgrades`).
+    pub needs_upgrade: bool,
 }
 
 #[derive(Debug, Clone)]
 struct Entry {
     name: String,
     online: bool,
+    needs_upgrade: bool,
     link_since: Option<i64>,
     live: Option<Arc<SiteLive>>,
     received_at_ms: Option<i64>,
@@ -58,7 +61,8 @@ impl Wall {
     /// The snapshots kept before the hub last stopped.
     pub(super) fn load(conn: &Connection) -> Result<Wall, rusqlite::Error> {
         let mut stmt = conn.prepare(
-            "SELECT s.id, s.name, s.online, s.link_since, l.received_at_ms, l.snapshot
+            "SELECT s.id, s.name, s.online, s.link_since, l.received_at_ms, l.snapshot,
+                    EXISTS (SELECT 1 FROM down_held h WHERE h.site_id = s.id)
              FROM sites s LEFT JOIN site_live l ON l.site_id = s.id",
         )?;
         let mut sites = HashMap::new();
@@ -71,6 +75,7 @@ impl Wall {
                 name: r.get(1)?,
                 // Nothing is connected before the link server starts.
                 online: false,
+                needs_upgrade: r.get(6)?,
                 link_since: r.get(3)?,
                 received_at_ms: live.as_ref().and(received),
                 live,
@@ -168,6 +173,7 @@ impl Store {
             let entry = Entry {
                 name: site.name,
                 online: site.online,
+                needs_upgrade: site.needs_upgrade,
                 link_since: site.link_since,
                 live: None,
                 received_at_ms: None,
@@ -176,6 +182,15 @@ impl Store {
             self.wall.lock().entry(site_id).or_insert(entry);
         }
         Ok(())
+    }
+
+    /// Whether HQ now holds back changes from `site` until its box is upgraded: the walls
+    /// show it on the site's card as it changes.
+    pub(super) fn wall_needs_upgrade(&self, site_id: i64, needs: bool) {
+        let changed = self.wall.lock().get_mut(&site_id).is_some_and(|entry| std::mem::replace(&mut entry.needs_upgrade, needs) != needs);
+        if changed {
+            let _ = self.wall.changes.send(site_id);
+        }
     }
 
     /// Which sites change, as they do (a site id per change).
@@ -193,6 +208,7 @@ impl Store {
             let entry = memory.entry(site.id).or_insert_with(|| Entry {
                 name: site.name.clone(),
                 online: site.online,
+                needs_upgrade: site.needs_upgrade,
                 link_since: site.link_since,
                 live: None,
                 received_at_ms: None,
@@ -201,6 +217,7 @@ impl Store {
             entry.name = site.name.clone();
             entry.online = site.online;
             entry.link_since = site.link_since;
+            entry.needs_upgrade = site.needs_upgrade;
             out.push(wall_site(site.id, entry));
         }
         Ok(out)
@@ -228,6 +245,7 @@ fn wall_site(id: i64, entry: &Entry) -> WallSite {
         link_since: entry.link_since,
         live: entry.live.clone(),
         received_at_ms: entry.received_at_ms,
+        needs_upgrade: entry.needs_upgrade,
     }
 }
 

@@ -33,6 +33,7 @@ mod messages;
 mod notices;
 pub mod openapi;
 mod pages;
+mod site_pages;
 mod pools;
 mod report_run;
 mod report_xlsx;
@@ -140,10 +141,10 @@ fn register(r: Registry) -> Registry {
         .get("/login", Public, pages::login_page)
         .post("/login", Public, pages::login_submit)
         .post("/logout", Public, pages::logout)
-        .get("/sites", LoggedIn, pages::sites_page)
-        .post("/sites", Admin, pages::create_site)
-        .post("/sites/{id}/code", Admin, pages::site_code)
-        .post("/sites/{id}/retire", Admin, pages::retire_site)
+        .get("/sites", LoggedIn, site_pages::sites_page)
+        .post("/sites", Admin, site_pages::create_site)
+        .post("/sites/{id}/code", Admin, site_pages::site_code)
+        .post("/sites/{id}/retire", Admin, site_pages::retire_site)
         .get("/projects", LoggedIn, pages::projects_page)
         .post("/projects", Admin, pages::create_project)
         .post("/categories", Admin, pages::create_category)
@@ -284,15 +285,28 @@ async fn console_js() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../static/console.js"))
 }
 
-/// The look both consoles share (`ui/ui.css` at the repository root; the site box serves the
-/// same file at `/assets/ui.css`).
+/// The look both consoles share (`ui/ui.css` at the repository root, behind the vendored date
+/// picker's sheet, `vendor/flatpickr`; the site box serves the same at `/assets/ui.css`).
 async fn ui_css() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("../../../ui/ui.css"))
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        concat!(include_str!("../../../vendor/flatpickr/flatpickr.min.css"), "\n", include_str!("../../../ui/ui.css")),
+    )
 }
 
-/// The confirmation modal, toasts and tabs both consoles share (`ui/ui.js`).
+/// The confirmation modal, toasts, tabs and date fields both consoles share (`ui/ui.js`),
+/// behind the date picker it builds on (`vendor/flatpickr`, with its Chinese words).
 async fn ui_js() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("../../../ui/ui.js"))
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        concat!(
+            include_str!("../../../vendor/flatpickr/flatpickr.min.js"),
+            ";\n",
+            include_str!("../../../vendor/flatpickr/zh.js"),
+            ";\n",
+            include_str!("../../../ui/ui.js")
+        ),
+    )
 }
 
 /// Apache ECharts, vendored (see `vendor/echarts`): the console's charts, with no CDN.

@@ -12,15 +12,15 @@ use serde::Deserialize;
 
 use web_guard::ClientAddr;
 
-use super::api::{import_upload, mint_code, read_upload};
+use super::api::{import_upload, read_upload};
 use super::guard::{DataBatches, DataBusiness, DataFiles};
 use super::{
-    blocking, cookie, format_time, limits, session_cookie, with_rate, Admin, ApiError, AppState, Module, PageLang, PageUser, Tr,
+    blocking, cookie, limits, session_cookie, with_rate, Admin, ApiError, AppState, Module, PageLang, PageUser, Tr,
     SESSION_COOKIE,
 };
 use crate::store::{
     BatchSummary, Category, DispatchKind, DispatchRequest, ExclusivePart, FieldSpec, FieldSpecKind, FileSummary, ImportReport,
-    NewProject, PhoneMode, Project, Site,
+    NewProject, PhoneMode, Project,
 };
 
 /// How many empty field rows the create-project form offers per list.
@@ -61,7 +61,7 @@ fn missing(tr: Tr, zh: &str, en: &str, id: i64) -> String {
 }
 
 /// A refused form: the reason on a message page with status 400.
-fn failed(user: &PageUser, text: String, back: &str) -> Response {
+pub(super) fn failed(user: &PageUser, text: String, back: &str) -> Response {
     failed_with(user, StatusCode::BAD_REQUEST, text, back)
 }
 
@@ -74,7 +74,7 @@ fn failed_with(user: &PageUser, status: StatusCode, text: String, back: &str) ->
 
 /// Turns a failed action into a message page; a success passes through.
 #[allow(clippy::result_large_err)] // the error is the page to send, built once per request
-fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Result<T, Response> {
+pub(super) fn or_message<T>(result: Result<T, ApiError>, user: &PageUser, back: &str) -> Result<T, Response> {
     result.map_err(|err| {
         if err.status.is_server_error() {
             err.into_response()
@@ -163,120 +163,9 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     ([(header::SET_COOKIE, format!("{SESSION_COOKIE}=; Path=/; Max-Age=0"))], Redirect::to("/login")).into_response()
 }
 
-struct SiteRow {
-    id: i64,
-    name: String,
-    enrolled: bool,
-    online: bool,
-    since: String,
-    /// When the box holding the site enrolled.
-    box_enrolled_at: String,
-    /// The start of its certificate's SHA-256 (what the box logs when it enrolls), and the whole.
-    box_short: String,
-    box_certificate: String,
-    needs_upgrade: bool,
-    /// Days the site keeps recordings; empty for ever.
-    retention_days: String,
-}
-
-#[derive(Template)]
-#[template(path = "sites.html")]
-struct SitesPage {
-    tr: Tr,
-    user: String,
-    sites: Vec<SiteRow>,
-    is_admin: bool,
-    /// The cap in bytes/s, empty when there is none.
-    upload_cap: String,
-}
-
-/// The first six bytes of a colon-separated fingerprint: enough to tell boxes apart at a glance.
-fn short_fingerprint(full: &str) -> String {
-    let pairs: Vec<&str> = full.split(':').collect();
-    if pairs.len() <= 6 { full.to_string() } else { format!("{}…", pairs[..6].join(":")) }
-}
-
-fn site_rows(sites: Vec<Site>) -> Vec<SiteRow> {
-    sites
-        .into_iter()
-        .map(|s| {
-            let certificate = s.box_certificate.unwrap_or_default();
-            SiteRow {
-                id: s.id,
-                name: s.name,
-                enrolled: s.enrolled,
-                online: s.online,
-                since: s.link_since.map(super::shell::minute).unwrap_or_default(),
-                box_enrolled_at: s.box_enrolled_at.map(super::shell::minute).unwrap_or_default(),
-                box_short: short_fingerprint(&certificate),
-                box_certificate: certificate,
-                needs_upgrade: s.needs_upgrade,
-                retention_days: s.recording_retention_days.map(|days| days.to_string()).unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
-pub async fn sites_page(State(state): State<AppState>, user: PageUser) -> Response {
-    let sites = match blocking(&state, |store| store.list_sites()).await {
-        Ok(Ok(mut sites)) => {
-            sites.retain(|s| user.scope.site(s.id));
-            sites
-        }
-        Ok(Err(err)) => return ApiError::from(err).into_response(),
-        Err(err) => return err.into_response(),
-    };
-    let upload_cap = match blocking(&state, |store| store.link_settings()).await {
-        Ok(Ok(settings)) => settings.recording_upload_bytes_per_sec.map(|cap| cap.to_string()).unwrap_or_default(),
-        Ok(Err(err)) => return ApiError::from(err).into_response(),
-        Err(err) => return err.into_response(),
-    };
-    let is_admin = user.scope.is_admin();
-    render(&SitesPage { tr: user.tr, user: user.account.username, sites: site_rows(sites), is_admin, upload_cap })
-}
-
-/// Retires the box holding a site (the form twin of `POST /api/sites/{id}/retire`, admins only).
-pub async fn retire_site(State(state): State<AppState>, Admin(user): Admin, Path(id): Path<i64>) -> Response {
-    let by = user.account.username.clone();
-    let result = blocking(&state, move |store| store.retire_site_box(id, &by).map_err(ApiError::from)).await;
-    match or_message(result.and_then(|r| r), &user, "/sites") {
-        Ok(_) => Redirect::to("/sites").into_response(),
-        Err(page) => page,
-    }
-}
-
 #[derive(Deserialize)]
 pub struct NameForm {
-    name: String,
-}
-
-pub async fn create_site(State(state): State<AppState>, Admin(user): Admin, Form(form): Form<NameForm>) -> Response {
-    if let Err(too_long) = limits::name(&form.name) {
-        return failed(&user, too_long.text(user.tr), "/sites");
-    }
-    let result = blocking(&state, move |store| store.create_site(&form.name).map_err(ApiError::from)).await;
-    match or_message(result.and_then(|r| r), &user, "/sites") {
-        Ok(_) => Redirect::to("/sites").into_response(),
-        Err(page) => page,
-    }
-}
-
-pub async fn site_code(State(state): State<AppState>, admin: Admin, Path(id): Path<i64>) -> Response {
-    let result = mint_code(&state, &admin, id).await;
-    let Admin(user) = admin;
-    match or_message(result, &user, "/sites") {
-        Ok(code) => {
-            let text = format!(
-                "{}\n\n{}: {}\n\n{}",
-                code.code,
-                user.tr.text().sites_code_expires,
-                format_time(code.expires_at),
-                user.tr.text().sites_code_note
-            );
-            message(user.tr, &user.account.username, user.tr.text().sites_code_title, text, "/sites")
-        }
-        Err(page) => page,
-    }
+    pub(super) name: String,
 }
 
 struct ProjectRow {
@@ -671,7 +560,7 @@ struct FilePage {
     file: FileRow,
     report: ImportReport,
     bad: Vec<BadRowView>,
-    sites: Vec<SiteRow>,
+    sites: Vec<super::site_pages::SiteRow>,
     default_name: String,
     part_rows: Vec<usize>,
     filter: crate::store::FilterSettings,
@@ -711,7 +600,7 @@ pub async fn file_page(State(state): State<AppState>, Module(user, _): Module<Da
         file,
         report,
         bad,
-        sites: site_rows(sites),
+        sites: super::site_pages::site_rows(sites),
         default_name,
         part_rows: (0..EXCLUSIVE_ROWS).collect(),
         filter,

@@ -159,6 +159,9 @@ pub fn card(tr: Tr, site: &WallSite, now: i64) -> SiteCard {
     if !site.online && site.link_since.is_some() {
         alarms.push(format!("{} {}", t.wall_alarm_link_down, age_text(tr, now - site.link_since.unwrap_or(now))));
     }
+    if site.needs_upgrade {
+        alarms.push(t.sites_needs_upgrade.to_string());
+    }
     alarms.extend(live.alarms.iter().map(|alarm| alarm_text(tr, alarm)));
     SiteCard {
         site_id: site.id,
@@ -269,6 +272,7 @@ mod tests {
                 ..SiteLive::default()
             })),
             received_at_ms: Some(1_000_000),
+            needs_upgrade: false,
         }
     }
 
@@ -303,5 +307,13 @@ mod tests {
         let never = card(Tr { lang: Lang::Zh }, &WallSite { live: None, ..site(false, None) }, now);
         assert_eq!(never.link_text, "从未连接");
         assert!(never.alarms.is_empty() && !never.has_figures);
+    }
+
+    #[test]
+    fn a_site_held_back_for_its_version_says_so_on_its_card() {
+        let held = WallSite { needs_upgrade: true, ..site(true, Some(1)) };
+        assert!(card(Tr { lang: Lang::Zh }, &held, 10).alarms.contains(&"职场需升级".to_string()));
+        assert!(card(Tr { lang: Lang::En }, &held, 10).alarms.contains(&"site needs upgrade".to_string()));
+        assert!(!card(Tr { lang: Lang::Zh }, &site(true, Some(1)), 10).alarms.iter().any(|alarm| alarm.contains("升级")));
     }
 }
