@@ -321,6 +321,54 @@ fn outside_rate(phase: &Phase) -> f64 {
     answered.saturating_sub(phase.phone_invites) as f64 / answered.max(1) as f64
 }
 
+/// The capped phase's figures as the site computes them for its cap, as `/metrics` and the
+/// outbox hold them, and as the carrier and the phones saw them: all agree, and the rate is
+/// under the cap.
+async fn judge_capped(site: &Site, first: &Phase, in_first: &[CallAttempt], run: Duration) -> anyhow::Result<()> {
+    let (answered, abandoned) = answered_abandoned(in_first);
+    let live = site.appliance.store.site_live_now()?;
+    let site_rate = live.abandoned_today as f64 / live.answered_today.max(1) as f64;
+    let metrics_rate = metrics_rate_today(site).await?;
+    eprintln!(
+        "capped {run:?}: {} samples, {} with the alarm, caps {:?}; {} attempts, {answered} answered, {abandoned} abandoned; \
+         site {}/{} = {:.2} %, /metrics {:.2} %; carrier {} INVITEs, {} answered; agents' phones {} calls; outside {:.2} %",
+        first.samples,
+        first.alarms,
+        first.caps.iter().copied().fold((f64::MAX, f64::MIN), |(lo, hi), cap| (lo.min(cap), hi.max(cap))),
+        in_first.len(),
+        live.abandoned_today,
+        live.answered_today,
+        site_rate * 100.0,
+        metrics_rate * 100.0,
+        first.carrier_invites.len(),
+        first.carrier_answers.len(),
+        first.phone_invites,
+        outside_rate(first) * 100.0,
+    );
+    ensure!(first.samples >= 20, "both tasks ran: {} samples", first.samples);
+    ensure!(first.caps.iter().all(|cap| *cap == CAP_PERCENT), "the site checked against {:?}", first.caps);
+    ensure!(in_first.iter().any(|a| a.batch_id == FIRST) && in_first.iter().any(|a| a.batch_id == SECOND), "both tasks dialed");
+    ensure!(first.carrier_invites.len() == in_first.len(), "carrier INVITEs {} vs attempts {}", first.carrier_invites.len(), in_first.len());
+    ensure!(
+        first.carrier_answers.len() == answered && live.answered_today as usize == answered,
+        "answered: carrier {}, outbox {answered}, site {}",
+        first.carrier_answers.len(),
+        live.answered_today
+    );
+    ensure!(answered >= MIN_ANSWERED, "{answered} answered calls judge no rate");
+    ensure!(live.abandoned_today as usize == abandoned && (metrics_rate - site_rate).abs() < 1e-9, "the site's figures agree");
+    ensure!(outside_rate(first) <= site_rate, "the carrier and phones saw more abandons than the site counts");
+    // The site's check has no floor of answered calls: an early abandon may light it for a
+    // while (counted above); at the end of the run it must be off.
+    ensure!(!first.alarm_at_end, "the site's abandon alarm is on at the end of the run");
+    ensure!(
+        site_rate * 100.0 <= CAP_PERCENT,
+        "the site's abandon rate {:.2} % is over the {CAP_PERCENT} % cap",
+        site_rate * 100.0
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tasks_sharing_agents_stay_under_the_abandon_cap_and_would_not_without_it() -> anyhow::Result<()> {
     let run = capped_run();
@@ -375,47 +423,7 @@ async fn two_tasks_sharing_agents_stay_under_the_abandon_cap_and_would_not_witho
     let first = run_phase(&site, peers, &phone_ports, &[(progressive, WARM_UP), (capped, run)]).await?;
     let in_first = attempts_after(&site, 0, first.carrier_invites.len()).await?;
     let boundary = in_first.iter().map(|a| a.attempt_id).max().unwrap_or(0);
-    let (answered, abandoned) = answered_abandoned(&in_first);
-    let live = site.appliance.store.site_live_now()?;
-    let site_rate = live.abandoned_today as f64 / live.answered_today.max(1) as f64;
-    let metrics_rate = metrics_rate_today(&site).await?;
-    eprintln!(
-        "capped {run:?}: {} samples, {} with the alarm, caps {:?}; {} attempts, {answered} answered, {abandoned} abandoned; \
-         site {}/{} = {:.2} %, /metrics {:.2} %; carrier {} INVITEs, {} answered; agents' phones {} calls; outside {:.2} %",
-        first.samples,
-        first.alarms,
-        first.caps.iter().copied().fold((f64::MAX, f64::MIN), |(lo, hi), cap| (lo.min(cap), hi.max(cap))),
-        in_first.len(),
-        live.abandoned_today,
-        live.answered_today,
-        site_rate * 100.0,
-        metrics_rate * 100.0,
-        first.carrier_invites.len(),
-        first.carrier_answers.len(),
-        first.phone_invites,
-        outside_rate(&first) * 100.0,
-    );
-    ensure!(first.samples >= 20, "both tasks ran: {} samples", first.samples);
-    ensure!(first.caps.iter().all(|cap| *cap == CAP_PERCENT), "the site checked against {:?}", first.caps);
-    ensure!(in_first.iter().any(|a| a.batch_id == FIRST) && in_first.iter().any(|a| a.batch_id == SECOND), "both tasks dialed");
-    ensure!(first.carrier_invites.len() == in_first.len(), "carrier INVITEs {} vs attempts {}", first.carrier_invites.len(), in_first.len());
-    ensure!(
-        first.carrier_answers.len() == answered && live.answered_today as usize == answered,
-        "answered: carrier {}, outbox {answered}, site {}",
-        first.carrier_answers.len(),
-        live.answered_today
-    );
-    ensure!(answered >= MIN_ANSWERED, "{answered} answered calls judge no rate");
-    ensure!(live.abandoned_today as usize == abandoned && (metrics_rate - site_rate).abs() < 1e-9, "the site's figures agree");
-    ensure!(outside_rate(&first) <= site_rate, "the carrier and phones saw more abandons than the site counts");
-    // The site's check has no floor of answered calls: an early abandon may light it for a
-    // while (counted above); at the end of the run it must be off.
-    ensure!(!first.alarm_at_end, "the site's abandon alarm is on at the end of the run");
-    ensure!(
-        site_rate * 100.0 <= CAP_PERCENT,
-        "the site's abandon rate {:.2} % is over the {CAP_PERCENT} % cap",
-        site_rate * 100.0
-    );
+    judge_capped(&site, &first, &in_first, run).await?;
 
     // Phase 2, the control: the same set-up at a fixed ratio, which ignores the cap.
     let peers = spawn_peers(carrier_port, &phone_ports, CONTROL)?;
