@@ -275,6 +275,91 @@ function wireAutoSubmit(root) {
   });
 }
 
+// The site admin's form of calls under no project: one row per field (label, kind, the
+// options of a single choice, required), moved up or down, deleted, added; saved whole in
+// the order shown. The refusal names the field by its place and label.
+function wireFormEditor(form) {
+  const w = form.dataset;
+  const list = form.querySelector(".form-fields");
+  const errorBox = form.querySelector(".form-error");
+  const labelled = (text, node) => {
+    const wrap = document.createElement("label");
+    wrap.append(text + " ", node);
+    return wrap;
+  };
+  const button = (text, css, action) => {
+    const node = document.createElement("button");
+    node.type = "button";
+    node.className = css;
+    node.textContent = text;
+    node.addEventListener("click", action);
+    return node;
+  };
+  const row = (field) => {
+    const item = document.createElement("li");
+    item.className = "form-field";
+    const label = document.createElement("input");
+    label.name = "label";
+    label.value = field.label || "";
+    const kind = document.createElement("select");
+    kind.name = "kind";
+    for (const [value, text] of [["text", w.wText], ["single_choice", w.wChoice]]) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      kind.append(option);
+    }
+    kind.value = field.kind || "text";
+    const options = document.createElement("input");
+    options.name = "options";
+    options.value = (field.options || []).join("，");
+    const optionsBox = labelled(w.wOptions, options);
+    // The page's label style would show a [hidden] label: the row hides it itself.
+    const shown = () => { optionsBox.style.display = kind.value === "single_choice" ? "" : "none"; };
+    kind.addEventListener("change", shown);
+    shown();
+    const required = document.createElement("input");
+    required.type = "checkbox";
+    required.name = "required";
+    required.checked = !!field.required;
+    item.append(
+      labelled(w.wLabel, label), labelled(w.wKind, kind), optionsBox, labelled(w.wRequired, required),
+      button(w.wUp, "move-up", () => item.previousElementSibling && item.previousElementSibling.before(item)),
+      button(w.wDown, "move-down", () => item.nextElementSibling && item.nextElementSibling.after(item)),
+      button(w.wRemove, "remove", () => item.remove()),
+    );
+    return item;
+  };
+  for (const field of JSON.parse(w.fields || "[]")) list.append(row(field));
+  form.querySelector(".add-field").addEventListener("click", () => {
+    const item = row({ kind: "text" });
+    list.append(item);
+    item.querySelector("input[name=label]").focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    const fields = [...list.querySelectorAll(".form-field")].map((item) => {
+      const kind = item.querySelector("select[name=kind]").value;
+      const options = item.querySelector("input[name=options]").value.split(/[,，、]/).map((o) => o.trim()).filter(Boolean);
+      return {
+        label: item.querySelector("input[name=label]").value,
+        kind,
+        options: kind === "single_choice" ? options : [],
+        required: item.querySelector("input[name=required]").checked,
+      };
+    });
+    try {
+      await postJson(w.save, { record_fields: fields });
+      saved("reload");
+      then("reload");
+    } catch (error) {
+      errorBox.textContent = error.message;
+      errorBox.hidden = false;
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   wireAutoSubmit(document);
   const notices = document.getElementById("announcements");
@@ -285,4 +370,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (rules) wireRules(rules);
   const status = document.getElementById("live-status");
   if (status) wireStatus(status);
+  const formEditor = document.getElementById("default-form-editor");
+  if (formEditor) wireFormEditor(formEditor);
 });

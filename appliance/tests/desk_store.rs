@@ -85,8 +85,8 @@ fn a_typed_number_keeps_to_the_guards_and_goes_up_as_a_manual_attempt() {
     assert_eq!(loose.claimed.batch_id, 0);
     let popup = store.popup_for(loose.claimed.attempt_id, Some("agent1")).expect("popup").expect("a popup");
     let keys: Vec<&str> = popup.record_fields.iter().map(|field| field.key.as_str()).collect();
-    assert_eq!((popup.fields.len(), keys), (0, vec!["note"]), "no project: no customer field, the default form");
-    store.save_record(loose.claimed.attempt_id, "agent1", &[("note".into(), "打错了".into())]).expect("saved");
+    assert_eq!((popup.fields.len(), keys), (0, vec!["备注"]), "no project: no customer field, the default form");
+    store.save_record(loose.claimed.attempt_id, "agent1", &[("备注".into(), "打错了".into())]).expect("saved");
     assert_eq!(finish(&store, loose.claimed.attempt_id).kind, AttemptKind::Manual);
     store.set_task_agents(7, &[agent1, agent2]).expect("task agents");
     assert!(matches!(store.claim_typed_number(Some(99), phone, agent1, "agent1", MORNING), Err(TypedDialError::NotYours)), "another project");

@@ -274,6 +274,8 @@ fn expectations(attempt: u64, callback: u64, unique: &str) -> BTreeMap<(&'static
         ("GET", "/admin/callback-settings", Admin(TASKS), "/admin/callback-settings".into(), None),
         ("GET", "/api/desk/callback-grace", Admin(TASKS), "/api/desk/callback-grace".into(), None),
         ("POST", "/api/desk/callback-grace", Admin(TASKS), "/api/desk/callback-grace".into(), Some(json!({"minutes": 5}))),
+        ("GET", "/api/desk/default-form", Admin(TASKS), "/api/desk/default-form".into(), None),
+        ("POST", "/api/desk/default-form", Admin(TASKS), "/api/desk/default-form".into(), Some(json!({"record_fields": [{"label": "备注", "kind": "text"}]}))),
         ("GET", "/api/attempts/{attempt_id}/recording", AgentOrAdmin { agent: RECORDS, admin: DATA }, format!("/api/attempts/{attempt}/recording"), None),
     ];
     rows.into_iter().map(|(method, route, access, path, body)| ((method, route), Expect { access, path, body })).collect()

@@ -400,7 +400,7 @@ fn an_inbound_call_finds_its_customer_and_last_agent_and_leaves_the_row_alone() 
     let popup = store.popup(stranger.attempt_id).expect("popup").expect("built");
     // No project: the site-wide default record form (a note), as for a typed number outside any task.
     let keys: Vec<&str> = popup.record_fields.iter().map(|field| field.key.as_str()).collect();
-    assert!(popup.inbound && popup.fields.is_empty() && popup.script.is_empty() && keys == ["note"], "{popup:?}");
+    assert!(popup.inbound && popup.fields.is_empty() && popup.script.is_empty() && keys == ["备注"], "{popup:?}");
     assert_eq!(store.inbound_callback(stranger.attempt_id, None, "呼入未接").expect("callback"), None);
     store.mark_bridged(stranger.attempt_id, "agent1").expect("bridged");
     store.save_record(stranger.attempt_id, "agent1", &[]).expect("an empty record closes the stranger's popup");

@@ -117,13 +117,16 @@ impl Driver {
         self.apply_grants();
     }
 
-    /// Tells the arbiter which running tasks the agent works.
+    /// Tells the arbiter which running tasks the agent works. A stopped task whose calls are
+    /// still in flight stays among them: a customer who answers after the stop must still
+    /// reach an agent, and the arbiter gives a closed task only the agents its calls need.
     pub(super) fn sync_agent_tasks(&mut self, agent_id: AgentId) {
         let now = self.now();
+        let calls = &self.calls;
         let tasks: Vec<u64> = self
             .tasks
             .iter()
-            .filter(|(_, run)| !run.stopping && run.takes(agent_id))
+            .filter(|(id, run)| (!run.stopping || calls.values().any(|call| call.task == **id)) && run.takes(agent_id))
             .map(|(id, _)| *id)
             .collect();
         self.arbiter.set_agent_tasks(now, agent_id, tasks);

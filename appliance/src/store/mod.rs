@@ -39,6 +39,7 @@ mod account_edits;
 mod attribution;
 mod callback_edit;
 mod callbacks;
+mod default_form;
 mod dialing;
 mod health;
 mod hq;
@@ -75,6 +76,7 @@ pub use accounts::{AgentSettings, CreateExtensionError, CreateUserError, Extensi
 pub use attribution::{AllocationReport, AttributionError, SiteRule, attribute};
 pub use callbacks::{CallbackError, CallbackScope, CallbackView, DueCallback};
 pub use callback_edit::CallbackEdit;
+pub use default_form::{DefaultFormError, FormField};
 pub use dialing::{AttemptEnd, ClaimedNumber};
 pub use restore::{ID_GAP, mark_restored};
 pub use health::HealthFigures;

@@ -100,7 +100,7 @@ impl Store {
         let phone = if ring_mask { mask_middle_digits(&phone) } else { viewer.phone(def.as_ref(), &phone) };
         let record_fields = match (&def, project_id) {
             (Some(def), _) => def.record_fields.iter().filter(|field| !field.hidden).map(record_field).collect(),
-            (None, None) => site_default_record_fields().iter().map(record_field).collect(),
+            (None, None) => super::default_form::default_record_fields_in(&conn)?.iter().map(record_field).collect(),
             // A project whose definition is missing fails closed.
             (None, Some(_)) => Vec::new(),
         };
@@ -114,19 +114,6 @@ impl Store {
             inbound,
         }))
     }
-}
-
-/// The business-record form of a call under no project (a number typed by an agent who
-/// works no task): one free note.
-pub(super) fn site_default_record_fields() -> Vec<FieldDef> {
-    vec![FieldDef {
-        key: "note".into(),
-        title: "备注".into(),
-        kind: FieldKind::Text,
-        required: false,
-        read_only: false,
-        hidden: false,
-    }]
 }
 
 fn record_field(field: &FieldDef) -> RecordField {

@@ -70,7 +70,7 @@ impl Store {
         let def = load_project(&tx, project_id.unwrap_or_default())?;
         let record_fields = match (def, project_id) {
             (Some(def), _) => def.record_fields,
-            (None, None) => super::popup::site_default_record_fields(),
+            (None, None) => super::default_form::default_record_fields_in(&tx)?,
             (None, Some(_)) => Vec::new(),
         };
         let checked = check_record(&record_fields, values)?;
@@ -328,6 +328,12 @@ impl Store {
                         title: field.title.clone(),
                         value: record_values.iter().find(|(k, _)| *k == field.key).map(|(_, v)| v.clone()).unwrap_or_default(),
                     })
+                    .collect(),
+                // Under no project (batch 0) the site-wide form keyed its fields by their
+                // labels: the values as saved, whatever the form is now.
+                None if project_id.is_none() => record_values
+                    .iter()
+                    .map(|(key, value)| PopupField { key: key.clone(), title: key.clone(), value: value.clone() })
                     .collect(),
                 None => Vec::new(),
             };

@@ -373,4 +373,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE list_columns (project_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
      CREATE TABLE unlisted_fields (project_id INTEGER NOT NULL, record INTEGER NOT NULL, key TEXT NOT NULL,
                                    PRIMARY KEY (project_id, record, key));",
+    // 19: the site admin's business-record form of calls under no project (batch 0), as
+    // JSON field definitions; none: the built-in note (`default_form`).
+    "ALTER TABLE desk_settings ADD COLUMN default_form TEXT;",
 ];

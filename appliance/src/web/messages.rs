@@ -81,6 +81,11 @@ static LABELS: &[Label] = &[
     label("callback", "预约回访", "Callback"),
     label("scope", "回访人", "Who calls back"),
     label("minutes", "宽限时间（分钟）", "Grace period (minutes)"),
+    label("record_fields", "表单字段", "Form fields"),
+    label("label", "字段名称", "Field label"),
+    label("kind", "字段类型", "Field kind"),
+    label("options", "选项", "Options"),
+    label("required", "必填", "Required"),
 ];
 
 /// English wordings of the site's refusals with their Chinese; `{}` is a value.
@@ -146,4 +151,10 @@ static ENTRIES: &[(&str, &str)] = &[
     ("field {} is longer than 2000 characters", "字段{0}超过 2000 个字符"),
     ("no number is left to dial in project {} for you", "项目 {0} 中已没有可供您拨打的号码"),
     ("project {} has no started one-click task you work; ask the site admin to start it", "项目 {0} 没有您参与的已启动一键外呼任务：请联系职场管理员启动"),
+    // The form of calls under no project.
+    ("the form needs 1 to 20 fields", "表单须有 1 到 20 个字段"),
+    ("field {}: the label must be 1 to 30 characters", "第 {0} 个字段：字段名称须为 1 到 30 个字符"),
+    ("field {}: the label \"{}\" is used twice", "第 {0} 个字段：字段名称“{1}”重复"),
+    ("field {} \"{}\": kind \"{}\" is unknown; use text or single_choice", "第 {0} 个字段“{1}”：字段类型“{2}”无效：请选择文本或单选"),
+    ("field {} \"{}\": a single choice needs 1 to 20 options of 1 to 30 characters, none twice", "第 {0} 个字段“{1}”：单选须有 1 到 20 个选项，每个 1 到 30 个字符，不可重复"),
 ];

@@ -39,6 +39,7 @@ use super::{ErrorBody, admin, desk, session, shared};
         desk::api::my_customers, desk::api::edit_customer, desk::api::call_back_now,
         desk::api::schedule_callback, desk::api::arm_callback, desk::api::dial_callback,
         desk::work_api::manual_dial, desk::work_api::edit_callback, desk::work_api::get_grace, desk::work_api::set_grace,
+        desk::work_api::get_default_form, desk::work_api::set_default_form,
     ),
     components(schemas(ErrorBody))
 )]

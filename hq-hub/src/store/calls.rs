@@ -363,8 +363,12 @@ fn raw_call(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCall> {
     })
 }
 
-/// Masks the number and titles the record as the call's project says; without a known
-/// project the number is masked and no field is shown.
+/// Masks the number and titles the record as the call's project says. Without a known
+/// project the number is masked; a call under no project at all (batch 0: a number an
+/// agent in no task dialed by hand, an unknown caller) has the site's own note form, which
+/// HQ does not hold, so its values are shown as saved, each titled by its key (the site's
+/// default form keys its fields by their titles). A call whose project HQ no longer knows
+/// shows no field: its form's hidden fields must not leak.
 fn finish(raw: RawCall, projects: &HashMap<i64, ProjectView>) -> CallView {
     let mut view = raw.view;
     let project = view.project_id.and_then(|id| projects.get(&id));
@@ -385,7 +389,12 @@ fn finish(raw: RawCall, projects: &HashMap<i64, ProjectView>) -> CallView {
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_else(|| {
+                if view.batch_id != 0 {
+                    return Vec::new();
+                }
+                saved.iter().map(|(key, value)| RecordValue { key: key.clone(), title: key.clone(), value: value.clone() }).collect()
+            });
         CallRecord { agent, saved_at, values }
     });
     view

@@ -171,6 +171,13 @@ pub async fn agent_phone_with(
         .media_on_loopback()
         .timeout(Duration::from_secs(150))
         .spawn()?;
+    register_phone(site_sip, extension, password, answer_port).await?;
+    Ok(phone)
+}
+
+/// Registers extension `extension` with its contact on `answer_port` (where a SIPp phone
+/// answers); the binding lasts 120 s, so a longer run registers again.
+pub async fn register_phone(site_sip: SocketAddr, extension: &str, password: &str, answer_port: u16) -> anyhow::Result<()> {
     Sipp::scenario("agent_register.xml")
         .local_port(free_udp_port())
         .remote(site_sip)
@@ -186,7 +193,7 @@ pub async fn agent_phone_with(
         .await
         .ensure_success()
         .with_context(|| format!("the SIPp phone registers as extension {extension}"))?;
-    Ok(phone)
+    Ok(())
 }
 
 /// SIPp as the carrier: answers `calls` calls and hangs each up after `talk_ms`.

@@ -15,7 +15,7 @@ use super::words::{DeskWords, desk_words};
 use crate::desk::{AgentLive, AgentState};
 use crate::driver::TypedRefusal;
 use crate::driver::inbox::ManualStarted;
-use crate::store::{CallbackEdit, CallbackError, CallbackScope};
+use crate::store::{CallbackEdit, CallbackError, CallbackScope, DefaultFormError, FormField};
 use crate::web::guard::{Public, need};
 use crate::web::limits::{self, ApiJson, ApiPath, Check, Limits};
 use crate::web::routes::Registry;
@@ -36,6 +36,8 @@ pub(crate) fn routes(registry: Registry) -> Registry {
         .get("/admin/callback-settings", grace_page)
         .get("/api/desk/callback-grace", get_grace)
         .post("/api/desk/callback-grace", set_grace)
+        .get("/api/desk/default-form", get_default_form)
+        .post("/api/desk/default-form", set_default_form)
 }
 
 /// `GET /assets/desk.js`: the desk's script (popup on every desk page, call bar, dialing).
@@ -238,6 +240,48 @@ pub async fn set_grace(
     Ok(Json(form))
 }
 
+/// The business-record form of calls under no project (batch 0), in order.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DefaultFormBody {
+    record_fields: Vec<FormField>,
+}
+
+impl Limits for DefaultFormBody {
+    fn check(&self, check: &mut Check) -> Result<(), ApiError> {
+        for field in &self.record_fields {
+            check.text("label", &field.label, limits::NAME)?;
+            for option in &field.options {
+                check.text("options", option, limits::NAME)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `GET /api/desk/default-form` (site admin, tasks).
+#[utoipa::path(get, path = "/api/desk/default-form", tag = "tasks",
+    responses((status = 200, description = "The form of calls under no project", body = DefaultFormBody)))]
+pub async fn get_default_form(_admin: AdminUser<need::Tasks>, State(state): State<AppState>) -> Result<Json<DefaultFormBody>, ApiError> {
+    Ok(Json(DefaultFormBody { record_fields: state.store.default_form()? }))
+}
+
+/// `POST /api/desk/default-form {record_fields: [{label, kind, options, required}]}` (site admin,
+/// tasks): the business-record form of calls under no project, in the order given.
+#[utoipa::path(post, path = "/api/desk/default-form", tag = "tasks", request_body = DefaultFormBody,
+    responses((status = 200, description = "Saved", body = DefaultFormBody),
+              (status = 422, description = "A field is refused (named by its place and label)", body = ErrorBody)))]
+pub async fn set_default_form(
+    _admin: AdminUser<need::Tasks>,
+    State(state): State<AppState>,
+    ApiJson(form): ApiJson<DefaultFormBody>,
+) -> Result<Json<DefaultFormBody>, ApiError> {
+    match state.store.set_default_form(&form.record_fields) {
+        Ok(record_fields) => Ok(Json(DefaultFormBody { record_fields })),
+        Err(DefaultFormError::Db(error)) => Err(error.into()),
+        Err(refused) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, refused.to_string())),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "desk_admin.html")]
 struct GracePage {
@@ -245,17 +289,21 @@ struct GracePage {
     dw: &'static DeskWords,
     nav: Nav,
     minutes: u32,
+    /// The form of calls under no project, as JSON for the editor.
+    form: String,
 }
 
-/// `GET /admin/callback-settings` (site admin, tasks): the callback grace period.
+/// `GET /admin/callback-settings` (site admin, tasks): the callback grace period and the
+/// form of calls under no project.
 pub async fn grace_page(admin: AdminUser<need::Tasks>, State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match state.store.callback_grace_minutes() {
-        Ok(minutes) => render(GracePage {
+    match (state.store.callback_grace_minutes(), state.store.default_form()) {
+        (Ok(minutes), Ok(fields)) => render(GracePage {
             t: lang(&headers),
             dw: desk_words(&headers),
             nav: Nav::admin("callback-settings", &admin.user.username, work(&headers)),
             minutes,
+            form: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
         }),
-        Err(error) => fail(error.into()),
+        (Err(error), _) | (_, Err(error)) => fail(error.into()),
     }
 }
