@@ -5,6 +5,8 @@
 // Each scenario binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod enrolled;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
