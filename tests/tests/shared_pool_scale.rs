@@ -9,10 +9,15 @@
 //! sites' batches, the pool is all dialed and counts none twice; the cut site dialed only
 //! numbers HQ had leased it; and the carriers rang each number once in all.
 //!
-//! Run alone (it prints its phases' times):
+//! The benchmark (`docs/benchmarks.md`) is the second test: the three boxes all on the link
+//! dial one pool; it samples each box every 100 ms while HQ still has numbers to lease (a box
+//! with no number to dial and no call placed is waiting for a lease), and counts the lease
+//! traffic: the grants in HQ's down logs (frames and their encoded bytes), the requests and
+//! returns HQ applied (frames). 3,000 numbers by default, `OUTPOST_POOL_BENCH_NUMBERS`
+//! sets another size. Run alone (both print their figures):
 //!
 //! ```text
-//! cargo test -p tests --test shared_pool_scale -- --nocapture
+//! cargo test -p tests --test shared_pool_scale -- --nocapture --test-threads 1
 //! ```
 
 mod site_support;
@@ -76,6 +81,7 @@ async fn pool(hq: &Api, batch: u64) -> anyhow::Result<Value> {
 
 /// One box of the three: enrolled, its agent, its batch of the pool, its carrier.
 struct Box3 {
+    dir: std::path::PathBuf,
     site: EnrolledSite,
     agent: String,
     batch: u64,
@@ -87,7 +93,7 @@ impl Box3 {
         let (extension, sip_password, agent) = (format!("870{n}"), format!("phone-secret-870{n}"), format!("scale-agent-{n}"));
         let desk = Desk { extension: &extension, sip_password: &sip_password, agent: &agent, agent_password: AGENT_PASSWORD, name: "小量" };
         let site = EnrolledSite::start(dir, shutdown, LINES, &desk, 1).await?;
-        Ok(Box3 { site, agent, batch: 0, carrier: None })
+        Ok(Box3 { dir: dir.to_path_buf(), site, agent, batch: 0, carrier: None })
     }
 
     async fn arrived(&mut self, name: &str) -> anyhow::Result<()> {
@@ -103,6 +109,13 @@ impl Box3 {
 
     fn held(&self) -> u64 {
         self.site.appliance.store.open_leases(self.batch).map(|l| l.iter().map(|(_, held, _)| held).sum()).unwrap_or(0)
+    }
+
+    /// Nothing to dial: no undialed number held and no call placed.
+    fn idle(&self) -> bool {
+        let dialing = rusqlite::Connection::open_with_flags(self.dir.join("site.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|db| db.query_row("SELECT COUNT(*) FROM attempts WHERE state = 'dialing'", [], |r| r.get::<_, i64>(0)));
+        self.held() == 0 && dialing.is_ok_and(|n| n == 0)
     }
 
     /// Its carrier (busy at once, every INVITE traced), its agent at the desk, its task
@@ -136,6 +149,34 @@ impl Box3 {
     }
 }
 
+/// HQ with three boxes enrolled (the third through a relay the test may cut), `phones`
+/// imported and dispatched as one shared batch `name` to the three, each box holding its
+/// first lease of `FIRST_BLOCK` numbers.
+async fn three_sites(dir: &Path, shutdown: &CancellationToken, phones: &[String], name: &str) -> anyhow::Result<(hq_hub::Hub, Api, UdpRelay, Vec<Box3>)> {
+    let (hub, hq_password) = tests::start_hub(&dir.join("hub"), shutdown.clone()).await?;
+    let hq = Api::login(&format!("http://{}", hub.http_addr), "admin", &hq_password).await?;
+    let relay = UdpRelay::start(hub.sync_addr).await?;
+    let mut ids = Vec::new();
+    for (n, site) in ["甲职场", "乙职场", "丙职场"].into_iter().enumerate() {
+        let via = if n == 2 { relay.addr } else { hub.sync_addr };
+        ids.push(enroll_site(&hq, site, &dir.join(format!("site{n}")), via).await?);
+    }
+    let category: Value = hq.post("/api/categories", &json!({"name": "规模类"})).await?;
+    let project: Value = hq.post("/api/projects", &demo::setup::demo_project(category["id"].as_u64().context("category")?)).await?;
+    let project_id = project["id"].as_u64().context("project")?;
+    let mut boxes = Vec::new();
+    for n in 0..3 {
+        boxes.push(Box3::start(&dir.join(format!("site{n}")), shutdown, n).await?);
+    }
+    let lease = json!({"priority": 50, "site_ids": ids, "min_block": FIRST_BLOCK, "lease_hours": 0.2});
+    import_and_dispatch(&hq, dir, project_id, name, phones, lease).await?;
+    for site in &mut boxes {
+        site.arrived(name).await?;
+    }
+    wait_until(WAIT, || async { boxes.iter().all(|b| b.held() == FIRST_BLOCK) }).await.context("each site holds its first lease")?;
+    Ok((hub, hq, relay, boxes))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_numbers_are_dialed_once_across_three_sites_one_cut_off_throughout() -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,quinn=warn,rustls=warn").try_init();
@@ -144,28 +185,8 @@ async fn ten_thousand_numbers_are_dialed_once_across_three_sites_one_cut_off_thr
     let hub_dir = dir.path().join("hub");
     let shutdown = CancellationToken::new();
     let _stop = shutdown.clone().drop_guard();
-    let (hub, hq_password) = tests::start_hub(&hub_dir, shutdown.clone()).await?;
-    let hq = Api::login(&format!("http://{}", hub.http_addr), "admin", &hq_password).await?;
-    let relay = UdpRelay::start(hub.sync_addr).await?;
-    let mut ids = Vec::new();
-    for (n, name) in ["甲职场", "乙职场", "丙职场"].into_iter().enumerate() {
-        let via = if n == 2 { relay.addr } else { hub.sync_addr };
-        ids.push(enroll_site(&hq, name, &dir.path().join(format!("site{n}")), via).await?);
-    }
-    let category: Value = hq.post("/api/categories", &json!({"name": "规模类"})).await?;
-    let project: Value = hq.post("/api/projects", &demo::setup::demo_project(category["id"].as_u64().context("category")?)).await?;
-    let project_id = project["id"].as_u64().context("project")?;
-    let mut boxes = Vec::new();
-    for n in 0..3 {
-        boxes.push(Box3::start(&dir.path().join(format!("site{n}")), &shutdown, n).await?);
-    }
     let phones: Vec<String> = (0..NUMBERS).map(|n| format!("1393{n:07}")).collect();
-    let lease = json!({"priority": 50, "site_ids": ids, "min_block": FIRST_BLOCK, "lease_hours": 0.2});
-    import_and_dispatch(&hq, dir.path(), project_id, "万号共享", &phones, lease).await?;
-    for site in &mut boxes {
-        site.arrived("万号共享").await?;
-    }
-    wait_until(WAIT, || async { boxes.iter().all(|b| b.held() == FIRST_BLOCK) }).await.context("each site holds its first lease")?;
+    let (_hub, hq, relay, mut boxes) = three_sites(dir.path(), &shutdown, &phones, "万号共享").await?;
     let cut_batch = boxes[2].batch;
 
     // The third site is cut from HQ for the whole run; all three dial.
@@ -239,6 +260,91 @@ async fn ten_thousand_numbers_are_dialed_once_across_three_sites_one_cut_off_thr
         synced_in.as_secs_f64(),
         rung.iter().map(Vec::len).collect::<Vec<_>>(),
         started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_sites_on_the_link_dial_one_pool_with_the_lease_traffic_measured() -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("warn,quinn=warn,rustls=warn").try_init();
+    let n: usize = std::env::var("OUTPOST_POOL_BENCH_NUMBERS").ok().and_then(|v| v.parse().ok()).unwrap_or(3_000);
+    let dir = tempfile::tempdir()?;
+    let shutdown = CancellationToken::new();
+    let _stop = shutdown.clone().drop_guard();
+    let phones: Vec<String> = (0..n).map(|i| format!("1394{i:07}")).collect();
+    let (hub, hq, _relay, mut boxes) = three_sites(dir.path(), &shutdown, &phones, "测速共享").await?;
+    let desk = CancellationToken::new();
+    let mut agents = Vec::new();
+    for site in &mut boxes {
+        agents.push(site.dial(&desk).await?);
+    }
+    let dialing = Instant::now();
+    let (mut samples, mut waiting) = (0u64, [0u64; 3]);
+    while dialing.elapsed() < Duration::from_secs(600) {
+        let view = pool(&hq, boxes[0].batch).await?;
+        if view["pooled"] == json!(0) {
+            break;
+        }
+        samples += 1;
+        for (i, site) in boxes.iter().enumerate() {
+            waiting[i] += u64::from(site.idle());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pool_leased_in = dialing.elapsed();
+    let all: Vec<u64> = boxes.iter().map(|b| b.batch).collect();
+    let hub_dir = dir.path().join("hub");
+    wait_until(Duration::from_secs(600), || async { attempts_per_number(&hub_dir, &all).is_ok_and(|c| c.len() == n) })
+        .await
+        .context("every number's attempt reaches HQ")?;
+    let dialed_in = dialing.elapsed();
+    desk.cancel();
+    for agent in agents {
+        agent.await??;
+    }
+    let counts = attempts_per_number(&hub_dir, &all)?;
+    ensure!(counts.values().all(|&c| c == 1), "each number dialed once");
+    let (mut rung, mut per_site) = (Vec::new(), Vec::new());
+    for site in &mut boxes {
+        let calls = site.rung().await;
+        per_site.push(calls.len());
+        rung.extend(calls);
+    }
+    rung.sort();
+    ensure!(rung == phones, "the carriers rang each number once");
+
+    // The lease traffic, from HQ's store: grants and recalls down (each a frame of its own,
+    // encoded as the link sends it), requests and returns up.
+    let db = hub_db(&hub_dir)?;
+    let list = all.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let sites: Vec<i64> = db.prepare(&format!("SELECT site_id FROM batches WHERE id IN ({list})"))?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let (mut down_frames, mut down_bytes) = (0u64, 0u64);
+    for site in sites {
+        for entry in hub.store.down_log(site, 0, 1_000_000)? {
+            if matches!(entry.event, sync_protocol::DownEvent::LeaseGrant(_) | sync_protocol::DownEvent::LeaseRecall(_)) {
+                let frame = sync_protocol::Frame::Down(sync_protocol::DownEntry { seq: entry.seq, event: entry.event });
+                down_frames += 1;
+                down_bytes += sync_protocol::framing::encode_frame(&frame)?.len() as u64;
+            }
+        }
+    }
+    let requests: i64 = db.query_row(&format!("SELECT COALESCE(SUM(lease_request), 0) FROM batches WHERE id IN ({list})"), [], |r| r.get(0))?;
+    let returns: i64 = db.query_row(&format!("SELECT COUNT(*) FROM leases WHERE batch_id IN ({list}) AND state = 'closed'"), [], |r| r.get(0))?;
+    let per_k = |x: f64| x * 1000.0 / n as f64;
+    eprintln!(
+        "pool bench: {n} numbers, pool leased out in {:.1} s, all dialed and at HQ in {:.1} s ({:.0} calls/s); \
+         samples {samples}, waiting for a lease {:?} samples per site ({:.2} % of site-samples); \
+         per 1,000 calls: {:.1} grant frames down ({:.0} bytes), {:.1} request and {:.1} return frames up; sites dialed {:?}",
+        pool_leased_in.as_secs_f64(),
+        dialed_in.as_secs_f64(),
+        n as f64 / dialed_in.as_secs_f64(),
+        waiting,
+        100.0 * waiting.iter().sum::<u64>() as f64 / (3 * samples.max(1)) as f64,
+        per_k(down_frames as f64),
+        per_k(down_bytes as f64),
+        per_k(requests as f64),
+        per_k(returns as f64),
+        per_site,
     );
     Ok(())
 }
