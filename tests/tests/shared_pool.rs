@@ -20,7 +20,6 @@
 
 mod site_support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -29,7 +28,8 @@ use anyhow::{Context, ensure};
 use demo::setup::{Api, enroll_site};
 use serde_json::{Value, json};
 use site_support::enrolled::{Desk, EnrolledSite, import_and_dispatch};
-use tests::{Sipp, SippResult, UdpRelay, wait_for_some, wait_until};
+use site_support::pool_checks::{attempts_per_number, hub_db, invited, leased_phones, pool};
+use tests::{Sipp, UdpRelay, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
 
 const EXTENSION: &str = "8601";
@@ -99,45 +99,6 @@ impl Site {
         let status: Option<Value> = self.admin.get("/api/status").await.ok();
         status.and_then(|s| s["link"]["state"].as_str().map(str::to_string)).unwrap_or_default()
     }
-}
-
-/// The numbers a carrier was asked to ring.
-fn invited(result: &SippResult) -> Vec<String> {
-    let messages = result.messages.clone().unwrap_or_default();
-    messages
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("INVITE sip:"))
-        .filter_map(|rest| rest.split(['@', ';', ' ']).next())
-        .map(str::to_string)
-        .collect()
-}
-
-fn hub_db(dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    Ok(rusqlite::Connection::open_with_flags(dir.join("hub.sqlite3"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?)
-}
-
-/// HQ's attempts per number of `file`'s pool (every site's batch of it).
-fn attempts_per_number(dir: &Path, batch_ids: &[u64]) -> anyhow::Result<BTreeMap<String, u64>> {
-    let db = hub_db(dir)?;
-    let list = batch_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let mut statement = db.prepare(&format!(
-        "SELECT br.phone, COUNT(*) FROM call_attempts a JOIN batch_rows br ON br.id = a.row_id AND br.batch_id = a.batch_id
-         WHERE a.batch_id IN ({list}) GROUP BY br.phone"
-    ))?;
-    let counts = statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?.collect::<Result<_, _>>()?;
-    Ok(counts)
-}
-
-/// The phones HQ leased to a site's batch.
-fn leased_phones(dir: &Path, batch: u64) -> anyhow::Result<Vec<String>> {
-    let db = hub_db(dir)?;
-    let mut statement = db.prepare("SELECT phone FROM batch_rows WHERE batch_id = ?1")?;
-    let phones = statement.query_map([batch], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    Ok(phones)
-}
-
-async fn pool(hq: &Api, batch: u64) -> anyhow::Result<Value> {
-    hq.get(&format!("/api/batches/{batch}/pool")).await
 }
 
 /// Imports `phones` into the project and dispatches them as one shared batch to `sites`.

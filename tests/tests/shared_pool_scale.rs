@@ -22,7 +22,7 @@
 
 mod site_support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -31,7 +31,8 @@ use anyhow::{Context, ensure};
 use demo::setup::{Api, enroll_site};
 use serde_json::{Value, json};
 use site_support::enrolled::{Desk, EnrolledSite, import_and_dispatch};
-use tests::{Sipp, SippResult, UdpRelay, wait_for_some, wait_until};
+use site_support::pool_checks::{attempts_per_number, hub_db, invited, pool};
+use tests::{Sipp, UdpRelay, wait_for_some, wait_until};
 use tokio_util::sync::CancellationToken;
 
 const NUMBERS: usize = 10_000;
@@ -40,44 +41,6 @@ const FIRST_BLOCK: u64 = 500;
 const LINES: u32 = 30;
 const AGENT_PASSWORD: &str = "agent-secret-8701";
 const WAIT: Duration = Duration::from_secs(240);
-
-/// The numbers a carrier was asked to ring, one per call: a retransmitted INVITE (same
-/// Call-ID, the box resending it while the loaded carrier had not yet answered) is one call.
-fn invited(result: &SippResult) -> Vec<String> {
-    let messages = result.messages.clone().unwrap_or_default();
-    let mut calls = BTreeSet::new();
-    let mut phone: Option<String> = None;
-    for line in messages.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("INVITE sip:") {
-            phone = rest.split(['@', ';', ' ']).next().map(str::to_string);
-        } else if let Some(call_id) = line.strip_prefix("Call-ID:").or_else(|| line.strip_prefix("i:")) {
-            if let Some(phone) = phone.take() {
-                calls.insert((call_id.trim().to_string(), phone));
-            }
-        }
-    }
-    calls.into_iter().map(|(_, phone)| phone).collect()
-}
-
-fn hub_db(dir: &Path) -> anyhow::Result<rusqlite::Connection> {
-    Ok(rusqlite::Connection::open_with_flags(dir.join("hub.sqlite3"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?)
-}
-
-/// HQ's attempts per number over the pool's batches.
-fn attempts_per_number(dir: &Path, batch_ids: &[u64]) -> anyhow::Result<BTreeMap<String, u64>> {
-    let db = hub_db(dir)?;
-    let list = batch_ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let mut statement = db.prepare(&format!(
-        "SELECT br.phone, COUNT(*) FROM call_attempts a JOIN batch_rows br ON br.id = a.row_id AND br.batch_id = a.batch_id
-         WHERE a.batch_id IN ({list}) GROUP BY br.phone"
-    ))?;
-    let counts = statement.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?.collect::<Result<_, _>>()?;
-    Ok(counts)
-}
-
-async fn pool(hq: &Api, batch: u64) -> anyhow::Result<Value> {
-    hq.get(&format!("/api/batches/{batch}/pool")).await
-}
 
 /// One box of the three: enrolled, its agent, its batch of the pool, its carrier.
 struct Box3 {

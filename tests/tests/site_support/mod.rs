@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod enrolled;
+pub mod pool_checks;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
