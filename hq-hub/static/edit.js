@@ -109,6 +109,10 @@ if (dispatchForm) {
     };
     if (kind.value === "shared") {
       body.site_ids = [...dispatchForm.querySelectorAll("input[data-site]:checked")].map((el) => Number(el.dataset.site));
+      // The pool's lease settings; an empty field takes HQ's default.
+      for (const name of ["lease_hours", "lease_lifetime_s", "min_block"]) {
+        if (value(name) !== "") body[name] = Number(value(name));
+      }
     }
     if (kind.value === "exclusive") {
       for (const row of dispatchForm.querySelectorAll("tr[data-part]")) {

@@ -243,6 +243,16 @@ async fn console_main_flows() -> anyhow::Result<()> {
     browser.wait_for("[data-tab-for=tab-dispatch]", WAIT).await?.click().await?;
     ensure!(browser.wait_for("#dispatch-shared", WAIT).await?.is_displayed().await?, "the shared section shows first");
     ensure!(!browser.wait_for("#dispatch-exclusive", WAIT).await?.is_displayed().await?, "the exclusive section is hidden");
+    // A shared batch's lease settings come with it, in Chinese; one out of range is refused
+    // naming its field.
+    let lease = browser.wait_for("#dispatch-lease", WAIT).await?;
+    let words = lease.text().await?;
+    ensure!(lease.is_displayed().await? && ["租约设置", "每次租出（小时外呼量）", "租约有效期（秒）", "每次最少租出号码数"].iter().all(|w| words.contains(w)), "{words}");
+    let hours = browser.wait_for("#dispatch input[name=lease_hours]", WAIT).await?.prop("value").await?;
+    ensure!(hours.as_deref() == Some("2"), "the default lease: two hours of dialing, {hours:?}");
+    let body = json!({"name": "租约", "priority": 5, "site_ids": [site_a, site_b], "lease_lifetime_s": 30});
+    let refused = api.post(&format!("/api/files/{file_id}/dispatch"), body).await.err().map(|e| e.to_string()).unwrap_or_default();
+    ensure!(refused.contains("400") && refused.contains("租约有效期 30 秒超出范围"), "{refused}");
     browser.wait_for("#dispatch select[name=kind]", WAIT).await?.select_by_value("exclusive").await?;
     ensure!(!browser.wait_for("#dispatch-shared", WAIT).await?.is_displayed().await?, "only the chosen kind's section shows");
     browser.wait_for("#dispatch input[name=part_count_0]", WAIT).await?.send_keys("400").await?;

@@ -15,36 +15,19 @@
 
 mod site_support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use demo::setup::{Api, dispatch_demo_list, enroll_site};
 use serde_json::{Value, json};
-use tests::{Browser, Sipp, free_udp_port, wait_for_some};
+use site_support::enrolled::{Desk, EnrolledSite, import_and_dispatch};
+use tests::{Browser, Sipp, wait_for_some};
 use tokio_util::sync::CancellationToken;
 
 const EXTENSION: &str = "8401";
 const SIP_PASSWORD: &str = "phone-secret-8401";
 const AGENT: &str = "project-agent";
 const AGENT_PASSWORD: &str = "agent-secret-8401";
-
-fn write_sheet(path: &Path, phones: &[String]) -> anyhow::Result<()> {
-    let mut workbook = rust_xlsxwriter::Workbook::new();
-    let sheet = workbook.add_worksheet();
-    for (col, title) in ["手机号码", "客户姓名", "推荐套餐"].iter().enumerate() {
-        sheet.write_string(0, col as u16, *title)?;
-    }
-    for (idx, phone) in phones.iter().enumerate() {
-        let row = idx as u32 + 1;
-        sheet.write_string(row, 0, phone)?;
-        sheet.write_string(row, 1, format!("客户{row}"))?;
-        sheet.write_string(row, 2, "5G畅享129元")?;
-    }
-    workbook.save(path)?;
-    Ok(())
-}
 
 /// The site's tasks: `(batch_id, name, status, dialed)`.
 async fn site_tasks(site_admin: &Api) -> anyhow::Result<Vec<(u64, String, String, u64)>> {
@@ -82,21 +65,9 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
     let project_id = projects.iter().filter_map(|p| p["id"].as_u64()).max().context("a project")?;
 
     // The site: one trunk toward the SIPp carrier, the agent's SIPp phone registered.
-    let carrier_port = free_udp_port();
-    let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
-    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let site = appliance::start(
-        appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, carrier_port), 2),
-        shutdown.clone(),
-    )
-    .await?;
-    let url = format!("http://{}", site.http_addr);
-    let admin = Api::login(&url, "siteadmin", &site_password).await?;
-    admin.post::<Value>("/api/extensions", &json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
-    admin
-        .post::<Value>("/api/agents", &json!({"username": AGENT, "password": AGENT_PASSWORD, "name": "小项", "extension": EXTENSION}))
-        .await?;
-    let _phone = site_support::agent_phone_for(site.sip_addr, EXTENSION, SIP_PASSWORD, 20).await?;
+    let desk = Desk { extension: EXTENSION, sip_password: SIP_PASSWORD, agent: AGENT, agent_password: AGENT_PASSWORD, name: "小项" };
+    let EnrolledSite { appliance: _appliance, url, admin, admin_password: site_password, carrier_port, phone: _phone } =
+        EnrolledSite::start(&site_dir, &shutdown, 2, &desk, 20).await?;
     let carrier = Sipp::scenario("carrier_answer.xml")
         .local_port(carrier_port)
         .calls(6)
@@ -142,13 +113,7 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
     let mut later = Vec::new();
     for (idx, (name, priority)) in [("次批", 50), ("急批", 80), ("末批", 50)].into_iter().enumerate() {
         let phones: Vec<String> = (0..2).map(|row| format!("1391000{:02}{:02}", idx, row)).collect();
-        let sheet = dir.path().join(format!("{name}.xlsx"));
-        write_sheet(&sheet, &phones)?;
-        let import: Value = hq.upload(&format!("/api/projects/{project_id}/files"), &sheet).await?;
-        ensure!(import["n_good"] == json!(2), "{import}");
-        let file_id = import["file_id"].as_u64().context("file id")?;
-        hq.post::<Value>(&format!("/api/files/{file_id}/dispatch"), &json!({"name": name, "priority": priority, "site_ids": [site_id]}))
-            .await?;
+        import_and_dispatch(&hq, dir.path(), project_id, name, &phones, json!({"priority": priority, "site_ids": [site_id]})).await?;
         later.push(arrived(&admin, name).await?);
         // Imports a second apart: the import time orders equal priorities.
         tokio::time::sleep(Duration::from_millis(1100)).await;

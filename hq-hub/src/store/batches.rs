@@ -25,7 +25,7 @@ use sync_protocol::{BatchChunk, BatchManifest, CustomerRow, DownEvent};
 use self::plan::{named_sites, plan_dispatch, PlanInput, PlannedBatch, SiteVerdict, SourceRow};
 use super::access::Scope;
 use super::down::{append_down, DownError};
-use super::pools::create_pool;
+use super::pools::{create_pool, PoolSettings};
 use super::projects::{load_project, push_project, Project};
 use super::{now_unix, DbError, Store};
 
@@ -142,6 +142,9 @@ pub enum DispatchError {
     /// A down-log event could not be encoded (a bug).
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
+    /// A shared batch's lease setting out of range, named.
+    #[error(transparent)]
+    Lease(super::pools::PoolError),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -387,6 +390,15 @@ impl Store {
     /// ([`plan_dispatch`]), leaves out numbers already live at a site ("update existing
     /// data"), and writes the batches and their down-log events in one transaction.
     pub fn dispatch(&self, request: &DispatchRequest, scope: &Scope) -> Result<DispatchOutcome, DispatchError> {
+        self.dispatch_with_lease(request, scope, PoolSettings::default())
+    }
+
+    /// [`Store::dispatch`] with the lease settings a shared batch sent to two sites or more
+    /// starts its pool with (the dispatch form's 租约 fields; other batches ignore them).
+    pub fn dispatch_with_lease(&self, request: &DispatchRequest, scope: &Scope, lease: PoolSettings) -> Result<DispatchOutcome, DispatchError> {
+        if matches!(request.kind, DispatchKind::Shared) {
+            lease.check().map_err(DispatchError::Lease)?;
+        }
         let name = request.name.trim();
         if name.is_empty() && !matches!(request.kind, DispatchKind::Exclusive(_)) {
             return Err(DispatchError::EmptyName);
@@ -467,7 +479,7 @@ impl Store {
         if pooled {
             // One pool of the numbers every chosen site may dial (none live at any of them).
             let rows = shared_rows(&batches);
-            create_pool(&tx, project_id, request.file_id, name, &rows, &pool_sites, imported_at, request.priority, now)
+            create_pool(&tx, project_id, request.file_id, name, &rows, &pool_sites, imported_at, request.priority, lease, now)
                 .map_err(|e| DispatchError::Encode(e.to_string()))?;
         }
         tx.execute("UPDATE files SET status = 'done' WHERE id = ?1", [request.file_id])?;

@@ -26,6 +26,29 @@ pub struct PoolSettings {
     pub min_block: i64,
 }
 
+impl Default for PoolSettings {
+    /// The pool's defaults (hub migration 22): two hours of dialing, a day's lease, 200 numbers.
+    fn default() -> Self {
+        PoolSettings { lease_hours: 2.0, lease_lifetime_s: 86_400, min_block: 200 }
+    }
+}
+
+impl PoolSettings {
+    /// Each setting in its range, or the first out of range, named.
+    pub fn check(&self) -> Result<(), PoolError> {
+        if !(0.1..=72.0).contains(&self.lease_hours) {
+            return Err(PoolError::LeaseHours(self.lease_hours));
+        }
+        if !(60..=30 * 86_400).contains(&self.lease_lifetime_s) {
+            return Err(PoolError::LeaseLifetime(self.lease_lifetime_s));
+        }
+        if !(1..=MAX_BLOCK).contains(&self.min_block) {
+            return Err(PoolError::MinBlock(self.min_block));
+        }
+        Ok(())
+    }
+}
+
 /// Failure of a pool action.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -33,8 +56,12 @@ pub enum PoolError {
     NotPooled(i64),
     #[error("lease {0} is not open at this batch: reload the page")]
     NoLease(i64),
-    #[error("the lease settings are out of range: hours 0.1 to 72, lifetime 60 to 2592000 seconds, block 1 to 2000")]
-    BadSettings,
+    #[error("lease_hours: {0} hours is out of range: use 0.1 to 72 hours of the site's dialing")]
+    LeaseHours(f64),
+    #[error("lease_lifetime_s: {0} seconds is out of range: use 60 to 2592000 seconds")]
+    LeaseLifetime(i64),
+    #[error("min_block: {0} numbers is out of range: use 1 to 2000 numbers")]
+    MinBlock(i64),
     #[error("cannot encode a down-log event: {0}")]
     Encode(String),
     #[error(transparent)]
@@ -104,9 +131,10 @@ pub struct PoolView {
     pub sites: Vec<PoolSite>,
 }
 
-/// Creates the pool of a shared dispatch: its numbers, and per site an empty batch (its
-/// manifest carries no rows, so it is dialable at once) with a first lease of at most
-/// `min_block` numbers and at most a share of half the pool.
+/// Creates the pool of a shared dispatch with its lease `settings` (checked by the caller):
+/// its numbers, and per site an empty batch (its manifest carries no rows, so it is dialable
+/// at once) with a first lease of at most `min_block` numbers and at most a share of half
+/// the pool.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn create_pool(
     tx: &Transaction<'_>,
@@ -117,11 +145,13 @@ pub(super) fn create_pool(
     batch_ids: &[(i64, i64)],
     imported_at: i64,
     priority: i64,
+    settings: PoolSettings,
     now: i64,
 ) -> Result<i64, PoolError> {
     tx.execute(
-        "INSERT INTO pools (project_id, file_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![project_id, file_id, name, now],
+        "INSERT INTO pools (project_id, file_id, name, created_at, lease_hours, lease_lifetime_s, min_block)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![project_id, file_id, name, now, settings.lease_hours, settings.lease_lifetime_s, settings.min_block],
     )?;
     let pool_id = tx.last_insert_rowid();
     {
@@ -391,12 +421,7 @@ impl Store {
 
     /// Changes a pool's lease settings (the blocks leased from now on).
     pub fn set_pool_settings(&self, pool_id: i64, settings: PoolSettings) -> Result<(), PoolError> {
-        let ok = (0.1..=72.0).contains(&settings.lease_hours)
-            && (60..=30 * 86_400).contains(&settings.lease_lifetime_s)
-            && (1..=MAX_BLOCK).contains(&settings.min_block);
-        if !ok {
-            return Err(PoolError::BadSettings);
-        }
+            settings.check()?;
         let changed = self.conn().execute(
             "UPDATE pools SET lease_hours = ?2, lease_lifetime_s = ?3, min_block = ?4 WHERE id = ?1",
             params![pool_id, settings.lease_hours, settings.lease_lifetime_s, settings.min_block],

@@ -7,7 +7,7 @@ use sync_protocol::{AttemptKind, CallAttempt, DownEvent, LeaseGrant, LeaseReturn
 
 use super::*;
 use crate::store::{
-    Account, DispatchKind, DispatchRequest, FieldSpec, FieldValues, GoodRow, ImportReport, NewProject, PhoneMode, ProjectSettings, Scope,
+    Account, DispatchError, DispatchKind, DispatchRequest, FieldSpec, FieldValues, GoodRow, ImportReport, NewProject, PhoneMode, ProjectSettings, Scope,
 };
 
 struct World {
@@ -20,6 +20,11 @@ struct World {
 
 /// Forty numbers dispatched as one shared batch to two sites.
 fn world() -> World {
+    world_with(PoolSettings::default()).unwrap()
+}
+
+/// [`world`] with the dispatch form's lease settings.
+fn world_with(lease: PoolSettings) -> Result<World, DispatchError> {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.init_admin("admin").unwrap();
@@ -53,10 +58,10 @@ fn world() -> World {
         update_existing: false,
         description: String::new(),
     };
-    let outcome = store.dispatch(&request, &admin).unwrap();
+    let outcome = store.dispatch_with_lease(&request, &admin, lease)?;
     let batches = [outcome.batch_ids[0], outcome.batch_ids[1]];
     let pool = store.batch_pool(batches[0]).unwrap().unwrap();
-    World { _dir: dir, store, sites, batches, pool }
+    Ok(World { _dir: dir, store, sites, batches, pool })
 }
 
 fn grants(store: &Store, site: i64) -> Vec<LeaseGrant> {
@@ -195,4 +200,18 @@ fn the_sites_batches_and_the_pool_count_each_number_once() {
     assert_eq!(numbers(&w), 4);
     let pooled = w.store.pool_view(w.pool).unwrap().unwrap().pooled;
     assert_eq!(pooled + numbers(&w), 40);
+}
+
+#[test]
+fn the_dispatch_sets_the_pools_lease_settings_and_a_setting_out_of_range_is_named() {
+    let lease = PoolSettings { lease_hours: 0.5, lease_lifetime_s: 90, min_block: 3 };
+    let w = world_with(lease).unwrap();
+    assert_eq!(w.store.pool_view(w.pool).unwrap().unwrap().settings, lease);
+    let first = grants(&w.store, w.sites[0]).remove(0);
+    assert_eq!((first.rows.len(), first.expires_at - first.granted_at), (3, 90), "the first lease is the dispatch's smallest block, for its lifetime");
+
+    let refused = |lease: PoolSettings| world_with(lease).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(refused(PoolSettings { lease_hours: 100.0, ..lease }).starts_with("lease_hours: 100 hours"));
+    assert!(refused(PoolSettings { lease_lifetime_s: 59, ..lease }).starts_with("lease_lifetime_s: 59 seconds"));
+    assert!(refused(PoolSettings { min_block: 0, ..lease }).starts_with("min_block: 0 numbers"));
 }

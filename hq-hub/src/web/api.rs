@@ -190,7 +190,8 @@ impl From<DispatchError> for ApiError {
             | DispatchError::TooManyRows { .. }
             | DispatchError::BadPart { .. }
             | DispatchError::NoRules
-            | DispatchError::NothingLeft { .. } => ApiError::bad_request(err.to_string()),
+            | DispatchError::NothingLeft { .. }
+            | DispatchError::Lease(_) => ApiError::bad_request(err.to_string()),
             DispatchError::Archived(_) => ApiError::new(StatusCode::CONFLICT, err.to_string()),
             DispatchError::Encode(_) => ApiError::internal(err),
             DispatchError::Db(e) => e.into(),
@@ -516,7 +517,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DispatchKindName {
-    /// Every chosen site (`site_ids`) dials all rows.
+    /// The chosen sites (`site_ids`) dial the rows between them, each number once: two
+    /// sites or more draw from one pool in leases (the `lease_…` fields).
     #[default]
     Shared,
     /// Each of `parts` is its own batch of the next `count` rows for one site.
@@ -547,6 +549,17 @@ pub struct DispatchBody {
     /// At most 500 characters.
     #[serde(default)]
     description: String,
+    /// A shared batch's pool: each lease holds this many hours of the site's dialing
+    /// (0.1 to 72, default 2).
+    #[serde(default)]
+    lease_hours: Option<f64>,
+    /// Seconds a lease lasts before the site gives back what it did not dial (60 to
+    /// 2,592,000, default 86,400).
+    #[serde(default)]
+    lease_lifetime_s: Option<i64>,
+    /// The smallest lease, in numbers (1 to 2,000, default 200).
+    #[serde(default)]
+    min_block: Option<i64>,
 }
 
 /// What a dispatch did.
@@ -597,8 +610,15 @@ pub async fn dispatch(
         update_existing: body.update_existing,
         description: body.description,
     };
+    let defaults = crate::store::PoolSettings::default();
+    let lease = crate::store::PoolSettings {
+        lease_hours: body.lease_hours.unwrap_or(defaults.lease_hours),
+        lease_lifetime_s: body.lease_lifetime_s.unwrap_or(defaults.lease_lifetime_s),
+        min_block: body.min_block.unwrap_or(defaults.min_block),
+    };
     let tr = caller.tr;
-    let outcome = blocking(&state, move |store| store.dispatch(&request, &scope)).await?.map_err(|e| super::edit::dispatch_refused(tr, e))?;
+    let outcome =
+        blocking(&state, move |store| store.dispatch_with_lease(&request, &scope, lease)).await?.map_err(|e| super::edit::dispatch_refused(tr, e))?;
     Ok(Json(DispatchReply {
         message: super::edit::dispatch_summary(tr, &outcome),
         leftover: outcome.leftover,

@@ -150,7 +150,9 @@ static ENTRIES: &[(&str, &str)] = &[
     // Shared pools (共享批次).
     ("batch {} is not a site's batch of a shared pool: open a shared batch", "批次 {0} 不是共享批次：请打开共享批次"),
     ("lease {} is not open at this batch: reload the page", "租约 {0} 已不在该批次中：请刷新页面"),
-    ("the lease settings are out of range: hours 0.1 to 72, lifetime 60 to 2592000 seconds, block 1 to 2000", "租约设置超出范围：时长 0.1 到 72 小时，有效期 60 到 2592000 秒，每块 1 到 2000 个号码"),
+    ("lease_hours: {} hours is out of range: use 0.1 to 72 hours of the site's dialing", "每次租出（小时外呼量）{0} 小时超出范围：请填 0.1 到 72 小时"),
+    ("lease_lifetime_s: {} seconds is out of range: use 60 to 2592000 seconds", "租约有效期 {0} 秒超出范围：请填 60 到 2592000 秒"),
+    ("min_block: {} numbers is out of range: use 1 to 2000 numbers", "每次最少租出号码数 {0} 超出范围：请填 1 到 2000"),
     // Not found.
     ("site {} does not exist: pick sites from the site register", "职场 {0} 不存在：请从职场列表中选择"),
     ("site {} does not exist: choose an existing site", "职场 {0} 不存在：请选择已有职场"),

@@ -650,7 +650,9 @@ pub async fn dispatch_file(
     let scope = user.scope.clone();
     let auto = matches!(request.kind, DispatchKind::Auto);
     let tr = user.tr;
-    let result = blocking(&state, move |store| store.dispatch(&request, &scope).map_err(|e| super::edit::dispatch_refused(tr, e))).await;
+    let lease = super::pools::lease_from_form(&form);
+    let result =
+        blocking(&state, move |store| store.dispatch_with_lease(&request, &scope, lease).map_err(|e| super::edit::dispatch_refused(tr, e))).await;
     match or_message(result.and_then(|r| r), &user, &back) {
         Ok(outcome) if auto || !outcome.removed.is_empty() || outcome.leftover > 0 => {
             let mut text = super::edit::dispatch_summary(user.tr, &outcome);

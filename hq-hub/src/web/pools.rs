@@ -26,6 +26,18 @@ pub(super) fn routes(r: Registry) -> Registry {
         .post("/api/batches/{id}/reclaim", batches, reclaim)
 }
 
+/// The dispatch form's lease fields (数据下发, shared batches): an empty one takes the pool's
+/// default; one that is not a number fails the range check, which names it.
+pub(super) fn lease_from_form(form: &std::collections::HashMap<String, String>) -> PoolSettings {
+    let defaults = PoolSettings::default();
+    let field = |name: &str| form.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+    PoolSettings {
+        lease_hours: field("lease_hours").map_or(defaults.lease_hours, |v| v.parse().unwrap_or(f64::NAN)),
+        lease_lifetime_s: field("lease_lifetime_s").map_or(defaults.lease_lifetime_s, |v| v.parse().unwrap_or(-1)),
+        min_block: field("min_block").map_or(defaults.min_block, |v| v.parse().unwrap_or(-1)),
+    }
+}
+
 /// The OpenAPI operations of this module, merged into the document.
 #[derive(OpenApi)]
 #[openapi(paths(get_pool, put_settings, recover, reclaim))]
@@ -35,7 +47,7 @@ impl From<PoolError> for ApiError {
     fn from(err: PoolError) -> Self {
         match err {
             PoolError::NotPooled(_) | PoolError::NoLease(_) => ApiError::not_found(err.to_string()),
-            PoolError::BadSettings => ApiError::bad_request(err.to_string()),
+            PoolError::LeaseHours(_) | PoolError::LeaseLifetime(_) | PoolError::MinBlock(_) => ApiError::bad_request(err.to_string()),
             PoolError::Encode(_) => ApiError::internal(err),
             PoolError::Db(e) => e.into(),
         }

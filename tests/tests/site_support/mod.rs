@@ -5,6 +5,9 @@
 // Each scenario binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod enrolled;
+pub mod pool_checks;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
