@@ -95,6 +95,9 @@ fn fact_hangup(side: Option<HangupSide>) -> Option<reports::HangupSide> {
 pub(super) struct ReportWrites {
     pub(super) pending: Pending,
     origins: HashMap<i64, (i64, String)>,
+    /// Whether a batch is part of a shared pool: only then does an attempt mark its number
+    /// in the pool (`pools::note_attempt`); most batches are not, and the run skips the write.
+    pooled: HashMap<i64, bool>,
     choice_keys: HashMap<i64, Vec<String>>,
 }
 
@@ -107,6 +110,20 @@ impl ReportWrites {
     /// Writes the summed cells: call inside the transaction, just before its commit.
     pub(super) fn flush(&mut self, tx: &Transaction<'_>) -> Result<(), ReportError> {
         reports::flush(tx, &mut self.pending)
+    }
+
+    /// Whether `batch_id` belongs to a shared pool (looked up once per run).
+    pub(super) fn pooled(&mut self, conn: &Connection, batch_id: i64) -> rusqlite::Result<bool> {
+        if let Some(found) = self.pooled.get(&batch_id) {
+            return Ok(*found);
+        }
+        let found = conn
+            .prepare_cached("SELECT pool_id IS NOT NULL FROM batches WHERE id = ?1")?
+            .query_row([batch_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false);
+        self.pooled.insert(batch_id, found);
+        Ok(found)
     }
 
     fn origin(&mut self, conn: &Connection, batch_id: i64) -> rusqlite::Result<(i64, String)> {

@@ -237,6 +237,15 @@ fn upsert_attempt(
     report_facts::count_changed_attempt(tx, old.as_ref(), &fact, writes).map_err(other)
 }
 
+/// Marks the attempt's number dialed in its shared pool, if its batch is of one.
+fn note_pooled(tx: &Transaction<'_>, attempt: &CallAttempt, writes: &mut report_facts::ReportWrites) -> StoreResult<()> {
+    let batch = attempt.batch_id as i64;
+    if writes.pooled(tx, batch).map_err(other)? {
+        pools::note_attempt(tx, batch, attempt.row_id as i64).map_err(other)?;
+    }
+    Ok(())
+}
+
 /// A business record, as last saved at the site, with its single-choice values `combo`;
 /// whether it replaced the one kept.
 fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord, combo: &str) -> StoreResult<bool> {
@@ -311,11 +320,11 @@ pub(super) fn apply_event(
     match &entry.event {
         UpEvent::CallAttempt(attempt) => {
             upsert_attempt(tx, site, attempt, None, writes)?;
-            pools::note_attempt(tx, attempt.batch_id as i64, attempt.row_id as i64).map_err(other)?;
+            note_pooled(tx, attempt, writes)?;
         }
         UpEvent::CallAttemptDetail(detail) => {
             upsert_attempt(tx, site, &detail.attempt, Some(detail), writes)?;
-            pools::note_attempt(tx, detail.attempt.batch_id as i64, detail.attempt.row_id as i64).map_err(other)?;
+            note_pooled(tx, &detail.attempt, writes)?;
         }
         UpEvent::BusinessRecord(record) => {
             let attempt = record.attempt_id as i64;
