@@ -199,6 +199,12 @@ async fn reports_count_synced_calls_once_in_the_hour_they_happened() -> Result<(
     up(&w, s1, 6, record(1, batch, "失败", t + 150))?;
     // A day-old call of the other site arrives last: it lands on November 9th, 23:xx.
     up(&w, s2, 1, detail(attempt(1, batch, t - 11 * 3600 + 1800, Outcome::Connected, Some("9001")), "901"))?;
+    // A record saved before its call ended arrives first; the call comes as a plain attempt
+    // unanswered, then again with the site's detail as connected: it counts once, as the
+    // latest says, with the record's values.
+    up(&w, s2, 2, record(2, batch, "成功", t + 50))?;
+    up(&w, s2, 3, UpEvent::CallAttempt(attempt(2, batch, t, Outcome::NoAnswer, None)))?;
+    up(&w, s2, 4, detail(attempt(2, batch, t, Outcome::Connected, Some("9001")), "901"))?;
 
     let filter: Value = serde_json::from_str(&format!(r#"{{ "time": {NOVEMBER} }}"#))?;
     let table = h.ok(Method::POST, &format!("/api/projects/{project}/reports/{id}/preview"), filter.clone()).await?;
@@ -208,10 +214,10 @@ async fn reports_count_synced_calls_once_in_the_hour_they_happened() -> Result<(
         json!([
             { "keys": [{ "site": s1, "text": "" }], "values": [1, 0, 0, 0.0, 0] },
             { "keys": [{ "site": s1, "text": "8001" }], "values": [1, 1, 1, 1.0, 60] },
-            { "keys": [{ "site": s2, "text": "9001" }], "values": [1, 1, 0, 0.0, 60] }
+            { "keys": [{ "site": s2, "text": "9001" }], "values": [2, 2, 1, 0.5, 120] }
         ])
     );
-    assert_eq!(table["total"], json!([3, 2, 1, 1.0 / 3.0, 120]));
+    assert_eq!(table["total"], json!([4, 3, 2, 0.5, 180]));
     check_oracle(&w, &agent_report(), &table, None)?;
 
     // By day and hour: the late call is in its own hour, not in the hour it arrived.
@@ -220,7 +226,7 @@ async fn reports_count_synced_calls_once_in_the_hour_they_happened() -> Result<(
     let table = h.ok(Method::POST, &format!("/api/projects/{project}/reports/preview"), body).await?;
     assert_eq!(
         table["rows"],
-        json!([{ "keys": ["2026-11-09", 23], "values": [1] }, { "keys": ["2026-11-10", 10], "values": [2] }])
+        json!([{ "keys": ["2026-11-09", 23], "values": [1] }, { "keys": ["2026-11-10", 10], "values": [3] }])
     );
     check_oracle(&w, &by_hour, &table, None)?;
 
@@ -235,7 +241,7 @@ async fn reports_count_synced_calls_once_in_the_hour_they_happened() -> Result<(
         json!([
             { "keys": [{ "site": s1, "text": "" }], "values": [0, 66] },
             { "keys": [{ "site": s1, "text": "801" }], "values": [2, 6] },
-            { "keys": [{ "site": s2, "text": "901" }], "values": [2, 6] }
+            { "keys": [{ "site": s2, "text": "901" }], "values": [4, 12] }
         ])
     );
     w.h.stop().await
@@ -335,10 +341,12 @@ fn the_backfill_counts_what_was_synced_before_the_engine() -> Result<()> {
     let before = store.run_report(&def, &filter)?;
     assert_eq!(before.total, vec![reports::Value::Count(3), reports::Value::Count(2), reports::Value::Count(1)]);
     drop(store);
-    // As a store that synced these before the engine existed: no facts, no cells, the flag.
+    // As a store that synced these before the engine existed: the calls' report columns
+    // empty, no cells, the flag.
     let conn = rusqlite::Connection::open(dir.path().join("hub.sqlite3"))?;
     conn.execute_batch(
-        "DELETE FROM report_facts; DELETE FROM report_cells;
+        "UPDATE call_attempts SET report_project = 0, report_account = '', ring_s = 0;
+         UPDATE business_records SET report_combo = '[]'; DELETE FROM report_cells;
          INSERT INTO report_meta (key, value) VALUES ('hub_backfill_pending', 1);",
     )?;
     drop(conn);

@@ -61,7 +61,7 @@ pub use model::{
     MAX_NAME_CHARS, MAX_TAGS,
 };
 pub use store::{
-    canonical_combo, flush, record_attempt, record_business, version, CellKey, Pending, ReportError, FACTS_WITHOUT_ROWID,
+    canonical_combo, flush, move_attempt, record_attempt, record_business, version, CellKey, Pending, ReportError, FACTS_WITHOUT_ROWID,
     SCHEMA,
 };
 pub use table::{day_text, month_text, Filter, KeyPart, ReportTable, Row, Value};

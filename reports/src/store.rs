@@ -300,6 +300,21 @@ fn move_contribution(
     Ok(())
 }
 
+/// Moves one attempt's contribution from `old` (its fact and record values as counted
+/// before, `None` if it was not counted) to `new`, for a store that keeps the facts in its own
+/// rows instead of `report_facts` (HQ keeps them in its call records, see the hub's
+/// `report_facts`). A buffered `pending` sums it until [`flush`].
+pub fn move_attempt(
+    tx: &Transaction<'_>,
+    pending: &mut Pending,
+    old: Option<(&AttemptFact, &str)>,
+    new: Option<(&AttemptFact, &str)>,
+) -> Result<(), ReportError> {
+    let old = old.map(|(fact, combo)| contribution(fact, combo));
+    let new = new.map(|(fact, combo)| contribution(fact, combo));
+    move_contribution(tx, pending, old, new)
+}
+
 /// The stored fact of `(site, attempt)`, if its attempt arrived, and its stored combo.
 fn stored(tx: &Transaction<'_>, site: i64, attempt: i64) -> Result<Option<(Option<AttemptFact>, String)>, ReportError> {
     let row = tx

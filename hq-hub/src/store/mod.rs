@@ -638,6 +638,26 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE batches ADD COLUMN lease_request INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE batches ADD COLUMN pool_recalled INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 23: a call's report fact in its own `call_attempts` row, its record's values in
+    // `business_records`: one row written per synced attempt instead of two (see
+    // `report_facts`); `report_facts` becomes a view.
+    report_facts::FACTS_IN_CALLS_MIGRATION,
+    // 24: the applied outbox entries keyed by `(site, epoch, seq)` alone (one B-tree per entry
+    // instead of a table and its key index): every synced entry writes one.
+    r#"
+    CREATE TABLE up_applied_keyed (
+        site_id      INTEGER NOT NULL,
+        epoch        INTEGER NOT NULL,
+        seq          INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        applied_at   INTEGER NOT NULL,
+        PRIMARY KEY (site_id, epoch, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO up_applied_keyed (site_id, epoch, seq, content_hash, applied_at)
+        SELECT site_id, epoch, seq, content_hash, applied_at FROM up_applied;
+    DROP TABLE up_applied;
+    ALTER TABLE up_applied_keyed RENAME TO up_applied;
+    "#,
 ];
 
 /// Failure to open the store.

@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 use sync_link::{StoreError, StoreResult};
 use sync_protocol::{
-    AgentState, AttemptKind, BusinessRecord, CallAttempt, Callback, CallbackState, ControlScope, ControlTarget, HangupSide,
+    AgentState, AttemptKind, BusinessRecord, CallAttempt, CallAttemptDetail, Callback, CallbackState, ControlScope, ControlTarget, HangupSide,
     Outcome, UpEntry, UpEvent,
 };
 
@@ -164,53 +164,99 @@ impl Store {
     }
 }
 
-/// A finished attempt; a replay with new facts of the same attempt replaces them.
-fn upsert_attempt(tx: &Transaction<'_>, site: i64, attempt: &CallAttempt, extension: Option<&str>) -> StoreResult<()> {
+/// A finished attempt and its report fact (kept in the same row, see `report_facts`); a
+/// replay with new facts of the same attempt replaces them, and its contribution to the
+/// report cells moves with them.
+fn upsert_attempt(
+    tx: &Transaction<'_>,
+    site: i64,
+    attempt: &CallAttempt,
+    detail: Option<&CallAttemptDetail>,
+    writes: &mut report_facts::ReportWrites,
+) -> StoreResult<()> {
+    // An empty extension is none; a re-sent attempt without one keeps the stored one.
+    let extension = detail.map(|d| d.extension.as_str()).filter(|e| !e.is_empty());
+    let fact = report_facts::attempt_fact(tx, writes, site, attempt, detail, extension.unwrap_or("")).map_err(other)?;
+    let (id, batch, row) = (attempt.attempt_id as i64, attempt.batch_id as i64, attempt.row_id as i64);
+    let (outcome, hangup, kind) =
+        (outcome_name(attempt.outcome), attempt.hangup_side.map(hangup_name), attempt_kind_name(attempt.kind));
+    let values = params![
+        site,
+        id,
+        batch,
+        row,
+        attempt.started_at,
+        attempt.answered_at,
+        attempt.ended_at,
+        outcome,
+        hangup,
+        attempt.agent,
+        attempt.talk_seconds,
+        attempt.recording_sha256,
+        kind,
+        extension,
+        fact.project,
+        fact.account,
+        fact.team,
+        fact.ring_seconds,
+        fact.queue_seconds,
+        fact.ivr_seconds,
+    ];
+    // Insert first: an attempt seen the first time (nearly every one in a sync-up run) has
+    // nothing stored to take back.
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
+                 outcome, hangup_side, agent, talk_seconds, recording_sha256, kind, phone_last4, extension,
+                 report_project, report_account, team, ring_s, queue_s, ivr_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
+                 (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4), ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+             ON CONFLICT (site_id, attempt_id) DO NOTHING",
+        )
+        .and_then(|mut stmt| stmt.execute(values))
+        .map_err(other)?;
+    if inserted == 1 {
+        return report_facts::count_new_attempt(tx, &fact, writes).map_err(other);
+    }
+    let old = report_facts::stored_fact(tx, site, id).map_err(other)?;
     tx.prepare_cached(
-        "INSERT INTO call_attempts (site_id, attempt_id, batch_id, row_id, started_at, answered_at, ended_at,
-             outcome, hangup_side, agent, talk_seconds, recording_sha256, kind, phone_last4, extension)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,
-             (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4), ?14)
-         ON CONFLICT (site_id, attempt_id) DO UPDATE SET
-             batch_id = excluded.batch_id, row_id = excluded.row_id, started_at = excluded.started_at,
-             answered_at = excluded.answered_at, ended_at = excluded.ended_at, outcome = excluded.outcome,
-             hangup_side = excluded.hangup_side, agent = excluded.agent,
-             talk_seconds = excluded.talk_seconds, recording_sha256 = excluded.recording_sha256,
-             kind = excluded.kind, phone_last4 = excluded.phone_last4,
-             extension = COALESCE(excluded.extension, call_attempts.extension)",
+        "UPDATE call_attempts SET
+             batch_id = ?3, row_id = ?4, started_at = ?5, answered_at = ?6, ended_at = ?7, outcome = ?8,
+             hangup_side = ?9, agent = ?10, talk_seconds = ?11, recording_sha256 = ?12, kind = ?13,
+             phone_last4 = (SELECT substr(phone, -4) FROM batch_rows WHERE id = ?4),
+             extension = COALESCE(?14, extension), report_project = ?15, report_account = ?16, team = ?17,
+             ring_s = ?18, queue_s = ?19, ivr_s = ?20
+         WHERE site_id = ?1 AND attempt_id = ?2",
     )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            site,
-            attempt.attempt_id as i64,
-            attempt.batch_id as i64,
-            attempt.row_id as i64,
-            attempt.started_at,
-            attempt.answered_at,
-            attempt.ended_at,
-            outcome_name(attempt.outcome),
-            attempt.hangup_side.map(hangup_name),
-            attempt.agent,
-            attempt.talk_seconds,
-            attempt.recording_sha256,
-            attempt_kind_name(attempt.kind),
-            extension.filter(|e| !e.is_empty()),
-        ])
-    })
+    .and_then(|mut stmt| stmt.execute(values))
     .map_err(other)?;
+    let mut fact = fact;
+    if extension.is_none() {
+        fact.extension = old.as_ref().map(|(f, _)| f.extension.clone()).unwrap_or_default();
+    }
+    report_facts::count_changed_attempt(tx, old.as_ref(), &fact, writes).map_err(other)
+}
+
+/// Marks the attempt's number dialed in its shared pool, if its batch is of one.
+fn note_pooled(tx: &Transaction<'_>, attempt: &CallAttempt, writes: &mut report_facts::ReportWrites) -> StoreResult<()> {
+    let batch = attempt.batch_id as i64;
+    if writes.pooled(tx, batch).map_err(other)? {
+        pools::note_attempt(tx, batch, attempt.row_id as i64).map_err(other)?;
+    }
     Ok(())
 }
 
-/// A business record, as last saved at the site; whether it replaced the one kept.
-fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> StoreResult<bool> {
+/// A business record, as last saved at the site, with its single-choice values `combo`;
+/// whether it replaced the one kept.
+fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord, combo: &str) -> StoreResult<bool> {
     let values = serde_json::to_string(&record.values).map_err(other)?;
     // A re-save replaces the record: the site owns it and sends the latest.
     tx.prepare_cached(
-        "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO business_records (site_id, attempt_id, batch_id, row_id, agent, saved_at, record, report_combo)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (site_id, attempt_id) DO UPDATE SET
              batch_id = excluded.batch_id, row_id = excluded.row_id, agent = excluded.agent,
-             saved_at = excluded.saved_at, record = excluded.record
+             saved_at = excluded.saved_at, record = excluded.record, report_combo = excluded.report_combo
          WHERE excluded.saved_at >= business_records.saved_at",
     )
     .and_then(|mut stmt| {
@@ -221,7 +267,8 @@ fn upsert_record(tx: &Transaction<'_>, site: i64, record: &BusinessRecord) -> St
             record.row_id as i64,
             record.agent,
             record.saved_at,
-            values
+            values,
+            combo
         ])
     })
     .map_err(other)
@@ -272,18 +319,19 @@ pub(super) fn apply_event(
     let seq = bits(entry.seq);
     match &entry.event {
         UpEvent::CallAttempt(attempt) => {
-            upsert_attempt(tx, site, attempt, None)?;
-            pools::note_attempt(tx, attempt.batch_id as i64, attempt.row_id as i64).map_err(other)?;
-            report_facts::record_attempt(tx, site, attempt, None, writes).map_err(other)?;
+            upsert_attempt(tx, site, attempt, None, writes)?;
+            note_pooled(tx, attempt, writes)?;
         }
         UpEvent::CallAttemptDetail(detail) => {
-            upsert_attempt(tx, site, &detail.attempt, Some(&detail.extension))?;
-            pools::note_attempt(tx, detail.attempt.batch_id as i64, detail.attempt.row_id as i64).map_err(other)?;
-            report_facts::record_attempt(tx, site, &detail.attempt, Some(detail), writes).map_err(other)?;
+            upsert_attempt(tx, site, &detail.attempt, Some(detail), writes)?;
+            note_pooled(tx, &detail.attempt, writes)?;
         }
         UpEvent::BusinessRecord(record) => {
-            if upsert_record(tx, site, record)? {
-                report_facts::record_business(tx, site, record, writes).map_err(other)?;
+            let attempt = record.attempt_id as i64;
+            let combo = report_facts::record_combo(tx, record, writes).map_err(other)?;
+            let before = report_facts::kept_combo(tx, site, attempt).map_err(other)?;
+            if upsert_record(tx, site, record, &combo)? {
+                report_facts::record_business(tx, site, attempt, before.as_deref(), &combo, writes).map_err(other)?;
             }
         }
         UpEvent::CustomerEdit(edit) => {
