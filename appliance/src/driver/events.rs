@@ -63,7 +63,8 @@ impl Driver {
             LineEvent::AgentRinging { call, extension } => self.on_agent_ringing(call, &extension),
             LineEvent::Bridged { call, extension } => self.on_bridged(call, extension),
             LineEvent::AgentMissed { call, extension } => self.on_agent_missed(call, extension),
-            LineEvent::Ended { call, outcome, hangup_side, recording } => self.on_ended(call, outcome, hangup_side, recording),
+            // The legs' quality is logged by the lines; it is not in the call record yet.
+            LineEvent::Ended { call, outcome, hangup_side, recording, quality: _ } => self.on_ended(call, outcome, hangup_side, recording),
             LineEvent::ExtensionRegistered { extension, contact } => self.on_extension_registered(extension, contact),
             LineEvent::ExtensionUnregistered { extension } => self.on_extension_unregistered(extension),
             LineEvent::Incoming { call, trunk, did, caller } => self.on_incoming(call, trunk, did, caller),
