@@ -16,6 +16,7 @@
 //!   and the site's DID called from an address that is not the trunk's. No call is created.
 //! - (e) Both inbound attempts reach HQ over the link as 呼入, the answered one with the
 //!   agent's business record, and HQ's call search (API and page) lists them as inbound.
+//! - The answered call's audio quality (loss, jitter, MOS) is kept for both legs at the site.
 
 mod site_support;
 
@@ -235,6 +236,15 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
 
     // Customer 1 hangs up; the agent saves the call's record.
     inbound_a.wait(Duration::from_secs(40)).await.ensure_success().context("customer 1's call")?;
+    // The call's audio quality on both legs is kept with it: loopback loses nothing.
+    let attempt_a = talking["attempt_id"].as_u64().context("the talking call's attempt")?;
+    let quality = wait_for_some(Duration::from_secs(10), || async { appliance.store.call_quality(attempt_a).ok().flatten() })
+        .await
+        .context("the call's quality is stored")?;
+    for (leg, figures) in [("customer", quality.customer), ("agent", quality.agent)] {
+        let figures = figures.with_context(|| format!("the {leg} leg's figures: {quality:?}"))?;
+        ensure!(figures.loss_percent < 2.0 && figures.mos > 3.8, "the {leg} leg on loopback: {figures:?}");
+    }
     save_popup(&browser, "成功办理").await?;
     phone.wait(Duration::from_secs(30)).await.ensure_success().context("the agent's phone took three calls")?;
 

@@ -373,4 +373,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE list_columns (project_id INTEGER PRIMARY KEY, version INTEGER NOT NULL);
      CREATE TABLE unlisted_fields (project_id INTEGER NOT NULL, record INTEGER NOT NULL, key TEXT NOT NULL,
                                    PRIMARY KEY (project_id, record, key));",
+    // 19: each call's audio quality per leg as the lines measured it (`quality`): loss in
+    // per cent, RFC 3550 jitter in ms, E-model MOS; NULL for a leg that sent nothing.
+    "CREATE TABLE call_quality (
+        attempt_id INTEGER PRIMARY KEY,
+        customer_loss REAL, customer_jitter_ms REAL, customer_mos REAL,
+        agent_loss REAL, agent_jitter_ms REAL, agent_mos REAL
+    );",
 ];
