@@ -92,13 +92,28 @@ async fn refused(local_port: u16, number: &str, sip: SocketAddr, what: &str) -> 
         .with_context(|| format!("{what}: refused with 403"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbound() -> anyhow::Result<()> {
+/// The hub, the site enrolled to it with two trunks and agent1 on extension 8201, and the
+/// two customers' batch at the site.
+struct World {
+    hub_url: String,
+    hq_password: String,
+    hq: Api,
+    appliance: appliance::Appliance,
+    site_url: String,
+    site: Api,
+    port_a: u16,
+    port_b: u16,
+    batch_id: u64,
+    _hub: hq_hub::Hub,
+    _stop: tokio_util::sync::DropGuard,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_world() -> anyhow::Result<World> {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info,quinn=warn,rustls=warn").try_init();
     let dir = tempfile::tempdir()?;
-    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let shutdown = CancellationToken::new();
-    let _stop = shutdown.clone().drop_guard();
+    let stop = shutdown.clone().drop_guard();
     let (hub, hq_password) = tests::start_hub(&dir.path().join("hub"), shutdown.clone()).await?;
     let hub_url = format!("http://{}", hub.http_addr);
     let hq = Api::login(&hub_url, "admin", &hq_password).await?;
@@ -108,6 +123,7 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
 
     // The box: two trunks, each delivering calls to its own number.
     let (port_a, port_b) = (free_udp_port(), free_udp_port());
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut config = appliance::ApplianceConfig::on_loopback(&site_dir, SocketAddr::new(localhost, port_a), 2);
     config.trunks[0].name = TRUNK_A.into();
     config.trunks.push(hardware::TrunkConfig::on_loopback(TRUNK_B, port_b, 2));
@@ -118,7 +134,6 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
     config.inbound_queue = Duration::from_secs(QUEUE_SECONDS);
     let site_password = appliance::init_admin(&site_dir, "siteadmin")?;
     let appliance = appliance::start(config, shutdown.clone()).await?;
-    let sip = appliance.sip_addr;
     let site_url = format!("http://{}", appliance.http_addr);
     let site = Api::login(&site_url, "siteadmin", &site_password).await?;
     site.post::<Value>("/api/extensions", &json!({"extension": EXTENSION, "password": SIP_PASSWORD})).await?;
@@ -130,41 +145,158 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
     })
     .await
     .context("the batch reaches the site over the link")?;
+    Ok(World { hub_url, hq_password, hq, appliance, site_url, site, port_a, port_b, batch_id, _hub: hub, _stop: stop, _dir: dir })
+}
 
+/// The day's outbound calls on trunk A: the agent talks to both customers and saves each
+/// popup. Returns the facts customer 1's popup showed.
+async fn outbound_day(world: &World, browser: &Browser) -> anyhow::Result<String> {
+    let carrier = site_support::carrier(world.port_a, 2, 3000)?;
+    world
+        .site
+        .post::<Value>(
+            &format!("/api/tasks/{}/start", world.batch_id),
+            &json!({
+                "ratio": 1, "max_concurrency": 1, "ring_seconds": 20,
+                "dial_mode": "predictive", "caller": TRUNK_A, "cool_down": 0, "queue_timeout": QUEUE_SECONDS,
+            }),
+        )
+        .await?;
+    let mut facts_of = HashMap::new();
+    for _ in 0..2 {
+        let (phone_shown, facts) = popup_facts(browser).await.context("an outbound call pops")?;
+        ensure!(browser.wait_for("#popup .popup-inbound", Duration::from_millis(300)).await.is_err(), "an outbound popup is not marked 呼入");
+        facts_of.insert(phone_shown, facts);
+        save_popup(browser, "有意向").await?;
+    }
+    carrier.wait(Duration::from_secs(40)).await.ensure_success().context("the carrier took both outbound calls")?;
+    ensure!(facts_of.contains_key("138****0002"), "customer 2 was called: {facts_of:?}");
+    wait_until(Duration::from_secs(15), || async { live_calls(&world.site).await.is_empty() })
+        .await
+        .context("the outbound calls are over")?;
+    facts_of.remove("138****0001").with_context(|| format!("customer 1 was called: {facts_of:?}"))
+}
+
+/// (b) Customer 2, whose last agent is busy on customer 1's call, calls trunk B's number:
+/// the call waits in the queue, is hung up at the queue timeout and leaves a callback.
+async fn queued_while_the_agent_talks(world: &World) -> anyhow::Result<()> {
+    let listen = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let inbound_b = Sipp::scenario("carrier_inbound_wait.xml")
+        .local_port(world.port_b)
+        .remote(world.appliance.sip_addr)
+        .service(TRUNK_B)
+        .arg("-key")
+        .arg("caller")
+        .arg(CUSTOMER_2)
+        .arg("-key")
+        .arg("rtp_port")
+        .arg(listen.local_addr()?.port().to_string())
+        .media_on_loopback()
+        .calls(1)
+        .timeout(Duration::from_secs(60))
+        .spawn()?;
+    let queued = wait_for_some(Duration::from_secs(10), || async {
+        live_calls(&world.site).await.into_iter().find(|call| call["kind"] == "inbound" && call["state"] == "queued")
+    })
+    .await
+    .context("customer 2's call waits in the queue while the agent talks")?;
+    ensure!(queued["phone"] == "138****0002" && queued["agent"].is_null(), "{queued}");
+    inbound_b
+        .wait(Duration::from_secs(QUEUE_SECONDS + 20))
+        .await
+        .ensure_success()
+        .context("the box hangs customer 2 up at the queue timeout")?;
+    let calls = live_calls(&world.site).await;
+    ensure!(
+        calls.iter().any(|call| call["kind"] == "inbound" && call["state"] == "talking"),
+        "customer 1 was still talking when customer 2's queue time ran out: {calls:?}"
+    );
+    let admin = appliance::store::Viewer { username: "siteadmin".into(), unmask: true };
+    let callback = wait_for_some(Duration::from_secs(10), || async {
+        let list = world.appliance.store.callbacks(&admin, None, None, None).ok()?;
+        list.into_iter().find(|callback| callback.title == MISSED_CALL_TITLE)
+    })
+    .await
+    .context("the missed call leaves a callback")?;
+    ensure!(
+        callback.phone == CUSTOMER_2 && callback.agent == AGENT && callback.scope == "task" && callback.state == "new",
+        "the callback of customer 2 for the task, on the last agent's list: {callback:?}"
+    );
+    Ok(())
+}
+
+/// (c) and (d): what is not the trunk's call to one of its numbers is refused.
+async fn refusals(world: &World) -> anyhow::Result<()> {
+    let sip = world.appliance.sip_addr;
+    refused(world.port_a, "02150009999", sip, "the trunk asking for a number that is not a DID").await?;
+    refused(world.port_a, "0085212345678", sip, "a toll-fraud INVITE through the trunk's address").await?;
+    refused(free_udp_port(), TRUNK_A, sip, "the DID called from an address that is not a trunk").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = live_calls(&world.site).await;
+    ensure!(calls.is_empty(), "a refused INVITE made no call: {calls:?}");
+    Ok(())
+}
+
+/// (e) HQ gets both inbound attempts as 呼入, the answered one with its record; its call
+/// search lists them, in the API and on the page.
+async fn hq_lists_both_inbound(world: &World, browser: &Browser) -> anyhow::Result<()> {
+    let hq = &world.hq;
+    let inbound = wait_for_some(Duration::from_secs(60), || async {
+        let page: Value = hq.get("/api/calls?direction=inbound").await.ok()?;
+        let calls = page["calls"].as_array()?.clone();
+        (calls.len() == 2 && calls.iter().any(|call| call["record"].is_object())).then_some(calls)
+    })
+    .await
+    .context("HQ lists both inbound calls, one with its record")?;
+    let answered = inbound.iter().find(|call| call["phone"] == "138****0001").context("customer 1's call at HQ")?;
+    ensure!(
+        answered["direction"] == "inbound" && answered["kind"] == "inbound" && answered["outcome"] == "connected" && answered["agent"] == AGENT,
+        "{answered}"
+    );
+    ensure!(answered["record"].to_string().contains("成功办理"), "{answered}");
+    let missed = inbound.iter().find(|call| call["phone"] == "138****0002").context("customer 2's call at HQ")?;
+    ensure!(missed["direction"] == "inbound" && missed["outcome"] != "connected", "{missed}");
+    let outbound: Value = hq.get("/api/calls?direction=outbound").await?;
+    ensure!(outbound["calls"].as_array().is_some_and(|calls| calls.len() == 2), "the two outbound calls stay outbound: {outbound}");
+
+    // In the browser: the inbound filter, each row saying 呼入.
+    let hub_url = &world.hub_url;
+    browser.client().delete_all_cookies().await?;
+    browser.goto(&format!("{hub_url}/login")).await?;
+    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys("admin").await?;
+    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(&world.hq_password).await?;
+    browser.wait_for("form[action=\"/login\"] button", Duration::from_secs(5)).await?.click().await?;
+    wait_until(Duration::from_secs(10), || async {
+        browser.client().current_url().await.is_ok_and(|current| !current.path().starts_with("/login"))
+    })
+    .await
+    .context("HQ's admin is logged in")?;
+    browser.goto(&format!("{hub_url}/calls?direction=inbound")).await?;
+    browser.wait_for("#calls tr.call", Duration::from_secs(10)).await?;
+    let rows = browser.client().find_all(fantoccini::Locator::Css("#calls tr.call")).await?;
+    ensure!(rows.len() == 2, "two inbound calls: {}", rows.len());
+    for row in rows {
+        let text = row.text().await?;
+        ensure!(text.contains("呼入") && text.contains("杭州职场"), "{text}");
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbound() -> anyhow::Result<()> {
+    let world = start_world().await?;
+    let sip = world.appliance.sip_addr;
     // The phone takes the two outbound calls and the first customer's call back.
     let phone = site_support::agent_phone_for(sip, EXTENSION, SIP_PASSWORD, 3).await?;
     let browser = Browser::start().await?;
-    login(&browser, &site_url, AGENT, AGENT_PASSWORD).await?;
-    browser.goto(&format!("{site_url}/desk")).await?;
+    login(&browser, &world.site_url, AGENT, AGENT_PASSWORD).await?;
+    browser.goto(&format!("{}/desk", world.site_url)).await?;
     set_state(&browser, "available").await?;
-
-    // The day's outbound calls on trunk A: the agent talks to both customers.
-    let carrier = site_support::carrier(port_a, 2, 3000)?;
-    site.post::<Value>(
-        &format!("/api/tasks/{batch_id}/start"),
-        &json!({
-            "ratio": 1, "max_concurrency": 1, "ring_seconds": 20,
-            "dial_mode": "predictive", "caller": TRUNK_A, "cool_down": 0, "queue_timeout": QUEUE_SECONDS,
-        }),
-    )
-    .await?;
-    let mut facts_of = HashMap::new();
-    for _ in 0..2 {
-        let (phone_shown, facts) = popup_facts(&browser).await.context("an outbound call pops")?;
-        ensure!(browser.wait_for("#popup .popup-inbound", Duration::from_millis(300)).await.is_err(), "an outbound popup is not marked 呼入");
-        facts_of.insert(phone_shown, facts);
-        save_popup(&browser, "有意向").await?;
-    }
-    carrier.wait(Duration::from_secs(40)).await.ensure_success().context("the carrier took both outbound calls")?;
-    let facts_1 = facts_of.get("138****0001").cloned().with_context(|| format!("customer 1 was called: {facts_of:?}"))?;
-    ensure!(facts_of.contains_key("138****0002"), "customer 2 was called: {facts_of:?}");
-    wait_until(Duration::from_secs(15), || async { live_calls(&site).await.is_empty() })
-        .await
-        .context("the outbound calls are over")?;
+    let facts_1 = outbound_day(&world, &browser).await?;
 
     // (a) Customer 1 calls the number that rang them: straight to their last agent.
     let inbound_a = Sipp::scenario("carrier_inbound.xml")
-        .local_port(port_a)
+        .local_port(world.port_a)
         .remote(sip)
         .service(TRUNK_A)
         .arg("-key")
@@ -184,61 +316,19 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
     ensure!(script.contains("5G畅享套餐"), "the project's script: {script}");
     browser.screenshot(site_support::screenshots().join("site-desk-inbound.png")).await?;
     let talking = wait_for_some(Duration::from_secs(10), || async {
-        live_calls(&site).await.into_iter().find(|call| call["kind"] == "inbound" && call["state"] == "talking")
+        live_calls(&world.site).await.into_iter().find(|call| call["kind"] == "inbound" && call["state"] == "talking")
     })
     .await
     .context("the monitor shows customer 1's call talking")?;
     ensure!(talking["agent"] == AGENT, "{talking}");
 
-    // (b) Customer 2, whose last agent is the same, calls trunk B's number meanwhile: queued.
-    let listen = tokio::net::UdpSocket::bind((localhost, 0)).await?;
-    let inbound_b = Sipp::scenario("carrier_inbound_wait.xml")
-        .local_port(port_b)
-        .remote(sip)
-        .service(TRUNK_B)
-        .arg("-key")
-        .arg("caller")
-        .arg(CUSTOMER_2)
-        .arg("-key")
-        .arg("rtp_port")
-        .arg(listen.local_addr()?.port().to_string())
-        .media_on_loopback()
-        .calls(1)
-        .timeout(Duration::from_secs(60))
-        .spawn()?;
-    let queued = wait_for_some(Duration::from_secs(10), || async {
-        live_calls(&site).await.into_iter().find(|call| call["kind"] == "inbound" && call["state"] == "queued")
-    })
-    .await
-    .context("customer 2's call waits in the queue while the agent talks")?;
-    ensure!(queued["phone"] == "138****0002" && queued["agent"].is_null(), "{queued}");
-    inbound_b
-        .wait(Duration::from_secs(QUEUE_SECONDS + 20))
-        .await
-        .ensure_success()
-        .context("the box hangs customer 2 up at the queue timeout")?;
-    let calls = live_calls(&site).await;
-    ensure!(
-        calls.iter().any(|call| call["kind"] == "inbound" && call["state"] == "talking"),
-        "customer 1 was still talking when customer 2's queue time ran out: {calls:?}"
-    );
-    let admin = appliance::store::Viewer { username: "siteadmin".into(), unmask: true };
-    let callback = wait_for_some(Duration::from_secs(10), || async {
-        let list = appliance.store.callbacks(&admin, None, None, None).ok()?;
-        list.into_iter().find(|callback| callback.title == MISSED_CALL_TITLE)
-    })
-    .await
-    .context("the missed call leaves a callback")?;
-    ensure!(
-        callback.phone == CUSTOMER_2 && callback.agent == AGENT && callback.scope == "task" && callback.state == "new",
-        "the callback of customer 2 for the task, on the last agent's list: {callback:?}"
-    );
+    queued_while_the_agent_talks(&world).await?;
 
     // Customer 1 hangs up; the agent saves the call's record.
     inbound_a.wait(Duration::from_secs(40)).await.ensure_success().context("customer 1's call")?;
     // The call's audio quality on both legs is kept with it: loopback loses nothing.
     let attempt_a = talking["attempt_id"].as_u64().context("the talking call's attempt")?;
-    let quality = wait_for_some(Duration::from_secs(10), || async { appliance.store.call_quality(attempt_a).ok().flatten() })
+    let quality = wait_for_some(Duration::from_secs(10), || async { world.appliance.store.call_quality(attempt_a).ok().flatten() })
         .await
         .context("the call's quality is stored")?;
     for (leg, figures) in [("customer", quality.customer), ("agent", quality.agent)] {
@@ -248,52 +338,8 @@ async fn customers_call_back_reach_their_agent_or_the_queue_and_hq_sees_it_inbou
     save_popup(&browser, "成功办理").await?;
     phone.wait(Duration::from_secs(30)).await.ensure_success().context("the agent's phone took three calls")?;
 
-    // (c) and (d): what is not the trunk's call to one of its numbers is refused.
-    refused(port_a, "02150009999", sip, "the trunk asking for a number that is not a DID").await?;
-    refused(port_a, "0085212345678", sip, "a toll-fraud INVITE through the trunk's address").await?;
-    refused(free_udp_port(), TRUNK_A, sip, "the DID called from an address that is not a trunk").await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let calls = live_calls(&site).await;
-    ensure!(calls.is_empty(), "a refused INVITE made no call: {calls:?}");
-
-    // (e) HQ gets both inbound attempts as 呼入, the answered one with its record.
-    let inbound = wait_for_some(Duration::from_secs(60), || async {
-        let page: Value = hq.get("/api/calls?direction=inbound").await.ok()?;
-        let calls = page["calls"].as_array()?.clone();
-        (calls.len() == 2 && calls.iter().any(|call| call["record"].is_object())).then_some(calls)
-    })
-    .await
-    .context("HQ lists both inbound calls, one with its record")?;
-    let answered = inbound.iter().find(|call| call["phone"] == "138****0001").context("customer 1's call at HQ")?;
-    ensure!(
-        answered["direction"] == "inbound" && answered["kind"] == "inbound" && answered["outcome"] == "connected" && answered["agent"] == AGENT,
-        "{answered}"
-    );
-    ensure!(answered["record"].to_string().contains("成功办理"), "{answered}");
-    let missed = inbound.iter().find(|call| call["phone"] == "138****0002").context("customer 2's call at HQ")?;
-    ensure!(missed["direction"] == "inbound" && missed["outcome"] != "connected", "{missed}");
-    let outbound: Value = hq.get("/api/calls?direction=outbound").await?;
-    ensure!(outbound["calls"].as_array().is_some_and(|calls| calls.len() == 2), "the two outbound calls stay outbound: {outbound}");
-
-    // HQ's call search in the browser: the inbound filter, each row saying 呼入.
-    browser.client().delete_all_cookies().await?;
-    browser.goto(&format!("{hub_url}/login")).await?;
-    browser.wait_for("input[name=username]", Duration::from_secs(10)).await?.send_keys("admin").await?;
-    browser.wait_for("input[name=password]", Duration::from_secs(5)).await?.send_keys(&hq_password).await?;
-    browser.wait_for("form[action=\"/login\"] button", Duration::from_secs(5)).await?.click().await?;
-    wait_until(Duration::from_secs(10), || async {
-        browser.client().current_url().await.is_ok_and(|current| !current.path().starts_with("/login"))
-    })
-    .await
-    .context("HQ's admin is logged in")?;
-    browser.goto(&format!("{hub_url}/calls?direction=inbound")).await?;
-    browser.wait_for("#calls tr.call", Duration::from_secs(10)).await?;
-    let rows = browser.client().find_all(fantoccini::Locator::Css("#calls tr.call")).await?;
-    ensure!(rows.len() == 2, "two inbound calls: {}", rows.len());
-    for row in rows {
-        let text = row.text().await?;
-        ensure!(text.contains("呼入") && text.contains("杭州职场"), "{text}");
-    }
+    refusals(&world).await?;
+    hq_lists_both_inbound(&world, &browser).await?;
     browser.close().await?;
     Ok(())
 }
