@@ -244,16 +244,26 @@ async fn hq_lists_both_inbound(world: &World, browser: &Browser) -> anyhow::Resu
     let inbound = wait_for_some(Duration::from_secs(60), || async {
         let page: Value = hq.get("/api/calls?direction=inbound").await.ok()?;
         let calls = page["calls"].as_array()?.clone();
-        (calls.len() == 2 && calls.iter().any(|call| call["record"].is_object())).then_some(calls)
+        let with_quality = calls.iter().any(|call| call["record"].is_object() && call["quality"].is_object());
+        (calls.len() == 2 && with_quality).then_some(calls)
     })
     .await
-    .context("HQ lists both inbound calls, one with its record")?;
+    .context("HQ lists both inbound calls, one with its record and its audio quality")?;
     let answered = inbound.iter().find(|call| call["phone"] == "138****0001").context("customer 1's call at HQ")?;
     ensure!(
         answered["direction"] == "inbound" && answered["kind"] == "inbound" && answered["outcome"] == "connected" && answered["agent"] == AGENT,
         "{answered}"
     );
     ensure!(answered["record"].to_string().contains("成功办理"), "{answered}");
+    // The figures the site measured came up the link (protocol 4): both legs, loopback.
+    for leg in ["customer", "agent"] {
+        let figures = &answered["quality"][leg];
+        let (loss, mos) = (figures["loss_percent"].as_f64(), figures["mos"].as_f64());
+        ensure!(
+            loss.is_some_and(|l| l < 2.0) && mos.is_some_and(|m| m > 3.8) && figures["jitter_ms"].is_f64(),
+            "the {leg} leg's quality at HQ: {answered}"
+        );
+    }
     let missed = inbound.iter().find(|call| call["phone"] == "138****0002").context("customer 2's call at HQ")?;
     ensure!(missed["direction"] == "inbound" && missed["outcome"] != "connected", "{missed}");
     let outbound: Value = hq.get("/api/calls?direction=outbound").await?;
@@ -279,6 +289,17 @@ async fn hq_lists_both_inbound(world: &World, browser: &Browser) -> anyhow::Resu
         let text = row.text().await?;
         ensure!(text.contains("呼入") && text.contains("杭州职场"), "{text}");
     }
+    // The answered call's page shows its quality per leg, labelled in Chinese.
+    let detail = format!("{hub_url}/calls/{}/{}", answered["site_id"], answered["attempt_id"]);
+    browser.goto(&detail).await?;
+    let table = browser.wait_for("#quality", Duration::from_secs(10)).await?.text().await?;
+    for word in ["丢包率", "抖动", "MOS 评分", "客户侧", "坐席侧"] {
+        ensure!(table.contains(word), "the quality table names {word}: {table}");
+    }
+    let legs = browser.client().find_all(fantoccini::Locator::Css("#quality tr.leg")).await?;
+    ensure!(legs.len() == 2, "both legs on the page: {table}");
+    let mos = answered["quality"]["customer"]["mos"].as_f64().unwrap_or_default();
+    ensure!(table.contains(&format!("{mos:.2}")), "the customer leg's MOS {mos:.2} on the page: {table}");
     Ok(())
 }
 
