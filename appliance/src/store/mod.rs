@@ -81,7 +81,7 @@ pub use dialing::{AttemptEnd, ClaimedNumber};
 pub use restore::{ID_GAP, mark_restored};
 pub use health::HealthFigures;
 pub use inbound::InboundClaim;
-pub use quality::{LegFigures, StoredQuality};
+pub use quality::{LegFigures, PoorCall, StoredQuality, POOR_LOSS_PERCENT, POOR_MOS};
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use list_columns::Unlisted;
 pub use live::{BoardAgent, LiveBoard};
