@@ -240,6 +240,10 @@ function wireStatus(panel) {
       call.attempt_id, panel.getAttribute("data-call-" + call.state) || call.state, call.phone,
       call.agent || "-", panel.getAttribute("data-kind-" + call.kind) || call.kind, call.seconds,
     ])));
+    const leg = (figures) => figures ? figures[0].toFixed(1) + "% / " + figures[1].toFixed(2) : "-";
+    fill("poor-calls", (status.poor_calls || []).map((call) => cells([
+      call.attempt_id, call.phone, call.agent || "-", leg(call.customer), leg(call.agent_leg),
+    ])));
   });
 }
 

@@ -198,6 +198,7 @@ fn a_store_from_before_callback_scopes_keeps_its_callbacks_as_the_agents_own() {
          DROP TABLE recording_retention;
          DROP TABLE leases; DROP TABLE pool_batches;
          DROP TABLE list_columns; DROP TABLE unlisted_fields;
+         DROP TABLE call_quality;
          PRAGMA user_version = 10;",
     )
     .expect("downgrade");

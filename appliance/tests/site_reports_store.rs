@@ -137,6 +137,7 @@ fn a_store_from_before_the_reports_is_filled_once_when_it_opens() {
          DROP TABLE recording_retention;
          DROP TABLE leases; DROP TABLE pool_batches;
          DROP TABLE list_columns; DROP TABLE unlisted_fields;
+         DROP TABLE call_quality;
          PRAGMA user_version = 8;",
     )
     .expect("downgrade");

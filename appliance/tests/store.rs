@@ -308,3 +308,44 @@ fn accounts_and_extensions_are_validated() {
     let taken = store.create_user("agent1", "password2", Role::Agent, "y", Some("8001"));
     assert!(taken.expect_err("taken").to_string().contains("taken"));
 }
+
+#[test]
+fn a_calls_quality_is_kept_per_leg_and_survives_a_reopen() {
+    use hardware::quality::{CallQuality, LegQuality};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    load_batch(&store, 1, 60, 2, 50, 1_700_000_000);
+    store.start_task(60, PARAMS).expect("start");
+    let first = store.claim_next_number(60).expect("claim").expect("a number");
+    let second = store.claim_next_number(60).expect("claim").expect("a number");
+    let customer = LegQuality { loss_percent: 5.0, jitter_ms: 1.5, mos: 3.9, received: 380 };
+    store
+        .record_call_quality(first.attempt_id, &CallQuality { customer: Some(customer), agent: None })
+        .expect("quality");
+    // A call with no media on either leg (never answered) leaves no row.
+    store.record_call_quality(second.attempt_id, &CallQuality::default()).expect("no quality");
+    // The figures go up to HQ with the row (protocol 4), the second call's not at all.
+    let up: Vec<UpEvent> = store.outbox_after(0, 100).expect("outbox").into_iter().map(|entry| entry.event).collect();
+    let report = sync_protocol::CallQualityReport {
+        attempt_id: first.attempt_id,
+        customer: Some(sync_protocol::LegQualityFigures { loss_percent: 5.0, jitter_ms: 1.5, mos: 3.9 }),
+        agent: None,
+    };
+    assert_eq!(up, vec![UpEvent::CallQuality(report)]);
+    drop(store);
+
+    let store = Store::open(dir.path()).expect("reopen");
+    let kept = store.call_quality(first.attempt_id).expect("read").expect("kept");
+    let leg = kept.customer.expect("the customer leg");
+    assert_eq!((leg.loss_percent, leg.jitter_ms, leg.mos), (5.0, 1.5, 3.9));
+    assert_eq!(kept.agent, None, "the agent sent nothing");
+    assert_eq!(store.call_quality(second.attempt_id).expect("read"), None);
+
+    // The monitor's poor calls: 5 % lost is poor whatever the MOS; a clean call is not.
+    let clean = LegQuality { loss_percent: 0.0, jitter_ms: 0.4, mos: 4.4, received: 500 };
+    store.record_call_quality(second.attempt_id, &CallQuality { customer: Some(clean), agent: Some(clean) }).expect("quality");
+    let poor = store.poor_quality_calls(20).expect("poor calls");
+    assert_eq!(poor.len(), 1, "{poor:?}");
+    assert_eq!((poor[0].attempt_id, poor[0].customer, poor[0].agent_leg), (first.attempt_id, Some((5.0, 3.9)), None));
+    assert!(poor[0].phone.contains("****"), "masked: {}", poor[0].phone);
+}

@@ -224,6 +224,25 @@ async fn popup_reaches_only_its_agent_and_the_saved_record_goes_to_the_outbox() 
     assert_eq!((tasks[0]["numbers"].as_u64(), tasks[0]["status"].as_str()), (Some(2), Some("not_started")));
     assert_eq!(tasks[0]["project"], "家庭套餐 v1");
 
+    // Task settings sent with the start but without a dial mode are applied, not dropped;
+    // the rest stay as they were.
+    let url = format!("{}/api/tasks/90/start", site.url);
+    let start = json!({"ratio": 1, "max_concurrency": 1, "queue_timeout": 50, "cool_down": 7});
+    let (status, reply) = post(&admin, url.clone(), start).await?;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let detail: Value = admin.get(format!("{}/api/tasks/90", site.url)).send().await?.json().await?;
+    let extras = &detail["settings"]["extras"];
+    assert_eq!((extras["queue_timeout"].as_u64(), extras["cool_down"].as_u64()), (Some(50), Some(7)), "{detail}");
+    assert_eq!((extras["dial_mode"].as_str(), extras["caller"].as_str()), (Some("predictive"), Some("")), "{detail}");
+    // A caller line this site does not have is refused by name, not ignored.
+    let (status, reply) = post(&admin, url.clone(), json!({"ratio": 1, "max_concurrency": 1, "caller": "line-9"})).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply.to_string().contains("line-9"), "the caller is named: {reply}");
+    let (status, reply) = post(&admin, url, json!({"ratio": 1, "max_concurrency": 1, "queue_timeout": "long"})).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(reply.to_string().contains("queue_timeout") || reply.to_string().contains("排队"), "the field is named: {reply}");
+    admin.post(format!("{}/api/tasks/90/stop", site.url)).send().await?;
+
     // A call put through to agent1 (the lines' part is covered by the SIP test).
     let claimed = store.claim_next_number(90)?.context("a number")?;
     store.mark_bridged(claimed.attempt_id, "agent1")?;

@@ -48,6 +48,7 @@ pub mod g711;
 mod hold;
 pub use hold::{HoldAudio, HoldAudioError, ulaw_wav};
 mod media;
+pub mod quality;
 mod recording;
 mod tcp;
 
@@ -508,6 +509,9 @@ pub enum LineEvent {
         outcome: Outcome,
         hangup_side: Option<HangupSide>,
         recording: Option<Recording>,
+        /// What the box received on each leg (loss, jitter, estimated MOS); both `None`
+        /// for a call that never had media (refused before any answer, failed at once).
+        quality: quality::CallQuality,
     },
     /// A trunk delivered a call to one of its numbers (`did`) and the box answered it; an
     /// [`LineEvent::Answered`] follows. `caller` is the calling number (digits of the From

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::g711;
+use crate::quality::{CallQuality, ReceiveStats};
 use crate::recording::{Channel, Recorder};
 use crate::{CallId, Recording};
 
@@ -80,9 +81,10 @@ pub(crate) enum MediaCommand {
         /// disk is under its floor).
         recording_path: Option<PathBuf>,
     },
+    /// The call is over: the recording kept (or discarded) and both legs' figures told.
     Finish {
         recording_path: Option<PathBuf>,
-        reply: oneshot::Sender<Option<Recording>>,
+        reply: oneshot::Sender<(Option<Recording>, CallQuality)>,
     },
 }
 
@@ -217,6 +219,10 @@ struct CallMedia {
     toward_agent: StreamRewriter,
     recorder: Option<Recorder>,
     forward: Vec<u8>,
+    // What each leg's RTP looked like on arrival (loss, jitter), timed from `origin`.
+    origin: Instant,
+    customer_rx: ReceiveStats,
+    agent_rx: ReceiveStats,
 }
 
 impl CallMedia {
@@ -247,6 +253,9 @@ impl CallMedia {
             toward_agent: StreamRewriter::new(rand::random()),
             recorder: None,
             forward: vec![0u8; 2048],
+            origin: Instant::now(),
+            customer_rx: ReceiveStats::default(),
+            agent_rx: ReceiveStats::default(),
         }
     }
 
@@ -303,7 +312,10 @@ impl CallMedia {
             }
             MediaCommand::Finish { recording_path, reply } => {
                 let recording = self.finish_recording(recording_path).await;
-                let _ = reply.send(recording);
+                // No RTCP round trip is measured yet: the delay term counts the jitter
+                // buffer and packetisation only, as on a LAN.
+                let quality = CallQuality { customer: self.customer_rx.quality(0.0), agent: self.agent_rx.quality(0.0) };
+                let _ = reply.send((recording, quality));
                 return ControlFlow::Break(());
             }
         }
@@ -342,6 +354,8 @@ impl CallMedia {
             debug!(call = call.0, %source, "non-RTP packet on the customer media port dropped");
             return;
         };
+        let arrival = self.origin.elapsed().as_secs_f64();
+        self.customer_rx.packet(reader.sequence_number().into(), reader.timestamp(), reader.ssrc(), arrival);
         latch(&mut self.customer_remote, source);
         if self.customer_heard.is_some() {
             self.customer_heard = Some(Instant::now());
@@ -370,6 +384,8 @@ impl CallMedia {
             debug!(call = call.0, %source, "non-RTP packet on the agent media port dropped");
             return;
         };
+        let arrival = self.origin.elapsed().as_secs_f64();
+        self.agent_rx.packet(reader.sequence_number().into(), reader.timestamp(), reader.ssrc(), arrival);
         if let Some((_, agent_remote)) = self.agent.as_mut() {
             let mut remote = Some(*agent_remote);
             latch(&mut remote, source);

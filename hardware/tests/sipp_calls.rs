@@ -35,6 +35,7 @@ async fn busy_customer_ends_busy_and_is_acked() -> anyhow::Result<()> {
         outcome,
         hangup_side,
         recording,
+        ..
     }) = events.last()
     else {
         unreachable!()

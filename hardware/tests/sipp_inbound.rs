@@ -75,7 +75,7 @@ async fn a_call_to_a_did_is_answered_and_put_through_to_an_agent() -> anyhow::Re
     }
     // The caller hangs up.
     let events = harness.events_until(Duration::from_secs(10), ended).await?;
-    let Some(LineEvent::Ended { call: ended_call, outcome, hangup_side, recording }) = events.last() else {
+    let Some(LineEvent::Ended { call: ended_call, outcome, hangup_side, recording, .. }) = events.last() else {
         unreachable!("stop condition")
     };
     assert_eq!((*ended_call, *outcome, *hangup_side), (call, Outcome::Answered, Some(HangupSide::Customer)));

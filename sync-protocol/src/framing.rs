@@ -668,6 +668,17 @@ mod tests {
             ),
             expect!["0e00000003010a080502000109020a0bd804"],
         );
+        check(
+            up(
+                11,
+                UpEvent::CallQuality(CallQualityReport {
+                    attempt_id: 7,
+                    customer: Some(LegQualityFigures { loss_percent: 5.0, jitter_ms: 2.5, mos: 3.5 }),
+                    agent: None,
+                }),
+            ),
+            expect!["1300000003010b0907010000a040000020400000604000"],
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod enroll;
 pub mod framing;
 pub mod leases;
 pub mod messages;
+pub mod quality;
 pub mod session;
 pub mod v2;
 pub mod versions;

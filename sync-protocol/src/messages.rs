@@ -7,12 +7,13 @@
 
 use serde::{Deserialize, Serialize};
 pub use crate::leases::{LeaseGrant, LeaseRecall, LeaseRequest, LeaseReturn};
+pub use crate::quality::{CallQualityReport, LegQualityFigures};
 
 /// ALPN of the sync link at this build's [`PROTOCOL_VERSION`]. Both ends offer every
 /// version they speak, newest first ([`crate::sync_alpns`]); TLS picks the newest both share, and
 /// the hello then speaks that version ([`crate::alpn_version`]). A peer sharing none fails the TLS
 /// handshake with `no_application_protocol`, and both sides log which versions were on offer.
-pub const SYNC_ALPN: &[u8] = b"outpost-sync/3";
+pub const SYNC_ALPN: &[u8] = b"outpost-sync/4";
 
 /// ALPN of the enrollment exchange (no client certificate yet; proven by the one-time code).
 /// Version 2: the proofs are keyed by a key derived from the code (`enroll::CodeKey`), which
@@ -27,7 +28,9 @@ pub const ENROLL_ALPN: &[u8] = b"outpost-enroll/2";
 /// - 3: rolling upgrades: a hub serves sites of 2 and 3, a site talks to a hub of 2 or 3
 ///   ([`MIN_PROTOCOL_VERSION`]); [`DownEvent::SiteProfile`] and the other variants whose
 ///   `since()` is 3.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// - 4: [`UpEvent::CallQuality`], a call's audio quality per leg; a site holds it back from
+///   a hub of 2 or 3 until the hub is upgraded.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The oldest protocol version this build still speaks: a hub of this build serves sites
 /// from it up, holding back what they cannot read; a site of this build talks to a hub of it.
@@ -131,6 +134,9 @@ pub enum UpEvent {
     /// What the site did with a lease (or, recalled, with a batch's rows): the numbers it
     /// dialed and those it gives back; it dials none of the latter again.
     LeaseReturn(LeaseReturn),
+    /// A call's audio quality as the box measured it (loss, jitter, MOS per leg), sent
+    /// beside its attempt (protocol 4).
+    CallQuality(CallQualityReport),
 }
 
 impl UpEvent {

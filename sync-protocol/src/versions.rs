@@ -64,6 +64,7 @@ impl UpEvent {
             | UpEvent::ControlApplied(_)
             | UpEvent::CallAttemptDetail(_) => 2,
             UpEvent::LeaseRequest(_) | UpEvent::LeaseReturn(_) => 3,
+            UpEvent::CallQuality(_) => 4,
         }
     }
 }

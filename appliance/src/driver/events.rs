@@ -63,7 +63,7 @@ impl Driver {
             LineEvent::AgentRinging { call, extension } => self.on_agent_ringing(call, &extension),
             LineEvent::Bridged { call, extension } => self.on_bridged(call, extension),
             LineEvent::AgentMissed { call, extension } => self.on_agent_missed(call, extension),
-            LineEvent::Ended { call, outcome, hangup_side, recording } => self.on_ended(call, outcome, hangup_side, recording),
+            LineEvent::Ended { call, outcome, hangup_side, recording, quality } => self.on_ended(call, outcome, hangup_side, recording, quality),
             LineEvent::ExtensionRegistered { extension, contact } => self.on_extension_registered(extension, contact),
             LineEvent::ExtensionUnregistered { extension } => self.on_extension_unregistered(extension),
             LineEvent::Incoming { call, trunk, did, caller } => self.on_incoming(call, trunk, did, caller),
@@ -178,6 +178,7 @@ impl Driver {
         outcome: hardware::Outcome,
         hangup_side: Option<hardware::HangupSide>,
         recording: Option<hardware::Recording>,
+        quality: hardware::quality::CallQuality,
     ) {
         let now = self.now();
         let Some(info) = self.calls.remove(&call) else { return };
@@ -198,6 +199,9 @@ impl Driver {
         // ending never holds up the next wave's answers.
         let (attempt_id, answered_at) = (info.attempt_id, info.answered_at);
         self.writer.write(move |store| {
+            if let Err(error) = store.record_call_quality(attempt_id, &quality) {
+                tracing::warn!(%error, attempt = attempt_id, "cannot keep the call's quality");
+            }
             if let (Some(answered_at), false) = (answered_at, connected)
                 && let Err(error) = store.mark_answered(attempt_id, answered_at)
             {

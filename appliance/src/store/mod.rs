@@ -33,6 +33,7 @@
 //! - `reports`: the report engine's facts written with each attempt and record, HQ's
 //!   report definitions, and the site's report reads.
 //! - `retention`: how long recordings are kept (HQ's setting) and their deletion.
+//! - `quality`: each call's audio quality per leg (loss, jitter, MOS) as the lines measured it.
 
 mod accounts;
 mod account_edits;
@@ -51,6 +52,7 @@ mod live;
 mod manual;
 mod notices;
 mod popup;
+mod quality;
 mod records;
 mod reports;
 mod retention;
@@ -81,6 +83,7 @@ pub use dialing::{AttemptEnd, ClaimedNumber};
 pub use restore::{ID_GAP, mark_restored};
 pub use health::HealthFigures;
 pub use inbound::InboundClaim;
+pub use quality::{LegFigures, PoorCall, StoredQuality, POOR_LOSS_PERCENT, POOR_MOS};
 pub use hq::{AbandonRates, AgentCounts, HqListedView, china_minute};
 pub use list_columns::Unlisted;
 pub use live::{BoardAgent, LiveBoard};

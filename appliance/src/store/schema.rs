@@ -376,4 +376,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 19: the site admin's business-record form of calls under no project (batch 0), as
     // JSON field definitions; none: the built-in note (`default_form`).
     "ALTER TABLE desk_settings ADD COLUMN default_form TEXT;",
+    // 20: each call's audio quality per leg as the lines measured it (`quality`): loss in
+    // per cent, RFC 3550 jitter in ms, E-model MOS; NULL for a leg that sent nothing.
+    "CREATE TABLE call_quality (
+        attempt_id INTEGER PRIMARY KEY,
+        customer_loss REAL, customer_jitter_ms REAL, customer_mos REAL,
+        agent_loss REAL, agent_jitter_ms REAL, agent_mos REAL
+    );",
 ];

@@ -386,6 +386,9 @@ work_text! {
     st_done: "已呼", "dialed";
     none: "暂无数据", "Nothing here";
     calls_now: "当前话务", "Calls now";
+    poor_calls: "通话质量差的通话（MOS 评分低于 3.6 或丢包率高于 3%）", "Calls of poor quality (MOS under 3.6 or over 3 % packet loss)";
+    leg_customer: "客户侧 丢包率 / MOS 评分", "Customer side: loss / MOS";
+    leg_agent: "坐席侧 丢包率 / MOS 评分", "Agent side: loss / MOS";
     trunks: "中继线路", "Trunks and lines";
     announcements: "总部公告", "Notices from HQ";
     hold_music: "等待音乐", "Hold music";

@@ -33,6 +33,7 @@ impl Driver {
                 outcome: Outcome::Failed { status },
                 hangup_side: None,
                 recording: None,
+                quality: Default::default(),
             });
         };
         // T9: one attempt per number at a time across the site, whichever trunk and task.
@@ -244,12 +245,19 @@ impl Driver {
         self.publish_trunks();
         let events = self.events.clone();
         tokio::spawn(async move {
-            let recording = recording.await.ok().flatten();
+            let (recording, quality) = recording.await.unwrap_or_default();
+            // Each leg as the box received it; not in the call record yet.
+            for (leg, figures) in [("customer", quality.customer), ("agent", quality.agent)] {
+                if let Some(q) = figures {
+                    info!(call = call_id.0, leg, loss_percent = q.loss_percent, jitter_ms = q.jitter_ms, mos = q.mos, received = q.received, "call quality");
+                }
+            }
             let _ = events.send(LineEvent::Ended {
                 call: call_id,
                 outcome,
                 hangup_side,
                 recording,
+                quality,
             });
         });
     }

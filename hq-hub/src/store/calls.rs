@@ -125,8 +125,35 @@ pub struct CallRecording {
     pub held: bool,
 }
 
+/// One leg's audio quality as the site measured it (丢包率, 抖动, MOS 评分).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LegQualityView {
+    /// Packets lost, per cent.
+    pub loss_percent: f64,
+    /// RFC 3550 interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// E-model (ITU-T G.107) estimated MOS, 1 to 4.5.
+    pub mos: f64,
+}
+
+/// A call's quality per leg; a leg that carried no audio has none.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CallQualityView {
+    /// What the box received from the customer.
+    pub customer: Option<LegQualityView>,
+    /// What the box received from the agent's phone.
+    pub agent: Option<LegQualityView>,
+}
+
+impl CallQualityView {
+    /// Whether either leg is poor: MOS under 3.6 or more than 3 % lost.
+    pub fn is_poor(&self) -> bool {
+        [self.customer, self.agent].into_iter().flatten().any(|leg| leg.mos < 3.6 || leg.loss_percent > 3.0)
+    }
+}
+
 /// One call as the search shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CallView {
     pub site_id: i64,
     pub site_name: String,
@@ -152,6 +179,8 @@ pub struct CallView {
     pub talk_seconds: i64,
     pub recording: Option<CallRecording>,
     pub record: Option<CallRecord>,
+    /// The call's audio quality, once the site sent it (a site of protocol 4 or later).
+    pub quality: Option<CallQualityView>,
 }
 
 impl CallView {
@@ -162,7 +191,7 @@ impl CallView {
 }
 
 /// A page of calls and where the next one starts (`None` on the last page).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CallPage {
     pub calls: Vec<CallView>,
     pub next: Option<CallCursor>,
@@ -288,14 +317,16 @@ const CALL_COLUMNS: &str = "a.site_id, COALESCE(s.name, ''), COALESCE(s.online, 
     a.batch_id, b.name, COALESCE(br.phone, ''), a.agent, a.kind, a.outcome, a.hangup_side, a.started_at, a.answered_at,
     a.ended_at, a.talk_seconds, a.recording_sha256,
     (a.recording_sha256 IS NOT NULL AND EXISTS (SELECT 1 FROM site_recordings sr WHERE sr.site_id = a.site_id AND sr.sha256 = a.recording_sha256)),
-    r.agent, r.saved_at, r.record, a.extension";
+    r.agent, r.saved_at, r.record, a.extension,
+    q.customer_loss, q.customer_jitter_ms, q.customer_mos, q.agent_loss, q.agent_jitter_ms, q.agent_mos";
 
 /// The joins every call read shares: `a` is the attempt.
 const CALL_JOINS: &str = "LEFT JOIN batches b ON b.id = a.batch_id
     LEFT JOIN projects p ON p.id = b.project_id
     LEFT JOIN sites s ON s.id = a.site_id
     LEFT JOIN batch_rows br ON br.id = a.row_id
-    LEFT JOIN business_records r ON r.site_id = a.site_id AND r.attempt_id = a.attempt_id";
+    LEFT JOIN business_records r ON r.site_id = a.site_id AND r.attempt_id = a.attempt_id
+    LEFT JOIN call_quality q ON q.site_id = a.site_id AND q.attempt_id = a.attempt_id";
 
 /// A project's masking rule and record fields, read once per project per page.
 struct ProjectView {
@@ -327,7 +358,16 @@ struct RawCall {
     record: Option<(String, i64, String)>,
 }
 
+fn quality_leg(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<LegQualityView>> {
+    Ok(match (r.get::<_, Option<f64>>(at)?, r.get::<_, Option<f64>>(at + 1)?, r.get::<_, Option<f64>>(at + 2)?) {
+        (Some(loss_percent), Some(jitter_ms), Some(mos)) => Some(LegQualityView { loss_percent, jitter_ms, mos }),
+        _ => None,
+    })
+}
+
 fn raw_call(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCall> {
+    let (customer, agent) = (quality_leg(r, 23)?, quality_leg(r, 26)?);
+    let quality = (customer.is_some() || agent.is_some()).then_some(CallQualityView { customer, agent });
     let kind: String = r.get(10)?;
     let recording = r.get::<_, Option<String>>(17)?.map(|sha256| CallRecording { sha256, held: false });
     let held: bool = r.get(18)?;
@@ -358,6 +398,7 @@ fn raw_call(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawCall> {
             talk_seconds: r.get(16)?,
             recording: recording.map(|rec| CallRecording { held, ..rec }),
             record: None,
+            quality,
         },
         record,
     })
@@ -447,14 +488,14 @@ impl Store {
     }
 }
 
-/// Undoes migrations 15 and 16 (the call search) and 17 (edit after create, whose
+/// Undoes migration 25 (call quality), migrations 15 and 16 (the call search) and 17 (edit after create, whose
 /// `project_names` the call search reads), 20 (recording retention, which a store
 /// rebuilt at an older version would otherwise add twice), 22 (pools) and 23 (the report
 /// facts in the call records: the table comes back, keyed as migration 18 leaves it), for
 /// the tests that rebuild an older store. Migration 24 needs no undoing: it runs again on
 /// its own result.
 #[cfg(test)]
-pub(super) const UNDO_MIGRATION: &str = "DROP VIEW report_facts;
+pub(super) const UNDO_MIGRATION: &str = "DROP TABLE call_quality; DROP VIEW report_facts;
     CREATE TABLE report_facts (site_id INTEGER NOT NULL, attempt_id INTEGER NOT NULL,
         has_attempt INTEGER NOT NULL DEFAULT 0, utc_hour INTEGER NOT NULL DEFAULT 0, project_id INTEGER NOT NULL DEFAULT 0,
         team TEXT NOT NULL DEFAULT '', agent TEXT NOT NULL DEFAULT '', extension TEXT NOT NULL DEFAULT '',

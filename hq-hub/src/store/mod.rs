@@ -54,7 +54,7 @@ pub use batches::{
     AttributionRule, BatchSummary, DispatchError, DispatchKind, DispatchOutcome, DispatchRequest, ExclusivePart,
     RecordView, RemovedRow,
 };
-pub use calls::{CallCursor, CallPage, CallQuery, CallRecord, CallRecording, CallView, Direction, PhoneMatch, RecordValue, MAX_PAGE as MAX_CALL_PAGE};
+pub use calls::{CallCursor, CallPage, CallQualityView, LegQualityView, CallQuery, CallRecord, CallRecording, CallView, Direction, PhoneMatch, RecordValue, MAX_PAGE as MAX_CALL_PAGE};
 pub use control::{AttributionError, BatchControlError, BatchNumber, HqLinkSettings, LinkSettingsError, OneClickAction, MIN_UPLOAD_BYTES_PER_SEC};
 pub use files::{
     BadRow, ColumnMatch, FieldValues, FieldValuesBuilder, FileImport, FileSummary, GoodRow, ImportReport, SaveImportError, IMPORT_CHUNK_ROWS,
@@ -657,6 +657,21 @@ const MIGRATIONS: &[&str] = &[
         SELECT site_id, epoch, seq, content_hash, applied_at FROM up_applied;
     DROP TABLE up_applied;
     ALTER TABLE up_applied_keyed RENAME TO up_applied;
+    "#,
+    // 25: a call's audio quality per leg as the site measured it (protocol 4), beside its
+    // attempt: it may arrive before the attempt, so it is its own table, not attempt columns.
+    r#"
+    CREATE TABLE call_quality (
+        site_id            INTEGER NOT NULL,
+        attempt_id         INTEGER NOT NULL,
+        customer_loss      REAL,
+        customer_jitter_ms REAL,
+        customer_mos       REAL,
+        agent_loss         REAL,
+        agent_jitter_ms    REAL,
+        agent_mos          REAL,
+        PRIMARY KEY (site_id, attempt_id)
+    ) WITHOUT ROWID;
     "#,
 ];
 

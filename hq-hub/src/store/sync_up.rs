@@ -393,6 +393,32 @@ pub(super) fn apply_event(
             pools::apply_lease_request(tx, site, request, now_unix()).map_err(other)?;
         }
         UpEvent::LeaseReturn(ret) => pools::apply_lease_return(tx, site, ret, now_unix()).map_err(other)?,
+        UpEvent::CallQuality(report) => {
+            let leg = |leg: Option<sync_protocol::LegQualityFigures>| {
+                // Two decimals: the wire's f32 widened as is shows noise digits (1.2000000476...).
+                let round = |x: f32| (f64::from(x) * 100.0).round() / 100.0;
+                leg.map(|l| (round(l.loss_percent), round(l.jitter_ms), round(l.mos)))
+            };
+            let (c, a) = (leg(report.customer), leg(report.agent));
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO call_quality (site_id, attempt_id, customer_loss, customer_jitter_ms, customer_mos,
+                     agent_loss, agent_jitter_ms, agent_mos)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    site,
+                    bits(report.attempt_id),
+                    c.map(|l| l.0),
+                    c.map(|l| l.1),
+                    c.map(|l| l.2),
+                    a.map(|l| l.0),
+                    a.map(|l| l.1),
+                    a.map(|l| l.2)
+                ])
+            })
+            .map_err(other)?;
+        }
         unknown => {
             // Not acknowledged: the site keeps it until a hub that understands it runs.
             return Err(StoreError::Other(format!(

@@ -379,6 +379,35 @@ pub(super) struct CallRow {
     pub talk: i64,
     pub recording: &'static str,
     pub record: Vec<(String, String)>,
+    /// Each measured leg's figures, display-ready.
+    pub quality: Vec<QualityRow>,
+    /// The MOS of each measured leg, customer's first (`4.31 / 4.40`).
+    pub mos: String,
+    /// MOS under 3.6 or more than 3 % lost on a leg.
+    pub poor: bool,
+}
+
+/// One leg of a call's quality as the detail page shows it.
+pub(super) struct QualityRow {
+    pub leg: &'static str,
+    pub loss: String,
+    pub jitter: String,
+    pub mos: String,
+}
+
+fn quality_rows(tr: Tr, call: &CallView) -> Vec<QualityRow> {
+    let Some(quality) = call.quality else { return Vec::new() };
+    [(tr.text().calls_quality_customer, quality.customer), (tr.text().calls_quality_agent, quality.agent)]
+        .into_iter()
+        .filter_map(|(leg, figures)| {
+            figures.map(|f| QualityRow {
+                leg,
+                loss: format!("{:.1} %", f.loss_percent),
+                jitter: format!("{:.1} ms", f.jitter_ms),
+                mos: format!("{:.2}", f.mos),
+            })
+        })
+        .collect()
 }
 
 pub(super) fn call_row(tr: Tr, call: &CallView) -> CallRow {
@@ -408,6 +437,12 @@ pub(super) fn call_row(tr: Tr, call: &CallView) -> CallRow {
             None => "",
         },
         record: call.record.iter().flat_map(|r| r.values.iter().map(|v| (v.title.clone(), v.value.clone()))).collect(),
+        quality: quality_rows(tr, call),
+        mos: call
+            .quality
+            .map(|q| [q.customer, q.agent].into_iter().flatten().map(|l| format!("{:.2}", l.mos)).collect::<Vec<_>>().join(" / "))
+            .unwrap_or_default(),
+        poor: call.quality.is_some_and(|q| q.is_poor()),
     }
 }
 

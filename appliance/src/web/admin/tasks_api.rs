@@ -80,7 +80,8 @@ pub async fn list_tasks(_: AdminUser<need::Tasks>, State(state): State<AppState>
 }
 
 /// `POST /api/tasks/{batch_id}/start`: the dial parameters, and optionally the task's
-/// other settings (the fields of [`ExtrasForm`], when `dial_mode` is given).
+/// other settings (the fields of [`ExtrasForm`]; without `dial_mode`, those sent change the
+/// task's current settings and the rest stay).
 #[derive(Deserialize, ToSchema)]
 pub struct StartForm {
     /// Predictive ratio 1:n.
@@ -98,8 +99,16 @@ pub struct StartBody(Value);
 
 impl Limits for StartBody {
     fn check(&self, check: &mut Check) -> Result<(), ApiError> {
-        // Only the extras carry text; they are checked when present.
-        match extras_of(&self.0) {
+        // Only the extras carry text; they are checked when present, with or without a
+        // dial mode (one sent alone is laid over the task's, [`over_current_settings`]).
+        let mut body = self.0.clone();
+        if let Value::Object(fields) = &mut body
+            && !fields.contains_key("dial_mode")
+            && EXTRA_KEYS.iter().any(|key| fields.contains_key(*key))
+        {
+            fields.insert("dial_mode".into(), Value::from("predictive"));
+        }
+        match extras_of(&body) {
             Ok(Some(extras)) => extras.check(check),
             _ => Ok(()),
         }
@@ -144,6 +153,7 @@ pub async fn start_task(
 ) -> Result<Json<StartReply>, ApiError> {
     let form: StartForm = read_value(&body, StatusCode::UNPROCESSABLE_ENTITY)?;
     // The form may carry the other task parameters too (S2); they are saved first.
+    let body = over_current_settings(&state, batch_id, body)?;
     start_extras(&state, batch_id, extras_of(&body)?)?;
     let params = TaskParams {
         ratio: form.ratio,
@@ -340,6 +350,37 @@ pub(super) fn start_extras(state: &AppState, batch_id: u64, form: Option<ExtrasF
     Ok(())
 }
 
+/// The task settings a start request may carry besides its dial parameters.
+const EXTRA_KEYS: [&str; 8] =
+    ["caller", "cool_down", "queue_timeout", "routing", "answer_mode", "pacing", "abandon_cap_percent", "hold_music"];
+
+/// A start request carrying some task settings but no `dial_mode`: the settings it names are
+/// laid over the task's current ones (dial mode included), so a caller line or a queue
+/// timeout sent alone is applied rather than silently dropped. Any other body is unchanged.
+fn over_current_settings(state: &AppState, batch_id: u64, body: Value) -> Result<Value, ApiError> {
+    let Value::Object(sent) = &body else { return Ok(body) };
+    if sent.contains_key("dial_mode") || !EXTRA_KEYS.iter().any(|key| sent.contains_key(*key)) {
+        return Ok(body);
+    }
+    let Some(settings) = state.store.task_settings(batch_id)? else { return Ok(body) };
+    let current = settings.extras;
+    let mut merged = serde_json::json!({
+        "dial_mode": current.dial_mode.as_str(),
+        "caller": current.caller,
+        "cool_down": current.cool_down,
+        "queue_timeout": current.queue_timeout,
+        "routing": current.routing,
+        "answer_mode": current.answer_mode,
+        "pacing": current.pacing,
+        "abandon_cap_percent": current.abandon_cap_percent,
+        "hold_music": current.hold_music,
+    });
+    if let Value::Object(merged) = &mut merged {
+        merged.extend(sent.iter().map(|(key, value)| (key.clone(), value.clone())));
+    }
+    Ok(merged)
+}
+
 /// The extras part of a start request, when the form carries a dial mode.
 pub(super) fn extras_of(value: &Value) -> Result<Option<ExtrasForm>, ApiError> {
     if value.get("dial_mode").is_none() {
@@ -491,7 +532,8 @@ pub async fn allocate(
 // ---- site admin: queue monitoring ----
 
 /// `GET /api/monitor/events` (site admin): a server-sent `monitor` event each second with
-/// agents by state, each agent, and every call on the lines (numbers masked).
+/// agents by state, each agent, every call on the lines and the latest calls of poor audio
+/// quality (numbers masked).
 #[utoipa::path(get, path = "/api/monitor/events", tag = "site admin",
     responses((status = 200, description = "Server-sent `monitor` events, one a second", content_type = "text/event-stream", body = String)))]
 pub async fn monitor_events(
@@ -539,6 +581,8 @@ async fn monitor_snapshot(state: &AppState) -> Value {
         "registered": lines.registered_extensions,
         "problem": lines.problem,
         "outbox": state.store.outbox_len().unwrap_or(0),
+        // Recent calls with a poor leg (MOS under 3.6 or over 3 % lost).
+        "poor_calls": state.store.poor_quality_calls(20).unwrap_or_default(),
         "recording_stopped": state.store.recording_stopped().map(|(free, floor)| json!({"free_mb": free >> 20, "floor_mb": floor >> 20})),
     })
 }
