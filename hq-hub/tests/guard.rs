@@ -288,8 +288,11 @@ fn expectations(w: &World) -> BTreeMap<(Method, &'static str), Expect> {
         // gets 404 (the pool's own behaviour is `shared_pool`'s); the guard still answers first.
         (Method::GET, "/api/batches/{id}/pool", batches, format!("/api/batches/{batch}/pool"), Body::None, HiddenAbsent),
         (Method::PUT, "/api/batches/{id}/pool/settings", batches, format!("/api/batches/{batch}/pool/settings"), json(json!({ "lease_hours": 2.0, "lease_lifetime_s": 86400, "min_block": 200 })), HiddenAbsent),
-        (Method::POST, "/api/batches/{id}/recover", batches, format!("/api/batches/{batch}/recover"), json(json!({})), HiddenAbsent),
+        // A lease the batch does not have (the whole batch would be recovered, which
+        // `exclusive_recovery` tests): 404 to every caller.
+        (Method::POST, "/api/batches/{id}/recover", batches, format!("/api/batches/{batch}/recover"), json(json!({ "lease_id": 999999 })), HiddenAbsent),
         (Method::POST, "/api/batches/{id}/reclaim", batches, format!("/api/batches/{batch}/reclaim"), Body::None, HiddenAbsent),
+        (Method::POST, "/api/batches/{id}/redispatch", batches, format!("/api/batches/{batch}/redispatch"), json(json!({ "site_id": 1 })), HiddenAbsent),
         (Method::GET, "/batches/{id}/pool", batches, format!("/batches/{batch}/pool"), Body::None, HiddenAbsent),
         (Method::POST, "/api/one-click", batches, "/api/one-click".into(), json(json!({ "action": "pause" })), Shows("\"changed\":0")),
         (Method::GET, "/api/lists/{list}", lists, "/api/lists/black".into(), Body::None, Global),

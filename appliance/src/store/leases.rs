@@ -52,10 +52,15 @@ pub(super) fn apply_grant(tx: &Transaction<'_>, grant: &LeaseGrant, now: i64) ->
 /// Applies HQ's recall: every open lease it names goes back now. A recall of the whole
 /// batch also ends the site's asking for more of it. Answers whether the outbox grew.
 pub(super) fn apply_recall(tx: &Transaction<'_>, recall: &LeaseRecall, now: i64) -> Result<bool, DbError> {
+    let pooled: bool =
+        tx.query_row("SELECT EXISTS (SELECT 1 FROM pool_batches WHERE batch_id = ?1)", [recall.batch_id], |r| r.get(0))?;
+    if !pooled {
+        // An exclusive or auto batch: HQ names its whole batch as one lease.
+        return return_whole_batch(tx, recall, now);
+    }
     let leases: Vec<i64> = match recall.lease_id {
         Some(lease) => vec![lease as i64],
         None => {
-            tx.execute("INSERT OR IGNORE INTO pool_batches (batch_id) VALUES (?1)", [recall.batch_id])?;
             tx.execute("UPDATE pool_batches SET recalled = 1 WHERE batch_id = ?1", [recall.batch_id])?;
             tx.prepare("SELECT lease_id FROM leases WHERE batch_id = ?1 AND state = 'open' ORDER BY lease_id")?
                 .query_map([recall.batch_id], |r| r.get(0))?
@@ -91,6 +96,41 @@ fn return_lease(tx: &Transaction<'_>, lease_id: i64, recall_id: Option<u64>, now
     push_outbox(tx, &UpEvent::LeaseReturn(event))?;
     tracing::info!(batch_id, lease_id, ?recall_id, "lease returned to HQ");
     Ok(true)
+}
+
+/// Recovery of an exclusive (or auto) batch: the site's whole batch is one lease (the id
+/// HQ named, 0 if none) that it gives back like any other. Its undialed rows are deleted in
+/// the transaction that writes the return, so none is claimed here after; the batch is
+/// then marked recalled in `pool_batches`, so a chunk of it HQ sends again is not stored
+/// (see [`is_recovered`]) and a second recall finds it pooled with no open lease: one return.
+fn return_whole_batch(tx: &Transaction<'_>, recall: &LeaseRecall, now: i64) -> Result<bool, DbError> {
+    let batch_id = recall.batch_id as i64;
+    tx.execute("INSERT OR IGNORE INTO pool_batches (batch_id, recalled) VALUES (?1, 1)", [batch_id])?;
+    let ids = |status: &str| -> rusqlite::Result<Vec<u64>> {
+        tx.prepare_cached(&format!(
+            "SELECT row_id FROM batch_rows WHERE batch_id = ?1 AND status {status} ORDER BY chunk_idx, row_idx"
+        ))?
+        .query_map([batch_id], |r| Ok(r.get::<_, i64>(0)? as u64))?
+        .collect()
+    };
+    let returned = ids("= 'new'")?;
+    let dialed = ids("!= 'new'")?;
+    tx.execute("DELETE FROM batch_rows WHERE batch_id = ?1 AND status = 'new'", [batch_id])?;
+    let lease_id = recall.lease_id.unwrap_or(0);
+    let event = LeaseReturn { batch_id: recall.batch_id, lease_id, recall_id: Some(recall.recall_id), dialed, returned, returned_at: now };
+    push_outbox(tx, &UpEvent::LeaseReturn(event))?;
+    tracing::info!(batch_id, recall_id = recall.recall_id, "batch's undialed rows returned to HQ");
+    Ok(true)
+}
+
+/// Whether HQ recovered `batch_id` from this site: its manifest and chunks are no longer
+/// stored, so a number given back never becomes dialable here again.
+pub(super) fn is_recovered(tx: &Transaction<'_>, batch_id: u64) -> Result<bool, DbError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pool_batches WHERE batch_id = ?1 AND recalled = 1)",
+        [batch_id as i64],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether a row of `batch_id` is shown on the data pages before it is dialed: a pooled
@@ -268,5 +308,61 @@ mod tests {
         assert_eq!(returns, vec![(3, 0, 4), (4, 1, 2)]);
         assert!(store.open_leases(7).unwrap().is_empty());
         assert!(!store.keep_leases(500).unwrap(), "a recovered batch asks for no more");
+    }
+    #[test]
+    fn a_recall_of_an_exclusive_batch_returns_its_undialed_rows_as_the_lease_hq_named_and_a_resent_chunk_is_not_stored() {
+        let (_dir, store) = open();
+        let rows: Vec<CustomerRow> =
+            (0..5).map(|i| CustomerRow { row_id: 500 + i, phone: format!("1390000{:04}", 500 + i), fields: vec![] }).collect();
+        let manifest = BatchManifest {
+            batch_id: 8,
+            project_id: 1,
+            name: "独占".into(),
+            priority: 50,
+            imported_at: 1,
+            n_rows: 5,
+            n_chunks: 1,
+            rows_hash: sync_protocol::rows_hash(&rows),
+        };
+        let chunk = sync_protocol::BatchChunk { batch_id: 8, chunk_idx: 0, rows };
+        store
+            .apply_down_entries(&[
+                DownEntry { seq: 3, event: DownEvent::BatchManifest(manifest) },
+                DownEntry { seq: 4, event: DownEvent::BatchChunk(chunk.clone()) },
+            ])
+            .unwrap();
+        let verified: bool = store.lock().query_row("SELECT verified FROM batches WHERE batch_id = 8", [], |r| r.get(0)).unwrap();
+        assert!(verified);
+        dial(&store, &[500, 502]);
+        let recall = LeaseRecall { recall_id: 11, batch_id: 8, lease_id: Some(40) };
+        store.apply_down_entries(&[DownEntry { seq: 5, event: DownEvent::LeaseRecall(recall.clone()) }]).unwrap();
+        let returns: Vec<LeaseReturn> = outbox(&store)
+            .into_iter()
+            .filter_map(|e| match e {
+                UpEvent::LeaseReturn(r) if r.batch_id == 8 => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(returns.len(), 1);
+        assert_eq!(
+            (returns[0].lease_id, returns[0].recall_id, returns[0].dialed.clone(), returns[0].returned.clone()),
+            (40, Some(11), vec![500, 502], vec![501, 503, 504])
+        );
+        let undialed = |store: &Store| -> i64 {
+            store.lock().query_row("SELECT COUNT(*) FROM batch_rows WHERE batch_id = 8 AND status = 'new'", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(undialed(&store), 0, "nothing given back is dialable here");
+        // HQ sends the chunk again, and the recall again: neither brings a number back.
+        store
+            .apply_down_entries(&[
+                DownEntry { seq: 6, event: DownEvent::BatchChunk(chunk) },
+                DownEntry { seq: 7, event: DownEvent::LeaseRecall(LeaseRecall { recall_id: 12, lease_id: None, ..recall }) },
+            ])
+            .unwrap();
+        assert_eq!(undialed(&store), 0, "a resent chunk of a recovered batch is not stored");
+        let kept: i64 = store.lock().query_row("SELECT COUNT(*) FROM batch_rows WHERE batch_id = 8", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, 2, "the dialed rows stay");
+        assert_eq!(outbox(&store).iter().filter(|e| matches!(e, UpEvent::LeaseReturn(r) if r.batch_id == 8)).count(), 1);
+        assert!(!store.keep_leases(500).unwrap(), "a recovered batch asks for nothing");
     }
 }

@@ -77,6 +77,11 @@ impl Store {
                 DownEvent::BatchManifest(manifest) => Some(manifest.batch_id),
                 _ => None,
             };
+            if let Some(batch_id) = batch_id
+                && super::leases::is_recovered(&tx, batch_id)?
+            {
+                continue;
+            }
             match batch_id {
                 Some(batch_id) => {
                     if !unchecked.contains(&batch_id) {

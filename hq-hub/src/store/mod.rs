@@ -19,6 +19,7 @@ mod down;
 mod edits;
 mod paging;
 mod pools;
+mod recovery;
 mod account_edits;
 mod files;
 mod filter;

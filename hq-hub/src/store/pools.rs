@@ -56,6 +56,10 @@ pub enum PoolError {
     NotPooled(i64),
     #[error("lease {0} is not open at this batch: reload the page")]
     NoLease(i64),
+    #[error("site_id: site {0} does not exist: choose a site")]
+    UnknownSite(i64),
+    #[error("batch {0} has no numbers left to dispatch: recover a batch first, and wait for the site's answer")]
+    NothingPooled(i64),
     #[error("lease_hours: {0} hours is out of range: use 0.1 to 72 hours of the site's dialing")]
     LeaseHours(f64),
     #[error("lease_lifetime_s: {0} seconds is out of range: use 60 to 2592000 seconds")]
@@ -345,7 +349,13 @@ pub(super) fn apply_lease_return(tx: &Transaction<'_>, site: i64, ret: &LeaseRet
     Ok(())
 }
 
-fn recall(tx: &Transaction<'_>, batch_id: i64, lease_id: Option<i64>, forced: bool, now: i64) -> Result<i64, PoolError> {
+/// The first lease of a site's new batch of `pool_id`: the pool's smallest block.
+pub(super) fn grant_first(tx: &Transaction<'_>, batch_id: i64, pool_id: i64, now: i64) -> Result<Option<i64>, PoolError> {
+    let settings = pool_settings(tx, pool_id)?;
+    grant(tx, batch_id, 0, settings.min_block, now)
+}
+
+pub(super) fn recall(tx: &Transaction<'_>, batch_id: i64, lease_id: Option<i64>, forced: bool, now: i64) -> Result<i64, PoolError> {
     let (_, site_id, _) = pooled_batch(tx, batch_id)?.ok_or(PoolError::NotPooled(batch_id))?;
     tx.execute(
         "INSERT INTO lease_recalls (batch_id, lease_id, forced, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -359,9 +369,15 @@ fn recall(tx: &Transaction<'_>, batch_id: i64, lease_id: Option<i64>, forced: bo
 
 impl Store {
     /// Batch recovery (批次数据回收): asks the site of `batch_id` to give back the undialed
-    /// rest of one lease, or of all its leases (then HQ leases it no more of the pool). The
-    /// numbers return to the pool only with the site's answer, so none is dialed twice.
+    /// rest of one lease, or of all its leases (then HQ leases it no more of the pool), or of
+    /// its whole exclusive or auto batch. The numbers return to the pool only with the
+    /// site's answer, so none is dialed twice.
     pub fn recover_batch(&self, batch_id: i64, lease_id: Option<i64>) -> Result<(), PoolError> {
+        let exclusive = self.conn().query_row("SELECT pool_id IS NULL FROM batches WHERE id = ?1", [batch_id], |r| r.get(0)).optional()?;
+        if lease_id.is_none() && exclusive == Some(true) {
+            // An exclusive or auto batch: recovered as one lease (see `recovery`).
+            return self.recover_whole_batch(batch_id).map(|_| ());
+        }
         let now = now_unix();
         let mut conn = self.conn();
         let tx = conn.transaction()?;

@@ -25,6 +25,12 @@ fn world() -> World {
 
 /// [`world`] with the dispatch form's lease settings.
 fn world_with(lease: PoolSettings) -> Result<World, DispatchError> {
+    world_of(|_| DispatchKind::Shared, lease)
+}
+
+/// The forty numbers dispatched as `kind` of the two sites (the pool id is 0 for a batch
+/// with no pool).
+fn world_of(kind: impl FnOnce([i64; 2]) -> DispatchKind, lease: PoolSettings) -> Result<World, DispatchError> {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     store.init_admin("admin").unwrap();
@@ -54,13 +60,13 @@ fn world_with(lease: PoolSettings) -> Result<World, DispatchError> {
         priority: 5,
         site_ids: sites.to_vec(),
         creator: "admin".into(),
-        kind: DispatchKind::Shared,
+        kind: kind(sites),
         update_existing: false,
         description: String::new(),
     };
     let outcome = store.dispatch_with_lease(&request, &admin, lease)?;
-    let batches = [outcome.batch_ids[0], outcome.batch_ids[1]];
-    let pool = store.batch_pool(batches[0]).unwrap().unwrap();
+    let batches = [outcome.batch_ids[0], outcome.batch_ids.get(1).copied().unwrap_or(0)];
+    let pool = store.batch_pool(batches[0]).unwrap().unwrap_or(0);
     Ok(World { _dir: dir, store, sites, batches, pool })
 }
 
@@ -214,4 +220,46 @@ fn the_dispatch_sets_the_pools_lease_settings_and_a_setting_out_of_range_is_name
     assert!(refused(PoolSettings { lease_hours: 100.0, ..lease }).starts_with("lease_hours: 100 hours"));
     assert!(refused(PoolSettings { lease_lifetime_s: 59, ..lease }).starts_with("lease_lifetime_s: 59 seconds"));
     assert!(refused(PoolSettings { min_block: 0, ..lease }).starts_with("min_block: 0 numbers"));
+}
+
+#[test]
+fn an_exclusive_batch_is_recovered_as_one_lease_and_its_remainder_dispatched_again() {
+    let exclusive = |sites: [i64; 2]| DispatchKind::Exclusive(vec![crate::store::ExclusivePart { name: "独享".into(), count: 40, site_id: sites[0] }]);
+    let w = world_of(exclusive, PoolSettings::default()).unwrap();
+    let (site, batch) = (w.sites[0], w.batches[0]);
+    assert_eq!(w.pool, 0, "an exclusive batch has no pool");
+    let rows: Vec<i64> = w.store.conn().prepare("SELECT id FROM batch_rows WHERE batch_id = ?1 ORDER BY id").unwrap()
+        .query_map([batch], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 40);
+    assert!(matches!(w.store.redispatch_remainder(batch, w.sites[1], "admin"), Err(PoolError::NotPooled(_))), "nothing recovered yet");
+
+    w.store.recover_batch(batch, None).unwrap();
+    let recall = w.store.down_log(site, 0, 1000).unwrap().into_iter().find_map(|e| match e.event {
+        DownEvent::LeaseRecall(recall) => Some(recall),
+        _ => None,
+    });
+    let recall = recall.expect("the site is asked");
+    let lease_id = recall.lease_id.expect("the whole batch as one lease");
+    let pool = w.store.batch_pool(batch).unwrap().unwrap();
+    let view = w.store.pool_view(pool).unwrap().unwrap();
+    assert_eq!((view.total, view.pooled, view.leased), (40, 0, 40), "nothing back before the site's word");
+    assert!(matches!(w.store.redispatch_remainder(batch, w.sites[1], "admin"), Err(PoolError::NothingPooled(_))));
+
+    // The site dialed 3 and gives back 37; a second copy of the return changes nothing.
+    let (dialed, returned) = (rows[..3].iter().map(|&r| r as u64).collect(), rows[3..].iter().map(|&r| r as u64).collect());
+    let ret = LeaseReturn { batch_id: batch as u64, lease_id, recall_id: Some(recall.recall_id), dialed, returned, returned_at: 5 };
+    up(&w.store, site, 1, UpEvent::LeaseReturn(ret.clone()));
+    up(&w.store, site, 2, UpEvent::LeaseReturn(ret));
+    let view = w.store.pool_view(pool).unwrap().unwrap();
+    assert_eq!((view.pooled, view.leased, view.dialed), (37, 0, 3));
+    assert_eq!((view.sites[0].returned, view.sites[0].recalled), (37, true));
+
+    // Dispatched again to the other site: a new batch leasing the 37, none of the 3.
+    let again = w.store.redispatch_remainder(batch, w.sites[1], "admin").unwrap();
+    let leased: Vec<String> = grants(&w.store, w.sites[1]).into_iter().filter(|g| g.batch_id == again as u64).flat_map(|g| g.rows).map(|r| r.phone).collect();
+    let given_back: Vec<String> = w.store.conn().prepare("SELECT phone FROM batch_rows WHERE id > ?1 AND batch_id = ?2 ORDER BY id").unwrap()
+        .query_map([rows[2], batch], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(leased, given_back);
+    let view = w.store.pool_view(pool).unwrap().unwrap();
+    assert_eq!((view.pooled, view.leased, view.dialed), (0, 37, 3));
 }

@@ -150,6 +150,8 @@ static ENTRIES: &[(&str, &str)] = &[
     // Shared pools (共享批次).
     ("batch {} is not a site's batch of a shared pool: open a shared batch", "批次 {0} 不是共享批次：请打开共享批次"),
     ("lease {} is not open at this batch: reload the page", "租约 {0} 已不在该批次中：请刷新页面"),
+    ("site_id: site {} does not exist: choose a site", "职场 {0} 不存在：请选择职场"),
+    ("batch {} has no numbers left to dispatch: recover a batch first, and wait for the site's answer", "批次 {0} 没有可再次下发的号码：请先回收批次，并等待职场交回"),
     ("lease_hours: {} hours is out of range: use 0.1 to 72 hours of the site's dialing", "每次租出（小时外呼量）{0} 小时超出范围：请填 0.1 到 72 小时"),
     ("lease_lifetime_s: {} seconds is out of range: use 60 to 2592000 seconds", "租约有效期 {0} 秒超出范围：请填 60 到 2592000 秒"),
     ("min_block: {} numbers is out of range: use 1 to 2000 numbers", "每次最少租出号码数 {0} 超出范围：请填 1 到 2000"),

@@ -24,6 +24,7 @@ pub(super) fn routes(r: Registry) -> Registry {
         .put("/api/batches/{id}/pool/settings", batches, put_settings)
         .post("/api/batches/{id}/recover", batches, recover)
         .post("/api/batches/{id}/reclaim", batches, reclaim)
+        .post("/api/batches/{id}/redispatch", batches, redispatch)
 }
 
 /// The dispatch form's lease fields (数据下发, shared batches): an empty one takes the pool's
@@ -40,13 +41,14 @@ pub(super) fn lease_from_form(form: &std::collections::HashMap<String, String>) 
 
 /// The OpenAPI operations of this module, merged into the document.
 #[derive(OpenApi)]
-#[openapi(paths(get_pool, put_settings, recover, reclaim))]
+#[openapi(paths(get_pool, put_settings, recover, reclaim, redispatch))]
 pub struct PoolDoc;
 
 impl From<PoolError> for ApiError {
     fn from(err: PoolError) -> Self {
         match err {
-            PoolError::NotPooled(_) | PoolError::NoLease(_) => ApiError::not_found(err.to_string()),
+            PoolError::NotPooled(_) | PoolError::NoLease(_) | PoolError::UnknownSite(_) => ApiError::not_found(err.to_string()),
+            PoolError::NothingPooled(_) => ApiError::new(axum::http::StatusCode::CONFLICT, err.to_string()),
             PoolError::LeaseHours(_) | PoolError::LeaseLifetime(_) | PoolError::MinBlock(_) => ApiError::bad_request(err.to_string()),
             PoolError::Encode(_) => ApiError::internal(err),
             PoolError::Db(e) => e.into(),
@@ -100,16 +102,18 @@ pub struct RecoverBody {
 }
 
 /// `POST /api/batches/{id}/recover`: batch recovery (批次数据回收) of the site's undialed
-/// numbers of this batch (or of one lease). They return to the pool with the site's answer.
+/// numbers of this batch (or of one lease). They return to the pool with the site's answer;
+/// an exclusive or auto batch gets a pool of its own for them.
 #[utoipa::path(post, path = "/api/batches/{id}/recover", tag = "batches", request_body = RecoverBody,
-    params(("id" = i64, Path, description = "A site's batch of the shared batch")),
+    params(("id" = i64, Path, description = "A site's batch")),
     responses((status = 200, description = "Asked of the site", body = PoolView),
-              (status = 404, description = "Not a shared batch, or the lease is not open", body = ErrorBody)))]
+              (status = 404, description = "No such batch of the caller's, or the lease is not open", body = ErrorBody)))]
 pub async fn recover(State(state): State<AppState>, caller: Module<DataBatches>, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<RecoverBody>) -> Result<Json<PoolView>, ApiError> {
     let scope = caller.scope.clone();
     Ok(Json(
         blocking(&state, move |store| {
-            visible_pool(store, &scope, id)?;
+            let batch = store.batch(id)?.filter(|b| scope.project_site(b.project_id, b.site_id));
+            batch.ok_or_else(|| ApiError::from(PoolError::NotPooled(id)))?;
             store.recover_batch(id, body.lease_id)?;
             visible_pool(store, &scope, id)
         })
@@ -178,13 +182,21 @@ struct PoolPage {
     batch: i64,
     pool: PoolView,
     sites: Vec<SiteLine>,
+    /// Sites the remainder may be dispatched to: `(id, name)`.
+    targets: Vec<(i64, String)>,
 }
 
 /// `GET /batches/{id}/pool`: the pool as a page.
 pub async fn pool_page(State(state): State<AppState>, caller: Module<DataBatches>, ApiPath(id): ApiPath<i64>) -> Response {
     let scope = caller.scope.clone();
-    let pool = match blocking(&state, move |store| visible_pool(store, &scope, id)).await {
-        Ok(Ok(pool)) => pool,
+    let found = blocking(&state, move |store| -> Result<_, ApiError> {
+        let pool = visible_pool(store, &scope, id)?;
+        let project = store.batch(id)?.map(|b| b.project_id).unwrap_or_default();
+        let targets = store.list_sites()?.into_iter().filter(|s| scope.project_site(project, s.id)).map(|s| (s.id, s.name)).collect();
+        Ok((pool, targets))
+    });
+    let (pool, targets): (PoolView, Vec<(i64, String)>) = match found.await {
+        Ok(Ok(found)) => found,
         Ok(Err(err)) | Err(err) => return err.into_response(),
     };
     let tr = caller.tr;
@@ -208,5 +220,40 @@ pub async fn pool_page(State(state): State<AppState>, caller: Module<DataBatches
                 .collect(),
         })
         .collect();
-    render(&PoolPage { tr, user: caller.account.username.clone(), batch: id, pool, sites })
+    render(&PoolPage { tr, user: caller.account.username.clone(), batch: id, pool, sites, targets })
+}
+
+/// Where to dispatch a recovered remainder again.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RedispatchBody {
+    pub site_id: i64,
+}
+
+/// What a dispatch of the remainder made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedispatchReply {
+    /// The new batch, at the chosen site, leasing from the pool.
+    pub batch_id: i64,
+}
+
+/// `POST /api/batches/{id}/redispatch`: dispatches the numbers the batch's pool holds (what
+/// recovery brought back) again, as a new batch of the chosen site.
+#[utoipa::path(post, path = "/api/batches/{id}/redispatch", tag = "batches", request_body = RedispatchBody,
+    params(("id" = i64, Path, description = "A recovered batch (or a site's batch of a shared batch)")),
+    responses((status = 200, description = "Dispatched", body = RedispatchReply),
+              (status = 404, description = "No such batch or site of the caller's", body = ErrorBody),
+              (status = 409, description = "Nothing left in the pool", body = ErrorBody)))]
+pub async fn redispatch(State(state): State<AppState>, caller: Module<DataBatches>, ApiPath(id): ApiPath<i64>, ApiJson(body): ApiJson<RedispatchBody>) -> Result<Json<RedispatchReply>, ApiError> {
+    let scope = caller.scope.clone();
+    let creator = caller.account.username.clone();
+    let batch_id = blocking(&state, move |store| -> Result<i64, ApiError> {
+        let view = visible_pool(store, &scope, id)?;
+        let project = store.batch(id)?.map(|b| b.project_id).unwrap_or_default();
+        if !scope.project_site(project, body.site_id) {
+            return Err(PoolError::UnknownSite(body.site_id).into());
+        }
+        Ok(store.redispatch_remainder(id, body.site_id, &creator).inspect(|_| tracing::info!(pool = view.pool_id, "remainder dispatched"))?)
+    })
+    .await??;
+    Ok(Json(RedispatchReply { batch_id }))
 }
