@@ -44,9 +44,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
-use sync_protocol::{
-    BatchChunk, BatchManifest, CallAttempt, CustomerRow, DownEntry, DownEvent, Outcome, SiteAlarm, rows_hash,
-};
+use sync_protocol::{CallAttempt, Outcome, SiteAlarm};
 use tokio_util::sync::CancellationToken;
 
 use site_support::*;
@@ -80,36 +78,6 @@ fn capped_run() -> Duration {
         .ok()
         .and_then(|secs| secs.parse::<u64>().ok())
         .map_or(RUN, Duration::from_secs)
-}
-
-/// A project and its one batch of `n` customers, as HQ's down log brings them after the
-/// site's first three entries (project 7, batch [`FIRST`]).
-fn second_project(n: u64) -> Vec<DownEntry> {
-    let mut def = project();
-    def.project_id = 8;
-    def.name = "宽带续约回访".into();
-    let rows: Vec<CustomerRow> = (0..n)
-        .map(|i| CustomerRow {
-            row_id: SECOND * 100_000 + i,
-            phone: format!("137{i:08}"),
-            fields: vec![("name".into(), format!("客户{i}")), ("plan".into(), "宽带".into())],
-        })
-        .collect();
-    let events = vec![
-        DownEvent::Project(def),
-        DownEvent::BatchChunk(BatchChunk { batch_id: SECOND, chunk_idx: 0, rows: rows.clone() }),
-        DownEvent::BatchManifest(BatchManifest {
-            batch_id: SECOND,
-            project_id: 8,
-            name: format!("批次{SECOND}"),
-            priority: 50,
-            imported_at: 1_700_000_100,
-            n_rows: n,
-            n_chunks: 1,
-            rows_hash: rows_hash(&rows),
-        }),
-    ];
-    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 4, event }).collect()
 }
 
 /// One SIP message of a SIPp `-trace_msg` log: sent or received, its first line, Call-ID
@@ -376,7 +344,7 @@ async fn two_tasks_sharing_agents_stay_under_the_abandon_cap_and_would_not_witho
     let rows = (WARM_UP + run).as_secs() * 6 + CONTROL.as_secs() * 30;
     let carrier_port = free_udp_port();
     let site = start_site_with_channels(carrier_port, FIRST, rows, 2 * CONTROL_CONCURRENCY as u32).await?;
-    for entry in second_project(rows) {
+    for entry in second_project(SECOND, rows) {
         site.appliance.store.apply_down_entry(&entry)?;
     }
     let phone_ports: Vec<u16> = AGENTS.iter().map(|_| free_udp_port()).collect();

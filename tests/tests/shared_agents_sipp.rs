@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
-use sync_protocol::{BatchChunk, BatchManifest, CallAttempt, CustomerRow, DownEntry, DownEvent, Outcome, rows_hash};
+use sync_protocol::{CallAttempt, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use site_support::*;
@@ -28,41 +28,12 @@ const RATIO: u64 = 2;
 const AGENTS: [(&str, &str); 3] = [("1001", "share-a"), ("1002", "share-b"), ("1003", "share-c")];
 const RUN: Duration = Duration::from_secs(40);
 
-/// Project 8 and its batch [`SECOND`], after project 7's three down-log entries.
-fn second_project(n: u64) -> Vec<DownEntry> {
-    let mut def = project();
-    def.project_id = 8;
-    def.name = "宽带续约回访".into();
-    let rows: Vec<CustomerRow> = (0..n)
-        .map(|i| CustomerRow {
-            row_id: SECOND * 1000 + i,
-            phone: format!("1371111{i:04}"),
-            fields: vec![("name".into(), format!("客户{i}")), ("plan".into(), "宽带".into())],
-        })
-        .collect();
-    let events = vec![
-        DownEvent::Project(def),
-        DownEvent::BatchChunk(BatchChunk { batch_id: SECOND, chunk_idx: 0, rows: rows.clone() }),
-        DownEvent::BatchManifest(BatchManifest {
-            batch_id: SECOND,
-            project_id: 8,
-            name: format!("批次{SECOND}"),
-            priority: 50,
-            imported_at: 1_700_000_100,
-            n_rows: n,
-            n_chunks: 1,
-            rows_hash: rows_hash(&rows),
-        }),
-    ];
-    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 4, event }).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tasks_sharing_three_agents_stay_within_the_ratio_together() -> anyhow::Result<()> {
     let carrier_port = free_udp_port();
     // 30 lines: the trunk would let both tasks dial 2 × 3 each at once.
     let site = start_site_with_channels(carrier_port, FIRST, 400, 30).await?;
-    for entry in second_project(400) {
+    for entry in second_project(SECOND, 400) {
         site.appliance.store.apply_down_entry(&entry)?;
     }
     let mut phones = Vec::new();

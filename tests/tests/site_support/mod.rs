@@ -72,6 +72,36 @@ pub fn project() -> ProjectDef {
     }
 }
 
+/// Project 8 and its batch `batch_id` of `n` customers, after [`down_log`]'s three entries:
+/// a second task for the tests of tasks sharing agents.
+pub fn second_project(batch_id: u64, n: u64) -> Vec<DownEntry> {
+    let mut def = project();
+    def.project_id = 8;
+    def.name = "宽带续约回访".into();
+    let rows: Vec<CustomerRow> = (0..n)
+        .map(|i| CustomerRow {
+            row_id: batch_id * 100_000 + i,
+            phone: format!("137{i:08}"),
+            fields: vec![("name".into(), format!("客户{i}")), ("plan".into(), "宽带".into())],
+        })
+        .collect();
+    let events = vec![
+        DownEvent::Project(def),
+        DownEvent::BatchChunk(BatchChunk { batch_id, chunk_idx: 0, rows: rows.clone() }),
+        DownEvent::BatchManifest(BatchManifest {
+            batch_id,
+            project_id: 8,
+            name: format!("批次{batch_id}"),
+            priority: 50,
+            imported_at: 1_700_000_100,
+            n_rows: n,
+            n_chunks: 1,
+            rows_hash: rows_hash(&rows),
+        }),
+    ];
+    events.into_iter().enumerate().map(|(idx, event)| DownEntry { seq: idx as u64 + 4, event }).collect()
+}
+
 /// Project 7 and batch `batch_id` of `n` customers, as HQ's down log would bring them.
 pub fn down_log(batch_id: u64, n: u64) -> Vec<DownEntry> {
     let rows: Vec<CustomerRow> = (0..n)
