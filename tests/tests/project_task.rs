@@ -99,6 +99,9 @@ async fn a_task_started_once_dials_the_batches_dispatched_later_by_priority_and_
     })
     .await
     .context("the task starts from its page")?;
+    // The start reloads the page: wait for the reloaded one before typing into it, or the
+    // field found may be the old page's.
+    browser.wait_for("h1 .tag.running", Duration::from_secs(10)).await.context("the page reloads with the task running")?;
     // Its priority between the site's tasks (the arbiter's first key).
     browser.wait_for("#task-priority input[name=priority]", Duration::from_secs(10)).await?.send_keys("60").await?;
     browser.wait_for("#task-priority button[type=submit]", Duration::from_secs(2)).await?.click().await?;
