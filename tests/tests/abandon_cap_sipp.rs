@@ -46,7 +46,6 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
 use sync_protocol::{CallAttempt, Outcome, SiteAlarm};
-use tokio_util::sync::CancellationToken;
 
 use site_support::*;
 use tests::{Sipp, SippResult, free_udp_port, wait_until};
@@ -381,25 +380,8 @@ async fn two_tasks_sharing_agents_stay_under_the_abandon_cap_and_would_not_witho
     }
     let peers = spawn_peers(carrier_port, &phone_ports, WARM_UP + run)?;
     register_all(site.appliance.sip_addr, &phone_ports).await?;
-    let desks = CancellationToken::new();
-    let mut desk_tasks = tokio::task::JoinSet::new();
-    for (_, username) in AGENTS {
-        let config = demo::agent::AgentConfig {
-            appliance_url: site.url.clone(),
-            username: username.into(),
-            password: AGENT_PASSWORD.into(),
-            wrap_up: (Duration::from_millis(1500), Duration::from_millis(2500)),
-        };
-        desk_tasks.spawn(demo::agent::run_agent(config, desks.clone()));
-    }
-    let status_url = format!("{}/api/status", site.url);
-    wait_until(Duration::from_secs(15), || async {
-        let Ok(response) = site.admin.get(&status_url).send().await else { return false };
-        let Ok(status) = response.json::<Value>().await else { return false };
-        status["lines"]["registered_extensions"].as_array().is_some_and(|list| list.len() == AGENTS.len())
-    })
-    .await
-    .context("the six phones are registered")?;
+    let usernames: Vec<&str> = AGENTS.iter().map(|(_, username)| *username).collect();
+    let (desks, mut desk_tasks) = desks_on_registered_phones(&site, &usernames, (Duration::from_millis(1500), Duration::from_millis(2500))).await?;
 
     // Phase 1: adaptive pacing under the cap.
     let capped = json!({"ratio": 1, "max_concurrency": MAX_CONCURRENCY, "ring_seconds": 20, "dial_mode": "predictive",

@@ -17,7 +17,6 @@ use anyhow::{Context, ensure};
 use serde_json::{Value, json};
 use sync_link::SiteStore;
 use sync_protocol::{CallAttempt, Outcome};
-use tokio_util::sync::CancellationToken;
 
 use site_support::*;
 use tests::{Sipp, free_udp_port, wait_until};
@@ -49,25 +48,9 @@ async fn two_tasks_sharing_three_agents_stay_within_the_ratio_together() -> anyh
         .await?;
         phones.push(agent_phone_for(site.appliance.sip_addr, extension, &password, 300).await?);
     }
-    let desks = CancellationToken::new();
-    let mut desk_tasks = tokio::task::JoinSet::new();
-    for (_, username) in AGENTS {
-        let config = demo::agent::AgentConfig {
-            appliance_url: site.url.clone(),
-            username: username.into(),
-            password: AGENT_PASSWORD.into(),
-            wrap_up: (Duration::from_millis(200), Duration::from_millis(800)),
-        };
-        desk_tasks.spawn(demo::agent::run_agent(config, desks.clone()));
-    }
+    let usernames: Vec<&str> = AGENTS.iter().map(|(_, username)| *username).collect();
+    let (desks, mut desk_tasks) = desks_on_registered_phones(&site, &usernames, (Duration::from_millis(200), Duration::from_millis(800))).await?;
     let status_url = format!("{}/api/status", site.url);
-    wait_until(Duration::from_secs(15), || async {
-        let Ok(response) = site.admin.get(&status_url).send().await else { return false };
-        let Ok(status) = response.json::<Value>().await else { return false };
-        status["lines"]["registered_extensions"].as_array().is_some_and(|list| list.len() == AGENTS.len())
-    })
-    .await
-    .context("the three phones are registered")?;
 
     let carrier = Sipp::scenario("carrier_mixed.xml")
         .local_port(carrier_port)

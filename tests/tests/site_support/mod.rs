@@ -305,3 +305,33 @@ pub async fn table_headers(browser: &Browser, css: &str) -> anyhow::Result<Vec<S
     let value = browser.client().execute(&script, vec![]).await?;
     Ok(serde_json::from_value(value)?)
 }
+
+/// The demo's simulated desks signed in for `usernames` (after-call work drawn from
+/// `wrap_up`), once the site sees all of them registered on their phones. Cancel the token
+/// and join the set to end them.
+pub async fn desks_on_registered_phones(
+    site: &Site,
+    usernames: &[&str],
+    wrap_up: (Duration, Duration),
+) -> anyhow::Result<(CancellationToken, tokio::task::JoinSet<anyhow::Result<()>>)> {
+    let desks = CancellationToken::new();
+    let mut desk_tasks = tokio::task::JoinSet::new();
+    for username in usernames {
+        let config = demo::agent::AgentConfig {
+            appliance_url: site.url.clone(),
+            username: (*username).into(),
+            password: AGENT_PASSWORD.into(),
+            wrap_up,
+        };
+        desk_tasks.spawn(demo::agent::run_agent(config, desks.clone()));
+    }
+    let status_url = format!("{}/api/status", site.url);
+    wait_until(Duration::from_secs(15), || async {
+        let Ok(response) = site.admin.get(&status_url).send().await else { return false };
+        let Ok(status) = response.json::<Value>().await else { return false };
+        status["lines"]["registered_extensions"].as_array().is_some_and(|list| list.len() == usernames.len())
+    })
+    .await
+    .with_context(|| format!("the {} phones are registered", usernames.len()))?;
+    Ok((desks, desk_tasks))
+}
